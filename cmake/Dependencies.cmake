@@ -1,0 +1,51 @@
+# Finds every library Gantry links, through pkg-config, and stops with a message that
+# names the missing package and the apt-get line that installs it.
+find_package(PkgConfig)
+if(NOT PKG_CONFIG_FOUND)
+    message(FATAL_ERROR "pkg-config is missing: apt-get install -y pkg-config (or run deploy/install-deps)")
+endif()
+
+set(GANTRY_DEPENDENCIES
+    "UV|libuv|libuv1-dev"
+    "RAFT|raft|libraft-dev"
+    "SQLITE3|sqlite3|libsqlite3-dev"
+    "PROTOBUFC|libprotobuf-c|libprotobuf-c-dev"
+    "JANSSON|jansson|libjansson-dev"
+    "CURL|libcurl|libcurl4-openssl-dev"
+    "YAML|yaml-0.1|libyaml-dev"
+    "SECCOMP|libseccomp|libseccomp-dev"
+    "CAP|libcap|libcap-dev"
+    "CMOCKA|cmocka|libcmocka-dev")
+
+foreach(dep IN LISTS GANTRY_DEPENDENCIES)
+    string(REPLACE "|" ";" parts "${dep}")
+    list(GET parts 0 var)
+    list(GET parts 1 module)
+    list(GET parts 2 apt)
+    pkg_check_modules(${var} QUIET IMPORTED_TARGET ${module})
+    if(NOT ${var}_FOUND)
+        message(FATAL_ERROR "Missing dependency '${module}' (pkg-config). Install it with:\n"
+                            "    apt-get install -y ${apt}\n"
+                            "or install everything with deploy/install-deps")
+    endif()
+endforeach()
+
+# http-parser ships no pkg-config file on Debian 12.
+find_path(HTTP_PARSER_INCLUDE_DIR http_parser.h)
+find_library(HTTP_PARSER_LIBRARY http_parser)
+if(NOT HTTP_PARSER_INCLUDE_DIR OR NOT HTTP_PARSER_LIBRARY)
+    message(FATAL_ERROR "Missing dependency 'http_parser'. Install it with:\n"
+                        "    apt-get install -y libhttp-parser-dev\n"
+                        "or install everything with deploy/install-deps")
+endif()
+add_library(http_parser::http_parser UNKNOWN IMPORTED)
+set_target_properties(http_parser::http_parser PROPERTIES
+    IMPORTED_LOCATION "${HTTP_PARSER_LIBRARY}"
+    INTERFACE_INCLUDE_DIRECTORIES "${HTTP_PARSER_INCLUDE_DIR}")
+
+find_program(PROTOC_C protoc-c)
+if(NOT PROTOC_C)
+    message(FATAL_ERROR "Missing program 'protoc-c'. Install it with:\n"
+                        "    apt-get install -y protobuf-c-compiler\n"
+                        "or install everything with deploy/install-deps")
+endif()

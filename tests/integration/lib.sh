@@ -1,0 +1,110 @@
+# Shared harness for integration tests (sourced by bash scripts).
+#
+# Every process a test starts goes through gt_spawn, every network namespace through
+# gt_netns_add, every extra teardown step through gt_on_exit; an EXIT trap stops the
+# processes by PID (SIGTERM, then SIGKILL), removes the namespaces and the scratch
+# directory, whether the test passed or failed. Checks are counted and the last line is
+# "N passed, N failed".
+
+set -uo pipefail
+
+GT_NAME=$(basename "${0%.sh}")
+GT_PIDS=()
+GT_NETNS=()
+GT_HOOKS=()
+GT_PASSED=0
+GT_FAILED=0
+GT_TMP=$(mktemp -d "/tmp/gantry-${GT_NAME}.XXXXXX")
+GT_BUILD=${GANTRY_BUILD_DIR:-$(pwd)}
+GT_SRC=${GANTRY_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+
+gt_log() { printf '[%s %s] %s\n' "$GT_NAME" "$(date +%H:%M:%S.%3N)" "$*"; }
+
+# gt_skip REASON: exit 77, which CTest reports as skipped.
+gt_skip() { gt_log "SKIP: $*"; exit 77; }
+
+gt_require_root() { [ "$(id -u)" -eq 0 ] || gt_skip "needs root"; }
+
+# gt_spawn NAME CMD...: starts CMD in the background with output in $GT_TMP/NAME.log;
+# sets GT_LAST_PID.
+gt_spawn() {
+    local name=$1; shift
+    "$@" >"$GT_TMP/$name.log" 2>&1 &
+    GT_LAST_PID=$!
+    GT_PIDS+=("$GT_LAST_PID")
+    gt_log "started $name pid=$GT_LAST_PID"
+}
+
+# gt_stop PID [SIGNAL]: stops one process started by gt_spawn and waits for it (5 s max
+# before SIGKILL).
+gt_stop() {
+    local pid=$1 sig=${2:-TERM} i
+    kill -"$sig" "$pid" 2>/dev/null || return 0
+    for i in $(seq 1 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+# gt_netns_add NAME: creates a network namespace owned by this test (removed at exit).
+gt_netns_add() {
+    ip netns add "$1" || return 1
+    GT_NETNS+=("$1")
+}
+
+# gt_on_exit CMD: runs CMD (a string, eval'd) at teardown, last registered first.
+gt_on_exit() { GT_HOOKS+=("$1"); }
+
+# gt_wait_for DESC SECONDS CMD...: polls CMD every 100 ms until it succeeds; false on timeout.
+gt_wait_for() {
+    local desc=$1 secs=$2; shift 2
+    local tries=$((secs * 10)) i
+    for ((i = 0; i < tries; i++)); do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    gt_log "timed out after ${secs}s waiting for: $desc"
+    return 1
+}
+
+# gt_check DESC CMD...: one counted check.
+gt_check() {
+    local desc=$1; shift
+    if "$@"; then
+        GT_PASSED=$((GT_PASSED + 1)); gt_log "ok: $desc"
+    else
+        GT_FAILED=$((GT_FAILED + 1)); gt_log "FAIL: $desc"
+    fi
+}
+
+gt_teardown() {
+    local status=$? i pid
+    trap - EXIT INT TERM
+    for ((i = ${#GT_HOOKS[@]} - 1; i >= 0; i--)); do eval "${GT_HOOKS[$i]}" || true; done
+    for pid in "${GT_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${GT_PIDS[@]}"; do
+        for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    for ns in "${GT_NETNS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+    if [ "$status" -ne 0 ] || [ "$GT_FAILED" -ne 0 ]; then
+        for f in "$GT_TMP"/*.log; do
+            [ -f "$f" ] || continue
+            echo "---- $(basename "$f") (last 40 lines)"; tail -n 40 "$f"
+        done
+    fi
+    rm -rf "$GT_TMP"
+    exit "$status"
+}
+trap gt_teardown EXIT
+trap 'exit 130' INT TERM
+
+# gt_finish: prints the closing line and exits non-zero if any check failed.
+gt_finish() {
+    echo "$GT_PASSED passed, $GT_FAILED failed"
+    [ "$GT_FAILED" -eq 0 ]
+    exit $?
+}
