@@ -1,0 +1,1 @@
+gantry_unit_test(test_agent_image SOURCES test_agent_image.c LIBS gantry_agent)
