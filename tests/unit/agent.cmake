@@ -1,1 +1,2 @@
 gantry_unit_test(test_agent_image SOURCES test_agent_image.c LIBS gantry_agent)
+gantry_unit_test(test_agent_session SOURCES test_agent_session.c LIBS gantry_agent)
