@@ -1,2 +1,3 @@
 gantry_unit_test(test_agent_image SOURCES test_agent_image.c LIBS gantry_agent)
 gantry_unit_test(test_agent_session SOURCES test_agent_session.c LIBS gantry_agent)
+gantry_unit_test(test_agent_state SOURCES test_agent_state.c LIBS gantry_agent)
