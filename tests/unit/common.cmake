@@ -1,0 +1,3 @@
+# Unit tests of the workload spec model: the JSON codec and validation, the protobuf
+# conversion, and the YAML reader.
+gantry_unit_test(test_spec SOURCES test_spec.c LIBS gantry_common)
