@@ -1,3 +1,4 @@
 gantry_unit_test(test_agent_image SOURCES test_agent_image.c LIBS gantry_agent)
 gantry_unit_test(test_agent_session SOURCES test_agent_session.c LIBS gantry_agent)
 gantry_unit_test(test_agent_state SOURCES test_agent_state.c LIBS gantry_agent)
+gantry_unit_test(test_agent_network SOURCES test_agent_network.c LIBS gantry_agent)
