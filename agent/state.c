@@ -22,7 +22,7 @@ static const char *const schema_v1 =
     "  spec BLOB NOT NULL, state INTEGER NOT NULL, ready INTEGER NOT NULL,"
     "  restarts INTEGER NOT NULL, exit_code INTEGER NOT NULL, exit_signal INTEGER NOT NULL,"
     "  oom_killed INTEGER NOT NULL, started_ms INTEGER NOT NULL, changed_ms INTEGER NOT NULL,"
-    "  reason TEXT NOT NULL);";
+    "  reason TEXT NOT NULL, address TEXT NOT NULL);";
 
 static int db_error(struct agent_state *st, struct gy_error *err, const char *what)
 {
@@ -123,7 +123,7 @@ int agent_state_replica_put(struct agent_state *st, const struct agent_replica_r
     sqlite3_stmt *q;
     const char *sql = "INSERT OR REPLACE INTO replicas (id, workload, generation, spec, state, "
                       "ready, restarts, exit_code, exit_signal, oom_killed, started_ms, "
-                      "changed_ms, reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)";
+                      "changed_ms, reason, address) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
     if (sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) != SQLITE_OK)
         return db_error(st, err, "write replica");
     sqlite3_bind_text(q, 1, row->id, -1, SQLITE_STATIC);
@@ -140,6 +140,7 @@ int agent_state_replica_put(struct agent_state *st, const struct agent_replica_r
     sqlite3_bind_int64(q, 11, row->started_ms);
     sqlite3_bind_int64(q, 12, row->changed_ms);
     sqlite3_bind_text(q, 13, row->reason != NULL ? row->reason : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 14, row->address != NULL ? row->address : "", -1, SQLITE_STATIC);
     int rc = sqlite3_step(q);
     sqlite3_finalize(q);
     return rc == SQLITE_DONE ? 0 : db_error(st, err, "write replica");
@@ -168,9 +169,10 @@ int agent_state_replica_list(struct agent_state *st, struct agent_replica_row **
     *rows = NULL;
     *n = 0;
     sqlite3_stmt *q;
-    const char *sql = "SELECT id, workload, generation, spec, state, ready, restarts, exit_code, "
-                      "exit_signal, oom_killed, started_ms, changed_ms, reason FROM replicas "
-                      "ORDER BY id";
+    const char *sql =
+        "SELECT id, workload, generation, spec, state, ready, restarts, exit_code, "
+        "exit_signal, oom_killed, started_ms, changed_ms, reason, address FROM replicas "
+        "ORDER BY id";
     if (sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) != SQLITE_OK)
         return db_error(st, err, "list replicas");
     struct agent_replica_row *out = NULL;
@@ -199,6 +201,7 @@ int agent_state_replica_list(struct agent_state *st, struct agent_replica_row **
         r->started_ms = sqlite3_column_int64(q, 10);
         r->changed_ms = sqlite3_column_int64(q, 11);
         r->reason = column_strdup(q, 12);
+        r->address = column_strdup(q, 13);
     }
     sqlite3_finalize(q);
     if (rc != SQLITE_DONE) {
@@ -216,6 +219,7 @@ void agent_replica_row_free(struct agent_replica_row *row)
     free(row->workload);
     free(row->spec);
     free(row->reason);
+    free(row->address);
 }
 
 void agent_replica_rows_free(struct agent_replica_row *rows, size_t n)

@@ -27,6 +27,7 @@ struct agent_replica_row {
     int64_t started_ms;
     int64_t changed_ms;
     char *reason;
+    char *address; /* the replica's IPv4 address on the node's bridge, or "" */
 };
 
 /* Opens (creating if needed) DATA_DIR/agent.db and migrates its schema. */

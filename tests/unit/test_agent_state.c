@@ -71,6 +71,7 @@ static void test_rows_survive_reopen(void **state)
     assert_int_equal(rows[1].spec_len, sizeof(spec));
     assert_memory_equal(rows[1].spec, spec, sizeof(spec));
     assert_string_equal(rows[1].reason, "OOMKilled");
+    assert_string_equal(rows[1].address, "10.88.0.7");
     agent_replica_rows_free(rows, n);
 
     char *v;
