@@ -49,7 +49,8 @@ static void test_rows_survive_reopen(void **state)
                                     .oom_killed = 1,
                                     .started_ms = 11,
                                     .changed_ms = 22,
-                                    .reason = "OOMKilled"};
+                                    .reason = "OOMKilled",
+                                    .address = "10.88.0.7"};
     assert_int_equal(agent_state_replica_put(st, &row, &err), 0);
     row.id = "web-a";
     row.restarts = 0;
