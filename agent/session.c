@@ -70,8 +70,11 @@ static void session_drop(struct agent_session *s, const char *why, bool retry)
     uv_timer_stop(&s->io_timer);
     bool was_welcomed = s->welcomed;
     s->welcomed = false;
-    if (why != NULL)
+    /* A lost session is news; another failed attempt to get one is not. */
+    if (why != NULL && was_welcomed)
         gy_log_info("disconnected from server", "server=%s reason=\"%s\"", s->target, why);
+    else if (why != NULL)
+        gy_log_debug("no session with server", "server=%s reason=\"%s\"", s->target, why);
     if (was_welcomed && s->cb.on_disconnect != NULL)
         s->cb.on_disconnect(s->data);
     if (!retry || s->closing)
