@@ -19,6 +19,9 @@
 /* A forwarded answer larger than this is treated as a failed relay. */
 #define HTTP_FORWARD_MAX_BODY (64u * 1024 * 1024)
 
+/* A connection whose client leaves more than this many answer bytes unread is closed. */
+#define HTTP_MAX_WRITE_QUEUE (16u * 1024 * 1024)
+
 /* How long a connection that is being closed keeps draining the client's bytes, so that a
  * final error answer is not destroyed by a TCP reset before the client read it. */
 #define HTTP_LINGER_MS 2000

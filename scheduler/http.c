@@ -139,6 +139,13 @@ static void transport_send(struct sch_http_conn *conn, char *buf, size_t len)
         free(w);
         gy_log_debug("http write failed", "error=%s", uv_strerror(rc));
         conn_close(conn);
+        return;
+    }
+    /* A client that stops reading a stream must not make the server buffer without end. */
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&conn->tcp) > HTTP_MAX_WRITE_QUEUE) {
+        gy_log_warn("http client too slow, closing", "queued=%zu",
+                    uv_stream_get_write_queue_size((uv_stream_t *)&conn->tcp));
+        conn_close(conn);
     }
 }
 

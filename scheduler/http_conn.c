@@ -540,6 +540,11 @@ static void dispatch(struct sch_http_conn *conn)
 {
     struct http_entry *e = conn->cur;
     struct sch_http_request *req = &e->req;
+    if (conn->gone) {
+        /* The transport closed while this request was parsed (a failed interim answer). */
+        discard_current(conn);
+        return;
+    }
     conn->cur = NULL;
     conn->partial = false;
     /* Blank lines before a request line are allowed (RFC 9112 section 2.2) and are not part
@@ -658,6 +663,9 @@ void http_conn_flush(struct sch_http_conn *conn)
             size_t n;
             char *bytes = http_buf_steal(&e->out, &n);
             conn->ops->send(conn, bytes, n);
+            /* A failed send closes the connection, and the close frees finished entries. */
+            if (conn->gone)
+                return;
         }
         if (!e->done)
             break;
