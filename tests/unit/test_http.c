@@ -95,6 +95,7 @@ struct response {
     /* parser state */
     char field[64];
     bool complete;
+    bool head; /* the request was HEAD: the answer has no body */
 };
 
 static struct client *cl_connect(int port)
@@ -181,6 +182,12 @@ static int rp_body(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
+static int rp_headers_complete(http_parser *p)
+{
+    struct response *r = p->data;
+    return r->head ? 1 : 0;
+}
+
 static int rp_complete(http_parser *p)
 {
     struct response *r = p->data;
@@ -193,6 +200,7 @@ static int rp_complete(http_parser *p)
 static const http_parser_settings rp_settings = {
     .on_header_field = rp_field,
     .on_header_value = rp_value,
+    .on_headers_complete = rp_headers_complete,
     .on_body = rp_body,
     .on_message_complete = rp_complete,
 };
@@ -201,7 +209,9 @@ static const http_parser_settings rp_settings = {
  * garbage. */
 static bool cl_response(struct client *c, struct response *r)
 {
+    bool head = r->head;
     memset(r, 0, sizeof(*r));
+    r->head = head;
     http_parser p;
     http_parser_init(&p, HTTP_RESPONSE);
     p.data = r;
@@ -426,6 +436,11 @@ static void client_keep_alive(struct fixture *fx)
         cl_exchange(fx, c, req);
     }
     static struct response r;
+    /* The answer to HEAD has the headers of the answer to GET and no body. */
+    r.head = true;
+    if (cl_send(c, "HEAD /h HTTP/1.1\r\n\r\n") && cl_response(c, &r))
+        CLOG(fx, "%d %d [%s];", r.status, r.has_length, r.body);
+    r.head = false;
     if (cl_send(c, "GET /last HTTP/1.1\r\nConnection: close\r\n\r\n") && cl_response(c, &r))
         CLOG(fx, "%d %s %s;", r.status, r.body, r.connection);
     CLOG(fx, "closed=%d;", cl_closed(c));
@@ -451,9 +466,10 @@ static void test_keep_alive(void **state)
     fixture_init(&fx);
     start_server(&fx, echo_handler);
     run(&fx, client_keep_alive);
-    assert_string_equal(fx.log, "200 GET /k0 ;200 GET /k1 ;200 GET /k2 ;200 GET /last  close;"
-                                "closed=1;200 GET /old ;closed=1;200 keep-alive;"
-                                "200 GET /again ;closed=1;");
+    assert_string_equal(fx.log,
+                        "200 GET /k0 ;200 GET /k1 ;200 GET /k2 ;200 1 [];200 GET /last  close;"
+                        "closed=1;200 GET /old ;closed=1;200 keep-alive;"
+                        "200 GET /again ;closed=1;");
 }
 
 /* Holds requests and answers them newest first once three are waiting. */
@@ -506,34 +522,24 @@ static void test_pipelined_in_order(void **state)
     assert_string_equal(fx.log, "/a;/b;/c;");
 }
 
-/* Answers everything held, oldest first, once no new request arrived for a while. */
+/* Answers everything held, oldest first, when the connection's limit is reached or the
+ * last request has arrived. */
 static void limit_tick(struct fixture *fx)
 {
-    static int last_held = -1;
-    static int quiet_ticks = 0;
-    if (fx->n_held == 0) {
-        last_held = -1;
-        quiet_ticks = 0;
-        return;
-    }
-    if (fx->n_held != last_held) {
-        last_held = fx->n_held;
-        quiet_ticks = 0;
-        return;
-    }
-    if (++quiet_ticks < 10)
+    if (fx->n_held == 0 || (fx->n_held < 64 && fx->n_requests < 100))
         return;
     int n = fx->n_held;
     fx->n_held = 0;
     for (int i = 0; i < n; i++)
         sch_http_respond(fx->held[i], 200, "text/plain", NULL, fx->held[i]->path,
                          strlen(fx->held[i]->path));
-    last_held = -1;
 }
 
 static void hold_handler(struct sch_http_request *req, void *data)
 {
-    hold(data, req);
+    struct fixture *fx = data;
+    fx->n_requests++;
+    hold(fx, req);
 }
 
 static void client_limit(struct fixture *fx)
@@ -703,7 +709,6 @@ static void client_idle_timeout(struct fixture *fx)
 {
     struct client *c = cl_connect(fx->port);
     cl_exchange(fx, c, "GET /one HTTP/1.1\r\n\r\n");
-    usleep(50 * 1000);
     cl_exchange(fx, c, "GET /two HTTP/1.1\r\n\r\n");
     CLOG(fx, "closed=%d;", cl_closed(c));
     cl_free(c);
@@ -718,7 +723,7 @@ static void test_idle_timeout(void **state)
     (void)state;
     struct fixture fx;
     fixture_init(&fx);
-    fx.opts.idle_timeout_ms = 200;
+    fx.opts.idle_timeout_ms = 300;
     start_server(&fx, echo_handler);
     run(&fx, client_idle_timeout);
     assert_string_equal(fx.log, "200 GET /one ;200 GET /two ;closed=1;closed=1;");
@@ -926,6 +931,41 @@ static void test_forward_timeout(void **state)
     assert_string_equal(fx.log, want);
 }
 
+/* Closes the forwarding server while its forward waits for the target. */
+static void close_forwarder_tick(struct fixture *fx)
+{
+    if (fx->n_held == 1 && fx->server != NULL) {
+        sch_http_server_close(fx->server, server_closed, fx);
+        fx->server = NULL;
+    }
+}
+
+static void client_close_during_forward(struct fixture *fx)
+{
+    static struct response r;
+    struct client *c = cl_connect(fx->port);
+    cl_send(c, "GET /hang HTTP/1.1\r\n\r\n");
+    CLOG(fx, "got=%d;", cl_response(c, &r));
+    cl_free(c);
+}
+
+static void test_close_during_forward(void **state)
+{
+    (void)state;
+    struct fixture fx;
+    fixture_init(&fx);
+    start_server2(&fx, target_handler);
+    char target[64];
+    snprintf(target, sizeof(target), "127.0.0.1:%d", fx.port2);
+    fx.forward_to = target;
+    fx.forward_timeout_ms = 10000;
+    fx.release_when_client_done = true;
+    fx.tick = close_forwarder_tick;
+    start_server(&fx, forward_handler);
+    run(&fx, client_close_during_forward);
+    assert_string_equal(fx.log, "got=0;");
+}
+
 static void stream_step(uv_timer_t *t)
 {
     struct fixture *fx = t->data;
@@ -1101,6 +1141,7 @@ int main(void)
         cmocka_unit_test(test_forward),
         cmocka_unit_test(test_forward_closed_port),
         cmocka_unit_test(test_forward_timeout),
+        cmocka_unit_test(test_close_during_forward),
         cmocka_unit_test(test_streaming),
         cmocka_unit_test(test_query_decoding),
         cmocka_unit_test(test_expect_continue),
