@@ -376,7 +376,12 @@ static void echo_handler(struct sch_http_request *req, void *data)
     struct fixture *fx = data;
     fx->n_requests++;
     char out[4096];
-    int n = snprintf(out, sizeof(out), "%s %s %s", req->method, req->path, req->body);
+    const char *echo = sch_http_header(req, "x-echo");
+    int n = snprintf(out, sizeof(out), "%s %s %s%s", req->method, req->path, req->body,
+                     echo != NULL ? echo : "");
+    const char *empty = sch_http_header(req, "x-empty");
+    if (echo != NULL && (req->n_headers != 2 || empty == NULL || empty[0] != '\0'))
+        n = snprintf(out, sizeof(out), "unexpected %zu headers", req->n_headers);
     sch_http_respond(req, 200, "text/plain", NULL, out, (size_t)n);
 }
 
@@ -408,7 +413,9 @@ static void client_post(struct fixture *fx)
                 "POST /v1/apply HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n{\"a\":\"b c\"}");
     cl_exchange(fx, c,
                 "POST /v1/apply HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                "3\r\nabc\r\n4;ext=1\r\ndefg\r\n0\r\n\r\n");
+                "3\r\nabc\r\n4;ext=1\r\ndefg\r\n0\r\nX-Trailer: t\r\n\r\n");
+    /* Empty header values and trailers do not disturb the next request's headers. */
+    cl_exchange(fx, c, "GET /h HTTP/1.1\r\nX-Empty:\r\nX-Echo: e\r\n\r\n");
     /* A body that arrives in pieces, after the headers. */
     cl_send(c, "PUT /p HTTP/1.1\r\nContent-Length: 6\r\n\r\nxy");
     usleep(20000);
@@ -423,8 +430,9 @@ static void test_post_body(void **state)
     fixture_init(&fx);
     start_server(&fx, echo_handler);
     run(&fx, client_post);
-    assert_string_equal(fx.log, "200 POST /v1/apply {\"a\":\"b c\"};200 POST /v1/apply abcdefg;"
-                                "200 PUT /p xyzzzw;");
+    assert_string_equal(
+        fx.log, "200 POST /v1/apply {\"a\":\"b c\"};200 POST /v1/apply abcdefg;200 GET /h e;"
+                "200 PUT /p xyzzzw;");
 }
 
 static void client_keep_alive(struct fixture *fx)
