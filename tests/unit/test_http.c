@@ -837,6 +837,13 @@ static void target_handler(struct sch_http_request *req, void *data)
         hold(fx, req);
         return;
     }
+    if (strcmp(req->path, "/chunks") == 0) {
+        sch_http_stream_start(req, 200, "text/plain");
+        sch_http_stream_write(req, "ab", 2);
+        sch_http_stream_write(req, "cd", 2);
+        sch_http_stream_end(req);
+        return;
+    }
     const char *mark = sch_http_header(req, "x-gantry-forwarded");
     char out[512];
     int n = snprintf(out, sizeof(out), "%s %s mark=%s body=%s", req->method, req->path,
@@ -853,6 +860,9 @@ static void client_forward(struct fixture *fx)
         cl_response(c, &r))
         CLOG(fx, "%d %s %s %s;", r.status, r.content_type, r.retry_after, r.body);
     cl_exchange(fx, c, "GET /second HTTP/1.1\r\n\r\n");
+    /* A chunked answer is relayed whole, with a length. */
+    if (cl_send(c, "GET /chunks HTTP/1.1\r\n\r\n") && cl_response(c, &r))
+        CLOG(fx, "%d %s [%s] %d;", r.status, r.body, r.transfer_encoding, r.has_length);
     /* A request that was forwarded already is not relayed again. */
     if (cl_send(c, "GET /loop HTTP/1.1\r\nX-Gantry-Forwarded: 1\r\n\r\n") && cl_response(c, &r))
         CLOG(fx, "%d %s %.30s;", r.status, r.retry_after, r.body);
@@ -871,7 +881,7 @@ static void test_forward(void **state)
     start_server(&fx, forward_handler);
     run(&fx, client_forward);
     assert_string_equal(fx.log, "201 application/x-test 7 POST /v1/workloads/web/scale mark=1 "
-                                "body={\"replicas\":3};201 GET /second mark=1 body=;"
+                                "body={\"replicas\":3};201 GET /second mark=1 body=;200 abcd [] 1;"
                                 "503 1 {\"error\":{\"code\":\"no_leader\",\";");
 }
 
