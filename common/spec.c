@@ -478,16 +478,11 @@ static bool position_of(const struct gy_spec_positions *pos, const char *path, i
     return found;
 }
 
-void gy_spec_problem_add(struct gy_spec_problems *problems, const struct gy_spec_positions *pos,
-                         const char *path, const char *fmt, ...)
+static struct gy_spec_problem *problem_vadd(struct gy_spec_problems *problems, const char *path,
+                                            const char *fmt, va_list ap)
 {
-    va_list ap;
-    va_start(ap, fmt);
     char *msg = NULL;
-    if (vasprintf(&msg, fmt, ap) < 0)
-        msg = NULL;
-    va_end(ap);
-    if (msg == NULL) {
+    if (vasprintf(&msg, fmt, ap) < 0 || msg == NULL) {
         fprintf(stderr, "gantry: out of memory formatting a spec problem\n");
         abort();
     }
@@ -497,10 +492,62 @@ void gy_spec_problem_add(struct gy_spec_problems *problems, const struct gy_spec
     p->message = msg;
     p->line = 0;
     p->column = 0;
+    return p;
+}
+
+void gy_spec_problem_add(struct gy_spec_problems *problems, const struct gy_spec_positions *pos,
+                         const char *path, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    struct gy_spec_problem *p = problem_vadd(problems, path, fmt, ap);
+    va_end(ap);
     if (!position_of(pos, path, &p->line, &p->column)) {
         p->line = 0;
         p->column = 0;
     }
+}
+
+void gy_spec_problem_add_at(struct gy_spec_problems *problems, const char *path, int line,
+                            int column, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    struct gy_spec_problem *p = problem_vadd(problems, path, fmt, ap);
+    va_end(ap);
+    p->line = line;
+    p->column = column;
+}
+
+static bool problem_before(const struct gy_spec_problem *a, const struct gy_spec_problem *b)
+{
+    return a->line < b->line || (a->line == b->line && a->column < b->column);
+}
+
+void gy_spec_problems_sort(struct gy_spec_problems *problems, size_t from)
+{
+    /* A stable merge sort: problems at one position keep the order they were found in,
+     * which follows the spec's layout. */
+    size_t n = problems->n > from ? problems->n - from : 0;
+    if (n < 2)
+        return;
+    struct gy_spec_problem *a = problems->items + from;
+    struct gy_spec_problem *tmp = gy_xcalloc(n, sizeof(*tmp));
+    for (size_t width = 1; width < n; width *= 2) {
+        for (size_t lo = 0; lo < n; lo += 2 * width) {
+            size_t mid = lo + width < n ? lo + width : n;
+            size_t hi = lo + 2 * width < n ? lo + 2 * width : n;
+            size_t i = lo, j = mid, k = lo;
+            while (i < mid && j < hi)
+                tmp[k++] = problem_before(&a[j], &a[i]) ? a[j++] : a[i++];
+            while (i < mid)
+                tmp[k++] = a[i++];
+            while (j < hi)
+                tmp[k++] = a[j++];
+        }
+        memcpy(a, tmp, n * sizeof(*tmp));
+    }
+    free(tmp);
 }
 
 char *gy_spec_problem_format(const char *file, const struct gy_spec_problem *problem)

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <jansson.h>
 
@@ -182,6 +183,14 @@ void gy_spec_problem_add(struct gy_spec_problems *problems, const struct gy_spec
                          const char *path, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Like gy_spec_problem_add at an explicit position (1-based; 0 for none). */
+void gy_spec_problem_add_at(struct gy_spec_problems *problems, const char *path, int line,
+                            int column, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Sorts problems->items[from..] by line and column, keeping the order of problems at the
+ * same position. */
+void gy_spec_problems_sort(struct gy_spec_problems *problems, size_t from);
+
 /* "FILE:LINE:COLUMN: path: message"; without a position "FILE: path: message", and
  * without a file (NULL) the file part is left out. The caller frees the result. */
 char *gy_spec_problem_format(const char *file, const struct gy_spec_problem *problem);
@@ -224,5 +233,60 @@ bool gy_env_name_valid(const char *name);
 /* Edit distance helper behind the "did you mean" hints: the candidate closest to word,
  * or NULL when none is close enough to be a likely typo. */
 const char *gy_spec_suggest(const char *word, const char *const *candidates, size_t n);
+
+/* ---------------------------------------------------------------------------------------
+ * YAML spec files (common/spec_yaml.c). */
+
+/* Largest spec file read, like the API's body limit, so a stray large file fails fast. */
+#define GY_SPEC_FILE_MAX (16u << 20)
+/* Deepest nesting of mappings and lists accepted in a YAML document. */
+#define GY_SPEC_YAML_DEPTH_MAX 64
+
+/* One YAML document as a JSON tree, with the position of every key path in it. */
+struct gy_yaml_document {
+    json_t *doc;
+    struct gy_spec_positions *pos;
+};
+
+/* Parses YAML text (several documents separated by `---`; empty documents are skipped)
+ * into JSON trees. Plain scalars are resolved by the YAML 1.2 core schema (null, true and
+ * false, integers, decimal and 0x/0o integers, floats); quoted and block scalars stay
+ * strings. A key path's position is where its key starts, a list item's where the item
+ * starts, and "" is where the document's content starts. Duplicate keys, anchors and
+ * aliases, tags other than !!str, keys that are not scalars, NUL characters, infinite or
+ * NaN numbers, integers beyond 64 bits and nesting deeper than GY_SPEC_YAML_DEPTH_MAX are
+ * problems; a syntax error is a problem at libyaml's mark and ends the parse, keeping the
+ * documents read before it. Returns 0, or -GY_EINVAL when problems were added. The
+ * caller frees *docs with gy_yaml_documents_free. */
+int gy_yaml_parse(const char *text, size_t len, struct gy_yaml_document **docs, size_t *n_docs,
+                  struct gy_spec_problems *problems);
+void gy_yaml_documents_free(struct gy_yaml_document *docs, size_t n_docs);
+
+/* The workload specs of one file, in document order, and every problem found in it. */
+struct gy_spec_file {
+    char *name; /* as shown in problems: the path, "<stdin>", or the caller's label */
+    struct gy_spec *specs;
+    size_t n_specs;
+    struct gy_spec_problems problems;
+};
+
+/* Loads every spec of a YAML text: parse, decode and validate each document, and check
+ * that no workload name appears twice. Returns 0 when all is well; -GY_EINVAL when
+ * problems were found (out->problems, sorted by position; out->specs then holds what
+ * could be decoded and must not be applied), with a one-line summary in err. A file
+ * without any document is a problem too. name labels the text in problems. The caller
+ * frees out with gy_spec_file_free in every case. */
+int gy_spec_file_load_string(const char *name, const char *text, size_t len,
+                             struct gy_spec_file *out, struct gy_error *err);
+/* The same for a file; path "-" reads standard input. Reading errors return -GY_ESYS or
+ * -GY_ETOOBIG (over GY_SPEC_FILE_MAX) with err filled. */
+int gy_spec_file_load_path(const char *path, struct gy_spec_file *out, struct gy_error *err);
+/* The same for an open stream, read to its end; name labels it in problems. */
+int gy_spec_file_load_stream(const char *name, FILE *stream, struct gy_spec_file *out,
+                             struct gy_error *err);
+void gy_spec_file_free(struct gy_spec_file *file);
+
+/* Writes every problem of file to stream, one "FILE:LINE:COLUMN: path: message" a line. */
+void gy_spec_file_print_problems(const struct gy_spec_file *file, FILE *stream);
 
 #endif

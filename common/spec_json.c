@@ -553,38 +553,6 @@ static bool paths_overlap(const char *a, const char *b)
     return next == '.' || next == '[';
 }
 
-struct ordered_problem {
-    struct gy_spec_problem p;
-    size_t index;
-};
-
-static int problem_cmp(const void *a, const void *b)
-{
-    const struct ordered_problem *x = a, *y = b;
-    if (x->p.line != y->p.line)
-        return x->p.line < y->p.line ? -1 : 1;
-    if (x->p.column != y->p.column)
-        return x->p.column < y->p.column ? -1 : 1;
-    return x->index < y->index ? -1 : x->index > y->index;
-}
-
-/* Sorts problems[from..] by position, keeping the order of equal positions. */
-static void sort_by_position(struct gy_spec_problems *problems, size_t from)
-{
-    size_t n = problems->n - from;
-    if (n < 2)
-        return;
-    struct ordered_problem *tmp = gy_xcalloc(n, sizeof(*tmp));
-    for (size_t i = 0; i < n; i++) {
-        tmp[i].p = problems->items[from + i];
-        tmp[i].index = i;
-    }
-    qsort(tmp, n, sizeof(*tmp), problem_cmp);
-    for (size_t i = 0; i < n; i++)
-        problems->items[from + i] = tmp[i].p;
-    free(tmp);
-}
-
 int gy_spec_from_json(const json_t *doc, const struct gy_spec_positions *pos, struct gy_spec *spec,
                       struct gy_spec_problems *problems)
 {
@@ -649,7 +617,7 @@ int gy_spec_from_json(const json_t *doc, const struct gy_spec_positions *pos, st
     }
     free(rules.items);
     if (pos != NULL)
-        sort_by_position(problems, before);
+        gy_spec_problems_sort(problems, before);
     return problems->n > before ? -GY_EINVAL : 0;
 }
 
