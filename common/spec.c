@@ -480,6 +480,10 @@ static bool position_of(const struct gy_spec_positions *pos, const char *path, i
 
 static struct gy_spec_problem *problem_vadd(struct gy_spec_problems *problems, const char *path,
                                             const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+static struct gy_spec_problem *problem_vadd(struct gy_spec_problems *problems, const char *path,
+                                            const char *fmt, va_list ap)
 {
     char *msg = NULL;
     if (vasprintf(&msg, fmt, ap) < 0 || msg == NULL) {
