@@ -315,6 +315,8 @@ static bool is_blank(char c)
 int gy_constraint_parse(const char *text, struct gy_constraint *out, struct gy_error *err)
 {
     memset(out, 0, sizeof(*out));
+    char ex[GY_SPEC_EXCERPT_BUF];
+    const char *quoted = gy_spec_excerpt(text, ex);
     const char *op = strstr(text, "==");
     const char *ne = strstr(text, "!=");
     if (op == NULL || (ne != NULL && ne < op))
@@ -323,7 +325,7 @@ int gy_constraint_parse(const char *text, struct gy_constraint *out, struct gy_e
         return gy_error_set(err, GY_EINVAL,
                             "constraint \"%s\" has no operator: write \"key == value\" or "
                             "\"key != value\"",
-                            text);
+                            quoted);
     const char *k0 = text, *k1 = op;
     while (is_blank(*k0))
         k0++;
@@ -337,28 +339,29 @@ int gy_constraint_parse(const char *text, struct gy_constraint *out, struct gy_e
     size_t klen = (size_t)(k1 - k0), vlen = (size_t)(v1 - v0);
     if (klen == 0 || klen > 253)
         return gy_error_set(err, GY_EINVAL,
-                            "constraint \"%s\": the label key must be 1 to 253 characters", text);
+                            "constraint \"%s\": the label key must be 1 to 253 characters", quoted);
     if (vlen == 0 || vlen > 63)
         return gy_error_set(err, GY_EINVAL,
-                            "constraint \"%s\": the label value must be 1 to 63 characters", text);
+                            "constraint \"%s\": the label value must be 1 to 63 characters",
+                            quoted);
     for (const char *p = k0; p < k1; p++)
         if (!label_char(*p, true))
             return gy_error_set(err, GY_EINVAL,
                                 "constraint \"%s\": the label key may hold only letters, digits "
                                 "and . _ - /",
-                                text);
+                                quoted);
     for (const char *p = v0; p < v1; p++)
         if (!label_char(*p, false))
             return gy_error_set(err, GY_EINVAL,
                                 "constraint \"%s\": the label value may hold only letters, "
                                 "digits and . _ -",
-                                text);
+                                quoted);
     out->key = strndup(k0, klen);
     out->value = strndup(v0, vlen);
     out->negated = op[0] == '!';
     if (out->key == NULL || out->value == NULL) {
         gy_constraint_free(out);
-        return gy_error_set(err, GY_ENOMEM, "constraint \"%s\": out of memory", text);
+        return gy_error_set(err, GY_ENOMEM, "constraint \"%s\": out of memory", quoted);
     }
     return 0;
 }
@@ -368,6 +371,22 @@ void gy_constraint_free(struct gy_constraint *c)
     free(c->key);
     free(c->value);
     c->key = c->value = NULL;
+}
+
+const char *gy_spec_excerpt(const char *s, char buf[GY_SPEC_EXCERPT_BUF])
+{
+    if (s == NULL)
+        return "";
+    size_t len = strlen(s);
+    if (len < GY_SPEC_EXCERPT_BUF)
+        return s;
+    size_t cut = GY_SPEC_EXCERPT_BUF - 4;
+    /* Back up to the first byte of a character (continuation bytes are 10xxxxxx). */
+    while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
+        cut--;
+    memcpy(buf, s, cut);
+    memcpy(buf + cut, "...", 4);
+    return buf;
 }
 
 /* ---------------------------------------------------------------------------------------

@@ -230,6 +230,12 @@ void gy_constraint_free(struct gy_constraint *c);
 /* True for an environment variable name: [A-Za-z_][A-Za-z0-9_]*. */
 bool gy_env_name_valid(const char *name);
 
+/* Room for an excerpt of a value quoted in a message. */
+#define GY_SPEC_EXCERPT_BUF 64
+/* s itself when it is short, else its first characters and "...", cut at a UTF-8
+ * character boundary so that messages stay valid UTF-8 (the API sends them as JSON). */
+const char *gy_spec_excerpt(const char *s, char buf[GY_SPEC_EXCERPT_BUF]);
+
 /* Edit distance helper behind the "did you mean" hints: the candidate closest to word,
  * or NULL when none is close enough to be a likely typo. */
 const char *gy_spec_suggest(const char *word, const char *const *candidates, size_t n);

@@ -252,9 +252,10 @@ static void skip_done(struct builder *b)
 static void check_anchor(struct builder *b, const yaml_char_t *anchor, const char *path,
                          const yaml_mark_t *m)
 {
+    char ex[GY_SPEC_EXCERPT_BUF];
     if (anchor != NULL)
         PROBLEM_AT(b, path, m, "anchors (&%s) are not supported: write the value out in full",
-                   (const char *)anchor);
+                   gy_spec_excerpt((const char *)anchor, ex));
 }
 
 static void on_key(struct builder *b, const yaml_event_t *e)
@@ -288,13 +289,15 @@ static void on_scalar(struct builder *b, const yaml_event_t *e)
     }
     char *path = next_path(b, &e->start_mark);
     check_anchor(b, e->data.scalar.anchor, path, &e->start_mark);
+    char ex[GY_SPEC_EXCERPT_BUF];
     const char *text = (const char *)e->data.scalar.value;
     const char *tag = (const char *)e->data.scalar.tag;
     json_t *value = NULL;
     if (strlen(text) != e->data.scalar.length) {
         PROBLEM_AT(b, path, &e->start_mark, "strings must not contain NUL characters");
     } else if (tag != NULL && strcmp(tag, "tag:yaml.org,2002:str") != 0 && strcmp(tag, "!") != 0) {
-        PROBLEM_AT(b, path, &e->start_mark, "the tag %s is not supported (only !!str is)", tag);
+        PROBLEM_AT(b, path, &e->start_mark, "the tag %s is not supported (only !!str is)",
+                   gy_spec_excerpt(tag, ex));
     } else if (tag != NULL || e->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) {
         value = json_string(text);
         if (value == NULL)
@@ -306,7 +309,8 @@ static void on_scalar(struct builder *b, const yaml_event_t *e)
                 PROBLEM_AT(b, path, &e->start_mark, "the text is not valid UTF-8");
             break;
         case SCALAR_RANGE:
-            PROBLEM_AT(b, path, &e->start_mark, "the number %s is out of range", text);
+            PROBLEM_AT(b, path, &e->start_mark, "the number %s is out of range",
+                       gy_spec_excerpt(text, ex));
             break;
         case SCALAR_NOT_FINITE:
             PROBLEM_AT(b, path, &e->start_mark, "%s is not supported: numbers must be finite",
@@ -411,10 +415,11 @@ static void on_event(struct builder *b, const yaml_event_t *e)
         break;
     case YAML_ALIAS_EVENT: {
         bool key = expects_key(b);
+        char ex[GY_SPEC_EXCERPT_BUF];
         char *path = key ? gy_xstrdup(top(b)->path) : next_path(b, &e->start_mark);
         PROBLEM_AT(b, path, &e->start_mark,
                    "aliases (*%s) are not supported: write the value out in full",
-                   (const char *)e->data.alias.anchor);
+                   gy_spec_excerpt((const char *)e->data.alias.anchor, ex));
         free(path);
         if (key) {
             top(b)->key = gy_xstrdup("");
