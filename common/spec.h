@@ -160,12 +160,16 @@ int gy_spec_from_json(const json_t *doc, const struct gy_spec_positions *pos, st
                       struct gy_spec_problems *problems);
 
 /* Checks the semantic rules (DNS-label name, replicas in range, autoscale min <= max, ...)
- * of an already decoded spec. Returns -GY_EINVAL when problems were added. */
+ * of a spec however it was built, appending to *problems. Returns -GY_EINVAL when problems
+ * were added. Like the decoder it allocates with gy_xmalloc (aborting when memory runs
+ * out), since it runs in the API and the CLI, not on the Raft apply path. */
 int gy_spec_validate(const struct gy_spec *spec, const struct gy_spec_positions *pos,
                      struct gy_spec_problems *problems);
 
 /* The canonical JSON form: every field, defaults included, quantities printed in their
- * units ("250m", "64Mi", "30s"). Equal specs give byte-identical output with
+ * units ("250m", "64Mi", "30s"); settings that are off read "health": null,
+ * "autoscale": "off", and autoscale targets that are not set are left out. NULL when
+ * memory runs out. Equal specs give byte-identical output with
  * JSON_COMPACT | JSON_SORT_KEYS, which the server uses to tell "unchanged" from "updated". */
 json_t *gy_spec_to_json(const struct gy_spec *spec);
 
