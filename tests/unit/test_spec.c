@@ -244,6 +244,25 @@ static void test_round_trip(void **state)
     }
 }
 
+/* The canonical form of a spec with every default, byte for byte. */
+static void test_canonical_defaults(void **state)
+{
+    (void)state;
+    struct gy_spec s;
+    decode_ok("{" BASE "}", &s);
+    json_t *j = gy_spec_to_json(&s);
+    char *text = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT);
+    assert_string_equal(
+        text, "{\"autoscale\":\"off\",\"command\":[],\"env\":{},\"health\":null,\"image\":"
+              "\"busybox\",\"name\":\"web\",\"placement\":{\"clouds\":[],\"constraints\":[],"
+              "\"spread\":\"node\",\"strategy\":\"spread\"},\"replicas\":1,\"resources\":{"
+              "\"cpu\":\"100m\",\"memory\":\"64Mi\",\"pids\":0},\"restart\":\"always\","
+              "\"stop_grace\":\"10s\",\"update\":{\"max_surge\":1,\"max_unavailable\":0}}");
+    free(text);
+    json_decref(j);
+    gy_spec_free(&s);
+}
+
 /* Two spellings of the same spec serialize byte for byte the same. */
 static void test_canonical(void **state)
 {
@@ -735,6 +754,7 @@ int main(void)
         cmocka_unit_test(test_number_quantities),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_canonical),
+        cmocka_unit_test(test_canonical_defaults),
         cmocka_unit_test(test_required),
         cmocka_unit_test(test_name),
         cmocka_unit_test(test_unknown_keys),
