@@ -381,7 +381,7 @@ const char *gy_spec_excerpt(const char *s, char buf[GY_SPEC_EXCERPT_BUF])
     if (len < GY_SPEC_EXCERPT_BUF)
         return s;
     size_t cut = GY_SPEC_EXCERPT_BUF - 4;
-    /* Back up to the first byte of a character (continuation bytes are 10xxxxxx). */
+    /* Back up to the first byte of a character: continuation bytes have 10 as top bits. */
     while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
         cut--;
     memcpy(buf, s, cut);

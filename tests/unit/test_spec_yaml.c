@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "common/spec.h"
@@ -311,8 +312,10 @@ static void test_empty_and_all_problems(void **state)
 static void test_load_path_and_stream(void **state)
 {
     (void)state;
-    char path[] = "/tmp/gantry-spec-XXXXXX";
-    int fd = mkstemp(path);
+    char path[64];
+    snprintf(path, sizeof(path), "/tmp/gantry-spec-test-%ld.yaml", (long)getpid());
+    unlink(path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
     assert_true(fd >= 0);
     const char *text = "name: web\nimage: busybox\nreplicas: 0\n";
     assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
