@@ -100,6 +100,24 @@ static void test_multi_document(void **state)
     gy_spec_file_free(&file);
 }
 
+/* JSON is YAML too, so a spec file may be written as JSON. */
+static void test_json_file(void **state)
+{
+    (void)state;
+    const char *text = "{\"name\": \"web\", \"image\": \"busybox\", \"replicas\": 3,\n"
+                       " \"resources\": {\"cpu\": 0.25, \"memory\": \"32Mi\"}, \"bogus\": 1}\n";
+    expect_line(text, "web.yaml:2:48: bogus: unknown key");
+    const char *good = "{\"name\": \"web\", \"image\": \"busybox\", \"replicas\": 3,\n"
+                       " \"resources\": {\"cpu\": 0.25, \"memory\": \"32Mi\"}}\n";
+    struct gy_spec_file file;
+    struct gy_error err;
+    assert_int_equal(gy_spec_file_load_string("web.json", good, strlen(good), &file, &err), 0);
+    assert_int_equal(file.specs[0].replicas, 3);
+    assert_int_equal(file.specs[0].resources.cpu_millis, 250);
+    assert_int_equal(file.specs[0].resources.memory_bytes, 32 << 20);
+    gy_spec_file_free(&file);
+}
+
 /* Plain scalars follow the YAML 1.2 core schema; quoted ones stay strings. */
 static void test_scalars(void **state)
 {
@@ -347,6 +365,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_multi_document),
         cmocka_unit_test(test_scalars),
+        cmocka_unit_test(test_json_file),
         cmocka_unit_test(test_positions_exact),
         cmocka_unit_test(test_syntax_error),
         cmocka_unit_test(test_unknown_key),
