@@ -1,0 +1,104 @@
+/* Unit tests of the Raft entry encoding: padding to 8 bytes and strict decoding. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <raft.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "scheduler/command.h"
+
+static void *encode_scale(const char *name, size_t *len)
+{
+    Gantry__Command cmd = GANTRY__COMMAND__INIT;
+    Gantry__ScaleWorkload scale = GANTRY__SCALE_WORKLOAD__INIT;
+    scale.name = (char *)name;
+    scale.replicas = 7;
+    cmd.time_ms = 99;
+    cmd.actor = (char *)"user:test";
+    cmd.cmd_case = GANTRY__COMMAND__CMD_SCALE_WORKLOAD;
+    cmd.scale_workload = &scale;
+    void *buf;
+    struct gy_error err;
+    assert_int_equal(sch_command_encode(&cmd, &buf, len, &err), 0);
+    return buf;
+}
+
+static void test_padded_round_trip(void **state)
+{
+    (void)state;
+    /* Names of every length modulo 8 exercise every amount of padding. */
+    char name[32];
+    for (size_t n = 1; n <= 16; n++) {
+        memset(name, 'a', n);
+        name[n] = '\0';
+        size_t len;
+        void *buf = encode_scale(name, &len);
+        assert_int_equal(len % 8, 0);
+        struct gy_error err;
+        Gantry__Command *cmd = sch_command_decode(buf, len, &err);
+        assert_non_null(cmd);
+        assert_int_equal(cmd->cmd_case, GANTRY__COMMAND__CMD_SCALE_WORKLOAD);
+        assert_string_equal(cmd->scale_workload->name, name);
+        assert_int_equal(cmd->scale_workload->replicas, 7);
+        assert_string_equal(sch_command_kind(cmd), "scale_workload");
+        gantry__command__free_unpacked(cmd, NULL);
+        raft_free(buf);
+    }
+}
+
+static void test_rejects_damage(void **state)
+{
+    (void)state;
+    size_t len;
+    uint8_t *buf = encode_scale("web", &len);
+    struct gy_error err;
+
+    assert_null(sch_command_decode(buf, len - 8, &err));
+    assert_null(sch_command_decode(buf, len - 1, &err));
+    assert_non_null(strstr(err.msg, "padded"));
+
+    buf[0] ^= 0xff;
+    assert_null(sch_command_decode(buf, len, &err));
+    assert_non_null(strstr(err.msg, "magic"));
+    buf[0] ^= 0xff;
+
+    uint8_t saved = buf[4];
+    buf[4] = 0xff;
+    assert_null(sch_command_decode(buf, len, &err));
+    assert_non_null(strstr(err.msg, "payload"));
+    buf[4] = saved;
+
+    /* A payload whose padding was tampered with. */
+    if (buf[len - 1] == 0) {
+        buf[len - 1] = 1;
+        assert_null(sch_command_decode(buf, len, &err));
+        assert_non_null(strstr(err.msg, "padding"));
+        buf[len - 1] = 0;
+    }
+    Gantry__Command *cmd = sch_command_decode(buf, len, &err);
+    assert_non_null(cmd);
+    gantry__command__free_unpacked(cmd, NULL);
+    raft_free(buf);
+}
+
+static void test_rejects_garbage_protobuf(void **state)
+{
+    (void)state;
+    uint8_t buf[16] = {0x47, 0x59, 0x43, 0x31, 8,    0,    0,    0,
+                       0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    struct gy_error err;
+    assert_null(sch_command_decode(buf, sizeof(buf), &err));
+    assert_non_null(strstr(err.msg, "protobuf"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_padded_round_trip),
+        cmocka_unit_test(test_rejects_damage),
+        cmocka_unit_test(test_rejects_garbage_protobuf),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
