@@ -2,6 +2,7 @@
 #include "scheduler/command.h"
 
 #include <raft.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void put_u32(uint8_t *p, uint32_t v)
@@ -31,6 +32,83 @@ int sch_command_encode(const Gantry__Command *cmd, void **out, size_t *len, stru
     put_u32(buf + 4, (uint32_t)payload);
     gantry__command__pack(cmd, buf + SCH_COMMAND_HEADER);
     memset(buf + SCH_COMMAND_HEADER + payload, 0, total - SCH_COMMAND_HEADER - payload);
+    *out = buf;
+    *len = total;
+    return 0;
+}
+
+int sch_command_pack(const Gantry__Command *cmd, struct sch_packed_command *out,
+                     struct gy_error *err)
+{
+    size_t len = gantry__command__get_packed_size(cmd);
+    if (len > SCH_COMMAND_MAX / 2)
+        return gy_error_set(err, GY_ETOOBIG, "command of %zu bytes is over the %u byte limit",
+                            len, SCH_COMMAND_MAX / 2);
+    out->bytes = malloc(len ? len : 1);
+    if (out->bytes == NULL)
+        return gy_error_set(err, GY_ENOMEM, "allocate a command of %zu bytes", len);
+    gantry__command__pack(cmd, out->bytes);
+    out->len = len;
+    return 0;
+}
+
+static size_t varint_put(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+    do {
+        uint8_t b = v & 0x7f;
+        v >>= 7;
+        p[n++] = (uint8_t)(b | (v ? 0x80 : 0));
+    } while (v);
+    return n;
+}
+
+static size_t varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+/* Field 1 of CommandBatch (commands) and field 20 of Command (batch), both
+ * length-delimited. */
+#define BATCH_COMMANDS_TAG 0x0a
+#define COMMAND_BATCH_TAG  ((20u << 3) | 2u)
+
+int sch_command_encode_group(const struct sch_packed_command *cmds, size_t n, void **out,
+                             size_t *len, struct gy_error *err)
+{
+    size_t inner = 0;
+    for (size_t i = 0; i < n; i++)
+        inner += 1 + varint_len(cmds[i].len) + cmds[i].len;
+    size_t payload = n == 1 ? cmds[0].len : varint_len(COMMAND_BATCH_TAG) + varint_len(inner) + inner;
+    if (payload > SCH_COMMAND_MAX - SCH_COMMAND_HEADER - 8)
+        return gy_error_set(err, GY_ETOOBIG, "command group of %zu bytes is over the %u byte limit",
+                            payload, SCH_COMMAND_MAX);
+    size_t total = (SCH_COMMAND_HEADER + payload + 7) & ~(size_t)7;
+    uint8_t *buf = raft_malloc(total);
+    if (buf == NULL)
+        return gy_error_set(err, GY_ENOMEM, "allocate a command of %zu bytes", total);
+    put_u32(buf, SCH_COMMAND_MAGIC);
+    put_u32(buf + 4, (uint32_t)payload);
+    uint8_t *p = buf + SCH_COMMAND_HEADER;
+    if (n == 1) {
+        memcpy(p, cmds[0].bytes, cmds[0].len);
+        p += cmds[0].len;
+    } else {
+        p += varint_put(p, COMMAND_BATCH_TAG);
+        p += varint_put(p, inner);
+        for (size_t i = 0; i < n; i++) {
+            *p++ = BATCH_COMMANDS_TAG;
+            p += varint_put(p, cmds[i].len);
+            memcpy(p, cmds[i].bytes, cmds[i].len);
+            p += cmds[i].len;
+        }
+    }
+    memset(p, 0, total - (size_t)(p - buf));
     *out = buf;
     *len = total;
     return 0;

@@ -25,6 +25,22 @@ int sch_command_encode(const Gantry__Command *cmd, void **out, size_t *len, stru
  * gantry__command__free_unpacked(cmd, NULL). */
 Gantry__Command *sch_command_decode(const void *buf, size_t len, struct gy_error *err);
 
+/* A protobuf-packed Command waiting to be proposed (see sch_command_encode_group). */
+struct sch_packed_command {
+    uint8_t *bytes;
+    size_t len;
+};
+
+/* Packs cmd into a malloc'd buffer, so the caller's message can be freed at once. */
+int sch_command_pack(const Gantry__Command *cmd, struct sch_packed_command *out,
+                     struct gy_error *err);
+
+/* Encodes commands that arrived together as one entry: a single command as itself, more as
+ * a Command holding a CommandBatch, written straight from the packed bytes (the same wire
+ * form protobuf-c would produce). The buffer comes from raft_malloc. */
+int sch_command_encode_group(const struct sch_packed_command *cmds, size_t n, void **out,
+                             size_t *len, struct gy_error *err);
+
 /* A short name of the command's kind ("apply_workloads", "batch", ...), for logs and
  * metrics. */
 const char *sch_command_kind(const Gantry__Command *cmd);

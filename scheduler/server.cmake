@@ -3,7 +3,8 @@
 # is the gantry_http library of http.cmake.
 set(GANTRY_SCHEDULER_SOURCES
     ${CMAKE_CURRENT_SOURCE_DIR}/command.c
-    ${CMAKE_CURRENT_SOURCE_DIR}/fsm.c)
+    ${CMAKE_CURRENT_SOURCE_DIR}/fsm.c
+    ${CMAKE_CURRENT_SOURCE_DIR}/node.c)
 add_library(gantry_scheduler STATIC ${GANTRY_SCHEDULER_SOURCES})
 target_link_libraries(gantry_scheduler PUBLIC gantry_proto gantry_common PkgConfig::RAFT
                       PkgConfig::UV PkgConfig::SQLITE3 PkgConfig::JANSSON)

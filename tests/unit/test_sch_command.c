@@ -5,6 +5,7 @@
 #include <cmocka.h>
 #include <raft.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "scheduler/command.h"
@@ -93,12 +94,54 @@ static void test_rejects_garbage_protobuf(void **state)
     assert_non_null(strstr(err.msg, "protobuf"));
 }
 
+static void test_group_is_a_batch(void **state)
+{
+    (void)state;
+    struct sch_packed_command packed[3];
+    struct gy_error err;
+    const char *names[] = {"web", "a-much-longer-name-for-the-second-workload", "db"};
+    for (int i = 0; i < 3; i++) {
+        Gantry__Command cmd = GANTRY__COMMAND__INIT;
+        Gantry__ScaleWorkload scale = GANTRY__SCALE_WORKLOAD__INIT;
+        scale.name = (char *)names[i];
+        scale.replicas = (uint32_t)i;
+        cmd.actor = (char *)"user:test";
+        cmd.cmd_case = GANTRY__COMMAND__CMD_SCALE_WORKLOAD;
+        cmd.scale_workload = &scale;
+        assert_int_equal(sch_command_pack(&cmd, &packed[i], &err), 0);
+    }
+    void *buf;
+    size_t len;
+    /* One command travels as itself. */
+    assert_int_equal(sch_command_encode_group(packed, 1, &buf, &len, &err), 0);
+    Gantry__Command *one = sch_command_decode(buf, len, &err);
+    assert_non_null(one);
+    assert_int_equal(one->cmd_case, GANTRY__COMMAND__CMD_SCALE_WORKLOAD);
+    gantry__command__free_unpacked(one, NULL);
+    raft_free(buf);
+
+    assert_int_equal(sch_command_encode_group(packed, 3, &buf, &len, &err), 0);
+    assert_int_equal(len % 8, 0);
+    Gantry__Command *group = sch_command_decode(buf, len, &err);
+    assert_non_null(group);
+    assert_int_equal(group->cmd_case, GANTRY__COMMAND__CMD_BATCH);
+    assert_int_equal(group->batch->n_commands, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_string_equal(group->batch->commands[i]->scale_workload->name, names[i]);
+        assert_int_equal(group->batch->commands[i]->scale_workload->replicas, i);
+        free(packed[i].bytes);
+    }
+    gantry__command__free_unpacked(group, NULL);
+    raft_free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_padded_round_trip),
         cmocka_unit_test(test_rejects_damage),
         cmocka_unit_test(test_rejects_garbage_protobuf),
+        cmocka_unit_test(test_group_is_a_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
