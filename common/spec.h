@@ -12,8 +12,16 @@
 
 #include "common/error.h"
 
-#define GY_SPEC_NAME_MAX     63   /* a DNS label */
+#define GY_SPEC_NAME_MAX     63 /* a DNS label */
 #define GY_SPEC_REPLICAS_MAX 10000
+#define GY_SPEC_IMAGE_MAX    255
+/* The smallest memory limit a container can start with. */
+#define GY_SPEC_MEMORY_MIN (INT64_C(4) << 20)
+/* The kernel's PID_MAX_LIMIT: a larger pids limit means nothing. */
+#define GY_SPEC_PIDS_MAX INT64_C(4194304)
+/* Every duration of a spec fits the uint32 milliseconds of the wire format. */
+#define GY_SPEC_DURATION_MAX_MS (INT64_C(30) * 86400 * 1000)
+#define GY_SPEC_THRESHOLD_MAX   1000
 
 enum gy_restart {
     GY_RESTART_ALWAYS = 0,
@@ -62,7 +70,7 @@ struct gy_health {
 };
 
 struct gy_placement {
-    struct gy_strv clouds;      /* ordered preference; empty = any cloud */
+    struct gy_strv clouds; /* ordered preference; empty = any cloud */
     enum gy_spread spread;
     struct gy_strv constraints; /* "key == value", "key != value" against node labels */
     enum gy_strategy strategy;
@@ -134,17 +142,21 @@ bool gy_spec_positions_lookup(const struct gy_spec_positions *pos, const char *p
 
 /* Fills spec with the documented defaults (docs/spec.md): 1 replica, cpu 100m, memory
  * 64Mi, restart always, update max_surge 1 max_unavailable 0, stop grace 10s, health
- * interval 10s timeout 1s threshold 3. The caller frees it with gy_spec_free. */
+ * interval 10s timeout 1s threshold 3 start period 0, autoscale off (when enabled: min 1,
+ * scale_down_after 5m), placement spread node and strategy spread. The caller frees it
+ * with gy_spec_free. */
 void gy_spec_init(struct gy_spec *spec);
 void gy_spec_free(struct gy_spec *spec);
 
 /* Decodes the JSON form of a spec (DESIGN.md section 5; quantities as strings "250m" or
- * numbers) over the defaults, then validates it. Unknown keys, wrong types, bad quantities
+ * numbers) over the defaults, then validates it. spec needs no initialisation: the call
+ * starts with gy_spec_init. Problems are appended to *problems (zero it before the first
+ * use), sorted by position when pos is given. Unknown keys, wrong types, bad quantities
  * and out-of-range values are reported in problems, each with its key path (and position,
  * when pos is not NULL), and make the call return -GY_EINVAL; spec is then still safe to
  * free. */
-int gy_spec_from_json(const json_t *doc, const struct gy_spec_positions *pos,
-                      struct gy_spec *spec, struct gy_spec_problems *problems);
+int gy_spec_from_json(const json_t *doc, const struct gy_spec_positions *pos, struct gy_spec *spec,
+                      struct gy_spec_problems *problems);
 
 /* Checks the semantic rules (DNS-label name, replicas in range, autoscale min <= max, ...)
  * of an already decoded spec. Returns -GY_EINVAL when problems were added. */
@@ -162,5 +174,55 @@ int gy_spec_copy(struct gy_spec *dst, const struct gy_spec *src);
 /* True when the name is a DNS label: 1 to 63 of [a-z0-9-], starting and ending with an
  * alphanumeric. */
 bool gy_spec_name_valid(const char *name);
+
+/* Adds one problem with a printf-style message. Its position is the one recorded for
+ * path, or for the nearest enclosing key path that has one (a missing key is reported
+ * where its object starts). pos may be NULL. */
+void gy_spec_problem_add(struct gy_spec_problems *problems, const struct gy_spec_positions *pos,
+                         const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* "FILE:LINE:COLUMN: path: message"; without a position "FILE: path: message", and
+ * without a file (NULL) the file part is left out. The caller frees the result. */
+char *gy_spec_problem_format(const char *file, const struct gy_spec_problem *problem);
+
+/* An empty position table; NULL when out of memory. */
+struct gy_spec_positions *gy_spec_positions_new(void);
+/* Records where path sits; a path recorded twice keeps its first position. Returns 0 or
+ * -GY_ENOMEM. */
+int gy_spec_positions_add(struct gy_spec_positions *pos, const char *path, int line, int column);
+size_t gy_spec_positions_count(const struct gy_spec_positions *pos);
+void gy_spec_positions_free(struct gy_spec_positions *pos);
+
+/* Field-by-field equality, the relation that gy_spec_to_json's canonical output
+ * preserves. */
+bool gy_spec_equal(const struct gy_spec *a, const struct gy_spec *b);
+
+/* Names of the enumerations as the spec spells them ("on-failure", "zone", "binpack"), and
+ * their parsers, which return false for a word that is not one of them. */
+const char *gy_restart_name(enum gy_restart restart);
+bool gy_restart_parse(const char *s, enum gy_restart *out);
+const char *gy_spread_name(enum gy_spread spread);
+bool gy_spread_parse(const char *s, enum gy_spread *out);
+const char *gy_strategy_name(enum gy_strategy strategy);
+bool gy_strategy_parse(const char *s, enum gy_strategy *out);
+
+/* A placement constraint "key == value" or "key != value" against a node label. The key
+ * is 1 to 253 of [A-Za-z0-9._/-], the value 1 to 63 of [A-Za-z0-9._-]; blanks around the
+ * operator are optional. The caller frees key and value with gy_constraint_free. */
+struct gy_constraint {
+    char *key;
+    char *value;
+    bool negated; /* true for != */
+};
+int gy_constraint_parse(const char *text, struct gy_constraint *out, struct gy_error *err);
+void gy_constraint_free(struct gy_constraint *c);
+
+/* True for an environment variable name: [A-Za-z_][A-Za-z0-9_]*. */
+bool gy_env_name_valid(const char *name);
+
+/* Edit distance helper behind the "did you mean" hints: the candidate closest to word,
+ * or NULL when none is close enough to be a likely typo. */
+const char *gy_spec_suggest(const char *word, const char *const *candidates, size_t n);
 
 #endif

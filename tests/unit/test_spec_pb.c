@@ -1,0 +1,145 @@
+/* Unit tests of the conversion between the spec model and gantry.WorkloadSpec: round trips
+ * through packed bytes, defaults for absent sub-messages, and refusal of bad messages. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/spec_pb.h"
+
+static void decode_json(const char *text, struct gy_spec *spec)
+{
+    json_error_t jerr;
+    json_t *doc = json_loads(text, 0, &jerr);
+    assert_non_null(doc);
+    struct gy_spec_problems problems = {0};
+    int rc = gy_spec_from_json(doc, NULL, spec, &problems);
+    for (size_t i = 0; i < problems.n; i++)
+        fprintf(stderr, "%s: %s\n", problems.items[i].path, problems.items[i].message);
+    assert_int_equal(rc, 0);
+    gy_spec_problems_free(&problems);
+    json_decref(doc);
+}
+
+/* spec -> message -> bytes -> message -> spec gives the spec back. */
+static void round_trip(const char *text)
+{
+    struct gy_spec a, b;
+    decode_json(text, &a);
+    Gantry__WorkloadSpec *msg = gy_spec_to_proto(&a);
+    assert_non_null(msg);
+    size_t len = gantry__workload_spec__get_packed_size(msg);
+    uint8_t *buf = malloc(len + 1);
+    assert_int_equal(gantry__workload_spec__pack(msg, buf), len);
+    Gantry__WorkloadSpec *back = gantry__workload_spec__unpack(NULL, len, buf);
+    assert_non_null(back);
+    struct gy_error err;
+    int rc = gy_spec_from_proto(back, &b, &err);
+    if (rc != 0)
+        fail_msg("from_proto: %s", err.msg);
+    assert_true(gy_spec_equal(&a, &b));
+
+    /* The message built in memory converts back the same way as the unpacked one. */
+    struct gy_spec c;
+    assert_int_equal(gy_spec_from_proto(msg, &c, &err), 0);
+    assert_true(gy_spec_equal(&a, &c));
+
+    gy_spec_free(&c);
+    gantry__workload_spec__free_unpacked(back, NULL);
+    free(buf);
+    gy_spec_proto_free(msg);
+    gy_spec_free(&a);
+    gy_spec_free(&b);
+}
+
+static void test_round_trips(void **state)
+{
+    (void)state;
+    round_trip("{\"name\":\"web\",\"image\":\"busybox\"}");
+    round_trip(
+        "{\"name\":\"web\",\"image\":\"busybox\",\"command\":[\"httpd\",\"-f\"],"
+        "\"env\":{\"B\":\"2\",\"A\":\"\"},\"replicas\":7,\"resources\":{\"cpu\":\"1.5\","
+        "\"memory\":\"1Gi\",\"pids\":64},\"restart\":\"never\",\"health\":{\"http\":{\"port\":"
+        "8080,\"path\":\"/ready\"},\"interval\":\"3s\",\"timeout\":\"250ms\","
+        "\"failure_threshold\":2,\"start_period\":\"20s\"},\"placement\":{\"clouds\":"
+        "[\"private\",\"public\"],\"spread\":\"cloud\",\"constraints\":[\"disk == ssd\"],"
+        "\"strategy\":\"binpack\"},\"autoscale\":{\"min\":0,\"max\":9,\"cpu\":\"60%\","
+        "\"metric\":{\"exec\":[\"cat\",\"/q\"],\"target\":2.5},\"scale_down_after\":\"1m\","
+        "\"idle_after\":\"1h\"},\"update\":{\"max_surge\":2,\"max_unavailable\":1},"
+        "\"stop_grace\":\"45s\"}");
+    round_trip("{\"name\":\"db\",\"image\":\"postgres\",\"health\":{\"tcp\":{\"port\":5432}},"
+               "\"autoscale\":{\"max\":3,\"memory\":\"90%\",\"metric\":{\"http\":{\"port\":9,"
+               "\"path\":\"/m\"},\"target\":1}}}");
+}
+
+/* A message with only a name and an image stands for a spec with every default. */
+static void test_absent_submessages(void **state)
+{
+    (void)state;
+    Gantry__WorkloadSpec msg = GANTRY__WORKLOAD_SPEC__INIT;
+    msg.name = "web";
+    msg.image = "busybox";
+    msg.replicas = 2;
+    msg.stop_grace_ms = 5000;
+    struct gy_spec s;
+    struct gy_error err;
+    assert_int_equal(gy_spec_from_proto(&msg, &s, &err), 0);
+    assert_int_equal(s.replicas, 2);
+    assert_int_equal(s.resources.cpu_millis, 100);
+    assert_int_equal(s.update.max_surge, 1);
+    assert_int_equal(s.health.interval_ms, 10000);
+    assert_false(s.autoscale.enabled);
+    assert_int_equal(s.placement.spread, GY_SPREAD_NODE);
+    gy_spec_free(&s);
+}
+
+static void expect_refused(Gantry__WorkloadSpec *msg, const char *needle)
+{
+    struct gy_spec s;
+    struct gy_error err;
+    assert_int_equal(gy_spec_from_proto(msg, &s, &err), -GY_EINVAL);
+    if (strstr(err.msg, needle) == NULL)
+        fail_msg("expected \"%s\" in \"%s\"", needle, err.msg);
+    gy_spec_free(&s);
+}
+
+static void test_bad_messages(void **state)
+{
+    (void)state;
+    Gantry__WorkloadSpec msg = GANTRY__WORKLOAD_SPEC__INIT;
+    msg.name = "web";
+    msg.image = "busybox";
+    msg.replicas = 20000;
+    expect_refused(&msg, "replicas: must be between 0 and 10000");
+    msg.replicas = 1;
+    msg.restart = (Gantry__RestartPolicy)9;
+    expect_refused(&msg, "restart: unknown policy 9");
+    msg.restart = GANTRY__RESTART_POLICY__RESTART_NEVER;
+    Gantry__Placement placement = GANTRY__PLACEMENT__INIT;
+    placement.spread = "diagonal";
+    msg.placement = &placement;
+    expect_refused(&msg, "placement.spread: \"diagonal\" is not one of");
+    placement.spread = "zone";
+    msg.name = "Not A Label";
+    expect_refused(&msg, "name: \"Not A Label\" is not a DNS label");
+    msg.name = "";
+    expect_refused(&msg, "name: required field is missing");
+    msg.name = "web";
+    Gantry__UpdateStrategy update = GANTRY__UPDATE_STRATEGY__INIT;
+    msg.update = &update;
+    expect_refused(&msg, "update: max_surge and max_unavailable must not both be 0");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trips),
+        cmocka_unit_test(test_absent_submessages),
+        cmocka_unit_test(test_bad_messages),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
