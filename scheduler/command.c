@@ -42,8 +42,8 @@ int sch_command_pack(const Gantry__Command *cmd, struct sch_packed_command *out,
 {
     size_t len = gantry__command__get_packed_size(cmd);
     if (len > SCH_COMMAND_MAX / 2)
-        return gy_error_set(err, GY_ETOOBIG, "command of %zu bytes is over the %u byte limit",
-                            len, SCH_COMMAND_MAX / 2);
+        return gy_error_set(err, GY_ETOOBIG, "command of %zu bytes is over the %u byte limit", len,
+                            SCH_COMMAND_MAX / 2);
     out->bytes = malloc(len ? len : 1);
     if (out->bytes == NULL)
         return gy_error_set(err, GY_ENOMEM, "allocate a command of %zu bytes", len);
@@ -84,7 +84,8 @@ int sch_command_encode_group(const struct sch_packed_command *cmds, size_t n, vo
     size_t inner = 0;
     for (size_t i = 0; i < n; i++)
         inner += 1 + varint_len(cmds[i].len) + cmds[i].len;
-    size_t payload = n == 1 ? cmds[0].len : varint_len(COMMAND_BATCH_TAG) + varint_len(inner) + inner;
+    size_t payload =
+        n == 1 ? cmds[0].len : varint_len(COMMAND_BATCH_TAG) + varint_len(inner) + inner;
     if (payload > SCH_COMMAND_MAX - SCH_COMMAND_HEADER - 8)
         return gy_error_set(err, GY_ETOOBIG, "command group of %zu bytes is over the %u byte limit",
                             payload, SCH_COMMAND_MAX);

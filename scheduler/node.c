@@ -436,8 +436,7 @@ uint64_t sch_node_leader(struct sch_node *node, char *api_buf, size_t len)
 /* ---------------------------------------------------------------------------------------
  * Leader duties */
 
-static void duty_done(void *data, int status, const struct sch_result *result,
-                      const char *message)
+static void duty_done(void *data, int status, const struct sch_result *result, const char *message)
 {
     bool *flag = data;
     *flag = false;
@@ -594,8 +593,8 @@ int sch_node_add_server(struct sch_node *node, uint64_t id, const char *raft_add
         return gy_error_set(err, GY_EUNAVAILABLE, "this server is not the leader");
     const struct raft_server *known = config_find(node, id);
     if (known != NULL && strcmp(known->address, raft_addr) != 0)
-        return gy_error_set(err, GY_ECONFLICT, "server %" PRIu64 " is already a member at %s",
-                            id, known->address);
+        return gy_error_set(err, GY_ECONFLICT, "server %" PRIu64 " is already a member at %s", id,
+                            known->address);
     for (unsigned i = 0; i < node->raft.configuration.n; i++) {
         const struct raft_server *s = &node->raft.configuration.servers[i];
         if (s->id != id && strcmp(s->address, raft_addr) == 0)
@@ -662,6 +661,9 @@ int sch_node_remove_server(struct sch_node *node, uint64_t id, sch_done_cb cb, v
 /* ---------------------------------------------------------------------------------------
  * Start and stop */
 
+static void do_close(struct sch_node *node);
+static void close_handles(struct sch_node *node);
+
 static int parse_bootstrap(struct sch_node *node, struct raft_configuration *conf,
                            struct gy_error *err)
 {
@@ -684,14 +686,14 @@ static int parse_bootstrap(struct sch_node *node, struct raft_configuration *con
         if (id == node->cfg.id) {
             if (strcmp(eq + 1, node->cfg.raft_addr) != 0)
                 return gy_error_set(err, GY_EINVAL,
-                                    "--bootstrap lists server %llu at %s but --raft-addr is %s",
-                                    id, eq + 1, node->cfg.raft_addr);
+                                    "--bootstrap lists server %llu at %s but --raft-addr is %s", id,
+                                    eq + 1, node->cfg.raft_addr);
             self = true;
         }
     }
     if (!self)
-        return gy_error_set(err, GY_EINVAL, "--bootstrap does not list this server (--id %" PRIu64
-                            ")",
+        return gy_error_set(err, GY_EINVAL,
+                            "--bootstrap does not list this server (--id %" PRIu64 ")",
                             node->cfg.id);
     return 0;
 }
@@ -744,10 +746,17 @@ int sch_node_start(struct sch_node *node, uv_loop_t *loop, const struct sch_node
     node->fsm.hooks.want_result = want_result;
     node->fsm.hooks.applied = fsm_applied;
     node->fsm.hooks.data = node;
+    uv_check_init(loop, &node->flush);
+    node->flush.data = node;
+    uv_timer_init(loop, &node->duties);
+    node->duties.data = node;
+    uv_timer_init(loop, &node->stop_timer);
+    node->stop_timer.data = node;
+    node->closing = true; /* until raft runs; the error paths below close the handles */
 
     rc = raft_uv_tcp_init(&node->transport, loop);
     if (rc != 0) {
-        sch_fsm_close(&node->fsm);
+        close_handles(node);
         return gy_error_set(err, GY_EIO, "raft transport: %s", raft_strerror(rc));
     }
     char errmsg[RAFT_ERRMSG_BUF_SIZE] = "";
@@ -755,7 +764,7 @@ int sch_node_start(struct sch_node *node, uv_loop_t *loop, const struct sch_node
     if (rc != 0) {
         snprintf(errmsg, sizeof(errmsg), "%s", node->io.errmsg);
         raft_uv_tcp_close(&node->transport);
-        sch_fsm_close(&node->fsm);
+        close_handles(node);
         return gy_error_set(err, GY_EIO, "raft storage in %s: %s", node->raft_dir, errmsg);
     }
     raft_uv_set_connect_retry_delay(&node->io, cfg->connect_retry_ms);
@@ -764,7 +773,7 @@ int sch_node_start(struct sch_node *node, uv_loop_t *loop, const struct sch_node
     if (rc != 0) {
         raft_uv_close(&node->io);
         raft_uv_tcp_close(&node->transport);
-        sch_fsm_close(&node->fsm);
+        close_handles(node);
         return gy_error_set(err, GY_EINTERNAL, "raft init: %s", raft_strerror(rc));
     }
     node->raft.data = node;
@@ -791,23 +800,17 @@ int sch_node_start(struct sch_node *node, uv_loop_t *loop, const struct sch_node
             rc = gy_error_set(err, GY_EIO, "raft start on %s: %s %s", cfg->raft_addr,
                               raft_strerror(src), raft_errmsg(&node->raft));
     }
+    node->raft_started = true;
     if (rc < 0) {
-        /* raft_close needs the loop to finish; the caller exits, so release what is ours. */
-        node->closing = true;
+        /* The loop finishes the close; the caller runs it before exiting. */
+        do_close(node);
         return rc;
     }
-    node->raft_started = true;
-
-    uv_check_init(loop, &node->flush);
-    node->flush.data = node;
+    node->closing = false;
     uv_check_start(&node->flush, flush_cb);
-    uv_timer_init(loop, &node->duties);
-    node->duties.data = node;
     uv_timer_start(&node->duties, duties_cb, cfg->heartbeat_ms, cfg->heartbeat_ms);
-    uv_timer_init(loop, &node->stop_timer);
-    node->stop_timer.data = node;
-    gy_log_info("raft started", "id=%" PRIu64 " raft=%s dir=%s cluster=%s", cfg->id,
-                cfg->raft_addr, node->raft_dir, *node->cluster_id ? node->cluster_id : "none");
+    gy_log_info("raft started", "id=%" PRIu64 " raft=%s dir=%s cluster=%s", cfg->id, cfg->raft_addr,
+                node->raft_dir, *node->cluster_id ? node->cluster_id : "none");
     return 0;
 }
 
@@ -821,14 +824,19 @@ static void handle_closed(uv_handle_t *handle)
         node->close_cb(node);
 }
 
+static void close_handles(struct sch_node *node)
+{
+    uv_close((uv_handle_t *)&node->flush, handle_closed);
+    uv_close((uv_handle_t *)&node->duties, handle_closed);
+    uv_close((uv_handle_t *)&node->stop_timer, handle_closed);
+}
+
 static void raft_closed(struct raft *raft)
 {
     struct sch_node *node = raft->data;
     raft_uv_close(&node->io);
     raft_uv_tcp_close(&node->transport);
-    uv_close((uv_handle_t *)&node->flush, handle_closed);
-    uv_close((uv_handle_t *)&node->duties, handle_closed);
-    uv_close((uv_handle_t *)&node->stop_timer, handle_closed);
+    close_handles(node);
 }
 
 static void do_close(struct sch_node *node)
@@ -859,12 +867,15 @@ static void stop_timeout_cb(uv_timer_t *timer)
 
 void sch_node_stop(struct sch_node *node, void (*cb)(struct sch_node *node))
 {
-    if (node->closing && node->close_cb != NULL)
+    if (node->stop_requested)
         return;
+    node->stop_requested = true;
     node->closing = true;
     node->close_cb = cb;
-    if (!node->raft_started)
+    if (!node->raft_started) {
+        /* Already closing after a failed start: the callback still runs at the end. */
         return;
+    }
     fail_queued(node, "the server is shutting down");
     unsigned voters = 0;
     for (unsigned i = 0; i < node->raft.configuration.n; i++)

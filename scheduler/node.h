@@ -17,11 +17,11 @@
 #include "scheduler/fsm.h"
 
 /* Defaults chosen for servers on one LAN (docs/operations.md, "Timing"). */
-#define SCH_DEFAULT_ELECTION_MS       300
-#define SCH_DEFAULT_HEARTBEAT_MS      50
-#define SCH_DEFAULT_CONNECT_RETRY_MS  100
+#define SCH_DEFAULT_ELECTION_MS        300
+#define SCH_DEFAULT_HEARTBEAT_MS       50
+#define SCH_DEFAULT_CONNECT_RETRY_MS   100
 #define SCH_DEFAULT_SNAPSHOT_THRESHOLD 20000
-#define SCH_DEFAULT_SNAPSHOT_TRAILING 4096
+#define SCH_DEFAULT_SNAPSHOT_TRAILING  4096
 /* At most this many commands share one entry. */
 #define SCH_GROUP_MAX 512
 
@@ -52,10 +52,10 @@ struct sch_proposal;
 struct sch_waiter;
 
 struct sch_node_stats {
-    uint64_t proposals;        /* commands proposed */
-    uint64_t entries;          /* raft entries they travelled in */
-    uint64_t barriers;         /* read barriers issued */
-    uint64_t leader_changes;   /* times the known leader changed */
+    uint64_t proposals;      /* commands proposed */
+    uint64_t entries;        /* raft entries they travelled in */
+    uint64_t barriers;       /* read barriers issued */
+    uint64_t leader_changes; /* times the known leader changed */
 };
 
 struct sch_node {
@@ -71,8 +71,8 @@ struct sch_node {
     struct sch_fsm fsm;
     bool raft_started;
 
-    uv_check_t flush;   /* sends grouped proposals and barriers once per loop turn */
-    uv_timer_t duties;  /* leader duties and leader-change tracking */
+    uv_check_t flush;  /* sends grouped proposals and barriers once per loop turn */
+    uv_timer_t duties; /* leader duties and leader-change tracking */
     uv_timer_t stop_timer;
 
     struct sch_proposal *queue_head, *queue_tail;
@@ -94,6 +94,7 @@ struct sch_node {
     void *on_applied_data;
 
     bool closing;
+    bool stop_requested;
     int exit_code;
     void (*close_cb)(struct sch_node *node);
     struct sch_node_stats stats;
