@@ -1,0 +1,2 @@
+# The control plane's HTTP/1.1 server and forwarder (scheduler/http*.c).
+gantry_unit_test(test_http SOURCES test_http.c LIBS gantry_http TIMEOUT 120)
