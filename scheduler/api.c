@@ -206,6 +206,13 @@ static void forward_or_fail(struct sch_call *call)
     struct sch_server *server = call->server;
     char api[256];
     uint64_t leader = sch_node_leader(&server->node, api, sizeof(api));
+    if (sch_http_header(call->req, "x-gantry-forwarded") != NULL) {
+        /* Relayed once already by a server that took this one for the leader: answering 503
+         * lets the client retry instead of bouncing between servers during an election. */
+        sch_call_error(call, 503, "no_leader", NULL,
+                       "this server is not the leader any more; retry shortly");
+        return;
+    }
     if (leader == 0 || leader == server->cfg.node.id || *api == '\0') {
         sch_call_error(call, 503, "no_leader", NULL,
                        leader == 0 ? "no leader is elected at the moment; retry shortly"

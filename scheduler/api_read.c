@@ -334,13 +334,17 @@ static void read_cluster(struct sch_call *call)
     sch_fsm_cluster_id(&server->node.fsm, cluster, sizeof(cluster));
     static const char *const states[] = {"unavailable", "follower", "candidate", "leader"};
     int state = raft_state(raft);
+    /* The digest lets operators and tests compare the servers' copies of the state. */
+    char digest[32];
+    snprintf(digest, sizeof(digest), "%016" PRIx64, sch_fsm_digest(&server->node.fsm));
     sch_call_json(
         call, 200,
-        json_pack("{s:s,s:I,s:I,s:s,s:I,s:I,s:I,s:I,s:o}", "cluster_id", cluster, "id",
-                  (json_int_t)server->cfg.node.id, "leader", (json_int_t)leader, "state",
-                  state >= 0 && state < 4 ? states[state] : "unknown", "term",
-                  (json_int_t)raft->current_term, "commit_index", (json_int_t)raft->commit_index,
-                  "applied_index", (json_int_t)raft_last_applied(raft), "last_index",
+        json_pack("{s:s,s:s,s:I,s:I,s:s,s:I,s:I,s:I,s:I,s:o}", "cluster_id", cluster,
+                  "state_digest", digest, "id", (json_int_t)server->cfg.node.id, "leader",
+                  (json_int_t)leader, "state", state >= 0 && state < 4 ? states[state] : "unknown",
+                  "term", (json_int_t)raft->current_term, "commit_index",
+                  (json_int_t)raft->commit_index, "applied_index",
+                  (json_int_t)raft_last_applied(raft), "last_index",
                   (json_int_t)raft_last_index(raft), "servers", servers_json(server, leader)));
 }
 
