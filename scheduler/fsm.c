@@ -33,6 +33,8 @@ static const char *const schema_sql =
     "  reason TEXT NOT NULL, changed_ms INTEGER NOT NULL);"
     "CREATE INDEX replicas_by_workload ON replicas (workload);"
     "CREATE INDEX replicas_by_node ON replicas (node);"
+    "CREATE TABLE conditions (workload TEXT NOT NULL, kind TEXT NOT NULL,"
+    "  message TEXT NOT NULL, time_ms INTEGER NOT NULL, PRIMARY KEY (workload, kind));"
     "CREATE TABLE events (seq INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL,"
     "  actor TEXT NOT NULL, kind TEXT NOT NULL, object TEXT NOT NULL,"
     "  message TEXT NOT NULL);";
@@ -47,10 +49,10 @@ enum {
 };
 
 static const char *const stmt_sql[STMT_COUNT] = {
-    [STMT_WORKLOAD_GET] = "SELECT spec, generation FROM workloads WHERE name = ?",
+    [STMT_WORKLOAD_GET] = "SELECT spec, generation, replicas FROM workloads WHERE name = ?",
     [STMT_WORKLOAD_INSERT] = "INSERT INTO workloads (name, spec, generation, replicas,"
                              " created_ms, updated_ms) VALUES (?, ?, 1, ?, ?, ?)",
-    [STMT_WORKLOAD_UPDATE] = "UPDATE workloads SET spec = ?, generation = generation + 1,"
+    [STMT_WORKLOAD_UPDATE] = "UPDATE workloads SET spec = ?, generation = generation + ?,"
                              " replicas = ?, updated_ms = ? WHERE name = ?",
     [STMT_EVENT_INSERT] = "INSERT INTO events (seq, time_ms, actor, kind, object, message)"
                           " VALUES (?, ?, ?, ?, ?, ?)",
@@ -237,11 +239,16 @@ static int apply_one_workload(struct sch_fsm *fsm, const Gantry__Command *cmd,
     if (!name_valid(spec->name))
         return reject(result, GY_EINVAL, "workload name \"%s\" is not a DNS label",
                       spec->name ? spec->name : "");
-    size_t len = gantry__workload_spec__get_packed_size(spec);
+    /* The stored spec is the template: everything but the replica count, which lives in its
+     * own column. Only a template change makes a new generation (and a rolling update);
+     * scaling does not, as with a Kubernetes Deployment. */
+    Gantry__WorkloadSpec template = *spec;
+    template.replicas = 0;
+    size_t len = gantry__workload_spec__get_packed_size(&template);
     uint8_t *blob = malloc(len ? len : 1);
     if (blob == NULL)
         return reject(result, GY_ENOMEM, "encode workload %s", spec->name);
-    gantry__workload_spec__pack(spec, blob);
+    gantry__workload_spec__pack(&template, blob);
 
     sqlite3_stmt *get = fsm->stmts[STMT_WORKLOAD_GET];
     sqlite3_reset(get);
@@ -249,13 +256,16 @@ static int apply_one_workload(struct sch_fsm *fsm, const Gantry__Command *cmd,
     int rc = sqlite3_step(get);
     enum sch_outcome outcome;
     uint64_t generation;
+    bool template_changed = false;
     if (rc == SQLITE_ROW) {
         const void *old = sqlite3_column_blob(get, 0);
         size_t old_len = (size_t)sqlite3_column_bytes(get, 0);
         generation = (uint64_t)sqlite3_column_int64(get, 1);
-        outcome = (old_len == len && (len == 0 || memcmp(old, blob, len) == 0))
-                      ? SCH_OUTCOME_UNCHANGED
-                      : SCH_OUTCOME_UPDATED;
+        int64_t old_replicas = sqlite3_column_int64(get, 2);
+        template_changed = !(old_len == len && (len == 0 || memcmp(old, blob, len) == 0));
+        outcome = template_changed || old_replicas != (int64_t)spec->replicas
+                      ? SCH_OUTCOME_UPDATED
+                      : SCH_OUTCOME_UNCHANGED;
     } else if (rc == SQLITE_DONE) {
         outcome = SCH_OUTCOME_CREATED;
         generation = 0;
@@ -280,10 +290,12 @@ static int apply_one_workload(struct sch_fsm *fsm, const Gantry__Command *cmd,
         stmt = fsm->stmts[STMT_WORKLOAD_UPDATE];
         sqlite3_reset(stmt);
         sqlite3_bind_blob(stmt, 1, blob, (int)len, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 2, spec->replicas);
-        sqlite3_bind_int64(stmt, 3, (sqlite3_int64)cmd->time_ms);
-        sqlite3_bind_text(stmt, 4, spec->name, -1, SQLITE_STATIC);
-        generation++;
+        sqlite3_bind_int64(stmt, 2, template_changed ? 1 : 0);
+        sqlite3_bind_int64(stmt, 3, spec->replicas);
+        sqlite3_bind_int64(stmt, 4, (sqlite3_int64)cmd->time_ms);
+        sqlite3_bind_text(stmt, 5, spec->name, -1, SQLITE_STATIC);
+        if (template_changed)
+            generation++;
     }
     if (stmt != NULL) {
         rc = sqlite3_step(stmt);
@@ -375,6 +387,8 @@ static int exec_delete(struct sch_fsm *fsm, const Gantry__Command *cmd, struct s
     int n = run(fsm, "DELETE FROM workloads WHERE name = ?", "t", name);
     if (n < 0)
         return reject_sql(fsm, result, "delete workload");
+    if (run(fsm, "DELETE FROM conditions WHERE workload = ?", "t", name) < 0)
+        return reject_sql(fsm, result, "delete conditions");
     if (n == 0)
         return reject(result, GY_ENOTFOUND, "workload \"%s\" not found", name);
     /* Its replicas are asked to stop; the reconciler removes them once agents report them
@@ -561,16 +575,24 @@ static int exec_update_replicas(struct sch_fsm *fsm, const Gantry__Command *cmd,
         if ((int)s->state < 0 || (int)s->state > 7)
             return reject(result, GY_EINVAL, "updates[%zu]: replica state %d is not known", i,
                           (int)s->state);
-        int n =
-            run(fsm,
-                "UPDATE replicas SET state = ?, ready = ?, restarts = ?, exit_code = ?,"
-                " exit_signal = ?, oom_killed = ?, address = ?, reason = ?, changed_ms = ?"
-                " WHERE id = ?",
-                "iiiiiittit", (int64_t)s->state, (int64_t)s->ready, (int64_t)s->restarts,
-                (int64_t)s->exit_code, (int64_t)s->exit_signal, (int64_t)s->oom_killed, s->address,
-                s->reason, (int64_t)(s->changed_ms ? s->changed_ms : cmd->time_ms), s->replica_id);
-        if (n < 0)
-            return reject_sql(fsm, result, "update replica");
+        int n;
+        if (s->state == GANTRY__REPLICA_STATE__REPLICA_STOPPED) {
+            /* Its agent has removed it: the replica is gone. */
+            n = run(fsm, "DELETE FROM replicas WHERE id = ?", "t", s->replica_id);
+        } else {
+            /* A replica being stopped only goes on to stopped, and a lost one only to
+             * stopping: a late report from an agent never revives either. */
+            n = run(fsm,
+                    "UPDATE replicas SET state = ?, ready = ?, restarts = ?, exit_code = ?,"
+                    " exit_signal = ?, oom_killed = ?, address = ?, reason = ?, changed_ms = ?"
+                    " WHERE id = ? AND state != ? AND (state != ? OR ? = ?)",
+                    "iiiiiittitiiii", (int64_t)s->state, (int64_t)s->ready, (int64_t)s->restarts,
+                    (int64_t)s->exit_code, (int64_t)s->exit_signal, (int64_t)s->oom_killed,
+                    s->address, s->reason, (int64_t)(s->changed_ms ? s->changed_ms : cmd->time_ms),
+                    s->replica_id, (int64_t)GANTRY__REPLICA_STATE__REPLICA_STOPPING,
+                    (int64_t)GANTRY__REPLICA_STATE__REPLICA_LOST, (int64_t)s->state,
+                    (int64_t)GANTRY__REPLICA_STATE__REPLICA_STOPPING);
+        }
         /* A report about a replica the state does not know (removed meanwhile) is dropped:
          * the reconciler tells that agent to stop it. */
         if (n == 0)
@@ -580,6 +602,31 @@ static int exec_update_replicas(struct sch_fsm *fsm, const Gantry__Command *cmd,
     }
     return event_add(fsm, cmd, "replicas", "replicas", result,
                      "%zu replica states updated, %zu unknown", changed, unknown);
+}
+
+static int exec_report_condition(struct sch_fsm *fsm, const Gantry__Command *cmd,
+                                 struct sch_result *result)
+{
+    const Gantry__ReportCondition *c = cmd->report_condition;
+    if (c->workload == NULL || c->kind == NULL || *c->kind == '\0')
+        return reject(result, GY_EINVAL, "condition needs a workload and a kind");
+    int n;
+    if (c->message == NULL || *c->message == '\0')
+        n = run(fsm, "DELETE FROM conditions WHERE workload = ? AND kind = ?", "tt", c->workload,
+                c->kind);
+    else
+        n = run(fsm,
+                "INSERT INTO conditions (workload, kind, message, time_ms) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (workload, kind) DO UPDATE SET message = excluded.message,"
+                " time_ms = excluded.time_ms",
+                "ttti", c->workload, c->kind, c->message, (int64_t)cmd->time_ms);
+    if (n < 0)
+        return reject_sql(fsm, result, "record condition");
+    char object[128];
+    snprintf(object, sizeof(object), "workload/%s", c->workload);
+    if (c->message == NULL || *c->message == '\0')
+        return event_add(fsm, cmd, "condition", object, result, "%s cleared", c->kind);
+    return event_add(fsm, cmd, "condition", object, result, "%s: %s", c->kind, c->message);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -708,6 +755,8 @@ static int exec_command(struct sch_fsm *fsm, const Gantry__Command *cmd, struct 
         return exec_init_cluster(fsm, cmd, result);
     case GANTRY__COMMAND__CMD_BATCH:
         return exec_batch(fsm, cmd, result);
+    case GANTRY__COMMAND__CMD_REPORT_CONDITION:
+        return exec_report_condition(fsm, cmd, result);
     default:
         return reject(result, GY_EINVAL, "command holds no operation");
     }
