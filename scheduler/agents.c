@@ -126,6 +126,8 @@ struct sch_leader {
     struct seen *seen;
     size_t n_seen;
     bool leading;
+    bool caught_up; /* a barrier of this term has applied: the state is complete */
+    bool barrier_inflight;
     uint64_t leading_since;
     bool dirty;           /* something was applied: reconcile and push assignments */
     bool dirty_reconcile; /* the periodic pass: reconcile only */
@@ -852,13 +854,36 @@ static void reconcile(struct sch_leader *l)
 /* ---------------------------------------------------------------------------------------
  * The leader's duties */
 
+static void caught_up(void *data, int status, const char *message)
+{
+    struct sch_leader *l = data;
+    l->barrier_inflight = false;
+    if (status < 0) {
+        gy_log_warn("leader barrier failed", "error=\"%s\"", message ? message : "");
+        return;
+    }
+    if (l->leading) {
+        l->caught_up = true;
+        l->dirty = true;
+        kick(l);
+    }
+}
+
 static void duties(struct sch_leader *l)
 {
     bool leading = sch_node_is_leader(&l->server->node) && !l->server->stopping;
     if (leading && !l->leading) {
         l->leading_since = uv_now(l->server->loop);
-        l->dirty = true;
+        l->caught_up = false;
         gy_log_info("leading the fleet", "sessions=%d", l->sessions != NULL);
+    }
+    /* A new leader may not have applied everything its predecessor committed yet: it
+     * decides nothing before a barrier of its own term has applied, or it could place
+     * replicas that an entry still in its log already placed. */
+    if (leading && !l->caught_up && !l->barrier_inflight) {
+        struct gy_error err;
+        if (sch_node_barrier(&l->server->node, caught_up, l, &err) == 0)
+            l->barrier_inflight = true;
     }
     if (!leading && l->leading) {
         /* Agents must follow the new leader: drop every session, they reconnect. */
@@ -869,7 +894,7 @@ static void duties(struct sch_leader *l)
         l->n_pending = 0;
     }
     l->leading = leading;
-    if (!leading)
+    if (!leading || !l->caught_up)
         return;
     liveness(l);
     status_flush(l);
