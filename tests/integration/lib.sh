@@ -57,11 +57,12 @@ gt_netns_add() {
 # gt_on_exit CMD: runs CMD (a string, eval'd) at teardown, last registered first.
 gt_on_exit() { GT_HOOKS+=("$1"); }
 
-# gt_wait_for DESC SECONDS CMD...: polls CMD every 100 ms until it succeeds; false on timeout.
+# gt_wait_for DESC SECONDS CMD...: polls CMD every 100 ms until it succeeds; false on
+# timeout. Bounded in time (a slow CMD does not stretch the wait) and in count.
 gt_wait_for() {
     local desc=$1 secs=$2; shift 2
-    local tries=$((secs * 10)) i
-    for ((i = 0; i < tries; i++)); do
+    local tries=$((secs * 10)) i deadline=$((SECONDS + secs))
+    for ((i = 0; i < tries && SECONDS <= deadline; i++)); do
         "$@" >/dev/null 2>&1 && return 0
         sleep 0.1
     done
