@@ -142,6 +142,7 @@ struct sch_leader {
     bool listener_init;
     bool closing;
     int open_handles;
+    int inflight; /* proposals and barriers whose callbacks have not run yet */
     void (*close_cb)(void *arg);
     void *close_arg;
 };
@@ -238,16 +239,46 @@ static struct session *session_of_node(struct sch_leader *l, const char *node)
 
 static void log_request_finish(struct sch_leader *l, struct log_request *r, const char *error);
 
-/* Counts a closed handle; the last one of a closing leader frees it. */
-static void leader_handle_gone(struct sch_leader *l)
+/* Frees a closing leader once its last handle is closed and its last proposal settled:
+ * Raft calls back after the leader's part of the server has closed. */
+static void leader_maybe_free(struct sch_leader *l)
 {
-    if (--l->open_handles > 0 || !l->closing)
+    if (l->open_handles > 0 || l->inflight > 0 || !l->closing)
         return;
     void (*cb)(void *) = l->close_cb;
     void *arg = l->close_arg;
     free(l);
     if (cb != NULL)
         cb(arg);
+}
+
+static void leader_handle_gone(struct sch_leader *l)
+{
+    l->open_handles--;
+    leader_maybe_free(l);
+}
+
+/* Proposes a command whose callback takes the leader as data; counted so the leader
+ * outlives it. */
+static int leader_propose(struct sch_leader *l, const Gantry__Command *cmd, sch_propose_cb cb,
+                          struct gy_error *err)
+{
+    int rc = sch_node_propose(&l->server->node, cmd, cb, l, err);
+    if (rc == 0)
+        l->inflight++;
+    return rc;
+}
+
+/* Called first by every proposal callback: false when the leader is closing (and freed
+ * if this was the last thing it waited for). */
+static bool leader_settled(struct sch_leader *l)
+{
+    l->inflight--;
+    if (l->closing) {
+        leader_maybe_free(l);
+        return false;
+    }
+    return true;
 }
 
 static void session_closed(uv_handle_t *h)
@@ -455,6 +486,8 @@ static void status_done(void *data, int status, const struct sch_result *result,
 {
     struct sch_leader *l = data;
     (void)result;
+    if (!leader_settled(l))
+        return;
     l->status_inflight = false;
     if (status < 0)
         gy_log_warn("replica status not recorded", "error=\"%s\"", message ? message : "");
@@ -474,7 +507,7 @@ static void status_flush(struct sch_leader *l)
     cmd.cmd_case = GANTRY__COMMAND__CMD_UPDATE_REPLICAS;
     cmd.update_replicas = &up;
     struct gy_error err;
-    if (sch_node_propose(&l->server->node, &cmd, status_done, l, &err) == 0)
+    if (leader_propose(l, &cmd, status_done, &err) == 0)
         l->status_inflight = true;
     for (size_t i = 0; i < l->n_pending; i++)
         gantry__replica_status__free_unpacked(l->pending[i], NULL);
@@ -488,6 +521,8 @@ static void registered(void *data, int status, const struct sch_result *result, 
 {
     struct sch_leader *l = data;
     (void)result;
+    if (!leader_settled(l))
+        return;
     if (status < 0)
         gy_log_warn("node registration not recorded", "error=\"%s\"", message ? message : "");
     kick(l);
@@ -588,7 +623,7 @@ static void on_hello(struct session *s, const Gantry__Hello *h)
         cmd.cmd_case = GANTRY__COMMAND__CMD_REGISTER_NODE;
         cmd.register_node = &reg;
         struct gy_error err;
-        if (sch_node_propose(&l->server->node, &cmd, registered, l, &err) < 0)
+        if (leader_propose(l, &cmd, registered, &err) < 0)
             gy_log_warn("cannot register node", "node=%s error=\"%s\"", s->node, err.msg);
     }
     Gantry__Welcome w = GANTRY__WELCOME__INIT;
@@ -713,10 +748,13 @@ static void liveness_done(void *data, int status, const struct sch_result *resul
                           const char *message)
 {
     struct sch_leader *l = data;
-    (void)result;
+    if (!leader_settled(l))
+        return;
     l->liveness_inflight = false;
     if (status < 0)
         gy_log_warn("node state not recorded", "error=\"%s\"", message ? message : "");
+    else if (result != NULL && result->code < 0)
+        gy_log_warn("node state refused", "error=\"%s\"", result->message ? result->message : "");
     kick(l);
 }
 
@@ -802,7 +840,7 @@ static void liveness(struct sch_leader *l)
     cmd.cmd_case = GANTRY__COMMAND__CMD_BATCH;
     cmd.batch = &batch;
     struct gy_error err;
-    if (sch_node_propose(&l->server->node, &cmd, liveness_done, l, &err) == 0)
+    if (leader_propose(l, &cmd, liveness_done, &err) == 0)
         l->liveness_inflight = true;
     for (size_t i = 0; i < n_lost; i++)
         gantry__replica_status__free_unpacked(lost[i], NULL);
@@ -817,6 +855,8 @@ static void reconcile_done(void *data, int status, const struct sch_result *resu
                            const char *message)
 {
     struct sch_leader *l = data;
+    if (!leader_settled(l))
+        return;
     l->reconcile_inflight = false;
     if (status < 0)
         gy_log_warn("reconcile not recorded", "error=\"%s\"", message ? message : "");
@@ -843,7 +883,7 @@ static void reconcile(struct sch_leader *l)
     if (plan.command != NULL) {
         gy_log_debug("reconcile", "placed=%zu stopped=%zu conditions=%zu", plan.placed,
                      plan.stopped, plan.conditions);
-        if (sch_node_propose(&l->server->node, plan.command, reconcile_done, l, &err) == 0)
+        if (leader_propose(l, plan.command, reconcile_done, &err) == 0)
             l->reconcile_inflight = true;
         else
             gy_log_warn("reconcile not proposed", "error=\"%s\"", err.msg);
@@ -857,6 +897,8 @@ static void reconcile(struct sch_leader *l)
 static void caught_up(void *data, int status, const char *message)
 {
     struct sch_leader *l = data;
+    if (!leader_settled(l))
+        return;
     l->barrier_inflight = false;
     if (status < 0) {
         gy_log_warn("leader barrier failed", "error=\"%s\"", message ? message : "");
@@ -882,8 +924,10 @@ static void duties(struct sch_leader *l)
      * replicas that an entry still in its log already placed. */
     if (leading && !l->caught_up && !l->barrier_inflight) {
         struct gy_error err;
-        if (sch_node_barrier(&l->server->node, caught_up, l, &err) == 0)
+        if (sch_node_barrier(&l->server->node, caught_up, l, &err) == 0) {
             l->barrier_inflight = true;
+            l->inflight++;
+        }
     }
     if (!leading && l->leading) {
         /* Agents must follow the new leader: drop every session, they reconnect. */

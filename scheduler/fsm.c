@@ -696,9 +696,14 @@ static int exec_init_cluster(struct sch_fsm *fsm, const Gantry__Command *cmd,
 /* ---------------------------------------------------------------------------------------
  * Execution */
 
-static int exec_command(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch_result *result);
+static int exec_command(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch_result *result,
+                        int depth);
 
-static int exec_batch(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch_result *result)
+/* A batch runs its commands in order, each in a savepoint: one that fails changes nothing
+ * and leaves the others applied. Batches nest one level, since a proposal that is a batch
+ * (a reconcile pass) can share an entry with other proposals (group commit). */
+static int exec_batch(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch_result *result,
+                      int depth)
 {
     const Gantry__CommandBatch *batch = cmd->batch;
     result->batch = calloc(batch->n_commands ? batch->n_commands : 1, sizeof(*result->batch));
@@ -708,14 +713,13 @@ static int exec_batch(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sc
     for (size_t i = 0; i < batch->n_commands; i++) {
         struct sch_result *sub = &result->batch[i];
         const Gantry__Command *inner = batch->commands[i];
-        /* Batches do not nest: one level is all the proposer ever writes. */
-        if (inner->cmd_case == GANTRY__COMMAND__CMD_BATCH) {
-            reject(sub, GY_EINVAL, "a batch cannot hold a batch");
+        if (inner->cmd_case == GANTRY__COMMAND__CMD_BATCH && depth >= 1) {
+            reject(sub, GY_EINVAL, "batches nest at most one level");
             continue;
         }
         if (exec_sql(fsm, "SAVEPOINT command") < 0)
             return reject_sql(fsm, result, "open savepoint");
-        if (exec_command(fsm, inner, sub) < 0) {
+        if (exec_command(fsm, inner, sub, depth + 1) < 0) {
             if (exec_sql(fsm, "ROLLBACK TO command") < 0)
                 return reject_sql(fsm, result, "roll back savepoint");
             /* The event counter moved with rows that are now gone. */
@@ -729,8 +733,8 @@ static int exec_batch(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sc
     }
     return 0;
 }
-
-static int exec_command(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch_result *result)
+static int exec_command(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch_result *result,
+                        int depth)
 {
     switch (cmd->cmd_case) {
     case GANTRY__COMMAND__CMD_APPLY_WORKLOADS:
@@ -754,7 +758,7 @@ static int exec_command(struct sch_fsm *fsm, const Gantry__Command *cmd, struct 
     case GANTRY__COMMAND__CMD_INIT_CLUSTER:
         return exec_init_cluster(fsm, cmd, result);
     case GANTRY__COMMAND__CMD_BATCH:
-        return exec_batch(fsm, cmd, result);
+        return exec_batch(fsm, cmd, result, depth);
     case GANTRY__COMMAND__CMD_REPORT_CONDITION:
         return exec_report_condition(fsm, cmd, result);
     default:
@@ -768,7 +772,7 @@ int sch_fsm_execute(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch_
     if (exec_sql(fsm, "BEGIN") < 0)
         return reject_sql(fsm, result, "begin transaction");
     uint64_t events_before = fsm->last_event;
-    int rc = exec_command(fsm, cmd, result);
+    int rc = exec_command(fsm, cmd, result, 0);
     if (rc < 0) {
         exec_sql(fsm, "ROLLBACK");
         fsm->last_event = events_before;
