@@ -315,6 +315,8 @@ static bool is_blank(char c)
 int gy_constraint_parse(const char *text, struct gy_constraint *out, struct gy_error *err)
 {
     memset(out, 0, sizeof(*out));
+    char ex[GY_SPEC_EXCERPT_BUF];
+    const char *quoted = gy_spec_excerpt(text, ex);
     const char *op = strstr(text, "==");
     const char *ne = strstr(text, "!=");
     if (op == NULL || (ne != NULL && ne < op))
@@ -323,7 +325,7 @@ int gy_constraint_parse(const char *text, struct gy_constraint *out, struct gy_e
         return gy_error_set(err, GY_EINVAL,
                             "constraint \"%s\" has no operator: write \"key == value\" or "
                             "\"key != value\"",
-                            text);
+                            quoted);
     const char *k0 = text, *k1 = op;
     while (is_blank(*k0))
         k0++;
@@ -337,28 +339,29 @@ int gy_constraint_parse(const char *text, struct gy_constraint *out, struct gy_e
     size_t klen = (size_t)(k1 - k0), vlen = (size_t)(v1 - v0);
     if (klen == 0 || klen > 253)
         return gy_error_set(err, GY_EINVAL,
-                            "constraint \"%s\": the label key must be 1 to 253 characters", text);
+                            "constraint \"%s\": the label key must be 1 to 253 characters", quoted);
     if (vlen == 0 || vlen > 63)
         return gy_error_set(err, GY_EINVAL,
-                            "constraint \"%s\": the label value must be 1 to 63 characters", text);
+                            "constraint \"%s\": the label value must be 1 to 63 characters",
+                            quoted);
     for (const char *p = k0; p < k1; p++)
         if (!label_char(*p, true))
             return gy_error_set(err, GY_EINVAL,
                                 "constraint \"%s\": the label key may hold only letters, digits "
                                 "and . _ - /",
-                                text);
+                                quoted);
     for (const char *p = v0; p < v1; p++)
         if (!label_char(*p, false))
             return gy_error_set(err, GY_EINVAL,
                                 "constraint \"%s\": the label value may hold only letters, "
                                 "digits and . _ -",
-                                text);
+                                quoted);
     out->key = strndup(k0, klen);
     out->value = strndup(v0, vlen);
     out->negated = op[0] == '!';
     if (out->key == NULL || out->value == NULL) {
         gy_constraint_free(out);
-        return gy_error_set(err, GY_ENOMEM, "constraint \"%s\": out of memory", text);
+        return gy_error_set(err, GY_ENOMEM, "constraint \"%s\": out of memory", quoted);
     }
     return 0;
 }
@@ -368,6 +371,22 @@ void gy_constraint_free(struct gy_constraint *c)
     free(c->key);
     free(c->value);
     c->key = c->value = NULL;
+}
+
+const char *gy_spec_excerpt(const char *s, char buf[GY_SPEC_EXCERPT_BUF])
+{
+    if (s == NULL)
+        return "";
+    size_t len = strlen(s);
+    if (len < GY_SPEC_EXCERPT_BUF)
+        return s;
+    size_t cut = GY_SPEC_EXCERPT_BUF - 4;
+    /* Back up to the first byte of a character: continuation bytes have 10 as top bits. */
+    while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
+        cut--;
+    memcpy(buf, s, cut);
+    memcpy(buf + cut, "...", 4);
+    return buf;
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -478,16 +497,15 @@ static bool position_of(const struct gy_spec_positions *pos, const char *path, i
     return found;
 }
 
-void gy_spec_problem_add(struct gy_spec_problems *problems, const struct gy_spec_positions *pos,
-                         const char *path, const char *fmt, ...)
+static struct gy_spec_problem *problem_vadd(struct gy_spec_problems *problems, const char *path,
+                                            const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+static struct gy_spec_problem *problem_vadd(struct gy_spec_problems *problems, const char *path,
+                                            const char *fmt, va_list ap)
 {
-    va_list ap;
-    va_start(ap, fmt);
     char *msg = NULL;
-    if (vasprintf(&msg, fmt, ap) < 0)
-        msg = NULL;
-    va_end(ap);
-    if (msg == NULL) {
+    if (vasprintf(&msg, fmt, ap) < 0 || msg == NULL) {
         fprintf(stderr, "gantry: out of memory formatting a spec problem\n");
         abort();
     }
@@ -497,10 +515,62 @@ void gy_spec_problem_add(struct gy_spec_problems *problems, const struct gy_spec
     p->message = msg;
     p->line = 0;
     p->column = 0;
+    return p;
+}
+
+void gy_spec_problem_add(struct gy_spec_problems *problems, const struct gy_spec_positions *pos,
+                         const char *path, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    struct gy_spec_problem *p = problem_vadd(problems, path, fmt, ap);
+    va_end(ap);
     if (!position_of(pos, path, &p->line, &p->column)) {
         p->line = 0;
         p->column = 0;
     }
+}
+
+void gy_spec_problem_add_at(struct gy_spec_problems *problems, const char *path, int line,
+                            int column, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    struct gy_spec_problem *p = problem_vadd(problems, path, fmt, ap);
+    va_end(ap);
+    p->line = line;
+    p->column = column;
+}
+
+static bool problem_before(const struct gy_spec_problem *a, const struct gy_spec_problem *b)
+{
+    return a->line < b->line || (a->line == b->line && a->column < b->column);
+}
+
+void gy_spec_problems_sort(struct gy_spec_problems *problems, size_t from)
+{
+    /* A stable merge sort: problems at one position keep the order they were found in,
+     * which follows the spec's layout. */
+    size_t n = problems->n > from ? problems->n - from : 0;
+    if (n < 2)
+        return;
+    struct gy_spec_problem *a = problems->items + from;
+    struct gy_spec_problem *tmp = gy_xcalloc(n, sizeof(*tmp));
+    for (size_t width = 1; width < n; width *= 2) {
+        for (size_t lo = 0; lo < n; lo += 2 * width) {
+            size_t mid = lo + width < n ? lo + width : n;
+            size_t hi = lo + 2 * width < n ? lo + 2 * width : n;
+            size_t i = lo, j = mid, k = lo;
+            while (i < mid && j < hi)
+                tmp[k++] = problem_before(&a[j], &a[i]) ? a[j++] : a[i++];
+            while (i < mid)
+                tmp[k++] = a[i++];
+            while (j < hi)
+                tmp[k++] = a[j++];
+        }
+        memcpy(a, tmp, n * sizeof(*tmp));
+    }
+    free(tmp);
 }
 
 char *gy_spec_problem_format(const char *file, const struct gy_spec_problem *problem)

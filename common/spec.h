@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <jansson.h>
 
@@ -159,12 +160,16 @@ int gy_spec_from_json(const json_t *doc, const struct gy_spec_positions *pos, st
                       struct gy_spec_problems *problems);
 
 /* Checks the semantic rules (DNS-label name, replicas in range, autoscale min <= max, ...)
- * of an already decoded spec. Returns -GY_EINVAL when problems were added. */
+ * of a spec however it was built, appending to *problems. Returns -GY_EINVAL when problems
+ * were added. Like the decoder it allocates with gy_xmalloc (aborting when memory runs
+ * out), since it runs in the API and the CLI, not on the Raft apply path. */
 int gy_spec_validate(const struct gy_spec *spec, const struct gy_spec_positions *pos,
                      struct gy_spec_problems *problems);
 
 /* The canonical JSON form: every field, defaults included, quantities printed in their
- * units ("250m", "64Mi", "30s"). Equal specs give byte-identical output with
+ * units ("250m", "64Mi", "30s"); settings that are off read "health": null,
+ * "autoscale": "off", and autoscale targets that are not set are left out. NULL when
+ * memory runs out. Equal specs give byte-identical output with
  * JSON_COMPACT | JSON_SORT_KEYS, which the server uses to tell "unchanged" from "updated". */
 json_t *gy_spec_to_json(const struct gy_spec *spec);
 
@@ -181,6 +186,14 @@ bool gy_spec_name_valid(const char *name);
 void gy_spec_problem_add(struct gy_spec_problems *problems, const struct gy_spec_positions *pos,
                          const char *path, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* Like gy_spec_problem_add at an explicit position (1-based; 0 for none). */
+void gy_spec_problem_add_at(struct gy_spec_problems *problems, const char *path, int line,
+                            int column, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Sorts problems->items[from..] by line and column, keeping the order of problems at the
+ * same position. */
+void gy_spec_problems_sort(struct gy_spec_problems *problems, size_t from);
 
 /* "FILE:LINE:COLUMN: path: message"; without a position "FILE: path: message", and
  * without a file (NULL) the file part is left out. The caller frees the result. */
@@ -221,8 +234,69 @@ void gy_constraint_free(struct gy_constraint *c);
 /* True for an environment variable name: [A-Za-z_][A-Za-z0-9_]*. */
 bool gy_env_name_valid(const char *name);
 
+/* Room for an excerpt of a value quoted in a message. */
+#define GY_SPEC_EXCERPT_BUF 64
+/* s itself when it is short, else its first characters and "...", cut at a UTF-8
+ * character boundary so that messages stay valid UTF-8 (the API sends them as JSON). */
+const char *gy_spec_excerpt(const char *s, char buf[GY_SPEC_EXCERPT_BUF]);
+
 /* Edit distance helper behind the "did you mean" hints: the candidate closest to word,
  * or NULL when none is close enough to be a likely typo. */
 const char *gy_spec_suggest(const char *word, const char *const *candidates, size_t n);
+
+/* ---------------------------------------------------------------------------------------
+ * YAML spec files (common/spec_yaml.c). */
+
+/* Largest spec file read, like the API's body limit, so a stray large file fails fast. */
+#define GY_SPEC_FILE_MAX (16u << 20)
+/* Deepest nesting of mappings and lists accepted in a YAML document. */
+#define GY_SPEC_YAML_DEPTH_MAX 64
+
+/* One YAML document as a JSON tree, with the position of every key path in it. */
+struct gy_yaml_document {
+    json_t *doc;
+    struct gy_spec_positions *pos;
+};
+
+/* Parses YAML text (several documents separated by `---`; empty documents are skipped)
+ * into JSON trees. Plain scalars are resolved by the YAML 1.2 core schema (null, true and
+ * false, integers, decimal and 0x/0o integers, floats); quoted and block scalars stay
+ * strings. A key path's position is where its key starts, a list item's where the item
+ * starts, and "" is where the document's content starts. Duplicate keys, anchors and
+ * aliases, tags other than !!str, keys that are not scalars, NUL characters, infinite or
+ * NaN numbers, integers beyond 64 bits and nesting deeper than GY_SPEC_YAML_DEPTH_MAX are
+ * problems; a syntax error is a problem at libyaml's mark and ends the parse, keeping the
+ * documents read before it. Returns 0, or -GY_EINVAL when problems were added. The
+ * caller frees *docs with gy_yaml_documents_free. */
+int gy_yaml_parse(const char *text, size_t len, struct gy_yaml_document **docs, size_t *n_docs,
+                  struct gy_spec_problems *problems);
+void gy_yaml_documents_free(struct gy_yaml_document *docs, size_t n_docs);
+
+/* The workload specs of one file, in document order, and every problem found in it. */
+struct gy_spec_file {
+    char *name; /* as shown in problems: the path, "<stdin>", or the caller's label */
+    struct gy_spec *specs;
+    size_t n_specs;
+    struct gy_spec_problems problems;
+};
+
+/* Loads every spec of a YAML text: parse, decode and validate each document, and check
+ * that no workload name appears twice. Returns 0 when all is well; -GY_EINVAL when
+ * problems were found (out->problems, sorted by position; out->specs then holds what
+ * could be decoded and must not be applied), with a one-line summary in err. A file
+ * without any document is a problem too. name labels the text in problems. The caller
+ * frees out with gy_spec_file_free in every case. */
+int gy_spec_file_load_string(const char *name, const char *text, size_t len,
+                             struct gy_spec_file *out, struct gy_error *err);
+/* The same for a file; path "-" reads standard input. Reading errors return -GY_ESYS or
+ * -GY_ETOOBIG (over GY_SPEC_FILE_MAX) with err filled. */
+int gy_spec_file_load_path(const char *path, struct gy_spec_file *out, struct gy_error *err);
+/* The same for an open stream, read to its end; name labels it in problems. */
+int gy_spec_file_load_stream(const char *name, FILE *stream, struct gy_spec_file *out,
+                             struct gy_error *err);
+void gy_spec_file_free(struct gy_spec_file *file);
+
+/* Writes every problem of file to stream, one "FILE:LINE:COLUMN: path: message" a line. */
+void gy_spec_file_print_problems(const struct gy_spec_file *file, FILE *stream);
 
 #endif

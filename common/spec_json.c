@@ -97,6 +97,20 @@ static void check_keys(struct decoder *d, const json_t *obj, const char *path,
 /* ---------------------------------------------------------------------------------------
  * Scalars */
 
+/* Quantities are short; a long string is refused before the parsers quote it whole into a
+ * fixed-size error message, where it could be cut inside a UTF-8 character. */
+#define QUANTITY_TEXT_MAX 40
+
+static bool quantity_text_ok(struct decoder *d, const char *path, const json_t *v, const char *what)
+{
+    char ex[GY_SPEC_EXCERPT_BUF];
+    const char *s = json_string_value(v);
+    if (strlen(s) <= QUANTITY_TEXT_MAX)
+        return true;
+    PROBLEM(d, path, "\"%s\" is too long to be %s", gy_spec_excerpt(s, ex), what);
+    return false;
+}
+
 static bool dec_string(struct decoder *d, const char *path, const json_t *v, char **out)
 {
     if (!json_is_string(v)) {
@@ -158,7 +172,8 @@ static void dec_cpu(struct decoder *d, const char *path, const json_t *v, int64_
 {
     struct gy_error err;
     if (json_is_string(v)) {
-        if (gy_cpu_parse(json_string_value(v), out, &err) < 0)
+        if (quantity_text_ok(d, path, v, "a cpu quantity") &&
+            gy_cpu_parse(json_string_value(v), out, &err) < 0)
             PROBLEM(d, path, "%s", err.msg);
         return;
     }
@@ -194,7 +209,8 @@ static void dec_memory(struct decoder *d, const char *path, const json_t *v, int
 {
     struct gy_error err;
     if (json_is_string(v)) {
-        if (gy_memory_parse(json_string_value(v), out, &err) < 0)
+        if (quantity_text_ok(d, path, v, "a memory quantity") &&
+            gy_memory_parse(json_string_value(v), out, &err) < 0)
             PROBLEM(d, path, "%s", err.msg);
         return;
     }
@@ -215,7 +231,8 @@ static void dec_duration(struct decoder *d, const char *path, const json_t *v, i
 {
     struct gy_error err;
     if (json_is_string(v)) {
-        if (gy_duration_parse(json_string_value(v), out, &err) < 0)
+        if (quantity_text_ok(d, path, v, "a duration") &&
+            gy_duration_parse(json_string_value(v), out, &err) < 0)
             PROBLEM(d, path, "%s", err.msg);
         return;
     }
@@ -237,6 +254,8 @@ static void dec_percent(struct decoder *d, const char *path, const json_t *v, ui
     int64_t pct;
     struct gy_error err;
     if (json_is_string(v)) {
+        if (!quantity_text_ok(d, path, v, "a percentage"))
+            return;
         if (gy_percent_parse(json_string_value(v), &pct, &err) < 0) {
             PROBLEM(d, path, "%s", err.msg);
             return;
@@ -273,15 +292,17 @@ static int dec_enum(struct decoder *d, const char *path, const json_t *v, const 
         PROBLEM(d, path, "must be one of %s, not %s", list, type_name(v));
     } else {
         const char *s = json_string_value(v);
+        char ex[GY_SPEC_EXCERPT_BUF];
         for (size_t i = 0; i < n && result < 0; i++)
             if (strcmp(s, names[i]) == 0)
                 result = (int)i;
         if (result < 0) {
             const char *hint = gy_spec_suggest(s, names, n);
             if (hint != NULL)
-                PROBLEM(d, path, "\"%s\" is not one of %s; did you mean '%s'?", s, list, hint);
+                PROBLEM(d, path, "\"%s\" is not one of %s; did you mean '%s'?",
+                        gy_spec_excerpt(s, ex), list, hint);
             else
-                PROBLEM(d, path, "\"%s\" is not one of %s", s, list);
+                PROBLEM(d, path, "\"%s\" is not one of %s", gy_spec_excerpt(s, ex), list);
         }
     }
     free(list);
@@ -490,12 +511,13 @@ static void dec_autoscale(struct decoder *d, const json_t *v, struct gy_autoscal
 {
     static const char *const keys[] = {
         "min", "max", "cpu", "memory", "metric", "scale_down_after", "idle_after"};
+    char ex[GY_SPEC_EXCERPT_BUF];
     if (json_is_string(v) && strcmp(json_string_value(v), "off") == 0)
         return;
     if (!json_is_object(v)) {
         if (json_is_string(v))
             PROBLEM(d, "autoscale", "must be an object or \"off\", not \"%s\"",
-                    json_string_value(v));
+                    gy_spec_excerpt(json_string_value(v), ex));
         else
             wrong_type(d, "autoscale", "an object or \"off\"", v);
         return;
@@ -551,38 +573,6 @@ static bool paths_overlap(const char *a, const char *b)
         return true;
     char next = la < lb ? b[n] : a[n];
     return next == '.' || next == '[';
-}
-
-struct ordered_problem {
-    struct gy_spec_problem p;
-    size_t index;
-};
-
-static int problem_cmp(const void *a, const void *b)
-{
-    const struct ordered_problem *x = a, *y = b;
-    if (x->p.line != y->p.line)
-        return x->p.line < y->p.line ? -1 : 1;
-    if (x->p.column != y->p.column)
-        return x->p.column < y->p.column ? -1 : 1;
-    return x->index < y->index ? -1 : x->index > y->index;
-}
-
-/* Sorts problems[from..] by position, keeping the order of equal positions. */
-static void sort_by_position(struct gy_spec_problems *problems, size_t from)
-{
-    size_t n = problems->n - from;
-    if (n < 2)
-        return;
-    struct ordered_problem *tmp = gy_xcalloc(n, sizeof(*tmp));
-    for (size_t i = 0; i < n; i++) {
-        tmp[i].p = problems->items[from + i];
-        tmp[i].index = i;
-    }
-    qsort(tmp, n, sizeof(*tmp), problem_cmp);
-    for (size_t i = 0; i < n; i++)
-        problems->items[from + i] = tmp[i].p;
-    free(tmp);
 }
 
 int gy_spec_from_json(const json_t *doc, const struct gy_spec_positions *pos, struct gy_spec *spec,
@@ -649,7 +639,7 @@ int gy_spec_from_json(const json_t *doc, const struct gy_spec_positions *pos, st
     }
     free(rules.items);
     if (pos != NULL)
-        sort_by_position(problems, before);
+        gy_spec_problems_sort(problems, before);
     return problems->n > before ? -GY_EINVAL : 0;
 }
 

@@ -34,11 +34,12 @@ static void check_name(struct checker *c, const char *name)
         PROBLEM(c, "name", "required field is missing");
         return;
     }
+    char ex[GY_SPEC_EXCERPT_BUF];
     if (!gy_spec_name_valid(name))
         PROBLEM(c, "name",
                 "\"%s\" is not a DNS label: use 1 to %d lower-case letters, digits and '-', "
                 "starting and ending with a letter or digit",
-                name, GY_SPEC_NAME_MAX);
+                gy_spec_excerpt(name, ex), GY_SPEC_NAME_MAX);
 }
 
 static void check_image(struct checker *c, const char *image)
@@ -47,13 +48,15 @@ static void check_image(struct checker *c, const char *image)
         PROBLEM(c, "image", "required field is missing");
         return;
     }
+    char ex[GY_SPEC_EXCERPT_BUF];
     size_t len = strlen(image);
     if (len == 0)
         PROBLEM(c, "image", "must not be empty");
     else if (len > GY_SPEC_IMAGE_MAX)
         PROBLEM(c, "image", "is %zu characters long (max %d)", len, GY_SPEC_IMAGE_MAX);
     else if (has_control_or_blank(image))
-        PROBLEM(c, "image", "\"%s\" must not contain blanks or control characters", image);
+        PROBLEM(c, "image", "\"%s\" must not contain blanks or control characters",
+                gy_spec_excerpt(image, ex));
 }
 
 /* A command list (command, health.exec, autoscale.metric.exec): when present, at least one
@@ -78,12 +81,13 @@ static void check_env(struct checker *c, const struct gy_spec *spec)
 {
     for (size_t i = 0; i < spec->n_env; i++) {
         const char *name = spec->env[i].name != NULL ? spec->env[i].name : "";
+        char ex[GY_SPEC_EXCERPT_BUF];
         char *p = gy_xasprintf("env.%s", name);
         if (!gy_env_name_valid(name))
             PROBLEM(c, p,
                     "\"%s\" is not a valid environment variable name: use letters, digits "
                     "and '_', not starting with a digit",
-                    name);
+                    gy_spec_excerpt(name, ex));
         else if (i > 0 && spec->env[i - 1].name != NULL && strcmp(spec->env[i - 1].name, name) >= 0)
             PROBLEM(c, p, "is listed twice or out of order (names must be unique and sorted)");
         if (spec->env[i].value == NULL)
@@ -110,8 +114,9 @@ static void check_port(struct checker *c, const char *path, uint32_t port)
 
 static void check_http_path(struct checker *c, const char *path, const char *value)
 {
+    char ex[GY_SPEC_EXCERPT_BUF];
     if (value == NULL || value[0] != '/')
-        PROBLEM(c, path, "must start with '/' (got \"%s\")", value != NULL ? value : "");
+        PROBLEM(c, path, "must start with '/' (got \"%s\")", gy_spec_excerpt(value, ex));
     else if (has_control_or_blank(value))
         PROBLEM(c, path, "must not contain blanks or control characters");
 }
@@ -163,6 +168,7 @@ static void check_placement(struct checker *c, const struct gy_placement *p)
     for (size_t i = 0; i < p->clouds.n; i++) {
         const char *cloud = p->clouds.items[i] != NULL ? p->clouds.items[i] : "";
         char *path = gy_xasprintf("placement.clouds[%zu]", i);
+        char ex[GY_SPEC_EXCERPT_BUF];
         bool dup = false;
         for (size_t j = 0; j < i; j++)
             if (p->clouds.items[j] != NULL && strcmp(p->clouds.items[j], cloud) == 0)
@@ -170,9 +176,10 @@ static void check_placement(struct checker *c, const struct gy_placement *p)
         if (cloud[0] == '\0' || strlen(cloud) > 63)
             PROBLEM(c, path, "a cloud name must be 1 to 63 characters");
         else if (has_control_or_blank(cloud))
-            PROBLEM(c, path, "cloud \"%s\" must not contain blanks or control characters", cloud);
+            PROBLEM(c, path, "cloud \"%s\" must not contain blanks or control characters",
+                    gy_spec_excerpt(cloud, ex));
         else if (dup)
-            PROBLEM(c, path, "cloud \"%s\" is listed twice", cloud);
+            PROBLEM(c, path, "cloud \"%s\" is listed twice", gy_spec_excerpt(cloud, ex));
         free(path);
     }
     if ((unsigned)p->spread > GY_SPREAD_CLOUD)

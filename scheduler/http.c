@@ -1,6 +1,7 @@
 /* The HTTP server's libuv transport: listening, accepting, reading into the protocol engine
  * (http_conn.c), writing its answers, and the header, idle and linger timers. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -368,6 +369,11 @@ int sch_http_server_start(uv_loop_t *loop, const char *addr, const struct sch_ht
     int rc = http_parse_addr(addr, &ss, err);
     if (rc < 0)
         return gy_error_wrap(err, "http server");
+    /* A write to a client that has reset its connection must fail with EPIPE rather than
+     * kill the process; a handler the program installed itself is left alone. */
+    struct sigaction old;
+    if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
     struct sch_http_server *server = gy_xcalloc(1, sizeof(*server));
     server->loop = loop;
     http_options_fill(&server->opts, opts);

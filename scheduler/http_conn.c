@@ -319,7 +319,11 @@ static int on_message_begin(http_parser *p)
     struct sch_http_conn *conn = conn_of(p);
     conn->cur = gy_xcalloc(1, sizeof(*conn->cur));
     conn->cur->req.conn = conn;
-    conn->cur->req.query = NULL;
+    http_buf_free(&conn->url);
+    http_buf_free(&conn->field);
+    http_buf_free(&conn->value);
+    http_buf_free(&conn->body);
+    conn->n_headers_cap = 0;
     conn->in_value = false;
     conn->headers_done = false;
     conn->partial = true;
@@ -354,6 +358,10 @@ static void store_header(struct sch_http_conn *conn)
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     struct sch_http_conn *conn = conn_of(p);
+    /* Trailer fields after a chunked body are not kept; the request's total size limit in
+     * feed_loop bounds them. */
+    if (conn->headers_done)
+        return 0;
     if (conn->in_value) {
         store_header(conn);
         conn->in_value = false;
@@ -365,6 +373,8 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 static int on_header_value(http_parser *p, const char *at, size_t len)
 {
     struct sch_http_conn *conn = conn_of(p);
+    if (conn->headers_done)
+        return 0;
     conn->in_value = true;
     http_buf_append(&conn->value, at, len);
     return check_header_size(conn, at, len);

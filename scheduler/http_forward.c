@@ -47,7 +47,7 @@ static void fwd_finish(struct http_forward *fwd, const char *failure)
                          fwd->body.data != NULL ? fwd->body.data : "", fwd->body.len);
     } else {
         gy_log_warn("http forward failed", "target=%s reason=\"%s\"", fwd->target, failure);
-        char message[256];
+        char message[512];
         snprintf(message, sizeof(message), "forward to %s: %s", fwd->target, failure);
         http_respond_error_extra(fwd->req, 503, "no_leader", "Retry-After: 1\r\n", message);
     }

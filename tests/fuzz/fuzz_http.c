@@ -116,24 +116,41 @@ static void answer_held(struct fuzz_state *st)
     }
 }
 
-static int check_body(http_parser *p, const char *at, size_t len)
+struct output_check {
+    unsigned begun;
+    unsigned complete;
+};
+
+static int check_begin(http_parser *p)
 {
-    (void)p;
-    (void)at;
-    (void)len;
+    ((struct output_check *)p->data)->begun++;
     return 0;
 }
 
-/* Everything the engine wrote must be a sequence of well-formed answers. */
+static int check_complete(http_parser *p)
+{
+    ((struct output_check *)p->data)->complete++;
+    return 0;
+}
+
+/* Everything the engine wrote must be a sequence of whole, well-formed answers: parsed to
+ * the end (the end of the output standing for the connection's close), every answer begun
+ * is complete. */
 static void check_output(const struct fuzz_state *st)
 {
     if (st->saw_head || st->output.len == 0)
         return;
+    struct output_check check = {0};
     http_parser p;
     http_parser_init(&p, HTTP_RESPONSE);
-    http_parser_settings settings = {.on_body = check_body};
+    p.data = &check;
+    http_parser_settings settings = {.on_message_begin = check_begin,
+                                     .on_message_complete = check_complete};
     size_t n = http_parser_execute(&p, &settings, st->output.data, st->output.len);
     if (HTTP_PARSER_ERRNO(&p) != HPE_OK || n != st->output.len)
+        abort();
+    http_parser_execute(&p, &settings, NULL, 0);
+    if (HTTP_PARSER_ERRNO(&p) != HPE_OK || check.begun != check.complete)
         abort();
 }
 

@@ -2,3 +2,4 @@
 # conversion, and the YAML reader.
 gantry_unit_test(test_spec SOURCES test_spec.c LIBS gantry_common)
 gantry_unit_test(test_spec_pb SOURCES test_spec_pb.c LIBS gantry_proto)
+gantry_unit_test(test_spec_yaml SOURCES test_spec_yaml.c LIBS gantry_common)

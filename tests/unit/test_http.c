@@ -95,6 +95,7 @@ struct response {
     /* parser state */
     char field[64];
     bool complete;
+    bool head; /* the request was HEAD: the answer has no body */
 };
 
 static struct client *cl_connect(int port)
@@ -181,6 +182,12 @@ static int rp_body(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
+static int rp_headers_complete(http_parser *p)
+{
+    struct response *r = p->data;
+    return r->head ? 1 : 0;
+}
+
 static int rp_complete(http_parser *p)
 {
     struct response *r = p->data;
@@ -193,6 +200,7 @@ static int rp_complete(http_parser *p)
 static const http_parser_settings rp_settings = {
     .on_header_field = rp_field,
     .on_header_value = rp_value,
+    .on_headers_complete = rp_headers_complete,
     .on_body = rp_body,
     .on_message_complete = rp_complete,
 };
@@ -201,7 +209,9 @@ static const http_parser_settings rp_settings = {
  * garbage. */
 static bool cl_response(struct client *c, struct response *r)
 {
+    bool head = r->head;
     memset(r, 0, sizeof(*r));
+    r->head = head;
     http_parser p;
     http_parser_init(&p, HTTP_RESPONSE);
     p.data = r;
@@ -366,7 +376,12 @@ static void echo_handler(struct sch_http_request *req, void *data)
     struct fixture *fx = data;
     fx->n_requests++;
     char out[4096];
-    int n = snprintf(out, sizeof(out), "%s %s %s", req->method, req->path, req->body);
+    const char *echo = sch_http_header(req, "x-echo");
+    int n = snprintf(out, sizeof(out), "%s %s %s%s", req->method, req->path, req->body,
+                     echo != NULL ? echo : "");
+    const char *empty = sch_http_header(req, "x-empty");
+    if (echo != NULL && (req->n_headers != 2 || empty == NULL || empty[0] != '\0'))
+        n = snprintf(out, sizeof(out), "unexpected %zu headers", req->n_headers);
     sch_http_respond(req, 200, "text/plain", NULL, out, (size_t)n);
 }
 
@@ -398,7 +413,9 @@ static void client_post(struct fixture *fx)
                 "POST /v1/apply HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n{\"a\":\"b c\"}");
     cl_exchange(fx, c,
                 "POST /v1/apply HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                "3\r\nabc\r\n4;ext=1\r\ndefg\r\n0\r\n\r\n");
+                "3\r\nabc\r\n4;ext=1\r\ndefg\r\n0\r\nX-Trailer: t\r\n\r\n");
+    /* Empty header values and trailers do not disturb the next request's headers. */
+    cl_exchange(fx, c, "GET /h HTTP/1.1\r\nX-Empty:\r\nX-Echo: e\r\n\r\n");
     /* A body that arrives in pieces, after the headers. */
     cl_send(c, "PUT /p HTTP/1.1\r\nContent-Length: 6\r\n\r\nxy");
     usleep(20000);
@@ -413,8 +430,9 @@ static void test_post_body(void **state)
     fixture_init(&fx);
     start_server(&fx, echo_handler);
     run(&fx, client_post);
-    assert_string_equal(fx.log, "200 POST /v1/apply {\"a\":\"b c\"};200 POST /v1/apply abcdefg;"
-                                "200 PUT /p xyzzzw;");
+    assert_string_equal(
+        fx.log, "200 POST /v1/apply {\"a\":\"b c\"};200 POST /v1/apply abcdefg;200 GET /h e;"
+                "200 PUT /p xyzzzw;");
 }
 
 static void client_keep_alive(struct fixture *fx)
@@ -426,6 +444,11 @@ static void client_keep_alive(struct fixture *fx)
         cl_exchange(fx, c, req);
     }
     static struct response r;
+    /* The answer to HEAD has the headers of the answer to GET and no body. */
+    r.head = true;
+    if (cl_send(c, "HEAD /h HTTP/1.1\r\n\r\n") && cl_response(c, &r))
+        CLOG(fx, "%d %d [%s];", r.status, r.has_length, r.body);
+    r.head = false;
     if (cl_send(c, "GET /last HTTP/1.1\r\nConnection: close\r\n\r\n") && cl_response(c, &r))
         CLOG(fx, "%d %s %s;", r.status, r.body, r.connection);
     CLOG(fx, "closed=%d;", cl_closed(c));
@@ -451,9 +474,10 @@ static void test_keep_alive(void **state)
     fixture_init(&fx);
     start_server(&fx, echo_handler);
     run(&fx, client_keep_alive);
-    assert_string_equal(fx.log, "200 GET /k0 ;200 GET /k1 ;200 GET /k2 ;200 GET /last  close;"
-                                "closed=1;200 GET /old ;closed=1;200 keep-alive;"
-                                "200 GET /again ;closed=1;");
+    assert_string_equal(fx.log,
+                        "200 GET /k0 ;200 GET /k1 ;200 GET /k2 ;200 1 [];200 GET /last  close;"
+                        "closed=1;200 GET /old ;closed=1;200 keep-alive;"
+                        "200 GET /again ;closed=1;");
 }
 
 /* Holds requests and answers them newest first once three are waiting. */
@@ -506,34 +530,24 @@ static void test_pipelined_in_order(void **state)
     assert_string_equal(fx.log, "/a;/b;/c;");
 }
 
-/* Answers everything held, oldest first, once no new request arrived for a while. */
+/* Answers everything held, oldest first, when the connection's limit is reached or the
+ * last request has arrived. */
 static void limit_tick(struct fixture *fx)
 {
-    static int last_held = -1;
-    static int quiet_ticks = 0;
-    if (fx->n_held == 0) {
-        last_held = -1;
-        quiet_ticks = 0;
-        return;
-    }
-    if (fx->n_held != last_held) {
-        last_held = fx->n_held;
-        quiet_ticks = 0;
-        return;
-    }
-    if (++quiet_ticks < 10)
+    if (fx->n_held == 0 || (fx->n_held < 64 && fx->n_requests < 100))
         return;
     int n = fx->n_held;
     fx->n_held = 0;
     for (int i = 0; i < n; i++)
         sch_http_respond(fx->held[i], 200, "text/plain", NULL, fx->held[i]->path,
                          strlen(fx->held[i]->path));
-    last_held = -1;
 }
 
 static void hold_handler(struct sch_http_request *req, void *data)
 {
-    hold(data, req);
+    struct fixture *fx = data;
+    fx->n_requests++;
+    hold(fx, req);
 }
 
 static void client_limit(struct fixture *fx)
@@ -703,7 +717,6 @@ static void client_idle_timeout(struct fixture *fx)
 {
     struct client *c = cl_connect(fx->port);
     cl_exchange(fx, c, "GET /one HTTP/1.1\r\n\r\n");
-    usleep(50 * 1000);
     cl_exchange(fx, c, "GET /two HTTP/1.1\r\n\r\n");
     CLOG(fx, "closed=%d;", cl_closed(c));
     cl_free(c);
@@ -718,7 +731,7 @@ static void test_idle_timeout(void **state)
     (void)state;
     struct fixture fx;
     fixture_init(&fx);
-    fx.opts.idle_timeout_ms = 200;
+    fx.opts.idle_timeout_ms = 300;
     start_server(&fx, echo_handler);
     run(&fx, client_idle_timeout);
     assert_string_equal(fx.log, "200 GET /one ;200 GET /two ;closed=1;closed=1;");
@@ -824,6 +837,13 @@ static void target_handler(struct sch_http_request *req, void *data)
         hold(fx, req);
         return;
     }
+    if (strcmp(req->path, "/chunks") == 0) {
+        sch_http_stream_start(req, 200, "text/plain");
+        sch_http_stream_write(req, "ab", 2);
+        sch_http_stream_write(req, "cd", 2);
+        sch_http_stream_end(req);
+        return;
+    }
     const char *mark = sch_http_header(req, "x-gantry-forwarded");
     char out[512];
     int n = snprintf(out, sizeof(out), "%s %s mark=%s body=%s", req->method, req->path,
@@ -840,6 +860,9 @@ static void client_forward(struct fixture *fx)
         cl_response(c, &r))
         CLOG(fx, "%d %s %s %s;", r.status, r.content_type, r.retry_after, r.body);
     cl_exchange(fx, c, "GET /second HTTP/1.1\r\n\r\n");
+    /* A chunked answer is relayed whole, with a length. */
+    if (cl_send(c, "GET /chunks HTTP/1.1\r\n\r\n") && cl_response(c, &r))
+        CLOG(fx, "%d %s [%s] %d;", r.status, r.body, r.transfer_encoding, r.has_length);
     /* A request that was forwarded already is not relayed again. */
     if (cl_send(c, "GET /loop HTTP/1.1\r\nX-Gantry-Forwarded: 1\r\n\r\n") && cl_response(c, &r))
         CLOG(fx, "%d %s %.30s;", r.status, r.retry_after, r.body);
@@ -858,7 +881,7 @@ static void test_forward(void **state)
     start_server(&fx, forward_handler);
     run(&fx, client_forward);
     assert_string_equal(fx.log, "201 application/x-test 7 POST /v1/workloads/web/scale mark=1 "
-                                "body={\"replicas\":3};201 GET /second mark=1 body=;"
+                                "body={\"replicas\":3};201 GET /second mark=1 body=;200 abcd [] 1;"
                                 "503 1 {\"error\":{\"code\":\"no_leader\",\";");
 }
 
@@ -924,6 +947,41 @@ static void test_forward_timeout(void **state)
              "in time\"}};",
              target);
     assert_string_equal(fx.log, want);
+}
+
+/* Closes the forwarding server while its forward waits for the target. */
+static void close_forwarder_tick(struct fixture *fx)
+{
+    if (fx->n_held == 1 && fx->server != NULL) {
+        sch_http_server_close(fx->server, server_closed, fx);
+        fx->server = NULL;
+    }
+}
+
+static void client_close_during_forward(struct fixture *fx)
+{
+    static struct response r;
+    struct client *c = cl_connect(fx->port);
+    cl_send(c, "GET /hang HTTP/1.1\r\n\r\n");
+    CLOG(fx, "got=%d;", cl_response(c, &r));
+    cl_free(c);
+}
+
+static void test_close_during_forward(void **state)
+{
+    (void)state;
+    struct fixture fx;
+    fixture_init(&fx);
+    start_server2(&fx, target_handler);
+    char target[64];
+    snprintf(target, sizeof(target), "127.0.0.1:%d", fx.port2);
+    fx.forward_to = target;
+    fx.forward_timeout_ms = 10000;
+    fx.release_when_client_done = true;
+    fx.tick = close_forwarder_tick;
+    start_server(&fx, forward_handler);
+    run(&fx, client_close_during_forward);
+    assert_string_equal(fx.log, "got=0;");
 }
 
 static void stream_step(uv_timer_t *t)
@@ -1101,6 +1159,7 @@ int main(void)
         cmocka_unit_test(test_forward),
         cmocka_unit_test(test_forward_closed_port),
         cmocka_unit_test(test_forward_timeout),
+        cmocka_unit_test(test_close_during_forward),
         cmocka_unit_test(test_streaming),
         cmocka_unit_test(test_query_decoding),
         cmocka_unit_test(test_expect_continue),

@@ -244,6 +244,25 @@ static void test_round_trip(void **state)
     }
 }
 
+/* The canonical form of a spec with every default, byte for byte. */
+static void test_canonical_defaults(void **state)
+{
+    (void)state;
+    struct gy_spec s;
+    decode_ok("{" BASE "}", &s);
+    json_t *j = gy_spec_to_json(&s);
+    char *text = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT);
+    assert_string_equal(
+        text, "{\"autoscale\":\"off\",\"command\":[],\"env\":{},\"health\":null,\"image\":"
+              "\"busybox\",\"name\":\"web\",\"placement\":{\"clouds\":[],\"constraints\":[],"
+              "\"spread\":\"node\",\"strategy\":\"spread\"},\"replicas\":1,\"resources\":{"
+              "\"cpu\":\"100m\",\"memory\":\"64Mi\",\"pids\":0},\"restart\":\"always\","
+              "\"stop_grace\":\"10s\",\"update\":{\"max_surge\":1,\"max_unavailable\":0}}");
+    free(text);
+    json_decref(j);
+    gy_spec_free(&s);
+}
+
 /* Two spellings of the same spec serialize byte for byte the same. */
 static void test_canonical(void **state)
 {
@@ -650,6 +669,82 @@ static void test_positions_and_format(void **state)
     gy_spec_positions_free(pos);
 }
 
+/* Values quoted in messages are cut short, and never inside a UTF-8 character, because
+ * the API sends messages as JSON strings, which must be valid UTF-8. */
+static void test_excerpts(void **state)
+{
+    (void)state;
+    char buf[GY_SPEC_EXCERPT_BUF];
+    assert_string_equal(gy_spec_excerpt("short", buf), "short");
+    char longer[200];
+    memset(longer, 'a', sizeof(longer) - 1);
+    longer[sizeof(longer) - 1] = '\0';
+    const char *ex = gy_spec_excerpt(longer, buf);
+    assert_int_equal(strlen(ex), GY_SPEC_EXCERPT_BUF - 1);
+    assert_string_equal(ex + GY_SPEC_EXCERPT_BUF - 4, "...");
+    /* Two-byte characters from the start: the cut falls between two of them. */
+    char accents[200] = "";
+    for (int i = 0; i < 60; i++)
+        strcat(accents, "\xc3\xa9");
+    ex = gy_spec_excerpt(accents, buf);
+    size_t kept = strlen(ex) - 3;
+    assert_int_equal(kept % 2, 0);
+    json_t *j = json_string(ex);
+    assert_non_null(j); /* valid UTF-8 */
+    json_decref(j);
+
+    char doc[600];
+    snprintf(doc, sizeof(doc), "{\"name\":\"%s\",\"image\":\"x\",\"restart\":\"%s\"}", accents,
+             longer);
+    struct gy_spec spec;
+    struct gy_spec_problems problems;
+    assert_int_equal(decode(doc, &spec, &problems), -GY_EINVAL);
+    assert_int_equal(problems.n, 2);
+    for (size_t i = 0; i < problems.n; i++) {
+        assert_true(strlen(problems.items[i].message) < 200);
+        assert_non_null(strstr(problems.items[i].message, "...\""));
+        j = json_string(problems.items[i].message);
+        assert_non_null(j);
+        json_decref(j);
+    }
+    gy_spec_problems_free(&problems);
+    gy_spec_free(&spec);
+
+    snprintf(doc, sizeof(doc), "{" BASE ",\"resources\":{\"cpu\":\"%s\"}}", accents);
+    expect_problem(doc, "resources.cpu", "is too long to be a cpu quantity");
+}
+
+static void test_more_rules(void **state)
+{
+    (void)state;
+    char doc[600];
+    char image[300];
+    memset(image, 'i', 256);
+    image[256] = '\0';
+    snprintf(doc, sizeof(doc), "{\"name\":\"web\",\"image\":\"%s\"}", image);
+    expect_problem(doc, "image", "is 256 characters long (max 255)");
+    expect_problem("{" BASE ",\"placement\":{\"clouds\":[\"my cloud\"]}}", "placement.clouds[0]",
+                   "must not contain blanks");
+    expect_problem("{" BASE ",\"health\":{\"http\":{\"port\":80,\"path\":\"/a b\"}}}",
+                   "health.http.path", "must not contain blanks");
+    expect_problem("{" BASE ",\"autoscale\":{\"max\":2,\"metric\":{\"http\":{\"port\":0},"
+                   "\"target\":1}}}",
+                   "autoscale.metric.http.port", "between 1 and 65535");
+    expect_problem("{" BASE ",\"autoscale\":{\"max\":2,\"metric\":{\"http\":{},\"target\":1}}}",
+                   "autoscale.metric.http.port", "required field is missing");
+    expect_problem("{" BASE ",\"env\":{\"A\":null}}", "env.A", "must be a string, not null");
+    expect_problem("{" BASE ",\"autoscale\":{\"max\":2,\"cpu\":5,\"scale_down_after\":\"800h\"}}",
+                   "autoscale.scale_down_after", "at most 720h");
+    expect_problem("{" BASE ",\"health\":{\"tcp\":{\"port\":1,\"host\":\"x\"}}}", "health.tcp.host",
+                   "unknown key (allowed here: port)");
+    struct gy_spec s;
+    decode_ok("{" BASE ",\"autoscale\":{\"max\":2,\"metric\":{\"http\":{\"port\":9090},"
+              "\"target\":4}}}",
+              &s);
+    assert_string_equal(s.autoscale.metric.http_path, "/");
+    gy_spec_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -659,6 +754,7 @@ int main(void)
         cmocka_unit_test(test_number_quantities),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_canonical),
+        cmocka_unit_test(test_canonical_defaults),
         cmocka_unit_test(test_required),
         cmocka_unit_test(test_name),
         cmocka_unit_test(test_unknown_keys),
@@ -675,6 +771,8 @@ int main(void)
         cmocka_unit_test(test_validate_struct),
         cmocka_unit_test(test_copy),
         cmocka_unit_test(test_positions_and_format),
+        cmocka_unit_test(test_excerpts),
+        cmocka_unit_test(test_more_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,989 @@
+/* The node daemon; see daemon.h. Everything runs on one libuv loop: the session with the
+ * control plane, a 200 ms supervision tick, the heartbeat, health checks (exec probes on
+ * the thread pool) and signal handling. */
+#include "agent/daemon.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "agent/bundle.h"
+#include "agent/health.h"
+#include "agent/image.h"
+#include "agent/network.h"
+#include "agent/session.h"
+#include "agent/state.h"
+#include "common/log.h"
+#include "common/quantity.h"
+#include "common/xalloc.h"
+#include "proto/frame.h"
+#include "proto/gantry.pb-c.h"
+#include "proto/spec_pb.h"
+#include "runtime/runtime.h"
+
+#define TICK_MS            200
+#define BACKOFF_FIRST_MS   250
+#define BACKOFF_MAX_MS     30000
+#define RAN_LONG_ENOUGH_MS 10000 /* a replica that ran this long restarts without delay */
+#define LOG_CHUNK_MAX      (64 * 1024)
+
+struct agent;
+
+struct replica {
+    struct agent *agent;
+    struct replica *next;
+    char *id;
+    char *workload;
+    uint64_t generation;
+    uint8_t *spec_pb; /* packed Gantry__WorkloadSpec, as assigned */
+    size_t spec_len;
+    struct gy_spec spec;
+
+    Gantry__ReplicaState state;
+    bool ready;
+    uint32_t restarts;
+    int exit_code;
+    int exit_signal;
+    bool oom_killed;
+    int64_t started_ms;
+    int64_t changed_ms;
+    char reason[320];
+    uint32_t address;
+
+    bool has_container; /* a runtime container with this id exists */
+    bool assigned;      /* the leader wants it to run */
+    bool stopping;
+    bool killed;
+    uint64_t kill_at;    /* uv_now() after which SIGKILL follows SIGTERM */
+    uint64_t restart_at; /* uv_now() of the next start attempt */
+    uint64_t backoff_ms;
+    uint64_t started_at; /* uv_now() of the last start */
+    struct agent_health *health;
+};
+
+struct log_follow {
+    struct log_follow *next;
+    uint64_t request_id;
+    char *replica_id;
+    uint64_t offset;
+};
+
+struct agent {
+    const struct agent_config *cfg;
+    uv_loop_t loop;
+    struct agent_state *db;
+    struct agent_session *session;
+    struct agent_net_config net;
+    char *base_config;
+    struct replica *replicas;
+    struct log_follow *follows;
+    uv_timer_t tick;
+    uv_timer_t heartbeat;
+    uv_signal_t sigterm;
+    uv_signal_t sigint;
+    Gantry__Label **labels;
+    size_t n_labels;
+    bool stopping;
+};
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *runtime_root(const struct agent *a)
+{
+    return a->cfg->runtime_root;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Reporting and persistence */
+
+static void replica_status(const struct replica *r, Gantry__ReplicaStatus *st, char *addr_buf)
+{
+    gantry__replica_status__init(st);
+    st->replica_id = r->id;
+    st->workload = r->workload;
+    st->generation = r->generation;
+    st->state = r->state;
+    st->ready = r->ready;
+    st->restarts = r->restarts;
+    st->exit_code = r->exit_code;
+    st->exit_signal = r->exit_signal;
+    st->oom_killed = r->oom_killed;
+    st->address = r->address != 0 ? (char *)agent_net_addr_str(r->address, addr_buf) : "";
+    st->reason = (char *)r->reason;
+    st->changed_ms = (uint64_t)r->changed_ms;
+}
+
+static void replica_persist(struct replica *r)
+{
+    char addr[AGENT_NET_ADDR_MAX] = "";
+    if (r->address != 0)
+        agent_net_addr_str(r->address, addr);
+    struct agent_replica_row row = {
+        .id = r->id,
+        .workload = r->workload,
+        .generation = r->generation,
+        .spec = r->spec_pb,
+        .spec_len = r->spec_len,
+        .state = r->state,
+        .ready = r->ready,
+        .restarts = r->restarts,
+        .exit_code = r->exit_code,
+        .exit_signal = r->exit_signal,
+        .oom_killed = r->oom_killed,
+        .started_ms = r->started_ms,
+        .changed_ms = r->changed_ms,
+        .reason = r->reason,
+        .address = addr,
+    };
+    struct gy_error err;
+    if (agent_state_replica_put(r->agent->db, &row, &err) < 0)
+        gy_log_error("cannot record replica state", "replica=%s error=\"%s\"", r->id, err.msg);
+}
+
+static void replica_report(struct replica *r)
+{
+    struct agent *a = r->agent;
+    if (a->session == NULL || !agent_session_ready(a->session))
+        return;
+    Gantry__ReplicaStatus st;
+    char addr[AGENT_NET_ADDR_MAX];
+    replica_status(r, &st, addr);
+    Gantry__AgentFrame f = GANTRY__AGENT_FRAME__INIT;
+    f.frame_case = GANTRY__AGENT_FRAME__FRAME_STATUS;
+    f.status = &st;
+    agent_session_send(a->session, &f);
+}
+
+/* Records a state change: memory, disk, and the leader, in that order. */
+static void __attribute__((format(printf, 3, 4)))
+replica_set(struct replica *r, Gantry__ReplicaState state, const char *fmt, ...)
+{
+    r->state = state;
+    r->changed_ms = wall_ms();
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->reason, sizeof(r->reason), fmt, ap);
+    va_end(ap);
+    replica_persist(r);
+    replica_report(r);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Starting */
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void replica_dir(const struct agent *a, const struct replica *r, const char *sub, char *buf,
+                        size_t len)
+{
+    snprintf(buf, len, "%s/replicas/%s%s%s", a->cfg->data_dir, r->id, sub[0] ? "/" : "", sub);
+}
+
+static int exec_probe(void *data, const struct gy_strv *argv, int timeout_ms, char *detail,
+                      size_t len)
+{
+    struct replica *r = data;
+    const char **args = gy_xcalloc(argv->n + 1, sizeof(char *));
+    for (size_t i = 0; i < argv->n; i++)
+        args[i] = argv->items[i];
+    struct rt_exec_opts opts = {
+        .argv = args, .capture = true, .output_max = 200, .timeout_ms = timeout_ms};
+    struct rt_exec_result res = {0};
+    struct gy_error err;
+    int code;
+    if (rt_container_exec(runtime_root(r->agent), r->id, &opts, &res, &err) < 0) {
+        snprintf(detail, len, "%s", err.msg);
+        code = 126;
+    } else {
+        code = res.timed_out ? 124 : res.exit_code;
+        if (res.timed_out)
+            snprintf(detail, len, "timed out after %dms", timeout_ms);
+        else if (res.output != NULL)
+            snprintf(detail, len, "%s", res.output);
+        for (char *p = detail; *p != '\0'; p++)
+            if (*p == '\n')
+                *p = ' ';
+    }
+    free(res.output);
+    free(args);
+    return code;
+}
+
+static void on_health(void *data, bool healthy, const char *detail);
+
+static void schedule_restart(struct replica *r, const char *why)
+{
+    struct agent *a = r->agent;
+    uint64_t now = uv_now(&a->loop);
+    bool ran_long = r->started_at != 0 && now - r->started_at >= RAN_LONG_ENOUGH_MS;
+    if (ran_long || r->backoff_ms == 0)
+        r->backoff_ms = ran_long ? 0 : BACKOFF_FIRST_MS;
+    else
+        r->backoff_ms = r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
+    r->restart_at = now + r->backoff_ms;
+    char delay[GY_QUANTITY_BUF];
+    gy_duration_format((int64_t)r->backoff_ms, delay);
+    /* Three quick failures in a row make a crash loop, shown as such. */
+    bool loop = r->backoff_ms >= BACKOFF_FIRST_MS * 4;
+    replica_set(r,
+                r->exit_code == 0 && r->exit_signal == 0 ? GANTRY__REPLICA_STATE__REPLICA_EXITED
+                                                         : GANTRY__REPLICA_STATE__REPLICA_FAILED,
+                "%s%s; restarting in %s", loop ? "crash loop: " : "", why, delay);
+}
+
+static void replica_start(struct replica *r)
+{
+    struct agent *a = r->agent;
+    struct gy_error err;
+    char path[PATH_MAX], upper[PATH_MAX], work[PATH_MAX];
+
+    if (r->has_container) {
+        if (rt_container_delete(runtime_root(a), r->id, true, &err) < 0 &&
+            err.code != GY_ENOTFOUND) {
+            schedule_restart(r, err.msg);
+            return;
+        }
+        r->has_container = false;
+    }
+    struct agent_image img;
+    if (agent_image_get(a->cfg->data_dir, r->spec.image, &img, &err) < 0) {
+        r->exit_code = 0;
+        r->exit_signal = 0;
+        schedule_restart(r, err.msg);
+        r->state = GANTRY__REPLICA_STATE__REPLICA_PENDING;
+        replica_persist(r);
+        replica_report(r);
+        return;
+    }
+    if (r->address == 0) {
+        uint32_t used[1024];
+        size_t n = 0;
+        for (struct replica *o = a->replicas; o != NULL && n < 1024; o = o->next)
+            if (o->address != 0)
+                used[n++] = o->address;
+        r->address = agent_net_address_pick(&a->net, used, n);
+        if (r->address == 0) {
+            schedule_restart(r, "no free address in the node's replica subnet");
+            return;
+        }
+    }
+    char netns[256];
+    if (agent_net_replica_up(&a->net, r->id, r->address, netns, sizeof(netns), &err) < 0) {
+        schedule_restart(r, err.msg);
+        return;
+    }
+    struct agent_bundle_params params = {.replica_id = r->id, .netns_path = netns};
+    char *config = agent_bundle_config(a->base_config, &r->spec, &params, &err);
+    if (config == NULL) {
+        r->exit_code = 1;
+        schedule_restart(r, err.msg);
+        return;
+    }
+    /* Every start begins from the image: a fresh writable layer, as Kubernetes does. */
+    replica_dir(a, r, "", path, sizeof(path));
+    nftw(path, remove_entry, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+    replica_dir(a, r, "upper", upper, sizeof(upper));
+    replica_dir(a, r, "work", work, sizeof(work));
+    char replicas_dir[PATH_MAX];
+    snprintf(replicas_dir, sizeof(replicas_dir), "%s/replicas", a->cfg->data_dir);
+    mkdir(replicas_dir, 0700);
+    mkdir(path, 0700);
+    mkdir(upper, 0755);
+    mkdir(work, 0700);
+    const char *layers[] = {img.rootfs};
+    struct rt_create_opts opts = {.root = runtime_root(a),
+                                  .id = r->id,
+                                  .config_json = config,
+                                  .layers = layers,
+                                  .n_layers = 1,
+                                  .upper_dir = upper,
+                                  .work_dir = work,
+                                  .start = true};
+    int rc = rt_container_create(&opts, NULL, &err);
+    free(config);
+    if (rc < 0) {
+        r->exit_code = err.code == GY_ENOTFOUND ? 127 : err.code == GY_EPERM ? 126 : 1;
+        r->exit_signal = 0;
+        schedule_restart(r, err.msg);
+        return;
+    }
+    r->has_container = true;
+    r->started_at = uv_now(&a->loop);
+    r->started_ms = wall_ms();
+    r->exit_code = 0;
+    r->exit_signal = 0;
+    r->oom_killed = false;
+    char addr[AGENT_NET_ADDR_MAX];
+    agent_net_addr_str(r->address, addr);
+    static const struct agent_health_callbacks hcb = {.on_change = on_health};
+    r->health = agent_health_start(&a->loop, &r->spec.health, addr, exec_probe, r, &hcb, r);
+    r->ready = r->health == NULL;
+    replica_set(r, GANTRY__REPLICA_STATE__REPLICA_RUNNING, "%s",
+                r->ready ? "running" : "running; waiting for the health check");
+    gy_log_info("replica started", "replica=%s address=%s", r->id, addr);
+}
+
+static void on_health(void *data, bool healthy, const char *detail)
+{
+    struct replica *r = data;
+    if (r->stopping || r->state != GANTRY__REPLICA_STATE__REPLICA_RUNNING)
+        return;
+    r->ready = healthy;
+    if (healthy) {
+        replica_set(r, GANTRY__REPLICA_STATE__REPLICA_RUNNING, "ready");
+        return;
+    }
+    /* Unhealthy: kill it; the exit is then handled like any other, by the restart policy. */
+    gy_log_warn("replica unhealthy", "replica=%s reason=\"%s\"", r->id, detail);
+    replica_set(r, GANTRY__REPLICA_STATE__REPLICA_RUNNING, "%s; restarting", detail);
+    rt_container_kill(runtime_root(r->agent), r->id, SIGKILL, true, NULL);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Exits, stops and removal */
+
+static void replica_exited(struct replica *r, const struct rt_state *st)
+{
+    agent_health_stop(r->health);
+    r->health = NULL;
+    r->ready = false;
+    r->exit_code = st->exit_code;
+    r->exit_signal = st->exit_signal;
+    r->oom_killed = st->oom_killed;
+    char why[128];
+    if (st->oom_killed)
+        snprintf(why, sizeof(why), "killed for exceeding its memory limit (OOM)");
+    else if (st->exit_signal != 0)
+        snprintf(why, sizeof(why), "killed by signal %d", st->exit_signal);
+    else
+        snprintf(why, sizeof(why), "exited with code %d", st->exit_code);
+    bool failed = st->exit_code != 0 || st->exit_signal != 0;
+    bool restart = r->spec.restart == GY_RESTART_ALWAYS ||
+                   (r->spec.restart == GY_RESTART_ON_FAILURE && failed);
+    gy_log_info("replica exited", "replica=%s reason=\"%s\" restart=%s", r->id, why,
+                restart ? "yes" : "no");
+    if (restart) {
+        r->restarts++;
+        schedule_restart(r, why);
+    } else {
+        r->assigned = false; /* done: the policy keeps it down */
+        replica_set(r,
+                    failed ? GANTRY__REPLICA_STATE__REPLICA_FAILED
+                           : GANTRY__REPLICA_STATE__REPLICA_EXITED,
+                    "%s", why);
+    }
+}
+
+static void replica_free(struct replica *r)
+{
+    agent_health_stop(r->health);
+    gy_spec_free(&r->spec);
+    free(r->spec_pb);
+    free(r->id);
+    free(r->workload);
+    free(r);
+}
+
+static void replica_unlink(struct agent *a, struct replica *r)
+{
+    for (struct replica **p = &a->replicas; *p != NULL; p = &(*p)->next) {
+        if (*p == r) {
+            *p = r->next;
+            return;
+        }
+    }
+}
+
+/* Removes everything of a stopped replica: container, network, files, state row. */
+static void replica_finish_stop(struct replica *r)
+{
+    struct agent *a = r->agent;
+    struct gy_error err;
+    if (r->has_container && rt_container_delete(runtime_root(a), r->id, true, &err) < 0 &&
+        err.code != GY_ENOTFOUND)
+        gy_log_warn("cannot delete container", "replica=%s error=\"%s\"", r->id, err.msg);
+    r->has_container = false;
+    if (agent_net_replica_down(&a->net, r->id, &err) < 0)
+        gy_log_warn("cannot remove replica network", "replica=%s error=\"%s\"", r->id, err.msg);
+    char path[PATH_MAX];
+    replica_dir(a, r, "", path, sizeof(path));
+    nftw(path, remove_entry, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+    r->ready = false;
+    replica_set(r, GANTRY__REPLICA_STATE__REPLICA_STOPPED, "stopped");
+    agent_state_replica_delete(a->db, r->id, NULL);
+    gy_log_info("replica removed", "replica=%s", r->id);
+    replica_unlink(a, r);
+    replica_free(r);
+}
+
+static void replica_stop(struct replica *r)
+{
+    if (r->stopping)
+        return;
+    struct agent *a = r->agent;
+    r->assigned = false;
+    r->stopping = true;
+    agent_health_stop(r->health);
+    r->health = NULL;
+    r->ready = false;
+    struct rt_state st;
+    if (r->has_container && rt_container_state(runtime_root(a), r->id, &st, NULL) == 0 &&
+        st.status == RT_STATUS_RUNNING) {
+        rt_container_kill(runtime_root(a), r->id, SIGTERM, false, NULL);
+        uint64_t grace = r->spec.stop_grace_ms > 0 ? (uint64_t)r->spec.stop_grace_ms : 10000;
+        r->kill_at = uv_now(&a->loop) + grace;
+        replica_set(r, GANTRY__REPLICA_STATE__REPLICA_STOPPING, "stopping (SIGTERM)");
+        return;
+    }
+    replica_finish_stop(r);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Assignments */
+
+static struct replica *replica_find(struct agent *a, const char *id)
+{
+    for (struct replica *r = a->replicas; r != NULL; r = r->next)
+        if (strcmp(r->id, id) == 0)
+            return r;
+    return NULL;
+}
+
+/* Makes a replica from its packed spec; NULL (logged) when the spec is unusable. */
+static struct replica *replica_new(struct agent *a, const char *id, const char *workload,
+                                   uint64_t generation, const uint8_t *spec_pb, size_t len)
+{
+    Gantry__WorkloadSpec *msg = gantry__workload_spec__unpack(NULL, len, spec_pb);
+    struct gy_error err;
+    struct replica *r = gy_xcalloc(1, sizeof(*r));
+    if (msg == NULL || gy_spec_from_proto(msg, &r->spec, &err) < 0) {
+        gy_log_error("unusable replica spec", "replica=%s error=\"%s\"", id,
+                     msg == NULL ? "malformed" : err.msg);
+        if (msg != NULL)
+            gy_spec_free(&r->spec);
+        gantry__workload_spec__free_unpacked(msg, NULL);
+        free(r);
+        return NULL;
+    }
+    gantry__workload_spec__free_unpacked(msg, NULL);
+    r->agent = a;
+    r->id = gy_xstrdup(id);
+    r->workload = gy_xstrdup(workload != NULL && workload[0] ? workload : r->spec.name);
+    r->generation = generation;
+    r->spec_pb = gy_xmalloc(len);
+    memcpy(r->spec_pb, spec_pb, len);
+    r->spec_len = len;
+    r->next = a->replicas;
+    a->replicas = r;
+    return r;
+}
+
+static void assignment_start(struct agent *a, const Gantry__AssignedReplica *ar)
+{
+    struct replica *r = replica_find(a, ar->replica_id);
+    if (r != NULL) {
+        /* Already known: a stop in progress is not undone, and a replica the policy left
+         * down stays down. */
+        return;
+    }
+    if (ar->spec == NULL)
+        return;
+    size_t len = gantry__workload_spec__get_packed_size(ar->spec);
+    uint8_t *buf = gy_xmalloc(len ? len : 1);
+    gantry__workload_spec__pack(ar->spec, buf);
+    r = replica_new(a, ar->replica_id, ar->spec->name, ar->generation, buf, len);
+    free(buf);
+    if (r == NULL)
+        return;
+    r->assigned = true;
+    r->restart_at = 0;
+    replica_set(r, GANTRY__REPLICA_STATE__REPLICA_PENDING, "assigned");
+    replica_start(r);
+}
+
+static void on_assignment(void *data, const Gantry__Assignment *as)
+{
+    struct agent *a = data;
+    if (as->full) {
+        /* Everything not listed goes. */
+        for (struct replica *r = a->replicas, *next; r != NULL; r = next) {
+            next = r->next;
+            bool listed = false;
+            for (size_t i = 0; i < as->n_start && !listed; i++)
+                listed = strcmp(as->start[i]->replica_id, r->id) == 0;
+            if (!listed)
+                replica_stop(r);
+        }
+    }
+    for (size_t i = 0; i < as->n_stop; i++) {
+        struct replica *r = replica_find(a, as->stop[i]);
+        if (r != NULL)
+            replica_stop(r);
+    }
+    for (size_t i = 0; i < as->n_start; i++)
+        assignment_start(a, as->start[i]);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Logs */
+
+static void send_log_chunk(struct agent *a, uint64_t request_id, const uint8_t *data, size_t len,
+                           bool eof, const char *error)
+{
+    Gantry__AgentFrame f = GANTRY__AGENT_FRAME__INIT;
+    Gantry__LogChunk c = GANTRY__LOG_CHUNK__INIT;
+    c.request_id = request_id;
+    c.data.data = (uint8_t *)data;
+    c.data.len = len;
+    c.eof = eof;
+    c.error = (char *)(error != NULL ? error : "");
+    f.frame_case = GANTRY__AGENT_FRAME__FRAME_LOG_CHUNK;
+    f.log_chunk = &c;
+    agent_session_send(a->session, &f);
+}
+
+/* Sends what the log holds past *offset (a rotated, shorter log starts over). Returns
+ * false when the replica's log cannot be read. */
+static bool send_log_from(struct agent *a, uint64_t request_id, const char *replica_id,
+                          uint64_t *offset, bool eof_at_end)
+{
+    char *path = rt_container_log_path(runtime_root(a), replica_id);
+    FILE *f = path != NULL ? fopen(path, "rb") : NULL;
+    free(path);
+    if (f == NULL)
+        return false;
+    fseeko(f, 0, SEEK_END);
+    uint64_t size = (uint64_t)ftello(f);
+    if (size < *offset)
+        *offset = 0;
+    fseeko(f, (off_t)*offset, SEEK_SET);
+    uint8_t *buf = gy_xmalloc(LOG_CHUNK_MAX);
+    size_t n;
+    bool sent_any = false;
+    while ((n = fread(buf, 1, LOG_CHUNK_MAX, f)) > 0) {
+        *offset += n;
+        bool last = eof_at_end && *offset >= size;
+        send_log_chunk(a, request_id, buf, n, last, NULL);
+        sent_any = true;
+    }
+    if (eof_at_end && !sent_any)
+        send_log_chunk(a, request_id, NULL, 0, true, NULL);
+    free(buf);
+    fclose(f);
+    return true;
+}
+
+static void on_log_request(void *data, const Gantry__LogRequest *req)
+{
+    struct agent *a = data;
+    if (req->cancel) {
+        for (struct log_follow **p = &a->follows; *p != NULL; p = &(*p)->next) {
+            if ((*p)->request_id == req->request_id) {
+                struct log_follow *f = *p;
+                *p = f->next;
+                free(f->replica_id);
+                free(f);
+                break;
+            }
+        }
+        return;
+    }
+    uint64_t offset = req->offset;
+    if (replica_find(a, req->replica_id) == NULL ||
+        !send_log_from(a, req->request_id, req->replica_id, &offset, !req->follow)) {
+        char why[256];
+        snprintf(why, sizeof(why), "replica %s has no log on node %s", req->replica_id,
+                 a->cfg->name);
+        send_log_chunk(a, req->request_id, NULL, 0, true, why);
+        return;
+    }
+    if (req->follow) {
+        struct log_follow *f = gy_xcalloc(1, sizeof(*f));
+        f->request_id = req->request_id;
+        f->replica_id = gy_xstrdup(req->replica_id);
+        f->offset = offset;
+        f->next = a->follows;
+        a->follows = f;
+    }
+}
+
+static void follows_tick(struct agent *a)
+{
+    for (struct log_follow **p = &a->follows; *p != NULL;) {
+        struct log_follow *f = *p;
+        bool alive = replica_find(a, f->replica_id) != NULL && a->session != NULL &&
+                     agent_session_ready(a->session) &&
+                     send_log_from(a, f->request_id, f->replica_id, &f->offset, false);
+        if (alive) {
+            p = &f->next;
+            continue;
+        }
+        if (a->session != NULL && agent_session_ready(a->session))
+            send_log_chunk(a, f->request_id, NULL, 0, true, NULL);
+        *p = f->next;
+        free(f->replica_id);
+        free(f);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------
+ * The supervision tick and the heartbeat */
+
+static void on_tick(uv_timer_t *t)
+{
+    struct agent *a = t->data;
+    uint64_t now = uv_now(&a->loop);
+    for (struct replica *r = a->replicas, *next; r != NULL; r = next) {
+        next = r->next;
+        struct rt_state st;
+        struct gy_error err;
+        if (r->stopping) {
+            int rc = rt_container_state(runtime_root(a), r->id, &st, &err);
+            if (rc < 0 || st.status == RT_STATUS_STOPPED) {
+                replica_finish_stop(r);
+            } else if (!r->killed && now >= r->kill_at) {
+                rt_container_kill(runtime_root(a), r->id, SIGKILL, true, NULL);
+                r->killed = true;
+            }
+            continue;
+        }
+        if (r->has_container) {
+            int rc = rt_container_state(runtime_root(a), r->id, &st, &err);
+            if (rc < 0 && err.code == GY_ENOTFOUND) {
+                /* Someone removed it behind our back: start it again. */
+                r->has_container = false;
+                if (r->assigned) {
+                    r->exit_code = 0;
+                    r->exit_signal = 9;
+                    schedule_restart(r, "container disappeared");
+                }
+            } else if (rc == 0 && st.status == RT_STATUS_STOPPED) {
+                replica_exited(r, &st);
+            }
+            continue;
+        }
+        if (r->assigned && now >= r->restart_at)
+            replica_start(r);
+    }
+    follows_tick(a);
+}
+
+static void on_heartbeat(uv_timer_t *t)
+{
+    struct agent *a = t->data;
+    if (a->session == NULL || !agent_session_ready(a->session))
+        return;
+    size_t n = 0;
+    for (struct replica *r = a->replicas; r != NULL; r = r->next)
+        n++;
+    Gantry__ContainerSample *samples = gy_xcalloc(n ? n : 1, sizeof(*samples));
+    Gantry__ContainerSample **ptrs = gy_xcalloc(n ? n : 1, sizeof(*ptrs));
+    Gantry__NodeSample node = GANTRY__NODE_SAMPLE__INIT;
+    size_t k = 0;
+    for (struct replica *r = a->replicas; r != NULL; r = r->next) {
+        struct rt_stats stats;
+        if (!r->has_container || r->state != GANTRY__REPLICA_STATE__REPLICA_RUNNING ||
+            rt_container_stats(runtime_root(a), r->id, &stats, NULL) < 0)
+            continue;
+        gantry__container_sample__init(&samples[k]);
+        samples[k].replica_id = r->id;
+        samples[k].cpu_usage_ns = stats.cpu_usage_ns;
+        samples[k].memory_bytes = stats.memory_bytes;
+        node.cpu_usage_ns += stats.cpu_usage_ns;
+        node.memory_bytes += stats.memory_bytes;
+        ptrs[k] = &samples[k];
+        k++;
+    }
+    node.containers = (uint32_t)k;
+    Gantry__Heartbeat hb = GANTRY__HEARTBEAT__INIT;
+    hb.time_ms = (uint64_t)wall_ms();
+    hb.samples = ptrs;
+    hb.n_samples = k;
+    hb.node = &node;
+    Gantry__AgentFrame f = GANTRY__AGENT_FRAME__INIT;
+    f.frame_case = GANTRY__AGENT_FRAME__FRAME_HEARTBEAT;
+    f.heartbeat = &hb;
+    agent_session_send(a->session, &f);
+    free(ptrs);
+    free(samples);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Session callbacks */
+
+static int make_hello(void *data, uint8_t **frame, size_t *len)
+{
+    struct agent *a = data;
+    const struct agent_config *cfg = a->cfg;
+    Gantry__NodeInfo node = GANTRY__NODE_INFO__INIT;
+    Gantry__Resources cap = GANTRY__RESOURCES__INIT;
+    node.name = (char *)cfg->name;
+    node.cloud = (char *)cfg->cloud;
+    node.region = (char *)cfg->region;
+    node.zone = (char *)cfg->zone;
+    node.labels = a->labels;
+    node.n_labels = a->n_labels;
+    cap.cpu_millis = cfg->cpu_millis;
+    cap.memory_bytes = cfg->memory_bytes;
+    cap.pids = cfg->pids;
+    node.capacity = &cap;
+    node.cost_per_hour = cfg->cost_per_hour;
+    node.address = (char *)(cfg->address != NULL ? cfg->address : "");
+
+    size_t n = 0;
+    for (struct replica *r = a->replicas; r != NULL; r = r->next)
+        n++;
+    Gantry__ReplicaStatus *st = gy_xcalloc(n ? n : 1, sizeof(*st));
+    Gantry__ReplicaStatus **ptrs = gy_xcalloc(n ? n : 1, sizeof(*ptrs));
+    char(*addrs)[AGENT_NET_ADDR_MAX] = gy_xcalloc(n ? n : 1, AGENT_NET_ADDR_MAX);
+    size_t k = 0;
+    for (struct replica *r = a->replicas; r != NULL; r = r->next, k++) {
+        replica_status(r, &st[k], addrs[k]);
+        ptrs[k] = &st[k];
+    }
+    char *cluster_id = NULL;
+    agent_state_meta_get(a->db, "cluster_id", &cluster_id, NULL);
+    Gantry__Hello hello = GANTRY__HELLO__INIT;
+    hello.protocol_version = 1;
+    hello.cluster_id = cluster_id != NULL ? cluster_id : "";
+    hello.node = &node;
+    hello.replicas = ptrs;
+    hello.n_replicas = k;
+    Gantry__AgentFrame f = GANTRY__AGENT_FRAME__INIT;
+    f.frame_case = GANTRY__AGENT_FRAME__FRAME_HELLO;
+    f.hello = &hello;
+    int rc = gy_frame_pack(&f.base, frame, len, NULL);
+    free(cluster_id);
+    free(addrs);
+    free(ptrs);
+    free(st);
+    return rc;
+}
+
+static void on_welcome(void *data, const Gantry__Welcome *w)
+{
+    struct agent *a = data;
+    if (w->cluster_id != NULL && w->cluster_id[0] != '\0')
+        agent_state_meta_set(a->db, "cluster_id", w->cluster_id, NULL);
+    if (w->heartbeat_interval_ms > 0)
+        uv_timer_set_repeat(&a->heartbeat, w->heartbeat_interval_ms);
+}
+
+static void on_disconnect(void *data)
+{
+    struct agent *a = data;
+    /* Follows belong to the old session; the server asks again after a reconnect. */
+    while (a->follows != NULL) {
+        struct log_follow *f = a->follows;
+        a->follows = f->next;
+        free(f->replica_id);
+        free(f);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Start-up, adoption, shutdown */
+
+static int labels_parse(struct agent *a, const char *text, struct gy_error *err)
+{
+    if (text == NULL || text[0] == '\0')
+        return 0;
+    char *copy = gy_xstrdup(text);
+    for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        if (eq == NULL || eq == tok) {
+            gy_error_set(err, GY_EINVAL, "--labels: \"%s\" is not KEY=VALUE", tok);
+            free(copy);
+            return -GY_EINVAL;
+        }
+        *eq = '\0';
+        Gantry__Label *l = gy_xmalloc(sizeof(*l));
+        gantry__label__init(l);
+        l->key = gy_xstrdup(tok);
+        l->value = gy_xstrdup(eq + 1);
+        a->labels = gy_xrealloc(a->labels, (a->n_labels + 1) * sizeof(*a->labels));
+        a->labels[a->n_labels++] = l;
+    }
+    free(copy);
+    return 0;
+}
+
+/* Takes over the replicas recorded before a restart: running containers are adopted as
+ * they are (never started twice), exited ones go through their restart policy, missing
+ * ones are started again. */
+static int adopt(struct agent *a, struct gy_error *err)
+{
+    struct agent_replica_row *rows;
+    size_t n;
+    int rc = agent_state_replica_list(a->db, &rows, &n, err);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        struct agent_replica_row *row = &rows[i];
+        struct replica *r =
+            replica_new(a, row->id, row->workload, row->generation, row->spec, row->spec_len);
+        if (r == NULL) {
+            agent_state_replica_delete(a->db, row->id, NULL);
+            continue;
+        }
+        r->state = row->state;
+        r->restarts = row->restarts;
+        r->exit_code = row->exit_code;
+        r->exit_signal = row->exit_signal;
+        r->oom_killed = row->oom_killed;
+        r->started_ms = row->started_ms;
+        r->changed_ms = row->changed_ms;
+        snprintf(r->reason, sizeof(r->reason), "%s", row->reason);
+        agent_net_addr_parse(row->address, &r->address);
+        bool done = row->state == GANTRY__REPLICA_STATE__REPLICA_STOPPING ||
+                    row->state == GANTRY__REPLICA_STATE__REPLICA_STOPPED;
+        bool left_down = (row->state == GANTRY__REPLICA_STATE__REPLICA_EXITED ||
+                          row->state == GANTRY__REPLICA_STATE__REPLICA_FAILED) &&
+                         strstr(row->reason, "restarting") == NULL;
+        r->assigned = !done && !left_down;
+        struct rt_state st;
+        struct gy_error serr;
+        if (rt_container_state(runtime_root(a), r->id, &st, &serr) == 0) {
+            r->has_container = true;
+            if (st.status == RT_STATUS_RUNNING) {
+                char addr[AGENT_NET_ADDR_MAX];
+                agent_net_addr_str(r->address, addr);
+                static const struct agent_health_callbacks hcb = {.on_change = on_health};
+                r->health =
+                    agent_health_start(&a->loop, &r->spec.health, addr, exec_probe, r, &hcb, r);
+                r->ready = r->health == NULL;
+                r->started_at = uv_now(&a->loop);
+                r->state = GANTRY__REPLICA_STATE__REPLICA_RUNNING;
+                gy_log_info("adopted running replica", "replica=%s pid=%d", r->id, (int)st.pid);
+            }
+        }
+        if (done) {
+            r->stopping = true;
+            r->kill_at = uv_now(&a->loop);
+        }
+    }
+    agent_replica_rows_free(rows, n);
+    return 0;
+}
+
+static void close_walk(uv_handle_t *handle, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(handle))
+        uv_close(handle, NULL);
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    struct agent *a = sig->data;
+    if (a->stopping)
+        return;
+    a->stopping = true;
+    gy_log_info("stopping; containers keep running", "signal=%d", signum);
+    for (struct replica *r = a->replicas; r != NULL; r = r->next) {
+        agent_health_stop(r->health);
+        r->health = NULL;
+    }
+    if (a->session != NULL)
+        agent_session_close(a->session, NULL, NULL);
+    a->session = NULL;
+    uv_timer_stop(&a->tick);
+    uv_timer_stop(&a->heartbeat);
+    uv_close((uv_handle_t *)&a->tick, NULL);
+    uv_close((uv_handle_t *)&a->heartbeat, NULL);
+    uv_close((uv_handle_t *)&a->sigterm, NULL);
+    uv_close((uv_handle_t *)&a->sigint, NULL);
+}
+
+int agent_daemon_run(const struct agent_config *cfg, struct gy_error *err)
+{
+    struct agent a;
+    memset(&a, 0, sizeof(a));
+    a.cfg = cfg;
+    int rc;
+    if (mkdir(cfg->data_dir, 0700) < 0 && errno != EEXIST)
+        return gy_error_sys(err, errno, "create data dir %s", cfg->data_dir);
+    if ((rc = labels_parse(&a, cfg->labels, err)) < 0)
+        return rc;
+    if ((rc = agent_net_config_init(&a.net, cfg->subnet, cfg->bridge, cfg->ns_prefix, err)) < 0)
+        return gy_error_wrap(err, "--subnet");
+    if ((rc = agent_net_bridge_up(&a.net, err)) < 0)
+        return rc;
+    if ((rc = agent_state_open(cfg->data_dir, &a.db, err)) < 0)
+        return rc;
+    a.base_config = rt_config_default_json();
+    uv_loop_init(&a.loop);
+    if ((rc = adopt(&a, err)) < 0)
+        goto out;
+
+    static const struct agent_session_callbacks scb = {.make_hello = make_hello,
+                                                       .on_welcome = on_welcome,
+                                                       .on_assignment = on_assignment,
+                                                       .on_log_request = on_log_request,
+                                                       .on_disconnect = on_disconnect};
+    struct agent_session_options sopts = {0};
+    if ((rc = agent_session_start(&a.loop, cfg->servers, &sopts, &scb, &a, &a.session, err)) < 0)
+        goto out;
+
+    uv_timer_init(&a.loop, &a.tick);
+    uv_timer_init(&a.loop, &a.heartbeat);
+    a.tick.data = &a;
+    a.heartbeat.data = &a;
+    uv_timer_start(&a.tick, on_tick, 0, TICK_MS);
+    uint64_t hb = cfg->heartbeat_ms > 0 ? cfg->heartbeat_ms : 1000;
+    uv_timer_start(&a.heartbeat, on_heartbeat, hb, hb);
+    uv_signal_init(&a.loop, &a.sigterm);
+    uv_signal_init(&a.loop, &a.sigint);
+    a.sigterm.data = &a;
+    a.sigint.data = &a;
+    uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&a.sigint, on_signal, SIGINT);
+    gy_log_info("agent started", "node=%s servers=%s cloud=%s data_dir=%s", cfg->name, cfg->servers,
+                cfg->cloud, cfg->data_dir);
+    uv_run(&a.loop, UV_RUN_DEFAULT);
+    rc = 0;
+out:
+    uv_walk(&a.loop, close_walk, NULL);
+    uv_run(&a.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&a.loop);
+    while (a.replicas != NULL) {
+        struct replica *r = a.replicas;
+        a.replicas = r->next;
+        r->health = NULL; /* already stopped with the loop */
+        replica_free(r);
+    }
+    on_disconnect(&a);
+    for (size_t i = 0; i < a.n_labels; i++) {
+        free(a.labels[i]->key);
+        free(a.labels[i]->value);
+        free(a.labels[i]);
+    }
+    free(a.labels);
+    free(a.base_config);
+    agent_state_close(a.db);
+    return rc;
+}

@@ -1,0 +1,295 @@
+/* gantry-agent: the node daemon (DESIGN.md section 6), and its image commands. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent/daemon.h"
+#include "agent/image.h"
+#include "common/log.h"
+#include "common/quantity.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: gantry-agent --servers HOST:PORT[,...] --name NODE --data-dir DIR [options]\n"
+            "       gantry-agent --data-dir DIR image import NAME PATH\n"
+            "       gantry-agent --data-dir DIR image list\n"
+            "       gantry-agent --data-dir DIR image rm NAME\n"
+            "\n"
+            "  --servers LIST        agent streams of the control plane (port 7702)\n"
+            "  --name NODE           this node's name (default: the host name)\n"
+            "  --data-dir DIR        images, local state and replica layers\n"
+            "  --cloud NAME          cloud of this node (default private)\n"
+            "  --region NAME         region (default local)\n"
+            "  --zone NAME           zone (default local-a)\n"
+            "  --labels K=V,...      labels for placement constraints\n"
+            "  --cpu N               cpu offered to replicas, cores or millicores (default: all)\n"
+            "  --memory SIZE         memory offered to replicas (default: all)\n"
+            "  --pids N              processes offered to replicas (default: no limit)\n"
+            "  --cost N              cost per hour of this node, for cloud placement\n"
+            "  --address ADDR        address of this node as others reach it\n"
+            "  --subnet CIDR         replica addresses on this node (default 10.88.0.0/24)\n"
+            "  --bridge NAME         bridge for replica networks (default gantry0)\n"
+            "  --runtime-root DIR    container runtime state (default /run/gantry-runtime)\n"
+            "  --heartbeat DUR       heartbeat and metric sample interval (default 1s)\n"
+            "  --log-level LEVEL     debug, info, warn or error (default info)\n"
+            "  --version, --help\n"
+            "\n"
+            "Image names: lower-case letters, digits, '.', '_', ':' and '-'. PATH is a root\n"
+            "filesystem directory or a tarball (.tar, .tar.gz, .tar.xz).\n");
+}
+
+/* Sizes for people: "1.9Mi" rather than an exact byte count. */
+static const char *human_size(int64_t bytes, char *buf, size_t len)
+{
+    static const char *const units[] = {"", "Ki", "Mi", "Gi", "Ti"};
+    double v = (double)bytes;
+    size_t u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(buf, len, u == 0 ? "%.0f%s" : "%.1f%s", v, units[u]);
+    return buf;
+}
+
+static int bad_flag(const char *flag, const char *value, const char *why)
+{
+    fprintf(stderr, "gantry-agent: %s \"%s\": %s\n", flag, value, why);
+    return 2;
+}
+
+static int image_command(const char *data_dir, int argc, char **argv)
+{
+    struct gy_error err;
+    if (argc >= 1 && strcmp(argv[0], "import") == 0) {
+        if (argc != 3) {
+            fprintf(stderr, "gantry-agent: usage: image import NAME PATH\n");
+            return 2;
+        }
+        struct agent_image img;
+        if (agent_image_import(data_dir, argv[1], argv[2], &img, &err) < 0) {
+            fprintf(stderr, "gantry-agent: %s\n", err.msg);
+            return err.code == GY_EINVAL ? 2 : 1;
+        }
+        char size[32];
+        printf("imported %s (%s)\n", img.name, human_size(img.size_bytes, size, sizeof(size)));
+        return 0;
+    }
+    if (argc == 1 && strcmp(argv[0], "list") == 0) {
+        struct agent_image *list;
+        size_t n;
+        if (agent_image_list(data_dir, &list, &n, &err) < 0) {
+            fprintf(stderr, "gantry-agent: %s\n", err.msg);
+            return 1;
+        }
+        printf("%-32s %-12s %s\n", "NAME", "SIZE", "IMPORTED");
+        for (size_t i = 0; i < n; i++) {
+            char size[32], when[32];
+            time_t t = (time_t)(list[i].imported_ms / 1000);
+            struct tm tm;
+            gmtime_r(&t, &tm);
+            strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+            printf("%-32s %-12s %s\n", list[i].name,
+                   human_size(list[i].size_bytes, size, sizeof(size)), when);
+        }
+        free(list);
+        return 0;
+    }
+    if (argc == 2 && strcmp(argv[0], "rm") == 0) {
+        if (agent_image_remove(data_dir, argv[1], &err) < 0) {
+            fprintf(stderr, "gantry-agent: %s\n", err.msg);
+            return err.code == GY_ENOTFOUND ? 1 : 2;
+        }
+        printf("removed %s\n", argv[1]);
+        return 0;
+    }
+    fprintf(stderr, "gantry-agent: unknown image command; use import, list or rm\n");
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    gy_log_init("agent", GY_LOG_INFO);
+    char hostname[256] = "node";
+    gethostname(hostname, sizeof(hostname) - 1);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    struct agent_config cfg = {
+        .name = hostname,
+        .cloud = "private",
+        .region = "local",
+        .zone = "local-a",
+        .labels = "",
+        .address = "",
+        .cpu_millis = cpus > 0 ? cpus * 1000 : 1000,
+        .memory_bytes = pages > 0 && page > 0 ? (int64_t)pages * page : INT64_C(1) << 30,
+        .subnet = "10.88.0.0/24",
+        .bridge = "gantry0",
+        .ns_prefix = "gantry-",
+        .runtime_root = "/run/gantry-runtime",
+        .heartbeat_ms = 1000,
+    };
+    enum {
+        OPT_SERVERS = 256,
+        OPT_NAME,
+        OPT_DATA,
+        OPT_CLOUD,
+        OPT_REGION,
+        OPT_ZONE,
+        OPT_LABELS,
+        OPT_CPU,
+        OPT_MEMORY,
+        OPT_PIDS,
+        OPT_COST,
+        OPT_ADDRESS,
+        OPT_SUBNET,
+        OPT_BRIDGE,
+        OPT_NSPREFIX,
+        OPT_RUNTIME,
+        OPT_HEARTBEAT,
+        OPT_LOG,
+        OPT_VERSION,
+        OPT_HELP,
+    };
+    static const struct option opts[] = {
+        {"servers", required_argument, NULL, OPT_SERVERS},
+        {"name", required_argument, NULL, OPT_NAME},
+        {"data-dir", required_argument, NULL, OPT_DATA},
+        {"cloud", required_argument, NULL, OPT_CLOUD},
+        {"region", required_argument, NULL, OPT_REGION},
+        {"zone", required_argument, NULL, OPT_ZONE},
+        {"labels", required_argument, NULL, OPT_LABELS},
+        {"cpu", required_argument, NULL, OPT_CPU},
+        {"memory", required_argument, NULL, OPT_MEMORY},
+        {"pids", required_argument, NULL, OPT_PIDS},
+        {"cost", required_argument, NULL, OPT_COST},
+        {"address", required_argument, NULL, OPT_ADDRESS},
+        {"subnet", required_argument, NULL, OPT_SUBNET},
+        {"bridge", required_argument, NULL, OPT_BRIDGE},
+        {"netns-prefix", required_argument, NULL, OPT_NSPREFIX},
+        {"runtime-root", required_argument, NULL, OPT_RUNTIME},
+        {"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
+        {"log-level", required_argument, NULL, OPT_LOG},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {"help", no_argument, NULL, OPT_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    struct gy_error err;
+    int c;
+    /* "+" stops at the first non-option, so "image import ..." reaches the subcommand. */
+    while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+        int64_t v;
+        switch (c) {
+        case OPT_SERVERS:
+            cfg.servers = optarg;
+            break;
+        case OPT_NAME:
+            cfg.name = optarg;
+            break;
+        case OPT_DATA:
+            cfg.data_dir = optarg;
+            break;
+        case OPT_CLOUD:
+            cfg.cloud = optarg;
+            break;
+        case OPT_REGION:
+            cfg.region = optarg;
+            break;
+        case OPT_ZONE:
+            cfg.zone = optarg;
+            break;
+        case OPT_LABELS:
+            cfg.labels = optarg;
+            break;
+        case OPT_CPU:
+            if (gy_cpu_parse(optarg, &v, &err) < 0 || v <= 0)
+                return bad_flag("--cpu", optarg, v <= 0 ? "must be more than 0" : err.msg);
+            cfg.cpu_millis = v;
+            break;
+        case OPT_MEMORY:
+            if (gy_memory_parse(optarg, &v, &err) < 0 || v <= 0)
+                return bad_flag("--memory", optarg, v <= 0 ? "must be more than 0" : err.msg);
+            cfg.memory_bytes = v;
+            break;
+        case OPT_PIDS:
+            if (gy_count_parse(optarg, INT64_C(4194304), &v, &err) < 0)
+                return bad_flag("--pids", optarg, err.msg);
+            cfg.pids = v;
+            break;
+        case OPT_COST: {
+            char *end;
+            double cost = strtod(optarg, &end);
+            if (*end != '\0' || end == optarg || cost < 0 || cost > 1e6)
+                return bad_flag("--cost", optarg, "must be a number from 0 to 1000000");
+            cfg.cost_per_hour = cost;
+            break;
+        }
+        case OPT_ADDRESS:
+            cfg.address = optarg;
+            break;
+        case OPT_SUBNET:
+            cfg.subnet = optarg;
+            break;
+        case OPT_BRIDGE:
+            cfg.bridge = optarg;
+            break;
+        case OPT_NSPREFIX:
+            cfg.ns_prefix = optarg;
+            break;
+        case OPT_RUNTIME:
+            cfg.runtime_root = optarg;
+            break;
+        case OPT_HEARTBEAT:
+            if (gy_duration_parse(optarg, &v, &err) < 0 || v < 100 || v > 60000)
+                return bad_flag("--heartbeat", optarg, "must be a duration from 100ms to 60s");
+            cfg.heartbeat_ms = (uint64_t)v;
+            break;
+        case OPT_LOG: {
+            enum gy_log_level level;
+            if (!gy_log_level_parse(optarg, &level))
+                return bad_flag("--log-level", optarg, "use debug, info, warn or error");
+            gy_log_set_level(level);
+            break;
+        }
+        case OPT_VERSION:
+            printf("gantry-agent %s\n", GANTRY_VERSION);
+            return 0;
+        case OPT_HELP:
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (cfg.data_dir == NULL) {
+        fprintf(stderr, "gantry-agent: --data-dir is required\n");
+        return 2;
+    }
+    if (optind < argc) {
+        if (strcmp(argv[optind], "image") == 0)
+            return image_command(cfg.data_dir, argc - optind - 1, argv + optind + 1);
+        fprintf(stderr, "gantry-agent: unknown command \"%s\" (see --help)\n", argv[optind]);
+        return 2;
+    }
+    if (cfg.servers == NULL) {
+        fprintf(stderr, "gantry-agent: --servers is required\n");
+        return 2;
+    }
+    if (geteuid() != 0) {
+        fprintf(stderr, "gantry-agent: must run as root (it creates containers)\n");
+        return 1;
+    }
+    if (agent_daemon_run(&cfg, &err) < 0) {
+        fprintf(stderr, "gantry-agent: %s\n", err.msg);
+        return 1;
+    }
+    return 0;
+}

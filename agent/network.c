@@ -1,0 +1,209 @@
+/* Replica networking with iproute2; see network.h. */
+#include "agent/network.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+const char *agent_net_addr_str(uint32_t addr, char buf[AGENT_NET_ADDR_MAX])
+{
+    struct in_addr in = {.s_addr = htonl(addr)};
+    inet_ntop(AF_INET, &in, buf, AGENT_NET_ADDR_MAX);
+    return buf;
+}
+
+bool agent_net_addr_parse(const char *text, uint32_t *addr)
+{
+    struct in_addr in;
+    if (inet_pton(AF_INET, text, &in) != 1)
+        return false;
+    *addr = ntohl(in.s_addr);
+    return true;
+}
+
+int agent_net_config_init(struct agent_net_config *cfg, const char *subnet, const char *bridge,
+                          const char *ns_prefix, struct gy_error *err)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    char text[64];
+    const char *slash = subnet != NULL ? strchr(subnet, '/') : NULL;
+    if (slash == NULL || (size_t)(slash - subnet) >= sizeof(text))
+        return gy_error_set(err, GY_EINVAL,
+                            "subnet \"%s\": expected ADDRESS/PREFIX like "
+                            "10.88.0.0/24",
+                            subnet != NULL ? subnet : "");
+    memcpy(text, subnet, (size_t)(slash - subnet));
+    text[slash - subnet] = '\0';
+    char *end;
+    long prefix = strtol(slash + 1, &end, 10);
+    if (*end != '\0' || prefix < 16 || prefix > 30)
+        return gy_error_set(err, GY_EINVAL, "subnet \"%s\": prefix length must be 16 to 30",
+                            subnet);
+    uint32_t net;
+    if (!agent_net_addr_parse(text, &net))
+        return gy_error_set(err, GY_EINVAL, "subnet \"%s\": \"%s\" is not an IPv4 address", subnet,
+                            text);
+    uint32_t mask = prefix == 0 ? 0 : ~((UINT32_C(1) << (32 - prefix)) - 1);
+    if ((net & ~mask) != 0)
+        return gy_error_set(err, GY_EINVAL, "subnet \"%s\": host bits must be zero", subnet);
+    if (bridge == NULL || bridge[0] == '\0' || strlen(bridge) >= IFNAMSIZ)
+        return gy_error_set(err, GY_EINVAL, "bridge name \"%s\": 1 to %d characters",
+                            bridge != NULL ? bridge : "", IFNAMSIZ - 1);
+    if (strlen(ns_prefix) >= sizeof(cfg->ns_prefix))
+        return gy_error_set(err, GY_EINVAL, "namespace prefix \"%s\" is too long", ns_prefix);
+    snprintf(cfg->bridge, sizeof(cfg->bridge), "%s", bridge);
+    snprintf(cfg->ns_prefix, sizeof(cfg->ns_prefix), "%s", ns_prefix);
+    cfg->network = net;
+    cfg->prefix_len = (int)prefix;
+    cfg->gateway = net + 1;
+    return 0;
+}
+
+/* Runs `ip ARGS...` and reports its stderr on failure. */
+static int ip_run(struct gy_error *err, const char *const *args)
+{
+    const char *argv[24] = {"ip"};
+    size_t n = 1;
+    for (; args[n - 1] != NULL && n < 23; n++)
+        argv[n] = args[n - 1];
+    argv[n] = NULL;
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) < 0)
+        return gy_error_sys(err, errno, "pipe");
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
+    pid_t pid;
+    int rc = posix_spawnp(&pid, "ip", &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(pipefd[1]);
+    if (rc != 0) {
+        close(pipefd[0]);
+        return gy_error_sys(err, rc, "run ip (iproute2)");
+    }
+    char out[512];
+    ssize_t got = 0, r;
+    while ((r = read(pipefd[0], out + got, sizeof(out) - 1 - (size_t)got)) > 0 &&
+           got + r < (ssize_t)sizeof(out) - 1)
+        got += r;
+    if (r > 0)
+        got += r;
+    close(pipefd[0]);
+    out[got] = '\0';
+    while (got > 0 && out[got - 1] == '\n')
+        out[--got] = '\0';
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        char cmd[256] = "ip";
+        for (size_t i = 1; argv[i] != NULL; i++) {
+            size_t used = strlen(cmd);
+            snprintf(cmd + used, sizeof(cmd) - used, " %s", argv[i]);
+        }
+        return gy_error_set(err, GY_EIO, "%s: %s", cmd, got > 0 ? out : "failed");
+    }
+    return 0;
+}
+
+#define IP(err, ...) ip_run(err, (const char *const[]){__VA_ARGS__, NULL})
+
+int agent_net_bridge_up(const struct agent_net_config *cfg, struct gy_error *err)
+{
+    int rc;
+    /* if_nametoindex asks the calling process's network namespace (sysfs may show
+     * another's). */
+    if (if_nametoindex(cfg->bridge) == 0 &&
+        (rc = IP(err, "link", "add", cfg->bridge, "type", "bridge")) < 0)
+        return gy_error_wrap(err, "create bridge %s", cfg->bridge);
+    char gw[AGENT_NET_ADDR_MAX], cidr[64];
+    snprintf(cidr, sizeof(cidr), "%s/%d", agent_net_addr_str(cfg->gateway, gw), cfg->prefix_len);
+    /* "replace" keeps this idempotent across agent restarts. */
+    if ((rc = IP(err, "addr", "replace", cidr, "dev", cfg->bridge)) < 0 ||
+        (rc = IP(err, "link", "set", cfg->bridge, "up")) < 0)
+        return gy_error_wrap(err, "configure bridge %s", cfg->bridge);
+    return 0;
+}
+
+uint32_t agent_net_address_pick(const struct agent_net_config *cfg, const uint32_t *used,
+                                size_t n_used)
+{
+    uint32_t size = UINT32_C(1) << (32 - cfg->prefix_len);
+    uint32_t last = cfg->network + size - 2; /* before the broadcast address */
+    for (uint32_t a = cfg->gateway + 1; a <= last; a++) {
+        bool taken = false;
+        for (size_t i = 0; i < n_used && !taken; i++)
+            taken = used[i] == a;
+        if (!taken)
+            return a;
+    }
+    return 0;
+}
+
+/* veth names are limited to 15 characters: "gy" and a hash of the replica id. */
+static void veth_name(const char *id, char out[IFNAMSIZ])
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = id; *p != '\0'; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    snprintf(out, IFNAMSIZ, "gy%08x", h);
+}
+
+int agent_net_replica_up(const struct agent_net_config *cfg, const char *id, uint32_t addr,
+                         char *netns_path, size_t len, struct gy_error *err)
+{
+    char ns[128], veth[IFNAMSIZ], ip[AGENT_NET_ADDR_MAX], gw[AGENT_NET_ADDR_MAX], cidr[64];
+    if (snprintf(ns, sizeof(ns), "%s%s", cfg->ns_prefix, id) >= (int)sizeof(ns))
+        return gy_error_set(err, GY_EINVAL, "replica id \"%s\" is too long", id);
+    veth_name(id, veth);
+    snprintf(cidr, sizeof(cidr), "%s/%d", agent_net_addr_str(addr, ip), cfg->prefix_len);
+    agent_net_addr_str(cfg->gateway, gw);
+    /* Start from nothing, so a half-made namespace from a crash is replaced. */
+    agent_net_replica_down(cfg, id, NULL);
+    int rc;
+    if ((rc = IP(err, "netns", "add", ns)) < 0)
+        return gy_error_wrap(err, "network for replica %s", id);
+    if ((rc = IP(err, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)) <
+            0 ||
+        (rc = IP(err, "link", "set", veth, "master", cfg->bridge, "up")) < 0 ||
+        (rc = IP(err, "-n", ns, "link", "set", "lo", "up")) < 0 ||
+        (rc = IP(err, "-n", ns, "addr", "add", cidr, "dev", "eth0")) < 0 ||
+        (rc = IP(err, "-n", ns, "link", "set", "eth0", "up")) < 0 ||
+        (rc = IP(err, "-n", ns, "route", "add", "default", "via", gw)) < 0) {
+        gy_error_wrap(err, "network for replica %s", id);
+        agent_net_replica_down(cfg, id, NULL);
+        return rc;
+    }
+    if (snprintf(netns_path, len, "/run/netns/%s", ns) >= (int)len)
+        return gy_error_set(err, GY_EINVAL, "namespace path too long");
+    return 0;
+}
+
+int agent_net_replica_down(const struct agent_net_config *cfg, const char *id, struct gy_error *err)
+{
+    char ns[128], path[160], veth[IFNAMSIZ];
+    snprintf(ns, sizeof(ns), "%s%s", cfg->ns_prefix, id);
+    snprintf(path, sizeof(path), "/run/netns/%s", ns);
+    veth_name(id, veth);
+    int rc;
+    /* The kernel frees a namespace's devices asynchronously; deleting our end of the pair
+     * removes both at once, so the name is free again when this returns. if_nametoindex
+     * asks this process's network namespace (sysfs may show another's). */
+    if (if_nametoindex(veth) != 0 && (rc = IP(err, "link", "del", veth)) < 0)
+        return gy_error_wrap(err, "remove network of replica %s", id);
+    if (access(path, F_OK) == 0 && (rc = IP(err, "netns", "del", ns)) < 0)
+        return gy_error_wrap(err, "remove network of replica %s", id);
+    return 0;
+}

@@ -1,0 +1,52 @@
+/* Replica networking on a node: a bridge (default gantry0) holding the first address of
+ * the node's replica subnet, and for each replica a named network namespace joined to the
+ * bridge by a veth pair, with one address from the subnet and a default route through the
+ * bridge. The namespace outlives container restarts, so a replica keeps its address. */
+#ifndef GANTRY_AGENT_NETWORK_H
+#define GANTRY_AGENT_NETWORK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+
+#define AGENT_NET_ADDR_MAX 46
+
+struct agent_net_config {
+    char bridge[16];    /* interface name of the bridge */
+    char ns_prefix[32]; /* network namespaces are /run/netns/<prefix><replica id> */
+    uint32_t network;   /* host byte order */
+    int prefix_len;     /* 16..30 */
+    uint32_t gateway;   /* network + 1, on the bridge */
+};
+
+/* Parses a subnet "10.88.0.0/24" (host bits must be zero; /16 to /30) into cfg, with the
+ * given bridge name and namespace prefix. */
+int agent_net_config_init(struct agent_net_config *cfg, const char *subnet, const char *bridge,
+                          const char *ns_prefix, struct gy_error *err);
+
+/* Creates the bridge with the gateway address if it is missing and brings it up.
+ * Idempotent. */
+int agent_net_bridge_up(const struct agent_net_config *cfg, struct gy_error *err);
+
+/* Picks the lowest free host address of the subnet (after the gateway), given the
+ * addresses in use; 0 when the subnet is full. */
+uint32_t agent_net_address_pick(const struct agent_net_config *cfg, const uint32_t *used,
+                                size_t n_used);
+
+/* Creates (or re-creates) the namespace of replica id with address addr and writes its
+ * path into netns_path. */
+int agent_net_replica_up(const struct agent_net_config *cfg, const char *id, uint32_t addr,
+                         char *netns_path, size_t len, struct gy_error *err);
+
+/* Removes the replica's namespace (its veth pair goes with it). Absent is not an error. */
+int agent_net_replica_down(const struct agent_net_config *cfg, const char *id,
+                           struct gy_error *err);
+
+/* Dotted quad of a host-order address. */
+const char *agent_net_addr_str(uint32_t addr, char buf[AGENT_NET_ADDR_MAX]);
+/* Parses a dotted quad into a host-order address; false when invalid. */
+bool agent_net_addr_parse(const char *text, uint32_t *addr);
+
+#endif

@@ -1,0 +1,960 @@
+/* Parsing and validation of the OCI runtime-spec config.json (runtime-spec config.md and
+ * config-linux.md). Every error names the field it is about. */
+#include "runtime/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/capability.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+
+#include <jansson.h>
+
+#include "common/cleanup.h"
+#include "common/xalloc.h"
+
+/* ------------------------------------------------------------------------------------ */
+/* Field access helpers: each takes the JSON path of the field for its error message.     */
+
+static int want_type(json_t *v, json_type type, const char *path, const char *what,
+                     struct gy_error *err)
+{
+    if (json_typeof(v) != type)
+        return gy_error_set(err, GY_EINVAL, "%s: must be %s", path, what);
+    return 0;
+}
+
+static int get_string(json_t *obj, const char *key, const char *path, char **out,
+                      struct gy_error *err)
+{
+    json_t *v = json_object_get(obj, key);
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_string(v))
+        return gy_error_set(err, GY_EINVAL, "%s%s: must be a string", path, key);
+    free(*out);
+    *out = gy_xstrdup(json_string_value(v));
+    return 1;
+}
+
+static int get_bool(json_t *obj, const char *key, const char *path, bool *out, struct gy_error *err)
+{
+    json_t *v = json_object_get(obj, key);
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_boolean(v))
+        return gy_error_set(err, GY_EINVAL, "%s%s: must be true or false", path, key);
+    *out = json_is_true(v);
+    return 1;
+}
+
+static int get_int(json_t *obj, const char *key, const char *path, int64_t min, int64_t max,
+                   int64_t *out, struct gy_error *err)
+{
+    json_t *v = json_object_get(obj, key);
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_integer(v))
+        return gy_error_set(err, GY_EINVAL, "%s%s: must be an integer", path, key);
+    json_int_t n = json_integer_value(v);
+    if (n < min || n > max)
+        return gy_error_set(err, GY_EINVAL, "%s%s: %lld is out of range (%lld to %lld)", path, key,
+                            (long long)n, (long long)min, (long long)max);
+    *out = n;
+    return 1;
+}
+
+/* Reads an array of strings; absent leaves *out empty. */
+static int get_strings(json_t *obj, const char *key, const char *path, char ***out, size_t *count,
+                       struct gy_error *err)
+{
+    json_t *v = json_object_get(obj, key);
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_array(v))
+        return gy_error_set(err, GY_EINVAL, "%s%s: must be an array of strings", path, key);
+    size_t n = json_array_size(v);
+    char **list = gy_xcalloc(n + 1, sizeof(*list));
+    for (size_t i = 0; i < n; i++) {
+        json_t *s = json_array_get(v, i);
+        if (!json_is_string(s)) {
+            for (size_t j = 0; j < i; j++)
+                free(list[j]);
+            free(list);
+            return gy_error_set(err, GY_EINVAL, "%s%s[%zu]: must be a string", path, key, i);
+        }
+        list[i] = gy_xstrdup(json_string_value(s));
+    }
+    *out = list;
+    *count = n;
+    return 1;
+}
+
+static void free_strings(char **list, size_t count)
+{
+    if (list == NULL)
+        return;
+    for (size_t i = 0; i < count; i++)
+        free(list[i]);
+    free(list);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Tables                                                                                 */
+
+static const struct {
+    const char *name;
+    int resource;
+} rlimit_names[] = {
+    {"RLIMIT_CPU", RLIMIT_CPU},           {"RLIMIT_FSIZE", RLIMIT_FSIZE},
+    {"RLIMIT_DATA", RLIMIT_DATA},         {"RLIMIT_STACK", RLIMIT_STACK},
+    {"RLIMIT_CORE", RLIMIT_CORE},         {"RLIMIT_RSS", RLIMIT_RSS},
+    {"RLIMIT_NPROC", RLIMIT_NPROC},       {"RLIMIT_NOFILE", RLIMIT_NOFILE},
+    {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK},   {"RLIMIT_AS", RLIMIT_AS},
+    {"RLIMIT_LOCKS", RLIMIT_LOCKS},       {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
+    {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE}, {"RLIMIT_NICE", RLIMIT_NICE},
+    {"RLIMIT_RTPRIO", RLIMIT_RTPRIO},     {"RLIMIT_RTTIME", RLIMIT_RTTIME},
+};
+
+static const struct {
+    const char *name;
+    const char *proc;
+    int flag;
+} ns_table[RT_NS_COUNT] = {
+    [RT_NS_USER] = {"user", "user", CLONE_NEWUSER},
+    [RT_NS_PID] = {"pid", "pid", CLONE_NEWPID},
+    [RT_NS_NET] = {"network", "net", CLONE_NEWNET},
+    [RT_NS_IPC] = {"ipc", "ipc", CLONE_NEWIPC},
+    [RT_NS_UTS] = {"uts", "uts", CLONE_NEWUTS},
+    [RT_NS_MOUNT] = {"mount", "mnt", CLONE_NEWNS},
+    [RT_NS_CGROUP] = {"cgroup", "cgroup", CLONE_NEWCGROUP},
+};
+
+const char *rt_ns_name(enum rt_ns_kind kind)
+{
+    return ns_table[kind].name;
+}
+
+const char *rt_ns_proc_name(enum rt_ns_kind kind)
+{
+    return ns_table[kind].proc;
+}
+
+int rt_ns_clone_flag(enum rt_ns_kind kind)
+{
+    return ns_table[kind].flag;
+}
+
+uint64_t rt_caps_default(void)
+{
+    /* Docker's default set (moby oci/caps/defaults.go). */
+    static const int caps[] = {
+        CAP_CHOWN,   CAP_DAC_OVERRIDE, CAP_FSETID,           CAP_FOWNER,
+        CAP_MKNOD,   CAP_NET_RAW,      CAP_SETGID,           CAP_SETUID,
+        CAP_SETFCAP, CAP_SETPCAP,      CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT,
+        CAP_KILL,    CAP_AUDIT_WRITE,
+    };
+    uint64_t mask = 0;
+    for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++)
+        mask |= UINT64_C(1) << caps[i];
+    return mask;
+}
+
+bool rt_mount_option_flag(const char *option, unsigned long *set, unsigned long *clear,
+                          unsigned long *propagation, bool *bind)
+{
+    static const struct {
+        const char *name;
+        unsigned long flag;
+        bool clear;
+    } flags[] = {
+        {"ro", MS_RDONLY, false},
+        {"rw", MS_RDONLY, true},
+        {"nosuid", MS_NOSUID, false},
+        {"suid", MS_NOSUID, true},
+        {"nodev", MS_NODEV, false},
+        {"dev", MS_NODEV, true},
+        {"noexec", MS_NOEXEC, false},
+        {"exec", MS_NOEXEC, true},
+        {"sync", MS_SYNCHRONOUS, false},
+        {"async", MS_SYNCHRONOUS, true},
+        {"dirsync", MS_DIRSYNC, false},
+        {"remount", MS_REMOUNT, false},
+        {"mand", MS_MANDLOCK, false},
+        {"nomand", MS_MANDLOCK, true},
+        {"atime", MS_NOATIME, true},
+        {"noatime", MS_NOATIME, false},
+        {"diratime", MS_NODIRATIME, true},
+        {"nodiratime", MS_NODIRATIME, false},
+        {"relatime", MS_RELATIME, false},
+        {"norelatime", MS_RELATIME, true},
+        {"strictatime", MS_STRICTATIME, false},
+        {"nostrictatime", MS_STRICTATIME, true},
+        {"defaults", 0, false},
+    };
+    static const struct {
+        const char *name;
+        unsigned long flag;
+    } props[] = {
+        {"private", MS_PRIVATE},       {"rprivate", MS_PRIVATE | MS_REC},
+        {"shared", MS_SHARED},         {"rshared", MS_SHARED | MS_REC},
+        {"slave", MS_SLAVE},           {"rslave", MS_SLAVE | MS_REC},
+        {"unbindable", MS_UNBINDABLE}, {"runbindable", MS_UNBINDABLE | MS_REC},
+    };
+    if (strcmp(option, "bind") == 0 || strcmp(option, "rbind") == 0) {
+        *bind = true;
+        *set |= MS_BIND | (option[0] == 'r' ? MS_REC : 0);
+        return true;
+    }
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+        if (strcmp(option, flags[i].name) == 0) {
+            if (flags[i].clear) {
+                *clear |= flags[i].flag;
+                *set &= ~flags[i].flag;
+            } else {
+                *set |= flags[i].flag;
+            }
+            return true;
+        }
+    }
+    for (size_t i = 0; i < sizeof(props) / sizeof(props[0]); i++) {
+        if (strcmp(option, props[i].name) == 0) {
+            *propagation = props[i].flag;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Sections                                                                               */
+
+static int parse_caps(json_t *caps, struct rt_config *c, struct gy_error *err)
+{
+    static const char *const set_names[RT_CAPS_COUNT] = {
+        [RT_CAPS_BOUNDING] = "bounding",       [RT_CAPS_EFFECTIVE] = "effective",
+        [RT_CAPS_INHERITABLE] = "inheritable", [RT_CAPS_PERMITTED] = "permitted",
+        [RT_CAPS_AMBIENT] = "ambient",
+    };
+    if (want_type(caps, JSON_OBJECT, "process.capabilities", "an object", err) < 0)
+        return -GY_EINVAL;
+    for (int s = 0; s < RT_CAPS_COUNT; s++) {
+        c->caps[s] = 0;
+        json_t *list = json_object_get(caps, set_names[s]);
+        if (list == NULL || json_is_null(list))
+            continue;
+        if (!json_is_array(list))
+            return gy_error_set(err, GY_EINVAL, "process.capabilities.%s: must be an array",
+                                set_names[s]);
+        for (size_t i = 0; i < json_array_size(list); i++) {
+            json_t *name = json_array_get(list, i);
+            if (!json_is_string(name))
+                return gy_error_set(err, GY_EINVAL,
+                                    "process.capabilities.%s[%zu]: must be a string", set_names[s],
+                                    i);
+            char lower[64];
+            const char *text = json_string_value(name);
+            size_t k = 0;
+            for (; text[k] != '\0' && k + 1 < sizeof(lower); k++)
+                lower[k] = (char)tolower((unsigned char)text[k]);
+            lower[k] = '\0';
+            cap_value_t cap;
+            if (strncmp(lower, "cap_", 4) != 0 || cap_from_name(lower, &cap) < 0 || cap < 0 ||
+                cap >= 64)
+                return gy_error_set(err, GY_EINVAL,
+                                    "process.capabilities.%s[%zu]: unknown capability \"%s\"",
+                                    set_names[s], i, text);
+            c->caps[s] |= UINT64_C(1) << cap;
+        }
+    }
+    return 0;
+}
+
+static int parse_rlimits(json_t *list, struct rt_config *c, struct gy_error *err)
+{
+    if (want_type(list, JSON_ARRAY, "process.rlimits", "an array", err) < 0)
+        return -GY_EINVAL;
+    size_t n = json_array_size(list);
+    c->rlimits = gy_xcalloc(n + 1, sizeof(*c->rlimits));
+    for (size_t i = 0; i < n; i++) {
+        json_t *r = json_array_get(list, i);
+        char path[64];
+        snprintf(path, sizeof(path), "process.rlimits[%zu].", i);
+        if (!json_is_object(r))
+            return gy_error_set(err, GY_EINVAL, "process.rlimits[%zu]: must be an object", i);
+        cleanup_free char *type = NULL;
+        int rc = get_string(r, "type", path, &type, err);
+        if (rc < 0)
+            return rc;
+        if (rc == 0)
+            return gy_error_set(err, GY_EINVAL, "%stype: is required", path);
+        int resource = -1;
+        for (size_t k = 0; k < sizeof(rlimit_names) / sizeof(rlimit_names[0]); k++)
+            if (strcmp(type, rlimit_names[k].name) == 0)
+                resource = rlimit_names[k].resource;
+        if (resource < 0)
+            return gy_error_set(err, GY_EINVAL, "%stype: unknown rlimit \"%s\"", path, type);
+        for (size_t k = 0; k < c->n_rlimits; k++)
+            if (c->rlimits[k].resource == resource)
+                return gy_error_set(err, GY_EINVAL, "%stype: %s is given twice", path, type);
+        int64_t soft = 0, hard = 0;
+        if ((rc = get_int(r, "soft", path, 0, INT64_MAX, &soft, err)) < 0)
+            return rc;
+        if (rc == 0)
+            return gy_error_set(err, GY_EINVAL, "%ssoft: is required", path);
+        if ((rc = get_int(r, "hard", path, 0, INT64_MAX, &hard, err)) < 0)
+            return rc;
+        if (rc == 0)
+            return gy_error_set(err, GY_EINVAL, "%shard: is required", path);
+        if (soft > hard)
+            return gy_error_set(err, GY_EINVAL, "%ssoft: %lld is above the hard limit %lld", path,
+                                (long long)soft, (long long)hard);
+        c->rlimits[c->n_rlimits++] = (struct rt_rlimit){resource, (uint64_t)soft, (uint64_t)hard};
+    }
+    return 0;
+}
+
+static int parse_process(json_t *p, struct rt_config *c, struct gy_error *err)
+{
+    int rc;
+    if (p == NULL)
+        return gy_error_set(err, GY_EINVAL, "process: is required");
+    if (want_type(p, JSON_OBJECT, "process", "an object", err) < 0)
+        return -GY_EINVAL;
+    bool terminal = false;
+    if ((rc = get_bool(p, "terminal", "process.", &terminal, err)) < 0)
+        return rc;
+    if (terminal)
+        return gy_error_set(err, GY_EINVAL,
+                            "process.terminal: true is not supported; containers log their "
+                            "output to a file");
+    if ((rc = get_strings(p, "args", "process.", &c->args, &c->n_args, err)) < 0)
+        return rc;
+    if (c->n_args == 0)
+        return gy_error_set(err, GY_EINVAL, "process.args: needs at least the program");
+    if (c->args[0][0] == '\0')
+        return gy_error_set(err, GY_EINVAL, "process.args[0]: is empty");
+    if ((rc = get_strings(p, "env", "process.", &c->env, &c->n_env, err)) < 0)
+        return rc;
+    for (size_t i = 0; i < c->n_env; i++)
+        if (strchr(c->env[i], '=') == NULL || c->env[i][0] == '=')
+            return gy_error_set(err, GY_EINVAL, "process.env[%zu]: \"%s\" is not KEY=VALUE", i,
+                                c->env[i]);
+    if ((rc = get_string(p, "cwd", "process.", &c->cwd, err)) < 0)
+        return rc;
+    if (rc == 0)
+        return gy_error_set(err, GY_EINVAL, "process.cwd: is required");
+    if (c->cwd[0] != '/')
+        return gy_error_set(err, GY_EINVAL, "process.cwd: \"%s\" is not an absolute path", c->cwd);
+
+    json_t *user = json_object_get(p, "user");
+    if (user != NULL && !json_is_null(user)) {
+        if (want_type(user, JSON_OBJECT, "process.user", "an object", err) < 0)
+            return -GY_EINVAL;
+        int64_t v = 0;
+        if ((rc = get_int(user, "uid", "process.user.", 0, UINT32_MAX - 1, &v, err)) < 0)
+            return rc;
+        c->uid = (uid_t)v;
+        v = 0;
+        if ((rc = get_int(user, "gid", "process.user.", 0, UINT32_MAX - 1, &v, err)) < 0)
+            return rc;
+        c->gid = (gid_t)v;
+        if ((rc = get_int(user, "umask", "process.user.", 0, 0777, &v, err)) < 0)
+            return rc;
+        if (rc > 0) {
+            c->has_umask = true;
+            c->umask = (mode_t)v;
+        }
+        json_t *gids = json_object_get(user, "additionalGids");
+        if (gids != NULL && !json_is_null(gids)) {
+            if (want_type(gids, JSON_ARRAY, "process.user.additionalGids", "an array", err) < 0)
+                return -GY_EINVAL;
+            size_t n = json_array_size(gids);
+            c->additional_gids = gy_xcalloc(n + 1, sizeof(gid_t));
+            for (size_t i = 0; i < n; i++) {
+                json_t *g = json_array_get(gids, i);
+                if (!json_is_integer(g) || json_integer_value(g) < 0 ||
+                    json_integer_value(g) >= UINT32_MAX)
+                    return gy_error_set(err, GY_EINVAL,
+                                        "process.user.additionalGids[%zu]: must be a group id", i);
+                c->additional_gids[i] = (gid_t)json_integer_value(g);
+            }
+            c->n_additional_gids = n;
+        }
+    }
+
+    json_t *caps = json_object_get(p, "capabilities");
+    if (caps != NULL && !json_is_null(caps) && (rc = parse_caps(caps, c, err)) < 0)
+        return rc;
+    json_t *rl = json_object_get(p, "rlimits");
+    if (rl != NULL && !json_is_null(rl) && (rc = parse_rlimits(rl, c, err)) < 0)
+        return rc;
+    if ((rc = get_bool(p, "noNewPrivileges", "process.", &c->no_new_privs, err)) < 0)
+        return rc;
+    int64_t adj = 0;
+    if ((rc = get_int(p, "oomScoreAdj", "process.", -1000, 1000, &adj, err)) < 0)
+        return rc;
+    if (rc > 0) {
+        c->has_oom_score_adj = true;
+        c->oom_score_adj = (int)adj;
+    }
+    return 0;
+}
+
+static int parse_mounts(json_t *list, struct rt_config *c, struct gy_error *err)
+{
+    if (want_type(list, JSON_ARRAY, "mounts", "an array", err) < 0)
+        return -GY_EINVAL;
+    size_t n = json_array_size(list);
+    c->mounts = gy_xcalloc(n + 1, sizeof(*c->mounts));
+    for (size_t i = 0; i < n; i++) {
+        json_t *m = json_array_get(list, i);
+        struct rt_mount *mnt = &c->mounts[c->n_mounts++];
+        char path[48];
+        snprintf(path, sizeof(path), "mounts[%zu].", i);
+        if (!json_is_object(m))
+            return gy_error_set(err, GY_EINVAL, "mounts[%zu]: must be an object", i);
+        int rc;
+        if ((rc = get_string(m, "destination", path, &mnt->destination, err)) < 0)
+            return rc;
+        if (rc == 0)
+            return gy_error_set(err, GY_EINVAL, "%sdestination: is required", path);
+        if (mnt->destination[0] != '/')
+            return gy_error_set(err, GY_EINVAL, "%sdestination: \"%s\" is not an absolute path",
+                                path, mnt->destination);
+        if ((rc = get_string(m, "type", path, &mnt->type, err)) < 0)
+            return rc;
+        if ((rc = get_string(m, "source", path, &mnt->source, err)) < 0)
+            return rc;
+        char **options = NULL;
+        size_t n_options = 0;
+        if ((rc = get_strings(m, "options", path, &options, &n_options, err)) < 0)
+            return rc;
+        size_t data_len = 0;
+        unsigned long clear = 0;
+        mnt->data = gy_xstrdup("");
+        for (size_t k = 0; k < n_options; k++) {
+            if (rt_mount_option_flag(options[k], &mnt->flags, &clear, &mnt->propagation,
+                                     &mnt->bind))
+                continue;
+            size_t len = strlen(options[k]);
+            mnt->data = gy_xrealloc(mnt->data, data_len + len + 2);
+            if (data_len > 0)
+                mnt->data[data_len++] = ',';
+            memcpy(mnt->data + data_len, options[k], len + 1);
+            data_len += len;
+        }
+        free_strings(options, n_options);
+        if (mnt->type != NULL && strcmp(mnt->type, "bind") == 0) {
+            mnt->bind = true;
+            mnt->flags |= MS_BIND;
+        }
+        if (mnt->bind && mnt->source == NULL)
+            return gy_error_set(err, GY_EINVAL, "%ssource: a bind mount needs a source", path);
+        if (!mnt->bind && mnt->type == NULL)
+            return gy_error_set(err, GY_EINVAL, "%stype: is required unless the mount is a bind",
+                                path);
+    }
+    return 0;
+}
+
+static int parse_idmaps(json_t *list, const char *name, struct rt_idmap **out, size_t *count,
+                        struct gy_error *err)
+{
+    if (!json_is_array(list))
+        return gy_error_set(err, GY_EINVAL, "linux.%s: must be an array", name);
+    size_t n = json_array_size(list);
+    *out = gy_xcalloc(n + 1, sizeof(**out));
+    for (size_t i = 0; i < n; i++) {
+        json_t *m = json_array_get(list, i);
+        char path[64];
+        snprintf(path, sizeof(path), "linux.%s[%zu].", name, i);
+        if (!json_is_object(m))
+            return gy_error_set(err, GY_EINVAL, "linux.%s[%zu]: must be an object", name, i);
+        int64_t cid = -1, hid = -1, size = -1;
+        int rc;
+        if ((rc = get_int(m, "containerID", path, 0, UINT32_MAX - 1, &cid, err)) < 0)
+            return rc;
+        if ((rc = get_int(m, "hostID", path, 0, UINT32_MAX - 1, &hid, err)) < 0)
+            return rc;
+        if ((rc = get_int(m, "size", path, 1, UINT32_MAX, &size, err)) < 0)
+            return rc;
+        if (cid < 0 || hid < 0 || size < 0)
+            return gy_error_set(err, GY_EINVAL, "%s: containerID, hostID and size are required",
+                                path);
+        (*out)[i] = (struct rt_idmap){(uint32_t)cid, (uint32_t)hid, (uint32_t)size};
+    }
+    *count = n;
+    return 0;
+}
+
+static int parse_resources(json_t *r, struct rt_resources *res, struct gy_error *err)
+{
+    int rc;
+    if (want_type(r, JSON_OBJECT, "linux.resources", "an object", err) < 0)
+        return -GY_EINVAL;
+    json_t *mem = json_object_get(r, "memory");
+    if (mem != NULL && !json_is_null(mem)) {
+        if (want_type(mem, JSON_OBJECT, "linux.resources.memory", "an object", err) < 0)
+            return -GY_EINVAL;
+        const char *p = "linux.resources.memory.";
+        if ((rc = get_int(mem, "limit", p, -1, INT64_MAX, &res->memory_limit, err)) < 0)
+            return rc;
+        res->has_memory_limit = rc > 0;
+        if (res->has_memory_limit && res->memory_limit >= 0 && res->memory_limit < 4096)
+            return gy_error_set(err, GY_EINVAL,
+                                "linux.resources.memory.limit: %lld bytes is below one page",
+                                (long long)res->memory_limit);
+        if ((rc = get_int(mem, "reservation", p, -1, INT64_MAX, &res->memory_reservation, err)) < 0)
+            return rc;
+        res->has_memory_reservation = rc > 0;
+        if ((rc = get_int(mem, "swap", p, -1, INT64_MAX, &res->memory_swap, err)) < 0)
+            return rc;
+        res->has_memory_swap = rc > 0;
+        if (res->has_memory_swap && res->memory_swap >= 0 && res->has_memory_limit &&
+            res->memory_limit >= 0 && res->memory_swap < res->memory_limit)
+            return gy_error_set(err, GY_EINVAL,
+                                "linux.resources.memory.swap: must be at least the limit (it "
+                                "counts memory plus swap)");
+    }
+    json_t *cpu = json_object_get(r, "cpu");
+    if (cpu != NULL && !json_is_null(cpu)) {
+        if (want_type(cpu, JSON_OBJECT, "linux.resources.cpu", "an object", err) < 0)
+            return -GY_EINVAL;
+        const char *p = "linux.resources.cpu.";
+        int64_t v = 0;
+        if ((rc = get_int(cpu, "shares", p, 2, 262144, &v, err)) < 0)
+            return rc;
+        res->has_cpu_shares = rc > 0;
+        res->cpu_shares = (uint64_t)v;
+        if ((rc = get_int(cpu, "quota", p, -1, INT64_MAX / 1000, &res->cpu_quota, err)) < 0)
+            return rc;
+        res->has_cpu_quota = rc > 0;
+        if (res->has_cpu_quota && res->cpu_quota >= 0 && res->cpu_quota < 1000)
+            return gy_error_set(err, GY_EINVAL,
+                                "linux.resources.cpu.quota: %lld us is below the kernel's "
+                                "minimum of 1000 us",
+                                (long long)res->cpu_quota);
+        if ((rc = get_int(cpu, "period", p, 1000, 1000000, &v, err)) < 0)
+            return rc;
+        res->has_cpu_period = rc > 0;
+        res->cpu_period = (uint64_t)v;
+    }
+    json_t *pids = json_object_get(r, "pids");
+    if (pids != NULL && !json_is_null(pids)) {
+        if (want_type(pids, JSON_OBJECT, "linux.resources.pids", "an object", err) < 0)
+            return -GY_EINVAL;
+        if ((rc = get_int(pids, "limit", "linux.resources.pids.", -1, INT32_MAX, &res->pids_limit,
+                          err)) < 0)
+            return rc;
+        res->has_pids_limit = rc > 0;
+        if (res->has_pids_limit && res->pids_limit == 0)
+            return gy_error_set(err, GY_EINVAL,
+                                "linux.resources.pids.limit: 0 would stop the container from "
+                                "starting (use -1 for no limit)");
+    }
+    return 0;
+}
+
+static int parse_seccomp_action(json_t *obj, const char *key, const char *path, int64_t errno_ret,
+                                uint32_t *out, struct gy_error *err)
+{
+    cleanup_free char *name = NULL;
+    int rc = get_string(obj, key, path, &name, err);
+    if (rc < 0)
+        return rc;
+    if (rc == 0)
+        return gy_error_set(err, GY_EINVAL, "%s%s: is required", path, key);
+    if (strcmp(name, "SCMP_ACT_ALLOW") == 0)
+        *out = SCMP_ACT_ALLOW;
+    else if (strcmp(name, "SCMP_ACT_ERRNO") == 0)
+        *out = SCMP_ACT_ERRNO((uint16_t)errno_ret);
+    else if (strcmp(name, "SCMP_ACT_KILL") == 0 || strcmp(name, "SCMP_ACT_KILL_THREAD") == 0)
+        *out = SCMP_ACT_KILL_THREAD;
+    else if (strcmp(name, "SCMP_ACT_KILL_PROCESS") == 0)
+        *out = SCMP_ACT_KILL_PROCESS;
+    else if (strcmp(name, "SCMP_ACT_TRAP") == 0)
+        *out = SCMP_ACT_TRAP;
+    else if (strcmp(name, "SCMP_ACT_TRACE") == 0)
+        *out = SCMP_ACT_TRACE((uint16_t)errno_ret);
+    else if (strcmp(name, "SCMP_ACT_LOG") == 0)
+        *out = SCMP_ACT_LOG;
+    else
+        return gy_error_set(err, GY_EINVAL, "%s%s: unsupported action \"%s\"", path, key, name);
+    return 0;
+}
+
+static int parse_seccomp(json_t *s, struct rt_config *c, struct gy_error *err)
+{
+    int rc;
+    if (json_is_null(s)) {
+        c->seccomp_disabled = true;
+        return 0;
+    }
+    if (want_type(s, JSON_OBJECT, "linux.seccomp", "an object", err) < 0)
+        return -GY_EINVAL;
+    struct rt_seccomp *sc = gy_xcalloc(1, sizeof(*sc));
+    c->seccomp = sc;
+    int64_t default_errno = EPERM;
+    if ((rc = get_int(s, "defaultErrnoRet", "linux.seccomp.", 0, 4095, &default_errno, err)) < 0)
+        return rc;
+    if ((rc = parse_seccomp_action(s, "defaultAction", "linux.seccomp.", default_errno,
+                                   &sc->default_action, err)) < 0)
+        return rc;
+    json_t *arches = json_object_get(s, "architectures");
+    if (arches != NULL && !json_is_null(arches)) {
+        if (want_type(arches, JSON_ARRAY, "linux.seccomp.architectures", "an array", err) < 0)
+            return -GY_EINVAL;
+        sc->arches = gy_xcalloc(json_array_size(arches) + 1, sizeof(uint32_t));
+        for (size_t i = 0; i < json_array_size(arches); i++) {
+            const char *name = json_string_value(json_array_get(arches, i));
+            char lower[32] = "";
+            if (name != NULL && strncmp(name, "SCMP_ARCH_", 10) == 0) {
+                size_t k = 0;
+                for (const char *q = name + 10; *q != '\0' && k + 1 < sizeof(lower); q++)
+                    lower[k++] = (char)tolower((unsigned char)*q);
+                lower[k] = '\0';
+            }
+            uint32_t arch = lower[0] != '\0' ? seccomp_arch_resolve_name(lower) : 0;
+            if (arch == 0)
+                return gy_error_set(err, GY_EINVAL,
+                                    "linux.seccomp.architectures[%zu]: unknown architecture \"%s\"",
+                                    i, name != NULL ? name : "(not a string)");
+            sc->arches[sc->n_arches++] = arch;
+        }
+    }
+    json_t *rules = json_object_get(s, "syscalls");
+    if (rules == NULL || json_is_null(rules))
+        return 0;
+    if (want_type(rules, JSON_ARRAY, "linux.seccomp.syscalls", "an array", err) < 0)
+        return -GY_EINVAL;
+    sc->rules = gy_xcalloc(json_array_size(rules) + 1, sizeof(*sc->rules));
+    for (size_t i = 0; i < json_array_size(rules); i++) {
+        json_t *r = json_array_get(rules, i);
+        char path[64];
+        snprintf(path, sizeof(path), "linux.seccomp.syscalls[%zu].", i);
+        if (!json_is_object(r))
+            return gy_error_set(err, GY_EINVAL, "linux.seccomp.syscalls[%zu]: must be an object",
+                                i);
+        struct rt_seccomp_rule *rule = &sc->rules[sc->n_rules++];
+        if ((rc = get_strings(r, "names", path, &rule->names, &rule->n_names, err)) < 0)
+            return rc;
+        if (rule->n_names == 0)
+            return gy_error_set(err, GY_EINVAL, "%snames: needs at least one system call", path);
+        int64_t errno_ret = default_errno;
+        if ((rc = get_int(r, "errnoRet", path, 0, 4095, &errno_ret, err)) < 0)
+            return rc;
+        if ((rc = parse_seccomp_action(r, "action", path, errno_ret, &rule->action, err)) < 0)
+            return rc;
+        json_t *args = json_object_get(r, "args");
+        if (args == NULL || json_is_null(args))
+            continue;
+        if (want_type(args, JSON_ARRAY, path, "an array", err) < 0)
+            return -GY_EINVAL;
+        rule->args = gy_xcalloc(json_array_size(args) + 1, sizeof(*rule->args));
+        for (size_t k = 0; k < json_array_size(args); k++) {
+            static const struct {
+                const char *name;
+                int op;
+            } ops[] = {
+                {"SCMP_CMP_NE", SCMP_CMP_NE},
+                {"SCMP_CMP_LT", SCMP_CMP_LT},
+                {"SCMP_CMP_LE", SCMP_CMP_LE},
+                {"SCMP_CMP_EQ", SCMP_CMP_EQ},
+                {"SCMP_CMP_GE", SCMP_CMP_GE},
+                {"SCMP_CMP_GT", SCMP_CMP_GT},
+                {"SCMP_CMP_MASKED_EQ", SCMP_CMP_MASKED_EQ},
+            };
+            json_t *a = json_array_get(args, k);
+            char apath[96];
+            snprintf(apath, sizeof(apath), "%sargs[%zu].", path, k);
+            if (!json_is_object(a))
+                return gy_error_set(err, GY_EINVAL, "%sargs[%zu]: must be an object", path, k);
+            struct rt_seccomp_arg *arg = &rule->args[rule->n_args++];
+            int64_t v = -1;
+            if ((rc = get_int(a, "index", apath, 0, 5, &v, err)) < 0)
+                return rc;
+            if (rc == 0)
+                return gy_error_set(err, GY_EINVAL, "%sindex: is required", apath);
+            arg->index = (unsigned int)v;
+            v = 0;
+            if ((rc = get_int(a, "value", apath, INT64_MIN, INT64_MAX, &v, err)) < 0)
+                return rc;
+            arg->value = (uint64_t)v;
+            v = 0;
+            if ((rc = get_int(a, "valueTwo", apath, INT64_MIN, INT64_MAX, &v, err)) < 0)
+                return rc;
+            arg->value_two = (uint64_t)v;
+            cleanup_free char *op = NULL;
+            if ((rc = get_string(a, "op", apath, &op, err)) < 0)
+                return rc;
+            arg->op = -1;
+            for (size_t o = 0; op != NULL && o < sizeof(ops) / sizeof(ops[0]); o++)
+                if (strcmp(op, ops[o].name) == 0)
+                    arg->op = ops[o].op;
+            if (arg->op < 0)
+                return gy_error_set(err, GY_EINVAL, "%sop: unknown operator \"%s\"", apath,
+                                    op != NULL ? op : "");
+        }
+    }
+    return 0;
+}
+
+static int parse_linux(json_t *l, struct rt_config *c, struct gy_error *err)
+{
+    int rc;
+    if (l == NULL || json_is_null(l))
+        return 0;
+    if (want_type(l, JSON_OBJECT, "linux", "an object", err) < 0)
+        return -GY_EINVAL;
+    json_t *nss = json_object_get(l, "namespaces");
+    if (nss != NULL && !json_is_null(nss)) {
+        if (want_type(nss, JSON_ARRAY, "linux.namespaces", "an array", err) < 0)
+            return -GY_EINVAL;
+        for (size_t i = 0; i < json_array_size(nss); i++) {
+            json_t *ns = json_array_get(nss, i);
+            char path[48];
+            snprintf(path, sizeof(path), "linux.namespaces[%zu].", i);
+            if (!json_is_object(ns))
+                return gy_error_set(err, GY_EINVAL, "linux.namespaces[%zu]: must be an object", i);
+            cleanup_free char *type = NULL;
+            if ((rc = get_string(ns, "type", path, &type, err)) < 0)
+                return rc;
+            if (rc == 0)
+                return gy_error_set(err, GY_EINVAL, "%stype: is required", path);
+            int kind = -1;
+            for (int k = 0; k < RT_NS_COUNT; k++)
+                if (strcmp(type, ns_table[k].name) == 0)
+                    kind = k;
+            if (kind < 0)
+                return gy_error_set(err, GY_EINVAL, "%stype: unknown namespace \"%s\"", path, type);
+            if (c->ns[kind])
+                return gy_error_set(err, GY_EINVAL, "%stype: namespace \"%s\" is given twice", path,
+                                    type);
+            c->ns[kind] = true;
+            if ((rc = get_string(ns, "path", path, &c->ns_path[kind], err)) < 0)
+                return rc;
+            if (c->ns_path[kind] != NULL && c->ns_path[kind][0] != '/')
+                return gy_error_set(err, GY_EINVAL, "%spath: \"%s\" is not an absolute path", path,
+                                    c->ns_path[kind]);
+            if (c->ns_path[kind] != NULL && (kind == RT_NS_USER || kind == RT_NS_MOUNT))
+                return gy_error_set(err, GY_EINVAL,
+                                    "%spath: joining an existing %s namespace is not supported",
+                                    path, type);
+        }
+    }
+    json_t *maps = json_object_get(l, "uidMappings");
+    if (maps != NULL && !json_is_null(maps) &&
+        (rc = parse_idmaps(maps, "uidMappings", &c->uid_maps, &c->n_uid_maps, err)) < 0)
+        return rc;
+    maps = json_object_get(l, "gidMappings");
+    if (maps != NULL && !json_is_null(maps) &&
+        (rc = parse_idmaps(maps, "gidMappings", &c->gid_maps, &c->n_gid_maps, err)) < 0)
+        return rc;
+    if (c->ns[RT_NS_USER] && (c->n_uid_maps == 0 || c->n_gid_maps == 0))
+        return gy_error_set(err, GY_EINVAL,
+                            "linux.uidMappings: a user namespace needs uidMappings and "
+                            "gidMappings");
+    if (!c->ns[RT_NS_USER] && (c->n_uid_maps > 0 || c->n_gid_maps > 0))
+        return gy_error_set(err, GY_EINVAL,
+                            "linux.uidMappings: mappings need a \"user\" entry in "
+                            "linux.namespaces");
+    json_t *res = json_object_get(l, "resources");
+    if (res != NULL && !json_is_null(res) && (rc = parse_resources(res, &c->resources, err)) < 0)
+        return rc;
+    if ((rc = get_string(l, "cgroupsPath", "linux.", &c->cgroups_path, err)) < 0)
+        return rc;
+    if (c->cgroups_path != NULL &&
+        (c->cgroups_path[0] == '\0' || strstr(c->cgroups_path, "..") != NULL ||
+         strchr(c->cgroups_path, ':') != NULL))
+        return gy_error_set(err, GY_EINVAL,
+                            "linux.cgroupsPath: \"%s\" must be a path without \"..\" or \":\"",
+                            c->cgroups_path);
+    json_t *sc = json_object_get(l, "seccomp");
+    if (sc != NULL && (rc = parse_seccomp(sc, c, err)) < 0)
+        return rc;
+    if ((rc = get_strings(l, "maskedPaths", "linux.", &c->masked_paths, &c->n_masked_paths, err)) <
+        0)
+        return rc;
+    if ((rc = get_strings(l, "readonlyPaths", "linux.", &c->readonly_paths, &c->n_readonly_paths,
+                          err)) < 0)
+        return rc;
+    cleanup_free char *prop = NULL;
+    if ((rc = get_string(l, "rootfsPropagation", "linux.", &prop, err)) < 0)
+        return rc;
+    if (prop != NULL) {
+        unsigned long set = 0, clear = 0, propagation = 0;
+        bool bind = false;
+        if (!rt_mount_option_flag(prop, &set, &clear, &propagation, &bind) || propagation == 0)
+            return gy_error_set(err, GY_EINVAL,
+                                "linux.rootfsPropagation: unknown propagation \"%s\"", prop);
+        c->rootfs_propagation = propagation | MS_REC;
+    }
+    json_t *sysctl = json_object_get(l, "sysctl");
+    if (sysctl != NULL && !json_is_null(sysctl)) {
+        if (want_type(sysctl, JSON_OBJECT, "linux.sysctl", "an object", err) < 0)
+            return -GY_EINVAL;
+        c->sysctls = gy_xcalloc(json_object_size(sysctl) + 1, sizeof(*c->sysctls));
+        const char *key;
+        json_t *value;
+        json_object_foreach(sysctl, key, value)
+        {
+            if (!json_is_string(value))
+                return gy_error_set(err, GY_EINVAL, "linux.sysctl.%s: must be a string", key);
+            if (key[0] == '\0' || strstr(key, "..") != NULL || key[0] == '.' ||
+                strchr(key, '/') != NULL)
+                return gy_error_set(err, GY_EINVAL, "linux.sysctl: \"%s\" is not a sysctl name",
+                                    key);
+            c->sysctls[c->n_sysctls].key = gy_xstrdup(key);
+            c->sysctls[c->n_sysctls++].value = gy_xstrdup(json_string_value(value));
+        }
+    }
+    return 0;
+}
+
+static int parse_config(json_t *doc, struct rt_config *c, struct gy_error *err)
+{
+    int rc;
+    if (!json_is_object(doc))
+        return gy_error_set(err, GY_EINVAL, "config: must be a JSON object");
+    cleanup_free char *version = NULL;
+    if ((rc = get_string(doc, "ociVersion", "", &version, err)) < 0)
+        return rc;
+    if (rc == 0)
+        return gy_error_set(err, GY_EINVAL, "ociVersion: is required");
+    if (strncmp(version, "1.", 2) != 0)
+        return gy_error_set(err, GY_EINVAL, "ociVersion: \"%s\" is not a 1.x version", version);
+    if ((rc = parse_process(json_object_get(doc, "process"), c, err)) < 0)
+        return rc;
+    json_t *root = json_object_get(doc, "root");
+    if (root != NULL && !json_is_null(root)) {
+        if (want_type(root, JSON_OBJECT, "root", "an object", err) < 0)
+            return -GY_EINVAL;
+        if ((rc = get_string(root, "path", "root.", &c->root_path, err)) < 0)
+            return rc;
+        if (rc == 0 || c->root_path[0] == '\0')
+            return gy_error_set(err, GY_EINVAL, "root.path: is required");
+        if ((rc = get_bool(root, "readonly", "root.", &c->root_readonly, err)) < 0)
+            return rc;
+    }
+    if ((rc = get_string(doc, "hostname", "", &c->hostname, err)) < 0)
+        return rc;
+    json_t *mounts = json_object_get(doc, "mounts");
+    if (mounts != NULL && !json_is_null(mounts) && (rc = parse_mounts(mounts, c, err)) < 0)
+        return rc;
+    if ((rc = parse_linux(json_object_get(doc, "linux"), c, err)) < 0)
+        return rc;
+    if (c->hostname != NULL && c->hostname[0] != '\0' && !c->ns[RT_NS_UTS])
+        return gy_error_set(err, GY_EINVAL,
+                            "hostname: setting it needs a \"uts\" entry in linux.namespaces");
+    if (c->hostname != NULL && strlen(c->hostname) > 64)
+        return gy_error_set(err, GY_EINVAL, "hostname: longer than 64 bytes");
+    if (!c->ns[RT_NS_MOUNT])
+        return gy_error_set(err, GY_EINVAL,
+                            "linux.namespaces: a \"mount\" namespace is required (the root "
+                            "filesystem is pivoted inside it)");
+    return 0;
+}
+
+int rt_config_parse(const char *json, size_t len, struct rt_config **out, struct gy_error *err)
+{
+    json_error_t jerr;
+    json_t *doc = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (doc == NULL)
+        return gy_error_set(err, GY_EPARSE, "config.json line %d column %d: %s", jerr.line,
+                            jerr.column, jerr.text);
+    struct rt_config *c = gy_xcalloc(1, sizeof(*c));
+    c->caps[RT_CAPS_BOUNDING] = rt_caps_default();
+    c->caps[RT_CAPS_EFFECTIVE] = rt_caps_default();
+    c->caps[RT_CAPS_PERMITTED] = rt_caps_default();
+    c->no_new_privs = true;
+    c->rootfs_propagation = MS_PRIVATE | MS_REC;
+    int rc = parse_config(doc, c, err);
+    json_decref(doc);
+    if (rc < 0) {
+        rt_config_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+int rt_config_load(const char *path, struct rt_config **out, struct gy_error *err)
+{
+    cleanup_fclose FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return gy_error_sys(err, errno, "open %s", path);
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len + 4096 > cap) {
+            cap = cap == 0 ? 16384 : cap * 2;
+            if (cap > (64u << 20)) {
+                free(text);
+                return gy_error_set(err, GY_ETOOBIG, "%s: larger than 64 MiB", path);
+            }
+            text = gy_xrealloc(text, cap);
+        }
+        size_t got = fread(text + len, 1, cap - len, f);
+        len += got;
+        if (got == 0)
+            break;
+    }
+    if (ferror(f)) {
+        free(text);
+        return gy_error_sys(err, EIO, "read %s", path);
+    }
+    int rc = rt_config_parse(text, len, out, err);
+    free(text);
+    if (rc < 0)
+        return gy_error_wrap(err, "%s", path);
+    return 0;
+}
+
+void rt_config_free(struct rt_config *c)
+{
+    if (c == NULL)
+        return;
+    free_strings(c->args, c->n_args);
+    free_strings(c->env, c->n_env);
+    free(c->cwd);
+    free(c->additional_gids);
+    free(c->rlimits);
+    free(c->root_path);
+    free(c->hostname);
+    for (size_t i = 0; i < c->n_mounts; i++) {
+        free(c->mounts[i].destination);
+        free(c->mounts[i].type);
+        free(c->mounts[i].source);
+        free(c->mounts[i].data);
+    }
+    free(c->mounts);
+    for (int i = 0; i < RT_NS_COUNT; i++)
+        free(c->ns_path[i]);
+    free(c->uid_maps);
+    free(c->gid_maps);
+    free(c->cgroups_path);
+    if (c->seccomp != NULL) {
+        for (size_t i = 0; i < c->seccomp->n_rules; i++) {
+            free_strings(c->seccomp->rules[i].names, c->seccomp->rules[i].n_names);
+            free(c->seccomp->rules[i].args);
+        }
+        free(c->seccomp->rules);
+        free(c->seccomp->arches);
+        free(c->seccomp);
+    }
+    free_strings(c->masked_paths, c->n_masked_paths);
+    free_strings(c->readonly_paths, c->n_readonly_paths);
+    for (size_t i = 0; i < c->n_sysctls; i++) {
+        free(c->sysctls[i].key);
+        free(c->sysctls[i].value);
+    }
+    free(c->sysctls);
+    free(c);
+}

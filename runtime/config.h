@@ -1,0 +1,169 @@
+/* The subset of the OCI runtime-spec config (config.json) that the runtime acts on, parsed
+ * and validated; unknown fields are ignored as the spec requires. */
+#ifndef GANTRY_RUNTIME_CONFIG_H
+#define GANTRY_RUNTIME_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+
+/* Namespaces in the order they are joined (user first: it owns the others). */
+enum rt_ns_kind {
+    RT_NS_USER = 0,
+    RT_NS_PID,
+    RT_NS_NET,
+    RT_NS_IPC,
+    RT_NS_UTS,
+    RT_NS_MOUNT,
+    RT_NS_CGROUP,
+    RT_NS_COUNT
+};
+
+/* Capability sets of process.capabilities, as bit masks over CAP_* numbers. */
+enum rt_cap_set {
+    RT_CAPS_BOUNDING = 0,
+    RT_CAPS_EFFECTIVE,
+    RT_CAPS_INHERITABLE,
+    RT_CAPS_PERMITTED,
+    RT_CAPS_AMBIENT,
+    RT_CAPS_COUNT
+};
+
+struct rt_mount {
+    char *destination;
+    char *type;                /* NULL for bind mounts */
+    char *source;              /* may be NULL (e.g. tmpfs) */
+    unsigned long flags;       /* MS_* from the options */
+    unsigned long propagation; /* MS_PRIVATE, MS_SLAVE ... (with MS_REC), or 0 */
+    bool bind;                 /* "bind" or "rbind" (then flags has MS_REC) */
+    char *data;                /* the options that are not flags, comma-joined */
+};
+
+struct rt_rlimit {
+    int resource;
+    uint64_t soft;
+    uint64_t hard;
+};
+
+struct rt_idmap {
+    uint32_t container_id;
+    uint32_t host_id;
+    uint32_t size;
+};
+
+struct rt_seccomp_arg {
+    unsigned int index;
+    uint64_t value;
+    uint64_t value_two;
+    int op; /* enum scmp_compare */
+};
+
+struct rt_seccomp_rule {
+    char **names;
+    size_t n_names;
+    uint32_t action; /* SCMP_ACT_* with the errno folded in */
+    struct rt_seccomp_arg *args;
+    size_t n_args;
+};
+
+/* linux.seccomp: a profile as in the runtime-spec. */
+struct rt_seccomp {
+    uint32_t default_action;
+    uint32_t *arches; /* SCMP_ARCH_* tokens */
+    size_t n_arches;
+    struct rt_seccomp_rule *rules;
+    size_t n_rules;
+};
+
+/* linux.resources; a has_ flag is false when the field is absent. */
+struct rt_resources {
+    bool has_memory_limit, has_memory_reservation, has_memory_swap;
+    int64_t memory_limit; /* bytes, -1 unlimited */
+    int64_t memory_reservation;
+    int64_t memory_swap;
+    bool has_cpu_shares, has_cpu_quota, has_cpu_period;
+    uint64_t cpu_shares;
+    int64_t cpu_quota; /* microseconds per period, -1 unlimited */
+    uint64_t cpu_period;
+    bool has_pids_limit;
+    int64_t pids_limit; /* -1 unlimited */
+};
+
+struct rt_sysctl {
+    char *key;
+    char *value;
+};
+
+struct rt_config {
+    /* process */
+    char **args;
+    size_t n_args;
+    char **env;
+    size_t n_env;
+    char *cwd;
+    uid_t uid;
+    gid_t gid;
+    gid_t *additional_gids;
+    size_t n_additional_gids;
+    bool has_umask;
+    mode_t umask;
+    struct rt_rlimit *rlimits;
+    size_t n_rlimits;
+    uint64_t caps[RT_CAPS_COUNT]; /* Docker's default set unless process.capabilities */
+    bool no_new_privs;            /* true unless process.noNewPrivileges is false */
+    bool has_oom_score_adj;
+    int oom_score_adj;
+    /* root */
+    char *root_path; /* as written; relative to the bundle when not absolute */
+    bool root_readonly;
+    char *hostname;
+    struct rt_mount *mounts;
+    size_t n_mounts;
+    /* linux */
+    bool ns[RT_NS_COUNT];
+    char *ns_path[RT_NS_COUNT]; /* join this namespace instead of creating one */
+    struct rt_idmap *uid_maps;
+    size_t n_uid_maps;
+    struct rt_idmap *gid_maps;
+    size_t n_gid_maps;
+    struct rt_resources resources;
+    char *cgroups_path;
+    struct rt_seccomp *seccomp; /* NULL: the built-in default profile */
+    bool seccomp_disabled;      /* linux.seccomp is null: no filter at all */
+    char **masked_paths;
+    size_t n_masked_paths;
+    char **readonly_paths;
+    size_t n_readonly_paths;
+    unsigned long rootfs_propagation; /* MS_* with MS_REC; default MS_PRIVATE */
+    struct rt_sysctl *sysctls;
+    size_t n_sysctls;
+};
+
+/* Parses config.json text. Errors are GY_EPARSE (not JSON, with line and column) or
+ * GY_EINVAL naming the field ("process.rlimits[1].type: unknown rlimit RLIMIT_FOO"). The
+ * caller frees *out with rt_config_free. */
+int rt_config_parse(const char *json, size_t len, struct rt_config **out, struct gy_error *err);
+
+/* Reads and parses a config.json file. */
+int rt_config_load(const char *path, struct rt_config **out, struct gy_error *err);
+
+void rt_config_free(struct rt_config *config);
+
+/* Docker's default capability set as a mask. */
+uint64_t rt_caps_default(void);
+
+/* Translates one OCI mount option ("nosuid", "ro", "rprivate", "mode=755") into flags;
+ * returns false when it is not a flag option (then it belongs in the mount data). */
+bool rt_mount_option_flag(const char *option, unsigned long *set, unsigned long *clear,
+                          unsigned long *propagation, bool *bind);
+
+/* The namespace type name of the runtime-spec ("pid", "network" ...) and CLONE_NEW* flag. */
+const char *rt_ns_name(enum rt_ns_kind kind);
+int rt_ns_clone_flag(enum rt_ns_kind kind);
+/* The /proc/PID/ns/ entry of a namespace kind ("net", "mnt" ...). */
+const char *rt_ns_proc_name(enum rt_ns_kind kind);
+
+#endif

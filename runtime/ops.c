@@ -1,0 +1,285 @@
+/* The operations on an existing container (OCI runtime-spec runtime.md "Operations"):
+ * state, start, kill, wait, delete, plus stats and list. Each works from any process; the
+ * state directory and /proc are the only shared knowledge. */
+#include "runtime/internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/xalloc.h"
+
+const char *rt_status_name(enum rt_status status)
+{
+    switch (status) {
+    case RT_STATUS_CREATING:
+        return "creating";
+    case RT_STATUS_CREATED:
+        return "created";
+    case RT_STATUS_RUNNING:
+        return "running";
+    case RT_STATUS_STOPPED:
+        return "stopped";
+    }
+    return "unknown";
+}
+
+static int open_container(const char *root, const char *id, char **dir, struct gy_error *err)
+{
+    int rc = rt_id_validate(id, err);
+    if (rc < 0)
+        return rc;
+    *dir = rt_state_dir(root, id);
+    struct stat st;
+    if (stat(*dir, &st) < 0) {
+        free(*dir);
+        *dir = NULL;
+        return gy_error_set(err, GY_ENOTFOUND, "container %s does not exist", id);
+    }
+    return 0;
+}
+
+/* Fills out from the directory; rec is filled too when the record exists (returns 1). */
+static int read_state(const char *dir, const char *id, struct rt_state *out, struct rt_record *rec,
+                      struct gy_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    snprintf(out->id, sizeof(out->id), "%s", id);
+    struct gy_error rerr;
+    if (rt_record_read(dir, rec, &rerr) < 0) {
+        if (rerr.code != GY_ENOTFOUND) {
+            *err = rerr;
+            return -(int)rerr.code;
+        }
+        out->status = RT_STATUS_CREATING;
+        return 0;
+    }
+    snprintf(out->bundle, sizeof(out->bundle), "%s", rec->bundle);
+    out->created_ns = rec->created_ns;
+    if (rt_proc_start_time(rec->monitor_pid) == rec->monitor_start)
+        out->monitor_pid = rec->monitor_pid;
+    struct rt_exit ex;
+    if (rt_exit_read(dir, &ex)) {
+        out->status = RT_STATUS_STOPPED;
+        out->exit_code = ex.exit_code;
+        out->exit_signal = ex.signal;
+        out->oom_killed = ex.oom_killed;
+        out->finished_ns = ex.finished_ns;
+        return 1;
+    }
+    if (rt_proc_start_time(rec->pid) != rec->pid_start) {
+        /* Gone without a recorded exit: the monitor was killed before the container. */
+        out->status = RT_STATUS_STOPPED;
+        out->exit_code = -1;
+        return 1;
+    }
+    out->pid = rec->pid;
+    cleanup_free char *started = rt_state_file(dir, RT_FILE_STARTED);
+    out->status = access(started, F_OK) == 0 ? RT_STATUS_RUNNING : RT_STATUS_CREATED;
+    return 1;
+}
+
+int rt_container_state(const char *root, const char *id, struct rt_state *out, struct gy_error *err)
+{
+    cleanup_free char *dir = NULL;
+    int rc = open_container(root, id, &dir, err);
+    if (rc < 0)
+        return rc;
+    struct rt_record rec;
+    rc = read_state(dir, id, out, &rec, err);
+    return rc < 0 ? rc : 0;
+}
+
+int rt_container_start(const char *root, const char *id, struct gy_error *err)
+{
+    cleanup_free char *dir = NULL;
+    int rc = open_container(root, id, &dir, err);
+    if (rc < 0)
+        return rc;
+    struct rt_state st;
+    struct rt_record rec;
+    if ((rc = read_state(dir, id, &st, &rec, err)) < 0)
+        return rc;
+    if (st.status != RT_STATUS_CREATED)
+        return gy_error_set(err, GY_ECONFLICT, "container %s is %s, not created", id,
+                            rt_status_name(st.status));
+    cleanup_free char *started = rt_state_file(dir, RT_FILE_STARTED);
+    int marker = open(started, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (marker < 0)
+        return errno == EEXIST
+                   ? gy_error_set(err, GY_ECONFLICT, "container %s is already started", id)
+                   : gy_error_sys(err, errno, "create %s", started);
+    close(marker);
+    cleanup_free char *fifo = rt_state_file(dir, RT_FILE_FIFO);
+    cleanup_close int fd = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0 || write(fd, "s", 1) != 1) {
+        int saved = errno;
+        unlink(started);
+        return gy_error_sys(err, saved, "start %s: signal the monitor through %s", id, fifo);
+    }
+    return 0;
+}
+
+int rt_container_kill(const char *root, const char *id, int sig, bool all, struct gy_error *err)
+{
+    cleanup_free char *dir = NULL;
+    int rc = open_container(root, id, &dir, err);
+    if (rc < 0)
+        return rc;
+    struct rt_state st;
+    struct rt_record rec;
+    if ((rc = read_state(dir, id, &st, &rec, err)) < 0)
+        return rc;
+    if (st.status != RT_STATUS_CREATED && st.status != RT_STATUS_RUNNING)
+        return gy_error_set(err, GY_ECONFLICT, "container %s is %s", id, rt_status_name(st.status));
+    if (sig <= 0 || sig >= NSIG)
+        return gy_error_set(err, GY_EINVAL, "signal %d: out of range", sig);
+    if (all) {
+        rt_cgroup_kill_all(&rec, sig);
+        return 0;
+    }
+    cleanup_close int pidfd = rt_pidfd_open(rec.pid, rec.pid_start);
+    if (pidfd < 0)
+        return gy_error_set(err, GY_ECONFLICT, "container %s is stopped", id);
+    if (syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0)
+        return gy_error_sys(err, errno, "kill container %s", id);
+    return 0;
+}
+
+int rt_container_wait(const char *root, const char *id, int timeout_ms, struct rt_state *out,
+                      struct gy_error *err)
+{
+    cleanup_free char *dir = NULL;
+    int rc = open_container(root, id, &dir, err);
+    if (rc < 0)
+        return rc;
+    struct rt_state st;
+    struct rt_record rec;
+    if ((rc = read_state(dir, id, &st, &rec, err)) < 0)
+        return rc;
+    if (rc == 0)
+        return gy_error_set(err, GY_ECONFLICT, "container %s is still being created", id);
+    /* The monitor exits right after it has recorded the exit: waiting for it covers both.
+     * Without a monitor, the container's init is the next best thing. */
+    cleanup_close int pidfd = rt_pidfd_open(rec.monitor_pid, rec.monitor_start);
+    if (pidfd < 0)
+        pidfd = rt_pidfd_open(rec.pid, rec.pid_start);
+    if (pidfd >= 0 && !rt_pidfd_wait(pidfd, timeout_ms))
+        return gy_error_set(err, GY_ETIMEOUT, "container %s still runs after %d ms", id,
+                            timeout_ms);
+    if ((rc = read_state(dir, id, &st, &rec, err)) < 0)
+        return rc;
+    if (out != NULL)
+        *out = st;
+    return 0;
+}
+
+int rt_container_delete(const char *root, const char *id, bool force, struct gy_error *err)
+{
+    cleanup_free char *dir = NULL;
+    int rc = open_container(root, id, &dir, err);
+    if (rc < 0)
+        return rc;
+    struct rt_state st;
+    struct rt_record rec;
+    if ((rc = read_state(dir, id, &st, &rec, err)) < 0)
+        return rc;
+    if (rc == 0) {
+        if (!force)
+            return gy_error_set(err, GY_ECONFLICT,
+                                "container %s is being created; use --force to remove it", id);
+        return rt_remove_tree(dir, err);
+    }
+    if (st.status == RT_STATUS_RUNNING && !force)
+        return gy_error_set(err, GY_ECONFLICT,
+                            "container %s is running; stop it first or use --force", id);
+    if (st.status != RT_STATUS_STOPPED) {
+        cleanup_close int pidfd = rt_pidfd_open(rec.pid, rec.pid_start);
+        if (pidfd >= 0)
+            syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+        if (!rec.pid_ns)
+            rt_cgroup_kill_all(&rec, SIGKILL);
+    }
+    /* Let the monitor record the exit and leave before its directory goes. */
+    cleanup_close int monfd = rt_pidfd_open(rec.monitor_pid, rec.monitor_start);
+    if (monfd >= 0 && !rt_pidfd_wait(monfd, 10000))
+        return gy_error_set(err, GY_ETIMEOUT, "delete %s: the monitor (pid %d) does not exit", id,
+                            (int)rec.monitor_pid);
+    const struct rt_cgroup_ops *cg = rt_record_cgroup(&rec);
+    rt_cgroup_kill_all(&rec, SIGKILL);
+    if ((rc = cg->destroy(RT_CGROUP_MOUNT, rec.cgroup_path, err)) < 0)
+        return gy_error_wrap(err, "delete %s", id);
+    return rt_remove_tree(dir, err);
+}
+
+int rt_container_stats(const char *root, const char *id, struct rt_stats *out, struct gy_error *err)
+{
+    cleanup_free char *dir = NULL;
+    int rc = open_container(root, id, &dir, err);
+    if (rc < 0)
+        return rc;
+    struct rt_record rec;
+    if ((rc = rt_record_read(dir, &rec, err)) < 0)
+        return rc;
+    const struct rt_cgroup_ops *cg = rt_record_cgroup(&rec);
+    if ((rc = cg->stats(RT_CGROUP_MOUNT, rec.cgroup_path, out, err)) < 0)
+        return gy_error_wrap(err, "stats %s", id);
+    return 0;
+}
+
+static int compare_ids(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int rt_container_list(const char *root, char ***ids, size_t *count, struct gy_error *err)
+{
+    const char *r = root != NULL ? root : RT_DEFAULT_ROOT;
+    *ids = NULL;
+    *count = 0;
+    cleanup_closedir DIR *d = opendir(r);
+    if (d == NULL) {
+        if (errno == ENOENT)
+            return 0;
+        return gy_error_sys(err, errno, "open %s", r);
+    }
+    size_t n = 0, cap = 8;
+    char **list = gy_xcalloc(cap, sizeof(char *));
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.' || rt_id_validate(e->d_name, NULL) < 0)
+            continue;
+        if (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN)
+            continue;
+        if (n == cap) {
+            cap *= 2;
+            list = gy_xrealloc(list, cap * sizeof(char *));
+        }
+        list[n++] = gy_xstrdup(e->d_name);
+    }
+    qsort(list, n, sizeof(char *), compare_ids);
+    *ids = list;
+    *count = n;
+    return 0;
+}
+
+void rt_ids_free(char **ids, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        free(ids[i]);
+    free(ids);
+}
+
+char *rt_container_log_path(const char *root, const char *id)
+{
+    cleanup_free char *dir = rt_state_dir(root, id);
+    return rt_state_file(dir, RT_FILE_LOG);
+}

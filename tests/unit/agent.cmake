@@ -1,0 +1,6 @@
+gantry_unit_test(test_agent_image SOURCES test_agent_image.c LIBS gantry_agent)
+gantry_unit_test(test_agent_session SOURCES test_agent_session.c LIBS gantry_agent)
+gantry_unit_test(test_agent_state SOURCES test_agent_state.c LIBS gantry_agent)
+gantry_unit_test(test_agent_network SOURCES test_agent_network.c LIBS gantry_agent)
+gantry_unit_test(test_agent_bundle SOURCES test_agent_bundle.c LIBS gantry_agent)
+gantry_unit_test(test_agent_health SOURCES test_agent_health.c LIBS gantry_agent)

@@ -1,0 +1,276 @@
+/* Unit tests of placement: spread, binpack, cloud preference and bursting, zones,
+ * constraints, capacity, and the reason given when nothing fits. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scheduler/placement.h"
+
+#define MI (INT64_C(1) << 20)
+
+static struct sch_place_node node(const char *name, const char *cloud, const char *zone,
+                                  int64_t cpu, int64_t mem)
+{
+    struct sch_place_node n;
+    memset(&n, 0, sizeof(n));
+    n.name = name;
+    n.cloud = cloud;
+    n.zone = zone;
+    n.capacity.cpu_millis = cpu;
+    n.capacity.memory_bytes = mem;
+    n.schedulable = true;
+    return n;
+}
+
+static void spec_basic(struct gy_spec *spec, int64_t cpu, int64_t mem)
+{
+    memset(spec, 0, sizeof(*spec));
+    spec->name = (char *)"web";
+    spec->resources.cpu_millis = cpu;
+    spec->resources.memory_bytes = mem;
+}
+
+static uint32_t place(struct sch_place_node *nodes, size_t n, const struct gy_spec *spec,
+                      uint32_t count, struct sch_place_result *res)
+{
+    static size_t idx[200000];
+    res->node_index = idx;
+    struct gy_error err;
+    int rc = sch_place(nodes, n, spec, count, res, &err);
+    if (rc != 0)
+        fail_msg("sch_place: %s", err.msg);
+    return res->placed;
+}
+
+static void test_spread_over_nodes(void **state)
+{
+    (void)state;
+    struct sch_place_node nodes[3] = {node("a", "private", "z1", 4000, 1024 * MI),
+                                      node("b", "private", "z1", 4000, 1024 * MI),
+                                      node("c", "private", "z1", 4000, 1024 * MI)};
+    struct gy_spec spec;
+    spec_basic(&spec, 250, 64 * MI);
+    struct sch_place_result res;
+    assert_int_equal(place(nodes, 3, &spec, 6, &res), 6);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(nodes[i].workload_replicas, 2);
+        assert_int_equal(nodes[i].allocated.cpu_millis, 500);
+        assert_int_equal(nodes[i].allocated.memory_bytes, 128 * MI);
+    }
+    assert_string_equal(res.reason, "");
+}
+
+static void test_existing_replicas_count(void **state)
+{
+    (void)state;
+    struct sch_place_node nodes[3] = {node("a", "", "", 4000, 1024 * MI),
+                                      node("b", "", "", 4000, 1024 * MI),
+                                      node("c", "", "", 4000, 1024 * MI)};
+    nodes[0].workload_replicas = 3;
+    struct gy_spec spec;
+    spec_basic(&spec, 100, 16 * MI);
+    struct sch_place_result res;
+    assert_int_equal(place(nodes, 3, &spec, 3, &res), 3);
+    assert_int_equal(nodes[0].workload_replicas, 3);
+    assert_int_equal(nodes[1].workload_replicas + nodes[2].workload_replicas, 3);
+    assert_true(nodes[1].workload_replicas >= 1 && nodes[2].workload_replicas >= 1);
+}
+
+static void test_binpack_fills_one_node_first(void **state)
+{
+    (void)state;
+    struct sch_place_node nodes[2] = {node("a", "", "", 1000, 1024 * MI),
+                                      node("b", "", "", 1000, 1024 * MI)};
+    nodes[1].allocated.cpu_millis = 250; /* b is fuller */
+    struct gy_spec spec;
+    spec_basic(&spec, 250, 16 * MI);
+    spec.placement.strategy = GY_STRATEGY_BINPACK;
+    struct sch_place_result res;
+    /* Binpack still spreads replicas of one workload first: counts win over fullness. */
+    assert_int_equal(place(nodes, 2, &spec, 2, &res), 2);
+    assert_int_equal(res.node_index[0], 1);
+    assert_int_equal(res.node_index[1], 0);
+}
+
+static void test_cloud_preference_and_burst(void **state)
+{
+    (void)state;
+    struct sch_place_node nodes[4] = {node("pub1", "public", "p", 8000, 8192 * MI),
+                                      node("priv1", "private", "a", 1000, 1024 * MI),
+                                      node("pub2", "public", "p", 8000, 8192 * MI),
+                                      node("priv2", "private", "b", 1000, 1024 * MI)};
+    struct gy_spec spec;
+    spec_basic(&spec, 500, 64 * MI);
+    char *clouds[] = {"private", "public"};
+    spec.placement.clouds.items = clouds;
+    spec.placement.clouds.n = 2;
+    struct sch_place_result res;
+    assert_int_equal(place(nodes, 4, &spec, 4, &res), 4);
+    /* Private holds 2 x 500m per node: all four fit there. */
+    assert_int_equal(nodes[1].workload_replicas, 2);
+    assert_int_equal(nodes[3].workload_replicas, 2);
+    assert_int_equal(nodes[0].workload_replicas + nodes[2].workload_replicas, 0);
+    /* Four more burst into public, spread over its nodes. */
+    assert_int_equal(place(nodes, 4, &spec, 4, &res), 4);
+    assert_int_equal(nodes[0].workload_replicas, 2);
+    assert_int_equal(nodes[2].workload_replicas, 2);
+}
+
+static void test_unlisted_cloud_is_never_used(void **state)
+{
+    (void)state;
+    struct sch_place_node nodes[2] = {node("a", "private", "", 1000, 1024 * MI),
+                                      node("b", "edge", "", 1000, 1024 * MI)};
+    struct gy_spec spec;
+    spec_basic(&spec, 1000, 64 * MI);
+    char *clouds[] = {"private"};
+    spec.placement.clouds.items = clouds;
+    spec.placement.clouds.n = 1;
+    struct sch_place_result res;
+    assert_int_equal(place(nodes, 2, &spec, 2, &res), 1);
+    assert_int_equal(res.node_index[0], 0);
+    assert_string_equal(res.reason, "0/2 nodes available: 1 insufficient cpu (needs 1, most free "
+                                    "0), 1 not in clouds [private]");
+}
+
+static void test_spread_over_zones(void **state)
+{
+    (void)state;
+    struct sch_place_node nodes[3] = {node("a1", "", "a", 4000, 1024 * MI),
+                                      node("a2", "", "a", 4000, 1024 * MI),
+                                      node("b1", "", "b", 4000, 1024 * MI)};
+    struct gy_spec spec;
+    spec_basic(&spec, 100, 16 * MI);
+    spec.placement.spread = GY_SPREAD_ZONE;
+    struct sch_place_result res;
+    assert_int_equal(place(nodes, 3, &spec, 4, &res), 4);
+    assert_int_equal(nodes[0].workload_replicas + nodes[1].workload_replicas, 2);
+    assert_int_equal(nodes[2].workload_replicas, 2);
+}
+
+static void test_spread_over_clouds(void **state)
+{
+    (void)state;
+    struct sch_place_node nodes[3] = {node("a", "private", "", 4000, 1024 * MI),
+                                      node("b", "private", "", 4000, 1024 * MI),
+                                      node("c", "public", "", 4000, 1024 * MI)};
+    struct gy_spec spec;
+    spec_basic(&spec, 100, 16 * MI);
+    spec.placement.spread = GY_SPREAD_CLOUD;
+    char *clouds[] = {"private", "public"};
+    spec.placement.clouds.items = clouds;
+    spec.placement.clouds.n = 2;
+    struct sch_place_result res;
+    assert_int_equal(place(nodes, 3, &spec, 3, &res), 3);
+    /* Ties go to the preferred cloud: private gets the odd replica. */
+    assert_int_equal(nodes[0].workload_replicas + nodes[1].workload_replicas, 2);
+    assert_int_equal(nodes[2].workload_replicas, 1);
+}
+
+static void test_constraints(void **state)
+{
+    (void)state;
+    struct sch_label ssd[] = {{"disk", "ssd"}};
+    struct sch_label hdd[] = {{"disk", "hdd"}};
+    struct sch_place_node nodes[3] = {node("a", "", "", 4000, 1024 * MI),
+                                      node("b", "", "", 4000, 1024 * MI),
+                                      node("c", "", "", 4000, 1024 * MI)};
+    nodes[0].labels = hdd;
+    nodes[0].n_labels = 1;
+    nodes[1].labels = ssd;
+    nodes[1].n_labels = 1;
+    struct gy_spec spec;
+    spec_basic(&spec, 100, 16 * MI);
+    char *eq[] = {"disk == ssd"};
+    spec.placement.constraints.items = eq;
+    spec.placement.constraints.n = 1;
+    struct sch_place_result res;
+    assert_int_equal(place(nodes, 3, &spec, 3, &res), 3);
+    assert_int_equal(nodes[1].workload_replicas, 3);
+
+    char *ne[] = {"disk!=ssd"};
+    spec.placement.constraints.items = ne;
+    assert_int_equal(place(nodes, 3, &spec, 2, &res), 2);
+    assert_int_equal(nodes[0].workload_replicas, 1);
+    assert_int_equal(nodes[2].workload_replicas, 1); /* no label: != holds */
+
+    struct gy_error err;
+    assert_int_equal(sch_constraint_match(&nodes[1], "disk == ssd", &err), 1);
+    assert_int_equal(sch_constraint_match(&nodes[0], "disk == ssd", &err), 0);
+    assert_true(sch_constraint_match(&nodes[0], "disk ~ ssd", &err) < 0);
+    char *bad[] = {"disk"};
+    spec.placement.constraints.items = bad;
+    res.node_index = (size_t[4]){0};
+    assert_true(sch_place(nodes, 3, &spec, 1, &res, &err) < 0);
+    assert_non_null(strstr(err.msg, "placement.constraints[0]"));
+}
+
+static void test_reason_names_the_shortage(void **state)
+{
+    (void)state;
+    struct sch_place_node nodes[3] = {node("a", "", "", 4000, 32 * MI),
+                                      node("b", "", "", 4000, 16 * MI),
+                                      node("c", "", "", 4000, 1024 * MI)};
+    nodes[2].schedulable = false;
+    struct gy_spec spec;
+    spec_basic(&spec, 100, 64 * MI);
+    struct sch_place_result res;
+    assert_int_equal(place(nodes, 3, &spec, 1, &res), 0);
+    assert_string_equal(res.reason, "0/3 nodes available: 2 insufficient memory (needs 64Mi, most "
+                                    "free 32Mi), 1 not ready or cordoned");
+}
+
+static void test_pids_capacity(void **state)
+{
+    (void)state;
+    struct sch_place_node nodes[1] = {node("a", "", "", 8000, 8192 * MI)};
+    nodes[0].capacity.pids = 300;
+    struct gy_spec spec;
+    spec_basic(&spec, 100, 16 * MI);
+    spec.resources.pids = 128;
+    struct sch_place_result res;
+    assert_int_equal(place(nodes, 1, &spec, 5, &res), 2);
+    assert_non_null(strstr(res.reason, "insufficient pids (needs 128, most free 44)"));
+}
+
+static void test_many_nodes_balanced(void **state)
+{
+    (void)state;
+    size_t n = 10000;
+    struct sch_place_node *nodes = calloc(n, sizeof(*nodes));
+    char(*names)[16] = calloc(n, 16);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(names[i], 16, "n%zu", i);
+        nodes[i] = node(names[i], "private", "", 64000, 256 * 1024 * MI);
+    }
+    struct gy_spec spec;
+    spec_basic(&spec, 100, 64 * MI);
+    struct sch_place_result res;
+    assert_int_equal(place(nodes, n, &spec, 100000, &res), 100000);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(nodes[i].workload_replicas, 10);
+    free(names);
+    free(nodes);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_spread_over_nodes),
+        cmocka_unit_test(test_existing_replicas_count),
+        cmocka_unit_test(test_binpack_fills_one_node_first),
+        cmocka_unit_test(test_cloud_preference_and_burst),
+        cmocka_unit_test(test_unlisted_cloud_is_never_used),
+        cmocka_unit_test(test_spread_over_zones),
+        cmocka_unit_test(test_spread_over_clouds),
+        cmocka_unit_test(test_constraints),
+        cmocka_unit_test(test_reason_names_the_shortage),
+        cmocka_unit_test(test_pids_capacity),
+        cmocka_unit_test(test_many_nodes_balanced),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
