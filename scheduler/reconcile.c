@@ -42,6 +42,10 @@ struct workload_row {
     uint32_t desired;
     bool decoded;
     struct gy_spec spec;
+    char *unschedulable; /* stored condition messages, or NULL */
+    char *rollout_halted;
+    size_t first_replica; /* its replicas: replicas[first_replica .. + n_replicas) */
+    size_t n_replicas;
 };
 
 struct replica_row {
@@ -89,6 +93,8 @@ static void state_free(struct state *st)
         if (st->workloads[i].decoded)
             gy_spec_free(&st->workloads[i].spec);
         free(st->workloads[i].name);
+        free(st->workloads[i].unschedulable);
+        free(st->workloads[i].rollout_halted);
     }
     free(st->workloads);
     for (size_t i = 0; i < st->n_replicas; i++) {
@@ -176,7 +182,7 @@ static int load(sqlite3 *db, struct state *st, struct gy_error *err)
 
     if (sqlite3_prepare_v2(db,
                            "SELECT rowid, id, workload, generation, node, state, ready, reason"
-                           " FROM replicas ORDER BY rowid",
+                           " FROM replicas ORDER BY workload, rowid",
                            -1, &q, NULL) != SQLITE_OK)
         return gy_error_set(err, GY_EIO, "read replicas: %s", sqlite3_errmsg(db));
     cap = 0;
@@ -195,6 +201,47 @@ static int load(sqlite3 *db, struct state *st, struct gy_error *err)
         r->state = sqlite3_column_int(q, 5);
         r->ready = sqlite3_column_int(q, 6) != 0;
         r->reason = col_dup(q, 7);
+    }
+    sqlite3_finalize(q);
+
+    /* Each workload's replicas are one run of the ordered list. */
+    for (size_t i = 0, w = 0; i < st->n_replicas;) {
+        size_t j = i;
+        while (j < st->n_replicas &&
+               strcmp(st->replicas[j].workload, st->replicas[i].workload) == 0)
+            j++;
+        while (w < st->n_workloads && strcmp(st->workloads[w].name, st->replicas[i].workload) < 0)
+            w++;
+        if (w < st->n_workloads && strcmp(st->workloads[w].name, st->replicas[i].workload) == 0) {
+            st->workloads[w].first_replica = i;
+            st->workloads[w].n_replicas = j - i;
+        }
+        i = j;
+    }
+
+    if (sqlite3_prepare_v2(db, "SELECT workload, kind, message FROM conditions", -1, &q, NULL) !=
+        SQLITE_OK)
+        return gy_error_set(err, GY_EIO, "read conditions: %s", sqlite3_errmsg(db));
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        struct workload_row *w = NULL;
+        const char *name = (const char *)sqlite3_column_text(q, 0);
+        for (size_t lo = 0, hi = st->n_workloads; lo < hi && w == NULL;) {
+            size_t mid = (lo + hi) / 2;
+            int c = strcmp(st->workloads[mid].name, name);
+            if (c == 0)
+                w = &st->workloads[mid];
+            else if (c < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (w == NULL)
+            continue;
+        const char *kind = (const char *)sqlite3_column_text(q, 1);
+        if (strcmp(kind, SCH_CONDITION_UNSCHEDULABLE) == 0)
+            w->unschedulable = col_dup(q, 2);
+        else if (strcmp(kind, SCH_CONDITION_ROLLOUT_HALTED) == 0)
+            w->rollout_halted = col_dup(q, 2);
     }
     sqlite3_finalize(q);
     return 0;
@@ -283,22 +330,11 @@ static void add_condition(struct builder *b, const char *workload, const char *k
 }
 
 /* Records a condition change when the stored one differs. */
-static void condition(sqlite3 *db, struct builder *b, const char *workload, const char *kind,
+static void condition(struct builder *b, const char *workload, const char *kind, const char *stored,
                       const char *message, uint64_t now_ms)
 {
-    sqlite3_stmt *q;
-    char *stored = NULL;
-    if (sqlite3_prepare_v2(db, "SELECT message FROM conditions WHERE workload = ? AND kind = ?", -1,
-                           &q, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(q, 1, workload, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 2, kind, -1, SQLITE_STATIC);
-        if (sqlite3_step(q) == SQLITE_ROW)
-            stored = col_dup(q, 0);
-        sqlite3_finalize(q);
-    }
     if (strcmp(stored != NULL ? stored : "", message) != 0)
         add_condition(b, workload, kind, message, now_ms);
-    free(stored);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -321,31 +357,32 @@ static bool is_ready(const struct replica_row *r)
     return r->ready && r->state == GANTRY__REPLICA_STATE__REPLICA_RUNNING;
 }
 
-static void make_id(char *buf, size_t len, const char *workload, sch_random_fn rnd, void *data,
-                    struct state *st)
+/* A new replica id: the workload's name and 32 random bits, unique among its replicas
+ * (ids of other workloads have another prefix). */
+static void make_id(char *buf, size_t len, const struct workload_row *w, sch_random_fn rnd,
+                    void *data, const struct state *st)
 {
     for (int attempt = 0; attempt < 16; attempt++) {
-        snprintf(buf, len, "%s-%08" PRIx32, workload, rnd(data));
+        snprintf(buf, len, "%s-%08" PRIx32, w->name, rnd(data));
         bool taken = false;
-        for (size_t i = 0; i < st->n_replicas && !taken; i++)
-            taken = strcmp(st->replicas[i].id, buf) == 0;
+        for (size_t k = 0; k < w->n_replicas && !taken; k++)
+            taken = strcmp(st->replicas[w->first_replica + k].id, buf) == 0;
         if (!taken)
             return;
     }
 }
 
-static void plan_workload(sqlite3 *db, struct state *st, struct workload_row *w, struct builder *b,
+static void plan_workload(struct state *st, struct workload_row *w, struct builder *b,
                           uint64_t now_ms, sch_random_fn rnd, void *rnd_data)
 {
     size_t n_live = 0, n_cur = 0, n_old = 0, n_ready = 0;
     bool crash_loop = false;
-    struct replica_row **cur = gy_xcalloc(st->n_replicas + 1, sizeof(*cur));
-    struct replica_row **old = gy_xcalloc(st->n_replicas + 1, sizeof(*old));
-    for (size_t i = 0; i < st->n_nodes; i++)
-        st->nodes[i].view.workload_replicas = 0;
-    for (size_t i = 0; i < st->n_replicas; i++) {
-        struct replica_row *r = &st->replicas[i];
-        if (strcmp(r->workload, w->name) != 0 || !sch_replica_state_is_live(r->state))
+    struct replica_row **cur = gy_xcalloc(w->n_replicas + 1, sizeof(*cur));
+    struct replica_row **old = gy_xcalloc(w->n_replicas + 1, sizeof(*old));
+    /* Nodes touched by the previous workload were reset after it; see the end. */
+    for (size_t k = 0; k < w->n_replicas; k++) {
+        struct replica_row *r = &st->replicas[w->first_replica + k];
+        if (!sch_replica_state_is_live(r->state))
             continue;
         n_live++;
         if (is_ready(r))
@@ -411,7 +448,7 @@ static void plan_workload(sqlite3 *db, struct state *st, struct workload_row *w,
             }
         }
     }
-    condition(db, b, w->name, SCH_CONDITION_ROLLOUT_HALTED,
+    condition(b, w->name, SCH_CONDITION_ROLLOUT_HALTED, w->rollout_halted,
               n_old > 0 && crash_loop
                   ? "the new generation is crash-looping; the previous one keeps serving"
                   : "",
@@ -432,7 +469,7 @@ static void plan_workload(sqlite3 *db, struct state *st, struct workload_row *w,
         } else {
             for (uint32_t i = 0; i < res.placed; i++) {
                 char id[128];
-                make_id(id, sizeof(id), w->name, rnd, rnd_data, st);
+                make_id(id, sizeof(id), w, rnd, rnd_data, st);
                 add_place(b, id, w->name, w->generation, st->nodes[idx[i]].name);
             }
             for (size_t i = 0; i < st->n_nodes; i++)
@@ -448,7 +485,12 @@ static void plan_workload(sqlite3 *db, struct state *st, struct workload_row *w,
         free(idx);
         free(views);
     }
-    condition(db, b, w->name, SCH_CONDITION_UNSCHEDULABLE, reason, now_ms);
+    condition(b, w->name, SCH_CONDITION_UNSCHEDULABLE, w->unschedulable, reason, now_ms);
+    for (size_t k = 0; k < w->n_replicas; k++) {
+        struct node_row *n = node_find(st, st->replicas[w->first_replica + k].node);
+        if (n != NULL)
+            n->view.workload_replicas = 0;
+    }
     free(cur);
     free(old);
 }
@@ -481,7 +523,7 @@ int sch_reconcile_plan(sqlite3 *db, uint64_t now_ms, sch_random_fn rnd, void *rn
     memset(&b, 0, sizeof(b));
     for (size_t i = 0; i < st.n_workloads; i++)
         if (st.workloads[i].decoded)
-            plan_workload(db, &st, &st.workloads[i], &b, now_ms, rnd, rnd_data);
+            plan_workload(&st, &st.workloads[i], &b, now_ms, rnd, rnd_data);
     state_free(&st);
 
     size_t n_cmds = (b.n_place > 0) + (b.n_stop > 0) + b.n_extra;
