@@ -2,6 +2,7 @@
  * failure), the monitor that owns the container, and the container's init process up to
  * the moment it execs the user's program. */
 #include "runtime/internal.h"
+#include "runtime/security.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -114,6 +115,10 @@ static int init_setup(struct create_ctx *ctx, const int *ns_fds, char *prog, siz
         .cgroup_path = ctx->cgroup_path,
     };
     if ((rc = rt_rootfs_setup(c, &args, err)) < 0)
+        return rc;
+    /* Applied here as well as just before exec so that a limit the kernel refuses fails
+     * create, not the later start. */
+    if ((rc = rt_rlimits_apply(c, err)) < 0)
         return rc;
     return rt_program_lookup(c->args[0], c->env, prog, prog_size, err);
 }
@@ -616,6 +621,7 @@ int rt_container_create(const struct rt_create_opts *o, pid_t *monitor_pid, stru
 {
     struct create_ctx ctx = {.opts = o, .id = o->id, .report_fd = -1};
     cleanup_free char *config_text = NULL;
+    cleanup_free char *config_copy = NULL;
     int rc = prepare(&ctx, &config_text, err);
     if (rc < 0)
         goto out;
@@ -631,7 +637,7 @@ int rt_container_create(const struct rt_create_opts *o, pid_t *monitor_pid, stru
         ctx.dir = NULL;
         goto out;
     }
-    cleanup_free char *config_copy = rt_state_file(ctx.dir, RT_FILE_CONFIG);
+    config_copy = rt_state_file(ctx.dir, RT_FILE_CONFIG);
     if ((rc = rt_file_write(config_copy, config_text, 1, err)) < 0)
         goto undo;
     if (o->n_layers > 0) {

@@ -1,0 +1,7 @@
+# The container runtime (gantry-runtime on busybox bundles; root, cgroups, namespaces).
+gantry_integration_test(test_runtime_basic SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_runtime_basic.sh
+                        TIMEOUT 120)
+gantry_integration_test(test_runtime_limits
+                        SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_runtime_limits.sh TIMEOUT 120)
+gantry_integration_test(test_runtime_churn SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_runtime_churn.sh
+                        TIMEOUT 180)
