@@ -24,6 +24,9 @@ static int enable_controllers(const char *dir, struct gy_error *err)
     if (rt_file_read(avail_path, avail, sizeof(avail), NULL) < 0)
         return 0;
     cleanup_free char *control = gy_xasprintf("%s/cgroup.subtree_control", dir);
+    /* One write enables them all: the kernel takes a space-separated list. */
+    char value[128] = "";
+    size_t used = 0;
     for (size_t i = 0; i < sizeof(wanted_controllers) / sizeof(wanted_controllers[0]); i++) {
         const char *name = wanted_controllers[i];
         size_t len = strlen(name);
@@ -31,13 +34,12 @@ static int enable_controllers(const char *dir, struct gy_error *err)
         for (const char *p = avail; (p = strstr(p, name)) != NULL; p += len)
             if ((p == avail || p[-1] == ' ') && (p[len] == ' ' || p[len] == '\n' || !p[len]))
                 offered = true;
-        if (!offered)
-            continue;
-        char value[32];
-        snprintf(value, sizeof(value), "+%s", name);
-        if (rt_file_write(control, value, 0, err) < 0)
-            return gy_error_wrap(err, "enable the %s controller", name);
+        if (offered)
+            used += (size_t)snprintf(value + used, sizeof(value) - used, "%s+%s",
+                                     used > 0 ? " " : "", name);
     }
+    if (used > 0 && rt_file_write(control, value, 0, err) < 0)
+        return gy_error_wrap(err, "enable cgroup controllers");
     return 0;
 }
 
