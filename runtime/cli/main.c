@@ -267,7 +267,7 @@ static int one_id(int argc, char **argv, const char *cmd, const char **id)
 
 static int cmd_start(int argc, char **argv)
 {
-    const char *id;
+    const char *id = NULL;
     int rc = one_id(argc, argv, "start", &id);
     if (rc != 0)
         return rc;
@@ -279,7 +279,7 @@ static int cmd_start(int argc, char **argv)
 
 static int cmd_state(int argc, char **argv)
 {
-    const char *id;
+    const char *id = NULL;
     int rc = one_id(argc, argv, "state", &id);
     if (rc != 0)
         return rc;
@@ -479,7 +479,7 @@ static int cmd_exec(int argc, char **argv)
 
 static int cmd_wait(int argc, char **argv)
 {
-    const char *id;
+    const char *id = NULL;
     int rc = one_id(argc, argv, "wait", &id);
     if (rc != 0)
         return rc;
@@ -493,7 +493,7 @@ static int cmd_wait(int argc, char **argv)
 
 static int cmd_stats(int argc, char **argv)
 {
-    const char *id;
+    const char *id = NULL;
     int rc = one_id(argc, argv, "stats", &id);
     if (rc != 0)
         return rc;
@@ -509,7 +509,7 @@ static int cmd_stats(int argc, char **argv)
 
 static int cmd_logs(int argc, char **argv)
 {
-    const char *id;
+    const char *id = NULL;
     int rc = one_id(argc, argv, "logs", &id);
     if (rc != 0)
         return rc;
