@@ -53,7 +53,23 @@ exec_process(const struct rt_config *c, const struct rt_exec_opts *o, int out_fd
         dup2(out_fd, 1);
         dup2(out_fd, 2);
     }
-    char *const *env = o->env != NULL ? (char *const *)o->env : c->env;
+    /* The container's environment with the caller's variables on top. */
+    size_t n_extra = 0;
+    while (o->env != NULL && o->env[n_extra] != NULL)
+        n_extra++;
+    char **env = gy_xcalloc(c->n_env + n_extra + 1, sizeof(char *));
+    size_t n = 0;
+    for (size_t i = 0; i < c->n_env; i++) {
+        size_t key = strcspn(c->env[i], "=");
+        bool overridden = false;
+        for (size_t k = 0; k < n_extra; k++)
+            if (strncmp(o->env[k], c->env[i], key + 1) == 0)
+                overridden = true;
+        if (!overridden)
+            env[n++] = c->env[i];
+    }
+    for (size_t k = 0; k < n_extra; k++)
+        env[n++] = (char *)o->env[k];
     char prog[PATH_MAX];
     if (rt_program_lookup(o->argv[0], env, prog, sizeof(prog), &err) < 0) {
         dprintf(2, "%s\n", err.msg);
@@ -65,8 +81,7 @@ exec_process(const struct rt_config *c, const struct rt_exec_opts *o, int out_fd
         dprintf(2, "gantry-runtime exec: %s\n", err.msg);
         _exit(126);
     }
-    char *empty_env[] = {NULL};
-    execve(prog, (char *const *)o->argv, env != NULL ? env : empty_env);
+    execve(prog, (char *const *)o->argv, env);
     dprintf(2, "exec %s: %s\n", o->argv[0], strerror(errno));
     _exit(errno == ENOENT ? 127 : 126);
 }

@@ -103,7 +103,8 @@ int rt_container_delete(const char *root, const char *id, bool force, struct gy_
 /* A process to run inside a running container. */
 struct rt_exec_opts {
     const char *const *argv; /* NULL-terminated; argv[0] is looked up in PATH */
-    const char *const *env;  /* NULL-terminated, or NULL for the container's env */
+    const char *const *env;  /* NULL-terminated KEY=VALUE added to (and overriding) the
+                                container's process.env; may be NULL */
     const char *cwd;         /* NULL for the container's cwd */
     bool has_user;           /* false: the container's user */
     uid_t uid;

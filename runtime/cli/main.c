@@ -462,12 +462,7 @@ static int cmd_exec(int argc, char **argv)
     o.argv = (const char *const *)&argv[optind + 1];
     struct gy_error err;
     struct rt_exec_result res;
-    cleanup_free char **merged = NULL;
     if (n_env > 0) {
-        /* Extra variables go on top of the container's environment. */
-        struct rt_state st;
-        if (rt_container_state(g_root, id, &st, &err) < 0)
-            return fail(&err);
         env[n_env] = NULL;
         o.env = env;
     }

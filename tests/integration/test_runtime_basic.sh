@@ -48,6 +48,8 @@ ns_exec=$(rt exec "$P-life" sh -c 'for n in pid net mnt uts ipc cgroup; do readl
 gt_check "exec runs in the container's namespaces" [ "$ns_host" = "$ns_exec" ]
 gt_check "exec sees the container's init as pid 1" bash -c "'$RT_BIN' --root '$RT_ROOT' exec $P-life cat /proc/1/cmdline | grep -q sleep"
 gt_check "exec joins the cgroup" bash -c "'$RT_BIN' --root '$RT_ROOT' exec $P-life sh -c 'cat /proc/self/cgroup' | grep -q 'memory:/$'"
+gt_check "exec adds variables to the container's environment" \
+    [ "$(rt exec -e EXTRA=1 "$P-life" sh -c 'echo $EXTRA:$HOME')" = "1:/root" ]
 rt exec "$P-life" sh -c 'exit 9'
 gt_check "exec returns the process's exit status" [ $? -eq 9 ]
 rt exec "$P-life" /bin/nope 2>/dev/null

@@ -9,7 +9,8 @@ P=$RT_PREFIX
 N=50
 
 rt_config "$B" '["sleep", "60"]'
-mounts_before=$(wc -l </proc/self/mountinfo)
+# Mounts that name this test's files or cgroups (other tests may mount things meanwhile).
+our_mounts() { grep -c -e "$GT_TMP" -e "gantry/$P-" /proc/self/mountinfo; }
 pids=()
 monitors=()
 for i in $(seq 1 $N); do
@@ -24,15 +25,18 @@ for i in $(seq 1 $N); do
 done
 gt_check "no state is left" [ -z "$(ls -A "$RT_ROOT")" ]
 gt_check "no cgroup is left" [ -z "$(rt_cgroups_of $P-)" ]
-gt_check "no mount is left" [ "$(wc -l </proc/self/mountinfo)" -eq "$mounts_before" ]
+gt_check "no mount is left" [ "$(our_mounts)" -eq 0 ]
+# running PID: true when PID exists and is not a zombie (an exited monitor waits for
+# whichever ancestor reaps orphans).
+running() { [ -n "$1" ] && [ -r "/proc/$1/stat" ] && ! sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | grep -q '^[ZX]'; }
 alive=0
 for pid in "${pids[@]}"; do
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && alive=$((alive + 1))
+    running "$pid" && alive=$((alive + 1))
 done
 gt_check "no container process is left" [ "$alive" -eq 0 ]
 alive=0
 for pid in "${monitors[@]}"; do
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && alive=$((alive + 1))
+    running "$pid" && alive=$((alive + 1))
 done
 gt_check "no monitor is left" [ "$alive" -eq 0 ]
 gt_finish
