@@ -638,7 +638,10 @@ int rt_container_create(const struct rt_create_opts *o, pid_t *monitor_pid, stru
         goto out;
     }
     config_copy = rt_state_file(ctx.dir, RT_FILE_CONFIG);
-    if ((rc = rt_file_write(config_copy, config_text, 1, err)) < 0)
+    /* The config may carry secrets in process.env: only root reads the copy. */
+    if ((rc = rt_file_write(config_copy, config_text, 1, err)) < 0 ||
+        (rc = chmod(config_copy, 0600) < 0 ? gy_error_sys(err, errno, "chmod %s", config_copy)
+                                           : 0) < 0)
         goto undo;
     if (o->n_layers > 0) {
         ctx.rootfs = rt_state_file(ctx.dir, RT_DIR_ROOTFS);

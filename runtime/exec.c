@@ -93,6 +93,9 @@ exec_helper(const struct rt_record *rec, const struct rt_config *c, const struct
 {
     struct gy_error err;
     gy_error_clear(&err);
+    /* Nothing the caller holds (the agent's sockets, say) may reach the container. */
+    int keep[] = {report_fd, out_fd};
+    rt_close_fds_except(keep, out_fd >= 0 ? 2 : 1);
     const struct rt_cgroup_ops *cg = rt_record_cgroup(rec);
     if (cg->enter(RT_CGROUP_MOUNT, rec->cgroup_path, getpid(), &err) < 0) {
         send_report(report_fd, 'E', err.code, err.msg);

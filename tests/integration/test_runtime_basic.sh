@@ -85,6 +85,18 @@ gt_check "writes land in the upper directory" [ -f "$U/created" ]
 gt_check "the read-only layers are untouched" [ -e "$RT_ROOTFS/bin/true" ] 
 gt_check "no overlay mount is left on the host" bash -c "! grep -q '$U' /proc/self/mountinfo"
 
+# --- joining a network namespace, read-only root, sysctls
+ns=gantry-rt-$$
+gt_netns_add "$ns"
+RT_NETNS_PATH=/run/netns/$ns RT_READONLY=true RT_SYSCTL='{"net.ipv4.ip_forward": "1"}' \
+    rt_config "$B" '["sh", "-c", "stat -L -c %i /proc/self/ns/net; touch /x 2>&1; cat /proc/sys/net/ipv4/ip_forward"]'
+out=$(rt run -b "$B" "$P-netns" 2>&1)
+gt_check "the container joins the given network namespace" \
+    [ "$(sed -n 1p <<<"$out")" = "$(stat -L -c %i /run/netns/$ns)" ]
+gt_check "root.readonly makes / read-only" grep -q 'Read-only file system' <<<"$out"
+gt_check "linux.sysctl is applied in the container's namespace" [ "$(sed -n 3p <<<"$out")" = 1 ]
+gt_check "and lands in the joined namespace" [ "$(ip netns exec $ns cat /proc/sys/net/ipv4/ip_forward)" = 1 ]
+
 # --- failures name the problem and leave nothing behind
 rt_config "$B" '["/bin/nope"]'
 out=$(rt run -b "$B" "$P-nope" 2>&1)
@@ -100,6 +112,12 @@ out=$(rt create -b "$B" "$P-badmount" 2>&1)
 gt_check "a bad mount fails create naming the mount" grep -q 'mounts\[7\] (/mnt)' <<<"$out"
 gt_check "and leaves no state or cgroup" \
     bash -c "[ ! -e '$RT_ROOT/$P-badmount' ] && [ -z \"\$(find /sys/fs/cgroup -maxdepth 3 -path '*/gantry/$P-badmount')\" ]"
+RT_RESOURCES='{"cpu": {"quota": 20000000000000}}' rt_config "$B" '["true"]'
+out=$(rt create -b "$B" "$P-badcg" 2>&1)
+gt_check "a cgroup value the kernel refuses fails create naming the field" \
+    grep -q 'linux.resources.cpu.quota: write "20000000000000" to .*cpu.cfs_quota_us' <<<"$out"
+gt_check "and leaves no state or cgroup" \
+    bash -c "[ ! -e '$RT_ROOT/$P-badcg' ] && [ -z \"\$(find /sys/fs/cgroup -maxdepth 3 -path '*/gantry/$P-badcg')\" ]"
 RT_RESOURCES='{"memory": {"limit": "lots"}}' rt_config "$B" '["true"]'
 out=$(rt create -b "$B" "$P-badcfg" 2>&1)
 rc=$?

@@ -31,10 +31,13 @@ rt_rootfs() {
 # rt_config DIR ARGS_JSON: writes DIR/config.json. Optional settings through variables:
 #   RT_RESOURCES (linux.resources JSON), RT_USERNS=1, RT_HOSTNAME, RT_RLIMITS (JSON array),
 #   RT_ROOT_PATH (root.path), RT_EXTRA_MOUNT (one more mounts entry, JSON),
-#   RT_PROCESS_EXTRA (more "key": value members of process).
+#   RT_PROCESS_EXTRA (more "key": value members of process), RT_NETNS_PATH (join this
+#   network namespace), RT_READONLY=true (root.readonly), RT_SYSCTL (linux.sysctl JSON).
 rt_config() {
     local dir=$1 args=$2
-    local ns='{"type":"pid"},{"type":"network"},{"type":"ipc"},{"type":"uts"},{"type":"mount"},{"type":"cgroup"}'
+    local net='{"type":"network"}'
+    [ -n "${RT_NETNS_PATH:-}" ] && net="{\"type\":\"network\",\"path\":\"$RT_NETNS_PATH\"}"
+    local ns='{"type":"pid"},'"$net"',{"type":"ipc"},{"type":"uts"},{"type":"mount"},{"type":"cgroup"}'
     local maps=''
     if [ -n "${RT_USERNS:-}" ]; then
         ns="$ns,{\"type\":\"user\"}"
@@ -54,7 +57,7 @@ rt_config() {
     "cwd": "/",
     "rlimits": ${RT_RLIMITS:-[]}${RT_PROCESS_EXTRA:+,$RT_PROCESS_EXTRA}
   },
-  "root": {"path": "${RT_ROOT_PATH:-$RT_ROOTFS}", "readonly": false},
+  "root": {"path": "${RT_ROOT_PATH:-$RT_ROOTFS}", "readonly": ${RT_READONLY:-false}},
   "hostname": "${RT_HOSTNAME:-box}",
   "mounts": [
     {"destination": "/proc", "type": "proc", "source": "proc"},
@@ -68,6 +71,7 @@ rt_config() {
   "linux": {
     "namespaces": [$ns]$maps,
     "resources": ${RT_RESOURCES:-{\}},
+    "sysctl": ${RT_SYSCTL:-{\}},
     "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
     "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
   }
