@@ -16,7 +16,7 @@
 
 /* The hierarchies a container joins. cpu and cpuacct are often co-mounted as
  * "cpu,cpuacct"; find_hierarchy tries both spellings. */
-static const char *const controllers[] = {"memory", "cpu", "cpuacct", "pids", "devices"};
+static const char *const controllers[] = {"memory", "cpu", "cpuacct", "pids", "devices", "freezer"};
 #define N_CONTROLLERS (sizeof(controllers) / sizeof(controllers[0]))
 
 /* Device access every container gets (runc's and Docker's default allow list); anything
@@ -228,6 +228,33 @@ static int v1_destroy(const char *mnt, const char *path, struct gy_error *err)
     return result;
 }
 
+static int v1_frozen(const char *mnt, const char *path)
+{
+    cleanup_free char *f = cgroup_file(mnt, "freezer", path, "freezer.state");
+    char buf[32];
+    if (f == NULL || rt_file_read(f, buf, sizeof(buf), NULL) < 0)
+        return -1;
+    return strncmp(buf, "FROZEN", 6) == 0 ? 1 : 0;
+}
+
+static int v1_freeze(const char *mnt, const char *path, bool frozen, struct gy_error *err)
+{
+    cleanup_free char *f = cgroup_file(mnt, "freezer", path, "freezer.state");
+    if (f == NULL)
+        return gy_error_set(err, GY_EUNAVAILABLE, "the freezer cgroup controller is not mounted");
+    /* FREEZING means some task has not stopped yet; writing FROZEN again retries it. */
+    for (int attempt = 0; attempt < 500; attempt++) {
+        if (rt_file_write(f, frozen ? "FROZEN" : "THAWED", 0, err) < 0)
+            return -GY_ESYS;
+        if (v1_frozen(mnt, path) == (frozen ? 1 : 0))
+            return 0;
+        struct timespec ts = {0, 2 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return gy_error_set(err, GY_ETIMEOUT, "%s: the cgroup did not become %s", f,
+                        frozen ? "frozen" : "thawed");
+}
+
 static int v1_dirs(const char *mnt, const char *path, char ***hosts, char ***names,
                    struct gy_error *err)
 {
@@ -256,5 +283,7 @@ const struct rt_cgroup_ops rt_cgroup_v1_ops = {
     .oom_kills = v1_oom_kills,
     .procs = v1_procs,
     .destroy = v1_destroy,
+    .freeze = v1_freeze,
+    .frozen = v1_frozen,
     .dirs = v1_dirs,
 };

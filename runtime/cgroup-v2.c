@@ -200,6 +200,31 @@ static int v2_destroy(const char *mnt, const char *path, struct gy_error *err)
     return gy_error_sys(err, errno, "remove cgroup %s", dir);
 }
 
+static int v2_frozen(const char *mnt, const char *path)
+{
+    cleanup_free char *f = gy_xasprintf("%s/%s/cgroup.events", mnt, path);
+    char buf[256];
+    if (rt_file_read(f, buf, sizeof(buf), NULL) < 0)
+        return -1;
+    return rt_keyed_value(buf, "frozen") == 1 ? 1 : 0;
+}
+
+static int v2_freeze(const char *mnt, const char *path, bool frozen, struct gy_error *err)
+{
+    cleanup_free char *f = gy_xasprintf("%s/%s/cgroup.freeze", mnt, path);
+    if (rt_file_write(f, frozen ? "1" : "0", 0, err) < 0)
+        return -GY_ESYS;
+    /* cgroup.events reports "frozen 1" once every task has stopped. */
+    for (int attempt = 0; attempt < 500; attempt++) {
+        if (v2_frozen(mnt, path) == (frozen ? 1 : 0))
+            return 0;
+        struct timespec ts = {0, 2 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return gy_error_set(err, GY_ETIMEOUT, "%s: the cgroup did not become %s", f,
+                        frozen ? "frozen" : "thawed");
+}
+
 static int v2_dirs(const char *mnt, const char *path, char ***hosts, char ***names,
                    struct gy_error *err)
 {
@@ -221,5 +246,7 @@ const struct rt_cgroup_ops rt_cgroup_v2_ops = {
     .oom_kills = v2_oom_kills,
     .procs = v2_procs,
     .destroy = v2_destroy,
+    .freeze = v2_freeze,
+    .frozen = v2_frozen,
     .dirs = v2_dirs,
 };

@@ -38,6 +38,11 @@ struct rt_cgroup_ops {
     /* Removes the cgroup (retrying while the kernel still counts exiting tasks). A missing
      * cgroup is not an error. */
     int (*destroy)(const char *mnt, const char *path, struct gy_error *err);
+    /* Freezes (frozen = true) or thaws every task in the cgroup and waits, bounded, until
+     * the kernel reports the new state. */
+    int (*freeze)(const char *mnt, const char *path, bool frozen, struct gy_error *err);
+    /* 1 when the cgroup is frozen, 0 when not, negative when it cannot be read. */
+    int (*frozen)(const char *mnt, const char *path);
     /* Directories that make up the cgroup, for bind mounts into the container: fills
      * hosts[i] (full paths) and names[i] (the hierarchy's directory name, e.g. "memory";
      * "" on v2); returns the count. The caller frees every string. */

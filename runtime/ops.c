@@ -28,6 +28,8 @@ const char *rt_status_name(enum rt_status status)
         return "running";
     case RT_STATUS_STOPPED:
         return "stopped";
+    case RT_STATUS_PAUSED:
+        return "paused";
     }
     return "unknown";
 }
@@ -84,6 +86,9 @@ static int read_state(const char *dir, const char *id, struct rt_state *out, str
     out->pid = rec->pid;
     cleanup_free char *started = rt_state_file(dir, RT_FILE_STARTED);
     out->status = access(started, F_OK) == 0 ? RT_STATUS_RUNNING : RT_STATUS_CREATED;
+    if (out->status == RT_STATUS_RUNNING &&
+        rt_record_cgroup(rec)->frozen(RT_CGROUP_MOUNT, rec->cgroup_path) == 1)
+        out->status = RT_STATUS_PAUSED;
     return 1;
 }
 
@@ -138,7 +143,8 @@ int rt_container_kill(const char *root, const char *id, int sig, bool all, struc
     struct rt_record rec;
     if ((rc = read_state(dir, id, &st, &rec, err)) < 0)
         return rc;
-    if (st.status != RT_STATUS_CREATED && st.status != RT_STATUS_RUNNING)
+    if (st.status != RT_STATUS_CREATED && st.status != RT_STATUS_RUNNING &&
+        st.status != RT_STATUS_PAUSED)
         return gy_error_set(err, GY_ECONFLICT, "container %s is %s", id, rt_status_name(st.status));
     if (sig <= 0 || sig >= NSIG)
         return gy_error_set(err, GY_EINVAL, "signal %d: out of range", sig);
@@ -198,9 +204,12 @@ int rt_container_delete(const char *root, const char *id, bool force, struct gy_
                                 "container %s is being created; use --force to remove it", id);
         return rt_remove_tree(dir, err);
     }
-    if (st.status == RT_STATUS_RUNNING && !force)
-        return gy_error_set(err, GY_ECONFLICT,
-                            "container %s is running; stop it first or use --force", id);
+    if ((st.status == RT_STATUS_RUNNING || st.status == RT_STATUS_PAUSED) && !force)
+        return gy_error_set(err, GY_ECONFLICT, "container %s is %s; stop it first or use --force",
+                            id, rt_status_name(st.status));
+    /* Frozen tasks cannot act on SIGKILL until they are thawed. */
+    if (st.status == RT_STATUS_PAUSED)
+        rt_record_cgroup(&rec)->freeze(RT_CGROUP_MOUNT, rec.cgroup_path, false, NULL);
     if (st.status != RT_STATUS_STOPPED) {
         cleanup_close int pidfd = rt_pidfd_open(rec.pid, rec.pid_start);
         if (pidfd >= 0)
@@ -232,6 +241,53 @@ int rt_container_stats(const char *root, const char *id, struct rt_stats *out, s
     const struct rt_cgroup_ops *cg = rt_record_cgroup(&rec);
     if ((rc = cg->stats(RT_CGROUP_MOUNT, rec.cgroup_path, out, err)) < 0)
         return gy_error_wrap(err, "stats %s", id);
+    return 0;
+}
+
+static int set_frozen(const char *root, const char *id, bool frozen, struct gy_error *err)
+{
+    cleanup_free char *dir = NULL;
+    int rc = open_container(root, id, &dir, err);
+    if (rc < 0)
+        return rc;
+    struct rt_state st;
+    struct rt_record rec;
+    if ((rc = read_state(dir, id, &st, &rec, err)) < 0)
+        return rc;
+    enum rt_status want = frozen ? RT_STATUS_RUNNING : RT_STATUS_PAUSED;
+    if (st.status != want)
+        return gy_error_set(err, GY_ECONFLICT, "container %s is %s, not %s", id,
+                            rt_status_name(st.status), rt_status_name(want));
+    if ((rc = rt_record_cgroup(&rec)->freeze(RT_CGROUP_MOUNT, rec.cgroup_path, frozen, err)) < 0)
+        return gy_error_wrap(err, "%s %s", frozen ? "pause" : "resume", id);
+    return 0;
+}
+
+int rt_container_pause(const char *root, const char *id, struct gy_error *err)
+{
+    return set_frozen(root, id, true, err);
+}
+
+int rt_container_resume(const char *root, const char *id, struct gy_error *err)
+{
+    return set_frozen(root, id, false, err);
+}
+
+int rt_container_pids(const char *root, const char *id, pid_t **pids, size_t *count,
+                      struct gy_error *err)
+{
+    cleanup_free char *dir = NULL;
+    *pids = NULL;
+    *count = 0;
+    int rc = open_container(root, id, &dir, err);
+    if (rc < 0)
+        return rc;
+    struct rt_record rec;
+    if ((rc = rt_record_read(dir, &rec, err)) < 0)
+        return rc;
+    if ((rc = rt_record_cgroup(&rec)->procs(RT_CGROUP_MOUNT, rec.cgroup_path, pids, count, err)) <
+        0)
+        return gy_error_wrap(err, "list the processes of %s", id);
     return 0;
 }
 

@@ -23,6 +23,7 @@ enum rt_status {
     RT_STATUS_CREATED,      /* set up; the user process waits for start */
     RT_STATUS_RUNNING,      /* the user process runs */
     RT_STATUS_STOPPED,      /* the user process has exited (see exit_code, exit_signal) */
+    RT_STATUS_PAUSED,       /* every process of the container is frozen (pause) */
 };
 
 /* Everything create needs. Strings are borrowed for the duration of the call. */
@@ -128,6 +129,15 @@ struct rt_exec_result {
  * no_new_privs and seccomp profile, and waits for it (health checks, `gantry exec`). */
 int rt_container_exec(const char *root, const char *id, const struct rt_exec_opts *opts,
                       struct rt_exec_result *result, struct gy_error *err);
+
+/* Freezes every process of a running container (cgroup freezer), or thaws a paused one.
+ * Both wait until the kernel reports the new state (at most a few seconds). */
+int rt_container_pause(const char *root, const char *id, struct gy_error *err);
+int rt_container_resume(const char *root, const char *id, struct gy_error *err);
+
+/* The host pids of every process in the container's cgroup. The caller frees *pids. */
+int rt_container_pids(const char *root, const char *id, pid_t **pids, size_t *count,
+                      struct gy_error *err);
 
 /* Resource use read from the container's cgroup. */
 struct rt_stats {

@@ -35,6 +35,8 @@ static const char usage_text[] =
     "  delete [-f] ID\n"
     "  list [-q] [--format table|json]\n"
     "  exec [-e K=V] [--cwd DIR] [-u UID[:GID]] [--timeout SEC] ID PROGRAM [ARG ...]\n"
+    "  pause ID | resume ID       freeze or thaw every process\n"
+    "  ps [--format table|json] ID the container's host pids\n"
     "  wait ID                    waits and exits with the container's status\n"
     "  stats ID                   CPU and memory use as JSON\n"
     "  logs ID                    the container's output (created or run -d)\n"
@@ -472,6 +474,55 @@ static int cmd_exec(int argc, char **argv)
     return res.exit_code;
 }
 
+static int cmd_pause(int argc, char **argv, bool pause)
+{
+    const char *id = NULL;
+    int rc = one_id(argc, argv, pause ? "pause" : "resume", &id);
+    if (rc != 0)
+        return rc;
+    struct gy_error err;
+    if ((pause ? rt_container_pause(g_root, id, &err) : rt_container_resume(g_root, id, &err)) < 0)
+        return fail(&err);
+    return 0;
+}
+
+static int cmd_ps(int argc, char **argv)
+{
+    static const struct option opts[] = {{"format", required_argument, NULL, 'f'},
+                                         {NULL, 0, NULL, 0}};
+    bool json = false;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "+f:", opts, NULL)) != -1) {
+        if (ch != 'f')
+            return 2;
+        if (strcmp(optarg, "json") != 0 && strcmp(optarg, "table") != 0)
+            return usage_error("ps --format: \"%s\" is not table or json", optarg);
+        json = strcmp(optarg, "json") == 0;
+    }
+    if (argc - optind != 1)
+        return usage_error("ps: expects exactly one container id");
+    struct gy_error err;
+    pid_t *pids = NULL;
+    size_t n = 0;
+    if (rt_container_pids(g_root, argv[optind], &pids, &n, &err) < 0)
+        return fail(&err);
+    if (json)
+        putchar('[');
+    else
+        printf("PID\n");
+    for (size_t i = 0; i < n; i++) {
+        if (json)
+            printf("%s%d", i > 0 ? "," : "", (int)pids[i]);
+        else
+            printf("%d\n", (int)pids[i]);
+    }
+    if (json)
+        printf("]\n");
+    free(pids);
+    return 0;
+}
+
 static int cmd_wait(int argc, char **argv)
 {
     const char *id = NULL;
@@ -614,6 +665,10 @@ int main(int argc, char **argv)
         return cmd_list(sub_argc, sub_argv);
     if (strcmp(cmd, "exec") == 0)
         return cmd_exec(sub_argc, sub_argv);
+    if (strcmp(cmd, "pause") == 0 || strcmp(cmd, "resume") == 0)
+        return cmd_pause(sub_argc, sub_argv, cmd[0] == 'p');
+    if (strcmp(cmd, "ps") == 0)
+        return cmd_ps(sub_argc, sub_argv);
     if (strcmp(cmd, "wait") == 0)
         return cmd_wait(sub_argc, sub_argv);
     if (strcmp(cmd, "stats") == 0)

@@ -43,6 +43,13 @@ gt_check "stdout and stderr land in the log" bash -c "rt() { '$RT_BIN' --root '$
 gt_check "list shows it" bash -c "'$RT_BIN' --root '$RT_ROOT' list | grep -q '$P-life .*running'"
 gt_check "delete without --force refuses a running container" \
     bash -c "! '$RT_BIN' --root '$RT_ROOT' delete $P-life 2>/dev/null"
+rt pause "$P-life"
+gt_check "pause freezes it" [ "$(rt_field $P-life status)" = paused ]
+gt_check "ps lists its init" bash -c "'$RT_BIN' --root '$RT_ROOT' ps $P-life | grep -qx $pid"
+gt_check "a paused container is really frozen" \
+    bash -c "grep -q FROZEN /sys/fs/cgroup/freezer/gantry/$P-life/freezer.state"
+rt resume "$P-life"
+gt_check "resume thaws it" [ "$(rt_field $P-life status)" = running ]
 ns_host=$(for n in pid net mnt uts ipc cgroup; do readlink /proc/$pid/ns/$n; done | tr '\n' ' ')
 ns_exec=$(rt exec "$P-life" sh -c 'for n in pid net mnt uts ipc cgroup; do readlink /proc/self/ns/$n; done' | tr '\n' ' ')
 gt_check "exec runs in the container's namespaces" [ "$ns_host" = "$ns_exec" ]
