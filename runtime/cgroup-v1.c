@@ -19,13 +19,6 @@
 static const char *const controllers[] = {"memory", "cpu", "cpuacct", "pids", "devices", "freezer"};
 #define N_CONTROLLERS (sizeof(controllers) / sizeof(controllers[0]))
 
-/* Device access every container gets (runc's and Docker's default allow list); anything
- * else is denied so that CAP_MKNOD cannot open the host's disks. */
-static const char *const default_devices[] = {
-    "c *:* m",   "b *:* m",   "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm",   "c 1:8 rwm",
-    "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm",
-};
-
 /* The directory of a controller's hierarchy under mnt, or NULL if it is not mounted. */
 static char *find_hierarchy(const char *mnt, const char *controller)
 {
@@ -129,8 +122,8 @@ static int v1_create(const char *mnt, const char *path, const struct rt_resource
         if ((rc = rt_file_write(deny, "a", 0, err)) < 0)
             return gy_error_wrap(err, "restrict devices");
         cleanup_free char *allow = cgroup_file(mnt, "devices", path, "devices.allow");
-        for (size_t i = 0; i < sizeof(default_devices) / sizeof(default_devices[0]); i++)
-            if ((rc = rt_file_write(allow, default_devices[i], 0, err)) < 0)
+        for (size_t i = 0; rt_default_device_rules[i] != NULL; i++)
+            if ((rc = rt_file_write(allow, rt_default_device_rules[i], 0, err)) < 0)
                 return gy_error_wrap(err, "allow devices");
     }
     return 0;

@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -123,6 +125,11 @@ static int v2_create(const char *mnt, const char *path, const struct rt_resource
         if ((rc = write_limit(dir, "pids.max", value, "linux.resources.pids.limit", err)) < 0)
             return rc;
     }
+    /* A scratch directory (unit tests) is no cgroup: only real ones get the filter. */
+    struct statfs fs;
+    if (statfs(dir, &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC &&
+        (rc = rt_cgroup_v2_devices(dir, err)) < 0)
+        return gy_error_wrap(err, "restrict devices");
     return 0;
 }
 
