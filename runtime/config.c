@@ -818,6 +818,58 @@ static int parse_linux(json_t *l, struct rt_config *c, struct gy_error *err)
     return 0;
 }
 
+static const char *const hook_names[RT_HOOK_COUNT] = {
+    [RT_HOOK_PRESTART] = "prestart",
+    [RT_HOOK_CREATE_RUNTIME] = "createRuntime",
+    [RT_HOOK_CREATE_CONTAINER] = "createContainer",
+    [RT_HOOK_START_CONTAINER] = "startContainer",
+    [RT_HOOK_POSTSTART] = "poststart",
+    [RT_HOOK_POSTSTOP] = "poststop",
+};
+
+const char *rt_hook_kind_name(enum rt_hook_kind kind)
+{
+    return hook_names[kind];
+}
+
+static int parse_hooks(json_t *hooks, struct rt_config *c, struct gy_error *err)
+{
+    int rc;
+    if (want_type(hooks, JSON_OBJECT, "hooks", "an object", err) < 0)
+        return -GY_EINVAL;
+    for (int k = 0; k < RT_HOOK_COUNT; k++) {
+        json_t *list = json_object_get(hooks, hook_names[k]);
+        if (list == NULL || json_is_null(list))
+            continue;
+        if (!json_is_array(list))
+            return gy_error_set(err, GY_EINVAL, "hooks.%s: must be an array", hook_names[k]);
+        size_t n = json_array_size(list);
+        c->hooks[k] = gy_xcalloc(n + 1, sizeof(struct rt_hook));
+        for (size_t i = 0; i < n; i++) {
+            json_t *h = json_array_get(list, i);
+            char path[64];
+            snprintf(path, sizeof(path), "hooks.%s[%zu].", hook_names[k], i);
+            if (!json_is_object(h))
+                return gy_error_set(err, GY_EINVAL, "hooks.%s[%zu]: must be an object",
+                                    hook_names[k], i);
+            struct rt_hook *hook = &c->hooks[k][c->n_hooks[k]++];
+            if ((rc = get_string(h, "path", path, &hook->path, err)) < 0)
+                return rc;
+            if (rc == 0 || hook->path[0] != '/')
+                return gy_error_set(err, GY_EINVAL, "%spath: an absolute path is required", path);
+            if ((rc = get_strings(h, "args", path, &hook->args, &hook->n_args, err)) < 0)
+                return rc;
+            if ((rc = get_strings(h, "env", path, &hook->env, &hook->n_env, err)) < 0)
+                return rc;
+            int64_t timeout = 0;
+            if ((rc = get_int(h, "timeout", path, 1, 86400, &timeout, err)) < 0)
+                return rc;
+            hook->timeout = (int)timeout;
+        }
+    }
+    return 0;
+}
+
 static int parse_config(json_t *doc, struct rt_config *c, struct gy_error *err)
 {
     int rc;
@@ -849,6 +901,9 @@ static int parse_config(json_t *doc, struct rt_config *c, struct gy_error *err)
     if (mounts != NULL && !json_is_null(mounts) && (rc = parse_mounts(mounts, c, err)) < 0)
         return rc;
     if ((rc = parse_linux(json_object_get(doc, "linux"), c, err)) < 0)
+        return rc;
+    json_t *hooks = json_object_get(doc, "hooks");
+    if (hooks != NULL && !json_is_null(hooks) && (rc = parse_hooks(hooks, c, err)) < 0)
         return rc;
     if (c->hostname != NULL && c->hostname[0] != '\0' && !c->ns[RT_NS_UTS])
         return gy_error_set(err, GY_EINVAL,
@@ -956,5 +1011,13 @@ void rt_config_free(struct rt_config *c)
         free(c->sysctls[i].value);
     }
     free(c->sysctls);
+    for (int k = 0; k < RT_HOOK_COUNT; k++) {
+        for (size_t i = 0; i < c->n_hooks[k]; i++) {
+            free(c->hooks[k][i].path);
+            free_strings(c->hooks[k][i].args, c->hooks[k][i].n_args);
+            free_strings(c->hooks[k][i].env, c->hooks[k][i].n_env);
+        }
+        free(c->hooks[k]);
+    }
     free(c);
 }

@@ -92,6 +92,26 @@ struct rt_resources {
     int64_t pids_limit; /* -1 unlimited */
 };
 
+/* The hook points of the runtime-spec (config.md "POSIX-platform Hooks"). */
+enum rt_hook_kind {
+    RT_HOOK_PRESTART = 0,     /* runtime namespace, after the namespaces exist (deprecated) */
+    RT_HOOK_CREATE_RUNTIME,   /* runtime namespace, same point */
+    RT_HOOK_CREATE_CONTAINER, /* container namespaces, before pivot_root */
+    RT_HOOK_START_CONTAINER,  /* container namespaces, just before the program runs */
+    RT_HOOK_POSTSTART,        /* runtime namespace, after start */
+    RT_HOOK_POSTSTOP,         /* runtime namespace, during delete */
+    RT_HOOK_COUNT
+};
+
+struct rt_hook {
+    char *path;
+    char **args; /* NULL: just the path */
+    size_t n_args;
+    char **env;
+    size_t n_env;
+    int timeout; /* seconds, 0 for none */
+};
+
 struct rt_sysctl {
     char *key;
     char *value;
@@ -140,6 +160,8 @@ struct rt_config {
     unsigned long rootfs_propagation; /* MS_* with MS_REC; default MS_PRIVATE */
     struct rt_sysctl *sysctls;
     size_t n_sysctls;
+    struct rt_hook *hooks[RT_HOOK_COUNT];
+    size_t n_hooks[RT_HOOK_COUNT];
 };
 
 /* Parses config.json text. Errors are GY_EPARSE (not JSON, with line and column) or
@@ -151,6 +173,9 @@ int rt_config_parse(const char *json, size_t len, struct rt_config **out, struct
 int rt_config_load(const char *path, struct rt_config **out, struct gy_error *err);
 
 void rt_config_free(struct rt_config *config);
+
+/* The config name of a hook point ("prestart", "createRuntime" ...). */
+const char *rt_hook_kind_name(enum rt_hook_kind kind);
 
 /* Docker's default capability set as a mask. */
 uint64_t rt_caps_default(void);

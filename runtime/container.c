@@ -55,6 +55,7 @@ struct create_ctx {
     const struct rt_cgroup_ops *cg;
     int report_fd;
     int64_t log_max;
+    pid_t init_pid; /* the init's host pid, as init learns it from SYNC_GO */
 };
 
 /* ------------------------------------------------------------------------------------ */
@@ -76,6 +77,16 @@ static void reset_signals(void)
     for (int sig = 1; sig < NSIG; sig++)
         if (sig != SIGKILL && sig != SIGSTOP)
             signal(sig, SIG_DFL);
+}
+
+/* createContainer hooks: in the container's namespaces, before pivot_root. */
+static int run_create_container_hooks(void *opaque, struct gy_error *err)
+{
+    struct create_ctx *ctx = opaque;
+    if (ctx->config->n_hooks[RT_HOOK_CREATE_CONTAINER] == 0)
+        return 0;
+    cleanup_free char *state = rt_hook_state_json(ctx->id, "creating", ctx->init_pid, ctx->bundle);
+    return rt_hooks_run(ctx->config, RT_HOOK_CREATE_CONTAINER, state, err);
 }
 
 static int init_setup(struct create_ctx *ctx, const int *ns_fds, char *prog, size_t prog_size,
@@ -113,6 +124,8 @@ static int init_setup(struct create_ctx *ctx, const int *ns_fds, char *prog, siz
         .work_dir = ctx->opts->work_dir,
         .cgroup_ops = ctx->cg,
         .cgroup_path = ctx->cgroup_path,
+        .before_pivot = run_create_container_hooks,
+        .ctx = ctx,
     };
     if ((rc = rt_rootfs_setup(c, &args, err)) < 0)
         return rc;
@@ -135,9 +148,10 @@ init_main(struct create_ctx *ctx, int sync_fd, const int *ns_fds, int log_fd)
         if (null < 0 || dup2(null, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0)
             _exit(1);
     }
-    char go = 0;
-    if (recv(sync_fd, &go, 1, 0) != 1 || go != SYNC_GO)
+    struct sync_msg go;
+    if (recv(sync_fd, &go, sizeof(go), 0) <= 0 || go.type != SYNC_GO)
         _exit(1);
+    ctx->init_pid = go.code;
     char prog[PATH_MAX];
     if (init_setup(ctx, ns_fds, prog, sizeof(prog), &err) < 0) {
         sync_send_error(sync_fd, &err);
@@ -150,6 +164,16 @@ init_main(struct create_ctx *ctx, int sync_fd, const int *ns_fds, int log_fd)
     if (recv(sync_fd, &start, 1, 0) != 1 || start != SYNC_START)
         _exit(1);
     const struct rt_config *c = ctx->config;
+    if (c->n_hooks[RT_HOOK_START_CONTAINER] > 0) {
+        char *state = rt_hook_state_json(ctx->id, "created", ctx->init_pid, ctx->bundle);
+        int rc = rt_hooks_run(c, RT_HOOK_START_CONTAINER, state, &err);
+        free(state);
+        if (rc < 0) {
+            dprintf(2, "gantry-runtime: %s\n", err.msg);
+            sync_send_error(sync_fd, &err);
+            _exit(1);
+        }
+    }
     if (rt_process_confine(c, c->uid, c->gid, c->cwd, &err) < 0) {
         dprintf(2, "gantry-runtime: %s\n", err.msg);
         sync_send_error(sync_fd, &err);
@@ -412,8 +436,19 @@ static void __attribute__((noreturn)) monitor_main(struct create_ctx *ctx)
         goto fail_init;
     if (ctx->cg->enter(RT_CGROUP_MOUNT, ctx->cgroup_path, pid, &err) < 0)
         goto fail_init;
-    char go = SYNC_GO;
-    if (send(sync_fd, &go, 1, MSG_NOSIGNAL) != 1) {
+    /* prestart and createRuntime hooks: the namespaces exist (a network hook can enter
+     * /proc/PID/ns/net), nothing is mounted yet. */
+    if (c->n_hooks[RT_HOOK_PRESTART] + c->n_hooks[RT_HOOK_CREATE_RUNTIME] > 0) {
+        char *state = rt_hook_state_json(ctx->id, "creating", pid, ctx->bundle);
+        int hrc = rt_hooks_run(c, RT_HOOK_PRESTART, state, &err);
+        if (hrc == 0)
+            hrc = rt_hooks_run(c, RT_HOOK_CREATE_RUNTIME, state, &err);
+        free(state);
+        if (hrc < 0)
+            goto fail_init;
+    }
+    struct sync_msg go = {.type = SYNC_GO, .code = pid};
+    if (send(sync_fd, &go, sizeof(go), MSG_NOSIGNAL) != (ssize_t)sizeof(go)) {
         gy_error_sys(&err, errno, "start the container init");
         goto fail_init;
     }
@@ -437,6 +472,8 @@ static void __attribute__((noreturn)) monitor_main(struct create_ctx *ctx)
         .created_ns = rt_now_ns(),
         .pid_ns = c->ns[RT_NS_PID] && c->ns_path[RT_NS_PID] == NULL,
         .user_ns = c->ns[RT_NS_USER],
+        .poststart_hooks = c->n_hooks[RT_HOOK_POSTSTART] > 0,
+        .poststop_hooks = c->n_hooks[RT_HOOK_POSTSTOP] > 0,
     };
     snprintf(rec.id, sizeof(rec.id), "%s", ctx->id);
     snprintf(rec.bundle, sizeof(rec.bundle), "%s", ctx->bundle != NULL ? ctx->bundle : "");
@@ -703,6 +740,8 @@ int rt_container_create(const struct rt_create_opts *o, pid_t *monitor_pid, stru
     }
     if (monitor_pid != NULL)
         *monitor_pid = r.monitor_pid;
+    if (o->start && ctx.config->n_hooks[RT_HOOK_POSTSTART] > 0)
+        rt_hooks_poststart(ctx.config, ctx.dir, o->id, ctx.bundle);
     rc = 0;
     goto out;
 undo:

@@ -393,6 +393,8 @@ int rt_rootfs_setup(const struct rt_config *c, const struct rt_rootfs_args *a, s
     }
     if (dev_tmpfs && (rc = make_devices(rootfd, err)) < 0)
         return rc;
+    if (a->before_pivot != NULL && (rc = a->before_pivot(a->ctx, err)) < 0)
+        return rc;
     if ((rc = pivot(a->rootfs, err)) < 0)
         return rc;
     if ((rc = write_sysctls(c, err)) < 0)

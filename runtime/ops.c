@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/log.h"
 #include "common/xalloc.h"
 
 const char *rt_status_name(enum rt_status status)
@@ -32,6 +33,29 @@ const char *rt_status_name(enum rt_status status)
         return "paused";
     }
     return "unknown";
+}
+
+void rt_hooks_poststart(const struct rt_config *c, const char *dir, const char *id,
+                        const char *bundle)
+{
+    struct rt_record rec;
+    if (rt_record_read(dir, &rec, NULL) < 0)
+        return;
+    cleanup_free char *state = rt_hook_state_json(id, "running", rec.pid, bundle);
+    struct gy_error err;
+    /* The runtime-spec makes a failed poststart hook a warning, not a failed start. */
+    if (rt_hooks_run(c, RT_HOOK_POSTSTART, state, &err) < 0)
+        gy_log_warn("poststart hook failed", "container=%s error=\"%s\"", id, err.msg);
+}
+
+/* Loads the config a container was made from (for hooks that run after create). */
+static struct rt_config *saved_config(const char *dir)
+{
+    cleanup_free char *path = rt_state_file(dir, RT_FILE_CONFIG);
+    struct rt_config *c = NULL;
+    if (rt_config_load(path, &c, NULL) < 0)
+        return NULL;
+    return c;
 }
 
 static int open_container(const char *root, const char *id, char **dir, struct gy_error *err)
@@ -130,6 +154,12 @@ int rt_container_start(const char *root, const char *id, struct gy_error *err)
         unlink(started);
         return gy_error_sys(err, saved, "start %s: signal the monitor through %s", id, fifo);
     }
+    if (rec.poststart_hooks) {
+        struct rt_config *c = saved_config(dir);
+        if (c != NULL)
+            rt_hooks_poststart(c, dir, id, rec.bundle);
+        rt_config_free(c);
+    }
     return 0;
 }
 
@@ -226,6 +256,15 @@ int rt_container_delete(const char *root, const char *id, bool force, struct gy_
     rt_cgroup_kill_all(&rec, SIGKILL);
     if ((rc = cg->destroy(RT_CGROUP_MOUNT, rec.cgroup_path, err)) < 0)
         return gy_error_wrap(err, "delete %s", id);
+    if (rec.poststop_hooks) {
+        struct rt_config *c = saved_config(dir);
+        cleanup_free char *state = rt_hook_state_json(id, "stopped", 0, rec.bundle);
+        struct gy_error herr;
+        /* A failed poststop hook is a warning: the container is gone either way. */
+        if (c != NULL && rt_hooks_run(c, RT_HOOK_POSTSTOP, state, &herr) < 0)
+            gy_log_warn("poststop hook failed", "container=%s error=\"%s\"", id, herr.msg);
+        rt_config_free(c);
+    }
     return rt_remove_tree(dir, err);
 }
 

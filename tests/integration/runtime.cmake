@@ -9,3 +9,5 @@ add_executable(rt_api_check ${CMAKE_CURRENT_SOURCE_DIR}/runtime/rt_api_check.c)
 target_link_libraries(rt_api_check PRIVATE gantry_runtime PkgConfig::JANSSON)
 gantry_integration_test(test_runtime_api SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_runtime_api.sh
                         TIMEOUT 90)
+gantry_integration_test(test_runtime_hooks
+                        SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_runtime_hooks.sh TIMEOUT 90)

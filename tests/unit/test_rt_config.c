@@ -239,6 +239,31 @@ static void test_structure_errors(void **state)
     }
 }
 
+static void test_hooks(void **state)
+{
+    (void)state;
+    char *text = config_with("", "",
+                             "\"hooks\":{\"prestart\":[{\"path\":\"/bin/a\",\"args\":[\"a\",\"1\"],"
+                             "\"env\":[\"X=1\"],\"timeout\":5}],\"poststop\":[{\"path\":\"/b\"},"
+                             "{\"path\":\"/c\"}]}");
+    struct rt_config *c = parse_ok(text);
+    free(text);
+    assert_int_equal(c->n_hooks[RT_HOOK_PRESTART], 1);
+    assert_string_equal(c->hooks[RT_HOOK_PRESTART][0].path, "/bin/a");
+    assert_int_equal(c->hooks[RT_HOOK_PRESTART][0].n_args, 2);
+    assert_int_equal(c->hooks[RT_HOOK_PRESTART][0].timeout, 5);
+    assert_int_equal(c->n_hooks[RT_HOOK_POSTSTOP], 2);
+    assert_int_equal(c->n_hooks[RT_HOOK_POSTSTART], 0);
+    assert_string_equal(rt_hook_kind_name(RT_HOOK_CREATE_CONTAINER), "createContainer");
+    rt_config_free(c);
+    expect_error("", "", "\"hooks\":{\"prestart\":[{\"path\":\"rel\"}]}",
+                 "hooks.prestart[0].path: an absolute path is required");
+    expect_error("", "", "\"hooks\":{\"poststart\":[{\"path\":\"/a\",\"timeout\":0}]}",
+                 "hooks.poststart[0].timeout");
+    expect_error("", "", "\"hooks\":{\"startContainer\":{}}",
+                 "hooks.startContainer: must be an array");
+}
+
 static void test_unknown_fields_ignored(void **state)
 {
     (void)state;
@@ -283,10 +308,15 @@ static void test_ids(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_default_spec),     cmocka_unit_test(test_docker_default_caps),
-        cmocka_unit_test(test_fields),           cmocka_unit_test(test_errors_name_the_field),
-        cmocka_unit_test(test_structure_errors), cmocka_unit_test(test_unknown_fields_ignored),
-        cmocka_unit_test(test_mount_options),    cmocka_unit_test(test_ids),
+        cmocka_unit_test(test_default_spec),
+        cmocka_unit_test(test_docker_default_caps),
+        cmocka_unit_test(test_fields),
+        cmocka_unit_test(test_errors_name_the_field),
+        cmocka_unit_test(test_structure_errors),
+        cmocka_unit_test(test_unknown_fields_ignored),
+        cmocka_unit_test(test_mount_options),
+        cmocka_unit_test(test_ids),
+        cmocka_unit_test(test_hooks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,7 +32,8 @@ rt_rootfs() {
 #   RT_RESOURCES (linux.resources JSON), RT_USERNS=1, RT_HOSTNAME, RT_RLIMITS (JSON array),
 #   RT_ROOT_PATH (root.path), RT_EXTRA_MOUNT (one more mounts entry, JSON),
 #   RT_PROCESS_EXTRA (more "key": value members of process), RT_NETNS_PATH (join this
-#   network namespace), RT_READONLY=true (root.readonly), RT_SYSCTL (linux.sysctl JSON).
+#   network namespace), RT_READONLY=true (root.readonly), RT_SYSCTL (linux.sysctl JSON),
+#   RT_HOOKS (the hooks object).
 rt_config() {
     local dir=$1 args=$2
     local net='{"type":"network"}'
@@ -59,6 +60,7 @@ rt_config() {
   },
   "root": {"path": "${RT_ROOT_PATH:-$RT_ROOTFS}", "readonly": ${RT_READONLY:-false}},
   "hostname": "${RT_HOSTNAME:-box}",
+  "hooks": ${RT_HOOKS:-{\}},
   "mounts": [
     {"destination": "/proc", "type": "proc", "source": "proc"},
     {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
