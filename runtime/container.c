@@ -219,8 +219,8 @@ static int write_idmap(pid_t pid, const char *file, const struct rt_idmap *maps,
     return 0;
 }
 
-/* The log file with its size cap: when it would grow past the cap it becomes NAME.1 (the
- * previous NAME.1 is dropped) and a new file starts, so at most twice the cap is kept. */
+/* The log file with its size cap: when it is full it becomes NAME.1 (the previous NAME.1
+ * is dropped) and a new file starts, so at most twice the cap is kept. */
 struct log_file {
     const char *path;
     int fd;
@@ -228,23 +228,31 @@ struct log_file {
     int64_t max;
 };
 
+static void log_rotate(struct log_file *log)
+{
+    char old[PATH_MAX];
+    snprintf(old, sizeof(old), "%s.1", log->path);
+    rename(log->path, old);
+    close(log->fd);
+    log->fd = open(log->path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0640);
+    log->size = 0;
+}
+
 static void log_append(struct log_file *log, const char *buf, size_t len)
 {
-    if (log->fd < 0)
-        return;
-    if (log->size > 0 && log->size + (int64_t)len > log->max) {
-        char old[PATH_MAX];
-        snprintf(old, sizeof(old), "%s.1", log->path);
-        rename(log->path, old);
-        close(log->fd);
-        log->fd = open(log->path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0640);
-        log->size = 0;
-        if (log->fd < 0)
+    while (len > 0 && log->fd >= 0) {
+        if (log->size >= log->max) {
+            log_rotate(log);
+            continue;
+        }
+        size_t room = (size_t)(log->max - log->size);
+        ssize_t n = write(log->fd, buf, len < room ? len : room);
+        if (n <= 0)
             return;
-    }
-    ssize_t n = write(log->fd, buf, len);
-    if (n > 0)
         log->size += n;
+        buf += n;
+        len -= (size_t)n;
+    }
 }
 
 /* Copies what is readable on fd to the log; false at end of file. */

@@ -69,6 +69,17 @@ rt delete "$P-life"
 gt_check "delete removes the state" [ ! -e "$RT_ROOT/$P-life" ]
 gt_check "delete removes the cgroups" [ -z "$(rt_cgroups_of $P-life)" ]
 
+# --- the log keeps to its size cap
+rt_config "$B" '["sh", "-c", "i=0; while [ $i -lt 300 ]; do echo line-$i-0123456789012345678901234567890123456789; i=$((i+1)); done"]'
+rt run -d --log-max 2000 -b "$B" "$P-logcap"
+rt wait "$P-logcap" >/dev/null
+log=$RT_ROOT/$P-logcap/container.log
+gt_check "the log stays within its cap" [ "$(stat -c %s "$log")" -le 2000 ]
+gt_check "the previous part is kept beside it, within the cap" \
+    bash -c "[ -s '$log.1' ] && [ \"\$(stat -c %s '$log.1')\" -le 2000 ]"
+gt_check "the newest output is in the log" grep -q 'line-299-' "$log"
+rt delete "$P-logcap"
+
 # --- the monitor survives SIGKILL of its caller and records the exit later
 rt_config "$B" '["sh", "-c", "sleep 1; exit 7"]'
 gt_spawn caller "$RT_BIN" --root "$RT_ROOT" run -b "$B" "$P-orphan"
