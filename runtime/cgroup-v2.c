@@ -16,7 +16,7 @@
 #include "common/cleanup.h"
 #include "common/xalloc.h"
 
-static const char *const wanted_controllers[] = {"cpu", "memory", "pids", "io"};
+static const char *const wanted_controllers[] = {"cpu", "memory", "pids", "io", "cpuset"};
 
 /* Enables the wanted controllers that dir offers for its children. */
 static int enable_controllers(const char *dir, struct gy_error *err)
@@ -54,6 +54,9 @@ static int write_limit(const char *dir, const char *file, const char *value, con
     return 0;
 }
 
+static int v2_set(const char *mnt, const char *path, const struct rt_resources *res,
+                  struct gy_error *err);
+
 static int v2_create(const char *mnt, const char *path, const struct rt_resources *res,
                      struct gy_error *err)
 {
@@ -72,7 +75,22 @@ static int v2_create(const char *mnt, const char *path, const struct rt_resource
     }
     if (mkdir(dir, 0755) < 0 && errno != EEXIST)
         return gy_error_sys(err, errno, "create cgroup %s", dir);
+    if ((rc = v2_set(mnt, path, res, err)) < 0)
+        return rc;
+    /* A scratch directory (unit tests) is no cgroup: only real ones get the filter. */
+    struct statfs fs;
+    if (statfs(dir, &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC &&
+        (rc = rt_cgroup_v2_devices(dir, err)) < 0)
+        return gy_error_wrap(err, "restrict devices");
+    return 0;
+}
 
+/* Writes the limits of res (create, and update of a running container). */
+static int v2_set(const char *mnt, const char *path, const struct rt_resources *res,
+                  struct gy_error *err)
+{
+    int rc;
+    cleanup_free char *dir = gy_xasprintf("%s/%s", mnt, path);
     char value[64];
     if (res->has_memory_limit) {
         if (res->memory_limit < 0)
@@ -125,11 +143,39 @@ static int v2_create(const char *mnt, const char *path, const struct rt_resource
         if ((rc = write_limit(dir, "pids.max", value, "linux.resources.pids.limit", err)) < 0)
             return rc;
     }
-    /* A scratch directory (unit tests) is no cgroup: only real ones get the filter. */
-    struct statfs fs;
-    if (statfs(dir, &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC &&
-        (rc = rt_cgroup_v2_devices(dir, err)) < 0)
-        return gy_error_wrap(err, "restrict devices");
+    if (res->cpus != NULL &&
+        (rc = write_limit(dir, "cpuset.cpus", res->cpus, "linux.resources.cpu.cpus", err)) < 0)
+        return rc;
+    if (res->mems != NULL &&
+        (rc = write_limit(dir, "cpuset.mems", res->mems, "linux.resources.cpu.mems", err)) < 0)
+        return rc;
+    if (res->has_blkio_weight) {
+        /* io.weight with the default scheduler, io.bfq.weight with BFQ. */
+        snprintf(value, sizeof(value), "%u", res->blkio_weight);
+        cleanup_free char *plain = gy_xasprintf("%s/io.weight", dir);
+        struct stat st;
+        if ((rc = write_limit(dir, stat(plain, &st) == 0 ? "io.weight" : "io.bfq.weight", value,
+                              "linux.resources.blockIO.weight", err)) < 0)
+            return rc;
+    }
+    static const char *const keys[RT_THROTTLE_COUNT] = {
+        [RT_THROTTLE_READ_BPS] = "rbps",
+        [RT_THROTTLE_WRITE_BPS] = "wbps",
+        [RT_THROTTLE_READ_IOPS] = "riops",
+        [RT_THROTTLE_WRITE_IOPS] = "wiops",
+    };
+    for (int k = 0; k < RT_THROTTLE_COUNT; k++) {
+        for (size_t i = 0; i < res->n_throttle[k]; i++) {
+            const struct rt_throttle *t = &res->throttle[k][i];
+            char field[96];
+            snprintf(field, sizeof(field), "linux.resources.blockIO.%s[%zu]",
+                     rt_throttle_name((enum rt_throttle_kind)k), i);
+            snprintf(value, sizeof(value), "%u:%u %s=%" PRIu64, t->major, t->minor, keys[k],
+                     t->rate);
+            if ((rc = write_limit(dir, "io.max", value, field, err)) < 0)
+                return rc;
+        }
+    }
     return 0;
 }
 
@@ -248,6 +294,7 @@ static int v2_dirs(const char *mnt, const char *path, char ***hosts, char ***nam
 const struct rt_cgroup_ops rt_cgroup_v2_ops = {
     .name = "v2",
     .create = v2_create,
+    .set = v2_set,
     .enter = v2_enter,
     .stats = v2_stats,
     .oom_kills = v2_oom_kills,

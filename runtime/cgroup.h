@@ -26,6 +26,9 @@ struct rt_cgroup_ops {
      * then calls destroy. */
     int (*create)(const char *mnt, const char *path, const struct rt_resources *res,
                   struct gy_error *err);
+    /* Applies linux.resources to an existing cgroup (update of a running container). */
+    int (*set)(const char *mnt, const char *path, const struct rt_resources *res,
+               struct gy_error *err);
     /* Moves pid into the cgroup (every hierarchy on v1). */
     int (*enter)(const char *mnt, const char *path, pid_t pid, struct gy_error *err);
     /* Reads CPU time, memory use and limit, and task count. */

@@ -44,6 +44,26 @@ static int parse_idmaps(json_t *list, const char *name, struct rt_idmap **out, s
     return 0;
 }
 
+const char *rt_throttle_name(enum rt_throttle_kind kind)
+{
+    static const char *const names[RT_THROTTLE_COUNT] = {
+        [RT_THROTTLE_READ_BPS] = "throttleReadBpsDevice",
+        [RT_THROTTLE_WRITE_BPS] = "throttleWriteBpsDevice",
+        [RT_THROTTLE_READ_IOPS] = "throttleReadIOPSDevice",
+        [RT_THROTTLE_WRITE_IOPS] = "throttleWriteIOPSDevice",
+    };
+    return names[kind];
+}
+
+void rt_resources_clear(struct rt_resources *res)
+{
+    free(res->cpus);
+    free(res->mems);
+    for (int k = 0; k < RT_THROTTLE_COUNT; k++)
+        free(res->throttle[k]);
+    memset(res, 0, sizeof(*res));
+}
+
 static int parse_resources(json_t *r, struct rt_resources *res, struct gy_error *err)
 {
     int rc;
@@ -96,6 +116,56 @@ static int parse_resources(json_t *r, struct rt_resources *res, struct gy_error 
             return rc;
         res->has_cpu_period = rc > 0;
         res->cpu_period = (uint64_t)v;
+    }
+    if (cpu != NULL && !json_is_null(cpu)) {
+        static const char *const sets[] = {"cpus", "mems"};
+        for (int k = 0; k < 2; k++) {
+            char **out = k == 0 ? &res->cpus : &res->mems;
+            if ((rc = rt_cfg_get_string(cpu, sets[k], "linux.resources.cpu.", out, err)) < 0)
+                return rc;
+            if (*out != NULL && ((*out)[0] == '\0' || strspn(*out, "0123456789,-") != strlen(*out)))
+                return gy_error_set(err, GY_EINVAL,
+                                    "linux.resources.cpu.%s: \"%s\" is not a list like 0-3,6",
+                                    sets[k], *out);
+        }
+    }
+    json_t *bio = json_object_get(r, "blockIO");
+    if (bio != NULL && !json_is_null(bio)) {
+        if (rt_cfg_want_type(bio, JSON_OBJECT, "linux.resources.blockIO", "an object", err) < 0)
+            return -GY_EINVAL;
+        int64_t v = 0;
+        if ((rc = rt_cfg_get_int(bio, "weight", "linux.resources.blockIO.", 10, 1000, &v, err)) < 0)
+            return rc;
+        res->has_blkio_weight = rc > 0;
+        res->blkio_weight = (uint16_t)v;
+        for (int k = 0; k < RT_THROTTLE_COUNT; k++) {
+            const char *name = rt_throttle_name((enum rt_throttle_kind)k);
+            json_t *list = json_object_get(bio, name);
+            if (list == NULL || json_is_null(list))
+                continue;
+            if (!json_is_array(list))
+                return gy_error_set(err, GY_EINVAL, "linux.resources.blockIO.%s: must be an array",
+                                    name);
+            size_t n = json_array_size(list);
+            res->throttle[k] = gy_xcalloc(n + 1, sizeof(struct rt_throttle));
+            for (size_t i = 0; i < n; i++) {
+                json_t *d = json_array_get(list, i);
+                char path[96];
+                snprintf(path, sizeof(path), "linux.resources.blockIO.%s[%zu].", name, i);
+                if (!json_is_object(d))
+                    return gy_error_set(err, GY_EINVAL, "%s: must be an object", path);
+                int64_t major = -1, minor = -1, rate = -1;
+                if ((rc = rt_cfg_get_int(d, "major", path, 0, UINT32_MAX, &major, err)) < 0 ||
+                    (rc = rt_cfg_get_int(d, "minor", path, 0, UINT32_MAX, &minor, err)) < 0 ||
+                    (rc = rt_cfg_get_int(d, "rate", path, 0, INT64_MAX, &rate, err)) < 0)
+                    return rc;
+                if (major < 0 || minor < 0 || rate < 0)
+                    return gy_error_set(err, GY_EINVAL, "%s: major, minor and rate are required",
+                                        path);
+                res->throttle[k][res->n_throttle[k]++] =
+                    (struct rt_throttle){(uint32_t)major, (uint32_t)minor, (uint64_t)rate};
+            }
+        }
     }
     json_t *pids = json_object_get(r, "pids");
     if (pids != NULL && !json_is_null(pids)) {
@@ -369,4 +439,19 @@ int rt_cfg_parse_linux(json_t *l, struct rt_config *c, struct gy_error *err)
         }
     }
     return 0;
+}
+
+int rt_resources_parse(const char *json, size_t len, struct rt_resources *out, struct gy_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    json_error_t jerr;
+    json_t *doc = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (doc == NULL)
+        return gy_error_set(err, GY_EPARSE, "resources line %d column %d: %s", jerr.line,
+                            jerr.column, jerr.text);
+    int rc = parse_resources(doc, out, err);
+    json_decref(doc);
+    if (rc < 0)
+        rt_resources_clear(out);
+    return rc;
 }

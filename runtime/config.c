@@ -643,6 +643,7 @@ void rt_config_free(struct rt_config *c)
     free(c->uid_maps);
     free(c->gid_maps);
     free(c->cgroups_path);
+    rt_resources_clear(&c->resources);
     if (c->seccomp != NULL) {
         for (size_t i = 0; i < c->seccomp->n_rules; i++) {
             rt_cfg_free_strings(c->seccomp->rules[i].names, c->seccomp->rules[i].n_names);

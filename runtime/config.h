@@ -78,6 +78,21 @@ struct rt_seccomp {
     size_t n_rules;
 };
 
+/* linux.resources.blockIO throttle lists. */
+enum rt_throttle_kind {
+    RT_THROTTLE_READ_BPS = 0,
+    RT_THROTTLE_WRITE_BPS,
+    RT_THROTTLE_READ_IOPS,
+    RT_THROTTLE_WRITE_IOPS,
+    RT_THROTTLE_COUNT
+};
+
+struct rt_throttle {
+    uint32_t major;
+    uint32_t minor;
+    uint64_t rate; /* bytes or operations per second */
+};
+
 /* linux.resources; a has_ flag is false when the field is absent. */
 struct rt_resources {
     bool has_memory_limit, has_memory_reservation, has_memory_swap;
@@ -90,6 +105,12 @@ struct rt_resources {
     uint64_t cpu_period;
     bool has_pids_limit;
     int64_t pids_limit; /* -1 unlimited */
+    char *cpus;         /* cpuset lists ("0-3,6"), NULL when absent */
+    char *mems;
+    bool has_blkio_weight;
+    uint16_t blkio_weight; /* 10..1000 */
+    struct rt_throttle *throttle[RT_THROTTLE_COUNT];
+    size_t n_throttle[RT_THROTTLE_COUNT];
 };
 
 /* The hook points of the runtime-spec (config.md "POSIX-platform Hooks"). */
@@ -173,6 +194,15 @@ int rt_config_parse(const char *json, size_t len, struct rt_config **out, struct
 int rt_config_load(const char *path, struct rt_config **out, struct gy_error *err);
 
 void rt_config_free(struct rt_config *config);
+
+/* Parses a linux.resources object on its own (for update); errors name the field as in a
+ * full config. Free the result's lists with rt_resources_clear. */
+int rt_resources_parse(const char *json, size_t len, struct rt_resources *out,
+                       struct gy_error *err);
+void rt_resources_clear(struct rt_resources *res);
+
+/* The blockIO field name of a throttle kind ("throttleReadBpsDevice" ...). */
+const char *rt_throttle_name(enum rt_throttle_kind kind);
 
 /* The config name of a hook point ("prestart", "createRuntime" ...). */
 const char *rt_hook_kind_name(enum rt_hook_kind kind);

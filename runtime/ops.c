@@ -312,6 +312,29 @@ int rt_container_resume(const char *root, const char *id, struct gy_error *err)
     return set_frozen(root, id, false, err);
 }
 
+int rt_container_update(const char *root, const char *id, const char *resources_json,
+                        struct gy_error *err)
+{
+    cleanup_free char *dir = NULL;
+    int rc = open_container(root, id, &dir, err);
+    if (rc < 0)
+        return rc;
+    struct rt_state st;
+    struct rt_record rec;
+    if ((rc = read_state(dir, id, &st, &rec, err)) < 0)
+        return rc;
+    if (rc == 0 || st.status == RT_STATUS_STOPPED)
+        return gy_error_set(err, GY_ECONFLICT, "container %s is %s", id, rt_status_name(st.status));
+    struct rt_resources res;
+    if ((rc = rt_resources_parse(resources_json, strlen(resources_json), &res, err)) < 0)
+        return rc;
+    rc = rt_record_cgroup(&rec)->set(RT_CGROUP_MOUNT, rec.cgroup_path, &res, err);
+    rt_resources_clear(&res);
+    if (rc < 0)
+        return gy_error_wrap(err, "update %s", id);
+    return 0;
+}
+
 int rt_container_pids(const char *root, const char *id, pid_t **pids, size_t *count,
                       struct gy_error *err)
 {

@@ -135,6 +135,12 @@ int rt_container_exec(const char *root, const char *id, const struct rt_exec_opt
 int rt_container_pause(const char *root, const char *id, struct gy_error *err);
 int rt_container_resume(const char *root, const char *id, struct gy_error *err);
 
+/* Changes the resource limits of a created, running or paused container.
+ * resources_json is a linux.resources object; only the fields it has change. Errors name
+ * the field ("linux.resources.memory.limit: write ... : Device or resource busy"). */
+int rt_container_update(const char *root, const char *id, const char *resources_json,
+                        struct gy_error *err);
+
 /* The host pids of every process in the container's cgroup. The caller frees *pids. */
 int rt_container_pids(const char *root, const char *id, pid_t **pids, size_t *count,
                       struct gy_error *err);

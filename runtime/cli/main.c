@@ -36,6 +36,8 @@ static const char usage_text[] =
     "  list [-q] [--format table|json]\n"
     "  exec [-e K=V] [--cwd DIR] [-u UID[:GID]] [--timeout SEC] ID PROGRAM [ARG ...]\n"
     "  pause ID | resume ID       freeze or thaw every process\n"
+    "  update [-r FILE] [--memory B] [--cpu-quota US] [--cpu-period US] [--cpu-shares N]\n"
+    "         [--pids-limit N] [--cpuset-cpus L] ID   change the resource limits\n"
     "  ps [--format table|json] ID the container's host pids\n"
     "  wait ID                    waits and exits with the container's status\n"
     "  stats ID                   CPU and memory use as JSON\n"
@@ -486,6 +488,97 @@ static int cmd_pause(int argc, char **argv, bool pause)
     return 0;
 }
 
+/* Parses a signed integer option for update; false when it is not one. */
+static bool int_option(const char *text, json_int_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0')
+        return false;
+    *out = v;
+    return true;
+}
+
+static int cmd_update(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"resources", required_argument, NULL, 'r'},   {"memory", required_argument, NULL, 'm'},
+        {"cpu-quota", required_argument, NULL, 'q'},   {"cpu-period", required_argument, NULL, 'p'},
+        {"cpu-shares", required_argument, NULL, 's'},  {"pids-limit", required_argument, NULL, 'P'},
+        {"cpuset-cpus", required_argument, NULL, 'c'}, {NULL, 0, NULL, 0},
+    };
+    json_t *res = json_object();
+    const char *file = NULL;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "+r:", opts, NULL)) != -1) {
+        json_int_t v = 0;
+        const char *group = NULL, *key = NULL;
+        switch (ch) {
+        case 'r':
+            file = optarg;
+            continue;
+        case 'm':
+            group = "memory", key = "limit";
+            break;
+        case 'q':
+            group = "cpu", key = "quota";
+            break;
+        case 'p':
+            group = "cpu", key = "period";
+            break;
+        case 's':
+            group = "cpu", key = "shares";
+            break;
+        case 'P':
+            group = "pids", key = "limit";
+            break;
+        case 'c': {
+            json_t *cpu = json_object_get(res, "cpu");
+            if (cpu == NULL)
+                json_object_set_new(res, "cpu", cpu = json_object());
+            json_object_set_new(cpu, "cpus", json_string(optarg));
+            continue;
+        }
+        default:
+            json_decref(res);
+            return 2;
+        }
+        if (!int_option(optarg, &v)) {
+            json_decref(res);
+            return usage_error("update: \"%s\" is not a number", optarg);
+        }
+        json_t *obj = json_object_get(res, group);
+        if (obj == NULL)
+            json_object_set_new(res, group, obj = json_object());
+        json_object_set_new(obj, key, json_integer(v));
+    }
+    if (argc - optind != 1) {
+        json_decref(res);
+        return usage_error("update: expects exactly one container id");
+    }
+    if (file != NULL) {
+        if (json_object_size(res) > 0) {
+            json_decref(res);
+            return usage_error("update: -r and the limit options exclude each other");
+        }
+        json_decref(res);
+        json_error_t jerr;
+        res = strcmp(file, "-") == 0 ? json_loadf(stdin, 0, &jerr) : json_load_file(file, 0, &jerr);
+        if (res == NULL)
+            return usage_error("update -r %s: line %d: %s", file, jerr.line, jerr.text);
+    }
+    char *text = json_dumps(res, JSON_COMPACT);
+    json_decref(res);
+    struct gy_error err;
+    int rc = rt_container_update(g_root, argv[optind], text != NULL ? text : "{}", &err);
+    free(text);
+    if (rc < 0)
+        return fail(&err);
+    return 0;
+}
+
 static int cmd_ps(int argc, char **argv)
 {
     static const struct option opts[] = {{"format", required_argument, NULL, 'f'},
@@ -667,6 +760,8 @@ int main(int argc, char **argv)
         return cmd_exec(sub_argc, sub_argv);
     if (strcmp(cmd, "pause") == 0 || strcmp(cmd, "resume") == 0)
         return cmd_pause(sub_argc, sub_argv, cmd[0] == 'p');
+    if (strcmp(cmd, "update") == 0)
+        return cmd_update(sub_argc, sub_argv);
     if (strcmp(cmd, "ps") == 0)
         return cmd_ps(sub_argc, sub_argv);
     if (strcmp(cmd, "wait") == 0)

@@ -31,6 +31,38 @@ gt_check "the container never exceeds 32 tasks" \
 rt delete --force "$P-bomb"
 gt_check "delete --force removes the bomb's processes and cgroup" [ -z "$(rt_cgroups_of $P-bomb)" ]
 
+# --- cpuset, block I/O throttling, and update of a running container
+dev=$(cat /sys/block/*/dev 2>/dev/null | head -1)
+throttle=''
+[ -n "$dev" ] && throttle=", \"blockIO\": {\"throttleReadBpsDevice\": [{\"major\": ${dev%:*}, \"minor\": ${dev#*:}, \"rate\": 1048576}]}"
+RT_RESOURCES="{\"cpu\": {\"cpus\": \"0\", \"mems\": \"0\"}, \"pids\": {\"limit\": 50}$throttle}" \
+    rt_config "$B" '["sh", "-c", "grep Cpus_allowed_list /proc/self/status; exec sleep 30"]'
+rt run -d -b "$B" "$P-res"
+gt_wait_for "log written" 5 grep -q Cpus "$RT_ROOT/$P-res/container.log"
+gt_check "linux.resources.cpu.cpus pins the container" \
+    grep -q 'Cpus_allowed_list:[[:space:]]*0$' "$RT_ROOT/$P-res/container.log"
+gt_check "the cpuset cgroup holds it" [ "$(cat /sys/fs/cgroup/cpuset/gantry/$P-res/cpuset.cpus)" = 0 ]
+if [ -n "$dev" ]; then
+    gt_check "blockIO throttling is written for device $dev" \
+        grep -q "^$dev 1048576" /sys/fs/cgroup/blkio/gantry/$P-res/blkio.throttle.read_bps_device
+fi
+rt update --memory 50000000 --pids-limit 77 --cpu-quota 20000 "$P-res"
+gt_check "update changes the memory limit" \
+    [ "$(cat /sys/fs/cgroup/memory/gantry/$P-res/memory.limit_in_bytes)" = 49999872 ]
+gt_check "update changes the pids limit" [ "$(cat /sys/fs/cgroup/pids/gantry/$P-res/pids.max)" = 77 ]
+gt_check "update changes the cpu quota" \
+    [ "$(cat /sys/fs/cgroup/cpu/gantry/$P-res/cpu.cfs_quota_us)" = 20000 ]
+out=$(rt update --cpu-shares 1 "$P-res" 2>&1)
+rc=$?
+gt_check "an invalid update exits 2" [ "$rc" -eq 2 ]
+gt_check "and names the field" grep -q 'linux.resources.cpu.shares' <<<"$out"
+echo '{"memory": {"limit": 60000000}}' >"$GT_TMP/res.json"
+rt update -r "$GT_TMP/res.json" "$P-res"
+gt_check "update -r FILE takes a linux.resources object" \
+    [ "$(cat /sys/fs/cgroup/memory/gantry/$P-res/memory.limit_in_bytes)" = 59998208 ]
+rt delete --force "$P-res"
+gt_check "delete removes the cpuset and blkio cgroups too" [ -z "$(rt_cgroups_of $P-res)" ]
+
 # --- seccomp, capabilities, read-only /proc/sys
 rt_config "$B" '["sh", "-c", "mount -t tmpfs none /tmp 2>&1; echo mount=$?; unshare -n true 2>&1; echo unshare=$?; ls / >/dev/null; echo ls=$?; grep -E \"^Cap(Eff|Bnd|Prm)\" /proc/self/status; echo x > /proc/sys/kernel/domainname 2>&1; echo sys=$?; grep NoNewPrivs /proc/self/status; grep Seccomp: /proc/self/status"]'
 out=$(rt run -b "$B" "$P-sec" 2>&1)

@@ -133,7 +133,7 @@ static void test_v2_create(void **state)
     struct gy_error err;
     if (rt_cgroup_v2_ops.create(s->dir, "gantry/c1", &res, &err) < 0)
         fail_msg("%s", err.msg);
-    expect(s->dir, "cgroup.subtree_control", "+cpu +memory +pids +io");
+    expect(s->dir, "cgroup.subtree_control", "+cpu +memory +pids +io +cpuset");
     expect(s->dir, "gantry/cgroup.subtree_control", "+cpu +memory +pids");
     expect(s->dir, "gantry/c1/memory.max", "67108864");
     expect(s->dir, "gantry/c1/memory.swap.max", "33554432");
@@ -255,6 +255,74 @@ static void test_v1_create_and_stats(void **state)
     free(names);
 }
 
+static void test_v1_optional_hierarchies(void **state)
+{
+    struct scratch *s = *state;
+    static const char *const cpuset_root[] = {"cpuset.cpus", "cpuset.mems", NULL};
+    static const char *const cpuset_leaf[] = {"cpuset.cpus", "cpuset.mems", "cgroup.procs", NULL};
+    static const char *const blkio[] = {"blkio.throttle.read_bps_device", "blkio.bfq.weight",
+                                        "cgroup.procs", NULL};
+    static const char *const mem[] = {"cgroup.procs", NULL};
+    make_files(s->dir, "cpuset", cpuset_root);
+    put(s->dir, "cpuset/cpuset.cpus", "0-7\n");
+    put(s->dir, "cpuset/cpuset.mems", "0\n");
+    make_files(s->dir, "cpuset/gantry", cpuset_root);
+    make_files(s->dir, "cpuset/gantry/c1", cpuset_leaf);
+    make_files(s->dir, "blkio/gantry/c1", blkio);
+    make_files(s->dir, "memory/gantry/c1", mem);
+    make_files(s->dir, "memory/gantry/c2", mem);
+    /* No cpus or blockIO: the optional hierarchies are left alone. */
+    struct rt_resources none = {0};
+    assert_int_equal(rt_cgroup_v1_ops.create(s->dir, "gantry/c2", &none, NULL), 0);
+    struct stat st;
+    char path[512];
+    snprintf(path, sizeof(path), "%s/cpuset/gantry/c2", s->dir);
+    assert_int_equal(stat(path, &st), -1);
+    char **hosts = NULL, **names = NULL;
+    int n = rt_cgroup_v1_ops.dirs(s->dir, "gantry/c2", &hosts, &names, NULL);
+    assert_int_equal(n, 1); /* memory only */
+    for (int i = 0; i < n; i++) {
+        free(hosts[i]);
+        free(names[i]);
+    }
+    free(hosts);
+    free(names);
+
+    struct rt_throttle t = {.major = 8, .minor = 0, .rate = 1000};
+    struct rt_resources res = {.cpus = "2-3", .has_blkio_weight = true, .blkio_weight = 300};
+    res.throttle[RT_THROTTLE_READ_BPS] = &t;
+    res.n_throttle[RT_THROTTLE_READ_BPS] = 1;
+    struct gy_error err;
+    if (rt_cgroup_v1_ops.create(s->dir, "gantry/c1", &res, &err) < 0)
+        fail_msg("%s", err.msg);
+    /* The parent learnt its cpus and mems from the root before the leaf was set. */
+    expect(s->dir, "cpuset/gantry/cpuset.cpus", "0-7\n");
+    expect(s->dir, "cpuset/gantry/c1/cpuset.mems", "0\n");
+    /* Written over the copied "0-7\n" (a scratch file keeps the old tail; the kernel
+     * would replace the value). */
+    expect(s->dir, "cpuset/gantry/c1/cpuset.cpus", "2-3\n");
+    expect(s->dir, "blkio/gantry/c1/blkio.bfq.weight", "300");
+    expect(s->dir, "blkio/gantry/c1/blkio.throttle.read_bps_device", "8:0 1000");
+}
+
+static void test_v2_update_io_and_cpuset(void **state)
+{
+    struct scratch *s = *state;
+    static const char *const leaf[] = {"io.max", "io.weight", "cpuset.cpus", "memory.max", NULL};
+    make_files(s->dir, "gantry/c5", leaf);
+    struct rt_throttle t = {.major = 253, .minor = 1, .rate = 50};
+    struct rt_resources res = {.cpus = "1", .has_blkio_weight = true, .blkio_weight = 200};
+    res.throttle[RT_THROTTLE_WRITE_IOPS] = &t;
+    res.n_throttle[RT_THROTTLE_WRITE_IOPS] = 1;
+    assert_int_equal(rt_cgroup_v2_ops.set(s->dir, "gantry/c5", &res, NULL), 0);
+    expect(s->dir, "gantry/c5/cpuset.cpus", "1");
+    expect(s->dir, "gantry/c5/io.weight", "200");
+    expect(s->dir, "gantry/c5/io.max", "253:1 wiops=50");
+    struct rt_resources mem = {.has_memory_limit = true, .memory_limit = 8192};
+    assert_int_equal(rt_cgroup_v2_ops.set(s->dir, "gantry/c5", &mem, NULL), 0);
+    expect(s->dir, "gantry/c5/memory.max", "8192");
+}
+
 static void test_v1_missing_controller_names_field(void **state)
 {
     struct scratch *s = *state;
@@ -278,6 +346,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_v2_stats_and_oom, setup, teardown),
         cmocka_unit_test_setup_teardown(test_v1_create_and_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_v1_missing_controller_names_field, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_v1_optional_hierarchies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_v2_update_io_and_cpuset, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -239,6 +239,43 @@ static void test_structure_errors(void **state)
     }
 }
 
+static void test_resources(void **state)
+{
+    (void)state;
+    struct rt_resources res;
+    struct gy_error err;
+    const char *json = "{\"cpu\":{\"cpus\":\"0-3,6\",\"mems\":\"0\"},\"blockIO\":{\"weight\":500,"
+                       "\"throttleWriteIOPSDevice\":[{\"major\":8,\"minor\":0,\"rate\":100}]}}";
+    if (rt_resources_parse(json, strlen(json), &res, &err) < 0)
+        fail_msg("%s", err.msg);
+    assert_string_equal(res.cpus, "0-3,6");
+    assert_string_equal(res.mems, "0");
+    assert_true(res.has_blkio_weight);
+    assert_int_equal(res.blkio_weight, 500);
+    assert_int_equal(res.n_throttle[RT_THROTTLE_WRITE_IOPS], 1);
+    assert_int_equal(res.throttle[RT_THROTTLE_WRITE_IOPS][0].rate, 100);
+    rt_resources_clear(&res);
+    static const struct {
+        const char *json;
+        const char *want;
+    } bad[] = {
+        {"{\"cpu\":{\"cpus\":\"all\"}}", "linux.resources.cpu.cpus: \"all\""},
+        {"{\"blockIO\":{\"weight\":5}}", "linux.resources.blockIO.weight"},
+        {"{\"blockIO\":{\"throttleReadBpsDevice\":[{\"major\":8}]}}",
+         "linux.resources.blockIO.throttleReadBpsDevice[0]."},
+        {"{\"memory\":{\"limit\":true}}", "linux.resources.memory.limit"},
+        {"[1]", "linux.resources: must be an object"},
+        {"{", "resources line 1"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        gy_error_clear(&err);
+        if (rt_resources_parse(bad[i].json, strlen(bad[i].json), &res, &err) == 0)
+            fail_msg("accepted %s", bad[i].json);
+        if (strstr(err.msg, bad[i].want) == NULL)
+            fail_msg("%s: \"%s\" lacks \"%s\"", bad[i].json, err.msg, bad[i].want);
+    }
+}
+
 static void test_hooks(void **state)
 {
     (void)state;
@@ -317,6 +354,7 @@ int main(void)
         cmocka_unit_test(test_mount_options),
         cmocka_unit_test(test_ids),
         cmocka_unit_test(test_hooks),
+        cmocka_unit_test(test_resources),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
