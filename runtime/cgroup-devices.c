@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/xalloc.h"
 
 const char *const rt_default_device_rules[] = {
     "c *:* m",   "b *:* m",   "c 1:3 rwm", "c 1:5 rwm",   "c 1:7 rwm",    "c 1:8 rwm", "c 1:9 rwm",
@@ -26,6 +27,7 @@ int rt_device_rule_parse(const char *text, struct rt_device_rule *rule)
     if (sscanf(text, "%c %15[0-9*]:%15[0-9*] %7s", &type, major, minor, access) != 4)
         return -1;
     memset(rule, 0, sizeof(*rule));
+    rule->allow = true;
     if (type == 'c')
         rule->type = BPF_DEVCG_DEV_CHAR;
     else if (type == 'b')
@@ -47,13 +49,32 @@ int rt_device_rule_parse(const char *text, struct rt_device_rule *rule)
     return 0;
 }
 
+void rt_device_rule_format(const struct rt_device_rule *rule, char *buf, size_t size)
+{
+    char major[16] = "*", minor[16] = "*", access[4];
+    if (rule->major >= 0)
+        snprintf(major, sizeof(major), "%d", rule->major);
+    if (rule->minor >= 0)
+        snprintf(minor, sizeof(minor), "%d", rule->minor);
+    size_t n = 0;
+    if (rule->access & BPF_DEVCG_ACC_READ)
+        access[n++] = 'r';
+    if (rule->access & BPF_DEVCG_ACC_WRITE)
+        access[n++] = 'w';
+    if (rule->access & BPF_DEVCG_ACC_MKNOD)
+        access[n++] = 'm';
+    access[n] = '\0';
+    char type = rule->type == BPF_DEVCG_DEV_CHAR    ? 'c'
+                : rule->type == BPF_DEVCG_DEV_BLOCK ? 'b'
+                                                    : 'a';
+    snprintf(buf, size, "%c %s:%s %s", type, major, minor, access);
+}
+
 static struct bpf_insn insn(uint8_t code, uint8_t dst, uint8_t src, int16_t off, int32_t imm)
 {
     struct bpf_insn i = {.code = code, .dst_reg = dst, .src_reg = src, .off = off, .imm = imm};
     return i;
 }
-
-#define MAX_INSNS 512
 
 int rt_device_program(const struct rt_device_rule *rules, size_t n_rules, struct bpf_insn *out,
                       size_t max)
@@ -73,7 +94,8 @@ int rt_device_program(const struct rt_device_rule *rules, size_t n_rules, struct
     EMIT(BPF_ALU | BPF_RSH | BPF_K, BPF_REG_3, 0, 0, 16);
     EMIT(BPF_LDX | BPF_W | BPF_MEM, BPF_REG_4, BPF_REG_1, 4, 0);
     EMIT(BPF_LDX | BPF_W | BPF_MEM, BPF_REG_5, BPF_REG_1, 8, 0);
-    for (size_t i = 0; i < n_rules; i++) {
+    /* The last matching rule wins, so the program tests them from the end. */
+    for (size_t i = n_rules; i-- > 0;) {
         const struct rt_device_rule *r = &rules[i];
         /* Each block ends with "r0 = 1; exit"; a failed test jumps past the block. */
         int len = 3 + 2 + (r->type != 0) + (r->major >= 0) + (r->minor >= 0);
@@ -95,7 +117,7 @@ int rt_device_program(const struct rt_device_rule *rules, size_t n_rules, struct
             left--;
             EMIT(BPF_JMP | BPF_JNE | BPF_K, BPF_REG_5, 0, (int16_t)left, r->minor);
         }
-        EMIT(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 1);
+        EMIT(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, r->allow ? 1 : 0);
         EMIT(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
     }
     EMIT(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0);
@@ -104,17 +126,23 @@ int rt_device_program(const struct rt_device_rule *rules, size_t n_rules, struct
     return (int)n;
 }
 
-int rt_cgroup_v2_devices(const char *dir, struct gy_error *err)
+int rt_cgroup_v2_devices(const char *dir, const struct rt_resources *res, struct gy_error *err)
 {
-    struct rt_device_rule rules[32];
-    size_t n_rules = 0;
-    for (size_t i = 0; rt_default_device_rules[i] != NULL && n_rules < 32; i++)
-        if (rt_device_rule_parse(rt_default_device_rules[i], &rules[n_rules]) == 0)
-            n_rules++;
-    struct bpf_insn prog[MAX_INSNS];
-    int n = rt_device_program(rules, n_rules, prog, MAX_INSNS);
+    size_t n_defaults = 0;
+    while (rt_default_device_rules[n_defaults] != NULL)
+        n_defaults++;
+    size_t n_rules = res->n_devices + n_defaults;
+    cleanup_free struct rt_device_rule *rules = gy_xcalloc(n_rules, sizeof(*rules));
+    if (res->n_devices > 0)
+        memcpy(rules, res->devices, res->n_devices * sizeof(*rules));
+    for (size_t i = 0; i < n_defaults; i++)
+        rt_device_rule_parse(rt_default_device_rules[i], &rules[res->n_devices + i]);
+    /* Nine instructions per rule at most, plus the loads and the final deny. */
+    size_t max = 9 * n_rules + 8;
+    cleanup_free struct bpf_insn *prog = gy_xcalloc(max, sizeof(*prog));
+    int n = rt_device_program(rules, n_rules, prog, max);
     if (n < 0)
-        return gy_error_set(err, GY_EINTERNAL, "device filter: too many rules");
+        return gy_error_set(err, GY_EINTERNAL, "device filter: program too long");
     union bpf_attr load;
     memset(&load, 0, sizeof(load));
     load.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;

@@ -132,9 +132,21 @@ static int v1_create(const char *mnt, const char *path, const struct rt_resource
         if ((rc = rt_file_write(deny, "a", 0, err)) < 0)
             return gy_error_wrap(err, "restrict devices");
         cleanup_free char *allow = cgroup_file(mnt, "devices", path, "devices.allow");
+        /* The config's rules in order, then the defaults: later writes win. */
+        for (size_t i = 0; i < res->n_devices; i++) {
+            char rule[64];
+            rt_device_rule_format(&res->devices[i], rule, sizeof(rule));
+            if ((rc = rt_file_write(res->devices[i].allow ? allow : deny, rule, 0, err)) < 0)
+                return gy_error_wrap(err, "linux.resources.devices[%zu]", i);
+        }
         for (size_t i = 0; rt_default_device_rules[i] != NULL; i++)
             if ((rc = rt_file_write(allow, rt_default_device_rules[i], 0, err)) < 0)
                 return gy_error_wrap(err, "allow devices");
+    } else if (res->n_devices > 0) {
+        return gy_error_set(err, GY_EINVAL,
+                            "linux.resources.devices: the devices cgroup controller is not "
+                            "mounted at %s",
+                            mnt);
     }
     return 0;
 }

@@ -80,7 +80,7 @@ static int v2_create(const char *mnt, const char *path, const struct rt_resource
     /* A scratch directory (unit tests) is no cgroup: only real ones get the filter. */
     struct statfs fs;
     if (statfs(dir, &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC &&
-        (rc = rt_cgroup_v2_devices(dir, err)) < 0)
+        (rc = rt_cgroup_v2_devices(dir, res, err)) < 0)
         return gy_error_wrap(err, "restrict devices");
     return 0;
 }

@@ -68,32 +68,25 @@ char *rt_cgroup_path(const char *cgroups_path, const char *id);
  * 1..10000. */
 uint64_t rt_cgroup_shares_to_weight(uint64_t shares);
 
-/* A device access rule: type BPF_DEVCG_DEV_CHAR or _BLOCK (0 for any), major and minor
- * (-1 for any), access a mask of BPF_DEVCG_ACC_READ, _WRITE and _MKNOD. */
-struct rt_device_rule {
-    int type;
-    int major;
-    int minor;
-    int access;
-};
-
 /* Device access every container gets, in devices.allow syntax ("c 1:3 rwm"), NULL-ended:
  * the standard nodes plus mknod of any node; everything else is denied, so CAP_MKNOD
  * cannot open the host's disks. */
 extern const char *const rt_default_device_rules[];
 
-/* Parses one rule in devices.allow syntax; -1 when malformed. */
+/* Parses one rule in devices.allow syntax (an allow rule); -1 when malformed. */
 int rt_device_rule_parse(const char *text, struct rt_device_rule *rule);
+/* Writes a rule in devices.allow syntax ("c 1:3 rwm", "a *:* rwm"). */
+void rt_device_rule_format(const struct rt_device_rule *rule, char *buf, size_t size);
 
 struct bpf_insn;
-/* Compiles rules into a BPF_PROG_TYPE_CGROUP_DEVICE program (allow on the first match,
- * deny otherwise). Returns the instruction count, -1 when max is too small. */
+/* Compiles rules into a BPF_PROG_TYPE_CGROUP_DEVICE program: the last rule that matches
+ * decides, no match denies. Returns the instruction count, -1 when max is too small. */
 int rt_device_program(const struct rt_device_rule *rules, size_t n_rules, struct bpf_insn *out,
                       size_t max);
 
-/* Loads the default rules as a device program and attaches it to the cgroup v2
- * directory dir. */
-int rt_cgroup_v2_devices(const char *dir, struct gy_error *err);
+/* Loads the config's rules followed by the default ones as a device program and attaches
+ * it to the cgroup v2 directory dir. */
+int rt_cgroup_v2_devices(const char *dir, const struct rt_resources *res, struct gy_error *err);
 
 /* Small file helpers shared by the backends. rt_file_write writes text to an existing
  * file (or creates it when create is set); rt_file_read reads at most size-1 bytes and

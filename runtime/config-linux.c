@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/bpf.h>
 #include <sys/mount.h>
 
 #include "common/cleanup.h"
@@ -59,6 +60,7 @@ void rt_resources_clear(struct rt_resources *res)
 {
     free(res->cpus);
     free(res->mems);
+    free(res->devices);
     for (int k = 0; k < RT_THROTTLE_COUNT; k++)
         free(res->throttle[k]);
     memset(res, 0, sizeof(*res));
@@ -165,6 +167,56 @@ static int parse_resources(json_t *r, struct rt_resources *res, struct gy_error 
                 res->throttle[k][res->n_throttle[k]++] =
                     (struct rt_throttle){(uint32_t)major, (uint32_t)minor, (uint64_t)rate};
             }
+        }
+    }
+    json_t *devs = json_object_get(r, "devices");
+    if (devs != NULL && !json_is_null(devs)) {
+        if (rt_cfg_want_type(devs, JSON_ARRAY, "linux.resources.devices", "an array", err) < 0)
+            return -GY_EINVAL;
+        size_t n = json_array_size(devs);
+        res->devices = gy_xrealloc(res->devices, (res->n_devices + n + 1) * sizeof(*res->devices));
+        for (size_t i = 0; i < n; i++) {
+            json_t *d = json_array_get(devs, i);
+            char path[64];
+            snprintf(path, sizeof(path), "linux.resources.devices[%zu].", i);
+            if (!json_is_object(d))
+                return gy_error_set(err, GY_EINVAL,
+                                    "linux.resources.devices[%zu]: must be an object", i);
+            struct rt_device_rule rule = {.type = 0, .major = -1, .minor = -1};
+            if ((rc = rt_cfg_get_bool(d, "allow", path, &rule.allow, err)) < 0)
+                return rc;
+            if (rc == 0)
+                return gy_error_set(err, GY_EINVAL, "%sallow: is required", path);
+            cleanup_free char *type = NULL, *access = NULL;
+            if ((rc = rt_cfg_get_string(d, "type", path, &type, err)) < 0 ||
+                (rc = rt_cfg_get_string(d, "access", path, &access, err)) < 0)
+                return rc;
+            if (type != NULL && strcmp(type, "c") == 0)
+                rule.type = BPF_DEVCG_DEV_CHAR;
+            else if (type != NULL && strcmp(type, "b") == 0)
+                rule.type = BPF_DEVCG_DEV_BLOCK;
+            else if (type != NULL && strcmp(type, "a") != 0)
+                return gy_error_set(err, GY_EINVAL, "%stype: \"%s\" is not a, b or c", path, type);
+            int64_t v = -1;
+            if ((rc = rt_cfg_get_int(d, "major", path, -1, INT32_MAX, &v, err)) < 0)
+                return rc;
+            rule.major = (int)v;
+            v = -1;
+            if ((rc = rt_cfg_get_int(d, "minor", path, -1, INT32_MAX, &v, err)) < 0)
+                return rc;
+            rule.minor = (int)v;
+            for (const char *p = access != NULL ? access : "rwm"; *p != '\0'; p++) {
+                if (*p == 'r')
+                    rule.access |= BPF_DEVCG_ACC_READ;
+                else if (*p == 'w')
+                    rule.access |= BPF_DEVCG_ACC_WRITE;
+                else if (*p == 'm')
+                    rule.access |= BPF_DEVCG_ACC_MKNOD;
+                else
+                    return gy_error_set(err, GY_EINVAL, "%saccess: \"%s\" is not a subset of rwm",
+                                        path, access);
+            }
+            res->devices[res->n_devices++] = rule;
         }
     }
     json_t *pids = json_object_get(r, "pids");
@@ -329,6 +381,67 @@ static int parse_seccomp(json_t *s, struct rt_config *c, struct gy_error *err)
     return 0;
 }
 
+/* linux.devices: nodes to create, each also allowed in the device cgroup. */
+static int parse_device_nodes(json_t *list, struct rt_config *c, struct gy_error *err)
+{
+    int rc;
+    if (rt_cfg_want_type(list, JSON_ARRAY, "linux.devices", "an array", err) < 0)
+        return -GY_EINVAL;
+    size_t n = json_array_size(list);
+    c->device_nodes = gy_xcalloc(n + 1, sizeof(*c->device_nodes));
+    struct rt_resources *res = &c->resources;
+    res->devices = gy_xrealloc(res->devices, (res->n_devices + n + 1) * sizeof(*res->devices));
+    for (size_t i = 0; i < n; i++) {
+        json_t *d = json_array_get(list, i);
+        char path[48];
+        snprintf(path, sizeof(path), "linux.devices[%zu].", i);
+        if (!json_is_object(d))
+            return gy_error_set(err, GY_EINVAL, "linux.devices[%zu]: must be an object", i);
+        struct rt_device_node *node = &c->device_nodes[c->n_device_nodes++];
+        node->mode = 0666;
+        if ((rc = rt_cfg_get_string(d, "path", path, &node->path, err)) < 0)
+            return rc;
+        if (rc == 0 || node->path[0] != '/' || strstr(node->path, "..") != NULL)
+            return gy_error_set(err, GY_EINVAL,
+                                "%spath: an absolute path without \"..\" is required", path);
+        cleanup_free char *type = NULL;
+        if ((rc = rt_cfg_get_string(d, "type", path, &type, err)) < 0)
+            return rc;
+        if (type == NULL || strlen(type) != 1 || strchr("cbup", type[0]) == NULL)
+            return gy_error_set(err, GY_EINVAL, "%stype: must be c, b, u or p", path);
+        node->type = type[0];
+        int64_t major = -1, minor = -1, v = 0;
+        if ((rc = rt_cfg_get_int(d, "major", path, 0, UINT32_MAX, &major, err)) < 0 ||
+            (rc = rt_cfg_get_int(d, "minor", path, 0, UINT32_MAX, &minor, err)) < 0)
+            return rc;
+        if (node->type != 'p' && (major < 0 || minor < 0))
+            return gy_error_set(err, GY_EINVAL, "%smajor: major and minor are required", path);
+        node->major = major < 0 ? 0 : (uint32_t)major;
+        node->minor = minor < 0 ? 0 : (uint32_t)minor;
+        if ((rc = rt_cfg_get_int(d, "fileMode", path, 0, 07777, &v, err)) < 0)
+            return rc;
+        if (rc > 0)
+            node->mode = (mode_t)v;
+        v = 0;
+        if ((rc = rt_cfg_get_int(d, "uid", path, 0, UINT32_MAX - 1, &v, err)) < 0)
+            return rc;
+        node->uid = (uid_t)v;
+        v = 0;
+        if ((rc = rt_cfg_get_int(d, "gid", path, 0, UINT32_MAX - 1, &v, err)) < 0)
+            return rc;
+        node->gid = (gid_t)v;
+        if (node->type != 'p')
+            res->devices[res->n_devices++] = (struct rt_device_rule){
+                .allow = true,
+                .type = node->type == 'b' ? BPF_DEVCG_DEV_BLOCK : BPF_DEVCG_DEV_CHAR,
+                .major = (int)node->major,
+                .minor = (int)node->minor,
+                .access = BPF_DEVCG_ACC_READ | BPF_DEVCG_ACC_WRITE | BPF_DEVCG_ACC_MKNOD,
+            };
+    }
+    return 0;
+}
+
 int rt_cfg_parse_linux(json_t *l, struct rt_config *c, struct gy_error *err)
 {
     int rc;
@@ -390,6 +503,9 @@ int rt_cfg_parse_linux(json_t *l, struct rt_config *c, struct gy_error *err)
                             "linux.namespaces");
     json_t *res = json_object_get(l, "resources");
     if (res != NULL && !json_is_null(res) && (rc = parse_resources(res, &c->resources, err)) < 0)
+        return rc;
+    json_t *nodes = json_object_get(l, "devices");
+    if (nodes != NULL && !json_is_null(nodes) && (rc = parse_device_nodes(nodes, c, err)) < 0)
         return rc;
     if ((rc = rt_cfg_get_string(l, "cgroupsPath", "linux.", &c->cgroups_path, err)) < 0)
         return rc;

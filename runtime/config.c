@@ -643,6 +643,9 @@ void rt_config_free(struct rt_config *c)
     free(c->uid_maps);
     free(c->gid_maps);
     free(c->cgroups_path);
+    for (size_t i = 0; i < c->n_device_nodes; i++)
+        free(c->device_nodes[i].path);
+    free(c->device_nodes);
     rt_resources_clear(&c->resources);
     if (c->seccomp != NULL) {
         for (size_t i = 0; i < c->seccomp->n_rules; i++) {

@@ -78,6 +78,28 @@ struct rt_seccomp {
     size_t n_rules;
 };
 
+/* A device access rule (linux.resources.devices): type BPF_DEVCG_DEV_CHAR or _BLOCK (0
+ * for any), major and minor (-1 for any), access a mask of BPF_DEVCG_ACC_READ, _WRITE and
+ * _MKNOD. Later rules override earlier ones. */
+struct rt_device_rule {
+    bool allow;
+    int type;
+    int major;
+    int minor;
+    int access;
+};
+
+/* A device node to create in the container (linux.devices). */
+struct rt_device_node {
+    char *path;
+    char type; /* 'c', 'b', 'u' (unbuffered char) or 'p' (fifo) */
+    uint32_t major;
+    uint32_t minor;
+    mode_t mode; /* permission bits, default 0666 */
+    uid_t uid;
+    gid_t gid;
+};
+
 /* linux.resources.blockIO throttle lists. */
 enum rt_throttle_kind {
     RT_THROTTLE_READ_BPS = 0,
@@ -111,6 +133,10 @@ struct rt_resources {
     uint16_t blkio_weight; /* 10..1000 */
     struct rt_throttle *throttle[RT_THROTTLE_COUNT];
     size_t n_throttle[RT_THROTTLE_COUNT];
+    /* linux.resources.devices, then an allow rule per linux.devices node. The runtime's
+     * default rules come after these, so the standard nodes stay usable. */
+    struct rt_device_rule *devices;
+    size_t n_devices;
 };
 
 /* The hook points of the runtime-spec (config.md "POSIX-platform Hooks"). */
@@ -183,6 +209,8 @@ struct rt_config {
     size_t n_sysctls;
     struct rt_hook *hooks[RT_HOOK_COUNT];
     size_t n_hooks[RT_HOOK_COUNT];
+    struct rt_device_node *device_nodes;
+    size_t n_device_nodes;
 };
 
 /* Parses config.json text. Errors are GY_EPARSE (not JSON, with line and column) or

@@ -312,6 +312,47 @@ static int make_devices(int rootfd, struct gy_error *err)
     return rc;
 }
 
+/* linux.devices: each node at its path, with its mode and owner; in a user namespace,
+ * where mknod is refused, the host's node at the same path is bound instead. */
+static int make_config_devices(int rootfd, const struct rt_config *c, struct gy_error *err)
+{
+    mode_t old = umask(0);
+    int rc = 0;
+    for (size_t i = 0; i < c->n_device_nodes && rc == 0; i++) {
+        const struct rt_device_node *d = &c->device_nodes[i];
+        cleanup_free char *parent = gy_xstrdup(d->path);
+        char *slash = strrchr(parent, '/');
+        const char *base = d->path + (slash - parent) + 1;
+        *slash = '\0';
+        cleanup_close int dir = make_in_root(rootfd, parent[0] != '\0' ? parent : "/", false, err);
+        if (dir < 0) {
+            rc = gy_error_wrap(err, "linux.devices[%zu]", i);
+            break;
+        }
+        mode_t kind = d->type == 'b' ? S_IFBLK : d->type == 'p' ? S_IFIFO : S_IFCHR;
+        unlinkat(dir, base, 0);
+        if (mknodat(dir, base, kind | d->mode, makedev(d->major, d->minor)) == 0) {
+            if (fchownat(dir, base, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) < 0)
+                rc = gy_error_sys(err, errno, "linux.devices[%zu]: chown %s", i, d->path);
+            continue;
+        }
+        if (errno != EPERM) {
+            rc = gy_error_sys(err, errno, "linux.devices[%zu]: mknod %s", i, d->path);
+            break;
+        }
+        int f = openat(dir, base, O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
+        if (f >= 0)
+            close(f);
+        cleanup_close int target = openat(dir, base, O_PATH | O_CLOEXEC);
+        char tpath[64];
+        fd_path(target, tpath);
+        if (f < 0 || target < 0 || mount(d->path, tpath, NULL, MS_BIND, NULL) < 0)
+            rc = gy_error_sys(err, errno, "linux.devices[%zu]: bind the host's %s", i, d->path);
+    }
+    umask(old);
+    return rc;
+}
+
 static int pivot(const char *rootfs, struct gy_error *err)
 {
     /* pivot_root(".", ".") stacks the old root on the new one; detaching it leaves only
@@ -392,6 +433,8 @@ int rt_rootfs_setup(const struct rt_config *c, const struct rt_rootfs_args *a, s
             dev_tmpfs = true;
     }
     if (dev_tmpfs && (rc = make_devices(rootfd, err)) < 0)
+        return rc;
+    if ((rc = make_config_devices(rootfd, c, err)) < 0)
         return rc;
     if (a->before_pivot != NULL && (rc = a->before_pivot(a->ctx, err)) < 0)
         return rc;

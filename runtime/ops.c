@@ -328,6 +328,12 @@ int rt_container_update(const char *root, const char *id, const char *resources_
     struct rt_resources res;
     if ((rc = rt_resources_parse(resources_json, strlen(resources_json), &res, err)) < 0)
         return rc;
+    if (res.n_devices > 0) {
+        rt_resources_clear(&res);
+        return gy_error_set(err, GY_EINVAL,
+                            "linux.resources.devices: device rules are set at create and cannot "
+                            "change on a live container");
+    }
     rc = rt_record_cgroup(&rec)->set(RT_CGROUP_MOUNT, rec.cgroup_path, &res, err);
     rt_resources_clear(&res);
     if (rc < 0)

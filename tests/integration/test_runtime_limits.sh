@@ -63,6 +63,16 @@ gt_check "update -r FILE takes a linux.resources object" \
 rt delete --force "$P-res"
 gt_check "delete removes the cpuset and blkio cgroups too" [ -z "$(rt_cgroups_of $P-res)" ]
 
+# --- devices: the config's nodes are created and usable, any other is refused
+RT_EXTRA_LINUX='"devices": [{"path": "/dev/net/tun", "type": "c", "major": 10, "minor": 200, "fileMode": 432}]' \
+    rt_config "$B" '["sh", "-c", "ls -ln /dev/net/tun; cat /dev/net/tun 2>&1; mknod /tmp/disk b 7 0 && cat /tmp/disk 2>&1; mknod /tmp/mem c 1 1 && cat /tmp/mem 2>&1; true"]'
+out=$(rt run -b "$B" "$P-dev" 2>&1)
+gt_check "linux.devices creates the node with its mode" grep -q '^crw-rw----.* 10, *200 .*/dev/net/tun' <<<"$out"
+gt_check "and the device cgroup lets it be opened" grep -qi 'bad state' <<<"$out"
+gt_check "a block device made with CAP_MKNOD cannot be opened" \
+    grep -q "/tmp/disk': Operation not permitted" <<<"$out"
+gt_check "nor /dev/mem" grep -q "/tmp/mem': Operation not permitted" <<<"$out"
+
 # --- seccomp, capabilities, read-only /proc/sys
 rt_config "$B" '["sh", "-c", "mount -t tmpfs none /tmp 2>&1; echo mount=$?; unshare -n true 2>&1; echo unshare=$?; ls / >/dev/null; echo ls=$?; grep -E \"^Cap(Eff|Bnd|Prm)\" /proc/self/status; echo x > /proc/sys/kernel/domainname 2>&1; echo sys=$?; grep NoNewPrivs /proc/self/status; grep Seccomp: /proc/self/status"]'
 out=$(rt run -b "$B" "$P-sec" 2>&1)

@@ -276,6 +276,42 @@ static void test_resources(void **state)
     }
 }
 
+static void test_devices(void **state)
+{
+    (void)state;
+    char *text = config_with(
+        "",
+        "\"resources\":{\"devices\":[{\"allow\":false,\"access\":\"rwm\"},{\"allow\":true,"
+        "\"type\":\"c\",\"major\":10,\"minor\":229,\"access\":\"rw\"}]},\"devices\":[{\"path\":"
+        "\"/dev/net/tun\",\"type\":\"c\",\"major\":10,\"minor\":200,\"fileMode\":432,\"uid\":1}]",
+        "");
+    struct rt_config *c = parse_ok(text);
+    free(text);
+    assert_int_equal(c->resources.n_devices, 3);
+    assert_false(c->resources.devices[0].allow);
+    assert_int_equal(c->resources.devices[0].type, 0);
+    assert_int_equal(c->resources.devices[0].major, -1);
+    assert_int_equal(c->resources.devices[1].minor, 229);
+    /* The node's own allow rule comes last. */
+    assert_true(c->resources.devices[2].allow);
+    assert_int_equal(c->resources.devices[2].minor, 200);
+    assert_int_equal(c->n_device_nodes, 1);
+    assert_string_equal(c->device_nodes[0].path, "/dev/net/tun");
+    assert_int_equal(c->device_nodes[0].mode, 0660);
+    assert_int_equal(c->device_nodes[0].uid, 1);
+    rt_config_free(c);
+    expect_error("", "\"resources\":{\"devices\":[{\"type\":\"c\"}]}", "",
+                 "linux.resources.devices[0].allow: is required");
+    expect_error("", "\"resources\":{\"devices\":[{\"allow\":true,\"access\":\"rwx\"}]}", "",
+                 "linux.resources.devices[0].access");
+    expect_error("", "\"devices\":[{\"path\":\"/dev/x\",\"type\":\"z\"}]", "",
+                 "linux.devices[0].type");
+    expect_error("", "\"devices\":[{\"path\":\"/dev/x\",\"type\":\"c\"}]", "",
+                 "linux.devices[0].major");
+    expect_error("", "\"devices\":[{\"path\":\"dev/x\",\"type\":\"p\"}]", "",
+                 "linux.devices[0].path");
+}
+
 static void test_hooks(void **state)
 {
     (void)state;
@@ -355,6 +391,7 @@ int main(void)
         cmocka_unit_test(test_ids),
         cmocka_unit_test(test_hooks),
         cmocka_unit_test(test_resources),
+        cmocka_unit_test(test_devices),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -55,9 +55,10 @@ static void test_program_shape(void **state)
     assert_int_equal(n, 6 + 8 + 6 + 2);
     assert_int_equal(prog[n - 1].code, BPF_JMP | BPF_EXIT);
     assert_int_equal(prog[n - 2].imm, 0);
-    /* The first rule's type test jumps over the rest of its block. */
+    /* The last rule is tested first; its type test jumps over the rest of its block. */
     assert_int_equal(prog[6].code, BPF_JMP | BPF_JNE | BPF_K);
-    assert_int_equal(prog[6].off, 7);
+    assert_int_equal(prog[6].imm, BPF_DEVCG_DEV_BLOCK);
+    assert_int_equal(prog[6].off, 5);
     assert_int_equal(rt_device_program(rules, 2, prog, 10), -1);
 }
 
@@ -118,7 +119,8 @@ static void test_filter_on_a_real_cgroup(void **state)
     assert_int_equal(mkdir(dir, 0755), 0);
     struct gy_error err;
     gy_error_clear(&err);
-    int rc = rt_cgroup_v2_devices(dir, &err);
+    struct rt_resources none = {0};
+    int rc = rt_cgroup_v2_devices(dir, &none, &err);
     int status = -1;
     if (rc == 0) {
         pid_t pid = fork();

@@ -33,7 +33,7 @@ rt_rootfs() {
 #   RT_ROOT_PATH (root.path), RT_EXTRA_MOUNT (one more mounts entry, JSON),
 #   RT_PROCESS_EXTRA (more "key": value members of process), RT_NETNS_PATH (join this
 #   network namespace), RT_READONLY=true (root.readonly), RT_SYSCTL (linux.sysctl JSON),
-#   RT_HOOKS (the hooks object).
+#   RT_HOOKS (the hooks object), RT_EXTRA_LINUX (more "key": value members of linux).
 rt_config() {
     local dir=$1 args=$2
     local net='{"type":"network"}'
@@ -75,7 +75,7 @@ rt_config() {
     "resources": ${RT_RESOURCES:-{\}},
     "sysctl": ${RT_SYSCTL:-{\}},
     "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
-    "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+    "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]${RT_EXTRA_LINUX:+,$RT_EXTRA_LINUX}
   }
 }
 JSON
