@@ -667,13 +667,20 @@ int rt_container_create(const struct rt_create_opts *o, pid_t *monitor_pid, stru
     struct create_ctx ctx = {.opts = o, .id = o->id, .report_fd = -1};
     cleanup_free char *config_text = NULL;
     cleanup_free char *config_copy = NULL;
+    cleanup_free char *abs_root = NULL;
     int rc = prepare(&ctx, &config_text, err);
     if (rc < 0)
         goto out;
     const char *root = o->root != NULL ? o->root : RT_DEFAULT_ROOT;
     if ((rc = rt_mkdir_p(root, err)) < 0)
         goto out;
-    ctx.dir = rt_state_dir(root, o->id);
+    /* The monitor changes directory to the bundle: every path it keeps is absolute. */
+    abs_root = realpath(root, NULL);
+    if (abs_root == NULL) {
+        rc = gy_error_sys(err, errno, "state root %s", root);
+        goto out;
+    }
+    ctx.dir = rt_state_dir(abs_root, o->id);
     /* 0711: an init in a user namespace must reach the overlay mount point inside. */
     if (mkdir(ctx.dir, 0711) < 0) {
         rc = errno == EEXIST ? gy_error_set(err, GY_EEXISTS, "container %s already exists", o->id)

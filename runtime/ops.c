@@ -232,6 +232,19 @@ int rt_container_delete(const char *root, const char *id, bool force, struct gy_
         if (!force)
             return gy_error_set(err, GY_ECONFLICT,
                                 "container %s is being created; use --force to remove it", id);
+        /* A create that never finished (its monitor died): the cgroup is found from the
+         * saved config, its processes killed and the cgroup removed with the state. */
+        struct rt_config *c = saved_config(dir);
+        if (c != NULL) {
+            struct rt_record partial = {0};
+            const struct rt_cgroup_ops *ops = rt_cgroup_detect(RT_CGROUP_MOUNT);
+            cleanup_free char *cg_path = rt_cgroup_path(c->cgroups_path, id);
+            snprintf(partial.cgroup_path, sizeof(partial.cgroup_path), "%s", cg_path);
+            snprintf(partial.cgroup_version, sizeof(partial.cgroup_version), "%s", ops->name);
+            rt_cgroup_kill_all(&partial, SIGKILL);
+            ops->destroy(RT_CGROUP_MOUNT, cg_path, NULL);
+            rt_config_free(c);
+        }
         return rt_remove_tree(dir, err);
     }
     if ((st.status == RT_STATUS_RUNNING || st.status == RT_STATUS_PAUSED) && !force)

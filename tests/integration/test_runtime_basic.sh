@@ -115,6 +115,22 @@ gt_check "root.readonly makes / read-only" grep -q 'Read-only file system' <<<"$
 gt_check "linux.sysctl is applied in the container's namespace" [ "$(sed -n 3p <<<"$out")" = 1 ]
 gt_check "and lands in the joined namespace" [ "$(ip netns exec $ns cat /proc/sys/net/ipv4/ip_forward)" = 1 ]
 
+# --- a relative state root works from any directory
+rt_config "$B" '["true"]'
+(cd "$GT_TMP" && timeout 30 "$RT_BIN" --root ./relative run -b "$B" "$P-rel")
+gt_check "a relative --root works" [ $? -eq 0 ]
+gt_check "and is cleaned up" [ -z "$(ls -A "$GT_TMP/relative")" ]
+
+# --- a create that never finished (its monitor died) is removed with --force
+mkdir -p "$RT_ROOT/$P-half" /sys/fs/cgroup/memory/gantry/$P-half
+cp "$B/config.json" "$RT_ROOT/$P-half/config.json"
+gt_check "a half-made container shows as creating" [ "$(rt_field $P-half status)" = creating ]
+gt_check "delete without --force refuses it" \
+    bash -c "! '$RT_BIN' --root '$RT_ROOT' delete $P-half 2>/dev/null"
+rt delete --force "$P-half"
+gt_check "delete --force removes its state and cgroup" \
+    bash -c "[ ! -e '$RT_ROOT/$P-half' ] && [ ! -e /sys/fs/cgroup/memory/gantry/$P-half ]"
+
 # --- failures name the problem and leave nothing behind
 rt_config "$B" '["/bin/nope"]'
 out=$(rt run -b "$B" "$P-nope" 2>&1)
