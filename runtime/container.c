@@ -25,7 +25,9 @@
 
 /* Messages on the monitor-init socket (SOCK_SEQPACKET keeps them whole). */
 enum {
-    SYNC_GO = 'G',    /* monitor -> init: cgroup and id maps are in place */
+    SYNC_GO = 'G',    /* monitor -> init: cgroup and id maps are in place; code is init's host
+                       * pid, msg[0] is 1 when init goes on to exec without waiting for
+                       * SYNC_START (create with start) */
     SYNC_READY = 'R', /* init -> monitor: set up, waiting for start */
     SYNC_START = 'S', /* monitor -> init: exec now */
     SYNC_ERROR = 'E', /* init -> monitor: setup or exec failed (code, message follow) */
@@ -152,6 +154,7 @@ init_main(struct create_ctx *ctx, int sync_fd, const int *ns_fds, int log_fd)
     if (recv(sync_fd, &go, sizeof(go), 0) <= 0 || go.type != SYNC_GO)
         _exit(1);
     ctx->init_pid = go.code;
+    bool start_at_once = go.msg[0] == 1;
     char prog[PATH_MAX];
     if (init_setup(ctx, ns_fds, prog, sizeof(prog), &err) < 0) {
         sync_send_error(sync_fd, &err);
@@ -161,7 +164,7 @@ init_main(struct create_ctx *ctx, int sync_fd, const int *ns_fds, int log_fd)
     if (send(sync_fd, &ready, 1, MSG_NOSIGNAL) != 1)
         _exit(1);
     char start = 0;
-    if (recv(sync_fd, &start, 1, 0) != 1 || start != SYNC_START)
+    if (!start_at_once && (recv(sync_fd, &start, 1, 0) != 1 || start != SYNC_START))
         _exit(1);
     const struct rt_config *c = ctx->config;
     if (c->n_hooks[RT_HOOK_START_CONTAINER] > 0) {
@@ -455,7 +458,15 @@ static void __attribute__((noreturn)) monitor_main(struct create_ctx *ctx)
         if (hrc < 0)
             goto fail_init;
     }
+    /* Taken while init waits for SYNC_GO, so it is alive to be measured. */
+    uint64_t init_start = rt_proc_start_time(pid);
+    if (o->start) {
+        cleanup_free char *started = rt_state_file(ctx->dir, RT_FILE_STARTED);
+        if (rt_file_write(started, "", 1, &err) < 0)
+            goto fail_init;
+    }
     struct sync_msg go = {.type = SYNC_GO, .code = pid};
+    go.msg[0] = o->start ? 1 : 0;
     if (send(sync_fd, &go, sizeof(go), MSG_NOSIGNAL) != (ssize_t)sizeof(go)) {
         gy_error_sys(&err, errno, "start the container init");
         goto fail_init;
@@ -474,7 +485,7 @@ static void __attribute__((noreturn)) monitor_main(struct create_ctx *ctx)
 
     struct rt_record rec = {
         .pid = pid,
-        .pid_start = rt_proc_start_time(pid),
+        .pid_start = init_start,
         .monitor_pid = getpid(),
         .monitor_start = rt_proc_start_time(getpid()),
         .created_ns = rt_now_ns(),
@@ -489,16 +500,6 @@ static void __attribute__((noreturn)) monitor_main(struct create_ctx *ctx)
     snprintf(rec.cgroup_version, sizeof(rec.cgroup_version), "%s", ctx->cg->name);
     if (rt_record_write(ctx->dir, &rec, &err) < 0)
         goto fail_init;
-    if (o->start) {
-        cleanup_free char *started = rt_state_file(ctx->dir, RT_FILE_STARTED);
-        char start = SYNC_START;
-        if (rt_file_write(started, "", 1, &err) < 0)
-            goto fail_init;
-        if (send(sync_fd, &start, 1, MSG_NOSIGNAL) != 1) {
-            gy_error_sys(&err, errno, "start the container init");
-            goto fail_init;
-        }
-    }
     report(ctx, 0, "");
     close(ctx->report_fd);
     dup2(null, 0);

@@ -61,29 +61,31 @@ now_us() { local t=${EPOCHREALTIME/./}; echo "${t#0}"; }
 median() { sort -n | awk '{v[NR]=$1} END {if (NR % 2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
 ms() { awk -v us="$1" 'BEGIN {printf "%.1f", us / 1000}'; }
 
-time_wrapper() {
-    local i s
-    for ((i = 0; i < iterations; i++)); do
-        s=$(now_us)
-        wrap true
-        echo $(($(now_us) - s))
-    done | median
-}
-
-time_run() {
-    local rt=$1 b i s
-    b=$(bin "$rt")
-    mkdir -p "$work/state-$rt"
-    # Two untimed runs warm the page cache and the cgroup parents.
-    for i in 1 2; do
-        wrap "$b" --root "$work/state-$rt" run -b "$bundle" "warm-$i" >/dev/null ||
-            { echo "bench: $rt run failed" >&2; exit 1; }
+# Times `run` of /bin/true for every runtime and the wrapper alone, interleaved (one of
+# each per round) so that load from elsewhere on the machine hits all of them alike.
+# Leaves one file of microsecond samples per runtime in $work/samples-NAME.
+time_runs() {
+    local rt b i s
+    for rt in gantry crun runc; do
+        b=$(bin "$rt")
+        mkdir -p "$work/state-$rt"
+        # Two untimed runs warm the page cache and the cgroup parents.
+        for i in 1 2; do
+            wrap "$b" --root "$work/state-$rt" run -b "$bundle" "warm-$i" >/dev/null ||
+                { echo "bench: $rt run failed" >&2; exit 1; }
+        done
     done
     for ((i = 0; i < iterations; i++)); do
         s=$(now_us)
-        wrap "$b" --root "$work/state-$rt" run -b "$bundle" "bench-$i" >/dev/null
-        echo $(($(now_us) - s))
-    done | median
+        wrap true
+        echo $(($(now_us) - s)) >>"$work/samples-wrapper"
+        for rt in gantry crun runc; do
+            b=$(bin "$rt")
+            s=$(now_us)
+            wrap "$b" --root "$work/state-$rt" run -b "$bundle" "bench-$i" >/dev/null
+            echo $(($(now_us) - s)) >>"$work/samples-$rt"
+        done
+    done
 }
 
 # Starts 50 detached sleepers in one wrapper, then removes them in another; prints
@@ -113,12 +115,13 @@ monitor_memory() {
     done | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)], v[NR]}'
 }
 
-echo "gantry-runtime benchmark: $iterations runs each, medians; $(nproc) cores, $(uname -r)"
+echo "gantry-runtime benchmark: $iterations interleaved rounds, medians; $(nproc) cores, $(uname -r), load $(cut -d' ' -f1 /proc/loadavg)"
 echo "peers: $(crun --version | head -1), $(runc --version | head -1)"
-wrapper=$(time_wrapper)
+time_runs
+wrapper=$(median <"$work/samples-wrapper")
 declare -A run fifty
 for rt in gantry crun runc; do
-    run[$rt]=$(time_run "$rt")
+    run[$rt]=$(median <"$work/samples-$rt")
     fifty[$rt]=$(time_fifty "$rt")
 done
 printf '\n%-16s %14s %14s %16s %16s\n' runtime "run (ms)" "net of wrapper" "50 starts (s)" "50 deletes (s)"
