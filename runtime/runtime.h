@@ -60,7 +60,12 @@ struct rt_create_opts {
  * On success *monitor_pid (may be NULL) is the monitor's pid; the caller may exit at any
  * time afterwards. On failure everything made is removed and err says what failed; a
  * missing or non-executable program gives GY_ENOTFOUND or GY_EPERM ("exec /bin/nope: no
- * such file or directory"), an invalid config GY_EINVAL naming the field. */
+ * such file or directory"), an invalid config GY_EINVAL naming the field.
+ *
+ * The monitor is a grandchild in a session of its own, so it is not the caller's child:
+ * when it exits (after the container), the nearest subreaper (PR_SET_CHILD_SUBREAPER) or
+ * init reaps it. The call forks; it is safe from a multi-threaded process, which is not
+ * otherwise disturbed (the monitor closes every descriptor it inherits). */
 int rt_container_create(const struct rt_create_opts *opts, pid_t *monitor_pid,
                         struct gy_error *err);
 

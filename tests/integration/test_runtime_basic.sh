@@ -69,6 +69,12 @@ rt delete "$P-life"
 gt_check "delete removes the state" [ ! -e "$RT_ROOT/$P-life" ]
 gt_check "delete removes the cgroups" [ -z "$(rt_cgroups_of $P-life)" ]
 
+# --- --pid-file, as runc and crun write it
+rt_config "$B" '["sleep", "30"]'
+rt run -d --pid-file "$GT_TMP/pid" -b "$B" "$P-pidfile"
+gt_check "--pid-file holds the container's pid" [ "$(cat "$GT_TMP/pid")" = "$(rt_field $P-pidfile pid)" ]
+rt delete --force "$P-pidfile"
+
 # --- the log keeps to its size cap
 rt_config "$B" '["sh", "-c", "i=0; while [ $i -lt 300 ]; do echo line-$i-0123456789012345678901234567890123456789; i=$((i+1)); done"]'
 rt run -d --log-max 2000 -b "$B" "$P-logcap"
