@@ -175,6 +175,9 @@ char *rt_container_log_path(const char *root, const char *id);
  * frees the returned JSON text. */
 char *rt_config_default_json(void);
 
+/* The runtime-spec features document (features.md) as JSON text; the caller frees it. */
+char *rt_features_json(void);
+
 /* Checks a container id (see RT_ID_MAX). */
 int rt_id_validate(const char *id, struct gy_error *err);
 

@@ -42,7 +42,8 @@ static const char usage_text[] =
     "  wait ID                    waits and exits with the container's status\n"
     "  stats ID                   CPU and memory use as JSON\n"
     "  logs ID                    the container's output (created or run -d)\n"
-    "  spec [-b BUNDLE]           writes a default config.json\n";
+    "  spec [-b BUNDLE]           writes a default config.json\n"
+    "  features                   what this runtime supports (runtime-spec features.md)\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage_error(const char *fmt, ...)
@@ -772,5 +773,13 @@ int main(int argc, char **argv)
         return cmd_logs(sub_argc, sub_argv);
     if (strcmp(cmd, "spec") == 0)
         return cmd_spec(sub_argc, sub_argv);
+    if (strcmp(cmd, "features") == 0) {
+        if (sub_argc != 1)
+            return usage_error("features: takes no arguments");
+        char *text = rt_features_json();
+        puts(text);
+        free(text);
+        return 0;
+    }
     return usage_error("unknown command \"%s\"", cmd);
 }

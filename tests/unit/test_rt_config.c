@@ -13,6 +13,8 @@
 #include <sys/mount.h>
 #include <sys/resource.h>
 
+#include <jansson.h>
+
 #include "runtime/config.h"
 #include "runtime/runtime.h"
 
@@ -312,6 +314,59 @@ static void test_devices(void **state)
                  "linux.devices[0].path");
 }
 
+/* The features document claims only what the parser takes. */
+static void test_features_match_the_parser(void **state)
+{
+    (void)state;
+    char *text = rt_features_json();
+    json_t *doc = json_loads(text, 0, NULL);
+    free(text);
+    assert_non_null(doc);
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(doc, "mountOptions"), i, v)
+    {
+        unsigned long set = 0, clear = 0, prop = 0;
+        bool bind = false;
+        if (!rt_mount_option_flag(json_string_value(v), &set, &clear, &prop, &bind))
+            fail_msg("mount option %s is not a flag option", json_string_value(v));
+    }
+    json_t *seccomp = json_object_get(json_object_get(doc, "linux"), "seccomp");
+    json_array_foreach(json_object_get(seccomp, "actions"), i, v)
+    {
+        char extra[256];
+        snprintf(extra, sizeof(extra),
+                 "\"seccomp\":{\"defaultAction\":\"%s\",\"architectures\":[%s]}",
+                 json_string_value(v), "\"SCMP_ARCH_X86_64\"");
+        char *cfg = config_with("", extra, "");
+        rt_config_free(parse_ok(cfg));
+        free(cfg);
+    }
+    json_array_foreach(json_object_get(seccomp, "archs"), i, v)
+    {
+        char extra[256];
+        snprintf(extra, sizeof(extra),
+                 "\"seccomp\":{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"architectures\":[\"%s\"]}",
+                 json_string_value(v));
+        char *cfg = config_with("", extra, "");
+        rt_config_free(parse_ok(cfg));
+        free(cfg);
+    }
+    json_array_foreach(json_object_get(seccomp, "operators"), i, v)
+    {
+        char extra[320];
+        snprintf(extra, sizeof(extra),
+                 "\"seccomp\":{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":[{\"names\":"
+                 "[\"read\"],\"action\":\"SCMP_ACT_ERRNO\",\"args\":[{\"index\":0,\"value\":1,"
+                 "\"op\":\"%s\"}]}]}",
+                 json_string_value(v));
+        char *cfg = config_with("", extra, "");
+        rt_config_free(parse_ok(cfg));
+        free(cfg);
+    }
+    json_decref(doc);
+}
+
 static void test_hooks(void **state)
 {
     (void)state;
@@ -392,6 +447,7 @@ int main(void)
         cmocka_unit_test(test_hooks),
         cmocka_unit_test(test_resources),
         cmocka_unit_test(test_devices),
+        cmocka_unit_test(test_features_match_the_parser),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
