@@ -57,6 +57,9 @@ gt_check "exec sees the container's init as pid 1" bash -c "'$RT_BIN' --root '$R
 gt_check "exec joins the cgroup" bash -c "'$RT_BIN' --root '$RT_ROOT' exec $P-life sh -c 'cat /proc/self/cgroup' | grep -q 'memory:/$'"
 gt_check "exec adds variables to the container's environment" \
     [ "$(rt exec -e EXTRA=1 "$P-life" sh -c 'echo $EXTRA:$HOME')" = "1:/root" ]
+gt_check "exec --user runs as that user without capabilities" \
+    [ "$(rt exec -u 1000:1000 "$P-life" sh -c 'echo $(id -u):$(id -g); grep CapEff /proc/self/status' | tr -s ' \t' ' ')" = "$(printf '1000:1000\nCapEff: 0000000000000000')" ]
+gt_check "exec --cwd sets the directory" [ "$(rt exec --cwd /tmp "$P-life" pwd)" = /tmp ]
 rt exec "$P-life" sh -c 'exit 9'
 gt_check "exec returns the process's exit status" [ $? -eq 9 ]
 rt exec "$P-life" /bin/nope 2>/dev/null
