@@ -567,6 +567,8 @@ static int cmd_update(int argc, char **argv)
         json_decref(res);
         json_error_t jerr;
         res = strcmp(file, "-") == 0 ? json_loadf(stdin, 0, &jerr) : json_load_file(file, 0, &jerr);
+        if (res == NULL && jerr.line < 1)
+            return usage_error("update -r %s: %s", file, jerr.text);
         if (res == NULL)
             return usage_error("update -r %s: line %d: %s", file, jerr.line, jerr.text);
     }
