@@ -27,7 +27,8 @@ static const char usage_text[] =
     "usage: gantry-runtime [--root DIR] COMMAND [OPTIONS] ID ...\n"
     "\n"
     "commands:\n"
-    "  create [-b BUNDLE] [--pid-file F] [--layer DIR ... --upper-dir D --work-dir D] ID\n"
+    "  create [-b BUNDLE] [--pid-file F] [--inherit-stdio] [--log-max BYTES]\n"
+    "         [--layer DIR ... --upper-dir D --work-dir D] ID\n"
     "  start ID\n"
     "  run [-b BUNDLE] [-d] [--pid-file F] [--layer DIR ...] ID\n"
     "  state ID                   OCI state as JSON\n"
@@ -118,20 +119,17 @@ struct create_args {
     const char *work;
     int64_t log_max;
     bool detach;
+    bool inherit_stdio;
 };
 
 static int parse_create(int argc, char **argv, struct create_args *a, bool run, const char **id)
 {
     static const struct option opts[] = {
-        {"bundle", required_argument, NULL, 'b'},
-        {"pid-file", required_argument, NULL, 'p'},
-        {"layer", required_argument, NULL, 'l'},
-        {"upper-dir", required_argument, NULL, 'U'},
-        {"work-dir", required_argument, NULL, 'W'},
-        {"log-max", required_argument, NULL, 'm'},
-        {"detach", no_argument, NULL, 'd'},
-        {"no-pivot", no_argument, NULL, 'P'},
-        {NULL, 0, NULL, 0},
+        {"bundle", required_argument, NULL, 'b'},   {"pid-file", required_argument, NULL, 'p'},
+        {"layer", required_argument, NULL, 'l'},    {"upper-dir", required_argument, NULL, 'U'},
+        {"work-dir", required_argument, NULL, 'W'}, {"log-max", required_argument, NULL, 'm'},
+        {"detach", no_argument, NULL, 'd'},         {"no-pivot", no_argument, NULL, 'P'},
+        {"inherit-stdio", no_argument, NULL, 'I'},  {NULL, 0, NULL, 0},
     };
     memset(a, 0, sizeof(*a));
     a->bundle = ".";
@@ -168,6 +166,9 @@ static int parse_create(int argc, char **argv, struct create_args *a, bool run, 
             if (!run)
                 return usage_error("--detach: only for run");
             a->detach = true;
+            break;
+        case 'I':
+            a->inherit_stdio = true;
             break;
         case 'P':
             return usage_error("--no-pivot: not supported; the root is always pivoted");
@@ -209,7 +210,7 @@ static int cmd_create(int argc, char **argv, bool run)
         .n_layers = a.n_layers,
         .upper_dir = a.upper,
         .work_dir = a.work,
-        .stdio_inherit = run && !a.detach,
+        .stdio_inherit = (run && !a.detach) || a.inherit_stdio,
         .start = run,
         .log_max = a.log_max,
     };

@@ -72,6 +72,15 @@ rt delete "$P-life"
 gt_check "delete removes the state" [ ! -e "$RT_ROOT/$P-life" ]
 gt_check "delete removes the cgroups" [ -z "$(rt_cgroups_of $P-life)" ]
 
+# --- create --inherit-stdio hands the caller's output to the container, as runc does
+rt_config "$B" '["sh", "-c", "echo inherited"]'
+rt create --inherit-stdio -b "$B" "$P-inherit" >"$GT_TMP/inherit.out"
+rt start "$P-inherit"
+rt wait "$P-inherit" >/dev/null
+gt_check "create --inherit-stdio: the output reaches the creator's stdout" \
+    grep -qx inherited "$GT_TMP/inherit.out"
+rt delete "$P-inherit"
+
 # --- --pid-file, as runc and crun write it
 rt_config "$B" '["sleep", "30"]'
 rt run -d --pid-file "$GT_TMP/pid" -b "$B" "$P-pidfile"
