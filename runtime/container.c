@@ -135,7 +135,7 @@ static int init_setup(struct create_ctx *ctx, const int *ns_fds, char *prog, siz
      * create, not the later start. */
     if ((rc = rt_rlimits_apply(c, err)) < 0)
         return rc;
-    return rt_program_lookup(c->args[0], c->env, prog, prog_size, err);
+    return rt_program_lookup(c->args[0], c->env, c->cwd, prog, prog_size, err);
 }
 
 static void __attribute__((noreturn))

@@ -71,7 +71,8 @@ exec_process(const struct rt_config *c, const struct rt_exec_opts *o, int out_fd
     for (size_t k = 0; k < n_extra; k++)
         env[n++] = (char *)o->env[k];
     char prog[PATH_MAX];
-    if (rt_program_lookup(o->argv[0], env, prog, sizeof(prog), &err) < 0) {
+    if (rt_program_lookup(o->argv[0], env, o->cwd != NULL ? o->cwd : c->cwd, prog, sizeof(prog),
+                          &err) < 0) {
         dprintf(2, "%s\n", err.msg);
         _exit(err.code == GY_EPERM ? 126 : 127);
     }

@@ -94,9 +94,10 @@ int rt_rootfs_setup(const struct rt_config *c, const struct rt_rootfs_args *args
                     struct gy_error *err);
 
 /* Finds prog (argv[0]) in the PATH of env (or a default PATH) inside the current root;
- * fills path. Errors read "exec PROG: no such file or directory" (GY_ENOTFOUND) or
+ * fills path. A relative prog with a '/' ("./app") is checked against cwd, where it will
+ * be executed. Errors read "exec PROG: no such file or directory" (GY_ENOTFOUND) or
  * "... permission denied" (GY_EPERM). */
-int rt_program_lookup(const char *prog, char *const *env, char *path, size_t size,
+int rt_program_lookup(const char *prog, char *const *env, const char *cwd, char *path, size_t size,
                       struct gy_error *err);
 
 /* Applies to the calling process everything a container process gets between its

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -449,17 +450,23 @@ int rt_rootfs_setup(const struct rt_config *c, const struct rt_rootfs_args *a, s
     return 0;
 }
 
-int rt_program_lookup(const char *prog, char *const *env, char *path, size_t size,
+int rt_program_lookup(const char *prog, char *const *env, const char *cwd, char *path, size_t size,
                       struct gy_error *err)
 {
     struct stat st;
     if (strchr(prog, '/') != NULL) {
+        /* exec runs after the chdir to cwd: a relative path is checked from there. */
+        char where[PATH_MAX];
+        if (prog[0] != '/' && cwd != NULL)
+            snprintf(where, sizeof(where), "%s/%s", cwd, prog);
+        else
+            snprintf(where, sizeof(where), "%s", prog);
         snprintf(path, size, "%s", prog);
-        if (stat(path, &st) < 0)
+        if (stat(where, &st) < 0)
             return errno == EACCES ? gy_error_set(err, GY_EPERM, "exec %s: permission denied", prog)
                                    : gy_error_set(err, GY_ENOTFOUND,
                                                   "exec %s: no such file or directory", prog);
-        if (S_ISDIR(st.st_mode) || access(path, X_OK) < 0)
+        if (S_ISDIR(st.st_mode) || access(where, X_OK) < 0)
             return gy_error_set(err, GY_EPERM, "exec %s: permission denied", prog);
         return 0;
     }

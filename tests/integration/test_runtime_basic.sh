@@ -81,6 +81,11 @@ gt_check "create --inherit-stdio: the output reaches the creator's stdout" \
     grep -qx inherited "$GT_TMP/inherit.out"
 rt delete "$P-inherit"
 
+# --- a relative program path runs from process.cwd
+rt_config "$B" '["./echo", "relative"]'
+sed -i 's|"cwd": "/"|"cwd": "/bin"|' "$B/config.json"
+gt_check "./echo with cwd /bin runs /bin/echo" [ "$(rt run -b "$B" "$P-relprog" 2>&1)" = relative ]
+
 # --- --pid-file, as runc and crun write it
 rt_config "$B" '["sleep", "30"]'
 rt run -d --pid-file "$GT_TMP/pid" -b "$B" "$P-pidfile"
