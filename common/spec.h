@@ -12,7 +12,7 @@
 
 #include "common/error.h"
 
-#define GY_SPEC_NAME_MAX     63 /* a DNS label */
+#define GY_SPEC_NAME_MAX     63   /* a DNS label */
 #define GY_SPEC_REPLICAS_MAX 10000
 
 enum gy_restart {
@@ -62,7 +62,7 @@ struct gy_health {
 };
 
 struct gy_placement {
-    struct gy_strv clouds; /* ordered preference; empty = any cloud */
+    struct gy_strv clouds;      /* ordered preference; empty = any cloud */
     enum gy_spread spread;
     struct gy_strv constraints; /* "key == value", "key != value" against node labels */
     enum gy_strategy strategy;
@@ -143,8 +143,8 @@ void gy_spec_free(struct gy_spec *spec);
  * and out-of-range values are reported in problems, each with its key path (and position,
  * when pos is not NULL), and make the call return -GY_EINVAL; spec is then still safe to
  * free. */
-int gy_spec_from_json(const json_t *doc, const struct gy_spec_positions *pos, struct gy_spec *spec,
-                      struct gy_spec_problems *problems);
+int gy_spec_from_json(const json_t *doc, const struct gy_spec_positions *pos,
+                      struct gy_spec *spec, struct gy_spec_problems *problems);
 
 /* Checks the semantic rules (DNS-label name, replicas in range, autoscale min <= max, ...)
  * of an already decoded spec. Returns -GY_EINVAL when problems were added. */

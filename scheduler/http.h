@@ -33,7 +33,7 @@ struct sch_http_request {
     size_t body_len;
     char *raw; /* the request exactly as received (request line, headers, body), for forwarding */
     size_t raw_len;
-    uint64_t received_ns;       /* uv_hrtime() when the request was complete, for latency metrics */
+    uint64_t received_ns; /* uv_hrtime() when the request was complete, for latency metrics */
     struct sch_http_conn *conn; /* private */
     bool answered;              /* private */
     bool conn_gone;             /* true once the client has disconnected */
@@ -45,8 +45,8 @@ struct sch_http_request {
 typedef void (*sch_http_handler)(struct sch_http_request *req, void *data);
 
 struct sch_http_options {
-    size_t max_body;            /* larger bodies get 413; default 4 MiB */
-    size_t max_header;          /* request line plus headers; larger gets 431; default 64 KiB */
+    size_t max_body;           /* larger bodies get 413; default 4 MiB */
+    size_t max_header;         /* request line plus headers; larger gets 431; default 64 KiB */
     uint64_t header_timeout_ms; /* a request not complete in this time: 408 and close; 10 s */
     uint64_t idle_timeout_ms;   /* a keep-alive connection idle this long is closed; 60 s */
     size_t max_connections;     /* further connections are accepted and closed; 1024 */
