@@ -724,19 +724,23 @@ int rt_container_create(const struct rt_create_opts *o, pid_t *monitor_pid, stru
         goto undo;
     }
     if (child == 0) {
-        /* The monitor is a grandchild in a session of its own: the caller neither has to
-         * reap it nor can take it down with its process group or terminal. */
+        /* The monitor lives in a session of its own, so the caller cannot take it down with
+         * its process group or terminal; by default it is a grandchild, so the caller
+         * never has to reap it either. */
         close(report_p[0]);
         ctx.report_fd = report_p[1];
         setsid();
-        pid_t monitor = fork();
-        if (monitor != 0)
-            _exit(monitor < 0 ? 1 : 0);
+        if (!o->monitor_child) {
+            pid_t monitor = fork();
+            if (monitor != 0)
+                _exit(monitor < 0 ? 1 : 0);
+        }
         monitor_main(&ctx);
     }
     close(report_p[1]);
-    while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
-        ;
+    if (!o->monitor_child)
+        while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+            ;
     struct create_report r;
     ssize_t n;
     do {

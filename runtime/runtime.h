@@ -52,6 +52,11 @@ struct rt_create_opts {
     bool start;
     /* Log size cap in bytes; 0 means RT_DEFAULT_LOG_MAX. */
     int64_t log_max;
+    /* false (the default): the monitor is a grandchild, so the caller never has to reap
+     * it. true: it is the caller's child, which saves a process on the way (the CLI, which
+     * exits or waits for it anyway); the caller must then reap it (waitpid on the
+     * monitor pid) once it has exited. */
+    bool monitor_child;
 };
 
 /* Creates the container: validates the config, makes the state directory, forks the

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -213,6 +214,9 @@ static int cmd_create(int argc, char **argv, bool run)
         .stdio_inherit = (run && !a.detach) || a.inherit_stdio,
         .start = run,
         .log_max = a.log_max,
+        /* The command either exits right away (the monitor is then adopted) or waits for
+         * the monitor and reaps it. */
+        .monitor_child = true,
     };
     struct gy_error err;
     gy_error_clear(&err);
@@ -245,7 +249,7 @@ static int run_foreground(const char *id)
 {
     struct gy_error err;
     gy_error_clear(&err);
-    struct rt_state st;
+    struct rt_state st = {0};
     if (rt_container_state(g_root, id, &st, &err) == 0)
         g_forward_pid = st.pid;
     struct sigaction sa = {.sa_handler = forward_signal};
@@ -254,10 +258,15 @@ static int run_foreground(const char *id)
     for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
         sigaction(forwarded[i], &sa, NULL);
     int code = 1;
+    pid_t monitor = st.monitor_pid;
     if (rt_container_wait(g_root, id, -1, &st, &err) < 0)
         fprintf(stderr, "gantry-runtime: %s\n", err.msg);
     else
         code = st.exit_code >= 0 ? st.exit_code : 1;
+    /* The monitor is this process's child (monitor_child): reap it. */
+    if (monitor > 0)
+        while (waitpid(monitor, NULL, 0) < 0 && errno == EINTR)
+            ;
     if (rt_container_delete(g_root, id, true, &err) < 0)
         fprintf(stderr, "gantry-runtime: %s\n", err.msg);
     return code;
