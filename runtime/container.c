@@ -25,12 +25,14 @@
 
 /* Messages on the monitor-init socket (SOCK_SEQPACKET keeps them whole). */
 enum {
-    SYNC_GO = 'G',    /* monitor -> init: cgroup and id maps are in place; code is init's host
-                       * pid, msg[0] is 1 when init goes on to exec without waiting for
-                       * SYNC_START (create with start) */
-    SYNC_READY = 'R', /* init -> monitor: set up, waiting for start */
-    SYNC_START = 'S', /* monitor -> init: exec now */
-    SYNC_ERROR = 'E', /* init -> monitor: setup or exec failed (code, message follow) */
+    SYNC_GO = 'G',     /* monitor -> init: cgroup and id maps are in place; code is init's host
+                        * pid, msg[0] is 1 when init goes on to exec without waiting for
+                        * SYNC_START (create with start) */
+    SYNC_CGROUP = 'C', /* monitor -> init: init is in its cgroup and the prestart and
+                        * createRuntime hooks have run */
+    SYNC_READY = 'R',  /* init -> monitor: set up, waiting for start */
+    SYNC_START = 'S',  /* monitor -> init: exec now */
+    SYNC_ERROR = 'E',  /* init -> monitor: setup or exec failed (code, message follow) */
 };
 
 struct sync_msg {
@@ -58,6 +60,8 @@ struct create_ctx {
     int report_fd;
     int64_t log_max;
     pid_t init_pid; /* the init's host pid, as init learns it from SYNC_GO */
+    int sync_fd;    /* init's end of the monitor socket */
+    bool in_cgroup; /* init has received SYNC_CGROUP */
 };
 
 /* ------------------------------------------------------------------------------------ */
@@ -81,10 +85,32 @@ static void reset_signals(void)
             signal(sig, SIG_DFL);
 }
 
+/* Init mounts its root while the monitor moves it into its cgroup (on cgroup v1 that
+ * write waits for an RCU grace period); what depends on the cgroup waits here: the cgroup
+ * namespace, which is rooted at init's cgroup when it is made, the cgroup mount, the
+ * createContainer hooks, the rlimits and the exec. */
+static int wait_for_cgroup(void *opaque, struct gy_error *err)
+{
+    struct create_ctx *ctx = opaque;
+    if (ctx->in_cgroup)
+        return 0;
+    char type = 0;
+    if (recv(ctx->sync_fd, &type, 1, 0) != 1 || type != SYNC_CGROUP)
+        _exit(1); /* the monitor gave up; it reports why */
+    ctx->in_cgroup = true;
+    const struct rt_config *c = ctx->config;
+    if (c->ns[RT_NS_CGROUP] && c->ns_path[RT_NS_CGROUP] == NULL && unshare(CLONE_NEWCGROUP) < 0)
+        return gy_error_sys(err, errno, "unshare the cgroup namespace");
+    return 0;
+}
+
 /* createContainer hooks: in the container's namespaces, before pivot_root. */
 static int run_create_container_hooks(void *opaque, struct gy_error *err)
 {
     struct create_ctx *ctx = opaque;
+    int rc = wait_for_cgroup(ctx, err);
+    if (rc < 0)
+        return rc;
     if (ctx->config->n_hooks[RT_HOOK_CREATE_CONTAINER] == 0)
         return 0;
     cleanup_free char *state = rt_hook_state_json(ctx->id, "creating", ctx->init_pid, ctx->bundle);
@@ -112,9 +138,6 @@ static int init_setup(struct create_ctx *ctx, const int *ns_fds, char *prog, siz
     }
     if (setsid() < 0)
         return gy_error_sys(err, errno, "setsid");
-    /* Now that init sits in its cgroup, a new cgroup namespace is rooted there. */
-    if (c->ns[RT_NS_CGROUP] && c->ns_path[RT_NS_CGROUP] == NULL && unshare(CLONE_NEWCGROUP) < 0)
-        return gy_error_sys(err, errno, "unshare the cgroup namespace");
     if (c->hostname != NULL && c->hostname[0] != '\0' &&
         sethostname(c->hostname, strlen(c->hostname)) < 0)
         return gy_error_sys(err, errno, "hostname: sethostname %s", c->hostname);
@@ -126,6 +149,7 @@ static int init_setup(struct create_ctx *ctx, const int *ns_fds, char *prog, siz
         .work_dir = ctx->opts->work_dir,
         .cgroup_ops = ctx->cg,
         .cgroup_path = ctx->cgroup_path,
+        .before_cgroup_mount = wait_for_cgroup,
         .before_pivot = run_create_container_hooks,
         .ctx = ctx,
     };
@@ -153,6 +177,7 @@ init_main(struct create_ctx *ctx, int sync_fd, const int *ns_fds, int log_fd)
     struct sync_msg go;
     if (recv(sync_fd, &go, sizeof(go), 0) <= 0 || go.type != SYNC_GO)
         _exit(1);
+    ctx->sync_fd = sync_fd;
     ctx->init_pid = go.code;
     bool start_at_once = go.msg[0] == 1;
     char prog[PATH_MAX];
@@ -205,6 +230,18 @@ static void report(struct create_ctx *ctx, int code, const char *msg)
     snprintf(r.msg, sizeof(r.msg), "%s", msg);
     if (write(ctx->report_fd, &r, sizeof(r)) < 0)
         return;
+}
+
+/* When init has already reported a failure, puts its message in err (it says more than
+ * whatever the monitor tripped over because init is gone). */
+static void init_error(int sync_fd, struct gy_error *err)
+{
+    struct sync_msg m;
+    ssize_t n = recv(sync_fd, &m, sizeof(m), MSG_DONTWAIT);
+    if (n > 0 && m.type == SYNC_ERROR) {
+        err->code = m.code > 0 && m.code < GY_E_COUNT ? (enum gy_code)m.code : GY_EINTERNAL;
+        snprintf(err->msg, sizeof(err->msg), "%s", m.msg);
+    }
 }
 
 static int write_idmap(pid_t pid, const char *file, const struct rt_idmap *maps, size_t n,
@@ -445,19 +482,6 @@ static void __attribute__((noreturn)) monitor_main(struct create_ctx *ctx)
     if (c->ns[RT_NS_USER] && (write_idmap(pid, "uid_map", c->uid_maps, c->n_uid_maps, &err) < 0 ||
                               write_idmap(pid, "gid_map", c->gid_maps, c->n_gid_maps, &err) < 0))
         goto fail_init;
-    if (ctx->cg->enter(RT_CGROUP_MOUNT, ctx->cgroup_path, pid, &err) < 0)
-        goto fail_init;
-    /* prestart and createRuntime hooks: the namespaces exist (a network hook can enter
-     * /proc/PID/ns/net), nothing is mounted yet. */
-    if (c->n_hooks[RT_HOOK_PRESTART] + c->n_hooks[RT_HOOK_CREATE_RUNTIME] > 0) {
-        char *state = rt_hook_state_json(ctx->id, "creating", pid, ctx->bundle);
-        int hrc = rt_hooks_run(c, RT_HOOK_PRESTART, state, &err);
-        if (hrc == 0)
-            hrc = rt_hooks_run(c, RT_HOOK_CREATE_RUNTIME, state, &err);
-        free(state);
-        if (hrc < 0)
-            goto fail_init;
-    }
     /* Taken while init waits for SYNC_GO, so it is alive to be measured. */
     uint64_t init_start = rt_proc_start_time(pid);
     if (o->start) {
@@ -471,6 +495,26 @@ static void __attribute__((noreturn)) monitor_main(struct create_ctx *ctx)
         gy_error_sys(&err, errno, "start the container init");
         goto fail_init;
     }
+    /* Init prepares its root meanwhile (see wait_for_cgroup); a failure it reports
+     * explains more than the failed write to an exited process would. */
+    if (ctx->cg->enter(RT_CGROUP_MOUNT, ctx->cgroup_path, pid, &err) < 0) {
+        init_error(sync_fd, &err);
+        goto fail_init;
+    }
+    /* prestart and createRuntime hooks: the namespaces exist (a network hook can enter
+     * /proc/PID/ns/net), init is in its cgroup and pivot_root is still to come. */
+    if (c->n_hooks[RT_HOOK_PRESTART] + c->n_hooks[RT_HOOK_CREATE_RUNTIME] > 0) {
+        char *state = rt_hook_state_json(ctx->id, "creating", pid, ctx->bundle);
+        int hrc = rt_hooks_run(c, RT_HOOK_PRESTART, state, &err);
+        if (hrc == 0)
+            hrc = rt_hooks_run(c, RT_HOOK_CREATE_RUNTIME, state, &err);
+        free(state);
+        if (hrc < 0)
+            goto fail_init;
+    }
+    /* If init has already failed the send fails; its report comes next on the socket. */
+    char in_cgroup = SYNC_CGROUP;
+    send(sync_fd, &in_cgroup, 1, MSG_NOSIGNAL);
     struct sync_msg m;
     ssize_t n = recv(sync_fd, &m, sizeof(m), 0);
     if (n <= 0) {

@@ -82,6 +82,9 @@ struct rt_rootfs_args {
     const char *work_dir;
     const struct rt_cgroup_ops *cgroup_ops;
     const char *cgroup_path;
+    /* Called before a "cgroup" mount (the cgroup namespace must exist by then); may be
+     * NULL. */
+    int (*before_cgroup_mount)(void *ctx, struct gy_error *err);
     /* Called after the mounts and before pivot_root (createContainer hooks); may be NULL. */
     int (*before_pivot)(void *ctx, struct gy_error *err);
     void *ctx;

@@ -215,6 +215,12 @@ static int mount_one(int rootfd, const struct rt_mount *m, size_t index,
         return gy_error_wrap(err, "%s", what);
     char target[64];
     fd_path(destfd, target);
+    if (m->type != NULL && (strcmp(m->type, "cgroup") == 0 || strcmp(m->type, "cgroup2") == 0) &&
+        a->before_cgroup_mount != NULL) {
+        int rc = a->before_cgroup_mount(a->ctx, err);
+        if (rc < 0)
+            return rc;
+    }
     if (m->type != NULL && strcmp(m->type, "cgroup") == 0)
         return mount_cgroup(rootfd, m, destfd, a, what, err);
     if (m->bind) {
