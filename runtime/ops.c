@@ -14,6 +14,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/xalloc.h"
@@ -413,6 +415,23 @@ void rt_ids_free(char **ids, size_t count)
     for (size_t i = 0; i < count; i++)
         free(ids[i]);
     free(ids);
+}
+
+char *rt_container_annotations(const char *root, const char *id)
+{
+    if (rt_id_validate(id, NULL) < 0)
+        return NULL;
+    cleanup_free char *dir = rt_state_dir(root, id);
+    cleanup_free char *path = rt_state_file(dir, RT_FILE_CONFIG);
+    json_t *doc = json_load_file(path, 0, NULL);
+    if (doc == NULL)
+        return NULL;
+    json_t *annotations = json_object_get(doc, "annotations");
+    char *text = json_is_object(annotations) ? json_dumps(annotations, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    char *copy = gy_xstrdup(text != NULL ? text : "{}");
+    free(text);
+    return copy;
 }
 
 char *rt_container_log_path(const char *root, const char *id)

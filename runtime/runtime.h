@@ -171,6 +171,10 @@ int rt_container_stats(const char *root, const char *id, struct rt_stats *out,
 int rt_container_list(const char *root, char ***ids, size_t *count, struct gy_error *err);
 void rt_ids_free(char **ids, size_t count);
 
+/* The config's annotations as a JSON object text ("{}" when it has none), for the OCI
+ * state; NULL when there is no such container. The caller frees it. */
+char *rt_container_annotations(const char *root, const char *id);
+
 /* Path of the container's log file (stdout and stderr when not inherited); the caller
  * frees it. */
 char *rt_container_log_path(const char *root, const char *id);

@@ -308,6 +308,13 @@ static int cmd_state(int argc, char **argv)
         json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:i}", "ociVersion", "1.0.2", "id", st.id,
                   "status", rt_status_name(st.status), "pid", (int)st.pid, "bundle", st.bundle,
                   "created", created, "monitorPid", (int)st.monitor_pid);
+    char *annotations = rt_container_annotations(g_root, id);
+    json_t *ann = annotations != NULL ? json_loads(annotations, 0, NULL) : NULL;
+    free(annotations);
+    if (ann != NULL && json_object_size(ann) > 0)
+        json_object_set_new(doc, "annotations", ann);
+    else
+        json_decref(ann);
     if (st.status == RT_STATUS_STOPPED) {
         json_object_set_new(doc, "exitCode", json_integer(st.exit_code));
         json_object_set_new(doc, "exitSignal", json_integer(st.exit_signal));

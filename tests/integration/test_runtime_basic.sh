@@ -86,6 +86,14 @@ rt_config "$B" '["./echo", "relative"]'
 sed -i 's|"cwd": "/"|"cwd": "/bin"|' "$B/config.json"
 gt_check "./echo with cwd /bin runs /bin/echo" [ "$(rt run -b "$B" "$P-relprog" 2>&1)" = relative ]
 
+# --- the config's annotations appear in the OCI state
+rt_config "$B" '["sleep", "30"]'
+sed -i 's|^  "hostname"|  "annotations": {"org.example.team": "web"},\n  "hostname"|' "$B/config.json"
+rt run -d -b "$B" "$P-ann"
+gt_check "state carries the config's annotations" \
+    bash -c "'$RT_BIN' --root '$RT_ROOT' state $P-ann | grep -q '\"org.example.team\": \"web\"'"
+rt delete --force "$P-ann"
+
 # --- --pid-file, as runc and crun write it
 rt_config "$B" '["sleep", "30"]'
 rt run -d --pid-file "$GT_TMP/pid" -b "$B" "$P-pidfile"
