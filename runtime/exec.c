@@ -246,8 +246,12 @@ int rt_container_exec(const char *root, const char *id, const struct rt_exec_opt
         if (deadline > 0) {
             int64_t left = deadline - rt_now_ns();
             if (left <= 0) {
-                if (!res->timed_out && inner > 0)
+                if (inner > 0)
                     kill(inner, SIGKILL);
+                /* Past the grace period as well: the helper goes too, which ends the
+                 * loop (its pipes close). */
+                if (res->timed_out)
+                    kill(helper, SIGKILL);
                 res->timed_out = true;
                 wait_ms = 100;
                 deadline = rt_now_ns() + 2000000000LL; /* grace to collect the status */
@@ -272,9 +276,12 @@ int rt_container_exec(const char *root, const char *id, const struct rt_exec_opt
                 report_fd = -1;
                 continue;
             }
-            if (r.kind == 'P')
+            if (r.kind == 'P') {
                 inner = r.value;
-            else if (r.kind == 'W') {
+                /* The deadline passed before the process existed: it goes at once. */
+                if (res->timed_out)
+                    kill(inner, SIGKILL);
+            } else if (r.kind == 'W') {
                 status = r.value;
                 have_status = true;
             } else if (r.kind == 'E') {
@@ -294,6 +301,11 @@ int rt_container_exec(const char *root, const char *id, const struct rt_exec_opt
         res->output = NULL;
         res->output_len = 0;
         return rc;
+    }
+    if (!have_status && res->timed_out) {
+        /* Killed with its helper after the grace period. */
+        status = SIGKILL;
+        have_status = true;
     }
     if (!have_status)
         return gy_error_set(err, GY_EINTERNAL, "exec in %s: the helper exited without a status",

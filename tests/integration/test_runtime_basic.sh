@@ -20,11 +20,10 @@ gt_check "no host process is visible (only sh, ls and grep)" [ "$(sed -n 3p <<<"
 rt_config "$B" '["sh", "-c", "exit 42"]'
 rt run -b "$B" "$P-exit" >/dev/null 2>&1
 gt_check "run exits with the container's status (42)" [ $? -eq 42 ]
-rt_config "$B" '["sh", "-c", "trap \"exit 143\" TERM; sleep 30 & wait"]'
+rt_config "$B" '["sh", "-c", "trap \"exit 143\" TERM; echo trapped; sleep 30 & wait"]'
 gt_spawn fg "$RT_BIN" --root "$RT_ROOT" run -b "$B" "$P-fwd"
 fg_pid=$GT_LAST_PID
-gt_wait_for "container $P-fwd running" 10 bash -c "'$RT_BIN' --root '$RT_ROOT' state $P-fwd | grep -q running"
-sleep 0.2
+gt_wait_for "container $P-fwd has its trap" 10 grep -q trapped "$GT_TMP/fg.log"
 kill -TERM "$fg_pid"
 wait "$fg_pid"
 gt_check "run forwards SIGTERM and exits with the container's 143" [ $? -eq 143 ]
@@ -112,7 +111,7 @@ gt_check "the newest output is in the log" grep -q 'line-299-' "$log"
 rt delete "$P-logcap"
 
 # --- the monitor survives SIGKILL of its caller and records the exit later
-rt_config "$B" '["sh", "-c", "sleep 1; exit 7"]'
+rt_config "$B" '["sh", "-c", "sleep 3; exit 7"]'
 gt_spawn caller "$RT_BIN" --root "$RT_ROOT" run -b "$B" "$P-orphan"
 caller=$GT_LAST_PID
 gt_wait_for "container $P-orphan running" 10 bash -c "'$RT_BIN' --root '$RT_ROOT' state $P-orphan | grep -q running"
