@@ -97,8 +97,9 @@ struct rt_state {
 int rt_container_state(const char *root, const char *id, struct rt_state *out,
                        struct gy_error *err);
 
-/* Sends sig to the user process, or with all to every process in the container's cgroup.
- * Fails with GY_ECONFLICT when the container is stopped. */
+/* Sends sig to the user process (created, running or paused), or with all to every
+ * process in the container's cgroup. Fails with GY_ECONFLICT when the container is
+ * stopped. A pid namespace's init only receives the signals it handles, and SIGKILL. */
 int rt_container_kill(const char *root, const char *id, int sig, bool all, struct gy_error *err);
 
 /* Waits until the container is stopped and its monitor has recorded the exit, at most
@@ -106,9 +107,10 @@ int rt_container_kill(const char *root, const char *id, int sig, bool all, struc
 int rt_container_wait(const char *root, const char *id, int timeout_ms, struct rt_state *out,
                       struct gy_error *err);
 
-/* Removes a created or stopped container: its cgroup, state and log. A running container
- * is refused with GY_ECONFLICT unless force, which kills it first (SIGKILL) and waits for
- * its monitor. */
+/* Removes a created or stopped container: its cgroup, state and log (a created one is
+ * killed first). A running or paused container is refused with GY_ECONFLICT unless force,
+ * which kills it (SIGKILL, after thawing) and waits for its monitor. Runs the poststop
+ * hooks. */
 int rt_container_delete(const char *root, const char *id, bool force, struct gy_error *err);
 
 /* A process to run inside a running container. */
@@ -128,7 +130,8 @@ struct rt_exec_opts {
 };
 
 struct rt_exec_result {
-    int exit_code; /* exit status, or 128 + signal; 127 when the program is missing */
+    int exit_code; /* exit status, or 128 + signal; 127 when the program is missing, 126
+                    * when it cannot be executed */
     int signal;
     bool timed_out;
     char *output; /* captured output, NUL-terminated; the caller frees it */
@@ -179,9 +182,9 @@ char *rt_container_annotations(const char *root, const char *id);
  * frees it. */
 char *rt_container_log_path(const char *root, const char *id);
 
-/* A default OCI config (as `gantry-runtime spec` writes): busybox-style sh, the standard
- * mounts, masked and read-only paths and all namespaces but user and cgroup. The caller
- * frees the returned JSON text. */
+/* A default OCI config (as `gantry-runtime spec` writes): sh as the program, the standard
+ * mounts, masked and read-only paths, and every namespace but user. The caller frees the
+ * returned JSON text. */
 char *rt_config_default_json(void);
 
 /* The runtime-spec features document (features.md) as JSON text; the caller frees it. */
