@@ -96,6 +96,21 @@ gt_check "seccomp still refuses mount with EPERM" grep -q 'mount=1' <<<"$out"
 gt_check "seccomp still refuses unshare with EPERM" \
     bash -c "grep -q 'unshare=1' <<<'$out' && grep -q 'Operation not permitted' <<<'$out'"
 
+# --- an OCI seccomp profile from the config replaces the default one
+profile='"seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+  "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+               {"names": ["fchmodat"], "action": "SCMP_ACT_ERRNO",
+                "args": [{"index": 2, "value": 511, "op": "SCMP_CMP_EQ"}]},
+               {"names": ["chmod"], "action": "SCMP_ACT_ERRNO",
+                "args": [{"index": 1, "value": 511, "op": "SCMP_CMP_EQ"}]}]}'
+RT_EXTRA_LINUX=$profile rt_config "$B" '["sh", "-c", "mkdir /tmp/d 2>&1; echo mkdir=$?; touch /tmp/f; chmod 777 /tmp/f 2>&1; echo chmod777=$?; chmod 755 /tmp/f; echo chmod755=$?; unshare -U true; echo unshare=$?"]'
+out=$(rt run -b "$B" "$P-profile" 2>&1)
+gt_check "the profile's rule refuses mkdir" grep -q 'mkdir=1' <<<"$out"
+gt_check "with its errnoRet (EACCES)" grep -q "/tmp/d'\?: Permission denied" <<<"$out"
+gt_check "an argument condition refuses chmod 0777" grep -q 'chmod777=1' <<<"$out"
+gt_check "and lets chmod 0755 through" grep -q 'chmod755=0' <<<"$out"
+gt_check "and the default profile is not added (unshare -U succeeds)" grep -q 'unshare=0' <<<"$out"
+
 # --- user namespace: root inside, uid 100000 outside
 RT_USERNS=1 rt_config "$B" '["sh", "-c", "id -u; exec sleep 30"]'
 rt run -d -b "$B" "$P-user"
