@@ -836,6 +836,9 @@ int sch_node_start(struct sch_node *node, uv_loop_t *loop, const struct sch_node
     raft_set_heartbeat_timeout(&node->raft, cfg->heartbeat_ms);
     raft_set_snapshot_threshold(&node->raft, cfg->snapshot_threshold);
     raft_set_snapshot_trailing(&node->raft, cfg->snapshot_trailing);
+    /* Pre-vote: a server that restarts or was removed asks first whether it could win, so it
+     * does not disrupt a working leader with a higher term. */
+    raft_set_pre_vote(&node->raft, true);
 
     if (cfg->bootstrap != NULL) {
         struct raft_configuration conf;
