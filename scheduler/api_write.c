@@ -419,7 +419,7 @@ static void member_removed(void *data, int status, const char *message)
     if (!sch_node_is_leader(&call->server->node)) {
         /* This server removed itself and stepped down, so it cannot propose the removal of
          * its row from the servers table. The row is harmless: /v1/cluster lists the Raft
-         * configuration, and a leader only forwards to the leader's own row. */
+         * configuration, and followers forward only to the leader's row. */
         sch_call_json(call, 200,
                       json_pack("{s:I,s:b}", "id", (json_int_t)call->member_id, "removed", 1));
         return;
