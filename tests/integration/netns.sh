@@ -37,14 +37,17 @@ gt_hosts_create() {
     done
 }
 
+# Commands enter only the host's network namespace (nsenter), not a mount namespace of
+# its own as `ip netns exec` would: the cgroup hierarchies under /sys/fs/cgroup stay
+# visible to the runtime.
 gt_host_exec() {
     local i=$1; shift
-    ip netns exec "${GT_HOST_NS[$i]}" "$@"
+    nsenter --net="/run/netns/${GT_HOST_NS[$i]}" "$@"
 }
 
 gt_host_spawn() {
     local name=$1 i=$2; shift 2
-    gt_spawn "$name" ip netns exec "${GT_HOST_NS[$i]}" "$@"
+    gt_spawn "$name" nsenter --net="/run/netns/${GT_HOST_NS[$i]}" "$@"
 }
 
 gt_host_isolate() {

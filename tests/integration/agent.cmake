@@ -1,0 +1,7 @@
+add_executable(fake_leader ${CMAKE_CURRENT_SOURCE_DIR}/agent/fake_leader.c)
+set_target_properties(fake_leader PROPERTIES RUNTIME_OUTPUT_DIRECTORY
+                      ${PROJECT_BINARY_DIR}/tests/integration/agent)
+target_link_libraries(fake_leader PRIVATE gantry_proto gantry_common PkgConfig::UV
+                      PkgConfig::JANSSON)
+gantry_integration_test(integration_agent_supervision
+                        SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_agent_supervision.sh TIMEOUT 180)
