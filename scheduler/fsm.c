@@ -1,0 +1,1048 @@
+/* The state machine on SQLite: schema, command execution, snapshots and the raft_fsm
+ * callbacks. Everything here runs on the loop thread, so no locking is needed. */
+#include "scheduler/fsm.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "scheduler/command.h"
+
+#define SNAPSHOT_MAGIC  0x31535947u /* "GYS1" */
+#define SNAPSHOT_FORMAT 1
+
+static const char *const schema_sql =
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE servers (id INTEGER PRIMARY KEY, raft_address TEXT NOT NULL,"
+    "  api_address TEXT NOT NULL, agent_address TEXT NOT NULL);"
+    "CREATE TABLE workloads (name TEXT PRIMARY KEY, spec BLOB NOT NULL,"
+    "  generation INTEGER NOT NULL, replicas INTEGER NOT NULL,"
+    "  created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
+    "CREATE TABLE nodes (name TEXT PRIMARY KEY, cloud TEXT NOT NULL, region TEXT NOT NULL,"
+    "  zone TEXT NOT NULL, labels TEXT NOT NULL, cpu_millis INTEGER NOT NULL,"
+    "  memory_bytes INTEGER NOT NULL, pids INTEGER NOT NULL, cost REAL NOT NULL,"
+    "  address TEXT NOT NULL, state INTEGER NOT NULL, reason TEXT NOT NULL,"
+    "  registered_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
+    "CREATE TABLE replicas (id TEXT PRIMARY KEY, workload TEXT NOT NULL,"
+    "  generation INTEGER NOT NULL, node TEXT NOT NULL, state INTEGER NOT NULL,"
+    "  ready INTEGER NOT NULL, restarts INTEGER NOT NULL, exit_code INTEGER NOT NULL,"
+    "  exit_signal INTEGER NOT NULL, oom_killed INTEGER NOT NULL, address TEXT NOT NULL,"
+    "  reason TEXT NOT NULL, changed_ms INTEGER NOT NULL);"
+    "CREATE INDEX replicas_by_workload ON replicas (workload);"
+    "CREATE INDEX replicas_by_node ON replicas (node);"
+    "CREATE TABLE events (seq INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL,"
+    "  actor TEXT NOT NULL, kind TEXT NOT NULL, object TEXT NOT NULL,"
+    "  message TEXT NOT NULL);";
+
+/* Prepared statements used on the hot path of applying workloads. */
+enum {
+    STMT_WORKLOAD_GET = 0,
+    STMT_WORKLOAD_INSERT,
+    STMT_WORKLOAD_UPDATE,
+    STMT_EVENT_INSERT,
+    STMT_COUNT,
+};
+
+static const char *const stmt_sql[STMT_COUNT] = {
+    [STMT_WORKLOAD_GET] = "SELECT spec, generation FROM workloads WHERE name = ?",
+    [STMT_WORKLOAD_INSERT] = "INSERT INTO workloads (name, spec, generation, replicas,"
+                             " created_ms, updated_ms) VALUES (?, ?, 1, ?, ?, ?)",
+    [STMT_WORKLOAD_UPDATE] = "UPDATE workloads SET spec = ?, generation = generation + 1,"
+                             " replicas = ?, updated_ms = ? WHERE name = ?",
+    [STMT_EVENT_INSERT] = "INSERT INTO events (seq, time_ms, actor, kind, object, message)"
+                          " VALUES (?, ?, ?, ?, ?, ?)",
+};
+
+const char *sch_outcome_name(enum sch_outcome outcome)
+{
+    switch (outcome) {
+    case SCH_OUTCOME_CREATED:
+        return "created";
+    case SCH_OUTCOME_UPDATED:
+        return "updated";
+    default:
+        return "unchanged";
+    }
+}
+
+static void result_clear(struct sch_result *result)
+{
+    free(result->message);
+    for (size_t i = 0; i < result->n_outcomes; i++)
+        free(result->outcomes[i].name);
+    free(result->outcomes);
+    for (size_t i = 0; i < result->n_batch; i++)
+        result_clear(&result->batch[i]);
+    free(result->batch);
+    memset(result, 0, sizeof(*result));
+}
+
+void sch_result_free(struct sch_result *result)
+{
+    if (result == NULL)
+        return;
+    result_clear(result);
+    free(result);
+}
+
+/* Marks the result rejected with a message; returns the code for convenience. */
+static int reject(struct sch_result *result, enum gy_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int reject(struct sch_result *result, enum gy_code code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    free(result->message);
+    if (vasprintf(&result->message, fmt, ap) < 0)
+        result->message = NULL;
+    va_end(ap);
+    result->code = -(int)code;
+    return result->code;
+}
+
+static int reject_sql(struct sch_fsm *fsm, struct sch_result *result, const char *what)
+{
+    return reject(result, GY_EIO, "%s: %s", what, sqlite3_errmsg(fsm->db));
+}
+
+static int exec_sql(struct sch_fsm *fsm, const char *sql)
+{
+    return sqlite3_exec(fsm->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
+static int prepare_all(struct sch_fsm *fsm, struct gy_error *err)
+{
+    for (int i = 0; i < STMT_COUNT; i++) {
+        if (sqlite3_prepare_v3(fsm->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &fsm->stmts[i],
+                               NULL) != SQLITE_OK)
+            return gy_error_set(err, GY_EINTERNAL, "prepare \"%s\": %s", stmt_sql[i],
+                                sqlite3_errmsg(fsm->db));
+    }
+    return 0;
+}
+
+static void finalize_all(struct sch_fsm *fsm)
+{
+    for (int i = 0; i < STMT_COUNT; i++) {
+        sqlite3_finalize(fsm->stmts[i]);
+        fsm->stmts[i] = NULL;
+    }
+}
+
+static uint64_t query_u64(struct sch_fsm *fsm, const char *sql)
+{
+    sqlite3_stmt *stmt;
+    uint64_t v = 0;
+    if (sqlite3_prepare_v2(fsm->db, sql, -1, &stmt, NULL) != SQLITE_OK)
+        return 0;
+    if (sqlite3_step(stmt) == SQLITE_ROW)
+        v = (uint64_t)sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    return v;
+}
+
+int sch_fsm_init(struct sch_fsm *fsm, struct gy_error *err)
+{
+    memset(fsm, 0, sizeof(*fsm));
+    if (sqlite3_open_v2(":memory:", &fsm->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+        SQLITE_OK) {
+        int rc = gy_error_set(err, GY_EIO, "open state database: %s",
+                              fsm->db ? sqlite3_errmsg(fsm->db) : "out of memory");
+        sqlite3_close(fsm->db);
+        fsm->db = NULL;
+        return rc;
+    }
+    char version[128];
+    snprintf(version, sizeof(version),
+             "INSERT INTO meta (key, value) VALUES ('schema_version', '%d');",
+             SCH_FSM_SCHEMA_VERSION);
+    if (exec_sql(fsm, schema_sql) < 0 || exec_sql(fsm, version) < 0) {
+        int rc =
+            gy_error_set(err, GY_EINTERNAL, "create state schema: %s", sqlite3_errmsg(fsm->db));
+        sch_fsm_close(fsm);
+        return rc;
+    }
+    int rc = prepare_all(fsm, err);
+    if (rc < 0)
+        sch_fsm_close(fsm);
+    return rc;
+}
+
+void sch_fsm_close(struct sch_fsm *fsm)
+{
+    finalize_all(fsm);
+    if (fsm->db != NULL)
+        sqlite3_close(fsm->db);
+    fsm->db = NULL;
+    for (size_t i = 0; i < SCH_FSM_RESULT_SLOTS; i++) {
+        sch_result_free(fsm->slots[i]);
+        fsm->slots[i] = NULL;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Audit events */
+
+static int event_add(struct sch_fsm *fsm, const Gantry__Command *cmd, const char *kind,
+                     const char *object, struct sch_result *result, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+static int event_add(struct sch_fsm *fsm, const Gantry__Command *cmd, const char *kind,
+                     const char *object, struct sch_result *result, const char *fmt, ...)
+{
+    char message[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof(message), fmt, ap);
+    va_end(ap);
+    sqlite3_stmt *stmt = fsm->stmts[STMT_EVENT_INSERT];
+    uint64_t seq = fsm->last_event + 1;
+    sqlite3_reset(stmt);
+    sqlite3_bind_int64(stmt, 1, (sqlite3_int64)seq);
+    sqlite3_bind_int64(stmt, 2, (sqlite3_int64)cmd->time_ms);
+    sqlite3_bind_text(stmt, 3, cmd->actor ? cmd->actor : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 4, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 5, object, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 6, message, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    if (rc != SQLITE_DONE)
+        return reject_sql(fsm, result, "append audit event");
+    fsm->last_event = seq;
+    result->last_event = seq;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Workloads */
+
+static bool name_valid(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n > 63)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+            return false;
+    }
+    return name[0] != '-' && name[n - 1] != '-';
+}
+
+static int apply_one_workload(struct sch_fsm *fsm, const Gantry__Command *cmd,
+                              const Gantry__WorkloadSpec *spec, struct sch_result *result)
+{
+    if (!name_valid(spec->name))
+        return reject(result, GY_EINVAL, "workload name \"%s\" is not a DNS label",
+                      spec->name ? spec->name : "");
+    size_t len = gantry__workload_spec__get_packed_size(spec);
+    uint8_t *blob = malloc(len ? len : 1);
+    if (blob == NULL)
+        return reject(result, GY_ENOMEM, "encode workload %s", spec->name);
+    gantry__workload_spec__pack(spec, blob);
+
+    sqlite3_stmt *get = fsm->stmts[STMT_WORKLOAD_GET];
+    sqlite3_reset(get);
+    sqlite3_bind_text(get, 1, spec->name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(get);
+    enum sch_outcome outcome;
+    uint64_t generation;
+    if (rc == SQLITE_ROW) {
+        const void *old = sqlite3_column_blob(get, 0);
+        size_t old_len = (size_t)sqlite3_column_bytes(get, 0);
+        generation = (uint64_t)sqlite3_column_int64(get, 1);
+        outcome = (old_len == len && (len == 0 || memcmp(old, blob, len) == 0))
+                      ? SCH_OUTCOME_UNCHANGED
+                      : SCH_OUTCOME_UPDATED;
+    } else if (rc == SQLITE_DONE) {
+        outcome = SCH_OUTCOME_CREATED;
+        generation = 0;
+    } else {
+        sqlite3_reset(get);
+        free(blob);
+        return reject_sql(fsm, result, "read workload");
+    }
+    sqlite3_reset(get);
+
+    sqlite3_stmt *stmt = NULL;
+    if (outcome == SCH_OUTCOME_CREATED) {
+        stmt = fsm->stmts[STMT_WORKLOAD_INSERT];
+        sqlite3_reset(stmt);
+        sqlite3_bind_text(stmt, 1, spec->name, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(stmt, 2, blob, (int)len, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 3, spec->replicas);
+        sqlite3_bind_int64(stmt, 4, (sqlite3_int64)cmd->time_ms);
+        sqlite3_bind_int64(stmt, 5, (sqlite3_int64)cmd->time_ms);
+        generation = 1;
+    } else if (outcome == SCH_OUTCOME_UPDATED) {
+        stmt = fsm->stmts[STMT_WORKLOAD_UPDATE];
+        sqlite3_reset(stmt);
+        sqlite3_bind_blob(stmt, 1, blob, (int)len, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 2, spec->replicas);
+        sqlite3_bind_int64(stmt, 3, (sqlite3_int64)cmd->time_ms);
+        sqlite3_bind_text(stmt, 4, spec->name, -1, SQLITE_STATIC);
+        generation++;
+    }
+    if (stmt != NULL) {
+        rc = sqlite3_step(stmt);
+        sqlite3_reset(stmt);
+        sqlite3_clear_bindings(stmt);
+        if (rc != SQLITE_DONE) {
+            free(blob);
+            return reject_sql(fsm, result, "write workload");
+        }
+    }
+    free(blob);
+
+    struct sch_apply_outcome *grown =
+        realloc(result->outcomes, (result->n_outcomes + 1) * sizeof(*grown));
+    if (grown == NULL)
+        return reject(result, GY_ENOMEM, "record outcome of %s", spec->name);
+    result->outcomes = grown;
+    struct sch_apply_outcome *o = &result->outcomes[result->n_outcomes];
+    o->name = strdup(spec->name);
+    if (o->name == NULL)
+        return reject(result, GY_ENOMEM, "record outcome of %s", spec->name);
+    o->outcome = outcome;
+    o->generation = generation;
+    result->n_outcomes++;
+
+    char object[128];
+    snprintf(object, sizeof(object), "workload/%s", spec->name);
+    if (outcome == SCH_OUTCOME_UNCHANGED)
+        return event_add(fsm, cmd, "apply", object, result, "unchanged at generation %" PRIu64,
+                         generation);
+    return event_add(fsm, cmd, "apply", object, result, "%s: generation %" PRIu64 ", %u replicas",
+                     sch_outcome_name(outcome), generation, spec->replicas);
+}
+
+static int exec_apply(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch_result *result)
+{
+    const Gantry__ApplyWorkloads *apply = cmd->apply_workloads;
+    if (apply->n_workloads == 0)
+        return reject(result, GY_EINVAL, "apply holds no workloads");
+    for (size_t i = 0; i < apply->n_workloads; i++) {
+        int rc = apply_one_workload(fsm, cmd, apply->workloads[i], result);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Runs one statement with text and integer parameters given as a format: 't' text, 'i'
+ * int64, 'd' double. Returns the number of changed rows, or -1 on error. */
+static int run(struct sch_fsm *fsm, const char *sql, const char *types, ...)
+{
+    sqlite3_stmt *stmt;
+    if (sqlite3_prepare_v2(fsm->db, sql, -1, &stmt, NULL) != SQLITE_OK)
+        return -1;
+    va_list ap;
+    va_start(ap, types);
+    for (int i = 0; types[i] != '\0'; i++) {
+        if (types[i] == 't') {
+            const char *s = va_arg(ap, const char *);
+            sqlite3_bind_text(stmt, i + 1, s ? s : "", -1, SQLITE_TRANSIENT);
+        } else if (types[i] == 'i') {
+            sqlite3_bind_int64(stmt, i + 1, va_arg(ap, int64_t));
+        } else {
+            sqlite3_bind_double(stmt, i + 1, va_arg(ap, double));
+        }
+    }
+    va_end(ap);
+    int rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        return -1;
+    return sqlite3_changes(fsm->db);
+}
+
+static bool exists(struct sch_fsm *fsm, const char *sql, const char *key)
+{
+    sqlite3_stmt *stmt;
+    if (sqlite3_prepare_v2(fsm->db, sql, -1, &stmt, NULL) != SQLITE_OK)
+        return false;
+    sqlite3_bind_text(stmt, 1, key ? key : "", -1, SQLITE_TRANSIENT);
+    bool found = sqlite3_step(stmt) == SQLITE_ROW;
+    sqlite3_finalize(stmt);
+    return found;
+}
+
+static int exec_delete(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch_result *result)
+{
+    const char *name = cmd->delete_workload->name;
+    int n = run(fsm, "DELETE FROM workloads WHERE name = ?", "t", name);
+    if (n < 0)
+        return reject_sql(fsm, result, "delete workload");
+    if (n == 0)
+        return reject(result, GY_ENOTFOUND, "workload \"%s\" not found", name);
+    /* Its replicas are asked to stop; the reconciler removes them once agents report them
+     * stopped. */
+    int stopping = run(fsm,
+                       "UPDATE replicas SET state = ?, reason = 'workload deleted', changed_ms = ?"
+                       " WHERE workload = ? AND state NOT IN (?, ?, ?)",
+                       "iitiii", (int64_t)GANTRY__REPLICA_STATE__REPLICA_STOPPING,
+                       (int64_t)cmd->time_ms, name, (int64_t)GANTRY__REPLICA_STATE__REPLICA_STOPPED,
+                       (int64_t)GANTRY__REPLICA_STATE__REPLICA_EXITED,
+                       (int64_t)GANTRY__REPLICA_STATE__REPLICA_FAILED);
+    if (stopping < 0)
+        return reject_sql(fsm, result, "stop replicas of deleted workload");
+    char object[128];
+    snprintf(object, sizeof(object), "workload/%s", name);
+    return event_add(fsm, cmd, "delete", object, result, "deleted; %d replicas stopping", stopping);
+}
+
+static int exec_scale(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch_result *result)
+{
+    const Gantry__ScaleWorkload *scale = cmd->scale_workload;
+    sqlite3_stmt *stmt;
+    if (sqlite3_prepare_v2(fsm->db, "SELECT replicas, generation FROM workloads WHERE name = ?", -1,
+                           &stmt, NULL) != SQLITE_OK)
+        return reject_sql(fsm, result, "read workload");
+    sqlite3_bind_text(stmt, 1, scale->name ? scale->name : "", -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(stmt) != SQLITE_ROW) {
+        sqlite3_finalize(stmt);
+        return reject(result, GY_ENOTFOUND, "workload \"%s\" not found", scale->name);
+    }
+    int64_t before = sqlite3_column_int64(stmt, 0);
+    uint64_t generation = (uint64_t)sqlite3_column_int64(stmt, 1);
+    sqlite3_finalize(stmt);
+    if (scale->replicas > 10000)
+        return reject(result, GY_ERANGE, "replicas %u is over the limit of 10000", scale->replicas);
+    if (run(fsm, "UPDATE workloads SET replicas = ?, updated_ms = ? WHERE name = ?", "iit",
+            (int64_t)scale->replicas, (int64_t)cmd->time_ms, scale->name) < 0)
+        return reject_sql(fsm, result, "scale workload");
+    struct sch_apply_outcome *o = calloc(1, sizeof(*o));
+    if (o == NULL || (o->name = strdup(scale->name)) == NULL) {
+        free(o);
+        return reject(result, GY_ENOMEM, "record outcome");
+    }
+    o->outcome = before == (int64_t)scale->replicas ? SCH_OUTCOME_UNCHANGED : SCH_OUTCOME_UPDATED;
+    o->generation = generation;
+    result->outcomes = o;
+    result->n_outcomes = 1;
+    char object[128];
+    snprintf(object, sizeof(object), "workload/%s", scale->name);
+    return event_add(fsm, cmd, "scale", object, result, "replicas %" PRId64 " -> %u%s%s", before,
+                     scale->replicas, scale->reason && *scale->reason ? ": " : "",
+                     scale->reason ? scale->reason : "");
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Nodes and replicas */
+
+static int exec_register_node(struct sch_fsm *fsm, const Gantry__Command *cmd,
+                              struct sch_result *result)
+{
+    const Gantry__NodeInfo *node = cmd->register_node->node;
+    if (node == NULL || !name_valid(node->name))
+        return reject(result, GY_EINVAL, "node name \"%s\" is not a DNS label",
+                      node && node->name ? node->name : "");
+    /* Labels are kept as a JSON object text, sorted by key by the writer. */
+    size_t cap = 3;
+    for (size_t i = 0; i < node->n_labels; i++)
+        cap += 8 + 2 * (strlen(node->labels[i]->key) + strlen(node->labels[i]->value));
+    char *labels = malloc(cap);
+    if (labels == NULL)
+        return reject(result, GY_ENOMEM, "encode labels");
+    size_t off = 0;
+    labels[off++] = '{';
+    for (size_t i = 0; i < node->n_labels; i++) {
+        const char *parts[2] = {node->labels[i]->key, node->labels[i]->value};
+        if (i > 0)
+            labels[off++] = ',';
+        for (int p = 0; p < 2; p++) {
+            labels[off++] = '"';
+            for (const char *c = parts[p]; *c; c++) {
+                if (*c == '"' || *c == '\\')
+                    labels[off++] = '\\';
+                labels[off++] = (unsigned char)*c < 0x20 ? ' ' : *c;
+            }
+            labels[off++] = '"';
+            if (p == 0)
+                labels[off++] = ':';
+        }
+    }
+    labels[off++] = '}';
+    labels[off] = '\0';
+    const Gantry__Resources *cap_res = node->capacity;
+    bool known = exists(fsm, "SELECT 1 FROM nodes WHERE name = ?", node->name);
+    /* A node that comes back keeps an operator's cordon or drain; a down node is ready again. */
+    int n =
+        run(fsm,
+            "INSERT INTO nodes (name, cloud, region, zone, labels, cpu_millis, memory_bytes,"
+            " pids, cost, address, state, reason, registered_ms, updated_ms)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', ?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET cloud = excluded.cloud,"
+            " region = excluded.region, zone = excluded.zone, labels = excluded.labels,"
+            " cpu_millis = excluded.cpu_millis, memory_bytes = excluded.memory_bytes,"
+            " pids = excluded.pids, cost = excluded.cost, address = excluded.address,"
+            " state = CASE WHEN state = 1 THEN 0 ELSE state END,"
+            " updated_ms = excluded.updated_ms",
+            "tttttiiidtii", node->name, node->cloud, node->region, node->zone, labels,
+            (int64_t)(cap_res ? cap_res->cpu_millis : 0),
+            (int64_t)(cap_res ? cap_res->memory_bytes : 0), (int64_t)(cap_res ? cap_res->pids : 0),
+            node->cost_per_hour, node->address, (int64_t)cmd->time_ms, (int64_t)cmd->time_ms);
+    free(labels);
+    if (n < 0)
+        return reject_sql(fsm, result, "register node");
+    char object[128];
+    snprintf(object, sizeof(object), "node/%s", node->name);
+    return event_add(fsm, cmd, "register", object, result, "%s in cloud %s",
+                     known ? "registered again" : "registered", node->cloud ? node->cloud : "");
+}
+
+static const char *node_state_name(int state)
+{
+    static const char *const names[] = {"ready", "down", "cordoned", "draining"};
+    return state >= 0 && state < 4 ? names[state] : "unknown";
+}
+
+static int exec_set_node_state(struct sch_fsm *fsm, const Gantry__Command *cmd,
+                               struct sch_result *result)
+{
+    const Gantry__SetNodeState *set = cmd->set_node_state;
+    if ((int)set->state < 0 || (int)set->state > 3)
+        return reject(result, GY_EINVAL, "node state %d is not known", (int)set->state);
+    int n = run(fsm, "UPDATE nodes SET state = ?, reason = ?, updated_ms = ? WHERE name = ?",
+                "itit", (int64_t)set->state, set->reason, (int64_t)cmd->time_ms, set->name);
+    if (n < 0)
+        return reject_sql(fsm, result, "set node state");
+    if (n == 0)
+        return reject(result, GY_ENOTFOUND, "node \"%s\" not found", set->name);
+    char object[128];
+    snprintf(object, sizeof(object), "node/%s", set->name);
+    return event_add(fsm, cmd, "node_state", object, result, "%s%s%s",
+                     node_state_name((int)set->state), set->reason && *set->reason ? ": " : "",
+                     set->reason ? set->reason : "");
+}
+
+static int exec_place(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch_result *result)
+{
+    const Gantry__PlaceReplicas *place = cmd->place_replicas;
+    if (place->n_replicas == 0)
+        return reject(result, GY_EINVAL, "placement holds no replicas");
+    for (size_t i = 0; i < place->n_replicas; i++) {
+        const Gantry__ReplicaPlacement *p = place->replicas[i];
+        if (p->replica_id == NULL || *p->replica_id == '\0')
+            return reject(result, GY_EINVAL, "replicas[%zu]: empty replica id", i);
+        if (!exists(fsm, "SELECT 1 FROM workloads WHERE name = ?", p->workload))
+            return reject(result, GY_ENOTFOUND, "replicas[%zu]: workload \"%s\" not found", i,
+                          p->workload);
+        if (!exists(fsm, "SELECT 1 FROM nodes WHERE name = ?", p->node))
+            return reject(result, GY_ENOTFOUND, "replicas[%zu]: node \"%s\" not found", i, p->node);
+        int n = run(fsm,
+                    "INSERT INTO replicas (id, workload, generation, node, state, ready,"
+                    " restarts, exit_code, exit_signal, oom_killed, address, reason, changed_ms)"
+                    " VALUES (?, ?, ?, ?, 0, 0, 0, 0, 0, 0, '', '', ?)"
+                    " ON CONFLICT (id) DO NOTHING",
+                    "ttiti", p->replica_id, p->workload, (int64_t)p->generation, p->node,
+                    (int64_t)cmd->time_ms);
+        if (n < 0)
+            return reject_sql(fsm, result, "place replica");
+        if (n == 0)
+            return reject(result, GY_EEXISTS, "replicas[%zu]: replica \"%s\" already exists", i,
+                          p->replica_id);
+    }
+    char object[128];
+    snprintf(object, sizeof(object), "workload/%s", place->replicas[0]->workload);
+    return event_add(fsm, cmd, "place", object, result, "placed %zu replicas, first %s on %s",
+                     place->n_replicas, place->replicas[0]->replica_id, place->replicas[0]->node);
+}
+
+static int exec_update_replicas(struct sch_fsm *fsm, const Gantry__Command *cmd,
+                                struct sch_result *result)
+{
+    const Gantry__UpdateReplicas *update = cmd->update_replicas;
+    size_t changed = 0, unknown = 0;
+    for (size_t i = 0; i < update->n_updates; i++) {
+        const Gantry__ReplicaStatus *s = update->updates[i];
+        if ((int)s->state < 0 || (int)s->state > 7)
+            return reject(result, GY_EINVAL, "updates[%zu]: replica state %d is not known", i,
+                          (int)s->state);
+        int n =
+            run(fsm,
+                "UPDATE replicas SET state = ?, ready = ?, restarts = ?, exit_code = ?,"
+                " exit_signal = ?, oom_killed = ?, address = ?, reason = ?, changed_ms = ?"
+                " WHERE id = ?",
+                "iiiiiittit", (int64_t)s->state, (int64_t)s->ready, (int64_t)s->restarts,
+                (int64_t)s->exit_code, (int64_t)s->exit_signal, (int64_t)s->oom_killed, s->address,
+                s->reason, (int64_t)(s->changed_ms ? s->changed_ms : cmd->time_ms), s->replica_id);
+        if (n < 0)
+            return reject_sql(fsm, result, "update replica");
+        /* A report about a replica the state does not know (removed meanwhile) is dropped:
+         * the reconciler tells that agent to stop it. */
+        if (n == 0)
+            unknown++;
+        else
+            changed++;
+    }
+    return event_add(fsm, cmd, "replicas", "replicas", result,
+                     "%zu replica states updated, %zu unknown", changed, unknown);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Servers and cluster identity */
+
+static int exec_set_server(struct sch_fsm *fsm, const Gantry__Command *cmd,
+                           struct sch_result *result)
+{
+    const Gantry__SetServer *s = cmd->set_server;
+    if (s->id == 0 || s->raft_address == NULL || *s->raft_address == '\0')
+        return reject(result, GY_EINVAL, "server needs an id and a raft address");
+    if (run(fsm,
+            "INSERT INTO servers (id, raft_address, api_address, agent_address)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+            " raft_address = excluded.raft_address, api_address = excluded.api_address,"
+            " agent_address = excluded.agent_address",
+            "itt"
+            "t",
+            (int64_t)s->id, s->raft_address, s->api_address, s->agent_address) < 0)
+        return reject_sql(fsm, result, "record server");
+    char object[64];
+    snprintf(object, sizeof(object), "server/%" PRIu64, s->id);
+    return event_add(fsm, cmd, "server", object, result, "raft %s, api %s, agent %s",
+                     s->raft_address, s->api_address ? s->api_address : "",
+                     s->agent_address ? s->agent_address : "");
+}
+
+static int exec_remove_server(struct sch_fsm *fsm, const Gantry__Command *cmd,
+                              struct sch_result *result)
+{
+    uint64_t id = cmd->remove_server->id;
+    if (run(fsm, "DELETE FROM servers WHERE id = ?", "i", (int64_t)id) < 0)
+        return reject_sql(fsm, result, "remove server");
+    char object[64];
+    snprintf(object, sizeof(object), "server/%" PRIu64, id);
+    return event_add(fsm, cmd, "server", object, result, "removed from the cluster");
+}
+
+void sch_fsm_cluster_id(struct sch_fsm *fsm, char *buf, size_t len)
+{
+    sqlite3_stmt *stmt;
+    buf[0] = '\0';
+    if (sqlite3_prepare_v2(fsm->db, "SELECT value FROM meta WHERE key = 'cluster_id'", -1, &stmt,
+                           NULL) != SQLITE_OK)
+        return;
+    if (sqlite3_step(stmt) == SQLITE_ROW)
+        snprintf(buf, len, "%s", (const char *)sqlite3_column_text(stmt, 0));
+    sqlite3_finalize(stmt);
+}
+
+static int exec_init_cluster(struct sch_fsm *fsm, const Gantry__Command *cmd,
+                             struct sch_result *result)
+{
+    const char *id = cmd->init_cluster->cluster_id;
+    char current[128];
+    sch_fsm_cluster_id(fsm, current, sizeof(current));
+    if (*current != '\0')
+        return reject(result, GY_EEXISTS, "cluster id is already %s", current);
+    if (id == NULL || strlen(id) < 8 || strlen(id) > 64)
+        return reject(result, GY_EINVAL, "cluster id \"%s\" must have 8 to 64 characters",
+                      id ? id : "");
+    if (run(fsm, "INSERT INTO meta (key, value) VALUES ('cluster_id', ?)", "t", id) < 0)
+        return reject_sql(fsm, result, "record cluster id");
+    return event_add(fsm, cmd, "cluster", "cluster", result, "cluster %s created", id);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Execution */
+
+static int exec_command(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch_result *result);
+
+static int exec_batch(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch_result *result)
+{
+    const Gantry__CommandBatch *batch = cmd->batch;
+    result->batch = calloc(batch->n_commands ? batch->n_commands : 1, sizeof(*result->batch));
+    if (result->batch == NULL)
+        return reject(result, GY_ENOMEM, "allocate batch results");
+    result->n_batch = batch->n_commands;
+    for (size_t i = 0; i < batch->n_commands; i++) {
+        struct sch_result *sub = &result->batch[i];
+        const Gantry__Command *inner = batch->commands[i];
+        /* Batches do not nest: one level is all the proposer ever writes. */
+        if (inner->cmd_case == GANTRY__COMMAND__CMD_BATCH) {
+            reject(sub, GY_EINVAL, "a batch cannot hold a batch");
+            continue;
+        }
+        if (exec_sql(fsm, "SAVEPOINT command") < 0)
+            return reject_sql(fsm, result, "open savepoint");
+        if (exec_command(fsm, inner, sub) < 0) {
+            if (exec_sql(fsm, "ROLLBACK TO command") < 0)
+                return reject_sql(fsm, result, "roll back savepoint");
+            /* The event counter moved with rows that are now gone. */
+            fsm->last_event = query_u64(fsm, "SELECT COALESCE(MAX(seq), 0) FROM events");
+            sub->last_event = 0;
+        }
+        if (exec_sql(fsm, "RELEASE command") < 0)
+            return reject_sql(fsm, result, "release savepoint");
+        if (sub->last_event > result->last_event)
+            result->last_event = sub->last_event;
+    }
+    return 0;
+}
+
+static int exec_command(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch_result *result)
+{
+    switch (cmd->cmd_case) {
+    case GANTRY__COMMAND__CMD_APPLY_WORKLOADS:
+        return exec_apply(fsm, cmd, result);
+    case GANTRY__COMMAND__CMD_DELETE_WORKLOAD:
+        return exec_delete(fsm, cmd, result);
+    case GANTRY__COMMAND__CMD_SCALE_WORKLOAD:
+        return exec_scale(fsm, cmd, result);
+    case GANTRY__COMMAND__CMD_REGISTER_NODE:
+        return exec_register_node(fsm, cmd, result);
+    case GANTRY__COMMAND__CMD_SET_NODE_STATE:
+        return exec_set_node_state(fsm, cmd, result);
+    case GANTRY__COMMAND__CMD_PLACE_REPLICAS:
+        return exec_place(fsm, cmd, result);
+    case GANTRY__COMMAND__CMD_UPDATE_REPLICAS:
+        return exec_update_replicas(fsm, cmd, result);
+    case GANTRY__COMMAND__CMD_SET_SERVER:
+        return exec_set_server(fsm, cmd, result);
+    case GANTRY__COMMAND__CMD_REMOVE_SERVER:
+        return exec_remove_server(fsm, cmd, result);
+    case GANTRY__COMMAND__CMD_INIT_CLUSTER:
+        return exec_init_cluster(fsm, cmd, result);
+    case GANTRY__COMMAND__CMD_BATCH:
+        return exec_batch(fsm, cmd, result);
+    default:
+        return reject(result, GY_EINVAL, "command holds no operation");
+    }
+}
+
+int sch_fsm_execute(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch_result *result)
+{
+    memset(result, 0, sizeof(*result));
+    if (exec_sql(fsm, "BEGIN") < 0)
+        return reject_sql(fsm, result, "begin transaction");
+    uint64_t events_before = fsm->last_event;
+    int rc = exec_command(fsm, cmd, result);
+    if (rc < 0) {
+        exec_sql(fsm, "ROLLBACK");
+        fsm->last_event = events_before;
+        result->last_event = 0;
+    } else if (exec_sql(fsm, "COMMIT") < 0) {
+        rc = reject_sql(fsm, result, "commit");
+        exec_sql(fsm, "ROLLBACK");
+        fsm->last_event = events_before;
+        result->last_event = 0;
+    }
+    fsm->applied++;
+    if (rc < 0)
+        fsm->rejected++;
+    return rc;
+}
+
+int sch_fsm_apply_entry(struct sch_fsm *fsm, const void *buf, size_t len, struct sch_result **out)
+{
+    struct sch_result *result = calloc(1, sizeof(*result));
+    struct gy_error err;
+    *out = NULL;
+    Gantry__Command *cmd = sch_command_decode(buf, len, &err);
+    if (result == NULL) {
+        /* Nothing can be recorded; the command itself must still apply on every server. */
+        if (cmd != NULL) {
+            struct sch_result local;
+            sch_fsm_execute(fsm, cmd, &local);
+            result_clear(&local);
+            gantry__command__free_unpacked(cmd, NULL);
+        }
+        return 0;
+    }
+    if (cmd == NULL) {
+        reject(result, GY_EPROTO, "%s", err.msg);
+        fsm->applied++;
+        fsm->rejected++;
+        gy_log_error("rejected a malformed log entry", "bytes=%zu error=\"%s\"", len, err.msg);
+    } else {
+        sch_fsm_execute(fsm, cmd, result);
+        gantry__command__free_unpacked(cmd, NULL);
+    }
+    *out = result;
+    return 0;
+}
+
+struct sch_result *sch_fsm_result_claim(struct sch_fsm *fsm, void *opaque)
+{
+    struct sch_result *result = opaque;
+    if (result == NULL)
+        return NULL;
+    if (fsm->slots[result->slot] == result)
+        fsm->slots[result->slot] = NULL;
+    return result;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Snapshots */
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* The snapshot header block: magic, header length, SnapshotHeader, zero padding to 8. */
+static int header_encode(struct sch_fsm *fsm, size_t db_len, uint8_t **out, size_t *len)
+{
+    char cluster_id[128];
+    sch_fsm_cluster_id(fsm, cluster_id, sizeof(cluster_id));
+    Gantry__SnapshotHeader header = GANTRY__SNAPSHOT_HEADER__INIT;
+    header.format = SNAPSHOT_FORMAT;
+    header.schema_version = SCH_FSM_SCHEMA_VERSION;
+    header.cluster_id = cluster_id;
+    header.database_bytes = db_len;
+    size_t packed = gantry__snapshot_header__get_packed_size(&header);
+    size_t total = (8 + packed + 7) & ~(size_t)7;
+    uint8_t *buf = calloc(1, total);
+    if (buf == NULL)
+        return -1;
+    put_u32(buf, SNAPSHOT_MAGIC);
+    put_u32(buf + 4, (uint32_t)packed);
+    gantry__snapshot_header__pack(&header, buf + 8);
+    *out = buf;
+    *len = total;
+    return 0;
+}
+
+int sch_fsm_snapshot_image(struct sch_fsm *fsm, void **out, size_t *len, struct gy_error *err)
+{
+    sqlite3_int64 db_len = 0;
+    unsigned char *db = sqlite3_serialize(fsm->db, "main", &db_len, 0);
+    if (db == NULL)
+        return gy_error_set(err, GY_ENOMEM, "serialize state database");
+    uint8_t *header;
+    size_t header_len;
+    if (header_encode(fsm, (size_t)db_len, &header, &header_len) < 0) {
+        sqlite3_free(db);
+        return gy_error_set(err, GY_ENOMEM, "encode snapshot header");
+    }
+    uint8_t *image = malloc(header_len + (size_t)db_len);
+    if (image == NULL) {
+        free(header);
+        sqlite3_free(db);
+        return gy_error_set(err, GY_ENOMEM, "allocate snapshot image");
+    }
+    memcpy(image, header, header_len);
+    memcpy(image + header_len, db, (size_t)db_len);
+    free(header);
+    sqlite3_free(db);
+    *out = image;
+    *len = header_len + (size_t)db_len;
+    return 0;
+}
+
+int sch_fsm_restore_image(struct sch_fsm *fsm, const void *data, size_t len, struct gy_error *err)
+{
+    const uint8_t *buf = data;
+    if (len < 8 || get_u32(buf) != SNAPSHOT_MAGIC)
+        return gy_error_set(err, GY_EPROTO, "snapshot has no Gantry header");
+    size_t packed = get_u32(buf + 4);
+    size_t header_len = (8 + packed + 7) & ~(size_t)7;
+    if (packed > len || header_len > len)
+        return gy_error_set(err, GY_EPROTO, "snapshot header of %zu bytes is truncated", packed);
+    Gantry__SnapshotHeader *header = gantry__snapshot_header__unpack(NULL, packed, buf + 8);
+    if (header == NULL)
+        return gy_error_set(err, GY_EPROTO, "snapshot header is not a SnapshotHeader");
+    uint32_t format = header->format, schema = header->schema_version;
+    uint64_t db_len = header->database_bytes;
+    gantry__snapshot_header__free_unpacked(header, NULL);
+    if (format != SNAPSHOT_FORMAT)
+        return gy_error_set(err, GY_EPROTO, "snapshot format %u is not supported (want %d)", format,
+                            SNAPSHOT_FORMAT);
+    if (schema != SCH_FSM_SCHEMA_VERSION)
+        return gy_error_set(err, GY_EPROTO, "snapshot schema version %u is not supported (want %d)",
+                            schema, SCH_FSM_SCHEMA_VERSION);
+    if (db_len != len - header_len)
+        return gy_error_set(err, GY_EPROTO, "snapshot holds %zu database bytes, header says %llu",
+                            len - header_len, (unsigned long long)db_len);
+
+    /* Deserialize into a fresh connection first, so a bad image leaves the current state
+     * untouched. */
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+        SQLITE_OK) {
+        sqlite3_close(db);
+        return gy_error_set(err, GY_ENOMEM, "open database for restore");
+    }
+    unsigned char *copy = sqlite3_malloc64(db_len ? db_len : 1);
+    if (copy == NULL) {
+        sqlite3_close(db);
+        return gy_error_set(err, GY_ENOMEM, "allocate %llu bytes for restore",
+                            (unsigned long long)db_len);
+    }
+    memcpy(copy, buf + header_len, db_len);
+    if (sqlite3_deserialize(db, "main", copy, (sqlite3_int64)db_len, (sqlite3_int64)db_len,
+                            SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_RESIZEABLE) !=
+        SQLITE_OK) {
+        int rc = gy_error_set(err, GY_EPROTO, "load snapshot database: %s", sqlite3_errmsg(db));
+        sqlite3_close(db);
+        return rc;
+    }
+    sqlite3_stmt *check;
+    int ok = sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema_version'", -1,
+                                &check, NULL) == SQLITE_OK;
+    if (ok) {
+        ok = sqlite3_step(check) == SQLITE_ROW && (uint32_t)sqlite3_column_int(check, 0) == schema;
+        sqlite3_finalize(check);
+    }
+    if (!ok) {
+        sqlite3_close(db);
+        return gy_error_set(err, GY_EPROTO, "snapshot database has no matching schema version");
+    }
+
+    finalize_all(fsm);
+    sqlite3_close(fsm->db);
+    fsm->db = db;
+    int rc = prepare_all(fsm, err);
+    if (rc < 0)
+        return rc;
+    fsm->last_event = query_u64(fsm, "SELECT COALESCE(MAX(seq), 0) FROM events");
+    fsm->restores++;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * raft_fsm callbacks */
+
+static int fsm_apply_cb(struct raft_fsm *rf, const struct raft_buffer *buf, void **out)
+{
+    struct sch_fsm *fsm = rf->data;
+    struct sch_result *result;
+    *out = NULL;
+    sch_fsm_apply_entry(fsm, buf->base, buf->len, &result);
+    if (result != NULL && fsm->hooks.want_result != NULL &&
+        fsm->hooks.want_result(fsm->hooks.data)) {
+        /* Keep it in the ring until the proposer's callback claims it; an entry of an earlier
+         * leader has no proposer here, and its result is freed when the slot comes round. */
+        size_t slot = fsm->applied % SCH_FSM_RESULT_SLOTS;
+        sch_result_free(fsm->slots[slot]);
+        result->slot = slot;
+        fsm->slots[slot] = result;
+        *out = result;
+    } else {
+        sch_result_free(result);
+    }
+    if (fsm->hooks.applied != NULL)
+        fsm->hooks.applied(fsm->hooks.data, fsm);
+    /* Rejected commands are reported through the result: a non-zero return would stop this
+     * server from applying anything further. */
+    return 0;
+}
+
+static int raft_snapshot_cb(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    struct sch_fsm *fsm = rf->data;
+    sqlite3_int64 db_len = 0;
+    /* Two buffers: the header and the sqlite3_serialize image itself, handed to raft
+     * without a copy and released in snapshot_finalize (FSM version 2). */
+    unsigned char *db = sqlite3_serialize(fsm->db, "main", &db_len, 0);
+    uint8_t *header = NULL;
+    size_t header_len = 0;
+    struct raft_buffer *array = malloc(2 * sizeof(*array));
+    if (db == NULL || array == NULL ||
+        header_encode(fsm, (size_t)db_len, &header, &header_len) < 0) {
+        sqlite3_free(db);
+        free(array);
+        gy_log_error("snapshot failed", "error=\"out of memory\"");
+        return RAFT_NOMEM;
+    }
+    array[0].base = header;
+    array[0].len = header_len;
+    array[1].base = db;
+    array[1].len = (size_t)db_len;
+    *bufs = array;
+    *n_bufs = 2;
+    fsm->snapshots++;
+    gy_log_info("snapshot taken", "bytes=%zu", header_len + (size_t)db_len);
+    return 0;
+}
+
+static int raft_snapshot_finalize_cb(struct raft_fsm *rf, struct raft_buffer *bufs[],
+                                     unsigned *n_bufs)
+{
+    (void)rf;
+    if (*bufs != NULL && *n_bufs == 2) {
+        free((*bufs)[0].base);
+        sqlite3_free((*bufs)[1].base);
+    }
+    free(*bufs);
+    *bufs = NULL;
+    *n_bufs = 0;
+    return 0;
+}
+
+static int raft_restore_cb(struct raft_fsm *rf, struct raft_buffer *buf)
+{
+    struct sch_fsm *fsm = rf->data;
+    struct gy_error err;
+    if (sch_fsm_restore_image(fsm, buf->base, buf->len, &err) < 0) {
+        gy_log_error("snapshot restore failed", "error=\"%s\"", err.msg);
+        return RAFT_CORRUPT;
+    }
+    /* On success the state machine owns the buffer. */
+    raft_free(buf->base);
+    gy_log_info("snapshot restored", "bytes=%zu last_event=%" PRIu64, buf->len, fsm->last_event);
+    if (fsm->hooks.applied != NULL)
+        fsm->hooks.applied(fsm->hooks.data, fsm);
+    return 0;
+}
+
+void sch_fsm_raft(struct sch_fsm *fsm, struct raft_fsm *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->version = 2;
+    out->data = fsm;
+    out->apply = fsm_apply_cb;
+    out->snapshot = raft_snapshot_cb;
+    out->restore = raft_restore_cb;
+    out->snapshot_finalize = raft_snapshot_finalize_cb;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Digest */
+
+static uint64_t fnv(uint64_t h, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+uint64_t sch_fsm_digest(struct sch_fsm *fsm)
+{
+    static const char *const tables[] = {
+        "SELECT * FROM meta ORDER BY key",       "SELECT * FROM servers ORDER BY id",
+        "SELECT * FROM workloads ORDER BY name", "SELECT * FROM nodes ORDER BY name",
+        "SELECT * FROM replicas ORDER BY id",    "SELECT * FROM events ORDER BY seq",
+    };
+    uint64_t h = 14695981039346656037ull;
+    for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
+        sqlite3_stmt *stmt;
+        if (sqlite3_prepare_v2(fsm->db, tables[t], -1, &stmt, NULL) != SQLITE_OK)
+            continue;
+        while (sqlite3_step(stmt) == SQLITE_ROW) {
+            int n = sqlite3_column_count(stmt);
+            for (int c = 0; c < n; c++) {
+                const void *v = sqlite3_column_blob(stmt, c);
+                int len = sqlite3_column_bytes(stmt, c);
+                h = fnv(h, &len, sizeof(len));
+                if (v != NULL)
+                    h = fnv(h, v, (size_t)len);
+            }
+        }
+        sqlite3_finalize(stmt);
+        h = fnv(h, &t, sizeof(t));
+    }
+    return h;
+}

@@ -1,0 +1,109 @@
+/* The replicated state machine: one SQLite database per server (workloads with their spec
+ * and generation, replicas, nodes, servers, the audit trail) changed only by decoded Raft
+ * commands, each in one transaction. Snapshots are sqlite3_serialize images behind a
+ * header; restore is sqlite3_deserialize. */
+#ifndef GANTRY_SCHEDULER_FSM_H
+#define GANTRY_SCHEDULER_FSM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <raft.h>
+#include <sqlite3.h>
+
+#include "common/error.h"
+#include "proto/gantry.pb-c.h"
+
+/* Version of the tables below; a snapshot with another version is refused on restore. */
+#define SCH_FSM_SCHEMA_VERSION 1
+/* How many outcomes of applied commands wait for their proposer (see sch_fsm_result_claim). */
+#define SCH_FSM_RESULT_SLOTS 4096
+
+enum sch_outcome {
+    SCH_OUTCOME_CREATED = 0,
+    SCH_OUTCOME_UPDATED,
+    SCH_OUTCOME_UNCHANGED,
+};
+
+const char *sch_outcome_name(enum sch_outcome outcome);
+
+struct sch_apply_outcome {
+    char *name;
+    enum sch_outcome outcome;
+    uint64_t generation;
+};
+
+/* What one command did. code is 0 or a negative gy_code; a command with a non-zero code
+ * changed nothing. A batch has one sub-result per command, in order. */
+struct sch_result {
+    int code;
+    char *message; /* set when code != 0 */
+    struct sch_apply_outcome *outcomes;
+    size_t n_outcomes;
+    struct sch_result *batch;
+    size_t n_batch;
+    uint64_t last_event; /* sequence number of the last audit event it wrote, or 0 */
+    size_t slot;         /* private: position in the result ring */
+};
+
+void sch_result_free(struct sch_result *result);
+
+struct sch_fsm;
+
+/* Hooks the server sets to learn about applied state. Both run on the loop thread, after
+ * the transaction committed (or the snapshot was restored). */
+struct sch_fsm_hooks {
+    /* True when results should be kept for a proposer (the server is the leader). */
+    bool (*want_result)(void *data);
+    /* Called after every applied command and after a restore. */
+    void (*applied)(void *data, struct sch_fsm *fsm);
+    void *data;
+};
+
+struct sch_fsm {
+    sqlite3 *db;
+    struct sch_fsm_hooks hooks;
+    uint64_t applied;    /* commands applied since start or restore */
+    uint64_t rejected;   /* of which rejected (bad entry or failed check) */
+    uint64_t last_event; /* highest audit event sequence number */
+    uint64_t snapshots;  /* snapshots taken */
+    uint64_t restores;   /* snapshots restored */
+    struct sch_result *slots[SCH_FSM_RESULT_SLOTS];
+    sqlite3_stmt *stmts[16];
+};
+
+/* Opens an empty in-memory database with the current schema. */
+int sch_fsm_init(struct sch_fsm *fsm, struct gy_error *err);
+void sch_fsm_close(struct sch_fsm *fsm);
+
+/* Executes one decoded command in one transaction and describes the outcome in *result
+ * (which the caller frees with sch_result_free). Returns 0 when the command was applied,
+ * or result->code when it was rejected and changed nothing. */
+int sch_fsm_execute(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch_result *result);
+
+/* Applies an encoded log entry (scheduler/command.h); the raft_fsm apply callback. A
+ * malformed entry is rejected and logged, never fatal: every server rejects it alike. */
+int sch_fsm_apply_entry(struct sch_fsm *fsm, const void *buf, size_t len,
+                        struct sch_result **result);
+
+/* Takes ownership of a result handed to a raft_apply callback; free it with
+ * sch_result_free. Results nobody claims are freed when their ring slot is reused. */
+struct sch_result *sch_fsm_result_claim(struct sch_fsm *fsm, void *result);
+
+/* Serializes the database behind a SnapshotHeader into one malloc'd buffer. */
+int sch_fsm_snapshot_image(struct sch_fsm *fsm, void **out, size_t *len, struct gy_error *err);
+/* Replaces the database with a snapshot image (copied; buf stays the caller's). A header
+ * of another format or schema version is refused and leaves the state as it was. */
+int sch_fsm_restore_image(struct sch_fsm *fsm, const void *buf, size_t len, struct gy_error *err);
+
+/* Fills a raft_fsm (version 2) whose callbacks drive this state machine. */
+void sch_fsm_raft(struct sch_fsm *fsm, struct raft_fsm *out);
+
+/* The cluster id recorded by InitCluster, or "" when none yet; copied into buf. */
+void sch_fsm_cluster_id(struct sch_fsm *fsm, char *buf, size_t len);
+
+/* A hash of the whole state (every table, in key order), to compare servers. */
+uint64_t sch_fsm_digest(struct sch_fsm *fsm);
+
+#endif

@@ -1,0 +1,248 @@
+/* gantry-scheduler: the control-plane server (DESIGN.md section 3). */
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "common/log.h"
+#include "common/quantity.h"
+#include "scheduler/server.h"
+
+static void usage(FILE *out)
+{
+    fprintf(
+        out,
+        "Usage: gantry-scheduler --id N --data-dir DIR [options]\n"
+        "\n"
+        "  --id N                    this server's id (a positive number, unique in the cluster)\n"
+        "  --data-dir DIR            Raft log, snapshots, server and cluster ids\n"
+        "  --raft-addr HOST:PORT     Raft traffic between servers (default 127.0.0.1:7701)\n"
+        "  --api-addr HOST:PORT      HTTP API (default 127.0.0.1:7700)\n"
+        "  --agent-addr HOST:PORT    agent stream (default 127.0.0.1:7702)\n"
+        "  --bootstrap ID=HOST:PORT,...  first start of a new cluster: its voters' Raft\n"
+        "                            addresses (ignored once the data dir holds state)\n"
+        "  --join URL                add this server to the cluster answering at URL\n"
+        "  --election-timeout DUR    Raft election timeout (default 300ms)\n"
+        "  --heartbeat DUR           Raft heartbeat interval (default 50ms)\n"
+        "  --connect-retry DUR       delay between reconnects to a peer (default 100ms)\n"
+        "  --snapshot-threshold N    entries between snapshots (default %d)\n"
+        "  --snapshot-trailing N     entries kept in the log after a snapshot (default %d)\n"
+        "  --max-body SIZE           largest request body; larger gets 413 (default 4Mi)\n"
+        "  --log-level LEVEL         debug, info, warn or error (default info)\n"
+        "  --version, --help\n",
+        SCH_DEFAULT_SNAPSHOT_THRESHOLD, SCH_DEFAULT_SNAPSHOT_TRAILING);
+}
+
+static int bad_flag(const char *flag, const char *value, const char *why)
+{
+    fprintf(stderr, "gantry-scheduler: %s \"%s\": %s\n", flag, value, why);
+    return 2;
+}
+
+static int parse_ms(const char *flag, const char *value, int64_t min, int64_t max, unsigned *out)
+{
+    int64_t ms;
+    struct gy_error err;
+    if (gy_duration_parse(value, &ms, &err) < 0)
+        return bad_flag(flag, value, err.msg);
+    if (ms < min || ms > max) {
+        char why[100];
+        snprintf(why, sizeof(why), "must be between %" PRId64 "ms and %" PRId64 "ms", min, max);
+        return bad_flag(flag, value, why);
+    }
+    *out = (unsigned)ms;
+    return 0;
+}
+
+static int parse_count(const char *flag, const char *value, int64_t max, unsigned *out)
+{
+    int64_t n;
+    struct gy_error err;
+    if (gy_count_parse(value, max, &n, &err) < 0 || n <= 0)
+        return bad_flag(flag, value, "must be a positive whole number");
+    *out = (unsigned)n;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    /* A peer that dies mid-write must not kill this server through SIGPIPE. */
+    signal(SIGPIPE, SIG_IGN);
+    gy_log_init("scheduler", GY_LOG_INFO);
+
+    struct sch_server_config cfg = {
+        .node =
+            {
+                .raft_addr = "127.0.0.1:7701",
+                .api_addr = "127.0.0.1:7700",
+                .agent_addr = "127.0.0.1:7702",
+                .election_ms = SCH_DEFAULT_ELECTION_MS,
+                .heartbeat_ms = SCH_DEFAULT_HEARTBEAT_MS,
+                .connect_retry_ms = SCH_DEFAULT_CONNECT_RETRY_MS,
+                .snapshot_threshold = SCH_DEFAULT_SNAPSHOT_THRESHOLD,
+                .snapshot_trailing = SCH_DEFAULT_SNAPSHOT_TRAILING,
+            },
+        .max_body = 4u << 20,
+        .forward_timeout_ms = 10000,
+        .max_wait_s = 300,
+    };
+    enum {
+        OPT_ID = 256,
+        OPT_DATA_DIR,
+        OPT_RAFT,
+        OPT_API,
+        OPT_AGENT,
+        OPT_BOOTSTRAP,
+        OPT_JOIN,
+        OPT_ELECTION,
+        OPT_HEARTBEAT,
+        OPT_RETRY,
+        OPT_THRESHOLD,
+        OPT_TRAILING,
+        OPT_MAX_BODY,
+        OPT_LOG_LEVEL,
+        OPT_VERSION,
+        OPT_HELP,
+    };
+    static const struct option options[] = {
+        {"id", required_argument, NULL, OPT_ID},
+        {"data-dir", required_argument, NULL, OPT_DATA_DIR},
+        {"raft-addr", required_argument, NULL, OPT_RAFT},
+        {"api-addr", required_argument, NULL, OPT_API},
+        {"agent-addr", required_argument, NULL, OPT_AGENT},
+        {"bootstrap", required_argument, NULL, OPT_BOOTSTRAP},
+        {"join", required_argument, NULL, OPT_JOIN},
+        {"election-timeout", required_argument, NULL, OPT_ELECTION},
+        {"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
+        {"connect-retry", required_argument, NULL, OPT_RETRY},
+        {"snapshot-threshold", required_argument, NULL, OPT_THRESHOLD},
+        {"snapshot-trailing", required_argument, NULL, OPT_TRAILING},
+        {"max-body", required_argument, NULL, OPT_MAX_BODY},
+        {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {"help", no_argument, NULL, OPT_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    int opt, rc;
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        switch (opt) {
+        case OPT_ID: {
+            char *end;
+            unsigned long long id = strtoull(optarg, &end, 10);
+            if (*optarg == '-' || *end != '\0' || id == 0)
+                return bad_flag("--id", optarg, "must be a positive whole number");
+            cfg.node.id = id;
+            break;
+        }
+        case OPT_DATA_DIR:
+            cfg.node.data_dir = optarg;
+            break;
+        case OPT_RAFT:
+            cfg.node.raft_addr = optarg;
+            break;
+        case OPT_API:
+            cfg.node.api_addr = optarg;
+            break;
+        case OPT_AGENT:
+            cfg.node.agent_addr = optarg;
+            break;
+        case OPT_BOOTSTRAP:
+            cfg.node.bootstrap = optarg;
+            break;
+        case OPT_JOIN:
+            if (strncmp(optarg, "http://", 7) != 0)
+                return bad_flag("--join", optarg, "must be an http:// URL of a server's API");
+            cfg.join_url = optarg;
+            cfg.node.joining = true;
+            break;
+        case OPT_ELECTION:
+            if ((rc = parse_ms("--election-timeout", optarg, 50, 60000, &cfg.node.election_ms)))
+                return rc;
+            break;
+        case OPT_HEARTBEAT:
+            if ((rc = parse_ms("--heartbeat", optarg, 5, 10000, &cfg.node.heartbeat_ms)))
+                return rc;
+            break;
+        case OPT_RETRY:
+            if ((rc = parse_ms("--connect-retry", optarg, 10, 60000, &cfg.node.connect_retry_ms)))
+                return rc;
+            break;
+        case OPT_THRESHOLD:
+            if ((rc = parse_count("--snapshot-threshold", optarg, 100000000,
+                                  &cfg.node.snapshot_threshold)))
+                return rc;
+            break;
+        case OPT_TRAILING:
+            if ((rc = parse_count("--snapshot-trailing", optarg, 100000000,
+                                  &cfg.node.snapshot_trailing)))
+                return rc;
+            break;
+        case OPT_MAX_BODY: {
+            int64_t bytes;
+            struct gy_error err;
+            if (gy_memory_parse(optarg, &bytes, &err) < 0 || bytes < 1024 || bytes > (1ll << 30))
+                return bad_flag("--max-body", optarg, "must be a size from 1Ki to 1Gi");
+            cfg.max_body = (size_t)bytes;
+            break;
+        }
+        case OPT_LOG_LEVEL: {
+            enum gy_log_level level;
+            if (!gy_log_level_parse(optarg, &level))
+                return bad_flag("--log-level", optarg, "must be debug, info, warn or error");
+            gy_log_set_level(level);
+            break;
+        }
+        case OPT_VERSION:
+            printf("gantry-scheduler %s\n", GANTRY_VERSION);
+            return 0;
+        case OPT_HELP:
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "gantry-scheduler: unexpected argument \"%s\"\n", argv[optind]);
+        return 2;
+    }
+    if (cfg.node.id == 0 || cfg.node.data_dir == NULL) {
+        fprintf(stderr, "gantry-scheduler: --id and --data-dir are required\n");
+        usage(stderr);
+        return 2;
+    }
+    if (cfg.node.bootstrap != NULL && cfg.join_url != NULL) {
+        fprintf(stderr, "gantry-scheduler: --bootstrap and --join exclude each other\n");
+        return 2;
+    }
+    if (cfg.node.heartbeat_ms * 2 > cfg.node.election_ms) {
+        fprintf(stderr,
+                "gantry-scheduler: --heartbeat (%ums) must be at most half the election timeout "
+                "(%ums)\n",
+                cfg.node.heartbeat_ms, cfg.node.election_ms);
+        return 2;
+    }
+
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    static struct sch_server server;
+    struct gy_error err;
+    int status = 0;
+    if (sch_server_start(&server, &loop, &cfg, &err) < 0) {
+        fprintf(stderr, "gantry-scheduler: %s\n", err.msg);
+        status = 1;
+    }
+    /* Runs until every handle is closed, also after a failed start. */
+    uv_run(&loop, UV_RUN_DEFAULT);
+    if (server.exit_code != 0)
+        status = server.exit_code;
+    uv_loop_close(&loop);
+    curl_global_cleanup();
+    return status;
+}

@@ -1,0 +1,899 @@
+/* The Raft node: setup on the loop, group commit, barriers, membership, cluster identity,
+ * leader duties and shutdown. Everything runs on the loop thread. */
+#include "scheduler/node.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "scheduler/command.h"
+
+struct sch_proposal {
+    struct sch_packed_command packed;
+    sch_propose_cb cb;
+    void *data;
+    struct sch_proposal *next;
+};
+
+struct sch_waiter {
+    sch_done_cb cb;
+    void *data;
+    struct sch_waiter *next;
+};
+
+/* One Raft entry carrying the proposals that were grouped into it. */
+struct group {
+    struct raft_apply req;
+    struct sch_node *node;
+    struct sch_proposal **items;
+    size_t n;
+};
+
+struct barrier {
+    struct raft_barrier req;
+    struct sch_node *node;
+    struct sch_waiter *waiters;
+};
+
+struct change {
+    struct raft_change req;
+    struct sch_node *node;
+    uint64_t id;
+    sch_done_cb cb;
+    void *data;
+};
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+const char *sch_node_role_name(int role)
+{
+    switch (role) {
+    case RAFT_VOTER:
+        return "voter";
+    case RAFT_STANDBY:
+        return "standby";
+    default:
+        return "spare";
+    }
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Data directory */
+
+static int read_small_file(const char *path, char *buf, size_t len, struct gy_error *err)
+{
+    cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) {
+            buf[0] = '\0';
+            return 0;
+        }
+        return gy_error_sys(err, errno, "open %s", path);
+    }
+    ssize_t n = read(fd, buf, len - 1);
+    if (n < 0)
+        return gy_error_sys(err, errno, "read %s", path);
+    buf[n] = '\0';
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+        buf[--n] = '\0';
+    return 1;
+}
+
+/* Writes a small file durably: temporary file, fsync, rename, fsync of the directory. */
+static int write_small_file(const char *dir, const char *name, const char *text,
+                            struct gy_error *err)
+{
+    char path[4200], tmp[4200];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
+    cleanup_close int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return gy_error_sys(err, errno, "create %s", tmp);
+    size_t len = strlen(text);
+    if (write(fd, text, len) != (ssize_t)len || write(fd, "\n", 1) != 1)
+        return gy_error_sys(err, errno, "write %s", tmp);
+    if (fsync(fd) < 0)
+        return gy_error_sys(err, errno, "fsync %s", tmp);
+    if (rename(tmp, path) < 0)
+        return gy_error_sys(err, errno, "rename %s to %s", tmp, path);
+    cleanup_close int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0)
+        fsync(dfd);
+    return 0;
+}
+
+static int ensure_dir(const char *path, struct gy_error *err)
+{
+    if (mkdir(path, 0700) < 0 && errno != EEXIST)
+        return gy_error_sys(err, errno, "create directory %s", path);
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return gy_error_sys(err, errno, "stat %s", path);
+    if (!S_ISDIR(st.st_mode))
+        return gy_error_set(err, GY_EINVAL, "%s is not a directory", path);
+    return 0;
+}
+
+static bool raft_dir_has_state(const char *dir)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/metadata1", dir);
+    if (access(path, F_OK) == 0)
+        return true;
+    snprintf(path, sizeof(path), "%s/metadata2", dir);
+    return access(path, F_OK) == 0;
+}
+
+int sch_node_set_cluster_id(struct sch_node *node, const char *cluster_id, struct gy_error *err)
+{
+    if (*node->cluster_id != '\0') {
+        if (strcmp(node->cluster_id, cluster_id) != 0)
+            return gy_error_set(err, GY_ECONFLICT,
+                                "data directory %s belongs to cluster %s, not to cluster %s",
+                                node->cfg.data_dir, node->cluster_id, cluster_id);
+        return 0;
+    }
+    int rc = write_small_file(node->cfg.data_dir, "cluster-id", cluster_id, err);
+    if (rc < 0)
+        return gy_error_wrap(err, "record cluster id");
+    snprintf(node->cluster_id, sizeof(node->cluster_id), "%s", cluster_id);
+    gy_log_info("cluster id recorded", "cluster=%s", cluster_id);
+    return 0;
+}
+
+/* Splits "HOST:PORT" and checks that the port is free, because libraft reports an address
+ * in use as a bare I/O error. */
+static int check_listen_address(const char *what, const char *addr, struct gy_error *err)
+{
+    const char *colon = strrchr(addr, ':');
+    if (colon == NULL || colon == addr || colon[1] == '\0')
+        return gy_error_set(err, GY_EINVAL, "%s \"%s\" is not HOST:PORT", what, addr);
+    char host[256];
+    snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || port <= 0 || port > 65535)
+        return gy_error_set(err, GY_EINVAL, "%s \"%s\" has an invalid port", what, addr);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+        return gy_error_set(err, GY_EINVAL, "%s \"%s\" needs an IPv4 address", what, addr);
+    cleanup_close int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return gy_error_sys(err, errno, "socket");
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        if (errno == EADDRINUSE)
+            return gy_error_set(err, GY_EEXISTS, "%s %s is already in use", what, addr);
+        return gy_error_sys(err, errno, "bind %s %s", what, addr);
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * State machine hooks */
+
+static bool want_result(void *data)
+{
+    struct sch_node *node = data;
+    return raft_state(&node->raft) == RAFT_LEADER;
+}
+
+static void fatal_stop_cb(uv_timer_t *timer)
+{
+    struct sch_node *node = timer->data;
+    if (node->on_fatal != NULL)
+        node->on_fatal(node->on_applied_data);
+}
+
+static void fsm_applied(void *data, struct sch_fsm *fsm)
+{
+    struct sch_node *node = data;
+    if (!node->cluster_checked || fsm->restores != node->seen_restores) {
+        char id[80];
+        sch_fsm_cluster_id(fsm, id, sizeof(id));
+        node->seen_restores = fsm->restores;
+        if (*id != '\0') {
+            node->cluster_checked = true;
+            struct gy_error err;
+            if (sch_node_set_cluster_id(node, id, &err) < 0 && node->exit_code == 0) {
+                /* State of another cluster reached this server: it must not serve it. */
+                gy_log_error("refusing to run", "error=\"%s\"", err.msg);
+                node->exit_code = 1;
+                uv_timer_start(&node->stop_timer, fatal_stop_cb, 0, 0);
+            }
+        }
+    }
+    if (node->on_applied != NULL)
+        node->on_applied(node->on_applied_data);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Proposals and barriers */
+
+static void proposal_free(struct sch_proposal *p)
+{
+    free(p->packed.bytes);
+    free(p);
+}
+
+static void group_done(struct raft_apply *req, int status, void *opaque)
+{
+    struct group *g = req->data;
+    struct sch_node *node = g->node;
+    struct sch_result *result = status == 0 ? sch_fsm_result_claim(&node->fsm, opaque) : NULL;
+    char message[300];
+    if (status != 0)
+        snprintf(message, sizeof(message),
+                 "leadership was lost before the write was committed (%s); it may or may not "
+                 "have been applied",
+                 raft_strerror(status));
+    else
+        snprintf(message, sizeof(message), "the write was applied but its result was lost");
+    for (size_t i = 0; i < g->n; i++) {
+        struct sch_proposal *p = g->items[i];
+        if (result == NULL) {
+            p->cb(p->data, status != 0 ? -GY_EUNAVAILABLE : -GY_EINTERNAL, NULL, message);
+        } else if (g->n > 1 && result->n_batch == g->n) {
+            p->cb(p->data, 0, &result->batch[i], NULL);
+        } else {
+            p->cb(p->data, 0, result, NULL);
+        }
+        proposal_free(p);
+    }
+    sch_result_free(result);
+    node->inflight_entries--;
+    free(g->items);
+    free(g);
+}
+
+static void barrier_done(struct raft_barrier *req, int status)
+{
+    struct barrier *b = req->data;
+    char message[200];
+    snprintf(message, sizeof(message), "leadership was lost during the read barrier (%s)",
+             raft_strerror(status));
+    struct sch_waiter *w = b->waiters;
+    while (w != NULL) {
+        struct sch_waiter *next = w->next;
+        w->cb(w->data, status == 0 ? 0 : -GY_EUNAVAILABLE, status == 0 ? NULL : message);
+        free(w);
+        w = next;
+    }
+    free(b);
+}
+
+static void fail_queued(struct sch_node *node, const char *message)
+{
+    struct sch_proposal *p = node->queue_head;
+    node->queue_head = node->queue_tail = NULL;
+    node->queued = 0;
+    while (p != NULL) {
+        struct sch_proposal *next = p->next;
+        p->cb(p->data, -GY_EUNAVAILABLE, NULL, message);
+        proposal_free(p);
+        p = next;
+    }
+    struct sch_waiter *w = node->readers;
+    node->readers = NULL;
+    while (w != NULL) {
+        struct sch_waiter *next = w->next;
+        w->cb(w->data, -GY_EUNAVAILABLE, message);
+        free(w);
+        w = next;
+    }
+}
+
+static void flush_group(struct sch_node *node)
+{
+    size_t n = node->queued < SCH_GROUP_MAX ? node->queued : SCH_GROUP_MAX;
+    struct group *g = gy_xcalloc(1, sizeof(*g));
+    g->node = node;
+    g->items = gy_xcalloc(n, sizeof(*g->items));
+    struct sch_packed_command *packed = gy_xcalloc(n, sizeof(*packed));
+    for (size_t i = 0; i < n; i++) {
+        struct sch_proposal *p = node->queue_head;
+        node->queue_head = p->next;
+        g->items[i] = p;
+        packed[i] = p->packed;
+    }
+    if (node->queue_head == NULL)
+        node->queue_tail = NULL;
+    node->queued -= n;
+    g->n = n;
+
+    struct gy_error err;
+    struct raft_buffer buf;
+    int rc = sch_command_encode_group(packed, n, &buf.base, &buf.len, &err);
+    free(packed);
+    if (rc == 0) {
+        g->req.data = g;
+        rc = raft_apply(&node->raft, &g->req, &buf, 1, group_done);
+        if (rc != 0) {
+            raft_free(buf.base);
+            gy_error_set(&err, GY_EUNAVAILABLE, "propose: %s", raft_strerror(rc));
+            rc = -GY_EUNAVAILABLE;
+        }
+    }
+    if (rc != 0) {
+        for (size_t i = 0; i < n; i++) {
+            g->items[i]->cb(g->items[i]->data, rc < 0 ? rc : -GY_EUNAVAILABLE, NULL, err.msg);
+            proposal_free(g->items[i]);
+        }
+        free(g->items);
+        free(g);
+        return;
+    }
+    node->inflight_entries++;
+    node->stats.entries++;
+}
+
+static void flush_cb(uv_check_t *check)
+{
+    struct sch_node *node = check->data;
+    while (node->queued > 0)
+        flush_group(node);
+    if (node->readers != NULL) {
+        struct barrier *b = gy_xcalloc(1, sizeof(*b));
+        b->node = node;
+        b->waiters = node->readers;
+        node->readers = NULL;
+        b->req.data = b;
+        int rc = raft_barrier(&node->raft, &b->req, barrier_done);
+        if (rc != 0) {
+            b->req.data = b;
+            barrier_done(&b->req, rc);
+        } else {
+            node->stats.barriers++;
+        }
+    }
+}
+
+bool sch_node_is_leader(struct sch_node *node)
+{
+    return node->raft_started && raft_state(&node->raft) == RAFT_LEADER;
+}
+
+int sch_node_propose(struct sch_node *node, const Gantry__Command *cmd, sch_propose_cb cb,
+                     void *data, struct gy_error *err)
+{
+    if (node->closing)
+        return gy_error_set(err, GY_EUNAVAILABLE, "the server is shutting down");
+    if (!sch_node_is_leader(node))
+        return gy_error_set(err, GY_EUNAVAILABLE, "this server is not the leader");
+    struct sch_proposal *p = gy_xcalloc(1, sizeof(*p));
+    int rc = sch_command_pack(cmd, &p->packed, err);
+    if (rc < 0) {
+        free(p);
+        return rc;
+    }
+    p->cb = cb;
+    p->data = data;
+    if (node->queue_tail != NULL)
+        node->queue_tail->next = p;
+    else
+        node->queue_head = p;
+    node->queue_tail = p;
+    node->queued++;
+    node->stats.proposals++;
+    return 0;
+}
+
+int sch_node_barrier(struct sch_node *node, sch_done_cb cb, void *data, struct gy_error *err)
+{
+    if (node->closing)
+        return gy_error_set(err, GY_EUNAVAILABLE, "the server is shutting down");
+    if (!sch_node_is_leader(node))
+        return gy_error_set(err, GY_EUNAVAILABLE, "this server is not the leader");
+    struct sch_waiter *w = gy_xcalloc(1, sizeof(*w));
+    w->cb = cb;
+    w->data = data;
+    w->next = node->readers;
+    node->readers = w;
+    return 0;
+}
+
+uint64_t sch_node_leader(struct sch_node *node, char *api_buf, size_t len)
+{
+    raft_id id = 0;
+    const char *address = NULL;
+    if (api_buf != NULL && len > 0)
+        api_buf[0] = '\0';
+    if (!node->raft_started)
+        return 0;
+    raft_leader(&node->raft, &id, &address);
+    if (id == 0 || api_buf == NULL)
+        return id;
+    sqlite3_stmt *stmt;
+    if (sqlite3_prepare_v2(node->fsm.db, "SELECT api_address FROM servers WHERE id = ?", -1, &stmt,
+                           NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(stmt, 1, (sqlite3_int64)id);
+        if (sqlite3_step(stmt) == SQLITE_ROW)
+            snprintf(api_buf, len, "%s", (const char *)sqlite3_column_text(stmt, 0));
+        sqlite3_finalize(stmt);
+    }
+    return id;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Leader duties */
+
+static void duty_done(void *data, int status, const struct sch_result *result, const char *message)
+{
+    bool *flag = data;
+    *flag = false;
+    if (status < 0)
+        gy_log_warn("leader duty not committed", "error=\"%s\"", message);
+    else if (result->code < 0 && result->code != -GY_EEXISTS)
+        gy_log_warn("leader duty rejected", "error=\"%s\"", result->message);
+}
+
+static bool self_recorded(struct sch_node *node)
+{
+    sqlite3_stmt *stmt;
+    bool same = false;
+    if (sqlite3_prepare_v2(node->fsm.db,
+                           "SELECT 1 FROM servers WHERE id = ? AND raft_address = ?"
+                           " AND api_address = ? AND agent_address = ?",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        return false;
+    sqlite3_bind_int64(stmt, 1, (sqlite3_int64)node->cfg.id);
+    sqlite3_bind_text(stmt, 2, node->cfg.raft_addr, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 3, node->cfg.api_addr, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 4, node->cfg.agent_addr, -1, SQLITE_STATIC);
+    same = sqlite3_step(stmt) == SQLITE_ROW;
+    sqlite3_finalize(stmt);
+    return same;
+}
+
+static void duties_cb(uv_timer_t *timer)
+{
+    struct sch_node *node = timer->data;
+    if (node->closing)
+        return;
+    raft_id leader = 0;
+    const char *address = NULL;
+    raft_leader(&node->raft, &leader, &address);
+    if (leader != node->last_leader) {
+        node->last_leader = leader;
+        node->stats.leader_changes++;
+        if (leader != 0)
+            gy_log_info("leader known", "leader=%llu address=%s term=%llu self=%s",
+                        (unsigned long long)leader, address ? address : "",
+                        (unsigned long long)node->raft.current_term,
+                        leader == node->cfg.id ? "true" : "false");
+        else
+            gy_log_info("no leader known", "term=%llu",
+                        (unsigned long long)node->raft.current_term);
+    }
+    if (!sch_node_is_leader(node))
+        return;
+    struct gy_error err;
+    char cluster[80];
+    sch_fsm_cluster_id(&node->fsm, cluster, sizeof(cluster));
+    if (*cluster == '\0' && !node->init_inflight) {
+        /* The first leader of a new cluster names it. */
+        char id[80];
+        if (*node->cluster_id != '\0') {
+            snprintf(id, sizeof(id), "%s", node->cluster_id);
+        } else {
+            uint8_t raw[16];
+            if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
+                return;
+            for (int i = 0; i < 16; i++)
+                snprintf(id + 2 * i, 3, "%02x", raw[i]);
+        }
+        Gantry__InitCluster init = GANTRY__INIT_CLUSTER__INIT;
+        init.cluster_id = id;
+        Gantry__Command cmd = GANTRY__COMMAND__INIT;
+        char actor[40];
+        snprintf(actor, sizeof(actor), "server:%" PRIu64, node->cfg.id);
+        cmd.time_ms = now_ms();
+        cmd.actor = actor;
+        cmd.cmd_case = GANTRY__COMMAND__CMD_INIT_CLUSTER;
+        cmd.init_cluster = &init;
+        if (sch_node_propose(node, &cmd, duty_done, &node->init_inflight, &err) == 0)
+            node->init_inflight = true;
+    }
+    if (!node->self_inflight && !self_recorded(node)) {
+        /* Followers forward to the leader's API address, so a new leader records it. */
+        Gantry__SetServer set = GANTRY__SET_SERVER__INIT;
+        set.id = node->cfg.id;
+        set.raft_address = (char *)node->cfg.raft_addr;
+        set.api_address = (char *)node->cfg.api_addr;
+        set.agent_address = (char *)node->cfg.agent_addr;
+        Gantry__Command cmd = GANTRY__COMMAND__INIT;
+        char actor[40];
+        snprintf(actor, sizeof(actor), "server:%" PRIu64, node->cfg.id);
+        cmd.time_ms = now_ms();
+        cmd.actor = actor;
+        cmd.cmd_case = GANTRY__COMMAND__CMD_SET_SERVER;
+        cmd.set_server = &set;
+        if (sch_node_propose(node, &cmd, duty_done, &node->self_inflight, &err) == 0)
+            node->self_inflight = true;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Membership */
+
+static void change_finish(struct change *c, int status)
+{
+    char message[200] = "";
+    if (status != 0)
+        snprintf(message, sizeof(message), "membership change for server %" PRIu64 ": %s", c->id,
+                 raft_strerror(status));
+    int code = 0;
+    if (status == RAFT_NOTLEADER || status == RAFT_LEADERSHIPLOST || status == RAFT_SHUTDOWN)
+        code = -GY_EUNAVAILABLE;
+    else if (status == RAFT_CANTCHANGE)
+        code = -GY_ECONFLICT;
+    else if (status == RAFT_BADID || status == RAFT_NOTFOUND)
+        code = -GY_ENOTFOUND;
+    else if (status == RAFT_DUPLICATEID || status == RAFT_DUPLICATEADDRESS)
+        code = -GY_EEXISTS;
+    else if (status != 0)
+        code = -GY_EUNAVAILABLE;
+    c->cb(c->data, code, status ? message : NULL);
+    free(c);
+}
+
+static void promote_done(struct raft_change *req, int status)
+{
+    struct change *c = req->data;
+    if (status == 0)
+        gy_log_info("server promoted to voter", "server=%" PRIu64, c->id);
+    change_finish(c, status);
+}
+
+static void add_done(struct raft_change *req, int status)
+{
+    struct change *c = req->data;
+    if (status != 0) {
+        change_finish(c, status);
+        return;
+    }
+    /* raft_assign catches the new server up before the configuration that makes it a
+     * voter is appended, so it never counts towards a quorum while behind. */
+    int rc = raft_assign(&c->node->raft, &c->req, c->id, RAFT_VOTER, promote_done);
+    if (rc != 0)
+        change_finish(c, rc);
+}
+
+static const struct raft_server *config_find(struct sch_node *node, uint64_t id)
+{
+    for (unsigned i = 0; i < node->raft.configuration.n; i++)
+        if (node->raft.configuration.servers[i].id == id)
+            return &node->raft.configuration.servers[i];
+    return NULL;
+}
+
+int sch_node_add_server(struct sch_node *node, uint64_t id, const char *raft_addr, sch_done_cb cb,
+                        void *data, struct gy_error *err)
+{
+    if (!sch_node_is_leader(node))
+        return gy_error_set(err, GY_EUNAVAILABLE, "this server is not the leader");
+    const struct raft_server *known = config_find(node, id);
+    if (known != NULL && strcmp(known->address, raft_addr) != 0)
+        return gy_error_set(err, GY_ECONFLICT, "server %" PRIu64 " is already a member at %s", id,
+                            known->address);
+    for (unsigned i = 0; i < node->raft.configuration.n; i++) {
+        const struct raft_server *s = &node->raft.configuration.servers[i];
+        if (s->id != id && strcmp(s->address, raft_addr) == 0)
+            return gy_error_set(err, GY_ECONFLICT, "raft address %s is used by server %llu",
+                                raft_addr, (unsigned long long)s->id);
+    }
+    if (known != NULL && known->role == RAFT_VOTER) {
+        cb(data, 0, NULL);
+        return 0;
+    }
+    struct change *c = gy_xcalloc(1, sizeof(*c));
+    c->node = node;
+    c->id = id;
+    c->cb = cb;
+    c->data = data;
+    c->req.data = c;
+    int rc = known != NULL ? raft_assign(&node->raft, &c->req, id, RAFT_VOTER, promote_done)
+                           : raft_add(&node->raft, &c->req, id, raft_addr, add_done);
+    if (rc != 0) {
+        free(c);
+        if (rc == RAFT_CANTCHANGE)
+            return gy_error_set(err, GY_ECONFLICT,
+                                "another membership change is in progress; retry");
+        return gy_error_set(err, GY_EUNAVAILABLE, "add server %" PRIu64 ": %s", id,
+                            raft_strerror(rc));
+    }
+    gy_log_info("adding server", "server=%" PRIu64 " raft=%s", id, raft_addr);
+    return 0;
+}
+
+static void remove_done(struct raft_change *req, int status)
+{
+    struct change *c = req->data;
+    if (status == 0)
+        gy_log_info("server removed", "server=%" PRIu64, c->id);
+    change_finish(c, status);
+}
+
+int sch_node_remove_server(struct sch_node *node, uint64_t id, sch_done_cb cb, void *data,
+                           struct gy_error *err)
+{
+    if (!sch_node_is_leader(node))
+        return gy_error_set(err, GY_EUNAVAILABLE, "this server is not the leader");
+    if (config_find(node, id) == NULL)
+        return gy_error_set(err, GY_ENOTFOUND, "server %" PRIu64 " is not a member", id);
+    struct change *c = gy_xcalloc(1, sizeof(*c));
+    c->node = node;
+    c->id = id;
+    c->cb = cb;
+    c->data = data;
+    c->req.data = c;
+    int rc = raft_remove(&node->raft, &c->req, id, remove_done);
+    if (rc != 0) {
+        free(c);
+        if (rc == RAFT_CANTCHANGE)
+            return gy_error_set(err, GY_ECONFLICT,
+                                "another membership change is in progress; retry");
+        return gy_error_set(err, GY_EUNAVAILABLE, "remove server %" PRIu64 ": %s", id,
+                            raft_strerror(rc));
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Start and stop */
+
+static void do_close(struct sch_node *node);
+static void close_handles(struct sch_node *node);
+
+static int parse_bootstrap(struct sch_node *node, struct raft_configuration *conf,
+                           struct gy_error *err)
+{
+    cleanup_free char *copy = gy_xstrdup(node->cfg.bootstrap);
+    char *save = NULL;
+    bool self = false;
+    for (char *tok = strtok_r(copy, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        if (eq == NULL)
+            return gy_error_set(err, GY_EINVAL, "--bootstrap: \"%s\" is not ID=HOST:PORT", tok);
+        *eq = '\0';
+        char *end;
+        unsigned long long id = strtoull(tok, &end, 10);
+        if (*end != '\0' || id == 0)
+            return gy_error_set(err, GY_EINVAL, "--bootstrap: \"%s\" is not a server id", tok);
+        int rc = raft_configuration_add(conf, id, eq + 1, RAFT_VOTER);
+        if (rc != 0)
+            return gy_error_set(err, GY_EINVAL, "--bootstrap: server %llu at %s: %s", id, eq + 1,
+                                raft_strerror(rc));
+        if (id == node->cfg.id) {
+            if (strcmp(eq + 1, node->cfg.raft_addr) != 0)
+                return gy_error_set(err, GY_EINVAL,
+                                    "--bootstrap lists server %llu at %s but --raft-addr is %s", id,
+                                    eq + 1, node->cfg.raft_addr);
+            self = true;
+        }
+    }
+    if (!self)
+        return gy_error_set(err, GY_EINVAL,
+                            "--bootstrap does not list this server (--id %" PRIu64 ")",
+                            node->cfg.id);
+    return 0;
+}
+
+static int prepare_data_dir(struct sch_node *node, struct gy_error *err)
+{
+    int rc = ensure_dir(node->cfg.data_dir, err);
+    if (rc < 0)
+        return rc;
+    snprintf(node->raft_dir, sizeof(node->raft_dir), "%s/raft", node->cfg.data_dir);
+    if ((rc = ensure_dir(node->raft_dir, err)) < 0)
+        return rc;
+    char path[4200], text[100];
+    snprintf(path, sizeof(path), "%s/server-id", node->cfg.data_dir);
+    rc = read_small_file(path, text, sizeof(text), err);
+    if (rc < 0)
+        return rc;
+    char want[32];
+    snprintf(want, sizeof(want), "%" PRIu64, node->cfg.id);
+    if (rc > 0 && strcmp(text, want) != 0)
+        return gy_error_set(err, GY_ECONFLICT,
+                            "data directory %s belongs to server %s, not to --id %s",
+                            node->cfg.data_dir, text, want);
+    if (rc == 0 && (rc = write_small_file(node->cfg.data_dir, "server-id", want, err)) < 0)
+        return rc;
+    snprintf(path, sizeof(path), "%s/cluster-id", node->cfg.data_dir);
+    rc = read_small_file(path, node->cluster_id, sizeof(node->cluster_id), err);
+    return rc < 0 ? rc : 0;
+}
+
+int sch_node_start(struct sch_node *node, uv_loop_t *loop, const struct sch_node_config *cfg,
+                   struct gy_error *err)
+{
+    memset(node, 0, sizeof(*node));
+    node->loop = loop;
+    node->cfg = *cfg;
+    int rc = prepare_data_dir(node, err);
+    if (rc < 0)
+        return rc;
+    bool has_state = raft_dir_has_state(node->raft_dir);
+    if (!has_state && cfg->bootstrap == NULL && !cfg->joining)
+        return gy_error_set(err, GY_EINVAL,
+                            "data directory %s holds no cluster state: start the first servers "
+                            "with --bootstrap, or add this one with --join",
+                            cfg->data_dir);
+    if ((rc = check_listen_address("raft address", cfg->raft_addr, err)) < 0)
+        return rc;
+    if ((rc = sch_fsm_init(&node->fsm, err)) < 0)
+        return rc;
+    node->fsm.hooks.want_result = want_result;
+    node->fsm.hooks.applied = fsm_applied;
+    node->fsm.hooks.data = node;
+    uv_check_init(loop, &node->flush);
+    node->flush.data = node;
+    uv_timer_init(loop, &node->duties);
+    node->duties.data = node;
+    uv_timer_init(loop, &node->stop_timer);
+    node->stop_timer.data = node;
+    node->closing = true; /* until raft runs; the error paths below close the handles */
+
+    rc = raft_uv_tcp_init(&node->transport, loop);
+    if (rc != 0) {
+        close_handles(node);
+        return gy_error_set(err, GY_EIO, "raft transport: %s", raft_strerror(rc));
+    }
+    char errmsg[RAFT_ERRMSG_BUF_SIZE] = "";
+    rc = raft_uv_init(&node->io, loop, node->raft_dir, &node->transport);
+    if (rc != 0) {
+        snprintf(errmsg, sizeof(errmsg), "%s", node->io.errmsg);
+        raft_uv_tcp_close(&node->transport);
+        close_handles(node);
+        return gy_error_set(err, GY_EIO, "raft storage in %s: %s", node->raft_dir, errmsg);
+    }
+    raft_uv_set_connect_retry_delay(&node->io, cfg->connect_retry_ms);
+    sch_fsm_raft(&node->fsm, &node->raft_fsm);
+    rc = raft_init(&node->raft, &node->io, &node->raft_fsm, cfg->id, cfg->raft_addr);
+    if (rc != 0) {
+        raft_uv_close(&node->io);
+        raft_uv_tcp_close(&node->transport);
+        close_handles(node);
+        return gy_error_set(err, GY_EINTERNAL, "raft init: %s", raft_strerror(rc));
+    }
+    node->raft.data = node;
+    raft_set_election_timeout(&node->raft, cfg->election_ms);
+    raft_set_heartbeat_timeout(&node->raft, cfg->heartbeat_ms);
+    raft_set_snapshot_threshold(&node->raft, cfg->snapshot_threshold);
+    raft_set_snapshot_trailing(&node->raft, cfg->snapshot_trailing);
+
+    if (cfg->bootstrap != NULL) {
+        struct raft_configuration conf;
+        raft_configuration_init(&conf);
+        rc = parse_bootstrap(node, &conf, err);
+        if (rc == 0) {
+            int brc = raft_bootstrap(&node->raft, &conf);
+            /* A server that already has state ignores --bootstrap and rejoins with it. */
+            if (brc != 0 && brc != RAFT_CANTBOOTSTRAP)
+                rc = gy_error_set(err, GY_EIO, "raft bootstrap: %s", raft_strerror(brc));
+        }
+        raft_configuration_close(&conf);
+    }
+    if (rc == 0) {
+        int src = raft_start(&node->raft);
+        if (src != 0)
+            rc = gy_error_set(err, GY_EIO, "raft start on %s: %s %s", cfg->raft_addr,
+                              raft_strerror(src), raft_errmsg(&node->raft));
+    }
+    node->raft_started = true;
+    if (rc < 0) {
+        /* The loop finishes the close; the caller runs it before exiting. */
+        do_close(node);
+        return rc;
+    }
+    node->closing = false;
+    uv_check_start(&node->flush, flush_cb);
+    uv_timer_start(&node->duties, duties_cb, cfg->heartbeat_ms, cfg->heartbeat_ms);
+    gy_log_info("raft started", "id=%" PRIu64 " raft=%s dir=%s cluster=%s", cfg->id, cfg->raft_addr,
+                node->raft_dir, *node->cluster_id ? node->cluster_id : "none");
+    return 0;
+}
+
+static void handle_closed(uv_handle_t *handle)
+{
+    struct sch_node *node = handle->data;
+    if (handle != (uv_handle_t *)&node->stop_timer)
+        return;
+    sch_fsm_close(&node->fsm);
+    if (node->close_cb != NULL)
+        node->close_cb(node);
+}
+
+static void close_handles(struct sch_node *node)
+{
+    uv_close((uv_handle_t *)&node->flush, handle_closed);
+    uv_close((uv_handle_t *)&node->duties, handle_closed);
+    uv_close((uv_handle_t *)&node->stop_timer, handle_closed);
+}
+
+static void raft_closed(struct raft *raft)
+{
+    struct sch_node *node = raft->data;
+    raft_uv_close(&node->io);
+    raft_uv_tcp_close(&node->transport);
+    close_handles(node);
+}
+
+static void do_close(struct sch_node *node)
+{
+    if (node->raft_started) {
+        node->raft_started = false;
+        uv_timer_stop(&node->stop_timer);
+        fail_queued(node, "the server is shutting down");
+        raft_close(&node->raft, raft_closed);
+    }
+}
+
+static void transfer_done(struct raft_transfer *req)
+{
+    struct sch_node *node = req->data;
+    raft_id leader = 0;
+    const char *address = NULL;
+    raft_leader(&node->raft, &leader, &address);
+    gy_log_info("leadership transfer finished", "leader=%llu", (unsigned long long)leader);
+    free(req);
+    do_close(node);
+}
+
+static void stop_timeout_cb(uv_timer_t *timer)
+{
+    do_close(timer->data);
+}
+
+void sch_node_stop(struct sch_node *node, void (*cb)(struct sch_node *node))
+{
+    if (node->stop_requested)
+        return;
+    node->stop_requested = true;
+    node->closing = true;
+    node->close_cb = cb;
+    if (!node->raft_started) {
+        /* Already closing after a failed start: the callback still runs at the end. */
+        return;
+    }
+    fail_queued(node, "the server is shutting down");
+    unsigned voters = 0;
+    for (unsigned i = 0; i < node->raft.configuration.n; i++)
+        if (node->raft.configuration.servers[i].role == RAFT_VOTER &&
+            node->raft.configuration.servers[i].id != node->cfg.id)
+            voters++;
+    if (raft_state(&node->raft) == RAFT_LEADER && voters > 0) {
+        /* A planned stop hands leadership over so the cluster does not wait for an election
+         * timeout. */
+        struct raft_transfer *req = gy_xcalloc(1, sizeof(*req));
+        req->data = node;
+        if (raft_transfer(&node->raft, req, 0, transfer_done) == 0) {
+            gy_log_info("transferring leadership before exit", "");
+            /* raft_transfer gives up after an election timeout; this is a backstop. */
+            uv_timer_start(&node->stop_timer, stop_timeout_cb, 3ull * node->cfg.election_ms, 0);
+            return;
+        }
+        free(req);
+    }
+    do_close(node);
+}

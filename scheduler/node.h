@@ -1,0 +1,138 @@
+/* The control-plane server's Raft node: libraft with its libuv storage and TCP transport
+ * on the server's loop, the state machine, group commit of proposals, linearizable-read
+ * barriers, membership changes, cluster identity in the data directory, and graceful
+ * leadership transfer on shutdown. */
+#ifndef GANTRY_SCHEDULER_NODE_H
+#define GANTRY_SCHEDULER_NODE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <raft.h>
+#include <raft/uv.h>
+#include <uv.h>
+
+#include "common/error.h"
+#include "proto/gantry.pb-c.h"
+#include "scheduler/fsm.h"
+
+/* Defaults chosen for servers on one LAN (docs/operations.md, "Timing"). */
+#define SCH_DEFAULT_ELECTION_MS        300
+#define SCH_DEFAULT_HEARTBEAT_MS       50
+#define SCH_DEFAULT_CONNECT_RETRY_MS   100
+#define SCH_DEFAULT_SNAPSHOT_THRESHOLD 20000
+#define SCH_DEFAULT_SNAPSHOT_TRAILING  4096
+/* At most this many commands share one entry. */
+#define SCH_GROUP_MAX 512
+
+struct sch_node_config {
+    uint64_t id;
+    const char *data_dir;
+    const char *raft_addr;
+    const char *api_addr;
+    const char *agent_addr;
+    const char *bootstrap; /* "1=HOST:PORT,2=HOST:PORT" for a new cluster, or NULL */
+    bool joining;          /* started with --join: no bootstrap, wait to be added */
+    unsigned election_ms;
+    unsigned heartbeat_ms;
+    unsigned connect_retry_ms;
+    unsigned snapshot_threshold;
+    unsigned snapshot_trailing;
+};
+
+/* Called when a proposal is settled: status 0 with the state machine's result (valid only
+ * during the call; result->code tells whether the command was applied), or a negative
+ * gy_code (GY_EUNAVAILABLE: leadership lost or no leader) with a message. */
+typedef void (*sch_propose_cb)(void *data, int status, const struct sch_result *result,
+                               const char *message);
+/* Called when a read barrier or a membership change is settled (0 or a negative gy_code). */
+typedef void (*sch_done_cb)(void *data, int status, const char *message);
+
+struct sch_proposal;
+struct sch_waiter;
+
+struct sch_node_stats {
+    uint64_t proposals;      /* commands proposed */
+    uint64_t entries;        /* raft entries they travelled in */
+    uint64_t barriers;       /* read barriers issued */
+    uint64_t leader_changes; /* times the known leader changed */
+};
+
+struct sch_node {
+    uv_loop_t *loop;
+    struct sch_node_config cfg;
+    char raft_dir[4096];
+    char cluster_id[80]; /* from the data directory, or "" before the cluster has one */
+
+    struct raft_uv_transport transport;
+    struct raft_io io;
+    struct raft raft;
+    struct raft_fsm raft_fsm;
+    struct sch_fsm fsm;
+    bool raft_started;
+
+    uv_check_t flush;  /* sends grouped proposals and barriers once per loop turn */
+    uv_timer_t duties; /* leader duties and leader-change tracking */
+    uv_timer_t stop_timer;
+
+    struct sch_proposal *queue_head, *queue_tail;
+    size_t queued;
+    struct sch_waiter *readers; /* waiting for the next barrier */
+    unsigned inflight_entries;
+
+    bool init_inflight;
+    bool self_inflight;
+    raft_id last_leader;
+    uint64_t seen_restores;
+    bool cluster_checked;
+
+    /* Set by the owner: runs after every applied command or restore. */
+    void (*on_applied)(void *data);
+    /* Set by the owner: runs (from a timer) when the server must stop, e.g. its data
+     * directory belongs to another cluster. exit_code is then non-zero. */
+    void (*on_fatal)(void *data);
+    void *on_applied_data;
+
+    bool closing;
+    bool stop_requested;
+    int exit_code;
+    void (*close_cb)(struct sch_node *node);
+    struct sch_node_stats stats;
+};
+
+/* Prepares the data directory (checking its server id and cluster id), starts libraft and
+ * the timers. The loop must then run. */
+int sch_node_start(struct sch_node *node, uv_loop_t *loop, const struct sch_node_config *cfg,
+                   struct gy_error *err);
+
+/* Transfers leadership first when this server leads a cluster of several voters, then
+ * closes Raft and every handle; cb runs when all is released. */
+void sch_node_stop(struct sch_node *node, void (*cb)(struct sch_node *node));
+
+bool sch_node_is_leader(struct sch_node *node);
+/* The known leader's id (0 when none) and its API address from the replicated servers
+ * table (copied into buf; "" when not yet known). */
+uint64_t sch_node_leader(struct sch_node *node, char *api_buf, size_t len);
+
+/* Proposes a command (packed at once: the caller keeps cmd). Commands proposed in the same
+ * loop turn share one Raft entry. Fails at once with -GY_EUNAVAILABLE when not the leader. */
+int sch_node_propose(struct sch_node *node, const Gantry__Command *cmd, sch_propose_cb cb,
+                     void *data, struct gy_error *err);
+
+/* Waits until a barrier issued after this call is applied, which proves this server is
+ * still the leader and its state holds every write acknowledged before. */
+int sch_node_barrier(struct sch_node *node, sch_done_cb cb, void *data, struct gy_error *err);
+
+/* Adds a server (as a spare, then promoted to voter once caught up) or confirms it is one
+ * already with that address. */
+int sch_node_add_server(struct sch_node *node, uint64_t id, const char *raft_addr, sch_done_cb cb,
+                        void *data, struct gy_error *err);
+int sch_node_remove_server(struct sch_node *node, uint64_t id, sch_done_cb cb, void *data,
+                           struct gy_error *err);
+
+/* Records the cluster id learned from the cluster (on join) in the data directory. */
+int sch_node_set_cluster_id(struct sch_node *node, const char *cluster_id, struct gy_error *err);
+
+const char *sch_node_role_name(int role);
+
+#endif

@@ -1,0 +1,27 @@
+# gantry_scheduler: the control-plane server as a library (Raft node, state machine on
+# SQLite, API handlers), and the gantry-scheduler binary around it. The HTTP server itself
+# is the gantry_http library of http.cmake.
+set(GANTRY_SCHEDULER_SOURCES
+    ${CMAKE_CURRENT_SOURCE_DIR}/command.c
+    ${CMAKE_CURRENT_SOURCE_DIR}/fsm.c
+    ${CMAKE_CURRENT_SOURCE_DIR}/node.c)
+add_library(gantry_scheduler STATIC ${GANTRY_SCHEDULER_SOURCES})
+target_link_libraries(gantry_scheduler PUBLIC gantry_proto gantry_common PkgConfig::RAFT
+                      PkgConfig::UV PkgConfig::SQLITE3 PkgConfig::JANSSON)
+set_target_properties(gantry_scheduler PROPERTIES C_VISIBILITY_PRESET hidden)
+
+# The API on top of the HTTP server.
+add_library(gantry_scheduler_api STATIC
+    ${CMAKE_CURRENT_SOURCE_DIR}/api.c
+    ${CMAKE_CURRENT_SOURCE_DIR}/api_read.c
+    ${CMAKE_CURRENT_SOURCE_DIR}/api_write.c
+    ${CMAKE_CURRENT_SOURCE_DIR}/metrics.c
+    ${CMAKE_CURRENT_SOURCE_DIR}/join.c)
+target_link_libraries(gantry_scheduler_api PUBLIC gantry_scheduler PkgConfig::CURL)
+set_target_properties(gantry_scheduler_api PROPERTIES C_VISIBILITY_PRESET hidden)
+
+if(TARGET gantry_http)
+    target_link_libraries(gantry_scheduler_api PUBLIC gantry_http)
+    add_executable(gantry-scheduler ${CMAKE_CURRENT_SOURCE_DIR}/main.c)
+    target_link_libraries(gantry-scheduler PRIVATE gantry_scheduler_api)
+endif()

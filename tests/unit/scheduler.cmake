@@ -1,0 +1,3 @@
+# Control-plane unit tests.
+gantry_unit_test(test_sch_command SOURCES test_sch_command.c LIBS gantry_scheduler)
+gantry_unit_test(test_sch_fsm SOURCES test_sch_fsm.c LIBS gantry_scheduler)
