@@ -35,10 +35,11 @@ int ctl_client_init(struct ctl_client *client, const char *base, struct gy_error
     } else {
         client->base = gy_xstrdup(base);
     }
+    /* Trailing slashes go, so that paths join cleanly; the host part must remain. */
+    char *host = strstr(client->base, "://") + 3;
     size_t len = strlen(client->base);
-    while (len > 0 && client->base[len - 1] == '/')
+    while (len > (size_t)(host - client->base) && client->base[len - 1] == '/')
         client->base[--len] = '\0';
-    const char *host = strstr(client->base, "://") + 3;
     if (*host == '\0' || *host == '/' || *host == ':') {
         free(client->base);
         client->base = NULL;
