@@ -329,7 +329,8 @@ static void read_cluster(struct sch_call *call)
 {
     struct sch_server *server = call->server;
     struct raft *raft = &server->node.raft;
-    uint64_t leader = sch_node_leader(&server->node, NULL, 0);
+    char leader_api[256];
+    uint64_t leader = sch_node_leader(&server->node, leader_api, sizeof(leader_api));
     char cluster[80];
     sch_fsm_cluster_id(&server->node.fsm, cluster, sizeof(cluster));
     static const char *const states[] = {"unavailable", "follower", "candidate", "leader"};
@@ -339,12 +340,12 @@ static void read_cluster(struct sch_call *call)
     snprintf(digest, sizeof(digest), "%016" PRIx64, sch_fsm_digest(&server->node.fsm));
     sch_call_json(
         call, 200,
-        json_pack("{s:s,s:s,s:I,s:I,s:s,s:I,s:I,s:I,s:I,s:o}", "cluster_id", cluster,
-                  "state_digest", digest, "id", (json_int_t)server->cfg.node.id, "leader",
-                  (json_int_t)leader, "state", state >= 0 && state < 4 ? states[state] : "unknown",
-                  "term", (json_int_t)raft->current_term, "commit_index",
-                  (json_int_t)raft->commit_index, "applied_index",
-                  (json_int_t)raft_last_applied(raft), "last_index",
+        json_pack("{s:s,s:s,s:s,s:I,s:I,s:s,s:I,s:I,s:I,s:I,s:o}", "cluster_id", cluster,
+                  "state_digest", digest, "leader_api_address", leader_api, "id",
+                  (json_int_t)server->cfg.node.id, "leader", (json_int_t)leader, "state",
+                  state >= 0 && state < 4 ? states[state] : "unknown", "term",
+                  (json_int_t)raft->current_term, "commit_index", (json_int_t)raft->commit_index,
+                  "applied_index", (json_int_t)raft_last_applied(raft), "last_index",
                   (json_int_t)raft_last_index(raft), "servers", servers_json(server, leader)));
 }
 

@@ -60,12 +60,12 @@ cp_cluster_field() {
     cp_get "$1" /v1/cluster | python3 -c "import json,sys; print(json.load(sys.stdin)['$2'])" 2>/dev/null
 }
 
-# cp_leader IDS...: prints the leader id when every listed server that answers agrees on
-# one and that server says it leads.
+# cp_leader IDS...: prints the leader id when every listed server agrees on one, knows its
+# API address (so it can forward writes), and that server says it leads.
 cp_leader() {
     local id leader="" l
     for id in "$@"; do
-        l=$(cp_cluster_field "$id" leader) || continue
+        l=$(cp_get "$id" /v1/cluster | python3 -c "import json,sys; d=json.load(sys.stdin); print(d['leader'] if d['leader_api_address'] else 0)" 2>/dev/null)
         [ -n "$l" ] && [ "$l" != 0 ] || return 1
         if [ -z "$leader" ]; then leader=$l; elif [ "$leader" != "$l" ]; then return 1; fi
     done
@@ -118,11 +118,17 @@ cp_metric() { cp_get "$1" /metrics | awk -v m="$2" '$1 == m { print $2 }'; }
 # cp_bulk_apply ID COUNT PREFIX [PARALLEL]: applies COUNT workloads PREFIX-0.. through server
 # ID with curl's parallel transfers; prints how many answered 200.
 cp_bulk_apply() {
-    local id=$1 count=$2 prefix=$3 par=${4:-16} i cfg="$GT_TMP/bulk-$prefix.curl"
+    local id=$1 count=$2 prefix=$3 par=${4:-16} i
+    local cfg="$GT_TMP/bulk-$prefix.curl"
     : >"$cfg"
     for ((i = 0; i < count; i++)); do
-        printf 'next\nurl = "http://%s/v1/apply"\nrequest = "POST"\ndata = "{\\"name\\":\\"%s-%d\\",\\"image\\":\\"busybox\\"}"\nheader = "Content-Type: application/json"\noutput = "/dev/null"\nwrite-out = "%%{http_code}\\n"\nmax-time = 20\n' \
+        [ "$i" -gt 0 ] && echo next >>"$cfg"
+        printf 'url = "http://%s/v1/apply"\nrequest = "POST"\ndata = "{\\"name\\":\\"%s-%d\\",\\"image\\":\\"busybox\\"}"\nheader = "Content-Type: application/json"\noutput = "/dev/null"\nwrite-out = "%%{http_code}\\n"\nmax-time = 20\n' \
             "$(cp_api "$id")" "$prefix" "$i" >>"$cfg"
     done
     curl -s --parallel --parallel-max "$par" -K "$cfg" 2>/dev/null | grep -c '^200$'
 }
+
+# cp_workloads_sum ID: checksum of the workloads (specs, generations, status) in server ID's
+# own copy.
+cp_workloads_sum() { cp_get "$1" '/v1/workloads?stale=1' | md5sum | cut -d' ' -f1; }

@@ -1,0 +1,46 @@
+# Snapshots with a low threshold: a server stopped while thousands of entries are written
+# catches up through a snapshot install, and a cluster restarted after them comes back
+# with identical state on every server (snapshot restore plus log replay).
+source "$(dirname "$0")/lib.sh"
+CP_BASE=21100
+source "$(dirname "$0")/cp/cluster.sh"
+cp_require
+CP_FLAGS=(--snapshot-threshold 200 --snapshot-trailing 100)
+
+for i in 1 2 3; do cp_start "$i" --bootstrap "$(cp_bootstrap_list 3)"; done
+gt_check "a leader is elected" gt_wait_for "a leader" 30 cp_has_leader 1 2 3
+leader=$(cp_leader 1 2 3)
+[ -n "$leader" ] || exit 1
+follower=1
+[ "$leader" = 1 ] && follower=2
+cp_stop "$follower"
+others=()
+for i in 1 2 3; do [ "$i" != "$follower" ] && others+=("$i"); done
+
+# Two clients at a time: thousands of Raft entries even with group commit.
+ok=$(cp_bulk_apply "$leader" 3000 bulk 2)
+gt_check "3000 applies with one server down succeed ($ok)" [ "$ok" -eq 3000 ]
+entries=$(cp_metric "$leader" gantry_raft_entries_total)
+gt_log "leader wrote $entries entries"
+gt_check "thousands of entries were written" [ "${entries:-0}" -ge 1000 ]
+gt_check "the running servers took snapshots" [ "$(cp_metric "$leader" gantry_fsm_snapshots_total)" -ge 1 ]
+
+cp_start "$follower"
+gt_check "the stopped server catches up" gt_wait_for "catch up" 60 cp_same_state 1 2 3
+gt_check "it caught up through a snapshot install" \
+    [ "$(cp_metric "$follower" gantry_fsm_restores_total)" -ge 1 ]
+gt_check "it holds every workload" [ "$(cp_count "$follower")" -eq 3000 ]
+
+before=$(cp_workloads_sum "$leader")
+for i in 1 2 3; do cp_stop "$i"; done
+for i in 1 2 3; do cp_start "$i"; done
+gt_check "a leader is elected after the restart" gt_wait_for "leader after restart" 30 cp_has_leader 1 2 3
+gt_check "every server comes back with the same state" gt_wait_for "same state" 60 cp_same_state 1 2 3
+gt_check "the workloads equal those before the restart" [ "$(cp_workloads_sum 1)" = "$before" ]
+for i in 1 2 3; do
+    gt_check "server $i restored a snapshot at start" [ "$(cp_metric "$i" gantry_fsm_restores_total)" -ge 1 ]
+    gt_check "server $i holds 3000 workloads" [ "$(cp_count "$i")" -eq 3000 ]
+done
+gt_check "the restarted cluster takes writes" gt_wait_for "write after restart" 20 \
+    bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' -X POST -d '{\"name\":\"after-restart\",\"image\":\"busybox\"}' http://$(cp_api 1)/v1/apply)\" = 200 ]"
+gt_finish
