@@ -310,7 +310,10 @@ int ctl_cmd_cluster(struct ctl_context *ctx, const struct ctl_invocation *inv)
     long long leader = num(doc, "leader");
     fprintf(ctx->out, "Cluster:   %s\n", str(doc, "cluster_id"));
     fprintf(ctx->out, "Answered:  server %lld (%s)\n", num(doc, "id"), str(doc, "state"));
-    if (leader != 0)
+    const char *leader_api = str(doc, "leader_api_address");
+    if (leader != 0 && *leader_api != '\0')
+        fprintf(ctx->out, "Leader:    server %lld (API %s)\n", leader, leader_api);
+    else if (leader != 0)
         fprintf(ctx->out, "Leader:    server %lld\n", leader);
     else
         fprintf(ctx->out, "Leader:    none\n");

@@ -248,7 +248,7 @@ gt_stop "$follower"
 # ---- cluster status, logs, --wait, unreachable server
 run cs cluster status
 gt_check "cluster status names the leader and the server" \
-    bash -c "[ $RC = 0 ] && grep -qx 'Leader:    server 1' '$GT_TMP/cs.out' && grep -qE '^  1 +leader +voter +127.0.0.1:17711 +127.0.0.1:17710 +127.0.0.1:17712\$' '$GT_TMP/cs.out'"
+    bash -c "[ $RC = 0 ] && grep -qx 'Leader:    server 1 (API 127.0.0.1:17710)' '$GT_TMP/cs.out' && grep -qE '^  1 +leader +voter +127.0.0.1:17711 +127.0.0.1:17710 +127.0.0.1:17712\$' '$GT_TMP/cs.out'"
 run logs logs hello-0
 gt_check "logs: exit 1 with a clear sentence" \
     bash -c "[ $RC = 1 ] && grep -qE '^gantry: (the server does not serve logs|replica .* not found)' '$GT_TMP/logs.err'"
