@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -251,74 +252,100 @@ static void sleep_ms(long ms)
         ;
 }
 
+/* Columns of the terminal, so that progress lines never wrap (a wrapped line could not
+ * be redrawn in place). */
+static size_t terminal_width(FILE *out)
+{
+    struct winsize ws;
+    if (ioctl(fileno(out), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 10)
+        return ws.ws_col;
+    return 80;
+}
+
+/* Polls one workload and its replicas; returns false (with err) when the server cannot
+ * tell. */
+static bool poll_workload(struct ctl_context *ctx, const char *name, enum ctl_wait_state *state,
+                          char *summary, size_t summary_len, char *reason, size_t reason_len,
+                          struct gy_error *err)
+{
+    char *esc = ctl_url_escape(name);
+    char *wpath = gy_xasprintf("/v1/workloads/%s", esc);
+    char *rpath = gy_xasprintf("/v1/replicas?workload=%s", esc);
+    free(esc);
+    json_t *w = NULL, *reps = NULL;
+    int r = ctl_get_json(&ctx->client, wpath, &w, err);
+    if (r == 0)
+        r = ctl_get_json(&ctx->client, rpath, &reps, err);
+    free(wpath);
+    free(rpath);
+    if (r == 0)
+        *state = ctl_wait_assess(w, reps, summary, summary_len, reason, reason_len);
+    json_decref(w);
+    json_decref(reps);
+    return r == 0;
+}
+
+/* Shows one line per workload: on a terminal redrawn in place (the cursor goes back up over
+ * the lines of the previous round), elsewhere printed again only when a figure changed, so
+ * that logs of CI runs stay short. */
+static void show_progress(struct ctl_context *ctx, bool tty, char **lines, char **shown, size_t n,
+                          bool *drawn)
+{
+    if (tty) {
+        size_t width = terminal_width(ctx->out);
+        if (*drawn)
+            fprintf(ctx->out, "\033[%zuA", n);
+        for (size_t i = 0; i < n; i++)
+            fprintf(ctx->out, "\r\033[K%.*s\n", (int)(width - 1), lines[i]);
+        *drawn = true;
+    } else {
+        for (size_t i = 0; i < n; i++)
+            if (shown[i] == NULL || strcmp(shown[i], lines[i]) != 0)
+                fprintf(ctx->out, "%s\n", lines[i]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(shown[i]);
+        shown[i] = gy_xstrdup(lines[i]);
+    }
+    fflush(ctx->out);
+}
+
 static int wait_ready(struct ctl_context *ctx, char **names, size_t n, int64_t timeout_ms)
 {
-    bool tty = isatty(fileno(ctx->out));
+    bool tty = isatty(fileno(ctx->out)), drawn = false;
     uint64_t start = ctl_now_ms();
-    char *last = gy_xstrdup("");
-    char **summaries = gy_xcalloc(n, sizeof(*summaries));
+    char **lines = gy_xcalloc(n, sizeof(*lines));
+    char **shown = gy_xcalloc(n, sizeof(*shown));
+    bool *done = gy_xcalloc(n, sizeof(*done));
     int rc = CTL_EXIT_FAILED;
     for (;;) {
-        size_t done = 0;
-        char line[2048] = "";
-        size_t off = 0;
+        size_t n_done = 0;
         bool failed = false;
         for (size_t i = 0; i < n && !failed; i++) {
-            char *esc = ctl_url_escape(names[i]);
-            char *wpath = gy_xasprintf("/v1/workloads/%s", esc);
-            char *rpath = gy_xasprintf("/v1/replicas?workload=%s", esc);
-            free(esc);
-            json_t *w = NULL, *reps = NULL;
+            char summary[512], reason[512];
+            enum ctl_wait_state st = CTL_WAIT_PROGRESSING;
             struct gy_error err;
-            int r = ctl_get_json(&ctx->client, wpath, &w, &err);
-            if (r == 0)
-                r = ctl_get_json(&ctx->client, rpath, &reps, &err);
-            free(wpath);
-            free(rpath);
-            if (r < 0) {
-                json_decref(w);
-                json_decref(reps);
-                if (tty)
-                    fputc('\n', ctx->out);
+            if (!poll_workload(ctx, names[i], &st, summary, sizeof(summary), reason, sizeof(reason),
+                               &err)) {
                 fprintf(ctx->err, "gantry: waiting for workload/%s: %s\n", names[i], err.msg);
                 failed = true;
                 break;
             }
-            char summary[512], reason[512];
-            enum ctl_wait_state st =
-                ctl_wait_assess(w, reps, summary, sizeof(summary), reason, sizeof(reason));
-            json_decref(w);
-            json_decref(reps);
-            free(summaries[i]);
-            summaries[i] = gy_xstrdup(summary);
             if (st == CTL_WAIT_FAILED) {
-                if (tty)
-                    fputc('\n', ctx->out);
                 fprintf(ctx->err, "gantry: workload/%s failed: %s (%s)\n", names[i], reason,
                         summary);
                 failed = true;
                 break;
             }
-            if (st == CTL_WAIT_DONE)
-                done++;
-            if (off < sizeof(line))
-                off += (size_t)snprintf(line + off, sizeof(line) - off, "%sworkload/%s %s",
-                                        i ? "; " : "", names[i], summary);
+            done[i] = st == CTL_WAIT_DONE;
+            n_done += done[i];
+            free(lines[i]);
+            lines[i] = gy_xasprintf("workload/%s %s", names[i], summary);
         }
         if (failed)
             break;
-        if (tty) {
-            fprintf(ctx->out, "\r\033[K%s", line);
-            fflush(ctx->out);
-        } else if (strcmp(line, last) != 0) {
-            fprintf(ctx->out, "%s\n", line);
-            fflush(ctx->out);
-        }
-        free(last);
-        last = gy_xstrdup(line);
-        if (done == n) {
-            if (tty)
-                fputc('\n', ctx->out);
+        show_progress(ctx, tty, lines, shown, n, &drawn);
+        if (n_done == n) {
             fprintf(ctx->out, "%zu workload%s ready\n", n, n == 1 ? "" : "s");
             rc = CTL_EXIT_OK;
             break;
@@ -326,21 +353,23 @@ static int wait_ready(struct ctl_context *ctx, char **names, size_t n, int64_t t
         uint64_t elapsed = ctl_now_ms() - start;
         if (elapsed >= (uint64_t)timeout_ms) {
             char d[GY_QUANTITY_BUF];
-            if (tty)
-                fputc('\n', ctx->out);
+            gy_duration_format(timeout_ms, d);
             for (size_t i = 0; i < n; i++)
-                fprintf(ctx->err, "gantry: timed out after %s waiting for workload/%s: %s\n",
-                        gy_duration_format(timeout_ms, d), names[i],
-                        summaries[i] ? summaries[i] : "no answer");
+                if (!done[i])
+                    fprintf(ctx->err, "gantry: timed out after %s waiting for workload/%s: %s\n", d,
+                            names[i], lines[i] + strlen("workload/ ") + strlen(names[i]));
             break;
         }
         uint64_t left = (uint64_t)timeout_ms - elapsed;
         sleep_ms(left < POLL_MS ? (long)left : POLL_MS);
     }
-    for (size_t i = 0; i < n; i++)
-        free(summaries[i]);
-    free(summaries);
-    free(last);
+    for (size_t i = 0; i < n; i++) {
+        free(lines[i]);
+        free(shown[i]);
+    }
+    free(lines);
+    free(shown);
+    free(done);
     return rc;
 }
 
