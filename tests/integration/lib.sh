@@ -90,6 +90,17 @@ gt_teardown() {
         wait "$pid" 2>/dev/null || true
     done
     for ns in "${GT_NETNS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+    # A sanitizer report in any process the test started fails the test, even when every
+    # check passed: the report is a bug that the checks did not see.
+    local f
+    for f in "$GT_TMP"/*.log; do
+        [ -f "$f" ] || continue
+        if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$f"; then
+            gt_log "FAIL: sanitizer report in $(basename "$f"):"
+            grep -E -A 30 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$f" | head -n 60
+            [ "$status" -eq 0 ] && status=1
+        fi
+    done
     if [ "$status" -ne 0 ] || [ "$GT_FAILED" -ne 0 ]; then
         for f in "$GT_TMP"/*.log; do
             [ -f "$f" ] || continue
