@@ -281,4 +281,8 @@ gt_check "completion of flags" [ "$(complete_words gantry get workloads --o)" = 
 gt_check "completion of workload names from the server" \
     [ "$(complete_words gantry scale "")" = "api cache frontend hello waiter" ]
 gt_check "completion of output formats" [ "$(complete_words gantry get nodes -o "")" = "wide json yaml name" ]
+# Every gantry run above was built with the sanitizers; a report on its standard error is
+# a bug even when the output was right.
+gt_check "no sanitizer report from any gantry run" \
+    bash -c "! grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' '$GT_TMP'/*.err"
 gt_finish

@@ -161,4 +161,8 @@ gt_check "logs streams the replica's output" \
 run nologs --server "http://$LEADER" logs web-9
 gt_check "logs of a missing endpoint says the server does not serve logs" \
     bash -c "[ $RC = 1 ] && grep -q '^gantry: the server does not serve logs (GET /v1/replicas/web-9/logs answered 404)' '$GT_TMP/nologs.err'"
+# Every gantry run above was built with the sanitizers; a report on its standard error is
+# a bug even when the output was right.
+gt_check "no sanitizer report from any gantry run" \
+    bash -c "! grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' '$GT_TMP'/*.err"
 gt_finish
