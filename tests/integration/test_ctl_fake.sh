@@ -1,5 +1,6 @@
 # The gantry CLI against a scripted stand-in for the API on 127.0.0.1, for the paths a
-# single server without agents cannot show: apply --wait reaching ready, a crash loop and
+# single server without agents cannot show: tables of nodes and replicas placed on them,
+# describe with replicas per node, apply --wait reaching ready, a crash loop and
 # a placement failure reported by the server, a follower's redirect to the leader (method
 # and body kept), a 503 during an election retried, a non-JSON error answer, the server's
 # version header and a streamed log.
@@ -38,6 +39,41 @@ def workload(name):
         replicas = []
     return {"name": name, "generation": 1, "status": status, "created_ms": 0}, {"items": replicas}
 
+# A workload with replicas on two nodes of two clouds, for the tables. Times are 0, which
+# the CLI prints as an unknown age, so the output is the same in every run.
+NODES = [
+    {"name": "n1", "cloud": "private", "region": "eu", "zone": "a", "labels": {"disk": "ssd"},
+     "capacity": {"cpu_millis": 4000, "memory_bytes": 8589934592, "pids": 4096},
+     "allocated": {"replicas": 1}, "cost": 0.0, "state": "ready"},
+    {"name": "n2", "cloud": "public", "region": "us", "zone": "b", "labels": {},
+     "capacity": {"cpu_millis": 1500, "memory_bytes": 2147483648, "pids": 1024},
+     "allocated": {"replicas": 1}, "cost": 0.12, "state": "cordoned"},
+]
+WEB_REPLICAS = [
+    {"id": "web-0", "workload": "web", "generation": 2, "node": "n1", "cloud": "private", "state": "running",
+     "ready": True, "restarts": 0, "exit_code": 0, "address": "10.88.0.2", "reason": ""},
+    {"id": "web-1", "workload": "web", "generation": 2, "node": "n2", "cloud": "public", "state": "starting",
+     "ready": False, "restarts": 1, "exit_code": 137, "address": "", "reason": "health check failing"},
+    {"id": "web-2", "workload": "web", "generation": 2, "node": "", "cloud": "", "state": "pending",
+     "ready": False, "restarts": 0, "exit_code": 0, "address": "", "reason": "no node fits"},
+]
+WEB = {"name": "web", "generation": 2, "created_ms": 0, "updated_ms": 0,
+       "spec": {"name": "web", "image": "busybox", "command": ["httpd", "-f", "-p", "8080"],
+                "env": {"GREETING": "hello"}, "replicas": 3,
+                "resources": {"cpu": "250m", "memory": "64Mi", "pids": 128}, "restart": "always",
+                "health": {"http": {"port": 8080, "path": "/"}, "interval": "2s", "timeout": "1s",
+                           "failure_threshold": 3, "start_period": "0s"},
+                "placement": {"clouds": ["private", "public"], "spread": "node", "constraints": [],
+                              "strategy": "spread"},
+                "autoscale": "off", "update": {"max_surge": 1, "max_unavailable": 0}, "stop_grace": "10s"},
+       "status": {"desired": 3, "replicas": 3, "running": 1, "ready": 1,
+                  "conditions": [{"type": "Progressing", "message": "fewer ready replicas than desired"}]}}
+EVENTS = [
+    {"seq": 1, "time_ms": 0, "actor": "user:ann", "kind": "apply", "object": "workload/web", "message": "created: generation 1, 3 replicas"},
+    {"seq": 2, "time_ms": 0, "actor": "user:ann", "kind": "apply", "object": "workload/api", "message": "created: generation 1, 1 replicas"},
+    {"seq": 3, "time_ms": 0, "actor": "server:1", "kind": "place", "object": "workload/web", "message": "placed 3 replicas, first web-0 on n1"},
+]
+
 class Leader(BaseHTTPRequestHandler):
     server_version = "gantry-scheduler/9.9"
     sys_version = ""
@@ -73,8 +109,18 @@ class Leader(BaseHTTPRequestHandler):
                 self.answer(200, workload("flaky")[0])
         elif url.path == "/v1/workloads/gateway":
             self.answer(502, b"<html>bad gateway</html>", "text/html")
+        elif url.path == "/v1/workloads/web":
+            self.answer(200, WEB)
         elif url.path.startswith("/v1/workloads/"):
             self.answer(200, workload(url.path.rsplit("/", 1)[1])[0])
+        elif url.path == "/v1/nodes":
+            self.answer(200, {"items": NODES})
+        elif url.path == "/v1/events":
+            since = int(parse_qs(url.query).get("since", ["0"])[0])
+            items = [e for e in EVENTS if e["seq"] > since]
+            self.answer(200, {"items": items, "last": items[-1]["seq"] if items else since})
+        elif url.path == "/v1/replicas" and parse_qs(url.query).get("workload", ["web"])[0] == "web":
+            self.answer(200, {"items": WEB_REPLICAS})
         elif url.path == "/v1/replicas":
             name = parse_qs(url.query).get("workload", [""])[0]
             with lock:
@@ -127,6 +173,74 @@ gt_check "apply --wait shows each change of progress, then the end" \
     diff -u <(printf '%s\n' "workload/good created (generation 1)" \
         "workload/good 0/2 ready, 2 running" "workload/good 1/2 ready, 2 running" \
         "workload/good 2/2 ready, 2 running" "1 workload ready") "$GT_TMP/good.out"
+
+run nodes --server "http://$LEADER" get nodes -o wide
+gt_check "get nodes -o wide (golden)" diff -u - "$GT_TMP/nodes.out" <<'TXT'
+NAME   CLOUD     STATE      CPU     MEMORY   REPLICAS   REGION   ZONE   PIDS   COST   LABELS
+n1     private   ready      4       8Gi      1          eu       a      4096   0      disk=ssd
+n2     public    cordoned   1500m   2Gi      1          us       b      1024   0.12   <none>
+TXT
+run replicas --server "http://$LEADER" get replicas
+gt_check "get replicas (golden)" diff -u - "$GT_TMP/replicas.out" <<'TXT'
+NAME    WORKLOAD   GENERATION   NODE     STATE      READY   RESTARTS
+web-0   web        2            n1       running    true    0
+web-1   web        2            n2       starting   false   1
+web-2   web        2            <none>   pending    false   0
+TXT
+run replica1 --server "http://$LEADER" get replicas web-1 -o wide
+gt_check "get replicas NAME -o wide (golden)" diff -u - "$GT_TMP/replica1.out" <<'TXT'
+NAME    WORKLOAD   GENERATION   NODE   STATE      READY   RESTARTS   CLOUD    EXIT   ADDRESS   REASON
+web-1   web        2            n2     starting   false   1          public   137    <none>    health check failing
+TXT
+run describe --server "http://$LEADER" describe workload web
+gt_check "describe workload (golden)" diff -u - "$GT_TMP/describe.out" <<'TXT'
+Name:         web
+Generation:   2
+Age:          <unknown>
+Image:        busybox
+Command:      httpd -f -p 8080
+Env:          GREETING hello
+Replicas:     3 desired, 3 placed, 1 running, 1 ready
+Resources:    cpu 250m, memory 64Mi, pids 128
+Restart:      always
+Health:       http port 8080, path /, interval 2s, timeout 1s, failure_threshold 3, start_period 0s
+Placement:    clouds private public, spread node, constraints none, strategy spread
+Autoscale:    off
+Update:       max_surge 1, max_unavailable 0
+Stop grace:   10s
+Conditions:
+  Progressing    fewer ready replicas than desired
+Placement by node:
+  NODE     CLOUD     REPLICAS   RUNNING   READY
+  n1       private   1          1         1
+  n2       public    1          0         0
+  <none>   <none>    1          0         0
+Replicas:
+  NAME    GENERATION   NODE     STATE      READY   RESTARTS   CLOUD     EXIT   ADDRESS     REASON
+  web-0   2            n1       running    true    0          private   0      10.88.0.2   <none>
+  web-1   2            n2       starting   false   1          public    137    <none>      health check failing
+  web-2   2            <none>   pending    false   0          <none>    0      <none>      no node fits
+Events:
+  SEQ   AGE         KIND    ACTOR      MESSAGE
+  1     <unknown>   apply   user:ann   created: generation 1, 3 replicas
+  3     <unknown>   place   server:1   placed 3 replicas, first web-0 on n1
+TXT
+run nodesyaml --server "http://$LEADER" get nodes n2 -o yaml
+gt_check "get nodes NAME -o yaml (golden)" diff -u - "$GT_TMP/nodesyaml.out" <<'TXT'
+name: n2
+cloud: public
+region: us
+zone: b
+labels: {}
+capacity:
+  cpu_millis: 1500
+  memory_bytes: 2147483648
+  pids: 1024
+allocated:
+  replicas: 1
+cost: 0.12
+state: cordoned
+TXT
 
 spec crash
 run crash --server "http://$LEADER" apply -f "$GT_TMP/crash.yaml" --wait --timeout 20s
