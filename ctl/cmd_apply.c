@@ -172,17 +172,12 @@ static bool failure_condition(const char *type)
     return false;
 }
 
-static json_int_t int_field(const json_t *obj, const char *key)
-{
-    return json_integer_value(json_object_get(obj, key));
-}
-
 enum ctl_wait_state ctl_wait_assess(const json_t *workload, const json_t *replicas, char *summary,
                                     size_t summary_len, char *reason, size_t reason_len)
 {
     const json_t *status = json_object_get(workload, "status");
-    json_int_t desired = int_field(status, "desired"), running = int_field(status, "running");
-    json_int_t ready = int_field(status, "ready"), total = int_field(status, "replicas");
+    long long desired = ctl_json_int(status, "desired"), running = ctl_json_int(status, "running");
+    long long ready = ctl_json_int(status, "ready"), total = ctl_json_int(status, "replicas");
     *reason = '\0';
 
     /* The state of each replica, in the order of the API's state list. */
@@ -199,13 +194,13 @@ enum ctl_wait_state ctl_wait_assess(const json_t *workload, const json_t *replic
         for (size_t k = 0; state != NULL && k < 7; k++)
             if (strcmp(state, states[k]) == 0)
                 counts[k]++;
-        json_int_t restarts = int_field(r, "restarts");
+        long long restarts = ctl_json_int(r, "restarts");
         if (verdict == CTL_WAIT_PROGRESSING && state != NULL && strcmp(state, "running") != 0 &&
             restarts >= CRASH_LOOP_RESTARTS) {
             snprintf(reason, reason_len,
                      "replica %s is in a crash loop: restarted %lld times, last exit code %lld",
-                     json_string_value(json_object_get(r, "id")), (long long)restarts,
-                     (long long)int_field(r, "exit_code"));
+                     json_string_value(json_object_get(r, "id")), restarts,
+                     ctl_json_int(r, "exit_code"));
             verdict = CTL_WAIT_FAILED;
         }
     }
@@ -222,8 +217,8 @@ enum ctl_wait_state ctl_wait_assess(const json_t *workload, const json_t *replic
         }
     }
 
-    int off = snprintf(summary, summary_len, "%lld/%lld ready, %lld running", (long long)ready,
-                       (long long)desired, (long long)running);
+    int off =
+        snprintf(summary, summary_len, "%lld/%lld ready, %lld running", ready, desired, running);
     if (total == 0 && desired > 0 && (size_t)off < summary_len) {
         off += snprintf(summary + off, summary_len - (size_t)off, " (no replicas placed yet)");
     } else {
@@ -451,7 +446,7 @@ int ctl_cmd_apply(struct ctl_context *ctx, const struct ctl_invocation *inv)
         const char *outcome = json_string_value(json_object_get(o, "outcome"));
         names[i] = gy_xstrdup(name ? name : "");
         fprintf(ctx->out, "workload/%s %s (generation %lld)\n", names[i],
-                outcome ? outcome : "applied", (long long)int_field(o, "generation"));
+                outcome ? outcome : "applied", ctl_json_int(o, "generation"));
     }
     fflush(ctx->out);
     ctl_response_free(&resp);

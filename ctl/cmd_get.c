@@ -16,17 +16,6 @@ static const char *const kind_words[] = {"workloads", "replicas", "nodes",
                                          "workload",  "replica",  "node"};
 static const char *const format_words[] = {"table", "wide", "json", "yaml", "name"};
 
-static const char *str(const json_t *obj, const char *key)
-{
-    const char *s = json_string_value(json_object_get(obj, key));
-    return s ? s : "";
-}
-
-static long long num(const json_t *obj, const char *key)
-{
-    return (long long)json_integer_value(json_object_get(obj, key));
-}
-
 /* Joins a list of scalars with sep ("private,public"); "" for an empty or missing list. */
 static char *join(const json_t *list, const char *sep)
 {
@@ -82,16 +71,16 @@ static void workloads_table(struct ctl_context *ctx, const json_t *items, bool w
         const json_t *res = json_object_get(spec, "resources");
         char age[32];
         char *cells[11] = {
-            gy_xstrdup(str(w, "name")),
-            ctl_cell("%lld", num(status, "desired")),
-            ctl_cell("%lld", num(status, "running")),
-            ctl_cell("%lld", num(status, "ready")),
-            ctl_cell("%lld", num(w, "generation")),
-            gy_xstrdup(ctl_age_format(now, (uint64_t)num(w, "created_ms"), age)),
-            gy_xstrdup(str(spec, "image")),
-            gy_xstrdup(str(res, "cpu")),
-            gy_xstrdup(str(res, "memory")),
-            gy_xstrdup(str(spec, "restart")),
+            gy_xstrdup(ctl_json_str(w, "name")),
+            ctl_cell("%lld", ctl_json_int(status, "desired")),
+            ctl_cell("%lld", ctl_json_int(status, "running")),
+            ctl_cell("%lld", ctl_json_int(status, "ready")),
+            ctl_cell("%lld", ctl_json_int(w, "generation")),
+            gy_xstrdup(ctl_age_format(now, (uint64_t)ctl_json_int(w, "created_ms"), age)),
+            gy_xstrdup(ctl_json_str(spec, "image")),
+            gy_xstrdup(ctl_json_str(res, "cpu")),
+            gy_xstrdup(ctl_json_str(res, "memory")),
+            gy_xstrdup(ctl_json_str(spec, "restart")),
             join(json_object_get(json_object_get(spec, "placement"), "clouds"), ","),
         };
         if (*cells[10] == '\0') {
@@ -124,17 +113,17 @@ static void replicas_table(FILE *out, const json_t *items, bool wide, bool with_
     json_array_foreach(items, i, r)
     {
         char *all[11] = {
-            gy_xstrdup(str(r, "id")),
-            gy_xstrdup(str(r, "workload")),
-            ctl_cell("%lld", num(r, "generation")),
-            gy_xstrdup(*str(r, "node") ? str(r, "node") : "<none>"),
-            gy_xstrdup(str(r, "state")),
+            gy_xstrdup(ctl_json_str(r, "id")),
+            gy_xstrdup(ctl_json_str(r, "workload")),
+            ctl_cell("%lld", ctl_json_int(r, "generation")),
+            gy_xstrdup(*ctl_json_str(r, "node") ? ctl_json_str(r, "node") : "<none>"),
+            gy_xstrdup(ctl_json_str(r, "state")),
             gy_xstrdup(json_is_true(json_object_get(r, "ready")) ? "true" : "false"),
-            ctl_cell("%lld", num(r, "restarts")),
-            gy_xstrdup(*str(r, "cloud") ? str(r, "cloud") : "<none>"),
-            ctl_cell("%lld", num(r, "exit_code")),
-            gy_xstrdup(*str(r, "address") ? str(r, "address") : "<none>"),
-            gy_xstrdup(*str(r, "reason") ? str(r, "reason") : "<none>"),
+            ctl_cell("%lld", ctl_json_int(r, "restarts")),
+            gy_xstrdup(*ctl_json_str(r, "cloud") ? ctl_json_str(r, "cloud") : "<none>"),
+            ctl_cell("%lld", ctl_json_int(r, "exit_code")),
+            gy_xstrdup(*ctl_json_str(r, "address") ? ctl_json_str(r, "address") : "<none>"),
+            gy_xstrdup(*ctl_json_str(r, "reason") ? ctl_json_str(r, "reason") : "<none>"),
         };
         const char *cells[11];
         size_t k = 0;
@@ -161,8 +150,8 @@ static void nodes_table(struct ctl_context *ctx, const json_t *items, bool wide)
     {
         const json_t *cap = json_object_get(n, "capacity");
         char cpu[GY_QUANTITY_BUF], mem[GY_QUANTITY_BUF];
-        gy_cpu_format(num(cap, "cpu_millis"), cpu);
-        gy_memory_format(num(cap, "memory_bytes"), mem);
+        gy_cpu_format(ctl_json_int(cap, "cpu_millis"), cpu);
+        gy_memory_format(ctl_json_int(cap, "memory_bytes"), mem);
         char *labels = gy_xstrdup("");
         const char *key;
         const json_t *value;
@@ -174,15 +163,15 @@ static void nodes_table(struct ctl_context *ctx, const json_t *items, bool wide)
             labels = next;
         }
         char *cells[11] = {
-            gy_xstrdup(str(n, "name")),
-            gy_xstrdup(str(n, "cloud")),
-            gy_xstrdup(str(n, "state")),
+            gy_xstrdup(ctl_json_str(n, "name")),
+            gy_xstrdup(ctl_json_str(n, "cloud")),
+            gy_xstrdup(ctl_json_str(n, "state")),
             gy_xstrdup(cpu),
             gy_xstrdup(mem),
-            ctl_cell("%lld", num(json_object_get(n, "allocated"), "replicas")),
-            gy_xstrdup(*str(n, "region") ? str(n, "region") : "<none>"),
-            gy_xstrdup(*str(n, "zone") ? str(n, "zone") : "<none>"),
-            ctl_cell("%lld", num(cap, "pids")),
+            ctl_cell("%lld", ctl_json_int(json_object_get(n, "allocated"), "replicas")),
+            gy_xstrdup(*ctl_json_str(n, "region") ? ctl_json_str(n, "region") : "<none>"),
+            gy_xstrdup(*ctl_json_str(n, "zone") ? ctl_json_str(n, "zone") : "<none>"),
+            ctl_cell("%lld", ctl_json_int(cap, "pids")),
             ctl_cell("%.4g", json_number_value(json_object_get(n, "cost"))),
             *labels ? labels : gy_xstrdup("<none>"),
         };
@@ -203,7 +192,7 @@ static void nodes_table(struct ctl_context *ctx, const json_t *items, bool wide)
 static bool filter_items(json_t *items, const char *key, const char *name)
 {
     for (size_t i = json_array_size(items); i-- > 0;)
-        if (strcmp(str(json_array_get(items, i), key), name) != 0)
+        if (strcmp(ctl_json_str(json_array_get(items, i), key), name) != 0)
             json_array_remove(items, i);
     return json_array_size(items) > 0;
 }
@@ -310,7 +299,7 @@ int ctl_cmd_get(struct ctl_context *ctx, const struct ctl_invocation *inv)
         json_t *item;
         json_array_foreach(items, i, item)
         {
-            fprintf(ctx->out, "%s\n", str(item, kind == KIND_REPLICAS ? "id" : "name"));
+            fprintf(ctx->out, "%s\n", ctl_json_str(item, kind == KIND_REPLICAS ? "id" : "name"));
         }
         break;
     }
@@ -383,13 +372,13 @@ static int object_events(struct ctl_client *client, const char *object, size_t k
         json_t *e;
         json_array_foreach(items, i, e)
         {
-            if (strcmp(str(e, "object"), object) == 0) {
+            if (strcmp(ctl_json_str(e, "object"), object) == 0) {
                 json_array_append(found, e);
                 if (json_array_size(found) > keep)
                     json_array_remove(found, 0);
             }
         }
-        long long last = num(doc, "last");
+        long long last = ctl_json_int(doc, "last");
         size_t n = json_array_size(items);
         json_decref(doc);
         if (n == 0 || last <= since)
@@ -446,22 +435,23 @@ int ctl_cmd_describe(struct ctl_context *ctx, const struct ctl_invocation *inv)
     char *placement = settings_line(json_object_get(spec, "placement"));
     char *autoscale = settings_line(json_object_get(spec, "autoscale"));
     char *update = settings_line(json_object_get(spec, "update"));
-    fprintf(out, "Name:         %s\n", str(w, "name"));
-    fprintf(out, "Generation:   %lld\n", num(w, "generation"));
-    fprintf(out, "Age:          %s\n", ctl_age_format(now, (uint64_t)num(w, "created_ms"), age));
-    fprintf(out, "Image:        %s\n", str(spec, "image"));
+    fprintf(out, "Name:         %s\n", ctl_json_str(w, "name"));
+    fprintf(out, "Generation:   %lld\n", ctl_json_int(w, "generation"));
+    fprintf(out, "Age:          %s\n",
+            ctl_age_format(now, (uint64_t)ctl_json_int(w, "created_ms"), age));
+    fprintf(out, "Image:        %s\n", ctl_json_str(spec, "image"));
     fprintf(out, "Command:      %s\n", *command ? command : "(image default)");
     fprintf(out, "Env:          %s\n", *env ? env : "none");
     fprintf(out, "Replicas:     %lld desired, %lld placed, %lld running, %lld ready\n",
-            num(status, "desired"), num(status, "replicas"), num(status, "running"),
-            num(status, "ready"));
+            ctl_json_int(status, "desired"), ctl_json_int(status, "replicas"),
+            ctl_json_int(status, "running"), ctl_json_int(status, "ready"));
     fprintf(out, "Resources:    %s\n", resources);
-    fprintf(out, "Restart:      %s\n", str(spec, "restart"));
+    fprintf(out, "Restart:      %s\n", ctl_json_str(spec, "restart"));
     fprintf(out, "Health:       %s\n", health);
     fprintf(out, "Placement:    %s\n", placement);
     fprintf(out, "Autoscale:    %s\n", autoscale);
     fprintf(out, "Update:       %s\n", update);
-    fprintf(out, "Stop grace:   %s\n", str(spec, "stop_grace"));
+    fprintf(out, "Stop grace:   %s\n", ctl_json_str(spec, "stop_grace"));
     free(command);
     free(env);
     free(resources);
@@ -475,7 +465,7 @@ int ctl_cmd_describe(struct ctl_context *ctx, const struct ctl_invocation *inv)
     const json_t *c;
     json_array_foreach(json_object_get(status, "conditions"), i, c)
     {
-        fprintf(out, "  %-14s %s\n", str(c, "type"), str(c, "message"));
+        fprintf(out, "  %-14s %s\n", ctl_json_str(c, "type"), ctl_json_str(c, "message"));
     }
 
     /* Replicas per node and cloud: where the workload runs. */
@@ -491,27 +481,29 @@ int ctl_cmd_describe(struct ctl_context *ctx, const struct ctl_invocation *inv)
         const json_t *r;
         json_array_foreach(items, i, r)
         {
-            const char *node = *str(r, "node") ? str(r, "node") : "<none>";
+            const char *node = *ctl_json_str(r, "node") ? ctl_json_str(r, "node") : "<none>";
             json_t *row = json_object_get(seen, node);
             if (row == NULL) {
-                row = json_pack("{s:s,s:i,s:i,s:i}", "cloud", str(r, "cloud"), "n", 0, "running", 0,
-                                "ready", 0);
+                row = json_pack("{s:s,s:i,s:i,s:i}", "cloud", ctl_json_str(r, "cloud"), "n", 0,
+                                "running", 0, "ready", 0);
                 json_object_set_new(seen, node, row);
             }
-            json_object_set_new(row, "n", json_integer(num(row, "n") + 1));
-            if (strcmp(str(r, "state"), "running") == 0)
-                json_object_set_new(row, "running", json_integer(num(row, "running") + 1));
+            json_object_set_new(row, "n", json_integer(ctl_json_int(row, "n") + 1));
+            if (strcmp(ctl_json_str(r, "state"), "running") == 0)
+                json_object_set_new(row, "running", json_integer(ctl_json_int(row, "running") + 1));
             if (json_is_true(json_object_get(r, "ready")))
-                json_object_set_new(row, "ready", json_integer(num(row, "ready") + 1));
+                json_object_set_new(row, "ready", json_integer(ctl_json_int(row, "ready") + 1));
         }
         const char *node;
         json_t *row;
         json_object_foreach(seen, node, row)
         {
             char *cells[5] = {
-                gy_xstrdup(node), gy_xstrdup(*str(row, "cloud") ? str(row, "cloud") : "<none>"),
-                ctl_cell("%lld", num(row, "n")), ctl_cell("%lld", num(row, "running")),
-                ctl_cell("%lld", num(row, "ready"))};
+                gy_xstrdup(node),
+                gy_xstrdup(*ctl_json_str(row, "cloud") ? ctl_json_str(row, "cloud") : "<none>"),
+                ctl_cell("%lld", ctl_json_int(row, "n")),
+                ctl_cell("%lld", ctl_json_int(row, "running")),
+                ctl_cell("%lld", ctl_json_int(row, "ready"))};
             ctl_table_add(&t, (const char *const *)cells);
             for (int k = 0; k < 5; k++)
                 free(cells[k]);
@@ -533,10 +525,11 @@ int ctl_cmd_describe(struct ctl_context *ctx, const struct ctl_invocation *inv)
         const json_t *e;
         json_array_foreach(events, i, e)
         {
-            char *cells[5] = {ctl_cell("%lld", num(e, "seq")),
-                              gy_xstrdup(ctl_age_format(now, (uint64_t)num(e, "time_ms"), age)),
-                              gy_xstrdup(str(e, "kind")), gy_xstrdup(str(e, "actor")),
-                              gy_xstrdup(str(e, "message"))};
+            char *cells[5] = {
+                ctl_cell("%lld", ctl_json_int(e, "seq")),
+                gy_xstrdup(ctl_age_format(now, (uint64_t)ctl_json_int(e, "time_ms"), age)),
+                gy_xstrdup(ctl_json_str(e, "kind")), gy_xstrdup(ctl_json_str(e, "actor")),
+                gy_xstrdup(ctl_json_str(e, "message"))};
             ctl_table_add(&t, (const char *const *)cells);
             for (int k = 0; k < 5; k++)
                 free(cells[k]);

@@ -22,17 +22,6 @@ int ctl_fail(struct ctl_context *ctx, const struct gy_error *err)
     return err->code == GY_EINVAL ? CTL_EXIT_USAGE : CTL_EXIT_FAILED;
 }
 
-static const char *str(const json_t *obj, const char *key)
-{
-    const char *s = json_string_value(json_object_get(obj, key));
-    return s ? s : "";
-}
-
-static long long num(const json_t *obj, const char *key)
-{
-    return (long long)json_integer_value(json_object_get(obj, key));
-}
-
 static int bad_name(struct ctl_context *ctx, const char *command, const char *name)
 {
     fprintf(ctx->err,
@@ -117,12 +106,12 @@ int ctl_cmd_scale(struct ctl_context *ctx, const struct ctl_invocation *inv)
     free(path);
     if (rc < 0)
         return exit_code;
-    if (strcmp(str(answer, "outcome"), "unchanged") == 0)
+    if (strcmp(ctl_json_str(answer, "outcome"), "unchanged") == 0)
         fprintf(ctx->out, "workload/%s unchanged: already at %lld replicas (generation %lld)\n",
-                name, (long long)n, num(answer, "generation"));
+                name, (long long)n, ctl_json_int(answer, "generation"));
     else
         fprintf(ctx->out, "workload/%s scaled to %lld replicas (generation %lld)\n", name,
-                (long long)n, num(answer, "generation"));
+                (long long)n, ctl_json_int(answer, "generation"));
     json_decref(answer);
     return CTL_EXIT_OK;
 }
@@ -199,9 +188,9 @@ static const char *event_time(long long ms, char buf[32])
 static void event_line(FILE *out, const json_t *e)
 {
     char when[32];
-    fprintf(out, "%-6lld %s  %-10s %-24s %s  (%s)\n", num(e, "seq"),
-            event_time(num(e, "time_ms"), when), str(e, "kind"), str(e, "object"),
-            str(e, "message"), str(e, "actor"));
+    fprintf(out, "%-6lld %s  %-10s %-24s %s  (%s)\n", ctl_json_int(e, "seq"),
+            event_time(ctl_json_int(e, "time_ms"), when), ctl_json_str(e, "kind"),
+            ctl_json_str(e, "object"), ctl_json_str(e, "message"), ctl_json_str(e, "actor"));
     fflush(out);
 }
 
@@ -253,22 +242,24 @@ int ctl_cmd_events(struct ctl_context *ctx, const struct ctl_invocation *inv)
         const json_t *e;
         json_array_foreach(items, i, e)
         {
-            if (object != NULL && strcmp(str(e, "object"), object) != 0)
+            if (object != NULL && strcmp(ctl_json_str(e, "object"), object) != 0)
                 continue;
             if (follow) {
                 event_line(ctx->out, e);
                 continue;
             }
             char when[32];
-            char *cells[6] = {
-                ctl_cell("%lld", num(e, "seq")), gy_xstrdup(event_time(num(e, "time_ms"), when)),
-                gy_xstrdup(str(e, "kind")),      gy_xstrdup(str(e, "object")),
-                gy_xstrdup(str(e, "message")),   gy_xstrdup(str(e, "actor"))};
+            char *cells[6] = {ctl_cell("%lld", ctl_json_int(e, "seq")),
+                              gy_xstrdup(event_time(ctl_json_int(e, "time_ms"), when)),
+                              gy_xstrdup(ctl_json_str(e, "kind")),
+                              gy_xstrdup(ctl_json_str(e, "object")),
+                              gy_xstrdup(ctl_json_str(e, "message")),
+                              gy_xstrdup(ctl_json_str(e, "actor"))};
             ctl_table_add(&t, (const char *const *)cells);
             for (int k = 0; k < 6; k++)
                 free(cells[k]);
         }
-        long long last = num(resp.json, "last");
+        long long last = ctl_json_int(resp.json, "last");
         size_t n = json_array_size(items);
         ctl_response_free(&resp);
         if (last > since)
@@ -307,19 +298,21 @@ int ctl_cmd_cluster(struct ctl_context *ctx, const struct ctl_invocation *inv)
     struct gy_error err;
     if (ctl_get_json(&ctx->client, "/v1/cluster", &doc, &err) < 0)
         return ctl_fail(ctx, &err);
-    long long leader = num(doc, "leader");
-    fprintf(ctx->out, "Cluster:   %s\n", str(doc, "cluster_id"));
-    fprintf(ctx->out, "Answered:  server %lld (%s)\n", num(doc, "id"), str(doc, "state"));
-    const char *leader_api = str(doc, "leader_api_address");
+    long long leader = ctl_json_int(doc, "leader");
+    fprintf(ctx->out, "Cluster:   %s\n", ctl_json_str(doc, "cluster_id"));
+    fprintf(ctx->out, "Answered:  server %lld (%s)\n", ctl_json_int(doc, "id"),
+            ctl_json_str(doc, "state"));
+    const char *leader_api = ctl_json_str(doc, "leader_api_address");
     if (leader != 0 && *leader_api != '\0')
         fprintf(ctx->out, "Leader:    server %lld (API %s)\n", leader, leader_api);
     else if (leader != 0)
         fprintf(ctx->out, "Leader:    server %lld\n", leader);
     else
         fprintf(ctx->out, "Leader:    none\n");
-    fprintf(ctx->out, "Term:      %lld\n", num(doc, "term"));
-    fprintf(ctx->out, "Commit:    %lld (applied %lld, last %lld)\n", num(doc, "commit_index"),
-            num(doc, "applied_index"), num(doc, "last_index"));
+    fprintf(ctx->out, "Term:      %lld\n", ctl_json_int(doc, "term"));
+    fprintf(ctx->out, "Commit:    %lld (applied %lld, last %lld)\n",
+            ctl_json_int(doc, "commit_index"), ctl_json_int(doc, "applied_index"),
+            ctl_json_int(doc, "last_index"));
     fprintf(ctx->out, "Servers:\n");
     static const char *const head[] = {"ID", "STATE", "ROLE", "RAFT", "API", "AGENT"};
     struct ctl_table t;
@@ -329,12 +322,13 @@ int ctl_cmd_cluster(struct ctl_context *ctx, const struct ctl_invocation *inv)
     json_array_foreach(json_object_get(doc, "servers"), i, s)
     {
         char *cells[6] = {
-            ctl_cell("%lld", num(s, "id")),
-            gy_xstrdup(str(s, "state")),
-            gy_xstrdup(str(s, "role")),
-            gy_xstrdup(str(s, "address")),
-            gy_xstrdup(*str(s, "api_address") ? str(s, "api_address") : "<none>"),
-            gy_xstrdup(*str(s, "agent_address") ? str(s, "agent_address") : "<none>")};
+            ctl_cell("%lld", ctl_json_int(s, "id")),
+            gy_xstrdup(ctl_json_str(s, "state")),
+            gy_xstrdup(ctl_json_str(s, "role")),
+            gy_xstrdup(ctl_json_str(s, "address")),
+            gy_xstrdup(*ctl_json_str(s, "api_address") ? ctl_json_str(s, "api_address") : "<none>"),
+            gy_xstrdup(*ctl_json_str(s, "agent_address") ? ctl_json_str(s, "agent_address")
+                                                         : "<none>")};
         ctl_table_add(&t, (const char *const *)cells);
         for (int k = 0; k < 6; k++)
             free(cells[k]);

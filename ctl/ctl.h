@@ -173,6 +173,11 @@ uint64_t ctl_now_ms(void);
  * is. */
 void ctl_yaml_print(const json_t *value, FILE *out);
 
+/* A string member of an object, "" when it is missing or not a string. */
+const char *ctl_json_str(const json_t *obj, const char *key);
+/* An integer member of an object, 0 when it is missing or not an integer. */
+long long ctl_json_int(const json_t *obj, const char *key);
+
 /* Pretty JSON (indent 2) followed by a newline. */
 void ctl_json_print(const json_t *value, FILE *out);
 

@@ -113,6 +113,17 @@ uint64_t ctl_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+const char *ctl_json_str(const json_t *obj, const char *key)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    return s ? s : "";
+}
+
+long long ctl_json_int(const json_t *obj, const char *key)
+{
+    return (long long)json_integer_value(json_object_get(obj, key));
+}
+
 void ctl_json_print(const json_t *value, FILE *out)
 {
     json_dumpf(value, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
