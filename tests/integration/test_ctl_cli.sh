@@ -281,6 +281,15 @@ gt_check "completion of flags" [ "$(complete_words gantry get workloads --o)" = 
 gt_check "completion of workload names from the server" \
     [ "$(complete_words gantry scale "")" = "api cache frontend hello waiter" ]
 gt_check "completion of output formats" [ "$(complete_words gantry get nodes -o "")" = "wide json yaml name" ]
+# ---- a spec file written as JSON
+printf '{"name": "from-json", "image": "busybox",\n "replicas": "3"}\n' >"$GT_TMP/bad.json"
+run badjson apply -f "$GT_TMP/bad.json"
+gt_check "a JSON spec file's problem has its position" \
+    bash -c "[ $RC = 2 ] && grep -qx '$GT_TMP/bad.json:2:2: replicas: must be a whole number, not a string' '$GT_TMP/badjson.err'"
+printf '{"name": "from-json", "image": "busybox", "replicas": 3}\n' >"$GT_TMP/good.json"
+run goodjson apply -f "$GT_TMP/good.json"
+gt_check "a JSON spec file applies" same "workload/from-json created (generation 1)" "$GT_TMP/goodjson.out"
+
 # Every gantry run above was built with the sanitizers; a report on its standard error is
 # a bug even when the output was right.
 gt_check "no sanitizer report from any gantry run" \
