@@ -57,11 +57,12 @@ gt_netns_add() {
 # gt_on_exit CMD: runs CMD (a string, eval'd) at teardown, last registered first.
 gt_on_exit() { GT_HOOKS+=("$1"); }
 
-# gt_wait_for DESC SECONDS CMD...: polls CMD every 100 ms until it succeeds; false on timeout.
+# gt_wait_for DESC SECONDS CMD...: polls CMD every 100 ms until it succeeds; false on
+# timeout. Bounded in time (a slow CMD does not stretch the wait) and in count.
 gt_wait_for() {
     local desc=$1 secs=$2; shift 2
-    local tries=$((secs * 10)) i
-    for ((i = 0; i < tries; i++)); do
+    local tries=$((secs * 10)) i deadline=$((SECONDS + secs))
+    for ((i = 0; i < tries && SECONDS <= deadline; i++)); do
         "$@" >/dev/null 2>&1 && return 0
         sleep 0.1
     done
@@ -80,14 +81,18 @@ gt_check() {
 }
 
 gt_teardown() {
-    local status=$? i pid
+    local status=$? _gt_hook _gt_pid _gt_try
     trap - EXIT INT TERM
-    for ((i = ${#GT_HOOKS[@]} - 1; i >= 0; i--)); do eval "${GT_HOOKS[$i]}" || true; done
-    for pid in "${GT_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${GT_PIDS[@]}"; do
-        for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
+    set +u
+    # Processes first (a hook may remove what they use), then the hooks, last first.
+    for _gt_pid in "${GT_PIDS[@]}"; do kill -TERM "$_gt_pid" 2>/dev/null || true; done
+    for _gt_pid in "${GT_PIDS[@]}"; do
+        for _gt_try in $(seq 1 50); do kill -0 "$_gt_pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$_gt_pid" 2>/dev/null || true
+        wait "$_gt_pid" 2>/dev/null || true
+    done
+    for ((_gt_hook = ${#GT_HOOKS[@]} - 1; _gt_hook >= 0; _gt_hook--)); do
+        (eval "${GT_HOOKS[$_gt_hook]}") || true
     done
     for ns in "${GT_NETNS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
     # A sanitizer report in any process the test started fails the test, even when every
@@ -107,7 +112,11 @@ gt_teardown() {
             echo "---- $(basename "$f") (last 40 lines)"; tail -n 40 "$f"
         done
     fi
-    rm -rf "$GT_TMP"
+    if [ -n "${GT_KEEP:-}" ]; then
+        gt_log "kept $GT_TMP (GT_KEEP)"
+    else
+        rm -rf "$GT_TMP"
+    fi
     exit "$status"
 }
 trap gt_teardown EXIT
