@@ -17,6 +17,9 @@
 
 /* Version of the tables below; a snapshot with another version is refused on restore. */
 #define SCH_FSM_SCHEMA_VERSION 1
+/* The audit trail keeps this many of the newest events, pruned every PRUNE_EVERY events. */
+#define SCH_FSM_EVENTS_KEEP        50000
+#define SCH_FSM_EVENTS_PRUNE_EVERY 1000
 /* How many outcomes of applied commands wait for their proposer (see sch_fsm_result_claim). */
 #define SCH_FSM_RESULT_SLOTS 4096
 

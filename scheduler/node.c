@@ -349,7 +349,7 @@ static void flush_group(struct sch_node *node)
 static void flush_cb(uv_check_t *check)
 {
     struct sch_node *node = check->data;
-    while (node->queued > 0)
+    while (node->queued > 0 && node->inflight_entries < SCH_INFLIGHT_MAX)
         flush_group(node);
     if (node->readers != NULL) {
         struct barrier *b = gy_xcalloc(1, sizeof(*b));
@@ -768,6 +768,9 @@ int sch_node_start(struct sch_node *node, uv_loop_t *loop, const struct sch_node
         return gy_error_set(err, GY_EIO, "raft storage in %s: %s", node->raft_dir, errmsg);
     }
     raft_uv_set_connect_retry_delay(&node->io, cfg->connect_retry_ms);
+    /* Snapshot compression runs on the loop thread in this libraft: on a large state it
+     * stalls heartbeats long enough to cause an election. Images are written uncompressed. */
+    raft_uv_set_snapshot_compression(&node->io, false);
     sch_fsm_raft(&node->fsm, &node->raft_fsm);
     rc = raft_init(&node->raft, &node->io, &node->raft_fsm, cfg->id, cfg->raft_addr);
     if (rc != 0) {

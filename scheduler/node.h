@@ -17,13 +17,17 @@
 #include "scheduler/fsm.h"
 
 /* Defaults chosen for servers on one LAN (docs/operations.md, "Timing"). */
-#define SCH_DEFAULT_ELECTION_MS        300
-#define SCH_DEFAULT_HEARTBEAT_MS       50
+#define SCH_DEFAULT_ELECTION_MS        200
+#define SCH_DEFAULT_HEARTBEAT_MS       40
 #define SCH_DEFAULT_CONNECT_RETRY_MS   100
-#define SCH_DEFAULT_SNAPSHOT_THRESHOLD 20000
+#define SCH_DEFAULT_SNAPSHOT_THRESHOLD 50000
 #define SCH_DEFAULT_SNAPSHOT_TRAILING  4096
 /* At most this many commands share one entry. */
 #define SCH_GROUP_MAX 512
+/* Group commit: while this many entries are on their way to a majority, new proposals
+ * wait and then travel together in the next entry. One entry at a time already keeps the
+ * disk busy; a second overlaps the network round trip with the next write. */
+#define SCH_INFLIGHT_MAX 2
 
 struct sch_node_config {
     uint64_t id;

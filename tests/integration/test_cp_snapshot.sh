@@ -5,7 +5,7 @@ source "$(dirname "$0")/lib.sh"
 CP_BASE=21100
 source "$(dirname "$0")/cp/cluster.sh"
 cp_require
-CP_FLAGS=(--snapshot-threshold 200 --snapshot-trailing 100)
+CP_FLAGS+=(--snapshot-threshold 200 --snapshot-trailing 100)
 
 for i in 1 2 3; do cp_start "$i" --bootstrap "$(cp_bootstrap_list 3)"; done
 gt_check "a leader is elected" gt_wait_for "a leader" 30 cp_has_leader 1 2 3

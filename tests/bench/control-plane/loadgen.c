@@ -234,9 +234,12 @@ static int probe(long timeout_ms)
 int main(int argc, char **argv)
 {
     static const struct option options[] = {
-        {"mode", required_argument, NULL, 'm'},     {"target", required_argument, NULL, 't'},
-        {"clients", required_argument, NULL, 'c'},  {"requests", required_argument, NULL, 'n'},
-        {"probe", required_argument, NULL, 'p'},    {"id", required_argument, NULL, 'i'},
+        {"mode", required_argument, NULL, 'm'},
+        {"target", required_argument, NULL, 't'},
+        {"clients", required_argument, NULL, 'c'},
+        {"requests", required_argument, NULL, 'n'},
+        {"probe", required_argument, NULL, 'p'},
+        {"id", required_argument, NULL, 'i'},
         {NULL, 0, NULL, 0},
     };
     long probe_ms = 0;

@@ -7,7 +7,9 @@
 CP_BIN=$GT_BUILD/scheduler/gantry-scheduler
 declare -A CP_PID=()
 CP_BASE=${CP_BASE:-20000}
-CP_FLAGS=()
+# Tests run beside other suites on a busy machine with sanitizers: a longer election
+# timeout than the LAN default keeps scheduling hiccups from looking like a dead leader.
+CP_FLAGS=(--election-timeout 500ms --heartbeat 50ms)
 
 cp_require() {
     gt_require_root
