@@ -35,6 +35,7 @@ struct agent_session {
     void *data;
     uint64_t backoff_ms;
     unsigned redirects; /* redirects followed since the last welcome */
+    bool redirecting;   /* the connection ends because of a Redirect frame */
     bool welcomed;
     bool closing;
     int open_handles;
@@ -79,6 +80,13 @@ static void session_drop(struct agent_session *s, const char *why, bool retry)
         s->cb.on_disconnect(s->data);
     if (!retry || s->closing)
         return;
+    /* A redirect target that fails is stale (the leader it named is gone): fall back to
+     * the configured servers, with backoff, instead of hammering it. */
+    if (!s->redirecting) {
+        free(s->redirect);
+        s->redirect = NULL;
+    }
+    s->redirecting = false;
     uint64_t delay;
     if (s->redirect != NULL && s->redirects <= REDIRECTS_BEFORE_BACKOFF) {
         delay = 0;
@@ -156,6 +164,7 @@ static void handle_frame(struct agent_session *s, const uint8_t *body, size_t le
         free(s->redirect);
         s->redirect = (to != NULL && to[0] != '\0') ? gy_xstrdup(to) : NULL;
         s->redirects++;
+        s->redirecting = true;
         char why[512];
         snprintf(why, sizeof(why), "redirected to %s: %s",
                  s->redirect != NULL ? s->redirect : "(no leader known)",

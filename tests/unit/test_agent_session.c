@@ -292,6 +292,40 @@ static void test_backoff_against_dead_server(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+static void test_stale_redirect_falls_back(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    /* A port nobody listens on stands for a leader that has just died. */
+    struct fake_server probe = {0};
+    fake_start(&loop, &probe);
+    char dead[64];
+    snprintf(dead, sizeof(dead), "127.0.0.1:%d", probe.port);
+    uv_close((uv_handle_t *)&probe.listener, NULL);
+    uv_run(&loop, UV_RUN_NOWAIT);
+
+    struct fake_server follower = {.redirect_to = dead}, leader = {0};
+    fake_start(&loop, &follower);
+    fake_start(&loop, &leader);
+    char list[128];
+    snprintf(list, sizeof(list), "127.0.0.1:%d,127.0.0.1:%d", follower.port, leader.port);
+    struct agent_side agent = {0};
+    struct agent_session_options opts = {.backoff_min_ms = 20, .backoff_max_ms = 100};
+    assert_int_equal(
+        agent_session_start(&loop, list, &opts, &callbacks, &agent, &agent.session, NULL), 0);
+    RUN_UNTIL(&loop, agent.welcomes == 1);
+    assert_int_equal(agent.welcomes, 1);
+    /* The dead target was tried once per redirect, not in a tight loop. */
+    assert_true(follower.hellos <= 2);
+    agent_session_close(agent.session, NULL, NULL);
+    uv_close((uv_handle_t *)&leader.listener, NULL);
+    uv_close((uv_handle_t *)&follower.listener, NULL);
+    uv_walk(&loop, close_walk, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 static void test_bad_server_list(void **state)
 {
     (void)state;
@@ -313,6 +347,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_redirect_welcome_reconnect),
         cmocka_unit_test(test_backoff_against_dead_server),
+        cmocka_unit_test(test_stale_redirect_falls_back),
         cmocka_unit_test(test_bad_server_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
