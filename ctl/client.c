@@ -227,10 +227,13 @@ static int perform(struct ctl_client *client, const char *method, const char *pa
     for (unsigned attempt = 0;; attempt++) {
         struct transfer t = {.client = client, .resp = resp, .sink = sink, .sink_arg = sink_arg};
         rc = transfer_once(client, method, url, text, timeout_ms, &t, err);
-        if (rc < 0 || resp->status != 503 || attempt >= client->retries)
+        /* No leader at the moment: once an election had time to finish, the request goes
+         * again. Apply, scale and reads are idempotent; a delete is not sent twice, since
+         * a 503 can also mean that the leader lost its post after appending it, and a
+         * repeated delete would then report "not found" for a workload it removed. */
+        if (rc < 0 || resp->status != 503 || attempt >= client->retries ||
+            strcmp(method, "DELETE") == 0)
             break;
-        /* No leader at the moment: the request was not carried out, so it is safe to send
-         * it again once an election had time to finish. */
         ctl_response_free(resp);
         sleep(1);
     }

@@ -1,9 +1,9 @@
 # The gantry CLI against a scripted stand-in for the API on 127.0.0.1, for the paths a
 # single server without agents cannot show: tables of nodes and replicas placed on them,
-# describe with replicas per node, apply --wait reaching ready, a crash loop and
-# a placement failure reported by the server, a follower's redirect to the leader (method
-# and body kept), a 503 during an election retried, a non-JSON error answer, the server's
-# version header and a streamed log.
+# describe with replicas per node, apply --wait reaching ready, a crash loop and a
+# placement failure reported by the server, a follower's redirect to the leader (method
+# and body kept), a 503 during an election retried (but not for a delete), a non-JSON
+# error answer, the server's version header and a streamed log.
 source "$(dirname "$0")/lib.sh"
 
 GANTRY=$GT_BUILD/ctl/gantry
@@ -95,6 +95,10 @@ class Leader(BaseHTTPRequestHandler):
             self.answer(200, {"workloads": [{"name": n, "outcome": "created", "generation": 1} for n in names]})
         else:
             self.answer(404, {"error": {"code": "not_found", "message": "no such endpoint"}})
+    def do_DELETE(self):
+        with open(record, "a") as f:
+            f.write("%s %s\n" % (self.command, self.path))
+        self.answer(503, {"error": {"code": "no_leader", "message": "leadership was lost before the write committed; retry shortly"}})
     def do_GET(self):
         url = urlparse(self.path)
         if url.path == "/healthz":
@@ -263,6 +267,10 @@ gt_check "the redirected request kept its method and body" \
 
 run flaky --server "http://$LEADER" get workloads flaky
 gt_check "a 503 during an election is retried" bash -c "[ $RC = 0 ] && grep -q '^flaky ' '$GT_TMP/flaky.out'"
+run del --server "http://$LEADER" delete web
+gt_check "a delete answered 503 is reported, exit 1" \
+    bash -c "[ $RC = 1 ] && grep -qx 'gantry: leadership was lost before the write committed; retry shortly' '$GT_TMP/del.err'"
+gt_check "a delete answered 503 is not sent again" [ "$(grep -c '^DELETE /v1/workloads/web$' "$GT_TMP/posts")" = 1 ]
 run gateway --server "http://$LEADER" get workloads gateway
 gt_check "a non-JSON error answer is one sentence" \
     bash -c "[ $RC = 1 ] && [ \"\$(cat '$GT_TMP/gateway.err')\" = 'gantry: a server in between failed (HTTP 502)' ]"
