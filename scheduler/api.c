@@ -46,10 +46,16 @@ static void call_free(struct sch_call *call)
     free(call);
 }
 
-void sch_call_json(struct sch_call *call, int status, json_t *body)
+void sch_call_answer(struct sch_call *call, int status, json_t *body)
 {
     sch_metrics_observe(call->server, call->route, status, call->req->received_ns);
     sch_http_respond_json(call->req, status, body);
+    call->req = NULL;
+}
+
+void sch_call_json(struct sch_call *call, int status, json_t *body)
+{
+    sch_call_answer(call, status, body);
     call_free(call);
 }
 
@@ -220,7 +226,16 @@ static void forward_or_fail(struct sch_call *call)
         return;
     }
     server->metrics[call->route].forwarded++;
-    sch_http_forward(call->req, api, server->cfg.forward_timeout_ms);
+    uint64_t timeout = server->cfg.forward_timeout_ms;
+    char wait[32];
+    /* A relayed long-poll may be held by the leader for its whole wait. */
+    if (call->route == SCH_ROUTE_EVENTS && sch_http_query(call->req, "wait", wait, sizeof(wait))) {
+        unsigned long long seconds = strtoull(wait, NULL, 10);
+        if (seconds > server->cfg.max_wait_s)
+            seconds = server->cfg.max_wait_s;
+        timeout += 1000ull * seconds;
+    }
+    sch_http_forward(call->req, api, timeout);
     call_free(call);
 }
 

@@ -200,13 +200,13 @@ static json_t *events_since(struct sch_server *server, uint64_t since)
     return items;
 }
 
-static void answer_events(struct sch_call *call)
+static json_t *events_answer(struct sch_call *call)
 {
     json_t *items = events_since(call->server, call->since);
     size_t n = json_array_size(items);
     json_int_t last = n ? json_integer_value(json_object_get(json_array_get(items, n - 1), "seq"))
                         : (json_int_t)call->since;
-    sch_call_json(call, 200, json_pack("{s:o,s:I}", "items", items, "last", last));
+    return json_pack("{s:o,s:I}", "items", items, "last", last);
 }
 
 static void unpark(struct sch_call *call)
@@ -220,15 +220,23 @@ static void unpark(struct sch_call *call)
 
 static void parked_closed(uv_handle_t *handle)
 {
-    struct sch_call *call = handle->data;
-    answer_events(call);
+    free(handle->data);
+}
+
+/* Answers a parked long-poll at once (the HTTP server may be closing right after), then
+ * releases the call when its timer handle is closed. */
+static void wake(struct sch_call *call)
+{
+    uv_timer_stop(&call->timer);
+    sch_call_answer(call, 200, events_answer(call));
+    uv_close((uv_handle_t *)&call->timer, parked_closed);
 }
 
 static void park_timeout(uv_timer_t *timer)
 {
     struct sch_call *call = timer->data;
     unpark(call);
-    uv_close((uv_handle_t *)&call->timer, parked_closed);
+    wake(call);
 }
 
 void sch_api_applied(struct sch_server *server)
@@ -239,8 +247,7 @@ void sch_api_applied(struct sch_server *server)
         struct sch_call *call = *p;
         if (last > call->since) {
             *p = call->next_parked;
-            uv_timer_stop(&call->timer);
-            uv_close((uv_handle_t *)&call->timer, parked_closed);
+            wake(call);
         } else {
             p = &call->next_parked;
         }
@@ -252,8 +259,7 @@ void sch_api_release_parked(struct sch_server *server)
     while (server->parked != NULL) {
         struct sch_call *call = server->parked;
         server->parked = call->next_parked;
-        uv_timer_stop(&call->timer);
-        uv_close((uv_handle_t *)&call->timer, parked_closed);
+        wake(call);
     }
 }
 
@@ -283,7 +289,7 @@ static void read_events(struct sch_call *call)
         return;
     call->wait_s = (unsigned)wait;
     if (server->node.fsm.last_event > call->since || call->wait_s == 0 || server->stopping) {
-        answer_events(call);
+        sch_call_json(call, 200, events_answer(call));
         return;
     }
     uv_timer_init(server->loop, &call->timer);

@@ -102,6 +102,9 @@ void sch_api_release_parked(struct sch_server *server);
 
 /* Answers and frees the call, recording metrics. */
 void sch_call_json(struct sch_call *call, int status, json_t *body);
+/* Answers, recording metrics, but leaves the call to its owner (a parked long-poll whose
+ * timer handle must close first). */
+void sch_call_answer(struct sch_call *call, int status, json_t *body);
 void sch_call_error(struct sch_call *call, int status, const char *code, const char *path,
                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* Answers a failed gy_code the way the API documents (404, 409, 503 + Retry-After...). */

@@ -3,7 +3,6 @@
 # nothing; garbage on a socket closes only that connection; bad flags and a taken port
 # stop the server with a clear message.
 source "$(dirname "$0")/lib.sh"
-CP_BASE=21400
 source "$(dirname "$0")/cp/cluster.sh"
 cp_require
 

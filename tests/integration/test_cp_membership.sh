@@ -2,7 +2,6 @@
 # planned stop of the leader (SIGTERM) hands leadership over without an election; a server
 # whose data directory belongs to another cluster is refused.
 source "$(dirname "$0")/lib.sh"
-CP_BASE=21200
 source "$(dirname "$0")/cp/cluster.sh"
 cp_require
 

@@ -1,7 +1,6 @@
 # Without a majority the control plane refuses writes with 503 no_leader (and Retry-After)
 # instead of accepting what it cannot commit; when the others come back nothing is lost.
 source "$(dirname "$0")/lib.sh"
-CP_BASE=21300
 source "$(dirname "$0")/cp/cluster.sh"
 cp_require
 

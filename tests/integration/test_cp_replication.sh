@@ -3,7 +3,6 @@
 # write and a new leader takes writes; the killed server comes back and catches up; a full
 # restart brings back identical state on every server.
 source "$(dirname "$0")/lib.sh"
-CP_BASE=21000
 source "$(dirname "$0")/cp/cluster.sh"
 cp_require
 
@@ -53,9 +52,33 @@ gt_check "the killed server catches up" gt_wait_for "catch up" 30 cp_same_state 
 gt_check "it holds the write taken after the failover" \
     bash -c "curl -s 'http://$(cp_api "$leader")/v1/workloads/after-failover?stale=1' | grep -q '\"generation\":1'"
 
+# A long-poll through a follower is relayed to the leader and woken by a new event.
+gt_wait_for "a leader" 30 cp_has_leader 1 2 3
+leader=$(cp_leader 1 2 3)
+follower=1
+[ "$leader" = 1 ] && follower=2
+last=$(cp_get "$follower" '/v1/events?since=0&stale=1' |
+    python3 -c "import json,sys; print(json.load(sys.stdin)['last'])")
+curl -s --max-time 40 "http://$(cp_api "$follower")/v1/events?since=$last&wait=30" >"$GT_TMP/poll" &
+poller=$!
+sleep 1
+gt_check "the relayed long-poll waits" kill -0 "$poller"
+cp_apply "$leader" polled >/dev/null
+gt_check "and answers after an apply" gt_wait_for "poll answer" 10 bash -c "! kill -0 $poller"
+wait "$poller"
+gt_check "with the new event" grep -q 'workload/polled' "$GT_TMP/poll"
+
+# A long-poll parked on a server that stops is answered, not dropped.
+curl -s --max-time 40 "http://$(cp_api "$leader")/v1/events?since=999999&wait=30" >"$GT_TMP/poll2" &
+poller=$!
+sleep 1
+
 # A full restart replays the log on every server: the state comes back identical.
 before=$(cp_workloads_sum 1)
 for i in 1 2 3; do cp_stop "$i"; done
+gt_check "the parked long-poll was answered at shutdown" bash -c "! kill -0 $poller"
+wait "$poller"
+gt_check "with an empty list" grep -q '"items":\[\]' "$GT_TMP/poll2"
 for i in 1 2 3; do cp_start "$i"; done
 gt_check "a leader is elected after a full restart" gt_wait_for "leader after restart" 30 cp_has_leader 1 2 3
 gt_check "every server comes back with the same state" gt_wait_for "same state after restart" 30 cp_same_state 1 2 3

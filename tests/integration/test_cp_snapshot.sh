@@ -2,7 +2,6 @@
 # catches up through a snapshot install, and a cluster restarted after them comes back
 # with identical state on every server (snapshot restore plus log replay).
 source "$(dirname "$0")/lib.sh"
-CP_BASE=21100
 source "$(dirname "$0")/cp/cluster.sh"
 cp_require
 CP_FLAGS+=(--snapshot-threshold 200 --snapshot-trailing 100)

@@ -58,14 +58,20 @@ e_start() {
     pids+=("$!")
 }
 
+# g_leader IDS...: the leader id when every listed server names the same one and it says
+# it leads.
 g_leader() {
-    local i l
+    local i l leader=""
     for i in "$@"; do
         l=$(curl -s --max-time 2 "http://$(g_api "$i")/v1/cluster" |
-            python3 -c "import json,sys; d=json.load(sys.stdin); print(d['leader'] if d['state']=='leader' else '')" 2>/dev/null) || true
-        [ -n "$l" ] && { echo "$l"; return 0; }
+            python3 -c "import json,sys; print(json.load(sys.stdin)['leader'])" 2>/dev/null) || return 1
+        [ -n "$l" ] && [ "$l" != 0 ] || return 1
+        [ -z "$leader" ] || [ "$leader" = "$l" ] || return 1
+        leader=$l
     done
-    return 1
+    [ "$(curl -s --max-time 2 "http://$(g_api "$leader")/v1/cluster" |
+        python3 -c "import json,sys; print(json.load(sys.stdin)['state'])" 2>/dev/null)" = leader ] || return 1
+    echo "$leader"
 }
 e_leader() {
     local i

@@ -2,11 +2,27 @@
 # loopback cluster, find the leader, send requests, compare state across servers.
 #
 # Server N listens on 127.0.0.1: API $CP_BASE+10N, Raft +1, agent stream +2; its data dir
-# is $GT_TMP/sN. Each test picks its own CP_BASE so tests can run in parallel.
+# is $GT_TMP/sN. CP_BASE is a random block of 100 ports below the ephemeral range with no
+# listener, so that suites of several builds on one machine do not meet.
 
 CP_BIN=$GT_BUILD/scheduler/gantry-scheduler
 declare -A CP_PID=()
-CP_BASE=${CP_BASE:-20000}
+
+cp_pick_base() {
+    local try base listening
+    listening=$(ss -Hltn 2>/dev/null | awk '{ n = split($4, a, ":"); print a[n] }')
+    for ((try = 0; try < 50; try++)); do
+        base=$((20000 + 100 * (RANDOM % 120)))
+        if ! awk -v lo="$base" -v hi=$((base + 99)) '$1 >= lo && $1 <= hi { found = 1 } END { exit !found }' \
+            <<<"$listening"; then
+            echo "$base"
+            return 0
+        fi
+    done
+    echo 20000
+}
+CP_BASE=$(cp_pick_base)
+gt_log "control-plane ports from $CP_BASE"
 # Tests run beside other suites on a busy machine with sanitizers: a longer election
 # timeout than the LAN default keeps scheduling hiccups from looking like a dead leader.
 CP_FLAGS=(--election-timeout 500ms --heartbeat 50ms)
@@ -73,6 +89,8 @@ cp_leader() {
     done
     [ -n "$leader" ] || return 1
     [ "$(cp_cluster_field "$leader" state)" = leader ] || return 1
+    # The leader's port must be answered by this cluster's server, nothing else.
+    [ "$(cp_cluster_field "$leader" cluster_id)" = "$(cp_cluster_field "$1" cluster_id)" ] || return 1
     echo "$leader"
 }
 
