@@ -7,14 +7,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
 #include "common/xalloc.h"
 
-static const char *const wanted_controllers[] = {"cpu", "memory", "pids", "io"};
+static const char *const wanted_controllers[] = {"cpu", "memory", "pids", "io", "cpuset"};
 
 /* Enables the wanted controllers that dir offers for its children. */
 static int enable_controllers(const char *dir, struct gy_error *err)
@@ -24,6 +26,9 @@ static int enable_controllers(const char *dir, struct gy_error *err)
     if (rt_file_read(avail_path, avail, sizeof(avail), NULL) < 0)
         return 0;
     cleanup_free char *control = gy_xasprintf("%s/cgroup.subtree_control", dir);
+    /* One write enables them all: the kernel takes a space-separated list. */
+    char value[128] = "";
+    size_t used = 0;
     for (size_t i = 0; i < sizeof(wanted_controllers) / sizeof(wanted_controllers[0]); i++) {
         const char *name = wanted_controllers[i];
         size_t len = strlen(name);
@@ -31,13 +36,12 @@ static int enable_controllers(const char *dir, struct gy_error *err)
         for (const char *p = avail; (p = strstr(p, name)) != NULL; p += len)
             if ((p == avail || p[-1] == ' ') && (p[len] == ' ' || p[len] == '\n' || !p[len]))
                 offered = true;
-        if (!offered)
-            continue;
-        char value[32];
-        snprintf(value, sizeof(value), "+%s", name);
-        if (rt_file_write(control, value, 0, err) < 0)
-            return gy_error_wrap(err, "enable the %s controller", name);
+        if (offered)
+            used += (size_t)snprintf(value + used, sizeof(value) - used, "%s+%s",
+                                     used > 0 ? " " : "", name);
     }
+    if (used > 0 && rt_file_write(control, value, 0, err) < 0)
+        return gy_error_wrap(err, "enable cgroup controllers");
     return 0;
 }
 
@@ -49,6 +53,9 @@ static int write_limit(const char *dir, const char *file, const char *value, con
         return gy_error_wrap(err, "%s", field);
     return 0;
 }
+
+static int v2_set(const char *mnt, const char *path, const struct rt_resources *res,
+                  struct gy_error *err);
 
 static int v2_create(const char *mnt, const char *path, const struct rt_resources *res,
                      struct gy_error *err)
@@ -68,7 +75,22 @@ static int v2_create(const char *mnt, const char *path, const struct rt_resource
     }
     if (mkdir(dir, 0755) < 0 && errno != EEXIST)
         return gy_error_sys(err, errno, "create cgroup %s", dir);
+    if ((rc = v2_set(mnt, path, res, err)) < 0)
+        return rc;
+    /* A scratch directory (unit tests) is no cgroup: only real ones get the filter. */
+    struct statfs fs;
+    if (statfs(dir, &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC &&
+        (rc = rt_cgroup_v2_devices(dir, res, err)) < 0)
+        return gy_error_wrap(err, "restrict devices");
+    return 0;
+}
 
+/* Writes the limits of res (create, and update of a running container). */
+static int v2_set(const char *mnt, const char *path, const struct rt_resources *res,
+                  struct gy_error *err)
+{
+    int rc;
+    cleanup_free char *dir = gy_xasprintf("%s/%s", mnt, path);
     char value[64];
     if (res->has_memory_limit) {
         if (res->memory_limit < 0)
@@ -120,6 +142,39 @@ static int v2_create(const char *mnt, const char *path, const struct rt_resource
             snprintf(value, sizeof(value), "%" PRId64, res->pids_limit);
         if ((rc = write_limit(dir, "pids.max", value, "linux.resources.pids.limit", err)) < 0)
             return rc;
+    }
+    if (res->cpus != NULL &&
+        (rc = write_limit(dir, "cpuset.cpus", res->cpus, "linux.resources.cpu.cpus", err)) < 0)
+        return rc;
+    if (res->mems != NULL &&
+        (rc = write_limit(dir, "cpuset.mems", res->mems, "linux.resources.cpu.mems", err)) < 0)
+        return rc;
+    if (res->has_blkio_weight) {
+        /* io.weight with the default scheduler, io.bfq.weight with BFQ. */
+        snprintf(value, sizeof(value), "%u", res->blkio_weight);
+        cleanup_free char *plain = gy_xasprintf("%s/io.weight", dir);
+        struct stat st;
+        if ((rc = write_limit(dir, stat(plain, &st) == 0 ? "io.weight" : "io.bfq.weight", value,
+                              "linux.resources.blockIO.weight", err)) < 0)
+            return rc;
+    }
+    static const char *const keys[RT_THROTTLE_COUNT] = {
+        [RT_THROTTLE_READ_BPS] = "rbps",
+        [RT_THROTTLE_WRITE_BPS] = "wbps",
+        [RT_THROTTLE_READ_IOPS] = "riops",
+        [RT_THROTTLE_WRITE_IOPS] = "wiops",
+    };
+    for (int k = 0; k < RT_THROTTLE_COUNT; k++) {
+        for (size_t i = 0; i < res->n_throttle[k]; i++) {
+            const struct rt_throttle *t = &res->throttle[k][i];
+            char field[96];
+            snprintf(field, sizeof(field), "linux.resources.blockIO.%s[%zu]",
+                     rt_throttle_name((enum rt_throttle_kind)k), i);
+            snprintf(value, sizeof(value), "%u:%u %s=%" PRIu64, t->major, t->minor, keys[k],
+                     t->rate);
+            if ((rc = write_limit(dir, "io.max", value, field, err)) < 0)
+                return rc;
+        }
     }
     return 0;
 }
@@ -198,6 +253,31 @@ static int v2_destroy(const char *mnt, const char *path, struct gy_error *err)
     return gy_error_sys(err, errno, "remove cgroup %s", dir);
 }
 
+static int v2_frozen(const char *mnt, const char *path)
+{
+    cleanup_free char *f = gy_xasprintf("%s/%s/cgroup.events", mnt, path);
+    char buf[256];
+    if (rt_file_read(f, buf, sizeof(buf), NULL) < 0)
+        return -1;
+    return rt_keyed_value(buf, "frozen") == 1 ? 1 : 0;
+}
+
+static int v2_freeze(const char *mnt, const char *path, bool frozen, struct gy_error *err)
+{
+    cleanup_free char *f = gy_xasprintf("%s/%s/cgroup.freeze", mnt, path);
+    if (rt_file_write(f, frozen ? "1" : "0", 0, err) < 0)
+        return -GY_ESYS;
+    /* cgroup.events reports "frozen 1" once every task has stopped. */
+    for (int attempt = 0; attempt < 500; attempt++) {
+        if (v2_frozen(mnt, path) == (frozen ? 1 : 0))
+            return 0;
+        struct timespec ts = {0, 2 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return gy_error_set(err, GY_ETIMEOUT, "%s: the cgroup did not become %s", f,
+                        frozen ? "frozen" : "thawed");
+}
+
 static int v2_dirs(const char *mnt, const char *path, char ***hosts, char ***names,
                    struct gy_error *err)
 {
@@ -214,10 +294,13 @@ static int v2_dirs(const char *mnt, const char *path, char ***hosts, char ***nam
 const struct rt_cgroup_ops rt_cgroup_v2_ops = {
     .name = "v2",
     .create = v2_create,
+    .set = v2_set,
     .enter = v2_enter,
     .stats = v2_stats,
     .oom_kills = v2_oom_kills,
     .procs = v2_procs,
     .destroy = v2_destroy,
+    .freeze = v2_freeze,
+    .frozen = v2_frozen,
     .dirs = v2_dirs,
 };

@@ -96,6 +96,11 @@ int64_t rt_keyed_value(const char *text, const char *key)
 
 int rt_mkdir_p(const char *path, struct gy_error *err)
 {
+    /* The parents usually exist already: one mkdir is then all it takes. */
+    if (mkdir(path, 0755) == 0 || errno == EEXIST)
+        return 0;
+    if (errno != ENOENT)
+        return gy_error_sys(err, errno, "mkdir %s", path);
     cleanup_free char *copy = gy_xstrdup(path);
     for (char *p = copy + 1; *p != '\0'; p++) {
         if (*p != '/')

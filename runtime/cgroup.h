@@ -26,6 +26,9 @@ struct rt_cgroup_ops {
      * then calls destroy. */
     int (*create)(const char *mnt, const char *path, const struct rt_resources *res,
                   struct gy_error *err);
+    /* Applies linux.resources to an existing cgroup (update of a running container). */
+    int (*set)(const char *mnt, const char *path, const struct rt_resources *res,
+               struct gy_error *err);
     /* Moves pid into the cgroup (every hierarchy on v1). */
     int (*enter)(const char *mnt, const char *path, pid_t pid, struct gy_error *err);
     /* Reads CPU time, memory use and limit, and task count. */
@@ -38,6 +41,11 @@ struct rt_cgroup_ops {
     /* Removes the cgroup (retrying while the kernel still counts exiting tasks). A missing
      * cgroup is not an error. */
     int (*destroy)(const char *mnt, const char *path, struct gy_error *err);
+    /* Freezes (frozen = true) or thaws every task in the cgroup and waits, bounded, until
+     * the kernel reports the new state. */
+    int (*freeze)(const char *mnt, const char *path, bool frozen, struct gy_error *err);
+    /* 1 when the cgroup is frozen, 0 when not, negative when it cannot be read. */
+    int (*frozen)(const char *mnt, const char *path);
     /* Directories that make up the cgroup, for bind mounts into the container: fills
      * hosts[i] (full paths) and names[i] (the hierarchy's directory name, e.g. "memory";
      * "" on v2); returns the count. The caller frees every string. */
@@ -59,6 +67,26 @@ char *rt_cgroup_path(const char *cgroups_path, const char *id);
 /* cpu.weight (v2) for cpu.shares (v1): the kernel's and crun's mapping of 2..262144 onto
  * 1..10000. */
 uint64_t rt_cgroup_shares_to_weight(uint64_t shares);
+
+/* Device access every container gets, in devices.allow syntax ("c 1:3 rwm"), NULL-ended:
+ * the standard nodes plus mknod of any node; everything else is denied, so CAP_MKNOD
+ * cannot open the host's disks. */
+extern const char *const rt_default_device_rules[];
+
+/* Parses one rule in devices.allow syntax (an allow rule); -1 when malformed. */
+int rt_device_rule_parse(const char *text, struct rt_device_rule *rule);
+/* Writes a rule in devices.allow syntax ("c 1:3 rwm", "a *:* rwm"). */
+void rt_device_rule_format(const struct rt_device_rule *rule, char *buf, size_t size);
+
+struct bpf_insn;
+/* Compiles rules into a BPF_PROG_TYPE_CGROUP_DEVICE program: the last rule that matches
+ * decides, no match denies. Returns the instruction count, -1 when max is too small. */
+int rt_device_program(const struct rt_device_rule *rules, size_t n_rules, struct bpf_insn *out,
+                      size_t max);
+
+/* Loads the config's rules followed by the default ones as a device program and attaches
+ * it to the cgroup v2 directory dir. */
+int rt_cgroup_v2_devices(const char *dir, const struct rt_resources *res, struct gy_error *err);
 
 /* Small file helpers shared by the backends. rt_file_write writes text to an existing
  * file (or creates it when create is set); rt_file_read reads at most size-1 bytes and

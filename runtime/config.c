@@ -1,12 +1,13 @@
-/* Parsing and validation of the OCI runtime-spec config.json (runtime-spec config.md and
- * config-linux.md). Every error names the field it is about. */
+/* Parsing and validation of the OCI runtime-spec config.json (runtime-spec config.md):
+ * process, root, mounts, hooks, and the shared field helpers; the "linux" section is in
+ * config-linux.c. Every error names the field it is about. */
 #include "runtime/config.h"
+#include "runtime/config-internal.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <linux/sched.h>
 #include <sched.h>
-#include <seccomp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,7 @@
 /* ------------------------------------------------------------------------------------ */
 /* Field access helpers: each takes the JSON path of the field for its error message.     */
 
-static int want_type(json_t *v, json_type type, const char *path, const char *what,
+int rt_cfg_want_type(json_t *v, json_type type, const char *path, const char *what,
                      struct gy_error *err)
 {
     if (json_typeof(v) != type)
@@ -30,7 +31,7 @@ static int want_type(json_t *v, json_type type, const char *path, const char *wh
     return 0;
 }
 
-static int get_string(json_t *obj, const char *key, const char *path, char **out,
+int rt_cfg_get_string(json_t *obj, const char *key, const char *path, char **out,
                       struct gy_error *err)
 {
     json_t *v = json_object_get(obj, key);
@@ -43,7 +44,7 @@ static int get_string(json_t *obj, const char *key, const char *path, char **out
     return 1;
 }
 
-static int get_bool(json_t *obj, const char *key, const char *path, bool *out, struct gy_error *err)
+int rt_cfg_get_bool(json_t *obj, const char *key, const char *path, bool *out, struct gy_error *err)
 {
     json_t *v = json_object_get(obj, key);
     if (v == NULL || json_is_null(v))
@@ -54,7 +55,7 @@ static int get_bool(json_t *obj, const char *key, const char *path, bool *out, s
     return 1;
 }
 
-static int get_int(json_t *obj, const char *key, const char *path, int64_t min, int64_t max,
+int rt_cfg_get_int(json_t *obj, const char *key, const char *path, int64_t min, int64_t max,
                    int64_t *out, struct gy_error *err)
 {
     json_t *v = json_object_get(obj, key);
@@ -71,7 +72,7 @@ static int get_int(json_t *obj, const char *key, const char *path, int64_t min, 
 }
 
 /* Reads an array of strings; absent leaves *out empty. */
-static int get_strings(json_t *obj, const char *key, const char *path, char ***out, size_t *count,
+int rt_cfg_get_strings(json_t *obj, const char *key, const char *path, char ***out, size_t *count,
                        struct gy_error *err)
 {
     json_t *v = json_object_get(obj, key);
@@ -96,7 +97,7 @@ static int get_strings(json_t *obj, const char *key, const char *path, char ***o
     return 1;
 }
 
-static void free_strings(char **list, size_t count)
+void rt_cfg_free_strings(char **list, size_t count)
 {
     if (list == NULL)
         return;
@@ -242,7 +243,7 @@ static int parse_caps(json_t *caps, struct rt_config *c, struct gy_error *err)
         [RT_CAPS_INHERITABLE] = "inheritable", [RT_CAPS_PERMITTED] = "permitted",
         [RT_CAPS_AMBIENT] = "ambient",
     };
-    if (want_type(caps, JSON_OBJECT, "process.capabilities", "an object", err) < 0)
+    if (rt_cfg_want_type(caps, JSON_OBJECT, "process.capabilities", "an object", err) < 0)
         return -GY_EINVAL;
     for (int s = 0; s < RT_CAPS_COUNT; s++) {
         c->caps[s] = 0;
@@ -278,7 +279,7 @@ static int parse_caps(json_t *caps, struct rt_config *c, struct gy_error *err)
 
 static int parse_rlimits(json_t *list, struct rt_config *c, struct gy_error *err)
 {
-    if (want_type(list, JSON_ARRAY, "process.rlimits", "an array", err) < 0)
+    if (rt_cfg_want_type(list, JSON_ARRAY, "process.rlimits", "an array", err) < 0)
         return -GY_EINVAL;
     size_t n = json_array_size(list);
     c->rlimits = gy_xcalloc(n + 1, sizeof(*c->rlimits));
@@ -289,7 +290,7 @@ static int parse_rlimits(json_t *list, struct rt_config *c, struct gy_error *err
         if (!json_is_object(r))
             return gy_error_set(err, GY_EINVAL, "process.rlimits[%zu]: must be an object", i);
         cleanup_free char *type = NULL;
-        int rc = get_string(r, "type", path, &type, err);
+        int rc = rt_cfg_get_string(r, "type", path, &type, err);
         if (rc < 0)
             return rc;
         if (rc == 0)
@@ -304,11 +305,11 @@ static int parse_rlimits(json_t *list, struct rt_config *c, struct gy_error *err
             if (c->rlimits[k].resource == resource)
                 return gy_error_set(err, GY_EINVAL, "%stype: %s is given twice", path, type);
         int64_t soft = 0, hard = 0;
-        if ((rc = get_int(r, "soft", path, 0, INT64_MAX, &soft, err)) < 0)
+        if ((rc = rt_cfg_get_int(r, "soft", path, 0, INT64_MAX, &soft, err)) < 0)
             return rc;
         if (rc == 0)
             return gy_error_set(err, GY_EINVAL, "%ssoft: is required", path);
-        if ((rc = get_int(r, "hard", path, 0, INT64_MAX, &hard, err)) < 0)
+        if ((rc = rt_cfg_get_int(r, "hard", path, 0, INT64_MAX, &hard, err)) < 0)
             return rc;
         if (rc == 0)
             return gy_error_set(err, GY_EINVAL, "%shard: is required", path);
@@ -325,28 +326,28 @@ static int parse_process(json_t *p, struct rt_config *c, struct gy_error *err)
     int rc;
     if (p == NULL)
         return gy_error_set(err, GY_EINVAL, "process: is required");
-    if (want_type(p, JSON_OBJECT, "process", "an object", err) < 0)
+    if (rt_cfg_want_type(p, JSON_OBJECT, "process", "an object", err) < 0)
         return -GY_EINVAL;
     bool terminal = false;
-    if ((rc = get_bool(p, "terminal", "process.", &terminal, err)) < 0)
+    if ((rc = rt_cfg_get_bool(p, "terminal", "process.", &terminal, err)) < 0)
         return rc;
     if (terminal)
         return gy_error_set(err, GY_EINVAL,
                             "process.terminal: true is not supported; containers log their "
                             "output to a file");
-    if ((rc = get_strings(p, "args", "process.", &c->args, &c->n_args, err)) < 0)
+    if ((rc = rt_cfg_get_strings(p, "args", "process.", &c->args, &c->n_args, err)) < 0)
         return rc;
     if (c->n_args == 0)
         return gy_error_set(err, GY_EINVAL, "process.args: needs at least the program");
     if (c->args[0][0] == '\0')
         return gy_error_set(err, GY_EINVAL, "process.args[0]: is empty");
-    if ((rc = get_strings(p, "env", "process.", &c->env, &c->n_env, err)) < 0)
+    if ((rc = rt_cfg_get_strings(p, "env", "process.", &c->env, &c->n_env, err)) < 0)
         return rc;
     for (size_t i = 0; i < c->n_env; i++)
         if (strchr(c->env[i], '=') == NULL || c->env[i][0] == '=')
             return gy_error_set(err, GY_EINVAL, "process.env[%zu]: \"%s\" is not KEY=VALUE", i,
                                 c->env[i]);
-    if ((rc = get_string(p, "cwd", "process.", &c->cwd, err)) < 0)
+    if ((rc = rt_cfg_get_string(p, "cwd", "process.", &c->cwd, err)) < 0)
         return rc;
     if (rc == 0)
         return gy_error_set(err, GY_EINVAL, "process.cwd: is required");
@@ -355,17 +356,17 @@ static int parse_process(json_t *p, struct rt_config *c, struct gy_error *err)
 
     json_t *user = json_object_get(p, "user");
     if (user != NULL && !json_is_null(user)) {
-        if (want_type(user, JSON_OBJECT, "process.user", "an object", err) < 0)
+        if (rt_cfg_want_type(user, JSON_OBJECT, "process.user", "an object", err) < 0)
             return -GY_EINVAL;
         int64_t v = 0;
-        if ((rc = get_int(user, "uid", "process.user.", 0, UINT32_MAX - 1, &v, err)) < 0)
+        if ((rc = rt_cfg_get_int(user, "uid", "process.user.", 0, UINT32_MAX - 1, &v, err)) < 0)
             return rc;
         c->uid = (uid_t)v;
         v = 0;
-        if ((rc = get_int(user, "gid", "process.user.", 0, UINT32_MAX - 1, &v, err)) < 0)
+        if ((rc = rt_cfg_get_int(user, "gid", "process.user.", 0, UINT32_MAX - 1, &v, err)) < 0)
             return rc;
         c->gid = (gid_t)v;
-        if ((rc = get_int(user, "umask", "process.user.", 0, 0777, &v, err)) < 0)
+        if ((rc = rt_cfg_get_int(user, "umask", "process.user.", 0, 0777, &v, err)) < 0)
             return rc;
         if (rc > 0) {
             c->has_umask = true;
@@ -373,7 +374,8 @@ static int parse_process(json_t *p, struct rt_config *c, struct gy_error *err)
         }
         json_t *gids = json_object_get(user, "additionalGids");
         if (gids != NULL && !json_is_null(gids)) {
-            if (want_type(gids, JSON_ARRAY, "process.user.additionalGids", "an array", err) < 0)
+            if (rt_cfg_want_type(gids, JSON_ARRAY, "process.user.additionalGids", "an array", err) <
+                0)
                 return -GY_EINVAL;
             size_t n = json_array_size(gids);
             c->additional_gids = gy_xcalloc(n + 1, sizeof(gid_t));
@@ -395,10 +397,10 @@ static int parse_process(json_t *p, struct rt_config *c, struct gy_error *err)
     json_t *rl = json_object_get(p, "rlimits");
     if (rl != NULL && !json_is_null(rl) && (rc = parse_rlimits(rl, c, err)) < 0)
         return rc;
-    if ((rc = get_bool(p, "noNewPrivileges", "process.", &c->no_new_privs, err)) < 0)
+    if ((rc = rt_cfg_get_bool(p, "noNewPrivileges", "process.", &c->no_new_privs, err)) < 0)
         return rc;
     int64_t adj = 0;
-    if ((rc = get_int(p, "oomScoreAdj", "process.", -1000, 1000, &adj, err)) < 0)
+    if ((rc = rt_cfg_get_int(p, "oomScoreAdj", "process.", -1000, 1000, &adj, err)) < 0)
         return rc;
     if (rc > 0) {
         c->has_oom_score_adj = true;
@@ -409,7 +411,7 @@ static int parse_process(json_t *p, struct rt_config *c, struct gy_error *err)
 
 static int parse_mounts(json_t *list, struct rt_config *c, struct gy_error *err)
 {
-    if (want_type(list, JSON_ARRAY, "mounts", "an array", err) < 0)
+    if (rt_cfg_want_type(list, JSON_ARRAY, "mounts", "an array", err) < 0)
         return -GY_EINVAL;
     size_t n = json_array_size(list);
     c->mounts = gy_xcalloc(n + 1, sizeof(*c->mounts));
@@ -421,20 +423,20 @@ static int parse_mounts(json_t *list, struct rt_config *c, struct gy_error *err)
         if (!json_is_object(m))
             return gy_error_set(err, GY_EINVAL, "mounts[%zu]: must be an object", i);
         int rc;
-        if ((rc = get_string(m, "destination", path, &mnt->destination, err)) < 0)
+        if ((rc = rt_cfg_get_string(m, "destination", path, &mnt->destination, err)) < 0)
             return rc;
         if (rc == 0)
             return gy_error_set(err, GY_EINVAL, "%sdestination: is required", path);
         if (mnt->destination[0] != '/')
             return gy_error_set(err, GY_EINVAL, "%sdestination: \"%s\" is not an absolute path",
                                 path, mnt->destination);
-        if ((rc = get_string(m, "type", path, &mnt->type, err)) < 0)
+        if ((rc = rt_cfg_get_string(m, "type", path, &mnt->type, err)) < 0)
             return rc;
-        if ((rc = get_string(m, "source", path, &mnt->source, err)) < 0)
+        if ((rc = rt_cfg_get_string(m, "source", path, &mnt->source, err)) < 0)
             return rc;
         char **options = NULL;
         size_t n_options = 0;
-        if ((rc = get_strings(m, "options", path, &options, &n_options, err)) < 0)
+        if ((rc = rt_cfg_get_strings(m, "options", path, &options, &n_options, err)) < 0)
             return rc;
         size_t data_len = 0;
         unsigned long clear = 0;
@@ -450,7 +452,7 @@ static int parse_mounts(json_t *list, struct rt_config *c, struct gy_error *err)
             memcpy(mnt->data + data_len, options[k], len + 1);
             data_len += len;
         }
-        free_strings(options, n_options);
+        rt_cfg_free_strings(options, n_options);
         if (mnt->type != NULL && strcmp(mnt->type, "bind") == 0) {
             mnt->bind = true;
             mnt->flags |= MS_BIND;
@@ -464,355 +466,53 @@ static int parse_mounts(json_t *list, struct rt_config *c, struct gy_error *err)
     return 0;
 }
 
-static int parse_idmaps(json_t *list, const char *name, struct rt_idmap **out, size_t *count,
-                        struct gy_error *err)
+static const char *const hook_names[RT_HOOK_COUNT] = {
+    [RT_HOOK_PRESTART] = "prestart",
+    [RT_HOOK_CREATE_RUNTIME] = "createRuntime",
+    [RT_HOOK_CREATE_CONTAINER] = "createContainer",
+    [RT_HOOK_START_CONTAINER] = "startContainer",
+    [RT_HOOK_POSTSTART] = "poststart",
+    [RT_HOOK_POSTSTOP] = "poststop",
+};
+
+const char *rt_hook_kind_name(enum rt_hook_kind kind)
 {
-    if (!json_is_array(list))
-        return gy_error_set(err, GY_EINVAL, "linux.%s: must be an array", name);
-    size_t n = json_array_size(list);
-    *out = gy_xcalloc(n + 1, sizeof(**out));
-    for (size_t i = 0; i < n; i++) {
-        json_t *m = json_array_get(list, i);
-        char path[64];
-        snprintf(path, sizeof(path), "linux.%s[%zu].", name, i);
-        if (!json_is_object(m))
-            return gy_error_set(err, GY_EINVAL, "linux.%s[%zu]: must be an object", name, i);
-        int64_t cid = -1, hid = -1, size = -1;
-        int rc;
-        if ((rc = get_int(m, "containerID", path, 0, UINT32_MAX - 1, &cid, err)) < 0)
-            return rc;
-        if ((rc = get_int(m, "hostID", path, 0, UINT32_MAX - 1, &hid, err)) < 0)
-            return rc;
-        if ((rc = get_int(m, "size", path, 1, UINT32_MAX, &size, err)) < 0)
-            return rc;
-        if (cid < 0 || hid < 0 || size < 0)
-            return gy_error_set(err, GY_EINVAL, "%s: containerID, hostID and size are required",
-                                path);
-        (*out)[i] = (struct rt_idmap){(uint32_t)cid, (uint32_t)hid, (uint32_t)size};
-    }
-    *count = n;
-    return 0;
+    return hook_names[kind];
 }
 
-static int parse_resources(json_t *r, struct rt_resources *res, struct gy_error *err)
+static int parse_hooks(json_t *hooks, struct rt_config *c, struct gy_error *err)
 {
     int rc;
-    if (want_type(r, JSON_OBJECT, "linux.resources", "an object", err) < 0)
+    if (rt_cfg_want_type(hooks, JSON_OBJECT, "hooks", "an object", err) < 0)
         return -GY_EINVAL;
-    json_t *mem = json_object_get(r, "memory");
-    if (mem != NULL && !json_is_null(mem)) {
-        if (want_type(mem, JSON_OBJECT, "linux.resources.memory", "an object", err) < 0)
-            return -GY_EINVAL;
-        const char *p = "linux.resources.memory.";
-        if ((rc = get_int(mem, "limit", p, -1, INT64_MAX, &res->memory_limit, err)) < 0)
-            return rc;
-        res->has_memory_limit = rc > 0;
-        if (res->has_memory_limit && res->memory_limit >= 0 && res->memory_limit < 4096)
-            return gy_error_set(err, GY_EINVAL,
-                                "linux.resources.memory.limit: %lld bytes is below one page",
-                                (long long)res->memory_limit);
-        if ((rc = get_int(mem, "reservation", p, -1, INT64_MAX, &res->memory_reservation, err)) < 0)
-            return rc;
-        res->has_memory_reservation = rc > 0;
-        if ((rc = get_int(mem, "swap", p, -1, INT64_MAX, &res->memory_swap, err)) < 0)
-            return rc;
-        res->has_memory_swap = rc > 0;
-        if (res->has_memory_swap && res->memory_swap >= 0 && res->has_memory_limit &&
-            res->memory_limit >= 0 && res->memory_swap < res->memory_limit)
-            return gy_error_set(err, GY_EINVAL,
-                                "linux.resources.memory.swap: must be at least the limit (it "
-                                "counts memory plus swap)");
-    }
-    json_t *cpu = json_object_get(r, "cpu");
-    if (cpu != NULL && !json_is_null(cpu)) {
-        if (want_type(cpu, JSON_OBJECT, "linux.resources.cpu", "an object", err) < 0)
-            return -GY_EINVAL;
-        const char *p = "linux.resources.cpu.";
-        int64_t v = 0;
-        if ((rc = get_int(cpu, "shares", p, 2, 262144, &v, err)) < 0)
-            return rc;
-        res->has_cpu_shares = rc > 0;
-        res->cpu_shares = (uint64_t)v;
-        if ((rc = get_int(cpu, "quota", p, -1, INT64_MAX / 1000, &res->cpu_quota, err)) < 0)
-            return rc;
-        res->has_cpu_quota = rc > 0;
-        if (res->has_cpu_quota && res->cpu_quota >= 0 && res->cpu_quota < 1000)
-            return gy_error_set(err, GY_EINVAL,
-                                "linux.resources.cpu.quota: %lld us is below the kernel's "
-                                "minimum of 1000 us",
-                                (long long)res->cpu_quota);
-        if ((rc = get_int(cpu, "period", p, 1000, 1000000, &v, err)) < 0)
-            return rc;
-        res->has_cpu_period = rc > 0;
-        res->cpu_period = (uint64_t)v;
-    }
-    json_t *pids = json_object_get(r, "pids");
-    if (pids != NULL && !json_is_null(pids)) {
-        if (want_type(pids, JSON_OBJECT, "linux.resources.pids", "an object", err) < 0)
-            return -GY_EINVAL;
-        if ((rc = get_int(pids, "limit", "linux.resources.pids.", -1, INT32_MAX, &res->pids_limit,
-                          err)) < 0)
-            return rc;
-        res->has_pids_limit = rc > 0;
-        if (res->has_pids_limit && res->pids_limit == 0)
-            return gy_error_set(err, GY_EINVAL,
-                                "linux.resources.pids.limit: 0 would stop the container from "
-                                "starting (use -1 for no limit)");
-    }
-    return 0;
-}
-
-static int parse_seccomp_action(json_t *obj, const char *key, const char *path, int64_t errno_ret,
-                                uint32_t *out, struct gy_error *err)
-{
-    cleanup_free char *name = NULL;
-    int rc = get_string(obj, key, path, &name, err);
-    if (rc < 0)
-        return rc;
-    if (rc == 0)
-        return gy_error_set(err, GY_EINVAL, "%s%s: is required", path, key);
-    if (strcmp(name, "SCMP_ACT_ALLOW") == 0)
-        *out = SCMP_ACT_ALLOW;
-    else if (strcmp(name, "SCMP_ACT_ERRNO") == 0)
-        *out = SCMP_ACT_ERRNO((uint16_t)errno_ret);
-    else if (strcmp(name, "SCMP_ACT_KILL") == 0 || strcmp(name, "SCMP_ACT_KILL_THREAD") == 0)
-        *out = SCMP_ACT_KILL_THREAD;
-    else if (strcmp(name, "SCMP_ACT_KILL_PROCESS") == 0)
-        *out = SCMP_ACT_KILL_PROCESS;
-    else if (strcmp(name, "SCMP_ACT_TRAP") == 0)
-        *out = SCMP_ACT_TRAP;
-    else if (strcmp(name, "SCMP_ACT_TRACE") == 0)
-        *out = SCMP_ACT_TRACE((uint16_t)errno_ret);
-    else if (strcmp(name, "SCMP_ACT_LOG") == 0)
-        *out = SCMP_ACT_LOG;
-    else
-        return gy_error_set(err, GY_EINVAL, "%s%s: unsupported action \"%s\"", path, key, name);
-    return 0;
-}
-
-static int parse_seccomp(json_t *s, struct rt_config *c, struct gy_error *err)
-{
-    int rc;
-    if (json_is_null(s)) {
-        c->seccomp_disabled = true;
-        return 0;
-    }
-    if (want_type(s, JSON_OBJECT, "linux.seccomp", "an object", err) < 0)
-        return -GY_EINVAL;
-    struct rt_seccomp *sc = gy_xcalloc(1, sizeof(*sc));
-    c->seccomp = sc;
-    int64_t default_errno = EPERM;
-    if ((rc = get_int(s, "defaultErrnoRet", "linux.seccomp.", 0, 4095, &default_errno, err)) < 0)
-        return rc;
-    if ((rc = parse_seccomp_action(s, "defaultAction", "linux.seccomp.", default_errno,
-                                   &sc->default_action, err)) < 0)
-        return rc;
-    json_t *arches = json_object_get(s, "architectures");
-    if (arches != NULL && !json_is_null(arches)) {
-        if (want_type(arches, JSON_ARRAY, "linux.seccomp.architectures", "an array", err) < 0)
-            return -GY_EINVAL;
-        sc->arches = gy_xcalloc(json_array_size(arches) + 1, sizeof(uint32_t));
-        for (size_t i = 0; i < json_array_size(arches); i++) {
-            const char *name = json_string_value(json_array_get(arches, i));
-            char lower[32] = "";
-            if (name != NULL && strncmp(name, "SCMP_ARCH_", 10) == 0) {
-                size_t k = 0;
-                for (const char *q = name + 10; *q != '\0' && k + 1 < sizeof(lower); q++)
-                    lower[k++] = (char)tolower((unsigned char)*q);
-                lower[k] = '\0';
-            }
-            uint32_t arch = lower[0] != '\0' ? seccomp_arch_resolve_name(lower) : 0;
-            if (arch == 0)
-                return gy_error_set(err, GY_EINVAL,
-                                    "linux.seccomp.architectures[%zu]: unknown architecture \"%s\"",
-                                    i, name != NULL ? name : "(not a string)");
-            sc->arches[sc->n_arches++] = arch;
-        }
-    }
-    json_t *rules = json_object_get(s, "syscalls");
-    if (rules == NULL || json_is_null(rules))
-        return 0;
-    if (want_type(rules, JSON_ARRAY, "linux.seccomp.syscalls", "an array", err) < 0)
-        return -GY_EINVAL;
-    sc->rules = gy_xcalloc(json_array_size(rules) + 1, sizeof(*sc->rules));
-    for (size_t i = 0; i < json_array_size(rules); i++) {
-        json_t *r = json_array_get(rules, i);
-        char path[64];
-        snprintf(path, sizeof(path), "linux.seccomp.syscalls[%zu].", i);
-        if (!json_is_object(r))
-            return gy_error_set(err, GY_EINVAL, "linux.seccomp.syscalls[%zu]: must be an object",
-                                i);
-        struct rt_seccomp_rule *rule = &sc->rules[sc->n_rules++];
-        if ((rc = get_strings(r, "names", path, &rule->names, &rule->n_names, err)) < 0)
-            return rc;
-        if (rule->n_names == 0)
-            return gy_error_set(err, GY_EINVAL, "%snames: needs at least one system call", path);
-        int64_t errno_ret = default_errno;
-        if ((rc = get_int(r, "errnoRet", path, 0, 4095, &errno_ret, err)) < 0)
-            return rc;
-        if ((rc = parse_seccomp_action(r, "action", path, errno_ret, &rule->action, err)) < 0)
-            return rc;
-        json_t *args = json_object_get(r, "args");
-        if (args == NULL || json_is_null(args))
+    for (int k = 0; k < RT_HOOK_COUNT; k++) {
+        json_t *list = json_object_get(hooks, hook_names[k]);
+        if (list == NULL || json_is_null(list))
             continue;
-        if (want_type(args, JSON_ARRAY, path, "an array", err) < 0)
-            return -GY_EINVAL;
-        rule->args = gy_xcalloc(json_array_size(args) + 1, sizeof(*rule->args));
-        for (size_t k = 0; k < json_array_size(args); k++) {
-            static const struct {
-                const char *name;
-                int op;
-            } ops[] = {
-                {"SCMP_CMP_NE", SCMP_CMP_NE},
-                {"SCMP_CMP_LT", SCMP_CMP_LT},
-                {"SCMP_CMP_LE", SCMP_CMP_LE},
-                {"SCMP_CMP_EQ", SCMP_CMP_EQ},
-                {"SCMP_CMP_GE", SCMP_CMP_GE},
-                {"SCMP_CMP_GT", SCMP_CMP_GT},
-                {"SCMP_CMP_MASKED_EQ", SCMP_CMP_MASKED_EQ},
-            };
-            json_t *a = json_array_get(args, k);
-            char apath[96];
-            snprintf(apath, sizeof(apath), "%sargs[%zu].", path, k);
-            if (!json_is_object(a))
-                return gy_error_set(err, GY_EINVAL, "%sargs[%zu]: must be an object", path, k);
-            struct rt_seccomp_arg *arg = &rule->args[rule->n_args++];
-            int64_t v = -1;
-            if ((rc = get_int(a, "index", apath, 0, 5, &v, err)) < 0)
+        if (!json_is_array(list))
+            return gy_error_set(err, GY_EINVAL, "hooks.%s: must be an array", hook_names[k]);
+        size_t n = json_array_size(list);
+        c->hooks[k] = gy_xcalloc(n + 1, sizeof(struct rt_hook));
+        for (size_t i = 0; i < n; i++) {
+            json_t *h = json_array_get(list, i);
+            char path[64];
+            snprintf(path, sizeof(path), "hooks.%s[%zu].", hook_names[k], i);
+            if (!json_is_object(h))
+                return gy_error_set(err, GY_EINVAL, "hooks.%s[%zu]: must be an object",
+                                    hook_names[k], i);
+            struct rt_hook *hook = &c->hooks[k][c->n_hooks[k]++];
+            if ((rc = rt_cfg_get_string(h, "path", path, &hook->path, err)) < 0)
                 return rc;
-            if (rc == 0)
-                return gy_error_set(err, GY_EINVAL, "%sindex: is required", apath);
-            arg->index = (unsigned int)v;
-            v = 0;
-            if ((rc = get_int(a, "value", apath, INT64_MIN, INT64_MAX, &v, err)) < 0)
+            if (rc == 0 || hook->path[0] != '/')
+                return gy_error_set(err, GY_EINVAL, "%spath: an absolute path is required", path);
+            if ((rc = rt_cfg_get_strings(h, "args", path, &hook->args, &hook->n_args, err)) < 0)
                 return rc;
-            arg->value = (uint64_t)v;
-            v = 0;
-            if ((rc = get_int(a, "valueTwo", apath, INT64_MIN, INT64_MAX, &v, err)) < 0)
+            if ((rc = rt_cfg_get_strings(h, "env", path, &hook->env, &hook->n_env, err)) < 0)
                 return rc;
-            arg->value_two = (uint64_t)v;
-            cleanup_free char *op = NULL;
-            if ((rc = get_string(a, "op", apath, &op, err)) < 0)
+            int64_t timeout = 0;
+            if ((rc = rt_cfg_get_int(h, "timeout", path, 1, 86400, &timeout, err)) < 0)
                 return rc;
-            arg->op = -1;
-            for (size_t o = 0; op != NULL && o < sizeof(ops) / sizeof(ops[0]); o++)
-                if (strcmp(op, ops[o].name) == 0)
-                    arg->op = ops[o].op;
-            if (arg->op < 0)
-                return gy_error_set(err, GY_EINVAL, "%sop: unknown operator \"%s\"", apath,
-                                    op != NULL ? op : "");
-        }
-    }
-    return 0;
-}
-
-static int parse_linux(json_t *l, struct rt_config *c, struct gy_error *err)
-{
-    int rc;
-    if (l == NULL || json_is_null(l))
-        return 0;
-    if (want_type(l, JSON_OBJECT, "linux", "an object", err) < 0)
-        return -GY_EINVAL;
-    json_t *nss = json_object_get(l, "namespaces");
-    if (nss != NULL && !json_is_null(nss)) {
-        if (want_type(nss, JSON_ARRAY, "linux.namespaces", "an array", err) < 0)
-            return -GY_EINVAL;
-        for (size_t i = 0; i < json_array_size(nss); i++) {
-            json_t *ns = json_array_get(nss, i);
-            char path[48];
-            snprintf(path, sizeof(path), "linux.namespaces[%zu].", i);
-            if (!json_is_object(ns))
-                return gy_error_set(err, GY_EINVAL, "linux.namespaces[%zu]: must be an object", i);
-            cleanup_free char *type = NULL;
-            if ((rc = get_string(ns, "type", path, &type, err)) < 0)
-                return rc;
-            if (rc == 0)
-                return gy_error_set(err, GY_EINVAL, "%stype: is required", path);
-            int kind = -1;
-            for (int k = 0; k < RT_NS_COUNT; k++)
-                if (strcmp(type, ns_table[k].name) == 0)
-                    kind = k;
-            if (kind < 0)
-                return gy_error_set(err, GY_EINVAL, "%stype: unknown namespace \"%s\"", path, type);
-            if (c->ns[kind])
-                return gy_error_set(err, GY_EINVAL, "%stype: namespace \"%s\" is given twice", path,
-                                    type);
-            c->ns[kind] = true;
-            if ((rc = get_string(ns, "path", path, &c->ns_path[kind], err)) < 0)
-                return rc;
-            if (c->ns_path[kind] != NULL && c->ns_path[kind][0] != '/')
-                return gy_error_set(err, GY_EINVAL, "%spath: \"%s\" is not an absolute path", path,
-                                    c->ns_path[kind]);
-            if (c->ns_path[kind] != NULL && (kind == RT_NS_USER || kind == RT_NS_MOUNT))
-                return gy_error_set(err, GY_EINVAL,
-                                    "%spath: joining an existing %s namespace is not supported",
-                                    path, type);
-        }
-    }
-    json_t *maps = json_object_get(l, "uidMappings");
-    if (maps != NULL && !json_is_null(maps) &&
-        (rc = parse_idmaps(maps, "uidMappings", &c->uid_maps, &c->n_uid_maps, err)) < 0)
-        return rc;
-    maps = json_object_get(l, "gidMappings");
-    if (maps != NULL && !json_is_null(maps) &&
-        (rc = parse_idmaps(maps, "gidMappings", &c->gid_maps, &c->n_gid_maps, err)) < 0)
-        return rc;
-    if (c->ns[RT_NS_USER] && (c->n_uid_maps == 0 || c->n_gid_maps == 0))
-        return gy_error_set(err, GY_EINVAL,
-                            "linux.uidMappings: a user namespace needs uidMappings and "
-                            "gidMappings");
-    if (!c->ns[RT_NS_USER] && (c->n_uid_maps > 0 || c->n_gid_maps > 0))
-        return gy_error_set(err, GY_EINVAL,
-                            "linux.uidMappings: mappings need a \"user\" entry in "
-                            "linux.namespaces");
-    json_t *res = json_object_get(l, "resources");
-    if (res != NULL && !json_is_null(res) && (rc = parse_resources(res, &c->resources, err)) < 0)
-        return rc;
-    if ((rc = get_string(l, "cgroupsPath", "linux.", &c->cgroups_path, err)) < 0)
-        return rc;
-    if (c->cgroups_path != NULL &&
-        (c->cgroups_path[0] == '\0' || strstr(c->cgroups_path, "..") != NULL ||
-         strchr(c->cgroups_path, ':') != NULL))
-        return gy_error_set(err, GY_EINVAL,
-                            "linux.cgroupsPath: \"%s\" must be a path without \"..\" or \":\"",
-                            c->cgroups_path);
-    json_t *sc = json_object_get(l, "seccomp");
-    if (sc != NULL && (rc = parse_seccomp(sc, c, err)) < 0)
-        return rc;
-    if ((rc = get_strings(l, "maskedPaths", "linux.", &c->masked_paths, &c->n_masked_paths, err)) <
-        0)
-        return rc;
-    if ((rc = get_strings(l, "readonlyPaths", "linux.", &c->readonly_paths, &c->n_readonly_paths,
-                          err)) < 0)
-        return rc;
-    cleanup_free char *prop = NULL;
-    if ((rc = get_string(l, "rootfsPropagation", "linux.", &prop, err)) < 0)
-        return rc;
-    if (prop != NULL) {
-        unsigned long set = 0, clear = 0, propagation = 0;
-        bool bind = false;
-        if (!rt_mount_option_flag(prop, &set, &clear, &propagation, &bind) || propagation == 0)
-            return gy_error_set(err, GY_EINVAL,
-                                "linux.rootfsPropagation: unknown propagation \"%s\"", prop);
-        c->rootfs_propagation = propagation | MS_REC;
-    }
-    json_t *sysctl = json_object_get(l, "sysctl");
-    if (sysctl != NULL && !json_is_null(sysctl)) {
-        if (want_type(sysctl, JSON_OBJECT, "linux.sysctl", "an object", err) < 0)
-            return -GY_EINVAL;
-        c->sysctls = gy_xcalloc(json_object_size(sysctl) + 1, sizeof(*c->sysctls));
-        const char *key;
-        json_t *value;
-        json_object_foreach(sysctl, key, value)
-        {
-            if (!json_is_string(value))
-                return gy_error_set(err, GY_EINVAL, "linux.sysctl.%s: must be a string", key);
-            if (key[0] == '\0' || strstr(key, "..") != NULL || key[0] == '.' ||
-                strchr(key, '/') != NULL)
-                return gy_error_set(err, GY_EINVAL, "linux.sysctl: \"%s\" is not a sysctl name",
-                                    key);
-            c->sysctls[c->n_sysctls].key = gy_xstrdup(key);
-            c->sysctls[c->n_sysctls++].value = gy_xstrdup(json_string_value(value));
+            hook->timeout = (int)timeout;
         }
     }
     return 0;
@@ -824,7 +524,7 @@ static int parse_config(json_t *doc, struct rt_config *c, struct gy_error *err)
     if (!json_is_object(doc))
         return gy_error_set(err, GY_EINVAL, "config: must be a JSON object");
     cleanup_free char *version = NULL;
-    if ((rc = get_string(doc, "ociVersion", "", &version, err)) < 0)
+    if ((rc = rt_cfg_get_string(doc, "ociVersion", "", &version, err)) < 0)
         return rc;
     if (rc == 0)
         return gy_error_set(err, GY_EINVAL, "ociVersion: is required");
@@ -834,21 +534,24 @@ static int parse_config(json_t *doc, struct rt_config *c, struct gy_error *err)
         return rc;
     json_t *root = json_object_get(doc, "root");
     if (root != NULL && !json_is_null(root)) {
-        if (want_type(root, JSON_OBJECT, "root", "an object", err) < 0)
+        if (rt_cfg_want_type(root, JSON_OBJECT, "root", "an object", err) < 0)
             return -GY_EINVAL;
-        if ((rc = get_string(root, "path", "root.", &c->root_path, err)) < 0)
+        if ((rc = rt_cfg_get_string(root, "path", "root.", &c->root_path, err)) < 0)
             return rc;
         if (rc == 0 || c->root_path[0] == '\0')
             return gy_error_set(err, GY_EINVAL, "root.path: is required");
-        if ((rc = get_bool(root, "readonly", "root.", &c->root_readonly, err)) < 0)
+        if ((rc = rt_cfg_get_bool(root, "readonly", "root.", &c->root_readonly, err)) < 0)
             return rc;
     }
-    if ((rc = get_string(doc, "hostname", "", &c->hostname, err)) < 0)
+    if ((rc = rt_cfg_get_string(doc, "hostname", "", &c->hostname, err)) < 0)
         return rc;
     json_t *mounts = json_object_get(doc, "mounts");
     if (mounts != NULL && !json_is_null(mounts) && (rc = parse_mounts(mounts, c, err)) < 0)
         return rc;
-    if ((rc = parse_linux(json_object_get(doc, "linux"), c, err)) < 0)
+    if ((rc = rt_cfg_parse_linux(json_object_get(doc, "linux"), c, err)) < 0)
+        return rc;
+    json_t *hooks = json_object_get(doc, "hooks");
+    if (hooks != NULL && !json_is_null(hooks) && (rc = parse_hooks(hooks, c, err)) < 0)
         return rc;
     if (c->hostname != NULL && c->hostname[0] != '\0' && !c->ns[RT_NS_UTS])
         return gy_error_set(err, GY_EINVAL,
@@ -921,8 +624,8 @@ void rt_config_free(struct rt_config *c)
 {
     if (c == NULL)
         return;
-    free_strings(c->args, c->n_args);
-    free_strings(c->env, c->n_env);
+    rt_cfg_free_strings(c->args, c->n_args);
+    rt_cfg_free_strings(c->env, c->n_env);
     free(c->cwd);
     free(c->additional_gids);
     free(c->rlimits);
@@ -940,21 +643,33 @@ void rt_config_free(struct rt_config *c)
     free(c->uid_maps);
     free(c->gid_maps);
     free(c->cgroups_path);
+    for (size_t i = 0; i < c->n_device_nodes; i++)
+        free(c->device_nodes[i].path);
+    free(c->device_nodes);
+    rt_resources_clear(&c->resources);
     if (c->seccomp != NULL) {
         for (size_t i = 0; i < c->seccomp->n_rules; i++) {
-            free_strings(c->seccomp->rules[i].names, c->seccomp->rules[i].n_names);
+            rt_cfg_free_strings(c->seccomp->rules[i].names, c->seccomp->rules[i].n_names);
             free(c->seccomp->rules[i].args);
         }
         free(c->seccomp->rules);
         free(c->seccomp->arches);
         free(c->seccomp);
     }
-    free_strings(c->masked_paths, c->n_masked_paths);
-    free_strings(c->readonly_paths, c->n_readonly_paths);
+    rt_cfg_free_strings(c->masked_paths, c->n_masked_paths);
+    rt_cfg_free_strings(c->readonly_paths, c->n_readonly_paths);
     for (size_t i = 0; i < c->n_sysctls; i++) {
         free(c->sysctls[i].key);
         free(c->sysctls[i].value);
     }
     free(c->sysctls);
+    for (int k = 0; k < RT_HOOK_COUNT; k++) {
+        for (size_t i = 0; i < c->n_hooks[k]; i++) {
+            free(c->hooks[k][i].path);
+            rt_cfg_free_strings(c->hooks[k][i].args, c->hooks[k][i].n_args);
+            rt_cfg_free_strings(c->hooks[k][i].env, c->hooks[k][i].n_env);
+        }
+        free(c->hooks[k]);
+    }
     free(c);
 }

@@ -78,6 +78,43 @@ struct rt_seccomp {
     size_t n_rules;
 };
 
+/* A device access rule (linux.resources.devices): type BPF_DEVCG_DEV_CHAR or _BLOCK (0
+ * for any), major and minor (-1 for any), access a mask of BPF_DEVCG_ACC_READ, _WRITE and
+ * _MKNOD. Later rules override earlier ones. */
+struct rt_device_rule {
+    bool allow;
+    int type;
+    int major;
+    int minor;
+    int access;
+};
+
+/* A device node to create in the container (linux.devices). */
+struct rt_device_node {
+    char *path;
+    char type; /* 'c', 'b', 'u' (unbuffered char) or 'p' (fifo) */
+    uint32_t major;
+    uint32_t minor;
+    mode_t mode; /* permission bits, default 0666 */
+    uid_t uid;
+    gid_t gid;
+};
+
+/* linux.resources.blockIO throttle lists. */
+enum rt_throttle_kind {
+    RT_THROTTLE_READ_BPS = 0,
+    RT_THROTTLE_WRITE_BPS,
+    RT_THROTTLE_READ_IOPS,
+    RT_THROTTLE_WRITE_IOPS,
+    RT_THROTTLE_COUNT
+};
+
+struct rt_throttle {
+    uint32_t major;
+    uint32_t minor;
+    uint64_t rate; /* bytes or operations per second */
+};
+
 /* linux.resources; a has_ flag is false when the field is absent. */
 struct rt_resources {
     bool has_memory_limit, has_memory_reservation, has_memory_swap;
@@ -90,6 +127,36 @@ struct rt_resources {
     uint64_t cpu_period;
     bool has_pids_limit;
     int64_t pids_limit; /* -1 unlimited */
+    char *cpus;         /* cpuset lists ("0-3,6"), NULL when absent */
+    char *mems;
+    bool has_blkio_weight;
+    uint16_t blkio_weight; /* 10..1000 */
+    struct rt_throttle *throttle[RT_THROTTLE_COUNT];
+    size_t n_throttle[RT_THROTTLE_COUNT];
+    /* linux.resources.devices, then an allow rule per linux.devices node. The runtime's
+     * default rules come after these, so the standard nodes stay usable. */
+    struct rt_device_rule *devices;
+    size_t n_devices;
+};
+
+/* The hook points of the runtime-spec (config.md "POSIX-platform Hooks"). */
+enum rt_hook_kind {
+    RT_HOOK_PRESTART = 0,     /* runtime namespace, after the namespaces exist (deprecated) */
+    RT_HOOK_CREATE_RUNTIME,   /* runtime namespace, same point */
+    RT_HOOK_CREATE_CONTAINER, /* container namespaces, before pivot_root */
+    RT_HOOK_START_CONTAINER,  /* container namespaces, just before the program runs */
+    RT_HOOK_POSTSTART,        /* runtime namespace, after start */
+    RT_HOOK_POSTSTOP,         /* runtime namespace, during delete */
+    RT_HOOK_COUNT
+};
+
+struct rt_hook {
+    char *path;
+    char **args; /* NULL: just the path */
+    size_t n_args;
+    char **env;
+    size_t n_env;
+    int timeout; /* seconds, 0 for none */
 };
 
 struct rt_sysctl {
@@ -140,6 +207,10 @@ struct rt_config {
     unsigned long rootfs_propagation; /* MS_* with MS_REC; default MS_PRIVATE */
     struct rt_sysctl *sysctls;
     size_t n_sysctls;
+    struct rt_hook *hooks[RT_HOOK_COUNT];
+    size_t n_hooks[RT_HOOK_COUNT];
+    struct rt_device_node *device_nodes;
+    size_t n_device_nodes;
 };
 
 /* Parses config.json text. Errors are GY_EPARSE (not JSON, with line and column) or
@@ -151,6 +222,18 @@ int rt_config_parse(const char *json, size_t len, struct rt_config **out, struct
 int rt_config_load(const char *path, struct rt_config **out, struct gy_error *err);
 
 void rt_config_free(struct rt_config *config);
+
+/* Parses a linux.resources object on its own (for update); errors name the field as in a
+ * full config. Free the result's lists with rt_resources_clear. */
+int rt_resources_parse(const char *json, size_t len, struct rt_resources *out,
+                       struct gy_error *err);
+void rt_resources_clear(struct rt_resources *res);
+
+/* The blockIO field name of a throttle kind ("throttleReadBpsDevice" ...). */
+const char *rt_throttle_name(enum rt_throttle_kind kind);
+
+/* The config name of a hook point ("prestart", "createRuntime" ...). */
+const char *rt_hook_kind_name(enum rt_hook_kind kind);
 
 /* Docker's default capability set as a mask. */
 uint64_t rt_caps_default(void);

@@ -2,6 +2,7 @@
  * failure), the monitor that owns the container, and the container's init process up to
  * the moment it execs the user's program. */
 #include "runtime/internal.h"
+#include "runtime/security.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,10 +25,14 @@
 
 /* Messages on the monitor-init socket (SOCK_SEQPACKET keeps them whole). */
 enum {
-    SYNC_GO = 'G',    /* monitor -> init: cgroup and id maps are in place */
-    SYNC_READY = 'R', /* init -> monitor: set up, waiting for start */
-    SYNC_START = 'S', /* monitor -> init: exec now */
-    SYNC_ERROR = 'E', /* init -> monitor: setup or exec failed (code, message follow) */
+    SYNC_GO = 'G',     /* monitor -> init: cgroup and id maps are in place; code is init's host
+                        * pid, msg[0] is 1 when init goes on to exec without waiting for
+                        * SYNC_START (create with start) */
+    SYNC_CGROUP = 'C', /* monitor -> init: init is in its cgroup and the prestart and
+                        * createRuntime hooks have run */
+    SYNC_READY = 'R',  /* init -> monitor: set up, waiting for start */
+    SYNC_START = 'S',  /* monitor -> init: exec now */
+    SYNC_ERROR = 'E',  /* init -> monitor: setup or exec failed (code, message follow) */
 };
 
 struct sync_msg {
@@ -54,6 +59,9 @@ struct create_ctx {
     const struct rt_cgroup_ops *cg;
     int report_fd;
     int64_t log_max;
+    pid_t init_pid; /* the init's host pid, as init learns it from SYNC_GO */
+    int sync_fd;    /* init's end of the monitor socket */
+    bool in_cgroup; /* init has received SYNC_CGROUP */
 };
 
 /* ------------------------------------------------------------------------------------ */
@@ -77,6 +85,38 @@ static void reset_signals(void)
             signal(sig, SIG_DFL);
 }
 
+/* Init mounts its root while the monitor moves it into its cgroup (on cgroup v1 that
+ * write waits for an RCU grace period); what depends on the cgroup waits here: the cgroup
+ * namespace, which is rooted at init's cgroup when it is made, the cgroup mount, the
+ * createContainer hooks, the rlimits and the exec. */
+static int wait_for_cgroup(void *opaque, struct gy_error *err)
+{
+    struct create_ctx *ctx = opaque;
+    if (ctx->in_cgroup)
+        return 0;
+    char type = 0;
+    if (recv(ctx->sync_fd, &type, 1, 0) != 1 || type != SYNC_CGROUP)
+        _exit(1); /* the monitor gave up; it reports why */
+    ctx->in_cgroup = true;
+    const struct rt_config *c = ctx->config;
+    if (c->ns[RT_NS_CGROUP] && c->ns_path[RT_NS_CGROUP] == NULL && unshare(CLONE_NEWCGROUP) < 0)
+        return gy_error_sys(err, errno, "unshare the cgroup namespace");
+    return 0;
+}
+
+/* createContainer hooks: in the container's namespaces, before pivot_root. */
+static int run_create_container_hooks(void *opaque, struct gy_error *err)
+{
+    struct create_ctx *ctx = opaque;
+    int rc = wait_for_cgroup(ctx, err);
+    if (rc < 0)
+        return rc;
+    if (ctx->config->n_hooks[RT_HOOK_CREATE_CONTAINER] == 0)
+        return 0;
+    cleanup_free char *state = rt_hook_state_json(ctx->id, "creating", ctx->init_pid, ctx->bundle);
+    return rt_hooks_run(ctx->config, RT_HOOK_CREATE_CONTAINER, state, err);
+}
+
 static int init_setup(struct create_ctx *ctx, const int *ns_fds, char *prog, size_t prog_size,
                       struct gy_error *err)
 {
@@ -98,9 +138,6 @@ static int init_setup(struct create_ctx *ctx, const int *ns_fds, char *prog, siz
     }
     if (setsid() < 0)
         return gy_error_sys(err, errno, "setsid");
-    /* Now that init sits in its cgroup, a new cgroup namespace is rooted there. */
-    if (c->ns[RT_NS_CGROUP] && c->ns_path[RT_NS_CGROUP] == NULL && unshare(CLONE_NEWCGROUP) < 0)
-        return gy_error_sys(err, errno, "unshare the cgroup namespace");
     if (c->hostname != NULL && c->hostname[0] != '\0' &&
         sethostname(c->hostname, strlen(c->hostname)) < 0)
         return gy_error_sys(err, errno, "hostname: sethostname %s", c->hostname);
@@ -112,10 +149,17 @@ static int init_setup(struct create_ctx *ctx, const int *ns_fds, char *prog, siz
         .work_dir = ctx->opts->work_dir,
         .cgroup_ops = ctx->cg,
         .cgroup_path = ctx->cgroup_path,
+        .before_cgroup_mount = wait_for_cgroup,
+        .before_pivot = run_create_container_hooks,
+        .ctx = ctx,
     };
     if ((rc = rt_rootfs_setup(c, &args, err)) < 0)
         return rc;
-    return rt_program_lookup(c->args[0], c->env, prog, prog_size, err);
+    /* Applied here as well as just before exec so that a limit the kernel refuses fails
+     * create, not the later start. */
+    if ((rc = rt_rlimits_apply(c, err)) < 0)
+        return rc;
+    return rt_program_lookup(c->args[0], c->env, c->cwd, prog, prog_size, err);
 }
 
 static void __attribute__((noreturn))
@@ -130,9 +174,12 @@ init_main(struct create_ctx *ctx, int sync_fd, const int *ns_fds, int log_fd)
         if (null < 0 || dup2(null, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0)
             _exit(1);
     }
-    char go = 0;
-    if (recv(sync_fd, &go, 1, 0) != 1 || go != SYNC_GO)
+    struct sync_msg go;
+    if (recv(sync_fd, &go, sizeof(go), 0) <= 0 || go.type != SYNC_GO)
         _exit(1);
+    ctx->sync_fd = sync_fd;
+    ctx->init_pid = go.code;
+    bool start_at_once = go.msg[0] == 1;
     char prog[PATH_MAX];
     if (init_setup(ctx, ns_fds, prog, sizeof(prog), &err) < 0) {
         sync_send_error(sync_fd, &err);
@@ -142,9 +189,19 @@ init_main(struct create_ctx *ctx, int sync_fd, const int *ns_fds, int log_fd)
     if (send(sync_fd, &ready, 1, MSG_NOSIGNAL) != 1)
         _exit(1);
     char start = 0;
-    if (recv(sync_fd, &start, 1, 0) != 1 || start != SYNC_START)
+    if (!start_at_once && (recv(sync_fd, &start, 1, 0) != 1 || start != SYNC_START))
         _exit(1);
     const struct rt_config *c = ctx->config;
+    if (c->n_hooks[RT_HOOK_START_CONTAINER] > 0) {
+        char *state = rt_hook_state_json(ctx->id, "created", ctx->init_pid, ctx->bundle);
+        int rc = rt_hooks_run(c, RT_HOOK_START_CONTAINER, state, &err);
+        free(state);
+        if (rc < 0) {
+            dprintf(2, "gantry-runtime: %s\n", err.msg);
+            sync_send_error(sync_fd, &err);
+            _exit(1);
+        }
+    }
     if (rt_process_confine(c, c->uid, c->gid, c->cwd, &err) < 0) {
         dprintf(2, "gantry-runtime: %s\n", err.msg);
         sync_send_error(sync_fd, &err);
@@ -175,6 +232,18 @@ static void report(struct create_ctx *ctx, int code, const char *msg)
         return;
 }
 
+/* When init has already reported a failure, puts its message in err (it says more than
+ * whatever the monitor tripped over because init is gone). */
+static void init_error(int sync_fd, struct gy_error *err)
+{
+    struct sync_msg m;
+    ssize_t n = recv(sync_fd, &m, sizeof(m), MSG_DONTWAIT);
+    if (n > 0 && m.type == SYNC_ERROR) {
+        err->code = m.code > 0 && m.code < GY_E_COUNT ? (enum gy_code)m.code : GY_EINTERNAL;
+        snprintf(err->msg, sizeof(err->msg), "%s", m.msg);
+    }
+}
+
 static int write_idmap(pid_t pid, const char *file, const struct rt_idmap *maps, size_t n,
                        struct gy_error *err)
 {
@@ -190,8 +259,8 @@ static int write_idmap(pid_t pid, const char *file, const struct rt_idmap *maps,
     return 0;
 }
 
-/* The log file with its size cap: when it would grow past the cap it becomes NAME.1 (the
- * previous NAME.1 is dropped) and a new file starts, so at most twice the cap is kept. */
+/* The log file with its size cap: when it is full it becomes NAME.1 (the previous NAME.1
+ * is dropped) and a new file starts, so at most twice the cap is kept. */
 struct log_file {
     const char *path;
     int fd;
@@ -199,23 +268,31 @@ struct log_file {
     int64_t max;
 };
 
+static void log_rotate(struct log_file *log)
+{
+    char old[PATH_MAX];
+    snprintf(old, sizeof(old), "%s.1", log->path);
+    rename(log->path, old);
+    close(log->fd);
+    log->fd = open(log->path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0640);
+    log->size = 0;
+}
+
 static void log_append(struct log_file *log, const char *buf, size_t len)
 {
-    if (log->fd < 0)
-        return;
-    if (log->size > 0 && log->size + (int64_t)len > log->max) {
-        char old[PATH_MAX];
-        snprintf(old, sizeof(old), "%s.1", log->path);
-        rename(log->path, old);
-        close(log->fd);
-        log->fd = open(log->path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0640);
-        log->size = 0;
-        if (log->fd < 0)
+    while (len > 0 && log->fd >= 0) {
+        if (log->size >= log->max) {
+            log_rotate(log);
+            continue;
+        }
+        size_t room = (size_t)(log->max - log->size);
+        ssize_t n = write(log->fd, buf, len < room ? len : room);
+        if (n <= 0)
             return;
-    }
-    ssize_t n = write(log->fd, buf, len);
-    if (n > 0)
         log->size += n;
+        buf += n;
+        len -= (size_t)n;
+    }
 }
 
 /* Copies what is readable on fd to the log; false at end of file. */
@@ -405,13 +482,39 @@ static void __attribute__((noreturn)) monitor_main(struct create_ctx *ctx)
     if (c->ns[RT_NS_USER] && (write_idmap(pid, "uid_map", c->uid_maps, c->n_uid_maps, &err) < 0 ||
                               write_idmap(pid, "gid_map", c->gid_maps, c->n_gid_maps, &err) < 0))
         goto fail_init;
-    if (ctx->cg->enter(RT_CGROUP_MOUNT, ctx->cgroup_path, pid, &err) < 0)
-        goto fail_init;
-    char go = SYNC_GO;
-    if (send(sync_fd, &go, 1, MSG_NOSIGNAL) != 1) {
+    /* Taken while init waits for SYNC_GO, so it is alive to be measured. */
+    uint64_t init_start = rt_proc_start_time(pid);
+    if (o->start) {
+        cleanup_free char *started = rt_state_file(ctx->dir, RT_FILE_STARTED);
+        if (rt_file_write(started, "", 1, &err) < 0)
+            goto fail_init;
+    }
+    struct sync_msg go = {.type = SYNC_GO, .code = pid};
+    go.msg[0] = o->start ? 1 : 0;
+    if (send(sync_fd, &go, sizeof(go), MSG_NOSIGNAL) != (ssize_t)sizeof(go)) {
         gy_error_sys(&err, errno, "start the container init");
         goto fail_init;
     }
+    /* Init prepares its root meanwhile (see wait_for_cgroup); a failure it reports
+     * explains more than the failed write to an exited process would. */
+    if (ctx->cg->enter(RT_CGROUP_MOUNT, ctx->cgroup_path, pid, &err) < 0) {
+        init_error(sync_fd, &err);
+        goto fail_init;
+    }
+    /* prestart and createRuntime hooks: the namespaces exist (a network hook can enter
+     * /proc/PID/ns/net), init is in its cgroup and pivot_root is still to come. */
+    if (c->n_hooks[RT_HOOK_PRESTART] + c->n_hooks[RT_HOOK_CREATE_RUNTIME] > 0) {
+        char *state = rt_hook_state_json(ctx->id, "creating", pid, ctx->bundle);
+        int hrc = rt_hooks_run(c, RT_HOOK_PRESTART, state, &err);
+        if (hrc == 0)
+            hrc = rt_hooks_run(c, RT_HOOK_CREATE_RUNTIME, state, &err);
+        free(state);
+        if (hrc < 0)
+            goto fail_init;
+    }
+    /* If init has already failed the send fails; its report comes next on the socket. */
+    char in_cgroup = SYNC_CGROUP;
+    send(sync_fd, &in_cgroup, 1, MSG_NOSIGNAL);
     struct sync_msg m;
     ssize_t n = recv(sync_fd, &m, sizeof(m), 0);
     if (n <= 0) {
@@ -426,12 +529,14 @@ static void __attribute__((noreturn)) monitor_main(struct create_ctx *ctx)
 
     struct rt_record rec = {
         .pid = pid,
-        .pid_start = rt_proc_start_time(pid),
+        .pid_start = init_start,
         .monitor_pid = getpid(),
         .monitor_start = rt_proc_start_time(getpid()),
         .created_ns = rt_now_ns(),
         .pid_ns = c->ns[RT_NS_PID] && c->ns_path[RT_NS_PID] == NULL,
         .user_ns = c->ns[RT_NS_USER],
+        .poststart_hooks = c->n_hooks[RT_HOOK_POSTSTART] > 0,
+        .poststop_hooks = c->n_hooks[RT_HOOK_POSTSTOP] > 0,
     };
     snprintf(rec.id, sizeof(rec.id), "%s", ctx->id);
     snprintf(rec.bundle, sizeof(rec.bundle), "%s", ctx->bundle != NULL ? ctx->bundle : "");
@@ -439,16 +544,6 @@ static void __attribute__((noreturn)) monitor_main(struct create_ctx *ctx)
     snprintf(rec.cgroup_version, sizeof(rec.cgroup_version), "%s", ctx->cg->name);
     if (rt_record_write(ctx->dir, &rec, &err) < 0)
         goto fail_init;
-    if (o->start) {
-        cleanup_free char *started = rt_state_file(ctx->dir, RT_FILE_STARTED);
-        char start = SYNC_START;
-        if (rt_file_write(started, "", 1, &err) < 0)
-            goto fail_init;
-        if (send(sync_fd, &start, 1, MSG_NOSIGNAL) != 1) {
-            gy_error_sys(&err, errno, "start the container init");
-            goto fail_init;
-        }
-    }
     report(ctx, 0, "");
     close(ctx->report_fd);
     dup2(null, 0);
@@ -616,13 +711,21 @@ int rt_container_create(const struct rt_create_opts *o, pid_t *monitor_pid, stru
 {
     struct create_ctx ctx = {.opts = o, .id = o->id, .report_fd = -1};
     cleanup_free char *config_text = NULL;
+    cleanup_free char *config_copy = NULL;
+    cleanup_free char *abs_root = NULL;
     int rc = prepare(&ctx, &config_text, err);
     if (rc < 0)
         goto out;
     const char *root = o->root != NULL ? o->root : RT_DEFAULT_ROOT;
     if ((rc = rt_mkdir_p(root, err)) < 0)
         goto out;
-    ctx.dir = rt_state_dir(root, o->id);
+    /* The monitor changes directory to the bundle: every path it keeps is absolute. */
+    abs_root = realpath(root, NULL);
+    if (abs_root == NULL) {
+        rc = gy_error_sys(err, errno, "state root %s", root);
+        goto out;
+    }
+    ctx.dir = rt_state_dir(abs_root, o->id);
     /* 0711: an init in a user namespace must reach the overlay mount point inside. */
     if (mkdir(ctx.dir, 0711) < 0) {
         rc = errno == EEXIST ? gy_error_set(err, GY_EEXISTS, "container %s already exists", o->id)
@@ -631,8 +734,11 @@ int rt_container_create(const struct rt_create_opts *o, pid_t *monitor_pid, stru
         ctx.dir = NULL;
         goto out;
     }
-    cleanup_free char *config_copy = rt_state_file(ctx.dir, RT_FILE_CONFIG);
-    if ((rc = rt_file_write(config_copy, config_text, 1, err)) < 0)
+    config_copy = rt_state_file(ctx.dir, RT_FILE_CONFIG);
+    /* The config may carry secrets in process.env: only root reads the copy. */
+    if ((rc = rt_file_write(config_copy, config_text, 1, err)) < 0 ||
+        (rc = chmod(config_copy, 0600) < 0 ? gy_error_sys(err, errno, "chmod %s", config_copy)
+                                           : 0) < 0)
         goto undo;
     if (o->n_layers > 0) {
         ctx.rootfs = rt_state_file(ctx.dir, RT_DIR_ROOTFS);
@@ -662,19 +768,23 @@ int rt_container_create(const struct rt_create_opts *o, pid_t *monitor_pid, stru
         goto undo;
     }
     if (child == 0) {
-        /* The monitor is a grandchild in a session of its own: the caller neither has to
-         * reap it nor can take it down with its process group or terminal. */
+        /* The monitor lives in a session of its own, so the caller cannot take it down with
+         * its process group or terminal; by default it is a grandchild, so the caller
+         * never has to reap it either. */
         close(report_p[0]);
         ctx.report_fd = report_p[1];
         setsid();
-        pid_t monitor = fork();
-        if (monitor != 0)
-            _exit(monitor < 0 ? 1 : 0);
+        if (!o->monitor_child) {
+            pid_t monitor = fork();
+            if (monitor != 0)
+                _exit(monitor < 0 ? 1 : 0);
+        }
         monitor_main(&ctx);
     }
     close(report_p[1]);
-    while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
-        ;
+    if (!o->monitor_child)
+        while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+            ;
     struct create_report r;
     ssize_t n;
     do {
@@ -694,6 +804,8 @@ int rt_container_create(const struct rt_create_opts *o, pid_t *monitor_pid, stru
     }
     if (monitor_pid != NULL)
         *monitor_pid = r.monitor_pid;
+    if (o->start && ctx.config->n_hooks[RT_HOOK_POSTSTART] > 0)
+        rt_hooks_poststart(ctx.config, ctx.dir, o->id, ctx.bundle);
     rc = 0;
     goto out;
 undo:

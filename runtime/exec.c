@@ -53,9 +53,26 @@ exec_process(const struct rt_config *c, const struct rt_exec_opts *o, int out_fd
         dup2(out_fd, 1);
         dup2(out_fd, 2);
     }
-    char *const *env = o->env != NULL ? (char *const *)o->env : c->env;
+    /* The container's environment with the caller's variables on top. */
+    size_t n_extra = 0;
+    while (o->env != NULL && o->env[n_extra] != NULL)
+        n_extra++;
+    char **env = gy_xcalloc(c->n_env + n_extra + 1, sizeof(char *));
+    size_t n = 0;
+    for (size_t i = 0; i < c->n_env; i++) {
+        size_t key = strcspn(c->env[i], "=");
+        bool overridden = false;
+        for (size_t k = 0; k < n_extra; k++)
+            if (strncmp(o->env[k], c->env[i], key + 1) == 0)
+                overridden = true;
+        if (!overridden)
+            env[n++] = c->env[i];
+    }
+    for (size_t k = 0; k < n_extra; k++)
+        env[n++] = (char *)o->env[k];
     char prog[PATH_MAX];
-    if (rt_program_lookup(o->argv[0], env, prog, sizeof(prog), &err) < 0) {
+    if (rt_program_lookup(o->argv[0], env, o->cwd != NULL ? o->cwd : c->cwd, prog, sizeof(prog),
+                          &err) < 0) {
         dprintf(2, "%s\n", err.msg);
         _exit(err.code == GY_EPERM ? 126 : 127);
     }
@@ -65,8 +82,7 @@ exec_process(const struct rt_config *c, const struct rt_exec_opts *o, int out_fd
         dprintf(2, "gantry-runtime exec: %s\n", err.msg);
         _exit(126);
     }
-    char *empty_env[] = {NULL};
-    execve(prog, (char *const *)o->argv, env != NULL ? env : empty_env);
+    execve(prog, (char *const *)o->argv, env);
     dprintf(2, "exec %s: %s\n", o->argv[0], strerror(errno));
     _exit(errno == ENOENT ? 127 : 126);
 }
@@ -78,6 +94,9 @@ exec_helper(const struct rt_record *rec, const struct rt_config *c, const struct
 {
     struct gy_error err;
     gy_error_clear(&err);
+    /* Nothing the caller holds (the agent's sockets, say) may reach the container. */
+    int keep[] = {report_fd, out_fd};
+    rt_close_fds_except(keep, out_fd >= 0 ? 2 : 1);
     const struct rt_cgroup_ops *cg = rt_record_cgroup(rec);
     if (cg->enter(RT_CGROUP_MOUNT, rec->cgroup_path, getpid(), &err) < 0) {
         send_report(report_fd, 'E', err.code, err.msg);
@@ -227,8 +246,12 @@ int rt_container_exec(const char *root, const char *id, const struct rt_exec_opt
         if (deadline > 0) {
             int64_t left = deadline - rt_now_ns();
             if (left <= 0) {
-                if (!res->timed_out && inner > 0)
+                if (inner > 0)
                     kill(inner, SIGKILL);
+                /* Past the grace period as well: the helper goes too, which ends the
+                 * loop (its pipes close). */
+                if (res->timed_out)
+                    kill(helper, SIGKILL);
                 res->timed_out = true;
                 wait_ms = 100;
                 deadline = rt_now_ns() + 2000000000LL; /* grace to collect the status */
@@ -253,9 +276,12 @@ int rt_container_exec(const char *root, const char *id, const struct rt_exec_opt
                 report_fd = -1;
                 continue;
             }
-            if (r.kind == 'P')
+            if (r.kind == 'P') {
                 inner = r.value;
-            else if (r.kind == 'W') {
+                /* The deadline passed before the process existed: it goes at once. */
+                if (res->timed_out)
+                    kill(inner, SIGKILL);
+            } else if (r.kind == 'W') {
                 status = r.value;
                 have_status = true;
             } else if (r.kind == 'E') {
@@ -275,6 +301,11 @@ int rt_container_exec(const char *root, const char *id, const struct rt_exec_opt
         res->output = NULL;
         res->output_len = 0;
         return rc;
+    }
+    if (!have_status && res->timed_out) {
+        /* Killed with its helper after the grace period. */
+        status = SIGKILL;
+        have_status = true;
     }
     if (!have_status)
         return gy_error_set(err, GY_EINTERNAL, "exec in %s: the helper exited without a status",

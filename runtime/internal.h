@@ -34,6 +34,8 @@ struct rt_record {
     char cgroup_version[4]; /* "v1" or "v2" */
     bool pid_ns;            /* the container has its own pid namespace */
     bool user_ns;
+    bool poststart_hooks; /* start and delete load the config only when they must */
+    bool poststop_hooks;
 };
 
 /* How the user process ended. */
@@ -80,6 +82,12 @@ struct rt_rootfs_args {
     const char *work_dir;
     const struct rt_cgroup_ops *cgroup_ops;
     const char *cgroup_path;
+    /* Called before a "cgroup" mount (the cgroup namespace must exist by then); may be
+     * NULL. */
+    int (*before_cgroup_mount)(void *ctx, struct gy_error *err);
+    /* Called after the mounts and before pivot_root (createContainer hooks); may be NULL. */
+    int (*before_pivot)(void *ctx, struct gy_error *err);
+    void *ctx;
 };
 
 /* Runs in the container's new mount namespace: mounts the root (bind or overlay), the
@@ -89,9 +97,10 @@ int rt_rootfs_setup(const struct rt_config *c, const struct rt_rootfs_args *args
                     struct gy_error *err);
 
 /* Finds prog (argv[0]) in the PATH of env (or a default PATH) inside the current root;
- * fills path. Errors read "exec PROG: no such file or directory" (GY_ENOTFOUND) or
+ * fills path. A relative prog with a '/' ("./app") is checked against cwd, where it will
+ * be executed. Errors read "exec PROG: no such file or directory" (GY_ENOTFOUND) or
  * "... permission denied" (GY_EPERM). */
-int rt_program_lookup(const char *prog, char *const *env, char *path, size_t size,
+int rt_program_lookup(const char *prog, char *const *env, const char *cwd, char *path, size_t size,
                       struct gy_error *err);
 
 /* Applies to the calling process everything a container process gets between its
@@ -99,6 +108,17 @@ int rt_program_lookup(const char *prog, char *const *env, char *path, size_t siz
  * groups and capabilities, cwd and umask. */
 int rt_process_confine(const struct rt_config *c, uid_t uid, gid_t gid, const char *cwd,
                        struct gy_error *err);
+
+/* The state JSON a hook reads on stdin; the caller frees it. */
+char *rt_hook_state_json(const char *id, const char *status, pid_t pid, const char *bundle);
+/* Runs the config's hooks of one kind in order; the first failure stops and is returned
+ * ("hooks.prestart[0] (/path): exited with status 1"). */
+int rt_hooks_run(const struct rt_config *c, enum rt_hook_kind kind, const char *state,
+                 struct gy_error *err);
+
+/* Runs the poststart hooks of a started container; failures are logged as warnings. */
+void rt_hooks_poststart(const struct rt_config *c, const char *dir, const char *id,
+                        const char *bundle);
 
 /* Closes every descriptor >= 3 except those in keep. */
 void rt_close_fds_except(const int *keep, size_t n_keep);

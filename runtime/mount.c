@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -214,6 +215,12 @@ static int mount_one(int rootfd, const struct rt_mount *m, size_t index,
         return gy_error_wrap(err, "%s", what);
     char target[64];
     fd_path(destfd, target);
+    if (m->type != NULL && (strcmp(m->type, "cgroup") == 0 || strcmp(m->type, "cgroup2") == 0) &&
+        a->before_cgroup_mount != NULL) {
+        int rc = a->before_cgroup_mount(a->ctx, err);
+        if (rc < 0)
+            return rc;
+    }
     if (m->type != NULL && strcmp(m->type, "cgroup") == 0)
         return mount_cgroup(rootfd, m, destfd, a, what, err);
     if (m->bind) {
@@ -312,6 +319,47 @@ static int make_devices(int rootfd, struct gy_error *err)
     return rc;
 }
 
+/* linux.devices: each node at its path, with its mode and owner; in a user namespace,
+ * where mknod is refused, the host's node at the same path is bound instead. */
+static int make_config_devices(int rootfd, const struct rt_config *c, struct gy_error *err)
+{
+    mode_t old = umask(0);
+    int rc = 0;
+    for (size_t i = 0; i < c->n_device_nodes && rc == 0; i++) {
+        const struct rt_device_node *d = &c->device_nodes[i];
+        cleanup_free char *parent = gy_xstrdup(d->path);
+        char *slash = strrchr(parent, '/');
+        const char *base = d->path + (slash - parent) + 1;
+        *slash = '\0';
+        cleanup_close int dir = make_in_root(rootfd, parent[0] != '\0' ? parent : "/", false, err);
+        if (dir < 0) {
+            rc = gy_error_wrap(err, "linux.devices[%zu]", i);
+            break;
+        }
+        mode_t kind = d->type == 'b' ? S_IFBLK : d->type == 'p' ? S_IFIFO : S_IFCHR;
+        unlinkat(dir, base, 0);
+        if (mknodat(dir, base, kind | d->mode, makedev(d->major, d->minor)) == 0) {
+            if (fchownat(dir, base, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) < 0)
+                rc = gy_error_sys(err, errno, "linux.devices[%zu]: chown %s", i, d->path);
+            continue;
+        }
+        if (errno != EPERM) {
+            rc = gy_error_sys(err, errno, "linux.devices[%zu]: mknod %s", i, d->path);
+            break;
+        }
+        int f = openat(dir, base, O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
+        if (f >= 0)
+            close(f);
+        cleanup_close int target = openat(dir, base, O_PATH | O_CLOEXEC);
+        char tpath[64];
+        fd_path(target, tpath);
+        if (f < 0 || target < 0 || mount(d->path, tpath, NULL, MS_BIND, NULL) < 0)
+            rc = gy_error_sys(err, errno, "linux.devices[%zu]: bind the host's %s", i, d->path);
+    }
+    umask(old);
+    return rc;
+}
+
 static int pivot(const char *rootfs, struct gy_error *err)
 {
     /* pivot_root(".", ".") stacks the old root on the new one; detaching it leaves only
@@ -393,6 +441,10 @@ int rt_rootfs_setup(const struct rt_config *c, const struct rt_rootfs_args *a, s
     }
     if (dev_tmpfs && (rc = make_devices(rootfd, err)) < 0)
         return rc;
+    if ((rc = make_config_devices(rootfd, c, err)) < 0)
+        return rc;
+    if (a->before_pivot != NULL && (rc = a->before_pivot(a->ctx, err)) < 0)
+        return rc;
     if ((rc = pivot(a->rootfs, err)) < 0)
         return rc;
     if ((rc = write_sysctls(c, err)) < 0)
@@ -404,17 +456,23 @@ int rt_rootfs_setup(const struct rt_config *c, const struct rt_rootfs_args *a, s
     return 0;
 }
 
-int rt_program_lookup(const char *prog, char *const *env, char *path, size_t size,
+int rt_program_lookup(const char *prog, char *const *env, const char *cwd, char *path, size_t size,
                       struct gy_error *err)
 {
     struct stat st;
     if (strchr(prog, '/') != NULL) {
+        /* exec runs after the chdir to cwd: a relative path is checked from there. */
+        char where[PATH_MAX];
+        if (prog[0] != '/' && cwd != NULL)
+            snprintf(where, sizeof(where), "%s/%s", cwd, prog);
+        else
+            snprintf(where, sizeof(where), "%s", prog);
         snprintf(path, size, "%s", prog);
-        if (stat(path, &st) < 0)
+        if (stat(where, &st) < 0)
             return errno == EACCES ? gy_error_set(err, GY_EPERM, "exec %s: permission denied", prog)
                                    : gy_error_set(err, GY_ENOTFOUND,
                                                   "exec %s: no such file or directory", prog);
-        if (S_ISDIR(st.st_mode) || access(path, X_OK) < 0)
+        if (S_ISDIR(st.st_mode) || access(where, X_OK) < 0)
             return gy_error_set(err, GY_EPERM, "exec %s: permission denied", prog);
         return 0;
     }

@@ -14,7 +14,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "common/cleanup.h"
+#include "common/log.h"
 #include "common/xalloc.h"
 
 const char *rt_status_name(enum rt_status status)
@@ -28,8 +31,33 @@ const char *rt_status_name(enum rt_status status)
         return "running";
     case RT_STATUS_STOPPED:
         return "stopped";
+    case RT_STATUS_PAUSED:
+        return "paused";
     }
     return "unknown";
+}
+
+void rt_hooks_poststart(const struct rt_config *c, const char *dir, const char *id,
+                        const char *bundle)
+{
+    struct rt_record rec;
+    if (rt_record_read(dir, &rec, NULL) < 0)
+        return;
+    cleanup_free char *state = rt_hook_state_json(id, "running", rec.pid, bundle);
+    struct gy_error err;
+    /* The runtime-spec makes a failed poststart hook a warning, not a failed start. */
+    if (rt_hooks_run(c, RT_HOOK_POSTSTART, state, &err) < 0)
+        gy_log_warn("poststart hook failed", "container=%s error=\"%s\"", id, err.msg);
+}
+
+/* Loads the config a container was made from (for hooks that run after create). */
+static struct rt_config *saved_config(const char *dir)
+{
+    cleanup_free char *path = rt_state_file(dir, RT_FILE_CONFIG);
+    struct rt_config *c = NULL;
+    if (rt_config_load(path, &c, NULL) < 0)
+        return NULL;
+    return c;
 }
 
 static int open_container(const char *root, const char *id, char **dir, struct gy_error *err)
@@ -84,6 +112,9 @@ static int read_state(const char *dir, const char *id, struct rt_state *out, str
     out->pid = rec->pid;
     cleanup_free char *started = rt_state_file(dir, RT_FILE_STARTED);
     out->status = access(started, F_OK) == 0 ? RT_STATUS_RUNNING : RT_STATUS_CREATED;
+    if (out->status == RT_STATUS_RUNNING &&
+        rt_record_cgroup(rec)->frozen(RT_CGROUP_MOUNT, rec->cgroup_path) == 1)
+        out->status = RT_STATUS_PAUSED;
     return 1;
 }
 
@@ -125,6 +156,12 @@ int rt_container_start(const char *root, const char *id, struct gy_error *err)
         unlink(started);
         return gy_error_sys(err, saved, "start %s: signal the monitor through %s", id, fifo);
     }
+    if (rec.poststart_hooks) {
+        struct rt_config *c = saved_config(dir);
+        if (c != NULL)
+            rt_hooks_poststart(c, dir, id, rec.bundle);
+        rt_config_free(c);
+    }
     return 0;
 }
 
@@ -138,7 +175,8 @@ int rt_container_kill(const char *root, const char *id, int sig, bool all, struc
     struct rt_record rec;
     if ((rc = read_state(dir, id, &st, &rec, err)) < 0)
         return rc;
-    if (st.status != RT_STATUS_CREATED && st.status != RT_STATUS_RUNNING)
+    if (st.status != RT_STATUS_CREATED && st.status != RT_STATUS_RUNNING &&
+        st.status != RT_STATUS_PAUSED)
         return gy_error_set(err, GY_ECONFLICT, "container %s is %s", id, rt_status_name(st.status));
     if (sig <= 0 || sig >= NSIG)
         return gy_error_set(err, GY_EINVAL, "signal %d: out of range", sig);
@@ -196,11 +234,27 @@ int rt_container_delete(const char *root, const char *id, bool force, struct gy_
         if (!force)
             return gy_error_set(err, GY_ECONFLICT,
                                 "container %s is being created; use --force to remove it", id);
+        /* A create that never finished (its monitor died): the cgroup is found from the
+         * saved config, its processes killed and the cgroup removed with the state. */
+        struct rt_config *c = saved_config(dir);
+        if (c != NULL) {
+            struct rt_record partial = {0};
+            const struct rt_cgroup_ops *ops = rt_cgroup_detect(RT_CGROUP_MOUNT);
+            cleanup_free char *cg_path = rt_cgroup_path(c->cgroups_path, id);
+            snprintf(partial.cgroup_path, sizeof(partial.cgroup_path), "%s", cg_path);
+            snprintf(partial.cgroup_version, sizeof(partial.cgroup_version), "%s", ops->name);
+            rt_cgroup_kill_all(&partial, SIGKILL);
+            ops->destroy(RT_CGROUP_MOUNT, cg_path, NULL);
+            rt_config_free(c);
+        }
         return rt_remove_tree(dir, err);
     }
-    if (st.status == RT_STATUS_RUNNING && !force)
-        return gy_error_set(err, GY_ECONFLICT,
-                            "container %s is running; stop it first or use --force", id);
+    if ((st.status == RT_STATUS_RUNNING || st.status == RT_STATUS_PAUSED) && !force)
+        return gy_error_set(err, GY_ECONFLICT, "container %s is %s; stop it first or use --force",
+                            id, rt_status_name(st.status));
+    /* Frozen tasks cannot act on SIGKILL until they are thawed. */
+    if (st.status == RT_STATUS_PAUSED)
+        rt_record_cgroup(&rec)->freeze(RT_CGROUP_MOUNT, rec.cgroup_path, false, NULL);
     if (st.status != RT_STATUS_STOPPED) {
         cleanup_close int pidfd = rt_pidfd_open(rec.pid, rec.pid_start);
         if (pidfd >= 0)
@@ -217,6 +271,15 @@ int rt_container_delete(const char *root, const char *id, bool force, struct gy_
     rt_cgroup_kill_all(&rec, SIGKILL);
     if ((rc = cg->destroy(RT_CGROUP_MOUNT, rec.cgroup_path, err)) < 0)
         return gy_error_wrap(err, "delete %s", id);
+    if (rec.poststop_hooks) {
+        struct rt_config *c = saved_config(dir);
+        cleanup_free char *state = rt_hook_state_json(id, "stopped", 0, rec.bundle);
+        struct gy_error herr;
+        /* A failed poststop hook is a warning: the container is gone either way. */
+        if (c != NULL && rt_hooks_run(c, RT_HOOK_POSTSTOP, state, &herr) < 0)
+            gy_log_warn("poststop hook failed", "container=%s error=\"%s\"", id, herr.msg);
+        rt_config_free(c);
+    }
     return rt_remove_tree(dir, err);
 }
 
@@ -232,6 +295,82 @@ int rt_container_stats(const char *root, const char *id, struct rt_stats *out, s
     const struct rt_cgroup_ops *cg = rt_record_cgroup(&rec);
     if ((rc = cg->stats(RT_CGROUP_MOUNT, rec.cgroup_path, out, err)) < 0)
         return gy_error_wrap(err, "stats %s", id);
+    return 0;
+}
+
+static int set_frozen(const char *root, const char *id, bool frozen, struct gy_error *err)
+{
+    cleanup_free char *dir = NULL;
+    int rc = open_container(root, id, &dir, err);
+    if (rc < 0)
+        return rc;
+    struct rt_state st;
+    struct rt_record rec;
+    if ((rc = read_state(dir, id, &st, &rec, err)) < 0)
+        return rc;
+    enum rt_status want = frozen ? RT_STATUS_RUNNING : RT_STATUS_PAUSED;
+    if (st.status != want)
+        return gy_error_set(err, GY_ECONFLICT, "container %s is %s, not %s", id,
+                            rt_status_name(st.status), rt_status_name(want));
+    if ((rc = rt_record_cgroup(&rec)->freeze(RT_CGROUP_MOUNT, rec.cgroup_path, frozen, err)) < 0)
+        return gy_error_wrap(err, "%s %s", frozen ? "pause" : "resume", id);
+    return 0;
+}
+
+int rt_container_pause(const char *root, const char *id, struct gy_error *err)
+{
+    return set_frozen(root, id, true, err);
+}
+
+int rt_container_resume(const char *root, const char *id, struct gy_error *err)
+{
+    return set_frozen(root, id, false, err);
+}
+
+int rt_container_update(const char *root, const char *id, const char *resources_json,
+                        struct gy_error *err)
+{
+    cleanup_free char *dir = NULL;
+    int rc = open_container(root, id, &dir, err);
+    if (rc < 0)
+        return rc;
+    struct rt_state st;
+    struct rt_record rec;
+    if ((rc = read_state(dir, id, &st, &rec, err)) < 0)
+        return rc;
+    if (rc == 0 || st.status == RT_STATUS_STOPPED)
+        return gy_error_set(err, GY_ECONFLICT, "container %s is %s", id, rt_status_name(st.status));
+    struct rt_resources res;
+    if ((rc = rt_resources_parse(resources_json, strlen(resources_json), &res, err)) < 0)
+        return rc;
+    if (res.n_devices > 0) {
+        rt_resources_clear(&res);
+        return gy_error_set(err, GY_EINVAL,
+                            "linux.resources.devices: device rules are set at create and cannot "
+                            "change on a live container");
+    }
+    rc = rt_record_cgroup(&rec)->set(RT_CGROUP_MOUNT, rec.cgroup_path, &res, err);
+    rt_resources_clear(&res);
+    if (rc < 0)
+        return gy_error_wrap(err, "update %s", id);
+    return 0;
+}
+
+int rt_container_pids(const char *root, const char *id, pid_t **pids, size_t *count,
+                      struct gy_error *err)
+{
+    cleanup_free char *dir = NULL;
+    *pids = NULL;
+    *count = 0;
+    int rc = open_container(root, id, &dir, err);
+    if (rc < 0)
+        return rc;
+    struct rt_record rec;
+    if ((rc = rt_record_read(dir, &rec, err)) < 0)
+        return rc;
+    if ((rc = rt_record_cgroup(&rec)->procs(RT_CGROUP_MOUNT, rec.cgroup_path, pids, count, err)) <
+        0)
+        return gy_error_wrap(err, "list the processes of %s", id);
     return 0;
 }
 
@@ -276,6 +415,23 @@ void rt_ids_free(char **ids, size_t count)
     for (size_t i = 0; i < count; i++)
         free(ids[i]);
     free(ids);
+}
+
+char *rt_container_annotations(const char *root, const char *id)
+{
+    if (rt_id_validate(id, NULL) < 0)
+        return NULL;
+    cleanup_free char *dir = rt_state_dir(root, id);
+    cleanup_free char *path = rt_state_file(dir, RT_FILE_CONFIG);
+    json_t *doc = json_load_file(path, 0, NULL);
+    if (doc == NULL)
+        return NULL;
+    json_t *annotations = json_object_get(doc, "annotations");
+    char *text = json_is_object(annotations) ? json_dumps(annotations, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    char *copy = gy_xstrdup(text != NULL ? text : "{}");
+    free(text);
+    return copy;
 }
 
 char *rt_container_log_path(const char *root, const char *id)

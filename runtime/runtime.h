@@ -23,6 +23,7 @@ enum rt_status {
     RT_STATUS_CREATED,      /* set up; the user process waits for start */
     RT_STATUS_RUNNING,      /* the user process runs */
     RT_STATUS_STOPPED,      /* the user process has exited (see exit_code, exit_signal) */
+    RT_STATUS_PAUSED,       /* every process of the container is frozen (pause) */
 };
 
 /* Everything create needs. Strings are borrowed for the duration of the call. */
@@ -51,6 +52,11 @@ struct rt_create_opts {
     bool start;
     /* Log size cap in bytes; 0 means RT_DEFAULT_LOG_MAX. */
     int64_t log_max;
+    /* false (the default): the monitor is a grandchild, so the caller never has to reap
+     * it. true: it is the caller's child, which saves a process on the way (the CLI, which
+     * exits or waits for it anyway); the caller must then reap it (waitpid on the
+     * monitor pid) once it has exited. */
+    bool monitor_child;
 };
 
 /* Creates the container: validates the config, makes the state directory, forks the
@@ -59,7 +65,12 @@ struct rt_create_opts {
  * On success *monitor_pid (may be NULL) is the monitor's pid; the caller may exit at any
  * time afterwards. On failure everything made is removed and err says what failed; a
  * missing or non-executable program gives GY_ENOTFOUND or GY_EPERM ("exec /bin/nope: no
- * such file or directory"), an invalid config GY_EINVAL naming the field. */
+ * such file or directory"), an invalid config GY_EINVAL naming the field.
+ *
+ * The monitor is a grandchild in a session of its own, so it is not the caller's child:
+ * when it exits (after the container), the nearest subreaper (PR_SET_CHILD_SUBREAPER) or
+ * init reaps it. The call forks; it is safe from a multi-threaded process, which is not
+ * otherwise disturbed (the monitor closes every descriptor it inherits). */
 int rt_container_create(const struct rt_create_opts *opts, pid_t *monitor_pid,
                         struct gy_error *err);
 
@@ -86,8 +97,9 @@ struct rt_state {
 int rt_container_state(const char *root, const char *id, struct rt_state *out,
                        struct gy_error *err);
 
-/* Sends sig to the user process, or with all to every process in the container's cgroup.
- * Fails with GY_ECONFLICT when the container is stopped. */
+/* Sends sig to the user process (created, running or paused), or with all to every
+ * process in the container's cgroup. Fails with GY_ECONFLICT when the container is
+ * stopped. A pid namespace's init only receives the signals it handles, and SIGKILL. */
 int rt_container_kill(const char *root, const char *id, int sig, bool all, struct gy_error *err);
 
 /* Waits until the container is stopped and its monitor has recorded the exit, at most
@@ -95,15 +107,17 @@ int rt_container_kill(const char *root, const char *id, int sig, bool all, struc
 int rt_container_wait(const char *root, const char *id, int timeout_ms, struct rt_state *out,
                       struct gy_error *err);
 
-/* Removes a created or stopped container: its cgroup, state and log. A running container
- * is refused with GY_ECONFLICT unless force, which kills it first (SIGKILL) and waits for
- * its monitor. */
+/* Removes a created or stopped container: its cgroup, state and log (a created one is
+ * killed first). A running or paused container is refused with GY_ECONFLICT unless force,
+ * which kills it (SIGKILL, after thawing) and waits for its monitor. Runs the poststop
+ * hooks. */
 int rt_container_delete(const char *root, const char *id, bool force, struct gy_error *err);
 
 /* A process to run inside a running container. */
 struct rt_exec_opts {
     const char *const *argv; /* NULL-terminated; argv[0] is looked up in PATH */
-    const char *const *env;  /* NULL-terminated, or NULL for the container's env */
+    const char *const *env;  /* NULL-terminated KEY=VALUE added to (and overriding) the
+                                container's process.env; may be NULL */
     const char *cwd;         /* NULL for the container's cwd */
     bool has_user;           /* false: the container's user */
     uid_t uid;
@@ -116,7 +130,8 @@ struct rt_exec_opts {
 };
 
 struct rt_exec_result {
-    int exit_code; /* exit status, or 128 + signal; 127 when the program is missing */
+    int exit_code; /* exit status, or 128 + signal; 127 when the program is missing, 126
+                    * when it cannot be executed */
     int signal;
     bool timed_out;
     char *output; /* captured output, NUL-terminated; the caller frees it */
@@ -127,6 +142,21 @@ struct rt_exec_result {
  * no_new_privs and seccomp profile, and waits for it (health checks, `gantry exec`). */
 int rt_container_exec(const char *root, const char *id, const struct rt_exec_opts *opts,
                       struct rt_exec_result *result, struct gy_error *err);
+
+/* Freezes every process of a running container (cgroup freezer), or thaws a paused one.
+ * Both wait until the kernel reports the new state (at most a few seconds). */
+int rt_container_pause(const char *root, const char *id, struct gy_error *err);
+int rt_container_resume(const char *root, const char *id, struct gy_error *err);
+
+/* Changes the resource limits of a created, running or paused container.
+ * resources_json is a linux.resources object; only the fields it has change. Errors name
+ * the field ("linux.resources.memory.limit: write ... : Device or resource busy"). */
+int rt_container_update(const char *root, const char *id, const char *resources_json,
+                        struct gy_error *err);
+
+/* The host pids of every process in the container's cgroup. The caller frees *pids. */
+int rt_container_pids(const char *root, const char *id, pid_t **pids, size_t *count,
+                      struct gy_error *err);
 
 /* Resource use read from the container's cgroup. */
 struct rt_stats {
@@ -144,14 +174,21 @@ int rt_container_stats(const char *root, const char *id, struct rt_stats *out,
 int rt_container_list(const char *root, char ***ids, size_t *count, struct gy_error *err);
 void rt_ids_free(char **ids, size_t count);
 
+/* The config's annotations as a JSON object text ("{}" when it has none), for the OCI
+ * state; NULL when there is no such container. The caller frees it. */
+char *rt_container_annotations(const char *root, const char *id);
+
 /* Path of the container's log file (stdout and stderr when not inherited); the caller
  * frees it. */
 char *rt_container_log_path(const char *root, const char *id);
 
-/* A default OCI config (as `gantry-runtime spec` writes): busybox-style sh, the standard
- * mounts, masked and read-only paths and all namespaces but user and cgroup. The caller
- * frees the returned JSON text. */
+/* A default OCI config (as `gantry-runtime spec` writes): sh as the program, the standard
+ * mounts, masked and read-only paths, and every namespace but user. The caller frees the
+ * returned JSON text. */
 char *rt_config_default_json(void);
+
+/* The runtime-spec features document (features.md) as JSON text; the caller frees it. */
+char *rt_features_json(void);
 
 /* Checks a container id (see RT_ID_MAX). */
 int rt_id_validate(const char *id, struct gy_error *err);

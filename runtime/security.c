@@ -56,6 +56,9 @@ int rt_credentials_apply(uid_t uid, gid_t gid, const gid_t *gids, size_t n_gids,
     cap_t state = cap_init();
     if (state == NULL)
         return gy_error_sys(err, errno, "cap_init");
+    /* A capability can only be ambient when it is also inheritable; configs written for
+     * runc list ambient capabilities without repeating them there. */
+    uint64_t inheritable = caps[RT_CAPS_INHERITABLE] | caps[RT_CAPS_AMBIENT];
     static const struct {
         enum rt_cap_set set;
         cap_flag_t flag;
@@ -66,7 +69,8 @@ int rt_credentials_apply(uid_t uid, gid_t gid, const gid_t *gids, size_t n_gids,
     };
     for (size_t s = 0; s < sizeof(sets) / sizeof(sets[0]); s++) {
         for (int cap = 0; cap < last; cap++) {
-            if (!(caps[sets[s].set] & (UINT64_C(1) << cap)))
+            uint64_t mask = sets[s].set == RT_CAPS_INHERITABLE ? inheritable : caps[sets[s].set];
+            if (!(mask & (UINT64_C(1) << cap)))
                 continue;
             cap_value_t v = cap;
             cap_set_flag(state, sets[s].flag, 1, &v, CAP_SET);

@@ -56,11 +56,12 @@ static int write_json(const char *dir, const char *name, json_t *doc, struct gy_
 int rt_record_write(const char *dir, const struct rt_record *rec, struct gy_error *err)
 {
     json_t *doc = json_pack(
-        "{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s, s:s, s:b, s:b}", "id", rec->id, "bundle",
-        rec->bundle, "pid", (json_int_t)rec->pid, "pidStart", (json_int_t)rec->pid_start,
+        "{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s, s:s, s:b, s:b, s:b, s:b}", "id", rec->id,
+        "bundle", rec->bundle, "pid", (json_int_t)rec->pid, "pidStart", (json_int_t)rec->pid_start,
         "monitorPid", (json_int_t)rec->monitor_pid, "monitorStart", (json_int_t)rec->monitor_start,
         "created", (json_int_t)rec->created_ns, "cgroupPath", rec->cgroup_path, "cgroupVersion",
-        rec->cgroup_version, "pidNamespace", rec->pid_ns, "userNamespace", rec->user_ns);
+        rec->cgroup_version, "pidNamespace", rec->pid_ns, "userNamespace", rec->user_ns,
+        "poststartHooks", rec->poststart_hooks, "poststopHooks", rec->poststop_hooks);
     if (doc == NULL)
         return gy_error_set(err, GY_EINTERNAL, "encode the state of %s", rec->id);
     return write_json(dir, RT_FILE_STATE, doc, err);
@@ -94,6 +95,8 @@ int rt_record_read(const char *dir, struct rt_record *rec, struct gy_error *err)
     rec->created_ns = json_integer_value(json_object_get(doc, "created"));
     rec->pid_ns = json_is_true(json_object_get(doc, "pidNamespace"));
     rec->user_ns = json_is_true(json_object_get(doc, "userNamespace"));
+    rec->poststart_hooks = json_is_true(json_object_get(doc, "poststartHooks"));
+    rec->poststop_hooks = json_is_true(json_object_get(doc, "poststopHooks"));
     json_decref(doc);
     return 0;
 }

@@ -11,6 +11,7 @@
 
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "scheduler/leader.h"
 
 /* How the request is served. */
 enum access {
@@ -27,6 +28,7 @@ static enum access route_access(enum sch_route route)
     case SCH_ROUTE_WORKLOAD_SCALE:
     case SCH_ROUTE_MEMBER_ADD:
     case SCH_ROUTE_MEMBER_REMOVE:
+    case SCH_ROUTE_REPLICA_LOGS: /* the leader holds the agent sessions */
         return ACCESS_WRITE;
     case SCH_ROUTE_WORKLOADS:
     case SCH_ROUTE_WORKLOAD_GET:
@@ -158,6 +160,8 @@ static bool route_find(struct sch_call *call, const char **allowed)
     }
     if (strcmp(p, "/v1/replicas") == 0)
         ROUTE(get, SCH_ROUTE_REPLICAS, "GET");
+    if (path_name(p, "/v1/replicas/", "/logs", call->name, sizeof(call->name)))
+        ROUTE(get, SCH_ROUTE_REPLICA_LOGS, "GET");
     if (strcmp(p, "/v1/nodes") == 0)
         ROUTE(get, SCH_ROUTE_NODES, "GET");
     if (strcmp(p, "/v1/events") == 0)
@@ -271,6 +275,10 @@ void sch_api_handle(struct sch_http_request *req, void *data)
         forward_or_fail(call);
         return;
     }
+    if (call->route == SCH_ROUTE_REPLICA_LOGS) {
+        sch_leader_logs(call);
+        return;
+    }
     if (access == ACCESS_WRITE) {
         run_write(call);
         return;
@@ -295,10 +303,15 @@ static void server_node_closed(struct sch_node *node)
     gy_log_info("stopped", "exit=%d", server->exit_code);
 }
 
-static void http_closed(void *arg)
+static void leader_closed(void *arg)
 {
     struct sch_server *server = arg;
     sch_node_stop(&server->node, server_node_closed);
+}
+
+static void http_closed(void *arg)
+{
+    sch_leader_close(arg, leader_closed, arg);
 }
 
 void sch_server_stop(struct sch_server *server)
@@ -330,6 +343,7 @@ static void on_signal(uv_signal_t *sig, int signum)
 static void node_applied(void *data)
 {
     sch_api_applied(data);
+    sch_leader_applied(data);
 }
 
 static void node_fatal(void *data)
@@ -378,6 +392,14 @@ int sch_server_start(struct sch_server *server, uv_loop_t *loop,
         gy_error_wrap(err, "API address");
         server->stopping = true;
         sch_node_stop(&server->node, server_node_closed);
+        return rc;
+    }
+    rc = sch_leader_start(server, err);
+    if (rc < 0) {
+        server->stopping = true;
+        struct sch_http_server *http = server->http;
+        server->http = NULL;
+        sch_http_server_close(http, http_closed, server);
         return rc;
     }
     uv_signal_start(&server->sigterm, on_signal, SIGTERM);

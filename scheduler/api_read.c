@@ -61,7 +61,23 @@ static json_t *workload_row(sqlite3 *db, sqlite3_stmt *stmt)
         sqlite3_finalize(counts);
     }
     int64_t desired = sqlite3_column_int64(stmt, 3);
+    /* The stored spec is the template; the count lives in its own column. */
+    if (json_is_object(spec))
+        json_object_set_new(spec, "replicas", json_integer(desired));
     json_t *conditions = json_array();
+    sqlite3_stmt *cq;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT kind, message, time_ms FROM conditions WHERE workload = ?"
+                           " ORDER BY kind",
+                           -1, &cq, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(cq, 1, name, -1, SQLITE_STATIC);
+        while (sqlite3_step(cq) == SQLITE_ROW)
+            json_array_append_new(conditions,
+                                  json_pack("{s:s,s:s,s:I}", "type", sqlite3_column_text(cq, 0),
+                                            "message", sqlite3_column_text(cq, 1), "time_ms",
+                                            (json_int_t)sqlite3_column_int64(cq, 2)));
+        sqlite3_finalize(cq);
+    }
     if (ready < desired)
         json_array_append_new(conditions, json_pack("{s:s,s:s}", "type", "Progressing", "message",
                                                     "fewer ready replicas than desired"));

@@ -34,6 +34,8 @@ static const char *const schema_sql =
     "  reason TEXT NOT NULL, changed_ms INTEGER NOT NULL);"
     "CREATE INDEX replicas_by_workload ON replicas (workload);"
     "CREATE INDEX replicas_by_node ON replicas (node);"
+    "CREATE TABLE conditions (workload TEXT NOT NULL, kind TEXT NOT NULL,"
+    "  message TEXT NOT NULL, time_ms INTEGER NOT NULL, PRIMARY KEY (workload, kind));"
     "CREATE TABLE events (seq INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL,"
     "  actor TEXT NOT NULL, kind TEXT NOT NULL, object TEXT NOT NULL,"
     "  message TEXT NOT NULL);";
@@ -48,10 +50,10 @@ enum {
 };
 
 static const char *const stmt_sql[STMT_COUNT] = {
-    [STMT_WORKLOAD_GET] = "SELECT spec, generation FROM workloads WHERE name = ?",
+    [STMT_WORKLOAD_GET] = "SELECT spec, generation, replicas FROM workloads WHERE name = ?",
     [STMT_WORKLOAD_INSERT] = "INSERT INTO workloads (name, spec, generation, replicas,"
                              " created_ms, updated_ms) VALUES (?, ?, 1, ?, ?, ?)",
-    [STMT_WORKLOAD_UPDATE] = "UPDATE workloads SET spec = ?, generation = generation + 1,"
+    [STMT_WORKLOAD_UPDATE] = "UPDATE workloads SET spec = ?, generation = generation + ?,"
                              " replicas = ?, updated_ms = ? WHERE name = ?",
     [STMT_EVENT_INSERT] = "INSERT INTO events (seq, time_ms, actor, kind, object, message)"
                           " VALUES (?, ?, ?, ?, ?, ?)",
@@ -255,11 +257,16 @@ static int apply_one_workload(struct sch_fsm *fsm, const Gantry__Command *cmd,
     if (!name_valid(spec->name))
         return reject(result, GY_EINVAL, "workload name \"%s\" is not a DNS label",
                       spec->name ? spec->name : "");
-    size_t len = gantry__workload_spec__get_packed_size(spec);
+    /* The stored spec is the template: everything but the replica count, which lives in its
+     * own column. Only a template change makes a new generation (and a rolling update);
+     * scaling does not, as with a Kubernetes Deployment. */
+    Gantry__WorkloadSpec template = *spec;
+    template.replicas = 0;
+    size_t len = gantry__workload_spec__get_packed_size(&template);
     uint8_t *blob = malloc(len ? len : 1);
     if (blob == NULL)
         return reject(result, GY_ENOMEM, "encode workload %s", spec->name);
-    gantry__workload_spec__pack(spec, blob);
+    gantry__workload_spec__pack(&template, blob);
 
     sqlite3_stmt *get = fsm->stmts[STMT_WORKLOAD_GET];
     sqlite3_reset(get);
@@ -267,13 +274,16 @@ static int apply_one_workload(struct sch_fsm *fsm, const Gantry__Command *cmd,
     int rc = sqlite3_step(get);
     enum sch_outcome outcome;
     uint64_t generation;
+    bool template_changed = false;
     if (rc == SQLITE_ROW) {
         const void *old = sqlite3_column_blob(get, 0);
         size_t old_len = (size_t)sqlite3_column_bytes(get, 0);
         generation = (uint64_t)sqlite3_column_int64(get, 1);
-        outcome = (old_len == len && (len == 0 || memcmp(old, blob, len) == 0))
-                      ? SCH_OUTCOME_UNCHANGED
-                      : SCH_OUTCOME_UPDATED;
+        int64_t old_replicas = sqlite3_column_int64(get, 2);
+        template_changed = !(old_len == len && (len == 0 || memcmp(old, blob, len) == 0));
+        outcome = template_changed || old_replicas != (int64_t)spec->replicas
+                      ? SCH_OUTCOME_UPDATED
+                      : SCH_OUTCOME_UNCHANGED;
     } else if (rc == SQLITE_DONE) {
         outcome = SCH_OUTCOME_CREATED;
         generation = 0;
@@ -298,10 +308,12 @@ static int apply_one_workload(struct sch_fsm *fsm, const Gantry__Command *cmd,
         stmt = fsm->stmts[STMT_WORKLOAD_UPDATE];
         sqlite3_reset(stmt);
         sqlite3_bind_blob(stmt, 1, blob, (int)len, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 2, spec->replicas);
-        sqlite3_bind_int64(stmt, 3, (sqlite3_int64)cmd->time_ms);
-        sqlite3_bind_text(stmt, 4, spec->name, -1, SQLITE_STATIC);
-        generation++;
+        sqlite3_bind_int64(stmt, 2, template_changed ? 1 : 0);
+        sqlite3_bind_int64(stmt, 3, spec->replicas);
+        sqlite3_bind_int64(stmt, 4, (sqlite3_int64)cmd->time_ms);
+        sqlite3_bind_text(stmt, 5, spec->name, -1, SQLITE_STATIC);
+        if (template_changed)
+            generation++;
     }
     if (stmt != NULL) {
         rc = sqlite3_step(stmt);
@@ -393,6 +405,8 @@ static int exec_delete(struct sch_fsm *fsm, const Gantry__Command *cmd, struct s
     int n = run(fsm, "DELETE FROM workloads WHERE name = ?", "t", name);
     if (n < 0)
         return reject_sql(fsm, result, "delete workload");
+    if (run(fsm, "DELETE FROM conditions WHERE workload = ?", "t", name) < 0)
+        return reject_sql(fsm, result, "delete conditions");
     if (n == 0)
         return reject(result, GY_ENOTFOUND, "workload \"%s\" not found", name);
     /* Its replicas are asked to stop; the reconciler removes them once agents report them
@@ -579,16 +593,24 @@ static int exec_update_replicas(struct sch_fsm *fsm, const Gantry__Command *cmd,
         if ((int)s->state < 0 || (int)s->state > 7)
             return reject(result, GY_EINVAL, "updates[%zu]: replica state %d is not known", i,
                           (int)s->state);
-        int n =
-            run(fsm,
-                "UPDATE replicas SET state = ?, ready = ?, restarts = ?, exit_code = ?,"
-                " exit_signal = ?, oom_killed = ?, address = ?, reason = ?, changed_ms = ?"
-                " WHERE id = ?",
-                "iiiiiittit", (int64_t)s->state, (int64_t)s->ready, (int64_t)s->restarts,
-                (int64_t)s->exit_code, (int64_t)s->exit_signal, (int64_t)s->oom_killed, s->address,
-                s->reason, (int64_t)(s->changed_ms ? s->changed_ms : cmd->time_ms), s->replica_id);
-        if (n < 0)
-            return reject_sql(fsm, result, "update replica");
+        int n;
+        if (s->state == GANTRY__REPLICA_STATE__REPLICA_STOPPED) {
+            /* Its agent has removed it: the replica is gone. */
+            n = run(fsm, "DELETE FROM replicas WHERE id = ?", "t", s->replica_id);
+        } else {
+            /* A replica being stopped only goes on to stopped, and a lost one only to
+             * stopping: a late report from an agent never revives either. */
+            n = run(fsm,
+                    "UPDATE replicas SET state = ?, ready = ?, restarts = ?, exit_code = ?,"
+                    " exit_signal = ?, oom_killed = ?, address = ?, reason = ?, changed_ms = ?"
+                    " WHERE id = ? AND state != ? AND (state != ? OR ? = ?)",
+                    "iiiiiittitiiii", (int64_t)s->state, (int64_t)s->ready, (int64_t)s->restarts,
+                    (int64_t)s->exit_code, (int64_t)s->exit_signal, (int64_t)s->oom_killed,
+                    s->address, s->reason, (int64_t)(s->changed_ms ? s->changed_ms : cmd->time_ms),
+                    s->replica_id, (int64_t)GANTRY__REPLICA_STATE__REPLICA_STOPPING,
+                    (int64_t)GANTRY__REPLICA_STATE__REPLICA_LOST, (int64_t)s->state,
+                    (int64_t)GANTRY__REPLICA_STATE__REPLICA_STOPPING);
+        }
         /* A report about a replica the state does not know (removed meanwhile) is dropped:
          * the reconciler tells that agent to stop it. */
         if (n == 0)
@@ -598,6 +620,31 @@ static int exec_update_replicas(struct sch_fsm *fsm, const Gantry__Command *cmd,
     }
     return event_add(fsm, cmd, "replicas", "replicas", result,
                      "%zu replica states updated, %zu unknown", changed, unknown);
+}
+
+static int exec_report_condition(struct sch_fsm *fsm, const Gantry__Command *cmd,
+                                 struct sch_result *result)
+{
+    const Gantry__ReportCondition *c = cmd->report_condition;
+    if (c->workload == NULL || c->kind == NULL || *c->kind == '\0')
+        return reject(result, GY_EINVAL, "condition needs a workload and a kind");
+    int n;
+    if (c->message == NULL || *c->message == '\0')
+        n = run(fsm, "DELETE FROM conditions WHERE workload = ? AND kind = ?", "tt", c->workload,
+                c->kind);
+    else
+        n = run(fsm,
+                "INSERT INTO conditions (workload, kind, message, time_ms) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (workload, kind) DO UPDATE SET message = excluded.message,"
+                " time_ms = excluded.time_ms",
+                "ttti", c->workload, c->kind, c->message, (int64_t)cmd->time_ms);
+    if (n < 0)
+        return reject_sql(fsm, result, "record condition");
+    char object[128];
+    snprintf(object, sizeof(object), "workload/%s", c->workload);
+    if (c->message == NULL || *c->message == '\0')
+        return event_add(fsm, cmd, "condition", object, result, "%s cleared", c->kind);
+    return event_add(fsm, cmd, "condition", object, result, "%s: %s", c->kind, c->message);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -667,9 +714,14 @@ static int exec_init_cluster(struct sch_fsm *fsm, const Gantry__Command *cmd,
 /* ---------------------------------------------------------------------------------------
  * Execution */
 
-static int exec_command(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch_result *result);
+static int exec_command(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch_result *result,
+                        int depth);
 
-static int exec_batch(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch_result *result)
+/* A batch runs its commands in order, each in a savepoint: one that fails changes nothing
+ * and leaves the others applied. Batches nest one level, since a proposal that is a batch
+ * (a reconcile pass) can share an entry with other proposals (group commit). */
+static int exec_batch(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch_result *result,
+                      int depth)
 {
     const Gantry__CommandBatch *batch = cmd->batch;
     result->batch = calloc(batch->n_commands ? batch->n_commands : 1, sizeof(*result->batch));
@@ -679,14 +731,13 @@ static int exec_batch(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sc
     for (size_t i = 0; i < batch->n_commands; i++) {
         struct sch_result *sub = &result->batch[i];
         const Gantry__Command *inner = batch->commands[i];
-        /* Batches do not nest: one level is all the proposer ever writes. */
-        if (inner->cmd_case == GANTRY__COMMAND__CMD_BATCH) {
-            reject(sub, GY_EINVAL, "a batch cannot hold a batch");
+        if (inner->cmd_case == GANTRY__COMMAND__CMD_BATCH && depth >= 1) {
+            reject(sub, GY_EINVAL, "batches nest at most one level");
             continue;
         }
         if (exec_sql(fsm, "SAVEPOINT command") < 0)
             return reject_sql(fsm, result, "open savepoint");
-        if (exec_command(fsm, inner, sub) < 0) {
+        if (exec_command(fsm, inner, sub, depth + 1) < 0) {
             if (exec_sql(fsm, "ROLLBACK TO command") < 0)
                 return reject_sql(fsm, result, "roll back savepoint");
             /* The event counter moved with rows that are now gone. */
@@ -700,8 +751,8 @@ static int exec_batch(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sc
     }
     return 0;
 }
-
-static int exec_command(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch_result *result)
+static int exec_command(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch_result *result,
+                        int depth)
 {
     switch (cmd->cmd_case) {
     case GANTRY__COMMAND__CMD_APPLY_WORKLOADS:
@@ -725,7 +776,9 @@ static int exec_command(struct sch_fsm *fsm, const Gantry__Command *cmd, struct 
     case GANTRY__COMMAND__CMD_INIT_CLUSTER:
         return exec_init_cluster(fsm, cmd, result);
     case GANTRY__COMMAND__CMD_BATCH:
-        return exec_batch(fsm, cmd, result);
+        return exec_batch(fsm, cmd, result, depth);
+    case GANTRY__COMMAND__CMD_REPORT_CONDITION:
+        return exec_report_condition(fsm, cmd, result);
     default:
         return reject(result, GY_EINVAL, "command holds no operation");
     }
@@ -737,7 +790,7 @@ int sch_fsm_execute(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch_
     if (exec_sql(fsm, "BEGIN") < 0)
         return reject_sql(fsm, result, "begin transaction");
     uint64_t events_before = fsm->last_event;
-    int rc = exec_command(fsm, cmd, result);
+    int rc = exec_command(fsm, cmd, result, 0);
     if (rc < 0) {
         exec_sql(fsm, "ROLLBACK");
         fsm->last_event = events_before;

@@ -10,6 +10,7 @@
 
 #include "common/log.h"
 #include "common/quantity.h"
+#include "scheduler/leader.h"
 #include "scheduler/server.h"
 
 static void usage(FILE *out)
@@ -32,6 +33,8 @@ static void usage(FILE *out)
         "  --snapshot-threshold N    entries between snapshots (default %d)\n"
         "  --snapshot-trailing N     entries kept in the log after a snapshot (default %d)\n"
         "  --max-body SIZE           largest request body; larger gets 413 (default 4Mi)\n"
+        "  --node-down-timeout DUR   a node silent this long is down and its replicas are\n"
+        "                            replaced elsewhere (default 5s)\n"
         "  --log-level LEVEL         debug, info, warn or error (default info)\n"
         "  --version, --help\n",
         SCH_DEFAULT_SNAPSHOT_THRESHOLD, SCH_DEFAULT_SNAPSHOT_TRAILING);
@@ -89,6 +92,7 @@ int main(int argc, char **argv)
         .max_body = 4u << 20,
         .forward_timeout_ms = 10000,
         .max_wait_s = 300,
+        .node_down_ms = SCH_DEFAULT_NODE_DOWN_MS,
     };
     enum {
         OPT_ID = 256,
@@ -104,6 +108,7 @@ int main(int argc, char **argv)
         OPT_THRESHOLD,
         OPT_TRAILING,
         OPT_MAX_BODY,
+        OPT_NODE_DOWN,
         OPT_LOG_LEVEL,
         OPT_VERSION,
         OPT_HELP,
@@ -122,6 +127,7 @@ int main(int argc, char **argv)
         {"snapshot-threshold", required_argument, NULL, OPT_THRESHOLD},
         {"snapshot-trailing", required_argument, NULL, OPT_TRAILING},
         {"max-body", required_argument, NULL, OPT_MAX_BODY},
+        {"node-down-timeout", required_argument, NULL, OPT_NODE_DOWN},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"version", no_argument, NULL, OPT_VERSION},
         {"help", no_argument, NULL, OPT_HELP},
@@ -187,6 +193,13 @@ int main(int argc, char **argv)
             if (gy_memory_parse(optarg, &bytes, &err) < 0 || bytes < 1024 || bytes > (1ll << 30))
                 return bad_flag("--max-body", optarg, "must be a size from 1Ki to 1Gi");
             cfg.max_body = (size_t)bytes;
+            break;
+        }
+        case OPT_NODE_DOWN: {
+            unsigned ms;
+            if ((rc = parse_ms("--node-down-timeout", optarg, 500, 3600000, &ms)))
+                return rc;
+            cfg.node_down_ms = ms;
             break;
         }
         case OPT_LOG_LEVEL: {

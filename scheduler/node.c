@@ -935,18 +935,30 @@ void sch_node_stop(struct sch_node *node, void (*cb)(struct sch_node *node))
         return;
     }
     fail_queued(node, "the server is shutting down");
-    unsigned voters = 0;
-    for (unsigned i = 0; i < node->raft.configuration.n; i++)
-        if (node->raft.configuration.servers[i].role == RAFT_VOTER &&
-            node->raft.configuration.servers[i].id != node->cfg.id)
-            voters++;
-    if (raft_state(&node->raft) == RAFT_LEADER && voters > 0) {
-        /* A planned stop hands leadership over so the cluster does not wait for an election
-         * timeout. */
+    /* A planned stop hands leadership over so the cluster does not wait for an election
+     * timeout. The target is chosen here: libraft 0.15 picks one itself for id 0 but
+     * crashes when no voter qualifies. The best target is a voter heard from within the
+     * election timeout with the longest log. */
+    raft_id target = 0;
+    raft_index best = 0;
+    if (raft_state(&node->raft) == RAFT_LEADER && node->raft.leader_state.progress != NULL) {
+        for (unsigned i = 0; i < node->raft.configuration.n; i++) {
+            const struct raft_server *srv = &node->raft.configuration.servers[i];
+            const struct raft_progress *pr = &node->raft.leader_state.progress[i];
+            if (srv->role != RAFT_VOTER || srv->id == node->cfg.id || !pr->recent_recv)
+                continue;
+            if (target == 0 || pr->match_index > best) {
+                target = srv->id;
+                best = pr->match_index;
+            }
+        }
+    }
+    if (target != 0) {
         struct raft_transfer *req = gy_xcalloc(1, sizeof(*req));
         req->data = node;
-        if (raft_transfer(&node->raft, req, 0, transfer_done) == 0) {
-            gy_log_info("transferring leadership before exit", "");
+        if (raft_transfer(&node->raft, req, target, transfer_done) == 0) {
+            gy_log_info("transferring leadership before exit", "to=%llu",
+                        (unsigned long long)target);
             /* raft_transfer gives up after an election timeout; this is a backstop. */
             uv_timer_start(&node->stop_timer, stop_timeout_cb, 3ull * node->cfg.election_ms, 0);
             return;

@@ -4,9 +4,10 @@
 set(GANTRY_SCHEDULER_SOURCES
     ${CMAKE_CURRENT_SOURCE_DIR}/command.c
     ${CMAKE_CURRENT_SOURCE_DIR}/fsm.c
-    ${CMAKE_CURRENT_SOURCE_DIR}/node.c)
+    ${CMAKE_CURRENT_SOURCE_DIR}/node.c
+    ${CMAKE_CURRENT_SOURCE_DIR}/reconcile.c)
 add_library(gantry_scheduler STATIC ${GANTRY_SCHEDULER_SOURCES})
-target_link_libraries(gantry_scheduler PUBLIC gantry_proto gantry_common PkgConfig::RAFT
+target_link_libraries(gantry_scheduler PUBLIC gantry_proto gantry_common gantry_placement PkgConfig::RAFT
                       PkgConfig::UV PkgConfig::SQLITE3 PkgConfig::JANSSON)
 set_target_properties(gantry_scheduler PROPERTIES C_VISIBILITY_PRESET hidden)
 
@@ -16,7 +17,8 @@ add_library(gantry_scheduler_api STATIC
     ${CMAKE_CURRENT_SOURCE_DIR}/api_read.c
     ${CMAKE_CURRENT_SOURCE_DIR}/api_write.c
     ${CMAKE_CURRENT_SOURCE_DIR}/metrics.c
-    ${CMAKE_CURRENT_SOURCE_DIR}/join.c)
+    ${CMAKE_CURRENT_SOURCE_DIR}/join.c
+    ${CMAKE_CURRENT_SOURCE_DIR}/agents.c)
 target_link_libraries(gantry_scheduler_api PUBLIC gantry_scheduler PkgConfig::CURL)
 set_target_properties(gantry_scheduler_api PROPERTIES C_VISIBILITY_PRESET hidden)
 

@@ -21,6 +21,7 @@ enum sch_route {
     SCH_ROUTE_WORKLOAD_DELETE,
     SCH_ROUTE_WORKLOAD_SCALE,
     SCH_ROUTE_REPLICAS,
+    SCH_ROUTE_REPLICA_LOGS,
     SCH_ROUTE_NODES,
     SCH_ROUTE_EVENTS,
     SCH_ROUTE_CLUSTER,
@@ -48,16 +49,19 @@ struct sch_server_config {
     const char *join_url; /* --join, or NULL */
     size_t max_body;
     unsigned long long forward_timeout_ms;
-    unsigned max_wait_s; /* upper bound of ?wait= on long-polls */
+    unsigned max_wait_s;             /* upper bound of ?wait= on long-polls */
+    unsigned long long node_down_ms; /* a node silent this long is down */
 };
 
 struct sch_call;
+struct sch_leader;
 
 struct sch_server {
     uv_loop_t *loop;
     struct sch_server_config cfg;
     struct sch_node node;
     struct sch_http_server *http;
+    struct sch_leader *leader; /* agents, liveness, reconcile (scheduler/leader.h) */
     uv_signal_t sigterm, sigint;
     struct sch_call *parked; /* long-polls waiting for new events */
     struct sch_route_metrics metrics[SCH_ROUTE_COUNT];

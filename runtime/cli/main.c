@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,7 +28,8 @@ static const char usage_text[] =
     "usage: gantry-runtime [--root DIR] COMMAND [OPTIONS] ID ...\n"
     "\n"
     "commands:\n"
-    "  create [-b BUNDLE] [--pid-file F] [--layer DIR ... --upper-dir D --work-dir D] ID\n"
+    "  create [-b BUNDLE] [--pid-file F] [--inherit-stdio] [--log-max BYTES]\n"
+    "         [--layer DIR ... --upper-dir D --work-dir D] ID\n"
     "  start ID\n"
     "  run [-b BUNDLE] [-d] [--pid-file F] [--layer DIR ...] ID\n"
     "  state ID                   OCI state as JSON\n"
@@ -35,10 +37,15 @@ static const char usage_text[] =
     "  delete [-f] ID\n"
     "  list [-q] [--format table|json]\n"
     "  exec [-e K=V] [--cwd DIR] [-u UID[:GID]] [--timeout SEC] ID PROGRAM [ARG ...]\n"
+    "  pause ID | resume ID       freeze or thaw every process\n"
+    "  update [-r FILE] [--memory B] [--cpu-quota US] [--cpu-period US] [--cpu-shares N]\n"
+    "         [--pids-limit N] [--cpuset-cpus L] ID   change the resource limits\n"
+    "  ps [--format table|json] ID the container's host pids\n"
     "  wait ID                    waits and exits with the container's status\n"
     "  stats ID                   CPU and memory use as JSON\n"
     "  logs ID                    the container's output (created or run -d)\n"
-    "  spec [-b BUNDLE]           writes a default config.json\n";
+    "  spec [-b BUNDLE]           writes a default config.json\n"
+    "  features                   what this runtime supports (runtime-spec features.md)\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage_error(const char *fmt, ...)
@@ -113,20 +120,17 @@ struct create_args {
     const char *work;
     int64_t log_max;
     bool detach;
+    bool inherit_stdio;
 };
 
 static int parse_create(int argc, char **argv, struct create_args *a, bool run, const char **id)
 {
     static const struct option opts[] = {
-        {"bundle", required_argument, NULL, 'b'},
-        {"pid-file", required_argument, NULL, 'p'},
-        {"layer", required_argument, NULL, 'l'},
-        {"upper-dir", required_argument, NULL, 'U'},
-        {"work-dir", required_argument, NULL, 'W'},
-        {"log-max", required_argument, NULL, 'm'},
-        {"detach", no_argument, NULL, 'd'},
-        {"no-pivot", no_argument, NULL, 'P'},
-        {NULL, 0, NULL, 0},
+        {"bundle", required_argument, NULL, 'b'},   {"pid-file", required_argument, NULL, 'p'},
+        {"layer", required_argument, NULL, 'l'},    {"upper-dir", required_argument, NULL, 'U'},
+        {"work-dir", required_argument, NULL, 'W'}, {"log-max", required_argument, NULL, 'm'},
+        {"detach", no_argument, NULL, 'd'},         {"no-pivot", no_argument, NULL, 'P'},
+        {"inherit-stdio", no_argument, NULL, 'I'},  {NULL, 0, NULL, 0},
     };
     memset(a, 0, sizeof(*a));
     a->bundle = ".";
@@ -163,6 +167,9 @@ static int parse_create(int argc, char **argv, struct create_args *a, bool run, 
             if (!run)
                 return usage_error("--detach: only for run");
             a->detach = true;
+            break;
+        case 'I':
+            a->inherit_stdio = true;
             break;
         case 'P':
             return usage_error("--no-pivot: not supported; the root is always pivoted");
@@ -204,9 +211,12 @@ static int cmd_create(int argc, char **argv, bool run)
         .n_layers = a.n_layers,
         .upper_dir = a.upper,
         .work_dir = a.work,
-        .stdio_inherit = run && !a.detach,
+        .stdio_inherit = (run && !a.detach) || a.inherit_stdio,
         .start = run,
         .log_max = a.log_max,
+        /* The command either exits right away (the monitor is then adopted) or waits for
+         * the monitor and reaps it. */
+        .monitor_child = true,
     };
     struct gy_error err;
     gy_error_clear(&err);
@@ -239,7 +249,7 @@ static int run_foreground(const char *id)
 {
     struct gy_error err;
     gy_error_clear(&err);
-    struct rt_state st;
+    struct rt_state st = {0};
     if (rt_container_state(g_root, id, &st, &err) == 0)
         g_forward_pid = st.pid;
     struct sigaction sa = {.sa_handler = forward_signal};
@@ -248,10 +258,15 @@ static int run_foreground(const char *id)
     for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
         sigaction(forwarded[i], &sa, NULL);
     int code = 1;
+    pid_t monitor = st.monitor_pid;
     if (rt_container_wait(g_root, id, -1, &st, &err) < 0)
         fprintf(stderr, "gantry-runtime: %s\n", err.msg);
     else
         code = st.exit_code >= 0 ? st.exit_code : 1;
+    /* The monitor is this process's child (monitor_child): reap it. */
+    if (monitor > 0)
+        while (waitpid(monitor, NULL, 0) < 0 && errno == EINTR)
+            ;
     if (rt_container_delete(g_root, id, true, &err) < 0)
         fprintf(stderr, "gantry-runtime: %s\n", err.msg);
     return code;
@@ -267,7 +282,7 @@ static int one_id(int argc, char **argv, const char *cmd, const char **id)
 
 static int cmd_start(int argc, char **argv)
 {
-    const char *id;
+    const char *id = NULL;
     int rc = one_id(argc, argv, "start", &id);
     if (rc != 0)
         return rc;
@@ -279,7 +294,7 @@ static int cmd_start(int argc, char **argv)
 
 static int cmd_state(int argc, char **argv)
 {
-    const char *id;
+    const char *id = NULL;
     int rc = one_id(argc, argv, "state", &id);
     if (rc != 0)
         return rc;
@@ -293,6 +308,13 @@ static int cmd_state(int argc, char **argv)
         json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:i}", "ociVersion", "1.0.2", "id", st.id,
                   "status", rt_status_name(st.status), "pid", (int)st.pid, "bundle", st.bundle,
                   "created", created, "monitorPid", (int)st.monitor_pid);
+    char *annotations = rt_container_annotations(g_root, id);
+    json_t *ann = annotations != NULL ? json_loads(annotations, 0, NULL) : NULL;
+    free(annotations);
+    if (ann != NULL && json_object_size(ann) > 0)
+        json_object_set_new(doc, "annotations", ann);
+    else
+        json_decref(ann);
     if (st.status == RT_STATUS_STOPPED) {
         json_object_set_new(doc, "exitCode", json_integer(st.exit_code));
         json_object_set_new(doc, "exitSignal", json_integer(st.exit_signal));
@@ -462,12 +484,7 @@ static int cmd_exec(int argc, char **argv)
     o.argv = (const char *const *)&argv[optind + 1];
     struct gy_error err;
     struct rt_exec_result res;
-    cleanup_free char **merged = NULL;
     if (n_env > 0) {
-        /* Extra variables go on top of the container's environment. */
-        struct rt_state st;
-        if (rt_container_state(g_root, id, &st, &err) < 0)
-            return fail(&err);
         env[n_env] = NULL;
         o.env = env;
     }
@@ -477,9 +494,151 @@ static int cmd_exec(int argc, char **argv)
     return res.exit_code;
 }
 
+static int cmd_pause(int argc, char **argv, bool pause)
+{
+    const char *id = NULL;
+    int rc = one_id(argc, argv, pause ? "pause" : "resume", &id);
+    if (rc != 0)
+        return rc;
+    struct gy_error err;
+    if ((pause ? rt_container_pause(g_root, id, &err) : rt_container_resume(g_root, id, &err)) < 0)
+        return fail(&err);
+    return 0;
+}
+
+/* Parses a signed integer option for update; false when it is not one. */
+static bool int_option(const char *text, json_int_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0')
+        return false;
+    *out = v;
+    return true;
+}
+
+static int cmd_update(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"resources", required_argument, NULL, 'r'},   {"memory", required_argument, NULL, 'm'},
+        {"cpu-quota", required_argument, NULL, 'q'},   {"cpu-period", required_argument, NULL, 'p'},
+        {"cpu-shares", required_argument, NULL, 's'},  {"pids-limit", required_argument, NULL, 'P'},
+        {"cpuset-cpus", required_argument, NULL, 'c'}, {NULL, 0, NULL, 0},
+    };
+    json_t *res = json_object();
+    const char *file = NULL;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "+r:", opts, NULL)) != -1) {
+        json_int_t v = 0;
+        const char *group = NULL, *key = NULL;
+        switch (ch) {
+        case 'r':
+            file = optarg;
+            continue;
+        case 'm':
+            group = "memory", key = "limit";
+            break;
+        case 'q':
+            group = "cpu", key = "quota";
+            break;
+        case 'p':
+            group = "cpu", key = "period";
+            break;
+        case 's':
+            group = "cpu", key = "shares";
+            break;
+        case 'P':
+            group = "pids", key = "limit";
+            break;
+        case 'c': {
+            json_t *cpu = json_object_get(res, "cpu");
+            if (cpu == NULL)
+                json_object_set_new(res, "cpu", cpu = json_object());
+            json_object_set_new(cpu, "cpus", json_string(optarg));
+            continue;
+        }
+        default:
+            json_decref(res);
+            return 2;
+        }
+        if (!int_option(optarg, &v)) {
+            json_decref(res);
+            return usage_error("update: \"%s\" is not a number", optarg);
+        }
+        json_t *obj = json_object_get(res, group);
+        if (obj == NULL)
+            json_object_set_new(res, group, obj = json_object());
+        json_object_set_new(obj, key, json_integer(v));
+    }
+    if (argc - optind != 1) {
+        json_decref(res);
+        return usage_error("update: expects exactly one container id");
+    }
+    if (file != NULL) {
+        if (json_object_size(res) > 0) {
+            json_decref(res);
+            return usage_error("update: -r and the limit options exclude each other");
+        }
+        json_decref(res);
+        json_error_t jerr;
+        res = strcmp(file, "-") == 0 ? json_loadf(stdin, 0, &jerr) : json_load_file(file, 0, &jerr);
+        if (res == NULL && jerr.line < 1)
+            return usage_error("update -r %s: %s", file, jerr.text);
+        if (res == NULL)
+            return usage_error("update -r %s: line %d: %s", file, jerr.line, jerr.text);
+    }
+    char *text = json_dumps(res, JSON_COMPACT);
+    json_decref(res);
+    struct gy_error err;
+    int rc = rt_container_update(g_root, argv[optind], text != NULL ? text : "{}", &err);
+    free(text);
+    if (rc < 0)
+        return fail(&err);
+    return 0;
+}
+
+static int cmd_ps(int argc, char **argv)
+{
+    static const struct option opts[] = {{"format", required_argument, NULL, 'f'},
+                                         {NULL, 0, NULL, 0}};
+    bool json = false;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "+f:", opts, NULL)) != -1) {
+        if (ch != 'f')
+            return 2;
+        if (strcmp(optarg, "json") != 0 && strcmp(optarg, "table") != 0)
+            return usage_error("ps --format: \"%s\" is not table or json", optarg);
+        json = strcmp(optarg, "json") == 0;
+    }
+    if (argc - optind != 1)
+        return usage_error("ps: expects exactly one container id");
+    struct gy_error err;
+    pid_t *pids = NULL;
+    size_t n = 0;
+    if (rt_container_pids(g_root, argv[optind], &pids, &n, &err) < 0)
+        return fail(&err);
+    if (json)
+        putchar('[');
+    else
+        printf("PID\n");
+    for (size_t i = 0; i < n; i++) {
+        if (json)
+            printf("%s%d", i > 0 ? "," : "", (int)pids[i]);
+        else
+            printf("%d\n", (int)pids[i]);
+    }
+    if (json)
+        printf("]\n");
+    free(pids);
+    return 0;
+}
+
 static int cmd_wait(int argc, char **argv)
 {
-    const char *id;
+    const char *id = NULL;
     int rc = one_id(argc, argv, "wait", &id);
     if (rc != 0)
         return rc;
@@ -493,7 +652,7 @@ static int cmd_wait(int argc, char **argv)
 
 static int cmd_stats(int argc, char **argv)
 {
-    const char *id;
+    const char *id = NULL;
     int rc = one_id(argc, argv, "stats", &id);
     if (rc != 0)
         return rc;
@@ -509,7 +668,7 @@ static int cmd_stats(int argc, char **argv)
 
 static int cmd_logs(int argc, char **argv)
 {
-    const char *id;
+    const char *id = NULL;
     int rc = one_id(argc, argv, "logs", &id);
     if (rc != 0)
         return rc;
@@ -619,6 +778,12 @@ int main(int argc, char **argv)
         return cmd_list(sub_argc, sub_argv);
     if (strcmp(cmd, "exec") == 0)
         return cmd_exec(sub_argc, sub_argv);
+    if (strcmp(cmd, "pause") == 0 || strcmp(cmd, "resume") == 0)
+        return cmd_pause(sub_argc, sub_argv, cmd[0] == 'p');
+    if (strcmp(cmd, "update") == 0)
+        return cmd_update(sub_argc, sub_argv);
+    if (strcmp(cmd, "ps") == 0)
+        return cmd_ps(sub_argc, sub_argv);
     if (strcmp(cmd, "wait") == 0)
         return cmd_wait(sub_argc, sub_argv);
     if (strcmp(cmd, "stats") == 0)
@@ -627,5 +792,13 @@ int main(int argc, char **argv)
         return cmd_logs(sub_argc, sub_argv);
     if (strcmp(cmd, "spec") == 0)
         return cmd_spec(sub_argc, sub_argv);
+    if (strcmp(cmd, "features") == 0) {
+        if (sub_argc != 1)
+            return usage_error("features: takes no arguments");
+        char *text = rt_features_json();
+        puts(text);
+        free(text);
+        return 0;
+    }
     return usage_error("unknown command \"%s\"", cmd);
 }

@@ -1,0 +1,583 @@
+/* Reconciliation planning; see reconcile.h. */
+#include "scheduler/reconcile.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/spec.h"
+#include "common/xalloc.h"
+#include "proto/spec_pb.h"
+#include "scheduler/placement.h"
+
+int sch_replica_state_is_live(int state)
+{
+    return state != GANTRY__REPLICA_STATE__REPLICA_STOPPING &&
+           state != GANTRY__REPLICA_STATE__REPLICA_STOPPED &&
+           state != GANTRY__REPLICA_STATE__REPLICA_LOST;
+}
+
+/* Whether a replica still holds its node's resources: everything but stopped and lost. */
+static bool holds_resources(int state)
+{
+    return state != GANTRY__REPLICA_STATE__REPLICA_STOPPED &&
+           state != GANTRY__REPLICA_STATE__REPLICA_LOST;
+}
+
+struct node_row {
+    struct sch_place_node view;
+    char *name;
+    char *cloud;
+    char *zone;
+    struct sch_label *labels;
+    size_t n_labels;
+};
+
+struct workload_row {
+    char *name;
+    uint64_t generation;
+    uint32_t desired;
+    bool decoded;
+    struct gy_spec spec;
+    char *unschedulable; /* stored condition messages, or NULL */
+    char *rollout_halted;
+    size_t first_replica; /* its replicas: replicas[first_replica .. + n_replicas) */
+    size_t n_replicas;
+};
+
+struct replica_row {
+    int64_t rowid;
+    char *id;
+    char *workload;
+    uint64_t generation;
+    char *node;
+    int state;
+    bool ready;
+    char *reason;
+    bool stop; /* chosen to stop in this plan */
+};
+
+struct state {
+    struct node_row *nodes;
+    size_t n_nodes;
+    struct workload_row *workloads;
+    size_t n_workloads;
+    struct replica_row *replicas;
+    size_t n_replicas;
+};
+
+static char *col_dup(sqlite3_stmt *q, int col)
+{
+    const unsigned char *t = sqlite3_column_text(q, col);
+    return gy_xstrdup(t != NULL ? (const char *)t : "");
+}
+
+static void state_free(struct state *st)
+{
+    for (size_t i = 0; i < st->n_nodes; i++) {
+        struct node_row *n = &st->nodes[i];
+        for (size_t l = 0; l < n->n_labels; l++) {
+            free((char *)n->labels[l].key);
+            free((char *)n->labels[l].value);
+        }
+        free(n->labels);
+        free(n->name);
+        free(n->cloud);
+        free(n->zone);
+    }
+    free(st->nodes);
+    for (size_t i = 0; i < st->n_workloads; i++) {
+        if (st->workloads[i].decoded)
+            gy_spec_free(&st->workloads[i].spec);
+        free(st->workloads[i].name);
+        free(st->workloads[i].unschedulable);
+        free(st->workloads[i].rollout_halted);
+    }
+    free(st->workloads);
+    for (size_t i = 0; i < st->n_replicas; i++) {
+        free(st->replicas[i].id);
+        free(st->replicas[i].workload);
+        free(st->replicas[i].node);
+        free(st->replicas[i].reason);
+    }
+    free(st->replicas);
+}
+
+static int load(sqlite3 *db, struct state *st, struct gy_error *err)
+{
+    sqlite3_stmt *q;
+    size_t cap;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT name, cloud, zone, labels, cpu_millis, memory_bytes, pids, state"
+                           " FROM nodes ORDER BY name",
+                           -1, &q, NULL) != SQLITE_OK)
+        return gy_error_set(err, GY_EIO, "read nodes: %s", sqlite3_errmsg(db));
+    cap = 0;
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        if (st->n_nodes == cap) {
+            cap = cap ? cap * 2 : 16;
+            st->nodes = gy_xrealloc(st->nodes, cap * sizeof(*st->nodes));
+        }
+        struct node_row *n = &st->nodes[st->n_nodes++];
+        memset(n, 0, sizeof(*n));
+        n->name = col_dup(q, 0);
+        n->cloud = col_dup(q, 1);
+        n->zone = col_dup(q, 2);
+        json_t *labels = json_loads((const char *)sqlite3_column_text(q, 3), 0, NULL);
+        const char *key;
+        json_t *value;
+        json_object_foreach(labels, key, value)
+        {
+            n->labels = gy_xrealloc(n->labels, (n->n_labels + 1) * sizeof(*n->labels));
+            n->labels[n->n_labels].key = gy_xstrdup(key);
+            n->labels[n->n_labels].value =
+                gy_xstrdup(json_is_string(value) ? json_string_value(value) : "");
+            n->n_labels++;
+        }
+        json_decref(labels);
+        n->view.name = n->name;
+        n->view.cloud = n->cloud;
+        n->view.zone = n->zone;
+        n->view.labels = n->labels;
+        n->view.n_labels = n->n_labels;
+        n->view.capacity.cpu_millis = sqlite3_column_int64(q, 4);
+        n->view.capacity.memory_bytes = sqlite3_column_int64(q, 5);
+        n->view.capacity.pids = sqlite3_column_int64(q, 6);
+        n->view.schedulable = sqlite3_column_int(q, 7) == GANTRY__NODE_STATE__NODE_READY;
+    }
+    sqlite3_finalize(q);
+
+    if (sqlite3_prepare_v2(db,
+                           "SELECT name, spec, generation, replicas FROM workloads ORDER BY name",
+                           -1, &q, NULL) != SQLITE_OK)
+        return gy_error_set(err, GY_EIO, "read workloads: %s", sqlite3_errmsg(db));
+    cap = 0;
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        if (st->n_workloads == cap) {
+            cap = cap ? cap * 2 : 16;
+            st->workloads = gy_xrealloc(st->workloads, cap * sizeof(*st->workloads));
+        }
+        struct workload_row *w = &st->workloads[st->n_workloads++];
+        memset(w, 0, sizeof(*w));
+        w->name = col_dup(q, 0);
+        w->generation = (uint64_t)sqlite3_column_int64(q, 2);
+        w->desired = (uint32_t)sqlite3_column_int64(q, 3);
+        Gantry__WorkloadSpec *msg = gantry__workload_spec__unpack(
+            NULL, (size_t)sqlite3_column_bytes(q, 1), sqlite3_column_blob(q, 1));
+        if (msg != NULL) {
+            struct gy_error perr;
+            if (gy_spec_from_proto(msg, &w->spec, &perr) == 0)
+                w->decoded = true;
+            else
+                gy_spec_free(&w->spec);
+            gantry__workload_spec__free_unpacked(msg, NULL);
+        }
+        if (w->decoded)
+            w->spec.replicas = w->desired;
+    }
+    sqlite3_finalize(q);
+
+    if (sqlite3_prepare_v2(db,
+                           "SELECT rowid, id, workload, generation, node, state, ready, reason"
+                           " FROM replicas ORDER BY workload, rowid",
+                           -1, &q, NULL) != SQLITE_OK)
+        return gy_error_set(err, GY_EIO, "read replicas: %s", sqlite3_errmsg(db));
+    cap = 0;
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        if (st->n_replicas == cap) {
+            cap = cap ? cap * 2 : 64;
+            st->replicas = gy_xrealloc(st->replicas, cap * sizeof(*st->replicas));
+        }
+        struct replica_row *r = &st->replicas[st->n_replicas++];
+        memset(r, 0, sizeof(*r));
+        r->rowid = sqlite3_column_int64(q, 0);
+        r->id = col_dup(q, 1);
+        r->workload = col_dup(q, 2);
+        r->generation = (uint64_t)sqlite3_column_int64(q, 3);
+        r->node = col_dup(q, 4);
+        r->state = sqlite3_column_int(q, 5);
+        r->ready = sqlite3_column_int(q, 6) != 0;
+        r->reason = col_dup(q, 7);
+    }
+    sqlite3_finalize(q);
+
+    /* Each workload's replicas are one run of the ordered list. */
+    for (size_t i = 0, w = 0; i < st->n_replicas;) {
+        size_t j = i;
+        while (j < st->n_replicas &&
+               strcmp(st->replicas[j].workload, st->replicas[i].workload) == 0)
+            j++;
+        while (w < st->n_workloads && strcmp(st->workloads[w].name, st->replicas[i].workload) < 0)
+            w++;
+        if (w < st->n_workloads && strcmp(st->workloads[w].name, st->replicas[i].workload) == 0) {
+            st->workloads[w].first_replica = i;
+            st->workloads[w].n_replicas = j - i;
+        }
+        i = j;
+    }
+
+    if (sqlite3_prepare_v2(db, "SELECT workload, kind, message FROM conditions", -1, &q, NULL) !=
+        SQLITE_OK)
+        return gy_error_set(err, GY_EIO, "read conditions: %s", sqlite3_errmsg(db));
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        struct workload_row *w = NULL;
+        const char *name = (const char *)sqlite3_column_text(q, 0);
+        for (size_t lo = 0, hi = st->n_workloads; lo < hi && w == NULL;) {
+            size_t mid = (lo + hi) / 2;
+            int c = strcmp(st->workloads[mid].name, name);
+            if (c == 0)
+                w = &st->workloads[mid];
+            else if (c < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (w == NULL)
+            continue;
+        const char *kind = (const char *)sqlite3_column_text(q, 1);
+        if (strcmp(kind, SCH_CONDITION_UNSCHEDULABLE) == 0)
+            w->unschedulable = col_dup(q, 2);
+        else if (strcmp(kind, SCH_CONDITION_ROLLOUT_HALTED) == 0)
+            w->rollout_halted = col_dup(q, 2);
+    }
+    sqlite3_finalize(q);
+    return 0;
+}
+
+static struct workload_row *workload_find(struct state *st, const char *name)
+{
+    for (size_t i = 0; i < st->n_workloads; i++)
+        if (strcmp(st->workloads[i].name, name) == 0)
+            return &st->workloads[i];
+    return NULL;
+}
+
+static struct node_row *node_find(struct state *st, const char *name)
+{
+    /* Nodes are sorted by name. */
+    size_t lo = 0, hi = st->n_nodes;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(st->nodes[mid].name, name);
+        if (c == 0)
+            return &st->nodes[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * The command under construction */
+
+struct builder {
+    Gantry__ReplicaPlacement **place;
+    size_t n_place;
+    Gantry__ReplicaStatus **stop;
+    size_t n_stop;
+    Gantry__Command **extra; /* conditions */
+    size_t n_extra;
+};
+
+static void add_place(struct builder *b, const char *id, const char *workload, uint64_t gen,
+                      const char *node)
+{
+    Gantry__ReplicaPlacement *p = gy_xmalloc(sizeof(*p));
+    gantry__replica_placement__init(p);
+    p->replica_id = gy_xstrdup(id);
+    p->workload = gy_xstrdup(workload);
+    p->generation = gen;
+    p->node = gy_xstrdup(node);
+    b->place = gy_xrealloc(b->place, (b->n_place + 1) * sizeof(*b->place));
+    b->place[b->n_place++] = p;
+}
+
+static void add_stop(struct builder *b, struct replica_row *r, const char *why)
+{
+    Gantry__ReplicaStatus *s = gy_xmalloc(sizeof(*s));
+    gantry__replica_status__init(s);
+    s->replica_id = gy_xstrdup(r->id);
+    s->workload = gy_xstrdup(r->workload);
+    s->generation = r->generation;
+    s->state = GANTRY__REPLICA_STATE__REPLICA_STOPPING;
+    s->reason = gy_xstrdup(why);
+    b->stop = gy_xrealloc(b->stop, (b->n_stop + 1) * sizeof(*b->stop));
+    b->stop[b->n_stop++] = s;
+    r->stop = true;
+}
+
+static void add_condition(struct builder *b, const char *workload, const char *kind,
+                          const char *message, uint64_t now_ms)
+{
+    Gantry__Command *c = gy_xmalloc(sizeof(*c));
+    gantry__command__init(c);
+    c->time_ms = now_ms;
+    c->actor = gy_xstrdup("reconciler");
+    Gantry__ReportCondition *rc = gy_xmalloc(sizeof(*rc));
+    gantry__report_condition__init(rc);
+    rc->workload = gy_xstrdup(workload);
+    rc->kind = gy_xstrdup(kind);
+    rc->message = gy_xstrdup(message);
+    c->cmd_case = GANTRY__COMMAND__CMD_REPORT_CONDITION;
+    c->report_condition = rc;
+    b->extra = gy_xrealloc(b->extra, (b->n_extra + 1) * sizeof(*b->extra));
+    b->extra[b->n_extra++] = c;
+}
+
+/* Records a condition change when the stored one differs. */
+static void condition(struct builder *b, const char *workload, const char *kind, const char *stored,
+                      const char *message, uint64_t now_ms)
+{
+    if (strcmp(stored != NULL ? stored : "", message) != 0)
+        add_condition(b, workload, kind, message, now_ms);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Per-workload decisions */
+
+/* Orders stop candidates: not ready first, then the newest (highest rowid). */
+static int stop_order(const void *a, const void *b)
+{
+    const struct replica_row *ra = *(struct replica_row *const *)a;
+    const struct replica_row *rb = *(struct replica_row *const *)b;
+    bool a_ready = ra->ready && ra->state == GANTRY__REPLICA_STATE__REPLICA_RUNNING;
+    bool b_ready = rb->ready && rb->state == GANTRY__REPLICA_STATE__REPLICA_RUNNING;
+    if (a_ready != b_ready)
+        return a_ready ? 1 : -1;
+    return ra->rowid > rb->rowid ? -1 : ra->rowid < rb->rowid ? 1 : 0;
+}
+
+static bool is_ready(const struct replica_row *r)
+{
+    return r->ready && r->state == GANTRY__REPLICA_STATE__REPLICA_RUNNING;
+}
+
+/* A new replica id: the workload's name and 32 random bits, unique among its replicas
+ * (ids of other workloads have another prefix). */
+static void make_id(char *buf, size_t len, const struct workload_row *w, sch_random_fn rnd,
+                    void *data, const struct state *st)
+{
+    for (int attempt = 0; attempt < 16; attempt++) {
+        snprintf(buf, len, "%s-%08" PRIx32, w->name, rnd(data));
+        bool taken = false;
+        for (size_t k = 0; k < w->n_replicas && !taken; k++)
+            taken = strcmp(st->replicas[w->first_replica + k].id, buf) == 0;
+        if (!taken)
+            return;
+    }
+}
+
+static void plan_workload(struct state *st, struct workload_row *w, struct builder *b,
+                          uint64_t now_ms, sch_random_fn rnd, void *rnd_data)
+{
+    size_t n_live = 0, n_cur = 0, n_old = 0, n_ready = 0;
+    bool crash_loop = false;
+    struct replica_row **cur = gy_xcalloc(w->n_replicas + 1, sizeof(*cur));
+    struct replica_row **old = gy_xcalloc(w->n_replicas + 1, sizeof(*old));
+    /* Nodes touched by the previous workload were reset after it; see the end. */
+    for (size_t k = 0; k < w->n_replicas; k++) {
+        struct replica_row *r = &st->replicas[w->first_replica + k];
+        if (!sch_replica_state_is_live(r->state))
+            continue;
+        n_live++;
+        if (is_ready(r))
+            n_ready++;
+        struct node_row *n = node_find(st, r->node);
+        if (n != NULL)
+            n->view.workload_replicas++;
+        if (r->generation >= w->generation) {
+            cur[n_cur++] = r;
+            if (strncmp(r->reason, "crash loop", 10) == 0)
+                crash_loop = true;
+        } else {
+            old[n_old++] = r;
+        }
+    }
+    uint32_t desired = w->desired;
+    uint32_t surge = w->spec.update.max_surge;
+    uint32_t unavailable = w->spec.update.max_unavailable;
+    size_t to_place = 0;
+    if (n_old == 0) {
+        if (n_cur < desired)
+            to_place = desired - n_cur;
+    } else if (!crash_loop) {
+        /* Rolling update: grow the new generation while the total stays within
+         * desired + max_surge. */
+        size_t limit = (size_t)desired + surge;
+        size_t room = n_live < limit ? limit - n_live : 0;
+        size_t want = n_cur < desired ? desired - n_cur : 0;
+        to_place = room < want ? room : want;
+    }
+
+    /* Excess replicas of the current generation (scale-down). */
+    if (n_cur > desired) {
+        qsort(cur, n_cur, sizeof(*cur), stop_order);
+        for (size_t i = 0; i < n_cur - desired; i++) {
+            if (is_ready(cur[i]) && n_ready > 0)
+                n_ready--;
+            add_stop(b, cur[i], "scaled down");
+        }
+    }
+    /* Outdated replicas: the ones not ready go at once; ready ones only while the ready
+     * count stays at or above desired - max_unavailable. A crash-looping new generation
+     * halts this, so the old replicas keep serving. */
+    if (n_old > 0) {
+        qsort(old, n_old, sizeof(*old), stop_order);
+        size_t min_ready = desired > unavailable ? desired - unavailable : 0;
+        size_t cur_kept = n_cur < desired ? n_cur : desired;
+        for (size_t i = 0; i < n_old; i++) {
+            struct replica_row *r = old[i];
+            char why[96];
+            snprintf(why, sizeof(why), "replaced by generation %" PRIu64, w->generation);
+            if (!is_ready(r)) {
+                if (!crash_loop)
+                    add_stop(b, r, why);
+                continue;
+            }
+            /* Never more old replicas than the new generation leaves room for. */
+            bool above_min = n_ready > min_ready;
+            bool surplus = (size_t)(n_old - i) + cur_kept > desired;
+            if (!crash_loop && above_min && surplus) {
+                add_stop(b, r, why);
+                n_ready--;
+            }
+        }
+    }
+    condition(b, w->name, SCH_CONDITION_ROLLOUT_HALTED, w->rollout_halted,
+              n_old > 0 && crash_loop
+                  ? "the new generation is crash-looping; the previous one keeps serving"
+                  : "",
+              now_ms);
+
+    char reason[1024] = "";
+    if (to_place > 0) {
+        struct sch_place_node *views = gy_xcalloc(st->n_nodes + 1, sizeof(*views));
+        for (size_t i = 0; i < st->n_nodes; i++)
+            views[i] = st->nodes[i].view;
+        size_t *idx = gy_xcalloc(to_place, sizeof(*idx));
+        struct sch_place_result res = {.node_index = idx};
+        struct gy_error err;
+        if (sch_place(views, st->n_nodes, &w->spec, (uint32_t)to_place, &res, &err) < 0) {
+            memcpy(reason, err.msg,
+                   sizeof(reason) < sizeof(err.msg) ? sizeof(reason) : sizeof(err.msg));
+            reason[sizeof(reason) - 1] = '\0';
+        } else {
+            for (uint32_t i = 0; i < res.placed; i++) {
+                char id[128];
+                make_id(id, sizeof(id), w, rnd, rnd_data, st);
+                add_place(b, id, w->name, w->generation, st->nodes[idx[i]].name);
+            }
+            for (size_t i = 0; i < st->n_nodes; i++)
+                st->nodes[i].view.allocated = views[i].allocated;
+            if (res.placed < to_place) {
+                int n = snprintf(reason, sizeof(reason),
+                                 "%zu of %zu replicas cannot be placed: ", to_place - res.placed,
+                                 to_place);
+                if (n > 0 && (size_t)n < sizeof(reason))
+                    strncat(reason, res.reason, sizeof(reason) - (size_t)n - 1);
+            }
+        }
+        free(idx);
+        free(views);
+    }
+    condition(b, w->name, SCH_CONDITION_UNSCHEDULABLE, w->unschedulable, reason, now_ms);
+    for (size_t k = 0; k < w->n_replicas; k++) {
+        struct node_row *n = node_find(st, st->replicas[w->first_replica + k].node);
+        if (n != NULL)
+            n->view.workload_replicas = 0;
+    }
+    free(cur);
+    free(old);
+}
+
+int sch_reconcile_plan(sqlite3 *db, uint64_t now_ms, sch_random_fn rnd, void *rnd_data,
+                       struct sch_reconcile_plan *plan, struct gy_error *err)
+{
+    memset(plan, 0, sizeof(*plan));
+    struct state st;
+    memset(&st, 0, sizeof(st));
+    int rc = load(db, &st, err);
+    if (rc < 0) {
+        state_free(&st);
+        return rc;
+    }
+    /* What every node has promised already. */
+    for (size_t i = 0; i < st.n_replicas; i++) {
+        struct replica_row *r = &st.replicas[i];
+        if (!holds_resources(r->state))
+            continue;
+        struct node_row *n = node_find(&st, r->node);
+        struct workload_row *w = workload_find(&st, r->workload);
+        if (n == NULL || w == NULL || !w->decoded)
+            continue;
+        n->view.allocated.cpu_millis += w->spec.resources.cpu_millis;
+        n->view.allocated.memory_bytes += w->spec.resources.memory_bytes;
+        n->view.allocated.pids += w->spec.resources.pids;
+    }
+    struct builder b;
+    memset(&b, 0, sizeof(b));
+    for (size_t i = 0; i < st.n_workloads; i++)
+        if (st.workloads[i].decoded)
+            plan_workload(&st, &st.workloads[i], &b, now_ms, rnd, rnd_data);
+    state_free(&st);
+
+    size_t n_cmds = (b.n_place > 0) + (b.n_stop > 0) + b.n_extra;
+    plan->placed = b.n_place;
+    plan->stopped = b.n_stop;
+    plan->conditions = b.n_extra;
+    if (n_cmds == 0)
+        return 0;
+    Gantry__Command *batch = gy_xmalloc(sizeof(*batch));
+    gantry__command__init(batch);
+    batch->time_ms = now_ms;
+    batch->actor = gy_xstrdup("reconciler");
+    Gantry__CommandBatch *cb = gy_xmalloc(sizeof(*cb));
+    gantry__command_batch__init(cb);
+    cb->commands = gy_xcalloc(n_cmds, sizeof(*cb->commands));
+    batch->cmd_case = GANTRY__COMMAND__CMD_BATCH;
+    batch->batch = cb;
+    if (b.n_place > 0) {
+        Gantry__Command *c = gy_xmalloc(sizeof(*c));
+        gantry__command__init(c);
+        c->time_ms = now_ms;
+        c->actor = gy_xstrdup("reconciler");
+        Gantry__PlaceReplicas *p = gy_xmalloc(sizeof(*p));
+        gantry__place_replicas__init(p);
+        p->replicas = b.place;
+        p->n_replicas = b.n_place;
+        c->cmd_case = GANTRY__COMMAND__CMD_PLACE_REPLICAS;
+        c->place_replicas = p;
+        cb->commands[cb->n_commands++] = c;
+    }
+    if (b.n_stop > 0) {
+        Gantry__Command *c = gy_xmalloc(sizeof(*c));
+        gantry__command__init(c);
+        c->time_ms = now_ms;
+        c->actor = gy_xstrdup("reconciler");
+        Gantry__UpdateReplicas *u = gy_xmalloc(sizeof(*u));
+        gantry__update_replicas__init(u);
+        u->updates = b.stop;
+        u->n_updates = b.n_stop;
+        c->cmd_case = GANTRY__COMMAND__CMD_UPDATE_REPLICAS;
+        c->update_replicas = u;
+        cb->commands[cb->n_commands++] = c;
+    }
+    for (size_t i = 0; i < b.n_extra; i++)
+        cb->commands[cb->n_commands++] = b.extra[i];
+    free(b.extra);
+    plan->command = batch;
+    return 0;
+}
+
+void sch_reconcile_plan_free(struct sch_reconcile_plan *plan)
+{
+    /* Every part was allocated with malloc, as protobuf-c's unpacker would have. */
+    if (plan->command != NULL)
+        protobuf_c_message_free_unpacked(&plan->command->base, NULL);
+    plan->command = NULL;
+}

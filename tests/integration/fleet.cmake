@@ -1,0 +1,2 @@
+gantry_integration_test(integration_fleet SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_fleet.sh
+                        TIMEOUT 300)

@@ -1,0 +1,303 @@
+/* Unit tests of reconciliation against a real state machine: placement of new replicas,
+ * idempotence, scale-down order, rolling updates that never drop the ready count, a
+ * crash-looping generation that halts the rollout, unschedulable workloads, and the
+ * state rules it relies on (scaling keeps the generation, stopped replicas go, lost ones
+ * are not revived). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/spec.h"
+#include "proto/spec_pb.h"
+#include "scheduler/fsm.h"
+#include "scheduler/reconcile.h"
+
+static uint32_t counter_random(void *data)
+{
+    uint32_t *n = data;
+    return ++*n;
+}
+
+static void exec(struct sch_fsm *fsm, const Gantry__Command *cmd)
+{
+    struct sch_result *res = calloc(1, sizeof(*res));
+    int rc = sch_fsm_execute(fsm, cmd, res);
+    if (rc != 0)
+        fail_msg("command refused: %s", res->message ? res->message : "?");
+    for (size_t i = 0; i < res->n_batch; i++)
+        if (res->batch[i].code != 0)
+            fail_msg("batch step %zu refused: %s", i, res->batch[i].message);
+    sch_result_free(res);
+}
+
+static void register_node(struct sch_fsm *fsm, const char *name, int64_t cpu, int64_t mem)
+{
+    Gantry__Command cmd = GANTRY__COMMAND__INIT;
+    Gantry__RegisterNode reg = GANTRY__REGISTER_NODE__INIT;
+    Gantry__NodeInfo node = GANTRY__NODE_INFO__INIT;
+    Gantry__Resources cap = GANTRY__RESOURCES__INIT;
+    node.name = (char *)name;
+    node.cloud = (char *)"private";
+    node.zone = (char *)"z";
+    cap.cpu_millis = cpu;
+    cap.memory_bytes = mem;
+    node.capacity = &cap;
+    reg.node = &node;
+    cmd.cmd_case = GANTRY__COMMAND__CMD_REGISTER_NODE;
+    cmd.register_node = &reg;
+    exec(fsm, &cmd);
+}
+
+/* Applies workload "web" with the given replicas, env VERSION and memory. */
+static void apply_web(struct sch_fsm *fsm, uint32_t replicas, const char *version, int64_t mem)
+{
+    struct gy_spec spec;
+    gy_spec_init(&spec);
+    spec.name = strdup("web");
+    spec.image = strdup("busybox");
+    spec.replicas = replicas;
+    spec.resources.cpu_millis = 100;
+    spec.resources.memory_bytes = mem;
+    spec.env = calloc(1, sizeof(*spec.env));
+    spec.env[0].name = strdup("VERSION");
+    spec.env[0].value = strdup(version);
+    spec.n_env = 1;
+    spec.update.max_surge = 1;
+    spec.update.max_unavailable = 0;
+    Gantry__WorkloadSpec *pb = gy_spec_to_proto(&spec);
+    Gantry__ApplyWorkloads apply = GANTRY__APPLY_WORKLOADS__INIT;
+    apply.workloads = &pb;
+    apply.n_workloads = 1;
+    Gantry__Command cmd = GANTRY__COMMAND__INIT;
+    cmd.cmd_case = GANTRY__COMMAND__CMD_APPLY_WORKLOADS;
+    cmd.apply_workloads = &apply;
+    exec(fsm, &cmd);
+    gy_spec_proto_free(pb);
+    gy_spec_free(&spec);
+}
+
+/* Plans and applies one reconcile pass; returns placed + stopped. */
+static size_t reconcile_once(struct sch_fsm *fsm, uint32_t *rnd, struct sch_reconcile_plan *out)
+{
+    struct sch_reconcile_plan plan;
+    struct gy_error err;
+    if (sch_reconcile_plan(fsm->db, 1000, counter_random, rnd, &plan, &err) != 0)
+        fail_msg("plan: %s", err.msg);
+    if (plan.command != NULL)
+        exec(fsm, plan.command);
+    size_t changes = plan.placed + plan.stopped;
+    if (out != NULL)
+        *out = plan;
+    sch_reconcile_plan_free(&plan);
+    return changes;
+}
+
+static int64_t count(struct sch_fsm *fsm, const char *sql)
+{
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(fsm->db, sql, -1, &q, NULL), SQLITE_OK);
+    int64_t n = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) : -1;
+    sqlite3_finalize(q);
+    return n;
+}
+
+/* Agents report: every pending replica runs; ready per the flag. Stopping replicas are
+ * reported stopped. */
+static void agents_report(struct sch_fsm *fsm, bool ready, const char *reason_for_gen2)
+{
+    sqlite3_stmt *q;
+    assert_int_equal(
+        sqlite3_prepare_v2(fsm->db, "SELECT id, state, generation FROM replicas", -1, &q, NULL),
+        SQLITE_OK);
+    Gantry__ReplicaStatus *st[256];
+    Gantry__ReplicaStatus *ptrs[256];
+    size_t n = 0;
+    while (sqlite3_step(q) == SQLITE_ROW && n < 256) {
+        int state = sqlite3_column_int(q, 1);
+        st[n] = calloc(1, sizeof(Gantry__ReplicaStatus));
+        gantry__replica_status__init(st[n]);
+        st[n]->replica_id = strdup((const char *)sqlite3_column_text(q, 0));
+        bool gen2 = sqlite3_column_int(q, 2) == 2;
+        if (state == GANTRY__REPLICA_STATE__REPLICA_STOPPING) {
+            st[n]->state = GANTRY__REPLICA_STATE__REPLICA_STOPPED;
+        } else {
+            st[n]->state = GANTRY__REPLICA_STATE__REPLICA_RUNNING;
+            st[n]->ready = ready && !(gen2 && reason_for_gen2 != NULL);
+            st[n]->reason = strdup(gen2 && reason_for_gen2 ? reason_for_gen2 : "running");
+        }
+        ptrs[n] = st[n];
+        n++;
+    }
+    sqlite3_finalize(q);
+    Gantry__UpdateReplicas up = GANTRY__UPDATE_REPLICAS__INIT;
+    up.updates = ptrs;
+    up.n_updates = n;
+    Gantry__Command cmd = GANTRY__COMMAND__INIT;
+    cmd.cmd_case = GANTRY__COMMAND__CMD_UPDATE_REPLICAS;
+    cmd.update_replicas = &up;
+    exec(fsm, &cmd);
+    for (size_t i = 0; i < n; i++) {
+        free(st[i]->replica_id);
+        if (st[i]->reason != protobuf_c_empty_string)
+            free(st[i]->reason);
+        free(st[i]);
+    }
+}
+
+static int setup(void **state)
+{
+    struct sch_fsm *fsm = calloc(1, sizeof(*fsm));
+    struct gy_error err;
+    if (sch_fsm_init(fsm, &err) != 0)
+        return -1;
+    register_node(fsm, "n1", 4000, INT64_C(4) << 30);
+    register_node(fsm, "n2", 4000, INT64_C(4) << 30);
+    register_node(fsm, "n3", 4000, INT64_C(4) << 30);
+    *state = fsm;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    sch_fsm_close(*state);
+    free(*state);
+    return 0;
+}
+
+static void test_places_and_is_idempotent(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    uint32_t rnd = 0;
+    apply_web(fsm, 6, "v1", 64 << 20);
+    assert_int_equal(reconcile_once(fsm, &rnd, NULL), 6);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE node = 'n1'"), 2);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE node = 'n2'"), 2);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE node = 'n3'"), 2);
+    assert_int_equal(reconcile_once(fsm, &rnd, NULL), 0);
+    agents_report(fsm, true, NULL);
+    assert_int_equal(reconcile_once(fsm, &rnd, NULL), 0);
+}
+
+static void test_scale_keeps_generation_and_stops_newest(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    uint32_t rnd = 0;
+    apply_web(fsm, 4, "v1", 64 << 20);
+    reconcile_once(fsm, &rnd, NULL);
+    agents_report(fsm, true, NULL);
+    apply_web(fsm, 2, "v1", 64 << 20);
+    assert_int_equal(count(fsm, "SELECT generation FROM workloads WHERE name = 'web'"), 1);
+    int64_t newest = count(fsm, "SELECT MAX(rowid) FROM replicas");
+    assert_int_equal(reconcile_once(fsm, &rnd, NULL), 2);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE state = 3"), 2);
+    char sql[128];
+    snprintf(sql, sizeof(sql), "SELECT state FROM replicas WHERE rowid = %lld", (long long)newest);
+    assert_int_equal(count(fsm, sql), GANTRY__REPLICA_STATE__REPLICA_STOPPING);
+    agents_report(fsm, true, NULL);
+    /* Stopped replicas leave the state. */
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas"), 2);
+}
+
+static void test_rolling_update_keeps_ready_count(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    uint32_t rnd = 0;
+    apply_web(fsm, 4, "v1", 64 << 20);
+    reconcile_once(fsm, &rnd, NULL);
+    agents_report(fsm, true, NULL);
+    apply_web(fsm, 4, "v2", 64 << 20);
+    assert_int_equal(count(fsm, "SELECT generation FROM workloads"), 2);
+    for (int step = 0; step < 20; step++) {
+        reconcile_once(fsm, &rnd, NULL);
+        /* Before agents act, stopping replicas still serve; the ready count that matters is
+         * of running, ready replicas not being stopped. */
+        int64_t ready = count(fsm, "SELECT COUNT(*) FROM replicas WHERE state = 2 AND ready");
+        assert_true(ready >= 4);
+        agents_report(fsm, true, NULL);
+        ready = count(fsm, "SELECT COUNT(*) FROM replicas WHERE state = 2 AND ready");
+        assert_true(ready >= 4);
+        assert_true(count(fsm, "SELECT COUNT(*) FROM replicas") <= 5); /* max_surge 1 */
+    }
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE generation = 2"), 4);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas"), 4);
+}
+
+static void test_crash_loop_halts_rollout(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    uint32_t rnd = 0;
+    apply_web(fsm, 3, "v1", 64 << 20);
+    reconcile_once(fsm, &rnd, NULL);
+    agents_report(fsm, true, NULL);
+    apply_web(fsm, 3, "broken", 64 << 20);
+    for (int step = 0; step < 10; step++) {
+        reconcile_once(fsm, &rnd, NULL);
+        agents_report(fsm, true, "crash loop: exited with code 1; restarting in 4s");
+    }
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE generation = 1 AND ready"), 3);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE generation = 2"), 1);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM conditions WHERE kind = 'RolloutHalted'"), 1);
+}
+
+static void test_unschedulable_condition(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    uint32_t rnd = 0;
+    apply_web(fsm, 2, "v1", INT64_C(8) << 30);
+    assert_int_equal(reconcile_once(fsm, &rnd, NULL), 0);
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(fsm->db,
+                                        "SELECT message FROM conditions WHERE kind = "
+                                        "'Unschedulable'",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(q, 0),
+                        "2 of 2 replicas cannot be placed: 0/3 nodes available: 3 insufficient "
+                        "memory (needs 8Gi, most free 4Gi)");
+    sqlite3_finalize(q);
+    /* Fixed by a smaller request: the condition clears. */
+    apply_web(fsm, 2, "v1", 64 << 20);
+    assert_int_equal(reconcile_once(fsm, &rnd, NULL), 2);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM conditions"), 0);
+}
+
+static void test_lost_replicas_are_replaced_not_revived(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    uint32_t rnd = 0;
+    apply_web(fsm, 3, "v1", 64 << 20);
+    reconcile_once(fsm, &rnd, NULL);
+    agents_report(fsm, true, NULL);
+    /* Node n1 goes down: its replica is lost and replaced elsewhere. */
+    assert_int_equal(sqlite3_exec(fsm->db,
+                                  "UPDATE nodes SET state = 1 WHERE name = 'n1';"
+                                  "UPDATE replicas SET state = 7 WHERE node = 'n1'",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(reconcile_once(fsm, &rnd, NULL), 1);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE state != 7 AND node = 'n1'"),
+                     0);
+    /* A late report from n1 that its replica runs does not revive it. */
+    agents_report(fsm, true, NULL);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE state = 7"), 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_places_and_is_idempotent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scale_keeps_generation_and_stops_newest, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rolling_update_keeps_ready_count, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_loop_halts_rollout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unschedulable_condition, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lost_replicas_are_replaced_not_revived, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
