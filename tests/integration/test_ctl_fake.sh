@@ -1,9 +1,9 @@
 # The gantry CLI against a scripted stand-in for the API on 127.0.0.1, for the paths a
 # single server without agents cannot show: tables of nodes and replicas placed on them,
-# describe with replicas per node, apply --wait reaching ready, a crash loop and a
-# placement failure reported by the server, a follower's redirect to the leader (method
-# and body kept), a 503 during an election retried (but not for a delete), a non-JSON
-# error answer, the server's version header and a streamed log.
+# describe with replicas per node, apply --wait reaching ready or timing out, a crash
+# loop and a placement failure reported by the server, a follower's redirect to the
+# leader (method and body kept), a 503 during an election retried (but not for a
+# delete), a non-JSON error answer, the server's version header and a streamed log.
 source "$(dirname "$0")/lib.sh"
 
 GANTRY=$GT_BUILD/ctl/gantry
@@ -33,6 +33,10 @@ def workload(name):
         status = {"desired": 1, "replicas": 1, "running": 0, "ready": 0, "conditions": []}
         replicas = [{"id": "crash-0", "workload": name, "state": "exited", "ready": False,
                      "restarts": 5, "exit_code": 1, "node": "n1", "cloud": "private"}]
+    if name == "slow":
+        status = {"desired": 2, "replicas": 2, "running": 1, "ready": 0, "conditions": []}
+        replicas = [{"id": "slow-0", "workload": name, "state": "running", "ready": False, "restarts": 0},
+                    {"id": "slow-1", "workload": name, "state": "starting", "ready": False, "restarts": 0}]
     if name == "stuck":
         status = {"desired": 3, "replicas": 0, "running": 0, "ready": 0,
                   "conditions": [{"type": "PlacementFailed", "message": "no node has 64Gi of free memory"}]}
@@ -257,6 +261,12 @@ run stuck --server "http://$LEADER" apply -f "$GT_TMP/stuck.yaml" --wait --timeo
 gt_check "a placement failure ends --wait with exit 1" [ "$RC" = 1 ]
 gt_check "the placement failure message is the server's condition" \
     grep -qx 'gantry: workload/stuck failed: PlacementFailed: no node has 64Gi of free memory (0/3 ready, 0 running (no replicas placed yet))' "$GT_TMP/stuck.err"
+
+spec slow
+run slow --server "http://$LEADER" apply -f "$GT_TMP/slow.yaml" --wait --timeout 1500ms
+gt_check "apply --wait times out: exit 1" [ "$RC" = 1 ]
+gt_check "the timeout message names the workload and where it stands" \
+    grep -qx 'gantry: timed out after 1.5s waiting for workload/slow: 0/2 ready, 1 running (1 starting)' "$GT_TMP/slow.err"
 
 spec viafollower
 run redirect --server "http://$FOLLOWER" apply -f "$GT_TMP/viafollower.yaml"
