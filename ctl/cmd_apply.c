@@ -161,11 +161,15 @@ static int load_specs(const char *source, struct spec_set *set, struct gy_error 
 /* ---------------------------------------------------------------------------------------
  * --wait */
 
+/* Conditions after which waiting is pointless: the reconciler's Unschedulable (no node
+ * fits) and RolloutHalted (the new generation crash-loops while the old one serves), and
+ * the names other orchestrators give the same situations. */
 static bool failure_condition(const char *type)
 {
-    static const char *const failing[] = {"CrashLoop",      "CrashLoopBackOff", "PlacementFailed",
-                                          "Unschedulable",  "Failed",           "ReplicaFailure",
-                                          "ProgressFailed", "ImageFailed"};
+    static const char *const failing[] = {
+        "Unschedulable", "RolloutHalted",  "CrashLoop",      "CrashLoopBackOff", "PlacementFailed",
+        "Failed",        "ReplicaFailure", "ProgressFailed", "ImageFailed",
+    };
     for (size_t i = 0; i < sizeof(failing) / sizeof(failing[0]); i++)
         if (strcmp(type, failing[i]) == 0)
             return true;

@@ -168,6 +168,20 @@ static void test_wait_failures(void **state)
                      CTL_WAIT_FAILED);
     assert_string_equal(reason, "PlacementFailed: no node has 64Gi of free memory");
 
+    /* The reconciler's own conditions. */
+    assert_int_equal(assess("{\"status\":{\"desired\":2,\"replicas\":4,\"running\":2,\"ready\":2,"
+                            "\"conditions\":[{\"type\":\"RolloutHalted\",\"message\":\"the new "
+                            "generation is crash-looping; the previous one keeps serving\"}]}}",
+                            NULL, summary, reason),
+                     CTL_WAIT_FAILED);
+    assert_string_equal(reason, "RolloutHalted: the new generation is crash-looping; the previous "
+                                "one keeps serving");
+    assert_int_equal(assess("{\"status\":{\"desired\":2,\"replicas\":0,\"running\":0,\"ready\":0,"
+                            "\"conditions\":[{\"type\":\"Unschedulable\",\"message\":\"2 of 2 "
+                            "replicas cannot be placed\"}]}}",
+                            NULL, summary, reason),
+                     CTL_WAIT_FAILED);
+
     assert_int_equal(assess("{\"status\":{\"desired\":1,\"replicas\":1,\"running\":0,\"ready\":0}}",
                             "{\"items\":[{\"id\":\"web-x\",\"state\":\"exited\",\"restarts\":4,"
                             "\"exit_code\":127}]}",
