@@ -622,8 +622,8 @@ int gy_spec_file_load_stream(const char *name, FILE *stream, struct gy_spec_file
                              struct gy_error *err)
 {
     memset(out, 0, sizeof(*out));
-    char *text;
-    size_t len;
+    char *text = NULL;
+    size_t len = 0;
     int rc = read_all(name, stream, &text, &len, err);
     if (rc < 0)
         return rc;

@@ -417,9 +417,9 @@ static void member_removed(void *data, int status, const char *message)
         return;
     }
     if (!sch_node_is_leader(&call->server->node)) {
-        /* This server removed itself and stepped down: the next leader's table cleanup is
-         * left to the operator's retry, which answers 404 for the configuration and
-         * removes the row. */
+        /* This server removed itself and stepped down, so it cannot propose the removal of
+         * its row from the servers table. The row is harmless: /v1/cluster lists the Raft
+         * configuration, and followers forward only to the leader's row. */
         sch_call_json(call, 200,
                       json_pack("{s:I,s:b}", "id", (json_int_t)call->member_id, "removed", 1));
         return;

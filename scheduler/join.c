@@ -57,8 +57,9 @@ static void join_request(uv_work_t *work)
         curl_easy_setopt(curl, CURLOPT_WRITEDATA, &a);
         curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
-        /* Catching up a new server can take a while with a large state. */
-        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 60000L);
+        /* Catching up a new server can take a while with a large state; an unanswered
+         * request is retried, and a shutdown waits for at most this long. */
+        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 20000L);
         CURLcode rc = curl_easy_perform(curl);
         if (rc == CURLE_OK)
             curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &server->join_status);
