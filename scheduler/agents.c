@@ -18,8 +18,16 @@
 #include "scheduler/server.h"
 
 #define LEADER_TICK_MS 100
-#define HEARTBEAT_MS   1000
-#define STATUS_MAX     4096 /* pending status reports before new ones are dropped */
+/* A pass driven only by replica reports (readiness during a rollout) runs at most this
+ * often; changes to the desired state run one at once. */
+#define STATUS_RECONCILE_MS 50
+/* Every this many ticks a pass runs anyway (what no command announced: timeouts). */
+#define RECONCILE_EVERY_TICKS 10
+/* Assignment pushes look back this far for changed replicas, to cover proposals made
+ * before the previous push and applied after it. */
+#define PUSH_SLACK_MS 5000
+#define HEARTBEAT_MS  1000
+#define STATUS_MAX    4096 /* pending status reports before new ones are dropped */
 
 /* A sorted set of replica ids. */
 struct idset {
@@ -101,9 +109,12 @@ struct session {
     struct idset stopped; /* replicas this agent was told to stop */
 };
 
-/* When a node was last heard of, for nodes without a session. */
+/* What the leader knows of one node outside the state: its live session, if any, and
+ * when it was last heard of. Kept in a hash table by node name, so that a fleet of
+ * thousands of nodes costs no scan per lookup. */
 struct seen {
-    char *node;
+    char *node; /* NULL: free slot */
+    struct session *session;
     uint64_t at;
 };
 
@@ -123,14 +134,20 @@ struct sch_leader {
     uv_timer_t tick;
     uv_timer_t kick;
     struct session *sessions;
-    struct seen *seen;
+    struct seen *seen; /* hash table, open addressing */
     size_t n_seen;
+    size_t cap_seen;
     bool leading;
     bool caught_up; /* a barrier of this term has applied: the state is complete */
     bool barrier_inflight;
     uint64_t leading_since;
-    bool dirty;           /* something was applied: reconcile and push assignments */
-    bool dirty_reconcile; /* the periodic pass: reconcile only */
+    bool dirty_reconcile;       /* the periodic pass is due */
+    uint64_t seen_fleet_epoch;  /* fsm.fleet_epoch at the last reconcile */
+    uint64_t seen_status_epoch; /* fsm.status_epoch at the last reconcile */
+    uint64_t pushed_epoch;      /* fsm.fleet_epoch at the last assignment push */
+    uint64_t push_mark_ms;      /* wall clock of the last assignment push */
+    uint64_t last_reconcile;    /* uv_now() of the last pass */
+    unsigned ticks;
     bool reconcile_inflight;
     bool status_inflight;
     bool liveness_inflight;
@@ -217,24 +234,51 @@ static void session_send(struct session *s, const Gantry__AgentFrame *f)
 /* ---------------------------------------------------------------------------------------
  * Node liveness bookkeeping */
 
+static uint64_t name_hash(const char *s)
+{
+    uint64_t h = 14695981039346656037ULL;
+    for (; *s != '\0'; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211ULL;
+    return h;
+}
+
+static struct seen *seen_slot(struct seen *table, size_t cap, const char *node)
+{
+    size_t i = (size_t)name_hash(node) & (cap - 1);
+    while (table[i].node != NULL && strcmp(table[i].node, node) != 0)
+        i = (i + 1) & (cap - 1);
+    return &table[i];
+}
+
 static struct seen *seen_get(struct sch_leader *l, const char *node)
 {
-    for (size_t i = 0; i < l->n_seen; i++)
-        if (strcmp(l->seen[i].node, node) == 0)
-            return &l->seen[i];
-    l->seen = gy_xrealloc(l->seen, (l->n_seen + 1) * sizeof(*l->seen));
-    struct seen *s = &l->seen[l->n_seen++];
-    s->node = gy_xstrdup(node);
-    s->at = uv_now(l->server->loop);
-    return s;
+    if ((l->n_seen + 1) * 10 > l->cap_seen * 7) {
+        size_t cap = l->cap_seen ? l->cap_seen * 2 : 64;
+        struct seen *table = gy_xcalloc(cap, sizeof(*table));
+        for (size_t i = 0; i < l->cap_seen; i++)
+            if (l->seen[i].node != NULL)
+                *seen_slot(table, cap, l->seen[i].node) = l->seen[i];
+        free(l->seen);
+        l->seen = table;
+        l->cap_seen = cap;
+    }
+    struct seen *e = seen_slot(l->seen, l->cap_seen, node);
+    if (e->node == NULL) {
+        e->node = gy_xstrdup(node);
+        e->session = NULL;
+        e->at = uv_now(l->server->loop);
+        l->n_seen++;
+    }
+    return e;
 }
 
 static struct session *session_of_node(struct sch_leader *l, const char *node)
 {
-    for (struct session *s = l->sessions; s != NULL; s = s->next)
-        if (s->welcomed && !s->closing && s->node != NULL && strcmp(s->node, node) == 0)
-            return s;
-    return NULL;
+    if (l->cap_seen == 0)
+        return NULL;
+    struct seen *e = seen_slot(l->seen, l->cap_seen, node);
+    struct session *s = e->node != NULL ? e->session : NULL;
+    return s != NULL && s->welcomed && !s->closing ? s : NULL;
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -303,7 +347,10 @@ static void session_close(struct session *s, const char *why)
     s->closing = true;
     struct sch_leader *l = s->leader;
     if (s->node != NULL) {
-        seen_get(l, s->node)->at = uv_now(l->server->loop);
+        struct seen *e = seen_get(l, s->node);
+        e->at = uv_now(l->server->loop);
+        if (e->session == s)
+            e->session = NULL;
         if (s->welcomed)
             gy_log_info("agent session closed", "node=%s reason=\"%s\"", s->node, why);
     }
@@ -425,6 +472,31 @@ static void push_assignment(struct sch_leader *l, struct session *s, bool full)
         free(stop[i]);
     free(start);
     free(stop);
+}
+
+/* Pushes to the nodes whose replicas were recently placed, asked to stop or lost: only
+ * those can have a new assignment, so a large fleet is not walked after every change. */
+static void push_changed(struct sch_leader *l)
+{
+    uint64_t now = wall_ms();
+    uint64_t since = l->push_mark_ms > PUSH_SLACK_MS ? l->push_mark_ms - PUSH_SLACK_MS : 0;
+    l->push_mark_ms = now;
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(db_of(l),
+                           "SELECT DISTINCT node FROM replicas WHERE changed_ms >= ?"
+                           " AND state IN (?, ?, ?)",
+                           -1, &q, NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_int64(q, 1, (sqlite3_int64)since);
+    sqlite3_bind_int(q, 2, GANTRY__REPLICA_STATE__REPLICA_PENDING);
+    sqlite3_bind_int(q, 3, GANTRY__REPLICA_STATE__REPLICA_STOPPING);
+    sqlite3_bind_int(q, 4, GANTRY__REPLICA_STATE__REPLICA_LOST);
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        struct session *s = session_of_node(l, (const char *)sqlite3_column_text(q, 0));
+        if (s != NULL)
+            push_assignment(l, s, false);
+    }
+    sqlite3_finalize(q);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -613,7 +685,9 @@ static void on_hello(struct session *s, const Gantry__Hello *h)
     s->node = gy_xstrdup(h->node->name);
     s->welcomed = true;
     s->last_seen = uv_now(l->server->loop);
-    seen_get(l, s->node)->at = s->last_seen;
+    struct seen *e = seen_get(l, s->node);
+    e->at = s->last_seen;
+    e->session = s;
 
     if (!node_known_as(db_of(l), h->node)) {
         Gantry__Command cmd = GANTRY__COMMAND__INIT;
@@ -869,7 +943,6 @@ static void reconcile_done(void *data, int status, const struct sch_result *resu
                 gy_log_warn("reconcile step refused", "error=\"%s\"",
                             result->batch[i].message ? result->batch[i].message : "");
     /* What was just applied may call for more. */
-    l->dirty = true;
     kick(l);
 }
 
@@ -909,7 +982,7 @@ static void caught_up(void *data, int status, const char *message)
     }
     if (l->leading) {
         l->caught_up = true;
-        l->dirty = true;
+        l->dirty_reconcile = true;
         kick(l);
     }
 }
@@ -945,15 +1018,28 @@ static void duties(struct sch_leader *l)
         return;
     liveness(l);
     status_flush(l);
-    if (l->dirty || l->dirty_reconcile) {
-        l->dirty_reconcile = false;
-        reconcile(l);
+    struct sch_fsm *fsm = &l->server->node.fsm;
+    uint64_t now = uv_now(l->server->loop);
+    bool fleet_changed = fsm->fleet_epoch != l->seen_fleet_epoch;
+    bool status_changed = fsm->status_epoch != l->seen_status_epoch;
+    if (!l->reconcile_inflight && (fleet_changed || l->dirty_reconcile || status_changed)) {
+        if (!fleet_changed && !l->dirty_reconcile &&
+            now - l->last_reconcile < STATUS_RECONCILE_MS) {
+            /* Only reports changed: come back when the interval is up. */
+            if (!uv_is_active((uv_handle_t *)&l->kick))
+                uv_timer_start(&l->kick, on_kick, STATUS_RECONCILE_MS - (now - l->last_reconcile),
+                               0);
+        } else {
+            l->seen_fleet_epoch = fsm->fleet_epoch;
+            l->seen_status_epoch = fsm->status_epoch;
+            l->dirty_reconcile = false;
+            l->last_reconcile = now;
+            reconcile(l);
+        }
     }
-    if (l->dirty) {
-        l->dirty = false;
-        for (struct session *s = l->sessions; s != NULL; s = s->next)
-            if (s->welcomed && !s->closing)
-                push_assignment(l, s, false);
+    if (fsm->fleet_epoch != l->pushed_epoch) {
+        l->pushed_epoch = fsm->fleet_epoch;
+        push_changed(l);
     }
 }
 
@@ -966,7 +1052,8 @@ static void on_tick(uv_timer_t *t)
 {
     struct sch_leader *l = t->data;
     /* The periodic pass also catches what no applied command announced (timeouts). */
-    l->dirty_reconcile = true;
+    if (++l->ticks % RECONCILE_EVERY_TICKS == 0)
+        l->dirty_reconcile = true;
     duties(l);
 }
 
@@ -975,7 +1062,6 @@ void sch_leader_applied(struct sch_server *server)
     struct sch_leader *l = server->leader;
     if (l == NULL)
         return;
-    l->dirty = true;
     kick(l);
 }
 
@@ -1159,11 +1245,12 @@ void sch_leader_close(struct sch_server *server, void (*cb)(void *arg), void *ar
     free(l->pending);
     l->pending = NULL;
     l->n_pending = 0;
-    for (size_t i = 0; i < l->n_seen; i++)
+    for (size_t i = 0; i < l->cap_seen; i++)
         free(l->seen[i].node);
     free(l->seen);
     l->seen = NULL;
     l->n_seen = 0;
+    l->cap_seen = 0;
     if (l->listener_init)
         uv_close((uv_handle_t *)&l->listener, handle_closed);
     uv_close((uv_handle_t *)&l->tick, handle_closed);

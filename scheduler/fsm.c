@@ -754,6 +754,21 @@ static int exec_batch(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sc
 static int exec_command(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch_result *result,
                         int depth)
 {
+    if (cmd->cmd_case == GANTRY__COMMAND__CMD_UPDATE_REPLICAS) {
+        fsm->status_epoch++;
+        /* Stops and losses change what agents must run. */
+        const Gantry__UpdateReplicas *u = cmd->update_replicas;
+        for (size_t i = 0; i < u->n_updates; i++) {
+            int st = u->updates[i]->state;
+            if (st == GANTRY__REPLICA_STATE__REPLICA_STOPPING ||
+                st == GANTRY__REPLICA_STATE__REPLICA_LOST) {
+                fsm->fleet_epoch++;
+                break;
+            }
+        }
+    } else if (cmd->cmd_case != GANTRY__COMMAND__CMD_BATCH) {
+        fsm->fleet_epoch++;
+    }
     switch (cmd->cmd_case) {
     case GANTRY__COMMAND__CMD_APPLY_WORKLOADS:
         return exec_apply(fsm, cmd, result);
@@ -976,6 +991,7 @@ int sch_fsm_restore_image(struct sch_fsm *fsm, const void *data, size_t len, str
         return rc;
     fsm->last_event = query_u64(fsm, "SELECT COALESCE(MAX(seq), 0) FROM events");
     fsm->restores++;
+    fsm->fleet_epoch++;
     return 0;
 }
 

@@ -72,6 +72,12 @@ struct sch_fsm {
     uint64_t last_event; /* highest audit event sequence number */
     uint64_t snapshots;  /* snapshots taken */
     uint64_t restores;   /* snapshots restored */
+    /* Counters the leader watches to skip work (in memory only, not part of the state):
+     * fleet_epoch moves when the desired state or an assignment may have changed
+     * (workloads, nodes, placements, stops, lost replicas, restores); status_epoch when
+     * only replica reports were applied. */
+    uint64_t fleet_epoch;
+    uint64_t status_epoch;
     struct sch_result *slots[SCH_FSM_RESULT_SLOTS];
     sqlite3_stmt *stmts[16];
 };
