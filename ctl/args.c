@@ -1,0 +1,346 @@
+/* The command table and the command-line parser: global flags anywhere, one command word,
+ * then the command's flags and arguments in any order. Every mistake is one sentence that
+ * names the word at fault and, when a known word is close, suggests it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/spec.h"
+#include "ctl/ctl.h"
+
+#define N_OPTS(a) (sizeof(a) / sizeof((a)[0]))
+
+static const struct ctl_option apply_options[] = {
+    {"filename", 'f', true, "FILE",
+     "a spec file, a directory of *.yaml, *.yml and *.json files, "
+     "or - for standard input"},
+    {"wait", 0, false, NULL,
+     "wait until every replica of the applied workloads is running and "
+     "ready"},
+    {"timeout", 0, true, "DUR", "how long --wait waits (default 2m)"},
+};
+
+static const struct ctl_option get_options[] = {
+    {"output", 'o', true, "FORMAT", "table (default), wide, json, yaml or name"},
+    {"workload", 0, true, "NAME", "replicas: only those of this workload"},
+};
+
+static const struct ctl_option follow_options[] = {
+    {"follow", 'f', false, NULL, "keep printing as new output arrives (Ctrl-C stops)"},
+};
+
+static const struct ctl_option events_options[] = {
+    {"follow", 'f', false, NULL, "keep waiting for new events (Ctrl-C stops)"},
+    {"since", 0, true, "SEQ", "only events after this sequence number"},
+    {"workload", 0, true, "NAME", "only events about this workload"},
+};
+
+const struct ctl_command ctl_commands[] = {
+    {"apply", "apply -f FILE|DIR|- [--wait] [--timeout DUR]",
+     "create or update workloads from spec files",
+     "Reads every document of the files, checks them all, and sends them in one request that\n"
+     "the control plane applies as a whole: when any document has a problem, every problem is\n"
+     "printed as FILE:LINE:COLUMN: key.path: message and nothing is applied.\n"
+     "\n"
+     "Examples:\n"
+     "  gantry apply -f examples/hello.yaml\n"
+     "  gantry apply -f specs/ --wait --timeout 5m\n"
+     "  cat web.yaml | gantry apply -f -\n",
+     apply_options, N_OPTS(apply_options), 0, 0, ctl_cmd_apply},
+    {"get", "get workloads|replicas|nodes [NAME] [-o wide|json|yaml|name] [--workload NAME]",
+     "list workloads, replicas or nodes",
+     "Prints an aligned table; -o wide adds columns, -o json prints the server's answer,\n"
+     "-o yaml prints YAML (a workload as its full spec with defaults, ready to apply), and\n"
+     "-o name prints one name a line.\n"
+     "\n"
+     "Examples:\n"
+     "  gantry get workloads\n"
+     "  gantry get workloads web -o yaml > web.yaml\n"
+     "  gantry get replicas --workload web -o wide\n"
+     "  gantry get nodes -o json\n",
+     get_options, N_OPTS(get_options), 1, 2, ctl_cmd_get},
+    {"describe", "describe workload NAME",
+     "show a workload's spec, replicas, conditions and events",
+     "Examples:\n"
+     "  gantry describe workload web\n",
+     NULL, 0, 2, 2, ctl_cmd_describe},
+    {"delete", "delete NAME", "stop and remove a workload and all its replicas",
+     "Examples:\n"
+     "  gantry delete web\n",
+     NULL, 0, 1, 2, ctl_cmd_delete},
+    {"scale", "scale NAME N", "set a workload's replica count",
+     "N is a whole number from 0 to 10000.\n"
+     "\n"
+     "Examples:\n"
+     "  gantry scale web 5\n",
+     NULL, 0, 2, 2, ctl_cmd_scale},
+    {"logs", "logs REPLICA [-f]", "print a replica's output",
+     "Examples:\n"
+     "  gantry logs web-1a2b3c\n"
+     "  gantry logs web-1a2b3c -f\n",
+     follow_options, N_OPTS(follow_options), 1, 1, ctl_cmd_logs},
+    {"events", "events [-f] [--since SEQ] [--workload NAME]", "print the audit trail",
+     "Every change the control plane commits is an event with a sequence number.\n"
+     "\n"
+     "Examples:\n"
+     "  gantry events\n"
+     "  gantry events -f --since 120\n"
+     "  gantry events --workload web\n",
+     events_options, N_OPTS(events_options), 0, 0, ctl_cmd_events},
+    {"cluster", "cluster status", "show the control-plane servers, their roles and the leader",
+     "Examples:\n"
+     "  gantry cluster status\n",
+     NULL, 0, 1, 1, ctl_cmd_cluster},
+    {"version", "version", "print the client's and the server's version",
+     "Examples:\n"
+     "  gantry version\n",
+     NULL, 0, 0, 0, ctl_cmd_version},
+};
+const size_t ctl_n_commands = N_OPTS(ctl_commands);
+
+const struct ctl_command *ctl_command_find(const char *name)
+{
+    for (size_t i = 0; i < ctl_n_commands; i++)
+        if (strcmp(ctl_commands[i].name, name) == 0)
+            return &ctl_commands[i];
+    return NULL;
+}
+
+static int option_index(const struct ctl_command *cmd, const char *name)
+{
+    for (size_t i = 0; i < cmd->n_options; i++)
+        if (strcmp(cmd->options[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+const char *ctl_opt(const struct ctl_invocation *inv, const char *name)
+{
+    int i = inv->command ? option_index(inv->command, name) : -1;
+    return i >= 0 ? inv->values[i] : NULL;
+}
+
+bool ctl_opt_set(const struct ctl_invocation *inv, const char *name)
+{
+    int i = inv->command ? option_index(inv->command, name) : -1;
+    return i >= 0 && inv->set[i];
+}
+
+/* Appends "; did you mean X?" to err when a candidate is close to word. */
+static void suggest(struct gy_error *err, const char *word, const char *const *candidates, size_t n,
+                    const char *prefix)
+{
+    const char *best = gy_spec_suggest(word, candidates, n);
+    if (best == NULL)
+        return;
+    size_t len = strlen(err->msg);
+    snprintf(err->msg + len, sizeof(err->msg) - len, "; did you mean \"%s%s\"?", prefix, best);
+}
+
+static int unknown_command(const char *word, struct gy_error *err)
+{
+    const char *names[32];
+    size_t n = 0;
+    for (size_t i = 0; i < ctl_n_commands && n < 32; i++)
+        names[n++] = ctl_commands[i].name;
+    gy_error_set(err, GY_EINVAL, "unknown command \"%s\"", word);
+    suggest(err, word, names, n, "");
+    return -GY_EINVAL;
+}
+
+static int unknown_flag(const struct ctl_command *cmd, const char *flag, struct gy_error *err)
+{
+    const char *names[CTL_MAX_OPTIONS + 3];
+    size_t n = 0;
+    names[n++] = "server";
+    names[n++] = "help";
+    if (cmd == NULL)
+        names[n++] = "version";
+    for (size_t i = 0; cmd != NULL && i < cmd->n_options; i++)
+        names[n++] = cmd->options[i].name;
+    if (cmd != NULL)
+        gy_error_set(err, GY_EINVAL, "%s: unknown flag \"%s\"", cmd->name, flag);
+    else
+        gy_error_set(err, GY_EINVAL, "unknown flag \"%s\"", flag);
+    const char *word = flag;
+    while (*word == '-')
+        word++;
+    char bare[64];
+    snprintf(bare, sizeof(bare), "%.*s", (int)strcspn(word, "="), word);
+    suggest(err, bare, names, n, "--");
+    return -GY_EINVAL;
+}
+
+/* A word that starts with '-' but is a number (scale web -1) is an argument, so that the
+ * command can say what is wrong with it. */
+static bool is_number(const char *s)
+{
+    if (*s == '-')
+        s++;
+    if (*s == '\0')
+        return false;
+    for (; *s; s++)
+        if ((*s < '0' || *s > '9') && *s != '.')
+            return false;
+    return true;
+}
+
+/* Takes the value of a flag: attached ("--x=v", "-ov") or the next word. */
+static int take_value(const char *flag, const char *attached, int argc, char **argv, int *i,
+                      const char **out, struct gy_error *err)
+{
+    if (attached != NULL) {
+        *out = attached;
+        return 0;
+    }
+    if (*i + 1 >= argc)
+        return gy_error_set(err, GY_EINVAL, "flag %s needs a value", flag);
+    *out = argv[++*i];
+    return 0;
+}
+
+/* Handles one flag word; cmd is NULL before the command word. */
+static int parse_flag(const struct ctl_command *cmd, int argc, char **argv, int *i,
+                      struct ctl_invocation *inv, struct gy_error *err)
+{
+    const char *word = argv[*i];
+    char name[64];
+    const char *attached = NULL;
+    int idx = -1;
+    if (word[1] == '-') {
+        const char *eq = strchr(word + 2, '=');
+        size_t len = eq ? (size_t)(eq - word - 2) : strlen(word + 2);
+        if (len == 0 || len >= sizeof(name))
+            return unknown_flag(cmd, word, err);
+        memcpy(name, word + 2, len);
+        name[len] = '\0';
+        attached = eq ? eq + 1 : NULL;
+        if (cmd != NULL)
+            idx = option_index(cmd, name);
+    } else {
+        name[0] = word[1];
+        name[1] = '\0';
+        attached = word[2] ? word + 2 : NULL;
+        if (strcmp(name, "h") == 0 && attached == NULL) {
+            inv->help = true;
+            return 0;
+        }
+        for (size_t k = 0; cmd != NULL && k < cmd->n_options; k++)
+            if (cmd->options[k].short_name == word[1])
+                idx = (int)k;
+        if (idx < 0)
+            return unknown_flag(cmd, word, err);
+        snprintf(name, sizeof(name), "%s", cmd->options[idx].name);
+    }
+    if (idx >= 0) {
+        const struct ctl_option *opt = &cmd->options[idx];
+        if (!opt->takes_value) {
+            if (attached != NULL && word[1] == '-')
+                return gy_error_set(err, GY_EINVAL, "flag --%s takes no value", opt->name);
+            if (attached != NULL)
+                return gy_error_set(err, GY_EINVAL, "flag -%c takes no value", opt->short_name);
+            inv->set[idx] = true;
+            return 0;
+        }
+        char shown[80];
+        snprintf(shown, sizeof(shown), "--%s", opt->name);
+        if (take_value(shown, attached, argc, argv, i, &inv->values[idx], err) < 0)
+            return -GY_EINVAL;
+        inv->set[idx] = true;
+        return 0;
+    }
+    if (strcmp(name, "help") == 0 && attached == NULL) {
+        inv->help = true;
+        return 0;
+    }
+    if (strcmp(name, "server") == 0)
+        return take_value("--server", attached, argc, argv, i, &inv->server, err);
+    if (cmd == NULL && strcmp(name, "version") == 0 && attached == NULL) {
+        inv->version = true;
+        return 0;
+    }
+    return unknown_flag(cmd, word, err);
+}
+
+int ctl_args_parse(int argc, char **argv, struct ctl_invocation *inv, struct gy_error *err)
+{
+    memset(inv, 0, sizeof(*inv));
+    gy_error_clear(err);
+    bool only_args = false;
+    for (int i = 1; i < argc; i++) {
+        const char *word = argv[i];
+        bool flag = !only_args && word[0] == '-' && word[1] != '\0' && !is_number(word);
+        if (!only_args && strcmp(word, "--") == 0) {
+            only_args = true;
+            continue;
+        }
+        if (flag) {
+            if (parse_flag(inv->command, argc, argv, &i, inv, err) < 0)
+                return -GY_EINVAL;
+            continue;
+        }
+        if (inv->command == NULL) {
+            if (strcmp(word, "help") == 0) {
+                inv->help = true;
+                if (i + 1 < argc && (inv->command = ctl_command_find(argv[i + 1])) == NULL)
+                    return unknown_command(argv[i + 1], err);
+                return 0;
+            }
+            inv->command = ctl_command_find(word);
+            if (inv->command == NULL)
+                return unknown_command(word, err);
+            continue;
+        }
+        if (inv->n_args >= CTL_MAX_ARGS)
+            return gy_error_set(err, GY_EINVAL, "%s: too many arguments", inv->command->name);
+        inv->args[inv->n_args++] = word;
+    }
+    const struct ctl_command *cmd = inv->command;
+    if (cmd == NULL || inv->help)
+        return 0;
+    if ((int)inv->n_args < cmd->min_args)
+        return gy_error_set(err, GY_EINVAL, "%s: missing arguments (usage: gantry %s)", cmd->name,
+                            cmd->usage);
+    if ((int)inv->n_args > cmd->max_args)
+        return gy_error_set(err, GY_EINVAL, "%s: unexpected argument \"%s\" (usage: gantry %s)",
+                            cmd->name, inv->args[cmd->max_args], cmd->usage);
+    return 0;
+}
+
+void ctl_usage_print(FILE *out)
+{
+    fprintf(out, "gantry: the command-line client of the Gantry control plane.\n\n"
+                 "Usage: gantry [--server URL] COMMAND [ARGS] [FLAGS]\n\nCommands:\n");
+    for (size_t i = 0; i < ctl_n_commands; i++)
+        fprintf(out, "  %-10s %s\n", ctl_commands[i].name, ctl_commands[i].summary);
+    fprintf(out,
+            "\nGlobal flags:\n"
+            "  --server URL  the control plane's API (default $GANTRY_ADDR, else %s)\n"
+            "  -h, --help    help for gantry or for a command\n"
+            "  --version     print the client's version\n"
+            "\nExit status: 0 success, 1 the operation failed, 2 usage error or invalid input.\n"
+            "Run 'gantry COMMAND --help' for a command's flags and examples.\n",
+            CTL_DEFAULT_SERVER);
+}
+
+void ctl_command_help_print(const struct ctl_command *command, FILE *out)
+{
+    fprintf(out, "gantry %s: %s.\n\nUsage: gantry %s\n", command->name, command->summary,
+            command->usage);
+    if (command->n_options > 0) {
+        fprintf(out, "\nFlags:\n");
+        for (size_t i = 0; i < command->n_options; i++) {
+            const struct ctl_option *o = &command->options[i];
+            char left[64];
+            if (o->short_name)
+                snprintf(left, sizeof(left), "-%c, --%s%s%s", o->short_name, o->name,
+                         o->takes_value ? " " : "", o->takes_value ? o->value_name : "");
+            else
+                snprintf(left, sizeof(left), "    --%s%s%s", o->name, o->takes_value ? " " : "",
+                         o->takes_value ? o->value_name : "");
+            fprintf(out, "  %-22s %s\n", left, o->help);
+        }
+    }
+    fprintf(out, "\n%s\nGlobal flags: --server URL (default $GANTRY_ADDR, else %s), -h/--help.\n",
+            command->help, CTL_DEFAULT_SERVER);
+}

@@ -1,0 +1,220 @@
+/* The gantry command-line client: argument parsing, the HTTP client of the control-plane
+ * API, output formatting (tables, YAML) and the commands themselves (docs/cli.md). */
+#ifndef GANTRY_CTL_CTL_H
+#define GANTRY_CTL_CTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "common/error.h"
+
+/* Exit statuses of every command (DESIGN.md section 9). */
+enum ctl_exit {
+    CTL_EXIT_OK = 0,
+    CTL_EXIT_FAILED = 1, /* the operation failed: server error, unreachable, timeout */
+    CTL_EXIT_USAGE = 2,  /* bad arguments or invalid input; nothing was sent */
+};
+
+#define CTL_DEFAULT_SERVER "http://127.0.0.1:7700"
+
+/* ---------------------------------------------------------------------------------------
+ * Arguments (ctl/args.c) */
+
+#define CTL_MAX_ARGS    8
+#define CTL_MAX_OPTIONS 12
+
+/* One flag a command takes. Flags that take a value accept "--name VALUE",
+ * "--name=VALUE" and, with a short form, "-s VALUE". */
+struct ctl_option {
+    const char *name; /* long name without the dashes */
+    char short_name;  /* 0 when there is none */
+    bool takes_value;
+    const char *value_name; /* shown in help: FILE, DUR, FORMAT */
+    const char *help;
+};
+
+struct ctl_invocation;
+struct ctl_context;
+
+struct ctl_command {
+    const char *name;
+    const char *usage;   /* the part after "gantry " */
+    const char *summary; /* one line for the command list */
+    const char *help;    /* paragraphs and examples for --help */
+    const struct ctl_option *options;
+    size_t n_options;
+    int min_args;
+    int max_args;
+    int (*run)(struct ctl_context *ctx, const struct ctl_invocation *inv);
+};
+
+/* A parsed command line. Strings point into argv. */
+struct ctl_invocation {
+    const struct ctl_command *command; /* NULL when only global flags were given */
+    const char *args[CTL_MAX_ARGS];
+    size_t n_args;
+    const char *values[CTL_MAX_OPTIONS]; /* per option of the command; NULL when unset */
+    bool set[CTL_MAX_OPTIONS];
+    const char *server; /* --server, NULL when not given */
+    bool help;          /* --help or -h anywhere */
+    bool version;       /* --version before any command */
+};
+
+/* The command table, in the order of `gantry --help`. */
+extern const struct ctl_command ctl_commands[];
+extern const size_t ctl_n_commands;
+
+/* Finds a command by name; NULL when there is none. */
+const struct ctl_command *ctl_command_find(const char *name);
+
+/* Parses argv (argv[0] is the program). On a usage error returns -GY_EINVAL with err
+ * holding one sentence that names the bad word and, when one is close, a "did you mean"
+ * hint. Positional argument counts are checked unless --help was given. */
+int ctl_args_parse(int argc, char **argv, struct ctl_invocation *inv, struct gy_error *err);
+
+/* The value of a command's option by long name, or NULL when it was not given. */
+const char *ctl_opt(const struct ctl_invocation *inv, const char *name);
+/* True when the option was given (for flags without a value). */
+bool ctl_opt_set(const struct ctl_invocation *inv, const char *name);
+
+/* Writes the overview (`gantry --help`) or one command's help to out. */
+void ctl_usage_print(FILE *out);
+void ctl_command_help_print(const struct ctl_command *command, FILE *out);
+
+/* ---------------------------------------------------------------------------------------
+ * HTTP client (ctl/client.c) */
+
+struct ctl_client {
+    char *base;       /* "http://127.0.0.1:7700", without a trailing slash */
+    char *actor;      /* sent as X-Gantry-Actor for the audit trail */
+    long timeout_ms;  /* whole-request limit for ordinary requests */
+    unsigned retries; /* how often a 503 "no leader" answer is retried */
+    void *curl;       /* CURL *, reused so that the connection stays open */
+    char server[128]; /* the Server header of the last answer, "" when none */
+    char final[512];  /* the URL that answered last, after redirects */
+};
+
+struct ctl_response {
+    long status; /* HTTP status; 0 when no answer came */
+    char *body;  /* NUL-terminated; owned */
+    size_t len;
+    json_t *json; /* the parsed body when it is JSON; owned */
+};
+
+/* Prepares a client for base (NULL = GANTRY_ADDR or the default). Returns -GY_EINVAL
+ * when the URL is not http:// or https://. */
+int ctl_client_init(struct ctl_client *client, const char *base, struct gy_error *err);
+void ctl_client_free(struct ctl_client *client);
+void ctl_response_free(struct ctl_response *resp);
+
+/* Sends one request and reads the whole answer. body may be NULL. A leader redirect is
+ * followed (method and body kept). A transport failure returns -GY_UNAVAILABLE with
+ * "cannot reach the control plane at URL: ..." in err; any HTTP answer returns 0 with
+ * the status in resp, which the caller frees. timeout_ms 0 uses the client's limit. */
+int ctl_client_request(struct ctl_client *client, const char *method, const char *path,
+                       const json_t *body, long timeout_ms, struct ctl_response *resp,
+                       struct gy_error *err);
+
+/* Like ctl_client_request but the body of a 2xx answer goes to sink as it arrives (logs
+ * -f); other answers are collected into resp as usual. */
+typedef size_t (*ctl_sink_fn)(const char *data, size_t len, void *arg);
+int ctl_client_stream(struct ctl_client *client, const char *path, ctl_sink_fn sink, void *arg,
+                      struct ctl_response *resp, struct gy_error *err);
+
+/* Percent-encodes s for a URL path segment or query value; the caller frees it. */
+char *ctl_url_escape(const char *s);
+
+/* The one sentence a failed answer means to a user, without the "gantry: " prefix:
+ * the server's error message when the body is the API's error JSON, else a description
+ * of the status. Problems of an invalid_spec answer are appended one per line. The
+ * caller frees the result. */
+char *ctl_error_sentence(long status, const char *body);
+
+/* Turns a non-2xx response into err (code by status: 4xx client errors -GY_EINVAL or
+ * -GY_ENOTFOUND, 5xx -GY_UNAVAILABLE or -GY_INTERNAL) and returns the negative code. */
+int ctl_response_error(const struct ctl_response *resp, struct gy_error *err);
+
+/* GET path and require a 2xx JSON answer: 0 with *out (owned by the caller) or a negative
+ * code with err holding the sentence to print. */
+int ctl_get_json(struct ctl_client *client, const char *path, json_t **out, struct gy_error *err);
+
+/* ---------------------------------------------------------------------------------------
+ * Output (ctl/table.c, ctl/yaml_out.c) */
+
+/* An aligned table: columns padded to their widest cell, separated by three spaces, the
+ * last column not padded (kubectl's look). */
+struct ctl_table {
+    size_t n_cols;
+    size_t n_rows; /* including the header row */
+    char **cells;  /* n_rows * n_cols, owned */
+};
+
+void ctl_table_init(struct ctl_table *t, size_t n_cols, const char *const *headers);
+/* Appends a row of n_cols cells; NULL cells print as "<none>". */
+void ctl_table_add(struct ctl_table *t, const char *const *cells);
+/* printf-style helper for one cell (the result is owned by the caller). */
+char *ctl_cell(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void ctl_table_print(const struct ctl_table *t, FILE *out);
+/* The same with indent before every line (tables nested under a heading). */
+void ctl_table_print_indent(const struct ctl_table *t, const char *indent, FILE *out);
+void ctl_table_free(struct ctl_table *t);
+
+/* kubectl-like age of a timestamp: "45s", "12m", "3h", "5d", "2y"; "<unknown>" when then
+ * is 0; "0s" when then lies in the future (clock skew). */
+const char *ctl_age_format(uint64_t now_ms, uint64_t then_ms, char buf[32]);
+uint64_t ctl_now_ms(void);
+
+/* Writes value as YAML in block style (lists of scalars in flow style), with strings
+ * quoted when plain text would read back as another type, so the output applies as it
+ * is. */
+void ctl_yaml_print(const json_t *value, FILE *out);
+
+/* A string member of an object, "" when it is missing or not a string. */
+const char *ctl_json_str(const json_t *obj, const char *key);
+/* An integer member of an object, 0 when it is missing or not an integer. */
+long long ctl_json_int(const json_t *obj, const char *key);
+
+/* Pretty JSON (indent 2) followed by a newline. */
+void ctl_json_print(const json_t *value, FILE *out);
+
+/* ---------------------------------------------------------------------------------------
+ * Commands (ctl/cmd_*.c) */
+
+struct ctl_context {
+    struct ctl_client client;
+    FILE *out;
+    FILE *err;
+};
+
+/* Prints "gantry: MESSAGE" for a failure and returns the exit status it means. */
+int ctl_fail(struct ctl_context *ctx, const struct gy_error *err);
+
+int ctl_cmd_apply(struct ctl_context *ctx, const struct ctl_invocation *inv);
+int ctl_cmd_get(struct ctl_context *ctx, const struct ctl_invocation *inv);
+int ctl_cmd_describe(struct ctl_context *ctx, const struct ctl_invocation *inv);
+int ctl_cmd_delete(struct ctl_context *ctx, const struct ctl_invocation *inv);
+int ctl_cmd_scale(struct ctl_context *ctx, const struct ctl_invocation *inv);
+int ctl_cmd_logs(struct ctl_context *ctx, const struct ctl_invocation *inv);
+int ctl_cmd_events(struct ctl_context *ctx, const struct ctl_invocation *inv);
+int ctl_cmd_cluster(struct ctl_context *ctx, const struct ctl_invocation *inv);
+int ctl_cmd_version(struct ctl_context *ctx, const struct ctl_invocation *inv);
+
+/* Workload progress for apply --wait (ctl/cmd_apply.c), split out so that its decisions
+ * are tested without a server. */
+enum ctl_wait_state {
+    CTL_WAIT_PROGRESSING = 0,
+    CTL_WAIT_DONE,   /* running and ready equal desired */
+    CTL_WAIT_FAILED, /* the server reports a crash loop or a placement failure */
+};
+
+/* Reads one workload object of GET /v1/workloads/NAME (and its replicas, which may be
+ * NULL) and decides where it stands. summary receives "2/3 ready (1 pending)"; reason, on
+ * CTL_WAIT_FAILED, the sentence naming the failure. */
+enum ctl_wait_state ctl_wait_assess(const json_t *workload, const json_t *replicas, char *summary,
+                                    size_t summary_len, char *reason, size_t reason_len);
+
+#endif

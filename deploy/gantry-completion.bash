@@ -1,0 +1,118 @@
+# Bash completion for gantry: commands, flags, flag values, and names of workloads,
+# replicas and nodes asked from the control plane (the same --server or GANTRY_ADDR the
+# command line uses). Load it with
+#   source deploy/gantry-completion.bash
+# or copy it to /etc/bash_completion.d/gantry.
+
+_gantry_names() {
+    # Names of one kind, one a line; nothing when the control plane cannot be reached.
+    gantry "${_gantry_server[@]}" get "$1" -o name 2>/dev/null
+}
+
+_gantry() {
+    local cur=${COMP_WORDS[COMP_CWORD]} prev=""
+    ((COMP_CWORD > 0)) && prev=${COMP_WORDS[COMP_CWORD - 1]}
+    local commands="apply get describe delete scale logs events cluster version help"
+    local cmd="" i word
+    local -a args=()
+    _gantry_server=()
+    # Find the command word and the arguments typed so far, skipping flags and the
+    # values of flags that take one.
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        word=${COMP_WORDS[i]}
+        case $word in
+        --server)
+            _gantry_server=(--server "${COMP_WORDS[i + 1]}")
+            ((i++))
+            ;;
+        --server=*) _gantry_server=("$word") ;;
+        -f | --filename | -o | --output | --timeout | --since | --workload)
+            [[ $cmd == logs || $cmd == events ]] && [[ $word == -f ]] || ((i++))
+            ;;
+        -*) ;;
+        *)
+            if [[ -z $cmd ]]; then cmd=$word; else args+=("$word"); fi
+            ;;
+        esac
+    done
+
+    case $prev in
+    --server) return 0 ;;
+    -o | --output)
+        COMPREPLY=($(compgen -W "wide json yaml name" -- "$cur"))
+        return 0
+        ;;
+    --workload)
+        COMPREPLY=($(compgen -W "$(_gantry_names workloads)" -- "$cur"))
+        return 0
+        ;;
+    --timeout | --since) return 0 ;;
+    -f | --filename)
+        if [[ $cmd == apply ]]; then
+            compopt -o filenames 2>/dev/null
+            COMPREPLY=($(compgen -f -X '!*.@(yaml|yml|json)' -- "$cur") $(compgen -d -- "$cur"))
+            [[ -z $cur ]] && COMPREPLY+=("-")
+            return 0
+        fi
+        ;;
+    esac
+
+    if [[ -z $cmd ]]; then
+        if [[ $cur == -* ]]; then
+            COMPREPLY=($(compgen -W "--server --help --version" -- "$cur"))
+        else
+            COMPREPLY=($(compgen -W "$commands" -- "$cur"))
+        fi
+        return 0
+    fi
+
+    local flags="--server --help"
+    case $cmd in
+    apply) flags+=" -f --filename --wait --timeout" ;;
+    get) flags+=" -o --output --workload" ;;
+    logs) flags+=" -f --follow" ;;
+    events) flags+=" -f --follow --since --workload" ;;
+    esac
+    if [[ $cur == -* ]]; then
+        COMPREPLY=($(compgen -W "$flags" -- "$cur"))
+        return 0
+    fi
+
+    local words=""
+    case $cmd in
+    get)
+        if ((${#args[@]} == 0)); then
+            words="workloads replicas nodes"
+        elif ((${#args[@]} == 1)); then
+            case ${args[0]} in
+            workload | workloads) words=$(_gantry_names workloads) ;;
+            replica | replicas) words=$(_gantry_names replicas) ;;
+            node | nodes) words=$(_gantry_names nodes) ;;
+            esac
+        fi
+        ;;
+    describe)
+        if ((${#args[@]} == 0)); then
+            words="workload"
+        elif ((${#args[@]} == 1)); then
+            words=$(_gantry_names workloads)
+        fi
+        ;;
+    delete | scale)
+        ((${#args[@]} == 0)) && words=$(_gantry_names workloads)
+        ;;
+    logs)
+        ((${#args[@]} == 0)) && words=$(_gantry_names replicas)
+        ;;
+    cluster)
+        ((${#args[@]} == 0)) && words="status"
+        ;;
+    help)
+        ((${#args[@]} == 0)) && words=${commands% help}
+        ;;
+    esac
+    COMPREPLY=($(compgen -W "$words" -- "$cur"))
+    return 0
+}
+
+complete -F _gantry gantry

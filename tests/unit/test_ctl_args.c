@@ -1,0 +1,184 @@
+/* Unit tests of the command-line parser: commands, flags in every spelling, global flags
+ * anywhere, argument counts, and the did-you-mean hints of usage errors. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "ctl/ctl.h"
+
+#define PARSE(inv, err, ...)                                                                       \
+    ({                                                                                             \
+        char *argv_[] = {"gantry", __VA_ARGS__, NULL};                                             \
+        ctl_args_parse((int)(sizeof(argv_) / sizeof(argv_[0])) - 1, argv_, (inv), (err));          \
+    })
+
+static void test_apply_flags(void **state)
+{
+    (void)state;
+    struct ctl_invocation inv;
+    struct gy_error err;
+    assert_int_equal(PARSE(&inv, &err, "apply", "-f", "web.yaml", "--wait", "--timeout=30s"), 0);
+    assert_string_equal(inv.command->name, "apply");
+    assert_string_equal(ctl_opt(&inv, "filename"), "web.yaml");
+    assert_true(ctl_opt_set(&inv, "wait"));
+    assert_string_equal(ctl_opt(&inv, "timeout"), "30s");
+    assert_null(inv.server);
+
+    assert_int_equal(PARSE(&inv, &err, "apply", "--filename=-"), 0);
+    assert_string_equal(ctl_opt(&inv, "filename"), "-");
+    assert_false(ctl_opt_set(&inv, "wait"));
+    assert_null(ctl_opt(&inv, "timeout"));
+
+    /* The short form with its value attached. */
+    assert_int_equal(PARSE(&inv, &err, "apply", "-fweb.yaml"), 0);
+    assert_string_equal(ctl_opt(&inv, "filename"), "web.yaml");
+}
+
+static void test_global_flags_anywhere(void **state)
+{
+    (void)state;
+    struct ctl_invocation inv;
+    struct gy_error err;
+    assert_int_equal(PARSE(&inv, &err, "--server", "http://a:1", "get", "nodes"), 0);
+    assert_string_equal(inv.server, "http://a:1");
+    assert_string_equal(inv.args[0], "nodes");
+    assert_int_equal(
+        PARSE(&inv, &err, "get", "workloads", "web", "--server=http://b:2", "-o", "json"), 0);
+    assert_string_equal(inv.server, "http://b:2");
+    assert_int_equal(inv.n_args, 2);
+    assert_string_equal(inv.args[1], "web");
+    assert_string_equal(ctl_opt(&inv, "output"), "json");
+    assert_int_equal(PARSE(&inv, &err, "scale", "--help"), 0);
+    assert_true(inv.help);
+    assert_string_equal(inv.command->name, "scale");
+    assert_int_equal(PARSE(&inv, &err, "help", "events"), 0);
+    assert_true(inv.help);
+    assert_string_equal(inv.command->name, "events");
+    assert_int_equal(PARSE(&inv, &err, "--version"), 0);
+    assert_true(inv.version);
+    assert_null(inv.command);
+}
+
+static void test_same_short_flag_per_command(void **state)
+{
+    (void)state;
+    struct ctl_invocation inv;
+    struct gy_error err;
+    /* -f is the file for apply and "follow" for logs and events. */
+    assert_int_equal(PARSE(&inv, &err, "logs", "web-1", "-f"), 0);
+    assert_true(ctl_opt_set(&inv, "follow"));
+    assert_int_equal(PARSE(&inv, &err, "events", "-f", "--since", "12"), 0);
+    assert_true(ctl_opt_set(&inv, "follow"));
+    assert_string_equal(ctl_opt(&inv, "since"), "12");
+}
+
+static void test_negative_number_is_an_argument(void **state)
+{
+    (void)state;
+    struct ctl_invocation inv;
+    struct gy_error err;
+    assert_int_equal(PARSE(&inv, &err, "scale", "web", "-1"), 0);
+    assert_string_equal(inv.args[1], "-1");
+    /* After "--" everything is an argument. */
+    assert_int_equal(PARSE(&inv, &err, "delete", "--", "--odd"), 0);
+    assert_string_equal(inv.args[0], "--odd");
+}
+
+static void test_unknown_command_suggests(void **state)
+{
+    (void)state;
+    struct ctl_invocation inv;
+    struct gy_error err;
+    assert_int_equal(PARSE(&inv, &err, "aply", "-f", "x"), -GY_EINVAL);
+    assert_string_equal(err.msg, "unknown command \"aply\"; did you mean \"apply\"?");
+    assert_int_equal(PARSE(&inv, &err, "destroy"), -GY_EINVAL);
+    assert_string_equal(err.msg, "unknown command \"destroy\"");
+    assert_int_equal(PARSE(&inv, &err, "evnets"), -GY_EINVAL);
+    assert_non_null(strstr(err.msg, "did you mean \"events\""));
+}
+
+static void test_unknown_flag_suggests(void **state)
+{
+    (void)state;
+    struct ctl_invocation inv;
+    struct gy_error err;
+    assert_int_equal(PARSE(&inv, &err, "get", "workloads", "--outptu", "json"), -GY_EINVAL);
+    assert_string_equal(err.msg, "get: unknown flag \"--outptu\"; did you mean \"--output\"?");
+    assert_int_equal(PARSE(&inv, &err, "apply", "-f", "x", "--wiat"), -GY_EINVAL);
+    assert_string_equal(err.msg, "apply: unknown flag \"--wiat\"; did you mean \"--wait\"?");
+    assert_int_equal(PARSE(&inv, &err, "apply", "--sever=http://x"), -GY_EINVAL);
+    assert_non_null(strstr(err.msg, "did you mean \"--server\""));
+    assert_int_equal(PARSE(&inv, &err, "get", "nodes", "-x"), -GY_EINVAL);
+    assert_string_equal(err.msg, "get: unknown flag \"-x\"");
+    /* A flag of another command is unknown here. */
+    assert_int_equal(PARSE(&inv, &err, "scale", "web", "3", "--wait"), -GY_EINVAL);
+    assert_int_equal(PARSE(&inv, &err, "--bogus"), -GY_EINVAL);
+    assert_string_equal(err.msg, "unknown flag \"--bogus\"");
+}
+
+static void test_flag_values(void **state)
+{
+    (void)state;
+    struct ctl_invocation inv;
+    struct gy_error err;
+    assert_int_equal(PARSE(&inv, &err, "apply", "-f"), -GY_EINVAL);
+    assert_string_equal(err.msg, "flag --filename needs a value");
+    assert_int_equal(PARSE(&inv, &err, "get", "nodes", "--server"), -GY_EINVAL);
+    assert_string_equal(err.msg, "flag --server needs a value");
+    assert_int_equal(PARSE(&inv, &err, "apply", "-f", "x", "--wait=yes"), -GY_EINVAL);
+    assert_string_equal(err.msg, "flag --wait takes no value");
+}
+
+static void test_argument_counts(void **state)
+{
+    (void)state;
+    struct ctl_invocation inv;
+    struct gy_error err;
+    assert_int_equal(PARSE(&inv, &err, "get"), -GY_EINVAL);
+    assert_non_null(strstr(err.msg, "get: missing arguments (usage: gantry get"));
+    assert_int_equal(PARSE(&inv, &err, "scale", "web"), -GY_EINVAL);
+    assert_int_equal(PARSE(&inv, &err, "scale", "web", "3", "4"), -GY_EINVAL);
+    assert_non_null(strstr(err.msg, "scale: unexpected argument \"4\""));
+    assert_int_equal(PARSE(&inv, &err, "version", "extra"), -GY_EINVAL);
+    assert_int_equal(PARSE(&inv, &err, "describe", "workload", "web"), 0);
+    /* Help needs no arguments. */
+    assert_int_equal(PARSE(&inv, &err, "scale", "-h"), 0);
+}
+
+static void test_every_command_has_help(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < ctl_n_commands; i++) {
+        const struct ctl_command *c = &ctl_commands[i];
+        assert_ptr_equal(ctl_command_find(c->name), c);
+        assert_non_null(strstr(c->help, "Examples:"));
+        assert_non_null(strstr(c->usage, c->name));
+        assert_true(c->n_options <= CTL_MAX_OPTIONS);
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        ctl_command_help_print(c, f);
+        fclose(f);
+        for (size_t k = 0; k < c->n_options; k++)
+            assert_non_null(strstr(text, c->options[k].name));
+        free(text);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_apply_flags),
+        cmocka_unit_test(test_global_flags_anywhere),
+        cmocka_unit_test(test_same_short_flag_per_command),
+        cmocka_unit_test(test_negative_number_is_an_argument),
+        cmocka_unit_test(test_unknown_command_suggests),
+        cmocka_unit_test(test_unknown_flag_suggests),
+        cmocka_unit_test(test_flag_values),
+        cmocka_unit_test(test_argument_counts),
+        cmocka_unit_test(test_every_command_has_help),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
