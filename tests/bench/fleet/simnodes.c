@@ -99,8 +99,8 @@ static void sim_drop(struct sim *s)
 
 static void on_frame(struct sim *s, const uint8_t *body, size_t len)
 {
-    Gantry__AgentFrame *f = (Gantry__AgentFrame *)gy_frame_unpack(
-        &gantry__agent_frame__descriptor, body, len, NULL);
+    Gantry__AgentFrame *f =
+        (Gantry__AgentFrame *)gy_frame_unpack(&gantry__agent_frame__descriptor, body, len, NULL);
     if (f == NULL)
         return;
     if (f->frame_case == GANTRY__AGENT_FRAME__FRAME_WELCOME) {
