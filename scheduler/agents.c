@@ -18,11 +18,6 @@
 #include "scheduler/server.h"
 
 #define LEADER_TICK_MS 100
-/* A pass driven only by replica reports (readiness during a rollout) runs at most this
- * often; changes to the desired state run one at once. */
-#define STATUS_RECONCILE_MS 50
-/* Every this many ticks a pass runs anyway (what no command announced: timeouts). */
-#define RECONCILE_EVERY_TICKS 10
 /* Assignment pushes look back this far for changed replicas, to cover proposals made
  * before the previous push and applied after it. */
 #define PUSH_SLACK_MS 5000
@@ -141,13 +136,9 @@ struct sch_leader {
     bool caught_up; /* a barrier of this term has applied: the state is complete */
     bool barrier_inflight;
     uint64_t leading_since;
-    bool dirty_reconcile;       /* the periodic pass is due */
-    uint64_t seen_fleet_epoch;  /* fsm.fleet_epoch at the last reconcile */
-    uint64_t seen_status_epoch; /* fsm.status_epoch at the last reconcile */
-    uint64_t pushed_epoch;      /* fsm.fleet_epoch at the last assignment push */
-    uint64_t push_mark_ms;      /* wall clock of the last assignment push */
-    uint64_t last_reconcile;    /* uv_now() of the last pass */
-    unsigned ticks;
+    bool dirty_reconcile;  /* a pass over every workload is due */
+    uint64_t pushed_epoch; /* fsm.fleet_epoch at the last assignment push */
+    uint64_t push_mark_ms; /* wall clock of the last assignment push */
     bool reconcile_inflight;
     bool status_inflight;
     bool liveness_inflight;
@@ -935,9 +926,11 @@ static void reconcile_done(void *data, int status, const struct sch_result *resu
     if (!leader_settled(l))
         return;
     l->reconcile_inflight = false;
-    if (status < 0)
+    if (status < 0) {
         gy_log_warn("reconcile not recorded", "error=\"%s\"", message ? message : "");
-    else if (result != NULL)
+        /* The workloads it was about are no longer marked: look at all of them again. */
+        l->dirty_reconcile = true;
+    } else if (result != NULL)
         for (size_t i = 0; i < result->n_batch; i++)
             if (result->batch[i].code < 0)
                 gy_log_warn("reconcile step refused", "error=\"%s\"",
@@ -946,13 +939,14 @@ static void reconcile_done(void *data, int status, const struct sch_result *resu
     kick(l);
 }
 
-static void reconcile(struct sch_leader *l)
+/* One pass over the named workloads (all of them when only is NULL). */
+static void reconcile(struct sch_leader *l, const char *const *only, size_t n_only)
 {
     if (l->reconcile_inflight)
         return;
     struct sch_reconcile_plan plan;
     struct gy_error err;
-    if (sch_reconcile_plan(db_of(l), wall_ms(), leader_random, l, &plan, &err) < 0) {
+    if (sch_reconcile_plan(db_of(l), only, n_only, wall_ms(), leader_random, l, &plan, &err) < 0) {
         gy_log_warn("reconcile failed", "error=\"%s\"", err.msg);
         return;
     }
@@ -1019,23 +1013,22 @@ static void duties(struct sch_leader *l)
     liveness(l);
     status_flush(l);
     struct sch_fsm *fsm = &l->server->node.fsm;
-    uint64_t now = uv_now(l->server->loop);
-    bool fleet_changed = fsm->fleet_epoch != l->seen_fleet_epoch;
-    bool status_changed = fsm->status_epoch != l->seen_status_epoch;
-    if (!l->reconcile_inflight && (fleet_changed || l->dirty_reconcile || status_changed)) {
-        if (!fleet_changed && !l->dirty_reconcile &&
-            now - l->last_reconcile < STATUS_RECONCILE_MS) {
-            /* Only reports changed: come back when the interval is up. */
-            if (!uv_is_active((uv_handle_t *)&l->kick))
-                uv_timer_start(&l->kick, on_kick, STATUS_RECONCILE_MS - (now - l->last_reconcile),
-                               0);
-        } else {
-            l->seen_fleet_epoch = fsm->fleet_epoch;
-            l->seen_status_epoch = fsm->status_epoch;
+    if (!l->reconcile_inflight) {
+        /* Only the workloads that applied commands touched are looked at, so a pass costs
+         * what changed; a full pass follows leadership changes and failures. */
+        char **names;
+        size_t n;
+        bool all;
+        sch_fsm_dirty_take(fsm, &names, &n, &all);
+        if (l->dirty_reconcile)
+            all = true;
+        if (all || n > 0) {
             l->dirty_reconcile = false;
-            l->last_reconcile = now;
-            reconcile(l);
+            reconcile(l, all ? NULL : (const char *const *)names, n);
         }
+        for (size_t i = 0; i < n; i++)
+            free(names[i]);
+        free(names);
     }
     if (fsm->fleet_epoch != l->pushed_epoch) {
         l->pushed_epoch = fsm->fleet_epoch;
@@ -1051,9 +1044,6 @@ static void on_kick(uv_timer_t *t)
 static void on_tick(uv_timer_t *t)
 {
     struct sch_leader *l = t->data;
-    /* The periodic pass also catches what no applied command announced (timeouts). */
-    if (++l->ticks % RECONCILE_EVERY_TICKS == 0)
-        l->dirty_reconcile = true;
     duties(l);
 }
 

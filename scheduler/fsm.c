@@ -193,6 +193,11 @@ void sch_fsm_close(struct sch_fsm *fsm)
         sch_result_free(fsm->slots[i]);
         fsm->slots[i] = NULL;
     }
+    for (size_t i = 0; i < fsm->n_dirty; i++)
+        free(fsm->dirty[i]);
+    free(fsm->dirty);
+    fsm->dirty = NULL;
+    fsm->n_dirty = fsm->cap_dirty = 0;
 }
 
 static int run(struct sch_fsm *fsm, const char *sql, const char *types, ...);
@@ -751,9 +756,93 @@ static int exec_batch(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sc
     }
     return 0;
 }
+/* Past this many names the set is dropped for "all": one full pass is cheaper. */
+#define DIRTY_MAX 4096
+
+static void mark_all(struct sch_fsm *fsm)
+{
+    for (size_t i = 0; i < fsm->n_dirty; i++)
+        free(fsm->dirty[i]);
+    fsm->n_dirty = 0;
+    fsm->dirty_all = true;
+}
+
+static void mark_dirty(struct sch_fsm *fsm, const char *workload)
+{
+    if (fsm->dirty_all || workload == NULL || workload[0] == '\0')
+        return;
+    if (fsm->n_dirty > 0 && strcmp(fsm->dirty[fsm->n_dirty - 1], workload) == 0)
+        return;
+    if (fsm->n_dirty >= DIRTY_MAX) {
+        mark_all(fsm);
+        return;
+    }
+    if (fsm->n_dirty == fsm->cap_dirty) {
+        size_t cap = fsm->cap_dirty ? fsm->cap_dirty * 2 : 64;
+        char **grown = realloc(fsm->dirty, cap * sizeof(*grown));
+        if (grown == NULL) {
+            mark_all(fsm);
+            return;
+        }
+        fsm->dirty = grown;
+        fsm->cap_dirty = cap;
+    }
+    char *copy = strdup(workload);
+    if (copy == NULL) {
+        mark_all(fsm);
+        return;
+    }
+    fsm->dirty[fsm->n_dirty++] = copy;
+}
+
+void sch_fsm_dirty_take(struct sch_fsm *fsm, char ***names, size_t *n, bool *all)
+{
+    *names = fsm->dirty;
+    *n = fsm->n_dirty;
+    *all = fsm->dirty_all;
+    fsm->dirty = NULL;
+    fsm->n_dirty = 0;
+    fsm->cap_dirty = 0;
+    fsm->dirty_all = false;
+}
+
+/* Notes which workloads a command may change, for the leader's next reconcile pass. */
+static void note_dirty(struct sch_fsm *fsm, const Gantry__Command *cmd)
+{
+    switch (cmd->cmd_case) {
+    case GANTRY__COMMAND__CMD_APPLY_WORKLOADS:
+        for (size_t i = 0; i < cmd->apply_workloads->n_workloads; i++)
+            mark_dirty(fsm, cmd->apply_workloads->workloads[i]->name);
+        break;
+    case GANTRY__COMMAND__CMD_DELETE_WORKLOAD:
+        mark_dirty(fsm, cmd->delete_workload->name);
+        break;
+    case GANTRY__COMMAND__CMD_SCALE_WORKLOAD:
+        mark_dirty(fsm, cmd->scale_workload->name);
+        break;
+    case GANTRY__COMMAND__CMD_PLACE_REPLICAS:
+        for (size_t i = 0; i < cmd->place_replicas->n_replicas; i++)
+            mark_dirty(fsm, cmd->place_replicas->replicas[i]->workload);
+        break;
+    case GANTRY__COMMAND__CMD_UPDATE_REPLICAS:
+        /* A replica that reports stopped was no longer counted: nothing to decide. */
+        for (size_t i = 0; i < cmd->update_replicas->n_updates; i++)
+            if (cmd->update_replicas->updates[i]->state != GANTRY__REPLICA_STATE__REPLICA_STOPPED)
+                mark_dirty(fsm, cmd->update_replicas->updates[i]->workload);
+        break;
+    case GANTRY__COMMAND__CMD_REGISTER_NODE:
+    case GANTRY__COMMAND__CMD_SET_NODE_STATE:
+        mark_all(fsm);
+        break;
+    default:
+        break;
+    }
+}
+
 static int exec_command(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch_result *result,
                         int depth)
 {
+    note_dirty(fsm, cmd);
     if (cmd->cmd_case == GANTRY__COMMAND__CMD_UPDATE_REPLICAS) {
         fsm->status_epoch++;
         /* Stops and losses change what agents must run. */
@@ -992,6 +1081,7 @@ int sch_fsm_restore_image(struct sch_fsm *fsm, const void *data, size_t len, str
     fsm->last_event = query_u64(fsm, "SELECT COALESCE(MAX(seq), 0) FROM events");
     fsm->restores++;
     fsm->fleet_epoch++;
+    mark_all(fsm);
     return 0;
 }
 

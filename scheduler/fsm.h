@@ -78,6 +78,13 @@ struct sch_fsm {
      * only replica reports were applied. */
     uint64_t fleet_epoch;
     uint64_t status_epoch;
+    /* Workloads whose desired or actual replicas changed since the leader last took the
+     * set (sch_fsm_dirty_take), or dirty_all when a change may concern any of them (nodes,
+     * a restore). In memory only. */
+    char **dirty;
+    size_t n_dirty;
+    size_t cap_dirty;
+    bool dirty_all;
     struct sch_result *slots[SCH_FSM_RESULT_SLOTS];
     sqlite3_stmt *stmts[16];
 };
@@ -111,6 +118,10 @@ void sch_fsm_raft(struct sch_fsm *fsm, struct raft_fsm *out);
 
 /* The cluster id recorded by InitCluster, or "" when none yet; copied into buf. */
 void sch_fsm_cluster_id(struct sch_fsm *fsm, char *buf, size_t len);
+
+/* Hands the dirty workload set to the caller (who frees each name and the array) and
+ * starts a new one. *all is true when every workload must be looked at. */
+void sch_fsm_dirty_take(struct sch_fsm *fsm, char ***names, size_t *n, bool *all);
 
 /* A hash of the whole state (every table, in key order), to compare servers. */
 uint64_t sch_fsm_digest(struct sch_fsm *fsm);

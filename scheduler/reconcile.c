@@ -61,6 +61,8 @@ struct replica_row {
 };
 
 struct state {
+    bool filtered;   /* only some workloads were loaded */
+    bool alloc_done; /* node allocations computed */
     struct node_row *nodes;
     size_t n_nodes;
     struct workload_row *workloads;
@@ -106,7 +108,13 @@ static void state_free(struct state *st)
     free(st->replicas);
 }
 
-static int load(sqlite3 *db, struct state *st, struct gy_error *err)
+static void workload_append(struct state *st, sqlite3_stmt *q, size_t *cap);
+static void replica_append(struct state *st, sqlite3_stmt *q, size_t *cap);
+static int load_some(sqlite3 *db, struct state *st, const char *const *only, size_t n_only,
+                     struct gy_error *err);
+
+static int load(sqlite3 *db, struct state *st, const char *const *only, size_t n_only,
+                struct gy_error *err)
 {
     sqlite3_stmt *q;
     size_t cap;
@@ -149,35 +157,16 @@ static int load(sqlite3 *db, struct state *st, struct gy_error *err)
         n->view.schedulable = sqlite3_column_int(q, 7) == GANTRY__NODE_STATE__NODE_READY;
     }
     sqlite3_finalize(q);
+    if (only != NULL)
+        return load_some(db, st, only, n_only, err);
 
     if (sqlite3_prepare_v2(db,
                            "SELECT name, spec, generation, replicas FROM workloads ORDER BY name",
                            -1, &q, NULL) != SQLITE_OK)
         return gy_error_set(err, GY_EIO, "read workloads: %s", sqlite3_errmsg(db));
     cap = 0;
-    while (sqlite3_step(q) == SQLITE_ROW) {
-        if (st->n_workloads == cap) {
-            cap = cap ? cap * 2 : 16;
-            st->workloads = gy_xrealloc(st->workloads, cap * sizeof(*st->workloads));
-        }
-        struct workload_row *w = &st->workloads[st->n_workloads++];
-        memset(w, 0, sizeof(*w));
-        w->name = col_dup(q, 0);
-        w->generation = (uint64_t)sqlite3_column_int64(q, 2);
-        w->desired = (uint32_t)sqlite3_column_int64(q, 3);
-        Gantry__WorkloadSpec *msg = gantry__workload_spec__unpack(
-            NULL, (size_t)sqlite3_column_bytes(q, 1), sqlite3_column_blob(q, 1));
-        if (msg != NULL) {
-            struct gy_error perr;
-            if (gy_spec_from_proto(msg, &w->spec, &perr) == 0)
-                w->decoded = true;
-            else
-                gy_spec_free(&w->spec);
-            gantry__workload_spec__free_unpacked(msg, NULL);
-        }
-        if (w->decoded)
-            w->spec.replicas = w->desired;
-    }
+    while (sqlite3_step(q) == SQLITE_ROW)
+        workload_append(st, q, &cap);
     sqlite3_finalize(q);
 
     if (sqlite3_prepare_v2(db,
@@ -186,22 +175,8 @@ static int load(sqlite3 *db, struct state *st, struct gy_error *err)
                            -1, &q, NULL) != SQLITE_OK)
         return gy_error_set(err, GY_EIO, "read replicas: %s", sqlite3_errmsg(db));
     cap = 0;
-    while (sqlite3_step(q) == SQLITE_ROW) {
-        if (st->n_replicas == cap) {
-            cap = cap ? cap * 2 : 64;
-            st->replicas = gy_xrealloc(st->replicas, cap * sizeof(*st->replicas));
-        }
-        struct replica_row *r = &st->replicas[st->n_replicas++];
-        memset(r, 0, sizeof(*r));
-        r->rowid = sqlite3_column_int64(q, 0);
-        r->id = col_dup(q, 1);
-        r->workload = col_dup(q, 2);
-        r->generation = (uint64_t)sqlite3_column_int64(q, 3);
-        r->node = col_dup(q, 4);
-        r->state = sqlite3_column_int(q, 5);
-        r->ready = sqlite3_column_int(q, 6) != 0;
-        r->reason = col_dup(q, 7);
-    }
+    while (sqlite3_step(q) == SQLITE_ROW)
+        replica_append(st, q, &cap);
     sqlite3_finalize(q);
 
     /* Each workload's replicas are one run of the ordered list. */
@@ -249,9 +224,18 @@ static int load(sqlite3 *db, struct state *st, struct gy_error *err)
 
 static struct workload_row *workload_find(struct state *st, const char *name)
 {
-    for (size_t i = 0; i < st->n_workloads; i++)
-        if (strcmp(st->workloads[i].name, name) == 0)
-            return &st->workloads[i];
+    /* Workloads are loaded in byte order of their names. */
+    size_t lo = 0, hi = st->n_workloads;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(st->workloads[mid].name, name);
+        if (c == 0)
+            return &st->workloads[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     return NULL;
 }
 
@@ -270,6 +254,190 @@ static struct node_row *node_find(struct state *st, const char *name)
             hi = mid;
     }
     return NULL;
+}
+
+/* Appends the workload of a row (name, spec, generation, replicas). */
+static void workload_append(struct state *st, sqlite3_stmt *q, size_t *cap)
+{
+    if (st->n_workloads == *cap) {
+        *cap = *cap ? *cap * 2 : 16;
+        st->workloads = gy_xrealloc(st->workloads, *cap * sizeof(*st->workloads));
+    }
+    struct workload_row *w = &st->workloads[st->n_workloads++];
+    memset(w, 0, sizeof(*w));
+    w->name = col_dup(q, 0);
+    w->generation = (uint64_t)sqlite3_column_int64(q, 2);
+    w->desired = (uint32_t)sqlite3_column_int64(q, 3);
+    Gantry__WorkloadSpec *msg = gantry__workload_spec__unpack(
+        NULL, (size_t)sqlite3_column_bytes(q, 1), sqlite3_column_blob(q, 1));
+    if (msg != NULL) {
+        struct gy_error perr;
+        if (gy_spec_from_proto(msg, &w->spec, &perr) == 0)
+            w->decoded = true;
+        else
+            gy_spec_free(&w->spec);
+        gantry__workload_spec__free_unpacked(msg, NULL);
+    }
+    if (w->decoded)
+        w->spec.replicas = w->desired;
+}
+
+/* Appends the replica of a row (rowid, id, workload, generation, node, state, ready,
+ * reason). */
+static void replica_append(struct state *st, sqlite3_stmt *q, size_t *cap)
+{
+    if (st->n_replicas == *cap) {
+        *cap = *cap ? *cap * 2 : 64;
+        st->replicas = gy_xrealloc(st->replicas, *cap * sizeof(*st->replicas));
+    }
+    struct replica_row *r = &st->replicas[st->n_replicas++];
+    memset(r, 0, sizeof(*r));
+    r->rowid = sqlite3_column_int64(q, 0);
+    r->id = col_dup(q, 1);
+    r->workload = col_dup(q, 2);
+    r->generation = (uint64_t)sqlite3_column_int64(q, 3);
+    r->node = col_dup(q, 4);
+    r->state = sqlite3_column_int(q, 5);
+    r->ready = sqlite3_column_int(q, 6) != 0;
+    r->reason = col_dup(q, 7);
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Loads only the named workloads, their replicas and conditions: a pass then costs what
+ * changed, not the size of the whole state. */
+static int load_some(sqlite3 *db, struct state *st, const char *const *only, size_t n_only,
+                     struct gy_error *err)
+{
+    st->filtered = true;
+    const char **names = gy_xcalloc(n_only + 1, sizeof(*names));
+    memcpy(names, only, n_only * sizeof(*names));
+    qsort(names, n_only, sizeof(*names), name_cmp);
+    sqlite3_stmt *wq = NULL, *rq = NULL, *cq = NULL;
+    int rc = 0;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT name, spec, generation, replicas FROM workloads WHERE name = ?",
+                           -1, &wq, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db,
+                           "SELECT rowid, id, workload, generation, node, state, ready, reason"
+                           " FROM replicas WHERE workload = ? ORDER BY rowid",
+                           -1, &rq, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, "SELECT kind, message FROM conditions WHERE workload = ?", -1, &cq,
+                           NULL) != SQLITE_OK) {
+        rc = gy_error_set(err, GY_EIO, "read state: %s", sqlite3_errmsg(db));
+        goto out;
+    }
+    size_t wcap = 0, rcap = 0;
+    for (size_t i = 0; i < n_only; i++) {
+        if (i > 0 && strcmp(names[i], names[i - 1]) == 0)
+            continue;
+        sqlite3_reset(wq);
+        sqlite3_bind_text(wq, 1, names[i], -1, SQLITE_STATIC);
+        if (sqlite3_step(wq) != SQLITE_ROW)
+            continue; /* deleted: its replicas are stopping already */
+        workload_append(st, wq, &wcap);
+        struct workload_row *w = &st->workloads[st->n_workloads - 1];
+        w->first_replica = st->n_replicas;
+        sqlite3_reset(rq);
+        sqlite3_bind_text(rq, 1, names[i], -1, SQLITE_STATIC);
+        while (sqlite3_step(rq) == SQLITE_ROW)
+            replica_append(st, rq, &rcap);
+        w->n_replicas = st->n_replicas - w->first_replica;
+        sqlite3_reset(cq);
+        sqlite3_bind_text(cq, 1, names[i], -1, SQLITE_STATIC);
+        while (sqlite3_step(cq) == SQLITE_ROW) {
+            const char *kind = (const char *)sqlite3_column_text(cq, 0);
+            if (strcmp(kind, SCH_CONDITION_UNSCHEDULABLE) == 0)
+                w->unschedulable = col_dup(cq, 1);
+            else if (strcmp(kind, SCH_CONDITION_ROLLOUT_HALTED) == 0)
+                w->rollout_halted = col_dup(cq, 1);
+        }
+    }
+out:
+    sqlite3_finalize(wq);
+    sqlite3_finalize(rq);
+    sqlite3_finalize(cq);
+    free(names);
+    return rc;
+}
+
+/* What every node has promised already: resources of all replicas that hold some, over
+ * the whole state. Computed once per pass, and only when something is to be placed. */
+static void ensure_allocations(sqlite3 *db, struct state *st)
+{
+    if (st->alloc_done)
+        return;
+    st->alloc_done = true;
+    if (!st->filtered) {
+        for (size_t i = 0; i < st->n_replicas; i++) {
+            struct replica_row *r = &st->replicas[i];
+            if (!holds_resources(r->state))
+                continue;
+            struct node_row *n = node_find(st, r->node);
+            struct workload_row *w = workload_find(st, r->workload);
+            if (n == NULL || w == NULL || !w->decoded)
+                continue;
+            n->view.allocated.cpu_millis += w->spec.resources.cpu_millis;
+            n->view.allocated.memory_bytes += w->spec.resources.memory_bytes;
+            n->view.allocated.pids += w->spec.resources.pids;
+        }
+        return;
+    }
+    sqlite3_stmt *q, *spec_q;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT workload, node, COUNT(*) FROM replicas WHERE state NOT IN (?, ?)"
+                           " GROUP BY workload, node ORDER BY workload",
+                           -1, &q, NULL) != SQLITE_OK)
+        return;
+    if (sqlite3_prepare_v2(db, "SELECT spec FROM workloads WHERE name = ?", -1, &spec_q, NULL) !=
+        SQLITE_OK) {
+        sqlite3_finalize(q);
+        return;
+    }
+    sqlite3_bind_int(q, 1, GANTRY__REPLICA_STATE__REPLICA_STOPPED);
+    sqlite3_bind_int(q, 2, GANTRY__REPLICA_STATE__REPLICA_LOST);
+    char *current = NULL;
+    struct gy_resources res = {0};
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        const char *workload = (const char *)sqlite3_column_text(q, 0);
+        if (current == NULL || strcmp(current, workload) != 0) {
+            free(current);
+            current = gy_xstrdup(workload);
+            memset(&res, 0, sizeof(res));
+            struct workload_row *w = workload_find(st, workload);
+            if (w != NULL && w->decoded) {
+                res = w->spec.resources;
+            } else {
+                sqlite3_reset(spec_q);
+                sqlite3_bind_text(spec_q, 1, workload, -1, SQLITE_TRANSIENT);
+                if (sqlite3_step(spec_q) == SQLITE_ROW) {
+                    Gantry__WorkloadSpec *msg =
+                        gantry__workload_spec__unpack(NULL, (size_t)sqlite3_column_bytes(spec_q, 0),
+                                                      sqlite3_column_blob(spec_q, 0));
+                    if (msg != NULL && msg->resources != NULL) {
+                        res.cpu_millis = msg->resources->cpu_millis;
+                        res.memory_bytes = msg->resources->memory_bytes;
+                        res.pids = msg->resources->pids;
+                    }
+                    if (msg != NULL)
+                        gantry__workload_spec__free_unpacked(msg, NULL);
+                }
+            }
+        }
+        struct node_row *n = node_find(st, (const char *)sqlite3_column_text(q, 1));
+        if (n == NULL)
+            continue;
+        int64_t count = sqlite3_column_int64(q, 2);
+        n->view.allocated.cpu_millis += count * res.cpu_millis;
+        n->view.allocated.memory_bytes += count * res.memory_bytes;
+        n->view.allocated.pids += count * res.pids;
+    }
+    free(current);
+    sqlite3_finalize(spec_q);
+    sqlite3_finalize(q);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -372,7 +540,7 @@ static void make_id(char *buf, size_t len, const struct workload_row *w, sch_ran
     }
 }
 
-static void plan_workload(struct state *st, struct workload_row *w, struct builder *b,
+static void plan_workload(sqlite3 *db, struct state *st, struct workload_row *w, struct builder *b,
                           uint64_t now_ms, sch_random_fn rnd, void *rnd_data)
 {
     size_t n_live = 0, n_cur = 0, n_old = 0, n_ready = 0;
@@ -456,6 +624,7 @@ static void plan_workload(struct state *st, struct workload_row *w, struct build
 
     char reason[1024] = "";
     if (to_place > 0) {
+        ensure_allocations(db, st);
         struct sch_place_node *views = gy_xcalloc(st->n_nodes + 1, sizeof(*views));
         for (size_t i = 0; i < st->n_nodes; i++)
             views[i] = st->nodes[i].view;
@@ -495,35 +664,23 @@ static void plan_workload(struct state *st, struct workload_row *w, struct build
     free(old);
 }
 
-int sch_reconcile_plan(sqlite3 *db, uint64_t now_ms, sch_random_fn rnd, void *rnd_data,
-                       struct sch_reconcile_plan *plan, struct gy_error *err)
+int sch_reconcile_plan(sqlite3 *db, const char *const *only, size_t n_only, uint64_t now_ms,
+                       sch_random_fn rnd, void *rnd_data, struct sch_reconcile_plan *plan,
+                       struct gy_error *err)
 {
     memset(plan, 0, sizeof(*plan));
     struct state st;
     memset(&st, 0, sizeof(st));
-    int rc = load(db, &st, err);
+    int rc = load(db, &st, only, n_only, err);
     if (rc < 0) {
         state_free(&st);
         return rc;
-    }
-    /* What every node has promised already. */
-    for (size_t i = 0; i < st.n_replicas; i++) {
-        struct replica_row *r = &st.replicas[i];
-        if (!holds_resources(r->state))
-            continue;
-        struct node_row *n = node_find(&st, r->node);
-        struct workload_row *w = workload_find(&st, r->workload);
-        if (n == NULL || w == NULL || !w->decoded)
-            continue;
-        n->view.allocated.cpu_millis += w->spec.resources.cpu_millis;
-        n->view.allocated.memory_bytes += w->spec.resources.memory_bytes;
-        n->view.allocated.pids += w->spec.resources.pids;
     }
     struct builder b;
     memset(&b, 0, sizeof(b));
     for (size_t i = 0; i < st.n_workloads; i++)
         if (st.workloads[i].decoded)
-            plan_workload(&st, &st.workloads[i], &b, now_ms, rnd, rnd_data);
+            plan_workload(db, &st, &st.workloads[i], &b, now_ms, rnd, rnd_data);
     state_free(&st);
 
     size_t n_cmds = (b.n_place > 0) + (b.n_stop > 0) + b.n_extra;

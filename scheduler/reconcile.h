@@ -31,9 +31,12 @@ struct sch_reconcile_plan {
 /* Makes 32 random bits for replica ids; tests pass a deterministic source. */
 typedef uint32_t (*sch_random_fn)(void *data);
 
-/* Plans against the state machine's database db. now_ms stamps the command. */
-int sch_reconcile_plan(sqlite3 *db, uint64_t now_ms, sch_random_fn rnd, void *rnd_data,
-                       struct sch_reconcile_plan *plan, struct gy_error *err);
+/* Plans against the state machine's database db: every workload when only is NULL, else
+ * just the n_only named ones (placement still sees every node's allocation). now_ms
+ * stamps the command. */
+int sch_reconcile_plan(sqlite3 *db, const char *const *only, size_t n_only, uint64_t now_ms,
+                       sch_random_fn rnd, void *rnd_data, struct sch_reconcile_plan *plan,
+                       struct gy_error *err);
 void sch_reconcile_plan_free(struct sch_reconcile_plan *plan);
 
 /* Replica states that count towards a workload's desired replicas. */

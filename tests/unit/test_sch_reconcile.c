@@ -85,7 +85,18 @@ static size_t reconcile_once(struct sch_fsm *fsm, uint32_t *rnd, struct sch_reco
 {
     struct sch_reconcile_plan plan;
     struct gy_error err;
-    if (sch_reconcile_plan(fsm->db, 1000, counter_random, rnd, &plan, &err) != 0)
+    /* As the leader does: only the workloads the state machine marked since the last
+     * pass (all of them after node changes). */
+    char **names;
+    size_t n;
+    bool all;
+    sch_fsm_dirty_take(fsm, &names, &n, &all);
+    int rc = sch_reconcile_plan(fsm->db, all ? NULL : (const char *const *)names, n, 1000,
+                                counter_random, rnd, &plan, &err);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    if (rc != 0)
         fail_msg("plan: %s", err.msg);
     if (plan.command != NULL)
         exec(fsm, plan.command);
