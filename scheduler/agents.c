@@ -22,7 +22,7 @@
  * before the previous push and applied after it. */
 #define PUSH_SLACK_MS 5000
 #define HEARTBEAT_MS  1000
-#define STATUS_MAX    4096 /* pending status reports before new ones are dropped */
+#define STATUS_BATCH  2048 /* status reports proposed in one command at most */
 
 /* A sorted set of replica ids. */
 struct idset {
@@ -144,6 +144,8 @@ struct sch_leader {
     bool liveness_inflight;
     Gantry__ReplicaStatus **pending; /* status reports waiting for the next proposal */
     size_t n_pending;
+    size_t *pending_index; /* hash of replica id -> position in pending + 1; 0 = free */
+    size_t cap_index;
     struct log_request *logs;
     uint64_t next_log_id;
     uint64_t rng;
@@ -518,21 +520,40 @@ static bool status_is_news(sqlite3 *db, const char *node, const Gantry__ReplicaS
     return news;
 }
 
+/* Rebuilds the hash index of pending reports (after a flush or when it fills up). */
+static void pending_reindex(struct sch_leader *l)
+{
+    size_t cap = 64;
+    while (cap < l->n_pending * 2 + 2)
+        cap *= 2;
+    if (cap != l->cap_index) {
+        free(l->pending_index);
+        l->pending_index = gy_xcalloc(cap, sizeof(*l->pending_index));
+        l->cap_index = cap;
+    } else {
+        memset(l->pending_index, 0, cap * sizeof(*l->pending_index));
+    }
+    for (size_t i = 0; i < l->n_pending; i++) {
+        size_t h = (size_t)name_hash(l->pending[i]->replica_id) & (cap - 1);
+        while (l->pending_index[h] != 0)
+            h = (h + 1) & (cap - 1);
+        l->pending_index[h] = i + 1;
+    }
+}
+
+/* The slot of a replica id in the index: its entry, or the free slot where it goes. */
+static size_t *pending_slot(struct sch_leader *l, const char *id)
+{
+    size_t h = (size_t)name_hash(id) & (l->cap_index - 1);
+    while (l->pending_index[h] != 0 &&
+           strcmp(l->pending[l->pending_index[h] - 1]->replica_id, id) != 0)
+        h = (h + 1) & (l->cap_index - 1);
+    return &l->pending_index[h];
+}
+
 static void status_queue(struct sch_leader *l, const char *node, const Gantry__ReplicaStatus *st)
 {
     if (!status_is_news(db_of(l), node, st))
-        return;
-    for (size_t i = 0; i < l->n_pending; i++) {
-        if (strcmp(l->pending[i]->replica_id, st->replica_id) == 0) {
-            gantry__replica_status__free_unpacked(l->pending[i], NULL);
-            l->pending[i] = NULL;
-            memmove(&l->pending[i], &l->pending[i + 1],
-                    (l->n_pending - i - 1) * sizeof(*l->pending));
-            l->n_pending--;
-            break;
-        }
-    }
-    if (l->n_pending >= STATUS_MAX)
         return;
     /* A deep copy through the wire form keeps ownership simple. */
     size_t len = gantry__replica_status__get_packed_size(st);
@@ -542,8 +563,18 @@ static void status_queue(struct sch_leader *l, const char *node, const Gantry__R
     free(buf);
     if (copy == NULL)
         return;
-    l->pending = gy_xrealloc(l->pending, (l->n_pending + 1) * sizeof(*l->pending));
-    l->pending[l->n_pending++] = copy;
+    if ((l->n_pending + 1) * 2 > l->cap_index)
+        pending_reindex(l);
+    size_t *slot = pending_slot(l, copy->replica_id);
+    if (*slot != 0) {
+        /* A newer report of the same replica replaces the one not yet proposed. */
+        gantry__replica_status__free_unpacked(l->pending[*slot - 1], NULL);
+        l->pending[*slot - 1] = copy;
+    } else {
+        l->pending = gy_xrealloc(l->pending, (l->n_pending + 1) * sizeof(*l->pending));
+        l->pending[l->n_pending++] = copy;
+        *slot = l->n_pending;
+    }
     kick(l);
 }
 
@@ -564,10 +595,11 @@ static void status_flush(struct sch_leader *l)
 {
     if (l->status_inflight || l->n_pending == 0)
         return;
+    size_t n = l->n_pending < STATUS_BATCH ? l->n_pending : STATUS_BATCH;
     Gantry__Command cmd = GANTRY__COMMAND__INIT;
     Gantry__UpdateReplicas up = GANTRY__UPDATE_REPLICAS__INIT;
     up.updates = l->pending;
-    up.n_updates = l->n_pending;
+    up.n_updates = n;
     cmd.time_ms = wall_ms();
     cmd.actor = (char *)"agents";
     cmd.cmd_case = GANTRY__COMMAND__CMD_UPDATE_REPLICAS;
@@ -575,9 +607,11 @@ static void status_flush(struct sch_leader *l)
     struct gy_error err;
     if (leader_propose(l, &cmd, status_done, &err) == 0)
         l->status_inflight = true;
-    for (size_t i = 0; i < l->n_pending; i++)
+    for (size_t i = 0; i < n; i++)
         gantry__replica_status__free_unpacked(l->pending[i], NULL);
-    l->n_pending = 0;
+    memmove(l->pending, l->pending + n, (l->n_pending - n) * sizeof(*l->pending));
+    l->n_pending -= n;
+    pending_reindex(l);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -1006,6 +1040,8 @@ static void duties(struct sch_leader *l)
         for (size_t i = 0; i < l->n_pending; i++)
             gantry__replica_status__free_unpacked(l->pending[i], NULL);
         l->n_pending = 0;
+        if (l->cap_index > 0)
+            pending_reindex(l);
     }
     l->leading = leading;
     if (!leading || !l->caught_up)
@@ -1235,6 +1271,9 @@ void sch_leader_close(struct sch_server *server, void (*cb)(void *arg), void *ar
     free(l->pending);
     l->pending = NULL;
     l->n_pending = 0;
+    free(l->pending_index);
+    l->pending_index = NULL;
+    l->cap_index = 0;
     for (size_t i = 0; i < l->cap_seen; i++)
         free(l->seen[i].node);
     free(l->seen);

@@ -69,7 +69,8 @@ tp=$(echo "${placed_at:-$now} - $t0" | bc)
 tr=$(echo "${running_at:-$now} - $t0" | bc)
 printf '== %d replicas of %d workloads on %d nodes\n' "$REPLICAS" "$WORKLOADS" "$NODES"
 printf 'placed (committed):    %6.2f s   %8.0f placements/s\n' "$tp" "$(echo "$REPLICAS / $tp" | bc -l)"
-printf 'running (reported):    %6.2f s   %8.0f replicas/s%s\n' "$tr" "$(echo "$REPLICAS / $tr" | bc -l)" "${running_at:+}${running_at:- (not all)}"
+note=""; [ -n "$running_at" ] || note=" (not all running: $running of $REPLICAS)"
+printf 'running (reported):    %6.2f s   %8.0f replicas/s%s\n' "$tr" "$(echo "$REPLICAS / $tr" | bc -l)" "$note"
 for i in 1 2 3; do
     printf 'server %d memory:       %s\n' $i "$(awk '/VmRSS/ {printf "%.0f MiB", $2/1024}' /proc/${PIDS[$((i-1))]}/status)"
 done
