@@ -25,9 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent/tool.h"
 #include "common/cleanup.h"
-
-extern char **environ;
 
 int agent_image_name_check(const char *name, struct gy_error *err)
 {
@@ -115,58 +114,6 @@ static int add_size(const char *path, const struct stat *st, int flag, struct FT
     (void)ftw;
     if (flag == FTW_F)
         tree_size += st->st_size;
-    return 0;
-}
-
-/* Runs argv, waits for it, and on failure puts the end of its stderr in err. */
-static int run_tool(char *const argv[], struct gy_error *err)
-{
-    int pipefd[2];
-    if (pipe2(pipefd, O_CLOEXEC) < 0)
-        return gy_error_sys(err, errno, "pipe");
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
-    pid_t pid;
-    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(pipefd[1]);
-    if (rc != 0) {
-        close(pipefd[0]);
-        return gy_error_sys(err, rc, "run %s", argv[0]);
-    }
-    char out[1024];
-    size_t used = 0;
-    for (;;) {
-        ssize_t n = read(pipefd[0], out + used, sizeof(out) - 1 - used);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        used += (size_t)n;
-        if (used == sizeof(out) - 1) {
-            /* Keep draining so the tool never blocks on a full pipe. */
-            char sink[512];
-            while (read(pipefd[0], sink, sizeof(sink)) > 0)
-                ;
-            break;
-        }
-    }
-    close(pipefd[0]);
-    out[used] = '\0';
-    while (used > 0 && (out[used - 1] == '\n' || out[used - 1] == ' '))
-        out[--used] = '\0';
-    int status;
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR)
-            return gy_error_sys(err, errno, "wait for %s", argv[0]);
-    }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        return gy_error_set(err, GY_EIO, "%s failed (status %d)%s%s", argv[0],
-                            WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status),
-                            used > 0 ? ": " : "", out);
     return 0;
 }
 
@@ -297,11 +244,11 @@ int agent_image_import(const char *data_dir, const char *name, const char *path,
             rc = gy_error_set(err, GY_EINVAL, "path too long: %s", path);
             goto fail;
         }
-        char *argv[] = {"cp", "-a", "--", src, staging, NULL};
-        rc = run_tool(argv, err);
+        const char *argv[] = {"cp", "-a", "--", src, staging, NULL};
+        rc = agent_tool_run(argv, err);
     } else {
-        char *argv[] = {"tar", "--numeric-owner", "-xpf", (char *)path, "-C", staging, NULL};
-        rc = run_tool(argv, err);
+        const char *argv[] = {"tar", "--numeric-owner", "-xpf", path, "-C", staging, NULL};
+        rc = agent_tool_run(argv, err);
     }
     if (rc < 0)
         goto fail;

@@ -1,5 +1,6 @@
 /* Replica networking with iproute2; see network.h. */
 #include "agent/network.h"
+#include "agent/tool.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -12,8 +13,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-extern char **environ;
 
 const char *agent_net_addr_str(uint32_t addr, char buf[AGENT_NET_ADDR_MAX])
 {
@@ -69,7 +68,7 @@ int agent_net_config_init(struct agent_net_config *cfg, const char *subnet, cons
     return 0;
 }
 
-/* Runs `ip ARGS...` and reports its stderr on failure. */
+/* Runs `ip ARGS...`; its own words explain a failure. */
 static int ip_run(struct gy_error *err, const char *const *args)
 {
     const char *argv[24] = {"ip"};
@@ -77,45 +76,7 @@ static int ip_run(struct gy_error *err, const char *const *args)
     for (; args[n - 1] != NULL && n < 23; n++)
         argv[n] = args[n - 1];
     argv[n] = NULL;
-    int pipefd[2];
-    if (pipe2(pipefd, O_CLOEXEC) < 0)
-        return gy_error_sys(err, errno, "pipe");
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
-    pid_t pid;
-    int rc = posix_spawnp(&pid, "ip", &fa, NULL, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(pipefd[1]);
-    if (rc != 0) {
-        close(pipefd[0]);
-        return gy_error_sys(err, rc, "run ip (iproute2)");
-    }
-    char out[512];
-    ssize_t got = 0, r;
-    while ((r = read(pipefd[0], out + got, sizeof(out) - 1 - (size_t)got)) > 0 &&
-           got + r < (ssize_t)sizeof(out) - 1)
-        got += r;
-    if (r > 0)
-        got += r;
-    close(pipefd[0]);
-    out[got] = '\0';
-    while (got > 0 && out[got - 1] == '\n')
-        out[--got] = '\0';
-    int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        char cmd[256] = "ip";
-        for (size_t i = 1; argv[i] != NULL; i++) {
-            size_t used = strlen(cmd);
-            snprintf(cmd + used, sizeof(cmd) - used, " %s", argv[i]);
-        }
-        return gy_error_set(err, GY_EIO, "%s: %s", cmd, got > 0 ? out : "failed");
-    }
-    return 0;
+    return agent_tool_run(argv, err);
 }
 
 #define IP(err, ...) ip_run(err, (const char *const[]){__VA_ARGS__, NULL})
