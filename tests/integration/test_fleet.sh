@@ -79,6 +79,16 @@ gt_check "6 replicas run" gt_wait_for "6 running" 30 running_is 1 6
 gt_log "placement: $(summary 1)"
 gt_check "spread 2/2/2" bash -c "[ \"\$(echo '$(summary 1)' | awk '{print \$4}')\" = node1=2,node2=2,node3=2 ]"
 
+# A replica's log is served through the API from its node's agent.
+api 1 /v1/apply -X POST -d '{"name":"talker","image":"busybox","command":["sh","-c","echo hello-from-$HOSTNAME; sleep 3600"],"replicas":1,"resources":{"cpu":"10m","memory":"8Mi"},"stop_grace":"1s"}' >/dev/null
+talker_id() { api 1 /v1/replicas?workload=talker | python3 -c 'import json,sys; r=[x for x in json.load(sys.stdin)["items"] if x["state"]=="running"]; print(r[0]["id"] if r else "")' 2>/dev/null; }
+gt_wait_for "talker runs" 20 bash -c "[ -n \"\$(nsenter --net=/run/netns/${GT_HOST_NS[1]} curl -s --max-time 2 'http://198.18.0.1:7700/v1/replicas?workload=talker' | grep -o running)\" ]"
+tid=$(talker_id)
+gt_check "logs of replica $tid are served through the API" gt_wait_for "talker's log" 10 bash -c "nsenter --net=/run/netns/${GT_HOST_NS[1]} curl -s --max-time 5 http://198.18.0.1:7700/v1/replicas/$tid/logs | grep -q hello-from-"
+gt_check "logs of an unknown replica: 404" [ "$(api 1 /v1/replicas/nope-1/logs -o /dev/null -w '%{http_code}')" = 404 ]
+api 1 /v1/workloads/talker -X DELETE >/dev/null
+gt_wait_for "talker gone" 20 bash -c "[ \"\$(nsenter --net=/run/netns/${GT_HOST_NS[1]} curl -s --max-time 2 'http://198.18.0.1:7700/v1/replicas?workload=talker')\" = '{\"items\":[]}' ]"
+
 # An agent restart restarts no container.
 pids_of() { for id in $("$RUNTIME" --root "$GT_TMP/rt$1" list -q); do "$RUNTIME" --root "$GT_TMP/rt$1" state "$id" | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p'; done | sort | tr '\n' ' '; }
 before=$(pids_of 2)
