@@ -3,7 +3,8 @@
 # agent restart restarts no container; the loss of a node (agent and containers killed)
 # gets its replicas replaced on the others; SIGKILL of the leader during a scale from 6 to
 # 12 ends with 12 running, none twice; a spec change rolls out without the ready count
-# ever dropping below the desired count (sampled every 200 ms).
+# ever dropping below the desired count (sampled every 200 ms); a replica's log is served
+# through the API; a node that returns still running replaced replicas stops them.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/netns.sh"
 gt_require_root
@@ -136,4 +137,14 @@ done
 gt_log "rolling update: min ready $min; $(summary "$survivor")"
 gt_check "rolling update completes (all 12 on generation 2)" bash -c "echo '$(summary "$survivor")' | awk '{print \$5}' | grep -qx g2=12"
 gt_check "rolling update: ready never below 12 (min $min)" [ "$min" -ge 12 ]
+
+# A node that comes back still running replicas that were replaced meanwhile: the agent is
+# told to stop them.
+gt_stop "${APID[2]}" KILL
+running_on_2=$("$RUNTIME" --root "$GT_TMP/rt2" list -q | wc -l)
+gt_log "agent 2 killed; its $running_on_2 containers keep running"
+gt_check "node2's replicas are replaced on node1" gt_wait_for "replaced on node1" 20 bash -c "[ \"\$(nsenter --net=/run/netns/${GT_HOST_NS[$survivor]} curl -s --max-time 2 'http://198.18.0.$survivor:7700/v1/replicas?workload=web' | python3 -c 'import json,sys; print(sum(1 for x in json.load(sys.stdin)[\"items\"] if x[\"state\"]==\"running\" and x[\"node\"]==\"node1\"))')\" = 12 ]"
+start_agent 2 3
+gt_check "the returning node's replaced containers are stopped" gt_wait_for "rt2 empty" 30 bash -c "[ \$($RUNTIME --root $GT_TMP/rt2 list -q | wc -l) = 0 ]"
+gt_check "still 12 running" running_is "$survivor" 12
 gt_finish
