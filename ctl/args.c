@@ -29,6 +29,9 @@ static const struct ctl_option follow_options[] = {
     {"follow", 'f', false, NULL, "keep printing as new output arrives (Ctrl-C stops)"},
 };
 
+static const struct ctl_option dev_options[] = {
+    {"data-dir", 0, true, "DIR", "where the server and the agent keep their data"},
+};
 static const struct ctl_option events_options[] = {
     {"follow", 'f', false, NULL, "keep waiting for new events (Ctrl-C stops)"},
     {"since", 0, true, "SEQ", "only events after this sequence number"},
@@ -91,6 +94,17 @@ const struct ctl_command ctl_commands[] = {
      "Examples:\n"
      "  gantry cluster status\n",
      NULL, 0, 1, 1, ctl_cmd_cluster},
+    {"dev", "dev [--data-dir DIR]",
+     "run a one-server control plane and a local agent, for trying Gantry out",
+     "Starts gantry-scheduler and gantry-agent on this machine (as root) with their data\n"
+     "under DIR (default: a new directory under /tmp), streams their logs, and on Ctrl-C\n"
+     "deletes every workload, waits for the containers to stop, then stops the agent and\n"
+     "the server. The API listens on http://127.0.0.1:7700, gantry's default.\n"
+     "\n"
+     "Examples:\n"
+     "  sudo gantry dev\n"
+     "  sudo gantry dev --data-dir /var/tmp/gantry\n",
+     dev_options, N_OPTS(dev_options), 0, 0, ctl_cmd_dev},
     {"version", "version", "print the client's and the server's version",
      "Examples:\n"
      "  gantry version\n",

@@ -202,6 +202,7 @@ int ctl_cmd_logs(struct ctl_context *ctx, const struct ctl_invocation *inv);
 int ctl_cmd_events(struct ctl_context *ctx, const struct ctl_invocation *inv);
 int ctl_cmd_cluster(struct ctl_context *ctx, const struct ctl_invocation *inv);
 int ctl_cmd_version(struct ctl_context *ctx, const struct ctl_invocation *inv);
+int ctl_cmd_dev(struct ctl_context *ctx, const struct ctl_invocation *inv);
 
 /* Workload progress for apply --wait (ctl/cmd_apply.c), split out so that its decisions
  * are tested without a server. */

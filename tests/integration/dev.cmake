@@ -1,0 +1,2 @@
+gantry_integration_test(test_ctl_dev SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_ctl_dev.sh
+                        TIMEOUT 180)
