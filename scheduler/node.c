@@ -268,6 +268,7 @@ static void group_done(struct raft_apply *req, int status, void *opaque)
 static void barrier_done(struct raft_barrier *req, int status)
 {
     struct barrier *b = req->data;
+    b->node->inflight_barriers--;
     char message[200];
     snprintf(message, sizeof(message), "leadership was lost during the read barrier (%s)",
              raft_strerror(status));
@@ -357,6 +358,7 @@ static void flush_cb(uv_check_t *check)
         b->waiters = node->readers;
         node->readers = NULL;
         b->req.data = b;
+        node->inflight_barriers++;
         int rc = raft_barrier(&node->raft, &b->req, barrier_done);
         if (rc != 0) {
             b->req.data = b;
@@ -897,8 +899,23 @@ static void raft_closed(struct raft *raft)
     close_handles(node);
 }
 
+static void close_retry_cb(uv_timer_t *timer)
+{
+    do_close(timer->data);
+}
+
 static void do_close(struct sch_node *node)
 {
+    /* libraft 0.15 was seen to crash in raft_close with entries or barriers still being
+     * written: give them up to a second to settle first. */
+    uint64_t now = uv_now(node->loop);
+    if (node->close_deadline == 0)
+        node->close_deadline = now + 1000;
+    if (node->raft_started && (node->inflight_entries > 0 || node->inflight_barriers > 0) &&
+        now < node->close_deadline) {
+        uv_timer_start(&node->stop_timer, close_retry_cb, 10, 0);
+        return;
+    }
     if (node->raft_started) {
         node->raft_started = false;
         uv_timer_stop(&node->stop_timer);

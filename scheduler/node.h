@@ -90,6 +90,8 @@ struct sch_node {
     raft_id last_leader;
     uint64_t seen_restores;
     bool cluster_checked;
+    unsigned inflight_barriers; /* raft_barrier requests not yet called back */
+    uint64_t close_deadline;    /* uv_now() after which closing waits no longer */
 
     /* Set by the owner: runs after every applied command or restore. */
     void (*on_applied)(void *data);
