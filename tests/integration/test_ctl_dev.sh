@@ -1,5 +1,6 @@
 # gantry dev on a host of its own (a network namespace): it brings up a server and an
-# agent, examples/hello.yaml runs with --wait and serves its page, and Ctrl-C (SIGINT)
+# agent, examples/hello.yaml runs with --wait and serves its page, the CLI's tables match
+# (golden, AGE left out), and Ctrl-C (SIGINT)
 # removes the workload, stops the containers, the agent and the server, and exits 0.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/netns.sh"
@@ -30,6 +31,14 @@ gt_check "the local node is ready" gt_wait_for node 30 node_ready
 gt_check "apply examples/hello.yaml --wait" h "$GANTRY" apply -f "$GT_SRC/examples/hello.yaml" --wait --timeout 60s
 addr=$(h "$GANTRY" get replicas -o json | python3 -c 'import json,sys; print([r["address"] for r in json.load(sys.stdin)["items"] if r["state"]=="running"][0])' 2>/dev/null)
 gt_check "a replica serves the page at $addr" bash -c "nsenter --net=/run/netns/${GT_HOST_NS[1]} busybox wget -qO- http://$addr:8080/ | grep -q 'hello from gantry dev'"
+
+# The tables against the live dev cluster, spaces collapsed and AGE left out.
+h "$GANTRY" get workloads
+gt_check "get workloads table" bash -c "[ \"\$(nsenter --net=/run/netns/${GT_HOST_NS[1]} $GANTRY get workloads | tr -s ' ' | sed 's/ *$//' | cut -d' ' -f1-5)\" = \"\$(printf 'NAME DESIRED RUNNING READY GENERATION\nhello 3 3 3 1')\" ]"
+gt_check "get nodes table" bash -c "nsenter --net=/run/netns/${GT_HOST_NS[1]} $GANTRY get nodes | tr -s ' ' | head -n1 | grep -qx 'NAME CLOUD STATE CPU MEMORY REPLICAS'"
+gt_check "get replicas -o json parses" bash -c "nsenter --net=/run/netns/${GT_HOST_NS[1]} $GANTRY get replicas -o json | python3 -c 'import json,sys; assert len(json.load(sys.stdin)[\"items\"]) == 3'"
+gt_check "get of an unknown workload exits 1" bash -c "nsenter --net=/run/netns/${GT_HOST_NS[1]} $GANTRY get workloads nope >/dev/null 2>&1; [ \$? = 1 ]"
+gt_check "apply again says unchanged" bash -c "nsenter --net=/run/netns/${GT_HOST_NS[1]} $GANTRY apply -f $GT_SRC/examples/hello.yaml | grep -q unchanged"
 
 kill -INT "$DEV"
 exited() { ! kill -0 "$DEV" 2>/dev/null; }
