@@ -10,4 +10,8 @@
  * stderr: "tar -xpf x.tar -C dir: exit 2: This does not look like a tar archive". */
 int agent_tool_run(const char *const argv[], struct gy_error *err);
 
+/* The same with input written to the program's stdin (for `ip -batch -`). input is small
+ * (a pipe's capacity at most). */
+int agent_tool_run_input(const char *const argv[], const char *input, struct gy_error *err);
+
 #endif
