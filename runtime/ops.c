@@ -118,26 +118,32 @@ static int read_state(const char *dir, const char *id, struct rt_state *out, str
     return 1;
 }
 
+/* open_container and read_state in one: the start of every operation on a container.
+ * Returns read_state's result (0 while it is still being created, 1 once set up). */
+static int load_container(const char *root, const char *id, char **dir, struct rt_state *st,
+                          struct rt_record *rec, struct gy_error *err)
+{
+    int rc = open_container(root, id, dir, err);
+    if (rc < 0)
+        return rc;
+    return read_state(*dir, id, st, rec, err);
+}
+
 int rt_container_state(const char *root, const char *id, struct rt_state *out, struct gy_error *err)
 {
     cleanup_free char *dir = NULL;
-    int rc = open_container(root, id, &dir, err);
-    if (rc < 0)
-        return rc;
     struct rt_record rec;
-    rc = read_state(dir, id, out, &rec, err);
+    int rc = load_container(root, id, &dir, out, &rec, err);
     return rc < 0 ? rc : 0;
 }
 
 int rt_container_start(const char *root, const char *id, struct gy_error *err)
 {
     cleanup_free char *dir = NULL;
-    int rc = open_container(root, id, &dir, err);
-    if (rc < 0)
-        return rc;
     struct rt_state st;
     struct rt_record rec;
-    if ((rc = read_state(dir, id, &st, &rec, err)) < 0)
+    int rc = load_container(root, id, &dir, &st, &rec, err);
+    if (rc < 0)
         return rc;
     if (st.status != RT_STATUS_CREATED)
         return gy_error_set(err, GY_ECONFLICT, "container %s is %s, not created", id,
@@ -168,12 +174,10 @@ int rt_container_start(const char *root, const char *id, struct gy_error *err)
 int rt_container_kill(const char *root, const char *id, int sig, bool all, struct gy_error *err)
 {
     cleanup_free char *dir = NULL;
-    int rc = open_container(root, id, &dir, err);
-    if (rc < 0)
-        return rc;
     struct rt_state st;
     struct rt_record rec;
-    if ((rc = read_state(dir, id, &st, &rec, err)) < 0)
+    int rc = load_container(root, id, &dir, &st, &rec, err);
+    if (rc < 0)
         return rc;
     if (st.status != RT_STATUS_CREATED && st.status != RT_STATUS_RUNNING &&
         st.status != RT_STATUS_PAUSED)
@@ -196,12 +200,10 @@ int rt_container_wait(const char *root, const char *id, int timeout_ms, struct r
                       struct gy_error *err)
 {
     cleanup_free char *dir = NULL;
-    int rc = open_container(root, id, &dir, err);
-    if (rc < 0)
-        return rc;
     struct rt_state st;
     struct rt_record rec;
-    if ((rc = read_state(dir, id, &st, &rec, err)) < 0)
+    int rc = load_container(root, id, &dir, &st, &rec, err);
+    if (rc < 0)
         return rc;
     if (rc == 0)
         return gy_error_set(err, GY_ECONFLICT, "container %s is still being created", id);
@@ -223,12 +225,10 @@ int rt_container_wait(const char *root, const char *id, int timeout_ms, struct r
 int rt_container_delete(const char *root, const char *id, bool force, struct gy_error *err)
 {
     cleanup_free char *dir = NULL;
-    int rc = open_container(root, id, &dir, err);
-    if (rc < 0)
-        return rc;
     struct rt_state st;
     struct rt_record rec;
-    if ((rc = read_state(dir, id, &st, &rec, err)) < 0)
+    int rc = load_container(root, id, &dir, &st, &rec, err);
+    if (rc < 0)
         return rc;
     if (rc == 0) {
         if (!force)
@@ -301,12 +301,10 @@ int rt_container_stats(const char *root, const char *id, struct rt_stats *out, s
 static int set_frozen(const char *root, const char *id, bool frozen, struct gy_error *err)
 {
     cleanup_free char *dir = NULL;
-    int rc = open_container(root, id, &dir, err);
-    if (rc < 0)
-        return rc;
     struct rt_state st;
     struct rt_record rec;
-    if ((rc = read_state(dir, id, &st, &rec, err)) < 0)
+    int rc = load_container(root, id, &dir, &st, &rec, err);
+    if (rc < 0)
         return rc;
     enum rt_status want = frozen ? RT_STATUS_RUNNING : RT_STATUS_PAUSED;
     if (st.status != want)
@@ -331,12 +329,10 @@ int rt_container_update(const char *root, const char *id, const char *resources_
                         struct gy_error *err)
 {
     cleanup_free char *dir = NULL;
-    int rc = open_container(root, id, &dir, err);
-    if (rc < 0)
-        return rc;
     struct rt_state st;
     struct rt_record rec;
-    if ((rc = read_state(dir, id, &st, &rec, err)) < 0)
+    int rc = load_container(root, id, &dir, &st, &rec, err);
+    if (rc < 0)
         return rc;
     if (rc == 0 || st.status == RT_STATUS_STOPPED)
         return gy_error_set(err, GY_ECONFLICT, "container %s is %s", id, rt_status_name(st.status));
