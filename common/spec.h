@@ -144,7 +144,7 @@ bool gy_spec_positions_lookup(const struct gy_spec_positions *pos, const char *p
 /* Fills spec with the documented defaults (docs/spec.md): 1 replica, cpu 100m, memory
  * 64Mi, restart always, update max_surge 1 max_unavailable 0, stop grace 10s, health
  * interval 10s timeout 1s threshold 3 start period 0, autoscale off (when enabled: min 1,
- * scale_down_after 5m), placement spread node and strategy spread. The caller frees it
+ * scale_down_after 30s), placement spread node and strategy spread. The caller frees it
  * with gy_spec_free. */
 void gy_spec_init(struct gy_spec *spec);
 void gy_spec_free(struct gy_spec *spec);

@@ -525,7 +525,7 @@ static void dec_autoscale(struct decoder *d, const json_t *v, struct gy_autoscal
     check_keys(d, v, "autoscale", keys, ARRAY_LEN(keys));
     a->enabled = true;
     a->min = 1;
-    a->scale_down_after_ms = 300000;
+    a->scale_down_after_ms = 30000;
     json_t *x;
     if ((x = get(v, "min")) != NULL)
         dec_uint(d, "autoscale.min", x, 0, GY_SPEC_REPLICAS_MAX, &a->min);

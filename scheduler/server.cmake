@@ -7,7 +7,7 @@ set(GANTRY_SCHEDULER_SOURCES
     ${CMAKE_CURRENT_SOURCE_DIR}/node.c
     ${CMAKE_CURRENT_SOURCE_DIR}/reconcile.c)
 add_library(gantry_scheduler STATIC ${GANTRY_SCHEDULER_SOURCES})
-target_link_libraries(gantry_scheduler PUBLIC gantry_proto gantry_common gantry_placement PkgConfig::RAFT
+target_link_libraries(gantry_scheduler PUBLIC gantry_proto gantry_common gantry_placement gantry_autoscale PkgConfig::RAFT
                       PkgConfig::UV PkgConfig::SQLITE3 PkgConfig::JANSSON)
 set_target_properties(gantry_scheduler PROPERTIES C_VISIBILITY_PRESET hidden)
 

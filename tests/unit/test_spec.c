@@ -179,7 +179,7 @@ static void test_other_health_kinds(void **state)
               &s);
     assert_true(s.autoscale.enabled);
     assert_int_equal(s.autoscale.min, 1);
-    assert_int_equal(s.autoscale.scale_down_after_ms, 300000);
+    assert_int_equal(s.autoscale.scale_down_after_ms, 30000);
     assert_string_equal(s.autoscale.metric.exec.items[0], "qlen");
     assert_true(s.autoscale.metric.target == 3.0);
     gy_spec_free(&s);
