@@ -21,6 +21,7 @@
 #include "agent/bundle.h"
 #include "agent/health.h"
 #include "agent/image.h"
+#include "agent/metric.h"
 #include "agent/network.h"
 #include "agent/session.h"
 #include "agent/state.h"
@@ -630,6 +631,41 @@ static void on_log_request(void *data, const Gantry__LogRequest *req)
     }
 }
 
+/* ---------------------------------------------------------------------------------------
+ * Load-metric probes for the autoscaler */
+
+static void metric_answered(void *data, const Gantry__MetricValue *value)
+{
+    struct agent *a = data;
+    if (a->session == NULL || !agent_session_ready(a->session))
+        return;
+    Gantry__AgentFrame f = GANTRY__AGENT_FRAME__INIT;
+    f.frame_case = GANTRY__AGENT_FRAME__FRAME_METRIC_VALUE;
+    f.metric_value = (Gantry__MetricValue *)value;
+    agent_session_send(a->session, &f);
+}
+
+static void on_metric_probe(void *data, const Gantry__MetricProbe *probe)
+{
+    struct agent *a = data;
+    struct replica *r = replica_find(a, probe->replica_id);
+    if (r == NULL || !r->has_container || r->state != GANTRY__REPLICA_STATE__REPLICA_RUNNING) {
+        char why[256];
+        snprintf(why, sizeof(why), "replica %s is not running on node %s", probe->replica_id,
+                 a->cfg->name);
+        Gantry__MetricValue v = GANTRY__METRIC_VALUE__INIT;
+        v.request_id = probe->request_id;
+        v.replica_id = probe->replica_id;
+        v.error = why;
+        metric_answered(a, &v);
+        return;
+    }
+    char addr[AGENT_NET_ADDR_MAX] = "";
+    if (r->address != 0)
+        agent_net_addr_str(r->address, addr);
+    agent_metric_probe(&a->loop, probe, runtime_root(a), addr, metric_answered, a);
+}
+
 static void follows_tick(struct agent *a)
 {
     for (struct log_follow **p = &a->follows; *p != NULL;) {
@@ -944,6 +980,7 @@ int agent_daemon_run(const struct agent_config *cfg, struct gy_error *err)
                                                        .on_welcome = on_welcome,
                                                        .on_assignment = on_assignment,
                                                        .on_log_request = on_log_request,
+                                                       .on_metric_probe = on_metric_probe,
                                                        .on_disconnect = on_disconnect};
     struct agent_session_options sopts = {0};
     if ((rc = agent_session_start(&a.loop, cfg->servers, &sopts, &scb, &a, &a.session, err)) < 0)

@@ -180,6 +180,10 @@ static void handle_frame(struct agent_session *s, const uint8_t *body, size_t le
         if (s->welcomed && s->cb.on_log_request != NULL)
             s->cb.on_log_request(s->data, f->log_request);
         break;
+    case GANTRY__AGENT_FRAME__FRAME_METRIC_PROBE:
+        if (s->welcomed && s->cb.on_metric_probe != NULL)
+            s->cb.on_metric_probe(s->data, f->metric_probe);
+        break;
     default:
         /* Heartbeat acknowledgements only keep the read timer alive. */
         break;

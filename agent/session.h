@@ -26,6 +26,8 @@ struct agent_session_callbacks {
     void (*on_assignment)(void *data, const Gantry__Assignment *assignment);
     /* The server asks for a replica's log. */
     void (*on_log_request)(void *data, const Gantry__LogRequest *request);
+    /* The leader asks for a replica's load metric (autoscaling). */
+    void (*on_metric_probe)(void *data, const Gantry__MetricProbe *probe);
     /* The connection went away (after a welcome); the session reconnects by itself. */
     void (*on_disconnect)(void *data);
 };

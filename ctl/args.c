@@ -25,6 +25,10 @@ static const struct ctl_option get_options[] = {
     {"workload", 0, true, "NAME", "replicas: only those of this workload"},
 };
 
+static const struct ctl_option top_options[] = {
+    {"output", 'o', true, "FORMAT", "table (default) or json"},
+};
+
 static const struct ctl_option follow_options[] = {
     {"follow", 'f', false, NULL, "keep printing as new output arrives (Ctrl-C stops)"},
 };
@@ -77,6 +81,15 @@ const struct ctl_command ctl_commands[] = {
      "Examples:\n"
      "  gantry scale web 5\n",
      NULL, 0, 2, 2, ctl_cmd_scale},
+    {"top", "top [WORKLOAD] [-o json]", "show CPU and memory use of workloads and replicas",
+     "CPU (averaged over the last two seconds) and memory of every running replica and the\n"
+     "total of each workload, also as a share of what the spec requests (resources.cpu and\n"
+     "resources.memory): the figures the autoscaler acts on.\n"
+     "\n"
+     "Examples:\n"
+     "  gantry top\n"
+     "  gantry top web\n",
+     top_options, N_OPTS(top_options), 0, 1, ctl_cmd_top},
     {"logs", "logs REPLICA [-f]", "print a replica's output",
      "Examples:\n"
      "  gantry logs web-1a2b3c\n"

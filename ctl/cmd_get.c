@@ -389,6 +389,56 @@ static int object_events(struct ctl_client *client, const char *object, size_t k
     return 0;
 }
 
+/* The autoscale line of describe: the settings, then what the autoscaler sees now. */
+static const char *autoscaler_line(const json_t *a, const char *settings, const char *name)
+{
+    static char line[1024];
+    if (!json_is_object(a)) {
+        snprintf(line, sizeof(line), "%s", settings);
+        return line;
+    }
+    if (strcmp(ctl_json_str(a, "state"), "idle") == 0) {
+        snprintf(line, sizeof(line),
+                 "%s\n              idle: scaled to zero; 'gantry scale %s N' or an apply wakes it",
+                 settings, name);
+        return line;
+    }
+    const json_t *live = json_object_get(a, "live");
+    if (!json_is_object(live)) {
+        snprintf(line, sizeof(line), "%s\n              active", settings);
+        return line;
+    }
+    char figures[512] = "";
+    size_t n = 0;
+    const json_t *v;
+    if (json_is_number(v = json_object_get(live, "cpu_percent")))
+        n += (size_t)snprintf(figures + n, sizeof(figures) - n, "cpu %.0f%%, ",
+                              json_number_value(v));
+    if (json_is_number(v = json_object_get(live, "memory_percent")) && n < sizeof(figures))
+        n += (size_t)snprintf(figures + n, sizeof(figures) - n, "memory %.0f%%, ",
+                              json_number_value(v));
+    if (json_is_number(v = json_object_get(live, "metric")) && n < sizeof(figures))
+        n += (size_t)snprintf(figures + n, sizeof(figures) - n, "metric %.3g, ",
+                              json_number_value(v));
+    if (json_is_string(v = json_object_get(live, "metric_error")) && n < sizeof(figures))
+        n += (size_t)snprintf(figures + n, sizeof(figures) - n, "metric failed: %s, ",
+                              json_string_value(v));
+    char extra[128] = "";
+    if (json_is_integer(v = json_object_get(live, "scale_down_in_ms")))
+        snprintf(extra, sizeof(extra), "; scale-down in %llds",
+                 (long long)(json_integer_value(v) + 999) / 1000);
+    else if (json_is_integer(v = json_object_get(live, "idle_in_ms")))
+        snprintf(extra, sizeof(extra), "; idle, retires to zero in %llds",
+                 (long long)(json_integer_value(v) + 999) / 1000);
+    if (n == 0)
+        snprintf(line, sizeof(line), "%s\n              active; no figures yet (%lld ready with samples)",
+                 settings, ctl_json_int(live, "ready_with_figures"));
+    else
+        snprintf(line, sizeof(line), "%s\n              active; now %srecommends %lld%s", settings,
+                 figures, ctl_json_int(live, "recommended"), extra);
+    return line;
+}
+
 int ctl_cmd_describe(struct ctl_context *ctx, const struct ctl_invocation *inv)
 {
     if (strcmp(inv->args[0], "workload") != 0 && strcmp(inv->args[0], "workloads") != 0) {
@@ -449,7 +499,8 @@ int ctl_cmd_describe(struct ctl_context *ctx, const struct ctl_invocation *inv)
     fprintf(out, "Restart:      %s\n", ctl_json_str(spec, "restart"));
     fprintf(out, "Health:       %s\n", health);
     fprintf(out, "Placement:    %s\n", placement);
-    fprintf(out, "Autoscale:    %s\n", autoscale);
+    fprintf(out, "Autoscale:    %s\n", autoscaler_line(json_object_get(status, "autoscaler"),
+                                                   autoscale, ctl_json_str(w, "name")));
     fprintf(out, "Update:       %s\n", update);
     fprintf(out, "Stop grace:   %s\n", ctl_json_str(spec, "stop_grace"));
     free(command);

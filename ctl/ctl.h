@@ -199,6 +199,7 @@ int ctl_cmd_describe(struct ctl_context *ctx, const struct ctl_invocation *inv);
 int ctl_cmd_delete(struct ctl_context *ctx, const struct ctl_invocation *inv);
 int ctl_cmd_scale(struct ctl_context *ctx, const struct ctl_invocation *inv);
 int ctl_cmd_logs(struct ctl_context *ctx, const struct ctl_invocation *inv);
+int ctl_cmd_top(struct ctl_context *ctx, const struct ctl_invocation *inv);
 int ctl_cmd_events(struct ctl_context *ctx, const struct ctl_invocation *inv);
 int ctl_cmd_cluster(struct ctl_context *ctx, const struct ctl_invocation *inv);
 int ctl_cmd_version(struct ctl_context *ctx, const struct ctl_invocation *inv);

@@ -14,6 +14,7 @@
 #include "common/xalloc.h"
 #include "proto/frame.h"
 #include "proto/gantry.pb-c.h"
+#include "scheduler/autoscaler.h"
 #include "scheduler/reconcile.h"
 #include "scheduler/server.h"
 
@@ -148,6 +149,9 @@ struct sch_leader {
     size_t cap_index;
     struct log_request *logs;
     uint64_t next_log_id;
+    struct sch_autoscaler *autoscaler; /* usage windows and scale decisions */
+    uint64_t autoscaled_at;            /* uv_now of the last evaluation */
+    bool autoscale_inflight;
     uint64_t rng;
     bool listener_init;
     bool closing;
@@ -287,6 +291,7 @@ static void leader_maybe_free(struct sch_leader *l)
         return;
     void (*cb)(void *) = l->close_cb;
     void *arg = l->close_arg;
+    sch_autoscaler_free(l->autoscaler);
     free(l);
     if (cb != NULL)
         cb(arg);
@@ -768,6 +773,8 @@ static void on_frame(struct session *s, const uint8_t *body, size_t len)
             status_queue(l, s->node, f->status);
             break;
         case GANTRY__AGENT_FRAME__FRAME_HEARTBEAT: {
+            if (l->leading)
+                sch_autoscaler_samples(l->autoscaler, f->heartbeat, uv_now(l->server->loop));
             Gantry__AgentFrame ack = GANTRY__AGENT_FRAME__INIT;
             Gantry__Heartbeat hb = GANTRY__HEARTBEAT__INIT;
             hb.time_ms = wall_ms();
@@ -778,6 +785,9 @@ static void on_frame(struct session *s, const uint8_t *body, size_t len)
         }
         case GANTRY__AGENT_FRAME__FRAME_LOG_CHUNK:
             on_log_chunk(l, f->log_chunk);
+            break;
+        case GANTRY__AGENT_FRAME__FRAME_METRIC_VALUE:
+            sch_autoscaler_metric(l->autoscaler, f->metric_value, uv_now(l->server->loop));
             break;
         default:
             break;
@@ -996,6 +1006,89 @@ static void reconcile(struct sch_leader *l, const char *const *only, size_t n_on
 }
 
 /* ---------------------------------------------------------------------------------------
+ * Autoscaling */
+
+static void autoscale_done(void *data, int status, const struct sch_result *result,
+                           const char *message)
+{
+    struct sch_leader *l = data;
+    if (!leader_settled(l))
+        return;
+    l->autoscale_inflight = false;
+    if (status < 0)
+        gy_log_warn("autoscale decision not recorded", "error=\"%s\"", message ? message : "");
+    else if (result != NULL)
+        for (size_t i = 0; i < result->n_batch; i++)
+            if (result->batch[i].code < 0)
+                gy_log_warn("autoscale decision refused", "error=\"%s\"",
+                            result->batch[i].message ? result->batch[i].message : "");
+}
+
+/* Every SCH_AUTOSCALE_EVAL_MS: scale commands for the workloads whose load calls for it,
+ * and the metric probes that are due. */
+static void autoscale(struct sch_leader *l)
+{
+    uint64_t now = uv_now(l->server->loop);
+    if (l->autoscale_inflight || now - l->autoscaled_at < SCH_AUTOSCALE_EVAL_MS)
+        return;
+    l->autoscaled_at = now;
+    struct sch_autoscale_plan plan;
+    struct gy_error err;
+    if (sch_autoscaler_plan(l->autoscaler, db_of(l), now, wall_ms(), &plan, &err) < 0) {
+        gy_log_warn("autoscaler failed", "error=\"%s\"", err.msg);
+        return;
+    }
+    if (plan.command != NULL) {
+        for (size_t i = 0; i < plan.command->batch->n_commands; i++) {
+            const Gantry__ScaleWorkload *sc = plan.command->batch->commands[i]->scale_workload;
+            gy_log_info("autoscale", "workload=%s replicas=%u reason=\"%s\"", sc->name,
+                        sc->replicas, sc->reason);
+        }
+        if (leader_propose(l, plan.command, autoscale_done, &err) == 0)
+            l->autoscale_inflight = true;
+        else
+            gy_log_warn("autoscale decision not proposed", "error=\"%s\"", err.msg);
+    }
+    for (size_t i = 0; i < plan.n_probes; i++) {
+        struct session *s = session_of_node(l, plan.probes[i].node);
+        if (s == NULL)
+            continue;
+        Gantry__AgentFrame f = GANTRY__AGENT_FRAME__INIT;
+        f.frame_case = GANTRY__AGENT_FRAME__FRAME_METRIC_PROBE;
+        f.metric_probe = plan.probes[i].probe;
+        session_send(s, &f);
+    }
+    sch_autoscale_plan_free(&plan);
+}
+
+json_t *sch_leader_autoscaler_json(struct sch_server *server, const char *workload)
+{
+    struct sch_leader *l = server->leader;
+    if (l == NULL || !l->leading)
+        return NULL;
+    return sch_autoscaler_workload_json(l->autoscaler, workload, uv_now(server->loop));
+}
+
+void sch_leader_top(struct sch_call *call)
+{
+    struct sch_leader *l = call->server->leader;
+    if (l == NULL || !l->leading || !l->caught_up) {
+        sch_call_error(call, 503, "no_leader", NULL, "the leader is starting; retry shortly");
+        return;
+    }
+    char workload[128];
+    bool one = sch_http_query(call->req, "workload", workload, sizeof(workload)) && *workload;
+    struct gy_error err;
+    json_t *top = sch_autoscaler_top(l->autoscaler, db_of(l), one ? workload : NULL,
+                                     uv_now(call->server->loop), &err);
+    if (top == NULL) {
+        sch_call_error(call, 500, "internal", NULL, "%s", err.msg);
+        return;
+    }
+    sch_call_json(call, 200, top);
+}
+
+/* ---------------------------------------------------------------------------------------
  * The leader's duties */
 
 static void caught_up(void *data, int status, const char *message)
@@ -1042,6 +1135,7 @@ static void duties(struct sch_leader *l)
         l->n_pending = 0;
         if (l->cap_index > 0)
             pending_reindex(l);
+        sch_autoscaler_reset(l->autoscaler);
     }
     l->leading = leading;
     if (!leading || !l->caught_up)
@@ -1070,6 +1164,7 @@ static void duties(struct sch_leader *l)
         l->pushed_epoch = fsm->fleet_epoch;
         push_changed(l);
     }
+    autoscale(l);
 }
 
 static void on_kick(uv_timer_t *t)
@@ -1237,6 +1332,7 @@ int sch_leader_start(struct sch_server *server, struct gy_error *err)
     struct sch_leader *l = gy_xcalloc(1, sizeof(*l));
     l->server = server;
     l->rng = (uint64_t)wall_ms() ^ ((uint64_t)server->node.cfg.id << 32) ^ 0x9e3779b97f4a7c15ULL;
+    l->autoscaler = sch_autoscaler_new();
     server->leader = l;
     uv_timer_init(server->loop, &l->tick);
     uv_timer_init(server->loop, &l->kick);

@@ -29,6 +29,7 @@ static enum access route_access(enum sch_route route)
     case SCH_ROUTE_MEMBER_ADD:
     case SCH_ROUTE_MEMBER_REMOVE:
     case SCH_ROUTE_REPLICA_LOGS: /* the leader holds the agent sessions */
+    case SCH_ROUTE_TOP:          /* and the usage samples */
         return ACCESS_WRITE;
     case SCH_ROUTE_WORKLOADS:
     case SCH_ROUTE_WORKLOAD_GET:
@@ -164,6 +165,8 @@ static bool route_find(struct sch_call *call, const char **allowed)
         ROUTE(get, SCH_ROUTE_REPLICA_LOGS, "GET");
     if (strcmp(p, "/v1/nodes") == 0)
         ROUTE(get, SCH_ROUTE_NODES, "GET");
+    if (strcmp(p, "/v1/top") == 0)
+        ROUTE(get, SCH_ROUTE_TOP, "GET");
     if (strcmp(p, "/v1/events") == 0)
         ROUTE(get, SCH_ROUTE_EVENTS, "GET");
     if (strcmp(p, "/v1/cluster") == 0)
@@ -277,6 +280,10 @@ void sch_api_handle(struct sch_http_request *req, void *data)
     }
     if (call->route == SCH_ROUTE_REPLICA_LOGS) {
         sch_leader_logs(call);
+        return;
+    }
+    if (call->route == SCH_ROUTE_TOP) {
+        sch_leader_top(call);
         return;
     }
     if (access == ACCESS_WRITE) {

@@ -10,6 +10,7 @@
 #include "common/spec.h"
 #include "common/xalloc.h"
 #include "proto/spec_pb.h"
+#include "scheduler/leader.h"
 #include "scheduler/server.h"
 
 #define EVENTS_PAGE 1000
@@ -92,6 +93,22 @@ static json_t *workload_row(sqlite3 *db, sqlite3_stmt *stmt)
                      (json_int_t)sqlite3_column_int64(stmt, 5));
 }
 
+/* Adds status.autoscaler to an autoscaled workload: idle (retired to zero) or active, and,
+ * when this server leads, the live figures of its autoscaler. */
+static void autoscaler_status(struct sch_server *server, json_t *w)
+{
+    const json_t *a = json_object_get(json_object_get(w, "spec"), "autoscale");
+    json_t *status = json_object_get(w, "status");
+    if (!json_is_object(a) || !json_is_object(status))
+        return;
+    json_int_t desired = json_integer_value(json_object_get(status, "desired"));
+    json_t *o = json_pack("{s:s}", "state", desired == 0 ? "idle" : "active");
+    json_t *live = sch_leader_autoscaler_json(server, json_string_value(json_object_get(w, "name")));
+    if (live != NULL)
+        json_object_set_new(o, "live", live);
+    json_object_set_new(status, "autoscaler", o);
+}
+
 static void read_workloads(struct sch_call *call, bool one)
 {
     sqlite3 *db = call->server->node.fsm.db;
@@ -107,8 +124,11 @@ static void read_workloads(struct sch_call *call, bool one)
     if (one)
         sqlite3_bind_text(stmt, 1, call->name, -1, SQLITE_STATIC);
     json_t *items = json_array();
-    while (sqlite3_step(stmt) == SQLITE_ROW)
-        json_array_append_new(items, workload_row(db, stmt));
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+        json_t *w = workload_row(db, stmt);
+        autoscaler_status(call->server, w);
+        json_array_append_new(items, w);
+    }
     sqlite3_finalize(stmt);
     if (!one) {
         sch_call_json(call, 200, json_pack("{s:o}", "items", items));

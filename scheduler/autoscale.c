@@ -78,6 +78,12 @@ static uint32_t recommend(uint32_t current, uint32_t ready, double ratio)
     return (uint32_t)want;
 }
 
+/* Durations in reasons are rounded to tenths of a second. */
+static uint64_t round_tenth(uint64_t ms)
+{
+    return (ms + 50) / 100 * 100;
+}
+
 struct target {
     uint32_t recommended;
     char figure[128]; /* "cpu 182% of target 70%" */
@@ -91,6 +97,27 @@ static void consider(struct target *best, uint32_t recommended, const char *figu
     }
 }
 
+/* Adds a recommendation to the window and drops what fell out of it. */
+static void window_push(struct sch_as_memory *m, uint64_t now_ms, uint32_t replicas,
+                        uint64_t span_ms)
+{
+    while (m->n_window > 0 && m->window[m->n_window - 1].replicas <= replicas)
+        m->n_window--;
+    if (m->n_window == SCH_AS_RECOMMENDATIONS) {
+        /* Full: the newest entry absorbs this one, which only keeps a high value longer. */
+        m->window[m->n_window - 1].at_ms = now_ms;
+    } else {
+        m->window[m->n_window++] = (struct sch_as_recommendation){now_ms, replicas};
+    }
+    size_t drop = 0;
+    while (drop < m->n_window && now_ms - m->window[drop].at_ms > span_ms)
+        drop++;
+    if (drop > 0) {
+        memmove(&m->window[0], &m->window[drop], (m->n_window - drop) * sizeof(m->window[0]));
+        m->n_window -= drop;
+    }
+}
+
 void sch_as_decide(const struct sch_as_policy *p, const struct sch_as_figures *f,
                    struct sch_as_memory *m, uint64_t now_ms, struct sch_as_decision *d)
 {
@@ -98,7 +125,7 @@ void sch_as_decide(const struct sch_as_policy *p, const struct sch_as_figures *f
     memset(d, 0, sizeof(*d));
     d->replicas = current;
     if (!m->started || m->seen_current != current) {
-        /* A new workload, a manual scale or the last decision: the periods start anew. */
+        /* A new workload, or a count someone else set: the periods start anew. */
         memset(m, 0, sizeof(*m));
         m->started = true;
         m->seen_current = current;
@@ -119,7 +146,7 @@ void sch_as_decide(const struct sch_as_policy *p, const struct sch_as_figures *f
         return;
     }
     char span[GY_QUANTITY_BUF];
-    gy_duration_format((int64_t)f->span_ms, span);
+    gy_duration_format((int64_t)round_tenth(f->span_ms), span);
 
     if (p->min == 0 && p->idle_after_ms > 0) {
         bool idle = f->ready >= current && f->has_cpu &&
@@ -135,7 +162,8 @@ void sch_as_decide(const struct sch_as_policy *p, const struct sch_as_figures *f
                 char dur[GY_QUANTITY_BUF];
                 d->replicas = 0;
                 snprintf(d->reason, sizeof(d->reason), "idle for %s: %" PRIu32 " -> 0",
-                         gy_duration_format((int64_t)idle_for, dur), current);
+                         gy_duration_format((int64_t)round_tenth(idle_for), dur), current);
+                m->seen_current = 0;
                 return;
             }
             d->idle_in_ms = p->idle_after_ms - idle_for;
@@ -170,6 +198,7 @@ void sch_as_decide(const struct sch_as_policy *p, const struct sch_as_figures *f
     if (rec > p->max)
         rec = p->max;
     d->recommended = rec;
+    window_push(m, now_ms, rec, p->scale_down_after_ms);
     if (rec > current) {
         m->low_since = 0;
         uint32_t limit = current * 2 > current + 4 ? current * 2 : current + 4;
@@ -177,22 +206,24 @@ void sch_as_decide(const struct sch_as_policy *p, const struct sch_as_figures *f
         snprintf(d->reason, sizeof(d->reason), "%s over %s: %" PRIu32 " -> %" PRIu32, best.figure,
                  span, current, d->replicas);
     } else if (rec < current) {
-        if (m->low_since == 0) {
+        if (m->low_since == 0)
             m->low_since = now_ms;
-            m->low_max = rec;
-        } else if (rec > m->low_max) {
-            m->low_max = rec;
-        }
         uint64_t low_for = now_ms - m->low_since;
-        if (low_for >= p->scale_down_after_ms) {
+        uint32_t highest = m->window[0].replicas;
+        if (low_for >= p->scale_down_after_ms && highest < current) {
             char dur[GY_QUANTITY_BUF];
-            d->replicas = m->low_max;
+            d->replicas = highest;
             snprintf(d->reason, sizeof(d->reason), "%s, low for %s: %" PRIu32 " -> %" PRIu32,
-                     best.figure, gy_duration_format((int64_t)low_for, dur), current, d->replicas);
+                     best.figure, gy_duration_format((int64_t)round_tenth(low_for), dur), current,
+                     d->replicas);
         } else {
-            d->scale_down_in_ms = p->scale_down_after_ms - low_for;
+            d->scale_down_in_ms = low_for >= p->scale_down_after_ms
+                                      ? m->window[0].at_ms + p->scale_down_after_ms - now_ms
+                                      : p->scale_down_after_ms - low_for;
         }
     } else {
         m->low_since = 0;
     }
+    if (d->replicas != current)
+        m->seen_current = d->replicas;
 }

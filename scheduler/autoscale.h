@@ -73,13 +73,25 @@ struct sch_as_figures {
     uint64_t span_ms;
 };
 
+/* Recommendations kept for the scale-down window: a deque whose values fall from front to
+ * back, so its front is the highest recommendation of the window. */
+#define SCH_AS_RECOMMENDATIONS 32
+
+struct sch_as_recommendation {
+    uint64_t at_ms;
+    uint32_t replicas;
+};
+
 /* What a decision remembers until the next one; zero it for a new workload. */
 struct sch_as_memory {
     bool started;
-    uint32_t seen_current; /* a different current count (manual scale) starts afresh */
-    uint64_t low_since;    /* when the recommendation first fell below current; 0 = not */
-    uint32_t low_max;      /* the highest recommendation since then */
-    uint64_t idle_since;   /* when every replica became idle; 0 = not idle */
+    /* The count the autoscaler last saw or set. Any other count (a manual scale, an apply)
+     * starts the periods and the window anew. */
+    uint32_t seen_current;
+    uint64_t low_since;  /* when recommendations fell below the count; 0 = not low */
+    uint64_t idle_since; /* when every replica became idle; 0 = not idle */
+    struct sch_as_recommendation window[SCH_AS_RECOMMENDATIONS];
+    size_t n_window;
 };
 
 struct sch_as_decision {
@@ -91,8 +103,9 @@ struct sch_as_decision {
 };
 
 /* Decides the replica count. Scale-up acts at once, bounded to max(2 x current,
- * current + 4); scale-down only after the recommendation stayed below current for
- * scale_down_after, to the highest recommendation of that period; with min 0 and
+ * current + 4); scale-down only after the recommendations stayed below current for
+ * scale_down_after, to the highest recommendation of the last scale_down_after (as the
+ * Kubernetes HPA's stabilisation window); with min 0 and
  * idle_after, a workload whose replicas all stayed idle for idle_after goes to zero, and a
  * workload at zero stays there until it is scaled or applied. The largest recommendation
  * of the targets wins. */

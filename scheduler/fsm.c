@@ -256,6 +256,23 @@ static bool name_valid(const char *name)
     return name[0] != '-' && name[n - 1] != '-';
 }
 
+/* The replica count an apply sets. An autoscaled workload keeps the count its autoscaler
+ * (or a manual scale) chose, within the bounds of the new spec; the spec's replicas is only
+ * where a new workload, or one woken from idle (count 0), starts. */
+static uint32_t autoscaled_count(const Gantry__WorkloadSpec *spec, int64_t current)
+{
+    const Gantry__Autoscale *a = spec->autoscale;
+    if (a == NULL || !a->enabled)
+        return spec->replicas;
+    uint32_t low = a->min > 0 ? a->min : 1;
+    uint32_t want = current > 0 ? (uint32_t)current : spec->replicas;
+    if (want < low)
+        want = low;
+    if (a->max > 0 && want > a->max)
+        want = a->max;
+    return want;
+}
+
 static int apply_one_workload(struct sch_fsm *fsm, const Gantry__Command *cmd,
                               const Gantry__WorkloadSpec *spec, struct sch_result *result)
 {
@@ -279,17 +296,20 @@ static int apply_one_workload(struct sch_fsm *fsm, const Gantry__Command *cmd,
     int rc = sqlite3_step(get);
     enum sch_outcome outcome;
     uint64_t generation;
+    uint32_t replicas = spec->replicas;
     bool template_changed = false;
     if (rc == SQLITE_ROW) {
         const void *old = sqlite3_column_blob(get, 0);
         size_t old_len = (size_t)sqlite3_column_bytes(get, 0);
         generation = (uint64_t)sqlite3_column_int64(get, 1);
         int64_t old_replicas = sqlite3_column_int64(get, 2);
+        replicas = autoscaled_count(spec, old_replicas);
         template_changed = !(old_len == len && (len == 0 || memcmp(old, blob, len) == 0));
-        outcome = template_changed || old_replicas != (int64_t)spec->replicas
+        outcome = template_changed || old_replicas != (int64_t)replicas
                       ? SCH_OUTCOME_UPDATED
                       : SCH_OUTCOME_UNCHANGED;
     } else if (rc == SQLITE_DONE) {
+        replicas = autoscaled_count(spec, 0);
         outcome = SCH_OUTCOME_CREATED;
         generation = 0;
     } else {
@@ -305,7 +325,7 @@ static int apply_one_workload(struct sch_fsm *fsm, const Gantry__Command *cmd,
         sqlite3_reset(stmt);
         sqlite3_bind_text(stmt, 1, spec->name, -1, SQLITE_STATIC);
         sqlite3_bind_blob(stmt, 2, blob, (int)len, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 3, spec->replicas);
+        sqlite3_bind_int64(stmt, 3, replicas);
         sqlite3_bind_int64(stmt, 4, (sqlite3_int64)cmd->time_ms);
         sqlite3_bind_int64(stmt, 5, (sqlite3_int64)cmd->time_ms);
         generation = 1;
@@ -314,7 +334,7 @@ static int apply_one_workload(struct sch_fsm *fsm, const Gantry__Command *cmd,
         sqlite3_reset(stmt);
         sqlite3_bind_blob(stmt, 1, blob, (int)len, SQLITE_STATIC);
         sqlite3_bind_int64(stmt, 2, template_changed ? 1 : 0);
-        sqlite3_bind_int64(stmt, 3, spec->replicas);
+        sqlite3_bind_int64(stmt, 3, replicas);
         sqlite3_bind_int64(stmt, 4, (sqlite3_int64)cmd->time_ms);
         sqlite3_bind_text(stmt, 5, spec->name, -1, SQLITE_STATIC);
         if (template_changed)
@@ -350,7 +370,7 @@ static int apply_one_workload(struct sch_fsm *fsm, const Gantry__Command *cmd,
         return event_add(fsm, cmd, "apply", object, result, "unchanged at generation %" PRIu64,
                          generation);
     return event_add(fsm, cmd, "apply", object, result, "%s: generation %" PRIu64 ", %u replicas",
-                     sch_outcome_name(outcome), generation, spec->replicas);
+                     sch_outcome_name(outcome), generation, replicas);
 }
 
 static int exec_apply(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch_result *result)
@@ -459,8 +479,19 @@ static int exec_scale(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sc
     o->generation = generation;
     result->outcomes = o;
     result->n_outcomes = 1;
+    /* The autoscaler's last decision stays visible in describe as a condition. */
+    if (cmd->actor != NULL && strcmp(cmd->actor, "autoscaler") == 0 && scale->reason != NULL &&
+        run(fsm,
+            "INSERT INTO conditions (workload, kind, message, time_ms) VALUES (?, 'Autoscaled', ?, ?)"
+            " ON CONFLICT (workload, kind) DO UPDATE SET message = excluded.message,"
+            " time_ms = excluded.time_ms",
+            "tti", scale->name, scale->reason, (int64_t)cmd->time_ms) < 0)
+        return reject_sql(fsm, result, "record autoscale decision");
     char object[128];
     snprintf(object, sizeof(object), "workload/%s", scale->name);
+    if (cmd->actor != NULL && strcmp(cmd->actor, "autoscaler") == 0 && scale->reason != NULL &&
+        *scale->reason != '\0')
+        return event_add(fsm, cmd, "scale", object, result, "%s", scale->reason);
     return event_add(fsm, cmd, "scale", object, result, "replicas %" PRId64 " -> %u%s%s", before,
                      scale->replicas, scale->reason && *scale->reason ? ": " : "",
                      scale->reason ? scale->reason : "");

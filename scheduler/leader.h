@@ -7,6 +7,8 @@
 
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "common/error.h"
 
 struct sch_server;
@@ -25,5 +27,11 @@ void sch_leader_applied(struct sch_server *server);
 /* GET /v1/replicas/ID/logs[?follow=1]: asks the replica's agent and streams the answer.
  * Runs on the leader. */
 void sch_leader_logs(struct sch_call *call);
+/* GET /v1/top[?workload=NAME]: CPU and memory per replica and workload from the leader's
+ * sample windows. Runs on the leader. */
+void sch_leader_top(struct sch_call *call);
+/* The live state of a workload's autoscaler when this server leads, else NULL; the
+ * caller owns the result. */
+json_t *sch_leader_autoscaler_json(struct sch_server *server, const char *workload);
 
 #endif

@@ -21,6 +21,7 @@ static const char *const route_names[SCH_ROUTE_COUNT] = {
     [SCH_ROUTE_WORKLOAD_SCALE] = "workload_scale",
     [SCH_ROUTE_REPLICAS] = "replicas",
     [SCH_ROUTE_REPLICA_LOGS] = "replica_logs",
+    [SCH_ROUTE_TOP] = "top",
     [SCH_ROUTE_NODES] = "nodes",
     [SCH_ROUTE_EVENTS] = "events",
     [SCH_ROUTE_CLUSTER] = "cluster",

@@ -5,7 +5,8 @@ set(GANTRY_SCHEDULER_SOURCES
     ${CMAKE_CURRENT_SOURCE_DIR}/command.c
     ${CMAKE_CURRENT_SOURCE_DIR}/fsm.c
     ${CMAKE_CURRENT_SOURCE_DIR}/node.c
-    ${CMAKE_CURRENT_SOURCE_DIR}/reconcile.c)
+    ${CMAKE_CURRENT_SOURCE_DIR}/reconcile.c
+    ${CMAKE_CURRENT_SOURCE_DIR}/autoscaler.c)
 add_library(gantry_scheduler STATIC ${GANTRY_SCHEDULER_SOURCES})
 target_link_libraries(gantry_scheduler PUBLIC gantry_proto gantry_common gantry_placement gantry_autoscale PkgConfig::RAFT
                       PkgConfig::UV PkgConfig::SQLITE3 PkgConfig::JANSSON)

@@ -1,2 +1,4 @@
 gantry_integration_test(integration_fleet SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_fleet.sh
                         TIMEOUT 300)
+gantry_integration_test(integration_autoscale SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_autoscale.sh
+                        TIMEOUT 300)

@@ -141,18 +141,23 @@ static void test_scale_down_waits(void **state)
     sch_as_decide(&p, &f, &m, t0 + 30000, &d);
     assert_int_equal(d.replicas, 3);
     assert_string_equal(d.reason, "cpu 10% of target 50%, low for 30s: 4 -> 3");
-    /* The next period starts from the new count. */
+    /* The autoscaler's own step keeps the window: the rise at +10 s still holds the count
+     * at 3 until it is older than scale_down_after, then the count drops at once. */
     f = cpu_figures(3, 3, 10);
     sch_as_decide(&p, &f, &m, t0 + 31000, &d);
     assert_int_equal(d.replicas, 3);
-    assert_int_equal(d.scale_down_in_ms, 30000);
+    assert_int_equal(d.scale_down_in_ms, 9000);
+    sch_as_decide(&p, &f, &m, t0 + 40001, &d);
+    assert_int_equal(d.replicas, 1);
     /* Load back at the target ends the period. */
-    f = cpu_figures(3, 3, 50);
-    sch_as_decide(&p, &f, &m, t0 + 40000, &d);
+    f = cpu_figures(1, 1, 50);
+    sch_as_decide(&p, &f, &m, t0 + 41000, &d);
+    assert_int_equal(d.replicas, 1);
     assert_int_equal(d.scale_down_in_ms, 0);
-    f = cpu_figures(3, 3, 10);
-    sch_as_decide(&p, &f, &m, t0 + 61000, &d);
-    assert_int_equal(d.replicas, 3);
+    /* A manual scale (a count the autoscaler did not set) starts a new period. */
+    f = cpu_figures(5, 5, 10);
+    sch_as_decide(&p, &f, &m, t0 + 50000, &d);
+    assert_int_equal(d.replicas, 5);
     assert_int_equal(d.scale_down_in_ms, 30000);
 }
 

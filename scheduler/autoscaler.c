@@ -1,0 +1,668 @@
+/* The leader's autoscaler; see autoscaler.h. */
+#include "scheduler/autoscaler.h"
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/xalloc.h"
+#include "scheduler/autoscale.h"
+
+/* A replica's samples; forgotten after this long without one. */
+#define USAGE_FORGET_MS 30000
+/* Metric answers kept per workload. */
+#define METRIC_VALUES 8
+/* A probe unanswered for this long is given up and another is sent. */
+#define PROBE_TIMEOUT_MS 3000
+
+struct replica_usage {
+    struct replica_usage *next;
+    char *id;
+    uint64_t seen_ms; /* leader clock of the last sample */
+    struct sch_as_window window;
+};
+
+struct metric_value {
+    uint64_t at_ms;
+    double value;
+};
+
+/* What the leader keeps of one workload. */
+struct workload_as {
+    struct workload_as *next;
+    char *name;
+    uint64_t generation; /* of the decoded spec below */
+    bool seen;           /* still in the state at the last evaluation */
+    bool autoscaled;
+    struct sch_as_policy policy;
+    int64_t cpu_request_millis;
+    int64_t memory_request_bytes;
+    Gantry__MetricSource *metric; /* the probe to run, when the workload has a metric */
+    struct sch_as_memory memory;
+    struct metric_value values[METRIC_VALUES];
+    size_t n_values;
+    char metric_error[160];
+    uint64_t probe_id; /* the probe in flight; 0 = none */
+    uint64_t probe_sent_ms;
+    uint64_t last_probe_ms;
+    size_t probe_turn; /* which ready replica runs the next probe */
+    bool evaluated;
+    uint64_t evaluated_ms;
+    struct sch_as_figures figures;
+    struct sch_as_decision decision;
+};
+
+struct sch_autoscaler {
+    struct replica_usage **buckets;
+    size_t n_buckets;
+    size_t n_usage;
+    struct workload_as *workloads;
+    uint64_t next_probe_id;
+};
+
+static uint64_t id_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s != '\0'; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+struct sch_autoscaler *sch_autoscaler_new(void)
+{
+    struct sch_autoscaler *as = gy_xcalloc(1, sizeof(*as));
+    as->n_buckets = 256;
+    as->buckets = gy_xcalloc(as->n_buckets, sizeof(*as->buckets));
+    as->next_probe_id = 1;
+    return as;
+}
+
+static void workload_free(struct workload_as *w)
+{
+    if (w->metric != NULL)
+        gantry__metric_source__free_unpacked(w->metric, NULL);
+    free(w->name);
+    free(w);
+}
+
+void sch_autoscaler_reset(struct sch_autoscaler *as)
+{
+    for (size_t i = 0; i < as->n_buckets; i++) {
+        while (as->buckets[i] != NULL) {
+            struct replica_usage *u = as->buckets[i];
+            as->buckets[i] = u->next;
+            free(u->id);
+            free(u);
+        }
+    }
+    as->n_usage = 0;
+    while (as->workloads != NULL) {
+        struct workload_as *w = as->workloads;
+        as->workloads = w->next;
+        workload_free(w);
+    }
+}
+
+void sch_autoscaler_free(struct sch_autoscaler *as)
+{
+    if (as == NULL)
+        return;
+    sch_autoscaler_reset(as);
+    free(as->buckets);
+    free(as);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Samples */
+
+static struct replica_usage *usage_find(struct sch_autoscaler *as, const char *id)
+{
+    for (struct replica_usage *u = as->buckets[id_hash(id) % as->n_buckets]; u != NULL;
+         u = u->next)
+        if (strcmp(u->id, id) == 0)
+            return u;
+    return NULL;
+}
+
+static void usage_grow(struct sch_autoscaler *as)
+{
+    size_t n = as->n_buckets * 2;
+    struct replica_usage **b = gy_xcalloc(n, sizeof(*b));
+    for (size_t i = 0; i < as->n_buckets; i++) {
+        while (as->buckets[i] != NULL) {
+            struct replica_usage *u = as->buckets[i];
+            as->buckets[i] = u->next;
+            size_t k = id_hash(u->id) % n;
+            u->next = b[k];
+            b[k] = u;
+        }
+    }
+    free(as->buckets);
+    as->buckets = b;
+    as->n_buckets = n;
+}
+
+void sch_autoscaler_samples(struct sch_autoscaler *as, const Gantry__Heartbeat *hb,
+                            uint64_t now_ms)
+{
+    for (size_t i = 0; i < hb->n_samples; i++) {
+        const Gantry__ContainerSample *cs = hb->samples[i];
+        if (cs->replica_id == NULL || *cs->replica_id == '\0')
+            continue;
+        struct replica_usage *u = usage_find(as, cs->replica_id);
+        if (u == NULL) {
+            if (as->n_usage >= as->n_buckets * 2)
+                usage_grow(as);
+            u = gy_xcalloc(1, sizeof(*u));
+            u->id = gy_xstrdup(cs->replica_id);
+            size_t k = id_hash(u->id) % as->n_buckets;
+            u->next = as->buckets[k];
+            as->buckets[k] = u;
+            as->n_usage++;
+        }
+        struct sch_as_sample s = {hb->time_ms, cs->cpu_usage_ns, cs->memory_bytes};
+        sch_as_window_add(&u->window, &s);
+        u->seen_ms = now_ms;
+    }
+}
+
+static void usage_sweep(struct sch_autoscaler *as, uint64_t now_ms)
+{
+    for (size_t i = 0; i < as->n_buckets; i++) {
+        struct replica_usage **p = &as->buckets[i];
+        while (*p != NULL) {
+            struct replica_usage *u = *p;
+            if (now_ms - u->seen_ms > USAGE_FORGET_MS) {
+                *p = u->next;
+                free(u->id);
+                free(u);
+                as->n_usage--;
+            } else {
+                p = &u->next;
+            }
+        }
+    }
+}
+
+/* A replica's current CPU (millicores) and memory (bytes); false when it has no fresh
+ * figures. */
+static bool usage_of(struct sch_autoscaler *as, const char *id, uint64_t now_ms, double *cpu,
+                     double *memory, uint64_t *span_ms)
+{
+    struct replica_usage *u = usage_find(as, id);
+    if (u == NULL || now_ms - u->seen_ms > SCH_AUTOSCALE_STALE_MS)
+        return false;
+    if (!sch_as_window_cpu(&u->window, cpu, span_ms))
+        return false;
+    *memory = (double)u->window.s[u->window.n - 1].memory_bytes;
+    return true;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Metric probes */
+
+static struct workload_as *workload_find(struct sch_autoscaler *as, const char *name)
+{
+    for (struct workload_as *w = as->workloads; w != NULL; w = w->next)
+        if (strcmp(w->name, name) == 0)
+            return w;
+    return NULL;
+}
+
+void sch_autoscaler_metric(struct sch_autoscaler *as, const Gantry__MetricValue *v,
+                           uint64_t now_ms)
+{
+    for (struct workload_as *w = as->workloads; w != NULL; w = w->next) {
+        if (w->probe_id == 0 || w->probe_id != v->request_id)
+            continue;
+        w->probe_id = 0;
+        if (v->error != NULL && *v->error != '\0') {
+            snprintf(w->metric_error, sizeof(w->metric_error), "%s", v->error);
+            return;
+        }
+        w->metric_error[0] = '\0';
+        if (w->n_values == METRIC_VALUES) {
+            memmove(&w->values[0], &w->values[1], (METRIC_VALUES - 1) * sizeof(w->values[0]));
+            w->n_values--;
+        }
+        w->values[w->n_values++] = (struct metric_value){now_ms, v->value};
+        return;
+    }
+}
+
+/* The average of the metric answers within the span. */
+static bool metric_average(const struct workload_as *w, uint64_t now_ms, double *avg)
+{
+    double sum = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < w->n_values; i++) {
+        if (now_ms - w->values[i].at_ms <= SCH_AS_SPAN_MS + SCH_AS_SPAN_MS / 5) {
+            sum += w->values[i].value;
+            n++;
+        }
+    }
+    if (n == 0)
+        return false;
+    *avg = sum / (double)n;
+    return true;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Evaluation */
+
+/* Reads the autoscale block and requests from a stored spec. */
+static void workload_decode(struct workload_as *w, const void *blob, size_t len,
+                            uint64_t generation)
+{
+    w->generation = generation;
+    w->autoscaled = false;
+    if (w->metric != NULL)
+        gantry__metric_source__free_unpacked(w->metric, NULL);
+    w->metric = NULL;
+    Gantry__WorkloadSpec *spec = gantry__workload_spec__unpack(NULL, len, blob);
+    if (spec == NULL)
+        return;
+    if (spec->resources != NULL) {
+        w->cpu_request_millis = spec->resources->cpu_millis;
+        w->memory_request_bytes = spec->resources->memory_bytes;
+    }
+    const Gantry__Autoscale *a = spec->autoscale;
+    if (a != NULL && a->enabled) {
+        struct sch_as_policy p;
+        memset(&p, 0, sizeof(p));
+        p.min = a->min;
+        p.max = a->max;
+        p.cpu_percent = a->cpu_percent;
+        p.memory_percent = a->memory_percent;
+        p.scale_down_after_ms = a->scale_down_after_ms;
+        p.idle_after_ms = a->idle_after_ms;
+        if (a->metric != NULL && a->metric->target > 0 &&
+            (a->metric->n_exec > 0 || a->metric->http_port != 0)) {
+            p.has_metric = true;
+            p.metric_target = a->metric->target;
+            size_t n = gantry__metric_source__get_packed_size(a->metric);
+            uint8_t *buf = gy_xmalloc(n ? n : 1);
+            gantry__metric_source__pack(a->metric, buf);
+            w->metric = gantry__metric_source__unpack(NULL, n, buf);
+            free(buf);
+        }
+        w->policy = p;
+        w->autoscaled = true;
+    }
+    gantry__workload_spec__free_unpacked(spec, NULL);
+}
+
+struct ready_replica {
+    char *id;
+    char *node;
+};
+
+struct plan_builder {
+    Gantry__Command **scales;
+    size_t n_scales;
+    struct sch_autoscale_probe *probes;
+    size_t n_probes;
+};
+
+static void add_scale(struct plan_builder *b, const char *name, uint32_t replicas,
+                      const char *reason, uint64_t wall_ms)
+{
+    Gantry__Command *c = gy_xmalloc(sizeof(*c));
+    gantry__command__init(c);
+    c->time_ms = wall_ms;
+    c->actor = gy_xstrdup("autoscaler");
+    Gantry__ScaleWorkload *s = gy_xmalloc(sizeof(*s));
+    gantry__scale_workload__init(s);
+    s->name = gy_xstrdup(name);
+    s->replicas = replicas;
+    s->reason = gy_xstrdup(reason);
+    c->cmd_case = GANTRY__COMMAND__CMD_SCALE_WORKLOAD;
+    c->scale_workload = s;
+    b->scales = gy_xrealloc(b->scales, (b->n_scales + 1) * sizeof(*b->scales));
+    b->scales[b->n_scales++] = c;
+}
+
+static void add_probe(struct sch_autoscaler *as, struct plan_builder *b, struct workload_as *w,
+                      const struct ready_replica *r, uint64_t now_ms)
+{
+    Gantry__MetricProbe *p = gy_xmalloc(sizeof(*p));
+    gantry__metric_probe__init(p);
+    p->request_id = as->next_probe_id++;
+    p->replica_id = gy_xstrdup(r->id);
+    if (w->metric->n_exec > 0) {
+        p->exec = gy_xcalloc(w->metric->n_exec, sizeof(char *));
+        for (size_t i = 0; i < w->metric->n_exec; i++)
+            p->exec[i] = gy_xstrdup(w->metric->exec[i]);
+        p->n_exec = w->metric->n_exec;
+    }
+    p->http_port = w->metric->http_port;
+    p->http_path = gy_xstrdup(w->metric->http_path ? w->metric->http_path : "/");
+    p->timeout_ms = PROBE_TIMEOUT_MS - 500;
+    b->probes = gy_xrealloc(b->probes, (b->n_probes + 1) * sizeof(*b->probes));
+    b->probes[b->n_probes].node = gy_xstrdup(r->node);
+    b->probes[b->n_probes].probe = p;
+    b->n_probes++;
+    w->probe_id = p->request_id;
+    w->probe_sent_ms = now_ms;
+    w->last_probe_ms = now_ms;
+}
+
+static int evaluate(struct sch_autoscaler *as, sqlite3 *db, sqlite3_stmt *reps,
+                    struct workload_as *w, uint32_t current, uint64_t now_ms, uint64_t wall_ms,
+                    struct plan_builder *b)
+{
+    struct sch_as_figures f;
+    memset(&f, 0, sizeof(f));
+    f.current = current;
+    struct ready_replica *ready = NULL;
+    size_t n_ready = 0;
+    double cpu_sum = 0, mem_sum = 0, cpu_max = 0;
+    uint64_t span_max = 0;
+    sqlite3_reset(reps);
+    sqlite3_bind_text(reps, 1, w->name, -1, SQLITE_STATIC);
+    int rc;
+    while ((rc = sqlite3_step(reps)) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(reps, 0);
+        const char *node = (const char *)sqlite3_column_text(reps, 1);
+        ready = gy_xrealloc(ready, (n_ready + 1) * sizeof(*ready));
+        ready[n_ready].id = gy_xstrdup(id);
+        ready[n_ready].node = gy_xstrdup(node ? node : "");
+        n_ready++;
+        double cpu, mem;
+        uint64_t span;
+        if (!usage_of(as, id, now_ms, &cpu, &mem, &span))
+            continue;
+        f.ready++;
+        double cpu_pct = w->cpu_request_millis > 0 ? cpu / (double)w->cpu_request_millis * 100 : 0;
+        cpu_sum += cpu_pct;
+        if (cpu_pct > cpu_max)
+            cpu_max = cpu_pct;
+        if (w->memory_request_bytes > 0)
+            mem_sum += mem / (double)w->memory_request_bytes * 100;
+        if (span > span_max)
+            span_max = span;
+    }
+    sqlite3_reset(reps);
+    if (rc != SQLITE_DONE) {
+        for (size_t i = 0; i < n_ready; i++) {
+            free(ready[i].id);
+            free(ready[i].node);
+        }
+        free(ready);
+        (void)db;
+        return -1;
+    }
+    if (f.ready > 0) {
+        f.has_cpu = w->cpu_request_millis > 0;
+        f.cpu_percent = cpu_sum / f.ready;
+        f.cpu_max_percent = cpu_max;
+        f.has_memory = w->memory_request_bytes > 0;
+        f.memory_percent = mem_sum / f.ready;
+        f.span_ms = span_max;
+    }
+    if (w->policy.has_metric)
+        f.has_metric = metric_average(w, now_ms, &f.metric);
+
+    struct sch_as_decision d;
+    sch_as_decide(&w->policy, &f, &w->memory, now_ms, &d);
+    w->evaluated = true;
+    w->evaluated_ms = now_ms;
+    w->figures = f;
+    if (d.replicas != current)
+        add_scale(b, w->name, d.replicas, d.reason, wall_ms);
+    /* Keep the last decision that changed something for describe; otherwise the figures. */
+    if (d.replicas != current || w->decision.reason[0] == '\0' ||
+        w->decision.replicas == w->figures.current)
+        w->decision = d;
+
+    if (w->metric != NULL && n_ready > 0 &&
+        (w->probe_id == 0 || now_ms - w->probe_sent_ms >= PROBE_TIMEOUT_MS) &&
+        now_ms - w->last_probe_ms >= SCH_AUTOSCALE_PROBE_MS - SCH_AUTOSCALE_EVAL_MS / 2) {
+        add_probe(as, b, w, &ready[w->probe_turn % n_ready], now_ms);
+        w->probe_turn++;
+    }
+    for (size_t i = 0; i < n_ready; i++) {
+        free(ready[i].id);
+        free(ready[i].node);
+    }
+    free(ready);
+    return 0;
+}
+
+int sch_autoscaler_plan(struct sch_autoscaler *as, sqlite3 *db, uint64_t now_ms, uint64_t wall_ms,
+                        struct sch_autoscale_plan *plan, struct gy_error *err)
+{
+    memset(plan, 0, sizeof(*plan));
+    usage_sweep(as, now_ms);
+    sqlite3_stmt *wl = NULL, *reps = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT name, spec, generation, replicas FROM workloads", -1, &wl,
+                           NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db,
+                           "SELECT id, node FROM replicas WHERE workload = ? AND state = 2"
+                           " AND ready ORDER BY id",
+                           -1, &reps, NULL) != SQLITE_OK) {
+        gy_error_set(err, GY_EINTERNAL, "autoscaler: read state: %s", sqlite3_errmsg(db));
+        sqlite3_finalize(wl);
+        return -GY_EINTERNAL;
+    }
+    for (struct workload_as *w = as->workloads; w != NULL; w = w->next)
+        w->seen = false;
+    struct plan_builder b;
+    memset(&b, 0, sizeof(b));
+    int rc;
+    while ((rc = sqlite3_step(wl)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(wl, 0);
+        uint64_t generation = (uint64_t)sqlite3_column_int64(wl, 2);
+        struct workload_as *w = workload_find(as, name);
+        if (w == NULL) {
+            w = gy_xcalloc(1, sizeof(*w));
+            w->name = gy_xstrdup(name);
+            w->next = as->workloads;
+            as->workloads = w;
+            workload_decode(w, sqlite3_column_blob(wl, 1), (size_t)sqlite3_column_bytes(wl, 1),
+                            generation);
+        } else if (w->generation != generation) {
+            workload_decode(w, sqlite3_column_blob(wl, 1), (size_t)sqlite3_column_bytes(wl, 1),
+                            generation);
+        }
+        w->seen = true;
+        if (!w->autoscaled) {
+            w->evaluated = false;
+            continue;
+        }
+        if (evaluate(as, db, reps, w, (uint32_t)sqlite3_column_int64(wl, 3), now_ms, wall_ms, &b) <
+            0) {
+            rc = SQLITE_ERROR;
+            break;
+        }
+    }
+    sqlite3_finalize(wl);
+    sqlite3_finalize(reps);
+    /* Deleted workloads are forgotten. */
+    for (struct workload_as **p = &as->workloads; *p != NULL;) {
+        struct workload_as *w = *p;
+        if (!w->seen && rc == SQLITE_DONE) {
+            *p = w->next;
+            workload_free(w);
+        } else {
+            p = &w->next;
+        }
+    }
+    plan->probes = b.probes;
+    plan->n_probes = b.n_probes;
+    if (rc != SQLITE_DONE) {
+        for (size_t i = 0; i < b.n_scales; i++)
+            protobuf_c_message_free_unpacked(&b.scales[i]->base, NULL);
+        free(b.scales);
+        sch_autoscale_plan_free(plan);
+        gy_error_set(err, GY_EINTERNAL, "autoscaler: read state: %s", sqlite3_errmsg(db));
+        return -GY_EINTERNAL;
+    }
+    if (b.n_scales > 0) {
+        Gantry__Command *batch = gy_xmalloc(sizeof(*batch));
+        gantry__command__init(batch);
+        batch->time_ms = wall_ms;
+        batch->actor = gy_xstrdup("autoscaler");
+        Gantry__CommandBatch *cb = gy_xmalloc(sizeof(*cb));
+        gantry__command_batch__init(cb);
+        cb->commands = b.scales;
+        cb->n_commands = b.n_scales;
+        batch->cmd_case = GANTRY__COMMAND__CMD_BATCH;
+        batch->batch = cb;
+        plan->command = batch;
+        plan->scaled = b.n_scales;
+    }
+    return 0;
+}
+
+void sch_autoscale_plan_free(struct sch_autoscale_plan *plan)
+{
+    if (plan->command != NULL)
+        protobuf_c_message_free_unpacked(&plan->command->base, NULL);
+    for (size_t i = 0; i < plan->n_probes; i++) {
+        free(plan->probes[i].node);
+        protobuf_c_message_free_unpacked(&plan->probes[i].probe->base, NULL);
+    }
+    free(plan->probes);
+    memset(plan, 0, sizeof(*plan));
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Reading */
+
+static json_t *percent_or_null(bool has, double v)
+{
+    return has ? json_real((double)(int64_t)(v * 10 + 0.5) / 10) : json_null();
+}
+
+json_t *sch_autoscaler_workload_json(struct sch_autoscaler *as, const char *workload,
+                                     uint64_t now_ms)
+{
+    struct workload_as *w = as != NULL ? workload_find(as, workload) : NULL;
+    if (w == NULL || !w->autoscaled || !w->evaluated)
+        return NULL;
+    const struct sch_as_figures *f = &w->figures;
+    json_t *o = json_object();
+    json_object_set_new(o, "ready_with_figures", json_integer(f->ready));
+    json_object_set_new(o, "cpu_percent",
+                        percent_or_null(f->has_cpu && f->ready,
+                                        f->cpu_percent));
+    json_object_set_new(o, "memory_percent",
+                        percent_or_null(f->has_memory && f->ready, f->memory_percent));
+    json_object_set_new(o, "metric", f->has_metric ? json_real(f->metric) : json_null());
+    if (w->metric_error[0] != '\0')
+        json_object_set_new(o, "metric_error", json_string(w->metric_error));
+    json_object_set_new(o, "span_ms", json_integer((json_int_t)f->span_ms));
+    /* The recommendation is of the last evaluation; recompute what time is left. */
+    const struct sch_as_memory *m = &w->memory;
+    json_object_set_new(o, "recommended", json_integer(w->decision.recommended));
+    uint64_t down_in = 0, idle_in = 0;
+    if (m->low_since != 0 && now_ms - m->low_since < w->policy.scale_down_after_ms)
+        down_in = w->policy.scale_down_after_ms - (now_ms - m->low_since);
+    if (m->idle_since != 0 && now_ms - m->idle_since < w->policy.idle_after_ms)
+        idle_in = w->policy.idle_after_ms - (now_ms - m->idle_since);
+    json_object_set_new(o, "scale_down_in_ms",
+                        m->low_since != 0 ? json_integer((json_int_t)down_in) : json_null());
+    json_object_set_new(o, "idle_in_ms",
+                        m->idle_since != 0 ? json_integer((json_int_t)idle_in) : json_null());
+    json_object_set_new(o, "evaluated_ms_ago", json_integer((json_int_t)(now_ms - w->evaluated_ms)));
+    return o;
+}
+
+/* Adds a workload's totals of top to its object and the object to items. */
+static void close_workload(json_t *items, json_t *cur, const struct workload_as *w, double cpu,
+                           double mem, size_t measured)
+{
+    if (cur == NULL)
+        return;
+    json_object_set_new(cur, "cpu_millis", json_real((double)(int64_t)(cpu * 10) / 10));
+    json_object_set_new(cur, "memory_bytes", json_integer((json_int_t)mem));
+    json_object_set_new(cur, "measured", json_integer((json_int_t)measured));
+    bool creq = w != NULL && w->cpu_request_millis > 0 && measured > 0;
+    bool mreq = w != NULL && w->memory_request_bytes > 0 && measured > 0;
+    json_object_set_new(
+        cur, "cpu_percent",
+        percent_or_null(creq, creq ? cpu / ((double)w->cpu_request_millis * measured) * 100 : 0));
+    json_object_set_new(cur, "memory_percent",
+                        percent_or_null(mreq, mreq ? mem / ((double)w->memory_request_bytes *
+                                                            measured) * 100
+                                                   : 0));
+    json_array_append_new(items, cur);
+}
+
+json_t *sch_autoscaler_top(struct sch_autoscaler *as, sqlite3 *db, const char *workload,
+                           uint64_t now_ms, struct gy_error *err)
+{
+    sqlite3_stmt *stmt;
+    const char *sql = workload != NULL
+                          ? "SELECT id, workload, node, state, ready FROM replicas"
+                            " WHERE workload = ? AND state IN (1, 2, 3) ORDER BY workload, id"
+                          : "SELECT id, workload, node, state, ready FROM replicas"
+                            " WHERE state IN (1, 2, 3) ORDER BY workload, id";
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK) {
+        gy_error_set(err, GY_EINTERNAL, "read replicas: %s", sqlite3_errmsg(db));
+        return NULL;
+    }
+    if (workload != NULL)
+        sqlite3_bind_text(stmt, 1, workload, -1, SQLITE_STATIC);
+    json_t *items = json_array();
+    json_t *cur = NULL;
+    const char *cur_name = NULL;
+    double w_cpu = 0, w_mem = 0;
+    size_t w_measured = 0;
+    struct workload_as *w = NULL;
+    char *name_copy = NULL;
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(stmt, 0);
+        const char *wname = (const char *)sqlite3_column_text(stmt, 1);
+        if (cur_name == NULL || strcmp(cur_name, wname) != 0) {
+            close_workload(items, cur, w, w_cpu, w_mem, w_measured);
+            free(name_copy);
+            name_copy = gy_xstrdup(wname);
+            cur_name = name_copy;
+            w = workload_find(as, wname);
+            cur = json_pack("{s:s,s:[]}", "workload", wname, "replicas");
+            w_cpu = w_mem = 0;
+            w_measured = 0;
+        }
+        json_t *r = json_pack("{s:s,s:s,s:b}", "id", id, "node",
+                              sqlite3_column_text(stmt, 2) ? (const char *)sqlite3_column_text(stmt, 2)
+                                                           : "",
+                              "ready", sqlite3_column_int(stmt, 4) != 0);
+        double cpu, mem;
+        uint64_t span;
+        if (usage_of(as, id, now_ms, &cpu, &mem, &span)) {
+            w_cpu += cpu;
+            w_mem += mem;
+            w_measured++;
+            json_object_set_new(r, "cpu_millis", json_real((double)(int64_t)(cpu * 10) / 10));
+            json_object_set_new(r, "memory_bytes", json_integer((json_int_t)mem));
+            json_object_set_new(r, "cpu_percent",
+                                percent_or_null(w != NULL && w->cpu_request_millis > 0,
+                                                w != NULL && w->cpu_request_millis > 0
+                                                    ? cpu / (double)w->cpu_request_millis * 100
+                                                    : 0));
+            json_object_set_new(r, "memory_percent",
+                                percent_or_null(w != NULL && w->memory_request_bytes > 0,
+                                                w != NULL && w->memory_request_bytes > 0
+                                                    ? mem / (double)w->memory_request_bytes * 100
+                                                    : 0));
+        } else {
+            json_object_set_new(r, "cpu_millis", json_null());
+            json_object_set_new(r, "memory_bytes", json_null());
+            json_object_set_new(r, "cpu_percent", json_null());
+            json_object_set_new(r, "memory_percent", json_null());
+        }
+        if (w != NULL) {
+            json_object_set_new(r, "cpu_request_millis", json_integer(w->cpu_request_millis));
+            json_object_set_new(r, "memory_request_bytes", json_integer(w->memory_request_bytes));
+        }
+        json_array_append_new(json_object_get(cur, "replicas"), r);
+    }
+    close_workload(items, cur, w, w_cpu, w_mem, w_measured);
+    free(name_copy);
+    sqlite3_finalize(stmt);
+    return json_pack("{s:o,s:i}", "items", items, "span_ms", SCH_AS_SPAN_MS);
+}

@@ -1,0 +1,183 @@
+# Autoscaling with real containers on three hosts (network namespaces), each with a
+# control-plane server and an agent. Replicas burn CPU while a flag file exists: each host
+# serves a directory over HTTP (busybox httpd on the bridge gateway its containers route
+# through) and the replicas poll it. With cpu 100m, target 50%, min 1, max 4 a workload grows
+# from 1 to 4 within 10 s of the flag appearing and returns to 1 after scale_down_after once
+# it is gone; a workload held at its target for 60 s never scales (no flapping); an exec
+# metric drives scaling the same way; an idle workload with min 0 goes to zero, shows as
+# idle, and wakes on a scale; a leader killed in the middle of a scale-up leaves the new
+# leader to finish it; gantry top and describe show the figures.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/netns.sh"
+gt_require_root
+command -v busybox >/dev/null || gt_skip "busybox-static is not installed"
+command -v python3 >/dev/null || gt_skip "python3 is missing"
+SCHED=$GT_BUILD/scheduler/gantry-scheduler
+AGENT=$GT_BUILD/agent/gantry-agent
+RUNTIME=$GT_BUILD/runtime/gantry-runtime
+GANTRY=$GT_BUILD/ctl/gantry
+for b in "$SCHED" "$AGENT" "$RUNTIME" "$GANTRY"; do [ -x "$b" ] || gt_skip "$b is not built"; done
+
+N=3
+gt_hosts_create $N || exit 1
+PREFIX="as$$-"
+gt_on_exit "for i in 1 2 3; do for id in \$($RUNTIME --root $GT_TMP/rt\$i list -q 2>/dev/null); do $RUNTIME --root $GT_TMP/rt\$i delete -f \$id >/dev/null 2>&1; done; done; for ns in \$(ip netns list 2>/dev/null | awk '{print \$1}' | grep '^$PREFIX'); do ip netns del \$ns 2>/dev/null; done"
+
+# The image: busybox, a load script that burns CPU while the flag is served, and a metric
+# script that prints the queue length the host serves.
+rootfs=$GT_TMP/rootfs
+mkdir -p "$rootfs/bin" "$GT_TMP/flags"
+cp "$(command -v busybox)" "$rootfs/bin/busybox"
+for t in sh sleep wget route awk cat; do ln -s busybox "$rootfs/bin/$t"; done
+cat >"$rootfs/bin/gw" <<'EOF'
+#!/bin/sh
+route -n | awk '$1 == "0.0.0.0" { print $2; exit }'
+EOF
+cat >"$rootfs/bin/load" <<'EOF'
+#!/bin/sh
+# Burns CPU while http://GATEWAY:9090/on exists.
+gw=$(gw)
+while :; do
+    if wget -q -O /dev/null "http://$gw:9090/on" 2>/dev/null; then
+        i=0
+        while [ $i -lt 20000 ]; do i=$((i + 1)); done
+    else
+        sleep 0.3
+    fi
+done
+EOF
+cat >"$rootfs/bin/queue" <<'EOF'
+#!/bin/sh
+wget -q -O - "http://$(gw):9090/queue"
+EOF
+chmod +x "$rootfs/bin/gw" "$rootfs/bin/load" "$rootfs/bin/queue"
+echo 0 >"$GT_TMP/flags/queue"
+
+declare -A SPID APID
+bootstrap=""
+for ((i = 1; i <= N; i++)); do bootstrap+="${bootstrap:+,}$i=198.18.0.$i:7701"; done
+servers=""
+for ((i = 1; i <= N; i++)); do servers+="${servers:+,}198.18.0.$i:7702"; done
+start_server() {
+    gt_host_spawn "s$1${2:-}" "$1" "$SCHED" --id "$1" --data-dir "$GT_TMP/s$1" \
+        --raft-addr "198.18.0.$1:7701" --api-addr "198.18.0.$1:7700" \
+        --agent-addr "198.18.0.$1:7702" --bootstrap "$bootstrap" --node-down-timeout 3s
+    SPID[$1]=$GT_LAST_PID
+}
+for ((i = 1; i <= N; i++)); do
+    "$AGENT" --data-dir "$GT_TMP/a$i" image import busybox "$rootfs" >/dev/null || exit 1
+    start_server "$i"
+    gt_host_spawn "a$i" "$i" "$AGENT" --servers "$servers" --name "node$i" \
+        --data-dir "$GT_TMP/a$i" --runtime-root "$GT_TMP/rt$i" --netns-prefix "$PREFIX$i-" \
+        --subnet "198.19.$i.0/24" --bridge gybr0 --cpu 2 --memory 2Gi
+    APID[$i]=$GT_LAST_PID
+done
+
+api() {
+    local h=$1 path=$2; shift 2
+    nsenter --net="/run/netns/${GT_HOST_NS[$h]}" curl -s --max-time 5 "$@" "http://198.18.0.$h:7700$path"
+}
+gantry() {
+    local h=$1; shift
+    nsenter --net="/run/netns/${GT_HOST_NS[$h]}" "$GANTRY" --server "http://198.18.0.$h:7700" "$@"
+}
+leader_of() { api "$1" /v1/cluster | python3 -c 'import json,sys; print(json.load(sys.stdin)["leader"])' 2>/dev/null; }
+# desired HOST NAME: the workload's desired count.
+desired() { api "$1" "/v1/workloads/$2" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"]["desired"])' 2>/dev/null; }
+# running HOST NAME: how many of its replicas run.
+running() { api "$1" "/v1/replicas?workload=$2" | python3 -c 'import json,sys; print(sum(1 for r in json.load(sys.stdin)["items"] if r["state"]=="running"))' 2>/dev/null; }
+settled_at() { [ "$(desired "$1" "$2")" = "$3" ] && [ "$(running "$1" "$2")" = "$3" ]; }
+# scale_events HOST NAME: the autoscaler's scale events of the workload, one per line.
+scale_events() {
+    api "$1" "/v1/events?since=0" | python3 -c '
+import json, sys
+for e in json.load(sys.stdin)["items"]:
+    if e["object"] == "workload/'"$2"'" and e["kind"] == "scale" and e["actor"] == "autoscaler":
+        print(e["message"])' 2>/dev/null
+}
+flag() { if [ "$1" = on ]; then echo on >"$GT_TMP/flags/on"; else rm -f "$GT_TMP/flags/on"; fi; }
+
+for ((i = 1; i <= N; i++)); do
+    gt_host_spawn "flags$i" "$i" busybox httpd -f -p 9090 -h "$GT_TMP/flags"
+done
+gt_check "a leader is elected" gt_wait_for leader 30 bash -c "[ -n \"\$(nsenter --net=/run/netns/${GT_HOST_NS[1]} curl -s --max-time 2 http://198.18.0.1:7700/v1/cluster | grep -o '\"leader\":[1-9]')\" ]"
+gt_check "three nodes register" gt_wait_for nodes 30 bash -c "[ \"\$(nsenter --net=/run/netns/${GT_HOST_NS[1]} curl -s --max-time 2 http://198.18.0.1:7700/v1/nodes | grep -o '\"state\":\"ready\"' | wc -l)\" = 3 ]"
+
+base='"image":"busybox","resources":{"cpu":"100m","memory":"16Mi"},"stop_grace":"1s"'
+# steady: two replicas at their CPU request against a 100% target, for the flapping check.
+api 1 /v1/apply -X POST -d '{"name":"steady",'"$base"',"command":["sh","-c","while :; do :; done"],"replicas":2,"autoscale":{"min":1,"max":4,"cpu":"100%"}}' >/dev/null
+steady_from=$(date +%s)
+# idle: min 0, retired after 3 s without load.
+api 1 /v1/apply -X POST -d '{"name":"idle",'"$base"',"command":["sleep","3600"],"replicas":2,"autoscale":{"min":0,"max":3,"cpu":"50%","idle_after":"3s"}}' >/dev/null
+# burn: the CPU-driven workload of the issue.
+api 1 /v1/apply -X POST -d '{"name":"burn",'"$base"',"command":["load"],"replicas":1,"autoscale":{"min":1,"max":4,"cpu":"50%","scale_down_after":"8s"}}' >/dev/null
+gt_check "burn runs 1 replica" gt_wait_for "burn at 1" 30 settled_at 1 burn 1
+
+# Load: 1 -> 4 within 10 s.
+sleep 3 # the window holds idle samples first
+flag on
+t0=$(date +%s.%N)
+gt_wait_for "burn at 4" 30 settled_at 1 burn 4
+up=$(python3 -c "print(round($(date +%s.%N) - $t0, 1))")
+gt_log "burn: 1 -> 4 running in ${up}s; decisions: $(scale_events 1 burn | tr '\n' ';')"
+gt_check "burn grows from 1 to 4 within 10s of the flag (took ${up}s)" python3 -c "import sys; sys.exit(0 if $up <= 10 else 1)"
+gt_check "scale events carry the figures" bash -c "[ -n \"\$(nsenter --net=/run/netns/${GT_HOST_NS[1]} curl -s --max-time 5 'http://198.18.0.1:7700/v1/events?since=0' | grep -o 'cpu [0-9]*% of target 50% over [0-9.]*s: [0-9] -> [0-9]')\" ]"
+
+# top shows usage per workload and replica, also as a share of the request.
+top=$(gantry 1 top burn)
+gt_log "gantry top burn:"$'\n'"$top"
+gt_check "top lists the 4 replicas of burn with CPU" [ "$(echo "$top" | grep -c '^burn-')" = 4 ]
+top_share() { grep -E '^burn ' <<<"$top" | grep -qE '[0-9]+m +[0-9]+%'; }
+gt_check "top shows CPU as a share of the request" top_share
+burn_desc=$(gantry 1 describe workload burn)
+gt_log "gantry describe workload burn:"$'\n'"$burn_desc"
+desc_live() { grep -A1 '^Autoscale' <<<"$burn_desc" | grep -q 'active; now cpu'; }
+desc_last() { grep -q 'Autoscaled .*-> 4' <<<"$burn_desc"; }
+gt_check "describe shows the autoscaler's figures" desc_live
+gt_check "describe shows the last decision" desc_last
+
+# Load ends: back to 1 after scale_down_after (8 s) plus the figures catching up.
+flag off
+t0=$(date +%s.%N)
+gt_check "burn returns to 1 after the flag is gone" gt_wait_for "burn at 1" 40 settled_at 1 burn 1
+down=$(python3 -c "print(round($(date +%s.%N) - $t0, 1))")
+gt_log "burn: 4 -> 1 in ${down}s (scale_down_after 8s)"
+gt_check "not before scale_down_after (took ${down}s)" python3 -c "import sys; sys.exit(0 if $down >= 8 else 1)"
+
+# The idle workload went to zero meanwhile and wakes on a scale.
+gt_check "idle workload retired to zero" gt_wait_for "idle at 0" 30 settled_at 1 idle 0
+gt_check "idle workload is shown as idle" bash -c "nsenter --net=/run/netns/${GT_HOST_NS[1]} $GANTRY --server http://198.18.0.1:7700 describe workload idle | grep -q 'idle: scaled to zero'"
+gantry 1 scale idle 2 >/dev/null
+gt_check "gantry scale wakes it" gt_wait_for "idle at 2" 30 settled_at 1 idle 2
+
+# The exec metric drives scaling the same way: queue 12 against target 5.
+api 1 /v1/apply -X POST -d '{"name":"worker",'"$base"',"command":["sleep","3600"],"replicas":1,"autoscale":{"min":1,"max":4,"scale_down_after":"5s","metric":{"exec":["queue"],"target":5}}}' >/dev/null
+gt_wait_for "worker at 1" 30 settled_at 1 worker 1
+echo 12 >"$GT_TMP/flags/queue"
+gt_check "the exec metric scales worker to 4" gt_wait_for "worker at 4" 30 settled_at 1 worker 4
+gt_log "worker decisions: $(scale_events 1 worker | tr '\n' ';')"
+gt_check "its reason names the metric" bash -c "[ -n \"\$(nsenter --net=/run/netns/${GT_HOST_NS[1]} curl -s --max-time 5 'http://198.18.0.1:7700/v1/events?since=0' | grep -o 'metric 12 against target 5')\" ]"
+echo 0 >"$GT_TMP/flags/queue"
+gt_check "a zero queue brings worker back to 1" gt_wait_for "worker at 1" 40 settled_at 1 worker 1
+
+# A leader change in the middle of a scale-up: the new leader carries on.
+flag on
+gt_wait_for "burn scaling" 20 bash -c "[ \"\$(nsenter --net=/run/netns/${GT_HOST_NS[1]} curl -s --max-time 2 http://198.18.0.1:7700/v1/workloads/burn | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"status\"][\"desired\"])')\" -ge 2 ]"
+leader=$(leader_of 1)
+other=1; [ "$leader" = 1 ] && other=2
+gt_log "burn at $(desired "$other" burn); killing leader $leader; top:"$'\n'"$(gantry "$other" top burn)"$'\n'"$(gantry "$other" describe workload burn | grep -A1 ^Autoscale)"
+gt_stop "${SPID[$leader]}" KILL
+gt_check "the new leader scales burn to 4" gt_wait_for "burn at 4 after leader change" 40 settled_at "$other" burn 4
+new_leader=$(leader_of "$other")
+flag off
+gt_check "and back to 1 when the load ends" gt_wait_for "burn at 1 after leader change" 40 settled_at "$other" burn 1
+gt_check "the decisions after the change are the new leader's ($new_leader)" [ "$new_leader" != "$leader" ]
+start_server "$leader" b
+
+# steady was at its target all along: no scale in at least 60 s.
+left=$((steady_from + 62 - $(date +%s)))
+[ "$left" -gt 0 ] && sleep "$left"
+gt_log "steady: $(( $(date +%s) - steady_from ))s at its target; top: $(gantry "$other" top steady | grep -E '^steady ')"
+gt_check "no flapping: steady never scaled ($(scale_events "$other" steady | tr '\n' ';'))" [ -z "$(scale_events "$other" steady)" ]
+gt_check "steady still at 2" settled_at "$other" steady 2
+gt_finish
