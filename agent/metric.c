@@ -88,8 +88,8 @@ static void run_exec(struct probe_work *w)
                  res.exit_code);
     } else {
         char why[200];
-        if (agent_metric_parse(res.output != NULL ? res.output : "", &w->value, why,
-                               sizeof(why)) < 0)
+        if (agent_metric_parse(res.output != NULL ? res.output : "", &w->value, why, sizeof(why)) <
+            0)
             snprintf(w->error, sizeof(w->error), "exec %.100s: %.200s", w->argv[0], why);
     }
     free(res.output);
@@ -137,22 +137,23 @@ static void run_http(struct probe_work *w)
     int soerr = 0;
     socklen_t sl = sizeof(soerr);
     if (rc < 0 && errno != EINPROGRESS) {
-        snprintf(w->error, sizeof(w->error), "GET http://%s:%u%s: %s", w->address, w->port,
-                 w->path, strerror(errno));
+        snprintf(w->error, sizeof(w->error), "GET http://%s:%u%s: %s", w->address, w->port, w->path,
+                 strerror(errno));
         goto out;
     }
     if (!wait_fd(fd, POLLOUT, deadline) || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 ||
         soerr != 0) {
-        snprintf(w->error, sizeof(w->error), "GET http://%s:%u%s: %s", w->address, w->port,
-                 w->path, soerr != 0 ? strerror(soerr) : "connect timed out");
+        snprintf(w->error, sizeof(w->error), "GET http://%s:%u%s: %s", w->address, w->port, w->path,
+                 soerr != 0 ? strerror(soerr) : "connect timed out");
         goto out;
     }
     char req[512];
-    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: %s:%u\r\nUser-Agent: gantry-agent\r\n\r\n",
-                     w->path, w->address, w->port);
+    int n = snprintf(req, sizeof(req),
+                     "GET %s HTTP/1.0\r\nHost: %s:%u\r\nUser-Agent: gantry-agent\r\n\r\n", w->path,
+                     w->address, w->port);
     if (n < 0 || (size_t)n >= sizeof(req) || send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
-        snprintf(w->error, sizeof(w->error), "GET http://%s:%u%s: send failed", w->address,
-                 w->port, w->path);
+        snprintf(w->error, sizeof(w->error), "GET http://%s:%u%s: send failed", w->address, w->port,
+                 w->path);
         goto out;
     }
     for (;;) {
@@ -177,10 +178,9 @@ static void run_http(struct probe_work *w)
     }
     char *payload = strstr(body, "\r\n\r\n");
     char why[200];
-    if (payload == NULL ||
-        agent_metric_parse(payload + 4, &w->value, why, sizeof(why)) < 0)
-        snprintf(w->error, sizeof(w->error), "GET http://%s:%u%s: %s", w->address, w->port,
-                 w->path, payload == NULL ? "the answer has no body" : why);
+    if (payload == NULL || agent_metric_parse(payload + 4, &w->value, why, sizeof(why)) < 0)
+        snprintf(w->error, sizeof(w->error), "GET http://%s:%u%s: %s", w->address, w->port, w->path,
+                 payload == NULL ? "the answer has no body" : why);
 out:
     free(body);
     close(fd);
@@ -219,9 +219,8 @@ static void probe_after(uv_work_t *req, int status)
     free(w);
 }
 
-void agent_metric_probe(uv_loop_t *loop, const Gantry__MetricProbe *probe,
-                        const char *runtime_root, const char *address, agent_metric_done done,
-                        void *data)
+void agent_metric_probe(uv_loop_t *loop, const Gantry__MetricProbe *probe, const char *runtime_root,
+                        const char *address, agent_metric_done done, void *data)
 {
     struct probe_work *w = gy_xcalloc(1, sizeof(*w));
     w->work.data = w;
@@ -229,8 +228,8 @@ void agent_metric_probe(uv_loop_t *loop, const Gantry__MetricProbe *probe,
     w->address = gy_xstrdup(address != NULL ? address : "");
     w->replica_id = gy_xstrdup(probe->replica_id != NULL ? probe->replica_id : "");
     w->request_id = probe->request_id;
-    w->timeout_ms = probe->timeout_ms > 0 && probe->timeout_ms < 60000 ? (int)probe->timeout_ms
-                                                                         : 2000;
+    w->timeout_ms =
+        probe->timeout_ms > 0 && probe->timeout_ms < 60000 ? (int)probe->timeout_ms : 2000;
     w->done = done;
     w->data = data;
     if (probe->n_exec > 0) {
@@ -239,8 +238,8 @@ void agent_metric_probe(uv_loop_t *loop, const Gantry__MetricProbe *probe,
             w->argv[i] = gy_xstrdup(probe->exec[i] != NULL ? probe->exec[i] : "");
     } else {
         w->port = probe->http_port;
-        w->path = gy_xstrdup(probe->http_path != NULL && *probe->http_path ? probe->http_path
-                                                                            : "/");
+        w->path =
+            gy_xstrdup(probe->http_path != NULL && *probe->http_path ? probe->http_path : "/");
     }
     if (w->argv == NULL && w->port == 0)
         snprintf(w->error, sizeof(w->error), "the probe names neither a command nor a port");

@@ -15,9 +15,8 @@ typedef void (*agent_metric_done)(void *data, const Gantry__MetricValue *value);
 
 /* Starts one probe. runtime_root is the runtime's state dir; address the replica's IPv4
  * address as text ("" when it has none; HTTP probes then fail). done runs exactly once. */
-void agent_metric_probe(uv_loop_t *loop, const Gantry__MetricProbe *probe,
-                        const char *runtime_root, const char *address, agent_metric_done done,
-                        void *data);
+void agent_metric_probe(uv_loop_t *loop, const Gantry__MetricProbe *probe, const char *runtime_root,
+                        const char *address, agent_metric_done done, void *data);
 
 /* Reads the number a metric printed: the last non-empty line, a finite decimal number with
  * nothing else on it. Returns 0, or -1 with why filled in. */

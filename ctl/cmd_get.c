@@ -72,7 +72,11 @@ static void workloads_table(struct ctl_context *ctx, const json_t *items, bool w
         char age[32];
         char *cells[11] = {
             gy_xstrdup(ctl_json_str(w, "name")),
-            ctl_cell("%lld", ctl_json_int(status, "desired")),
+            ctl_cell("%lld%s", ctl_json_int(status, "desired"),
+                     strcmp(ctl_json_str(json_object_get(status, "autoscaler"), "state"), "idle") ==
+                             0
+                         ? " (idle)"
+                         : ""),
             ctl_cell("%lld", ctl_json_int(status, "running")),
             ctl_cell("%lld", ctl_json_int(status, "ready")),
             ctl_cell("%lld", ctl_json_int(w, "generation")),
@@ -431,8 +435,9 @@ static const char *autoscaler_line(const json_t *a, const char *settings, const 
         snprintf(extra, sizeof(extra), "; idle, retires to zero in %llds",
                  (long long)(json_integer_value(v) + 999) / 1000);
     if (n == 0)
-        snprintf(line, sizeof(line), "%s\n              active; no figures yet (%lld ready with samples)",
-                 settings, ctl_json_int(live, "ready_with_figures"));
+        snprintf(line, sizeof(line),
+                 "%s\n              active; no figures yet (%lld ready with samples)", settings,
+                 ctl_json_int(live, "ready_with_figures"));
     else
         snprintf(line, sizeof(line), "%s\n              active; now %srecommends %lld%s", settings,
                  figures, ctl_json_int(live, "recommended"), extra);
@@ -499,8 +504,9 @@ int ctl_cmd_describe(struct ctl_context *ctx, const struct ctl_invocation *inv)
     fprintf(out, "Restart:      %s\n", ctl_json_str(spec, "restart"));
     fprintf(out, "Health:       %s\n", health);
     fprintf(out, "Placement:    %s\n", placement);
-    fprintf(out, "Autoscale:    %s\n", autoscaler_line(json_object_get(status, "autoscaler"),
-                                                   autoscale, ctl_json_str(w, "name")));
+    fprintf(
+        out, "Autoscale:    %s\n",
+        autoscaler_line(json_object_get(status, "autoscaler"), autoscale, ctl_json_str(w, "name")));
     fprintf(out, "Update:       %s\n", update);
     fprintf(out, "Stop grace:   %s\n", ctl_json_str(spec, "stop_grace"));
     free(command);

@@ -81,8 +81,8 @@ int ctl_cmd_top(struct ctl_context *ctx, const struct ctl_invocation *inv)
     }
     size_t i, j;
     const json_t *w, *r;
-    static const char *const whead[] = {"WORKLOAD", "REPLICAS", "CPU", "CPU/REQ", "MEMORY",
-                                        "MEM/REQ"};
+    static const char *const whead[] = {"WORKLOAD", "REPLICAS", "CPU",
+                                        "CPU/REQ",  "MEMORY",   "MEM/REQ"};
     struct ctl_table t;
     ctl_table_init(&t, 6, whead);
     json_array_foreach(items, i, w)

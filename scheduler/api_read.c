@@ -103,7 +103,8 @@ static void autoscaler_status(struct sch_server *server, json_t *w)
         return;
     json_int_t desired = json_integer_value(json_object_get(status, "desired"));
     json_t *o = json_pack("{s:s}", "state", desired == 0 ? "idle" : "active");
-    json_t *live = sch_leader_autoscaler_json(server, json_string_value(json_object_get(w, "name")));
+    json_t *live =
+        sch_leader_autoscaler_json(server, json_string_value(json_object_get(w, "name")));
     if (live != NULL)
         json_object_set_new(o, "live", live);
     json_object_set_new(status, "autoscaler", o);

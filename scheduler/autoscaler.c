@@ -119,8 +119,7 @@ void sch_autoscaler_free(struct sch_autoscaler *as)
 
 static struct replica_usage *usage_find(struct sch_autoscaler *as, const char *id)
 {
-    for (struct replica_usage *u = as->buckets[id_hash(id) % as->n_buckets]; u != NULL;
-         u = u->next)
+    for (struct replica_usage *u = as->buckets[id_hash(id) % as->n_buckets]; u != NULL; u = u->next)
         if (strcmp(u->id, id) == 0)
             return u;
     return NULL;
@@ -144,8 +143,7 @@ static void usage_grow(struct sch_autoscaler *as)
     as->n_buckets = n;
 }
 
-void sch_autoscaler_samples(struct sch_autoscaler *as, const Gantry__Heartbeat *hb,
-                            uint64_t now_ms)
+void sch_autoscaler_samples(struct sch_autoscaler *as, const Gantry__Heartbeat *hb, uint64_t now_ms)
 {
     for (size_t i = 0; i < hb->n_samples; i++) {
         const Gantry__ContainerSample *cs = hb->samples[i];
@@ -211,8 +209,7 @@ static struct workload_as *workload_find(struct sch_autoscaler *as, const char *
     return NULL;
 }
 
-void sch_autoscaler_metric(struct sch_autoscaler *as, const Gantry__MetricValue *v,
-                           uint64_t now_ms)
+void sch_autoscaler_metric(struct sch_autoscaler *as, const Gantry__MetricValue *v, uint64_t now_ms)
 {
     for (struct workload_as *w = as->workloads; w != NULL; w = w->next) {
         if (w->probe_id == 0 || w->probe_id != v->request_id)
@@ -546,9 +543,7 @@ json_t *sch_autoscaler_workload_json(struct sch_autoscaler *as, const char *work
     const struct sch_as_figures *f = &w->figures;
     json_t *o = json_object();
     json_object_set_new(o, "ready_with_figures", json_integer(f->ready));
-    json_object_set_new(o, "cpu_percent",
-                        percent_or_null(f->has_cpu && f->ready,
-                                        f->cpu_percent));
+    json_object_set_new(o, "cpu_percent", percent_or_null(f->has_cpu && f->ready, f->cpu_percent));
     json_object_set_new(o, "memory_percent",
                         percent_or_null(f->has_memory && f->ready, f->memory_percent));
     json_object_set_new(o, "metric", f->has_metric ? json_real(f->metric) : json_null());
@@ -567,7 +562,8 @@ json_t *sch_autoscaler_workload_json(struct sch_autoscaler *as, const char *work
                         m->low_since != 0 ? json_integer((json_int_t)down_in) : json_null());
     json_object_set_new(o, "idle_in_ms",
                         m->idle_since != 0 ? json_integer((json_int_t)idle_in) : json_null());
-    json_object_set_new(o, "evaluated_ms_ago", json_integer((json_int_t)(now_ms - w->evaluated_ms)));
+    json_object_set_new(o, "evaluated_ms_ago",
+                        json_integer((json_int_t)(now_ms - w->evaluated_ms)));
     return o;
 }
 
@@ -585,10 +581,9 @@ static void close_workload(json_t *items, json_t *cur, const struct workload_as 
     json_object_set_new(
         cur, "cpu_percent",
         percent_or_null(creq, creq ? cpu / ((double)w->cpu_request_millis * measured) * 100 : 0));
-    json_object_set_new(cur, "memory_percent",
-                        percent_or_null(mreq, mreq ? mem / ((double)w->memory_request_bytes *
-                                                            measured) * 100
-                                                   : 0));
+    json_object_set_new(
+        cur, "memory_percent",
+        percent_or_null(mreq, mreq ? mem / ((double)w->memory_request_bytes * measured) * 100 : 0));
     json_array_append_new(items, cur);
 }
 
@@ -627,10 +622,10 @@ json_t *sch_autoscaler_top(struct sch_autoscaler *as, sqlite3 *db, const char *w
             w_cpu = w_mem = 0;
             w_measured = 0;
         }
-        json_t *r = json_pack("{s:s,s:s,s:b}", "id", id, "node",
-                              sqlite3_column_text(stmt, 2) ? (const char *)sqlite3_column_text(stmt, 2)
-                                                           : "",
-                              "ready", sqlite3_column_int(stmt, 4) != 0);
+        json_t *r = json_pack(
+            "{s:s,s:s,s:b}", "id", id, "node",
+            sqlite3_column_text(stmt, 2) ? (const char *)sqlite3_column_text(stmt, 2) : "", "ready",
+            sqlite3_column_int(stmt, 4) != 0);
         double cpu, mem;
         uint64_t span;
         if (usage_of(as, id, now_ms, &cpu, &mem, &span)) {

@@ -305,9 +305,8 @@ static int apply_one_workload(struct sch_fsm *fsm, const Gantry__Command *cmd,
         int64_t old_replicas = sqlite3_column_int64(get, 2);
         replicas = autoscaled_count(spec, old_replicas);
         template_changed = !(old_len == len && (len == 0 || memcmp(old, blob, len) == 0));
-        outcome = template_changed || old_replicas != (int64_t)replicas
-                      ? SCH_OUTCOME_UPDATED
-                      : SCH_OUTCOME_UNCHANGED;
+        outcome = template_changed || old_replicas != (int64_t)replicas ? SCH_OUTCOME_UPDATED
+                                                                        : SCH_OUTCOME_UNCHANGED;
     } else if (rc == SQLITE_DONE) {
         replicas = autoscaled_count(spec, 0);
         outcome = SCH_OUTCOME_CREATED;
@@ -482,7 +481,8 @@ static int exec_scale(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sc
     /* The autoscaler's last decision stays visible in describe as a condition. */
     if (cmd->actor != NULL && strcmp(cmd->actor, "autoscaler") == 0 && scale->reason != NULL &&
         run(fsm,
-            "INSERT INTO conditions (workload, kind, message, time_ms) VALUES (?, 'Autoscaled', ?, ?)"
+            "INSERT INTO conditions (workload, kind, message, time_ms) VALUES (?, 'Autoscaled', ?, "
+            "?)"
             " ON CONFLICT (workload, kind) DO UPDATE SET message = excluded.message,"
             " time_ms = excluded.time_ms",
             "tti", scale->name, scale->reason, (int64_t)cmd->time_ms) < 0)

@@ -38,7 +38,7 @@ cat >"$rootfs/bin/load" <<'EOF'
 # Burns CPU while http://GATEWAY:9090/on exists.
 gw=$(gw)
 while :; do
-    if wget -q -O /dev/null "http://$gw:9090/on" 2>/dev/null; then
+    if wget -q -T 2 -O /dev/null "http://$gw:9090/on" 2>/dev/null; then
         i=0
         while [ $i -lt 20000 ]; do i=$((i + 1)); done
     else
@@ -48,7 +48,7 @@ done
 EOF
 cat >"$rootfs/bin/queue" <<'EOF'
 #!/bin/sh
-wget -q -O - "http://$(gw):9090/queue"
+wget -q -T 2 -O - "http://$(gw):9090/queue"
 EOF
 chmod +x "$rootfs/bin/gw" "$rootfs/bin/load" "$rootfs/bin/queue"
 echo 0 >"$GT_TMP/flags/queue"
@@ -147,6 +147,8 @@ gt_check "not before scale_down_after (took ${down}s)" python3 -c "import sys; s
 # The idle workload went to zero meanwhile and wakes on a scale.
 gt_check "idle workload retired to zero" gt_wait_for "idle at 0" 30 settled_at 1 idle 0
 gt_check "idle workload is shown as idle" bash -c "nsenter --net=/run/netns/${GT_HOST_NS[1]} $GANTRY --server http://198.18.0.1:7700 describe workload idle | grep -q 'idle: scaled to zero'"
+idle_listed() { gantry 1 get workloads | grep -qE '^idle +0 \(idle\)'; }
+gt_check "get workloads lists it as idle" idle_listed
 gantry 1 scale idle 2 >/dev/null
 gt_check "gantry scale wakes it" gt_wait_for "idle at 2" 30 settled_at 1 idle 2
 

@@ -71,7 +71,9 @@ run apply2 apply -f "$EX/hello.yaml"
 gt_check "a second apply says unchanged" \
     same "workload/hello unchanged (generation 1)" "$GT_TMP/apply2.out"
 run apply3 apply -f "$EX"
-gt_check "apply of a directory reads every file in name order" same "workload/hello unchanged (generation 1)
+gt_check "apply of a directory reads every file in name order" same "workload/web created (generation 1)
+workload/jobs created (generation 1)
+workload/hello unchanged (generation 1)
 workload/frontend created (generation 1)
 workload/api created (generation 1)
 workload/cache created (generation 1)
@@ -84,6 +86,8 @@ api        3         0         0       1            <age>
 cache      1         0         0       1            <age>
 frontend   2         0         0       1            <age>
 hello      3         0         0       1            <age>
+jobs       1         0         0       1            <age>
+web        1         0         0       1            <age>
 worker     2         0         0       1            <age>" <(ages "$GT_TMP/table.out")
 run wide get workloads -o wide
 gt_check "get workloads -o wide (golden)" same "NAME       DESIRED   RUNNING   READY   GENERATION   AGE   IMAGE     CPU    MEMORY   RESTART      CLOUDS
@@ -91,14 +95,16 @@ api        3         0         0       1            <age> busybox   500m   128Mi
 cache      1         0         0       1            <age> busybox   100m   256Mi    always       any
 frontend   2         0         0       1            <age> busybox   200m   32Mi     always       private,public
 hello      3         0         0       1            <age> busybox   100m   32Mi     always       private,public
+jobs       1         0         0       1            <age> busybox   100m   16Mi     always       any
+web        1         0         0       1            <age> busybox   250m   32Mi     always       any
 worker     2         0         0       1            <age> busybox   250m   64Mi     on-failure   any" \
     <(ages "$GT_TMP/wide.out")
 run one get workloads hello
 gt_check "get workloads NAME (golden)" same "NAME    DESIRED   RUNNING   READY   GENERATION   AGE
 hello   3         0         0       1            <age>" <(ages "$GT_TMP/one.out")
 run json get workloads -o json
-gt_check "get workloads -o json parses and lists 5" \
-    bash -c "[ $RC = 0 ] && python3 -m json.tool '$GT_TMP/json.out' >/dev/null && [ \"\$(python3 -c 'import json,sys; print(len(json.load(sys.stdin)[\"items\"]))' <'$GT_TMP/json.out')\" = 5 ]"
+gt_check "get workloads -o json parses and lists 7" \
+    bash -c "[ $RC = 0 ] && python3 -m json.tool '$GT_TMP/json.out' >/dev/null && [ \"\$(python3 -c 'import json,sys; print(len(json.load(sys.stdin)[\"items\"]))' <'$GT_TMP/json.out')\" = 7 ]"
 run json1 get workloads hello -o json
 gt_check "get workloads NAME -o json is the workload" \
     bash -c "[ \"\$(python3 -c 'import json,sys; d=json.load(sys.stdin); print(d[\"name\"], d[\"status\"][\"desired\"], d[\"spec\"][\"health\"][\"interval\"])' <'$GT_TMP/json1.out')\" = 'hello 3 2s' ]"
@@ -109,12 +115,14 @@ gt_check "the YAML of a workload applies as unchanged" \
     bash -c "'$GANTRY' apply -f - <'$GT_TMP/yaml.out' | grep -qx 'workload/hello unchanged (generation 1)'"
 run yamlall get workloads -o yaml
 gt_check "get workloads -o yaml is one document per workload" \
-    bash -c "[ \$(grep -c '^---\$' '$GT_TMP/yamlall.out') = 4 ] && '$GANTRY' apply -f - <'$GT_TMP/yamlall.out' | grep -c unchanged | grep -qx 5"
+    bash -c "[ \$(grep -c '^---\$' '$GT_TMP/yamlall.out') = 6 ] && '$GANTRY' apply -f - <'$GT_TMP/yamlall.out' | grep -c unchanged | grep -qx 7"
 run names get workloads -o name
 gt_check "get -o name" same "api
 cache
 frontend
 hello
+jobs
+web
 worker" "$GT_TMP/names.out"
 run nodes get nodes
 gt_check "get nodes without agents" bash -c "[ $RC = 0 ] && grep -qx 'No nodes found.' '$GT_TMP/nodes.err'"
@@ -276,7 +284,7 @@ complete_words() {
 gt_check "completion of commands" [ "$(complete_words gantry de)" = "describe delete" ]
 gt_check "completion of flags" [ "$(complete_words gantry get workloads --o)" = "--output" ]
 gt_check "completion of workload names from the server" \
-    [ "$(complete_words gantry scale "")" = "api cache frontend hello waiter" ]
+    [ "$(complete_words gantry scale "")" = "api cache frontend hello jobs waiter web" ]
 gt_check "completion of output formats" [ "$(complete_words gantry get nodes -o "")" = "wide json yaml name" ]
 # ---- a spec file written as JSON
 printf '{"name": "from-json", "image": "busybox",\n "replicas": "3"}\n' >"$GT_TMP/bad.json"

@@ -469,12 +469,83 @@ static void test_unclaimed_results_are_recycled(void **state)
     sch_result_free(r);
 }
 
+/* Applies one autoscaled workload web (min..max) starting at replicas. */
+static void apply_autoscaled(struct sch_fsm *fsm, uint32_t replicas, uint32_t min, uint32_t max)
+{
+    Gantry__Autoscale as = GANTRY__AUTOSCALE__INIT;
+    as.enabled = true;
+    as.min = min;
+    as.max = max;
+    as.cpu_percent = 50;
+    as.idle_after_ms = min == 0 ? 60000 : 0;
+    Gantry__WorkloadSpec spec = GANTRY__WORKLOAD_SPEC__INIT, *ptr = &spec;
+    spec.name = (char *)"web";
+    spec.image = (char *)"busybox";
+    spec.replicas = replicas;
+    spec.autoscale = &as;
+    Gantry__ApplyWorkloads apply = GANTRY__APPLY_WORKLOADS__INIT;
+    apply.workloads = &ptr;
+    apply.n_workloads = 1;
+    Gantry__Command cmd = command("user:test");
+    cmd.cmd_case = GANTRY__COMMAND__CMD_APPLY_WORKLOADS;
+    cmd.apply_workloads = &apply;
+    struct sch_result r;
+    assert_int_equal(sch_fsm_execute(fsm, &cmd, &r), 0);
+    free(r.outcomes[0].name);
+    free(r.outcomes);
+}
+
+static void scale_to(struct sch_fsm *fsm, const char *actor, uint32_t replicas, const char *reason)
+{
+    Gantry__ScaleWorkload scale = GANTRY__SCALE_WORKLOAD__INIT;
+    scale.name = (char *)"web";
+    scale.replicas = replicas;
+    scale.reason = (char *)reason;
+    Gantry__Command cmd = command(actor);
+    cmd.cmd_case = GANTRY__COMMAND__CMD_SCALE_WORKLOAD;
+    cmd.scale_workload = &scale;
+    struct sch_result r;
+    assert_int_equal(sch_fsm_execute(fsm, &cmd, &r), 0);
+    free(r.outcomes[0].name);
+    free(r.outcomes);
+}
+
+static void test_autoscaled_apply_keeps_count(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    const char *q = "SELECT replicas FROM workloads WHERE name = 'web'";
+    /* A new workload starts at replicas, within the bounds. */
+    apply_autoscaled(fsm, 9, 1, 4);
+    assert_int_equal(count(fsm, q), 4);
+    /* The autoscaler's decision is an event with its reason and an Autoscaled condition. */
+    scale_to(fsm, "autoscaler", 2, "cpu 10% of target 50%, low for 30s: 4 -> 2");
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM events WHERE message ="
+                                " 'cpu 10% of target 50%, low for 30s: 4 -> 2'"),
+                     1);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM conditions WHERE kind = 'Autoscaled'"
+                                " AND message LIKE '%4 -> 2'"),
+                     1);
+    /* A later apply keeps the autoscaler's count. */
+    apply_autoscaled(fsm, 4, 1, 4);
+    assert_int_equal(count(fsm, q), 2);
+    /* ... brought within new bounds. */
+    apply_autoscaled(fsm, 4, 3, 5);
+    assert_int_equal(count(fsm, q), 3);
+    /* Retired to zero, an apply wakes it at replicas. */
+    apply_autoscaled(fsm, 2, 0, 5);
+    scale_to(fsm, "autoscaler", 0, "idle for 1m: 3 -> 0");
+    assert_int_equal(count(fsm, q), 0);
+    apply_autoscaled(fsm, 2, 0, 5);
+    assert_int_equal(count(fsm, q), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_apply_created_updated_unchanged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_is_atomic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scale_and_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_autoscaled_apply_keeps_count, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nodes_and_replicas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_servers_and_cluster_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_isolates_failures, setup, teardown),
