@@ -26,6 +26,10 @@ static enum access route_access(enum sch_route route)
     case SCH_ROUTE_APPLY:
     case SCH_ROUTE_WORKLOAD_DELETE:
     case SCH_ROUTE_WORKLOAD_SCALE:
+    case SCH_ROUTE_WORKLOAD_MOVE:
+    case SCH_ROUTE_NODE_DRAIN:
+    case SCH_ROUTE_NODE_CORDON:
+    case SCH_ROUTE_NODE_UNCORDON:
     case SCH_ROUTE_MEMBER_ADD:
     case SCH_ROUTE_MEMBER_REMOVE:
     case SCH_ROUTE_REPLICA_LOGS: /* the leader holds the agent sessions */
@@ -154,6 +158,14 @@ static bool route_find(struct sch_call *call, const char **allowed)
         ROUTE(get, SCH_ROUTE_WORKLOADS, "GET");
     if (path_name(p, "/v1/workloads/", "/scale", call->name, sizeof(call->name)))
         ROUTE(post, SCH_ROUTE_WORKLOAD_SCALE, "POST");
+    if (path_name(p, "/v1/workloads/", "/move", call->name, sizeof(call->name)))
+        ROUTE(post, SCH_ROUTE_WORKLOAD_MOVE, "POST");
+    if (path_name(p, "/v1/nodes/", "/drain", call->name, sizeof(call->name)))
+        ROUTE(post, SCH_ROUTE_NODE_DRAIN, "POST");
+    if (path_name(p, "/v1/nodes/", "/cordon", call->name, sizeof(call->name)))
+        ROUTE(post, SCH_ROUTE_NODE_CORDON, "POST");
+    if (path_name(p, "/v1/nodes/", "/uncordon", call->name, sizeof(call->name)))
+        ROUTE(post, SCH_ROUTE_NODE_UNCORDON, "POST");
     if (path_name(p, "/v1/workloads/", "", call->name, sizeof(call->name))) {
         if (get)
             ROUTE(true, SCH_ROUTE_WORKLOAD_GET, NULL);
@@ -193,6 +205,14 @@ static void run_write(struct sch_call *call)
         break;
     case SCH_ROUTE_WORKLOAD_SCALE:
         sch_api_scale(call);
+        break;
+    case SCH_ROUTE_WORKLOAD_MOVE:
+        sch_api_move(call);
+        break;
+    case SCH_ROUTE_NODE_DRAIN:
+    case SCH_ROUTE_NODE_CORDON:
+    case SCH_ROUTE_NODE_UNCORDON:
+        sch_api_node_state(call);
         break;
     case SCH_ROUTE_MEMBER_ADD:
         sch_api_member_add(call);

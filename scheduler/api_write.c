@@ -294,6 +294,147 @@ void sch_api_scale(struct sch_call *call)
 }
 
 /* ---------------------------------------------------------------------------------------
+ * POST /v1/workloads/NAME/move */
+
+static void move_done(void *data, int status, const struct sch_result *result, const char *message)
+{
+    struct sch_call *call = data;
+    if (settled_badly(call, status, result, message))
+        return;
+    sch_call_json(call, 200,
+                  json_pack("{s:s,s:O,s:I,s:s}", "name", call->name, "to",
+                            json_object_get(call->body, "to"), "generation",
+                            (json_int_t)(result->n_outcomes ? result->outcomes[0].generation : 0),
+                            "outcome", "moving"));
+}
+
+/* The number of ready nodes in a cloud, and the clouds that have any, for the error. */
+static int64_t ready_nodes_in(sqlite3 *db, const char *cloud, char *clouds, size_t len)
+{
+    int64_t n = 0;
+    sqlite3_stmt *q;
+    clouds[0] = '\0';
+    if (sqlite3_prepare_v2(db,
+                           "SELECT cloud, SUM(state = 0) FROM nodes GROUP BY cloud ORDER BY cloud",
+                           -1, &q, NULL) != SQLITE_OK)
+        return 0;
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        const char *c = (const char *)sqlite3_column_text(q, 0);
+        int64_t ready = sqlite3_column_int64(q, 1);
+        if (strcmp(c, cloud) == 0)
+            n = ready;
+        if (ready > 0)
+            snprintf(clouds + strlen(clouds), len - strlen(clouds), "%s%s", *clouds ? ", " : "", c);
+    }
+    sqlite3_finalize(q);
+    return n;
+}
+
+void sch_api_move(struct sch_call *call)
+{
+    if (!gy_spec_name_valid(call->name)) {
+        sch_call_error(call, 400, "invalid_request", "name", "\"%s\" is not a workload name",
+                       call->name);
+        return;
+    }
+    json_t *doc = body_object(call);
+    if (doc == NULL)
+        return;
+    call->body = doc;
+    const char *key;
+    json_t *value;
+    json_object_foreach(doc, key, value)
+    {
+        if (strcmp(key, "to") != 0) {
+            sch_call_error(call, 400, "invalid_request", key,
+                           "unknown key \"%s\": the body is {\"to\":\"CLOUD\"}", key);
+            return;
+        }
+    }
+    json_t *to = json_object_get(doc, "to");
+    if (!json_is_string(to) || json_string_length(to) == 0 || json_string_length(to) > 63) {
+        sch_call_error(call, 400, "invalid_request", "to",
+                       "to must name a cloud (1 to 63 characters)");
+        return;
+    }
+    char clouds[512];
+    if (ready_nodes_in(call->server->node.fsm.db, json_string_value(to), clouds, sizeof(clouds)) ==
+        0) {
+        sch_call_error(call, 409, "conflict", "to",
+                       "cloud \"%s\" has no ready node (clouds with ready nodes: %s); nothing "
+                       "was changed",
+                       json_string_value(to), *clouds ? clouds : "none");
+        return;
+    }
+    Gantry__MoveWorkload move = GANTRY__MOVE_WORKLOAD__INIT;
+    move.name = call->name;
+    move.to = (char *)json_string_value(to);
+    Gantry__Command cmd = GANTRY__COMMAND__INIT;
+    cmd.cmd_case = GANTRY__COMMAND__CMD_MOVE_WORKLOAD;
+    cmd.move_workload = &move;
+    propose(call, &cmd, move_done);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * POST /v1/nodes/NAME/drain, /cordon, /uncordon */
+
+static void node_state_done(void *data, int status, const struct sch_result *result,
+                            const char *message)
+{
+    struct sch_call *call = data;
+    if (settled_badly(call, status, result, message))
+        return;
+    static const char *const names[] = {"ready", "down", "cordoned", "draining"};
+    sch_call_json(call, 200,
+                  json_pack("{s:s,s:s}", "name", call->name, "state", names[call->node_state]));
+}
+
+void sch_api_node_state(struct sch_call *call)
+{
+    sqlite3 *db = call->server->node.fsm.db;
+    sqlite3_stmt *q;
+    int current = -1;
+    if (sqlite3_prepare_v2(db, "SELECT state FROM nodes WHERE name = ?", -1, &q, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_text(q, 1, call->name, -1, SQLITE_STATIC);
+        if (sqlite3_step(q) == SQLITE_ROW)
+            current = sqlite3_column_int(q, 0);
+        sqlite3_finalize(q);
+    }
+    if (current < 0) {
+        sch_call_error(call, 404, "not_found", "name", "node \"%s\" not found", call->name);
+        return;
+    }
+    Gantry__SetNodeState set = GANTRY__SET_NODE_STATE__INIT;
+    set.name = call->name;
+    switch (call->route) {
+    case SCH_ROUTE_NODE_DRAIN:
+        set.state = GANTRY__NODE_STATE__NODE_DRAINING;
+        set.reason = (char *)"drain requested";
+        break;
+    case SCH_ROUTE_NODE_CORDON:
+        set.state = GANTRY__NODE_STATE__NODE_CORDONED;
+        set.reason = (char *)"cordoned";
+        break;
+    default:
+        if (current == GANTRY__NODE_STATE__NODE_DOWN) {
+            sch_call_error(call, 409, "conflict", "name",
+                           "node \"%s\" is down; it becomes ready when its agent reconnects",
+                           call->name);
+            return;
+        }
+        set.state = GANTRY__NODE_STATE__NODE_READY;
+        set.reason = (char *)"uncordoned";
+        break;
+    }
+    call->node_state = (int)set.state;
+    Gantry__Command cmd = GANTRY__COMMAND__INIT;
+    cmd.cmd_case = GANTRY__COMMAND__CMD_SET_NODE_STATE;
+    cmd.set_node_state = &set;
+    propose(call, &cmd, node_state_done);
+}
+
+/* ---------------------------------------------------------------------------------------
  * Membership: POST /v1/cluster/members and DELETE /v1/cluster/members/ID */
 
 static void member_recorded(void *data, int status, const struct sch_result *result,

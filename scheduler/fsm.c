@@ -348,6 +348,13 @@ static int apply_one_workload(struct sch_fsm *fsm, const Gantry__Command *cmd,
             return reject_sql(fsm, result, "write workload");
         }
     }
+    /* A new template supersedes a move in progress or stopped. */
+    if (template_changed &&
+        run(fsm, "DELETE FROM conditions WHERE workload = ? AND kind IN ('Moving', 'MoveStopped')",
+            "t", spec->name) < 0) {
+        free(blob);
+        return reject_sql(fsm, result, "end move");
+    }
     free(blob);
 
     struct sch_apply_outcome *grown =
@@ -684,6 +691,97 @@ static int exec_report_condition(struct sch_fsm *fsm, const Gantry__Command *cmd
 }
 
 /* ---------------------------------------------------------------------------------------
+ * Moves between clouds */
+
+static int exec_move(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch_result *result)
+{
+    const Gantry__MoveWorkload *m = cmd->move_workload;
+    if (m->name == NULL || m->to == NULL || *m->to == '\0')
+        return reject(result, GY_EINVAL, "a move needs a workload and a cloud");
+    sqlite3_stmt *stmt;
+    if (sqlite3_prepare_v2(fsm->db,
+                           "SELECT spec, generation, replicas FROM workloads WHERE name = ?", -1,
+                           &stmt, NULL) != SQLITE_OK)
+        return reject_sql(fsm, result, "read workload");
+    sqlite3_bind_text(stmt, 1, m->name, -1, SQLITE_STATIC);
+    if (sqlite3_step(stmt) != SQLITE_ROW) {
+        sqlite3_finalize(stmt);
+        return reject(result, GY_ENOTFOUND, "workload \"%s\" not found", m->name);
+    }
+    Gantry__WorkloadSpec *spec = gantry__workload_spec__unpack(
+        NULL, (size_t)sqlite3_column_bytes(stmt, 0), sqlite3_column_blob(stmt, 0));
+    uint64_t generation = (uint64_t)sqlite3_column_int64(stmt, 1) + 1;
+    int64_t replicas = sqlite3_column_int64(stmt, 2);
+    sqlite3_finalize(stmt);
+    if (spec == NULL)
+        return reject(result, GY_EINTERNAL, "stored spec of %s cannot be decoded", m->name);
+    /* The placement names the target cloud only; the rest of the spec is kept. */
+    char from[256] = "";
+    Gantry__Placement fresh = GANTRY__PLACEMENT__INIT;
+    Gantry__Placement *pl = spec->placement != NULL ? spec->placement : &fresh;
+    for (size_t i = 0; i < pl->n_clouds; i++)
+        snprintf(from + strlen(from), sizeof(from) - strlen(from), "%s%s", i ? "," : "",
+                 pl->clouds[i]);
+    char **saved = pl->clouds;
+    size_t n_saved = pl->n_clouds;
+    char *to = m->to;
+    pl->clouds = &to;
+    pl->n_clouds = 1;
+    Gantry__Placement *saved_pl = spec->placement;
+    spec->placement = pl;
+    size_t len = gantry__workload_spec__get_packed_size(spec);
+    uint8_t *blob = malloc(len ? len : 1);
+    if (blob != NULL)
+        gantry__workload_spec__pack(spec, blob);
+    pl->clouds = saved;
+    pl->n_clouds = n_saved;
+    spec->placement = saved_pl;
+    gantry__workload_spec__free_unpacked(spec, NULL);
+    if (blob == NULL)
+        return reject(result, GY_ENOMEM, "encode workload %s", m->name);
+    sqlite3_stmt *up;
+    if (sqlite3_prepare_v2(fsm->db,
+                           "UPDATE workloads SET spec = ?, generation = ?, updated_ms = ?"
+                           " WHERE name = ?",
+                           -1, &up, NULL) != SQLITE_OK) {
+        free(blob);
+        return reject_sql(fsm, result, "move workload");
+    }
+    sqlite3_bind_blob(up, 1, blob, (int)len, SQLITE_STATIC);
+    sqlite3_bind_int64(up, 2, (sqlite3_int64)generation);
+    sqlite3_bind_int64(up, 3, (sqlite3_int64)cmd->time_ms);
+    sqlite3_bind_text(up, 4, m->name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(up);
+    sqlite3_finalize(up);
+    free(blob);
+    if (rc != SQLITE_DONE)
+        return reject_sql(fsm, result, "move workload");
+    char message[512];
+    snprintf(message, sizeof(message), "to %s from %s: %" PRId64 " replicas, generation %" PRIu64,
+             m->to, *from ? from : "any cloud", replicas, generation);
+    if (run(fsm, "DELETE FROM conditions WHERE workload = ? AND kind IN ('Moved', 'MoveStopped')",
+            "t", m->name) < 0 ||
+        run(fsm,
+            "INSERT INTO conditions (workload, kind, message, time_ms) VALUES (?, 'Moving', ?, ?)"
+            " ON CONFLICT (workload, kind) DO UPDATE SET message = excluded.message,"
+            " time_ms = excluded.time_ms",
+            "tti", m->name, message, (int64_t)cmd->time_ms) < 0)
+        return reject_sql(fsm, result, "record move");
+    struct sch_apply_outcome *o = calloc(1, sizeof(*o));
+    if (o == NULL || (o->name = strdup(m->name)) == NULL) {
+        free(o);
+        return reject(result, GY_ENOMEM, "record outcome");
+    }
+    o->outcome = SCH_OUTCOME_UPDATED;
+    o->generation = generation;
+    result->outcomes = o;
+    result->n_outcomes = 1;
+    char object[128];
+    snprintf(object, sizeof(object), "workload/%s", m->name);
+    return event_add(fsm, cmd, "move", object, result, "moving %s", message);
+}
+
+/* ---------------------------------------------------------------------------------------
  * Servers and cluster identity */
 
 static int exec_set_server(struct sch_fsm *fsm, const Gantry__Command *cmd,
@@ -851,6 +949,9 @@ static void note_dirty(struct sch_fsm *fsm, const Gantry__Command *cmd)
     case GANTRY__COMMAND__CMD_SCALE_WORKLOAD:
         mark_dirty(fsm, cmd->scale_workload->name);
         break;
+    case GANTRY__COMMAND__CMD_MOVE_WORKLOAD:
+        mark_dirty(fsm, cmd->move_workload->name);
+        break;
     case GANTRY__COMMAND__CMD_PLACE_REPLICAS:
         for (size_t i = 0; i < cmd->place_replicas->n_replicas; i++)
             mark_dirty(fsm, cmd->place_replicas->replicas[i]->workload);
@@ -914,6 +1015,8 @@ static int exec_command(struct sch_fsm *fsm, const Gantry__Command *cmd, struct 
         return exec_batch(fsm, cmd, result, depth);
     case GANTRY__COMMAND__CMD_REPORT_CONDITION:
         return exec_report_condition(fsm, cmd, result);
+    case GANTRY__COMMAND__CMD_MOVE_WORKLOAD:
+        return exec_move(fsm, cmd, result);
     default:
         return reject(result, GY_EINVAL, "command holds no operation");
     }

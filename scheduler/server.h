@@ -29,6 +29,10 @@ enum sch_route {
     SCH_ROUTE_MEMBER_REMOVE,
     SCH_ROUTE_SNAPSHOT,
     SCH_ROUTE_TOP,
+    SCH_ROUTE_WORKLOAD_MOVE,
+    SCH_ROUTE_NODE_DRAIN,
+    SCH_ROUTE_NODE_CORDON,
+    SCH_ROUTE_NODE_UNCORDON,
     SCH_ROUTE_HEALTHZ,
     SCH_ROUTE_METRICS,
     SCH_ROUTE_OTHER,
@@ -90,6 +94,7 @@ struct sch_call {
     struct sch_call *next_parked;
     json_t *body; /* writes: the decoded request body */
     uint64_t member_id;
+    int node_state; /* drain, cordon, uncordon: the state set */
 };
 
 /* Starts the node, the API and the signal handlers. */
@@ -119,6 +124,9 @@ void sch_call_fail(struct sch_call *call, int code, const char *message);
 void sch_api_apply(struct sch_call *call);
 void sch_api_delete(struct sch_call *call);
 void sch_api_scale(struct sch_call *call);
+void sch_api_move(struct sch_call *call);
+/* POST /v1/nodes/NAME/drain, /cordon and /uncordon, by call->route. */
+void sch_api_node_state(struct sch_call *call);
 void sch_api_member_add(struct sch_call *call);
 void sch_api_member_remove(struct sch_call *call);
 

@@ -28,7 +28,7 @@ gt_on_exit "for i in 1 2 3; do for id in \$($RUNTIME --root $GT_TMP/rt\$i list -
 rootfs=$GT_TMP/rootfs
 mkdir -p "$rootfs/bin" "$GT_TMP/flags"
 cp "$(command -v busybox)" "$rootfs/bin/busybox"
-for t in sh sleep wget route awk cat; do ln -s busybox "$rootfs/bin/$t"; done
+for t in sh sleep wget route awk cat timeout; do ln -s busybox "$rootfs/bin/$t"; done
 cat >"$rootfs/bin/gw" <<'EOF'
 #!/bin/sh
 route -n | awk '$1 == "0.0.0.0" { print $2; exit }'
@@ -38,7 +38,7 @@ cat >"$rootfs/bin/load" <<'EOF'
 # Burns CPU while http://GATEWAY:9090/on exists.
 gw=$(gw)
 while :; do
-    if wget -q -T 2 -O /dev/null "http://$gw:9090/on" 2>/dev/null; then
+    if timeout 2 wget -q -O /dev/null "http://$gw:9090/on" 2>/dev/null; then
         i=0
         while [ $i -lt 20000 ]; do i=$((i + 1)); done
     else
@@ -48,7 +48,7 @@ done
 EOF
 cat >"$rootfs/bin/queue" <<'EOF'
 #!/bin/sh
-wget -q -T 2 -O - "http://$(gw):9090/queue"
+timeout 2 wget -q -O - "http://$(gw):9090/queue"
 EOF
 chmod +x "$rootfs/bin/gw" "$rootfs/bin/load" "$rootfs/bin/queue"
 echo 0 >"$GT_TMP/flags/queue"

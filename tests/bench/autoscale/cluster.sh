@@ -14,12 +14,12 @@ gt_on_exit "for i in 1 2 3; do for id in \$($RUNTIME --root $GT_TMP/rt\$i list -
 rootfs=$GT_TMP/rootfs
 mkdir -p "$rootfs/bin" "$GT_TMP/flags"
 cp "$(command -v busybox)" "$rootfs/bin/busybox"
-for t in sh sleep wget route awk; do ln -s busybox "$rootfs/bin/$t"; done
+for t in sh sleep wget route awk timeout; do ln -s busybox "$rootfs/bin/$t"; done
 cat >"$rootfs/bin/load" <<'SCRIPT'
 #!/bin/sh
 gw=$(route -n | awk '$1 == "0.0.0.0" { print $2; exit }')
 while :; do
-    if wget -q -T 2 -O /dev/null "http://$gw:9090/on" 2>/dev/null; then
+    if timeout 2 wget -q -O /dev/null "http://$gw:9090/on" 2>/dev/null; then
         i=0
         while [ $i -lt 20000 ]; do i=$((i + 1)); done
     else
