@@ -527,6 +527,8 @@ static void assignment_start(struct agent *a, const Gantry__AssignedReplica *ar)
 static void on_assignment(void *data, const Gantry__Assignment *as)
 {
     struct agent *a = data;
+    gy_log_debug("assignment", "full=%d start=%zu stop=%zu", (int)as->full, as->n_start,
+                 as->n_stop);
     if (as->full) {
         /* Everything not listed goes. */
         for (struct replica *r = a->replicas, *next; r != NULL; r = next) {

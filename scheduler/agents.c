@@ -455,6 +455,7 @@ static void push_assignment(struct sch_leader *l, struct session *s, bool full)
         f.frame_case = GANTRY__AGENT_FRAME__FRAME_ASSIGNMENT;
         f.assignment = &as;
         session_send(s, &f);
+        gy_log_debug("assignment pushed", "node=%s start=%zu stop=%zu", s->node, n_start, n_stop);
     }
     for (size_t i = 0; i < n_start; i++) {
         gantry__workload_spec__free_unpacked(start[i]->spec, NULL);
@@ -586,6 +587,7 @@ static void status_done(void *data, int status, const struct sch_result *result,
     if (!leader_settled(l))
         return;
     l->status_inflight = false;
+    gy_log_debug("replica status recorded", "status=%d", status);
     if (status < 0)
         gy_log_warn("replica status not recorded", "error=\"%s\"", message ? message : "");
     kick(l);
@@ -607,6 +609,7 @@ static void status_flush(struct sch_leader *l)
     struct gy_error err;
     if (leader_propose(l, &cmd, status_done, &err) == 0)
         l->status_inflight = true;
+    gy_log_debug("replica status proposed", "reports=%zu", n);
     for (size_t i = 0; i < n; i++)
         gantry__replica_status__free_unpacked(l->pending[i], NULL);
     memmove(l->pending, l->pending + n, (l->n_pending - n) * sizeof(*l->pending));
