@@ -512,7 +512,8 @@ static void add_place(struct builder *b, const char *id, const char *workload, u
     p->workload = gy_xstrdup(workload);
     p->generation = gen;
     p->node = gy_xstrdup(node);
-    b->place = gy_xrealloc(b->place, (b->n_place + 1) * sizeof(*b->place));
+    if ((b->n_place & (b->n_place - 1)) == 0) /* 0, 1, 2, 4, ...: the capacity doubles */
+        b->place = gy_xrealloc(b->place, (b->n_place ? b->n_place * 2 : 1) * sizeof(*b->place));
     b->place[b->n_place++] = p;
 }
 
@@ -525,7 +526,8 @@ static void add_stop(struct builder *b, struct replica_row *r, const char *why)
     s->generation = r->generation;
     s->state = GANTRY__REPLICA_STATE__REPLICA_STOPPING;
     s->reason = gy_xstrdup(why);
-    b->stop = gy_xrealloc(b->stop, (b->n_stop + 1) * sizeof(*b->stop));
+    if ((b->n_stop & (b->n_stop - 1)) == 0)
+        b->stop = gy_xrealloc(b->stop, (b->n_stop ? b->n_stop * 2 : 1) * sizeof(*b->stop));
     b->stop[b->n_stop++] = s;
     r->stop = true;
 }
