@@ -64,6 +64,8 @@ struct replica {
 
     bool has_container; /* a runtime container with this id exists */
     bool assigned;      /* the leader wants it to run */
+    bool starting;      /* a start runs on the thread pool (see replica_start) */
+    bool stop_pending;  /* asked to stop while starting: stops once the start is done */
     bool stopping;
     bool killed;
     uint64_t kill_at;    /* uv_now() after which SIGKILL follows SIGTERM */
@@ -255,12 +257,117 @@ static void schedule_restart(struct replica *r, const char *why)
                 "%s%s; restarting in %s", loop ? "crash loop: " : "", why, delay);
 }
 
+/* A start on the thread pool: the replica's network, its runtime config and writable
+ * layer, and the container, which together take tens of milliseconds of process starts
+ * and kernel work; the replicas of one assignment start side by side. The loop thread
+ * keeps everything else: the replica is not freed, its spec not changed, nor its address
+ * reused meanwhile (starting holds it). */
+struct start_job {
+    uv_work_t req;
+    struct replica *r;
+    char rootfs[PATH_MAX];
+    enum { START_OK, START_NETWORK, START_CONFIG, START_CREATE } failed;
+    struct gy_error err;
+};
+
+static void start_work(uv_work_t *req)
+{
+    struct start_job *job = req->data;
+    struct replica *r = job->r;
+    struct agent *a = r->agent;
+    char path[PATH_MAX], upper[PATH_MAX], work[PATH_MAX];
+    char netns[256];
+    job->failed = START_OK;
+    if (agent_net_replica_up(&a->net, r->id, r->address, netns, sizeof(netns), &job->err) < 0) {
+        job->failed = START_NETWORK;
+        return;
+    }
+    struct agent_bundle_params params = {.replica_id = r->id, .netns_path = netns};
+    char *config = agent_bundle_config(a->base_config, &r->spec, &params, &job->err);
+    if (config == NULL) {
+        job->failed = START_CONFIG;
+        return;
+    }
+    /* Every start begins from the image: a fresh writable layer, as Kubernetes does. */
+    replica_dir(a, r, "", path, sizeof(path));
+    nftw(path, remove_entry, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+    replica_dir(a, r, "upper", upper, sizeof(upper));
+    replica_dir(a, r, "work", work, sizeof(work));
+    char replicas_dir[PATH_MAX];
+    snprintf(replicas_dir, sizeof(replicas_dir), "%s/replicas", a->cfg->data_dir);
+    mkdir(replicas_dir, 0700);
+    mkdir(path, 0700);
+    mkdir(upper, 0755);
+    mkdir(work, 0700);
+    const char *layers[] = {job->rootfs};
+    struct rt_create_opts opts = {.root = runtime_root(a),
+                                  .id = r->id,
+                                  .config_json = config,
+                                  .layers = layers,
+                                  .n_layers = 1,
+                                  .upper_dir = upper,
+                                  .work_dir = work,
+                                  .start = true};
+    if (rt_container_create(&opts, NULL, &job->err) < 0)
+        job->failed = START_CREATE;
+    free(config);
+}
+
+static void replica_stop(struct replica *r);
+
+static void start_done(uv_work_t *req, int status)
+{
+    struct start_job *job = req->data;
+    struct replica *r = job->r;
+    struct agent *a = r->agent;
+    (void)status; /* starts are never cancelled */
+    r->starting = false;
+    switch (job->failed) {
+    case START_NETWORK:
+        schedule_restart(r, job->err.msg);
+        break;
+    case START_CONFIG:
+        r->exit_code = 1;
+        schedule_restart(r, job->err.msg);
+        break;
+    case START_CREATE:
+        r->exit_code = job->err.code == GY_ENOTFOUND ? 127 : job->err.code == GY_EPERM ? 126 : 1;
+        r->exit_signal = 0;
+        schedule_restart(r, job->err.msg);
+        break;
+    case START_OK: {
+        r->has_container = true;
+        r->started_at = uv_now(&a->loop);
+        r->started_ms = wall_ms();
+        r->exit_code = 0;
+        r->exit_signal = 0;
+        r->oom_killed = false;
+        char addr[AGENT_NET_ADDR_MAX];
+        agent_net_addr_str(r->address, addr);
+        static const struct agent_health_callbacks hcb = {.on_change = on_health};
+        if (!a->stopping && !r->stop_pending)
+            r->health = agent_health_start(&a->loop, &r->spec.health, addr, exec_probe, r, &hcb, r);
+        r->ready = r->health == NULL;
+        replica_set(r, GANTRY__REPLICA_STATE__REPLICA_RUNNING, "%s",
+                    r->ready ? "running" : "running; waiting for the health check");
+        gy_log_info("replica started", "replica=%s address=%s", r->id, addr);
+        break;
+    }
+    }
+    free(job);
+    if (r->stop_pending && !a->stopping) {
+        r->stop_pending = false;
+        replica_stop(r);
+    }
+}
+
 static void replica_start(struct replica *r)
 {
     struct agent *a = r->agent;
     struct gy_error err;
-    char path[PATH_MAX], upper[PATH_MAX], work[PATH_MAX];
 
+    if (r->starting)
+        return;
     if (r->has_container) {
         if (rt_container_delete(runtime_root(a), r->id, true, &err) < 0 &&
             err.code != GY_ENOTFOUND) {
@@ -291,60 +398,16 @@ static void replica_start(struct replica *r)
             return;
         }
     }
-    char netns[256];
-    if (agent_net_replica_up(&a->net, r->id, r->address, netns, sizeof(netns), &err) < 0) {
-        schedule_restart(r, err.msg);
+    struct start_job *job = gy_xcalloc(1, sizeof(*job));
+    job->req.data = job;
+    job->r = r;
+    snprintf(job->rootfs, sizeof(job->rootfs), "%s", img.rootfs);
+    if (uv_queue_work(&a->loop, &job->req, start_work, start_done) < 0) {
+        free(job);
+        schedule_restart(r, "cannot queue the start");
         return;
     }
-    struct agent_bundle_params params = {.replica_id = r->id, .netns_path = netns};
-    char *config = agent_bundle_config(a->base_config, &r->spec, &params, &err);
-    if (config == NULL) {
-        r->exit_code = 1;
-        schedule_restart(r, err.msg);
-        return;
-    }
-    /* Every start begins from the image: a fresh writable layer, as Kubernetes does. */
-    replica_dir(a, r, "", path, sizeof(path));
-    nftw(path, remove_entry, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
-    replica_dir(a, r, "upper", upper, sizeof(upper));
-    replica_dir(a, r, "work", work, sizeof(work));
-    char replicas_dir[PATH_MAX];
-    snprintf(replicas_dir, sizeof(replicas_dir), "%s/replicas", a->cfg->data_dir);
-    mkdir(replicas_dir, 0700);
-    mkdir(path, 0700);
-    mkdir(upper, 0755);
-    mkdir(work, 0700);
-    const char *layers[] = {img.rootfs};
-    struct rt_create_opts opts = {.root = runtime_root(a),
-                                  .id = r->id,
-                                  .config_json = config,
-                                  .layers = layers,
-                                  .n_layers = 1,
-                                  .upper_dir = upper,
-                                  .work_dir = work,
-                                  .start = true};
-    int rc = rt_container_create(&opts, NULL, &err);
-    free(config);
-    if (rc < 0) {
-        r->exit_code = err.code == GY_ENOTFOUND ? 127 : err.code == GY_EPERM ? 126 : 1;
-        r->exit_signal = 0;
-        schedule_restart(r, err.msg);
-        return;
-    }
-    r->has_container = true;
-    r->started_at = uv_now(&a->loop);
-    r->started_ms = wall_ms();
-    r->exit_code = 0;
-    r->exit_signal = 0;
-    r->oom_killed = false;
-    char addr[AGENT_NET_ADDR_MAX];
-    agent_net_addr_str(r->address, addr);
-    static const struct agent_health_callbacks hcb = {.on_change = on_health};
-    r->health = agent_health_start(&a->loop, &r->spec.health, addr, exec_probe, r, &hcb, r);
-    r->ready = r->health == NULL;
-    replica_set(r, GANTRY__REPLICA_STATE__REPLICA_RUNNING, "%s",
-                r->ready ? "running" : "running; waiting for the health check");
-    gy_log_info("replica started", "replica=%s address=%s", r->id, addr);
+    r->starting = true;
 }
 
 static void on_health(void *data, bool healthy, const char *detail)
@@ -446,6 +509,10 @@ static void replica_stop(struct replica *r)
         return;
     struct agent *a = r->agent;
     r->assigned = false;
+    if (r->starting) {
+        r->stop_pending = true; /* start_done stops it */
+        return;
+    }
     r->stopping = true;
     agent_health_stop(r->health);
     r->health = NULL;
@@ -528,6 +595,8 @@ static void assignment_start(struct agent *a, const Gantry__AssignedReplica *ar)
 static void on_assignment(void *data, const Gantry__Assignment *as)
 {
     struct agent *a = data;
+    gy_log_debug("assignment", "full=%d start=%zu stop=%zu", (int)as->full, as->n_start,
+                 as->n_stop);
     if (as->full) {
         /* Everything not listed goes. */
         for (struct replica *r = a->replicas, *next; r != NULL; r = next) {
@@ -696,6 +765,8 @@ static void on_tick(uv_timer_t *t)
         next = r->next;
         struct rt_state st;
         struct gy_error err;
+        if (r->starting)
+            continue;
         if (r->stopping) {
             int rc = rt_container_state(runtime_root(a), r->id, &st, &err);
             if (rc < 0 || st.status == RT_STATUS_STOPPED) {

@@ -46,11 +46,11 @@ static void sibling(const char *folder, const char *name, char *out, size_t len)
         char *slash = strrchr(self, '/');
         if (slash != NULL) {
             *slash = '\0';
-            snprintf(out, len, "%s/%s", self, name);
-            if (access(out, X_OK) == 0)
+            int w = snprintf(out, len, "%s/%s", self, name);
+            if (w > 0 && (size_t)w < len && access(out, X_OK) == 0)
                 return;
-            snprintf(out, len, "%s/../%s/%s", self, folder, name);
-            if (access(out, X_OK) == 0)
+            w = snprintf(out, len, "%s/../%s/%s", self, folder, name);
+            if (w > 0 && (size_t)w < len && access(out, X_OK) == 0)
                 return;
         }
     }

@@ -444,7 +444,15 @@ static void __attribute__((noreturn)) monitor_main(struct create_ctx *ctx)
             goto fail;
         }
     }
-    if (ctx->cg->create(RT_CGROUP_MOUNT, ctx->cgroup_path, &c->resources, &err) < 0)
+    /* The CPU bandwidth limit waits until init has set the container up, as runc applies
+     * its limits once init reports ready: a small quota (10m is 1 ms of CPU per 100 ms
+     * period) would otherwise stretch the mounts, pivot_root and seccomp set-up of init
+     * over several periods, tens to hundreds of milliseconds. Memory, pids and device
+     * limits hold from the start. */
+    struct rt_resources setup_res = c->resources;
+    setup_res.has_cpu_quota = false;
+    setup_res.has_cpu_period = false;
+    if (ctx->cg->create(RT_CGROUP_MOUNT, ctx->cgroup_path, &setup_res, &err) < 0)
         goto fail;
     int ns_fds[RT_NS_COUNT];
     if (open_ns_paths(c, ns_fds, &err) < 0)
@@ -525,6 +533,16 @@ static void __attribute__((noreturn)) monitor_main(struct create_ctx *ctx)
         err.code = m.code > 0 && m.code < GY_E_COUNT ? (enum gy_code)m.code : GY_EINTERNAL;
         snprintf(err.msg, sizeof(err.msg), "%s", m.msg);
         goto fail_init;
+    }
+    if (c->resources.has_cpu_quota || c->resources.has_cpu_period) {
+        struct rt_resources cpu = {
+            .has_cpu_quota = c->resources.has_cpu_quota,
+            .cpu_quota = c->resources.cpu_quota,
+            .has_cpu_period = c->resources.has_cpu_period,
+            .cpu_period = c->resources.cpu_period,
+        };
+        if (ctx->cg->set(RT_CGROUP_MOUNT, ctx->cgroup_path, &cpu, &err) < 0)
+            goto fail_init;
     }
 
     struct rt_record rec = {

@@ -369,28 +369,84 @@ static void session_close(struct session *s, const char *why)
 /* ---------------------------------------------------------------------------------------
  * Assignments */
 
-/* Builds an AssignedReplica for one replica row; NULL when its workload is gone. */
-static Gantry__AssignedReplica *assigned(sqlite3 *db, const char *id, const char *workload,
-                                         uint64_t generation)
+/* The specs of the workloads one push names, decoded once each: a push to thousands of
+ * nodes names the same few workloads over and over. Keyed by workload name. */
+struct spec_cache {
+    sqlite3_stmt *query;
+    struct spec_entry {
+        char *name;                 /* NULL: free slot */
+        Gantry__WorkloadSpec *spec; /* NULL: the workload is gone */
+    } * slots;
+    size_t n;
+    size_t cap;
+};
+
+static void spec_cache_free(struct spec_cache *c)
 {
-    sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(db, "SELECT spec, replicas FROM workloads WHERE name = ?", -1, &q,
-                           NULL) != SQLITE_OK)
-        return NULL;
-    sqlite3_bind_text(q, 1, workload, -1, SQLITE_STATIC);
-    Gantry__AssignedReplica *a = NULL;
-    if (sqlite3_step(q) == SQLITE_ROW) {
-        Gantry__WorkloadSpec *spec = gantry__workload_spec__unpack(
-            NULL, (size_t)sqlite3_column_bytes(q, 0), sqlite3_column_blob(q, 0));
-        if (spec != NULL) {
-            a = gy_xmalloc(sizeof(*a));
-            gantry__assigned_replica__init(a);
-            a->replica_id = gy_xstrdup(id);
-            a->generation = generation;
-            a->spec = spec;
-        }
+    for (size_t i = 0; i < c->cap; i++) {
+        if (c->slots[i].name == NULL)
+            continue;
+        free(c->slots[i].name);
+        if (c->slots[i].spec != NULL)
+            gantry__workload_spec__free_unpacked(c->slots[i].spec, NULL);
     }
-    sqlite3_finalize(q);
+    free(c->slots);
+    sqlite3_finalize(c->query);
+    memset(c, 0, sizeof(*c));
+}
+
+static struct spec_entry *spec_slot(struct spec_entry *slots, size_t cap, const char *name)
+{
+    size_t i = (size_t)name_hash(name) & (cap - 1);
+    while (slots[i].name != NULL && strcmp(slots[i].name, name) != 0)
+        i = (i + 1) & (cap - 1);
+    return &slots[i];
+}
+
+/* The current spec of a workload; NULL when it is gone. The cache keeps it. */
+static Gantry__WorkloadSpec *spec_get(sqlite3 *db, struct spec_cache *c, const char *workload)
+{
+    if ((c->n + 1) * 2 > c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 16;
+        struct spec_entry *slots = gy_xcalloc(cap, sizeof(*slots));
+        for (size_t i = 0; i < c->cap; i++)
+            if (c->slots[i].name != NULL)
+                *spec_slot(slots, cap, c->slots[i].name) = c->slots[i];
+        free(c->slots);
+        c->slots = slots;
+        c->cap = cap;
+    }
+    struct spec_entry *e = spec_slot(c->slots, c->cap, workload);
+    if (e->name != NULL)
+        return e->spec;
+    if (c->query == NULL && sqlite3_prepare_v2(db, "SELECT spec FROM workloads WHERE name = ?", -1,
+                                               &c->query, NULL) != SQLITE_OK)
+        return NULL;
+    sqlite3_reset(c->query);
+    sqlite3_bind_text(c->query, 1, workload, -1, SQLITE_STATIC);
+    e->name = gy_xstrdup(workload);
+    e->spec = NULL;
+    if (sqlite3_step(c->query) == SQLITE_ROW)
+        e->spec = gantry__workload_spec__unpack(NULL, (size_t)sqlite3_column_bytes(c->query, 0),
+                                                sqlite3_column_blob(c->query, 0));
+    sqlite3_reset(c->query);
+    c->n++;
+    return e->spec;
+}
+
+/* Builds an AssignedReplica for one replica row; NULL when its workload is gone. The spec
+ * is the cache's. */
+static Gantry__AssignedReplica *assigned(sqlite3 *db, struct spec_cache *cache, const char *id,
+                                         const char *workload, uint64_t generation)
+{
+    Gantry__WorkloadSpec *spec = spec_get(db, cache, workload);
+    if (spec == NULL)
+        return NULL;
+    Gantry__AssignedReplica *a = gy_xmalloc(sizeof(*a));
+    gantry__assigned_replica__init(a);
+    a->replica_id = gy_xstrdup(id);
+    a->generation = generation;
+    a->spec = spec;
     return a;
 }
 
@@ -398,7 +454,8 @@ static Gantry__AssignedReplica *assigned(sqlite3 *db, const char *id, const char
  * (live in the state, not yet sent) and to stop (stopping or lost in the state, or gone
  * from it). With full, the first assignment of a session: everything, and the agent stops
  * whatever the list does not name. */
-static void push_assignment(struct sch_leader *l, struct session *s, bool full)
+static void push_assignment(struct sch_leader *l, struct session *s, bool full,
+                            struct spec_cache *cache)
 {
     sqlite3 *db = db_of(l);
     sqlite3_stmt *q;
@@ -420,7 +477,7 @@ static void push_assignment(struct sch_leader *l, struct session *s, bool full)
             idset_add(&live, id);
             if (!full && idset_has(&s->started, id))
                 continue;
-            Gantry__AssignedReplica *a = assigned(db, id, workload, generation);
+            Gantry__AssignedReplica *a = assigned(db, cache, id, workload, generation);
             if (a == NULL)
                 continue;
             start = gy_xrealloc(start, (n_start + 1) * sizeof(*start));
@@ -460,9 +517,9 @@ static void push_assignment(struct sch_leader *l, struct session *s, bool full)
         f.frame_case = GANTRY__AGENT_FRAME__FRAME_ASSIGNMENT;
         f.assignment = &as;
         session_send(s, &f);
+        gy_log_debug("assignment pushed", "node=%s start=%zu stop=%zu", s->node, n_start, n_stop);
     }
     for (size_t i = 0; i < n_start; i++) {
-        gantry__workload_spec__free_unpacked(start[i]->spec, NULL);
         free(start[i]->replica_id);
         free(start[i]);
     }
@@ -489,25 +546,28 @@ static void push_changed(struct sch_leader *l)
     sqlite3_bind_int(q, 2, GANTRY__REPLICA_STATE__REPLICA_PENDING);
     sqlite3_bind_int(q, 3, GANTRY__REPLICA_STATE__REPLICA_STOPPING);
     sqlite3_bind_int(q, 4, GANTRY__REPLICA_STATE__REPLICA_LOST);
+    struct spec_cache cache = {0};
     while (sqlite3_step(q) == SQLITE_ROW) {
         struct session *s = session_of_node(l, (const char *)sqlite3_column_text(q, 0));
         if (s != NULL)
-            push_assignment(l, s, false);
+            push_assignment(l, s, false, &cache);
     }
     sqlite3_finalize(q);
+    spec_cache_free(&cache);
 }
 
 /* ---------------------------------------------------------------------------------------
  * Replica status: reports are coalesced per replica and proposed in one command */
 
 /* True when the report says something the state does not already hold. */
-static bool status_is_news(sqlite3 *db, const char *node, const Gantry__ReplicaStatus *st)
+static const char status_sql[] = "SELECT node, state, ready, restarts, exit_code, address, reason"
+                                 " FROM replicas WHERE id = ?";
+
+static bool status_is_news(struct sch_fsm *fsm, const char *node, const Gantry__ReplicaStatus *st)
 {
-    sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT node, state, ready, restarts, exit_code, address, reason"
-                           " FROM replicas WHERE id = ?",
-                           -1, &q, NULL) != SQLITE_OK)
+    /* Prepared once: a fleet sends thousands of reports a second. */
+    sqlite3_stmt *q = sch_fsm_stmt(fsm, status_sql);
+    if (q == NULL)
         return false;
     sqlite3_bind_text(q, 1, st->replica_id, -1, SQLITE_STATIC);
     bool news = false;
@@ -521,7 +581,7 @@ static bool status_is_news(sqlite3 *db, const char *node, const Gantry__ReplicaS
                    strcmp((const char *)sqlite3_column_text(q, 5), st->address) != 0 ||
                    strcmp((const char *)sqlite3_column_text(q, 6), st->reason) != 0;
     }
-    sqlite3_finalize(q);
+    sqlite3_reset(q);
     return news;
 }
 
@@ -558,7 +618,7 @@ static size_t *pending_slot(struct sch_leader *l, const char *id)
 
 static void status_queue(struct sch_leader *l, const char *node, const Gantry__ReplicaStatus *st)
 {
-    if (!status_is_news(db_of(l), node, st))
+    if (!status_is_news(&l->server->node.fsm, node, st))
         return;
     /* A deep copy through the wire form keeps ownership simple. */
     size_t len = gantry__replica_status__get_packed_size(st);
@@ -591,6 +651,7 @@ static void status_done(void *data, int status, const struct sch_result *result,
     if (!leader_settled(l))
         return;
     l->status_inflight = false;
+    gy_log_debug("replica status recorded", "status=%d", status);
     if (status < 0)
         gy_log_warn("replica status not recorded", "error=\"%s\"", message ? message : "");
     kick(l);
@@ -612,6 +673,7 @@ static void status_flush(struct sch_leader *l)
     struct gy_error err;
     if (leader_propose(l, &cmd, status_done, &err) == 0)
         l->status_inflight = true;
+    gy_log_debug("replica status proposed", "reports=%zu", n);
     for (size_t i = 0; i < n; i++)
         gantry__replica_status__free_unpacked(l->pending[i], NULL);
     memmove(l->pending, l->pending + n, (l->n_pending - n) * sizeof(*l->pending));
@@ -747,7 +809,9 @@ static void on_hello(struct session *s, const Gantry__Hello *h)
     /* The full assignment resynchronises the agent with the state. */
     idset_free(&s->started);
     idset_free(&s->stopped);
-    push_assignment(l, s, true);
+    struct spec_cache cache = {0};
+    push_assignment(l, s, true, &cache);
+    spec_cache_free(&cache);
 }
 
 static void on_log_chunk(struct sch_leader *l, const Gantry__LogChunk *c);

@@ -133,6 +133,50 @@ static void finalize_all(struct sch_fsm *fsm)
         sqlite3_finalize(fsm->stmts[i]);
         fsm->stmts[i] = NULL;
     }
+    for (size_t i = 0; i < fsm->n_cache; i++)
+        sqlite3_finalize(fsm->cache[i].stmt);
+    fsm->n_cache = 0;
+}
+
+sqlite3_stmt *sch_fsm_stmt(struct sch_fsm *fsm, const char *sql)
+{
+    for (size_t i = 0; i < fsm->n_cache; i++) {
+        if (fsm->cache[i].sql == sql) {
+            sqlite3_stmt *stmt = fsm->cache[i].stmt;
+            sqlite3_reset(stmt);
+            sqlite3_clear_bindings(stmt);
+            return stmt;
+        }
+    }
+    if (fsm->n_cache == SCH_FSM_STMT_CACHE)
+        return NULL;
+    sqlite3_stmt *stmt;
+    if (sqlite3_prepare_v3(fsm->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL) != SQLITE_OK)
+        return NULL;
+    fsm->cache[fsm->n_cache].sql = sql;
+    fsm->cache[fsm->n_cache].stmt = stmt;
+    fsm->n_cache++;
+    return stmt;
+}
+
+/* A statement for sql: the cached one (*owned false), or, once the cache is full, a new
+ * one the caller finalizes (*owned true). */
+static sqlite3_stmt *stmt_for(struct sch_fsm *fsm, const char *sql, bool *owned)
+{
+    sqlite3_stmt *stmt = sch_fsm_stmt(fsm, sql);
+    *owned = false;
+    if (stmt != NULL || fsm->n_cache < SCH_FSM_STMT_CACHE)
+        return stmt;
+    *owned = true;
+    return sqlite3_prepare_v2(fsm->db, sql, -1, &stmt, NULL) == SQLITE_OK ? stmt : NULL;
+}
+
+static void stmt_done(sqlite3_stmt *stmt, bool owned)
+{
+    if (owned)
+        sqlite3_finalize(stmt);
+    else
+        sqlite3_reset(stmt);
 }
 
 static uint64_t query_u64(struct sch_fsm *fsm, const char *sql)
@@ -396,15 +440,16 @@ static int exec_apply(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sc
  * int64, 'd' double. Returns the number of changed rows, or -1 on error. */
 static int run(struct sch_fsm *fsm, const char *sql, const char *types, ...)
 {
-    sqlite3_stmt *stmt;
-    if (sqlite3_prepare_v2(fsm->db, sql, -1, &stmt, NULL) != SQLITE_OK)
+    bool owned;
+    sqlite3_stmt *stmt = stmt_for(fsm, sql, &owned);
+    if (stmt == NULL)
         return -1;
     va_list ap;
     va_start(ap, types);
     for (int i = 0; types[i] != '\0'; i++) {
         if (types[i] == 't') {
             const char *s = va_arg(ap, const char *);
-            sqlite3_bind_text(stmt, i + 1, s ? s : "", -1, SQLITE_TRANSIENT);
+            sqlite3_bind_text(stmt, i + 1, s ? s : "", -1, SQLITE_STATIC);
         } else if (types[i] == 'i') {
             sqlite3_bind_int64(stmt, i + 1, va_arg(ap, int64_t));
         } else {
@@ -413,7 +458,7 @@ static int run(struct sch_fsm *fsm, const char *sql, const char *types, ...)
     }
     va_end(ap);
     int rc = sqlite3_step(stmt);
-    sqlite3_finalize(stmt);
+    stmt_done(stmt, owned);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW)
         return -1;
     return sqlite3_changes(fsm->db);
@@ -421,12 +466,13 @@ static int run(struct sch_fsm *fsm, const char *sql, const char *types, ...)
 
 static bool exists(struct sch_fsm *fsm, const char *sql, const char *key)
 {
-    sqlite3_stmt *stmt;
-    if (sqlite3_prepare_v2(fsm->db, sql, -1, &stmt, NULL) != SQLITE_OK)
+    bool owned;
+    sqlite3_stmt *stmt = stmt_for(fsm, sql, &owned);
+    if (stmt == NULL)
         return false;
-    sqlite3_bind_text(stmt, 1, key ? key : "", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 1, key ? key : "", -1, SQLITE_STATIC);
     bool found = sqlite3_step(stmt) == SQLITE_ROW;
-    sqlite3_finalize(stmt);
+    stmt_done(stmt, owned);
     return found;
 }
 
@@ -602,7 +648,10 @@ static int exec_place(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sc
         const Gantry__ReplicaPlacement *p = place->replicas[i];
         if (p->replica_id == NULL || *p->replica_id == '\0')
             return reject(result, GY_EINVAL, "replicas[%zu]: empty replica id", i);
-        if (!exists(fsm, "SELECT 1 FROM workloads WHERE name = ?", p->workload))
+        /* A placement names one workload for many replicas: it is checked once. */
+        bool same = i > 0 && p->workload != NULL && place->replicas[i - 1]->workload != NULL &&
+                    strcmp(p->workload, place->replicas[i - 1]->workload) == 0;
+        if (!same && !exists(fsm, "SELECT 1 FROM workloads WHERE name = ?", p->workload))
             return reject(result, GY_ENOTFOUND, "replicas[%zu]: workload \"%s\" not found", i,
                           p->workload);
         if (!exists(fsm, "SELECT 1 FROM nodes WHERE name = ?", p->node))

@@ -64,6 +64,8 @@ struct sch_fsm_hooks {
     void *data;
 };
 
+#define SCH_FSM_STMT_CACHE 48
+
 struct sch_fsm {
     sqlite3 *db;
     struct sch_fsm_hooks hooks;
@@ -87,7 +89,20 @@ struct sch_fsm {
     bool dirty_all;
     struct sch_result *slots[SCH_FSM_RESULT_SLOTS];
     sqlite3_stmt *stmts[16];
+    /* Statements prepared once and reused (sch_fsm_stmt), finalized with the database. */
+    struct sch_fsm_cached {
+        const char *sql;
+        sqlite3_stmt *stmt;
+    } cache[SCH_FSM_STMT_CACHE];
+    size_t n_cache;
 };
+
+/* A prepared statement of the state database for sql, reset and with its bindings
+ * cleared, kept across calls (and across commands) until the database is closed or
+ * replaced by a restore: the caller must not finalize it, and must reset it before it
+ * asks for the same sql again. Statements are found by the address of sql, so pass string
+ * literals. NULL when sql does not compile. */
+sqlite3_stmt *sch_fsm_stmt(struct sch_fsm *fsm, const char *sql);
 
 /* Opens an empty in-memory database with the current schema. */
 int sch_fsm_init(struct sch_fsm *fsm, struct gy_error *err);

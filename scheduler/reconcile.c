@@ -61,8 +61,11 @@ struct replica_row {
 };
 
 struct state {
-    bool filtered;   /* only some workloads were loaded */
-    bool alloc_done; /* node allocations computed */
+    bool filtered;     /* only some workloads were loaded */
+    bool alloc_done;   /* node allocations computed */
+    bool nodes_loaded; /* nodes are read when a workload has replicas to place */
+    int nodes_rc;      /* the outcome of reading them */
+    struct gy_error nodes_err;
     struct node_row *nodes;
     size_t n_nodes;
     struct workload_row *workloads;
@@ -113,16 +116,21 @@ static void replica_append(struct state *st, sqlite3_stmt *q, size_t *cap);
 static int load_some(sqlite3 *db, struct state *st, const char *const *only, size_t n_only,
                      struct gy_error *err);
 
-static int load(sqlite3 *db, struct state *st, const char *const *only, size_t n_only,
-                struct gy_error *err)
+/* Reads every node (placement needs them all); only done when something is to be placed,
+ * which most passes, driven by replica reports, do not need. */
+static int load_nodes(sqlite3 *db, struct state *st)
 {
+    if (st->nodes_loaded)
+        return st->nodes_rc;
+    st->nodes_loaded = true;
+    struct gy_error *err = &st->nodes_err;
     sqlite3_stmt *q;
     size_t cap;
     if (sqlite3_prepare_v2(db,
                            "SELECT name, cloud, zone, labels, cpu_millis, memory_bytes, pids, state"
                            " FROM nodes ORDER BY name",
                            -1, &q, NULL) != SQLITE_OK)
-        return gy_error_set(err, GY_EIO, "read nodes: %s", sqlite3_errmsg(db));
+        return st->nodes_rc = gy_error_set(err, GY_EIO, "read nodes: %s", sqlite3_errmsg(db));
     cap = 0;
     while (sqlite3_step(q) == SQLITE_ROW) {
         if (st->n_nodes == cap) {
@@ -157,6 +165,14 @@ static int load(sqlite3 *db, struct state *st, const char *const *only, size_t n
         n->view.schedulable = sqlite3_column_int(q, 7) == GANTRY__NODE_STATE__NODE_READY;
     }
     sqlite3_finalize(q);
+    return 0;
+}
+
+static int load(sqlite3 *db, struct state *st, const char *const *only, size_t n_only,
+                struct gy_error *err)
+{
+    sqlite3_stmt *q;
+    size_t cap;
     if (only != NULL)
         return load_some(db, st, only, n_only, err);
 
@@ -307,8 +323,39 @@ static int name_cmp(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* Whether a workload is settled: exactly its desired count of live replicas, all of its
+ * current generation, and no condition recorded. A pass then has nothing to decide for
+ * it (no placement, no stop, no rollout step, no condition to change), whatever the
+ * states its replicas report; most passes follow such reports, and this spares them
+ * loading every replica of the workload. */
+#define SETTLED_SQL                                                                                \
+    "SELECT w.replicas,"                                                                           \
+    " (SELECT COUNT(*) FROM replicas r WHERE r.workload = w.name AND r.state NOT IN (?2, ?3, ?4)"  \
+    "   AND r.generation >= w.generation),"                                                        \
+    " (SELECT COUNT(*) FROM replicas r WHERE r.workload = w.name AND r.state NOT IN (?2, ?3, ?4)"  \
+    "   AND r.generation < w.generation),"                                                         \
+    " EXISTS (SELECT 1 FROM conditions c WHERE c.workload = w.name AND c.kind IN (?5, ?6))"        \
+    " FROM workloads w WHERE w.name = ?1"
+
+static bool settled_workload(sqlite3_stmt *q, const char *name)
+{
+    sqlite3_reset(q);
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(q, 2, GANTRY__REPLICA_STATE__REPLICA_STOPPING);
+    sqlite3_bind_int(q, 3, GANTRY__REPLICA_STATE__REPLICA_STOPPED);
+    sqlite3_bind_int(q, 4, GANTRY__REPLICA_STATE__REPLICA_LOST);
+    sqlite3_bind_text(q, 5, SCH_CONDITION_UNSCHEDULABLE, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 6, SCH_CONDITION_ROLLOUT_HALTED, -1, SQLITE_STATIC);
+    bool settled = false;
+    if (sqlite3_step(q) == SQLITE_ROW)
+        settled = sqlite3_column_int64(q, 1) == sqlite3_column_int64(q, 0) &&
+                  sqlite3_column_int64(q, 2) == 0 && sqlite3_column_int(q, 3) == 0;
+    sqlite3_reset(q);
+    return settled;
+}
+
 /* Loads only the named workloads, their replicas and conditions: a pass then costs what
- * changed, not the size of the whole state. */
+ * changed, not the size of the whole state. Settled workloads are left out. */
 static int load_some(sqlite3 *db, struct state *st, const char *const *only, size_t n_only,
                      struct gy_error *err)
 {
@@ -316,9 +363,10 @@ static int load_some(sqlite3 *db, struct state *st, const char *const *only, siz
     const char **names = gy_xcalloc(n_only + 1, sizeof(*names));
     memcpy(names, only, n_only * sizeof(*names));
     qsort(names, n_only, sizeof(*names), name_cmp);
-    sqlite3_stmt *wq = NULL, *rq = NULL, *cq = NULL;
+    sqlite3_stmt *wq = NULL, *rq = NULL, *cq = NULL, *settled = NULL;
     int rc = 0;
-    if (sqlite3_prepare_v2(db,
+    if (sqlite3_prepare_v2(db, SETTLED_SQL, -1, &settled, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db,
                            "SELECT name, spec, generation, replicas FROM workloads WHERE name = ?",
                            -1, &wq, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db,
@@ -333,6 +381,8 @@ static int load_some(sqlite3 *db, struct state *st, const char *const *only, siz
     size_t wcap = 0, rcap = 0;
     for (size_t i = 0; i < n_only; i++) {
         if (i > 0 && strcmp(names[i], names[i - 1]) == 0)
+            continue;
+        if (settled_workload(settled, names[i]))
             continue;
         sqlite3_reset(wq);
         sqlite3_bind_text(wq, 1, names[i], -1, SQLITE_STATIC);
@@ -357,6 +407,7 @@ static int load_some(sqlite3 *db, struct state *st, const char *const *only, siz
         }
     }
 out:
+    sqlite3_finalize(settled);
     sqlite3_finalize(wq);
     sqlite3_finalize(rq);
     sqlite3_finalize(cq);
@@ -461,7 +512,8 @@ static void add_place(struct builder *b, const char *id, const char *workload, u
     p->workload = gy_xstrdup(workload);
     p->generation = gen;
     p->node = gy_xstrdup(node);
-    b->place = gy_xrealloc(b->place, (b->n_place + 1) * sizeof(*b->place));
+    if ((b->n_place & (b->n_place - 1)) == 0) /* 0, 1, 2, 4, ...: the capacity doubles */
+        b->place = gy_xrealloc(b->place, (b->n_place ? b->n_place * 2 : 1) * sizeof(*b->place));
     b->place[b->n_place++] = p;
 }
 
@@ -474,7 +526,8 @@ static void add_stop(struct builder *b, struct replica_row *r, const char *why)
     s->generation = r->generation;
     s->state = GANTRY__REPLICA_STATE__REPLICA_STOPPING;
     s->reason = gy_xstrdup(why);
-    b->stop = gy_xrealloc(b->stop, (b->n_stop + 1) * sizeof(*b->stop));
+    if ((b->n_stop & (b->n_stop - 1)) == 0)
+        b->stop = gy_xrealloc(b->stop, (b->n_stop ? b->n_stop * 2 : 1) * sizeof(*b->stop));
     b->stop[b->n_stop++] = s;
     r->stop = true;
 }
@@ -503,6 +556,19 @@ static void condition(struct builder *b, const char *workload, const char *kind,
 {
     if (strcmp(stored != NULL ? stored : "", message) != 0)
         add_condition(b, workload, kind, message, now_ms);
+}
+
+static void builder_free(struct builder *b)
+{
+    for (size_t i = 0; i < b->n_place; i++)
+        protobuf_c_message_free_unpacked(&b->place[i]->base, NULL);
+    for (size_t i = 0; i < b->n_stop; i++)
+        protobuf_c_message_free_unpacked(&b->stop[i]->base, NULL);
+    for (size_t i = 0; i < b->n_extra; i++)
+        protobuf_c_message_free_unpacked(&b->extra[i]->base, NULL);
+    free(b->place);
+    free(b->stop);
+    free(b->extra);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -547,7 +613,6 @@ static void plan_workload(sqlite3 *db, struct state *st, struct workload_row *w,
     bool crash_loop = false;
     struct replica_row **cur = gy_xcalloc(w->n_replicas + 1, sizeof(*cur));
     struct replica_row **old = gy_xcalloc(w->n_replicas + 1, sizeof(*old));
-    /* Nodes touched by the previous workload were reset after it; see the end. */
     for (size_t k = 0; k < w->n_replicas; k++) {
         struct replica_row *r = &st->replicas[w->first_replica + k];
         if (!sch_replica_state_is_live(r->state))
@@ -555,9 +620,6 @@ static void plan_workload(sqlite3 *db, struct state *st, struct workload_row *w,
         n_live++;
         if (is_ready(r))
             n_ready++;
-        struct node_row *n = node_find(st, r->node);
-        if (n != NULL)
-            n->view.workload_replicas++;
         if (r->generation >= w->generation) {
             cur[n_cur++] = r;
             if (strncmp(r->reason, "crash loop", 10) == 0)
@@ -623,7 +685,14 @@ static void plan_workload(sqlite3 *db, struct state *st, struct workload_row *w,
               now_ms);
 
     char reason[1024] = "";
-    if (to_place > 0) {
+    if (to_place > 0 && load_nodes(db, st) == 0) {
+        for (size_t k = 0; k < w->n_replicas; k++) {
+            struct replica_row *r = &st->replicas[w->first_replica + k];
+            struct node_row *n =
+                sch_replica_state_is_live(r->state) ? node_find(st, r->node) : NULL;
+            if (n != NULL)
+                n->view.workload_replicas++;
+        }
         ensure_allocations(db, st);
         struct sch_place_node *views = gy_xcalloc(st->n_nodes + 1, sizeof(*views));
         for (size_t i = 0; i < st->n_nodes; i++)
@@ -655,6 +724,7 @@ static void plan_workload(sqlite3 *db, struct state *st, struct workload_row *w,
         free(views);
     }
     condition(b, w->name, SCH_CONDITION_UNSCHEDULABLE, w->unschedulable, reason, now_ms);
+    /* The per-node counts of this workload go back to zero for the next one. */
     for (size_t k = 0; k < w->n_replicas; k++) {
         struct node_row *n = node_find(st, st->replicas[w->first_replica + k].node);
         if (n != NULL)
@@ -681,6 +751,14 @@ int sch_reconcile_plan(sqlite3 *db, const char *const *only, size_t n_only, uint
     for (size_t i = 0; i < st.n_workloads; i++)
         if (st.workloads[i].decoded)
             plan_workload(db, &st, &st.workloads[i], &b, now_ms, rnd, rnd_data);
+    if (st.nodes_rc < 0) {
+        /* Nothing decided without the nodes is proposed. */
+        *err = st.nodes_err;
+        rc = st.nodes_rc;
+        state_free(&st);
+        builder_free(&b);
+        return rc;
+    }
     state_free(&st);
 
     size_t n_cmds = (b.n_place > 0) + (b.n_stop > 0) + b.n_extra;
