@@ -44,6 +44,9 @@ struct workload_row {
     struct gy_spec spec;
     char *unschedulable; /* stored condition messages, or NULL */
     char *rollout_halted;
+    char *moving; /* a move in progress, stopped, or NULL */
+    char *move_stopped;
+    uint64_t moving_since_ms;
     size_t first_replica; /* its replicas: replicas[first_replica .. + n_replicas) */
     size_t n_replicas;
 };
@@ -57,7 +60,11 @@ struct replica_row {
     int state;
     bool ready;
     char *reason;
-    bool stop; /* chosen to stop in this plan */
+    int node_state;   /* of its node: draining nodes give their replicas up */
+    char *node_cloud; /* "" when the node is not known */
+    double node_cost;
+    size_t rank; /* in stop order: its cloud's place in the workload's preference */
+    bool stop;   /* chosen to stop in this plan */
 };
 
 struct state {
@@ -100,6 +107,8 @@ static void state_free(struct state *st)
         free(st->workloads[i].name);
         free(st->workloads[i].unschedulable);
         free(st->workloads[i].rollout_halted);
+        free(st->workloads[i].moving);
+        free(st->workloads[i].move_stopped);
     }
     free(st->workloads);
     for (size_t i = 0; i < st->n_replicas; i++) {
@@ -107,6 +116,7 @@ static void state_free(struct state *st)
         free(st->replicas[i].workload);
         free(st->replicas[i].node);
         free(st->replicas[i].reason);
+        free(st->replicas[i].node_cloud);
     }
     free(st->replicas);
 }
@@ -168,6 +178,23 @@ static int load_nodes(sqlite3 *db, struct state *st)
     return 0;
 }
 
+/* Keeps a stored condition the reconciler acts on; columns kind, message, time_ms from
+ * col. */
+static void condition_load(struct workload_row *w, sqlite3_stmt *q, int col)
+{
+    const char *kind = (const char *)sqlite3_column_text(q, col);
+    if (strcmp(kind, SCH_CONDITION_UNSCHEDULABLE) == 0) {
+        w->unschedulable = col_dup(q, col + 1);
+    } else if (strcmp(kind, SCH_CONDITION_ROLLOUT_HALTED) == 0) {
+        w->rollout_halted = col_dup(q, col + 1);
+    } else if (strcmp(kind, SCH_CONDITION_MOVING) == 0) {
+        w->moving = col_dup(q, col + 1);
+        w->moving_since_ms = (uint64_t)sqlite3_column_int64(q, col + 2);
+    } else if (strcmp(kind, SCH_CONDITION_MOVE_STOPPED) == 0) {
+        w->move_stopped = col_dup(q, col + 1);
+    }
+}
+
 static int load(sqlite3 *db, struct state *st, const char *const *only, size_t n_only,
                 struct gy_error *err)
 {
@@ -185,10 +212,13 @@ static int load(sqlite3 *db, struct state *st, const char *const *only, size_t n
         workload_append(st, q, &cap);
     sqlite3_finalize(q);
 
-    if (sqlite3_prepare_v2(db,
-                           "SELECT rowid, id, workload, generation, node, state, ready, reason"
-                           " FROM replicas ORDER BY workload, rowid",
-                           -1, &q, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(
+            db,
+            "SELECT r.rowid, r.id, r.workload, r.generation, r.node, r.state, r.ready, r.reason,"
+            " COALESCE(n.state, 0), COALESCE(n.cloud, ''), COALESCE(n.cost, 0)"
+            " FROM replicas r LEFT JOIN nodes n ON n.name = r.node"
+            " ORDER BY r.workload, r.rowid",
+            -1, &q, NULL) != SQLITE_OK)
         return gy_error_set(err, GY_EIO, "read replicas: %s", sqlite3_errmsg(db));
     cap = 0;
     while (sqlite3_step(q) == SQLITE_ROW)
@@ -210,8 +240,8 @@ static int load(sqlite3 *db, struct state *st, const char *const *only, size_t n
         i = j;
     }
 
-    if (sqlite3_prepare_v2(db, "SELECT workload, kind, message FROM conditions", -1, &q, NULL) !=
-        SQLITE_OK)
+    if (sqlite3_prepare_v2(db, "SELECT workload, kind, message, time_ms FROM conditions", -1, &q,
+                           NULL) != SQLITE_OK)
         return gy_error_set(err, GY_EIO, "read conditions: %s", sqlite3_errmsg(db));
     while (sqlite3_step(q) == SQLITE_ROW) {
         struct workload_row *w = NULL;
@@ -228,11 +258,7 @@ static int load(sqlite3 *db, struct state *st, const char *const *only, size_t n
         }
         if (w == NULL)
             continue;
-        const char *kind = (const char *)sqlite3_column_text(q, 1);
-        if (strcmp(kind, SCH_CONDITION_UNSCHEDULABLE) == 0)
-            w->unschedulable = col_dup(q, 2);
-        else if (strcmp(kind, SCH_CONDITION_ROLLOUT_HALTED) == 0)
-            w->rollout_halted = col_dup(q, 2);
+        condition_load(w, q, 1);
     }
     sqlite3_finalize(q);
     return 0;
@@ -316,6 +342,9 @@ static void replica_append(struct state *st, sqlite3_stmt *q, size_t *cap)
     r->state = sqlite3_column_int(q, 5);
     r->ready = sqlite3_column_int(q, 6) != 0;
     r->reason = col_dup(q, 7);
+    r->node_state = sqlite3_column_int(q, 8);
+    r->node_cloud = col_dup(q, 9);
+    r->node_cost = sqlite3_column_double(q, 10);
 }
 
 static int name_cmp(const void *a, const void *b)
@@ -334,7 +363,10 @@ static int name_cmp(const void *a, const void *b)
     "   AND r.generation >= w.generation),"                                                        \
     " (SELECT COUNT(*) FROM replicas r WHERE r.workload = w.name AND r.state NOT IN (?2, ?3, ?4)"  \
     "   AND r.generation < w.generation),"                                                         \
-    " EXISTS (SELECT 1 FROM conditions c WHERE c.workload = w.name AND c.kind IN (?5, ?6))"        \
+    " EXISTS (SELECT 1 FROM conditions c WHERE c.workload = w.name"                                \
+    "   AND c.kind IN (?5, ?6, ?7, ?8))"                                                           \
+    " OR EXISTS (SELECT 1 FROM replicas r JOIN nodes n ON n.name = r.node"                         \
+    "   WHERE r.workload = w.name AND n.state = ?9 AND r.state NOT IN (?2, ?3, ?4))"               \
     " FROM workloads w WHERE w.name = ?1"
 
 static bool settled_workload(sqlite3_stmt *q, const char *name)
@@ -346,6 +378,9 @@ static bool settled_workload(sqlite3_stmt *q, const char *name)
     sqlite3_bind_int(q, 4, GANTRY__REPLICA_STATE__REPLICA_LOST);
     sqlite3_bind_text(q, 5, SCH_CONDITION_UNSCHEDULABLE, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 6, SCH_CONDITION_ROLLOUT_HALTED, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 7, SCH_CONDITION_MOVING, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 8, SCH_CONDITION_MOVE_STOPPED, -1, SQLITE_STATIC);
+    sqlite3_bind_int(q, 9, GANTRY__NODE_STATE__NODE_DRAINING);
     bool settled = false;
     if (sqlite3_step(q) == SQLITE_ROW)
         settled = sqlite3_column_int64(q, 1) == sqlite3_column_int64(q, 0) &&
@@ -369,12 +404,15 @@ static int load_some(sqlite3 *db, struct state *st, const char *const *only, siz
         sqlite3_prepare_v2(db,
                            "SELECT name, spec, generation, replicas FROM workloads WHERE name = ?",
                            -1, &wq, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db,
-                           "SELECT rowid, id, workload, generation, node, state, ready, reason"
-                           " FROM replicas WHERE workload = ? ORDER BY rowid",
-                           -1, &rq, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db, "SELECT kind, message FROM conditions WHERE workload = ?", -1, &cq,
-                           NULL) != SQLITE_OK) {
+        sqlite3_prepare_v2(
+            db,
+            "SELECT r.rowid, r.id, r.workload, r.generation, r.node, r.state, r.ready, r.reason,"
+            " COALESCE(n.state, 0), COALESCE(n.cloud, ''), COALESCE(n.cost, 0)"
+            " FROM replicas r LEFT JOIN nodes n ON n.name = r.node"
+            " WHERE r.workload = ? ORDER BY r.rowid",
+            -1, &rq, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, "SELECT kind, message, time_ms FROM conditions WHERE workload = ?",
+                           -1, &cq, NULL) != SQLITE_OK) {
         rc = gy_error_set(err, GY_EIO, "read state: %s", sqlite3_errmsg(db));
         goto out;
     }
@@ -398,13 +436,8 @@ static int load_some(sqlite3 *db, struct state *st, const char *const *only, siz
         w->n_replicas = st->n_replicas - w->first_replica;
         sqlite3_reset(cq);
         sqlite3_bind_text(cq, 1, names[i], -1, SQLITE_STATIC);
-        while (sqlite3_step(cq) == SQLITE_ROW) {
-            const char *kind = (const char *)sqlite3_column_text(cq, 0);
-            if (strcmp(kind, SCH_CONDITION_UNSCHEDULABLE) == 0)
-                w->unschedulable = col_dup(cq, 1);
-            else if (strcmp(kind, SCH_CONDITION_ROLLOUT_HALTED) == 0)
-                w->rollout_halted = col_dup(cq, 1);
-        }
+        while (sqlite3_step(cq) == SQLITE_ROW)
+            condition_load(w, cq, 0);
     }
 out:
     sqlite3_finalize(settled);
@@ -574,7 +607,9 @@ static void builder_free(struct builder *b)
 /* ---------------------------------------------------------------------------------------
  * Per-workload decisions */
 
-/* Orders stop candidates: not ready first, then the newest (highest rowid). */
+/* Orders stop candidates: not ready first, then those in the least preferred cloud, then
+ * on the most expensive node, then the newest (highest rowid). When load falls, the
+ * replicas that burst into a public cloud go first. */
 static int stop_order(const void *a, const void *b)
 {
     const struct replica_row *ra = *(struct replica_row *const *)a;
@@ -583,7 +618,21 @@ static int stop_order(const void *a, const void *b)
     bool b_ready = rb->ready && rb->state == GANTRY__REPLICA_STATE__REPLICA_RUNNING;
     if (a_ready != b_ready)
         return a_ready ? 1 : -1;
+    if (ra->rank != rb->rank)
+        return ra->rank > rb->rank ? -1 : 1;
+    if (ra->node_cost != rb->node_cost)
+        return ra->node_cost > rb->node_cost ? -1 : 1;
     return ra->rowid > rb->rowid ? -1 : ra->rowid < rb->rowid ? 1 : 0;
+}
+
+/* A replica's cloud's place in the workload's preference; unlisted clouds come last. */
+static size_t cloud_rank(const struct workload_row *w, const struct replica_row *r)
+{
+    const struct gy_strv *clouds = &w->spec.placement.clouds;
+    for (size_t i = 0; i < clouds->n; i++)
+        if (strcmp(clouds->items[i], r->node_cloud) == 0)
+            return i;
+    return clouds->n;
 }
 
 static bool is_ready(const struct replica_row *r)
@@ -606,10 +655,75 @@ static void make_id(char *buf, size_t len, const struct workload_row *w, sch_ran
     }
 }
 
+/* A move ends when every replica is of the new generation and ready; it stops, saying
+ * why, when new replicas cannot be placed or crash-loop (the old ones keep serving, as
+ * the rollout stays make-before-break). */
+static void move_progress(struct builder *b, const struct workload_row *w,
+                          struct replica_row *const *cur, size_t n_cur, size_t n_old,
+                          bool crash_loop, const char *unplaced, uint64_t now_ms)
+{
+    if (w->moving == NULL && w->move_stopped == NULL)
+        return;
+    const char *to = w->spec.placement.clouds.n > 0 ? w->spec.placement.clouds.items[0] : "any";
+    size_t ready = 0;
+    for (size_t i = 0; i < n_cur; i++)
+        if (is_ready(cur[i]) && !cur[i]->stop)
+            ready++;
+    char msg[1400];
+    if (n_old == 0 && ready >= w->desired) {
+        uint64_t took =
+            w->moving != NULL && now_ms > w->moving_since_ms ? now_ms - w->moving_since_ms : 0;
+        snprintf(msg, sizeof(msg), "to %s: %" PRIu32 " replicas in %.1fs", to, w->desired,
+                 (double)took / 1000.0);
+        if (w->moving != NULL)
+            add_condition(b, w->name, SCH_CONDITION_MOVING, "", now_ms);
+        if (w->move_stopped != NULL)
+            add_condition(b, w->name, SCH_CONDITION_MOVE_STOPPED, "", now_ms);
+        add_condition(b, w->name, SCH_CONDITION_MOVED, msg, now_ms);
+    } else if (w->moving != NULL && (*unplaced != '\0' || crash_loop)) {
+        snprintf(msg, sizeof(msg), "move to %s stopped: %s; the previous replicas keep serving", to,
+                 crash_loop ? "the new replicas are crash-looping" : unplaced);
+        add_condition(b, w->name, SCH_CONDITION_MOVING, "", now_ms);
+        add_condition(b, w->name, SCH_CONDITION_MOVE_STOPPED, msg, now_ms);
+    }
+}
+
+/* Draining nodes that hold no live replica any more are drained: cordoned, so they take
+ * no new replicas until uncordoned. */
+static void drained_nodes(sqlite3 *db, struct builder *b, uint64_t now_ms)
+{
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT name FROM nodes n WHERE n.state = ? AND NOT EXISTS"
+                           " (SELECT 1 FROM replicas r WHERE r.node = n.name"
+                           "  AND r.state NOT IN (?, ?))",
+                           -1, &q, NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_int(q, 1, GANTRY__NODE_STATE__NODE_DRAINING);
+    sqlite3_bind_int(q, 2, GANTRY__REPLICA_STATE__REPLICA_STOPPED);
+    sqlite3_bind_int(q, 3, GANTRY__REPLICA_STATE__REPLICA_LOST);
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        Gantry__Command *c = gy_xmalloc(sizeof(*c));
+        gantry__command__init(c);
+        c->time_ms = now_ms;
+        c->actor = gy_xstrdup("reconciler");
+        Gantry__SetNodeState *set = gy_xmalloc(sizeof(*set));
+        gantry__set_node_state__init(set);
+        set->name = col_dup(q, 0);
+        set->state = GANTRY__NODE_STATE__NODE_CORDONED;
+        set->reason = gy_xstrdup("drained: no replicas left");
+        c->cmd_case = GANTRY__COMMAND__CMD_SET_NODE_STATE;
+        c->set_node_state = set;
+        b->extra = gy_xrealloc(b->extra, (b->n_extra + 1) * sizeof(*b->extra));
+        b->extra[b->n_extra++] = c;
+    }
+    sqlite3_finalize(q);
+}
+
 static void plan_workload(sqlite3 *db, struct state *st, struct workload_row *w, struct builder *b,
                           uint64_t now_ms, sch_random_fn rnd, void *rnd_data)
 {
-    size_t n_live = 0, n_cur = 0, n_old = 0, n_ready = 0;
+    size_t n_live = 0, n_cur = 0, n_old = 0, n_ready = 0, n_draining = 0;
     bool crash_loop = false;
     struct replica_row **cur = gy_xcalloc(w->n_replicas + 1, sizeof(*cur));
     struct replica_row **old = gy_xcalloc(w->n_replicas + 1, sizeof(*old));
@@ -620,7 +734,12 @@ static void plan_workload(sqlite3 *db, struct state *st, struct workload_row *w,
         n_live++;
         if (is_ready(r))
             n_ready++;
-        if (r->generation >= w->generation) {
+        r->rank = cloud_rank(w, r);
+        if (r->node_state == GANTRY__NODE_STATE__NODE_DRAINING) {
+            /* Replaced like an outdated replica, make-before-break. */
+            old[n_old++] = r;
+            n_draining++;
+        } else if (r->generation >= w->generation) {
             cur[n_cur++] = r;
             if (strncmp(r->reason, "crash loop", 10) == 0)
                 crash_loop = true;
@@ -631,6 +750,14 @@ static void plan_workload(sqlite3 *db, struct state *st, struct workload_row *w,
     uint32_t desired = w->desired;
     uint32_t surge = w->spec.update.max_surge;
     uint32_t unavailable = w->spec.update.max_unavailable;
+    /* Moves and drains are make-before-break: a new replica is ready before an old one
+     * stops, whatever the update strategy says. */
+    bool make_before_break = w->moving != NULL || w->move_stopped != NULL || n_draining > 0;
+    if (make_before_break) {
+        unavailable = 0;
+        if (surge == 0)
+            surge = 1;
+    }
     size_t to_place = 0;
     if (n_old == 0) {
         if (n_cur < desired)
@@ -662,8 +789,12 @@ static void plan_workload(sqlite3 *db, struct state *st, struct workload_row *w,
         size_t cur_kept = n_cur < desired ? n_cur : desired;
         for (size_t i = 0; i < n_old; i++) {
             struct replica_row *r = old[i];
-            char why[96];
-            snprintf(why, sizeof(why), "replaced by generation %" PRIu64, w->generation);
+            char why[192];
+            if (r->node_state == GANTRY__NODE_STATE__NODE_DRAINING &&
+                r->generation >= w->generation)
+                snprintf(why, sizeof(why), "node %s is draining", r->node);
+            else
+                snprintf(why, sizeof(why), "replaced by generation %" PRIu64, w->generation);
             if (!is_ready(r)) {
                 if (!crash_loop)
                     add_stop(b, r, why);
@@ -724,6 +855,7 @@ static void plan_workload(sqlite3 *db, struct state *st, struct workload_row *w,
         free(views);
     }
     condition(b, w->name, SCH_CONDITION_UNSCHEDULABLE, w->unschedulable, reason, now_ms);
+    move_progress(b, w, cur, n_cur, n_old, crash_loop, reason, now_ms);
     /* The per-node counts of this workload go back to zero for the next one. */
     for (size_t k = 0; k < w->n_replicas; k++) {
         struct node_row *n = node_find(st, st->replicas[w->first_replica + k].node);
@@ -751,6 +883,7 @@ int sch_reconcile_plan(sqlite3 *db, const char *const *only, size_t n_only, uint
     for (size_t i = 0; i < st.n_workloads; i++)
         if (st.workloads[i].decoded)
             plan_workload(db, &st, &st.workloads[i], &b, now_ms, rnd, rnd_data);
+    drained_nodes(db, &b, now_ms);
     if (st.nodes_rc < 0) {
         /* Nothing decided without the nodes is proposed. */
         *err = st.nodes_err;

@@ -18,6 +18,11 @@
 /* Condition kinds the reconciler reports. */
 #define SCH_CONDITION_UNSCHEDULABLE  "Unschedulable"
 #define SCH_CONDITION_ROLLOUT_HALTED "RolloutHalted"
+/* A move between clouds (DESIGN.md section 8): in progress, stopped with its reason, and
+ * the summary of the last one that completed. */
+#define SCH_CONDITION_MOVING       "Moving"
+#define SCH_CONDITION_MOVE_STOPPED "MoveStopped"
+#define SCH_CONDITION_MOVED        "Moved"
 
 struct sch_reconcile_plan {
     /* Every change as one batch command (NULL when there is nothing to do); free it with

@@ -298,10 +298,193 @@ static void test_lost_replicas_are_replaced_not_revived(void **state)
     assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE state = 7"), 1);
 }
 
+/* A node in a cloud, with a cost per hour. */
+static void register_node_in(struct sch_fsm *fsm, const char *name, const char *cloud, double cost,
+                             int64_t cpu, int64_t mem)
+{
+    Gantry__Command cmd = GANTRY__COMMAND__INIT;
+    Gantry__RegisterNode reg = GANTRY__REGISTER_NODE__INIT;
+    Gantry__NodeInfo node = GANTRY__NODE_INFO__INIT;
+    Gantry__Resources cap = GANTRY__RESOURCES__INIT;
+    node.name = (char *)name;
+    node.cloud = (char *)cloud;
+    node.zone = (char *)"z";
+    node.cost_per_hour = cost;
+    cap.cpu_millis = cpu;
+    cap.memory_bytes = mem;
+    node.capacity = &cap;
+    reg.node = &node;
+    cmd.cmd_case = GANTRY__COMMAND__CMD_REGISTER_NODE;
+    cmd.register_node = &reg;
+    exec(fsm, &cmd);
+}
+
+/* Applies "web" preferring the listed clouds in order. */
+static void apply_web_in(struct sch_fsm *fsm, uint32_t replicas, int64_t mem, const char *first,
+                         const char *second)
+{
+    struct gy_spec spec;
+    gy_spec_init(&spec);
+    spec.name = strdup("web");
+    spec.image = strdup("busybox");
+    spec.replicas = replicas;
+    spec.resources.cpu_millis = 100;
+    spec.resources.memory_bytes = mem;
+    spec.placement.clouds.items = calloc(2, sizeof(char *));
+    spec.placement.clouds.items[0] = strdup(first);
+    spec.placement.clouds.n = 1;
+    if (second != NULL) {
+        spec.placement.clouds.items[1] = strdup(second);
+        spec.placement.clouds.n = 2;
+    }
+    Gantry__WorkloadSpec *pb = gy_spec_to_proto(&spec);
+    Gantry__ApplyWorkloads apply = GANTRY__APPLY_WORKLOADS__INIT;
+    apply.workloads = &pb;
+    apply.n_workloads = 1;
+    Gantry__Command cmd = GANTRY__COMMAND__INIT;
+    cmd.cmd_case = GANTRY__COMMAND__CMD_APPLY_WORKLOADS;
+    cmd.apply_workloads = &apply;
+    exec(fsm, &cmd);
+    gy_spec_proto_free(pb);
+    gy_spec_free(&spec);
+}
+
+static void scale_web(struct sch_fsm *fsm, uint32_t replicas)
+{
+    Gantry__ScaleWorkload scale = GANTRY__SCALE_WORKLOAD__INIT;
+    scale.name = (char *)"web";
+    scale.replicas = replicas;
+    Gantry__Command cmd = GANTRY__COMMAND__INIT;
+    cmd.cmd_case = GANTRY__COMMAND__CMD_SCALE_WORKLOAD;
+    cmd.scale_workload = &scale;
+    exec(fsm, &cmd);
+}
+
+static void set_node(struct sch_fsm *fsm, const char *name, Gantry__NodeState state)
+{
+    Gantry__SetNodeState set = GANTRY__SET_NODE_STATE__INIT;
+    set.name = (char *)name;
+    set.state = state;
+    set.reason = (char *)"test";
+    Gantry__Command cmd = GANTRY__COMMAND__INIT;
+    cmd.cmd_case = GANTRY__COMMAND__CMD_SET_NODE_STATE;
+    cmd.set_node_state = &set;
+    exec(fsm, &cmd);
+}
+
+static void move_web(struct sch_fsm *fsm, const char *to)
+{
+    Gantry__MoveWorkload move = GANTRY__MOVE_WORKLOAD__INIT;
+    move.name = (char *)"web";
+    move.to = (char *)to;
+    Gantry__Command cmd = GANTRY__COMMAND__INIT;
+    cmd.cmd_case = GANTRY__COMMAND__CMD_MOVE_WORKLOAD;
+    cmd.move_workload = &move;
+    exec(fsm, &cmd);
+}
+
+#define LIVE "state NOT IN (3, 4, 7)"
+
+/* Bursting into the next cloud when the first is full; scale-down removes the replicas
+ * of the least preferred cloud first, the most expensive node first. */
+static void test_burst_and_scale_down_by_cloud(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    uint32_t rnd = 0;
+    register_node_in(fsm, "p1", "public", 2.0, 4000, INT64_C(4) << 30);
+    register_node_in(fsm, "p2", "public", 1.0, 4000, INT64_C(4) << 30);
+    /* n1..n3 (private) hold 2 replicas of 2Gi each: the 7th and 8th burst. */
+    apply_web_in(fsm, 8, INT64_C(2) << 30, "private", "public");
+    assert_int_equal(reconcile_once(fsm, &rnd, NULL), 8);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE node LIKE 'p%'"), 2);
+    agents_report(fsm, true, NULL);
+    scale_web(fsm, 7);
+    reconcile_once(fsm, &rnd, NULL);
+    /* The most expensive public node goes first. */
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE node = 'p1' AND " LIVE), 0);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE node = 'p2' AND " LIVE), 1);
+    scale_web(fsm, 5);
+    reconcile_once(fsm, &rnd, NULL);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE node LIKE 'p%' AND " LIVE), 0);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE " LIVE), 5);
+}
+
+/* A drain replaces a node's replicas make-before-break, then cordons the node. */
+static void test_drain_is_make_before_break(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    uint32_t rnd = 0;
+    apply_web(fsm, 3, "v1", 64 << 20);
+    reconcile_once(fsm, &rnd, NULL);
+    agents_report(fsm, true, NULL);
+    set_node(fsm, "n1", GANTRY__NODE_STATE__NODE_DRAINING);
+    /* First a replacement elsewhere; the replica on n1 keeps serving. */
+    assert_int_equal(reconcile_once(fsm, &rnd, NULL), 1);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE node = 'n1' AND state = 2"),
+                     1);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE " LIVE), 4);
+    /* Once it is ready, the one on n1 stops. */
+    agents_report(fsm, true, NULL);
+    assert_int_equal(reconcile_once(fsm, &rnd, NULL), 1);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE node = 'n1' AND state = 3"),
+                     1);
+    agents_report(fsm, true, NULL);
+    reconcile_once(fsm, &rnd, NULL);
+    /* Empty: cordoned, and it takes nothing new. */
+    assert_int_equal(count(fsm, "SELECT state FROM nodes WHERE name = 'n1'"),
+                     GANTRY__NODE_STATE__NODE_CORDONED);
+    scale_web(fsm, 6);
+    reconcile_once(fsm, &rnd, NULL);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE node = 'n1' AND " LIVE), 0);
+}
+
+/* A move replaces every replica in the target cloud, never dropping the ready count, and
+ * ends with a summary; a move to a cloud without room stops and says why. */
+static void test_move_between_clouds(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    uint32_t rnd = 0;
+    register_node_in(fsm, "p1", "public", 1.0, 4000, INT64_C(4) << 30);
+    register_node_in(fsm, "p2", "public", 1.0, 4000, INT64_C(4) << 30);
+    apply_web_in(fsm, 3, 64 << 20, "private", NULL);
+    reconcile_once(fsm, &rnd, NULL);
+    agents_report(fsm, true, NULL);
+    move_web(fsm, "public");
+    for (int step = 0; step < 20; step++) {
+        reconcile_once(fsm, &rnd, NULL);
+        assert_true(count(fsm, "SELECT COUNT(*) FROM replicas WHERE state = 2 AND ready") >= 3);
+        agents_report(fsm, true, NULL);
+        if (count(fsm, "SELECT COUNT(*) FROM conditions WHERE kind = 'Moved'") == 1)
+            break;
+    }
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM conditions WHERE kind = 'Moving'"), 0);
+    assert_int_equal(count(fsm,
+                           "SELECT COUNT(*) FROM conditions WHERE kind = 'Moved' AND message LIKE"
+                           " 'to public: 3 replicas in %'"),
+                     1);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE node LIKE 'p%' AND " LIVE), 3);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE " LIVE), 3);
+
+    /* "tiny" has no room for a replica: the move stops at once and nothing is stopped. */
+    register_node_in(fsm, "t1", "tiny", 0.5, 50, INT64_C(1) << 20);
+    move_web(fsm, "tiny");
+    reconcile_once(fsm, &rnd, NULL);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM conditions WHERE kind = 'MoveStopped' AND"
+                                " message LIKE 'move to tiny stopped: %insufficient%'"),
+                     1);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE state = 2 AND ready"), 3);
+    agents_report(fsm, true, NULL);
+    reconcile_once(fsm, &rnd, NULL);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE state = 2 AND ready"), 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_places_and_is_idempotent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_burst_and_scale_down_by_cloud, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain_is_make_before_break, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_move_between_clouds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scale_keeps_generation_and_stops_newest, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_rolling_update_keeps_ready_count, setup, teardown),
