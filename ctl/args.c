@@ -25,6 +25,17 @@ static const struct ctl_option get_options[] = {
     {"workload", 0, true, "NAME", "replicas: only those of this workload"},
 };
 
+static const struct ctl_option move_options[] = {
+    {"to", 0, true, "CLOUD", "the cloud to move the workload's replicas to (required)"},
+    {"wait", 0, false, NULL, "show progress until every replica runs in CLOUD"},
+    {"timeout", 0, true, "DUR", "how long --wait waits (default 5m)"},
+};
+
+static const struct ctl_option drain_options[] = {
+    {"wait", 0, false, NULL, "show progress until the node holds no replica"},
+    {"timeout", 0, true, "DUR", "how long --wait waits (default 5m)"},
+};
+
 static const struct ctl_option top_options[] = {
     {"output", 'o', true, "FORMAT", "table (default) or json"},
 };
@@ -81,6 +92,34 @@ const struct ctl_command ctl_commands[] = {
      "Examples:\n"
      "  gantry scale web 5\n",
      NULL, 0, 2, 2, ctl_cmd_scale},
+    {"move", "move NAME --to CLOUD [--wait] [--timeout DUR]",
+     "move a workload's replicas to another cloud without downtime",
+     "Sets the workload's placement to CLOUD and replaces its replicas make-before-break:\n"
+     "each new replica runs (and passes its health check) before an old one stops, so the\n"
+     "ready count never drops below the desired count. If a new replica cannot be placed or\n"
+     "fails, the move stops and says why; the old replicas keep serving. The move lives in\n"
+     "the replicated state, so it survives a leader change.\n"
+     "\n"
+     "Examples:\n"
+     "  gantry move web --to public --wait\n",
+     move_options, N_OPTS(move_options), 1, 1, ctl_cmd_move},
+    {"drain", "drain NODE [--wait] [--timeout DUR]",
+     "move every replica off a node, make-before-break, then cordon it",
+     "Replicas on the node are replaced on other nodes (each replacement ready before the\n"
+     "old replica stops); once empty the node is cordoned and takes no new replicas until\n"
+     "'gantry uncordon NODE'.\n"
+     "\n"
+     "Examples:\n"
+     "  gantry drain node3 --wait\n",
+     drain_options, N_OPTS(drain_options), 1, 1, ctl_cmd_drain},
+    {"cordon", "cordon NODE", "stop placing new replicas on a node (running ones stay)",
+     "Examples:\n"
+     "  gantry cordon node3\n",
+     NULL, 0, 1, 1, ctl_cmd_cordon},
+    {"uncordon", "uncordon NODE", "let a cordoned or drained node take replicas again",
+     "Examples:\n"
+     "  gantry uncordon node3\n",
+     NULL, 0, 1, 1, ctl_cmd_uncordon},
     {"top", "top [WORKLOAD] [-o json]", "show CPU and memory use of workloads and replicas",
      "CPU (averaged over the last two seconds) and memory of every running replica and the\n"
      "total of each workload, also as a share of what the spec requests (resources.cpu and\n"

@@ -144,10 +144,11 @@ static void replicas_table(FILE *out, const json_t *items, bool wide, bool with_
 
 static void nodes_table(struct ctl_context *ctx, const json_t *items, bool wide)
 {
-    static const char *const head[] = {"NAME",   "CLOUD", "STATE", "CPU",  "MEMORY", "REPLICAS",
-                                       "REGION", "ZONE",  "PIDS",  "COST", "LABELS"};
+    static const char *const head[] = {"NAME",     "CLOUD",   "STATE",   "CPU",    "MEMORY",
+                                       "REPLICAS", "CPU REQ", "MEM REQ", "REGION", "ZONE",
+                                       "PIDS",     "COST",    "LABELS"};
     struct ctl_table t;
-    ctl_table_init(&t, wide ? 11 : 6, head);
+    ctl_table_init(&t, wide ? 13 : 6, head);
     size_t i;
     const json_t *n;
     json_array_foreach(items, i, n)
@@ -166,13 +167,21 @@ static void nodes_table(struct ctl_context *ctx, const json_t *items, bool wide)
             free(labels);
             labels = next;
         }
-        char *cells[11] = {
+        const json_t *alloc = json_object_get(n, "allocated");
+        char acpu[GY_QUANTITY_BUF] = "-", amem[GY_QUANTITY_BUF] = "-";
+        if (json_is_integer(json_object_get(alloc, "cpu_millis")))
+            gy_cpu_format(ctl_json_int(alloc, "cpu_millis"), acpu);
+        if (json_is_integer(json_object_get(alloc, "memory_bytes")))
+            gy_memory_format(ctl_json_int(alloc, "memory_bytes"), amem);
+        char *cells[13] = {
             gy_xstrdup(ctl_json_str(n, "name")),
             gy_xstrdup(ctl_json_str(n, "cloud")),
             gy_xstrdup(ctl_json_str(n, "state")),
             gy_xstrdup(cpu),
             gy_xstrdup(mem),
-            ctl_cell("%lld", ctl_json_int(json_object_get(n, "allocated"), "replicas")),
+            ctl_cell("%lld", ctl_json_int(alloc, "replicas")),
+            gy_xstrdup(acpu),
+            gy_xstrdup(amem),
             gy_xstrdup(*ctl_json_str(n, "region") ? ctl_json_str(n, "region") : "<none>"),
             gy_xstrdup(*ctl_json_str(n, "zone") ? ctl_json_str(n, "zone") : "<none>"),
             ctl_cell("%lld", ctl_json_int(cap, "pids")),
@@ -182,7 +191,7 @@ static void nodes_table(struct ctl_context *ctx, const json_t *items, bool wide)
         if (!*labels)
             free(labels);
         ctl_table_add(&t, (const char *const *)cells);
-        for (size_t c = 0; c < 11; c++)
+        for (size_t c = 0; c < 13; c++)
             free(cells[c]);
     }
     ctl_table_print(&t, ctx->out);
@@ -393,6 +402,50 @@ static int object_events(struct ctl_client *client, const char *object, size_t k
     return 0;
 }
 
+/* Live replicas per cloud, in order of first appearance: "private 2 (2 ready), public 8". */
+static char *clouds_line(const json_t *items)
+{
+    json_t *seen = json_object();
+    json_t *order = json_array();
+    size_t i;
+    const json_t *r;
+    json_array_foreach(items, i, r)
+    {
+        const char *state = ctl_json_str(r, "state");
+        if (strcmp(state, "stopped") == 0 || strcmp(state, "lost") == 0 ||
+            strcmp(state, "stopping") == 0)
+            continue;
+        const char *cloud = *ctl_json_str(r, "cloud") ? ctl_json_str(r, "cloud") : "<none>";
+        json_t *row = json_object_get(seen, cloud);
+        if (row == NULL) {
+            row = json_pack("{s:i,s:i}", "n", 0, "ready", 0);
+            json_object_set_new(seen, cloud, row);
+            json_array_append_new(order, json_string(cloud));
+        }
+        json_object_set_new(row, "n", json_integer(ctl_json_int(row, "n") + 1));
+        if (strcmp(state, "running") == 0 && json_is_true(json_object_get(r, "ready")))
+            json_object_set_new(row, "ready", json_integer(ctl_json_int(row, "ready") + 1));
+    }
+    char *line = gy_xstrdup("");
+    const json_t *c;
+    json_array_foreach(order, i, c)
+    {
+        const json_t *row = json_object_get(seen, json_string_value(c));
+        char *next =
+            gy_xasprintf("%s%s%s %lld (%lld ready)", line, *line ? ", " : "", json_string_value(c),
+                         ctl_json_int(row, "n"), ctl_json_int(row, "ready"));
+        free(line);
+        line = next;
+    }
+    json_decref(seen);
+    json_decref(order);
+    if (*line == '\0') {
+        free(line);
+        line = gy_xstrdup("none");
+    }
+    return line;
+}
+
 /* The autoscale line of describe: the settings, then what the autoscaler sees now. */
 static const char *autoscaler_line(const json_t *a, const char *settings, const char *name)
 {
@@ -500,6 +553,9 @@ int ctl_cmd_describe(struct ctl_context *ctx, const struct ctl_invocation *inv)
     fprintf(out, "Replicas:     %lld desired, %lld placed, %lld running, %lld ready\n",
             ctl_json_int(status, "desired"), ctl_json_int(status, "replicas"),
             ctl_json_int(status, "running"), ctl_json_int(status, "ready"));
+    char *clouds = clouds_line(json_object_get(reps, "items"));
+    fprintf(out, "Clouds:       %s\n", clouds);
+    free(clouds);
     fprintf(out, "Resources:    %s\n", resources);
     fprintf(out, "Restart:      %s\n", ctl_json_str(spec, "restart"));
     fprintf(out, "Health:       %s\n", health);

@@ -32,8 +32,8 @@ static int bad_name(struct ctl_context *ctx, const char *command, const char *na
 }
 
 /* Sends a write and returns its JSON answer, or prints the failure. */
-static int write_request(struct ctl_context *ctx, const char *method, const char *path,
-                         const json_t *body, json_t **answer, int *exit_code)
+int ctl_write_request(struct ctl_context *ctx, const char *method, const char *path,
+                      const json_t *body, json_t **answer, int *exit_code)
 {
     struct ctl_response resp;
     struct gy_error err;
@@ -74,7 +74,7 @@ int ctl_cmd_delete(struct ctl_context *ctx, const struct ctl_invocation *inv)
     free(esc);
     json_t *answer;
     int exit_code;
-    int rc = write_request(ctx, "DELETE", path, NULL, &answer, &exit_code);
+    int rc = ctl_write_request(ctx, "DELETE", path, NULL, &answer, &exit_code);
     free(path);
     if (rc < 0)
         return exit_code;
@@ -101,7 +101,7 @@ int ctl_cmd_scale(struct ctl_context *ctx, const struct ctl_invocation *inv)
     json_t *body = json_pack("{s:I}", "replicas", (json_int_t)n);
     json_t *answer;
     int exit_code;
-    int rc = write_request(ctx, "POST", path, body, &answer, &exit_code);
+    int rc = ctl_write_request(ctx, "POST", path, body, &answer, &exit_code);
     json_decref(body);
     free(path);
     if (rc < 0)

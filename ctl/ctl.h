@@ -200,6 +200,15 @@ int ctl_cmd_delete(struct ctl_context *ctx, const struct ctl_invocation *inv);
 int ctl_cmd_scale(struct ctl_context *ctx, const struct ctl_invocation *inv);
 int ctl_cmd_logs(struct ctl_context *ctx, const struct ctl_invocation *inv);
 int ctl_cmd_top(struct ctl_context *ctx, const struct ctl_invocation *inv);
+int ctl_cmd_move(struct ctl_context *ctx, const struct ctl_invocation *inv);
+int ctl_cmd_drain(struct ctl_context *ctx, const struct ctl_invocation *inv);
+int ctl_cmd_cordon(struct ctl_context *ctx, const struct ctl_invocation *inv);
+int ctl_cmd_uncordon(struct ctl_context *ctx, const struct ctl_invocation *inv);
+
+/* Sends a write and reads its JSON answer; on failure prints the error and sets
+ * *exit_code. Returns 0 or -1. */
+int ctl_write_request(struct ctl_context *ctx, const char *method, const char *path,
+                      const json_t *body, json_t **answer, int *exit_code);
 int ctl_cmd_events(struct ctl_context *ctx, const struct ctl_invocation *inv);
 int ctl_cmd_cluster(struct ctl_context *ctx, const struct ctl_invocation *inv);
 int ctl_cmd_version(struct ctl_context *ctx, const struct ctl_invocation *inv);

@@ -12,7 +12,7 @@ _gantry_names() {
 _gantry() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=""
     ((COMP_CWORD > 0)) && prev=${COMP_WORDS[COMP_CWORD - 1]}
-    local commands="apply get describe delete scale logs events cluster version help"
+    local commands="apply get describe delete scale move drain cordon uncordon top logs events cluster dev version help"
     local cmd="" i word
     local -a args=()
     _gantry_server=()
@@ -26,7 +26,7 @@ _gantry() {
             ((i++))
             ;;
         --server=*) _gantry_server=("$word") ;;
-        -f | --filename | -o | --output | --timeout | --since | --workload)
+        -f | --filename | -o | --output | --timeout | --since | --workload | --to)
             [[ $cmd == logs || $cmd == events ]] && [[ $word == -f ]] || ((i++))
             ;;
         -*) ;;
@@ -46,7 +46,7 @@ _gantry() {
         COMPREPLY=($(compgen -W "$(_gantry_names workloads)" -- "$cur"))
         return 0
         ;;
-    --timeout | --since) return 0 ;;
+    --timeout | --since | --to) return 0 ;;
     -f | --filename)
         if [[ $cmd == apply ]]; then
             compopt -o filenames 2>/dev/null
@@ -72,6 +72,9 @@ _gantry() {
     get) flags+=" -o --output --workload" ;;
     logs) flags+=" -f --follow" ;;
     events) flags+=" -f --follow --since --workload" ;;
+    move) flags+=" --to --wait --timeout" ;;
+    drain) flags+=" --wait --timeout" ;;
+    top) flags+=" -o --output" ;;
     esac
     if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "$flags" -- "$cur"))
@@ -98,8 +101,11 @@ _gantry() {
             words=$(_gantry_names workloads)
         fi
         ;;
-    delete | scale)
+    delete | scale | move | top)
         ((${#args[@]} == 0)) && words=$(_gantry_names workloads)
+        ;;
+    drain | cordon | uncordon)
+        ((${#args[@]} == 0)) && words=$(_gantry_names nodes)
         ;;
     logs)
         ((${#args[@]} == 0)) && words=$(_gantry_names replicas)

@@ -177,6 +177,39 @@ static void read_replicas(struct sch_call *call)
     sch_call_json(call, 200, json_pack("{s:o}", "items", items));
 }
 
+/* What the replicas on each node request: {"node": [cpu_millis, memory_bytes]}, from every
+ * replica that holds resources (all but stopped and lost). */
+static json_t *node_allocations(sqlite3 *db)
+{
+    json_t *out = json_object();
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT r.node, w.spec, COUNT(*) FROM replicas r JOIN workloads w"
+                           " ON w.name = r.workload WHERE r.state NOT IN (4, 7)"
+                           " GROUP BY r.node, r.workload",
+                           -1, &q, NULL) != SQLITE_OK)
+        return out;
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        Gantry__WorkloadSpec *spec = gantry__workload_spec__unpack(
+            NULL, (size_t)sqlite3_column_bytes(q, 1), sqlite3_column_blob(q, 1));
+        if (spec == NULL)
+            continue;
+        int64_t n = sqlite3_column_int64(q, 2);
+        int64_t cpu = spec->resources ? spec->resources->cpu_millis * n : 0;
+        int64_t mem = spec->resources ? spec->resources->memory_bytes * n : 0;
+        gantry__workload_spec__free_unpacked(spec, NULL);
+        const char *node = (const char *)sqlite3_column_text(q, 0);
+        json_t *cur = json_object_get(out, node);
+        if (cur != NULL) {
+            cpu += json_integer_value(json_array_get(cur, 0));
+            mem += json_integer_value(json_array_get(cur, 1));
+        }
+        json_object_set_new(out, node, json_pack("[I,I]", (json_int_t)cpu, (json_int_t)mem));
+    }
+    sqlite3_finalize(q);
+    return out;
+}
+
 static void read_nodes(struct sch_call *call)
 {
     sqlite3 *db = call->server->node.fsm.db;
@@ -190,6 +223,7 @@ static void read_nodes(struct sch_call *call)
         sch_call_error(call, 500, "internal", NULL, "read nodes: %s", sqlite3_errmsg(db));
         return;
     }
+    json_t *alloc = node_allocations(db);
     json_t *items = json_array();
     while (sqlite3_step(stmt) == SQLITE_ROW) {
         json_t *labels = json_loads((const char *)sqlite3_column_text(stmt, 4), 0, NULL);
@@ -206,7 +240,14 @@ static void read_nodes(struct sch_call *call)
                       (json_int_t)sqlite3_column_int64(stmt, 10), "cost",
                       sqlite3_column_double(stmt, 8), "state",
                       state >= 0 && state < 4 ? node_states[state] : "unknown"));
+        json_t *mine = json_object_get(alloc, (const char *)sqlite3_column_text(stmt, 0));
+        json_t *a = json_object_get(json_array_get(items, json_array_size(items) - 1), "allocated");
+        json_object_set_new(a, "cpu_millis",
+                            json_integer(json_integer_value(json_array_get(mine, 0))));
+        json_object_set_new(a, "memory_bytes",
+                            json_integer(json_integer_value(json_array_get(mine, 1))));
     }
+    json_decref(alloc);
     sqlite3_finalize(stmt);
     sch_call_json(call, 200, json_pack("{s:o}", "items", items));
 }

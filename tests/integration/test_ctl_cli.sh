@@ -281,7 +281,7 @@ complete_words() {
         COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); COMPREPLY=()
         _gantry; echo "${COMPREPLY[*]}"' _ "$GT_SRC/deploy/gantry-completion.bash" "$@"
 }
-gt_check "completion of commands" [ "$(complete_words gantry de)" = "describe delete" ]
+gt_check "completion of commands" [ "$(complete_words gantry de)" = "describe delete dev" ]
 gt_check "completion of flags" [ "$(complete_words gantry get workloads --o)" = "--output" ]
 gt_check "completion of workload names from the server" \
     [ "$(complete_words gantry scale "")" = "api cache frontend hello jobs waiter web" ]

@@ -184,9 +184,9 @@ gt_check "apply --wait shows each change of progress, then the end" \
 
 run nodes --server "http://$LEADER" get nodes -o wide
 gt_check "get nodes -o wide (golden)" diff -u - "$GT_TMP/nodes.out" <<'TXT'
-NAME   CLOUD     STATE      CPU     MEMORY   REPLICAS   REGION   ZONE   PIDS   COST   LABELS
-n1     private   ready      4       8Gi      1          eu       a      4096   0      disk=ssd
-n2     public    cordoned   1500m   2Gi      1          us       b      1024   0.12   <none>
+NAME   CLOUD     STATE      CPU     MEMORY   REPLICAS   CPU REQ   MEM REQ   REGION   ZONE   PIDS   COST   LABELS
+n1     private   ready      4       8Gi      1          -         -         eu       a      4096   0      disk=ssd
+n2     public    cordoned   1500m   2Gi      1          -         -         us       b      1024   0.12   <none>
 TXT
 run replicas --server "http://$LEADER" get replicas
 gt_check "get replicas (golden)" diff -u - "$GT_TMP/replicas.out" <<'TXT'
@@ -209,6 +209,7 @@ Image:        busybox
 Command:      httpd -f -p 8080
 Env:          GREETING hello
 Replicas:     3 desired, 3 placed, 1 running, 1 ready
+Clouds:       private 1 (1 ready), public 1 (0 ready), <none> 1 (0 ready)
 Resources:    cpu 250m, memory 64Mi, pids 128
 Restart:      always
 Health:       http port 8080, path /, interval 2s, timeout 1s, failure_threshold 3, start_period 0s
