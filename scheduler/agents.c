@@ -152,6 +152,7 @@ struct sch_leader {
     struct sch_autoscaler *autoscaler; /* usage windows and scale decisions */
     uint64_t autoscaled_at;            /* uv_now of the last evaluation */
     bool autoscale_inflight;
+    uint64_t drain_checked_at; /* uv_now of the last look for drained nodes */
     uint64_t rng;
     bool listener_init;
     bool closing;
@@ -1223,6 +1224,15 @@ static void duties(struct sch_leader *l)
         for (size_t i = 0; i < n; i++)
             free(names[i]);
         free(names);
+        /* A drain ends when its node's last replica has stopped, which no workload's pass
+         * notices: look for that once a second. */
+        uint64_t now = uv_now(l->server->loop);
+        if (!l->reconcile_inflight && now - l->drain_checked_at >= 1000) {
+            l->drain_checked_at = now;
+            static const char *const none[1] = {""};
+            if (sch_reconcile_drain_due(db_of(l)))
+                reconcile(l, none, 0);
+        }
     }
     if (fsm->fleet_epoch != l->pushed_epoch) {
         l->pushed_epoch = fsm->fleet_epoch;

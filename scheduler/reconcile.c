@@ -688,20 +688,36 @@ static void move_progress(struct builder *b, const struct workload_row *w,
     }
 }
 
+#define DRAINED_SQL                                                                                \
+    "SELECT name FROM nodes n WHERE n.state = ? AND NOT EXISTS"                                    \
+    " (SELECT 1 FROM replicas r WHERE r.node = n.name AND r.state NOT IN (?, ?))"
+
+static sqlite3_stmt *drained_query(sqlite3 *db)
+{
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(db, DRAINED_SQL, -1, &q, NULL) != SQLITE_OK)
+        return NULL;
+    sqlite3_bind_int(q, 1, GANTRY__NODE_STATE__NODE_DRAINING);
+    sqlite3_bind_int(q, 2, GANTRY__REPLICA_STATE__REPLICA_STOPPED);
+    sqlite3_bind_int(q, 3, GANTRY__REPLICA_STATE__REPLICA_LOST);
+    return q;
+}
+
+bool sch_reconcile_drain_due(sqlite3 *db)
+{
+    sqlite3_stmt *q = drained_query(db);
+    bool due = q != NULL && sqlite3_step(q) == SQLITE_ROW;
+    sqlite3_finalize(q);
+    return due;
+}
+
 /* Draining nodes that hold no live replica any more are drained: cordoned, so they take
  * no new replicas until uncordoned. */
 static void drained_nodes(sqlite3 *db, struct builder *b, uint64_t now_ms)
 {
-    sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT name FROM nodes n WHERE n.state = ? AND NOT EXISTS"
-                           " (SELECT 1 FROM replicas r WHERE r.node = n.name"
-                           "  AND r.state NOT IN (?, ?))",
-                           -1, &q, NULL) != SQLITE_OK)
+    sqlite3_stmt *q = drained_query(db);
+    if (q == NULL)
         return;
-    sqlite3_bind_int(q, 1, GANTRY__NODE_STATE__NODE_DRAINING);
-    sqlite3_bind_int(q, 2, GANTRY__REPLICA_STATE__REPLICA_STOPPED);
-    sqlite3_bind_int(q, 3, GANTRY__REPLICA_STATE__REPLICA_LOST);
     while (sqlite3_step(q) == SQLITE_ROW) {
         Gantry__Command *c = gy_xmalloc(sizeof(*c));
         gantry__command__init(c);

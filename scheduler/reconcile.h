@@ -7,6 +7,7 @@
 #ifndef GANTRY_SCHEDULER_RECONCILE_H
 #define GANTRY_SCHEDULER_RECONCILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +44,10 @@ int sch_reconcile_plan(sqlite3 *db, const char *const *only, size_t n_only, uint
                        sch_random_fn rnd, void *rnd_data, struct sch_reconcile_plan *plan,
                        struct gy_error *err);
 void sch_reconcile_plan_free(struct sch_reconcile_plan *plan);
+
+/* True when a draining node holds no live replica any more: a pass (even over no
+ * workload) then cordons it. */
+bool sch_reconcile_drain_due(sqlite3 *db);
 
 /* Replica states that count towards a workload's desired replicas. */
 int sch_replica_state_is_live(int state);

@@ -2,3 +2,5 @@ gantry_integration_test(integration_fleet SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/tes
                         TIMEOUT 300)
 gantry_integration_test(integration_autoscale SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_autoscale.sh
                         TIMEOUT 300)
+gantry_integration_test(integration_clouds SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_clouds.sh
+                        TIMEOUT 400)

@@ -35,10 +35,19 @@ route -n | awk '$1 == "0.0.0.0" { print $2; exit }'
 EOF
 cat >"$rootfs/bin/load" <<'EOF'
 #!/bin/sh
-# Burns CPU while http://GATEWAY:9090/on exists.
-gw=$(gw)
+# Burns CPU while http://GATEWAY:9090/on exists; says when that changes.
+was=""
 while :; do
-    if timeout 2 wget -q -O /dev/null "http://$gw:9090/on" 2>/dev/null; then
+    gw=$(gw)
+    # 200: on; 404: off; no answer (a throttled or slow probe): as before.
+    case $(timeout 2 wget -S -O /dev/null "http://$gw:9090/on" 2>&1) in
+    *" 200 "*) now=on ;;
+    *" 404 "*) now=off ;;
+    *) now=${was:-off} ;;
+    esac
+    [ "$now" = "$was" ] || echo "load: gateway '$gw': flag $now"
+    was=$now
+    if [ "$now" = on ]; then
         i=0
         while [ $i -lt 20000 ]; do i=$((i + 1)); done
     else
@@ -121,6 +130,9 @@ gt_wait_for "burn at 4" 30 settled_at 1 burn 4
 up=$(python3 -c "print(round($(date +%s.%N) - $t0, 1))")
 gt_log "burn: 1 -> 4 running in ${up}s; decisions: $(scale_events 1 burn | tr '\n' ';')"
 gt_check "burn grows from 1 to 4 within 10s of the flag (took ${up}s)" python3 -c "import sys; sys.exit(0 if $up <= 10 else 1)"
+for id in $(api 1 "/v1/replicas?workload=burn" | python3 -c 'import json,sys; print(" ".join(r["id"] for r in json.load(sys.stdin)["items"]))'); do
+    gt_log "log of $id: $(api 1 "/v1/replicas/$id/logs" | tail -n 3 | tr '\n' '|')"
+done
 gt_check "scale events carry the figures" bash -c "[ -n \"\$(nsenter --net=/run/netns/${GT_HOST_NS[1]} curl -s --max-time 5 'http://198.18.0.1:7700/v1/events?since=0' | grep -o 'cpu [0-9]*% of target 50% over [0-9.]*s: [0-9] -> [0-9]')\" ]"
 
 # top shows usage per workload and replica, also as a share of the request.
@@ -170,6 +182,12 @@ other=1; [ "$leader" = 1 ] && other=2
 gt_log "burn at $(desired "$other" burn); killing leader $leader; top:"$'\n'"$(gantry "$other" top burn)"$'\n'"$(gantry "$other" describe workload burn | grep -A1 ^Autoscale)"
 gt_stop "${SPID[$leader]}" KILL
 gt_check "the new leader scales burn to 4" gt_wait_for "burn at 4 after leader change" 40 settled_at "$other" burn 4
+if ! settled_at "$other" burn 4; then
+    for id in $(api "$other" "/v1/replicas?workload=burn" | python3 -c 'import json,sys; print(" ".join(r["id"] for r in json.load(sys.stdin)["items"]))'); do
+        gt_log "log of $id: $(api "$other" "/v1/replicas/$id/logs" | tail -n 3 | tr '\n' '|')"
+    done
+    gt_log "top: $(gantry "$other" top burn | tr '\n' '|')"
+fi
 new_leader=$(leader_of "$other")
 flag off
 gt_check "and back to 1 when the load ends" gt_wait_for "burn at 1 after leader change" 40 settled_at "$other" burn 1

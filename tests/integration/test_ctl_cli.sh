@@ -96,7 +96,7 @@ cache      1         0         0       1            <age> busybox   100m   256Mi
 frontend   2         0         0       1            <age> busybox   200m   32Mi     always       private,public
 hello      3         0         0       1            <age> busybox   100m   32Mi     always       private,public
 jobs       1         0         0       1            <age> busybox   100m   16Mi     always       any
-web        1         0         0       1            <age> busybox   250m   32Mi     always       any
+web        1         0         0       1            <age> busybox   250m   32Mi     always       private,public
 worker     2         0         0       1            <age> busybox   250m   64Mi     on-failure   any" \
     <(ages "$GT_TMP/wide.out")
 run one get workloads hello

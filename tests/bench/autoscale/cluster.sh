@@ -19,7 +19,12 @@ cat >"$rootfs/bin/load" <<'SCRIPT'
 #!/bin/sh
 gw=$(route -n | awk '$1 == "0.0.0.0" { print $2; exit }')
 while :; do
-    if timeout 2 wget -q -O /dev/null "http://$gw:9090/on" 2>/dev/null; then
+    case $(timeout 2 wget -S -O /dev/null "http://$gw:9090/on" 2>&1) in
+    *" 200 "*) now=on ;;
+    *" 404 "*) now=off ;;
+    *) now=${now:-off} ;;
+    esac
+    if [ "$now" = on ]; then
         i=0
         while [ $i -lt 20000 ]; do i=$((i + 1)); done
     else
