@@ -28,7 +28,7 @@ gt_on_exit "for i in 1 2 3; do for id in \$($RUNTIME --root $GT_TMP/rt\$i list -
 rootfs=$GT_TMP/rootfs
 mkdir -p "$rootfs/bin" "$GT_TMP/flags"
 cp "$(command -v busybox)" "$rootfs/bin/busybox"
-for t in sh sleep wget route awk cat timeout; do ln -s busybox "$rootfs/bin/$t"; done
+for t in sh sleep wget route awk cat timeout httpd mkdir; do ln -s busybox "$rootfs/bin/$t"; done
 cat >"$rootfs/bin/gw" <<'EOF'
 #!/bin/sh
 route -n | awk '$1 == "0.0.0.0" { print $2; exit }'
@@ -173,6 +173,11 @@ gt_log "worker decisions: $(scale_events 1 worker | tr '\n' ';')"
 gt_check "its reason names the metric" bash -c "[ -n \"\$(nsenter --net=/run/netns/${GT_HOST_NS[1]} curl -s --max-time 5 'http://198.18.0.1:7700/v1/events?since=0' | grep -o 'metric 12 against target 5')\" ]"
 echo 0 >"$GT_TMP/flags/queue"
 gt_check "a zero queue brings worker back to 1" gt_wait_for "worker at 1" 40 settled_at 1 worker 1
+
+# An HTTP metric: each replica serves 7 at /load against a target of 5, up to max 3.
+api 1 /v1/apply -X POST -d '{"name":"served",'"$base"',"command":["sh","-c","mkdir -p /www && echo 7 > /www/load && exec httpd -f -p 8080 -h /www"],"replicas":1,"autoscale":{"min":1,"max":3,"metric":{"http":{"port":8080,"path":"/load"},"target":5}}}' >/dev/null
+gt_check "the HTTP metric scales served to its max of 3" gt_wait_for "served at 3" 30 settled_at 1 served 3
+gt_log "served decisions: $(scale_events 1 served | tr '\n' ';')"
 
 # A leader change in the middle of a scale-up: the new leader carries on.
 flag on
