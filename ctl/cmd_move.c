@@ -110,6 +110,12 @@ int ctl_cmd_move(struct ctl_context *ctx, const struct ctl_invocation *inv)
         free(esc);
         return exit_code;
     }
+    if (strcmp(ctl_json_str(answer, "outcome"), "unchanged") == 0) {
+        fprintf(ctx->out, "workload/%s unchanged: already placed in %s only\n", name, to);
+        json_decref(answer);
+        free(esc);
+        return CTL_EXIT_OK;
+    }
     fprintf(ctx->out, "workload/%s moving to %s (generation %lld)\n", name, to,
             ctl_json_int(answer, "generation"));
     json_decref(answer);

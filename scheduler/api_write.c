@@ -301,11 +301,14 @@ static void move_done(void *data, int status, const struct sch_result *result, c
     struct sch_call *call = data;
     if (settled_badly(call, status, result, message))
         return;
-    sch_call_json(call, 200,
-                  json_pack("{s:s,s:O,s:I,s:s}", "name", call->name, "to",
-                            json_object_get(call->body, "to"), "generation",
-                            (json_int_t)(result->n_outcomes ? result->outcomes[0].generation : 0),
-                            "outcome", "moving"));
+    sch_call_json(
+        call, 200,
+        json_pack("{s:s,s:O,s:I,s:s}", "name", call->name, "to", json_object_get(call->body, "to"),
+                  "generation",
+                  (json_int_t)(result->n_outcomes ? result->outcomes[0].generation : 0), "outcome",
+                  result->n_outcomes && result->outcomes[0].outcome == SCH_OUTCOME_UNCHANGED
+                      ? "unchanged"
+                      : "moving"));
 }
 
 /* The number of ready nodes in a cloud, and the clouds that have any, for the error. */

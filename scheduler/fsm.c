@@ -771,6 +771,22 @@ static int exec_move(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch
     for (size_t i = 0; i < pl->n_clouds; i++)
         snprintf(from + strlen(from), sizeof(from) - strlen(from), "%s%s", i ? "," : "",
                  pl->clouds[i]);
+    if (pl->n_clouds == 1 && strcmp(pl->clouds[0], m->to) == 0) {
+        /* Already placed there alone: nothing to move, no new generation. */
+        gantry__workload_spec__free_unpacked(spec, NULL);
+        struct sch_apply_outcome *same = calloc(1, sizeof(*same));
+        if (same == NULL || (same->name = strdup(m->name)) == NULL) {
+            free(same);
+            return reject(result, GY_ENOMEM, "record outcome");
+        }
+        same->outcome = SCH_OUTCOME_UNCHANGED;
+        same->generation = generation - 1;
+        result->outcomes = same;
+        result->n_outcomes = 1;
+        char obj[128];
+        snprintf(obj, sizeof(obj), "workload/%s", m->name);
+        return event_add(fsm, cmd, "move", obj, result, "already in %s", m->to);
+    }
     char **saved = pl->clouds;
     size_t n_saved = pl->n_clouds;
     char *to = m->to;

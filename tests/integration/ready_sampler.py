@@ -1,6 +1,7 @@
 """Samples a workload's ready replica count every 200 ms until a stop file appears, asking
 the servers in turn (a killed leader's address fails over to the next), and writes
-"MIN SAMPLES" to the output file. Used by the cloud tests to show that moves and drains
+"MIN SAMPLES" to the output file. OUT.started appears after the first sample, so a caller
+can wait for the sampler before it starts the operation under watch. Used by the cloud tests to show that moves and drains
 never drop the ready count.
 
     python3 ready_sampler.py WORKLOAD OUT STOPFILE URL [URL...]
@@ -26,6 +27,8 @@ while not os.path.exists(stop) and time.monotonic() < deadline:
         ready = sum(1 for x in items if x["state"] == "running" and x["ready"])
         lowest = ready if lowest is None else min(lowest, ready)
         samples += 1
+        if samples == 1:
+            open(out + ".started", "w").close()
         break
     time.sleep(0.2)
 with open(out, "w") as f:

@@ -93,10 +93,11 @@ is_at() { [ "$(where "$1" "$2")" = "$3" ]; }
 desired() { api "$1" "/v1/workloads/$2" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"]["desired"])' 2>/dev/null; }
 # sample_start NAME: samples NAME's ready count from host 4 (no server there) until sample_stop.
 sample_start() {
-    rm -f "$GT_TMP/sample.stop" "$GT_TMP/sample.out"
+    rm -f "$GT_TMP/sample.stop" "$GT_TMP/sample.out" "$GT_TMP/sample.out.started"
     gt_host_spawn "sampler-$1-$RANDOM" 4 python3 "$SAMPLER" "$1" "$GT_TMP/sample.out" "$GT_TMP/sample.stop" \
         http://198.18.0.1:7700 http://198.18.0.2:7700 http://198.18.0.3:7700
     SAMPLER_PID=$GT_LAST_PID
+    gt_wait_for "sampler started" 10 test -e "$GT_TMP/sample.out.started"
 }
 sample_stop() {
     touch "$GT_TMP/sample.stop"
