@@ -153,6 +153,8 @@ struct sch_leader {
     uint64_t autoscaled_at;            /* uv_now of the last evaluation */
     bool autoscale_inflight;
     uint64_t drain_checked_at; /* uv_now of the last look for drained nodes */
+    uint64_t reconcile_passes;
+    uint64_t reconciled_at; /* uv_now of the last pass */
     uint64_t rng;
     bool listener_init;
     bool closing;
@@ -1053,6 +1055,8 @@ static void reconcile(struct sch_leader *l, const char *const *only, size_t n_on
 {
     if (l->reconcile_inflight)
         return;
+    l->reconcile_passes++;
+    l->reconciled_at = uv_now(l->server->loop);
     struct sch_reconcile_plan plan;
     struct gy_error err;
     if (sch_reconcile_plan(db_of(l), only, n_only, wall_ms(), leader_random, l, &plan, &err) < 0) {
@@ -1124,6 +1128,21 @@ static void autoscale(struct sch_leader *l)
         session_send(s, &f);
     }
     sch_autoscale_plan_free(&plan);
+}
+
+void sch_leader_stats(struct sch_server *server, struct sch_leader_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct sch_leader *l = server->leader;
+    if (l == NULL)
+        return;
+    out->leading = l->leading;
+    out->caught_up = l->caught_up;
+    out->reconcile_inflight = l->reconcile_inflight;
+    out->autoscale_inflight = l->autoscale_inflight;
+    out->pending_status = l->n_pending;
+    out->reconcile_passes = l->reconcile_passes;
+    out->reconcile_age_ms = l->reconciled_at ? uv_now(server->loop) - l->reconciled_at : 0;
 }
 
 json_t *sch_leader_autoscaler_json(struct sch_server *server, const char *workload)

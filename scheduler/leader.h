@@ -5,6 +5,8 @@
 #ifndef GANTRY_SCHEDULER_LEADER_H
 #define GANTRY_SCHEDULER_LEADER_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -30,6 +32,18 @@ void sch_leader_logs(struct sch_call *call);
 /* GET /v1/top[?workload=NAME]: CPU and memory per replica and workload from the leader's
  * sample windows. Runs on the leader. */
 void sch_leader_top(struct sch_call *call);
+/* What the leader's duties are doing, for /metrics. */
+struct sch_leader_stats {
+    bool leading;
+    bool caught_up;          /* a barrier of this term has applied */
+    bool reconcile_inflight; /* a reconcile plan is being committed */
+    bool autoscale_inflight;
+    size_t pending_status; /* replica reports waiting for the next proposal */
+    uint64_t reconcile_passes;
+    uint64_t reconcile_age_ms; /* since the last pass; 0 = none yet */
+};
+void sch_leader_stats(struct sch_server *server, struct sch_leader_stats *out);
+
 /* The live state of a workload's autoscaler when this server leads, else NULL; the
  * caller owns the result. */
 json_t *sch_leader_autoscaler_json(struct sch_server *server, const char *workload);

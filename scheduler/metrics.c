@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/xalloc.h"
+#include "scheduler/leader.h"
 #include "scheduler/server.h"
 
 static const double latency_bounds[SCH_LATENCY_BUCKETS] = {
@@ -116,6 +117,32 @@ char *sch_metrics_render(struct sch_server *server)
     emit(&t, "# HELP gantry_read_barriers_total Read barriers issued.\n"
              "# TYPE gantry_read_barriers_total counter\n");
     emit(&t, "gantry_read_barriers_total %" PRIu64 "\n", node->stats.barriers);
+    emit(&t, "# HELP gantry_raft_queued_proposals Proposals waiting for group commit.\n"
+             "# TYPE gantry_raft_queued_proposals gauge\n");
+    emit(&t, "gantry_raft_queued_proposals %zu\n", (size_t)node->queued);
+    emit(&t, "# HELP gantry_raft_inflight_entries Entries appended and not yet applied.\n"
+             "# TYPE gantry_raft_inflight_entries gauge\n");
+    emit(&t, "gantry_raft_inflight_entries %zu\n", (size_t)node->inflight_entries);
+    emit(&t, "# HELP gantry_raft_inflight_barriers Read barriers not yet applied.\n"
+             "# TYPE gantry_raft_inflight_barriers gauge\n");
+    emit(&t, "gantry_raft_inflight_barriers %zu\n", (size_t)node->inflight_barriers);
+    struct sch_leader_stats ls;
+    sch_leader_stats(server, &ls);
+    emit(&t, "# HELP gantry_leader_caught_up 1 when leading and a barrier of this term applied.\n"
+             "# TYPE gantry_leader_caught_up gauge\n");
+    emit(&t, "gantry_leader_caught_up %d\n", ls.leading && ls.caught_up ? 1 : 0);
+    emit(&t, "# HELP gantry_leader_reconcile_inflight 1 while a reconcile plan is committed.\n"
+             "# TYPE gantry_leader_reconcile_inflight gauge\n");
+    emit(&t, "gantry_leader_reconcile_inflight %d\n", ls.reconcile_inflight ? 1 : 0);
+    emit(&t, "# HELP gantry_leader_reconcile_passes_total Reconcile passes planned.\n"
+             "# TYPE gantry_leader_reconcile_passes_total counter\n");
+    emit(&t, "gantry_leader_reconcile_passes_total %" PRIu64 "\n", ls.reconcile_passes);
+    emit(&t, "# HELP gantry_leader_reconcile_age_seconds Time since the last reconcile pass.\n"
+             "# TYPE gantry_leader_reconcile_age_seconds gauge\n");
+    emit(&t, "gantry_leader_reconcile_age_seconds %.3f\n", (double)ls.reconcile_age_ms / 1000.0);
+    emit(&t, "# HELP gantry_leader_pending_status Replica reports waiting to be proposed.\n"
+             "# TYPE gantry_leader_pending_status gauge\n");
+    emit(&t, "gantry_leader_pending_status %zu\n", ls.pending_status);
     emit(&t, "# HELP gantry_fsm_applied_total Log entries applied to the state.\n"
              "# TYPE gantry_fsm_applied_total counter\n");
     emit(&t, "gantry_fsm_applied_total %" PRIu64 "\n", node->fsm.applied);

@@ -9,88 +9,29 @@
 # leader to finish it; gantry top and describe show the figures.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/netns.sh"
+source "$(dirname "$0")/cluster.sh"
 gt_require_root
 command -v busybox >/dev/null || gt_skip "busybox-static is not installed"
 command -v python3 >/dev/null || gt_skip "python3 is missing"
-SCHED=$GT_BUILD/scheduler/gantry-scheduler
-AGENT=$GT_BUILD/agent/gantry-agent
-RUNTIME=$GT_BUILD/runtime/gantry-runtime
-GANTRY=$GT_BUILD/ctl/gantry
 for b in "$SCHED" "$AGENT" "$RUNTIME" "$GANTRY"; do [ -x "$b" ] || gt_skip "$b is not built"; done
 
 N=3
 gt_hosts_create $N || exit 1
-PREFIX="as$$-"
-gt_on_exit "for i in 1 2 3; do for id in \$($RUNTIME --root $GT_TMP/rt\$i list -q 2>/dev/null); do $RUNTIME --root $GT_TMP/rt\$i delete -f \$id >/dev/null 2>&1; done; done; for ns in \$(ip netns list 2>/dev/null | awk '{print \$1}' | grep '^$PREFIX'); do ip netns del \$ns 2>/dev/null; done"
-
-# The image: busybox, a load script that burns CPU while the flag is served, and a metric
-# script that prints the queue length the host serves.
+gt_cluster_init $N as
+# The image: busybox with the load scripts (tests/integration/load).
 rootfs=$GT_TMP/rootfs
-mkdir -p "$rootfs/bin" "$GT_TMP/flags"
-cp "$(command -v busybox)" "$rootfs/bin/busybox"
-for t in sh sleep wget route awk cat timeout httpd mkdir; do ln -s busybox "$rootfs/bin/$t"; done
-cat >"$rootfs/bin/gw" <<'EOF'
-#!/bin/sh
-route -n | awk '$1 == "0.0.0.0" { print $2; exit }'
-EOF
-cat >"$rootfs/bin/load" <<'EOF'
-#!/bin/sh
-# Burns CPU while http://GATEWAY:9090/on exists; says when that changes.
-was=""
-while :; do
-    gw=$(gw)
-    # 200: on; 404: off; no answer (a throttled or slow probe): as before.
-    case $(timeout 2 wget -S -O /dev/null "http://$gw:9090/on" 2>&1) in
-    *" 200 "*) now=on ;;
-    *" 404 "*) now=off ;;
-    *) now=${was:-off} ;;
-    esac
-    [ "$now" = "$was" ] || echo "load: gateway '$gw': flag $now"
-    was=$now
-    if [ "$now" = on ]; then
-        i=0
-        while [ $i -lt 20000 ]; do i=$((i + 1)); done
-    else
-        sleep 0.3
-    fi
-done
-EOF
-cat >"$rootfs/bin/queue" <<'EOF'
-#!/bin/sh
-timeout 2 wget -q -O - "http://$(gw):9090/queue"
-EOF
-chmod +x "$rootfs/bin/gw" "$rootfs/bin/load" "$rootfs/bin/queue"
+gt_cluster_load_image "$rootfs"
+gt_cluster_flags $N
 echo 0 >"$GT_TMP/flags/queue"
-
-declare -A SPID APID
-bootstrap=""
-for ((i = 1; i <= N; i++)); do bootstrap+="${bootstrap:+,}$i=198.18.0.$i:7701"; done
-servers=""
-for ((i = 1; i <= N; i++)); do servers+="${servers:+,}198.18.0.$i:7702"; done
-start_server() {
-    gt_host_spawn "s$1${2:-}" "$1" "$SCHED" --id "$1" --data-dir "$GT_TMP/s$1" \
-        --raft-addr "198.18.0.$1:7701" --api-addr "198.18.0.$1:7700" \
-        --agent-addr "198.18.0.$1:7702" --bootstrap "$bootstrap" --node-down-timeout 3s
-    SPID[$1]=$GT_LAST_PID
-}
+start_server() { gt_server_start "$1" "${2:-}" --node-down-timeout 3s ${GT_SERVER_ARGS:-}; }
 for ((i = 1; i <= N; i++)); do
-    "$AGENT" --data-dir "$GT_TMP/a$i" image import busybox "$rootfs" >/dev/null || exit 1
+    gt_image_import "$i" "$rootfs" || exit 1
     start_server "$i"
-    gt_host_spawn "a$i" "$i" "$AGENT" --servers "$servers" --name "node$i" \
-        --data-dir "$GT_TMP/a$i" --runtime-root "$GT_TMP/rt$i" --netns-prefix "$PREFIX$i-" \
-        --subnet "198.19.$i.0/24" --bridge gybr0 --cpu 2 --memory 2Gi
-    APID[$i]=$GT_LAST_PID
+    gt_agent_start "$i" --cpu 2 --memory 2Gi
 done
-
-api() {
-    local h=$1 path=$2; shift 2
-    nsenter --net="/run/netns/${GT_HOST_NS[$h]}" curl -s --max-time 5 "$@" "http://198.18.0.$h:7700$path"
-}
-gantry() {
-    local h=$1; shift
-    nsenter --net="/run/netns/${GT_HOST_NS[$h]}" "$GANTRY" --server "http://198.18.0.$h:7700" "$@"
-}
-leader_of() { api "$1" /v1/cluster | python3 -c 'import json,sys; print(json.load(sys.stdin)["leader"])' 2>/dev/null; }
+api() { gt_api "$@"; }
+gantry() { gt_gantry "$@"; }
+leader_of() { gt_leader_of "$@"; }
 # desired HOST NAME: the workload's desired count.
 desired() { api "$1" "/v1/workloads/$2" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"]["desired"])' 2>/dev/null; }
 # running HOST NAME: how many of its replicas run.
@@ -106,11 +47,8 @@ for e in json.load(sys.stdin)["items"]:
 }
 flag() { if [ "$1" = on ]; then echo on >"$GT_TMP/flags/on"; else rm -f "$GT_TMP/flags/on"; fi; }
 
-for ((i = 1; i <= N; i++)); do
-    gt_host_spawn "flags$i" "$i" busybox httpd -f -p 9090 -h "$GT_TMP/flags"
-done
-gt_check "a leader is elected" gt_wait_for leader 30 bash -c "[ -n \"\$(nsenter --net=/run/netns/${GT_HOST_NS[1]} curl -s --max-time 2 http://198.18.0.1:7700/v1/cluster | grep -o '\"leader\":[1-9]')\" ]"
-gt_check "three nodes register" gt_wait_for nodes 30 bash -c "[ \"\$(nsenter --net=/run/netns/${GT_HOST_NS[1]} curl -s --max-time 2 http://198.18.0.1:7700/v1/nodes | grep -o '\"state\":\"ready\"' | wc -l)\" = 3 ]"
+gt_check "a leader is elected" gt_wait_for leader 30 gt_has_leader 1
+gt_check "three nodes register" gt_wait_for nodes 30 gt_nodes_ready 1 3
 
 base='"image":"busybox","resources":{"cpu":"100m","memory":"16Mi"},"stop_grace":"1s"'
 # steady: two replicas at their CPU request against a 100% target, for the flapping check.
@@ -133,17 +71,18 @@ gt_check "burn grows from 1 to 4 within 10s of the flag (took ${up}s)" python3 -
 for id in $(api 1 "/v1/replicas?workload=burn" | python3 -c 'import json,sys; print(" ".join(r["id"] for r in json.load(sys.stdin)["items"]))'); do
     gt_log "log of $id: $(api 1 "/v1/replicas/$id/logs" | tail -n 3 | tr '\n' '|')"
 done
-gt_check "scale events carry the figures" bash -c "[ -n \"\$(nsenter --net=/run/netns/${GT_HOST_NS[1]} curl -s --max-time 5 'http://198.18.0.1:7700/v1/events?since=0' | grep -o 'cpu [0-9]*% of target 50% over [0-9.]*s: [0-9] -> [0-9]')\" ]"
+with_figures() { scale_events 1 burn | grep -cE '^cpu [0-9]+% of target 50% over [0-9.]+s: [0-9] -> [0-9]$' >/dev/null; }
+gt_check "scale events carry the figures" with_figures
 
 # top shows usage per workload and replica, also as a share of the request.
 top=$(gantry 1 top burn)
 gt_log "gantry top burn:"$'\n'"$top"
 gt_check "top lists the 4 replicas of burn with CPU" [ "$(echo "$top" | grep -c '^burn-')" = 4 ]
-top_share() { grep -E '^burn ' <<<"$top" | grep -qE '[0-9]+m +[0-9]+%'; }
+top_share() { grep -E '^burn ' <<<"$top" | grep -cE '[0-9]+m +[0-9]+%' >/dev/null; }
 gt_check "top shows CPU as a share of the request" top_share
 burn_desc=$(gantry 1 describe workload burn)
 gt_log "gantry describe workload burn:"$'\n'"$burn_desc"
-desc_live() { grep -A1 '^Autoscale' <<<"$burn_desc" | grep -q 'active; now cpu'; }
+desc_live() { grep -A1 '^Autoscale' <<<"$burn_desc" | grep -c 'active; now cpu' >/dev/null; }
 desc_last() { grep -q 'Autoscaled .*-> 4' <<<"$burn_desc"; }
 gt_check "describe shows the autoscaler's figures" desc_live
 gt_check "describe shows the last decision" desc_last
@@ -158,8 +97,9 @@ gt_check "not before scale_down_after (took ${down}s)" python3 -c "import sys; s
 
 # The idle workload went to zero meanwhile and wakes on a scale.
 gt_check "idle workload retired to zero" gt_wait_for "idle at 0" 30 settled_at 1 idle 0
-gt_check "idle workload is shown as idle" bash -c "nsenter --net=/run/netns/${GT_HOST_NS[1]} $GANTRY --server http://198.18.0.1:7700 describe workload idle | grep -q 'idle: scaled to zero'"
-idle_listed() { gantry 1 get workloads | grep -qE '^idle +0 \(idle\)'; }
+shown_idle() { gantry 1 describe workload idle | grep -c 'idle: scaled to zero' >/dev/null; }
+gt_check "idle workload is shown as idle" shown_idle
+idle_listed() { gantry 1 get workloads | grep -cE '^idle +0 \(idle\)' >/dev/null; }
 gt_check "get workloads lists it as idle" idle_listed
 gantry 1 scale idle 2 >/dev/null
 gt_check "gantry scale wakes it" gt_wait_for "idle at 2" 30 settled_at 1 idle 2
@@ -170,7 +110,8 @@ gt_wait_for "worker at 1" 30 settled_at 1 worker 1
 echo 12 >"$GT_TMP/flags/queue"
 gt_check "the exec metric scales worker to 4" gt_wait_for "worker at 4" 30 settled_at 1 worker 4
 gt_log "worker decisions: $(scale_events 1 worker | tr '\n' ';')"
-gt_check "its reason names the metric" bash -c "[ -n \"\$(nsenter --net=/run/netns/${GT_HOST_NS[1]} curl -s --max-time 5 'http://198.18.0.1:7700/v1/events?since=0' | grep -o 'metric 12 against target 5')\" ]"
+names_metric() { scale_events 1 worker | grep -c 'metric 12 against target 5' >/dev/null; }
+gt_check "its reason names the metric" names_metric
 echo 0 >"$GT_TMP/flags/queue"
 gt_check "a zero queue brings worker back to 1" gt_wait_for "worker at 1" 40 settled_at 1 worker 1
 
@@ -181,13 +122,15 @@ gt_log "served decisions: $(scale_events 1 served | tr '\n' ';')"
 
 # A leader change in the middle of a scale-up: the new leader carries on.
 flag on
-gt_wait_for "burn scaling" 20 bash -c "[ \"\$(nsenter --net=/run/netns/${GT_HOST_NS[1]} curl -s --max-time 2 http://198.18.0.1:7700/v1/workloads/burn | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"status\"][\"desired\"])')\" -ge 2 ]"
+scaling() { [ "$(desired 1 burn)" -ge 2 ] 2>/dev/null; }
+gt_wait_for "burn scaling" 20 scaling
 leader=$(leader_of 1)
 other=1; [ "$leader" = 1 ] && other=2
 gt_log "burn at $(desired "$other" burn); killing leader $leader; top:"$'\n'"$(gantry "$other" top burn)"$'\n'"$(gantry "$other" describe workload burn | grep -A1 ^Autoscale)"
 gt_stop "${SPID[$leader]}" KILL
 gt_check "the new leader scales burn to 4" gt_wait_for "burn at 4 after leader change" 40 settled_at "$other" burn 4
 if ! settled_at "$other" burn 4; then
+    gt_leader_debug "$other"
     for id in $(api "$other" "/v1/replicas?workload=burn" | python3 -c 'import json,sys; print(" ".join(r["id"] for r in json.load(sys.stdin)["items"]))'); do
         gt_log "log of $id: $(api "$other" "/v1/replicas/$id/logs" | tail -n 3 | tr '\n' '|')"
     done

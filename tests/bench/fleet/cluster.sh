@@ -2,39 +2,19 @@
 # down by the integration harness when the measurement ends.
 source "$GANTRY_SOURCE_DIR/tests/integration/lib.sh"
 source "$GANTRY_SOURCE_DIR/tests/integration/netns.sh"
+source "$GANTRY_SOURCE_DIR/tests/integration/cluster.sh"
 gt_require_root
-SCHED=$GT_BUILD/scheduler/gantry-scheduler
-AGENT=$GT_BUILD/agent/gantry-agent
-RUNTIME=$GT_BUILD/runtime/gantry-runtime
 N=3
 gt_hosts_create $N || exit 1
-PREFIX="bf$$-"
-gt_on_exit "for i in 1 2 3; do for id in \$($RUNTIME --root $GT_TMP/rt\$i list -q 2>/dev/null); do $RUNTIME --root $GT_TMP/rt\$i delete -f \$id >/dev/null 2>&1; done; done; for ns in \$(ip netns list 2>/dev/null | awk '{print \$1}' | grep '^$PREFIX'); do ip netns del \$ns 2>/dev/null; done"
+gt_cluster_init $N bf
 rootfs=$GT_TMP/rootfs
-mkdir -p "$rootfs/bin"
-cp "$(command -v busybox)" "$rootfs/bin/busybox"
-ln -s busybox "$rootfs/bin/sleep"
-bootstrap="" servers=""
+gt_cluster_image "$rootfs" sleep
 for ((i = 1; i <= N; i++)); do
-    bootstrap+="${bootstrap:+,}$i=198.18.0.$i:7701"
-    servers+="${servers:+,}198.18.0.$i:7702"
+    gt_image_import "$i" "$rootfs"
+    gt_server_start "$i"
 done
-for ((i = 1; i <= N; i++)); do
-    "$AGENT" --data-dir "$GT_TMP/a$i" image import busybox "$rootfs" >/dev/null
-    gt_host_spawn "s$i" "$i" "$SCHED" --id "$i" --data-dir "$GT_TMP/s$i" \
-        --raft-addr "198.18.0.$i:7701" --api-addr "198.18.0.$i:7700" \
-        --agent-addr "198.18.0.$i:7702" --bootstrap "$bootstrap"
-done
-for ((i = 1; i <= N; i++)); do
-    gt_host_spawn "a$i" "$i" "$AGENT" --servers "$servers" --name "node$i" \
-        --data-dir "$GT_TMP/a$i" --runtime-root "$GT_TMP/rt$i" --netns-prefix "$PREFIX$i-" \
-        --subnet "198.19.$i.0/24" --bridge gybr0
-done
-nodes_ready() {
-    [ "$(gt_host_exec 1 curl -s --max-time 2 http://198.18.0.1:7700/v1/nodes |
-        python3 -c 'import json,sys; print(sum(n["state"]=="ready" for n in json.load(sys.stdin)["items"]))' 2>/dev/null)" = 3 ]
-}
-gt_wait_for "3 nodes" 30 nodes_ready || exit 1
+for ((i = 1; i <= N; i++)); do gt_agent_start "$i"; done
+gt_wait_for "3 nodes" 30 gt_nodes_ready 1 3 || exit 1
 echo "== apply -> all running, ${GT_BENCH_REPLICAS:-10} replicas on 3 nodes, 3 servers"
 gt_host_exec 1 python3 "$GANTRY_SOURCE_DIR/tests/bench/fleet/apply_latency.py" \
     http://198.18.0.1:7700 "${GT_BENCH_REPLICAS:-10}" "${GT_BENCH_RUNS:-5}"

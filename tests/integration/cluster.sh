@@ -1,0 +1,115 @@
+# Gantry clusters on the multi-host harness: a busybox image, control-plane servers and
+# agents on hosts, and helpers to talk to the API from inside a host. Source lib.sh and
+# netns.sh first, then call gt_cluster_init once the hosts exist.
+#
+#   gt_hosts_create 4 && gt_cluster_init 3 cl        # servers on hosts 1-3, prefix "cl"
+#   gt_cluster_image "$GT_TMP/rootfs" sh sleep httpd # busybox with these applets
+#   gt_server_start 1 [LOG-SUFFIX] [FLAGS...]        # SPID[1]
+#   gt_agent_start 4 [FLAGS...]                       # node4 on host 4; APID[4]
+#   gt_api 1 /v1/nodes [CURL ARGS...]                 # an API request through host 1
+#   gt_gantry 1 get nodes                             # the CLI through host 1
+
+SCHED=$GT_BUILD/scheduler/gantry-scheduler
+AGENT=$GT_BUILD/agent/gantry-agent
+RUNTIME=$GT_BUILD/runtime/gantry-runtime
+GANTRY=$GT_BUILD/ctl/gantry
+declare -A SPID APID
+GT_BOOTSTRAP=""
+GT_AGENT_SERVERS=""
+GT_NS_PREFIX=""
+
+# gt_cluster_init SERVERS PREFIX: servers will run on hosts 1..SERVERS; replica namespaces
+# are named PREFIX$$-HOST-ID. Every container and namespace the agents leave is removed at
+# exit.
+gt_cluster_init() {
+    local n=$1 i
+    GT_NS_PREFIX="$2$$-"
+    for ((i = 1; i <= n; i++)); do
+        GT_BOOTSTRAP+="${GT_BOOTSTRAP:+,}$i=198.18.0.$i:7701"
+        GT_AGENT_SERVERS+="${GT_AGENT_SERVERS:+,}198.18.0.$i:7702"
+    done
+    gt_on_exit "for d in $GT_TMP/rt*; do [ -d \$d ] || continue; for id in \$($RUNTIME --root \$d list -q 2>/dev/null); do $RUNTIME --root \$d delete -f \$id >/dev/null 2>&1; done; done; for ns in \$(ip netns list 2>/dev/null | awk '{print \$1}' | grep '^$GT_NS_PREFIX'); do ip netns del \$ns 2>/dev/null; done"
+}
+
+# gt_cluster_image DIR APPLET...: a root filesystem of static busybox and the applets.
+gt_cluster_image() {
+    local dir=$1 t
+    shift
+    mkdir -p "$dir/bin"
+    cp "$(command -v busybox)" "$dir/bin/busybox"
+    for t in "$@"; do ln -sf busybox "$dir/bin/$t"; done
+}
+
+# gt_cluster_load_image DIR: the image with the load scripts of tests/integration/load:
+# `load` burns CPU while the flag file is served, `queue` prints the served queue length.
+# gt_cluster_flags HOSTS starts the HTTP servers of $GT_TMP/flags on the hosts' bridges.
+gt_cluster_load_image() {
+    gt_cluster_image "$1" sh sleep wget route awk cat timeout httpd mkdir
+    cp "$GT_SRC/tests/integration/load/load" "$GT_SRC/tests/integration/load/gw" \
+        "$GT_SRC/tests/integration/load/queue" "$1/bin/"
+}
+gt_cluster_flags() {
+    local i
+    mkdir -p "$GT_TMP/flags"
+    for ((i = 1; i <= $1; i++)); do
+        gt_host_spawn "flags$i" "$i" busybox httpd -f -p 9090 -h "$GT_TMP/flags"
+    done
+}
+
+# gt_server_start HOST [LOG-SUFFIX] [FLAGS...]: the server of HOST (restarts reuse its data).
+gt_server_start() {
+    local i=$1 suffix=${2:-}
+    shift
+    [ $# -gt 0 ] && shift
+    gt_host_spawn "s$i$suffix" "$i" "$SCHED" --id "$i" --data-dir "$GT_TMP/s$i" \
+        --raft-addr "198.18.0.$i:7701" --api-addr "198.18.0.$i:7700" \
+        --agent-addr "198.18.0.$i:7702" --bootstrap "$GT_BOOTSTRAP" "$@"
+    SPID[$i]=$GT_LAST_PID
+}
+
+# gt_agent_start HOST [FLAGS...]: node HOST's agent, with its own runtime root and subnet.
+gt_agent_start() {
+    local i=$1
+    shift
+    gt_host_spawn "a$i" "$i" "$AGENT" --servers "$GT_AGENT_SERVERS" --name "node$i" \
+        --data-dir "$GT_TMP/a$i" --runtime-root "$GT_TMP/rt$i" --netns-prefix "$GT_NS_PREFIX$i-" \
+        --subnet "198.19.$i.0/24" --bridge gybr0 "$@"
+    APID[$i]=$GT_LAST_PID
+}
+
+# gt_image_import HOST ROOTFS: the busybox image in node HOST's store.
+gt_image_import() {
+    "$AGENT" --data-dir "$GT_TMP/a$1" image import busybox "$2" >/dev/null
+}
+
+gt_api() {
+    local h=$1 path=$2
+    shift 2
+    nsenter --net="/run/netns/${GT_HOST_NS[$h]}" curl -s --max-time 5 "$@" "http://198.18.0.$h:7700$path"
+}
+
+gt_gantry() {
+    local h=$1
+    shift
+    nsenter --net="/run/netns/${GT_HOST_NS[$h]}" "$GANTRY" --server "http://198.18.0.$h:7700" "$@"
+}
+
+gt_leader_of() {
+    gt_api "$1" /v1/cluster | python3 -c 'import json,sys; print(json.load(sys.stdin)["leader"])' 2>/dev/null
+}
+
+# gt_nodes_ready HOST N: true when N nodes are ready.
+gt_nodes_ready() {
+    [ "$(gt_api "$1" /v1/nodes | grep -o '"state":"ready"' | wc -l)" = "$2" ]
+}
+
+# gt_has_leader HOST: true when HOST knows a leader.
+gt_has_leader() {
+    [ -n "$(gt_api "$1" /v1/cluster | grep -o '"leader":[1-9]')" ]
+}
+
+# gt_leader_debug HOST: logs what the leader's duties are doing (from /metrics), to explain
+# a check that waited in vain.
+gt_leader_debug() {
+    gt_log "leader seen from host $1: $(gt_api "$1" /metrics | grep -E '^gantry_(leader|raft_(queued|inflight|is_leader|term|commit|applied))' | tr '\n' ' ')"
+}
