@@ -399,8 +399,12 @@ static int evaluate(struct sch_autoscaler *as, sqlite3 *db, sqlite3_stmt *reps,
         f.memory_percent = mem_sum / f.ready;
         f.span_ms = span_max;
     }
-    if (w->policy.has_metric)
+    if (w->policy.has_metric) {
         f.has_metric = metric_average(w, now_ms, &f.metric);
+        /* A metric needs no samples of its own: every ready replica counts. */
+        if (f.ready == 0)
+            f.ready = (uint32_t)n_ready;
+    }
 
     struct sch_as_decision d;
     sch_as_decide(&w->policy, &f, &w->memory, now_ms, &d);

@@ -1,3 +1,4 @@
 # Control-plane unit tests.
 gantry_unit_test(test_sch_command SOURCES test_sch_command.c LIBS gantry_scheduler)
 gantry_unit_test(test_sch_fsm SOURCES test_sch_fsm.c LIBS gantry_scheduler)
+gantry_unit_test(test_sch_autoscaler SOURCES test_sch_autoscaler.c LIBS gantry_scheduler)

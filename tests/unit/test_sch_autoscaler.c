@@ -1,0 +1,263 @@
+/* Unit tests of the leader's autoscaler on a real state machine: heartbeat samples of
+ * ready replicas become a scale command with its reason, metric probes go to one ready
+ * replica at a time, top reports usage as shares of the requests, and stale samples or
+ * replicas that are not ready carry no load. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/spec_pb.h"
+#include "scheduler/autoscaler.h"
+#include "scheduler/fsm.h"
+
+#define MS_NS 1000000ull
+
+static void exec(struct sch_fsm *fsm, Gantry__Command *cmd)
+{
+    struct sch_result res;
+    cmd->time_ms = 1000;
+    cmd->actor = (char *)"test";
+    if (sch_fsm_execute(fsm, cmd, &res) != 0)
+        fail_msg("refused: %s", res.message ? res.message : "?");
+    free(res.message);
+    for (size_t i = 0; i < res.n_outcomes; i++)
+        free(res.outcomes[i].name);
+    free(res.outcomes);
+}
+
+static int setup(void **state)
+{
+    struct sch_fsm *fsm = calloc(1, sizeof(*fsm));
+    struct gy_error err;
+    if (sch_fsm_init(fsm, &err) != 0)
+        return -1;
+    Gantry__Command cmd = GANTRY__COMMAND__INIT;
+    Gantry__RegisterNode reg = GANTRY__REGISTER_NODE__INIT;
+    Gantry__NodeInfo node = GANTRY__NODE_INFO__INIT;
+    Gantry__Resources cap = GANTRY__RESOURCES__INIT;
+    node.name = (char *)"n1";
+    node.cloud = (char *)"private";
+    cap.cpu_millis = 4000;
+    cap.memory_bytes = INT64_C(4) << 30;
+    node.capacity = &cap;
+    reg.node = &node;
+    cmd.cmd_case = GANTRY__COMMAND__CMD_REGISTER_NODE;
+    cmd.register_node = &reg;
+    exec(fsm, &cmd);
+    *state = fsm;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    sch_fsm_close(*state);
+    free(*state);
+    return 0;
+}
+
+/* web: cpu 100m, memory 64Mi, autoscale 1..4 at 50% cpu, with a metric when asked. */
+static void apply_web(struct sch_fsm *fsm, bool metric)
+{
+    struct gy_spec spec;
+    gy_spec_init(&spec);
+    spec.name = strdup("web");
+    spec.image = strdup("busybox");
+    spec.replicas = 1;
+    spec.resources.cpu_millis = 100;
+    spec.resources.memory_bytes = 64 << 20;
+    spec.autoscale.enabled = true;
+    spec.autoscale.min = 1;
+    spec.autoscale.max = 4;
+    spec.autoscale.cpu_percent = 50;
+    spec.autoscale.scale_down_after_ms = 30000;
+    if (metric) {
+        spec.autoscale.has_metric = true;
+        spec.autoscale.metric.exec.items = calloc(2, sizeof(char *));
+        spec.autoscale.metric.exec.items[0] = strdup("queue");
+        spec.autoscale.metric.exec.n = 1;
+        spec.autoscale.metric.target = 5;
+    }
+    Gantry__WorkloadSpec *pb = gy_spec_to_proto(&spec);
+    Gantry__ApplyWorkloads apply = GANTRY__APPLY_WORKLOADS__INIT;
+    apply.workloads = &pb;
+    apply.n_workloads = 1;
+    Gantry__Command cmd = GANTRY__COMMAND__INIT;
+    cmd.cmd_case = GANTRY__COMMAND__CMD_APPLY_WORKLOADS;
+    cmd.apply_workloads = &apply;
+    exec(fsm, &cmd);
+    gy_spec_proto_free(pb);
+    gy_spec_free(&spec);
+}
+
+/* Places replica id on n1 and reports it running, ready or not. */
+static void replica(struct sch_fsm *fsm, const char *id, bool ready)
+{
+    Gantry__ReplicaPlacement p = GANTRY__REPLICA_PLACEMENT__INIT, *pp = &p;
+    p.replica_id = (char *)id;
+    p.workload = (char *)"web";
+    p.generation = 1;
+    p.node = (char *)"n1";
+    Gantry__PlaceReplicas place = GANTRY__PLACE_REPLICAS__INIT;
+    place.replicas = &pp;
+    place.n_replicas = 1;
+    Gantry__Command cmd = GANTRY__COMMAND__INIT;
+    cmd.cmd_case = GANTRY__COMMAND__CMD_PLACE_REPLICAS;
+    cmd.place_replicas = &place;
+    exec(fsm, &cmd);
+    Gantry__ReplicaStatus st = GANTRY__REPLICA_STATUS__INIT, *sp = &st;
+    st.replica_id = (char *)id;
+    st.workload = (char *)"web";
+    st.generation = 1;
+    st.state = GANTRY__REPLICA_STATE__REPLICA_RUNNING;
+    st.ready = ready;
+    Gantry__UpdateReplicas up = GANTRY__UPDATE_REPLICAS__INIT;
+    up.updates = &sp;
+    up.n_updates = 1;
+    Gantry__Command cmd2 = GANTRY__COMMAND__INIT;
+    cmd2.cmd_case = GANTRY__COMMAND__CMD_UPDATE_REPLICAS;
+    cmd2.update_replicas = &up;
+    exec(fsm, &cmd2);
+}
+
+/* A heartbeat with one sample per replica: cumulative cpu and memory. */
+static void heartbeat(struct sch_autoscaler *as, uint64_t t, const char *const *ids,
+                      const uint64_t *cpu_ns, size_t n, uint64_t now)
+{
+    Gantry__ContainerSample s[4], *ps[4];
+    for (size_t i = 0; i < n; i++) {
+        gantry__container_sample__init(&s[i]);
+        s[i].replica_id = (char *)ids[i];
+        s[i].cpu_usage_ns = cpu_ns[i];
+        s[i].memory_bytes = 32 << 20;
+        ps[i] = &s[i];
+    }
+    Gantry__Heartbeat hb = GANTRY__HEARTBEAT__INIT;
+    hb.time_ms = t;
+    hb.samples = ps;
+    hb.n_samples = n;
+    sch_autoscaler_samples(as, &hb, now);
+}
+
+static void test_samples_become_a_scale_command(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    apply_web(fsm, false);
+    replica(fsm, "web-1", true);
+    replica(fsm, "web-2", false); /* starting: no load of its own */
+    struct sch_autoscaler *as = sch_autoscaler_new();
+    const char *ids[] = {"web-1", "web-2"};
+    /* web-1 at 100m (100% of its request) for 2 s; web-2 idle. */
+    uint64_t c0[] = {0, 0}, c1[] = {100 * MS_NS, 0}, c2[] = {200 * MS_NS, 0};
+    heartbeat(as, 5000, ids, c0, 2, 10000);
+    heartbeat(as, 6000, ids, c1, 2, 11000);
+    heartbeat(as, 7000, ids, c2, 2, 12000);
+    struct sch_autoscale_plan plan;
+    struct gy_error err;
+    assert_int_equal(sch_autoscaler_plan(as, fsm->db, 12000, 99, &plan, &err), 0);
+    /* One ready replica at 100% of a 50% target calls for 2; web-2 is not ready and
+     * counts for nothing. */
+    assert_non_null(plan.command);
+    assert_int_equal(plan.command->batch->commands[0]->scale_workload->replicas, 2);
+    sch_autoscale_plan_free(&plan);
+    /* That scale was not committed: the count is still 1. Another ready replica, busy too:
+     * 2 at 100% call for 4. */
+    replica(fsm, "web-3", true);
+    const char *ids3[] = {"web-1", "web-3"};
+    uint64_t d0[] = {300 * MS_NS, 0}, d1[] = {400 * MS_NS, 100 * MS_NS},
+             d2[] = {500 * MS_NS, 200 * MS_NS};
+    heartbeat(as, 8000, ids3, d0, 2, 13000);
+    heartbeat(as, 9000, ids3, d1, 2, 14000);
+    heartbeat(as, 10000, ids3, d2, 2, 15000);
+    assert_int_equal(sch_autoscaler_plan(as, fsm->db, 15000, 99, &plan, &err), 0);
+    assert_non_null(plan.command);
+    assert_int_equal(plan.scaled, 1);
+    const Gantry__ScaleWorkload *sc = plan.command->batch->commands[0]->scale_workload;
+    assert_string_equal(sc->name, "web");
+    assert_string_equal(plan.command->batch->commands[0]->actor, "autoscaler");
+    /* desired was 1 (apply), replicas were placed by hand: the count goes 1 -> 4. */
+    assert_int_equal(sc->replicas, 4);
+    assert_non_null(strstr(sc->reason, "cpu 100% of target 50%"));
+    sch_autoscale_plan_free(&plan);
+
+    /* top: per replica and per workload, as shares of the requests. */
+    json_t *top = sch_autoscaler_top(as, fsm->db, "web", 15000, &err);
+    assert_non_null(top);
+    json_t *w = json_array_get(json_object_get(top, "items"), 0);
+    assert_string_equal(json_string_value(json_object_get(w, "workload")), "web");
+    assert_int_equal(json_array_size(json_object_get(w, "replicas")), 3);
+    assert_int_equal(json_integer_value(json_object_get(w, "measured")), 3);
+    assert_true(json_real_value(json_object_get(w, "memory_percent")) == 50.0);
+    json_decref(top);
+
+    /* Samples that stop coming go stale: no figures, no decision. */
+    assert_int_equal(
+        sch_autoscaler_plan(as, fsm->db, 15000 + SCH_AUTOSCALE_STALE_MS + 1, 99, &plan, &err), 0);
+    assert_null(plan.command);
+    json_t *live = sch_autoscaler_workload_json(as, "web", 21000);
+    assert_non_null(live);
+    assert_int_equal(json_integer_value(json_object_get(live, "ready_with_figures")), 0);
+    json_decref(live);
+    sch_autoscale_plan_free(&plan);
+    sch_autoscaler_free(as);
+}
+
+static void test_metric_probes_take_turns(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    apply_web(fsm, true);
+    replica(fsm, "web-a", true);
+    replica(fsm, "web-b", true);
+    replica(fsm, "web-c", false);
+    struct sch_autoscaler *as = sch_autoscaler_new();
+    struct sch_autoscale_plan plan;
+    struct gy_error err;
+    const char *asked[2];
+    uint64_t ids[2];
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(sch_autoscaler_plan(as, fsm->db, 1000 + k * 1000, 99, &plan, &err), 0);
+        assert_int_equal(plan.n_probes, 1);
+        assert_string_equal(plan.probes[0].node, "n1");
+        assert_string_equal(plan.probes[0].probe->exec[0], "queue");
+        asked[k] = strcmp(plan.probes[0].probe->replica_id, "web-a") == 0 ? "a" : "b";
+        ids[k] = plan.probes[0].probe->request_id;
+        Gantry__MetricValue v = GANTRY__METRIC_VALUE__INIT;
+        v.request_id = ids[k];
+        v.value = 15;
+        sch_autoscaler_metric(as, &v, 1000 + k * 1000 + 10);
+        sch_autoscale_plan_free(&plan);
+    }
+    /* Only ready replicas are asked, in turn. */
+    assert_string_not_equal(asked[0], asked[1]);
+    /* 15 against 5 per replica, over the two ready ones: 6, bounded by max 4. */
+    assert_int_equal(sch_autoscaler_plan(as, fsm->db, 2600, 99, &plan, &err), 0);
+    assert_non_null(plan.command);
+    assert_int_equal(plan.command->batch->commands[0]->scale_workload->replicas, 4);
+    assert_non_null(strstr(plan.command->batch->commands[0]->scale_workload->reason,
+                           "metric 15 against target 5"));
+    sch_autoscale_plan_free(&plan);
+    /* An answer with an error is kept for describe. */
+    assert_int_equal(sch_autoscaler_plan(as, fsm->db, 3600, 99, &plan, &err), 0);
+    assert_int_equal(plan.n_probes, 1);
+    Gantry__MetricValue bad = GANTRY__METRIC_VALUE__INIT;
+    bad.request_id = plan.probes[0].probe->request_id;
+    bad.error = (char *)"exec queue: exit status 1";
+    sch_autoscaler_metric(as, &bad, 3610);
+    sch_autoscale_plan_free(&plan);
+    json_t *live = sch_autoscaler_workload_json(as, "web", 3700);
+    assert_string_equal(json_string_value(json_object_get(live, "metric_error")),
+                        "exec queue: exit status 1");
+    json_decref(live);
+    sch_autoscaler_free(as);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_samples_become_a_scale_command, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metric_probes_take_turns, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
