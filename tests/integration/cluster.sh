@@ -113,3 +113,12 @@ gt_has_leader() {
 gt_leader_debug() {
     gt_log "leader seen from host $1: $(gt_api "$1" /metrics | grep -E '^gantry_(leader|raft_(queued|inflight|is_leader|term|commit|applied))' | tr '\n' ' ')"
 }
+
+# gt_agents_debug: logs every agent's threads and child processes with where they wait.
+gt_agents_debug() {
+    local i
+    for i in "${!APID[@]}"; do
+        gt_log "agent $i (pid ${APID[$i]}) threads: $(ps -T -o tid=,stat=,wchan:24= -p "${APID[$i]}" 2>/dev/null | tr -s ' ' | tr '\n' ';')"
+        gt_log "agent $i children: $(ps --ppid "${APID[$i]}" -o pid=,stat=,wchan:24=,args= 2>/dev/null | tr -s ' ' | tr '\n' ';')"
+    done
+}

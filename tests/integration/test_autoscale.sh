@@ -131,6 +131,7 @@ gt_stop "${SPID[$leader]}" KILL
 gt_check "the new leader scales burn to 4" gt_wait_for "burn at 4 after leader change" 40 settled_at "$other" burn 4
 if ! settled_at "$other" burn 4; then
     gt_leader_debug "$other"
+    gt_agents_debug
     for id in $(api "$other" "/v1/replicas?workload=burn" | python3 -c 'import json,sys; print(" ".join(r["id"] for r in json.load(sys.stdin)["items"]))'); do
         gt_log "log of $id: $(api "$other" "/v1/replicas/$id/logs" | tail -n 3 | tr '\n' '|')"
     done

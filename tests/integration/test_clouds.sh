@@ -116,7 +116,7 @@ gt_log "move back started: $(where "$other" web); killing leader $leader"
 gt_stop "${SPID[$leader]}" KILL
 moved_back() { api "$other" /v1/workloads/web | grep -c '"type":"Moved","message":"to private' >/dev/null; }
 gt_check "the move completes under the new leader" gt_wait_for "moved back" 60 moved_back
-moved_back || gt_leader_debug "$other"
+moved_back || { gt_leader_debug "$other"; gt_agents_debug; }
 s=$(sample_stop)
 gt_check "every replica is back in private" is_at "$other" web "4 4 4 0"
 gt_check "ready never below 4 across the leader change (min, samples: $s)" [ "${s%% *}" -ge 4 ]
