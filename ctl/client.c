@@ -365,3 +365,13 @@ int ctl_get_json(struct ctl_client *client, const char *path, json_t **out, stru
     ctl_response_free(&resp);
     return 0;
 }
+
+char *ctl_path(const char *base, const char *joiner, const char *value)
+{
+    if (value == NULL)
+        return gy_xstrdup(base);
+    char *esc = ctl_url_escape(value);
+    char *path = gy_xasprintf("%s%s%s", base, joiner, esc);
+    free(esc);
+    return path;
+}

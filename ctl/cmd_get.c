@@ -247,18 +247,9 @@ int ctl_cmd_get(struct ctl_context *ctx, const struct ctl_invocation *inv)
                            "digits and '-')",
                            name);
 
-    char *path;
-    if (kind == KIND_WORKLOADS) {
-        char *esc = name ? ctl_url_escape(name) : NULL;
-        path = esc ? gy_xasprintf("/v1/workloads/%s", esc) : gy_xstrdup("/v1/workloads");
-        free(esc);
-    } else if (kind == KIND_REPLICAS) {
-        char *esc = workload ? ctl_url_escape(workload) : NULL;
-        path = esc ? gy_xasprintf("/v1/replicas?workload=%s", esc) : gy_xstrdup("/v1/replicas");
-        free(esc);
-    } else {
-        path = gy_xstrdup("/v1/nodes");
-    }
+    char *path = kind == KIND_WORKLOADS  ? ctl_path("/v1/workloads", "/", name)
+                 : kind == KIND_REPLICAS ? ctl_path("/v1/replicas", "?workload=", workload)
+                                         : gy_xstrdup("/v1/nodes");
     json_t *doc;
     struct gy_error err;
     int rc = ctl_get_json(&ctx->client, path, &doc, &err);

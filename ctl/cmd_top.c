@@ -50,14 +50,7 @@ int ctl_cmd_top(struct ctl_context *ctx, const struct ctl_invocation *inv)
         fprintf(ctx->err, "gantry: top: unknown output format \"%s\" (table or json)\n", format);
         return CTL_EXIT_USAGE;
     }
-    char *path;
-    if (name != NULL) {
-        char *esc = ctl_url_escape(name);
-        path = gy_xasprintf("/v1/top?workload=%s", esc);
-        free(esc);
-    } else {
-        path = gy_xstrdup("/v1/top");
-    }
+    char *path = ctl_path("/v1/top", "?workload=", name);
     json_t *doc;
     struct gy_error err;
     int rc = ctl_get_json(&ctx->client, path, &doc, &err);
@@ -65,8 +58,7 @@ int ctl_cmd_top(struct ctl_context *ctx, const struct ctl_invocation *inv)
     if (rc < 0)
         return ctl_fail(ctx, &err);
     if (format != NULL && strcmp(format, "json") == 0) {
-        json_dumpf(doc, ctx->out, JSON_INDENT(2) | JSON_SORT_KEYS);
-        fputc('\n', ctx->out);
+        ctl_json_print(doc, ctx->out);
         json_decref(doc);
         return CTL_EXIT_OK;
     }

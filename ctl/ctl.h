@@ -127,6 +127,9 @@ int ctl_client_stream(struct ctl_client *client, const char *path, ctl_sink_fn s
 
 /* Percent-encodes s for a URL path segment or query value; the caller frees it. */
 char *ctl_url_escape(const char *s);
+/* base alone when value is NULL, else base, joiner and the escaped value
+ * ("/v1/replicas", "?workload=", "web"). The caller frees it. */
+char *ctl_path(const char *base, const char *joiner, const char *value);
 
 /* The one sentence a failed answer means to a user, without the "gantry: " prefix:
  * the server's error message when the body is the API's error JSON, else a description

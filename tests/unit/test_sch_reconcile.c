@@ -34,22 +34,12 @@ static void exec(struct sch_fsm *fsm, const Gantry__Command *cmd)
     sch_result_free(res);
 }
 
+static void register_node_in(struct sch_fsm *fsm, const char *name, const char *cloud, double cost,
+                             int64_t cpu, int64_t mem);
+
 static void register_node(struct sch_fsm *fsm, const char *name, int64_t cpu, int64_t mem)
 {
-    Gantry__Command cmd = GANTRY__COMMAND__INIT;
-    Gantry__RegisterNode reg = GANTRY__REGISTER_NODE__INIT;
-    Gantry__NodeInfo node = GANTRY__NODE_INFO__INIT;
-    Gantry__Resources cap = GANTRY__RESOURCES__INIT;
-    node.name = (char *)name;
-    node.cloud = (char *)"private";
-    node.zone = (char *)"z";
-    cap.cpu_millis = cpu;
-    cap.memory_bytes = mem;
-    node.capacity = &cap;
-    reg.node = &node;
-    cmd.cmd_case = GANTRY__COMMAND__CMD_REGISTER_NODE;
-    cmd.register_node = &reg;
-    exec(fsm, &cmd);
+    register_node_in(fsm, name, "private", 0, cpu, mem);
 }
 
 /* Applies workload "web" with the given replicas, env VERSION and memory. */
