@@ -438,8 +438,9 @@ int sch_autoscaler_plan(struct sch_autoscaler *as, sqlite3 *db, uint64_t now_ms,
     memset(plan, 0, sizeof(*plan));
     usage_sweep(as, now_ms);
     sqlite3_stmt *wl = NULL, *reps = NULL;
-    if (sqlite3_prepare_v2(db, "SELECT name, spec, generation, replicas FROM workloads", -1, &wl,
-                           NULL) != SQLITE_OK ||
+    if (sqlite3_prepare_v2(db,
+                           "SELECT name, spec, generation, replicas FROM workloads ORDER BY name",
+                           -1, &wl, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db,
                            "SELECT id, node FROM replicas WHERE workload = ? AND state = 2"
                            " AND ready ORDER BY id",
@@ -453,21 +454,27 @@ int sch_autoscaler_plan(struct sch_autoscaler *as, sqlite3 *db, uint64_t now_ms,
     struct plan_builder b;
     memset(&b, 0, sizeof(b));
     int rc;
+    /* The list is kept in name order, as the rows come: each row is usually the next
+     * entry, so a pass costs one comparison per workload. */
+    struct workload_as **pos = &as->workloads;
     while ((rc = sqlite3_step(wl)) == SQLITE_ROW) {
         const char *name = (const char *)sqlite3_column_text(wl, 0);
         uint64_t generation = (uint64_t)sqlite3_column_int64(wl, 2);
-        struct workload_as *w = workload_find(as, name);
+        while (*pos != NULL && strcmp((*pos)->name, name) < 0)
+            pos = &(*pos)->next; /* deleted since: swept below */
+        struct workload_as *w = *pos != NULL && strcmp((*pos)->name, name) == 0 ? *pos : NULL;
         if (w == NULL) {
             w = gy_xcalloc(1, sizeof(*w));
             w->name = gy_xstrdup(name);
-            w->next = as->workloads;
-            as->workloads = w;
+            w->next = *pos;
+            *pos = w;
             workload_decode(w, sqlite3_column_blob(wl, 1), (size_t)sqlite3_column_bytes(wl, 1),
                             generation);
         } else if (w->generation != generation) {
             workload_decode(w, sqlite3_column_blob(wl, 1), (size_t)sqlite3_column_bytes(wl, 1),
                             generation);
         }
+        pos = &w->next;
         w->seen = true;
         if (!w->autoscaled) {
             w->evaluated = false;
