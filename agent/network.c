@@ -89,10 +89,17 @@ int agent_net_bridge_up(const struct agent_net_config *cfg, struct gy_error *err
     if (if_nametoindex(cfg->bridge) == 0 &&
         (rc = IP(err, "link", "add", cfg->bridge, "type", "bridge")) < 0)
         return gy_error_wrap(err, "create bridge %s", cfg->bridge);
-    char gw[AGENT_NET_ADDR_MAX], cidr[64];
+    char gw[AGENT_NET_ADDR_MAX], cidr[64], mac[32];
     snprintf(cidr, sizeof(cidr), "%s/%d", agent_net_addr_str(cfg->gateway, gw), cfg->prefix_len);
+    /* A bridge takes the lowest MAC address of its ports unless it has one of its own: as
+     * replicas come and go the gateway's address would change under the replicas that
+     * stay, whose neighbour caches then point nowhere until they expire. A fixed, locally
+     * administered address derived from the gateway keeps it stable. */
+    snprintf(mac, sizeof(mac), "02:67:79:%02x:%02x:%02x", (cfg->gateway >> 16) & 0xff,
+             (cfg->gateway >> 8) & 0xff, cfg->gateway & 0xff);
     /* "replace" keeps this idempotent across agent restarts. */
-    if ((rc = IP(err, "addr", "replace", cidr, "dev", cfg->bridge)) < 0 ||
+    if ((rc = IP(err, "link", "set", cfg->bridge, "address", mac)) < 0 ||
+        (rc = IP(err, "addr", "replace", cidr, "dev", cfg->bridge)) < 0 ||
         (rc = IP(err, "link", "set", cfg->bridge, "up")) < 0)
         return gy_error_wrap(err, "configure bridge %s", cfg->bridge);
     return 0;
