@@ -1092,8 +1092,9 @@ static void plan_release(struct sch_leader *l)
 static void reconcile_done(void *data, int status, const struct sch_result *result,
                            const char *message);
 
-/* Slices in flight at once: the next one replicates while the previous applies. */
-#define PLACE_INFLIGHT 2
+/* Slices in flight at once. One: proposals made while entries are in flight share the
+ * next entry, so a second slice in flight would make the entries (and applies) longer. */
+#define PLACE_INFLIGHT 1
 
 /* Proposes the next slice of the kept plan's placements; false when none is left or the
  * proposal failed. */

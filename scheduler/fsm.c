@@ -34,7 +34,9 @@ static const char *const schema_sql =
     "  ready INTEGER NOT NULL, restarts INTEGER NOT NULL, exit_code INTEGER NOT NULL,"
     "  exit_signal INTEGER NOT NULL, oom_killed INTEGER NOT NULL, address TEXT NOT NULL,"
     "  reason TEXT NOT NULL, changed_ms INTEGER NOT NULL);"
-    "CREATE INDEX replicas_by_workload ON replicas (workload);"
+    /* generation and state too: the reconciler counts a workload's live replicas per
+     * generation from the index alone (reconcile.c, SETTLED_SQL). */
+    "CREATE INDEX replicas_by_workload ON replicas (workload, generation, state);"
     "CREATE INDEX replicas_by_node ON replicas (node);"
     "CREATE TABLE conditions (workload TEXT NOT NULL, kind TEXT NOT NULL,"
     "  message TEXT NOT NULL, time_ms INTEGER NOT NULL, PRIMARY KEY (workload, kind));"
