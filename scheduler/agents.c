@@ -140,9 +140,25 @@ struct sch_leader {
     bool dirty_reconcile;  /* a pass over every workload is due */
     uint64_t pushed_epoch; /* fsm.fleet_epoch at the last assignment push */
     uint64_t push_mark_ms; /* wall clock of the last assignment push */
+    /* Nodes whose assignment is due, pushed a slice per pass of the duties (see
+     * push_some), so a placement over thousands of nodes does not hold the loop. */
+    char **push_nodes;
+    size_t n_push;
+    size_t cap_push;
+    size_t push_pos;
     bool reconcile_inflight;
+    /* A large placement goes to Raft in slices of PLACE_SLICE replicas, one committed
+     * before the next is proposed: each slice's apply is short on every server, so no
+     * loop stops answering Raft for long. The plan's placements are kept until then. */
+    struct sch_reconcile_plan plan;
+    Gantry__PlaceReplicas *place;
+    size_t place_next;
+    size_t place_total;
+    int place_inflight; /* proposals of the plan not settled yet */
+    bool place_failed;  /* one of them failed: the rest is planned again */
     bool status_inflight;
     bool liveness_inflight;
+    uint64_t liveness_at;            /* uv_now() of the last liveness walk */
     Gantry__ReplicaStatus **pending; /* status reports waiting for the next proposal */
     size_t n_pending;
     size_t *pending_index; /* hash of replica id -> position in pending + 1; 0 = free */
@@ -532,8 +548,18 @@ static void push_assignment(struct sch_leader *l, struct session *s, bool full,
     free(stop);
 }
 
-/* Pushes to the nodes whose replicas were recently placed, asked to stop or lost: only
- * those can have a new assignment, so a large fleet is not walked after every change. */
+static void push_queue_clear(struct sch_leader *l)
+{
+    for (size_t i = 0; i < l->n_push; i++)
+        free(l->push_nodes[i]);
+    free(l->push_nodes);
+    l->push_nodes = NULL;
+    l->n_push = l->cap_push = l->push_pos = 0;
+}
+
+/* Queues the nodes whose replicas were recently placed, asked to stop or lost: only those
+ * can have a new assignment, so a large fleet is not walked after every change. A node
+ * queued twice is pushed twice; the second push finds nothing new to send. */
 static void push_changed(struct sch_leader *l)
 {
     uint64_t now = wall_ms();
@@ -549,14 +575,40 @@ static void push_changed(struct sch_leader *l)
     sqlite3_bind_int(q, 2, GANTRY__REPLICA_STATE__REPLICA_PENDING);
     sqlite3_bind_int(q, 3, GANTRY__REPLICA_STATE__REPLICA_STOPPING);
     sqlite3_bind_int(q, 4, GANTRY__REPLICA_STATE__REPLICA_LOST);
-    struct spec_cache cache = {0};
     while (sqlite3_step(q) == SQLITE_ROW) {
-        struct session *s = session_of_node(l, (const char *)sqlite3_column_text(q, 0));
+        const char *node = (const char *)sqlite3_column_text(q, 0);
+        if (session_of_node(l, node) == NULL)
+            continue;
+        if (l->n_push == l->cap_push) {
+            l->cap_push = l->cap_push ? l->cap_push * 2 : 64;
+            l->push_nodes = gy_xrealloc(l->push_nodes, l->cap_push * sizeof(*l->push_nodes));
+        }
+        l->push_nodes[l->n_push++] = gy_xstrdup(node);
+    }
+    sqlite3_finalize(q);
+}
+
+/* Pushes queued assignments for at most PUSH_SLICE_NS of loop time, then leaves the rest
+ * to the next pass (which it asks for): Raft's heartbeats and the agents' frames are
+ * served in between. */
+#define PUSH_SLICE_NS (20 * 1000000ULL)
+
+static void push_some(struct sch_leader *l)
+{
+    if (l->push_pos == l->n_push)
+        return;
+    uint64_t start = uv_hrtime();
+    struct spec_cache cache = {0};
+    while (l->push_pos < l->n_push && uv_hrtime() - start < PUSH_SLICE_NS) {
+        struct session *s = session_of_node(l, l->push_nodes[l->push_pos++]);
         if (s != NULL)
             push_assignment(l, s, false, &cache);
     }
-    sqlite3_finalize(q);
     spec_cache_free(&cache);
+    if (l->push_pos == l->n_push)
+        push_queue_clear(l);
+    else
+        kick(l);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -937,11 +989,18 @@ static void liveness_done(void *data, int status, const struct sch_result *resul
     kick(l);
 }
 
+/* Judging liveness walks every node: on a fleet of thousands that is done a few times a
+ * second, not on every pass of the duties (which run after each applied command). */
+#define LIVENESS_EVERY_MS 250
+
 static void liveness(struct sch_leader *l)
 {
     if (l->liveness_inflight)
         return;
     uint64_t now = uv_now(l->server->loop);
+    if (l->liveness_at != 0 && now - l->liveness_at < LIVENESS_EVERY_MS)
+        return;
+    l->liveness_at = now;
     uint64_t timeout =
         l->server->cfg.node_down_ms ? l->server->cfg.node_down_ms : SCH_DEFAULT_NODE_DOWN_MS;
     sqlite3 *db = db_of(l);
@@ -1030,22 +1089,82 @@ static void liveness(struct sch_leader *l)
 /* ---------------------------------------------------------------------------------------
  * Reconcile */
 
+#define PLACE_SLICE 4096
+
+static void plan_release(struct sch_leader *l)
+{
+    if (l->place != NULL)
+        l->place->n_replicas = l->place_total; /* all of them are freed */
+    sch_reconcile_plan_free(&l->plan);
+    l->place = NULL;
+    l->place_next = l->place_total = 0;
+    l->place_inflight = 0;
+    l->place_failed = false;
+}
+
+static void reconcile_done(void *data, int status, const struct sch_result *result,
+                           const char *message);
+
+/* Slices in flight at once. One: proposals made while entries are in flight share the
+ * next entry, so a second slice in flight would make the entries (and applies) longer. */
+#define PLACE_INFLIGHT 1
+
+/* Proposes the next slice of the kept plan's placements; false when none is left or the
+ * proposal failed. */
+static bool place_next_slice(struct sch_leader *l)
+{
+    if (l->place == NULL || l->place_next >= l->place_total)
+        return false;
+    size_t n = l->place_total - l->place_next;
+    if (n > PLACE_SLICE)
+        n = PLACE_SLICE;
+    Gantry__PlaceReplicas p = GANTRY__PLACE_REPLICAS__INIT;
+    p.replicas = l->place->replicas + l->place_next;
+    p.n_replicas = n;
+    Gantry__Command cmd = GANTRY__COMMAND__INIT;
+    cmd.time_ms = wall_ms();
+    cmd.actor = (char *)"reconciler";
+    cmd.cmd_case = GANTRY__COMMAND__CMD_PLACE_REPLICAS;
+    cmd.place_replicas = &p;
+    struct gy_error err;
+    if (leader_propose(l, &cmd, reconcile_done, &err) < 0) {
+        gy_log_warn("reconcile not proposed", "error=\"%s\"", err.msg);
+        return false;
+    }
+    l->place_next += n;
+    l->place_inflight++;
+    return true;
+}
+
 static void reconcile_done(void *data, int status, const struct sch_result *result,
                            const char *message)
 {
     struct sch_leader *l = data;
     if (!leader_settled(l))
         return;
-    l->reconcile_inflight = false;
+    l->place_inflight--;
     if (status < 0) {
         gy_log_warn("reconcile not recorded", "error=\"%s\"", message ? message : "");
         /* The workloads it was about are no longer marked: look at all of them again. */
         l->dirty_reconcile = true;
-    } else if (result != NULL)
+        l->place_failed = true;
+    } else if (result != NULL) {
         for (size_t i = 0; i < result->n_batch; i++)
             if (result->batch[i].code < 0)
                 gy_log_warn("reconcile step refused", "error=\"%s\"",
                             result->batch[i].message ? result->batch[i].message : "");
+        if (result->n_batch == 0 && result->code < 0)
+            gy_log_warn("reconcile step refused", "error=\"%s\"",
+                        result->message ? result->message : "");
+    }
+    if (!l->place_failed && l->leading)
+        place_next_slice(l);
+    if (l->place_inflight > 0)
+        return; /* the pass ends when its last proposal settles */
+    if (l->place != NULL && l->place_next < l->place_total)
+        l->dirty_reconcile = true; /* the rest is planned again */
+    plan_release(l);
+    l->reconcile_inflight = false;
     /* What was just applied may call for more. */
     kick(l);
 }
@@ -1057,21 +1176,36 @@ static void reconcile(struct sch_leader *l, const char *const *only, size_t n_on
         return;
     l->reconcile_passes++;
     l->reconciled_at = uv_now(l->server->loop);
-    struct sch_reconcile_plan plan;
+    struct sch_reconcile_plan *plan = &l->plan;
     struct gy_error err;
-    if (sch_reconcile_plan(db_of(l), only, n_only, wall_ms(), leader_random, l, &plan, &err) < 0) {
+    if (sch_reconcile_plan(db_of(l), only, n_only, wall_ms(), leader_random, l, plan, &err) < 0) {
         gy_log_warn("reconcile failed", "error=\"%s\"", err.msg);
         return;
     }
-    if (plan.command != NULL) {
-        gy_log_debug("reconcile", "placed=%zu stopped=%zu conditions=%zu", plan.placed,
-                     plan.stopped, plan.conditions);
-        if (leader_propose(l, plan.command, reconcile_done, &err) == 0)
-            l->reconcile_inflight = true;
-        else
-            gy_log_warn("reconcile not proposed", "error=\"%s\"", err.msg);
+    if (plan->command == NULL)
+        return;
+    gy_log_debug("reconcile", "placed=%zu stopped=%zu conditions=%zu", plan->placed, plan->stopped,
+                 plan->conditions);
+    /* The first proposal carries the stops, the conditions and the first slice of the
+     * placements; the rest follow one by one (reconcile_done). */
+    Gantry__CommandBatch *batch = plan->command->batch;
+    for (size_t i = 0; batch != NULL && i < batch->n_commands; i++) {
+        if (batch->commands[i]->cmd_case == GANTRY__COMMAND__CMD_PLACE_REPLICAS) {
+            l->place = batch->commands[i]->place_replicas;
+            l->place_total = l->place->n_replicas;
+            l->place_next = l->place_total < PLACE_SLICE ? l->place_total : PLACE_SLICE;
+            l->place->n_replicas = l->place_next;
+        }
     }
-    sch_reconcile_plan_free(&plan);
+    if (leader_propose(l, plan->command, reconcile_done, &err) == 0) {
+        l->reconcile_inflight = true;
+        l->place_inflight = 1;
+        while (l->place_inflight < PLACE_INFLIGHT && place_next_slice(l))
+            ;
+        return;
+    }
+    gy_log_warn("reconcile not proposed", "error=\"%s\"", err.msg);
+    plan_release(l);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -1192,6 +1326,8 @@ static void caught_up(void *data, int status, const char *message)
     }
 }
 
+#define SLOW_DUTIES_NS (50 * 1000000ULL)
+
 static void duties(struct sch_leader *l)
 {
     bool leading = sch_node_is_leader(&l->server->node) && !l->server->stopping;
@@ -1220,12 +1356,16 @@ static void duties(struct sch_leader *l)
         if (l->cap_index > 0)
             pending_reindex(l);
         sch_autoscaler_reset(l->autoscaler);
+        push_queue_clear(l);
     }
     l->leading = leading;
     if (!leading || !l->caught_up)
         return;
+    uint64_t t0 = uv_hrtime();
     liveness(l);
+    uint64_t t1 = uv_hrtime();
     status_flush(l);
+    uint64_t t2 = uv_hrtime();
     struct sch_fsm *fsm = &l->server->node.fsm;
     if (!l->reconcile_inflight) {
         /* Only the workloads that applied commands touched are looked at, so a pass costs
@@ -1253,11 +1393,21 @@ static void duties(struct sch_leader *l)
                 reconcile(l, none, 0);
         }
     }
+    uint64_t t3 = uv_hrtime();
     if (fsm->fleet_epoch != l->pushed_epoch) {
         l->pushed_epoch = fsm->fleet_epoch;
         push_changed(l);
     }
+    push_some(l);
     autoscale(l);
+    uint64_t t4 = uv_hrtime();
+    /* Long steps delay Raft's heartbeats (and the agents' frames) on this loop. */
+    if (t4 - t0 >= SLOW_DUTIES_NS)
+        gy_log_debug("slow duties",
+                     "liveness_ms=%" PRIu64 " status_ms=%" PRIu64 " reconcile_ms=%" PRIu64
+                     " push_ms=%" PRIu64,
+                     (t1 - t0) / 1000000, (t2 - t1) / 1000000, (t3 - t2) / 1000000,
+                     (t4 - t3) / 1000000);
 }
 
 static void on_kick(uv_timer_t *t)
@@ -1463,6 +1613,8 @@ void sch_leader_close(struct sch_server *server, void (*cb)(void *arg), void *ar
     free(l->pending_index);
     l->pending_index = NULL;
     l->cap_index = 0;
+    push_queue_clear(l);
+    plan_release(l);
     for (size_t i = 0; i < l->cap_seen; i++)
         free(l->seen[i].node);
     free(l->seen);

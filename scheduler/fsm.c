@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <uv.h>
+
 #include "common/log.h"
 #include "scheduler/command.h"
 
@@ -32,7 +34,9 @@ static const char *const schema_sql =
     "  ready INTEGER NOT NULL, restarts INTEGER NOT NULL, exit_code INTEGER NOT NULL,"
     "  exit_signal INTEGER NOT NULL, oom_killed INTEGER NOT NULL, address TEXT NOT NULL,"
     "  reason TEXT NOT NULL, changed_ms INTEGER NOT NULL);"
-    "CREATE INDEX replicas_by_workload ON replicas (workload);"
+    /* generation and state too: the reconciler counts a workload's live replicas per
+     * generation from the index alone (reconcile.c, SETTLED_SQL). */
+    "CREATE INDEX replicas_by_workload ON replicas (workload, generation, state);"
     "CREATE INDEX replicas_by_node ON replicas (node);"
     "CREATE TABLE conditions (workload TEXT NOT NULL, kind TEXT NOT NULL,"
     "  message TEXT NOT NULL, time_ms INTEGER NOT NULL, PRIMARY KEY (workload, kind));"
@@ -1287,12 +1291,19 @@ int sch_fsm_restore_image(struct sch_fsm *fsm, const void *data, size_t len, str
 /* ---------------------------------------------------------------------------------------
  * raft_fsm callbacks */
 
+/* Steps of the loop that take this long are logged (debug): they delay Raft's heartbeats. */
+#define SLOW_MS 50
+
 static int fsm_apply_cb(struct raft_fsm *rf, const struct raft_buffer *buf, void **out)
 {
     struct sch_fsm *fsm = rf->data;
     struct sch_result *result;
     *out = NULL;
+    uint64_t t0 = uv_hrtime();
     sch_fsm_apply_entry(fsm, buf->base, buf->len, &result);
+    uint64_t took_ms = (uv_hrtime() - t0) / 1000000;
+    if (took_ms >= SLOW_MS)
+        gy_log_debug("slow apply", "bytes=%zu took_ms=%" PRIu64, buf->len, took_ms);
     if (result != NULL && fsm->hooks.want_result != NULL &&
         fsm->hooks.want_result(fsm->hooks.data)) {
         /* Keep it in the ring until the proposer's callback claims it; an entry of an earlier

@@ -20,13 +20,6 @@ int sch_replica_state_is_live(int state)
            state != GANTRY__REPLICA_STATE__REPLICA_LOST;
 }
 
-/* Whether a replica still holds its node's resources: everything but stopped and lost. */
-static bool holds_resources(int state)
-{
-    return state != GANTRY__REPLICA_STATE__REPLICA_STOPPED &&
-           state != GANTRY__REPLICA_STATE__REPLICA_LOST;
-}
-
 struct node_row {
     struct sch_place_node view;
     char *name;
@@ -68,7 +61,6 @@ struct replica_row {
 };
 
 struct state {
-    bool filtered;     /* only some workloads were loaded */
     bool alloc_done;   /* node allocations computed */
     bool nodes_loaded; /* nodes are read when a workload has replicas to place */
     int nodes_rc;      /* the outcome of reading them */
@@ -202,66 +194,25 @@ static int load(sqlite3 *db, struct state *st, const char *const *only, size_t n
     size_t cap;
     if (only != NULL)
         return load_some(db, st, only, n_only, err);
-
-    if (sqlite3_prepare_v2(db,
-                           "SELECT name, spec, generation, replicas FROM workloads ORDER BY name",
-                           -1, &q, NULL) != SQLITE_OK)
+    /* A pass over everything (after a leader change) also skips the settled workloads. */
+    if (sqlite3_prepare_v2(db, "SELECT name FROM workloads", -1, &q, NULL) != SQLITE_OK)
         return gy_error_set(err, GY_EIO, "read workloads: %s", sqlite3_errmsg(db));
+    char **names = NULL;
+    size_t n = 0;
     cap = 0;
-    while (sqlite3_step(q) == SQLITE_ROW)
-        workload_append(st, q, &cap);
-    sqlite3_finalize(q);
-
-    if (sqlite3_prepare_v2(
-            db,
-            "SELECT r.rowid, r.id, r.workload, r.generation, r.node, r.state, r.ready, r.reason,"
-            " COALESCE(n.state, 0), COALESCE(n.cloud, ''), COALESCE(n.cost, 0)"
-            " FROM replicas r LEFT JOIN nodes n ON n.name = r.node"
-            " ORDER BY r.workload, r.rowid",
-            -1, &q, NULL) != SQLITE_OK)
-        return gy_error_set(err, GY_EIO, "read replicas: %s", sqlite3_errmsg(db));
-    cap = 0;
-    while (sqlite3_step(q) == SQLITE_ROW)
-        replica_append(st, q, &cap);
-    sqlite3_finalize(q);
-
-    /* Each workload's replicas are one run of the ordered list. */
-    for (size_t i = 0, w = 0; i < st->n_replicas;) {
-        size_t j = i;
-        while (j < st->n_replicas &&
-               strcmp(st->replicas[j].workload, st->replicas[i].workload) == 0)
-            j++;
-        while (w < st->n_workloads && strcmp(st->workloads[w].name, st->replicas[i].workload) < 0)
-            w++;
-        if (w < st->n_workloads && strcmp(st->workloads[w].name, st->replicas[i].workload) == 0) {
-            st->workloads[w].first_replica = i;
-            st->workloads[w].n_replicas = j - i;
-        }
-        i = j;
-    }
-
-    if (sqlite3_prepare_v2(db, "SELECT workload, kind, message, time_ms FROM conditions", -1, &q,
-                           NULL) != SQLITE_OK)
-        return gy_error_set(err, GY_EIO, "read conditions: %s", sqlite3_errmsg(db));
     while (sqlite3_step(q) == SQLITE_ROW) {
-        struct workload_row *w = NULL;
-        const char *name = (const char *)sqlite3_column_text(q, 0);
-        for (size_t lo = 0, hi = st->n_workloads; lo < hi && w == NULL;) {
-            size_t mid = (lo + hi) / 2;
-            int c = strcmp(st->workloads[mid].name, name);
-            if (c == 0)
-                w = &st->workloads[mid];
-            else if (c < 0)
-                lo = mid + 1;
-            else
-                hi = mid;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            names = gy_xrealloc(names, cap * sizeof(*names));
         }
-        if (w == NULL)
-            continue;
-        condition_load(w, q, 1);
+        names[n++] = col_dup(q, 0);
     }
     sqlite3_finalize(q);
-    return 0;
+    int rc = load_some(db, st, (const char *const *)names, n, err);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return rc;
 }
 
 static struct workload_row *workload_find(struct state *st, const char *name)
@@ -394,9 +345,9 @@ static bool settled_workload(sqlite3_stmt *q, const char *name)
 static int load_some(sqlite3 *db, struct state *st, const char *const *only, size_t n_only,
                      struct gy_error *err)
 {
-    st->filtered = true;
     const char **names = gy_xcalloc(n_only + 1, sizeof(*names));
-    memcpy(names, only, n_only * sizeof(*names));
+    if (n_only > 0)
+        memcpy(names, only, n_only * sizeof(*names));
     qsort(names, n_only, sizeof(*names), name_cmp);
     sqlite3_stmt *wq = NULL, *rq = NULL, *cq = NULL, *settled = NULL;
     int rc = 0;
@@ -455,21 +406,6 @@ static void ensure_allocations(sqlite3 *db, struct state *st)
     if (st->alloc_done)
         return;
     st->alloc_done = true;
-    if (!st->filtered) {
-        for (size_t i = 0; i < st->n_replicas; i++) {
-            struct replica_row *r = &st->replicas[i];
-            if (!holds_resources(r->state))
-                continue;
-            struct node_row *n = node_find(st, r->node);
-            struct workload_row *w = workload_find(st, r->workload);
-            if (n == NULL || w == NULL || !w->decoded)
-                continue;
-            n->view.allocated.cpu_millis += w->spec.resources.cpu_millis;
-            n->view.allocated.memory_bytes += w->spec.resources.memory_bytes;
-            n->view.allocated.pids += w->spec.resources.pids;
-        }
-        return;
-    }
     sqlite3_stmt *q, *spec_q;
     if (sqlite3_prepare_v2(db,
                            "SELECT workload, node, COUNT(*) FROM replicas WHERE state NOT IN (?, ?)"
