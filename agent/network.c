@@ -143,10 +143,12 @@ int agent_net_replica_up(const struct agent_net_config *cfg, const char *id, uin
     /* Two `ip -batch` runs instead of one process per step: starting a replica is
      * dominated by process start-up otherwise. */
     char host[512], inside[512];
+    /* An address is reused after its replica is gone; the node's neighbour entry for it
+     * would still name the old replica's interface for up to a minute, so it goes. */
     snprintf(host, sizeof(host),
-             "netns add %s\nlink add %s type veth peer name eth0 netns %s\n"
-             "link set %s master %s up\n",
-             ns, veth, ns, veth, cfg->bridge);
+             "neigh flush to %s dev %s\nnetns add %s\n"
+             "link add %s type veth peer name eth0 netns %s\nlink set %s master %s up\n",
+             ip, cfg->bridge, ns, veth, ns, veth, cfg->bridge);
     snprintf(inside, sizeof(inside),
              "link set lo up\naddr add %s dev eth0\nlink set eth0 up\n"
              "route add default via %s\n",
