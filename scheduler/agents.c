@@ -1385,12 +1385,19 @@ static void duties(struct sch_leader *l)
         free(names);
         /* A drain ends when its node's last replica has stopped, which no workload's pass
          * notices: look for that once a second. */
+        /* Neither does room freed by stopped replicas: workloads waiting for it are looked
+         * at again once a second too. */
         uint64_t now = uv_now(l->server->loop);
         if (!l->reconcile_inflight && now - l->drain_checked_at >= 1000) {
             l->drain_checked_at = now;
             static const char *const none[1] = {""};
-            if (sch_reconcile_drain_due(db_of(l)))
-                reconcile(l, none, 0);
+            char **waiting;
+            size_t n_waiting = sch_reconcile_waiting(db_of(l), &waiting);
+            if (n_waiting > 0 || sch_reconcile_drain_due(db_of(l)))
+                reconcile(l, n_waiting > 0 ? (const char *const *)waiting : none, n_waiting);
+            for (size_t i = 0; i < n_waiting; i++)
+                free(waiting[i]);
+            free(waiting);
         }
     }
     uint64_t t3 = uv_hrtime();

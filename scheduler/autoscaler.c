@@ -229,13 +229,17 @@ void sch_autoscaler_metric(struct sch_autoscaler *as, const Gantry__MetricValue 
     }
 }
 
-/* The average of the metric answers within the span. */
-static bool metric_average(const struct workload_as *w, uint64_t now_ms, double *avg)
+/* The average of the metric answers within the span, and how long ago the oldest came. */
+static bool metric_average(const struct workload_as *w, uint64_t now_ms, double *avg,
+                           uint64_t *span_ms)
 {
     double sum = 0;
     size_t n = 0;
     for (size_t i = 0; i < w->n_values; i++) {
-        if (now_ms - w->values[i].at_ms <= SCH_AS_SPAN_MS + SCH_AS_SPAN_MS / 5) {
+        uint64_t age = now_ms - w->values[i].at_ms;
+        if (age <= SCH_AS_SPAN_MS + SCH_AS_SPAN_MS / 5) {
+            if (n == 0)
+                *span_ms = age > SCH_AUTOSCALE_PROBE_MS ? age : SCH_AUTOSCALE_PROBE_MS;
             sum += w->values[i].value;
             n++;
         }
@@ -400,7 +404,10 @@ static int evaluate(struct sch_autoscaler *as, sqlite3 *db, sqlite3_stmt *reps,
         f.span_ms = span_max;
     }
     if (w->policy.has_metric) {
-        f.has_metric = metric_average(w, now_ms, &f.metric);
+        uint64_t metric_span = 0;
+        f.has_metric = metric_average(w, now_ms, &f.metric, &metric_span);
+        if (f.has_metric && metric_span > f.span_ms)
+            f.span_ms = metric_span;
         /* A metric needs no samples of its own: every ready replica counts. */
         if (f.ready == 0)
             f.ready = (uint32_t)n_ready;

@@ -639,6 +639,29 @@ static sqlite3_stmt *drained_query(sqlite3 *db)
     return q;
 }
 
+size_t sch_reconcile_waiting(sqlite3 *db, char ***names)
+{
+    *names = NULL;
+    size_t n = 0, cap = 0;
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT DISTINCT workload FROM conditions WHERE kind IN (?, ?)"
+                           " ORDER BY workload",
+                           -1, &q, NULL) != SQLITE_OK)
+        return 0;
+    sqlite3_bind_text(q, 1, SCH_CONDITION_UNSCHEDULABLE, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, SCH_CONDITION_MOVE_STOPPED, -1, SQLITE_STATIC);
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            *names = gy_xrealloc(*names, cap * sizeof(**names));
+        }
+        (*names)[n++] = col_dup(q, 0);
+    }
+    sqlite3_finalize(q);
+    return n;
+}
+
 bool sch_reconcile_drain_due(sqlite3 *db)
 {
     sqlite3_stmt *q = drained_query(db);

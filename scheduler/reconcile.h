@@ -45,6 +45,11 @@ int sch_reconcile_plan(sqlite3 *db, const char *const *only, size_t n_only, uint
                        struct gy_error *err);
 void sch_reconcile_plan_free(struct sch_reconcile_plan *plan);
 
+/* The workloads waiting for room (Unschedulable, or a stopped move): capacity freed by
+ * stopped replicas marks no workload, so the leader looks at these again now and then.
+ * The caller frees the names and the array. */
+size_t sch_reconcile_waiting(sqlite3 *db, char ***names);
+
 /* True when a draining node holds no live replica any more: a pass (even over no
  * workload) then cordons it. */
 bool sch_reconcile_drain_due(sqlite3 *db);

@@ -468,6 +468,64 @@ static void test_move_between_clouds(void **state)
     assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE state = 2 AND ready"), 3);
 }
 
+/* Room freed by replicas that stop marks no workload: a workload waiting for it is found by
+ * sch_reconcile_waiting and placed once the room is there. */
+static void test_waiting_workload_placed_when_room_frees(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    uint32_t rnd = 0;
+    /* web fills the three nodes (2 x 2Gi of 4Gi each), then scales down to 0. */
+    apply_web(fsm, 6, "v1", INT64_C(2) << 30);
+    assert_int_equal(reconcile_once(fsm, &rnd, NULL), 6);
+    agents_report(fsm, true, NULL);
+    scale_web(fsm, 0);
+    reconcile_once(fsm, &rnd, NULL); /* all stopping, and still holding their memory */
+    /* "big" needs 4Gi: no node has it while the stopping replicas hold theirs. */
+    struct gy_spec spec;
+    gy_spec_init(&spec);
+    spec.name = strdup("big");
+    spec.image = strdup("busybox");
+    spec.replicas = 1;
+    spec.resources.memory_bytes = INT64_C(4) << 30;
+    Gantry__WorkloadSpec *pb = gy_spec_to_proto(&spec);
+    Gantry__ApplyWorkloads apply = GANTRY__APPLY_WORKLOADS__INIT;
+    apply.workloads = &pb;
+    apply.n_workloads = 1;
+    Gantry__Command cmd = GANTRY__COMMAND__INIT;
+    cmd.cmd_case = GANTRY__COMMAND__CMD_APPLY_WORKLOADS;
+    cmd.apply_workloads = &apply;
+    exec(fsm, &cmd);
+    gy_spec_proto_free(pb);
+    gy_spec_free(&spec);
+    assert_int_equal(reconcile_once(fsm, &rnd, NULL), 0);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM conditions WHERE workload = 'big'"), 1);
+    /* The stops are reported: nothing is marked for a pass. */
+    agents_report(fsm, true, NULL);
+    char **names;
+    size_t n;
+    bool all;
+    sch_fsm_dirty_take(fsm, &names, &n, &all);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    /* The leader's look at the waiting workloads places it. */
+    char **waiting;
+    size_t n_waiting = sch_reconcile_waiting(fsm->db, &waiting);
+    assert_int_equal(n_waiting, 1);
+    assert_string_equal(waiting[0], "big");
+    struct sch_reconcile_plan plan;
+    struct gy_error err;
+    assert_int_equal(sch_reconcile_plan(fsm->db, (const char *const *)waiting, n_waiting, 2000,
+                                        counter_random, &rnd, &plan, &err),
+                     0);
+    assert_int_equal(plan.placed, 1);
+    exec(fsm, plan.command);
+    sch_reconcile_plan_free(&plan);
+    free(waiting[0]);
+    free(waiting);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM conditions WHERE workload = 'big'"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -480,6 +538,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rolling_update_keeps_ready_count, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_loop_halts_rollout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unschedulable_condition, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_waiting_workload_placed_when_room_frees, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_lost_replicas_are_replaced_not_revived, setup,
                                         teardown),
     };
