@@ -22,6 +22,10 @@
 #define SCH_FSM_EVENTS_PRUNE_EVERY 1000
 /* How many outcomes of applied commands wait for their proposer (see sch_fsm_result_claim). */
 #define SCH_FSM_RESULT_SLOTS 4096
+/* Prepared statements kept for the less frequent commands. */
+#define SCH_FSM_STMT_CACHE 64
+/* Page cache of a file-backed state database, in KiB (see sch_fsm_init_file). */
+#define SCH_FSM_CACHE_KIB 2048
 
 enum sch_outcome {
     SCH_OUTCOME_CREATED = 0,
@@ -61,6 +65,8 @@ struct sch_fsm_hooks {
     bool (*want_result)(void *data);
     /* Called after every applied command and after a restore. */
     void (*applied)(void *data, struct sch_fsm *fsm);
+    /* Called when libraft takes a snapshot (before it is written). */
+    void (*snapshot)(void *data, struct sch_fsm *fsm);
     void *data;
 };
 
@@ -72,6 +78,7 @@ struct sch_fsm {
     uint64_t last_event; /* highest audit event sequence number */
     uint64_t snapshots;  /* snapshots taken */
     uint64_t restores;   /* snapshots restored */
+    uint64_t log_bytes;  /* bytes of log entries applied since the last snapshot or restore */
     /* Counters the leader watches to skip work (in memory only, not part of the state):
      * fleet_epoch moves when the desired state or an assignment may have changed
      * (workloads, nodes, placements, stops, lost replicas, restores); status_epoch when
@@ -87,10 +94,26 @@ struct sch_fsm {
     bool dirty_all;
     struct sch_result *slots[SCH_FSM_RESULT_SLOTS];
     sqlite3_stmt *stmts[16];
+    /* Statements of the less frequent commands, prepared on first use and kept. */
+    struct {
+        const char *sql;
+        sqlite3_stmt *stmt;
+    } cache[SCH_FSM_STMT_CACHE];
+    size_t n_cache;
+    /* The database file ("" when the state lives in memory) and the other name a restore
+     * writes to before it replaces it. */
+    char path[4096];
+    char spare_path[4096];
 };
 
 /* Opens an empty in-memory database with the current schema. */
 int sch_fsm_init(struct sch_fsm *fsm, struct gy_error *err);
+/* Opens an empty database with the current schema in the file path (replacing whatever it
+ * held), with a page cache of SCH_FSM_CACHE_KIB: the state then costs memory only for its
+ * cached pages. The file is scratch space, not durability: it is never synced, and the
+ * state is rebuilt from the Raft snapshot and log at every start. A restore writes the
+ * image to path.1 (or back), so the two names alternate. */
+int sch_fsm_init_file(struct sch_fsm *fsm, const char *path, struct gy_error *err);
 void sch_fsm_close(struct sch_fsm *fsm);
 
 /* Executes one decoded command in one transaction and describes the outcome in *result

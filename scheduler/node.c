@@ -222,8 +222,53 @@ static void fsm_applied(void *data, struct sch_fsm *fsm)
             }
         }
     }
+    /* Past the byte budget, the next apply takes a snapshot: libraft takes one when the
+     * entries applied since the last reach the threshold. */
+    if (node->cfg.snapshot_bytes > 0 && !node->snapshot_due &&
+        fsm->log_bytes >= node->cfg.snapshot_bytes && node->raft_started) {
+        node->snapshot_due = true;
+        raft_set_snapshot_threshold(&node->raft, 1);
+    }
     if (node->on_applied != NULL)
         node->on_applied(node->on_applied_data);
+}
+
+/* The newest entries up to the last applied one whose sizes add up to at most budget
+ * bytes, but no more than max entries: how many to keep after a snapshot. */
+static unsigned trailing_within(struct sch_node *node, uint64_t budget, unsigned max)
+{
+    const struct raft_log *log = &node->raft.log;
+    size_t n =
+        log->back >= log->front ? log->back - log->front : log->size - log->front + log->back;
+    raft_index applied = node->raft.last_applied;
+    if (n == 0 || applied <= log->offset)
+        return max < 16 ? max : 16;
+    size_t last = applied - log->offset - 1; /* position of the last applied entry */
+    if (last >= n)
+        last = n - 1;
+    uint64_t sum = 0;
+    unsigned kept = 0;
+    for (size_t i = last + 1; i-- > 0 && kept < max;) {
+        sum += log->entries[(log->front + i) % log->size].buf.len;
+        if (sum > budget)
+            break;
+        kept++;
+    }
+    /* A follower a moment behind still catches up from the log. */
+    return kept < 16 && max >= 16 ? 16 : kept;
+}
+
+static void fsm_snapshot(void *data, struct sch_fsm *fsm)
+{
+    (void)fsm;
+    struct sch_node *node = data;
+    if (!node->raft_started)
+        return;
+    node->snapshot_due = false;
+    raft_set_snapshot_threshold(&node->raft, node->cfg.snapshot_threshold);
+    if (node->cfg.snapshot_bytes > 0)
+        raft_set_snapshot_trailing(&node->raft, trailing_within(node, node->cfg.snapshot_bytes / 4,
+                                                                node->cfg.snapshot_trailing));
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -794,10 +839,13 @@ int sch_node_start(struct sch_node *node, uv_loop_t *loop, const struct sch_node
                             cfg->data_dir);
     if ((rc = check_listen_address("raft address", cfg->raft_addr, err)) < 0)
         return rc;
-    if ((rc = sch_fsm_init(&node->fsm, err)) < 0)
+    char state_path[4200];
+    snprintf(state_path, sizeof(state_path), "%s/state.db", cfg->data_dir);
+    if ((rc = sch_fsm_init_file(&node->fsm, state_path, err)) < 0)
         return rc;
     node->fsm.hooks.want_result = want_result;
     node->fsm.hooks.applied = fsm_applied;
+    node->fsm.hooks.snapshot = fsm_snapshot;
     node->fsm.hooks.data = node;
     uv_check_init(loop, &node->flush);
     node->flush.data = node;
