@@ -109,8 +109,30 @@ static int reject(struct sch_result *result, enum gy_code code, const char *fmt,
     return result->code;
 }
 
+/* Errors of the storage rather than of the command: this server could no longer apply
+ * commands as the others do. */
+static void note_storage_error(struct sch_fsm *fsm)
+{
+    switch (sqlite3_errcode(fsm->db) & 0xff) {
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_NOMEM:
+    case SQLITE_CORRUPT:
+    case SQLITE_CANTOPEN:
+    case SQLITE_READONLY:
+    case SQLITE_NOTADB:
+        if (!fsm->storage_failed)
+            gy_log_error("state database failed", "error=\"%s\"", sqlite3_errmsg(fsm->db));
+        fsm->storage_failed = true;
+        break;
+    default:
+        break;
+    }
+}
+
 static int reject_sql(struct sch_fsm *fsm, struct sch_result *result, const char *what)
 {
+    note_storage_error(fsm);
     return reject(result, GY_EIO, "%s: %s", what, sqlite3_errmsg(fsm->db));
 }
 
@@ -280,6 +302,7 @@ int sch_fsm_init_file(struct sch_fsm *fsm, const char *path, struct gy_error *er
 
 void sch_fsm_close(struct sch_fsm *fsm)
 {
+    sch_fsm_flush(fsm);
     finalize_all(fsm);
     if (fsm->db != NULL)
         sqlite3_close(fsm->db);
@@ -989,27 +1012,50 @@ static int exec_command(struct sch_fsm *fsm, const Gantry__Command *cmd, struct 
     }
 }
 
+/* Commands run inside one transaction that stays open until sch_fsm_flush, each in a
+ * savepoint of its own: the commands applied in one turn of the loop share one commit, so
+ * the pages they all touch (the newest events, the indexes) are written to the file once.
+ * Every read goes through this connection and sees them at once. */
 int sch_fsm_execute(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch_result *result)
 {
     memset(result, 0, sizeof(*result));
-    if (exec_sql(fsm, "BEGIN") < 0)
+    if (sqlite3_get_autocommit(fsm->db) && exec_sql(fsm, "BEGIN") < 0) {
+        fsm->applied++;
+        fsm->rejected++;
         return reject_sql(fsm, result, "begin transaction");
+    }
+    if (exec_sql(fsm, "SAVEPOINT entry") < 0) {
+        fsm->applied++;
+        fsm->rejected++;
+        return reject_sql(fsm, result, "open savepoint");
+    }
     uint64_t events_before = fsm->last_event;
     int rc = exec_command(fsm, cmd, result, 0);
     if (rc < 0) {
-        exec_sql(fsm, "ROLLBACK");
-        fsm->last_event = events_before;
-        result->last_event = 0;
-    } else if (exec_sql(fsm, "COMMIT") < 0) {
-        rc = reject_sql(fsm, result, "commit");
-        exec_sql(fsm, "ROLLBACK");
+        if (exec_sql(fsm, "ROLLBACK TO entry") < 0)
+            note_storage_error(fsm);
         fsm->last_event = events_before;
         result->last_event = 0;
     }
+    if (exec_sql(fsm, "RELEASE entry") < 0)
+        note_storage_error(fsm);
     fsm->applied++;
     if (rc < 0)
         fsm->rejected++;
     return rc;
+}
+
+int sch_fsm_flush(struct sch_fsm *fsm)
+{
+    if (fsm->db == NULL || sqlite3_get_autocommit(fsm->db))
+        return 0;
+    if (exec_sql(fsm, "COMMIT") == 0)
+        return 0;
+    /* The applied commands are still in the open transaction, but the file lost them:
+     * this server stops (see storage_failed) rather than carry on diverging. */
+    note_storage_error(fsm);
+    fsm->storage_failed = true;
+    return -1;
 }
 
 int sch_fsm_apply_entry(struct sch_fsm *fsm, const void *buf, size_t len, struct sch_result **out)
@@ -1095,6 +1141,7 @@ static int header_encode(struct sch_fsm *fsm, size_t db_len, uint8_t **out, size
  * several times that on the loop. */
 static unsigned char *image_of(struct sch_fsm *fsm, sqlite3_int64 *len)
 {
+    sch_fsm_flush(fsm);
     if (*fsm->path == '\0' || sqlite3_get_autocommit(fsm->db) == 0)
         return sqlite3_serialize(fsm->db, "main", len, 0);
     uint64_t pages = query_u64(fsm, "PRAGMA page_count");

@@ -79,6 +79,9 @@ struct sch_fsm {
     uint64_t snapshots;  /* snapshots taken */
     uint64_t restores;   /* snapshots restored */
     uint64_t log_bytes;  /* bytes of log entries applied since the last snapshot or restore */
+    /* The database failed to read or write (disk full, I/O error): this server can no
+     * longer apply commands as the others do and must stop. */
+    bool storage_failed;
     /* Counters the leader watches to skip work (in memory only, not part of the state):
      * fleet_epoch moves when the desired state or an assignment may have changed
      * (workloads, nodes, placements, stops, lost replicas, restores); status_epoch when
@@ -120,6 +123,10 @@ void sch_fsm_close(struct sch_fsm *fsm);
  * (which the caller frees with sch_result_free). Returns 0 when the command was applied,
  * or result->code when it was rejected and changed nothing. */
 int sch_fsm_execute(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch_result *result);
+
+/* Commits the commands applied since the last call (sch_fsm_execute leaves them in an open
+ * transaction). Returns -1 and sets storage_failed when that fails. */
+int sch_fsm_flush(struct sch_fsm *fsm);
 
 /* Applies an encoded log entry (scheduler/command.h); the raft_fsm apply callback. A
  * malformed entry is rejected and logged, never fatal: every server rejects it alike. */

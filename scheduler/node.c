@@ -207,10 +207,18 @@ static void fatal_stop_cb(uv_timer_t *timer)
 static void fsm_applied(void *data, struct sch_fsm *fsm)
 {
     struct sch_node *node = data;
+    if (fsm->storage_failed && node->exit_code == 0) {
+        /* Applying on regardless would make this server's state differ from the others';
+         * after a restart it rebuilds the state from the snapshot and the log. */
+        gy_log_error("refusing to run on", "error=\"the state database failed\"");
+        node->exit_code = 1;
+        uv_timer_start(&node->stop_timer, fatal_stop_cb, 0, 0);
+    }
     if (!node->cluster_checked || fsm->restores != node->seen_restores) {
         char id[80];
         sch_fsm_cluster_id(fsm, id, sizeof(id));
         node->seen_restores = fsm->restores;
+        node->self_checked = 0;
         if (*id != '\0') {
             node->cluster_checked = true;
             struct gy_error err;
@@ -395,6 +403,12 @@ static void flush_group(struct sch_node *node)
 static void flush_cb(uv_check_t *check)
 {
     struct sch_node *node = check->data;
+    /* The commands applied in this turn of the loop share one commit. */
+    if (sch_fsm_flush(&node->fsm) < 0 && node->exit_code == 0) {
+        gy_log_error("refusing to run on", "error=\"the state database cannot be written\"");
+        node->exit_code = 1;
+        uv_timer_start(&node->stop_timer, fatal_stop_cb, 0, 0);
+    }
     while (node->queued > 0 && node->inflight_entries < SCH_INFLIGHT_MAX)
         flush_group(node);
     if (node->readers != NULL) {
@@ -534,9 +548,11 @@ static void duties_cb(uv_timer_t *timer)
     if (!sch_node_is_leader(node))
         return;
     struct gy_error err;
-    char cluster[80];
-    sch_fsm_cluster_id(&node->fsm, cluster, sizeof(cluster));
-    if (*cluster == '\0' && !node->init_inflight) {
+    char cluster[80] = "";
+    /* Once the state names its cluster (cluster_checked), it never changes. */
+    if (!node->cluster_checked)
+        sch_fsm_cluster_id(&node->fsm, cluster, sizeof(cluster));
+    if (!node->cluster_checked && *cluster == '\0' && !node->init_inflight) {
         /* The first leader of a new cluster names it. */
         char id[80];
         if (*node->cluster_id != '\0') {
@@ -560,7 +576,9 @@ static void duties_cb(uv_timer_t *timer)
         if (sch_node_propose(node, &cmd, duty_done, &node->init_inflight, &err) == 0)
             node->init_inflight = true;
     }
-    if (!node->self_inflight && !self_recorded(node)) {
+    /* The servers table changes only through applied commands. */
+    if (!node->self_inflight && node->self_checked != node->fsm.applied + 1 &&
+        !self_recorded(node)) {
         /* Followers forward to the leader's API address, so a new leader records it. */
         Gantry__SetServer set = GANTRY__SET_SERVER__INIT;
         set.id = node->cfg.id;
@@ -576,6 +594,8 @@ static void duties_cb(uv_timer_t *timer)
         cmd.set_server = &set;
         if (sch_node_propose(node, &cmd, duty_done, &node->self_inflight, &err) == 0)
             node->self_inflight = true;
+    } else if (!node->self_inflight) {
+        node->self_checked = node->fsm.applied + 1;
     }
 }
 

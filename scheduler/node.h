@@ -93,6 +93,7 @@ struct sch_node {
 
     bool init_inflight;
     bool self_inflight;
+    uint64_t self_checked; /* fsm.applied + 1 when this server's row was last found right */
     raft_id last_leader;
     uint64_t seen_restores;
     bool cluster_checked;
