@@ -33,7 +33,7 @@ static void usage(FILE *out)
         "  --snapshot-threshold N    entries between snapshots (default %d)\n"
         "  --snapshot-trailing N     entries kept in the log after a snapshot (default %d)\n"
         "  --snapshot-bytes SIZE     also snapshot after this many bytes of log entries, and\n"
-        "                            keep at most a quarter of it after (default 8Mi; 0: off)\n"
+        "                            keep at most an eighth of it after (default 16Mi; 0: off)\n"
         "  --max-body SIZE           largest request body; larger gets 413 (default 4Mi)\n"
         "  --node-down-timeout DUR   a node silent this long is down and its replicas are\n"
         "                            replaced elsewhere (default 5s)\n"

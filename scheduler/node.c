@@ -275,7 +275,7 @@ static void fsm_snapshot(void *data, struct sch_fsm *fsm)
     node->snapshot_due = false;
     raft_set_snapshot_threshold(&node->raft, node->cfg.snapshot_threshold);
     if (node->cfg.snapshot_bytes > 0)
-        raft_set_snapshot_trailing(&node->raft, trailing_within(node, node->cfg.snapshot_bytes / 4,
+        raft_set_snapshot_trailing(&node->raft, trailing_within(node, node->cfg.snapshot_bytes / 8,
                                                                 node->cfg.snapshot_trailing));
 }
 

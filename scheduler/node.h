@@ -23,10 +23,10 @@
 #define SCH_DEFAULT_SNAPSHOT_THRESHOLD 50000
 #define SCH_DEFAULT_SNAPSHOT_TRAILING  4096
 /* A snapshot is also taken once this many bytes of log entries were applied since the last
- * one, and the log kept after it holds at most a quarter of that: libraft keeps every entry
+ * one, and the log kept after it holds at most an eighth of that: libraft keeps every entry
  * since the last snapshot in memory, so this bounds the log's share of memory whatever the
  * size of the entries. */
-#define SCH_DEFAULT_SNAPSHOT_BYTES (8u * 1024u * 1024u)
+#define SCH_DEFAULT_SNAPSHOT_BYTES (16u * 1024u * 1024u)
 /* At most this many commands share one entry. */
 #define SCH_GROUP_MAX 512
 /* Group commit: while this many entries are on their way to a majority, new proposals
