@@ -1024,20 +1024,30 @@ int sch_fsm_execute(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch_
         fsm->rejected++;
         return reject_sql(fsm, result, "begin transaction");
     }
-    if (exec_sql(fsm, "SAVEPOINT entry") < 0) {
+    /* A batch runs each of its commands in a savepoint of its own, and fails as a whole only
+     * before writing anything or when the storage fails (which stops the server): it needs
+     * no savepoint around it, which spares copying every page it touches once more. */
+    bool savepoint = cmd->cmd_case != GANTRY__COMMAND__CMD_BATCH;
+    if (savepoint && exec_sql(fsm, "SAVEPOINT entry") < 0) {
         fsm->applied++;
         fsm->rejected++;
         return reject_sql(fsm, result, "open savepoint");
     }
     uint64_t events_before = fsm->last_event;
     int rc = exec_command(fsm, cmd, result, 0);
-    if (rc < 0) {
+    if (rc < 0 && savepoint) {
         if (exec_sql(fsm, "ROLLBACK TO entry") < 0)
             note_storage_error(fsm);
         fsm->last_event = events_before;
         result->last_event = 0;
+    } else if (rc < 0 && result->batch != NULL) {
+        /* Past its first savepoint, only the storage fails a batch as a whole. */
+        if (!fsm->storage_failed)
+            gy_log_error("state database failed", "error=\"%s\"",
+                         result->message ? result->message : "batch");
+        fsm->storage_failed = true;
     }
-    if (exec_sql(fsm, "RELEASE entry") < 0)
+    if (savepoint && exec_sql(fsm, "RELEASE entry") < 0)
         note_storage_error(fsm);
     fsm->applied++;
     if (rc < 0)
