@@ -128,6 +128,13 @@ static long http_post(const char *url, const char *text, char *answer, size_t le
                 continue;
             if (n <= 0 || (have += (size_t)n) == cap)
                 break;
+            /* Done once a body of known length is complete (else at the close). */
+            buf[have] = '\0';
+            char *head_end = strstr(buf, "\r\n\r\n");
+            char *cl = head_end ? strcasestr(buf, "\r\ncontent-length:") : NULL;
+            if (cl != NULL && cl < head_end &&
+                have >= (size_t)(head_end + 4 - buf) + strtoul(cl + 17, NULL, 10))
+                break;
         }
         buf[have] = '\0';
         char *end = strstr(buf, "\r\n\r\n");
