@@ -35,7 +35,7 @@ static const char *actor_of(struct sch_call *call)
 static json_t *body_object(struct sch_call *call)
 {
     json_error_t jerr;
-    json_t *doc = json_loadb(call->req->body, call->req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *doc = sch_json_loadb(call->req->body, call->req->body_len, &jerr);
     if (doc == NULL) {
         sch_call_error(call, 400, "invalid_json", NULL,
                        "request body is not valid JSON: %s at line %d column %d", jerr.text,

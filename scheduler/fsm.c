@@ -2,12 +2,15 @@
  * callbacks. Everything here runs on the loop thread, so no locking is needed. */
 #include "scheduler/fsm.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <uv.h>
 
@@ -110,14 +113,77 @@ static int reject(struct sch_result *result, enum gy_code code, const char *fmt,
     return result->code;
 }
 
+/* Errors of the storage rather than of the command: this server could no longer apply
+ * commands as the others do. */
+static void note_storage_error(struct sch_fsm *fsm)
+{
+    switch (sqlite3_errcode(fsm->db) & 0xff) {
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_NOMEM:
+    case SQLITE_CORRUPT:
+    case SQLITE_CANTOPEN:
+    case SQLITE_READONLY:
+    case SQLITE_NOTADB:
+        if (!fsm->storage_failed)
+            gy_log_error("state database failed", "error=\"%s\"", sqlite3_errmsg(fsm->db));
+        fsm->storage_failed = true;
+        break;
+    default:
+        break;
+    }
+}
+
 static int reject_sql(struct sch_fsm *fsm, struct sch_result *result, const char *what)
 {
+    note_storage_error(fsm);
     return reject(result, GY_EIO, "%s: %s", what, sqlite3_errmsg(fsm->db));
 }
 
+/* A prepared statement for sql (a string constant: the cache is keyed by its address),
+ * from the cache or prepared now; hand it back with stmt_put. NULL when it cannot be
+ * prepared. *kept is false when the cache is full and the statement must be finalized. */
+static sqlite3_stmt *stmt_get(struct sch_fsm *fsm, const char *sql, bool *kept)
+{
+    for (size_t i = 0; i < fsm->n_cache; i++) {
+        if (fsm->cache[i].sql == sql) {
+            *kept = true;
+            return fsm->cache[i].stmt;
+        }
+    }
+    sqlite3_stmt *stmt;
+    *kept = fsm->n_cache < SCH_FSM_STMT_CACHE;
+    if (sqlite3_prepare_v3(fsm->db, sql, -1, *kept ? SQLITE_PREPARE_PERSISTENT : 0, &stmt, NULL) !=
+        SQLITE_OK)
+        return NULL;
+    if (*kept) {
+        fsm->cache[fsm->n_cache].sql = sql;
+        fsm->cache[fsm->n_cache].stmt = stmt;
+        fsm->n_cache++;
+    }
+    return stmt;
+}
+
+static void stmt_put(sqlite3_stmt *stmt, bool kept)
+{
+    if (kept) {
+        sqlite3_reset(stmt);
+        sqlite3_clear_bindings(stmt);
+    } else {
+        sqlite3_finalize(stmt);
+    }
+}
+
+/* Runs one statement without parameters (BEGIN, SAVEPOINT, ...). */
 static int exec_sql(struct sch_fsm *fsm, const char *sql)
 {
-    return sqlite3_exec(fsm->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+    bool kept;
+    sqlite3_stmt *stmt = stmt_get(fsm, sql, &kept);
+    if (stmt == NULL)
+        return -1;
+    int rc = sqlite3_step(stmt);
+    stmt_put(stmt, kept);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
 }
 
 static int prepare_all(struct sch_fsm *fsm, struct gy_error *err)
@@ -144,43 +210,18 @@ static void finalize_all(struct sch_fsm *fsm)
 
 sqlite3_stmt *sch_fsm_stmt(struct sch_fsm *fsm, const char *sql)
 {
-    for (size_t i = 0; i < fsm->n_cache; i++) {
-        if (fsm->cache[i].sql == sql) {
-            sqlite3_stmt *stmt = fsm->cache[i].stmt;
-            sqlite3_reset(stmt);
-            sqlite3_clear_bindings(stmt);
-            return stmt;
-        }
-    }
-    if (fsm->n_cache == SCH_FSM_STMT_CACHE)
+    bool kept;
+    sqlite3_stmt *stmt = stmt_get(fsm, sql, &kept);
+    if (stmt == NULL)
         return NULL;
-    sqlite3_stmt *stmt;
-    if (sqlite3_prepare_v3(fsm->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL) != SQLITE_OK)
-        return NULL;
-    fsm->cache[fsm->n_cache].sql = sql;
-    fsm->cache[fsm->n_cache].stmt = stmt;
-    fsm->n_cache++;
-    return stmt;
-}
-
-/* A statement for sql: the cached one (*owned false), or, once the cache is full, a new
- * one the caller finalizes (*owned true). */
-static sqlite3_stmt *stmt_for(struct sch_fsm *fsm, const char *sql, bool *owned)
-{
-    sqlite3_stmt *stmt = sch_fsm_stmt(fsm, sql);
-    *owned = false;
-    if (stmt != NULL || fsm->n_cache < SCH_FSM_STMT_CACHE)
-        return stmt;
-    *owned = true;
-    return sqlite3_prepare_v2(fsm->db, sql, -1, &stmt, NULL) == SQLITE_OK ? stmt : NULL;
-}
-
-static void stmt_done(sqlite3_stmt *stmt, bool owned)
-{
-    if (owned)
+    if (!kept) {
+        /* The cache is full: this caller cannot own a statement. */
         sqlite3_finalize(stmt);
-    else
-        sqlite3_reset(stmt);
+        return NULL;
+    }
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    return stmt;
 }
 
 static uint64_t query_u64(struct sch_fsm *fsm, const char *sql)
@@ -201,8 +242,48 @@ static uint64_t query_u64(struct sch_fsm *fsm, const char *sql)
  * fresh one. The Raft log and snapshots on disk are what make the state durable. */
 static int open_memdb(sqlite3 **db)
 {
-    return sqlite3_open_v2("file:gantry-state?vfs=memdb", db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI, NULL);
+    /* Only the loop thread uses the database: SQLite's own locking is not needed. */
+    return sqlite3_open_v2(
+        "file:gantry-state?vfs=memdb", db,
+        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
+}
+
+/* A file-backed database holds only SCH_FSM_CACHE_KIB of pages in memory; the rest stays in
+ * the kernel's page cache or on disk. Nothing is synced (the Raft log and snapshots are what
+ * is durable), the rollback journal needed by savepoints stays in memory, and the exclusive
+ * lock keeps the cache valid between transactions. */
+static int open_file_db(const char *path, sqlite3 **db)
+{
+    int rc = sqlite3_open_v2(
+        path, db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    char pragmas[300];
+    snprintf(pragmas, sizeof(pragmas),
+             "PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = MEMORY;"
+             " PRAGMA synchronous = OFF; PRAGMA cache_size = -%d; PRAGMA mmap_size = 0;"
+             " PRAGMA temp_store = MEMORY;",
+             SCH_FSM_CACHE_KIB);
+    return sqlite3_exec(*db, pragmas, NULL, NULL, NULL);
+}
+
+static int init_schema(struct sch_fsm *fsm, struct gy_error *err)
+{
+    char version[128];
+    snprintf(version, sizeof(version),
+             "INSERT INTO meta (key, value) VALUES ('schema_version', '%d');",
+             SCH_FSM_SCHEMA_VERSION);
+    if (sqlite3_exec(fsm->db, schema_sql, NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(fsm->db, version, NULL, NULL, NULL) != SQLITE_OK) {
+        int rc =
+            gy_error_set(err, GY_EINTERNAL, "create state schema: %s", sqlite3_errmsg(fsm->db));
+        sch_fsm_close(fsm);
+        return rc;
+    }
+    int rc = prepare_all(fsm, err);
+    if (rc < 0)
+        sch_fsm_close(fsm);
+    return rc;
 }
 
 int sch_fsm_init(struct sch_fsm *fsm, struct gy_error *err)
@@ -215,24 +296,33 @@ int sch_fsm_init(struct sch_fsm *fsm, struct gy_error *err)
         fsm->db = NULL;
         return rc;
     }
-    char version[128];
-    snprintf(version, sizeof(version),
-             "INSERT INTO meta (key, value) VALUES ('schema_version', '%d');",
-             SCH_FSM_SCHEMA_VERSION);
-    if (exec_sql(fsm, schema_sql) < 0 || exec_sql(fsm, version) < 0) {
-        int rc =
-            gy_error_set(err, GY_EINTERNAL, "create state schema: %s", sqlite3_errmsg(fsm->db));
-        sch_fsm_close(fsm);
+    return init_schema(fsm, err);
+}
+
+int sch_fsm_init_file(struct sch_fsm *fsm, const char *path, struct gy_error *err)
+{
+    memset(fsm, 0, sizeof(*fsm));
+    if (strlen(path) + 3 > sizeof(fsm->path))
+        return gy_error_set(err, GY_EINVAL, "state database path %s is too long", path);
+    snprintf(fsm->path, sizeof(fsm->path), "%s", path);
+    snprintf(fsm->spare_path, sizeof(fsm->spare_path), "%s.1", path);
+    /* Whatever a previous run left is rebuilt from the Raft snapshot and log. */
+    if ((unlink(fsm->path) < 0 && errno != ENOENT) ||
+        (unlink(fsm->spare_path) < 0 && errno != ENOENT))
+        return gy_error_sys(err, errno, "remove old state database %s", fsm->path);
+    if (open_file_db(fsm->path, &fsm->db) != SQLITE_OK) {
+        int rc = gy_error_set(err, GY_EIO, "open state database %s: %s", fsm->path,
+                              fsm->db ? sqlite3_errmsg(fsm->db) : "out of memory");
+        sqlite3_close(fsm->db);
+        fsm->db = NULL;
         return rc;
     }
-    int rc = prepare_all(fsm, err);
-    if (rc < 0)
-        sch_fsm_close(fsm);
-    return rc;
+    return init_schema(fsm, err);
 }
 
 void sch_fsm_close(struct sch_fsm *fsm)
 {
+    sch_fsm_flush(fsm);
     finalize_all(fsm);
     if (fsm->db != NULL)
         sqlite3_close(fsm->db);
@@ -246,6 +336,10 @@ void sch_fsm_close(struct sch_fsm *fsm)
     free(fsm->dirty);
     fsm->dirty = NULL;
     fsm->n_dirty = fsm->cap_dirty = 0;
+    if (*fsm->path != '\0') {
+        unlink(fsm->path);
+        unlink(fsm->spare_path);
+    }
 }
 
 static int run(struct sch_fsm *fsm, const char *sql, const char *types, ...);
@@ -444,8 +538,8 @@ static int exec_apply(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sc
  * int64, 'd' double. Returns the number of changed rows, or -1 on error. */
 static int run(struct sch_fsm *fsm, const char *sql, const char *types, ...)
 {
-    bool owned;
-    sqlite3_stmt *stmt = stmt_for(fsm, sql, &owned);
+    bool kept;
+    sqlite3_stmt *stmt = stmt_get(fsm, sql, &kept);
     if (stmt == NULL)
         return -1;
     va_list ap;
@@ -462,7 +556,7 @@ static int run(struct sch_fsm *fsm, const char *sql, const char *types, ...)
     }
     va_end(ap);
     int rc = sqlite3_step(stmt);
-    stmt_done(stmt, owned);
+    stmt_put(stmt, kept);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW)
         return -1;
     return sqlite3_changes(fsm->db);
@@ -470,13 +564,13 @@ static int run(struct sch_fsm *fsm, const char *sql, const char *types, ...)
 
 static bool exists(struct sch_fsm *fsm, const char *sql, const char *key)
 {
-    bool owned;
-    sqlite3_stmt *stmt = stmt_for(fsm, sql, &owned);
+    bool kept;
+    sqlite3_stmt *stmt = stmt_get(fsm, sql, &kept);
     if (stmt == NULL)
         return false;
     sqlite3_bind_text(stmt, 1, key ? key : "", -1, SQLITE_STATIC);
     bool found = sqlite3_step(stmt) == SQLITE_ROW;
-    stmt_done(stmt, owned);
+    stmt_put(stmt, kept);
     return found;
 }
 
@@ -1091,27 +1185,60 @@ static int exec_command(struct sch_fsm *fsm, const Gantry__Command *cmd, struct 
     }
 }
 
+/* Commands run inside one transaction that stays open until sch_fsm_flush, each in a
+ * savepoint of its own: the commands applied in one turn of the loop share one commit, so
+ * the pages they all touch (the newest events, the indexes) are written to the file once.
+ * Every read goes through this connection and sees them at once. */
 int sch_fsm_execute(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch_result *result)
 {
     memset(result, 0, sizeof(*result));
-    if (exec_sql(fsm, "BEGIN") < 0)
+    if (sqlite3_get_autocommit(fsm->db) && exec_sql(fsm, "BEGIN") < 0) {
+        fsm->applied++;
+        fsm->rejected++;
         return reject_sql(fsm, result, "begin transaction");
+    }
+    /* A batch runs each of its commands in a savepoint of its own, and fails as a whole only
+     * before writing anything or when the storage fails (which stops the server): it needs
+     * no savepoint around it, which spares copying every page it touches once more. */
+    bool savepoint = cmd->cmd_case != GANTRY__COMMAND__CMD_BATCH;
+    if (savepoint && exec_sql(fsm, "SAVEPOINT entry") < 0) {
+        fsm->applied++;
+        fsm->rejected++;
+        return reject_sql(fsm, result, "open savepoint");
+    }
     uint64_t events_before = fsm->last_event;
     int rc = exec_command(fsm, cmd, result, 0);
-    if (rc < 0) {
-        exec_sql(fsm, "ROLLBACK");
+    if (rc < 0 && savepoint) {
+        if (exec_sql(fsm, "ROLLBACK TO entry") < 0)
+            note_storage_error(fsm);
         fsm->last_event = events_before;
         result->last_event = 0;
-    } else if (exec_sql(fsm, "COMMIT") < 0) {
-        rc = reject_sql(fsm, result, "commit");
-        exec_sql(fsm, "ROLLBACK");
-        fsm->last_event = events_before;
-        result->last_event = 0;
+    } else if (rc < 0 && result->batch != NULL) {
+        /* Past its first savepoint, only the storage fails a batch as a whole. */
+        if (!fsm->storage_failed)
+            gy_log_error("state database failed", "error=\"%s\"",
+                         result->message ? result->message : "batch");
+        fsm->storage_failed = true;
     }
+    if (savepoint && exec_sql(fsm, "RELEASE entry") < 0)
+        note_storage_error(fsm);
     fsm->applied++;
     if (rc < 0)
         fsm->rejected++;
     return rc;
+}
+
+int sch_fsm_flush(struct sch_fsm *fsm)
+{
+    if (fsm->db == NULL || sqlite3_get_autocommit(fsm->db))
+        return 0;
+    if (exec_sql(fsm, "COMMIT") == 0)
+        return 0;
+    /* The applied commands are still in the open transaction, but the file lost them:
+     * this server stops (see storage_failed) rather than carry on diverging. */
+    note_storage_error(fsm);
+    fsm->storage_failed = true;
+    return -1;
 }
 
 int sch_fsm_apply_entry(struct sch_fsm *fsm, const void *buf, size_t len, struct sch_result **out)
@@ -1190,10 +1317,45 @@ static int header_encode(struct sch_fsm *fsm, size_t db_len, uint8_t **out, size
     return 0;
 }
 
+/* The database image, in a buffer from sqlite3_malloc64. A file-backed database is read
+ * from its file in one go: between commands no transaction is open and every committed page
+ * has been written to the file, so the file is the consistent image, and reading it costs
+ * a few milliseconds where sqlite3_serialize, page by page through a small cache, took
+ * several times that on the loop. */
+static unsigned char *image_of(struct sch_fsm *fsm, sqlite3_int64 *len)
+{
+    sch_fsm_flush(fsm);
+    if (*fsm->path == '\0' || sqlite3_get_autocommit(fsm->db) == 0)
+        return sqlite3_serialize(fsm->db, "main", len, 0);
+    uint64_t pages = query_u64(fsm, "PRAGMA page_count");
+    uint64_t page_size = query_u64(fsm, "PRAGMA page_size");
+    size_t total = (size_t)(pages * page_size);
+    int fd = open(fsm->path, O_RDONLY | O_CLOEXEC);
+    unsigned char *buf = fd >= 0 && total > 0 ? sqlite3_malloc64(total) : NULL;
+    size_t have = 0;
+    while (buf != NULL && have < total) {
+        ssize_t n = pread(fd, buf + have, total - have, (off_t)have);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+    }
+    if (fd >= 0)
+        close(fd);
+    if (buf == NULL || have != total) {
+        /* Whatever went wrong, SQLite can still produce the image itself. */
+        sqlite3_free(buf);
+        return sqlite3_serialize(fsm->db, "main", len, 0);
+    }
+    *len = (sqlite3_int64)total;
+    return buf;
+}
+
 int sch_fsm_snapshot_image(struct sch_fsm *fsm, void **out, size_t *len, struct gy_error *err)
 {
     sqlite3_int64 db_len = 0;
-    unsigned char *db = sqlite3_serialize(fsm->db, "main", &db_len, 0);
+    unsigned char *db = image_of(fsm, &db_len);
     if (db == NULL)
         return gy_error_set(err, GY_ENOMEM, "serialize state database");
     uint8_t *header;
@@ -1214,6 +1376,31 @@ int sch_fsm_snapshot_image(struct sch_fsm *fsm, void **out, size_t *len, struct 
     sqlite3_free(db);
     *out = image;
     *len = header_len + (size_t)db_len;
+    return 0;
+}
+
+/* Writes a database image to a new file (not synced: see sch_fsm_init_file). */
+static int write_image(const char *path, const uint8_t *data, size_t len, struct gy_error *err)
+{
+    if (unlink(path) < 0 && errno != ENOENT)
+        return gy_error_sys(err, errno, "remove %s", path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return gy_error_sys(err, errno, "create %s", path);
+    while (len > 0) {
+        ssize_t n = write(fd, data, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            int rc = gy_error_sys(err, n < 0 ? errno : EIO, "write %s", path);
+            close(fd);
+            unlink(path);
+            return rc;
+        }
+        data += n;
+        len -= (size_t)n;
+    }
+    close(fd);
     return 0;
 }
 
@@ -1242,26 +1429,39 @@ int sch_fsm_restore_image(struct sch_fsm *fsm, const void *data, size_t len, str
         return gy_error_set(err, GY_EPROTO, "snapshot holds %zu database bytes, header says %llu",
                             len - header_len, (unsigned long long)db_len);
 
-    /* Deserialize into a fresh connection first, so a bad image leaves the current state
-     * untouched. */
+    /* Load into a fresh connection first, so a bad image leaves the current state untouched:
+     * a file-backed state gets a new file under its other name, an in-memory one a copy. */
     sqlite3 *db = NULL;
-    if (open_memdb(&db) != SQLITE_OK) {
-        sqlite3_close(db);
-        return gy_error_set(err, GY_ENOMEM, "open database for restore");
-    }
-    unsigned char *copy = sqlite3_malloc64(db_len ? db_len : 1);
-    if (copy == NULL) {
-        sqlite3_close(db);
-        return gy_error_set(err, GY_ENOMEM, "allocate %llu bytes for restore",
-                            (unsigned long long)db_len);
-    }
-    memcpy(copy, buf + header_len, db_len);
-    if (sqlite3_deserialize(db, "main", copy, (sqlite3_int64)db_len, (sqlite3_int64)db_len,
-                            SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_RESIZEABLE) !=
-        SQLITE_OK) {
-        int rc = gy_error_set(err, GY_EPROTO, "load snapshot database: %s", sqlite3_errmsg(db));
-        sqlite3_close(db);
-        return rc;
+    int rc;
+    if (*fsm->path != '\0') {
+        if ((rc = write_image(fsm->spare_path, buf + header_len, db_len, err)) < 0)
+            return rc;
+        if (open_file_db(fsm->spare_path, &db) != SQLITE_OK) {
+            rc = gy_error_set(err, GY_EPROTO, "open snapshot database %s: %s", fsm->spare_path,
+                              db ? sqlite3_errmsg(db) : "out of memory");
+            sqlite3_close(db);
+            unlink(fsm->spare_path);
+            return rc;
+        }
+    } else {
+        if (open_memdb(&db) != SQLITE_OK) {
+            sqlite3_close(db);
+            return gy_error_set(err, GY_ENOMEM, "open database for restore");
+        }
+        unsigned char *copy = sqlite3_malloc64(db_len ? db_len : 1);
+        if (copy == NULL) {
+            sqlite3_close(db);
+            return gy_error_set(err, GY_ENOMEM, "allocate %llu bytes for restore",
+                                (unsigned long long)db_len);
+        }
+        memcpy(copy, buf + header_len, db_len);
+        if (sqlite3_deserialize(db, "main", copy, (sqlite3_int64)db_len, (sqlite3_int64)db_len,
+                                SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_RESIZEABLE) !=
+            SQLITE_OK) {
+            rc = gy_error_set(err, GY_EPROTO, "load snapshot database: %s", sqlite3_errmsg(db));
+            sqlite3_close(db);
+            return rc;
+        }
     }
     sqlite3_stmt *check;
     int ok = sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema_version'", -1,
@@ -1272,17 +1472,29 @@ int sch_fsm_restore_image(struct sch_fsm *fsm, const void *data, size_t len, str
     }
     if (!ok) {
         sqlite3_close(db);
+        if (*fsm->path != '\0')
+            unlink(fsm->spare_path);
         return gy_error_set(err, GY_EPROTO, "snapshot database has no matching schema version");
     }
 
     finalize_all(fsm);
     sqlite3_close(fsm->db);
     fsm->db = db;
-    int rc = prepare_all(fsm, err);
+    if (*fsm->path != '\0') {
+        /* The restored file is the state now; the old one goes and its name is the next
+         * restore's. */
+        char old[sizeof(fsm->path)];
+        memcpy(old, fsm->path, sizeof(old));
+        unlink(old);
+        memcpy(fsm->path, fsm->spare_path, sizeof(fsm->path));
+        memcpy(fsm->spare_path, old, sizeof(fsm->spare_path));
+    }
+    rc = prepare_all(fsm, err);
     if (rc < 0)
         return rc;
     fsm->last_event = query_u64(fsm, "SELECT COALESCE(MAX(seq), 0) FROM events");
     fsm->restores++;
+    fsm->log_bytes = 0;
     fsm->fleet_epoch++;
     mark_all(fsm);
     return 0;
@@ -1300,6 +1512,7 @@ static int fsm_apply_cb(struct raft_fsm *rf, const struct raft_buffer *buf, void
     struct sch_result *result;
     *out = NULL;
     uint64_t t0 = uv_hrtime();
+    fsm->log_bytes += buf->len;
     sch_fsm_apply_entry(fsm, buf->base, buf->len, &result);
     uint64_t took_ms = (uv_hrtime() - t0) / 1000000;
     if (took_ms >= SLOW_MS)
@@ -1329,9 +1542,9 @@ static int raft_snapshot_cb(struct raft_fsm *rf, struct raft_buffer *bufs[], uns
     sqlite3_int64 db_len = 0;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    /* Two buffers: the header and the sqlite3_serialize image itself, handed to raft
+    /* Two buffers: the header and the database image itself, handed to raft
      * without a copy and released in snapshot_finalize (FSM version 2). */
-    unsigned char *db = sqlite3_serialize(fsm->db, "main", &db_len, 0);
+    unsigned char *db = image_of(fsm, &db_len);
     uint8_t *header = NULL;
     size_t header_len = 0;
     struct raft_buffer *array = malloc(2 * sizeof(*array));
@@ -1349,6 +1562,9 @@ static int raft_snapshot_cb(struct raft_fsm *rf, struct raft_buffer *bufs[], uns
     *bufs = array;
     *n_bufs = 2;
     fsm->snapshots++;
+    fsm->log_bytes = 0;
+    if (fsm->hooks.snapshot != NULL)
+        fsm->hooks.snapshot(fsm->hooks.data, fsm);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     gy_log_info("snapshot taken", "bytes=%zu serialize_ms=%ld", header_len + (size_t)db_len,
                 (long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000));

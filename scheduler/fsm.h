@@ -22,6 +22,10 @@
 #define SCH_FSM_EVENTS_PRUNE_EVERY 1000
 /* How many outcomes of applied commands wait for their proposer (see sch_fsm_result_claim). */
 #define SCH_FSM_RESULT_SLOTS 4096
+/* Prepared statements kept for the less frequent commands. */
+#define SCH_FSM_STMT_CACHE 64
+/* Page cache of a file-backed state database, in KiB (see sch_fsm_init_file). */
+#define SCH_FSM_CACHE_KIB 2048
 
 enum sch_outcome {
     SCH_OUTCOME_CREATED = 0,
@@ -61,10 +65,10 @@ struct sch_fsm_hooks {
     bool (*want_result)(void *data);
     /* Called after every applied command and after a restore. */
     void (*applied)(void *data, struct sch_fsm *fsm);
+    /* Called when libraft takes a snapshot (before it is written). */
+    void (*snapshot)(void *data, struct sch_fsm *fsm);
     void *data;
 };
-
-#define SCH_FSM_STMT_CACHE 48
 
 struct sch_fsm {
     sqlite3 *db;
@@ -74,6 +78,10 @@ struct sch_fsm {
     uint64_t last_event; /* highest audit event sequence number */
     uint64_t snapshots;  /* snapshots taken */
     uint64_t restores;   /* snapshots restored */
+    uint64_t log_bytes;  /* bytes of log entries applied since the last snapshot or restore */
+    /* The database failed to read or write (disk full, I/O error): this server can no
+     * longer apply commands as the others do and must stop. */
+    bool storage_failed;
     /* Counters the leader watches to skip work (in memory only, not part of the state):
      * fleet_epoch moves when the desired state or an assignment may have changed
      * (workloads, nodes, placements, stops, lost replicas, restores); status_epoch when
@@ -89,12 +97,17 @@ struct sch_fsm {
     bool dirty_all;
     struct sch_result *slots[SCH_FSM_RESULT_SLOTS];
     sqlite3_stmt *stmts[16];
-    /* Statements prepared once and reused (sch_fsm_stmt), finalized with the database. */
-    struct sch_fsm_cached {
+    /* Statements prepared on first use and kept (sch_fsm_stmt), finalized with the
+     * database. */
+    struct {
         const char *sql;
         sqlite3_stmt *stmt;
     } cache[SCH_FSM_STMT_CACHE];
     size_t n_cache;
+    /* The database file ("" when the state lives in memory) and the other name a restore
+     * writes to before it replaces it. */
+    char path[4096];
+    char spare_path[4096];
 };
 
 /* A prepared statement of the state database for sql, reset and with its bindings
@@ -106,12 +119,22 @@ sqlite3_stmt *sch_fsm_stmt(struct sch_fsm *fsm, const char *sql);
 
 /* Opens an empty in-memory database with the current schema. */
 int sch_fsm_init(struct sch_fsm *fsm, struct gy_error *err);
+/* Opens an empty database with the current schema in the file path (replacing whatever it
+ * held), with a page cache of SCH_FSM_CACHE_KIB: the state then costs memory only for its
+ * cached pages. The file is scratch space, not durability: it is never synced, and the
+ * state is rebuilt from the Raft snapshot and log at every start. A restore writes the
+ * image to path.1 (or back), so the two names alternate. */
+int sch_fsm_init_file(struct sch_fsm *fsm, const char *path, struct gy_error *err);
 void sch_fsm_close(struct sch_fsm *fsm);
 
 /* Executes one decoded command in one transaction and describes the outcome in *result
  * (which the caller frees with sch_result_free). Returns 0 when the command was applied,
  * or result->code when it was rejected and changed nothing. */
 int sch_fsm_execute(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch_result *result);
+
+/* Commits the commands applied since the last call (sch_fsm_execute leaves them in an open
+ * transaction). Returns -1 and sets storage_failed when that fails. */
+int sch_fsm_flush(struct sch_fsm *fsm);
 
 /* Applies an encoded log entry (scheduler/command.h); the raft_fsm apply callback. A
  * malformed entry is rejected and logged, never fatal: every server rejects it alike. */

@@ -68,6 +68,10 @@ void sch_http_respond(struct sch_http_request *req, int status, const char *cont
                       const char *extra_headers, const char *body, size_t len);
 /* Answers with a JSON body; takes the reference to body. */
 void sch_http_respond_json(struct sch_http_request *req, int status, json_t *body);
+
+/* Parses a request body as json_loadb(buf, len, JSON_REJECT_DUPLICATES, err) does, with
+ * the same result and errors, several times faster on long strings (http_json.c). */
+json_t *sch_json_loadb(const char *buf, size_t len, json_error_t *err);
 /* Answers {"error":{"code":CODE,"message":MSG[,"path":PATH]}}; path may be NULL. */
 void sch_http_respond_error(struct sch_http_request *req, int status, const char *code,
                             const char *path, const char *fmt, ...)

@@ -1,11 +1,19 @@
 /* Joining a running cluster: a worker thread asks it (through any server's API, which
  * forwards to the leader) to add this server; the answer carries the cluster id, which is
- * recorded in the data directory. Retried until it succeeds or the cluster refuses. */
-#include <curl/curl.h>
+ * recorded in the data directory. Retried until it succeeds or the cluster refuses. The
+ * request is one plain HTTP/1.1 POST, made here rather than through libcurl, whose
+ * libraries (TLS, Kerberos, LDAP...) would otherwise cost every server about 7 MB of
+ * resident memory for this one request. */
+#include <errno.h>
 #include <inttypes.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/xalloc.h"
@@ -13,21 +21,140 @@
 
 #define JOIN_RETRY_MS 1000
 
-struct answer {
-    char *buf;
-    size_t len, cap;
-};
-
-static size_t collect(char *data, size_t size, size_t n, void *user)
+/* Splits "http://HOST[:PORT][/PREFIX]" (checked by main) into its parts. */
+static int url_split(const char *url, char *host, size_t host_len, char *port, size_t port_len,
+                     char *prefix, size_t prefix_len)
 {
-    struct answer *a = user;
-    size_t len = size * n;
-    if (a->len + len + 1 > a->cap)
-        len = a->cap - a->len - 1;
-    memcpy(a->buf + a->len, data, len);
-    a->len += len;
-    a->buf[a->len] = '\0';
-    return size * n;
+    const char *p = url + strlen("http://");
+    const char *slash = strchr(p, '/');
+    size_t hp = slash ? (size_t)(slash - p) : strlen(p);
+    snprintf(prefix, prefix_len, "%s", slash ? slash : "");
+    size_t n = strlen(prefix);
+    while (n > 0 && prefix[n - 1] == '/')
+        prefix[--n] = '\0';
+    const char *colon = memchr(p, ':', hp);
+    if (colon != NULL) {
+        snprintf(host, host_len, "%.*s", (int)(colon - p), p);
+        snprintf(port, port_len, "%.*s", (int)(hp - (size_t)(colon - p) - 1), colon + 1);
+    } else {
+        snprintf(host, host_len, "%.*s", (int)hp, p);
+        snprintf(port, port_len, "80");
+    }
+    return *host != '\0' && *port != '\0' ? 0 : -1;
+}
+
+/* Decodes a chunked body in place; returns its length. */
+static size_t unchunk(char *body, size_t len)
+{
+    size_t in = 0, out = 0;
+    while (in < len) {
+        char *end;
+        unsigned long size = strtoul(body + in, &end, 16);
+        char *line = strstr(body + in, "\r\n");
+        if (line == NULL || size == 0 || end == body + in)
+            break;
+        in = (size_t)(line - body) + 2;
+        if (size > len - in)
+            size = len - in;
+        memmove(body + out, body + in, size);
+        out += size;
+        in += size + 2;
+    }
+    body[out] = '\0';
+    return out;
+}
+
+/* POSTs text to url and reads the answer: returns the status code (0 when there was none,
+ * with the reason in answer) and leaves the body in answer. */
+static long http_post(const char *url, const char *text, char *answer, size_t len)
+{
+    char host[256], port[16], prefix[700];
+    answer[0] = '\0';
+    if (url_split(url, host, sizeof(host), port, sizeof(port), prefix, sizeof(prefix)) < 0) {
+        snprintf(answer, len, "cannot parse URL %s", url);
+        return 0;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    int grc = getaddrinfo(host, port, &hints, &res);
+    if (grc != 0) {
+        snprintf(answer, len, "resolve %s: %s", host, gai_strerror(grc));
+        return 0;
+    }
+    int fd = -1;
+    for (struct addrinfo *ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0)
+            continue;
+        /* Connecting gives up after 2 s; catching up a new server can take a while with a
+         * large state, so the answer is awaited for 20 s (then the request is retried). */
+        struct timeval connect_tv = {.tv_sec = 2}, answer_tv = {.tv_sec = 20};
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &connect_tv, sizeof(connect_tv));
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &answer_tv, sizeof(answer_tv));
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+            snprintf(answer, len, "connect to %s:%s: %s", host, port, strerror(errno));
+            close(fd);
+            fd = -1;
+        }
+    }
+    freeaddrinfo(res);
+    if (fd < 0)
+        return 0;
+    size_t body_len = strlen(text);
+    size_t req_cap = body_len + 1024;
+    char *req = gy_xmalloc(req_cap);
+    int req_len = snprintf(req, req_cap,
+                           "POST %s/v1/cluster/members HTTP/1.1\r\nHost: %s:%s\r\n"
+                           "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+                           "Connection: close\r\n\r\n%s",
+                           prefix, host, port, body_len, text);
+    long status = 0;
+    size_t sent = 0;
+    while (sent < (size_t)req_len) {
+        ssize_t n = send(fd, req + sent, (size_t)req_len - sent, MSG_NOSIGNAL);
+        if (n <= 0) {
+            snprintf(answer, len, "send to %s:%s: %s", host, port,
+                     n < 0 ? strerror(errno) : "closed");
+            break;
+        }
+        sent += (size_t)n;
+    }
+    free(req);
+    if (sent == (size_t)req_len) {
+        size_t cap = 65536, have = 0;
+        char *buf = gy_xmalloc(cap + 1);
+        for (;;) {
+            ssize_t n = recv(fd, buf + have, cap - have, 0);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0 || (have += (size_t)n) == cap)
+                break;
+            /* Done once a body of known length is complete (else at the close). */
+            buf[have] = '\0';
+            char *head_end = strstr(buf, "\r\n\r\n");
+            char *cl = head_end ? strcasestr(buf, "\r\ncontent-length:") : NULL;
+            if (cl != NULL && cl < head_end &&
+                have >= (size_t)(head_end + 4 - buf) + strtoul(cl + 17, NULL, 10))
+                break;
+        }
+        buf[have] = '\0';
+        char *end = strstr(buf, "\r\n\r\n");
+        if (have >= 12 && strncmp(buf, "HTTP/1.", 7) == 0 && end != NULL) {
+            status = strtol(buf + 9, NULL, 10);
+            char *body = end + 4;
+            size_t blen = have - (size_t)(body - buf);
+            *end = '\0';
+            if (strcasestr(buf, "\r\ntransfer-encoding: chunked") != NULL)
+                blen = unchunk(body, blen);
+            snprintf(answer, len, "%.*s", (int)blen, body);
+        } else {
+            snprintf(answer, len, "no HTTP answer from %s:%s%s%s", host, port,
+                     have == 0 && errno != 0 ? ": " : "",
+                     have == 0 && errno ? strerror(errno) : "");
+        }
+        free(buf);
+    }
+    close(fd);
+    return status;
 }
 
 static void join_request(uv_work_t *work)
@@ -39,36 +166,8 @@ static void join_request(uv_work_t *work)
                              cfg->agent_addr, "cluster_id", server->node.cluster_id);
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
-    char url[1200];
-    size_t base = strlen(server->cfg.join_url);
-    while (base > 0 && server->cfg.join_url[base - 1] == '/')
-        base--;
-    snprintf(url, sizeof(url), "%.*s/v1/cluster/members", (int)base, server->cfg.join_url);
-    struct answer a = {server->join_answer, 0, sizeof(server->join_answer)};
-    server->join_answer[0] = '\0';
-    server->join_status = 0;
-    CURL *curl = curl_easy_init();
-    if (curl != NULL) {
-        struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
-        curl_easy_setopt(curl, CURLOPT_URL, url);
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, text);
-        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
-        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &a);
-        curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
-        /* Catching up a new server can take a while with a large state; an unanswered
-         * request is retried, and a shutdown waits for at most this long. */
-        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 20000L);
-        CURLcode rc = curl_easy_perform(curl);
-        if (rc == CURLE_OK)
-            curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &server->join_status);
-        else
-            snprintf(server->join_answer, sizeof(server->join_answer), "%s",
-                     curl_easy_strerror(rc));
-        curl_slist_free_all(headers);
-        curl_easy_cleanup(curl);
-    }
+    server->join_status =
+        http_post(server->cfg.join_url, text, server->join_answer, sizeof(server->join_answer));
     free(text);
 }
 

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
+#include <malloc.h>
 
 #include "common/log.h"
 #include "common/quantity.h"
@@ -32,6 +32,8 @@ static void usage(FILE *out)
         "  --connect-retry DUR       delay between reconnects to a peer (default 100ms)\n"
         "  --snapshot-threshold N    entries between snapshots (default %d)\n"
         "  --snapshot-trailing N     entries kept in the log after a snapshot (default %d)\n"
+        "  --snapshot-bytes SIZE     also snapshot after this many bytes of log entries, and\n"
+        "                            keep at most an eighth of it after (default 16Mi; 0: off)\n"
         "  --max-body SIZE           largest request body; larger gets 413 (default 4Mi)\n"
         "  --node-down-timeout DUR   a node silent this long is down and its replicas are\n"
         "                            replaced elsewhere (default 5s)\n"
@@ -88,6 +90,7 @@ int main(int argc, char **argv)
                 .connect_retry_ms = SCH_DEFAULT_CONNECT_RETRY_MS,
                 .snapshot_threshold = SCH_DEFAULT_SNAPSHOT_THRESHOLD,
                 .snapshot_trailing = SCH_DEFAULT_SNAPSHOT_TRAILING,
+                .snapshot_bytes = SCH_DEFAULT_SNAPSHOT_BYTES,
             },
         .max_body = 4u << 20,
         .forward_timeout_ms = 10000,
@@ -107,6 +110,7 @@ int main(int argc, char **argv)
         OPT_RETRY,
         OPT_THRESHOLD,
         OPT_TRAILING,
+        OPT_SNAPSHOT_BYTES,
         OPT_MAX_BODY,
         OPT_NODE_DOWN,
         OPT_LOG_LEVEL,
@@ -126,6 +130,7 @@ int main(int argc, char **argv)
         {"connect-retry", required_argument, NULL, OPT_RETRY},
         {"snapshot-threshold", required_argument, NULL, OPT_THRESHOLD},
         {"snapshot-trailing", required_argument, NULL, OPT_TRAILING},
+        {"snapshot-bytes", required_argument, NULL, OPT_SNAPSHOT_BYTES},
         {"max-body", required_argument, NULL, OPT_MAX_BODY},
         {"node-down-timeout", required_argument, NULL, OPT_NODE_DOWN},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
@@ -187,6 +192,17 @@ int main(int argc, char **argv)
                                   &cfg.node.snapshot_trailing)))
                 return rc;
             break;
+        case OPT_SNAPSHOT_BYTES: {
+            int64_t bytes;
+            struct gy_error err;
+            if (strcmp(optarg, "0") == 0)
+                bytes = 0;
+            else if (gy_memory_parse(optarg, &bytes, &err) < 0 || bytes < (64 << 10) ||
+                     bytes > (1ll << 40))
+                return bad_flag("--snapshot-bytes", optarg, "must be 0 or a size from 64Ki to 1Ti");
+            cfg.node.snapshot_bytes = (uint64_t)bytes;
+            break;
+        }
         case OPT_MAX_BODY: {
             int64_t bytes;
             struct gy_error err;
@@ -241,7 +257,12 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    /* Memory: large buffers (snapshot images, restores) are mapped and unmapped on their
+     * own instead of staying in the heap once freed (glibc raises its threshold after the
+     * first large free, which kept a whole snapshot's worth of heap); and the few threads
+     * share two arenas rather than one each. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+    mallopt(M_ARENA_MAX, 2);
     uv_loop_t loop;
     uv_loop_init(&loop);
     static struct sch_server server;
@@ -256,6 +277,5 @@ int main(int argc, char **argv)
     if (server.exit_code != 0)
         status = server.exit_code;
     uv_loop_close(&loop);
-    curl_global_cleanup();
     return status;
 }

@@ -207,10 +207,18 @@ static void fatal_stop_cb(uv_timer_t *timer)
 static void fsm_applied(void *data, struct sch_fsm *fsm)
 {
     struct sch_node *node = data;
+    if (fsm->storage_failed && node->exit_code == 0) {
+        /* Applying on regardless would make this server's state differ from the others';
+         * after a restart it rebuilds the state from the snapshot and the log. */
+        gy_log_error("refusing to run on", "error=\"the state database failed\"");
+        node->exit_code = 1;
+        uv_timer_start(&node->stop_timer, fatal_stop_cb, 0, 0);
+    }
     if (!node->cluster_checked || fsm->restores != node->seen_restores) {
         char id[80];
         sch_fsm_cluster_id(fsm, id, sizeof(id));
         node->seen_restores = fsm->restores;
+        node->self_checked = 0;
         if (*id != '\0') {
             node->cluster_checked = true;
             struct gy_error err;
@@ -222,8 +230,53 @@ static void fsm_applied(void *data, struct sch_fsm *fsm)
             }
         }
     }
+    /* Past the byte budget, the next apply takes a snapshot: libraft takes one when the
+     * entries applied since the last reach the threshold. */
+    if (node->cfg.snapshot_bytes > 0 && !node->snapshot_due &&
+        fsm->log_bytes >= node->cfg.snapshot_bytes && node->raft_started) {
+        node->snapshot_due = true;
+        raft_set_snapshot_threshold(&node->raft, 1);
+    }
     if (node->on_applied != NULL)
         node->on_applied(node->on_applied_data);
+}
+
+/* The newest entries up to the last applied one whose sizes add up to at most budget
+ * bytes, but no more than max entries: how many to keep after a snapshot. */
+static unsigned trailing_within(struct sch_node *node, uint64_t budget, unsigned max)
+{
+    const struct raft_log *log = &node->raft.log;
+    size_t n =
+        log->back >= log->front ? log->back - log->front : log->size - log->front + log->back;
+    raft_index applied = node->raft.last_applied;
+    if (n == 0 || applied <= log->offset)
+        return max < 16 ? max : 16;
+    size_t last = applied - log->offset - 1; /* position of the last applied entry */
+    if (last >= n)
+        last = n - 1;
+    uint64_t sum = 0;
+    unsigned kept = 0;
+    for (size_t i = last + 1; i-- > 0 && kept < max;) {
+        sum += log->entries[(log->front + i) % log->size].buf.len;
+        if (sum > budget)
+            break;
+        kept++;
+    }
+    /* A follower a moment behind still catches up from the log. */
+    return kept < 16 && max >= 16 ? 16 : kept;
+}
+
+static void fsm_snapshot(void *data, struct sch_fsm *fsm)
+{
+    (void)fsm;
+    struct sch_node *node = data;
+    if (!node->raft_started)
+        return;
+    node->snapshot_due = false;
+    raft_set_snapshot_threshold(&node->raft, node->cfg.snapshot_threshold);
+    if (node->cfg.snapshot_bytes > 0)
+        raft_set_snapshot_trailing(&node->raft, trailing_within(node, node->cfg.snapshot_bytes / 8,
+                                                                node->cfg.snapshot_trailing));
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -350,6 +403,12 @@ static void flush_group(struct sch_node *node)
 static void flush_cb(uv_check_t *check)
 {
     struct sch_node *node = check->data;
+    /* The commands applied in this turn of the loop share one commit. */
+    if (sch_fsm_flush(&node->fsm) < 0 && node->exit_code == 0) {
+        gy_log_error("refusing to run on", "error=\"the state database cannot be written\"");
+        node->exit_code = 1;
+        uv_timer_start(&node->stop_timer, fatal_stop_cb, 0, 0);
+    }
     while (node->queued > 0 && node->inflight_entries < SCH_INFLIGHT_MAX)
         flush_group(node);
     if (node->readers != NULL) {
@@ -489,9 +548,11 @@ static void duties_cb(uv_timer_t *timer)
     if (!sch_node_is_leader(node))
         return;
     struct gy_error err;
-    char cluster[80];
-    sch_fsm_cluster_id(&node->fsm, cluster, sizeof(cluster));
-    if (*cluster == '\0' && !node->init_inflight) {
+    char cluster[80] = "";
+    /* Once the state names its cluster (cluster_checked), it never changes. */
+    if (!node->cluster_checked)
+        sch_fsm_cluster_id(&node->fsm, cluster, sizeof(cluster));
+    if (!node->cluster_checked && *cluster == '\0' && !node->init_inflight) {
         /* The first leader of a new cluster names it. */
         char id[80];
         if (*node->cluster_id != '\0') {
@@ -515,7 +576,9 @@ static void duties_cb(uv_timer_t *timer)
         if (sch_node_propose(node, &cmd, duty_done, &node->init_inflight, &err) == 0)
             node->init_inflight = true;
     }
-    if (!node->self_inflight && !self_recorded(node)) {
+    /* The servers table changes only through applied commands. */
+    if (!node->self_inflight && node->self_checked != node->fsm.applied + 1 &&
+        !self_recorded(node)) {
         /* Followers forward to the leader's API address, so a new leader records it. */
         Gantry__SetServer set = GANTRY__SET_SERVER__INIT;
         set.id = node->cfg.id;
@@ -531,6 +594,8 @@ static void duties_cb(uv_timer_t *timer)
         cmd.set_server = &set;
         if (sch_node_propose(node, &cmd, duty_done, &node->self_inflight, &err) == 0)
             node->self_inflight = true;
+    } else if (!node->self_inflight) {
+        node->self_checked = node->fsm.applied + 1;
     }
 }
 
@@ -794,10 +859,13 @@ int sch_node_start(struct sch_node *node, uv_loop_t *loop, const struct sch_node
                             cfg->data_dir);
     if ((rc = check_listen_address("raft address", cfg->raft_addr, err)) < 0)
         return rc;
-    if ((rc = sch_fsm_init(&node->fsm, err)) < 0)
+    char state_path[4200];
+    snprintf(state_path, sizeof(state_path), "%s/state.db", cfg->data_dir);
+    if ((rc = sch_fsm_init_file(&node->fsm, state_path, err)) < 0)
         return rc;
     node->fsm.hooks.want_result = want_result;
     node->fsm.hooks.applied = fsm_applied;
+    node->fsm.hooks.snapshot = fsm_snapshot;
     node->fsm.hooks.data = node;
     uv_check_init(loop, &node->flush);
     node->flush.data = node;

@@ -22,6 +22,11 @@
 #define SCH_DEFAULT_CONNECT_RETRY_MS   100
 #define SCH_DEFAULT_SNAPSHOT_THRESHOLD 50000
 #define SCH_DEFAULT_SNAPSHOT_TRAILING  4096
+/* A snapshot is also taken once this many bytes of log entries were applied since the last
+ * one, and the log kept after it holds at most an eighth of that: libraft keeps every entry
+ * since the last snapshot in memory, so this bounds the log's share of memory whatever the
+ * size of the entries. */
+#define SCH_DEFAULT_SNAPSHOT_BYTES (16u * 1024u * 1024u)
 /* At most this many commands share one entry. */
 #define SCH_GROUP_MAX 512
 /* Group commit: while this many entries are on their way to a majority, new proposals
@@ -43,6 +48,7 @@ struct sch_node_config {
     unsigned connect_retry_ms;
     unsigned snapshot_threshold;
     unsigned snapshot_trailing;
+    uint64_t snapshot_bytes; /* 0: entry counts alone decide */
 };
 
 /* Called when a proposal is settled: status 0 with the state machine's result (valid only
@@ -87,9 +93,11 @@ struct sch_node {
 
     bool init_inflight;
     bool self_inflight;
+    uint64_t self_checked; /* fsm.applied + 1 when this server's row was last found right */
     raft_id last_leader;
     uint64_t seen_restores;
     bool cluster_checked;
+    bool snapshot_due;          /* the threshold was lowered so the next apply takes a snapshot */
     unsigned inflight_barriers; /* raft_barrier requests not yet called back */
     uint64_t close_deadline;    /* uv_now() after which closing waits no longer */
 

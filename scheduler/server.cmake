@@ -20,7 +20,7 @@ add_library(gantry_scheduler_api STATIC
     ${CMAKE_CURRENT_SOURCE_DIR}/metrics.c
     ${CMAKE_CURRENT_SOURCE_DIR}/join.c
     ${CMAKE_CURRENT_SOURCE_DIR}/agents.c)
-target_link_libraries(gantry_scheduler_api PUBLIC gantry_scheduler PkgConfig::CURL)
+target_link_libraries(gantry_scheduler_api PUBLIC gantry_scheduler)
 set_target_properties(gantry_scheduler_api PROPERTIES C_VISIBILITY_PRESET hidden)
 
 if(TARGET gantry_http)

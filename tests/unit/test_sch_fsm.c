@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "scheduler/command.h"
 #include "scheduler/fsm.h"
@@ -25,6 +26,30 @@ static int teardown(void **state)
 {
     sch_fsm_close(*state);
     free(*state);
+    return 0;
+}
+
+/* A file-backed state machine in a fresh directory (removed by teardown_file). */
+static char file_dir[64];
+
+static int setup_file(void **state)
+{
+    snprintf(file_dir, sizeof(file_dir), "/tmp/gantry-fsm-XXXXXX");
+    assert_non_null(mkdtemp(file_dir));
+    char path[128];
+    snprintf(path, sizeof(path), "%s/state.db", file_dir);
+    struct sch_fsm *fsm = calloc(1, sizeof(*fsm));
+    struct gy_error err;
+    assert_int_equal(sch_fsm_init_file(fsm, path, &err), 0);
+    *state = fsm;
+    return 0;
+}
+
+static int teardown_file(void **state)
+{
+    teardown(state);
+    /* Closing removed the database files, so the directory is empty. */
+    assert_int_equal(rmdir(file_dir), 0);
     return 0;
 }
 
@@ -400,6 +425,58 @@ static void test_snapshot_round_trip(void **state)
     sch_fsm_close(&other);
 }
 
+/* A file-backed state restores into a new file, which then replaces the old one. */
+static void test_file_backed_restore(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    struct sch_result r;
+    const char *names[] = {"web", "db", NULL};
+    assert_int_equal(apply(fsm, names, "busybox", &r), 0);
+    free(r.outcomes[0].name);
+    free(r.outcomes[1].name);
+    free(r.outcomes);
+    uint64_t digest = sch_fsm_digest(fsm);
+    void *image;
+    size_t len;
+    struct gy_error err;
+    assert_int_equal(sch_fsm_snapshot_image(fsm, &image, &len, &err), 0);
+
+    /* Into itself: the state stays the same, under the other file name. */
+    char first[sizeof(fsm->path)];
+    snprintf(first, sizeof(first), "%s", fsm->path);
+    assert_int_equal(sch_fsm_restore_image(fsm, image, len, &err), 0);
+    assert_int_equal(sch_fsm_digest(fsm), digest);
+    assert_string_not_equal(fsm->path, first);
+    assert_int_equal(access(first, F_OK), -1);
+    assert_int_equal(access(fsm->path, F_OK), 0);
+    const char *more[] = {"cache", NULL};
+    assert_int_equal(apply(fsm, more, "redis", &r), 0);
+    assert_int_equal(r.outcomes[0].outcome, SCH_OUTCOME_CREATED);
+    free(r.outcomes[0].name);
+    free(r.outcomes);
+
+    /* A damaged image is refused, leaves the state alone and no file behind. */
+    uint64_t before = sch_fsm_digest(fsm);
+    assert_int_equal(sch_fsm_restore_image(fsm, image, len - 100, &err), -GY_EPROTO);
+    /* The database's own header ("SQLite format 3") damaged: the new file is refused. */
+    uint8_t *bytes = image;
+    size_t header_len = (8 + (bytes[4] | bytes[5] << 8 | bytes[6] << 16) + 7) & ~(size_t)7;
+    bytes[header_len] ^= 0xff;
+    assert_int_equal(sch_fsm_restore_image(fsm, image, len, &err), -GY_EPROTO);
+    assert_int_equal(sch_fsm_digest(fsm), before);
+    assert_int_equal(access(fsm->spare_path, F_OK), -1);
+    free(image);
+
+    /* An in-memory state takes a file-backed image and the other way round. */
+    assert_int_equal(sch_fsm_snapshot_image(fsm, &image, &len, &err), 0);
+    struct sch_fsm other;
+    assert_int_equal(sch_fsm_init(&other, &err), 0);
+    assert_int_equal(sch_fsm_restore_image(&other, image, len, &err), 0);
+    assert_int_equal(sch_fsm_digest(&other), before);
+    free(image);
+    sch_fsm_close(&other);
+}
+
 static void test_raft_callbacks(void **state)
 {
     struct sch_fsm *fsm = *state;
@@ -552,6 +629,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_malformed_entry_is_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_raft_callbacks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_round_trip, setup_file, teardown_file),
+        cmocka_unit_test_setup_teardown(test_raft_callbacks, setup_file, teardown_file),
+        cmocka_unit_test_setup_teardown(test_file_backed_restore, setup_file, teardown_file),
         cmocka_unit_test_setup_teardown(test_unclaimed_results_are_recycled, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
