@@ -42,6 +42,21 @@ static void register_node(struct sch_fsm *fsm, const char *name, int64_t cpu, in
     register_node_in(fsm, name, "private", 0, cpu, mem);
 }
 
+/* Applies spec and frees it. */
+static void apply_spec(struct sch_fsm *fsm, struct gy_spec *spec)
+{
+    Gantry__WorkloadSpec *pb = gy_spec_to_proto(spec);
+    Gantry__ApplyWorkloads apply = GANTRY__APPLY_WORKLOADS__INIT;
+    apply.workloads = &pb;
+    apply.n_workloads = 1;
+    Gantry__Command cmd = GANTRY__COMMAND__INIT;
+    cmd.cmd_case = GANTRY__COMMAND__CMD_APPLY_WORKLOADS;
+    cmd.apply_workloads = &apply;
+    exec(fsm, &cmd);
+    gy_spec_proto_free(pb);
+    gy_spec_free(spec);
+}
+
 /* Applies workload "web" with the given replicas, env VERSION and memory. */
 static void apply_web(struct sch_fsm *fsm, uint32_t replicas, const char *version, int64_t mem)
 {
@@ -58,16 +73,7 @@ static void apply_web(struct sch_fsm *fsm, uint32_t replicas, const char *versio
     spec.n_env = 1;
     spec.update.max_surge = 1;
     spec.update.max_unavailable = 0;
-    Gantry__WorkloadSpec *pb = gy_spec_to_proto(&spec);
-    Gantry__ApplyWorkloads apply = GANTRY__APPLY_WORKLOADS__INIT;
-    apply.workloads = &pb;
-    apply.n_workloads = 1;
-    Gantry__Command cmd = GANTRY__COMMAND__INIT;
-    cmd.cmd_case = GANTRY__COMMAND__CMD_APPLY_WORKLOADS;
-    cmd.apply_workloads = &apply;
-    exec(fsm, &cmd);
-    gy_spec_proto_free(pb);
-    gy_spec_free(&spec);
+    apply_spec(fsm, &spec);
 }
 
 /* Plans and applies one reconcile pass; returns placed + stopped. */
@@ -327,16 +333,7 @@ static void apply_web_in(struct sch_fsm *fsm, uint32_t replicas, int64_t mem, co
         spec.placement.clouds.items[1] = strdup(second);
         spec.placement.clouds.n = 2;
     }
-    Gantry__WorkloadSpec *pb = gy_spec_to_proto(&spec);
-    Gantry__ApplyWorkloads apply = GANTRY__APPLY_WORKLOADS__INIT;
-    apply.workloads = &pb;
-    apply.n_workloads = 1;
-    Gantry__Command cmd = GANTRY__COMMAND__INIT;
-    cmd.cmd_case = GANTRY__COMMAND__CMD_APPLY_WORKLOADS;
-    cmd.apply_workloads = &apply;
-    exec(fsm, &cmd);
-    gy_spec_proto_free(pb);
-    gy_spec_free(&spec);
+    apply_spec(fsm, &spec);
 }
 
 static void scale_web(struct sch_fsm *fsm, uint32_t replicas)
@@ -487,16 +484,7 @@ static void test_waiting_workload_placed_when_room_frees(void **state)
     spec.image = strdup("busybox");
     spec.replicas = 1;
     spec.resources.memory_bytes = INT64_C(4) << 30;
-    Gantry__WorkloadSpec *pb = gy_spec_to_proto(&spec);
-    Gantry__ApplyWorkloads apply = GANTRY__APPLY_WORKLOADS__INIT;
-    apply.workloads = &pb;
-    apply.n_workloads = 1;
-    Gantry__Command cmd = GANTRY__COMMAND__INIT;
-    cmd.cmd_case = GANTRY__COMMAND__CMD_APPLY_WORKLOADS;
-    cmd.apply_workloads = &apply;
-    exec(fsm, &cmd);
-    gy_spec_proto_free(pb);
-    gy_spec_free(&spec);
+    apply_spec(fsm, &spec);
     assert_int_equal(reconcile_once(fsm, &rnd, NULL), 0);
     assert_int_equal(count(fsm, "SELECT COUNT(*) FROM conditions WHERE workload = 'big'"), 1);
     /* The stops are reported: nothing is marked for a pass. */
