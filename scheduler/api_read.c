@@ -178,26 +178,41 @@ static void read_replicas(struct sch_call *call)
 }
 
 /* What the replicas on each node request: {"node": [cpu_millis, memory_bytes]}, from every
- * replica that holds resources (all but stopped and lost). */
+ * replica that holds resources (all but stopped and lost). Each workload's spec is decoded
+ * once. */
 static json_t *node_allocations(sqlite3 *db)
 {
     json_t *out = json_object();
+    json_t *requests = json_object();
     sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(db, "SELECT name, spec FROM workloads", -1, &q, NULL) == SQLITE_OK) {
+        while (sqlite3_step(q) == SQLITE_ROW) {
+            Gantry__WorkloadSpec *spec = gantry__workload_spec__unpack(
+                NULL, (size_t)sqlite3_column_bytes(q, 1), sqlite3_column_blob(q, 1));
+            if (spec == NULL)
+                continue;
+            json_object_set_new(
+                requests, (const char *)sqlite3_column_text(q, 0),
+                json_pack("[I,I]", (json_int_t)(spec->resources ? spec->resources->cpu_millis : 0),
+                          (json_int_t)(spec->resources ? spec->resources->memory_bytes : 0)));
+            gantry__workload_spec__free_unpacked(spec, NULL);
+        }
+        sqlite3_finalize(q);
+    }
     if (sqlite3_prepare_v2(db,
-                           "SELECT r.node, w.spec, COUNT(*) FROM replicas r JOIN workloads w"
-                           " ON w.name = r.workload WHERE r.state NOT IN (4, 7)"
-                           " GROUP BY r.node, r.workload",
-                           -1, &q, NULL) != SQLITE_OK)
+                           "SELECT node, workload, COUNT(*) FROM replicas WHERE state NOT IN (4, 7)"
+                           " GROUP BY node, workload",
+                           -1, &q, NULL) != SQLITE_OK) {
+        json_decref(requests);
         return out;
+    }
     while (sqlite3_step(q) == SQLITE_ROW) {
-        Gantry__WorkloadSpec *spec = gantry__workload_spec__unpack(
-            NULL, (size_t)sqlite3_column_bytes(q, 1), sqlite3_column_blob(q, 1));
-        if (spec == NULL)
+        const json_t *req = json_object_get(requests, (const char *)sqlite3_column_text(q, 1));
+        if (req == NULL)
             continue;
         int64_t n = sqlite3_column_int64(q, 2);
-        int64_t cpu = spec->resources ? spec->resources->cpu_millis * n : 0;
-        int64_t mem = spec->resources ? spec->resources->memory_bytes * n : 0;
-        gantry__workload_spec__free_unpacked(spec, NULL);
+        int64_t cpu = json_integer_value(json_array_get(req, 0)) * n;
+        int64_t mem = json_integer_value(json_array_get(req, 1)) * n;
         const char *node = (const char *)sqlite3_column_text(q, 0);
         json_t *cur = json_object_get(out, node);
         if (cur != NULL) {
@@ -207,6 +222,7 @@ static json_t *node_allocations(sqlite3 *db)
         json_object_set_new(out, node, json_pack("[I,I]", (json_int_t)cpu, (json_int_t)mem));
     }
     sqlite3_finalize(q);
+    json_decref(requests);
     return out;
 }
 
