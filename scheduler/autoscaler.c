@@ -29,16 +29,9 @@ struct metric_value {
     double value;
 };
 
-/* What the leader keeps of one workload. */
-struct workload_as {
-    struct workload_as *next;
-    char *name;
-    uint64_t generation; /* of the decoded spec below */
-    bool seen;           /* still in the state at the last evaluation */
-    bool autoscaled;
+/* What the leader keeps of an autoscaled workload. */
+struct workload_live {
     struct sch_as_policy policy;
-    int64_t cpu_request_millis;
-    int64_t memory_request_bytes;
     Gantry__MetricSource *metric; /* the probe to run, when the workload has a metric */
     struct sch_as_memory memory;
     struct metric_value values[METRIC_VALUES];
@@ -52,6 +45,17 @@ struct workload_as {
     uint64_t evaluated_ms;
     struct sch_as_figures figures;
     struct sch_as_decision decision;
+};
+
+/* What the leader keeps of one workload: little unless it is autoscaled. */
+struct workload_as {
+    struct workload_as *next;
+    char *name;
+    uint64_t generation; /* of the decoded spec below */
+    bool seen;           /* still in the state at the last evaluation */
+    int64_t cpu_request_millis;
+    int64_t memory_request_bytes;
+    struct workload_live *live; /* NULL when the workload is not autoscaled */
 };
 
 struct sch_autoscaler {
@@ -79,10 +83,18 @@ struct sch_autoscaler *sch_autoscaler_new(void)
     return as;
 }
 
+static void live_free(struct workload_live *live)
+{
+    if (live == NULL)
+        return;
+    if (live->metric != NULL)
+        gantry__metric_source__free_unpacked(live->metric, NULL);
+    free(live);
+}
+
 static void workload_free(struct workload_as *w)
 {
-    if (w->metric != NULL)
-        gantry__metric_source__free_unpacked(w->metric, NULL);
+    live_free(w->live);
     free(w->name);
     free(w);
 }
@@ -212,19 +224,20 @@ static struct workload_as *workload_find(struct sch_autoscaler *as, const char *
 void sch_autoscaler_metric(struct sch_autoscaler *as, const Gantry__MetricValue *v, uint64_t now_ms)
 {
     for (struct workload_as *w = as->workloads; w != NULL; w = w->next) {
-        if (w->probe_id == 0 || w->probe_id != v->request_id)
+        if (w->live == NULL || w->live->probe_id == 0 || w->live->probe_id != v->request_id)
             continue;
-        w->probe_id = 0;
+        w->live->probe_id = 0;
         if (v->error != NULL && *v->error != '\0') {
-            snprintf(w->metric_error, sizeof(w->metric_error), "%s", v->error);
+            snprintf(w->live->metric_error, sizeof(w->live->metric_error), "%s", v->error);
             return;
         }
-        w->metric_error[0] = '\0';
-        if (w->n_values == METRIC_VALUES) {
-            memmove(&w->values[0], &w->values[1], (METRIC_VALUES - 1) * sizeof(w->values[0]));
-            w->n_values--;
+        w->live->metric_error[0] = '\0';
+        if (w->live->n_values == METRIC_VALUES) {
+            memmove(&w->live->values[0], &w->live->values[1],
+                    (METRIC_VALUES - 1) * sizeof(w->live->values[0]));
+            w->live->n_values--;
         }
-        w->values[w->n_values++] = (struct metric_value){now_ms, v->value};
+        w->live->values[w->live->n_values++] = (struct metric_value){now_ms, v->value};
         return;
     }
 }
@@ -235,12 +248,12 @@ static bool metric_average(const struct workload_as *w, uint64_t now_ms, double 
 {
     double sum = 0;
     size_t n = 0;
-    for (size_t i = 0; i < w->n_values; i++) {
-        uint64_t age = now_ms - w->values[i].at_ms;
+    for (size_t i = 0; i < w->live->n_values; i++) {
+        uint64_t age = now_ms - w->live->values[i].at_ms;
         if (age <= SCH_AS_SPAN_MS + SCH_AS_SPAN_MS / 5) {
             if (n == 0)
                 *span_ms = age > SCH_AUTOSCALE_PROBE_MS ? age : SCH_AUTOSCALE_PROBE_MS;
-            sum += w->values[i].value;
+            sum += w->live->values[i].value;
             n++;
         }
     }
@@ -258,19 +271,26 @@ static void workload_decode(struct workload_as *w, const void *blob, size_t len,
                             uint64_t generation)
 {
     w->generation = generation;
-    w->autoscaled = false;
-    if (w->metric != NULL)
-        gantry__metric_source__free_unpacked(w->metric, NULL);
-    w->metric = NULL;
     Gantry__WorkloadSpec *spec = gantry__workload_spec__unpack(NULL, len, blob);
+    const Gantry__Autoscale *a = spec != NULL ? spec->autoscale : NULL;
+    if (a == NULL || !a->enabled) {
+        /* Not (or no longer) autoscaled: nothing but the requests is kept. */
+        live_free(w->live);
+        w->live = NULL;
+    } else if (w->live == NULL) {
+        w->live = gy_xcalloc(1, sizeof(*w->live));
+    } else if (w->live->metric != NULL) {
+        /* A new generation of an autoscaled workload keeps its periods and figures. */
+        gantry__metric_source__free_unpacked(w->live->metric, NULL);
+        w->live->metric = NULL;
+    }
     if (spec == NULL)
         return;
     if (spec->resources != NULL) {
         w->cpu_request_millis = spec->resources->cpu_millis;
         w->memory_request_bytes = spec->resources->memory_bytes;
     }
-    const Gantry__Autoscale *a = spec->autoscale;
-    if (a != NULL && a->enabled) {
+    if (w->live != NULL) {
         struct sch_as_policy p;
         memset(&p, 0, sizeof(p));
         p.min = a->min;
@@ -286,11 +306,10 @@ static void workload_decode(struct workload_as *w, const void *blob, size_t len,
             size_t n = gantry__metric_source__get_packed_size(a->metric);
             uint8_t *buf = gy_xmalloc(n ? n : 1);
             gantry__metric_source__pack(a->metric, buf);
-            w->metric = gantry__metric_source__unpack(NULL, n, buf);
+            w->live->metric = gantry__metric_source__unpack(NULL, n, buf);
             free(buf);
         }
-        w->policy = p;
-        w->autoscaled = true;
+        w->live->policy = p;
     }
     gantry__workload_spec__free_unpacked(spec, NULL);
 }
@@ -332,22 +351,22 @@ static void add_probe(struct sch_autoscaler *as, struct plan_builder *b, struct 
     gantry__metric_probe__init(p);
     p->request_id = as->next_probe_id++;
     p->replica_id = gy_xstrdup(r->id);
-    if (w->metric->n_exec > 0) {
-        p->exec = gy_xcalloc(w->metric->n_exec, sizeof(char *));
-        for (size_t i = 0; i < w->metric->n_exec; i++)
-            p->exec[i] = gy_xstrdup(w->metric->exec[i]);
-        p->n_exec = w->metric->n_exec;
+    if (w->live->metric->n_exec > 0) {
+        p->exec = gy_xcalloc(w->live->metric->n_exec, sizeof(char *));
+        for (size_t i = 0; i < w->live->metric->n_exec; i++)
+            p->exec[i] = gy_xstrdup(w->live->metric->exec[i]);
+        p->n_exec = w->live->metric->n_exec;
     }
-    p->http_port = w->metric->http_port;
-    p->http_path = gy_xstrdup(w->metric->http_path ? w->metric->http_path : "/");
+    p->http_port = w->live->metric->http_port;
+    p->http_path = gy_xstrdup(w->live->metric->http_path ? w->live->metric->http_path : "/");
     p->timeout_ms = PROBE_TIMEOUT_MS - 500;
     b->probes = gy_xrealloc(b->probes, (b->n_probes + 1) * sizeof(*b->probes));
     b->probes[b->n_probes].node = gy_xstrdup(r->node);
     b->probes[b->n_probes].probe = p;
     b->n_probes++;
-    w->probe_id = p->request_id;
-    w->probe_sent_ms = now_ms;
-    w->last_probe_ms = now_ms;
+    w->live->probe_id = p->request_id;
+    w->live->probe_sent_ms = now_ms;
+    w->live->last_probe_ms = now_ms;
 }
 
 static int evaluate(struct sch_autoscaler *as, sqlite3 *db, sqlite3_stmt *reps,
@@ -403,7 +422,7 @@ static int evaluate(struct sch_autoscaler *as, sqlite3 *db, sqlite3_stmt *reps,
         f.memory_percent = mem_sum / f.ready;
         f.span_ms = span_max;
     }
-    if (w->policy.has_metric) {
+    if (w->live->policy.has_metric) {
         uint64_t metric_span = 0;
         f.has_metric = metric_average(w, now_ms, &f.metric, &metric_span);
         if (f.has_metric && metric_span > f.span_ms)
@@ -414,22 +433,22 @@ static int evaluate(struct sch_autoscaler *as, sqlite3 *db, sqlite3_stmt *reps,
     }
 
     struct sch_as_decision d;
-    sch_as_decide(&w->policy, &f, &w->memory, now_ms, &d);
-    w->evaluated = true;
-    w->evaluated_ms = now_ms;
-    w->figures = f;
+    sch_as_decide(&w->live->policy, &f, &w->live->memory, now_ms, &d);
+    w->live->evaluated = true;
+    w->live->evaluated_ms = now_ms;
+    w->live->figures = f;
     if (d.replicas != current)
         add_scale(b, w->name, d.replicas, d.reason, wall_ms);
     /* Keep the last decision that changed something for describe; otherwise the figures. */
-    if (d.replicas != current || w->decision.reason[0] == '\0' ||
-        w->decision.replicas == w->figures.current)
-        w->decision = d;
+    if (d.replicas != current || w->live->decision.reason[0] == '\0' ||
+        w->live->decision.replicas == w->live->figures.current)
+        w->live->decision = d;
 
-    if (w->metric != NULL && n_ready > 0 &&
-        (w->probe_id == 0 || now_ms - w->probe_sent_ms >= PROBE_TIMEOUT_MS) &&
-        now_ms - w->last_probe_ms >= SCH_AUTOSCALE_PROBE_MS - SCH_AUTOSCALE_EVAL_MS / 2) {
-        add_probe(as, b, w, &ready[w->probe_turn % n_ready], now_ms);
-        w->probe_turn++;
+    if (w->live->metric != NULL && n_ready > 0 &&
+        (w->live->probe_id == 0 || now_ms - w->live->probe_sent_ms >= PROBE_TIMEOUT_MS) &&
+        now_ms - w->live->last_probe_ms >= SCH_AUTOSCALE_PROBE_MS - SCH_AUTOSCALE_EVAL_MS / 2) {
+        add_probe(as, b, w, &ready[w->live->probe_turn % n_ready], now_ms);
+        w->live->probe_turn++;
     }
     for (size_t i = 0; i < n_ready; i++) {
         free(ready[i].id);
@@ -483,10 +502,8 @@ int sch_autoscaler_plan(struct sch_autoscaler *as, sqlite3 *db, uint64_t now_ms,
         }
         pos = &w->next;
         w->seen = true;
-        if (!w->autoscaled) {
-            w->evaluated = false;
+        if (w->live == NULL)
             continue;
-        }
         if (evaluate(as, db, reps, w, (uint32_t)sqlite3_column_int64(wl, 3), now_ms, wall_ms, &b) <
             0) {
             rc = SQLITE_ERROR;
@@ -556,32 +573,32 @@ json_t *sch_autoscaler_workload_json(struct sch_autoscaler *as, const char *work
                                      uint64_t now_ms)
 {
     struct workload_as *w = as != NULL ? workload_find(as, workload) : NULL;
-    if (w == NULL || !w->autoscaled || !w->evaluated)
+    if (w == NULL || w->live == NULL || !w->live->evaluated)
         return NULL;
-    const struct sch_as_figures *f = &w->figures;
+    const struct sch_as_figures *f = &w->live->figures;
     json_t *o = json_object();
     json_object_set_new(o, "ready_with_figures", json_integer(f->ready));
     json_object_set_new(o, "cpu_percent", percent_or_null(f->has_cpu && f->ready, f->cpu_percent));
     json_object_set_new(o, "memory_percent",
                         percent_or_null(f->has_memory && f->ready, f->memory_percent));
     json_object_set_new(o, "metric", f->has_metric ? json_real(f->metric) : json_null());
-    if (w->metric_error[0] != '\0')
-        json_object_set_new(o, "metric_error", json_string(w->metric_error));
+    if (w->live->metric_error[0] != '\0')
+        json_object_set_new(o, "metric_error", json_string(w->live->metric_error));
     json_object_set_new(o, "span_ms", json_integer((json_int_t)f->span_ms));
     /* The recommendation is of the last evaluation; recompute what time is left. */
-    const struct sch_as_memory *m = &w->memory;
-    json_object_set_new(o, "recommended", json_integer(w->decision.recommended));
+    const struct sch_as_memory *m = &w->live->memory;
+    json_object_set_new(o, "recommended", json_integer(w->live->decision.recommended));
     uint64_t down_in = 0, idle_in = 0;
-    if (m->low_since != 0 && now_ms - m->low_since < w->policy.scale_down_after_ms)
-        down_in = w->policy.scale_down_after_ms - (now_ms - m->low_since);
-    if (m->idle_since != 0 && now_ms - m->idle_since < w->policy.idle_after_ms)
-        idle_in = w->policy.idle_after_ms - (now_ms - m->idle_since);
+    if (m->low_since != 0 && now_ms - m->low_since < w->live->policy.scale_down_after_ms)
+        down_in = w->live->policy.scale_down_after_ms - (now_ms - m->low_since);
+    if (m->idle_since != 0 && now_ms - m->idle_since < w->live->policy.idle_after_ms)
+        idle_in = w->live->policy.idle_after_ms - (now_ms - m->idle_since);
     json_object_set_new(o, "scale_down_in_ms",
                         m->low_since != 0 ? json_integer((json_int_t)down_in) : json_null());
     json_object_set_new(o, "idle_in_ms",
                         m->idle_since != 0 ? json_integer((json_int_t)idle_in) : json_null());
     json_object_set_new(o, "evaluated_ms_ago",
-                        json_integer((json_int_t)(now_ms - w->evaluated_ms)));
+                        json_integer((json_int_t)(now_ms - w->live->evaluated_ms)));
     return o;
 }
 

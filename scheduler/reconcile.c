@@ -316,8 +316,8 @@ static int name_cmp(const void *a, const void *b)
     "   AND r.generation < w.generation),"                                                         \
     " EXISTS (SELECT 1 FROM conditions c WHERE c.workload = w.name"                                \
     "   AND c.kind IN (?5, ?6, ?7, ?8))"                                                           \
-    " OR EXISTS (SELECT 1 FROM replicas r JOIN nodes n ON n.name = r.node"                         \
-    "   WHERE r.workload = w.name AND n.state = ?9 AND r.state NOT IN (?2, ?3, ?4))"               \
+    " OR EXISTS (SELECT 1 FROM nodes n WHERE n.state = ?9 AND EXISTS (SELECT 1 FROM replicas r"    \
+    "   WHERE r.node = n.name AND r.workload = w.name AND r.state NOT IN (?2, ?3, ?4)))"           \
     " FROM workloads w WHERE w.name = ?1"
 
 static bool settled_workload(sqlite3_stmt *q, const char *name)
