@@ -58,8 +58,9 @@ static int teardown(void **state)
     return 0;
 }
 
-/* web: cpu 100m, memory 64Mi, autoscale 1..4 at 50% cpu, with a metric when asked. */
-static void apply_web(struct sch_fsm *fsm, bool metric)
+/* web: cpu 100m, memory 64Mi, autoscale 1..4 at 50% cpu (or off), with a metric when
+ * asked. */
+static void apply_web_as(struct sch_fsm *fsm, bool metric, bool enabled)
 {
     struct gy_spec spec;
     gy_spec_init(&spec);
@@ -68,7 +69,7 @@ static void apply_web(struct sch_fsm *fsm, bool metric)
     spec.replicas = 1;
     spec.resources.cpu_millis = 100;
     spec.resources.memory_bytes = 64 << 20;
-    spec.autoscale.enabled = true;
+    spec.autoscale.enabled = enabled;
     spec.autoscale.min = 1;
     spec.autoscale.max = 4;
     spec.autoscale.cpu_percent = 50;
@@ -93,6 +94,11 @@ static void apply_web(struct sch_fsm *fsm, bool metric)
 }
 
 /* Places replica id on n1 and reports it running, ready or not. */
+static void apply_web(struct sch_fsm *fsm, bool metric)
+{
+    apply_web_as(fsm, metric, true);
+}
+
 static void replica(struct sch_fsm *fsm, const char *id, bool ready)
 {
     Gantry__ReplicaPlacement p = GANTRY__REPLICA_PLACEMENT__INIT, *pp = &p;
@@ -253,11 +259,34 @@ static void test_metric_probes_take_turns(void **state)
     sch_autoscaler_free(as);
 }
 
+/* `autoscale: off` in a new apply stops the autoscaler: busy replicas change nothing. */
+static void test_autoscale_off(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    apply_web(fsm, false);
+    apply_web_as(fsm, false, false);
+    replica(fsm, "web-1", true);
+    struct sch_autoscaler *as = sch_autoscaler_new();
+    const char *ids[] = {"web-1"};
+    uint64_t c0[] = {0}, c1[] = {100 * MS_NS}, c2[] = {200 * MS_NS};
+    heartbeat(as, 5000, ids, c0, 1, 10000);
+    heartbeat(as, 6000, ids, c1, 1, 11000);
+    heartbeat(as, 7000, ids, c2, 1, 12000);
+    struct sch_autoscale_plan plan;
+    struct gy_error err;
+    assert_int_equal(sch_autoscaler_plan(as, fsm->db, 12000, 99, &plan, &err), 0);
+    assert_null(plan.command);
+    assert_null(sch_autoscaler_workload_json(as, "web", 12000));
+    sch_autoscale_plan_free(&plan);
+    sch_autoscaler_free(as);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_samples_become_a_scale_command, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metric_probes_take_turns, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_autoscale_off, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
