@@ -787,6 +787,8 @@ static int exec_update_replicas(struct sch_fsm *fsm, const Gantry__Command *cmd,
         if (s->state == GANTRY__REPLICA_STATE__REPLICA_STOPPED) {
             /* Its agent has removed it: the replica is gone. */
             n = run(fsm, "DELETE FROM replicas WHERE id = ?", "t", s->replica_id);
+            if (n > 0)
+                fsm->room_epoch++;
         } else {
             /* A replica being stopped only goes on to stopped, and a lost one only to
              * stopping: a late report from an agent never revives either. */

@@ -88,6 +88,8 @@ struct sch_fsm {
      * only replica reports were applied. */
     uint64_t fleet_epoch;
     uint64_t status_epoch;
+    /* Moves when a replica is removed and gives its node's resources back. */
+    uint64_t room_epoch;
     /* Workloads whose desired or actual replicas changed since the leader last took the
      * set (sch_fsm_dirty_take), or dirty_all when a change may concern any of them (nodes,
      * a restore). In memory only. */
