@@ -240,6 +240,8 @@ static void on_health(void *data, bool healthy, const char *detail);
 static void schedule_restart(struct replica *r, const char *why)
 {
     struct agent *a = r->agent;
+    if (!r->has_container || r->started_at == 0)
+        gy_log_warn("replica not started", "replica=%s reason=\"%s\"", r->id, why);
     uint64_t now = uv_now(&a->loop);
     bool ran_long = r->started_at != 0 && now - r->started_at >= RAN_LONG_ENOUGH_MS;
     if (ran_long || r->backoff_ms == 0)
@@ -592,6 +594,27 @@ static void assignment_start(struct agent *a, const Gantry__AssignedReplica *ar)
     replica_start(r);
 }
 
+/* Answers a stop for a replica this node does not hold: it is stopped. Its last report
+ * may have been lost with a leader, which would otherwise wait for it forever (and count
+ * its resources as taken). */
+static void report_gone(struct agent *a, const char *id)
+{
+    if (a->session == NULL || !agent_session_ready(a->session))
+        return;
+    Gantry__ReplicaStatus st;
+    gantry__replica_status__init(&st);
+    st.replica_id = (char *)id;
+    st.workload = "";
+    st.state = GANTRY__REPLICA_STATE__REPLICA_STOPPED;
+    st.address = "";
+    st.reason = "not on this node";
+    st.changed_ms = (uint64_t)wall_ms();
+    Gantry__AgentFrame f = GANTRY__AGENT_FRAME__INIT;
+    f.frame_case = GANTRY__AGENT_FRAME__FRAME_STATUS;
+    f.status = &st;
+    agent_session_send(a->session, &f);
+}
+
 static void on_assignment(void *data, const Gantry__Assignment *as)
 {
     struct agent *a = data;
@@ -612,6 +635,8 @@ static void on_assignment(void *data, const Gantry__Assignment *as)
         struct replica *r = replica_find(a, as->stop[i]);
         if (r != NULL)
             replica_stop(r);
+        else
+            report_gone(a, as->stop[i]);
     }
     for (size_t i = 0; i < as->n_start; i++)
         assignment_start(a, as->start[i]);

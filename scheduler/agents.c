@@ -173,6 +173,7 @@ struct sch_leader {
     uint64_t reconcile_passes;
     uint64_t reconciled_at; /* uv_now of the last pass */
     uint64_t trimmed_at;    /* uv_now of the last malloc_trim */
+    uint64_t restopped_at;  /* loop time of the last restop_stale */
     uint64_t room_seen;     /* fsm.room_epoch when waiting workloads were last retried */
     uint64_t rng;
     bool listener_init;
@@ -560,6 +561,15 @@ static void push_queue_clear(struct sch_leader *l)
     l->n_push = l->cap_push = l->push_pos = 0;
 }
 
+static void push_queue_add(struct sch_leader *l, const char *node)
+{
+    if (l->n_push == l->cap_push) {
+        l->cap_push = l->cap_push ? l->cap_push * 2 : 64;
+        l->push_nodes = gy_xrealloc(l->push_nodes, l->cap_push * sizeof(*l->push_nodes));
+    }
+    l->push_nodes[l->n_push++] = gy_xstrdup(node);
+}
+
 /* Queues the nodes whose replicas were recently placed, asked to stop or lost: only those
  * can have a new assignment, so a large fleet is not walked after every change. A node
  * queued twice is pushed twice; the second push finds nothing new to send. */
@@ -580,13 +590,33 @@ static void push_changed(struct sch_leader *l)
     sqlite3_bind_int(q, 4, GANTRY__REPLICA_STATE__REPLICA_LOST);
     while (sqlite3_step(q) == SQLITE_ROW) {
         const char *node = (const char *)sqlite3_column_text(q, 0);
-        if (session_of_node(l, node) == NULL)
+        if (session_of_node(l, node) != NULL)
+            push_queue_add(l, node);
+    }
+    sqlite3_finalize(q);
+}
+
+/* Stops are sent again for replicas that have been stopping for long: the agent's last
+ * report may have been lost (with a leader, or a proposal that failed). An agent that no
+ * longer holds the replica answers that it is stopped; one still stopping it ignores it. */
+#define RESTOP_AFTER_MS 10000
+
+static void restop_stale(struct sch_leader *l)
+{
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(db_of(l),
+                           "SELECT id, node FROM replicas WHERE state = ? AND changed_ms < ?", -1,
+                           &q, NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_int(q, 1, GANTRY__REPLICA_STATE__REPLICA_STOPPING);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)(wall_ms() - RESTOP_AFTER_MS));
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(q, 0);
+        struct session *s = session_of_node(l, (const char *)sqlite3_column_text(q, 1));
+        if (s == NULL || !idset_has(&s->stopped, id))
             continue;
-        if (l->n_push == l->cap_push) {
-            l->cap_push = l->cap_push ? l->cap_push * 2 : 64;
-            l->push_nodes = gy_xrealloc(l->push_nodes, l->cap_push * sizeof(*l->push_nodes));
-        }
-        l->push_nodes[l->n_push++] = gy_xstrdup(node);
+        idset_remove(&s->stopped, id);
+        push_queue_add(l, s->node);
     }
     sqlite3_finalize(q);
 }
@@ -1399,6 +1429,10 @@ static void duties(struct sch_leader *l)
             if (fsm->room_epoch != l->room_seen) {
                 l->room_seen = fsm->room_epoch;
                 n_waiting = sch_reconcile_waiting(db_of(l), &waiting);
+            }
+            if (now - l->restopped_at >= RESTOP_AFTER_MS) {
+                l->restopped_at = now;
+                restop_stale(l);
             }
             if (n_waiting > 0 || sch_reconcile_drain_due(db_of(l)))
                 reconcile(l, n_waiting > 0 ? (const char *const *)waiting : none, n_waiting);

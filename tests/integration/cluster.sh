@@ -112,6 +112,11 @@ gt_has_leader() {
 # a check that waited in vain.
 gt_leader_debug() {
     gt_log "leader seen from host $1: $(gt_api "$1" /metrics | grep -E '^gantry_(leader|raft_(queued|inflight|is_leader|term|commit|applied))' | tr '\n' ' ')"
+    gt_log "replicas seen from host $1: $(gt_api "$1" '/v1/replicas?stale=1' | python3 -c '
+import json, sys
+for r in json.load(sys.stdin)["items"]:
+    if r["state"] not in ("stopped",):
+        print(r["id"], r.get("node"), r["state"], repr(r.get("reason", "")), end="; ")' 2>&1)"
 }
 
 # gt_agents_debug: logs every agent's threads and child processes with where they wait.
@@ -120,5 +125,10 @@ gt_agents_debug() {
     for i in "${!APID[@]}"; do
         gt_log "agent $i (pid ${APID[$i]}) threads: $(ps -T -o tid=,stat=,wchan:24= -p "${APID[$i]}" 2>/dev/null | tr -s ' ' | tr '\n' ';')"
         gt_log "agent $i children: $(ps --ppid "${APID[$i]}" -o pid=,stat=,wchan:24=,args= 2>/dev/null | tr -s ' ' | tr '\n' ';')"
+        gt_log "agent $i replicas: $(python3 -c '
+import sqlite3, sys
+db = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True, timeout=2)
+for row in db.execute("SELECT id, state, address, reason FROM replicas"):
+    print(*row, end="; ")' "$GT_TMP/a$i/agent.db" 2>&1)"
     done
 }

@@ -76,4 +76,10 @@ kill -HUP "$LEADER_PID"
 gt_check "web-1 is stopped when withdrawn" gt_wait_for "web-1 stopped" 20 bash -c "grep '\"id\": *\"web-1\"' '$LOG' | tail -n1 | grep -q '\"state\": *4'"
 gt_check "its container is gone" bash -c "! $RUNTIME --root $RT list -q | grep -q '^web-1$'"
 gt_check "its network namespace is gone" bash -c "! ip netns list 2>/dev/null | grep -q '^${PREFIX}web-1'"
+
+# A stop for a replica the node does not hold (its last report was lost with a leader) is
+# answered with "stopped", so the leader does not wait for it forever.
+echo '{"stop":"ghost-1"}' >>"$ASSIGN"
+kill -HUP "$LEADER_PID"
+gt_check "a stop for an unknown replica is answered: stopped" gt_wait_for "ghost-1 stopped" 20 bash -c "grep '\"id\": *\"ghost-1\"' '$LOG' | grep -q '\"state\": *4'"
 gt_finish

@@ -147,4 +147,23 @@ gt_check "node2's replicas are replaced on node1" gt_wait_for "replaced on node1
 start_agent 2 3
 gt_check "the returning node's replaced containers are stopped" gt_wait_for "rt2 empty" 30 bash -c "[ \$($RUNTIME --root $GT_TMP/rt2 list -q | wc -l) = 0 ]"
 gt_check "still 12 running" running_is "$survivor" 12
+
+# A stop that was carried out while its report was lost (with a leader, say) does not leave
+# the replica "stopping", holding its node's room, for ever: asked again, the agent answers
+# that it does not hold the replica, and the replica is gone.
+gt_stop "${APID[1]}" KILL
+api "$survivor" /v1/apply -X POST -d "$(spec 11 v2)" >/dev/null
+stopping_on_1() { api "$survivor" '/v1/replicas?workload=web' | python3 -c 'import json,sys; print(" ".join(x["id"] for x in json.load(sys.stdin)["items"] if x["state"] in ("stopping", "lost") and x["node"]=="node1"))' 2>/dev/null; }
+some_stopping() { [ -n "$(stopping_on_1)" ]; }
+none_stopping() { [ -z "$(stopping_on_1)" ]; }
+gt_wait_for "a replica stopping on node1" 10 some_stopping
+ghost=$(stopping_on_1)
+gt_log "stopping on node1 while its agent is down: $ghost"
+for id in $ghost; do
+    "$RUNTIME" --root "$GT_TMP/rt1" delete -f "$id" >/dev/null 2>&1
+    python3 -c 'import sqlite3,sys; db=sqlite3.connect(sys.argv[1]); db.execute("DELETE FROM replicas WHERE id=?", (sys.argv[2],)); db.commit()' "$GT_TMP/a1/agent.db" "$id"
+done
+start_agent 1 2
+gt_check "the replica whose report was lost is gone" gt_wait_for "no stopping replica" 20 none_stopping
+gt_check "11 running" gt_wait_for "11 running" 20 running_is "$survivor" 11
 gt_finish

@@ -1,8 +1,8 @@
 /* A stand-in for the control plane's leader, for testing gantry-agent alone: it accepts
  * agent sessions, answers hello with welcome and the full assignment read from a file of
- * workload specs (JSON lines: {"id":"...","spec":{...}}), re-sends the assignment when the
- * file changes (on SIGHUP), acknowledges heartbeats, and prints every replica status it
- * receives as one JSON line on stdout. Test use only. */
+ * workload specs (JSON lines: {"id":"...","spec":{...}}, or {"stop":"ID"} for a stop),
+ * re-sends the assignment when the file changes (on SIGHUP), acknowledges heartbeats, and prints
+ * every replica status it receives as one JSON line on stdout. Test use only. */
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -44,12 +44,20 @@ static void send_assignment(struct conn *c)
         return;
     Gantry__AssignedReplica *items[64];
     Gantry__WorkloadSpec *specs[64];
-    size_t n = 0;
+    char *stops[64];
+    size_t n = 0, n_stop = 0;
     char line[8192];
     while (n < 64 && fgets(line, sizeof(line), f) != NULL) {
         json_t *doc = json_loads(line, 0, NULL);
         if (doc == NULL)
             continue;
+        const char *stop = json_string_value(json_object_get(doc, "stop"));
+        if (stop != NULL) {
+            if (n_stop < 64)
+                stops[n_stop++] = strdup(stop);
+            json_decref(doc);
+            continue;
+        }
         struct gy_spec spec;
         struct gy_spec_problems problems = {0};
         if (gy_spec_from_json(json_object_get(doc, "spec"), NULL, &spec, &problems) == 0) {
@@ -74,6 +82,8 @@ static void send_assignment(struct conn *c)
     as.full = 1;
     as.start = items;
     as.n_start = n;
+    as.stop = stops;
+    as.n_stop = n_stop;
     Gantry__AgentFrame out = GANTRY__AGENT_FRAME__INIT;
     out.frame_case = GANTRY__AGENT_FRAME__FRAME_ASSIGNMENT;
     out.assignment = &as;
@@ -83,6 +93,8 @@ static void send_assignment(struct conn *c)
         free(items[i]);
         gy_spec_proto_free(specs[i]);
     }
+    for (size_t i = 0; i < n_stop; i++)
+        free(stops[i]);
 }
 
 static void print_status(const char *how, const Gantry__ReplicaStatus *st)
