@@ -117,6 +117,12 @@ int sch_command_encode_group(const struct sch_packed_command *cmds, size_t n, vo
 
 Gantry__Command *sch_command_decode(const void *data, size_t len, struct gy_error *err)
 {
+    return sch_command_decode_with(data, len, NULL, err);
+}
+
+Gantry__Command *sch_command_decode_with(const void *data, size_t len, ProtobufCAllocator *alloc,
+                                         struct gy_error *err)
+{
     const uint8_t *buf = data;
     if (len < SCH_COMMAND_HEADER || len % 8 != 0) {
         gy_error_set(err, GY_EPROTO, "command entry of %zu bytes is not a padded entry", len);
@@ -138,7 +144,7 @@ Gantry__Command *sch_command_decode(const void *data, size_t len, struct gy_erro
             return NULL;
         }
     }
-    Gantry__Command *cmd = gantry__command__unpack(NULL, payload, buf + SCH_COMMAND_HEADER);
+    Gantry__Command *cmd = gantry__command__unpack(alloc, payload, buf + SCH_COMMAND_HEADER);
     if (cmd == NULL)
         gy_error_set(err, GY_EPROTO, "command entry holds an invalid protobuf Command");
     return cmd;

@@ -24,6 +24,10 @@ int sch_command_encode(const Gantry__Command *cmd, void **out, size_t *len, stru
  * or the protobuf is invalid; the caller frees the result with
  * gantry__command__free_unpacked(cmd, NULL). */
 Gantry__Command *sch_command_decode(const void *buf, size_t len, struct gy_error *err);
+/* The same, with the protobuf allocations from alloc (NULL: malloc); the caller frees the
+ * result with gantry__command__free_unpacked(cmd, alloc). */
+Gantry__Command *sch_command_decode_with(const void *buf, size_t len, ProtobufCAllocator *alloc,
+                                         struct gy_error *err);
 
 /* A protobuf-packed Command waiting to be proposed (see sch_command_encode_group). */
 struct sch_packed_command {

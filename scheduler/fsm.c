@@ -323,6 +323,7 @@ int sch_fsm_init_file(struct sch_fsm *fsm, const char *path, struct gy_error *er
 void sch_fsm_close(struct sch_fsm *fsm)
 {
     sch_fsm_flush(fsm);
+    sch_arena_free(&fsm->arena);
     finalize_all(fsm);
     if (fsm->db != NULL)
         sqlite3_close(fsm->db);
@@ -1034,6 +1035,14 @@ static int exec_batch(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sc
             reject(sub, GY_EINVAL, "batches nest at most one level");
             continue;
         }
+        /* A condition is checked before its one write: a refusal leaves nothing to undo,
+         * so the reconciler's many conditions go without a savepoint each. */
+        if (inner->cmd_case == GANTRY__COMMAND__CMD_REPORT_CONDITION) {
+            exec_command(fsm, inner, sub, depth + 1);
+            if (sub->last_event > result->last_event)
+                result->last_event = sub->last_event;
+            continue;
+        }
         if (exec_sql(fsm, "SAVEPOINT command") < 0)
             return reject_sql(fsm, result, "open savepoint");
         if (exec_command(fsm, inner, sub, depth + 1) < 0) {
@@ -1248,15 +1257,17 @@ int sch_fsm_apply_entry(struct sch_fsm *fsm, const void *buf, size_t len, struct
     struct sch_result *result = calloc(1, sizeof(*result));
     struct gy_error err;
     *out = NULL;
-    Gantry__Command *cmd = sch_command_decode(buf, len, &err);
+    if (fsm->arena.allocator.alloc == NULL)
+        sch_arena_init(&fsm->arena);
+    Gantry__Command *cmd = sch_command_decode_with(buf, len, &fsm->arena.allocator, &err);
     if (result == NULL) {
         /* Nothing can be recorded; the command itself must still apply on every server. */
         if (cmd != NULL) {
             struct sch_result local;
             sch_fsm_execute(fsm, cmd, &local);
             result_clear(&local);
-            gantry__command__free_unpacked(cmd, NULL);
         }
+        sch_arena_reset(&fsm->arena);
         return 0;
     }
     if (cmd == NULL) {
@@ -1266,8 +1277,8 @@ int sch_fsm_apply_entry(struct sch_fsm *fsm, const void *buf, size_t len, struct
         gy_log_error("rejected a malformed log entry", "bytes=%zu error=\"%s\"", len, err.msg);
     } else {
         sch_fsm_execute(fsm, cmd, result);
-        gantry__command__free_unpacked(cmd, NULL);
     }
+    sch_arena_reset(&fsm->arena);
     *out = result;
     return 0;
 }

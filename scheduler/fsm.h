@@ -14,6 +14,7 @@
 
 #include "common/error.h"
 #include "proto/gantry.pb-c.h"
+#include "scheduler/arena.h"
 
 /* Version of the tables below; a snapshot with another version is refused on restore. */
 #define SCH_FSM_SCHEMA_VERSION 1
@@ -98,6 +99,8 @@ struct sch_fsm {
     size_t cap_dirty;
     bool dirty_all;
     struct sch_result *slots[SCH_FSM_RESULT_SLOTS];
+    /* Where log entries are decoded (reset after each apply). */
+    struct sch_arena arena;
     sqlite3_stmt *stmts[16];
     /* Statements prepared on first use and kept (sch_fsm_stmt), finalized with the
      * database. */

@@ -2,6 +2,7 @@
 # SQLite, API handlers), and the gantry-scheduler binary around it. The HTTP server itself
 # is the gantry_http library of http.cmake.
 set(GANTRY_SCHEDULER_SOURCES
+    ${CMAKE_CURRENT_SOURCE_DIR}/arena.c
     ${CMAKE_CURRENT_SOURCE_DIR}/command.c
     ${CMAKE_CURRENT_SOURCE_DIR}/fsm.c
     ${CMAKE_CURRENT_SOURCE_DIR}/node.c

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "scheduler/arena.h"
 #include "scheduler/command.h"
 
 static void *encode_scale(const char *name, size_t *len)
@@ -135,13 +136,47 @@ static void test_group_is_a_batch(void **state)
     raft_free(buf);
 }
 
+/* Entries decode into the arena: what does not fit its block spills to malloc, and the
+ * reset after it grows the block so the same entry fits next time. */
+static void test_decode_into_arena(void **state)
+{
+    (void)state;
+    char name[600];
+    memset(name, 'n', sizeof(name) - 1);
+    name[sizeof(name) - 1] = '\0';
+    size_t len;
+    void *buf = encode_scale(name, &len);
+    struct sch_arena arena;
+    sch_arena_init(&arena);
+    for (int round = 0; round < 3; round++) {
+        struct gy_error err;
+        Gantry__Command *cmd = sch_command_decode_with(buf, len, &arena.allocator, &err);
+        assert_non_null(cmd);
+        assert_string_equal(cmd->scale_workload->name, name);
+        assert_string_equal(cmd->actor, "user:test");
+        if (round == 0)
+            assert_true(arena.n_spill > 0); /* the empty arena had no block */
+        else
+            assert_int_equal(arena.n_spill, 0);
+        gantry__command__free_unpacked(cmd, &arena.allocator);
+        sch_arena_reset(&arena);
+        assert_int_equal(arena.used, 0);
+        assert_true(arena.cap >= sizeof(name));
+    }
+    /* A damaged entry fails cleanly with the arena too. */
+    struct gy_error err;
+    assert_null(sch_command_decode_with(buf, len - 8, &arena.allocator, &err));
+    sch_arena_free(&arena);
+    assert_null(arena.block);
+    raft_free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_padded_round_trip),
-        cmocka_unit_test(test_rejects_damage),
-        cmocka_unit_test(test_rejects_garbage_protobuf),
-        cmocka_unit_test(test_group_is_a_batch),
+        cmocka_unit_test(test_padded_round_trip),        cmocka_unit_test(test_rejects_damage),
+        cmocka_unit_test(test_rejects_garbage_protobuf), cmocka_unit_test(test_group_is_a_batch),
+        cmocka_unit_test(test_decode_into_arena),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
