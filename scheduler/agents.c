@@ -1409,6 +1409,8 @@ static void duties(struct sch_leader *l)
         sch_fsm_dirty_take(fsm, &names, &n, &all);
         if (l->dirty_reconcile)
             all = true;
+        /* The autoscaler reads again only what changed, too. */
+        sch_autoscaler_changed(l->autoscaler, names, n, all);
         if (all || n > 0) {
             l->dirty_reconcile = false;
             reconcile(l, all ? NULL : (const char *const *)names, n);

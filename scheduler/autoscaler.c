@@ -62,9 +62,18 @@ struct sch_autoscaler {
     struct replica_usage **buckets;
     size_t n_buckets;
     size_t n_usage;
-    struct workload_as *workloads;
+    struct workload_as *workloads; /* every workload, in name order */
     uint64_t next_probe_id;
+    /* Which workloads to read again at the next evaluation: the names the state machine
+     * reported changed (sch_autoscaler_changed), or all of them. */
+    bool scan_all;
+    char **changed;
+    size_t n_changed;
+    size_t cap_changed;
 };
+
+/* Past this many changed names the next evaluation reads every workload instead. */
+#define CHANGED_MAX 4096
 
 static uint64_t id_hash(const char *s)
 {
@@ -80,7 +89,33 @@ struct sch_autoscaler *sch_autoscaler_new(void)
     as->n_buckets = 256;
     as->buckets = gy_xcalloc(as->n_buckets, sizeof(*as->buckets));
     as->next_probe_id = 1;
+    as->scan_all = true;
     return as;
+}
+
+static void changed_clear(struct sch_autoscaler *as)
+{
+    for (size_t i = 0; i < as->n_changed; i++)
+        free(as->changed[i]);
+    as->n_changed = 0;
+}
+
+void sch_autoscaler_changed(struct sch_autoscaler *as, char *const *names, size_t n, bool all)
+{
+    if (as->scan_all)
+        return;
+    if (all || as->n_changed + n > CHANGED_MAX) {
+        as->scan_all = true;
+        changed_clear(as);
+        return;
+    }
+    if (as->n_changed + n > as->cap_changed) {
+        while (as->n_changed + n > as->cap_changed)
+            as->cap_changed = as->cap_changed ? as->cap_changed * 2 : 64;
+        as->changed = gy_xrealloc(as->changed, as->cap_changed * sizeof(*as->changed));
+    }
+    for (size_t i = 0; i < n; i++)
+        as->changed[as->n_changed++] = gy_xstrdup(names[i]);
 }
 
 static void live_free(struct workload_live *live)
@@ -115,6 +150,8 @@ void sch_autoscaler_reset(struct sch_autoscaler *as)
         as->workloads = w->next;
         workload_free(w);
     }
+    changed_clear(as);
+    as->scan_all = true;
 }
 
 void sch_autoscaler_free(struct sch_autoscaler *as)
@@ -122,6 +159,7 @@ void sch_autoscaler_free(struct sch_autoscaler *as)
     if (as == NULL)
         return;
     sch_autoscaler_reset(as);
+    free(as->changed);
     free(as->buckets);
     free(as);
 }
@@ -458,31 +496,19 @@ static int evaluate(struct sch_autoscaler *as, sqlite3 *db, sqlite3_stmt *reps,
     return 0;
 }
 
-int sch_autoscaler_plan(struct sch_autoscaler *as, sqlite3 *db, uint64_t now_ms, uint64_t wall_ms,
-                        struct sch_autoscale_plan *plan, struct gy_error *err)
+/* Reads every workload: the list becomes the state's workloads, in name order. */
+static int discover_all(struct sch_autoscaler *as, sqlite3 *db)
 {
-    memset(plan, 0, sizeof(*plan));
-    usage_sweep(as, now_ms);
-    sqlite3_stmt *wl = NULL, *reps = NULL;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT name, spec, generation, replicas FROM workloads ORDER BY name",
-                           -1, &wl, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db,
-                           "SELECT id, node FROM replicas WHERE workload = ? AND state = 2"
-                           " AND ready ORDER BY id",
-                           -1, &reps, NULL) != SQLITE_OK) {
-        gy_error_set(err, GY_EINTERNAL, "autoscaler: read state: %s", sqlite3_errmsg(db));
-        sqlite3_finalize(wl);
-        return -GY_EINTERNAL;
-    }
+    sqlite3_stmt *wl;
+    if (sqlite3_prepare_v2(db, "SELECT name, spec, generation FROM workloads ORDER BY name", -1,
+                           &wl, NULL) != SQLITE_OK)
+        return -1;
     for (struct workload_as *w = as->workloads; w != NULL; w = w->next)
         w->seen = false;
-    struct plan_builder b;
-    memset(&b, 0, sizeof(b));
-    int rc;
     /* The list is kept in name order, as the rows come: each row is usually the next
      * entry, so a pass costs one comparison per workload. */
     struct workload_as **pos = &as->workloads;
+    int rc;
     while ((rc = sqlite3_step(wl)) == SQLITE_ROW) {
         const char *name = (const char *)sqlite3_column_text(wl, 0);
         uint64_t generation = (uint64_t)sqlite3_column_int64(wl, 2);
@@ -494,34 +520,133 @@ int sch_autoscaler_plan(struct sch_autoscaler *as, sqlite3 *db, uint64_t now_ms,
             w->name = gy_xstrdup(name);
             w->next = *pos;
             *pos = w;
-            workload_decode(w, sqlite3_column_blob(wl, 1), (size_t)sqlite3_column_bytes(wl, 1),
-                            generation);
-        } else if (w->generation != generation) {
-            workload_decode(w, sqlite3_column_blob(wl, 1), (size_t)sqlite3_column_bytes(wl, 1),
-                            generation);
+            w->generation = generation + 1; /* decoded below */
         }
+        if (w->generation != generation)
+            workload_decode(w, sqlite3_column_blob(wl, 1), (size_t)sqlite3_column_bytes(wl, 1),
+                            generation);
         pos = &w->next;
         w->seen = true;
-        if (w->live == NULL)
-            continue;
-        if (evaluate(as, db, reps, w, (uint32_t)sqlite3_column_int64(wl, 3), now_ms, wall_ms, &b) <
-            0) {
-            rc = SQLITE_ERROR;
-            break;
-        }
     }
     sqlite3_finalize(wl);
-    sqlite3_finalize(reps);
+    if (rc != SQLITE_DONE)
+        return -1;
     /* Deleted workloads are forgotten. */
     for (struct workload_as **p = &as->workloads; *p != NULL;) {
         struct workload_as *w = *p;
-        if (!w->seen && rc == SQLITE_DONE) {
+        if (!w->seen) {
             *p = w->next;
             workload_free(w);
         } else {
             p = &w->next;
         }
     }
+    return 0;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Reads again only the workloads reported changed: one merge walk over the list, so a
+ * fleet of many workloads costs nothing while few change. */
+static int discover_changed(struct sch_autoscaler *as, sqlite3 *db)
+{
+    if (as->n_changed == 0)
+        return 0;
+    sqlite3_stmt *one;
+    if (sqlite3_prepare_v2(db, "SELECT spec, generation FROM workloads WHERE name = ?", -1, &one,
+                           NULL) != SQLITE_OK)
+        return -1;
+    qsort(as->changed, as->n_changed, sizeof(*as->changed), name_cmp);
+    struct workload_as **pos = &as->workloads;
+    int rc = SQLITE_DONE;
+    for (size_t i = 0; i < as->n_changed; i++) {
+        const char *name = as->changed[i];
+        if (i > 0 && strcmp(name, as->changed[i - 1]) == 0)
+            continue;
+        while (*pos != NULL && strcmp((*pos)->name, name) < 0)
+            pos = &(*pos)->next;
+        struct workload_as *w = *pos != NULL && strcmp((*pos)->name, name) == 0 ? *pos : NULL;
+        sqlite3_reset(one);
+        sqlite3_bind_text(one, 1, name, -1, SQLITE_STATIC);
+        rc = sqlite3_step(one);
+        if (rc == SQLITE_ROW) {
+            uint64_t generation = (uint64_t)sqlite3_column_int64(one, 1);
+            if (w == NULL) {
+                w = gy_xcalloc(1, sizeof(*w));
+                w->name = gy_xstrdup(name);
+                w->next = *pos;
+                *pos = w;
+                w->generation = generation + 1;
+            }
+            if (w->generation != generation)
+                workload_decode(w, sqlite3_column_blob(one, 0),
+                                (size_t)sqlite3_column_bytes(one, 0), generation);
+            rc = SQLITE_DONE;
+        } else if (rc == SQLITE_DONE && w != NULL) {
+            *pos = w->next; /* deleted */
+            workload_free(w);
+        } else if (rc != SQLITE_DONE) {
+            break;
+        }
+    }
+    sqlite3_finalize(one);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int sch_autoscaler_plan(struct sch_autoscaler *as, sqlite3 *db, uint64_t now_ms, uint64_t wall_ms,
+                        struct sch_autoscale_plan *plan, struct gy_error *err)
+{
+    memset(plan, 0, sizeof(*plan));
+    usage_sweep(as, now_ms);
+    int found = as->scan_all ? discover_all(as, db) : discover_changed(as, db);
+    if (found < 0) {
+        gy_error_set(err, GY_EINTERNAL, "autoscaler: read state: %s", sqlite3_errmsg(db));
+        return -GY_EINTERNAL;
+    }
+    as->scan_all = false;
+    changed_clear(as);
+    sqlite3_stmt *one = NULL, *reps = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT spec, generation, replicas FROM workloads WHERE name = ?",
+                           -1, &one, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db,
+                           "SELECT id, node FROM replicas WHERE workload = ? AND state = 2"
+                           " AND ready ORDER BY id",
+                           -1, &reps, NULL) != SQLITE_OK) {
+        gy_error_set(err, GY_EINTERNAL, "autoscaler: read state: %s", sqlite3_errmsg(db));
+        sqlite3_finalize(one);
+        return -GY_EINTERNAL;
+    }
+    struct plan_builder b;
+    memset(&b, 0, sizeof(b));
+    int rc = SQLITE_DONE;
+    /* Only autoscaled workloads are evaluated, each with its row as it is now. */
+    for (struct workload_as *w = as->workloads; w != NULL && rc == SQLITE_DONE; w = w->next) {
+        if (w->live == NULL)
+            continue;
+        sqlite3_reset(one);
+        sqlite3_bind_text(one, 1, w->name, -1, SQLITE_STATIC);
+        rc = sqlite3_step(one);
+        if (rc == SQLITE_DONE)
+            continue; /* deleted: forgotten when its change is read */
+        if (rc != SQLITE_ROW)
+            break;
+        rc = SQLITE_DONE;
+        uint64_t generation = (uint64_t)sqlite3_column_int64(one, 1);
+        if (w->generation != generation) {
+            workload_decode(w, sqlite3_column_blob(one, 0), (size_t)sqlite3_column_bytes(one, 0),
+                            generation);
+            if (w->live == NULL)
+                continue;
+        }
+        if (evaluate(as, db, reps, w, (uint32_t)sqlite3_column_int64(one, 2), now_ms, wall_ms, &b) <
+            0)
+            rc = SQLITE_ERROR;
+    }
+    sqlite3_finalize(one);
+    sqlite3_finalize(reps);
     plan->probes = b.probes;
     plan->n_probes = b.n_probes;
     if (rc != SQLITE_DONE) {

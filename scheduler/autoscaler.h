@@ -6,6 +6,7 @@
 #ifndef GANTRY_SCHEDULER_AUTOSCALER_H
 #define GANTRY_SCHEDULER_AUTOSCALER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,6 +47,10 @@ struct sch_autoscale_plan {
     struct sch_autoscale_probe *probes;
     size_t n_probes;
 };
+
+/* Names of workloads whose rows changed (the state machine's dirty set), or all: the next
+ * evaluation reads only those again. */
+void sch_autoscaler_changed(struct sch_autoscaler *as, char *const *names, size_t n, bool all);
 
 /* One evaluation over every autoscaled workload in db. wall_ms stamps the commands. */
 int sch_autoscaler_plan(struct sch_autoscaler *as, sqlite3 *db, uint64_t now_ms, uint64_t wall_ms,

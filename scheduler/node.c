@@ -403,8 +403,12 @@ static void flush_group(struct sch_node *node)
 static void flush_cb(uv_check_t *check)
 {
     struct sch_node *node = check->data;
-    /* The commands applied in this turn of the loop share one commit. */
-    if (sch_fsm_flush(&node->fsm) < 0 && node->exit_code == 0) {
+    /* The commands applied since the last commit share the next one. */
+    uint64_t now = uv_now(node->loop);
+    bool due = now - node->flushed_at >= SCH_FLUSH_EVERY_MS;
+    if (due)
+        node->flushed_at = now;
+    if (due && sch_fsm_flush(&node->fsm) < 0 && node->exit_code == 0) {
         gy_log_error("refusing to run on", "error=\"the state database cannot be written\"");
         node->exit_code = 1;
         uv_timer_start(&node->stop_timer, fatal_stop_cb, 0, 0);

@@ -34,6 +34,10 @@
  * on one disk: 4 gave the best throughput at 16 clients (1 and 2 leave the disk idle between
  * round trips; 8 makes entries too small to amortise the sync). */
 #define SCH_INFLIGHT_MAX 4
+/* The state database commits what was applied at most this often: the Raft log, not the
+ * file, is what is durable (the file is rebuilt from it after a restart), and a page that
+ * many applies change in a row is then written once instead of once per loop turn. */
+#define SCH_FLUSH_EVERY_MS 10
 
 struct sch_node_config {
     uint64_t id;
@@ -90,6 +94,7 @@ struct sch_node {
     size_t queued;
     struct sch_waiter *readers; /* waiting for the next barrier */
     unsigned inflight_entries;
+    uint64_t flushed_at; /* uv_now() of the last commit of the state database */
 
     bool init_inflight;
     bool self_inflight;

@@ -147,6 +147,21 @@ static void heartbeat(struct sch_autoscaler *as, uint64_t t, const char *const *
     sch_autoscaler_samples(as, &hb, now);
 }
 
+/* One evaluation as the leader runs it: the state machine's changed workloads first. */
+static int plan_now(struct sch_autoscaler *as, struct sch_fsm *fsm, uint64_t now_ms,
+                    struct sch_autoscale_plan *plan, struct gy_error *err)
+{
+    char **names;
+    size_t n;
+    bool all;
+    sch_fsm_dirty_take(fsm, &names, &n, &all);
+    sch_autoscaler_changed(as, names, n, all);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return sch_autoscaler_plan(as, fsm->db, now_ms, 99, plan, err);
+}
+
 static void test_samples_become_a_scale_command(void **state)
 {
     struct sch_fsm *fsm = *state;
@@ -162,7 +177,7 @@ static void test_samples_become_a_scale_command(void **state)
     heartbeat(as, 7000, ids, c2, 2, 12000);
     struct sch_autoscale_plan plan;
     struct gy_error err;
-    assert_int_equal(sch_autoscaler_plan(as, fsm->db, 12000, 99, &plan, &err), 0);
+    assert_int_equal(plan_now(as, fsm, 12000, &plan, &err), 0);
     /* One ready replica at 100% of a 50% target calls for 2; web-2 is not ready and
      * counts for nothing. */
     assert_non_null(plan.command);
@@ -177,7 +192,7 @@ static void test_samples_become_a_scale_command(void **state)
     heartbeat(as, 8000, ids3, d0, 2, 13000);
     heartbeat(as, 9000, ids3, d1, 2, 14000);
     heartbeat(as, 10000, ids3, d2, 2, 15000);
-    assert_int_equal(sch_autoscaler_plan(as, fsm->db, 15000, 99, &plan, &err), 0);
+    assert_int_equal(plan_now(as, fsm, 15000, &plan, &err), 0);
     assert_non_null(plan.command);
     assert_int_equal(plan.scaled, 1);
     const Gantry__ScaleWorkload *sc = plan.command->batch->commands[0]->scale_workload;
@@ -199,8 +214,7 @@ static void test_samples_become_a_scale_command(void **state)
     json_decref(top);
 
     /* Samples that stop coming go stale: no figures, no decision. */
-    assert_int_equal(
-        sch_autoscaler_plan(as, fsm->db, 15000 + SCH_AUTOSCALE_STALE_MS + 1, 99, &plan, &err), 0);
+    assert_int_equal(plan_now(as, fsm, 15000 + SCH_AUTOSCALE_STALE_MS + 1, &plan, &err), 0);
     assert_null(plan.command);
     json_t *live = sch_autoscaler_workload_json(as, "web", 21000);
     assert_non_null(live);
@@ -223,7 +237,7 @@ static void test_metric_probes_take_turns(void **state)
     const char *asked[2];
     uint64_t ids[2];
     for (int k = 0; k < 2; k++) {
-        assert_int_equal(sch_autoscaler_plan(as, fsm->db, 1000 + k * 1000, 99, &plan, &err), 0);
+        assert_int_equal(plan_now(as, fsm, 1000 + k * 1000, &plan, &err), 0);
         assert_int_equal(plan.n_probes, 1);
         assert_string_equal(plan.probes[0].node, "n1");
         assert_string_equal(plan.probes[0].probe->exec[0], "queue");
@@ -238,14 +252,14 @@ static void test_metric_probes_take_turns(void **state)
     /* Only ready replicas are asked, in turn. */
     assert_string_not_equal(asked[0], asked[1]);
     /* 15 against 5 per replica, over the two ready ones: 6, bounded by max 4. */
-    assert_int_equal(sch_autoscaler_plan(as, fsm->db, 2600, 99, &plan, &err), 0);
+    assert_int_equal(plan_now(as, fsm, 2600, &plan, &err), 0);
     assert_non_null(plan.command);
     assert_int_equal(plan.command->batch->commands[0]->scale_workload->replicas, 4);
     assert_non_null(strstr(plan.command->batch->commands[0]->scale_workload->reason,
                            "metric 15 against target 5"));
     sch_autoscale_plan_free(&plan);
     /* An answer with an error is kept for describe. */
-    assert_int_equal(sch_autoscaler_plan(as, fsm->db, 3600, 99, &plan, &err), 0);
+    assert_int_equal(plan_now(as, fsm, 3600, &plan, &err), 0);
     assert_int_equal(plan.n_probes, 1);
     Gantry__MetricValue bad = GANTRY__METRIC_VALUE__INIT;
     bad.request_id = plan.probes[0].probe->request_id;
@@ -274,9 +288,57 @@ static void test_autoscale_off(void **state)
     heartbeat(as, 7000, ids, c2, 1, 12000);
     struct sch_autoscale_plan plan;
     struct gy_error err;
-    assert_int_equal(sch_autoscaler_plan(as, fsm->db, 12000, 99, &plan, &err), 0);
+    assert_int_equal(plan_now(as, fsm, 12000, &plan, &err), 0);
     assert_null(plan.command);
     assert_null(sch_autoscaler_workload_json(as, "web", 12000));
+    sch_autoscale_plan_free(&plan);
+    sch_autoscaler_free(as);
+}
+
+/* After its first evaluation the autoscaler reads again only the workloads the state
+ * machine reports changed: a workload turned autoscaled is found through its change (and
+ * not before it is reported), and a deleted one is forgotten. */
+static void test_changes_are_read_again(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    apply_web_as(fsm, false, false);
+    replica(fsm, "web-1", true);
+    struct sch_autoscaler *as = sch_autoscaler_new();
+    const char *ids[] = {"web-1"};
+    uint64_t c0[] = {0}, c1[] = {100 * MS_NS}, c2[] = {200 * MS_NS};
+    heartbeat(as, 5000, ids, c0, 1, 10000);
+    heartbeat(as, 6000, ids, c1, 1, 11000);
+    heartbeat(as, 7000, ids, c2, 1, 12000);
+    struct sch_autoscale_plan plan;
+    struct gy_error err;
+    assert_int_equal(plan_now(as, fsm, 12000, &plan, &err), 0);
+    assert_null(plan.command);
+    sch_autoscale_plan_free(&plan);
+
+    apply_web(fsm, false);
+    /* Not reported yet: the evaluation does not read the workloads again. */
+    assert_int_equal(sch_autoscaler_plan(as, fsm->db, 12100, 99, &plan, &err), 0);
+    assert_null(plan.command);
+    assert_null(sch_autoscaler_workload_json(as, "web", 12100));
+    sch_autoscale_plan_free(&plan);
+    /* Reported: found, and its load calls for a second replica. */
+    assert_int_equal(plan_now(as, fsm, 12200, &plan, &err), 0);
+    assert_non_null(plan.command);
+    assert_int_equal(plan.command->batch->commands[0]->scale_workload->replicas, 2);
+    sch_autoscale_plan_free(&plan);
+    json_t *live = sch_autoscaler_workload_json(as, "web", 12200);
+    assert_non_null(live);
+    json_decref(live);
+
+    Gantry__DeleteWorkload del = GANTRY__DELETE_WORKLOAD__INIT;
+    del.name = (char *)"web";
+    Gantry__Command cmd = GANTRY__COMMAND__INIT;
+    cmd.cmd_case = GANTRY__COMMAND__CMD_DELETE_WORKLOAD;
+    cmd.delete_workload = &del;
+    exec(fsm, &cmd);
+    assert_int_equal(plan_now(as, fsm, 12300, &plan, &err), 0);
+    assert_null(plan.command);
+    assert_null(sch_autoscaler_workload_json(as, "web", 12300));
     sch_autoscale_plan_free(&plan);
     sch_autoscaler_free(as);
 }
@@ -287,6 +349,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_samples_become_a_scale_command, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metric_probes_take_turns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_autoscale_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_changes_are_read_again, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
