@@ -204,6 +204,16 @@ static void fatal_stop_cb(uv_timer_t *timer)
         node->on_fatal(node->on_applied_data);
 }
 
+/* The log bytes after which this server takes a snapshot: --snapshot-bytes, less a tenth
+ * per server id after the first (of five). Every server applies the same log, so with one
+ * budget they would all snapshot at the same entry, and while a majority writes a snapshot
+ * every commit waits for it; staggered, at most one usually does. */
+static uint64_t snapshot_budget(const struct sch_node *node)
+{
+    uint64_t step = node->cfg.snapshot_bytes / 10;
+    return node->cfg.snapshot_bytes - step * ((node->cfg.id - 1) % 5);
+}
+
 static void fsm_applied(void *data, struct sch_fsm *fsm)
 {
     struct sch_node *node = data;
@@ -233,7 +243,7 @@ static void fsm_applied(void *data, struct sch_fsm *fsm)
     /* Past the byte budget, the next apply takes a snapshot: libraft takes one when the
      * entries applied since the last reach the threshold. */
     if (node->cfg.snapshot_bytes > 0 && !node->snapshot_due &&
-        fsm->log_bytes >= node->cfg.snapshot_bytes && node->raft_started) {
+        fsm->log_bytes >= snapshot_budget(node) && node->raft_started) {
         node->snapshot_due = true;
         raft_set_snapshot_threshold(&node->raft, 1);
     }
