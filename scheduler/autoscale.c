@@ -78,6 +78,12 @@ static uint32_t recommend(uint32_t current, uint32_t ready, double ratio)
     return (uint32_t)want;
 }
 
+/* The largest scale-up step from current: doubling or +4, whichever is more. */
+static uint32_t step_limit(uint32_t current)
+{
+    return current > 4 ? current * 2 : current + 4;
+}
+
 /* Durations in reasons are rounded to tenths of a second. */
 static uint64_t round_tenth(uint64_t ms)
 {
@@ -175,9 +181,15 @@ void sch_as_decide(const struct sch_as_policy *p, const struct sch_as_figures *f
     struct target best = {0};
     char figure[128];
     if (p->cpu_percent > 0 && f->has_cpu) {
-        snprintf(figure, sizeof(figure), "cpu %.0f%% of target %" PRIu32 "%%", f->cpu_percent,
-                 p->cpu_percent);
-        consider(&best, recommend(current, f->ready, f->cpu_percent / p->cpu_percent), figure);
+        bool saturated = f->cpu_percent >= SCH_AS_SATURATED_CPU_PERCENT &&
+                         p->cpu_percent < SCH_AS_SATURATED_CPU_PERCENT;
+        snprintf(figure, sizeof(figure), "cpu %.0f%% of target %" PRIu32 "%%%s", f->cpu_percent,
+                 p->cpu_percent, saturated ? " (at its quota)" : "");
+        uint32_t rec = recommend(current, f->ready, f->cpu_percent / p->cpu_percent);
+        /* Held at the quota, the real load is unknown: the largest step (see below). */
+        if (saturated && rec < step_limit(current))
+            rec = step_limit(current);
+        consider(&best, rec, figure);
     }
     if (p->memory_percent > 0 && f->has_memory) {
         snprintf(figure, sizeof(figure), "memory %.0f%% of target %" PRIu32 "%%", f->memory_percent,
@@ -201,7 +213,7 @@ void sch_as_decide(const struct sch_as_policy *p, const struct sch_as_figures *f
     window_push(m, now_ms, rec, p->scale_down_after_ms);
     if (rec > current) {
         m->low_since = 0;
-        uint32_t limit = current * 2 > current + 4 ? current * 2 : current + 4;
+        uint32_t limit = step_limit(current);
         d->replicas = rec < limit ? rec : limit;
         snprintf(d->reason, sizeof(d->reason), "%s over %s: %" PRIu32 " -> %" PRIu32, best.figure,
                  span, current, d->replicas);

@@ -16,6 +16,10 @@
 #define SCH_AS_TOLERANCE 0.10
 /* A replica is idle under this share of its CPU request. */
 #define SCH_AS_IDLE_CPU_PERCENT 2.0
+/* The CPU request is also the replica's quota: ready replicas that average this share of it
+ * are held back by the quota, and their figure says only that the load is at least that
+ * much. With a CPU target below it, scale-up then takes the largest step at once. */
+#define SCH_AS_SATURATED_CPU_PERCENT 95.0
 
 /* ---------------------------------------------------------------------------------------
  * Windows */

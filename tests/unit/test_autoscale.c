@@ -80,10 +80,10 @@ static void test_scale_up_at_once_and_bounded(void **state)
     struct sch_as_policy p = cpu_policy(1, 20, 50);
     struct sch_as_memory m = {0};
     struct sch_as_decision d;
-    struct sch_as_figures f = cpu_figures(1, 1, 100);
+    struct sch_as_figures f = cpu_figures(1, 1, 90);
     sch_as_decide(&p, &f, &m, 1000, &d);
     assert_int_equal(d.replicas, 2);
-    assert_string_equal(d.reason, "cpu 100% of target 50% over 2s: 1 -> 2");
+    assert_string_equal(d.reason, "cpu 90% of target 50% over 2s: 1 -> 2");
     /* A step is at most doubling or +4, whichever is more. */
     f = cpu_figures(2, 2, 500);
     sch_as_decide(&p, &f, &m, 2000, &d);
@@ -252,6 +252,33 @@ static void test_idle_to_zero(void **state)
     assert_int_equal(d.idle_in_ms, 0);
 }
 
+/* Replicas held at their CPU quota (the request) show at most 100% however much load
+ * waits: scale-up takes the largest step instead of doubling at a time. */
+static void test_saturated_takes_the_largest_step(void **state)
+{
+    (void)state;
+    struct sch_as_policy p = cpu_policy(1, 20, 50);
+    struct sch_as_memory m = {0};
+    struct sch_as_decision d;
+    struct sch_as_figures f = cpu_figures(1, 1, 99);
+    sch_as_decide(&p, &f, &m, 1000, &d);
+    assert_int_equal(d.replicas, 5);
+    assert_string_equal(d.reason, "cpu 99% of target 50% (at its quota) over 2s: 1 -> 5");
+    f = cpu_figures(5, 5, 98);
+    sch_as_decide(&p, &f, &m, 2000, &d);
+    assert_int_equal(d.replicas, 10);
+    /* Below the quota the figure is the load: proportional again. */
+    f = cpu_figures(10, 10, 60);
+    sch_as_decide(&p, &f, &m, 3000, &d);
+    assert_int_equal(d.replicas, 12);
+    /* A target at the quota itself is only ever proportional. */
+    struct sch_as_policy high = cpu_policy(1, 20, 95);
+    struct sch_as_memory m2 = {0};
+    f = cpu_figures(2, 2, 100);
+    sch_as_decide(&high, &f, &m2, 1000, &d);
+    assert_int_equal(d.replicas, 2);
+}
+
 static void test_bounds_and_manual_scale(void **state)
 {
     (void)state;
@@ -301,7 +328,8 @@ static void test_replay_burst(void **state)
         sch_as_decide(&p, &f, &m, t, &d);
         if (d.replicas != 1) {
             scaled_at = t;
-            assert_int_equal(d.replicas, 2);
+            /* Held at its quota: the largest step, bounded by max. */
+            assert_int_equal(d.replicas, 4);
             break;
         }
     }
@@ -314,6 +342,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_window_rate),
         cmocka_unit_test(test_scale_up_at_once_and_bounded),
+        cmocka_unit_test(test_saturated_takes_the_largest_step),
         cmocka_unit_test(test_tolerance),
         cmocka_unit_test(test_scale_down_waits),
         cmocka_unit_test(test_not_ready_replicas),

@@ -170,15 +170,15 @@ static void test_samples_become_a_scale_command(void **state)
     replica(fsm, "web-2", false); /* starting: no load of its own */
     struct sch_autoscaler *as = sch_autoscaler_new();
     const char *ids[] = {"web-1", "web-2"};
-    /* web-1 at 100m (100% of its request) for 2 s; web-2 idle. */
-    uint64_t c0[] = {0, 0}, c1[] = {100 * MS_NS, 0}, c2[] = {200 * MS_NS, 0};
+    /* web-1 at 90m (90% of its request, below its quota) for 2 s; web-2 idle. */
+    uint64_t c0[] = {0, 0}, c1[] = {90 * MS_NS, 0}, c2[] = {180 * MS_NS, 0};
     heartbeat(as, 5000, ids, c0, 2, 10000);
     heartbeat(as, 6000, ids, c1, 2, 11000);
     heartbeat(as, 7000, ids, c2, 2, 12000);
     struct sch_autoscale_plan plan;
     struct gy_error err;
     assert_int_equal(plan_now(as, fsm, 12000, &plan, &err), 0);
-    /* One ready replica at 100% of a 50% target calls for 2; web-2 is not ready and
+    /* One ready replica at 90% of a 50% target calls for 2; web-2 is not ready and
      * counts for nothing. */
     assert_non_null(plan.command);
     assert_int_equal(plan.command->batch->commands[0]->scale_workload->replicas, 2);
@@ -305,7 +305,7 @@ static void test_changes_are_read_again(void **state)
     replica(fsm, "web-1", true);
     struct sch_autoscaler *as = sch_autoscaler_new();
     const char *ids[] = {"web-1"};
-    uint64_t c0[] = {0}, c1[] = {100 * MS_NS}, c2[] = {200 * MS_NS};
+    uint64_t c0[] = {0}, c1[] = {90 * MS_NS}, c2[] = {180 * MS_NS};
     heartbeat(as, 5000, ids, c0, 1, 10000);
     heartbeat(as, 6000, ids, c1, 1, 11000);
     heartbeat(as, 7000, ids, c2, 1, 12000);
