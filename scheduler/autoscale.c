@@ -46,6 +46,17 @@ bool sch_as_window_cpu(const struct sch_as_window *w, double *millicores, uint64
     return true;
 }
 
+bool sch_as_window_cpu_last(const struct sch_as_window *w, double *millicores)
+{
+    if (w->n < 2)
+        return false;
+    const struct sch_as_sample *a = &w->s[w->n - 2], *b = &w->s[w->n - 1];
+    if (b->t_ms <= a->t_ms)
+        return false;
+    *millicores = (double)(b->cpu_ns - a->cpu_ns) / 1e6 / (double)(b->t_ms - a->t_ms) * 1000.0;
+    return true;
+}
+
 uint64_t sch_as_window_newest(const struct sch_as_window *w)
 {
     return w->n > 0 ? w->s[w->n - 1].t_ms : 0;
@@ -181,7 +192,8 @@ void sch_as_decide(const struct sch_as_policy *p, const struct sch_as_figures *f
     struct target best = {0};
     char figure[128];
     if (p->cpu_percent > 0 && f->has_cpu) {
-        bool saturated = f->cpu_percent >= SCH_AS_SATURATED_CPU_PERCENT &&
+        bool saturated = (f->cpu_percent >= SCH_AS_SATURATED_CPU_PERCENT ||
+                          f->cpu_last_percent >= SCH_AS_SATURATED_CPU_PERCENT) &&
                          p->cpu_percent < SCH_AS_SATURATED_CPU_PERCENT;
         snprintf(figure, sizeof(figure), "cpu %.0f%% of target %" PRIu32 "%%%s", f->cpu_percent,
                  p->cpu_percent, saturated ? " (at its quota)" : "");

@@ -17,8 +17,9 @@
 /* A replica is idle under this share of its CPU request. */
 #define SCH_AS_IDLE_CPU_PERCENT 2.0
 /* The CPU request is also the replica's quota: ready replicas that average this share of it
- * are held back by the quota, and their figure says only that the load is at least that
- * much. With a CPU target below it, scale-up then takes the largest step at once. */
+ * (over the span, or over the last interval alone, which sees a load that just began) are
+ * held back by the quota, and their figure says only that the load is at least that much.
+ * With a CPU target below it, scale-up then takes the largest step at once. */
 #define SCH_AS_SATURATED_CPU_PERCENT 95.0
 
 /* ---------------------------------------------------------------------------------------
@@ -45,6 +46,9 @@ void sch_as_window_add(struct sch_as_window *w, const struct sch_as_sample *s);
  * samples. */
 bool sch_as_window_cpu(const struct sch_as_window *w, double *millicores, uint64_t *span_ms);
 
+/* CPU use in millicores over the last interval alone (the two newest samples). */
+bool sch_as_window_cpu_last(const struct sch_as_window *w, double *millicores);
+
 /* The newest sample's time, 0 for an empty window. */
 uint64_t sch_as_window_newest(const struct sch_as_window *w);
 
@@ -68,8 +72,9 @@ struct sch_as_figures {
     uint32_t current; /* the workload's desired count in the replicated state */
     uint32_t ready;   /* ready replicas with figures */
     bool has_cpu;
-    double cpu_percent;     /* average over the ready replicas, share of the request */
-    double cpu_max_percent; /* the busiest ready replica */
+    double cpu_percent;      /* average over the ready replicas, share of the request */
+    double cpu_max_percent;  /* the busiest ready replica */
+    double cpu_last_percent; /* average over the ready replicas' last sample interval */
     bool has_memory;
     double memory_percent;
     bool has_metric;

@@ -416,7 +416,7 @@ static int evaluate(struct sch_autoscaler *as, sqlite3 *db, sqlite3_stmt *reps,
     f.current = current;
     struct ready_replica *ready = NULL;
     size_t n_ready = 0;
-    double cpu_sum = 0, mem_sum = 0, cpu_max = 0;
+    double cpu_sum = 0, mem_sum = 0, cpu_max = 0, last_sum = 0;
     uint64_t span_max = 0;
     sqlite3_reset(reps);
     sqlite3_bind_text(reps, 1, w->name, -1, SQLITE_STATIC);
@@ -435,6 +435,9 @@ static int evaluate(struct sch_autoscaler *as, sqlite3 *db, sqlite3_stmt *reps,
         f.ready++;
         double cpu_pct = w->cpu_request_millis > 0 ? cpu / (double)w->cpu_request_millis * 100 : 0;
         cpu_sum += cpu_pct;
+        double last;
+        if (w->cpu_request_millis > 0 && sch_as_window_cpu_last(&usage_find(as, id)->window, &last))
+            last_sum += last / (double)w->cpu_request_millis * 100;
         if (cpu_pct > cpu_max)
             cpu_max = cpu_pct;
         if (w->memory_request_bytes > 0)
@@ -456,6 +459,7 @@ static int evaluate(struct sch_autoscaler *as, sqlite3 *db, sqlite3_stmt *reps,
         f.has_cpu = w->cpu_request_millis > 0;
         f.cpu_percent = cpu_sum / f.ready;
         f.cpu_max_percent = cpu_max;
+        f.cpu_last_percent = last_sum / f.ready;
         f.has_memory = w->memory_request_bytes > 0;
         f.memory_percent = mem_sum / f.ready;
         f.span_ms = span_max;

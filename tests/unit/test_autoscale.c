@@ -271,6 +271,13 @@ static void test_saturated_takes_the_largest_step(void **state)
     f = cpu_figures(10, 10, 60);
     sch_as_decide(&p, &f, &m, 3000, &d);
     assert_int_equal(d.replicas, 12);
+    /* A load that just began: the span still averages it down, the last interval shows
+     * the quota. */
+    struct sch_as_memory m3 = {0};
+    f = cpu_figures(1, 1, 70);
+    f.cpu_last_percent = 100;
+    sch_as_decide(&p, &f, &m3, 1000, &d);
+    assert_int_equal(d.replicas, 5);
     /* A target at the quota itself is only ever proportional. */
     struct sch_as_policy high = cpu_policy(1, 20, 95);
     struct sch_as_memory m2 = {0};
