@@ -273,6 +273,19 @@ static void test_metric_probes_take_turns(void **state)
     sch_autoscaler_free(as);
 }
 
+/* An autoscaler that has seen web-1 use `millicores` for 2 s (samples at 5, 6, 7 s, taken
+ * at 10, 11, 12 s). */
+static struct sch_autoscaler *busy_web_1(uint64_t millicores)
+{
+    struct sch_autoscaler *as = sch_autoscaler_new();
+    const char *ids[] = {"web-1"};
+    for (uint64_t k = 0; k < 3; k++) {
+        uint64_t cpu[] = {k * millicores * MS_NS};
+        heartbeat(as, 5000 + k * 1000, ids, cpu, 1, 10000 + k * 1000);
+    }
+    return as;
+}
+
 /* `autoscale: off` in a new apply stops the autoscaler: busy replicas change nothing. */
 static void test_autoscale_off(void **state)
 {
@@ -280,12 +293,7 @@ static void test_autoscale_off(void **state)
     apply_web(fsm, false);
     apply_web_as(fsm, false, false);
     replica(fsm, "web-1", true);
-    struct sch_autoscaler *as = sch_autoscaler_new();
-    const char *ids[] = {"web-1"};
-    uint64_t c0[] = {0}, c1[] = {100 * MS_NS}, c2[] = {200 * MS_NS};
-    heartbeat(as, 5000, ids, c0, 1, 10000);
-    heartbeat(as, 6000, ids, c1, 1, 11000);
-    heartbeat(as, 7000, ids, c2, 1, 12000);
+    struct sch_autoscaler *as = busy_web_1(100);
     struct sch_autoscale_plan plan;
     struct gy_error err;
     assert_int_equal(plan_now(as, fsm, 12000, &plan, &err), 0);
@@ -303,12 +311,7 @@ static void test_changes_are_read_again(void **state)
     struct sch_fsm *fsm = *state;
     apply_web_as(fsm, false, false);
     replica(fsm, "web-1", true);
-    struct sch_autoscaler *as = sch_autoscaler_new();
-    const char *ids[] = {"web-1"};
-    uint64_t c0[] = {0}, c1[] = {90 * MS_NS}, c2[] = {180 * MS_NS};
-    heartbeat(as, 5000, ids, c0, 1, 10000);
-    heartbeat(as, 6000, ids, c1, 1, 11000);
-    heartbeat(as, 7000, ids, c2, 1, 12000);
+    struct sch_autoscaler *as = busy_web_1(90);
     struct sch_autoscale_plan plan;
     struct gy_error err;
     assert_int_equal(plan_now(as, fsm, 12000, &plan, &err), 0);
