@@ -114,6 +114,15 @@ char *sch_metrics_render(struct sch_server *server)
     emit(&t, "# HELP gantry_raft_entries_total Raft entries those commands travelled in (group "
              "commit).\n# TYPE gantry_raft_entries_total counter\n");
     emit(&t, "gantry_raft_entries_total %" PRIu64 "\n", node->stats.entries);
+    emit(&t, "# HELP gantry_proposal_queue_seconds_total Time commands waited for the next entry "
+             "(group commit).\n# TYPE gantry_proposal_queue_seconds_total counter\n");
+    emit(&t, "gantry_proposal_queue_seconds_total %.6f\n", (double)node->stats.queue_ns / 1e9);
+    emit(&t, "# HELP gantry_raft_entry_seconds_total Time entries took from proposal to applied.\n"
+             "# TYPE gantry_raft_entry_seconds_total counter\n");
+    emit(&t, "gantry_raft_entry_seconds_total %.6f\n", (double)node->stats.entry_ns / 1e9);
+    emit(&t, "# HELP gantry_raft_entries_settled_total Entries proposed here that were applied or "
+             "failed.\n# TYPE gantry_raft_entries_settled_total counter\n");
+    emit(&t, "gantry_raft_entries_settled_total %" PRIu64 "\n", node->stats.entries_done);
     emit(&t, "# HELP gantry_read_barriers_total Read barriers issued.\n"
              "# TYPE gantry_read_barriers_total counter\n");
     emit(&t, "gantry_read_barriers_total %" PRIu64 "\n", node->stats.barriers);

@@ -23,6 +23,7 @@
 
 struct sch_proposal {
     struct sch_packed_command packed;
+    uint64_t queued_ns; /* uv_hrtime() when it was queued */
     sch_propose_cb cb;
     void *data;
     struct sch_proposal *next;
@@ -37,6 +38,7 @@ struct sch_waiter {
 /* One Raft entry carrying the proposals that were grouped into it. */
 struct group {
     struct raft_apply req;
+    uint64_t proposed_ns; /* uv_hrtime() when it went to raft_apply */
     struct sch_node *node;
     struct sch_proposal **items;
     size_t n;
@@ -324,6 +326,8 @@ static void group_done(struct raft_apply *req, int status, void *opaque)
     }
     sch_result_free(result);
     node->inflight_entries--;
+    node->stats.entry_ns += uv_hrtime() - g->proposed_ns;
+    node->stats.entries_done++;
     free(g->items);
     free(g);
 }
@@ -373,11 +377,14 @@ static void flush_group(struct sch_node *node)
     g->node = node;
     g->items = gy_xcalloc(n, sizeof(*g->items));
     struct sch_packed_command *packed = gy_xcalloc(n, sizeof(*packed));
+    uint64_t now = uv_hrtime();
+    g->proposed_ns = now;
     for (size_t i = 0; i < n; i++) {
         struct sch_proposal *p = node->queue_head;
         node->queue_head = p->next;
         g->items[i] = p;
         packed[i] = p->packed;
+        node->stats.queue_ns += now - p->queued_ns;
     }
     if (node->queue_head == NULL)
         node->queue_tail = NULL;
@@ -466,6 +473,7 @@ int sch_node_propose(struct sch_node *node, const Gantry__Command *cmd, sch_prop
         node->queue_tail->next = p;
     else
         node->queue_head = p;
+    p->queued_ns = uv_hrtime();
     node->queue_tail = p;
     node->queued++;
     node->stats.proposals++;

@@ -71,6 +71,9 @@ struct sch_node_stats {
     uint64_t entries;        /* raft entries they travelled in */
     uint64_t barriers;       /* read barriers issued */
     uint64_t leader_changes; /* times the known leader changed */
+    uint64_t queue_ns;       /* time proposals waited for their entry (group commit) */
+    uint64_t entry_ns;       /* time entries took from raft_apply to applied */
+    uint64_t entries_done;   /* entries applied (or failed) of those proposed here */
 };
 
 struct sch_node {

@@ -108,6 +108,12 @@ for m in gantry_raft_term gantry_raft_commit_index gantry_raft_applied_index gan
     'gantry_http_request_duration_seconds_bucket{route="apply",le="+Inf"}'; do
     gt_check "metrics have $m" bash -c "grep -qF '$m' <<<'$metrics'"
 done
+# The leader's write stages: entries settled, and time spent queued and in flight.
+positive() { awk -v m="$1" '$1 == m { ok = $2 > 0 } END { exit !ok }' <<<"$metrics"; }
+for m in gantry_raft_entries_settled_total gantry_raft_entry_seconds_total \
+    gantry_proposal_queue_seconds_total; do
+    gt_check "metric $m has counted the writes" positive "$m"
+done
 gt_check "a backup snapshot can be downloaded" \
     bash -c "curl -s --max-time 10 '$api/v1/cluster/snapshot' | head -c 4 | grep -q GYS1"
 
