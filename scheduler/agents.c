@@ -948,18 +948,37 @@ static void on_frame(struct session *s, const uint8_t *body, size_t len)
     protobuf_c_message_free_unpacked(&f->base, NULL);
 }
 
+/* One read buffer for every agent session, as for the API (http.c): frames are decoded
+ * (and partial ones copied) before on_read returns. */
+static uint8_t read_buf[64 * 1024];
+static bool read_buf_taken;
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)h;
-    buf->base = gy_xmalloc(suggested);
-    buf->len = suggested;
+    (void)suggested;
+    if (!read_buf_taken) {
+        read_buf_taken = true;
+        buf->base = (char *)read_buf;
+    } else {
+        buf->base = gy_xmalloc(sizeof(read_buf));
+    }
+    buf->len = sizeof(read_buf);
+}
+
+static void read_buf_release(const uv_buf_t *buf)
+{
+    if (buf->base == (char *)read_buf)
+        read_buf_taken = false;
+    else
+        free(buf->base);
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     struct session *s = stream->data;
     if (nread < 0) {
-        free(buf->base);
+        read_buf_release(buf);
         session_close(s, nread == UV_EOF ? "agent closed the connection" : uv_strerror((int)nread));
         return;
     }
@@ -979,7 +998,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         if (frame != NULL)
             on_frame(s, frame, flen);
     }
-    free(buf->base);
+    read_buf_release(buf);
 }
 
 static void on_connection(uv_stream_t *listener, int status)
