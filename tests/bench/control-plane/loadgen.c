@@ -5,7 +5,9 @@
  *
  *   loadgen --mode gantry|etcd --target HOST:PORT[,HOST:PORT...] --clients N --requests N
  *   loadgen --mode gantry|etcd --target ... --probe MS   first success after now; prints the
- *                                                        wall clock in ns when it came */
+ *                                                        wall clock in ns when it came
+ *   --timeline FILE   also writes each successful write's completion time (ns since the
+ *                     start, one per line), to find stalls */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
@@ -39,6 +41,8 @@ static long n_requests = 1000;
 static long next_request;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static double *latencies;
+static uint64_t *completions;
+static uint64_t started_ns;
 static long n_latencies;
 static long errors;
 static char value_b64[2048];
@@ -184,9 +188,10 @@ static void *client(void *arg)
             status = read_answer(fd);
         double ms = (double)(now_ns(CLOCK_MONOTONIC) - start) / 1e6;
         pthread_mutex_lock(&lock);
-        if (status == 200)
+        if (status == 200) {
+            completions[n_latencies] = now_ns(CLOCK_MONOTONIC) - started_ns;
             latencies[n_latencies++] = ms;
-        else
+        } else
             errors++;
         pthread_mutex_unlock(&lock);
         if (status != 200) {
@@ -234,15 +239,13 @@ static int probe(long timeout_ms)
 int main(int argc, char **argv)
 {
     static const struct option options[] = {
-        {"mode", required_argument, NULL, 'm'},
-        {"target", required_argument, NULL, 't'},
-        {"clients", required_argument, NULL, 'c'},
-        {"requests", required_argument, NULL, 'n'},
-        {"probe", required_argument, NULL, 'p'},
-        {"id", required_argument, NULL, 'i'},
-        {NULL, 0, NULL, 0},
+        {"mode", required_argument, NULL, 'm'},     {"target", required_argument, NULL, 't'},
+        {"clients", required_argument, NULL, 'c'},  {"requests", required_argument, NULL, 'n'},
+        {"probe", required_argument, NULL, 'p'},    {"id", required_argument, NULL, 'i'},
+        {"timeline", required_argument, NULL, 'T'}, {NULL, 0, NULL, 0},
     };
     long probe_ms = 0;
+    const char *timeline = NULL;
     snprintf(run_id, sizeof(run_id), "%ld", (long)getpid());
     int opt;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
@@ -276,6 +279,9 @@ int main(int argc, char **argv)
         case 'i':
             snprintf(run_id, sizeof(run_id), "%s", optarg);
             break;
+        case 'T':
+            timeline = optarg;
+            break;
         default:
             return 2;
         }
@@ -293,8 +299,10 @@ int main(int argc, char **argv)
         return probe(probe_ms);
 
     latencies = calloc((size_t)n_requests, sizeof(double));
+    completions = calloc((size_t)n_requests, sizeof(uint64_t));
     pthread_t *threads = calloc((size_t)n_clients, sizeof(pthread_t));
     uint64_t start = now_ns(CLOCK_MONOTONIC);
+    started_ns = start;
     for (long i = 0; i < n_clients; i++)
         pthread_create(&threads[i], NULL, client, (void *)i);
     for (long i = 0; i < n_clients; i++)
@@ -306,6 +314,12 @@ int main(int argc, char **argv)
     /* One machine-readable line: ok errors seconds throughput p50_ms p99_ms */
     printf("%ld %ld %.3f %.0f %.3f %.3f\n", n_latencies, errors, seconds,
            (double)n_latencies / seconds, p50, p99);
+    FILE *out = timeline != NULL ? fopen(timeline, "w") : NULL;
+    for (long i = 0; out != NULL && i < n_latencies; i++)
+        fprintf(out, "%llu\n", (unsigned long long)completions[i]);
+    if (out != NULL)
+        fclose(out);
+    free(completions);
     free(latencies);
     free(threads);
     return errors > 0 ? 1 : 0;
