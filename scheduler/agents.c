@@ -1230,7 +1230,8 @@ static void reconcile(struct sch_leader *l, const char *const *only, size_t n_on
     l->reconciled_at = uv_now(l->server->loop);
     struct sch_reconcile_plan *plan = &l->plan;
     struct gy_error err;
-    if (sch_reconcile_plan(db_of(l), only, n_only, wall_ms(), leader_random, l, plan, &err) < 0) {
+    if (sch_reconcile_plan(&l->server->node.fsm, only, n_only, wall_ms(), leader_random, l, plan,
+                           &err) < 0) {
         gy_log_warn("reconcile failed", "error=\"%s\"", err.msg);
         return;
     }
@@ -1449,13 +1450,13 @@ static void duties(struct sch_leader *l)
             size_t n_waiting = 0;
             if (fsm->room_epoch != l->room_seen) {
                 l->room_seen = fsm->room_epoch;
-                n_waiting = sch_reconcile_waiting(db_of(l), &waiting);
+                n_waiting = sch_reconcile_waiting(fsm, &waiting);
             }
             if (now - l->restopped_at >= RESTOP_AFTER_MS) {
                 l->restopped_at = now;
                 restop_stale(l);
             }
-            if (n_waiting > 0 || sch_reconcile_drain_due(db_of(l)))
+            if (n_waiting > 0 || sch_reconcile_drain_due(fsm))
                 reconcile(l, n_waiting > 0 ? (const char *const *)waiting : none, n_waiting);
             for (size_t i = 0; i < n_waiting; i++)
                 free(waiting[i]);

@@ -24,7 +24,7 @@
 /* How many outcomes of applied commands wait for their proposer (see sch_fsm_result_claim). */
 #define SCH_FSM_RESULT_SLOTS 4096
 /* Prepared statements kept for the less frequent commands. */
-#define SCH_FSM_STMT_CACHE 64
+#define SCH_FSM_STMT_CACHE 96
 /* Page cache of a file-backed state database, in KiB (see sch_fsm_init_file). */
 #define SCH_FSM_CACHE_KIB 2048
 

@@ -13,6 +13,29 @@
 #include "proto/spec_pb.h"
 #include "scheduler/placement.h"
 
+/* Every query goes through the state machine's statement cache (sch_fsm_stmt): a pass runs
+ * after each burst of applied commands, and compiling its statements again each time cost
+ * more than running them. The SQL texts are these constants, found by address. */
+static const char NODES_SQL[] =
+    "SELECT name, cloud, zone, labels, cpu_millis, memory_bytes, pids, state"
+    " FROM nodes ORDER BY name";
+static const char NAMES_SQL[] = "SELECT name FROM workloads";
+static const char WORKLOAD_SQL[] =
+    "SELECT name, spec, generation, replicas FROM workloads WHERE name = ?";
+static const char REPLICAS_SQL[] =
+    "SELECT r.rowid, r.id, r.workload, r.generation, r.node, r.state, r.ready, r.reason,"
+    " COALESCE(n.state, 0), COALESCE(n.cloud, ''), COALESCE(n.cost, 0)"
+    " FROM replicas r LEFT JOIN nodes n ON n.name = r.node"
+    " WHERE r.workload = ? ORDER BY r.rowid";
+static const char CONDITIONS_SQL[] =
+    "SELECT kind, message, time_ms FROM conditions WHERE workload = ?";
+static const char ALLOCATED_SQL[] =
+    "SELECT workload, node, COUNT(*) FROM replicas WHERE state NOT IN (?, ?)"
+    " GROUP BY workload, node ORDER BY workload";
+static const char SPEC_SQL[] = "SELECT spec FROM workloads WHERE name = ?";
+static const char WAITING_SQL[] = "SELECT DISTINCT workload FROM conditions WHERE kind IN (?, ?)"
+                                  " ORDER BY workload";
+
 int sch_replica_state_is_live(int state)
 {
     return state != GANTRY__REPLICA_STATE__REPLICA_STOPPING &&
@@ -115,24 +138,21 @@ static void state_free(struct state *st)
 
 static void workload_append(struct state *st, sqlite3_stmt *q, size_t *cap);
 static void replica_append(struct state *st, sqlite3_stmt *q, size_t *cap);
-static int load_some(sqlite3 *db, struct state *st, const char *const *only, size_t n_only,
+static int load_some(struct sch_fsm *fsm, struct state *st, const char *const *only, size_t n_only,
                      struct gy_error *err);
 
 /* Reads every node (placement needs them all); only done when something is to be placed,
  * which most passes, driven by replica reports, do not need. */
-static int load_nodes(sqlite3 *db, struct state *st)
+static int load_nodes(struct sch_fsm *fsm, struct state *st)
 {
     if (st->nodes_loaded)
         return st->nodes_rc;
     st->nodes_loaded = true;
     struct gy_error *err = &st->nodes_err;
-    sqlite3_stmt *q;
+    sqlite3_stmt *q = sch_fsm_stmt(fsm, NODES_SQL);
     size_t cap;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT name, cloud, zone, labels, cpu_millis, memory_bytes, pids, state"
-                           " FROM nodes ORDER BY name",
-                           -1, &q, NULL) != SQLITE_OK)
-        return st->nodes_rc = gy_error_set(err, GY_EIO, "read nodes: %s", sqlite3_errmsg(db));
+    if (q == NULL)
+        return st->nodes_rc = gy_error_set(err, GY_EIO, "read nodes: %s", sqlite3_errmsg(fsm->db));
     cap = 0;
     while (sqlite3_step(q) == SQLITE_ROW) {
         if (st->n_nodes == cap) {
@@ -166,7 +186,7 @@ static int load_nodes(sqlite3 *db, struct state *st)
         n->view.capacity.pids = sqlite3_column_int64(q, 6);
         n->view.schedulable = sqlite3_column_int(q, 7) == GANTRY__NODE_STATE__NODE_READY;
     }
-    sqlite3_finalize(q);
+    sqlite3_reset(q);
     return 0;
 }
 
@@ -187,16 +207,16 @@ static void condition_load(struct workload_row *w, sqlite3_stmt *q, int col)
     }
 }
 
-static int load(sqlite3 *db, struct state *st, const char *const *only, size_t n_only,
+static int load(struct sch_fsm *fsm, struct state *st, const char *const *only, size_t n_only,
                 struct gy_error *err)
 {
-    sqlite3_stmt *q;
     size_t cap;
     if (only != NULL)
-        return load_some(db, st, only, n_only, err);
+        return load_some(fsm, st, only, n_only, err);
     /* A pass over everything (after a leader change) also skips the settled workloads. */
-    if (sqlite3_prepare_v2(db, "SELECT name FROM workloads", -1, &q, NULL) != SQLITE_OK)
-        return gy_error_set(err, GY_EIO, "read workloads: %s", sqlite3_errmsg(db));
+    sqlite3_stmt *q = sch_fsm_stmt(fsm, NAMES_SQL);
+    if (q == NULL)
+        return gy_error_set(err, GY_EIO, "read workloads: %s", sqlite3_errmsg(fsm->db));
     char **names = NULL;
     size_t n = 0;
     cap = 0;
@@ -207,8 +227,8 @@ static int load(sqlite3 *db, struct state *st, const char *const *only, size_t n
         }
         names[n++] = col_dup(q, 0);
     }
-    sqlite3_finalize(q);
-    int rc = load_some(db, st, (const char *const *)names, n, err);
+    sqlite3_reset(q);
+    int rc = load_some(fsm, st, (const char *const *)names, n, err);
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
@@ -304,74 +324,95 @@ static int name_cmp(const void *a, const void *b)
 }
 
 /* Whether a workload is settled: exactly its desired count of live replicas, all of its
- * current generation, and no condition recorded. A pass then has nothing to decide for
- * it (no placement, no stop, no rollout step, no condition to change), whatever the
- * states its replicas report; most passes follow such reports, and this spares them
- * loading every replica of the workload. */
-#define SETTLED_SQL                                                                                \
-    "SELECT w.replicas,"                                                                           \
-    " (SELECT COUNT(*) FROM replicas r WHERE r.workload = w.name AND r.state NOT IN (?2, ?3, ?4)"  \
-    "   AND r.generation >= w.generation),"                                                        \
-    " (SELECT COUNT(*) FROM replicas r WHERE r.workload = w.name AND r.state NOT IN (?2, ?3, ?4)"  \
-    "   AND r.generation < w.generation),"                                                         \
-    " EXISTS (SELECT 1 FROM conditions c WHERE c.workload = w.name"                                \
-    "   AND c.kind IN (?5, ?6, ?7, ?8))"                                                           \
-    " OR EXISTS (SELECT 1 FROM nodes n WHERE n.state = ?9 AND EXISTS (SELECT 1 FROM replicas r"    \
-    "   WHERE r.node = n.name AND r.workload = w.name AND r.state NOT IN (?2, ?3, ?4)))"           \
-    " FROM workloads w WHERE w.name = ?1"
+ * current generation, none on a draining node, and no condition recorded. A pass then has
+ * nothing to decide for it (no placement, no stop, no rollout step, no condition to
+ * change), whatever the states its replicas report; most passes follow such reports, and
+ * this spares them loading every replica of the workload. */
+static const char SETTLED_SQL[] =
+    "SELECT w.replicas,"
+    " (SELECT COUNT(*) FROM replicas r WHERE r.workload = w.name AND r.state NOT IN (?2, ?3, ?4)"
+    "   AND r.generation >= w.generation),"
+    " (SELECT COUNT(*) FROM replicas r WHERE r.workload = w.name AND r.state NOT IN (?2, ?3, ?4)"
+    "   AND r.generation < w.generation),"
+    " EXISTS (SELECT 1 FROM conditions c WHERE c.workload = w.name"
+    "   AND c.kind IN (?5, ?6, ?7, ?8))"
+    " FROM workloads w WHERE w.name = ?1";
+/* Whether any node drains (nodes have no index on their state: asked once per pass). */
+static const char ANY_DRAINING_SQL[] = "SELECT EXISTS (SELECT 1 FROM nodes WHERE state = ?)";
+/* Whether a workload has live replicas on a draining node: they are to move. */
+static const char ON_DRAINING_SQL[] =
+    "SELECT EXISTS (SELECT 1 FROM replicas r JOIN nodes n ON n.name = r.node"
+    " WHERE r.workload = ?1 AND r.state NOT IN (?2, ?3, ?4) AND n.state = ?5)";
 
-static bool settled_workload(sqlite3_stmt *q, const char *name)
+static bool any_draining(struct sch_fsm *fsm)
 {
+    sqlite3_stmt *q = sch_fsm_stmt(fsm, ANY_DRAINING_SQL);
+    if (q == NULL)
+        return true; /* then every workload is looked at */
+    sqlite3_bind_int(q, 1, GANTRY__NODE_STATE__NODE_DRAINING);
+    bool any = sqlite3_step(q) != SQLITE_ROW || sqlite3_column_int(q, 0) != 0;
     sqlite3_reset(q);
-    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    return any;
+}
+
+static void bind_dead_states(sqlite3_stmt *q)
+{
     sqlite3_bind_int(q, 2, GANTRY__REPLICA_STATE__REPLICA_STOPPING);
     sqlite3_bind_int(q, 3, GANTRY__REPLICA_STATE__REPLICA_STOPPED);
     sqlite3_bind_int(q, 4, GANTRY__REPLICA_STATE__REPLICA_LOST);
+}
+
+static bool settled_workload(struct sch_fsm *fsm, sqlite3_stmt *q, bool draining, const char *name)
+{
+    sqlite3_reset(q);
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    bind_dead_states(q);
     sqlite3_bind_text(q, 5, SCH_CONDITION_UNSCHEDULABLE, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 6, SCH_CONDITION_ROLLOUT_HALTED, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 7, SCH_CONDITION_MOVING, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 8, SCH_CONDITION_MOVE_STOPPED, -1, SQLITE_STATIC);
-    sqlite3_bind_int(q, 9, GANTRY__NODE_STATE__NODE_DRAINING);
     bool settled = false;
     if (sqlite3_step(q) == SQLITE_ROW)
         settled = sqlite3_column_int64(q, 1) == sqlite3_column_int64(q, 0) &&
                   sqlite3_column_int64(q, 2) == 0 && sqlite3_column_int(q, 3) == 0;
     sqlite3_reset(q);
+    if (!settled || !draining)
+        return settled;
+    sqlite3_stmt *d = sch_fsm_stmt(fsm, ON_DRAINING_SQL);
+    if (d == NULL)
+        return false;
+    sqlite3_bind_text(d, 1, name, -1, SQLITE_STATIC);
+    bind_dead_states(d);
+    sqlite3_bind_int(d, 5, GANTRY__NODE_STATE__NODE_DRAINING);
+    settled = sqlite3_step(d) == SQLITE_ROW && sqlite3_column_int(d, 0) == 0;
+    sqlite3_reset(d);
     return settled;
 }
 
 /* Loads only the named workloads, their replicas and conditions: a pass then costs what
  * changed, not the size of the whole state. Settled workloads are left out. */
-static int load_some(sqlite3 *db, struct state *st, const char *const *only, size_t n_only,
+static int load_some(struct sch_fsm *fsm, struct state *st, const char *const *only, size_t n_only,
                      struct gy_error *err)
 {
     const char **names = gy_xcalloc(n_only + 1, sizeof(*names));
     if (n_only > 0)
         memcpy(names, only, n_only * sizeof(*names));
     qsort(names, n_only, sizeof(*names), name_cmp);
-    sqlite3_stmt *wq = NULL, *rq = NULL, *cq = NULL, *settled = NULL;
+    bool draining = n_only > 0 && any_draining(fsm);
+    sqlite3_stmt *settled = sch_fsm_stmt(fsm, SETTLED_SQL);
+    sqlite3_stmt *wq = sch_fsm_stmt(fsm, WORKLOAD_SQL);
+    sqlite3_stmt *rq = sch_fsm_stmt(fsm, REPLICAS_SQL);
+    sqlite3_stmt *cq = sch_fsm_stmt(fsm, CONDITIONS_SQL);
     int rc = 0;
-    if (sqlite3_prepare_v2(db, SETTLED_SQL, -1, &settled, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db,
-                           "SELECT name, spec, generation, replicas FROM workloads WHERE name = ?",
-                           -1, &wq, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(
-            db,
-            "SELECT r.rowid, r.id, r.workload, r.generation, r.node, r.state, r.ready, r.reason,"
-            " COALESCE(n.state, 0), COALESCE(n.cloud, ''), COALESCE(n.cost, 0)"
-            " FROM replicas r LEFT JOIN nodes n ON n.name = r.node"
-            " WHERE r.workload = ? ORDER BY r.rowid",
-            -1, &rq, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db, "SELECT kind, message, time_ms FROM conditions WHERE workload = ?",
-                           -1, &cq, NULL) != SQLITE_OK) {
-        rc = gy_error_set(err, GY_EIO, "read state: %s", sqlite3_errmsg(db));
+    if (settled == NULL || wq == NULL || rq == NULL || cq == NULL) {
+        rc = gy_error_set(err, GY_EIO, "read state: %s", sqlite3_errmsg(fsm->db));
         goto out;
     }
     size_t wcap = 0, rcap = 0;
     for (size_t i = 0; i < n_only; i++) {
         if (i > 0 && strcmp(names[i], names[i - 1]) == 0)
             continue;
-        if (settled_workload(settled, names[i]))
+        if (settled_workload(fsm, settled, draining, names[i]))
             continue;
         sqlite3_reset(wq);
         sqlite3_bind_text(wq, 1, names[i], -1, SQLITE_STATIC);
@@ -391,32 +432,25 @@ static int load_some(sqlite3 *db, struct state *st, const char *const *only, siz
             condition_load(w, cq, 0);
     }
 out:
-    sqlite3_finalize(settled);
-    sqlite3_finalize(wq);
-    sqlite3_finalize(rq);
-    sqlite3_finalize(cq);
+    sqlite3_reset(settled);
+    sqlite3_reset(wq);
+    sqlite3_reset(rq);
+    sqlite3_reset(cq);
     free(names);
     return rc;
 }
 
 /* What every node has promised already: resources of all replicas that hold some, over
  * the whole state. Computed once per pass, and only when something is to be placed. */
-static void ensure_allocations(sqlite3 *db, struct state *st)
+static void ensure_allocations(struct sch_fsm *fsm, struct state *st)
 {
     if (st->alloc_done)
         return;
     st->alloc_done = true;
-    sqlite3_stmt *q, *spec_q;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT workload, node, COUNT(*) FROM replicas WHERE state NOT IN (?, ?)"
-                           " GROUP BY workload, node ORDER BY workload",
-                           -1, &q, NULL) != SQLITE_OK)
+    sqlite3_stmt *q = sch_fsm_stmt(fsm, ALLOCATED_SQL);
+    sqlite3_stmt *spec_q = sch_fsm_stmt(fsm, SPEC_SQL);
+    if (q == NULL || spec_q == NULL)
         return;
-    if (sqlite3_prepare_v2(db, "SELECT spec FROM workloads WHERE name = ?", -1, &spec_q, NULL) !=
-        SQLITE_OK) {
-        sqlite3_finalize(q);
-        return;
-    }
     sqlite3_bind_int(q, 1, GANTRY__REPLICA_STATE__REPLICA_STOPPED);
     sqlite3_bind_int(q, 2, GANTRY__REPLICA_STATE__REPLICA_LOST);
     char *current = NULL;
@@ -456,8 +490,8 @@ static void ensure_allocations(sqlite3 *db, struct state *st)
         n->view.allocated.pids += count * res.pids;
     }
     free(current);
-    sqlite3_finalize(spec_q);
-    sqlite3_finalize(q);
+    sqlite3_reset(spec_q);
+    sqlite3_reset(q);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -624,14 +658,14 @@ static void move_progress(struct builder *b, const struct workload_row *w,
     }
 }
 
-#define DRAINED_SQL                                                                                \
-    "SELECT name FROM nodes n WHERE n.state = ? AND NOT EXISTS"                                    \
-    " (SELECT 1 FROM replicas r WHERE r.node = n.name AND r.state NOT IN (?, ?))"
+static const char DRAINED_SQL[] =
+    "SELECT name FROM nodes n WHERE n.state = ? AND NOT EXISTS"
+    " (SELECT 1 FROM replicas r WHERE r.node = n.name AND r.state NOT IN (?, ?))";
 
-static sqlite3_stmt *drained_query(sqlite3 *db)
+static sqlite3_stmt *drained_query(struct sch_fsm *fsm)
 {
-    sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(db, DRAINED_SQL, -1, &q, NULL) != SQLITE_OK)
+    sqlite3_stmt *q = sch_fsm_stmt(fsm, DRAINED_SQL);
+    if (q == NULL)
         return NULL;
     sqlite3_bind_int(q, 1, GANTRY__NODE_STATE__NODE_DRAINING);
     sqlite3_bind_int(q, 2, GANTRY__REPLICA_STATE__REPLICA_STOPPED);
@@ -639,15 +673,12 @@ static sqlite3_stmt *drained_query(sqlite3 *db)
     return q;
 }
 
-size_t sch_reconcile_waiting(sqlite3 *db, char ***names)
+size_t sch_reconcile_waiting(struct sch_fsm *fsm, char ***names)
 {
     *names = NULL;
     size_t n = 0, cap = 0;
-    sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT DISTINCT workload FROM conditions WHERE kind IN (?, ?)"
-                           " ORDER BY workload",
-                           -1, &q, NULL) != SQLITE_OK)
+    sqlite3_stmt *q = sch_fsm_stmt(fsm, WAITING_SQL);
+    if (q == NULL)
         return 0;
     sqlite3_bind_text(q, 1, SCH_CONDITION_UNSCHEDULABLE, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, SCH_CONDITION_MOVE_STOPPED, -1, SQLITE_STATIC);
@@ -658,23 +689,24 @@ size_t sch_reconcile_waiting(sqlite3 *db, char ***names)
         }
         (*names)[n++] = col_dup(q, 0);
     }
-    sqlite3_finalize(q);
+    sqlite3_reset(q);
     return n;
 }
 
-bool sch_reconcile_drain_due(sqlite3 *db)
+bool sch_reconcile_drain_due(struct sch_fsm *fsm)
 {
-    sqlite3_stmt *q = drained_query(db);
+    sqlite3_stmt *q = drained_query(fsm);
     bool due = q != NULL && sqlite3_step(q) == SQLITE_ROW;
-    sqlite3_finalize(q);
+    if (q != NULL)
+        sqlite3_reset(q);
     return due;
 }
 
 /* Draining nodes that hold no live replica any more are drained: cordoned, so they take
  * no new replicas until uncordoned. */
-static void drained_nodes(sqlite3 *db, struct builder *b, uint64_t now_ms)
+static void drained_nodes(struct sch_fsm *fsm, struct builder *b, uint64_t now_ms)
 {
-    sqlite3_stmt *q = drained_query(db);
+    sqlite3_stmt *q = drained_query(fsm);
     if (q == NULL)
         return;
     while (sqlite3_step(q) == SQLITE_ROW) {
@@ -692,11 +724,11 @@ static void drained_nodes(sqlite3 *db, struct builder *b, uint64_t now_ms)
         b->extra = gy_xrealloc(b->extra, (b->n_extra + 1) * sizeof(*b->extra));
         b->extra[b->n_extra++] = c;
     }
-    sqlite3_finalize(q);
+    sqlite3_reset(q);
 }
 
-static void plan_workload(sqlite3 *db, struct state *st, struct workload_row *w, struct builder *b,
-                          uint64_t now_ms, sch_random_fn rnd, void *rnd_data)
+static void plan_workload(struct sch_fsm *fsm, struct state *st, struct workload_row *w,
+                          struct builder *b, uint64_t now_ms, sch_random_fn rnd, void *rnd_data)
 {
     size_t n_live = 0, n_cur = 0, n_old = 0, n_ready = 0, n_draining = 0;
     bool crash_loop = false;
@@ -791,7 +823,7 @@ static void plan_workload(sqlite3 *db, struct state *st, struct workload_row *w,
               now_ms);
 
     char reason[1024] = "";
-    if (to_place > 0 && load_nodes(db, st) == 0) {
+    if (to_place > 0 && load_nodes(fsm, st) == 0) {
         for (size_t k = 0; k < w->n_replicas; k++) {
             struct replica_row *r = &st->replicas[w->first_replica + k];
             struct node_row *n =
@@ -799,7 +831,7 @@ static void plan_workload(sqlite3 *db, struct state *st, struct workload_row *w,
             if (n != NULL)
                 n->view.workload_replicas++;
         }
-        ensure_allocations(db, st);
+        ensure_allocations(fsm, st);
         struct sch_place_node *views = gy_xcalloc(st->n_nodes + 1, sizeof(*views));
         for (size_t i = 0; i < st->n_nodes; i++)
             views[i] = st->nodes[i].view;
@@ -841,14 +873,14 @@ static void plan_workload(sqlite3 *db, struct state *st, struct workload_row *w,
     free(old);
 }
 
-int sch_reconcile_plan(sqlite3 *db, const char *const *only, size_t n_only, uint64_t now_ms,
+int sch_reconcile_plan(struct sch_fsm *fsm, const char *const *only, size_t n_only, uint64_t now_ms,
                        sch_random_fn rnd, void *rnd_data, struct sch_reconcile_plan *plan,
                        struct gy_error *err)
 {
     memset(plan, 0, sizeof(*plan));
     struct state st;
     memset(&st, 0, sizeof(st));
-    int rc = load(db, &st, only, n_only, err);
+    int rc = load(fsm, &st, only, n_only, err);
     if (rc < 0) {
         state_free(&st);
         return rc;
@@ -857,8 +889,8 @@ int sch_reconcile_plan(sqlite3 *db, const char *const *only, size_t n_only, uint
     memset(&b, 0, sizeof(b));
     for (size_t i = 0; i < st.n_workloads; i++)
         if (st.workloads[i].decoded)
-            plan_workload(db, &st, &st.workloads[i], &b, now_ms, rnd, rnd_data);
-    drained_nodes(db, &b, now_ms);
+            plan_workload(fsm, &st, &st.workloads[i], &b, now_ms, rnd, rnd_data);
+    drained_nodes(fsm, &b, now_ms);
     if (st.nodes_rc < 0) {
         /* Nothing decided without the nodes is proposed. */
         *err = st.nodes_err;

@@ -15,6 +15,7 @@
 
 #include "common/error.h"
 #include "proto/gantry.pb-c.h"
+#include "scheduler/fsm.h"
 
 /* Condition kinds the reconciler reports. */
 #define SCH_CONDITION_UNSCHEDULABLE  "Unschedulable"
@@ -37,10 +38,10 @@ struct sch_reconcile_plan {
 /* Makes 32 random bits for replica ids; tests pass a deterministic source. */
 typedef uint32_t (*sch_random_fn)(void *data);
 
-/* Plans against the state machine's database db: every workload when only is NULL, else
+/* Plans against the state machine's database: every workload when only is NULL, else
  * just the n_only named ones (placement still sees every node's allocation). now_ms
  * stamps the command. */
-int sch_reconcile_plan(sqlite3 *db, const char *const *only, size_t n_only, uint64_t now_ms,
+int sch_reconcile_plan(struct sch_fsm *fsm, const char *const *only, size_t n_only, uint64_t now_ms,
                        sch_random_fn rnd, void *rnd_data, struct sch_reconcile_plan *plan,
                        struct gy_error *err);
 void sch_reconcile_plan_free(struct sch_reconcile_plan *plan);
@@ -48,11 +49,11 @@ void sch_reconcile_plan_free(struct sch_reconcile_plan *plan);
 /* The workloads waiting for room (Unschedulable, or a stopped move): capacity freed by
  * stopped replicas marks no workload, so the leader looks at these again now and then.
  * The caller frees the names and the array. */
-size_t sch_reconcile_waiting(sqlite3 *db, char ***names);
+size_t sch_reconcile_waiting(struct sch_fsm *fsm, char ***names);
 
 /* True when a draining node holds no live replica any more: a pass (even over no
  * workload) then cordons it. */
-bool sch_reconcile_drain_due(sqlite3 *db);
+bool sch_reconcile_drain_due(struct sch_fsm *fsm);
 
 /* Replica states that count towards a workload's desired replicas. */
 int sch_replica_state_is_live(int state);

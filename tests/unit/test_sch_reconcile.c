@@ -87,7 +87,7 @@ static size_t reconcile_once(struct sch_fsm *fsm, uint32_t *rnd, struct sch_reco
     size_t n;
     bool all;
     sch_fsm_dirty_take(fsm, &names, &n, &all);
-    int rc = sch_reconcile_plan(fsm->db, all ? NULL : (const char *const *)names, n, 1000,
+    int rc = sch_reconcile_plan(fsm, all ? NULL : (const char *const *)names, n, 1000,
                                 counter_random, rnd, &plan, &err);
     for (size_t i = 0; i < n; i++)
         free(names[i]);
@@ -498,12 +498,12 @@ static void test_waiting_workload_placed_when_room_frees(void **state)
     free(names);
     /* The leader's look at the waiting workloads places it. */
     char **waiting;
-    size_t n_waiting = sch_reconcile_waiting(fsm->db, &waiting);
+    size_t n_waiting = sch_reconcile_waiting(fsm, &waiting);
     assert_int_equal(n_waiting, 1);
     assert_string_equal(waiting[0], "big");
     struct sch_reconcile_plan plan;
     struct gy_error err;
-    assert_int_equal(sch_reconcile_plan(fsm->db, (const char *const *)waiting, n_waiting, 2000,
+    assert_int_equal(sch_reconcile_plan(fsm, (const char *const *)waiting, n_waiting, 2000,
                                         counter_random, &rnd, &plan, &err),
                      0);
     assert_int_equal(plan.placed, 1);
