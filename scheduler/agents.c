@@ -1431,6 +1431,8 @@ static void duties(struct sch_leader *l)
             all = true;
         /* The autoscaler reads again only what changed, too. */
         sch_autoscaler_changed(l->autoscaler, names, n, all);
+        if (!all && sch_autoscaler_discover(l->autoscaler, db_of(l)) < 0)
+            gy_log_warn("autoscaler failed", "error=\"cannot read the changed workloads\"");
         if (all || n > 0) {
             l->dirty_reconcile = false;
             reconcile(l, all ? NULL : (const char *const *)names, n);

@@ -304,11 +304,105 @@ static bool metric_average(const struct workload_as *w, uint64_t now_ms, double 
 /* ---------------------------------------------------------------------------------------
  * Evaluation */
 
+/* Reads one base-128 varint; false past the end or beyond 64 bits. */
+static bool varint_read(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if ((b & 0x80) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Finds field in a packed protobuf message without unpacking it (the last occurrence, as
+ * for scalars): its value when a varint, its bytes when length-delimited. 1 when found, 0
+ * when absent, -1 when the encoding is not understood. */
+static int pb_field(const uint8_t *p, size_t len, unsigned field, uint64_t *value,
+                    const uint8_t **bytes, size_t *n_bytes)
+{
+    const uint8_t *end = p + len;
+    int found = 0;
+    while (p < end) {
+        uint64_t key, n;
+        if (!varint_read(&p, end, &key))
+            return -1;
+        bool wanted = key >> 3 == field;
+        switch (key & 7) {
+        case 0: /* varint */
+            if (!varint_read(&p, end, &n))
+                return -1;
+            if (wanted) {
+                *value = n;
+                found = 1;
+            }
+            break;
+        case 1: /* 64 bits */
+            if (end - p < 8)
+                return -1;
+            p += 8;
+            break;
+        case 2: /* length-delimited */
+            if (!varint_read(&p, end, &n) || n > (uint64_t)(end - p))
+                return -1;
+            if (wanted) {
+                *bytes = p;
+                *n_bytes = (size_t)n;
+                found = 1;
+            }
+            p += n;
+            break;
+        case 5: /* 32 bits */
+            if (end - p < 4)
+                return -1;
+            p += 4;
+            break;
+        default:
+            return -1;
+        }
+    }
+    return found;
+}
+
+/* Whether a packed WorkloadSpec has autoscaling on (Autoscale.enabled), and where its
+ * Resources are, read without unpacking the rest: most workloads are not autoscaled, and
+ * every new or changed one is looked at. False when the encoding is not understood (then
+ * it is unpacked whole). */
+static bool spec_peek(const uint8_t *p, size_t len, bool *autoscaled, const uint8_t **res,
+                      size_t *res_len)
+{
+    const uint8_t *as = NULL;
+    size_t as_len = 0;
+    uint64_t enabled = 0, unused;
+    *res = NULL;
+    *res_len = 0;
+    int has_as = pb_field(p, len, 10, &unused, &as, &as_len);
+    if (has_as < 0 || pb_field(p, len, 6, &unused, res, res_len) < 0 ||
+        (has_as > 0 && pb_field(as, as_len, 1, &enabled, &as, &as_len) < 0))
+        return false;
+    *autoscaled = enabled != 0;
+    return true;
+}
+
 /* Reads the autoscale block and requests from a stored spec. */
 static void workload_decode(struct workload_as *w, const void *blob, size_t len,
                             uint64_t generation)
 {
     w->generation = generation;
+    bool autoscaled;
+    const uint8_t *res;
+    size_t res_len;
+    if (w->live == NULL && spec_peek(blob, len, &autoscaled, &res, &res_len) && !autoscaled) {
+        /* Not autoscaled, before or now: only its requests are kept. */
+        Gantry__Resources *r = res != NULL ? gantry__resources__unpack(NULL, res_len, res) : NULL;
+        w->cpu_request_millis = r != NULL ? r->cpu_millis : 0;
+        w->memory_request_bytes = r != NULL ? r->memory_bytes : 0;
+        if (r != NULL)
+            gantry__resources__free_unpacked(r, NULL);
+        return;
+    }
     Gantry__WorkloadSpec *spec = gantry__workload_spec__unpack(NULL, len, blob);
     const Gantry__Autoscale *a = spec != NULL ? spec->autoscale : NULL;
     if (a == NULL || !a->enabled) {
@@ -600,18 +694,27 @@ static int discover_changed(struct sch_autoscaler *as, sqlite3 *db)
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
+int sch_autoscaler_discover(struct sch_autoscaler *as, sqlite3 *db)
+{
+    if (!as->scan_all && as->n_changed == 0)
+        return 0;
+    int found = as->scan_all ? discover_all(as, db) : discover_changed(as, db);
+    if (found < 0)
+        return -1;
+    as->scan_all = false;
+    changed_clear(as);
+    return 0;
+}
+
 int sch_autoscaler_plan(struct sch_autoscaler *as, sqlite3 *db, uint64_t now_ms, uint64_t wall_ms,
                         struct sch_autoscale_plan *plan, struct gy_error *err)
 {
     memset(plan, 0, sizeof(*plan));
     usage_sweep(as, now_ms);
-    int found = as->scan_all ? discover_all(as, db) : discover_changed(as, db);
-    if (found < 0) {
+    if (sch_autoscaler_discover(as, db) < 0) {
         gy_error_set(err, GY_EINTERNAL, "autoscaler: read state: %s", sqlite3_errmsg(db));
         return -GY_EINTERNAL;
     }
-    as->scan_all = false;
-    changed_clear(as);
     sqlite3_stmt *one = NULL, *reps = NULL;
     if (sqlite3_prepare_v2(db, "SELECT spec, generation, replicas FROM workloads WHERE name = ?",
                            -1, &one, NULL) != SQLITE_OK ||

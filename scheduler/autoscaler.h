@@ -52,6 +52,11 @@ struct sch_autoscale_plan {
  * evaluation reads only those again. */
 void sch_autoscaler_changed(struct sch_autoscaler *as, char *const *names, size_t n, bool all);
 
+/* Reads the changed workloads now (the leader calls it after each pass of its duties, so
+ * a burst of applies is read in small steps, not all at the next evaluation); the
+ * evaluation reads whatever is left. -1 when the state cannot be read. */
+int sch_autoscaler_discover(struct sch_autoscaler *as, sqlite3 *db);
+
 /* One evaluation over every autoscaled workload in db. wall_ms stamps the commands. */
 int sch_autoscaler_plan(struct sch_autoscaler *as, sqlite3 *db, uint64_t now_ms, uint64_t wall_ms,
                         struct sch_autoscale_plan *plan, struct gy_error *err);

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -303,6 +304,77 @@ static void test_autoscale_off(void **state)
     sch_autoscaler_free(as);
 }
 
+/* The memory share `top` shows for web, as a percent of its request (NAN when none). */
+static double top_memory_percent(struct sch_autoscaler *as, struct sch_fsm *fsm)
+{
+    struct gy_error err;
+    json_t *top = sch_autoscaler_top(as, fsm->db, "web", 12000, &err);
+    assert_non_null(top);
+    json_t *w = json_array_get(json_object_get(top, "items"), 0);
+    json_t *m = json_object_get(w, "memory_percent");
+    double v = json_is_real(m) ? json_real_value(m) : NAN;
+    json_decref(top);
+    return v;
+}
+
+/* Workloads that are not autoscaled are read only for their requests (their specs are not
+ * unpacked): with autoscaling off, with no autoscale block at all, and with no resources
+ * either; turned on later, the policy is read in full. */
+static void test_unscaled_workloads_keep_their_requests(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    apply_web_as(fsm, false, false);
+    replica(fsm, "web-1", true);
+    struct sch_autoscaler *as = busy_web_1(100);
+    struct sch_autoscale_plan plan;
+    struct gy_error err;
+    assert_int_equal(plan_now(as, fsm, 12000, &plan, &err), 0);
+    assert_null(plan.command);
+    sch_autoscale_plan_free(&plan);
+    assert_null(sch_autoscaler_workload_json(as, "web", 12000));
+    assert_true(top_memory_percent(as, fsm) == 50.0); /* 32 MiB of 64 MiB */
+
+    /* A spec without an autoscale block (and other requests). */
+    Gantry__Resources res = GANTRY__RESOURCES__INIT;
+    res.cpu_millis = 200;
+    res.memory_bytes = 128 << 20;
+    Gantry__WorkloadSpec spec = GANTRY__WORKLOAD_SPEC__INIT, *ps = &spec;
+    spec.name = (char *)"web";
+    spec.image = (char *)"busybox:2";
+    spec.replicas = 1;
+    spec.resources = &res;
+    Gantry__ApplyWorkloads apply = GANTRY__APPLY_WORKLOADS__INIT;
+    apply.workloads = &ps;
+    apply.n_workloads = 1;
+    Gantry__Command cmd = GANTRY__COMMAND__INIT;
+    cmd.cmd_case = GANTRY__COMMAND__CMD_APPLY_WORKLOADS;
+    cmd.apply_workloads = &apply;
+    exec(fsm, &cmd);
+    assert_int_equal(plan_now(as, fsm, 12000, &plan, &err), 0);
+    sch_autoscale_plan_free(&plan);
+    assert_null(sch_autoscaler_workload_json(as, "web", 12000));
+    assert_true(top_memory_percent(as, fsm) == 25.0); /* 32 MiB of 128 MiB */
+
+    /* No resources either: no share. */
+    spec.resources = NULL;
+    spec.image = (char *)"busybox:3";
+    exec(fsm, &cmd);
+    assert_int_equal(plan_now(as, fsm, 12000, &plan, &err), 0);
+    sch_autoscale_plan_free(&plan);
+    assert_true(isnan(top_memory_percent(as, fsm)));
+
+    /* Turned on: the whole policy is read, and the load (at its quota) calls for the most. */
+    apply_web(fsm, false);
+    assert_int_equal(plan_now(as, fsm, 12000, &plan, &err), 0);
+    assert_non_null(plan.command);
+    assert_int_equal(plan.command->batch->commands[0]->scale_workload->replicas, 4);
+    sch_autoscale_plan_free(&plan);
+    json_t *live = sch_autoscaler_workload_json(as, "web", 12000);
+    assert_non_null(live);
+    json_decref(live);
+    sch_autoscaler_free(as);
+}
+
 /* After its first evaluation the autoscaler reads again only the workloads the state
  * machine reports changed: a workload turned autoscaled is found through its change (and
  * not before it is reported), and a deleted one is forgotten. */
@@ -353,6 +425,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_metric_probes_take_turns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_autoscale_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changes_are_read_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unscaled_workloads_keep_their_requests, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
