@@ -1383,6 +1383,7 @@ static void caught_up(void *data, int status, const char *message)
 
 static void duties(struct sch_leader *l)
 {
+    sch_fsm_drain(&l->server->node.fsm);
     bool leading = sch_node_is_leader(&l->server->node) && !l->server->stopping;
     if (leading && !l->leading) {
         l->leading_since = uv_now(l->server->loop);

@@ -269,6 +269,8 @@ static void forward_or_fail(struct sch_call *call)
 void sch_api_handle(struct sch_http_request *req, void *data)
 {
     struct sch_server *server = data;
+    /* What a follower was given and has not applied yet is applied before it is read. */
+    sch_fsm_drain(&server->node.fsm);
     struct sch_call *call = gy_xcalloc(1, sizeof(*call));
     call->server = server;
     call->req = req;

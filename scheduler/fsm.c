@@ -320,8 +320,11 @@ int sch_fsm_init_file(struct sch_fsm *fsm, const char *path, struct gy_error *er
     return init_schema(fsm, err);
 }
 
+static void deferred_free(struct sch_fsm *fsm);
+
 void sch_fsm_close(struct sch_fsm *fsm)
 {
+    deferred_free(fsm); /* rebuilt from the log at the next start, as the rest */
     sch_fsm_flush(fsm);
     sch_arena_free(&fsm->arena);
     finalize_all(fsm);
@@ -1519,19 +1522,15 @@ int sch_fsm_restore_image(struct sch_fsm *fsm, const void *data, size_t len, str
 /* Steps of the loop that take this long are logged (debug): they delay Raft's heartbeats. */
 #define SLOW_MS 50
 
-static int fsm_apply_cb(struct raft_fsm *rf, const struct raft_buffer *buf, void **out)
+static void apply_now(struct sch_fsm *fsm, const void *base, size_t len, bool leading, void **out)
 {
-    struct sch_fsm *fsm = rf->data;
     struct sch_result *result;
-    *out = NULL;
     uint64_t t0 = uv_hrtime();
-    fsm->log_bytes += buf->len;
-    sch_fsm_apply_entry(fsm, buf->base, buf->len, &result);
+    sch_fsm_apply_entry(fsm, base, len, &result);
     uint64_t took_ms = (uv_hrtime() - t0) / 1000000;
     if (took_ms >= SLOW_MS)
-        gy_log_debug("slow apply", "bytes=%zu took_ms=%" PRIu64, buf->len, took_ms);
-    if (result != NULL && fsm->hooks.want_result != NULL &&
-        fsm->hooks.want_result(fsm->hooks.data)) {
+        gy_log_debug("slow apply", "bytes=%zu took_ms=%" PRIu64, len, took_ms);
+    if (result != NULL && leading) {
         /* Keep it in the ring until the proposer's callback claims it; an entry of an earlier
          * leader has no proposer here, and its result is freed when the slot comes round. */
         size_t slot = fsm->applied % SCH_FSM_RESULT_SLOTS;
@@ -1544,6 +1543,67 @@ static int fsm_apply_cb(struct raft_fsm *rf, const struct raft_buffer *buf, void
     }
     if (fsm->hooks.applied != NULL)
         fsm->hooks.applied(fsm->hooks.data, fsm);
+}
+
+void sch_fsm_drain(struct sch_fsm *fsm)
+{
+    if (fsm->draining || fsm->n_deferred == 0)
+        return; /* an applied hook that reads the state comes back here */
+    fsm->draining = true;
+    for (size_t i = 0; i < fsm->n_deferred; i++) {
+        void *unused = NULL;
+        apply_now(fsm, fsm->deferred[i].buf, fsm->deferred[i].len, false, &unused);
+        free(fsm->deferred[i].buf);
+    }
+    fsm->n_deferred = 0;
+    fsm->deferred_bytes = 0;
+    fsm->draining = false;
+}
+
+static void deferred_free(struct sch_fsm *fsm)
+{
+    for (size_t i = 0; i < fsm->n_deferred; i++)
+        free(fsm->deferred[i].buf);
+    free(fsm->deferred);
+    fsm->deferred = NULL;
+    fsm->n_deferred = fsm->cap_deferred = fsm->deferred_bytes = 0;
+}
+
+/* Keeps a copy of a follower's entry for sch_fsm_drain; false when it must be applied now
+ * (too much waits already, or no memory). */
+static bool defer(struct sch_fsm *fsm, const struct raft_buffer *buf)
+{
+    if (fsm->deferred_bytes + buf->len > SCH_FSM_DEFER_BYTES)
+        return false;
+    if (fsm->n_deferred == fsm->cap_deferred) {
+        size_t cap = fsm->cap_deferred ? fsm->cap_deferred * 2 : 64;
+        struct sch_fsm_deferred *grown = realloc(fsm->deferred, cap * sizeof(*grown));
+        if (grown == NULL)
+            return false;
+        fsm->deferred = grown;
+        fsm->cap_deferred = cap;
+    }
+    void *copy = malloc(buf->len > 0 ? buf->len : 1);
+    if (copy == NULL)
+        return false;
+    memcpy(copy, buf->base, buf->len);
+    fsm->deferred[fsm->n_deferred].buf = copy;
+    fsm->deferred[fsm->n_deferred].len = buf->len;
+    fsm->n_deferred++;
+    fsm->deferred_bytes += buf->len;
+    return true;
+}
+
+static int fsm_apply_cb(struct raft_fsm *rf, const struct raft_buffer *buf, void **out)
+{
+    struct sch_fsm *fsm = rf->data;
+    *out = NULL;
+    fsm->log_bytes += buf->len;
+    bool leading = fsm->hooks.want_result != NULL && fsm->hooks.want_result(fsm->hooks.data);
+    if (fsm->defer_applies && !leading && defer(fsm, buf))
+        return 0;
+    sch_fsm_drain(fsm);
+    apply_now(fsm, buf->base, buf->len, leading, out);
     /* Rejected commands are reported through the result: a non-zero return would stop this
      * server from applying anything further. */
     return 0;
@@ -1552,6 +1612,7 @@ static int fsm_apply_cb(struct raft_fsm *rf, const struct raft_buffer *buf, void
 static int raft_snapshot_cb(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     struct sch_fsm *fsm = rf->data;
+    sch_fsm_drain(fsm); /* the snapshot is of everything libraft counts as applied */
     sqlite3_int64 db_len = 0;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -1602,6 +1663,7 @@ static int raft_restore_cb(struct raft_fsm *rf, struct raft_buffer *buf)
 {
     struct sch_fsm *fsm = rf->data;
     struct gy_error err;
+    sch_fsm_drain(fsm); /* the snapshot covers them; applied, nothing waits out of order */
     if (sch_fsm_restore_image(fsm, buf->base, buf->len, &err) < 0) {
         gy_log_error("snapshot restore failed", "error=\"%s\"", err.msg);
         return RAFT_CORRUPT;

@@ -25,6 +25,8 @@
 #define SCH_FSM_RESULT_SLOTS 4096
 /* Prepared statements kept for the less frequent commands. */
 #define SCH_FSM_STMT_CACHE 96
+/* Entries a follower may hold unapplied, in bytes (see sch_fsm_drain). */
+#define SCH_FSM_DEFER_BYTES (4u * 1024u * 1024u)
 /* Page cache of a file-backed state database, in KiB (see sch_fsm_init_file). */
 #define SCH_FSM_CACHE_KIB 2048
 
@@ -109,6 +111,18 @@ struct sch_fsm {
         sqlite3_stmt *stmt;
     } cache[SCH_FSM_STMT_CACHE];
     size_t n_cache;
+    /* Committed entries given to a follower and not applied yet, oldest first, and their
+     * total size (see sch_fsm_drain). */
+    struct sch_fsm_deferred {
+        void *buf;
+        size_t len;
+    } * deferred;
+    size_t n_deferred;
+    size_t cap_deferred;
+    size_t deferred_bytes;
+    /* Whether a follower's applies may wait for sch_fsm_drain (servers set it). */
+    bool defer_applies;
+    bool draining;
     /* The database file ("" when the state lives in memory) and the other name a restore
      * writes to before it replaces it. */
     char path[4096];
@@ -140,6 +154,15 @@ int sch_fsm_execute(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch_
 /* Commits the commands applied since the last call (sch_fsm_execute leaves them in an open
  * transaction). Returns -1 and sets storage_failed when that fails. */
 int sch_fsm_flush(struct sch_fsm *fsm);
+
+/* Applies the entries libraft gave this follower and that wait (defer_applies). libraft
+ * 0.15 applies the committed entries a follower learns of before it acknowledges the new
+ * ones, so every acknowledgement, and with it every commit, waited for the follower's
+ * SQLite work. A follower's apply callback therefore only copies the entry; the server
+ * drains them once per loop turn, after the acknowledgements went out, and before anything
+ * reads the state (API requests, snapshots, restores, leadership). A leader applies at
+ * once, in order after whatever still waits. */
+void sch_fsm_drain(struct sch_fsm *fsm);
 
 /* Applies an encoded log entry (scheduler/command.h); the raft_fsm apply callback. A
  * malformed entry is rejected and logged, never fatal: every server rejects it alike. */

@@ -420,6 +420,8 @@ static void flush_group(struct sch_node *node)
 static void flush_cb(uv_check_t *check)
 {
     struct sch_node *node = check->data;
+    /* The entries a follower acknowledged during this turn are applied now (sch_fsm_drain). */
+    sch_fsm_drain(&node->fsm);
     /* The commands applied since the last commit share the next one. */
     uint64_t now = uv_now(node->loop);
     bool due = now - node->flushed_at >= SCH_FLUSH_EVERY_MS;
@@ -889,6 +891,7 @@ int sch_node_start(struct sch_node *node, uv_loop_t *loop, const struct sch_node
     node->fsm.hooks.applied = fsm_applied;
     node->fsm.hooks.snapshot = fsm_snapshot;
     node->fsm.hooks.data = node;
+    node->fsm.defer_applies = true;
     uv_check_init(loop, &node->flush);
     node->flush.data = node;
     uv_timer_init(loop, &node->duties);

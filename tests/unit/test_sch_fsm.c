@@ -546,6 +546,90 @@ static void test_unclaimed_results_are_recycled(void **state)
     sch_result_free(r);
 }
 
+static bool never(void *data)
+{
+    (void)data;
+    return false;
+}
+
+/* One apply of workload name, encoded as a log entry (raft_malloc'ed, as raft's are). */
+static struct raft_buffer apply_entry(const char *name)
+{
+    Gantry__WorkloadSpec spec = GANTRY__WORKLOAD_SPEC__INIT, *ptr = &spec;
+    spec.name = (char *)name;
+    spec.image = (char *)"busybox";
+    spec.replicas = 1;
+    Gantry__ApplyWorkloads apply = GANTRY__APPLY_WORKLOADS__INIT;
+    apply.workloads = &ptr;
+    apply.n_workloads = 1;
+    Gantry__Command cmd = command("user:test");
+    cmd.cmd_case = GANTRY__COMMAND__CMD_APPLY_WORKLOADS;
+    cmd.apply_workloads = &apply;
+    void *out;
+    size_t len;
+    struct gy_error err;
+    assert_int_equal(sch_command_encode(&cmd, &out, &len, &err), 0);
+    return (struct raft_buffer){out, len};
+}
+
+/* A follower's entries wait until they are drained, in order, and before anything that
+ * reads the state as raft counts it: a snapshot, a restore, an apply as the leader. */
+static void test_follower_applies_wait_for_drain(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    struct raft_fsm rf;
+    sch_fsm_raft(fsm, &rf);
+    fsm->defer_applies = true;
+    fsm->hooks.want_result = never;
+    const char *names[] = {"a", "b", "c", "d"};
+    struct raft_buffer entries[4];
+    for (int i = 0; i < 4; i++)
+        entries[i] = apply_entry(names[i]);
+    void *result = (void *)1;
+    assert_int_equal(rf.apply(&rf, &entries[0], &result), 0);
+    assert_null(result);
+    assert_int_equal(rf.apply(&rf, &entries[1], &result), 0);
+    /* Copies wait; raft's buffers are its own again. */
+    memset(entries[0].base, 0, entries[0].len);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM workloads"), 0);
+    assert_int_equal(fsm->n_deferred, 2);
+    sch_fsm_drain(fsm);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM workloads"), 2);
+    assert_int_equal(fsm->n_deferred, 0);
+    assert_int_equal(fsm->deferred_bytes, 0);
+
+    /* A snapshot includes what waited. */
+    assert_int_equal(rf.apply(&rf, &entries[2], &result), 0);
+    struct raft_buffer *bufs;
+    unsigned n;
+    assert_int_equal(rf.snapshot(&rf, &bufs, &n), 0);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM workloads"), 3);
+    assert_int_equal(rf.snapshot_finalize(&rf, &bufs, &n), 0);
+
+    /* As the leader, what waited is applied first, then the entry, with its result. */
+    assert_int_equal(rf.apply(&rf, &entries[3], &result), 0);
+    fsm->hooks.want_result = always;
+    assert_int_equal(rf.apply(&rf, &entries[1], &result), 0);
+    assert_non_null(result);
+    struct sch_result *r = sch_fsm_result_claim(fsm, result);
+    assert_int_equal(r->code, 0);
+    assert_int_equal(r->outcomes[0].outcome, SCH_OUTCOME_UNCHANGED);
+    sch_result_free(r);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM workloads"), 4);
+    assert_int_equal(count(fsm, "SELECT MAX(seq) FROM events"), 5);
+
+    /* Past SCH_FSM_DEFER_BYTES, entries are applied at once. */
+    fsm->hooks.want_result = never;
+    fsm->deferred_bytes = SCH_FSM_DEFER_BYTES;
+    struct raft_buffer e = apply_entry("e");
+    assert_int_equal(rf.apply(&rf, &e, &result), 0);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM workloads"), 5);
+    fsm->deferred_bytes = 0;
+    raft_free(e.base);
+    for (int i = 0; i < 4; i++)
+        raft_free(entries[i].base);
+}
+
 /* Applies one autoscaled workload web (min..max) starting at replicas. */
 static void apply_autoscaled(struct sch_fsm *fsm, uint32_t replicas, uint32_t min, uint32_t max)
 {
@@ -633,6 +717,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_raft_callbacks, setup_file, teardown_file),
         cmocka_unit_test_setup_teardown(test_file_backed_restore, setup_file, teardown_file),
         cmocka_unit_test_setup_teardown(test_unclaimed_results_are_recycled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_follower_applies_wait_for_drain, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
