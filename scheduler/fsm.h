@@ -27,6 +27,9 @@
 #define SCH_FSM_STMT_CACHE 96
 /* Entries a follower may hold unapplied, in bytes (see sch_fsm_drain). */
 #define SCH_FSM_DEFER_BYTES (4u * 1024u * 1024u)
+/* Frames of a file-backed database's write-ahead log after which a commit copies them into
+ * the database file (see sch_fsm_flush). */
+#define SCH_FSM_WAL_FRAMES 1024
 /* Page cache of a file-backed state database, in KiB (see sch_fsm_init_file). */
 #define SCH_FSM_CACHE_KIB 2048
 
@@ -123,6 +126,11 @@ struct sch_fsm {
     /* Whether a follower's applies may wait for sch_fsm_drain (servers set it). */
     bool defer_applies;
     bool draining;
+    /* Frames in the write-ahead log of a file-backed database, and the database file mapped
+     * while libraft writes a snapshot from it (no checkpoint meanwhile). */
+    uint64_t wal_frames;
+    void *snapshot_map;
+    size_t snapshot_map_len;
     /* The database file ("" when the state lives in memory) and the other name a restore
      * writes to before it replaces it. */
     char path[4096];
