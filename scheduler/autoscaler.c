@@ -49,7 +49,9 @@ struct workload_live {
 
 /* What the leader keeps of one workload: little unless it is autoscaled. */
 struct workload_as {
-    struct workload_as *next;
+    struct workload_as *next; /* in the list of every workload */
+    struct workload_as *prev;
+    struct workload_as *hnext; /* in its bucket of the index by name */
     char *name;
     uint64_t generation; /* of the decoded spec below */
     bool seen;           /* still in the state at the last evaluation */
@@ -62,7 +64,10 @@ struct sch_autoscaler {
     struct replica_usage **buckets;
     size_t n_buckets;
     size_t n_usage;
-    struct workload_as *workloads; /* every workload, in name order */
+    struct workload_as *workloads; /* every workload */
+    struct workload_as **index;    /* the same by name: n_index buckets */
+    size_t n_index;
+    size_t n_workloads;
     uint64_t next_probe_id;
     /* Which workloads to read again at the next evaluation: the names the state machine
      * reported changed (sch_autoscaler_changed), or all of them. */
@@ -150,6 +155,9 @@ void sch_autoscaler_reset(struct sch_autoscaler *as)
         as->workloads = w->next;
         workload_free(w);
     }
+    free(as->index);
+    as->index = NULL;
+    as->n_index = as->n_workloads = 0;
     changed_clear(as);
     as->scan_all = true;
 }
@@ -253,10 +261,55 @@ static bool usage_of(struct sch_autoscaler *as, const char *id, uint64_t now_ms,
 
 static struct workload_as *workload_find(struct sch_autoscaler *as, const char *name)
 {
-    for (struct workload_as *w = as->workloads; w != NULL; w = w->next)
+    if (as->n_index == 0)
+        return NULL;
+    for (struct workload_as *w = as->index[id_hash(name) % as->n_index]; w != NULL; w = w->hnext)
         if (strcmp(w->name, name) == 0)
             return w;
     return NULL;
+}
+
+/* A new workload, not decoded yet; the index grows to keep about one per bucket. */
+static struct workload_as *workload_add(struct sch_autoscaler *as, const char *name)
+{
+    if (as->n_workloads + 1 > as->n_index) {
+        size_t n = as->n_index ? as->n_index * 2 : 256;
+        free(as->index);
+        as->index = gy_xcalloc(n, sizeof(*as->index));
+        as->n_index = n;
+        for (struct workload_as *w = as->workloads; w != NULL; w = w->next) {
+            size_t k = id_hash(w->name) % n;
+            w->hnext = as->index[k];
+            as->index[k] = w;
+        }
+    }
+    struct workload_as *w = gy_xcalloc(1, sizeof(*w));
+    w->name = gy_xstrdup(name);
+    w->next = as->workloads;
+    if (w->next != NULL)
+        w->next->prev = w;
+    as->workloads = w;
+    size_t k = id_hash(name) % as->n_index;
+    w->hnext = as->index[k];
+    as->index[k] = w;
+    as->n_workloads++;
+    return w;
+}
+
+static void workload_remove(struct sch_autoscaler *as, struct workload_as *w)
+{
+    if (w->prev != NULL)
+        w->prev->next = w->next;
+    else
+        as->workloads = w->next;
+    if (w->next != NULL)
+        w->next->prev = w->prev;
+    struct workload_as **p = &as->index[id_hash(w->name) % as->n_index];
+    while (*p != w)
+        p = &(*p)->hnext;
+    *p = w->hnext;
+    as->n_workloads--;
+    workload_free(w);
 }
 
 void sch_autoscaler_metric(struct sch_autoscaler *as, const Gantry__MetricValue *v, uint64_t now_ms)
@@ -598,46 +651,33 @@ static int evaluate(struct sch_autoscaler *as, sqlite3 *db, sqlite3_stmt *reps,
 static int discover_all(struct sch_autoscaler *as, sqlite3 *db)
 {
     sqlite3_stmt *wl;
-    if (sqlite3_prepare_v2(db, "SELECT name, spec, generation FROM workloads ORDER BY name", -1,
-                           &wl, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db, "SELECT name, spec, generation FROM workloads", -1, &wl, NULL) !=
+        SQLITE_OK)
         return -1;
     for (struct workload_as *w = as->workloads; w != NULL; w = w->next)
         w->seen = false;
-    /* The list is kept in name order, as the rows come: each row is usually the next
-     * entry, so a pass costs one comparison per workload. */
-    struct workload_as **pos = &as->workloads;
     int rc;
     while ((rc = sqlite3_step(wl)) == SQLITE_ROW) {
         const char *name = (const char *)sqlite3_column_text(wl, 0);
         uint64_t generation = (uint64_t)sqlite3_column_int64(wl, 2);
-        while (*pos != NULL && strcmp((*pos)->name, name) < 0)
-            pos = &(*pos)->next; /* deleted since: swept below */
-        struct workload_as *w = *pos != NULL && strcmp((*pos)->name, name) == 0 ? *pos : NULL;
+        struct workload_as *w = workload_find(as, name);
         if (w == NULL) {
-            w = gy_xcalloc(1, sizeof(*w));
-            w->name = gy_xstrdup(name);
-            w->next = *pos;
-            *pos = w;
+            w = workload_add(as, name);
             w->generation = generation + 1; /* decoded below */
         }
         if (w->generation != generation)
             workload_decode(w, sqlite3_column_blob(wl, 1), (size_t)sqlite3_column_bytes(wl, 1),
                             generation);
-        pos = &w->next;
         w->seen = true;
     }
     sqlite3_finalize(wl);
     if (rc != SQLITE_DONE)
         return -1;
     /* Deleted workloads are forgotten. */
-    for (struct workload_as **p = &as->workloads; *p != NULL;) {
-        struct workload_as *w = *p;
-        if (!w->seen) {
-            *p = w->next;
-            workload_free(w);
-        } else {
-            p = &w->next;
-        }
+    for (struct workload_as *w = as->workloads, *next; w != NULL; w = next) {
+        next = w->next;
+        if (!w->seen)
+            workload_remove(as, w);
     }
     return 0;
 }
@@ -647,8 +687,8 @@ static int name_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Reads again only the workloads reported changed: one merge walk over the list, so a
- * fleet of many workloads costs nothing while few change. */
+/* Reads again only the workloads reported changed, found by name: a fleet of many
+ * workloads costs nothing while few change. */
 static int discover_changed(struct sch_autoscaler *as, sqlite3 *db)
 {
     if (as->n_changed == 0)
@@ -658,25 +698,19 @@ static int discover_changed(struct sch_autoscaler *as, sqlite3 *db)
                            NULL) != SQLITE_OK)
         return -1;
     qsort(as->changed, as->n_changed, sizeof(*as->changed), name_cmp);
-    struct workload_as **pos = &as->workloads;
     int rc = SQLITE_DONE;
     for (size_t i = 0; i < as->n_changed; i++) {
         const char *name = as->changed[i];
         if (i > 0 && strcmp(name, as->changed[i - 1]) == 0)
             continue;
-        while (*pos != NULL && strcmp((*pos)->name, name) < 0)
-            pos = &(*pos)->next;
-        struct workload_as *w = *pos != NULL && strcmp((*pos)->name, name) == 0 ? *pos : NULL;
+        struct workload_as *w = workload_find(as, name);
         sqlite3_reset(one);
         sqlite3_bind_text(one, 1, name, -1, SQLITE_STATIC);
         rc = sqlite3_step(one);
         if (rc == SQLITE_ROW) {
             uint64_t generation = (uint64_t)sqlite3_column_int64(one, 1);
             if (w == NULL) {
-                w = gy_xcalloc(1, sizeof(*w));
-                w->name = gy_xstrdup(name);
-                w->next = *pos;
-                *pos = w;
+                w = workload_add(as, name);
                 w->generation = generation + 1;
             }
             if (w->generation != generation)
@@ -684,8 +718,7 @@ static int discover_changed(struct sch_autoscaler *as, sqlite3 *db)
                                 (size_t)sqlite3_column_bytes(one, 0), generation);
             rc = SQLITE_DONE;
         } else if (rc == SQLITE_DONE && w != NULL) {
-            *pos = w->next; /* deleted */
-            workload_free(w);
+            workload_remove(as, w); /* deleted */
         } else if (rc != SQLITE_DONE) {
             break;
         }

@@ -375,6 +375,78 @@ static void test_unscaled_workloads_keep_their_requests(void **state)
     sch_autoscaler_free(as);
 }
 
+static void apply_plain(struct sch_fsm *fsm, const char *name)
+{
+    Gantry__WorkloadSpec spec = GANTRY__WORKLOAD_SPEC__INIT, *ps = &spec;
+    spec.name = (char *)name;
+    spec.image = (char *)"busybox";
+    spec.replicas = 1;
+    Gantry__ApplyWorkloads apply = GANTRY__APPLY_WORKLOADS__INIT;
+    apply.workloads = &ps;
+    apply.n_workloads = 1;
+    Gantry__Command cmd = GANTRY__COMMAND__INIT;
+    cmd.cmd_case = GANTRY__COMMAND__CMD_APPLY_WORKLOADS;
+    cmd.apply_workloads = &apply;
+    exec(fsm, &cmd);
+}
+
+static void delete_workload(struct sch_fsm *fsm, const char *name)
+{
+    Gantry__DeleteWorkload del = GANTRY__DELETE_WORKLOAD__INIT;
+    del.name = (char *)name;
+    Gantry__Command cmd = GANTRY__COMMAND__INIT;
+    cmd.cmd_case = GANTRY__COMMAND__CMD_DELETE_WORKLOAD;
+    cmd.delete_workload = &del;
+    exec(fsm, &cmd);
+}
+
+/* Many workloads, read as they change and in full scans, added and deleted in any order:
+ * the autoscaled one among them is still found and evaluated. */
+static void test_many_workloads(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    char name[32];
+    for (int i = 0; i < 700; i++) {
+        snprintf(name, sizeof(name), "w%d", (i * 7919) % 700);
+        apply_plain(fsm, name);
+    }
+    apply_web(fsm, false);
+    replica(fsm, "web-1", true);
+    struct sch_autoscaler *as = busy_web_1(90);
+    struct sch_autoscale_plan plan;
+    struct gy_error err;
+    assert_int_equal(plan_now(as, fsm, 12000, &plan, &err), 0);
+    assert_non_null(plan.command);
+    sch_autoscale_plan_free(&plan);
+    for (int i = 0; i < 700; i += 2) {
+        snprintf(name, sizeof(name), "w%d", i);
+        delete_workload(fsm, name);
+    }
+    assert_int_equal(plan_now(as, fsm, 12000, &plan, &err), 0);
+    assert_non_null(plan.command);
+    sch_autoscale_plan_free(&plan);
+    /* A full scan (as after a leadership change) forgets the rest of the deleted ones. */
+    for (int i = 1; i < 700; i += 2) {
+        snprintf(name, sizeof(name), "w%d", i);
+        delete_workload(fsm, name);
+    }
+    char **names;
+    size_t n;
+    bool all;
+    sch_fsm_dirty_take(fsm, &names, &n, &all);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    sch_autoscaler_changed(as, NULL, 0, true);
+    assert_int_equal(sch_autoscaler_plan(as, fsm->db, 12000, 99, &plan, &err), 0);
+    assert_non_null(plan.command);
+    sch_autoscale_plan_free(&plan);
+    json_t *live = sch_autoscaler_workload_json(as, "web", 12000);
+    assert_non_null(live);
+    json_decref(live);
+    sch_autoscaler_free(as);
+}
+
 /* After its first evaluation the autoscaler reads again only the workloads the state
  * machine reports changed: a workload turned autoscaled is found through its change (and
  * not before it is reported), and a deleted one is forgotten. */
@@ -425,6 +497,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_metric_probes_take_turns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_autoscale_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changes_are_read_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_workloads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unscaled_workloads_keep_their_requests, setup,
                                         teardown),
     };
