@@ -26,6 +26,7 @@ set_target_properties(gantry_scheduler_api PROPERTIES C_VISIBILITY_PRESET hidden
 
 if(TARGET gantry_http)
     target_link_libraries(gantry_scheduler_api PUBLIC gantry_http)
-    add_executable(gantry-scheduler ${CMAKE_CURRENT_SOURCE_DIR}/main.c)
+    add_executable(gantry-scheduler ${CMAKE_CURRENT_SOURCE_DIR}/main.c
+                                    ${CMAKE_CURRENT_SOURCE_DIR}/aio.c)
     target_link_libraries(gantry-scheduler PRIVATE gantry_scheduler_api)
 endif()
