@@ -65,6 +65,7 @@ struct replica {
     bool has_container; /* a runtime container with this id exists */
     bool assigned;      /* the leader wants it to run */
     bool starting;      /* a start runs on the thread pool (see replica_start) */
+    bool exit_handled;  /* its container's exit was handled: restart it when due */
     bool stop_pending;  /* asked to stop while starting: stops once the start is done */
     bool stopping;
     bool killed;
@@ -339,6 +340,7 @@ static void start_done(uv_work_t *req, int status)
         break;
     case START_OK: {
         r->has_container = true;
+        r->exit_handled = false;
         r->started_at = uv_now(&a->loop);
         r->started_ms = wall_ms();
         r->exit_code = 0;
@@ -813,7 +815,14 @@ static void on_tick(uv_timer_t *t)
                     schedule_restart(r, "container disappeared");
                 }
             } else if (rc == 0 && st.status == RT_STATUS_STOPPED) {
-                replica_exited(r, &st);
+                /* The exit is handled once; the stopped container stays until the restart
+                 * (if the policy wants one) replaces it when its backoff is over. */
+                if (!r->exit_handled) {
+                    r->exit_handled = true;
+                    replica_exited(r, &st);
+                } else if (r->assigned && now >= r->restart_at) {
+                    replica_start(r);
+                }
             }
             continue;
         }

@@ -55,6 +55,9 @@ gt_log "web-1 address: $addr"
 gt_check "web-1 serves its page at its address" bash -c "nsenter --net=/run/netns/${GT_HOST_NS[1]} busybox wget -qO- http://$addr:8080/ | grep -q 'hello from gantry'"
 gt_check "crash-1 is restarted with backoff into a crash loop" gt_wait_for "crash loop" 20 bash -c "grep '\"id\": *\"crash-1\"' '$LOG' | grep -q 'crash loop'"
 gt_check "crash-1 reports its exit code" bash -c "grep '\"id\": *\"crash-1\"' '$LOG' | grep -q '\"exit_code\": *3'"
+# Restarted for real, each time in a new container, not just counted.
+gt_check "crash-1 is started again after each exit" gt_wait_for "crash restarts" 20 bash -c "[ \$(grep -c 'replica started.*replica=crash-1' '$GT_TMP/agent1.log') -ge 3 ]"
+gt_check "and its exits are reported once each" bash -c "[ \$(grep -c 'replica exited.*replica=crash-1' '$GT_TMP/agent1.log') -le \$(grep -c 'replica started.*replica=crash-1' '$GT_TMP/agent1.log') ]"
 gt_check "once-1 exits and stays down (restart: never)" gt_wait_for "once exited" 20 bash -c "[ \"\$(grep '\"id\": *\"once-1\"' '$LOG' | tail -n1 | grep -o '\"state\": *[0-9]*' | grep -o '[0-9]*$')\" = 5 ]"
 sleep 1
 gt_check "once-1 was never restarted" bash -c "! grep '\"id\": *\"once-1\"' '$LOG' | grep -q '\"restarts\": *[1-9]'"
