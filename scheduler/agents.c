@@ -1290,7 +1290,7 @@ static void autoscale(struct sch_leader *l)
     l->autoscaled_at = now;
     struct sch_autoscale_plan plan;
     struct gy_error err;
-    if (sch_autoscaler_plan(l->autoscaler, db_of(l), now, wall_ms(), &plan, &err) < 0) {
+    if (sch_autoscaler_plan(l->autoscaler, &l->server->node.fsm, now, wall_ms(), &plan, &err) < 0) {
         gy_log_warn("autoscaler failed", "error=\"%s\"", err.msg);
         return;
     }
@@ -1432,7 +1432,7 @@ static void duties(struct sch_leader *l)
             all = true;
         /* The autoscaler reads again only what changed, too. */
         sch_autoscaler_changed(l->autoscaler, names, n, all);
-        if (!all && sch_autoscaler_discover(l->autoscaler, db_of(l)) < 0)
+        if (!all && sch_autoscaler_discover(l->autoscaler, &l->server->node.fsm) < 0)
             gy_log_warn("autoscaler failed", "error=\"cannot read the changed workloads\"");
         if (all || n > 0) {
             l->dirty_reconcile = false;

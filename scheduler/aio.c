@@ -33,6 +33,8 @@ static void *destroy_context(void *ctx)
 
 __attribute__((visibility("default"))) long syscall(long number, ...)
 {
+    /* Six arguments are taken whatever the call, as the C library's own syscall does: on
+     * x86-64 and arm64 the unused ones are just whatever the registers held. */
     va_list ap;
     va_start(ap, number);
     long a[6];

@@ -687,15 +687,17 @@ static int name_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static const char CHANGED_SQL[] = "SELECT spec, generation FROM workloads WHERE name = ?";
+
 /* Reads again only the workloads reported changed, found by name: a fleet of many
- * workloads costs nothing while few change. */
-static int discover_changed(struct sch_autoscaler *as, sqlite3 *db)
+ * workloads costs nothing while few change. The statement stays prepared in the state
+ * machine's cache: this runs after every pass of the leader's duties. */
+static int discover_changed(struct sch_autoscaler *as, struct sch_fsm *fsm)
 {
     if (as->n_changed == 0)
         return 0;
-    sqlite3_stmt *one;
-    if (sqlite3_prepare_v2(db, "SELECT spec, generation FROM workloads WHERE name = ?", -1, &one,
-                           NULL) != SQLITE_OK)
+    sqlite3_stmt *one = sch_fsm_stmt(fsm, CHANGED_SQL);
+    if (one == NULL)
         return -1;
     qsort(as->changed, as->n_changed, sizeof(*as->changed), name_cmp);
     int rc = SQLITE_DONE;
@@ -723,15 +725,15 @@ static int discover_changed(struct sch_autoscaler *as, sqlite3 *db)
             break;
         }
     }
-    sqlite3_finalize(one);
+    sqlite3_reset(one);
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
-int sch_autoscaler_discover(struct sch_autoscaler *as, sqlite3 *db)
+int sch_autoscaler_discover(struct sch_autoscaler *as, struct sch_fsm *fsm)
 {
     if (!as->scan_all && as->n_changed == 0)
         return 0;
-    int found = as->scan_all ? discover_all(as, db) : discover_changed(as, db);
+    int found = as->scan_all ? discover_all(as, fsm->db) : discover_changed(as, fsm);
     if (found < 0)
         return -1;
     as->scan_all = false;
@@ -739,12 +741,13 @@ int sch_autoscaler_discover(struct sch_autoscaler *as, sqlite3 *db)
     return 0;
 }
 
-int sch_autoscaler_plan(struct sch_autoscaler *as, sqlite3 *db, uint64_t now_ms, uint64_t wall_ms,
-                        struct sch_autoscale_plan *plan, struct gy_error *err)
+int sch_autoscaler_plan(struct sch_autoscaler *as, struct sch_fsm *fsm, uint64_t now_ms,
+                        uint64_t wall_ms, struct sch_autoscale_plan *plan, struct gy_error *err)
 {
+    sqlite3 *db = fsm->db;
     memset(plan, 0, sizeof(*plan));
     usage_sweep(as, now_ms);
-    if (sch_autoscaler_discover(as, db) < 0) {
+    if (sch_autoscaler_discover(as, fsm) < 0) {
         gy_error_set(err, GY_EINTERNAL, "autoscaler: read state: %s", sqlite3_errmsg(db));
         return -GY_EINTERNAL;
     }

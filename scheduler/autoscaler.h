@@ -15,6 +15,7 @@
 
 #include "common/error.h"
 #include "proto/gantry.pb-c.h"
+#include "scheduler/fsm.h"
 
 /* How often the leader evaluates every autoscaled workload, and probes its metric. */
 #define SCH_AUTOSCALE_EVAL_MS  500
@@ -55,11 +56,11 @@ void sch_autoscaler_changed(struct sch_autoscaler *as, char *const *names, size_
 /* Reads the changed workloads now (the leader calls it after each pass of its duties, so
  * a burst of applies is read in small steps, not all at the next evaluation); the
  * evaluation reads whatever is left. -1 when the state cannot be read. */
-int sch_autoscaler_discover(struct sch_autoscaler *as, sqlite3 *db);
+int sch_autoscaler_discover(struct sch_autoscaler *as, struct sch_fsm *fsm);
 
-/* One evaluation over every autoscaled workload in db. wall_ms stamps the commands. */
-int sch_autoscaler_plan(struct sch_autoscaler *as, sqlite3 *db, uint64_t now_ms, uint64_t wall_ms,
-                        struct sch_autoscale_plan *plan, struct gy_error *err);
+/* One evaluation over every autoscaled workload of the state. wall_ms stamps the commands. */
+int sch_autoscaler_plan(struct sch_autoscaler *as, struct sch_fsm *fsm, uint64_t now_ms,
+                        uint64_t wall_ms, struct sch_autoscale_plan *plan, struct gy_error *err);
 void sch_autoscale_plan_free(struct sch_autoscale_plan *plan);
 
 /* The live state of one workload's autoscaler (figures, recommendation, time left before a

@@ -160,7 +160,7 @@ static int plan_now(struct sch_autoscaler *as, struct sch_fsm *fsm, uint64_t now
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
-    return sch_autoscaler_plan(as, fsm->db, now_ms, 99, plan, err);
+    return sch_autoscaler_plan(as, fsm, now_ms, 99, plan, err);
 }
 
 static void test_samples_become_a_scale_command(void **state)
@@ -317,32 +317,16 @@ static double top_memory_percent(struct sch_autoscaler *as, struct sch_fsm *fsm)
     return v;
 }
 
-/* Workloads that are not autoscaled are read only for their requests (their specs are not
- * unpacked): with autoscaling off, with no autoscale block at all, and with no resources
- * either; turned on later, the policy is read in full. */
-static void test_unscaled_workloads_keep_their_requests(void **state)
+/* Applies a spec as a client could send it: no autoscale block at all, and requests only
+ * when res is given. */
+static void apply_plain(struct sch_fsm *fsm, const char *name, const char *image,
+                        Gantry__Resources *res)
 {
-    struct sch_fsm *fsm = *state;
-    apply_web_as(fsm, false, false);
-    replica(fsm, "web-1", true);
-    struct sch_autoscaler *as = busy_web_1(100);
-    struct sch_autoscale_plan plan;
-    struct gy_error err;
-    assert_int_equal(plan_now(as, fsm, 12000, &plan, &err), 0);
-    assert_null(plan.command);
-    sch_autoscale_plan_free(&plan);
-    assert_null(sch_autoscaler_workload_json(as, "web", 12000));
-    assert_true(top_memory_percent(as, fsm) == 50.0); /* 32 MiB of 64 MiB */
-
-    /* A spec without an autoscale block (and other requests). */
-    Gantry__Resources res = GANTRY__RESOURCES__INIT;
-    res.cpu_millis = 200;
-    res.memory_bytes = 128 << 20;
     Gantry__WorkloadSpec spec = GANTRY__WORKLOAD_SPEC__INIT, *ps = &spec;
-    spec.name = (char *)"web";
-    spec.image = (char *)"busybox:2";
+    spec.name = (char *)name;
+    spec.image = (char *)image;
     spec.replicas = 1;
-    spec.resources = &res;
+    spec.resources = res;
     Gantry__ApplyWorkloads apply = GANTRY__APPLY_WORKLOADS__INIT;
     apply.workloads = &ps;
     apply.n_workloads = 1;
@@ -350,15 +334,47 @@ static void test_unscaled_workloads_keep_their_requests(void **state)
     cmd.cmd_case = GANTRY__COMMAND__CMD_APPLY_WORKLOADS;
     cmd.apply_workloads = &apply;
     exec(fsm, &cmd);
+}
+
+/* web with autoscaling off, web-1 ready and busy at millicores, evaluated once: nothing to
+ * decide yet. */
+static struct sch_autoscaler *unscaled_busy_web(struct sch_fsm *fsm, uint64_t millicores)
+{
+    apply_web_as(fsm, false, false);
+    replica(fsm, "web-1", true);
+    struct sch_autoscaler *as = busy_web_1(millicores);
+    struct sch_autoscale_plan plan;
+    struct gy_error err;
+    assert_int_equal(plan_now(as, fsm, 12000, &plan, &err), 0);
+    assert_null(plan.command);
+    sch_autoscale_plan_free(&plan);
+    return as;
+}
+
+/* Workloads that are not autoscaled are read only for their requests (their specs are not
+ * unpacked): with autoscaling off, with no autoscale block at all, and with no resources
+ * either; turned on later, the policy is read in full. */
+static void test_unscaled_workloads_keep_their_requests(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    struct sch_autoscaler *as = unscaled_busy_web(fsm, 100);
+    struct sch_autoscale_plan plan;
+    struct gy_error err;
+    assert_null(sch_autoscaler_workload_json(as, "web", 12000));
+    assert_true(top_memory_percent(as, fsm) == 50.0); /* 32 MiB of 64 MiB */
+
+    /* A spec without an autoscale block (and other requests). */
+    Gantry__Resources res = GANTRY__RESOURCES__INIT;
+    res.cpu_millis = 200;
+    res.memory_bytes = 128 << 20;
+    apply_plain(fsm, "web", "busybox:2", &res);
     assert_int_equal(plan_now(as, fsm, 12000, &plan, &err), 0);
     sch_autoscale_plan_free(&plan);
     assert_null(sch_autoscaler_workload_json(as, "web", 12000));
     assert_true(top_memory_percent(as, fsm) == 25.0); /* 32 MiB of 128 MiB */
 
     /* No resources either: no share. */
-    spec.resources = NULL;
-    spec.image = (char *)"busybox:3";
-    exec(fsm, &cmd);
+    apply_plain(fsm, "web", "busybox:3", NULL);
     assert_int_equal(plan_now(as, fsm, 12000, &plan, &err), 0);
     sch_autoscale_plan_free(&plan);
     assert_true(isnan(top_memory_percent(as, fsm)));
@@ -373,21 +389,6 @@ static void test_unscaled_workloads_keep_their_requests(void **state)
     assert_non_null(live);
     json_decref(live);
     sch_autoscaler_free(as);
-}
-
-static void apply_plain(struct sch_fsm *fsm, const char *name)
-{
-    Gantry__WorkloadSpec spec = GANTRY__WORKLOAD_SPEC__INIT, *ps = &spec;
-    spec.name = (char *)name;
-    spec.image = (char *)"busybox";
-    spec.replicas = 1;
-    Gantry__ApplyWorkloads apply = GANTRY__APPLY_WORKLOADS__INIT;
-    apply.workloads = &ps;
-    apply.n_workloads = 1;
-    Gantry__Command cmd = GANTRY__COMMAND__INIT;
-    cmd.cmd_case = GANTRY__COMMAND__CMD_APPLY_WORKLOADS;
-    cmd.apply_workloads = &apply;
-    exec(fsm, &cmd);
 }
 
 static void delete_workload(struct sch_fsm *fsm, const char *name)
@@ -408,7 +409,7 @@ static void test_many_workloads(void **state)
     char name[32];
     for (int i = 0; i < 700; i++) {
         snprintf(name, sizeof(name), "w%d", (i * 7919) % 700);
-        apply_plain(fsm, name);
+        apply_plain(fsm, name, "busybox", NULL);
     }
     apply_web(fsm, false);
     replica(fsm, "web-1", true);
@@ -438,7 +439,7 @@ static void test_many_workloads(void **state)
         free(names[i]);
     free(names);
     sch_autoscaler_changed(as, NULL, 0, true);
-    assert_int_equal(sch_autoscaler_plan(as, fsm->db, 12000, 99, &plan, &err), 0);
+    assert_int_equal(sch_autoscaler_plan(as, fsm, 12000, 99, &plan, &err), 0);
     assert_non_null(plan.command);
     sch_autoscale_plan_free(&plan);
     json_t *live = sch_autoscaler_workload_json(as, "web", 12000);
@@ -453,18 +454,13 @@ static void test_many_workloads(void **state)
 static void test_changes_are_read_again(void **state)
 {
     struct sch_fsm *fsm = *state;
-    apply_web_as(fsm, false, false);
-    replica(fsm, "web-1", true);
-    struct sch_autoscaler *as = busy_web_1(90);
+    struct sch_autoscaler *as = unscaled_busy_web(fsm, 90);
     struct sch_autoscale_plan plan;
     struct gy_error err;
-    assert_int_equal(plan_now(as, fsm, 12000, &plan, &err), 0);
-    assert_null(plan.command);
-    sch_autoscale_plan_free(&plan);
 
     apply_web(fsm, false);
     /* Not reported yet: the evaluation does not read the workloads again. */
-    assert_int_equal(sch_autoscaler_plan(as, fsm->db, 12100, 99, &plan, &err), 0);
+    assert_int_equal(sch_autoscaler_plan(as, fsm, 12100, 99, &plan, &err), 0);
     assert_null(plan.command);
     assert_null(sch_autoscaler_workload_json(as, "web", 12100));
     sch_autoscale_plan_free(&plan);
