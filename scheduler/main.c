@@ -274,6 +274,7 @@ int main(int argc, char **argv)
     }
     /* Runs until every handle is closed, also after a failed start. */
     uv_run(&loop, UV_RUN_DEFAULT);
+    sch_node_release(&server.node);
     if (server.exit_code != 0)
         status = server.exit_code;
     uv_loop_close(&loop);

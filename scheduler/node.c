@@ -927,6 +927,7 @@ int sch_node_start(struct sch_node *node, uv_loop_t *loop, const struct sch_node
         return gy_error_set(err, GY_EINTERNAL, "raft init: %s", raft_strerror(rc));
     }
     node->raft.data = node;
+    node->io_open = true;
     raft_set_election_timeout(&node->raft, cfg->election_ms);
     raft_set_heartbeat_timeout(&node->raft, cfg->heartbeat_ms);
     raft_set_snapshot_threshold(&node->raft, cfg->snapshot_threshold);
@@ -984,12 +985,36 @@ static void close_handles(struct sch_node *node)
     uv_close((uv_handle_t *)&node->stop_timer, handle_closed);
 }
 
+/* libraft 0.15 can call its close callback twice: a segment writer that waits for a write
+ * in its thread pool finishes closing after the storage said it was closed (the segment left
+ * the queue that the close waits for), and then calls it again. The second call frees the
+ * server address, the log and the configuration once more and calls raft_close's callback
+ * again. So after the first call those are emptied and the callback is cleared, which makes
+ * the second call free nothing, and the storage and transport are freed only after the loop
+ * has run to its end (sch_node_release), since the late close still reads them. */
 static void raft_closed(struct raft *raft)
 {
     struct sch_node *node = raft->data;
+    raft->close_cb = NULL;
+    raft->address = NULL;
+    raft->log.entries = NULL;
+    raft->log.refs = NULL;
+    raft->log.size = raft->log.front = raft->log.back = raft->log.refs_size = 0;
+    raft->configuration.servers = NULL;
+    raft->configuration.n = 0;
+    if (node->raft_close_done)
+        return;
+    node->raft_close_done = true;
+    close_handles(node);
+}
+
+void sch_node_release(struct sch_node *node)
+{
+    if (!node->io_open)
+        return;
+    node->io_open = false;
     raft_uv_close(&node->io);
     raft_uv_tcp_close(&node->transport);
-    close_handles(node);
 }
 
 static void close_retry_cb(uv_timer_t *timer)

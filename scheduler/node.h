@@ -88,6 +88,8 @@ struct sch_node {
     struct raft_fsm raft_fsm;
     struct sch_fsm fsm;
     bool raft_started;
+    bool io_open;         /* io and transport hold memory until sch_node_release */
+    bool raft_close_done; /* raft_close called back */
 
     uv_check_t flush;  /* sends grouped proposals and barriers once per loop turn */
     uv_timer_t duties; /* leader duties and leader-change tracking */
@@ -131,6 +133,9 @@ int sch_node_start(struct sch_node *node, uv_loop_t *loop, const struct sch_node
 /* Transfers leadership first when this server leads a cluster of several voters, then
  * closes Raft and every handle; cb runs when all is released. */
 void sch_node_stop(struct sch_node *node, void (*cb)(struct sch_node *node));
+/* Frees what libraft's storage and transport hold. Called once the loop has run to its end,
+ * since their last handles close after raft_close has called back. */
+void sch_node_release(struct sch_node *node);
 
 bool sch_node_is_leader(struct sch_node *node);
 /* The known leader's id (0 when none) and its API address from the replicated servers
