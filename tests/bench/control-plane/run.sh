@@ -7,7 +7,8 @@
 # of 5) and resident memory per server after the load. The throughput runs alternate
 # between the two systems for ROUNDS rounds (default 3) and each figure is the median run,
 # so a passing burst of load on this shared machine does not decide the comparison.
-#   tests/bench/control-plane/run.sh [REQUESTS_PER_RUN]     (KEEP=1 keeps logs and data)
+#   tests/bench/control-plane/run.sh [REQUESTS_PER_RUN]     (KEEP=1 keeps logs and data;
+#   GANTRY_FLAGS="..." passes more flags to every gantry-scheduler)
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../../.." && pwd)
 build=$src/build/bench
@@ -46,7 +47,7 @@ g_start() {
     "$gantry" --id "$1" --data-dir "$work/g$1" --raft-addr "$(g_raft "$1")" \
         --api-addr "$(g_api "$1")" --agent-addr "127.0.0.1:$((23000 + 10 * $1 + 2))" \
         --bootstrap "1=$(g_raft 1),2=$(g_raft 2),3=$(g_raft 3)" --log-level warn \
-        >>"$work/g$1.log" 2>&1 &
+        ${GANTRY_FLAGS:-} >>"$work/g$1.log" 2>&1 &
     gpid[$1]=$!
     pids+=("$!")
 }
