@@ -337,6 +337,17 @@ static int leader_propose(struct sch_leader *l, const Gantry__Command *cmd, sch_
     return rc;
 }
 
+/* For the reconciler's plans: they share the next entry of a client's write (see
+ * sch_node_propose_lazy). */
+static int leader_propose_lazy(struct sch_leader *l, const Gantry__Command *cmd, sch_propose_cb cb,
+                               struct gy_error *err)
+{
+    int rc = sch_node_propose_lazy(&l->server->node, cmd, cb, l, err);
+    if (rc == 0)
+        l->inflight++;
+    return rc;
+}
+
 /* Called first by every proposal callback: false when the leader is closing (and freed
  * if this was the last thing it waited for). */
 static bool leader_settled(struct sch_leader *l)
@@ -1250,7 +1261,7 @@ static void reconcile(struct sch_leader *l, const char *const *only, size_t n_on
             l->place->n_replicas = l->place_next;
         }
     }
-    if (leader_propose(l, plan->command, reconcile_done, &err) == 0) {
+    if (leader_propose_lazy(l, plan->command, reconcile_done, &err) == 0) {
         l->reconcile_inflight = true;
         l->place_inflight = 1;
         while (l->place_inflight < PLACE_INFLIGHT && place_next_slice(l))

@@ -349,8 +349,33 @@ static void barrier_done(struct raft_barrier *req, int status)
     free(b);
 }
 
+/* Moves the proposals that were waiting to share an entry to the end of the queue. */
+static void lazy_join(struct sch_node *node)
+{
+    if (node->lazy_head == NULL)
+        return;
+    size_t n = 0;
+    for (struct sch_proposal *p = node->lazy_head; p != NULL; p = p->next)
+        n++;
+    if (node->queue_tail != NULL)
+        node->queue_tail->next = node->lazy_head;
+    else
+        node->queue_head = node->lazy_head;
+    node->queue_tail = node->lazy_tail;
+    node->queued += n;
+    node->lazy_head = node->lazy_tail = NULL;
+    uv_timer_stop(&node->lazy_timer);
+}
+
+static void lazy_timer_cb(uv_timer_t *timer)
+{
+    /* Nothing came to share an entry with: the check phase of this turn sends them. */
+    lazy_join(timer->data);
+}
+
 static void fail_queued(struct sch_node *node, const char *message)
 {
+    lazy_join(node);
     struct sch_proposal *p = node->queue_head;
     node->queue_head = node->queue_tail = NULL;
     node->queued = 0;
@@ -432,6 +457,11 @@ static void flush_cb(uv_check_t *check)
         node->exit_code = 1;
         uv_timer_start(&node->stop_timer, fatal_stop_cb, 0, 0);
     }
+    /* Proposals that may wait join the next entry, or go at once when none is on its way
+     * (then nothing would come to share one soon). */
+    if (node->lazy_head != NULL && node->inflight_entries < SCH_INFLIGHT_MAX &&
+        (node->queued > 0 || node->inflight_entries == 0))
+        lazy_join(node);
     while (node->queued > 0 && node->inflight_entries < SCH_INFLIGHT_MAX)
         flush_group(node);
     if (node->readers != NULL) {
@@ -456,8 +486,8 @@ bool sch_node_is_leader(struct sch_node *node)
     return node->raft_started && raft_state(&node->raft) == RAFT_LEADER;
 }
 
-int sch_node_propose(struct sch_node *node, const Gantry__Command *cmd, sch_propose_cb cb,
-                     void *data, struct gy_error *err)
+static int proposal_new(struct sch_node *node, const Gantry__Command *cmd, sch_propose_cb cb,
+                        void *data, struct sch_proposal **out, struct gy_error *err)
 {
     if (node->closing)
         return gy_error_set(err, GY_EUNAVAILABLE, "the server is shutting down");
@@ -471,14 +501,42 @@ int sch_node_propose(struct sch_node *node, const Gantry__Command *cmd, sch_prop
     }
     p->cb = cb;
     p->data = data;
+    p->queued_ns = uv_hrtime();
+    node->stats.proposals++;
+    *out = p;
+    return 0;
+}
+
+int sch_node_propose(struct sch_node *node, const Gantry__Command *cmd, sch_propose_cb cb,
+                     void *data, struct gy_error *err)
+{
+    struct sch_proposal *p;
+    int rc = proposal_new(node, cmd, cb, data, &p, err);
+    if (rc < 0)
+        return rc;
     if (node->queue_tail != NULL)
         node->queue_tail->next = p;
     else
         node->queue_head = p;
-    p->queued_ns = uv_hrtime();
     node->queue_tail = p;
     node->queued++;
-    node->stats.proposals++;
+    return 0;
+}
+
+int sch_node_propose_lazy(struct sch_node *node, const Gantry__Command *cmd, sch_propose_cb cb,
+                          void *data, struct gy_error *err)
+{
+    struct sch_proposal *p;
+    int rc = proposal_new(node, cmd, cb, data, &p, err);
+    if (rc < 0)
+        return rc;
+    if (node->lazy_tail != NULL)
+        node->lazy_tail->next = p;
+    else
+        node->lazy_head = p;
+    node->lazy_tail = p;
+    if (!uv_is_active((uv_handle_t *)&node->lazy_timer))
+        uv_timer_start(&node->lazy_timer, lazy_timer_cb, SCH_LAZY_WAIT_MS, 0);
     return 0;
 }
 
@@ -896,6 +954,8 @@ int sch_node_start(struct sch_node *node, uv_loop_t *loop, const struct sch_node
     node->flush.data = node;
     uv_timer_init(loop, &node->duties);
     node->duties.data = node;
+    uv_timer_init(loop, &node->lazy_timer);
+    node->lazy_timer.data = node;
     uv_timer_init(loop, &node->stop_timer);
     node->stop_timer.data = node;
     node->closing = true; /* until raft runs; the error paths below close the handles */
@@ -982,6 +1042,7 @@ static void close_handles(struct sch_node *node)
 {
     uv_close((uv_handle_t *)&node->flush, handle_closed);
     uv_close((uv_handle_t *)&node->duties, handle_closed);
+    uv_close((uv_handle_t *)&node->lazy_timer, handle_closed);
     uv_close((uv_handle_t *)&node->stop_timer, handle_closed);
 }
 

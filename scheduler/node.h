@@ -34,6 +34,9 @@
  * on one disk: 4 gave the best throughput at 16 clients (1 and 2 leave the disk idle between
  * round trips; 8 makes entries too small to amortise the sync). */
 #define SCH_INFLIGHT_MAX 4
+/* A proposal that may wait (sch_node_propose_lazy) waits up to this long for one that may
+ * not, and travels in its entry. */
+#define SCH_LAZY_WAIT_MS 20
 /* The state database commits what was applied at most this often: the Raft log, not the
  * file, is what is durable (the file is rebuilt from it after a restart), and a page that
  * many applies change in a row is then written once instead of once per loop turn. */
@@ -97,7 +100,9 @@ struct sch_node {
 
     struct sch_proposal *queue_head, *queue_tail;
     size_t queued;
-    struct sch_waiter *readers; /* waiting for the next barrier */
+    struct sch_proposal *lazy_head, *lazy_tail; /* waiting to share an entry */
+    uv_timer_t lazy_timer;                      /* sends them alone after SCH_LAZY_WAIT_MS */
+    struct sch_waiter *readers;                 /* waiting for the next barrier */
     unsigned inflight_entries;
     uint64_t flushed_at; /* uv_now() of the last commit of the state database */
 
@@ -146,6 +151,13 @@ uint64_t sch_node_leader(struct sch_node *node, char *api_buf, size_t len);
  * loop turn share one Raft entry. Fails at once with -GY_EUNAVAILABLE when not the leader. */
 int sch_node_propose(struct sch_node *node, const Gantry__Command *cmd, sch_propose_cb cb,
                      void *data, struct gy_error *err);
+
+/* Like sch_node_propose, for work the leader does on its own (the reconciler's conditions
+ * and placements): the command waits up to SCH_LAZY_WAIT_MS for a proposal that cannot
+ * wait and travels in the same entry, so under load it adds no entry of its own, which
+ * costs every server a disk write and a round trip. */
+int sch_node_propose_lazy(struct sch_node *node, const Gantry__Command *cmd, sch_propose_cb cb,
+                          void *data, struct gy_error *err);
 
 /* Waits until a barrier issued after this call is applied, which proves this server is
  * still the leader and its state holds every write acknowledged before. */

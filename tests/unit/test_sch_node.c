@@ -76,6 +76,125 @@ static bool wait_leader(uv_loop_t *loop, struct sch_node *node)
     return sch_node_is_leader(node);
 }
 
+struct started {
+    char dir[64];
+    uv_loop_t loop;
+    struct sch_node *node;
+    struct run r;
+};
+
+/* A one-server cluster on a free loopback port in a fresh directory, leading. */
+static void start_one(struct started *s)
+{
+    snprintf(s->dir, sizeof(s->dir), "/tmp/gantry-node-test.XXXXXX");
+    assert_non_null(mkdtemp(s->dir));
+    static char addr[64], bootstrap[80];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", free_port());
+    snprintf(bootstrap, sizeof(bootstrap), "1=%s", addr);
+    struct sch_node_config cfg = {
+        .id = 1,
+        .data_dir = s->dir,
+        .raft_addr = addr,
+        .bootstrap = bootstrap,
+        .election_ms = 300,
+        .heartbeat_ms = 30,
+        .connect_retry_ms = 100,
+        .snapshot_threshold = 1 << 20,
+        .snapshot_trailing = 1024,
+    };
+    uv_loop_init(&s->loop);
+    s->node = calloc(1, sizeof(*s->node));
+    memset(&s->r, 0, sizeof(s->r));
+    struct gy_error err;
+    assert_int_equal(sch_node_start(s->node, &s->loop, &cfg, &err), 0);
+    s->node->on_applied_data = &s->r;
+    assert_true(wait_leader(&s->loop, s->node));
+}
+
+static void stop_one(struct started *s)
+{
+    sch_node_stop(s->node, node_closed);
+    uv_run(&s->loop, UV_RUN_DEFAULT);
+    sch_node_release(s->node);
+    assert_int_equal(s->r.closed, 1);
+    assert_int_equal(uv_loop_close(&s->loop), 0);
+    free(s->node);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", s->dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Runs the loop until settled proposals reach n, at most WAIT_MS. */
+static void wait_settled(struct started *s, int n)
+{
+    uint64_t until = uv_now(&s->loop) + WAIT_MS;
+    while (s->r.settled < n && uv_now(&s->loop) < until)
+        uv_run(&s->loop, UV_RUN_ONCE);
+    assert_int_equal(s->r.settled, n);
+}
+
+/* A lazy proposal made while an entry is on its way waits, and travels in the entry of the
+ * next ordinary proposal; alone, with nothing on its way, it goes at once. */
+static void test_lazy_proposal_shares_an_entry(void **state)
+{
+    (void)state;
+    struct started s;
+    start_one(&s);
+    /* The server's own first commands (the cluster id, its row) settle first. */
+    for (int i = 0; i < 50 && (s.node->inflight_entries > 0 || s.node->queued > 0); i++)
+        uv_run(&s.loop, UV_RUN_ONCE);
+
+    int shared = 0;
+    for (int round = 0; round < 10 && shared == 0; round++) {
+        int base = s.r.settled;
+        uint64_t entries = s.node->stats.entries;
+        propose_condition(s.node, &s.r, 1);
+        uv_run(&s.loop, UV_RUN_NOWAIT); /* its entry leaves */
+        if (s.node->inflight_entries == 0) {
+            wait_settled(&s, base + 1); /* written already: try again */
+            continue;
+        }
+        Gantry__ReportCondition rc = GANTRY__REPORT_CONDITION__INIT;
+        rc.workload = "lazy";
+        rc.kind = "Probe";
+        rc.message = "may wait";
+        Gantry__Command cmd = GANTRY__COMMAND__INIT;
+        cmd.cmd_case = GANTRY__COMMAND__CMD_REPORT_CONDITION;
+        cmd.report_condition = &rc;
+        struct gy_error err;
+        assert_int_equal(sch_node_propose_lazy(s.node, &cmd, proposed, &s.r, &err), 0);
+        uv_run(&s.loop, UV_RUN_NOWAIT);
+        if (s.node->inflight_entries == 0) {
+            wait_settled(&s, base + 2);
+            continue;
+        }
+        assert_non_null(s.node->lazy_head); /* waiting, not sent on its own */
+        propose_condition(s.node, &s.r, 2);
+        wait_settled(&s, base + 3);
+        assert_int_equal(s.node->stats.entries - entries, 2);
+        shared++;
+    }
+    assert_int_equal(shared, 1);
+
+    /* Nothing on its way: a lazy proposal is not held back. */
+    int base = s.r.settled;
+    Gantry__ReportCondition rc = GANTRY__REPORT_CONDITION__INIT;
+    rc.workload = "alone";
+    rc.kind = "Probe";
+    rc.message = "goes at once";
+    Gantry__Command cmd = GANTRY__COMMAND__INIT;
+    cmd.cmd_case = GANTRY__COMMAND__CMD_REPORT_CONDITION;
+    cmd.report_condition = &rc;
+    struct gy_error err;
+    assert_int_equal(s.node->inflight_entries, 0);
+    assert_int_equal(sch_node_propose_lazy(s.node, &cmd, proposed, &s.r, &err), 0);
+    uv_run(&s.loop, UV_RUN_NOWAIT);
+    assert_null(s.node->lazy_head);
+    assert_true(s.node->inflight_entries > 0);
+    wait_settled(&s, base + 1);
+    stop_one(&s);
+}
+
 static void test_stop_with_writes_in_flight(void **state)
 {
     (void)state;
@@ -132,6 +251,7 @@ int main(void)
     alarm(120); /* a stop that never finishes fails the test instead of hanging it */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stop_with_writes_in_flight),
+        cmocka_unit_test(test_lazy_proposal_shares_an_entry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
