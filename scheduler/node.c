@@ -510,7 +510,7 @@ static int proposal_new(struct sch_node *node, const Gantry__Command *cmd, sch_p
 int sch_node_propose(struct sch_node *node, const Gantry__Command *cmd, sch_propose_cb cb,
                      void *data, struct gy_error *err)
 {
-    struct sch_proposal *p;
+    struct sch_proposal *p = NULL;
     int rc = proposal_new(node, cmd, cb, data, &p, err);
     if (rc < 0)
         return rc;
@@ -526,7 +526,7 @@ int sch_node_propose(struct sch_node *node, const Gantry__Command *cmd, sch_prop
 int sch_node_propose_lazy(struct sch_node *node, const Gantry__Command *cmd, sch_propose_cb cb,
                           void *data, struct gy_error *err)
 {
-    struct sch_proposal *p;
+    struct sch_proposal *p = NULL;
     int rc = proposal_new(node, cmd, cb, data, &p, err);
     if (rc < 0)
         return rc;
