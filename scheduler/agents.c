@@ -328,24 +328,23 @@ static void leader_handle_gone(struct sch_leader *l)
 
 /* Proposes a command whose callback takes the leader as data; counted so the leader
  * outlives it. */
-static int leader_propose(struct sch_leader *l, const Gantry__Command *cmd, sch_propose_cb cb,
-                          struct gy_error *err)
+/* lazy: the reconciler's plans, which share the next entry of a client's write (see
+ * sch_node_propose_lazy). */
+static int leader_propose_as(struct sch_leader *l, const Gantry__Command *cmd, sch_propose_cb cb,
+                             bool lazy, struct gy_error *err)
 {
-    int rc = sch_node_propose(&l->server->node, cmd, cb, l, err);
+    struct sch_node *node = &l->server->node;
+    int rc = lazy ? sch_node_propose_lazy(node, cmd, cb, l, err)
+                  : sch_node_propose(node, cmd, cb, l, err);
     if (rc == 0)
         l->inflight++;
     return rc;
 }
 
-/* For the reconciler's plans: they share the next entry of a client's write (see
- * sch_node_propose_lazy). */
-static int leader_propose_lazy(struct sch_leader *l, const Gantry__Command *cmd, sch_propose_cb cb,
-                               struct gy_error *err)
+static int leader_propose(struct sch_leader *l, const Gantry__Command *cmd, sch_propose_cb cb,
+                          struct gy_error *err)
 {
-    int rc = sch_node_propose_lazy(&l->server->node, cmd, cb, l, err);
-    if (rc == 0)
-        l->inflight++;
-    return rc;
+    return leader_propose_as(l, cmd, cb, false, err);
 }
 
 /* Called first by every proposal callback: false when the leader is closing (and freed
@@ -1261,7 +1260,7 @@ static void reconcile(struct sch_leader *l, const char *const *only, size_t n_on
             l->place->n_replicas = l->place_next;
         }
     }
-    if (leader_propose_lazy(l, plan->command, reconcile_done, &err) == 0) {
+    if (leader_propose_as(l, plan->command, reconcile_done, true, &err) == 0) {
         l->reconcile_inflight = true;
         l->place_inflight = 1;
         while (l->place_inflight < PLACE_INFLIGHT && place_next_slice(l))

@@ -507,37 +507,38 @@ static int proposal_new(struct sch_node *node, const Gantry__Command *cmd, sch_p
     return 0;
 }
 
-int sch_node_propose(struct sch_node *node, const Gantry__Command *cmd, sch_propose_cb cb,
-                     void *data, struct gy_error *err)
+/* Queues a proposal: lazy ones wait in their own list (sch_node_propose_lazy). */
+static int propose(struct sch_node *node, const Gantry__Command *cmd, sch_propose_cb cb, void *data,
+                   bool lazy, struct gy_error *err)
 {
     struct sch_proposal *p = NULL;
     int rc = proposal_new(node, cmd, cb, data, &p, err);
     if (rc < 0)
         return rc;
-    if (node->queue_tail != NULL)
-        node->queue_tail->next = p;
+    struct sch_proposal **head = lazy ? &node->lazy_head : &node->queue_head;
+    struct sch_proposal **tail = lazy ? &node->lazy_tail : &node->queue_tail;
+    if (*tail != NULL)
+        (*tail)->next = p;
     else
-        node->queue_head = p;
-    node->queue_tail = p;
-    node->queued++;
+        *head = p;
+    *tail = p;
+    if (!lazy)
+        node->queued++;
+    else if (!uv_is_active((uv_handle_t *)&node->lazy_timer))
+        uv_timer_start(&node->lazy_timer, lazy_timer_cb, SCH_LAZY_WAIT_MS, 0);
     return 0;
+}
+
+int sch_node_propose(struct sch_node *node, const Gantry__Command *cmd, sch_propose_cb cb,
+                     void *data, struct gy_error *err)
+{
+    return propose(node, cmd, cb, data, false, err);
 }
 
 int sch_node_propose_lazy(struct sch_node *node, const Gantry__Command *cmd, sch_propose_cb cb,
                           void *data, struct gy_error *err)
 {
-    struct sch_proposal *p = NULL;
-    int rc = proposal_new(node, cmd, cb, data, &p, err);
-    if (rc < 0)
-        return rc;
-    if (node->lazy_tail != NULL)
-        node->lazy_tail->next = p;
-    else
-        node->lazy_head = p;
-    node->lazy_tail = p;
-    if (!uv_is_active((uv_handle_t *)&node->lazy_timer))
-        uv_timer_start(&node->lazy_timer, lazy_timer_cb, SCH_LAZY_WAIT_MS, 0);
-    return 0;
+    return propose(node, cmd, cb, data, true, err);
 }
 
 int sch_node_barrier(struct sch_node *node, sch_done_cb cb, void *data, struct gy_error *err)

@@ -51,19 +51,20 @@ static void proposed(void *data, int status, const struct sch_result *result, co
     r->settled++;
 }
 
-static void propose_condition(struct sch_node *node, struct run *r, int i)
+/* Proposes a condition for workload name: lazily (sch_node_propose_lazy) or not. */
+static void propose_condition(struct sch_node *node, struct run *r, const char *name, bool lazy)
 {
-    char workload[32];
-    snprintf(workload, sizeof(workload), "w%d", i);
     Gantry__ReportCondition rc = GANTRY__REPORT_CONDITION__INIT;
-    rc.workload = workload;
+    rc.workload = (char *)name;
     rc.kind = "Probe";
-    rc.message = "written while the server stops";
+    rc.message = "proposed by the test";
     Gantry__Command cmd = GANTRY__COMMAND__INIT;
     cmd.cmd_case = GANTRY__COMMAND__CMD_REPORT_CONDITION;
     cmd.report_condition = &rc;
     struct gy_error err;
-    assert_int_equal(sch_node_propose(node, &cmd, proposed, r, &err), 0);
+    int status = lazy ? sch_node_propose_lazy(node, &cmd, proposed, r, &err)
+                      : sch_node_propose(node, &cmd, proposed, r, &err);
+    assert_int_equal(status, 0);
 }
 
 /* Runs the loop one turn at a time until the node leads, at most WAIT_MS. */
@@ -148,28 +149,20 @@ static void test_lazy_proposal_shares_an_entry(void **state)
     for (int round = 0; round < 10 && shared == 0; round++) {
         int base = s.r.settled;
         uint64_t entries = s.node->stats.entries;
-        propose_condition(s.node, &s.r, 1);
+        propose_condition(s.node, &s.r, "first", false);
         uv_run(&s.loop, UV_RUN_NOWAIT); /* its entry leaves */
         if (s.node->inflight_entries == 0) {
             wait_settled(&s, base + 1); /* written already: try again */
             continue;
         }
-        Gantry__ReportCondition rc = GANTRY__REPORT_CONDITION__INIT;
-        rc.workload = "lazy";
-        rc.kind = "Probe";
-        rc.message = "may wait";
-        Gantry__Command cmd = GANTRY__COMMAND__INIT;
-        cmd.cmd_case = GANTRY__COMMAND__CMD_REPORT_CONDITION;
-        cmd.report_condition = &rc;
-        struct gy_error err;
-        assert_int_equal(sch_node_propose_lazy(s.node, &cmd, proposed, &s.r, &err), 0);
+        propose_condition(s.node, &s.r, "lazy", true);
         uv_run(&s.loop, UV_RUN_NOWAIT);
         if (s.node->inflight_entries == 0) {
             wait_settled(&s, base + 2);
             continue;
         }
         assert_non_null(s.node->lazy_head); /* waiting, not sent on its own */
-        propose_condition(s.node, &s.r, 2);
+        propose_condition(s.node, &s.r, "second", false);
         wait_settled(&s, base + 3);
         assert_int_equal(s.node->stats.entries - entries, 2);
         shared++;
@@ -178,16 +171,8 @@ static void test_lazy_proposal_shares_an_entry(void **state)
 
     /* Nothing on its way: a lazy proposal is not held back. */
     int base = s.r.settled;
-    Gantry__ReportCondition rc = GANTRY__REPORT_CONDITION__INIT;
-    rc.workload = "alone";
-    rc.kind = "Probe";
-    rc.message = "goes at once";
-    Gantry__Command cmd = GANTRY__COMMAND__INIT;
-    cmd.cmd_case = GANTRY__COMMAND__CMD_REPORT_CONDITION;
-    cmd.report_condition = &rc;
-    struct gy_error err;
     assert_int_equal(s.node->inflight_entries, 0);
-    assert_int_equal(sch_node_propose_lazy(s.node, &cmd, proposed, &s.r, &err), 0);
+    propose_condition(s.node, &s.r, "alone", true);
     uv_run(&s.loop, UV_RUN_NOWAIT);
     assert_null(s.node->lazy_head);
     assert_true(s.node->inflight_entries > 0);
@@ -199,50 +184,23 @@ static void test_stop_with_writes_in_flight(void **state)
 {
     (void)state;
     for (int round = 0; round < ROUNDS; round++) {
-        char dir[] = "/tmp/gantry-node-test.XXXXXX";
-        assert_non_null(mkdtemp(dir));
-        char addr[64], bootstrap[80];
-        snprintf(addr, sizeof(addr), "127.0.0.1:%d", free_port());
-        snprintf(bootstrap, sizeof(bootstrap), "1=%s", addr);
-        struct sch_node_config cfg = {
-            .id = 1,
-            .data_dir = dir,
-            .raft_addr = addr,
-            .bootstrap = bootstrap,
-            .election_ms = 300,
-            .heartbeat_ms = 30,
-            .connect_retry_ms = 100,
-            .snapshot_threshold = 1 << 20,
-            .snapshot_trailing = 1024,
-        };
-        uv_loop_t loop;
-        uv_loop_init(&loop);
-        struct sch_node *node = calloc(1, sizeof(*node));
-        struct run r = {0};
-        struct gy_error err;
-        assert_int_equal(sch_node_start(node, &loop, &cfg, &err), 0);
-        node->on_applied_data = &r;
-        assert_true(wait_leader(&loop, node));
+        struct started s;
+        start_one(&s);
         /* Entries proposed over a few turns, then the stop while the last are written: the
          * round number varies how far the writes have got. */
         for (int i = 0; i < 40; i++) {
-            propose_condition(node, &r, i);
+            char name[32];
+            snprintf(name, sizeof(name), "w%d", i);
+            propose_condition(s.node, &s.r, name, false);
             if (i % 8 == 0)
-                uv_run(&loop, UV_RUN_NOWAIT);
+                uv_run(&s.loop, UV_RUN_NOWAIT);
         }
         for (int i = 0; i < round % 4; i++)
-            uv_run(&loop, UV_RUN_NOWAIT);
-        sch_node_stop(node, node_closed);
-        /* The stop finishes by itself: every handle closes and the loop ends. */
-        uv_run(&loop, UV_RUN_DEFAULT);
-        sch_node_release(node);
-        assert_int_equal(r.closed, 1);
-        assert_int_equal(r.settled, 40);
-        assert_int_equal(uv_loop_close(&loop), 0);
-        free(node);
-        char cmd[128];
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-        assert_int_equal(system(cmd), 0);
+            uv_run(&s.loop, UV_RUN_NOWAIT);
+        /* The stop finishes by itself: every handle closes and the loop ends, and every
+         * proposal is called back (written, or refused as the server stops). */
+        stop_one(&s);
+        assert_int_equal(s.r.settled, 40);
     }
 }
 
