@@ -327,9 +327,8 @@ static void leader_handle_gone(struct sch_leader *l)
 }
 
 /* Proposes a command whose callback takes the leader as data; counted so the leader
- * outlives it. */
-/* lazy: the reconciler's plans, which share the next entry of a client's write (see
- * sch_node_propose_lazy). */
+ * outlives it. lazy for the reconciler's plans, which share the next entry of a client's
+ * write (see sch_node_propose_lazy). */
 static int leader_propose_as(struct sch_leader *l, const Gantry__Command *cmd, sch_propose_cb cb,
                              bool lazy, struct gy_error *err)
 {
