@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,7 +19,8 @@
 #include "scheduler/command.h"
 
 #define SNAPSHOT_MAGIC  0x31535947u /* "GYS1" */
-#define SNAPSHOT_FORMAT 1
+#define SNAPSHOT_FORMAT 1           /* header, then a database image */
+#define SNAPSHOT_MARKER 2           /* header only: the database file holds the state */
 
 static const char *const schema_sql =
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
@@ -48,6 +48,15 @@ static const char *const schema_sql =
     "CREATE TABLE events (seq INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL,"
     "  actor TEXT NOT NULL, kind TEXT NOT NULL, object TEXT NOT NULL,"
     "  message TEXT NOT NULL);";
+
+/* Where the database stands in the Raft log (see struct sch_fsm): one row, local to each
+ * server (the digest leaves it out), created in a database of an older image too. */
+static const char *const position_sql =
+    "CREATE TABLE IF NOT EXISTS position (id INTEGER PRIMARY KEY CHECK (id = 0),"
+    "  applied_index INTEGER NOT NULL, lineage INTEGER NOT NULL);"
+    "INSERT OR IGNORE INTO position (id, applied_index, lineage)"
+    "  VALUES (0, 0, random() & 9223372036854775807);";
+static const char position_update_sql[] = "UPDATE position SET applied_index = ? WHERE id = 0";
 
 /* Prepared statements used on the hot path of applying workloads. */
 enum {
@@ -251,10 +260,12 @@ static int open_memdb(sqlite3 **db)
 }
 
 /* A file-backed database holds only SCH_FSM_CACHE_KIB of pages in memory; the rest stays in
- * the kernel's page cache or on disk. Nothing is synced (the Raft log and snapshots are what
- * is durable) and the exclusive lock keeps the cache valid between transactions. Commits go
- * to a write-ahead log that this module checkpoints itself (sch_fsm_flush), never while a
- * snapshot is being written from the database file (see raft_snapshot_cb), nor on close. */
+ * the kernel's page cache or on disk, and the exclusive lock keeps the cache valid between
+ * transactions. Commits go to a write-ahead log that this module checkpoints itself
+ * (sch_fsm_flush), not on close. synchronous = NORMAL: a commit is not synced, but a
+ * checkpoint syncs the log before it copies it into the database and the database before
+ * the log is reused, so after a crash the file always holds some consistent earlier state
+ * (with the index it recorded); sch_fsm_sync_files makes the newest durable. */
 static int open_file_db(const char *path, sqlite3 **db)
 {
     int rc = sqlite3_open_v2(
@@ -264,7 +275,7 @@ static int open_file_db(const char *path, sqlite3 **db)
     char pragmas[300];
     snprintf(pragmas, sizeof(pragmas),
              "PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL;"
-             " PRAGMA wal_autocheckpoint = 0; PRAGMA synchronous = OFF;"
+             " PRAGMA wal_autocheckpoint = 0; PRAGMA synchronous = NORMAL;"
              " PRAGMA cache_size = -%d; PRAGMA mmap_size = 0; PRAGMA temp_store = MEMORY;",
              SCH_FSM_CACHE_KIB);
     if ((rc = sqlite3_exec(*db, pragmas, NULL, NULL, NULL)) != SQLITE_OK)
@@ -291,6 +302,52 @@ static int unlink_db(const char *path)
     return unlink(path) < 0 && errno != ENOENT ? -1 : 0;
 }
 
+/* Reads the position row (after position_sql made sure there is one). */
+static int read_position(struct sch_fsm *fsm)
+{
+    sqlite3_stmt *stmt;
+    if (sqlite3_exec(fsm->db, position_sql, NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(fsm->db, "SELECT applied_index, lineage FROM position WHERE id = 0", -1,
+                           &stmt, NULL) != SQLITE_OK)
+        return -1;
+    int rc = sqlite3_step(stmt) == SQLITE_ROW ? 0 : -1;
+    if (rc == 0) {
+        fsm->stored_index = (uint64_t)sqlite3_column_int64(stmt, 0);
+        fsm->lineage = (uint64_t)sqlite3_column_int64(stmt, 1);
+        fsm->applied_index = fsm->stored_index;
+        fsm->skip_through = fsm->stored_index;
+    }
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+/* Records applied_index in the database (in the open transaction, or as one of its own). */
+static int store_position(struct sch_fsm *fsm)
+{
+    if (fsm->applied_index == fsm->stored_index)
+        return 0;
+    bool kept;
+    sqlite3_stmt *stmt = stmt_get(fsm, position_update_sql, &kept);
+    if (stmt == NULL)
+        return -1;
+    sqlite3_bind_int64(stmt, 1, (sqlite3_int64)fsm->applied_index);
+    int rc = sqlite3_step(stmt);
+    stmt_put(stmt, kept);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Whether db holds a state database of schema version want. */
+static bool schema_matches(sqlite3 *db, uint32_t want)
+{
+    sqlite3_stmt *check;
+    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &check,
+                           NULL) != SQLITE_OK)
+        return false;
+    bool ok = sqlite3_step(check) == SQLITE_ROW && (uint32_t)sqlite3_column_int(check, 0) == want;
+    sqlite3_finalize(check);
+    return ok;
+}
+
 static int init_schema(struct sch_fsm *fsm, struct gy_error *err)
 {
     char version[128];
@@ -298,7 +355,7 @@ static int init_schema(struct sch_fsm *fsm, struct gy_error *err)
              "INSERT INTO meta (key, value) VALUES ('schema_version', '%d');",
              SCH_FSM_SCHEMA_VERSION);
     if (sqlite3_exec(fsm->db, schema_sql, NULL, NULL, NULL) != SQLITE_OK ||
-        sqlite3_exec(fsm->db, version, NULL, NULL, NULL) != SQLITE_OK) {
+        sqlite3_exec(fsm->db, version, NULL, NULL, NULL) != SQLITE_OK || read_position(fsm) < 0) {
         int rc =
             gy_error_set(err, GY_EINTERNAL, "create state schema: %s", sqlite3_errmsg(fsm->db));
         sch_fsm_close(fsm);
@@ -323,16 +380,11 @@ int sch_fsm_init(struct sch_fsm *fsm, struct gy_error *err)
     return init_schema(fsm, err);
 }
 
-int sch_fsm_init_file(struct sch_fsm *fsm, const char *path, struct gy_error *err)
+static void mark_all(struct sch_fsm *fsm);
+
+/* Creates an empty database in fsm->path (which must not exist). */
+static int create_file(struct sch_fsm *fsm, struct gy_error *err)
 {
-    memset(fsm, 0, sizeof(*fsm));
-    if (strlen(path) + 3 > sizeof(fsm->path))
-        return gy_error_set(err, GY_EINVAL, "state database path %s is too long", path);
-    snprintf(fsm->path, sizeof(fsm->path), "%s", path);
-    snprintf(fsm->spare_path, sizeof(fsm->spare_path), "%s.1", path);
-    /* Whatever a previous run left is rebuilt from the Raft snapshot and log. */
-    if (unlink_db(fsm->path) < 0 || unlink_db(fsm->spare_path) < 0)
-        return gy_error_sys(err, errno, "remove old state database %s", fsm->path);
     if (open_file_db(fsm->path, &fsm->db) != SQLITE_OK) {
         int rc = gy_error_set(err, GY_EIO, "open state database %s: %s", fsm->path,
                               fsm->db ? sqlite3_errmsg(fsm->db) : "out of memory");
@@ -342,6 +394,83 @@ int sch_fsm_init_file(struct sch_fsm *fsm, const char *path, struct gy_error *er
     }
     sqlite3_wal_hook(fsm->db, wal_hook, fsm);
     return init_schema(fsm, err);
+}
+
+int sch_fsm_init_file(struct sch_fsm *fsm, const char *path, struct gy_error *err)
+{
+    memset(fsm, 0, sizeof(*fsm));
+    if (strlen(path) + 3 > sizeof(fsm->path))
+        return gy_error_set(err, GY_EINVAL, "state database path %s is too long", path);
+    snprintf(fsm->path, sizeof(fsm->path), "%s", path);
+    snprintf(fsm->spare_path, sizeof(fsm->spare_path), "%s.1", path);
+    /* A restore that did not get to its rename left its new file. */
+    if (unlink_db(fsm->spare_path) < 0)
+        return gy_error_sys(err, errno, "remove %s", fsm->spare_path);
+    if (access(fsm->path, F_OK) == 0) {
+        sqlite3 *db = NULL;
+        if (open_file_db(fsm->path, &db) == SQLITE_OK &&
+            schema_matches(db, SCH_FSM_SCHEMA_VERSION)) {
+            fsm->db = db;
+            struct gy_error perr;
+            if (read_position(fsm) == 0 && prepare_all(fsm, &perr) == 0) {
+                sqlite3_wal_hook(db, wal_hook, fsm);
+                fsm->last_event = query_u64(fsm, "SELECT COALESCE(MAX(seq), 0) FROM events");
+                fsm->fleet_epoch++;
+                fsm->dirty_all = true;
+                gy_log_info("state database opened",
+                            "path=%s applied_index=%" PRIu64 " lineage=%" PRIx64, fsm->path,
+                            fsm->stored_index, fsm->lineage);
+                return 0;
+            }
+            finalize_all(fsm);
+            fsm->db = NULL;
+        }
+        /* The snapshot that needs this file, if any, refuses to start without it. */
+        gy_log_warn("state database unusable, starting an empty one", "path=%s error=\"%s\"",
+                    fsm->path, db != NULL ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        if (unlink_db(fsm->path) < 0)
+            return gy_error_sys(err, errno, "remove state database %s", fsm->path);
+    }
+    return create_file(fsm, err);
+}
+
+int sch_fsm_reset(struct sch_fsm *fsm, struct gy_error *err)
+{
+    if (*fsm->path == '\0')
+        return 0;
+    sch_fsm_flush(fsm);
+    finalize_all(fsm);
+    sqlite3_close(fsm->db);
+    fsm->db = NULL;
+    if (unlink_db(fsm->path) < 0)
+        return gy_error_sys(err, errno, "remove state database %s", fsm->path);
+    int rc = create_file(fsm, err);
+    if (rc < 0)
+        return rc;
+    fsm->last_event = 0;
+    fsm->fleet_epoch++;
+    mark_all(fsm);
+    return 0;
+}
+
+int sch_fsm_sync_files(const char *path)
+{
+    char wal[4200];
+    snprintf(wal, sizeof(wal), "%s-wal", path);
+    const char *files[] = {wal, path};
+    for (size_t i = 0; i < 2; i++) {
+        int fd = open(files[i], O_RDONLY | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT && i == 0)
+            continue; /* no write-ahead log: all of it is in the database */
+        if (fd < 0)
+            return -errno;
+        int rc = fsync(fd) < 0 ? -errno : 0;
+        close(fd);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
 }
 
 static void deferred_free(struct sch_fsm *fsm);
@@ -364,15 +493,6 @@ void sch_fsm_close(struct sch_fsm *fsm)
     free(fsm->dirty);
     fsm->dirty = NULL;
     fsm->n_dirty = fsm->cap_dirty = 0;
-    if (*fsm->path != '\0') {
-        unlink_db(fsm->path);
-        unlink_db(fsm->spare_path);
-    }
-    if (fsm->snapshot_map != NULL) {
-        /* libraft stopped before it finished writing the last snapshot. */
-        munmap(fsm->snapshot_map, fsm->snapshot_map_len);
-        fsm->snapshot_map = NULL;
-    }
 }
 
 static int run(struct sch_fsm *fsm, const char *sql, const char *types, ...);
@@ -1275,11 +1395,11 @@ int sch_fsm_flush(struct sch_fsm *fsm)
 {
     if (fsm->db == NULL || sqlite3_get_autocommit(fsm->db))
         return 0;
-    if (exec_sql(fsm, "COMMIT") == 0) {
-        /* The log is copied into the database file now and then, but not while a snapshot
-         * is written from that file. */
-        if (*fsm->path != '\0' && fsm->snapshot_map == NULL &&
-            fsm->wal_frames >= SCH_FSM_WAL_FRAMES &&
+    uint64_t applied = fsm->applied_index;
+    if (store_position(fsm) == 0 && exec_sql(fsm, "COMMIT") == 0) {
+        fsm->stored_index = applied;
+        /* The log is copied into the database file now and then. */
+        if (*fsm->path != '\0' && fsm->wal_frames >= SCH_FSM_WAL_FRAMES &&
             sqlite3_wal_checkpoint_v2(fsm->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) ==
                 SQLITE_OK)
             fsm->wal_frames = 0;
@@ -1347,16 +1467,21 @@ static uint32_t get_u32(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-/* The snapshot header block: magic, header length, SnapshotHeader, zero padding to 8. */
-static int header_encode(struct sch_fsm *fsm, size_t db_len, uint8_t **out, size_t *len)
+/* The snapshot header block: magic, header length, SnapshotHeader, zero padding to 8. It
+ * records where the database stands (stored_index, lineage): an image is the database at
+ * that index, a marker names the database file that holds it (or a later one). */
+static int header_encode(struct sch_fsm *fsm, uint32_t format, size_t db_len, uint8_t **out,
+                         size_t *len)
 {
     char cluster_id[128];
     sch_fsm_cluster_id(fsm, cluster_id, sizeof(cluster_id));
     Gantry__SnapshotHeader header = GANTRY__SNAPSHOT_HEADER__INIT;
-    header.format = SNAPSHOT_FORMAT;
+    header.format = format;
     header.schema_version = SCH_FSM_SCHEMA_VERSION;
     header.cluster_id = cluster_id;
     header.database_bytes = db_len;
+    header.applied_index = fsm->stored_index;
+    header.lineage = fsm->lineage;
     size_t packed = gantry__snapshot_header__get_packed_size(&header);
     size_t total = (8 + packed + 7) & ~(size_t)7;
     uint8_t *buf = calloc(1, total);
@@ -1370,74 +1495,146 @@ static int header_encode(struct sch_fsm *fsm, size_t db_len, uint8_t **out, size
     return 0;
 }
 
-/* The database image, in a buffer from sqlite3_malloc64. A file-backed database is read
- * from its file in one go: between commands no transaction is open and every committed page
- * has been written to the file, so the file is the consistent image, and reading it costs
- * a few milliseconds where sqlite3_serialize, page by page through a small cache, took
- * several times that on the loop. */
-static unsigned char *image_of(struct sch_fsm *fsm, sqlite3_int64 *len)
+struct header_info {
+    uint32_t format;
+    uint64_t applied_index;
+    uint64_t lineage;
+    size_t header_len; /* the database image starts here */
+};
+
+/* Checks a snapshot's header block: a marker, or an image whose database fills the rest. */
+static int header_decode(const uint8_t *buf, size_t len, struct header_info *info,
+                         struct gy_error *err)
 {
-    sch_fsm_flush(fsm);
-    if (*fsm->path == '\0' || sqlite3_get_autocommit(fsm->db) == 0 || fsm->snapshot_map != NULL ||
-        sqlite3_wal_checkpoint_v2(fsm->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL) !=
-            SQLITE_OK)
-        return sqlite3_serialize(fsm->db, "main", len, 0);
-    fsm->wal_frames = 0;
-    uint64_t pages = query_u64(fsm, "PRAGMA page_count");
-    uint64_t page_size = query_u64(fsm, "PRAGMA page_size");
-    size_t total = (size_t)(pages * page_size);
-    int fd = open(fsm->path, O_RDONLY | O_CLOEXEC);
-    unsigned char *buf = fd >= 0 && total > 0 ? sqlite3_malloc64(total) : NULL;
+    if (len < 8 || get_u32(buf) != SNAPSHOT_MAGIC)
+        return gy_error_set(err, GY_EPROTO, "snapshot has no Gantry header");
+    size_t packed = get_u32(buf + 4);
+    size_t header_len = (8 + packed + 7) & ~(size_t)7;
+    if (packed > len || header_len > len)
+        return gy_error_set(err, GY_EPROTO, "snapshot header of %zu bytes is truncated", packed);
+    Gantry__SnapshotHeader *header = gantry__snapshot_header__unpack(NULL, packed, buf + 8);
+    if (header == NULL)
+        return gy_error_set(err, GY_EPROTO, "snapshot header is not a SnapshotHeader");
+    uint32_t schema = header->schema_version;
+    uint64_t db_len = header->database_bytes;
+    info->format = header->format;
+    info->applied_index = header->applied_index;
+    info->lineage = header->lineage;
+    info->header_len = header_len;
+    gantry__snapshot_header__free_unpacked(header, NULL);
+    if (info->format != SNAPSHOT_FORMAT && info->format != SNAPSHOT_MARKER)
+        return gy_error_set(err, GY_EPROTO, "snapshot format %u is not supported (want %d or %d)",
+                            info->format, SNAPSHOT_FORMAT, SNAPSHOT_MARKER);
+    if (schema != SCH_FSM_SCHEMA_VERSION)
+        return gy_error_set(err, GY_EPROTO, "snapshot schema version %u is not supported (want %d)",
+                            schema, SCH_FSM_SCHEMA_VERSION);
+    if (info->format == SNAPSHOT_MARKER ? db_len != 0 : db_len != len - header_len)
+        return gy_error_set(err, GY_EPROTO, "snapshot holds %zu database bytes, header says %llu",
+                            len - header_len, (unsigned long long)db_len);
+    return 0;
+}
+
+bool sch_fsm_is_marker(const void *buf, size_t len)
+{
+    struct header_info info;
+    struct gy_error err;
+    return header_decode(buf, len, &info, &err) == 0 && info.format == SNAPSHOT_MARKER;
+}
+
+/* Reads len bytes of the file at path into buf; false on any shortfall. */
+static bool read_whole(const char *path, uint8_t *buf, size_t len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
     size_t have = 0;
-    while (buf != NULL && have < total) {
-        ssize_t n = pread(fd, buf + have, total - have, (off_t)have);
+    while (have < len) {
+        ssize_t n = pread(fd, buf + have, len - have, (off_t)have);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
             break;
         have += (size_t)n;
     }
-    if (fd >= 0)
-        close(fd);
-    if (buf == NULL || have != total) {
-        /* Whatever went wrong, SQLite can still produce the image itself. */
-        sqlite3_free(buf);
-        return sqlite3_serialize(fsm->db, "main", len, 0);
+    close(fd);
+    return have == len;
+}
+
+/* The database image behind its header, in one buffer from alloc. A file-backed database
+ * is read from its file straight into that buffer: between commands no transaction is open
+ * and, after a full checkpoint, the file holds every committed page, so it is the
+ * consistent image, and reading it costs a few milliseconds where sqlite3_serialize, page
+ * by page through a small cache, took several times that on the loop. An in-memory one is
+ * serialized. */
+static int build_image(struct sch_fsm *fsm, void *(*alloc)(size_t), void **out, size_t *len,
+                       struct gy_error *err)
+{
+    sch_fsm_drain(fsm);
+    sch_fsm_flush(fsm);
+    size_t total = 0;
+    unsigned char *copy = NULL;
+    if (*fsm->path != '\0' && sqlite3_get_autocommit(fsm->db) != 0 &&
+        sqlite3_wal_checkpoint_v2(fsm->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL) ==
+            SQLITE_OK) {
+        fsm->wal_frames = 0;
+        total = (size_t)(query_u64(fsm, "PRAGMA page_count") * query_u64(fsm, "PRAGMA page_size"));
+    } else {
+        sqlite3_int64 n = 0;
+        if ((copy = sqlite3_serialize(fsm->db, "main", &n, 0)) == NULL)
+            return gy_error_set(err, GY_ENOMEM, "serialize state database");
+        total = (size_t)n;
     }
-    if (total >= 100)
-        buf[18] = buf[19] = 1; /* file format: rollback journal, not write-ahead log */
-    *len = (sqlite3_int64)total;
-    return buf;
+    uint8_t *header;
+    size_t header_len;
+    if (header_encode(fsm, SNAPSHOT_FORMAT, total, &header, &header_len) < 0) {
+        sqlite3_free(copy);
+        return gy_error_set(err, GY_ENOMEM, "encode snapshot header");
+    }
+    uint8_t *image = alloc(header_len + total);
+    if (image == NULL) {
+        free(header);
+        sqlite3_free(copy);
+        return gy_error_set(err, GY_ENOMEM, "allocate a snapshot image of %zu bytes",
+                            header_len + total);
+    }
+    memcpy(image, header, header_len);
+    free(header);
+    if (copy != NULL) {
+        memcpy(image + header_len, copy, total);
+        sqlite3_free(copy);
+    } else if (!read_whole(fsm->path, image + header_len, total)) {
+        int rc = gy_error_sys(err, errno ? errno : EIO, "read state database %s", fsm->path);
+        (alloc == raft_malloc ? raft_free : free)(image);
+        return rc;
+    } else if (total >= 100) {
+        image[header_len + 18] = image[header_len + 19] = 1; /* rollback journal, not WAL */
+    }
+    *out = image;
+    *len = header_len + total;
+    return 0;
 }
 
 int sch_fsm_snapshot_image(struct sch_fsm *fsm, void **out, size_t *len, struct gy_error *err)
 {
-    sqlite3_int64 db_len = 0;
-    unsigned char *db = image_of(fsm, &db_len);
-    if (db == NULL)
-        return gy_error_set(err, GY_ENOMEM, "serialize state database");
-    uint8_t *header;
-    size_t header_len;
-    if (header_encode(fsm, (size_t)db_len, &header, &header_len) < 0) {
-        sqlite3_free(db);
-        return gy_error_set(err, GY_ENOMEM, "encode snapshot header");
-    }
-    uint8_t *image = malloc(header_len + (size_t)db_len);
-    if (image == NULL) {
-        free(header);
-        sqlite3_free(db);
-        return gy_error_set(err, GY_ENOMEM, "allocate snapshot image");
-    }
-    memcpy(image, header, header_len);
-    memcpy(image + header_len, db, (size_t)db_len);
-    free(header);
-    sqlite3_free(db);
-    *out = image;
-    *len = header_len + (size_t)db_len;
+    return build_image(fsm, malloc, out, len, err);
+}
+
+int sch_fsm_image_for_marker(struct sch_fsm *fsm, struct raft_buffer *buf, struct gy_error *err)
+{
+    if (fsm->db == NULL)
+        return gy_error_set(err, GY_EUNAVAILABLE, "the state database is closed");
+    void *image;
+    size_t len;
+    int rc = build_image(fsm, raft_malloc, &image, &len, err);
+    if (rc < 0)
+        return rc;
+    raft_free(buf->base);
+    buf->base = image;
+    buf->len = len;
     return 0;
 }
 
-/* Writes a database image to a new file (not synced: see sch_fsm_init_file). */
+/* Writes a database image to a new file and syncs it. */
 static int write_image(const char *path, const uint8_t *data, size_t len, struct gy_error *err)
 {
     if (unlink(path) < 0 && errno != ENOENT)
@@ -1458,50 +1655,101 @@ static int write_image(const char *path, const uint8_t *data, size_t len, struct
         data += n;
         len -= (size_t)n;
     }
+    if (fsync(fd) < 0) {
+        int rc = gy_error_sys(err, errno, "sync %s", path);
+        close(fd);
+        unlink(path);
+        return rc;
+    }
     close(fd);
     return 0;
+}
+
+/* Syncs the directory holding path, so that a rename in it is durable. */
+static int sync_dir_of(const char *path)
+{
+    char dir[4200];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL)
+        snprintf(dir, sizeof(dir), ".");
+    else if (slash == dir)
+        slash[1] = '\0';
+    else
+        *slash = '\0';
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+/* Checks an image written to fsm->spare_path, then puts it in place of the database file:
+ * the old file's write-ahead log goes first (it must not be read into the new file), then
+ * the rename. A crash at any point leaves a consistent database under path, or none. */
+static int install_file(struct sch_fsm *fsm, struct gy_error *err)
+{
+    sqlite3 *db = NULL;
+    bool ok = open_file_db(fsm->spare_path, &db) == SQLITE_OK &&
+              schema_matches(db, SCH_FSM_SCHEMA_VERSION);
+    if (!ok) {
+        int rc = gy_error_set(err, GY_EPROTO,
+                              "snapshot database %s is not a state database of schema "
+                              "version %d: %s",
+                              fsm->spare_path, SCH_FSM_SCHEMA_VERSION,
+                              db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        unlink_db(fsm->spare_path);
+        return rc;
+    }
+    sqlite3_close(db);
+    finalize_all(fsm);
+    sqlite3_close(fsm->db);
+    fsm->db = NULL;
+    char wal[4200];
+    snprintf(wal, sizeof(wal), "%s-wal", fsm->path);
+    int rc = 0;
+    if ((unlink(wal) < 0 && errno != ENOENT) || rename(fsm->spare_path, fsm->path) < 0)
+        rc = gy_error_sys(err, errno, "replace state database %s", fsm->path);
+    snprintf(wal, sizeof(wal), "%s-wal", fsm->spare_path);
+    unlink(wal);
+    sync_dir_of(fsm->path);
+    if (open_file_db(fsm->path, &fsm->db) != SQLITE_OK) {
+        rc = gy_error_set(err, GY_EIO, "open state database %s: %s", fsm->path,
+                          fsm->db ? sqlite3_errmsg(fsm->db) : "out of memory");
+        fsm->storage_failed = true;
+        return rc;
+    }
+    sqlite3_wal_hook(fsm->db, wal_hook, fsm);
+    fsm->wal_frames = 0;
+    if (rc < 0)
+        fsm->storage_failed = true; /* the old state is gone, the new one is not in place */
+    return rc;
 }
 
 int sch_fsm_restore_image(struct sch_fsm *fsm, const void *data, size_t len, struct gy_error *err)
 {
     const uint8_t *buf = data;
-    if (len < 8 || get_u32(buf) != SNAPSHOT_MAGIC)
-        return gy_error_set(err, GY_EPROTO, "snapshot has no Gantry header");
-    size_t packed = get_u32(buf + 4);
-    size_t header_len = (8 + packed + 7) & ~(size_t)7;
-    if (packed > len || header_len > len)
-        return gy_error_set(err, GY_EPROTO, "snapshot header of %zu bytes is truncated", packed);
-    Gantry__SnapshotHeader *header = gantry__snapshot_header__unpack(NULL, packed, buf + 8);
-    if (header == NULL)
-        return gy_error_set(err, GY_EPROTO, "snapshot header is not a SnapshotHeader");
-    uint32_t format = header->format, schema = header->schema_version;
-    uint64_t db_len = header->database_bytes;
-    gantry__snapshot_header__free_unpacked(header, NULL);
-    if (format != SNAPSHOT_FORMAT)
-        return gy_error_set(err, GY_EPROTO, "snapshot format %u is not supported (want %d)", format,
-                            SNAPSHOT_FORMAT);
-    if (schema != SCH_FSM_SCHEMA_VERSION)
-        return gy_error_set(err, GY_EPROTO, "snapshot schema version %u is not supported (want %d)",
-                            schema, SCH_FSM_SCHEMA_VERSION);
-    if (db_len != len - header_len)
-        return gy_error_set(err, GY_EPROTO, "snapshot holds %zu database bytes, header says %llu",
-                            len - header_len, (unsigned long long)db_len);
+    struct header_info info;
+    int rc = header_decode(buf, len, &info, err);
+    if (rc < 0)
+        return rc;
+    if (info.format != SNAPSHOT_FORMAT)
+        return gy_error_set(err, GY_EPROTO, "snapshot is a marker and holds no database");
+    size_t db_len = len - info.header_len;
 
-    /* Load into a fresh connection first, so a bad image leaves the current state untouched:
-     * a file-backed state gets a new file under its other name, an in-memory one a copy. */
-    sqlite3 *db = NULL;
-    int rc;
     if (*fsm->path != '\0') {
-        if ((rc = write_image(fsm->spare_path, buf + header_len, db_len, err)) < 0)
+        /* Written and checked under the other name first, so a bad image leaves the state
+         * as it was. */
+        if ((rc = write_image(fsm->spare_path, buf + info.header_len, db_len, err)) < 0)
             return rc;
-        if (open_file_db(fsm->spare_path, &db) != SQLITE_OK) {
-            rc = gy_error_set(err, GY_EPROTO, "open snapshot database %s: %s", fsm->spare_path,
-                              db ? sqlite3_errmsg(db) : "out of memory");
-            sqlite3_close(db);
-            unlink_db(fsm->spare_path);
+        sch_fsm_flush(fsm);
+        if ((rc = install_file(fsm, err)) < 0)
             return rc;
-        }
     } else {
+        /* In memory: loaded into a fresh connection first, for the same reason. */
+        sqlite3 *db = NULL;
         if (open_memdb(&db) != SQLITE_OK) {
             sqlite3_close(db);
             return gy_error_set(err, GY_ENOMEM, "open database for restore");
@@ -1509,10 +1757,9 @@ int sch_fsm_restore_image(struct sch_fsm *fsm, const void *data, size_t len, str
         unsigned char *copy = sqlite3_malloc64(db_len ? db_len : 1);
         if (copy == NULL) {
             sqlite3_close(db);
-            return gy_error_set(err, GY_ENOMEM, "allocate %llu bytes for restore",
-                                (unsigned long long)db_len);
+            return gy_error_set(err, GY_ENOMEM, "allocate %zu bytes for restore", db_len);
         }
-        memcpy(copy, buf + header_len, db_len);
+        memcpy(copy, buf + info.header_len, db_len);
         if (sqlite3_deserialize(db, "main", copy, (sqlite3_int64)db_len, (sqlite3_int64)db_len,
                                 SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_RESIZEABLE) !=
             SQLITE_OK) {
@@ -1520,38 +1767,21 @@ int sch_fsm_restore_image(struct sch_fsm *fsm, const void *data, size_t len, str
             sqlite3_close(db);
             return rc;
         }
+        if (!schema_matches(db, SCH_FSM_SCHEMA_VERSION)) {
+            sqlite3_close(db);
+            return gy_error_set(err, GY_EPROTO, "snapshot database has no matching schema version");
+        }
+        finalize_all(fsm);
+        sqlite3_close(fsm->db);
+        fsm->db = db;
     }
-    sqlite3_stmt *check;
-    int ok = sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema_version'", -1,
-                                &check, NULL) == SQLITE_OK;
-    if (ok) {
-        ok = sqlite3_step(check) == SQLITE_ROW && (uint32_t)sqlite3_column_int(check, 0) == schema;
-        sqlite3_finalize(check);
-    }
-    if (!ok) {
-        sqlite3_close(db);
-        if (*fsm->path != '\0')
-            unlink_db(fsm->spare_path);
-        return gy_error_set(err, GY_EPROTO, "snapshot database has no matching schema version");
-    }
-
-    finalize_all(fsm);
-    sqlite3_close(fsm->db);
-    fsm->db = db;
-    if (*fsm->path != '\0') {
-        /* The restored file is the state now; the old one goes and its name is the next
-         * restore's (a snapshot still being written from it keeps its mapping). */
-        sqlite3_wal_hook(db, wal_hook, fsm);
-        fsm->wal_frames = 0;
-        char old[sizeof(fsm->path)];
-        memcpy(old, fsm->path, sizeof(old));
-        unlink_db(old);
-        memcpy(fsm->path, fsm->spare_path, sizeof(fsm->path));
-        memcpy(fsm->spare_path, old, sizeof(fsm->spare_path));
-    }
-    rc = prepare_all(fsm, err);
-    if (rc < 0)
+    if ((rc = prepare_all(fsm, err)) < 0)
         return rc;
+    if (read_position(fsm) < 0) {
+        fsm->storage_failed = true;
+        return gy_error_set(err, GY_EIO, "read the restored database's position: %s",
+                            sqlite3_errmsg(fsm->db));
+    }
     fsm->last_event = query_u64(fsm, "SELECT COALESCE(MAX(seq), 0) FROM events");
     fsm->restores++;
     fsm->log_bytes = 0;
@@ -1566,11 +1796,14 @@ int sch_fsm_restore_image(struct sch_fsm *fsm, const void *data, size_t len, str
 /* Steps of the loop that take this long are logged (debug): they delay Raft's heartbeats. */
 #define SLOW_MS 50
 
-static void apply_now(struct sch_fsm *fsm, const void *base, size_t len, bool leading, void **out)
+static void apply_now(struct sch_fsm *fsm, const void *base, size_t len, uint64_t index,
+                      bool leading, void **out)
 {
     struct sch_result *result;
     uint64_t t0 = uv_hrtime();
     sch_fsm_apply_entry(fsm, base, len, &result);
+    if (index > fsm->applied_index)
+        fsm->applied_index = index;
     uint64_t took_ms = (uv_hrtime() - t0) / 1000000;
     if (took_ms >= SLOW_MS)
         gy_log_debug("slow apply", "bytes=%zu took_ms=%" PRIu64, len, took_ms);
@@ -1596,7 +1829,8 @@ void sch_fsm_drain(struct sch_fsm *fsm)
     fsm->draining = true;
     for (size_t i = 0; i < fsm->n_deferred; i++) {
         void *unused = NULL;
-        apply_now(fsm, fsm->deferred[i].buf, fsm->deferred[i].len, false, &unused);
+        apply_now(fsm, fsm->deferred[i].buf, fsm->deferred[i].len, fsm->deferred[i].index, false,
+                  &unused);
         free(fsm->deferred[i].buf);
     }
     fsm->n_deferred = 0;
@@ -1615,7 +1849,7 @@ static void deferred_free(struct sch_fsm *fsm)
 
 /* Keeps a copy of a follower's entry for sch_fsm_drain; false when it must be applied now
  * (too much waits already, or no memory). */
-static bool defer(struct sch_fsm *fsm, const struct raft_buffer *buf)
+static bool defer(struct sch_fsm *fsm, const struct raft_buffer *buf, uint64_t index)
 {
     if (fsm->deferred_bytes + buf->len > SCH_FSM_DEFER_BYTES)
         return false;
@@ -1633,6 +1867,7 @@ static bool defer(struct sch_fsm *fsm, const struct raft_buffer *buf)
     memcpy(copy, buf->base, buf->len);
     fsm->deferred[fsm->n_deferred].buf = copy;
     fsm->deferred[fsm->n_deferred].len = buf->len;
+    fsm->deferred[fsm->n_deferred].index = index;
     fsm->n_deferred++;
     fsm->deferred_bytes += buf->len;
     return true;
@@ -1643,95 +1878,72 @@ static int fsm_apply_cb(struct raft_fsm *rf, const struct raft_buffer *buf, void
     struct sch_fsm *fsm = rf->data;
     *out = NULL;
     fsm->log_bytes += buf->len;
+    /* libraft applies entries in order and counts this one as applied once this returns. */
+    uint64_t index = fsm->raft_applied != NULL ? (uint64_t)*fsm->raft_applied + 1 : 0;
+    if (index != 0 && index <= fsm->skip_through) {
+        /* Replayed after a restart or a restore: the database holds it already. */
+        fsm->skipped++;
+        return 0;
+    }
     bool leading = fsm->hooks.want_result != NULL && fsm->hooks.want_result(fsm->hooks.data);
-    if (fsm->defer_applies && !leading && defer(fsm, buf))
+    if (fsm->defer_applies && !leading && defer(fsm, buf, index))
         return 0;
     sch_fsm_drain(fsm);
-    apply_now(fsm, buf->base, buf->len, leading, out);
+    apply_now(fsm, buf->base, buf->len, index, leading, out);
     /* Rejected commands are reported through the result: a non-zero return would stop this
      * server from applying anything further. */
     return 0;
 }
 
-/* The database file itself, mapped, as the image of a file-backed state: after a full
- * checkpoint the file holds every committed page, and it is not written again before
- * snapshot_finalize (commits go to the write-ahead log meanwhile), so libraft's thread writes
- * the snapshot out while the loop goes on applying, where copying the image stopped the
- * loop for 30 ms per 25 MB. Page 1 goes as a copy marked for a rollback journal, so the
- * image is the same kind of database as a serialized one. False when the file cannot be
- * used (then the image is copied). */
-static bool map_image(struct sch_fsm *fsm, struct raft_buffer *page1, struct raft_buffer *rest)
-{
-    if (*fsm->path == '\0' || fsm->snapshot_map != NULL || sch_fsm_flush(fsm) < 0 ||
-        sqlite3_get_autocommit(fsm->db) == 0 ||
-        sqlite3_wal_checkpoint_v2(fsm->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL) !=
-            SQLITE_OK)
-        return false;
-    fsm->wal_frames = 0;
-    uint64_t page = query_u64(fsm, "PRAGMA page_size");
-    uint64_t total = query_u64(fsm, "PRAGMA page_count") * page;
-    if (page < 512 || total < page)
-        return false;
-    int fd = open(fsm->path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    struct stat st;
-    void *map = MAP_FAILED;
-    if (fstat(fd, &st) == 0 && (uint64_t)st.st_size >= total)
-        map = mmap(NULL, (size_t)total, PROT_READ, MAP_SHARED, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED)
-        return false;
-    uint8_t *first = malloc((size_t)page);
-    if (first == NULL) {
-        munmap(map, (size_t)total);
-        return false;
-    }
-    memcpy(first, map, (size_t)page);
-    first[18] = first[19] = 1; /* file format: rollback journal, not write-ahead log */
-    fsm->snapshot_map = map;
-    fsm->snapshot_map_len = (size_t)total;
-    page1->base = first;
-    page1->len = (size_t)page;
-    rest->base = (uint8_t *)map + page;
-    rest->len = (size_t)(total - page);
-    return true;
-}
-
+/* A file-backed state's snapshot is a marker: the header alone, naming the database file
+ * (lineage) and the index it holds, recorded in the file before the marker is made. The
+ * server syncs the file before libraft writes the marker (sch_fsm_sync_files), so the
+ * log entries the snapshot lets libraft drop are in durable state, and a snapshot costs a
+ * sync of what changed instead of a copy of the whole state on every server. An in-memory
+ * state's snapshot is its image. */
 static int raft_snapshot_cb(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     struct sch_fsm *fsm = rf->data;
     sch_fsm_drain(fsm); /* the snapshot is of everything libraft counts as applied */
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    /* The header and the database image: the mapped file (two buffers) or a copy, handed
-     * to raft as they are and released in snapshot_finalize (FSM version 2). */
-    struct raft_buffer *array = malloc(3 * sizeof(*array));
+    struct raft_buffer *array = malloc(2 * sizeof(*array));
+    if (array == NULL)
+        return RAFT_NOMEM;
     uint8_t *header = NULL;
     size_t header_len = 0;
-    unsigned n = 0;
     size_t db_len = 0;
-    if (array != NULL && map_image(fsm, &array[1], &array[2])) {
-        n = 3;
-        db_len = array[1].len + array[2].len;
-    } else if (array != NULL) {
-        sqlite3_int64 len = 0;
-        array[1].base = image_of(fsm, &len);
-        array[1].len = (size_t)len;
-        n = array[1].base != NULL ? 2 : 0;
-        db_len = (size_t)len;
-    }
-    if (n == 0 || header_encode(fsm, db_len, &header, &header_len) < 0) {
-        if (n == 3) {
-            free(array[1].base);
-            munmap(fsm->snapshot_map, fsm->snapshot_map_len);
-            fsm->snapshot_map = NULL;
-        } else if (n == 2) {
-            sqlite3_free(array[1].base);
+    unsigned n = 1;
+    if (*fsm->path != '\0') {
+        /* Entries past the last command (barriers, configuration changes) are covered too. */
+        if (fsm->raft_applied != NULL && *fsm->raft_applied > fsm->applied_index)
+            fsm->applied_index = *fsm->raft_applied;
+        if (sch_fsm_flush(fsm) < 0 || store_position(fsm) < 0) {
+            note_storage_error(fsm);
+            free(array);
+            gy_log_error("snapshot failed", "error=\"record the applied index: %s\"",
+                         sqlite3_errmsg(fsm->db));
+            return RAFT_IOERR;
         }
-        free(array);
-        gy_log_error("snapshot failed", "error=\"out of memory\"");
-        return RAFT_NOMEM;
+        fsm->stored_index = fsm->applied_index;
+        if (header_encode(fsm, SNAPSHOT_MARKER, 0, &header, &header_len) < 0) {
+            free(array);
+            return RAFT_NOMEM;
+        }
+    } else {
+        sqlite3_int64 len = 0;
+        sch_fsm_flush(fsm);
+        array[1].base = sqlite3_serialize(fsm->db, "main", &len, 0);
+        array[1].len = (size_t)len;
+        db_len = (size_t)len;
+        if (array[1].base == NULL ||
+            header_encode(fsm, SNAPSHOT_FORMAT, db_len, &header, &header_len) < 0) {
+            sqlite3_free(array[1].base);
+            free(array);
+            gy_log_error("snapshot failed", "error=\"out of memory\"");
+            return RAFT_NOMEM;
+        }
+        n = 2;
     }
     array[0].base = header;
     array[0].len = header_len;
@@ -1742,8 +1954,8 @@ static int raft_snapshot_cb(struct raft_fsm *rf, struct raft_buffer *bufs[], uns
     if (fsm->hooks.snapshot != NULL)
         fsm->hooks.snapshot(fsm->hooks.data, fsm);
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    gy_log_info("snapshot taken", "bytes=%zu mapped=%s took_ms=%ld", header_len + db_len,
-                n == 3 ? "yes" : "no",
+    gy_log_info("snapshot taken", "index=%" PRIu64 " bytes=%zu marker=%s took_ms=%ld",
+                fsm->applied_index, header_len + db_len, n == 1 ? "yes" : "no",
                 (long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000));
     return 0;
 }
@@ -1751,22 +1963,46 @@ static int raft_snapshot_cb(struct raft_fsm *rf, struct raft_buffer *bufs[], uns
 static int raft_snapshot_finalize_cb(struct raft_fsm *rf, struct raft_buffer *bufs[],
                                      unsigned *n_bufs)
 {
-    struct sch_fsm *fsm = rf->data;
-    if (*bufs != NULL && *n_bufs == 3) {
+    (void)rf;
+    if (*bufs != NULL && *n_bufs >= 1)
         free((*bufs)[0].base);
-        free((*bufs)[1].base);
-        if (fsm->snapshot_map != NULL)
-            munmap(fsm->snapshot_map, fsm->snapshot_map_len);
-        fsm->snapshot_map = NULL;
-        fsm->snapshot_map_len = 0;
-    } else if (*bufs != NULL && *n_bufs == 2) {
-        free((*bufs)[0].base);
+    if (*bufs != NULL && *n_bufs == 2)
         sqlite3_free((*bufs)[1].base);
-    }
     free(*bufs);
     *bufs = NULL;
     *n_bufs = 0;
     return 0;
+}
+
+/* A marker needs this server's database file at its index or past it; an image is taken
+ * unless the file is already at or past the image (after a restart, the image a follower
+ * installed earlier). Entries libraft then replays up to the database's index are skipped. */
+static int restore(struct sch_fsm *fsm, const struct raft_buffer *buf, bool *kept,
+                   struct gy_error *err)
+{
+    struct header_info info;
+    int rc = header_decode(buf->base, buf->len, &info, err);
+    if (rc < 0)
+        return rc;
+    bool same_file = *fsm->path != '\0' && info.lineage == fsm->lineage &&
+                     fsm->stored_index >= info.applied_index;
+    *kept = info.format == SNAPSHOT_MARKER || (same_file && info.applied_index > 0);
+    if (info.format == SNAPSHOT_MARKER && !same_file)
+        return gy_error_set(err, GY_ECONFLICT,
+                            "the snapshot needs state database %s of lineage %" PRIx64
+                            " at index %" PRIu64 " or later, but it is of lineage %" PRIx64
+                            " at index %" PRIu64,
+                            *fsm->path ? fsm->path : "(in memory)", info.lineage,
+                            info.applied_index, fsm->lineage, fsm->stored_index);
+    if (*kept) {
+        fsm->skip_through = fsm->stored_index;
+        fsm->restores++;
+        fsm->log_bytes = 0;
+        fsm->fleet_epoch++;
+        mark_all(fsm);
+        return 0;
+    }
+    return sch_fsm_restore_image(fsm, buf->base, buf->len, err);
 }
 
 static int raft_restore_cb(struct raft_fsm *rf, struct raft_buffer *buf)
@@ -1774,13 +2010,16 @@ static int raft_restore_cb(struct raft_fsm *rf, struct raft_buffer *buf)
     struct sch_fsm *fsm = rf->data;
     struct gy_error err;
     sch_fsm_drain(fsm); /* the snapshot covers them; applied, nothing waits out of order */
-    if (sch_fsm_restore_image(fsm, buf->base, buf->len, &err) < 0) {
+    bool kept = false;
+    if (restore(fsm, buf, &kept, &err) < 0) {
         gy_log_error("snapshot restore failed", "error=\"%s\"", err.msg);
         return RAFT_CORRUPT;
     }
     /* On success the state machine owns the buffer. */
     raft_free(buf->base);
-    gy_log_info("snapshot restored", "bytes=%zu last_event=%" PRIu64, buf->len, fsm->last_event);
+    gy_log_info("snapshot restored",
+                "bytes=%zu database=%s applied_index=%" PRIu64 " last_event=%" PRIu64, buf->len,
+                kept ? "kept" : "replaced", fsm->stored_index, fsm->last_event);
     if (fsm->hooks.applied != NULL)
         fsm->hooks.applied(fsm->hooks.data, fsm);
     return 0;

@@ -1,7 +1,9 @@
 /* The replicated state machine: one SQLite database per server (workloads with their spec
  * and generation, replicas, nodes, servers, the audit trail) changed only by decoded Raft
- * commands, each in one transaction. Snapshots are sqlite3_serialize images behind a
- * header; restore is sqlite3_deserialize. */
+ * commands, each in one transaction. A server's database file is its durable state, with
+ * the Raft index it holds recorded in it: its snapshots are markers that name that file,
+ * and a full image (header and database) is made only for a follower that needs one, for
+ * a backup, or by an in-memory state. */
 #ifndef GANTRY_SCHEDULER_FSM_H
 #define GANTRY_SCHEDULER_FSM_H
 
@@ -119,6 +121,7 @@ struct sch_fsm {
     struct sch_fsm_deferred {
         void *buf;
         size_t len;
+        uint64_t index;
     } * deferred;
     size_t n_deferred;
     size_t cap_deferred;
@@ -126,15 +129,25 @@ struct sch_fsm {
     /* Whether a follower's applies may wait for sch_fsm_drain (servers set it). */
     bool defer_applies;
     bool draining;
-    /* Frames in the write-ahead log of a file-backed database, and the database file mapped
-     * while libraft writes a snapshot from it (no checkpoint meanwhile). */
+    /* Frames in the write-ahead log of a file-backed database. */
     uint64_t wal_frames;
-    void *snapshot_map;
-    size_t snapshot_map_len;
-    /* The database file ("" when the state lives in memory) and the other name a restore
-     * writes to before it replaces it. */
+    /* The database file ("" when the state lives in memory) and the name a restore writes
+     * to before it replaces it. */
     char path[4096];
     char spare_path[4096];
+    /* Where the database stands in the Raft log. raft_applied points at libraft's last
+     * applied index (the server sets it; NULL leaves indexes untracked), so the entry being
+     * applied is *raft_applied + 1. applied_index is the index of the last entry executed
+     * (or of the last snapshot), stored_index the one the database file records (it is
+     * written with each commit), skip_through the index up to which entries libraft
+     * replays are already in the database (after a restart or a restore), and lineage the
+     * random id the file was created with. */
+    const raft_index *raft_applied;
+    uint64_t applied_index;
+    uint64_t stored_index;
+    uint64_t skip_through;
+    uint64_t skipped;
+    uint64_t lineage;
 };
 
 /* A prepared statement of the state database for sql, reset and with its bindings
@@ -146,12 +159,20 @@ sqlite3_stmt *sch_fsm_stmt(struct sch_fsm *fsm, const char *sql);
 
 /* Opens an empty in-memory database with the current schema. */
 int sch_fsm_init(struct sch_fsm *fsm, struct gy_error *err);
-/* Opens an empty database with the current schema in the file path (replacing whatever it
- * held), with a page cache of SCH_FSM_CACHE_KIB: the state then costs memory only for its
- * cached pages. The file is scratch space, not durability: it is never synced, and the
- * state is rebuilt from the Raft snapshot and log at every start. A restore writes the
- * image to path.1 (or back), so the two names alternate. */
+/* Opens the database in the file path, or creates it with the current schema when there is
+ * none (or what is there is not a state database of this schema), with a page cache of
+ * SCH_FSM_CACHE_KIB: the state then costs memory only for its cached pages. The file is
+ * this server's durable state up to the index it records: commits are not synced, but
+ * the write-ahead log keeps it consistent across a crash, and sch_fsm_sync_files makes it
+ * durable before libraft records a snapshot (a marker) that relies on it. A restore
+ * writes the image to path.1, syncs it and renames it over path. */
 int sch_fsm_init_file(struct sch_fsm *fsm, const char *path, struct gy_error *err);
+/* Empties a file-backed database (for a server whose Raft storage holds no snapshot, so
+ * that libraft replays the whole log into it). */
+int sch_fsm_reset(struct sch_fsm *fsm, struct gy_error *err);
+/* Syncs the database file at path and its write-ahead log to disk. Touches no sch_fsm, so
+ * it may run on another thread. 0 or a negative errno. */
+int sch_fsm_sync_files(const char *path);
 void sch_fsm_close(struct sch_fsm *fsm);
 
 /* Executes one decoded command in one transaction and describes the outcome in *result
@@ -183,6 +204,12 @@ struct sch_result *sch_fsm_result_claim(struct sch_fsm *fsm, void *result);
 
 /* Serializes the database behind a SnapshotHeader into one malloc'd buffer. */
 int sch_fsm_snapshot_image(struct sch_fsm *fsm, void **out, size_t *len, struct gy_error *err);
+/* Whether a snapshot is a marker (it names a database file rather than holding one). */
+bool sch_fsm_is_marker(const void *buf, size_t len);
+/* Replaces a marker that libraft loaded to send to a follower with a full image of the
+ * database now (from raft_malloc, as libraft frees it); the image may hold entries past
+ * the snapshot's index, which the follower then skips. */
+int sch_fsm_image_for_marker(struct sch_fsm *fsm, struct raft_buffer *buf, struct gy_error *err);
 /* Replaces the database with a snapshot image (copied; buf stays the caller's). A header
  * of another format or schema version is refused and leaves the state as it was. */
 int sch_fsm_restore_image(struct sch_fsm *fsm, const void *buf, size_t len, struct gy_error *err);

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -860,6 +861,188 @@ static void transport_wrap(struct raft_uv_transport *t)
 }
 
 /* ---------------------------------------------------------------------------------------
+ * Storage: snapshots are markers of the state database file (see scheduler/fsm.c)
+ *
+ * libraft's storage is wrapped in three places. Before it records one of this server's
+ * snapshots, the database file is synced on the thread pool, since the snapshot lets
+ * libraft drop the log entries the file now holds. When it loads a snapshot to send a
+ * follower, the marker becomes a full image of the database. And when it loads no snapshot
+ * at start, it replays the whole log, so the database starts empty. */
+
+static struct sch_node *node_of_io(struct raft_io *io)
+{
+    return (struct sch_node *)((char *)io - offsetof(struct sch_node, io));
+}
+
+struct snapshot_sync {
+    uv_work_t work;
+    struct sch_node *node;
+    char path[4096];
+    int status; /* 0 or a negative errno */
+    unsigned trailing;
+    struct raft_io_snapshot_put *req;
+    const struct raft_snapshot *snapshot;
+    raft_io_snapshot_put_cb cb;
+};
+
+static void snapshot_sync_work(uv_work_t *work)
+{
+    struct snapshot_sync *s = work->data;
+    s->status = sch_fsm_sync_files(s->path);
+}
+
+static void snapshot_sync_done(uv_work_t *work, int status)
+{
+    struct snapshot_sync *s = work->data;
+    struct sch_node *node = s->node;
+    node->syncs_pending--;
+    int rc = 0;
+    if (node->storage_close_cb != NULL || status != 0) {
+        rc = RAFT_CANCELED;
+    } else if (s->status < 0) {
+        gy_log_error("snapshot failed", "error=\"sync %s: %s\"", s->path, strerror(-s->status));
+        rc = RAFT_IOERR;
+    } else {
+        rc = node->storage.snapshot_put(&node->io, s->trailing, s->req, s->snapshot, s->cb);
+    }
+    if (rc != 0)
+        s->cb(s->req, rc);
+    free(s);
+    if (node->syncs_pending == 0 && node->storage_close_cb != NULL) {
+        raft_io_close_cb cb = node->storage_close_cb;
+        node->storage_close_cb = NULL;
+        node->storage.close(&node->io, cb);
+    }
+}
+
+static int storage_snapshot_put(struct raft_io *io, unsigned trailing,
+                                struct raft_io_snapshot_put *req,
+                                const struct raft_snapshot *snapshot, raft_io_snapshot_put_cb cb)
+{
+    struct sch_node *node = node_of_io(io);
+    /* A snapshot installed from the leader (trailing 0) is a full image: written as it is. */
+    if (trailing == 0 || snapshot->n_bufs != 1 ||
+        !sch_fsm_is_marker(snapshot->bufs[0].base, snapshot->bufs[0].len))
+        return node->storage.snapshot_put(io, trailing, req, snapshot, cb);
+    struct snapshot_sync *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return RAFT_NOMEM;
+    s->work.data = s;
+    s->node = node;
+    snprintf(s->path, sizeof(s->path), "%s", node->fsm.path);
+    s->trailing = trailing;
+    s->req = req;
+    s->snapshot = snapshot;
+    s->cb = cb;
+    if (uv_queue_work(node->loop, &s->work, snapshot_sync_work, snapshot_sync_done) != 0) {
+        free(s);
+        return RAFT_IOERR;
+    }
+    node->syncs_pending++;
+    return 0;
+}
+
+struct snapshot_load {
+    struct raft_io_snapshot_get get; /* libraft's storage answers this one */
+    struct sch_node *node;
+    struct raft_io_snapshot_get *req;
+    raft_io_snapshot_get_cb cb;
+};
+
+static void snapshot_free(struct raft_snapshot *snapshot)
+{
+    for (unsigned i = 0; i < snapshot->n_bufs; i++)
+        raft_free(snapshot->bufs[i].base);
+    raft_free(snapshot->bufs);
+    raft_configuration_close(&snapshot->configuration);
+    raft_free(snapshot);
+}
+
+static void snapshot_loaded(struct raft_io_snapshot_get *get, struct raft_snapshot *snapshot,
+                            int status)
+{
+    struct snapshot_load *l = get->data;
+    struct sch_node *node = l->node;
+    if (status == 0 && snapshot->n_bufs == 1 &&
+        sch_fsm_is_marker(snapshot->bufs[0].base, snapshot->bufs[0].len)) {
+        struct gy_error err;
+        if (node->closing) {
+            status = RAFT_CANCELED;
+        } else if (sch_fsm_image_for_marker(&node->fsm, &snapshot->bufs[0], &err) < 0) {
+            gy_log_error("snapshot for a follower failed", "error=\"%s\"", err.msg);
+            status = RAFT_NOMEM;
+        } else {
+            gy_log_info("snapshot image made for a follower",
+                        "index=%" PRIu64 " database_index=%" PRIu64 " bytes=%zu",
+                        (uint64_t)snapshot->index, node->fsm.stored_index, snapshot->bufs[0].len);
+        }
+        if (status != 0) {
+            snapshot_free(snapshot);
+            snapshot = NULL;
+        }
+    }
+    l->cb(l->req, snapshot, status);
+    free(l);
+}
+
+static int storage_snapshot_get(struct raft_io *io, struct raft_io_snapshot_get *req,
+                                raft_io_snapshot_get_cb cb)
+{
+    struct sch_node *node = node_of_io(io);
+    struct snapshot_load *l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return RAFT_NOMEM;
+    l->get.data = l;
+    l->node = node;
+    l->req = req;
+    l->cb = cb;
+    int rc = node->storage.snapshot_get(io, &l->get, snapshot_loaded);
+    if (rc != 0)
+        free(l);
+    return rc;
+}
+
+static int storage_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
+                        struct raft_snapshot **snapshot, raft_index *start_index,
+                        struct raft_entry *entries[], size_t *n_entries)
+{
+    struct sch_node *node = node_of_io(io);
+    int rc = node->storage.load(io, term, voted_for, snapshot, start_index, entries, n_entries);
+    if (rc != 0 || *snapshot != NULL || node->fsm.stored_index == 0)
+        return rc;
+    /* No snapshot: libraft applies the log from its first entry. */
+    struct gy_error err;
+    if (sch_fsm_reset(&node->fsm, &err) < 0) {
+        snprintf(io->errmsg, sizeof(io->errmsg), "%.200s", err.msg);
+        return RAFT_IOERR;
+    }
+    gy_log_info("state database emptied", "reason=\"no snapshot: the whole log is replayed\"");
+    return 0;
+}
+
+static void storage_close(struct raft_io *io, raft_io_close_cb cb)
+{
+    struct sch_node *node = node_of_io(io);
+    if (node->syncs_pending > 0) {
+        node->storage_close_cb = cb; /* the last sync to finish closes the storage */
+        return;
+    }
+    node->storage.close(io, cb);
+}
+
+static void storage_wrap(struct sch_node *node)
+{
+    node->storage.load = node->io.load;
+    node->storage.snapshot_put = node->io.snapshot_put;
+    node->storage.snapshot_get = node->io.snapshot_get;
+    node->storage.close = node->io.close;
+    node->io.load = storage_load;
+    node->io.snapshot_put = storage_snapshot_put;
+    node->io.snapshot_get = storage_snapshot_get;
+    node->io.close = storage_close;
+}
+
+/* ---------------------------------------------------------------------------------------
  * Start and stop */
 
 static void do_close(struct sch_node *node);
@@ -975,6 +1158,7 @@ int sch_node_start(struct sch_node *node, uv_loop_t *loop, const struct sch_node
         close_handles(node);
         return gy_error_set(err, GY_EIO, "raft storage in %s: %s", node->raft_dir, errmsg);
     }
+    storage_wrap(node);
     raft_uv_set_connect_retry_delay(&node->io, cfg->connect_retry_ms);
     /* Snapshot compression runs on the loop thread in this libraft: on a large state it
      * stalls heartbeats long enough to cause an election. Images are written uncompressed. */
@@ -988,6 +1172,7 @@ int sch_node_start(struct sch_node *node, uv_loop_t *loop, const struct sch_node
         return gy_error_set(err, GY_EINTERNAL, "raft init: %s", raft_strerror(rc));
     }
     node->raft.data = node;
+    node->fsm.raft_applied = &node->raft.last_applied;
     node->io_open = true;
     raft_set_election_timeout(&node->raft, cfg->election_ms);
     raft_set_heartbeat_timeout(&node->raft, cfg->heartbeat_ms);

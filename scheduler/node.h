@@ -93,6 +93,20 @@ struct sch_node {
     bool raft_started;
     bool io_open;         /* io and transport hold memory until sch_node_release */
     bool raft_close_done; /* raft_close called back */
+    /* libraft's own storage functions, which the ones node.c puts in io call (storage_wrap),
+     * the snapshot syncs under way, and the storage close that waits for them. */
+    struct {
+        int (*load)(struct raft_io *io, raft_term *term, raft_id *voted_for,
+                    struct raft_snapshot **snapshot, raft_index *start_index,
+                    struct raft_entry *entries[], size_t *n_entries);
+        int (*snapshot_put)(struct raft_io *io, unsigned trailing, struct raft_io_snapshot_put *req,
+                            const struct raft_snapshot *snapshot, raft_io_snapshot_put_cb cb);
+        int (*snapshot_get)(struct raft_io *io, struct raft_io_snapshot_get *req,
+                            raft_io_snapshot_get_cb cb);
+        void (*close)(struct raft_io *io, raft_io_close_cb cb);
+    } storage;
+    unsigned syncs_pending;
+    raft_io_close_cb storage_close_cb; /* set while the storage close waits for the syncs */
 
     uv_check_t flush;  /* sends grouped proposals and barriers once per loop turn */
     uv_timer_t duties; /* leader duties and leader-change tracking */

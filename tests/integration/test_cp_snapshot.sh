@@ -28,6 +28,12 @@ cp_start "$follower"
 gt_check "the stopped server catches up" gt_wait_for "catch up" 60 cp_same_state 1 2 3
 gt_check "it caught up through a snapshot install" \
     [ "$(cp_metric "$follower" gantry_fsm_restores_total)" -ge 1 ]
+# The leader's own snapshots are markers of its database file: the follower got a full
+# image of that file instead, and replaced its database with it.
+gt_check "the leader sent an image of its database" \
+    grep -q 'msg="snapshot image made for a follower"' "$GT_TMP/s$leader.log"
+gt_check "the follower replaced its database with it" \
+    grep -q 'msg="snapshot restored".*database=replaced' "$GT_TMP/s$follower.log"
 gt_check "it holds every workload" [ "$(cp_count "$follower")" -eq 3000 ]
 
 before=$(cp_workloads_sum "$leader")
@@ -39,7 +45,31 @@ gt_check "the workloads equal those before the restart" [ "$(cp_workloads_sum 1)
 for i in 1 2 3; do
     gt_check "server $i restored a snapshot at start" [ "$(cp_metric "$i" gantry_fsm_restores_total)" -ge 1 ]
     gt_check "server $i holds 3000 workloads" [ "$(cp_count "$i")" -eq 3000 ]
+    gt_check "server $i kept its database file" \
+        grep -q 'msg="snapshot restored".*database=kept' "$GT_TMP/s$i.log"
 done
 gt_check "the restarted cluster takes writes" gt_wait_for "write after restart" 20 \
     bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' -X POST -d '{\"name\":\"after-restart\",\"image\":\"busybox\"}' http://$(cp_api 1)/v1/apply)\" = 200 ]"
+
+# Every server killed at once while writes arrive and snapshots are taken: each comes back
+# from its own database file and log, with every acknowledged write.
+acked=$GT_TMP/acked
+gt_spawn writer "$GT_SRC/tests/integration/cp/writer.sh" "$CP_BASE" "1 2 3" crash "$acked" 4
+writer=$GT_LAST_PID
+sleep 3
+snaps=0
+for i in 1 2 3; do snaps=$((snaps + $(cp_metric "$i" gantry_fsm_snapshots_total))); done
+for i in 1 2 3; do cp_stop "$i" KILL; done
+wait "$writer" 2>/dev/null
+gt_log "$(wc -l <"$acked") writes acknowledged before the crash, $snaps snapshots since the restart"
+gt_check "writes were acknowledged before the crash" [ "$(wc -l <"$acked")" -gt 10 ]
+gt_check "snapshots were taken before the crash" [ "$snaps" -ge 1 ]
+for i in 1 2 3; do cp_start "$i"; done
+gt_check "a leader is elected after the crash" gt_wait_for "leader after crash" 30 cp_has_leader 1 2 3
+gt_check "every server comes back with the same state" gt_wait_for "same state" 60 cp_same_state 1 2 3
+for i in 1 2 3; do
+    cp_names "$i" >"$GT_TMP/names-$i"
+    missing=$(sort "$acked" | comm -23 - <(sort "$GT_TMP/names-$i") | wc -l)
+    gt_check "every acknowledged write is on server $i (missing $missing)" [ "$missing" -eq 0 ]
+done
 gt_finish

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "scheduler/command.h"
@@ -45,10 +46,22 @@ static int setup_file(void **state)
     return 0;
 }
 
+/* Removes the database files of path: the file and its write-ahead log. */
+static void remove_db(const char *path)
+{
+    char wal[4200];
+    snprintf(wal, sizeof(wal), "%s-wal", path);
+    unlink(wal);
+    unlink(path);
+}
+
 static int teardown_file(void **state)
 {
+    char path[sizeof(((struct sch_fsm *)0)->path)];
+    snprintf(path, sizeof(path), "%s", ((struct sch_fsm *)*state)->path);
     teardown(state);
-    /* Closing removed the database files, so the directory is empty. */
+    /* Closing kept the database (the durable state); nothing else is left. */
+    remove_db(path);
     assert_int_equal(rmdir(file_dir), 0);
     return 0;
 }
@@ -441,14 +454,17 @@ static void test_file_backed_restore(void **state)
     struct gy_error err;
     assert_int_equal(sch_fsm_snapshot_image(fsm, &image, &len, &err), 0);
 
-    /* Into itself: the state stays the same, under the other file name. */
+    /* Into itself: the state stays the same, in a new file under the same name. */
     char first[sizeof(fsm->path)];
     snprintf(first, sizeof(first), "%s", fsm->path);
+    struct stat before_st, after_st;
+    assert_int_equal(stat(first, &before_st), 0);
     assert_int_equal(sch_fsm_restore_image(fsm, image, len, &err), 0);
     assert_int_equal(sch_fsm_digest(fsm), digest);
-    assert_string_not_equal(fsm->path, first);
-    assert_int_equal(access(first, F_OK), -1);
-    assert_int_equal(access(fsm->path, F_OK), 0);
+    assert_string_equal(fsm->path, first);
+    assert_int_equal(stat(first, &after_st), 0);
+    assert_int_not_equal(after_st.st_ino, before_st.st_ino);
+    assert_int_equal(access(fsm->spare_path, F_OK), -1);
     const char *more[] = {"cache", NULL};
     assert_int_equal(apply(fsm, more, "redis", &r), 0);
     assert_int_equal(r.outcomes[0].outcome, SCH_OUTCOME_CREATED);
@@ -493,15 +509,15 @@ static void test_raft_callbacks(void **state)
     struct raft_buffer *bufs;
     unsigned n;
     assert_int_equal(rf.snapshot(&rf, &bufs, &n), 0);
-    /* The header and the image: a copy, or page 1 and the mapped rest of the file. */
-    assert_int_equal(n, *fsm->path != '\0' ? 3 : 2);
+    /* The header and a copy of the database. */
+    assert_int_equal(n, 2);
     size_t total = 0;
     for (unsigned i = 0; i < n; i++)
         total += bufs[i].len;
     struct raft_buffer joined = {raft_malloc(total), total};
     for (size_t i = 0, at = 0; i < n; at += bufs[i].len, i++)
         memcpy((uint8_t *)joined.base + at, bufs[i].base, bufs[i].len);
-    /* Commits go on while libraft writes the mapped file: they must not reach it. */
+    /* Commits go on while libraft writes the image: they must not reach it. */
     const char *later[] = {"later", NULL};
     assert_int_equal(apply(fsm, later, "busybox", &r), 0);
     free(r.outcomes[0].name);
@@ -511,7 +527,7 @@ static void test_raft_callbacks(void **state)
     for (size_t i = 0, at = 0; i < n; at += bufs[i].len, i++)
         assert_memory_equal((uint8_t *)joined.base + at, bufs[i].base, bufs[i].len);
     assert_int_equal(rf.snapshot_finalize(&rf, &bufs, &n), 0);
-    assert_null(fsm->snapshot_map);
+    assert_null(bufs);
 
     struct sch_fsm other;
     struct gy_error err;
@@ -650,6 +666,133 @@ static void test_follower_applies_wait_for_drain(void **state)
         raft_free(entries[i].base);
 }
 
+/* Applies entry as libraft does: at index *applied + 1, which it counts as applied after. */
+static void raft_apply_at(struct raft_fsm *rf, raft_index *applied, struct raft_buffer *entry)
+{
+    void *result = (void *)1;
+    assert_int_equal(rf->apply(rf, entry, &result), 0);
+    assert_null(result);
+    (*applied)++;
+}
+
+/* A file-backed state's snapshots are markers: the database file is the state, with the
+ * index it holds recorded in it, and entries replayed up to that index are skipped. */
+static void test_markers_name_the_database_file(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    char path[sizeof(fsm->path)];
+    snprintf(path, sizeof(path), "%s", fsm->path);
+    struct raft_fsm rf;
+    sch_fsm_raft(fsm, &rf);
+    raft_index applied = 0;
+    fsm->raft_applied = &applied;
+    fsm->hooks.want_result = never;
+    struct raft_buffer a = apply_entry("a"), b = apply_entry("b"), c = apply_entry("c"),
+                       d = apply_entry("d");
+    raft_apply_at(&rf, &applied, &a);
+    raft_apply_at(&rf, &applied, &b);
+    applied++; /* a barrier at 3: libraft applies it without the state machine */
+
+    /* The marker covers index 3; the file records it. */
+    struct raft_buffer *bufs;
+    unsigned n;
+    assert_int_equal(rf.snapshot(&rf, &bufs, &n), 0);
+    assert_int_equal(n, 1);
+    assert_true(sch_fsm_is_marker(bufs[0].base, bufs[0].len));
+    assert_int_equal(fsm->stored_index, 3);
+    struct raft_buffer marker = {raft_malloc(bufs[0].len), bufs[0].len};
+    memcpy(marker.base, bufs[0].base, bufs[0].len);
+    assert_int_equal(rf.snapshot_finalize(&rf, &bufs, &n), 0);
+    struct gy_error err;
+    assert_int_equal(sch_fsm_restore_image(fsm, marker.base, marker.len, &err), -GY_EPROTO);
+
+    /* After the snapshot: index 4, then a restart (close and open the same file). */
+    raft_apply_at(&rf, &applied, &c);
+    uint64_t digest = sch_fsm_digest(fsm);
+    uint64_t lineage = fsm->lineage;
+    sch_fsm_close(fsm);
+    assert_int_equal(sch_fsm_init_file(fsm, path, &err), 0);
+    assert_int_equal(sch_fsm_digest(fsm), digest);
+    assert_int_equal(fsm->stored_index, 4);
+    assert_int_equal(fsm->lineage, lineage);
+    sch_fsm_raft(fsm, &rf);
+    fsm->raft_applied = &applied;
+    fsm->hooks.want_result = never;
+
+    /* A marker of another file, or past this file's index, is refused. */
+    struct raft_buffer copy = {raft_malloc(marker.len), marker.len};
+    memcpy(copy.base, marker.base, marker.len);
+    fsm->lineage ^= 1;
+    assert_int_equal(rf.restore(&rf, &copy), RAFT_CORRUPT);
+    fsm->lineage ^= 1;
+    fsm->stored_index = 2;
+    assert_int_equal(rf.restore(&rf, &copy), RAFT_CORRUPT);
+    fsm->stored_index = 4;
+    raft_free(copy.base);
+
+    /* libraft restores the marker (index 3) and replays from 4: c is skipped, d applied. */
+    applied = 3;
+    assert_int_equal(rf.restore(&rf, &marker), 0);
+    assert_int_equal(fsm->skip_through, 4);
+    raft_apply_at(&rf, &applied, &c);
+    assert_int_equal(fsm->skipped, 1);
+    assert_int_equal(sch_fsm_digest(fsm), digest);
+    raft_apply_at(&rf, &applied, &d);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM workloads"), 4);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM events WHERE object = 'workload/c'"), 1);
+    assert_int_equal(sch_fsm_flush(fsm), 0);
+    assert_int_equal(fsm->stored_index, 5);
+
+    /* A follower gets a full image in place of the marker: the database at index 5, whose
+     * entries after the snapshot's index it then skips. */
+    assert_int_equal(rf.snapshot(&rf, &bufs, &n), 0);
+    struct raft_buffer sent = {raft_malloc(bufs[0].len), bufs[0].len};
+    memcpy(sent.base, bufs[0].base, bufs[0].len);
+    assert_int_equal(rf.snapshot_finalize(&rf, &bufs, &n), 0);
+    assert_int_equal(sch_fsm_image_for_marker(fsm, &sent, &err), 0);
+    assert_false(sch_fsm_is_marker(sent.base, sent.len));
+    char other_path[sizeof(fsm->path)];
+    snprintf(other_path, sizeof(other_path), "%s/other.db", file_dir);
+    struct sch_fsm other;
+    assert_int_equal(sch_fsm_init_file(&other, other_path, &err), 0);
+    struct raft_fsm rf2;
+    sch_fsm_raft(&other, &rf2);
+    raft_index other_applied = 5;
+    other.raft_applied = &other_applied;
+    assert_int_equal(rf2.restore(&rf2, &sent), 0);
+    assert_int_equal(other.stored_index, 5);
+    assert_int_equal(other.lineage, fsm->lineage);
+    assert_int_equal(sch_fsm_digest(&other), sch_fsm_digest(fsm));
+    /* Restarted, the follower keeps its file: the image it installed is not newer. */
+    sch_fsm_close(&other);
+    assert_int_equal(sch_fsm_init_file(&other, other_path, &err), 0);
+    sch_fsm_raft(&other, &rf2);
+    assert_int_equal(rf.snapshot(&rf, &bufs, &n), 0);
+    struct raft_buffer again = {raft_malloc(bufs[0].len), bufs[0].len};
+    memcpy(again.base, bufs[0].base, bufs[0].len);
+    assert_int_equal(rf.snapshot_finalize(&rf, &bufs, &n), 0);
+    assert_int_equal(sch_fsm_image_for_marker(fsm, &again, &err), 0);
+    ino_t inode = 0;
+    struct stat st;
+    assert_int_equal(stat(other_path, &st), 0);
+    inode = st.st_ino;
+    assert_int_equal(rf2.restore(&rf2, &again), 0);
+    assert_int_equal(stat(other_path, &st), 0);
+    assert_int_equal(st.st_ino, inode);
+    assert_int_equal(sch_fsm_digest(&other), sch_fsm_digest(fsm));
+
+    /* With no snapshot at all, the database starts empty. */
+    assert_int_equal(sch_fsm_reset(&other, &err), 0);
+    assert_int_equal(other.stored_index, 0);
+    assert_int_equal(count(&other, "SELECT COUNT(*) FROM workloads"), 0);
+    sch_fsm_close(&other);
+    remove_db(other_path);
+    raft_free(a.base);
+    raft_free(b.base);
+    raft_free(c.base);
+    raft_free(d.base);
+}
+
 /* Applies one autoscaled workload web (min..max) starting at replicas. */
 static void apply_autoscaled(struct sch_fsm *fsm, uint32_t replicas, uint32_t min, uint32_t max)
 {
@@ -734,7 +877,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_snapshot_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_raft_callbacks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_round_trip, setup_file, teardown_file),
-        cmocka_unit_test_setup_teardown(test_raft_callbacks, setup_file, teardown_file),
+        cmocka_unit_test_setup_teardown(test_markers_name_the_database_file, setup_file,
+                                        teardown_file),
         cmocka_unit_test_setup_teardown(test_file_backed_restore, setup_file, teardown_file),
         cmocka_unit_test_setup_teardown(test_unclaimed_results_are_recycled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_follower_applies_wait_for_drain, setup, teardown),
