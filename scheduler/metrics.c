@@ -164,6 +164,13 @@ char *sch_metrics_render(struct sch_server *server)
     emit(&t, "# HELP gantry_fsm_restores_total Snapshots restored.\n"
              "# TYPE gantry_fsm_restores_total counter\n");
     emit(&t, "gantry_fsm_restores_total %" PRIu64 "\n", node->fsm.restores);
+    emit(&t, "# HELP gantry_fsm_stored_index Raft index the state database file holds.\n"
+             "# TYPE gantry_fsm_stored_index gauge\n");
+    emit(&t, "gantry_fsm_stored_index %" PRIu64 "\n", node->fsm.stored_index);
+    emit(&t, "# HELP gantry_fsm_skipped_total Replayed log entries the state database held "
+             "already.\n"
+             "# TYPE gantry_fsm_skipped_total counter\n");
+    emit(&t, "gantry_fsm_skipped_total %" PRIu64 "\n", node->fsm.skipped);
     emit(&t, "# HELP gantry_events_last Sequence number of the last audit event.\n"
              "# TYPE gantry_events_last gauge\n");
     emit(&t, "gantry_events_last %" PRIu64 "\n", node->fsm.last_event);
