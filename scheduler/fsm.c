@@ -1506,6 +1506,7 @@ struct header_info {
 static int header_decode(const uint8_t *buf, size_t len, struct header_info *info,
                          struct gy_error *err)
 {
+    memset(info, 0, sizeof(*info));
     if (len < 8 || get_u32(buf) != SNAPSHOT_MAGIC)
         return gy_error_set(err, GY_EPROTO, "snapshot has no Gantry header");
     size_t packed = get_u32(buf + 4);
