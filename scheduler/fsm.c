@@ -260,12 +260,14 @@ static int open_memdb(sqlite3 **db)
 }
 
 /* A file-backed database holds only SCH_FSM_CACHE_KIB of pages in memory; the rest stays in
- * the kernel's page cache or on disk, and the exclusive lock keeps the cache valid between
- * transactions. Commits go to a write-ahead log that this module checkpoints itself
- * (sch_fsm_flush), not on close. synchronous = NORMAL: a commit is not synced, but a
- * checkpoint syncs the log before it copies it into the database and the database before
- * the log is reused, so after a crash the file always holds some consistent earlier state
- * (with the index it recorded); sch_fsm_sync_files makes the newest durable. */
+ * the kernel's page cache or on disk. Commits go to a write-ahead log that this module
+ * copies into the file itself (checkpoint_start), on a connection of its own, never on
+ * close; SQLite keeps the page cache valid across transactions as long as no other
+ * connection writes, and the copy changes no content. synchronous = NORMAL: a commit is
+ * not synced, but a copy syncs the log before it copies it into the database and the
+ * database before the log is reused, so after a crash the file always holds some
+ * consistent earlier state (with the index it recorded); sch_fsm_sync_files makes the
+ * newest durable. (The data directory's lock keeps other processes out.) */
 static int open_file_db(const char *path, sqlite3 **db)
 {
     int rc = sqlite3_open_v2(
@@ -274,7 +276,7 @@ static int open_file_db(const char *path, sqlite3 **db)
         return rc;
     char pragmas[300];
     snprintf(pragmas, sizeof(pragmas),
-             "PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL;"
+             "PRAGMA journal_mode = WAL;"
              " PRAGMA wal_autocheckpoint = 0; PRAGMA synchronous = NORMAL;"
              " PRAGMA cache_size = -%d; PRAGMA mmap_size = 0; PRAGMA temp_store = MEMORY;",
              SCH_FSM_CACHE_KIB);
@@ -292,14 +294,105 @@ static int wal_hook(void *data, sqlite3 *db, const char *name, int frames)
     return SQLITE_OK;
 }
 
-/* Removes a database file and its write-ahead log. */
+/* Removes a database file, its write-ahead log and its shared-memory index. */
 static int unlink_db(const char *path)
 {
-    char wal[4100];
-    snprintf(wal, sizeof(wal), "%s-wal", path);
-    if (unlink(wal) < 0 && errno != ENOENT)
+    char side[4100];
+    snprintf(side, sizeof(side), "%s-shm", path);
+    if (unlink(side) < 0 && errno != ENOENT)
+        return -1;
+    snprintf(side, sizeof(side), "%s-wal", path);
+    if (unlink(side) < 0 && errno != ENOENT)
         return -1;
     return unlink(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Copies of the write-ahead log into the database file */
+
+static void checkpoint_work(uv_work_t *work)
+{
+    struct sch_fsm *fsm = work->data;
+    uv_mutex_lock(&fsm->ckpt_lock);
+    fsm->ckpt_rc =
+        fsm->ckpt_db != NULL
+            ? sqlite3_wal_checkpoint_v2(fsm->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL)
+            : SQLITE_OK;
+    uv_mutex_unlock(&fsm->ckpt_lock);
+}
+
+static void checkpoint_done(uv_work_t *work, int status)
+{
+    (void)status;
+    struct sch_fsm *fsm = work->data;
+    fsm->ckpt_running = false;
+    if (fsm->ckpt_closing) {
+        sqlite3_close(fsm->ckpt_db);
+        fsm->ckpt_db = NULL;
+        uv_mutex_destroy(&fsm->ckpt_lock);
+        fsm->ckpt_ready = false;
+        return;
+    }
+    if (fsm->ckpt_rc != SQLITE_OK && fsm->ckpt_rc != SQLITE_BUSY)
+        gy_log_warn("state database copy failed", "error=\"%s\"", sqlite3_errstr(fsm->ckpt_rc));
+    fsm->checkpoints++;
+}
+
+/* Copies the write-ahead log into the file: on the thread pool when there is a loop (one
+ * copy at a time; the commits meanwhile go on, and the next copy takes what they added, until
+ * a copy catches up and the log starts over), else here. */
+static void checkpoint_start(struct sch_fsm *fsm)
+{
+    if (fsm->ckpt_running)
+        return;
+    /* A log that keeps growing means the copies never caught up with the commits (each takes
+     * longer than the time between two): this one copies the rest here, so that the next
+     * commit starts the log over. */
+    if (fsm->loop == NULL || fsm->ckpt_closing || fsm->wal_frames >= 8 * SCH_FSM_WAL_FRAMES) {
+        if (sqlite3_wal_checkpoint_v2(fsm->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) ==
+            SQLITE_OK)
+            fsm->checkpoints++;
+        return;
+    }
+    if (fsm->ckpt_db == NULL) {
+        sqlite3 *db = NULL;
+        if (open_file_db(fsm->path, &db) != SQLITE_OK) {
+            gy_log_warn("state database copy failed", "error=\"open %s: %s\"", fsm->path,
+                        db ? sqlite3_errmsg(db) : "out of memory");
+            sqlite3_close(db);
+            return;
+        }
+        sqlite3_exec(db, "PRAGMA cache_size = 16", NULL, NULL, NULL);
+        uv_mutex_lock(&fsm->ckpt_lock);
+        fsm->ckpt_db = db;
+        uv_mutex_unlock(&fsm->ckpt_lock);
+    }
+    fsm->ckpt_work.data = fsm;
+    if (uv_queue_work(fsm->loop, &fsm->ckpt_work, checkpoint_work, checkpoint_done) == 0)
+        fsm->ckpt_running = true;
+}
+
+/* Closes the copying connection, after the copy under way if any (the file is about to be
+ * replaced or closed). */
+static void checkpoint_detach(struct sch_fsm *fsm)
+{
+    if (!fsm->ckpt_ready)
+        return;
+    uv_mutex_lock(&fsm->ckpt_lock);
+    sqlite3_close(fsm->ckpt_db);
+    fsm->ckpt_db = NULL;
+    uv_mutex_unlock(&fsm->ckpt_lock);
+}
+
+int sch_fsm_set_loop(struct sch_fsm *fsm, uv_loop_t *loop)
+{
+    if (*fsm->path == '\0' || fsm->ckpt_ready)
+        return 0;
+    if (uv_mutex_init(&fsm->ckpt_lock) != 0)
+        return -1;
+    fsm->ckpt_ready = true;
+    fsm->loop = loop;
+    return 0;
 }
 
 /* Reads the position row (after position_sql made sure there is one). */
@@ -440,6 +533,7 @@ int sch_fsm_reset(struct sch_fsm *fsm, struct gy_error *err)
     if (*fsm->path == '\0')
         return 0;
     sch_fsm_flush(fsm);
+    checkpoint_detach(fsm);
     finalize_all(fsm);
     sqlite3_close(fsm->db);
     fsm->db = NULL;
@@ -484,6 +578,13 @@ void sch_fsm_close(struct sch_fsm *fsm)
     if (fsm->db != NULL)
         sqlite3_close(fsm->db);
     fsm->db = NULL;
+    if (fsm->ckpt_running) {
+        fsm->ckpt_closing = true; /* checkpoint_done closes its connection */
+    } else if (fsm->ckpt_ready) {
+        checkpoint_detach(fsm);
+        uv_mutex_destroy(&fsm->ckpt_lock);
+        fsm->ckpt_ready = false;
+    }
     for (size_t i = 0; i < SCH_FSM_RESULT_SLOTS; i++) {
         sch_result_free(fsm->slots[i]);
         fsm->slots[i] = NULL;
@@ -1399,10 +1500,8 @@ int sch_fsm_flush(struct sch_fsm *fsm)
     if (store_position(fsm) == 0 && exec_sql(fsm, "COMMIT") == 0) {
         fsm->stored_index = applied;
         /* The log is copied into the database file now and then. */
-        if (*fsm->path != '\0' && fsm->wal_frames >= SCH_FSM_WAL_FRAMES &&
-            sqlite3_wal_checkpoint_v2(fsm->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) ==
-                SQLITE_OK)
-            fsm->wal_frames = 0;
+        if (*fsm->path != '\0' && fsm->wal_frames >= SCH_FSM_WAL_FRAMES)
+            checkpoint_start(fsm);
         return 0;
     }
     /* The applied commands are still in the open transaction, but the file lost them:
@@ -1574,9 +1673,16 @@ static int build_image(struct sch_fsm *fsm, void *(*alloc)(size_t), void **out, 
     sch_fsm_flush(fsm);
     size_t total = 0;
     unsigned char *copy = NULL;
-    if (*fsm->path != '\0' && sqlite3_get_autocommit(fsm->db) != 0 &&
-        sqlite3_wal_checkpoint_v2(fsm->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL) ==
-            SQLITE_OK) {
+    /* A copy under way on the thread pool would make this one fail: it waits for it. */
+    if (fsm->ckpt_ready)
+        uv_mutex_lock(&fsm->ckpt_lock);
+    int ckpt =
+        *fsm->path != '\0' && sqlite3_get_autocommit(fsm->db) != 0
+            ? sqlite3_wal_checkpoint_v2(fsm->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL)
+            : SQLITE_MISUSE;
+    if (fsm->ckpt_ready)
+        uv_mutex_unlock(&fsm->ckpt_lock);
+    if (ckpt == SQLITE_OK) {
         fsm->wal_frames = 0;
         total = (size_t)(query_u64(fsm, "PRAGMA page_count") * query_u64(fsm, "PRAGMA page_size"));
     } else {
@@ -1705,6 +1811,7 @@ static int install_file(struct sch_fsm *fsm, struct gy_error *err)
         return rc;
     }
     sqlite3_close(db);
+    checkpoint_detach(fsm);
     finalize_all(fsm);
     sqlite3_close(fsm->db);
     fsm->db = NULL;
@@ -1714,6 +1821,10 @@ static int install_file(struct sch_fsm *fsm, struct gy_error *err)
     if ((unlink(wal) < 0 && errno != ENOENT) || rename(fsm->spare_path, fsm->path) < 0)
         rc = gy_error_sys(err, errno, "replace state database %s", fsm->path);
     snprintf(wal, sizeof(wal), "%s-wal", fsm->spare_path);
+    unlink(wal);
+    snprintf(wal, sizeof(wal), "%s-shm", fsm->spare_path);
+    unlink(wal);
+    snprintf(wal, sizeof(wal), "%s-shm", fsm->path);
     unlink(wal);
     sync_dir_of(fsm->path);
     if (open_file_db(fsm->path, &fsm->db) != SQLITE_OK) {

@@ -13,6 +13,7 @@
 
 #include <raft.h>
 #include <sqlite3.h>
+#include <uv.h>
 
 #include "common/error.h"
 #include "proto/gantry.pb-c.h"
@@ -148,6 +149,19 @@ struct sch_fsm {
     uint64_t skip_through;
     uint64_t skipped;
     uint64_t lineage;
+    /* The copies of the write-ahead log into the database file run on libuv's thread pool
+     * (sch_fsm_set_loop), through a connection of their own, so that neither the copy nor
+     * its two syncs hold up the loop. ckpt_lock is held while one runs: replacing the file
+     * waits for it. Without a loop the copies run on the caller's thread. */
+    uv_loop_t *loop;
+    sqlite3 *ckpt_db;
+    uv_work_t ckpt_work;
+    uv_mutex_t ckpt_lock;
+    bool ckpt_ready; /* ckpt_lock initialized */
+    bool ckpt_running;
+    bool ckpt_closing;
+    int ckpt_rc;
+    uint64_t checkpoints;
 };
 
 /* A prepared statement of the state database for sql, reset and with its bindings
@@ -167,6 +181,8 @@ int sch_fsm_init(struct sch_fsm *fsm, struct gy_error *err);
  * durable before libraft records a snapshot (a marker) that relies on it. A restore
  * writes the image to path.1, syncs it and renames it over path. */
 int sch_fsm_init_file(struct sch_fsm *fsm, const char *path, struct gy_error *err);
+/* Runs the copies of the write-ahead log into the file on loop's thread pool from now on. */
+int sch_fsm_set_loop(struct sch_fsm *fsm, uv_loop_t *loop);
 /* Empties a file-backed database (for a server whose Raft storage holds no snapshot, so
  * that libraft replays the whole log into it). */
 int sch_fsm_reset(struct sch_fsm *fsm, struct gy_error *err);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -1103,6 +1104,22 @@ static int prepare_data_dir(struct sch_node *node, struct gy_error *err)
                             node->cfg.data_dir, text, want);
     if (rc == 0 && (rc = write_small_file(node->cfg.data_dir, "server-id", want, err)) < 0)
         return rc;
+    /* One server per data directory: the lock lasts as long as this process. */
+    char lock_path[4200];
+    snprintf(lock_path, sizeof(lock_path), "%s/lock", node->cfg.data_dir);
+    int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return gy_error_sys(err, errno, "open %s", lock_path);
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK)
+            return gy_error_set(err, GY_ECONFLICT,
+                                "data directory %s is in use by another gantry-scheduler",
+                                node->cfg.data_dir);
+        return gy_error_sys(err, e, "lock %s", lock_path);
+    }
+    node->lock_fd = fd;
     snprintf(path, sizeof(path), "%s/cluster-id", node->cfg.data_dir);
     rc = read_small_file(path, node->cluster_id, sizeof(node->cluster_id), err);
     return rc < 0 ? rc : 0;
@@ -1129,6 +1146,10 @@ int sch_node_start(struct sch_node *node, uv_loop_t *loop, const struct sch_node
     snprintf(state_path, sizeof(state_path), "%s/state.db", cfg->data_dir);
     if ((rc = sch_fsm_init_file(&node->fsm, state_path, err)) < 0)
         return rc;
+    if (sch_fsm_set_loop(&node->fsm, loop) < 0) {
+        sch_fsm_close(&node->fsm);
+        return gy_error_set(err, GY_ENOMEM, "state database: cannot start its copier");
+    }
     node->fsm.hooks.want_result = want_result;
     node->fsm.hooks.applied = fsm_applied;
     node->fsm.hooks.snapshot = fsm_snapshot;
@@ -1257,6 +1278,10 @@ static void raft_closed(struct raft *raft)
 
 void sch_node_release(struct sch_node *node)
 {
+    if (node->lock_fd > 0) {
+        close(node->lock_fd);
+        node->lock_fd = 0;
+    }
     if (!node->io_open)
         return;
     node->io_open = false;

@@ -84,6 +84,7 @@ struct sch_node {
     struct sch_node_config cfg;
     char raft_dir[4096];
     char cluster_id[80]; /* from the data directory, or "" before the cluster has one */
+    int lock_fd;         /* holds the data directory's lock until the process exits */
 
     struct raft_uv_transport transport;
     struct raft_io io;
@@ -152,8 +153,9 @@ int sch_node_start(struct sch_node *node, uv_loop_t *loop, const struct sch_node
 /* Transfers leadership first when this server leads a cluster of several voters, then
  * closes Raft and every handle; cb runs when all is released. */
 void sch_node_stop(struct sch_node *node, void (*cb)(struct sch_node *node));
-/* Frees what libraft's storage and transport hold. Called once the loop has run to its end,
- * since their last handles close after raft_close has called back. */
+/* Frees what libraft's storage and transport hold and lets go of the data directory. Called
+ * once the loop has run to its end (also after a failed start), since their last handles
+ * close after raft_close has called back. */
 void sch_node_release(struct sch_node *node);
 
 bool sch_node_is_leader(struct sch_node *node);

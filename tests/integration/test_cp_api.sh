@@ -131,4 +131,8 @@ gt_check "saying the address is in use" grep -q 'already in use' "$GT_TMP/port.o
 gt_check "an empty data dir without --bootstrap or --join is refused" grep -q -- '--bootstrap' "$GT_TMP/empty.out"
 "$CP_BIN" --id 2 --data-dir "$GT_TMP/s1" --raft-addr 127.0.0.1:$((CP_BASE + 91)) >"$GT_TMP/id.out" 2>&1
 gt_check "another server's data dir is refused" grep -q 'belongs to server 1' "$GT_TMP/id.out"
+"$CP_BIN" --id 1 --data-dir "$GT_TMP/s1" --raft-addr 127.0.0.1:$((CP_BASE + 92)) \
+    --api-addr 127.0.0.1:$((CP_BASE + 93)) --agent-addr 127.0.0.1:$((CP_BASE + 94)) >"$GT_TMP/lock.out" 2>&1
+gt_check "a data dir in use is refused (1)" [ $? -eq 1 ]
+gt_check "saying it is in use" grep -q 'in use by another gantry-scheduler' "$GT_TMP/lock.out"
 gt_finish

@@ -46,12 +46,14 @@ static int setup_file(void **state)
     return 0;
 }
 
-/* Removes the database files of path: the file and its write-ahead log. */
+/* Removes the database files of path: the file, its write-ahead log and its index. */
 static void remove_db(const char *path)
 {
-    char wal[4200];
-    snprintf(wal, sizeof(wal), "%s-wal", path);
-    unlink(wal);
+    char side[4200];
+    snprintf(side, sizeof(side), "%s-wal", path);
+    unlink(side);
+    snprintf(side, sizeof(side), "%s-shm", path);
+    unlink(side);
     unlink(path);
 }
 
@@ -793,6 +795,56 @@ static void test_markers_name_the_database_file(void **state)
     raft_free(d.base);
 }
 
+/* With a loop, the write-ahead log is copied into the file on the thread pool, while
+ * commits go on; the log starts over once a copy has caught up, and the state is intact. */
+static void test_copies_run_on_the_thread_pool(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    char path[sizeof(fsm->path)];
+    snprintf(path, sizeof(path), "%s", fsm->path);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(sch_fsm_set_loop(fsm, &loop), 0);
+    struct raft_fsm rf;
+    sch_fsm_raft(fsm, &rf);
+    fsm->hooks.want_result = never;
+    int n = 0;
+    for (; n < 20000 && fsm->checkpoints < 3; n++) {
+        char name[32];
+        snprintf(name, sizeof(name), "w%d", n);
+        struct raft_buffer e = apply_entry(name);
+        void *result;
+        assert_int_equal(rf.apply(&rf, &e, &result), 0);
+        raft_free(e.base);
+        assert_int_equal(sch_fsm_flush(fsm), 0);
+        uv_run(&loop, UV_RUN_NOWAIT);
+    }
+    assert_true(fsm->checkpoints >= 3);
+    assert_non_null(fsm->ckpt_db); /* the copies ran on the thread pool */
+    /* Commits stop: the copy under way finishes, one more catches up, the log starts over. */
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 5000 && fsm->ckpt_running; i++)
+            uv_run(&loop, UV_RUN_ONCE);
+        char name[32];
+        snprintf(name, sizeof(name), "w%d", n++);
+        struct raft_buffer e = apply_entry(name);
+        void *result;
+        assert_int_equal(rf.apply(&rf, &e, &result), 0);
+        raft_free(e.base);
+        assert_int_equal(sch_fsm_flush(fsm), 0);
+    }
+    assert_true(fsm->wal_frames < SCH_FSM_WAL_FRAMES);
+    uint64_t digest = sch_fsm_digest(fsm);
+    /* Closed with a copy under way or not: the loop finishes it and ends cleanly. */
+    sch_fsm_close(fsm);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    struct gy_error err;
+    assert_int_equal(sch_fsm_init_file(fsm, path, &err), 0);
+    assert_int_equal(sch_fsm_digest(fsm), digest);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM workloads"), n);
+}
+
 /* Applies one autoscaled workload web (min..max) starting at replicas. */
 static void apply_autoscaled(struct sch_fsm *fsm, uint32_t replicas, uint32_t min, uint32_t max)
 {
@@ -880,6 +932,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_markers_name_the_database_file, setup_file,
                                         teardown_file),
         cmocka_unit_test_setup_teardown(test_file_backed_restore, setup_file, teardown_file),
+        cmocka_unit_test_setup_teardown(test_copies_run_on_the_thread_pool, setup_file,
+                                        teardown_file),
         cmocka_unit_test_setup_teardown(test_unclaimed_results_are_recycled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_follower_applies_wait_for_drain, setup, teardown),
     };
