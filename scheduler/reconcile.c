@@ -20,8 +20,6 @@ static const char NODES_SQL[] =
     "SELECT name, cloud, zone, labels, cpu_millis, memory_bytes, pids, state"
     " FROM nodes ORDER BY name";
 static const char NAMES_SQL[] = "SELECT name FROM workloads";
-static const char WORKLOAD_SQL[] =
-    "SELECT name, spec, generation, replicas FROM workloads WHERE name = ?";
 static const char REPLICAS_SQL[] =
     "SELECT r.rowid, r.id, r.workload, r.generation, r.node, r.state, r.ready, r.reason,"
     " COALESCE(n.state, 0), COALESCE(n.cloud, ''), COALESCE(n.cost, 0)"
@@ -323,20 +321,24 @@ static int name_cmp(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Whether a workload is settled: exactly its desired count of live replicas, all of its
- * current generation, none on a draining node, and no condition recorded. A pass then has
- * nothing to decide for it (no placement, no stop, no rollout step, no condition to
- * change), whatever the states its replicas report; most passes follow such reports, and
- * this spares them loading every replica of the workload. */
+/* A workload (name, spec, generation, replicas, as workload_append reads them) and whether
+ * it is settled: exactly its desired count of live replicas, all of its current generation,
+ * none on a draining node, and no condition recorded. A pass then has nothing to decide for
+ * it (no placement, no stop, no rollout step, no condition to change), whatever the states
+ * its replicas report; most passes follow such reports, and this spares them loading every
+ * replica of the workload. Whether it has any replica or condition at all also spares a
+ * new workload those two queries. */
 static const char SETTLED_SQL[] =
-    "SELECT w.replicas,"
+    "SELECT w.name, w.spec, w.generation, w.replicas,"
     " (SELECT COUNT(*) FROM replicas r WHERE r.workload = w.name AND r.state NOT IN (?2, ?3, ?4)"
     "   AND r.generation >= w.generation),"
     " (SELECT COUNT(*) FROM replicas r WHERE r.workload = w.name AND r.state NOT IN (?2, ?3, ?4)"
     "   AND r.generation < w.generation),"
     " EXISTS (SELECT 1 FROM conditions c WHERE c.workload = w.name"
-    "   AND c.kind IN (?5, ?6, ?7, ?8))"
+    "   AND c.kind IN (?5, ?6, ?7, ?8)),"
+    " EXISTS (SELECT 1 FROM replicas r WHERE r.workload = w.name)"
     " FROM workloads w WHERE w.name = ?1";
+enum { SETTLED_LIVE = 4, SETTLED_OLD, SETTLED_CONDITIONS, SETTLED_ANY_REPLICA };
 /* Whether any node drains (nodes have no index on their state: asked once per pass). */
 static const char ANY_DRAINING_SQL[] = "SELECT EXISTS (SELECT 1 FROM nodes WHERE state = ?)";
 /* Whether a workload has live replicas on a draining node: they are to move. */
@@ -362,7 +364,10 @@ static void bind_dead_states(sqlite3_stmt *q)
     sqlite3_bind_int(q, 4, GANTRY__REPLICA_STATE__REPLICA_LOST);
 }
 
-static bool settled_workload(struct sch_fsm *fsm, sqlite3_stmt *q, bool draining, const char *name)
+/* Steps q (SETTLED_SQL) for the workload name: false when it does not exist (any more).
+ * Otherwise *settled tells whether it is, and the row stays current for workload_append. */
+static bool lookup_workload(struct sch_fsm *fsm, sqlite3_stmt *q, bool draining, const char *name,
+                            bool *settled)
 {
     sqlite3_reset(q);
     sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
@@ -371,22 +376,24 @@ static bool settled_workload(struct sch_fsm *fsm, sqlite3_stmt *q, bool draining
     sqlite3_bind_text(q, 6, SCH_CONDITION_ROLLOUT_HALTED, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 7, SCH_CONDITION_MOVING, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 8, SCH_CONDITION_MOVE_STOPPED, -1, SQLITE_STATIC);
-    bool settled = false;
-    if (sqlite3_step(q) == SQLITE_ROW)
-        settled = sqlite3_column_int64(q, 1) == sqlite3_column_int64(q, 0) &&
-                  sqlite3_column_int64(q, 2) == 0 && sqlite3_column_int(q, 3) == 0;
-    sqlite3_reset(q);
-    if (!settled || !draining)
-        return settled;
-    sqlite3_stmt *d = sch_fsm_stmt(fsm, ON_DRAINING_SQL);
-    if (d == NULL)
+    if (sqlite3_step(q) != SQLITE_ROW)
         return false;
+    *settled = sqlite3_column_int64(q, SETTLED_LIVE) == sqlite3_column_int64(q, 3) &&
+               sqlite3_column_int64(q, SETTLED_OLD) == 0 &&
+               sqlite3_column_int(q, SETTLED_CONDITIONS) == 0;
+    if (!*settled || !draining)
+        return true;
+    sqlite3_stmt *d = sch_fsm_stmt(fsm, ON_DRAINING_SQL);
+    if (d == NULL) {
+        *settled = false;
+        return true;
+    }
     sqlite3_bind_text(d, 1, name, -1, SQLITE_STATIC);
     bind_dead_states(d);
     sqlite3_bind_int(d, 5, GANTRY__NODE_STATE__NODE_DRAINING);
-    settled = sqlite3_step(d) == SQLITE_ROW && sqlite3_column_int(d, 0) == 0;
+    *settled = sqlite3_step(d) == SQLITE_ROW && sqlite3_column_int(d, 0) == 0;
     sqlite3_reset(d);
-    return settled;
+    return true;
 }
 
 /* Loads only the named workloads, their replicas and conditions: a pass then costs what
@@ -399,12 +406,11 @@ static int load_some(struct sch_fsm *fsm, struct state *st, const char *const *o
         memcpy(names, only, n_only * sizeof(*names));
     qsort(names, n_only, sizeof(*names), name_cmp);
     bool draining = n_only > 0 && any_draining(fsm);
-    sqlite3_stmt *settled = sch_fsm_stmt(fsm, SETTLED_SQL);
-    sqlite3_stmt *wq = sch_fsm_stmt(fsm, WORKLOAD_SQL);
+    sqlite3_stmt *wq = sch_fsm_stmt(fsm, SETTLED_SQL);
     sqlite3_stmt *rq = sch_fsm_stmt(fsm, REPLICAS_SQL);
     sqlite3_stmt *cq = sch_fsm_stmt(fsm, CONDITIONS_SQL);
     int rc = 0;
-    if (settled == NULL || wq == NULL || rq == NULL || cq == NULL) {
+    if (wq == NULL || rq == NULL || cq == NULL) {
         rc = gy_error_set(err, GY_EIO, "read state: %s", sqlite3_errmsg(fsm->db));
         goto out;
     }
@@ -412,27 +418,30 @@ static int load_some(struct sch_fsm *fsm, struct state *st, const char *const *o
     for (size_t i = 0; i < n_only; i++) {
         if (i > 0 && strcmp(names[i], names[i - 1]) == 0)
             continue;
-        if (settled_workload(fsm, settled, draining, names[i]))
-            continue;
-        sqlite3_reset(wq);
-        sqlite3_bind_text(wq, 1, names[i], -1, SQLITE_STATIC);
-        if (sqlite3_step(wq) != SQLITE_ROW)
-            continue; /* deleted: its replicas are stopping already */
+        bool settled;
+        if (!lookup_workload(fsm, wq, draining, names[i], &settled) || settled)
+            continue; /* deleted (its replicas are stopping already), or nothing to do */
         workload_append(st, wq, &wcap);
+        bool any_replica = sqlite3_column_int(wq, SETTLED_ANY_REPLICA) != 0;
+        bool any_condition = sqlite3_column_int(wq, SETTLED_CONDITIONS) != 0;
+        sqlite3_reset(wq);
         struct workload_row *w = &st->workloads[st->n_workloads - 1];
         w->first_replica = st->n_replicas;
-        sqlite3_reset(rq);
-        sqlite3_bind_text(rq, 1, names[i], -1, SQLITE_STATIC);
-        while (sqlite3_step(rq) == SQLITE_ROW)
-            replica_append(st, rq, &rcap);
+        if (any_replica) {
+            sqlite3_reset(rq);
+            sqlite3_bind_text(rq, 1, names[i], -1, SQLITE_STATIC);
+            while (sqlite3_step(rq) == SQLITE_ROW)
+                replica_append(st, rq, &rcap);
+        }
         w->n_replicas = st->n_replicas - w->first_replica;
-        sqlite3_reset(cq);
-        sqlite3_bind_text(cq, 1, names[i], -1, SQLITE_STATIC);
-        while (sqlite3_step(cq) == SQLITE_ROW)
-            condition_load(w, cq, 0);
+        if (any_condition) {
+            sqlite3_reset(cq);
+            sqlite3_bind_text(cq, 1, names[i], -1, SQLITE_STATIC);
+            while (sqlite3_step(cq) == SQLITE_ROW)
+                condition_load(w, cq, 0);
+        }
     }
 out:
-    sqlite3_reset(settled);
     sqlite3_reset(wq);
     sqlite3_reset(rq);
     sqlite3_reset(cq);
