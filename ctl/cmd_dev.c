@@ -22,7 +22,8 @@ extern char **environ;
 struct child {
     const char *label;
     pid_t pid;
-    int out; /* read end of its stdout and stderr */
+    int out;                      /* read end of its stdout and stderr */
+    char pid_file[PATH_MAX + 32]; /* DIR/LABEL.pid while it runs, for whoever cleans up */
     char line[4096];
     size_t used;
 };
@@ -82,6 +83,13 @@ static int spawn(struct child *c, const char *const argv[], struct gy_error *err
     }
     c->out = fds[0];
     fcntl(c->out, F_SETFL, O_NONBLOCK);
+    /* Should gantry dev itself be killed, its children run on (their own process groups):
+     * their pids are in the data directory. */
+    FILE *f = *c->pid_file != '\0' ? fopen(c->pid_file, "we") : NULL;
+    if (f != NULL) {
+        fprintf(f, "%d\n", (int)c->pid);
+        fclose(f);
+    }
     return 0;
 }
 
@@ -151,6 +159,8 @@ static void stop_child(struct ctl_context *ctx, struct child *kids, size_t n, st
         waitpid(c->pid, NULL, 0);
         c->pid = 0;
     }
+    if (*c->pid_file != '\0')
+        unlink(c->pid_file);
     drain(ctx, c);
 }
 
@@ -230,6 +240,8 @@ int ctl_cmd_dev(struct ctl_context *ctx, const struct ctl_invocation *inv)
     sigaction(SIGTERM, &sa, NULL);
 
     struct child kids[2] = {{.label = "scheduler", .out = -1}, {.label = "agent", .out = -1}};
+    for (size_t i = 0; i < 2; i++)
+        snprintf(kids[i].pid_file, sizeof(kids[i].pid_file), "%s/%s.pid", dir, kids[i].label);
     const char *sargv[] = {sched,
                            "--id",
                            "1",
@@ -274,6 +286,7 @@ int ctl_cmd_dev(struct ctl_context *ctx, const struct ctl_invocation *inv)
         pump(ctx, kids, 2, 200);
         for (size_t i = 0; i < 2; i++) {
             if (kids[i].pid > 0 && waitpid(kids[i].pid, NULL, WNOHANG) == kids[i].pid) {
+                unlink(kids[i].pid_file);
                 drain(ctx, &kids[i]);
                 fprintf(ctx->out, "gantry dev: %s exited; stopping\n", kids[i].label);
                 kids[i].pid = 0;
