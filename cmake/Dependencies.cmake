@@ -49,3 +49,18 @@ if(NOT PROTOC_C)
                         "    apt-get install -y protobuf-c-compiler\n"
                         "or install everything with deploy/install-deps")
 endif()
+
+# mimalloc for the control-plane server (GANTRY_MIMALLOC): it replaces malloc for the whole
+# process. Not with the sanitizers, which bring their own allocator.
+set(GANTRY_WITH_MIMALLOC OFF)
+if(GANTRY_MIMALLOC AND NOT GANTRY_SANITIZE AND NOT GANTRY_FUZZ)
+    find_path(MIMALLOC_INCLUDE_DIR mimalloc.h)
+    find_library(MIMALLOC_LIBRARY NAMES mimalloc)
+    if(NOT MIMALLOC_INCLUDE_DIR OR NOT MIMALLOC_LIBRARY)
+        message(FATAL_ERROR "Missing dependency 'mimalloc'. Install it with:\n"
+                            "    apt-get install -y libmimalloc-dev\n"
+                            "or install everything with deploy/install-deps "
+                            "(or configure with -DGANTRY_MIMALLOC=OFF)")
+    endif()
+    set(GANTRY_WITH_MIMALLOC ON)
+endif()

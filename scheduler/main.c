@@ -257,12 +257,15 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    /* Memory: large buffers (snapshot images, restores) are mapped and unmapped on their
-     * own instead of staying in the heap once freed (glibc raises its threshold after the
-     * first large free, which kept a whole snapshot's worth of heap); and the few threads
-     * share two arenas rather than one each. */
+#ifndef GANTRY_WITH_MIMALLOC
+    /* Memory with glibc's allocator (mimalloc, when linked, needs no tuning): large buffers
+     * (snapshot images, restores) are mapped and unmapped on their own instead of staying
+     * in the heap once freed (glibc raises its threshold after the first large free, which
+     * kept a whole snapshot's worth of heap); and the few threads share two arenas rather
+     * than one each. */
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     mallopt(M_ARENA_MAX, 2);
+#endif
     uv_loop_t loop;
     uv_loop_init(&loop);
     static struct sch_server server;

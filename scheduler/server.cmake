@@ -22,6 +22,13 @@ add_library(gantry_scheduler_api STATIC
     ${CMAKE_CURRENT_SOURCE_DIR}/join.c
     ${CMAKE_CURRENT_SOURCE_DIR}/agents.c)
 target_link_libraries(gantry_scheduler_api PUBLIC gantry_scheduler)
+if(GANTRY_WITH_MIMALLOC)
+    # Every malloc of the process (SQLite, libraft, jansson, protobuf-c, ours) then goes to
+    # mimalloc: the leader's loop spends a sixth of its time allocating and freeing.
+    target_include_directories(gantry_scheduler_api PUBLIC ${MIMALLOC_INCLUDE_DIR})
+    target_link_libraries(gantry_scheduler_api PUBLIC ${MIMALLOC_LIBRARY})
+    target_compile_definitions(gantry_scheduler_api PUBLIC GANTRY_WITH_MIMALLOC=1)
+endif()
 set_target_properties(gantry_scheduler_api PROPERTIES C_VISIBILITY_PRESET hidden)
 
 if(TARGET gantry_http)
