@@ -1,5 +1,7 @@
 /* The state machine on SQLite: schema, command execution, snapshots and the raft_fsm
- * callbacks. Everything here runs on the loop thread, so no locking is needed. */
+ * callbacks. Everything here runs on the loop thread, except the copies of the write-ahead
+ * log into the file (checkpoint_work), which use a connection of their own on the thread
+ * pool under ckpt_lock. */
 #include "scheduler/fsm.h"
 
 #include <errno.h>
