@@ -96,6 +96,8 @@ static void start_one(struct started *s)
         .id = 1,
         .data_dir = s->dir,
         .raft_addr = addr,
+        .api_addr = "127.0.0.1:1",
+        .agent_addr = "127.0.0.1:2",
         .bootstrap = bootstrap,
         .election_ms = 300,
         .heartbeat_ms = 30,
@@ -134,6 +136,14 @@ static void wait_settled(struct started *s, int n)
     assert_int_equal(s->r.settled, n);
 }
 
+/* True once the server's own commands are applied and its duty timer found them. */
+static bool own_commands_done(struct sch_node *node)
+{
+    return node->cluster_checked && !node->init_inflight && !node->self_inflight &&
+           node->self_checked == node->fsm.applied + 1 && node->inflight_entries == 0 &&
+           node->queued == 0;
+}
+
 /* A lazy proposal made while an entry is on its way waits, and travels in the entry of the
  * next ordinary proposal; alone, with nothing on its way, it goes at once. */
 static void test_lazy_proposal_shares_an_entry(void **state)
@@ -141,12 +151,19 @@ static void test_lazy_proposal_shares_an_entry(void **state)
     (void)state;
     struct started s;
     start_one(&s);
-    /* The server's own first commands (the cluster id, its row) settle first. */
-    for (int i = 0; i < 50 && (s.node->inflight_entries > 0 || s.node->queued > 0); i++)
+    /* The server's own first commands (the cluster id, then its row) are proposed by its
+     * duty timer, perhaps only after it leads: wait until both are applied and checked, so
+     * that every entry counted below is the test's. */
+    uint64_t until = uv_now(&s.loop) + WAIT_MS;
+    while (!own_commands_done(s.node) && uv_now(&s.loop) < until)
         uv_run(&s.loop, UV_RUN_ONCE);
+    assert_true(own_commands_done(s.node));
 
+    /* A round needs the first entry still on its way after one turn, and the lazy timer
+     * (SCH_LAZY_WAIT_MS) not yet run out when the second proposal comes: on a loaded
+     * machine either may miss, and the round starts again. */
     int shared = 0;
-    for (int round = 0; round < 10 && shared == 0; round++) {
+    for (int round = 0; round < 50 && shared == 0; round++) {
         int base = s.r.settled;
         uint64_t entries = s.node->stats.entries;
         propose_condition(s.node, &s.r, "first", false);
@@ -161,7 +178,13 @@ static void test_lazy_proposal_shares_an_entry(void **state)
             wait_settled(&s, base + 2);
             continue;
         }
-        assert_non_null(s.node->lazy_head); /* waiting, not sent on its own */
+        if (s.node->lazy_head == NULL) {
+            /* The lazy timer ran out during the turn (the loop's clock had moved on by
+             * SCH_LAZY_WAIT_MS): it went on its own, which is its contract. */
+            wait_settled(&s, base + 2);
+            assert_int_equal(s.node->stats.entries - entries, 2);
+            continue;
+        }
         propose_condition(s.node, &s.r, "second", false);
         wait_settled(&s, base + 3);
         assert_int_equal(s.node->stats.entries - entries, 2);
