@@ -41,10 +41,11 @@ gt_cluster_image() {
 }
 
 # gt_cluster_load_image DIR: the image with the load scripts of tests/integration/load:
-# `load` burns CPU while the flag file is served, `queue` prints the served queue length.
-# gt_cluster_flags HOSTS starts the HTTP servers of $GT_TMP/flags on the hosts' bridges.
+# `load` burns CPU while the flag file $GT_TMP/flags/on exists, `queue` prints the served
+# queue length. gt_cluster_flags HOSTS starts, on every host, the stream of the flag
+# (flagd.py, port 9091) and an HTTP server of $GT_TMP/flags (port 9090).
 gt_cluster_load_image() {
-    gt_cluster_image "$1" sh sleep wget route awk cat timeout httpd mkdir
+    gt_cluster_image "$1" sh sleep wget route awk cat timeout httpd mkdir nc
     cp "$GT_SRC/tests/integration/load/load" "$GT_SRC/tests/integration/load/gw" \
         "$GT_SRC/tests/integration/load/queue" "$1/bin/"
 }
@@ -53,6 +54,8 @@ gt_cluster_flags() {
     mkdir -p "$GT_TMP/flags"
     for ((i = 1; i <= $1; i++)); do
         gt_host_spawn "flags$i" "$i" busybox httpd -f -p 9090 -h "$GT_TMP/flags"
+        gt_host_spawn "flagd$i" "$i" python3 "$GT_SRC/tests/integration/load/flagd.py" \
+            "$GT_TMP/flags" 9091
     done
 }
 
