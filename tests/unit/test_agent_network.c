@@ -5,6 +5,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+
+#include "skip.h"
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,7 +62,7 @@ static void test_replica_namespace(void **state)
 {
     (void)state;
     if (geteuid() != 0)
-        skip();
+        GT_SKIP("a network namespace needs root");
     /* Everything below happens in a network namespace of this test's own. */
     assert_int_equal(unshare(CLONE_NEWNET), 0);
     assert_int_equal(system("ip link set lo up"), 0);
@@ -102,5 +104,5 @@ int main(void)
         cmocka_unit_test(test_address_pick),
         cmocka_unit_test(test_replica_namespace),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return gt_exit_status(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -5,6 +5,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+
+#include "skip.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/bpf.h>
@@ -107,10 +109,10 @@ static void test_filter_on_a_real_cgroup(void **state)
 {
     (void)state;
     const char *mnt = cgroup2_mount();
-    if (geteuid() != 0 || mnt == NULL) {
-        skip();
-        return;
-    }
+    if (geteuid() != 0)
+        GT_SKIP("a cgroup needs root");
+    if (mnt == NULL)
+        GT_SKIP("no cgroup v2 hierarchy is mounted");
     char dir[256], procs[300], scratch[64];
     snprintf(dir, sizeof(dir), "%s/gantry-devtest-%d", mnt, (int)getpid());
     snprintf(procs, sizeof(procs), "%s/cgroup.procs", dir);
@@ -148,5 +150,5 @@ int main(void)
         cmocka_unit_test(test_program_shape),
         cmocka_unit_test(test_filter_on_a_real_cgroup),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return gt_exit_status(cmocka_run_group_tests(tests, NULL, NULL));
 }
