@@ -111,14 +111,16 @@ gt_check "the newest output is in the log" grep -q 'line-299-' "$log"
 rt delete "$P-logcap"
 
 # --- the monitor survives SIGKILL of its caller and records the exit later
-rt_config "$B" '["sh", "-c", "sleep 3; exit 7"]'
+# The container runs until the test signals it, so the check does not race its end.
+rt_config "$B" '["sh", "-c", "trap \"exit 7\" TERM; sleep 600 & wait"]'
 gt_spawn caller "$RT_BIN" --root "$RT_ROOT" run -b "$B" "$P-orphan"
 caller=$GT_LAST_PID
-gt_wait_for "container $P-orphan running" 10 bash -c "'$RT_BIN' --root '$RT_ROOT' state $P-orphan | grep -q running"
+gt_wait_for "container $P-orphan running" 30 bash -c "'$RT_BIN' --root '$RT_ROOT' state $P-orphan | grep -q running"
 kill -KILL "$caller"
 wait "$caller" 2>/dev/null
 gt_check "the container outlives its caller" [ "$(rt_field $P-orphan status)" = running ]
-gt_wait_for "exit recorded" 10 bash -c "'$RT_BIN' --root '$RT_ROOT' state $P-orphan | grep -q stopped"
+rt kill "$P-orphan" TERM
+gt_wait_for "exit recorded" 30 bash -c "'$RT_BIN' --root '$RT_ROOT' state $P-orphan | grep -q stopped"
 gt_check "the monitor recorded exit code 7" [ "$(rt_field $P-orphan exitCode)" = 7 ]
 rt delete "$P-orphan"
 

@@ -2,5 +2,5 @@
 gantry_unit_test(test_sch_command SOURCES test_sch_command.c LIBS gantry_scheduler)
 gantry_unit_test(test_sch_fsm SOURCES test_sch_fsm.c LIBS gantry_scheduler)
 gantry_unit_test(test_sch_autoscaler SOURCES test_sch_autoscaler.c LIBS gantry_scheduler)
-gantry_unit_test(test_sch_node SOURCES test_sch_node.c LIBS gantry_scheduler)
+gantry_unit_test(test_sch_node SOURCES test_sch_node.c LIBS gantry_scheduler TIMEOUT 300)
 gantry_unit_test(test_sch_aio SOURCES test_sch_aio.c ${PROJECT_SOURCE_DIR}/scheduler/aio.c LIBS gantry_common)
