@@ -5,14 +5,13 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
-
-#include "skip.h"
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "skip.h"
 #include "agent/network.h"
 
 static void test_config_parse(void **state)

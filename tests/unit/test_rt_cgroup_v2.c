@@ -5,8 +5,6 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
-
-#include "skip.h"
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <signal.h>
@@ -20,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "skip.h"
 #include "runtime/cgroup.h"
 
 static const char *cgroup2_mount(void)

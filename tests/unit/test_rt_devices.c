@@ -5,8 +5,6 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
-
-#include "skip.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/bpf.h>
@@ -20,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "skip.h"
 #include "runtime/cgroup.h"
 
 static void test_rule_parse(void **state)

@@ -4,13 +4,13 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
-
-#include "skip.h"
 #include <errno.h>
 #include <linux/aio_abi.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "skip.h"
 
 static void test_other_calls_pass_through(void **state)
 {
