@@ -14,17 +14,23 @@ function(gantry_unit_test name)
                          SKIP_RETURN_CODE 77)
 endfunction()
 
-# gantry_integration_test(NAME SCRIPT path [TIMEOUT s])
+# gantry_integration_test(NAME SCRIPT path [TIMEOUT s] [LOCK name])
 # Registers a script (run with bash from the build directory) with label "integration".
 # The script finds the binaries through GANTRY_BUILD_DIR and the sources through
-# GANTRY_SOURCE_DIR.
+# GANTRY_SOURCE_DIR, and its TIMEOUT through GANTRY_TEST_TIMEOUT (lib.sh fails a run whose
+# waits could outlast it). Tests that share a LOCK never run at the same time: the heavy
+# suites (several servers, agents and containers) take one each, so that at most one of
+# a kind loads the machine.
 function(gantry_integration_test name)
-    cmake_parse_arguments(T "" "SCRIPT;TIMEOUT" "" ${ARGN})
+    cmake_parse_arguments(T "" "SCRIPT;TIMEOUT;LOCK" "" ${ARGN})
     if(NOT T_TIMEOUT)
         set(T_TIMEOUT 300)
     endif()
     add_test(NAME ${name} COMMAND bash ${T_SCRIPT})
     set_tests_properties(${name} PROPERTIES
         LABELS integration TIMEOUT ${T_TIMEOUT} SKIP_RETURN_CODE 77
-        ENVIRONMENT "GANTRY_BUILD_DIR=${PROJECT_BINARY_DIR};GANTRY_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+        ENVIRONMENT "GANTRY_BUILD_DIR=${PROJECT_BINARY_DIR};GANTRY_SOURCE_DIR=${PROJECT_SOURCE_DIR};GANTRY_TEST_TIMEOUT=${T_TIMEOUT}")
+    if(T_LOCK)
+        set_tests_properties(${name} PROPERTIES RESOURCE_LOCK ${T_LOCK})
+    endif()
 endfunction()

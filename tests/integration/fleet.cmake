@@ -1,6 +1,6 @@
 gantry_integration_test(integration_fleet SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_fleet.sh
-                        TIMEOUT 300)
+                        TIMEOUT 600 LOCK multi_host)
 gantry_integration_test(integration_autoscale SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_autoscale.sh
-                        TIMEOUT 300)
+                        TIMEOUT 900 LOCK multi_host)
 gantry_integration_test(integration_clouds SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_clouds.sh
-                        TIMEOUT 400)
+                        TIMEOUT 900 LOCK multi_host)

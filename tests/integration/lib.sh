@@ -58,9 +58,14 @@ gt_netns_add() {
 gt_on_exit() { GT_HOOKS+=("$1"); }
 
 # gt_wait_for DESC SECONDS CMD...: polls CMD every 100 ms until it succeeds; false on
-# timeout. Bounded in time (a slow CMD does not stretch the wait) and in count.
+# timeout. Bounded in time (a slow CMD does not stretch the wait) and in count. The limits
+# of every wait a run starts add up in GT_WAIT_TOTAL: the teardown fails a run whose
+# limits exceed the test's CTest TIMEOUT, which would kill a slow run before its failing
+# check could say which it was.
+GT_WAIT_TOTAL=0
 gt_wait_for() {
     local desc=$1 secs=$2; shift 2
+    GT_WAIT_TOTAL=$((GT_WAIT_TOTAL + secs))
     local tries=$((secs * 10)) i deadline=$((SECONDS + secs))
     for ((i = 0; i < tries && SECONDS <= deadline; i++)); do
         "$@" >/dev/null 2>&1 && return 0
@@ -69,6 +74,15 @@ gt_wait_for() {
     gt_log "timed out after ${secs}s waiting for: $desc"
     return 1
 }
+
+# gt_curl CURL-ARGS...: curl for API requests, which repeats a request answered 503 (no
+# leader: an election under way) after the Retry-After the server gives, for at most 60 s,
+# as the CLI does. Tests whose subject is the 503 itself use curl.
+gt_curl() { curl --retry 30 --retry-max-time 60 "$@"; }
+
+# gt_wait_budget SECONDS: counts in GT_WAIT_TOTAL a wait that the test bounds itself (a
+# sampling loop, a command's own --timeout).
+gt_wait_budget() { GT_WAIT_TOTAL=$((GT_WAIT_TOTAL + $1)); }
 
 # gt_check DESC CMD...: one counted check.
 gt_check() {
@@ -106,6 +120,11 @@ gt_teardown() {
             [ "$status" -eq 0 ] && status=1
         fi
     done
+    if [ -n "${GANTRY_TEST_TIMEOUT:-}" ] && [ "$GT_WAIT_TOTAL" -ge "$GANTRY_TEST_TIMEOUT" ]; then
+        gt_log "FAIL: the limits of this run's waits add up to ${GT_WAIT_TOTAL}s, not below its CTest TIMEOUT of ${GANTRY_TEST_TIMEOUT}s"
+        [ "$status" -eq 0 ] && status=1
+    fi
+    gt_log "the limits of this run's waits add up to ${GT_WAIT_TOTAL}s"
     if [ "$status" -ne 0 ] || [ "$GT_FAILED" -ne 0 ]; then
         for f in "$GT_TMP"/*.log; do
             [ -f "$f" ] || continue

@@ -1,12 +1,14 @@
 # Control-plane integration tests: real gantry-scheduler processes on loopback. Each test
-# uses its own port range (CP_BASE in the script) so they can run in parallel.
+# picks its own port range (CP_BASE in cp/cluster.sh), so that suites of several builds on one
+# machine do not meet; within one run they take turns (LOCK control_plane): each loads the
+# machine with three servers under writes.
 gantry_integration_test(test_cp_replication
-    SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_cp_replication.sh TIMEOUT 240)
+    SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_cp_replication.sh TIMEOUT 600 LOCK control_plane)
 gantry_integration_test(test_cp_snapshot
-    SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_cp_snapshot.sh TIMEOUT 240)
+    SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_cp_snapshot.sh TIMEOUT 600 LOCK control_plane)
 gantry_integration_test(test_cp_membership
-    SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_cp_membership.sh TIMEOUT 240)
+    SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_cp_membership.sh TIMEOUT 400 LOCK control_plane)
 gantry_integration_test(test_cp_quorum
-    SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_cp_quorum.sh TIMEOUT 180)
+    SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_cp_quorum.sh TIMEOUT 180 LOCK control_plane)
 gantry_integration_test(test_cp_api
-    SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_cp_api.sh TIMEOUT 180)
+    SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_cp_api.sh TIMEOUT 180 LOCK control_plane)
