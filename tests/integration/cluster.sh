@@ -85,10 +85,13 @@ gt_image_import() {
     "$AGENT" --data-dir "$GT_TMP/a$1" image import busybox "$2" >/dev/null
 }
 
+# gt_api HOST PATH [CURL ARGS...]: an API request from inside host HOST; a 503 (an election
+# under way) is repeated as gt_curl does.
 gt_api() {
     local h=$1 path=$2
     shift 2
-    nsenter --net="/run/netns/${GT_HOST_NS[$h]}" curl -s --max-time 5 "$@" "http://198.18.0.$h:7700$path"
+    nsenter --net="/run/netns/${GT_HOST_NS[$h]}" curl --retry 30 --retry-max-time 60 -s \
+        --max-time 5 "$@" "http://198.18.0.$h:7700$path"
 }
 
 gt_gantry() {

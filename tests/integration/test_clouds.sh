@@ -22,7 +22,7 @@ rootfs=$GT_TMP/rootfs
 gt_cluster_load_image "$rootfs"
 mkdir -p "$rootfs/www" && echo ok >"$rootfs/www/index.html"
 gt_cluster_flags $N
-start_server() { gt_server_start "$1" "${2:-}" --node-down-timeout 3s ${GT_SERVER_ARGS:-}; }
+start_server() { gt_server_start "$1" "${2:-}" ${GT_SERVER_ARGS:-}; }
 # Private nodes hold 4 replicas of 100m between them; public ones are large and cost.
 cloud_of() { [ "$1" -le 2 ] && echo private || echo public; }
 for i in 1 2 3 4; do
@@ -71,16 +71,18 @@ api 1 /v1/apply -X POST -d '{"name":"burn","image":"busybox","command":["load"],
 gt_check "burn starts in private" gt_wait_for "burn at 1" 30 is_at 1 burn "1 1 1 0"
 sleep 3
 echo on >"$GT_TMP/flags/on"
-gt_check "under load burn bursts into public: 4 private + 2 public" gt_wait_for "burst" 40 is_at 1 burn "6 6 4 2"
+gt_check "under load burn bursts into public: 4 private + 2 public" gt_wait_for "burst" 60 is_at 1 burn "6 6 4 2"
 burn_desc=$(gantry 1 describe workload burn)
 gt_log "$(grep '^Clouds:' <<<"$burn_desc")"
 clouds_line() { grep '^Clouds:' <<<"$burn_desc" | grep 'private 4 (4 ready)' | grep -c 'public 2 (2 ready)' >/dev/null; }
 gt_check "describe shows replicas per cloud" clouds_line
 rm -f "$GT_TMP/flags/on"
 # Scale-down goes public first: the count never has a public replica while private has
-# room, sampled until it is back at 1.
+# room, sampled until it is back at 1 (at most 120 s).
 public_first=true
-for ((k = 0; k < 200; k++)); do
+gt_wait_budget 120
+deadline=$((SECONDS + 120))
+for ((k = 0; k < 600 && SECONDS < deadline; k++)); do
     w=$(where 1 burn)
     set -- $w
     if [ -n "$w" ] && [ "$2" -le 4 ] && [ "$4" -gt 0 ]; then public_first=false; fi
@@ -95,6 +97,7 @@ gt_check "the public replicas were removed first" $public_first
 api 1 /v1/apply -X POST -d '{"name":"web","image":"busybox","command":["httpd","-f","-p","8080","-h","/www"],"replicas":4,"resources":{"cpu":"50m","memory":"16Mi"},"stop_grace":"1s","placement":{"clouds":["private"]},"update":{"max_surge":2,"max_unavailable":1}}' >/dev/null
 gt_check "web runs in private" gt_wait_for "web private" 30 is_at 1 web "4 4 4 0"
 sample_start web
+gt_wait_budget 60
 out=$(gantry 1 move web --to public --wait --timeout 60s 2>&1)
 rc=$?
 s=$(sample_stop)
@@ -127,6 +130,7 @@ start_server "$leader" b
 # ---- A move to a cloud without room: public nodes have 256Mi of memory.
 api "$other" /v1/apply -X POST -d '{"name":"big","image":"busybox","command":["httpd","-f","-p","8080","-h","/www"],"replicas":1,"resources":{"cpu":"50m","memory":"300Mi"},"stop_grace":"1s","placement":{"clouds":["private"]}}' >/dev/null
 gt_wait_for "big runs" 30 is_at "$other" big "1 1 1 0"
+gt_wait_budget 30
 out=$(gantry "$other" move big --to public --wait --timeout 30s 2>&1)
 rc=$?
 gt_log "gantry move big --to public --wait (exit $rc): $out"
@@ -147,6 +151,7 @@ api "$other" /v1/workloads/burn -X DELETE >/dev/null
 gt_wait_for "big gone" 20 is_at "$other" big "0 0 0 0"
 gt_wait_for "burn gone" 20 is_at "$other" burn "0 0 0 0"
 sample_start web
+gt_wait_budget 60
 out=$(gantry "$other" drain node1 --wait --timeout 60s 2>&1)
 rc=$?
 s=$(sample_stop)

@@ -79,12 +79,14 @@ gt_check "garbage gets at most a 400 and a close" bash -c "[ -z \"$reply\" ] || 
 gt_check "the server still answers others" [ "$(code_of "$api/healthz")" = 200 ]
 
 # Long-poll: a waiting reader is answered as soon as a new event is applied (polling on
-# from each answer's last, since the reconciler may write events too).
+# from each answer's last, since the reconciler may write events too). Each poll asks to
+# wait 60 s and the check allows 40: a server that answered only at the end of the wait
+# would fail it.
 poll_for() {
     local since body i
     since=$(events_last)
     for ((i = 0; i < 20; i++)); do
-        body=$(curl -s --max-time 20 "$api/v1/events?since=$since&wait=10")
+        body=$(curl -s --max-time 70 "$api/v1/events?since=$since&wait=60" 2>/dev/null)
         grep -q "$1" <<<"$body" && return 0
         since=$(python3 -c "import json,sys; print(json.load(sys.stdin)['last'])" <<<"$body") || return 1
     done
@@ -95,10 +97,16 @@ poller=$!
 GT_PIDS+=("$poller")
 sleep 1
 post /v1/apply '{"name":"polled","image":"busybox"}' >/dev/null
-gt_check "the long-poll answers with the new event" gt_wait_for "poll answer" 30 test -e "$GT_TMP/polled"
+gt_check "the long-poll answers with the new event" gt_wait_for "poll answer" 40 test -e "$GT_TMP/polled"
 wait "$poller" 2>/dev/null
-gt_check "a long-poll with nothing new answers empty after its wait" \
-    bash -c "curl -s --max-time 10 '$api/v1/events?since=999999&wait=1' | grep -q '\"items\":\[\]'"
+# With nothing to wait for, the answer comes only after the wait asked for: a lower bound
+# that a slow machine cannot break (the clock starts before the request is sent).
+t0=$(date +%s%N)
+body=$(curl -s --max-time 30 "$api/v1/events?since=999999&wait=2")
+waited_ms=$((($(date +%s%N) - t0) / 1000000))
+gt_log "a long-poll with nothing new answered after ${waited_ms} ms"
+gt_check "a long-poll with nothing new answers empty" grep -q '"items":\[\]' <<<"$body"
+gt_check "only after its wait of 2 s (${waited_ms} ms)" [ "$waited_ms" -ge 2000 ]
 
 # Cluster status and metrics.
 gt_check "cluster status names the leader" [ "$(cp_cluster_field 1 leader)" = 1 ]

@@ -32,11 +32,11 @@ gt_check "writes through server 4 succeed" [ "$(cp_apply 4 via-four)" = 200 ]
 gt_check "the join is in the audit trail" audit_mentions 1 server/4
 
 leader=$(cp_leader 1 2 3 4)
-gt_check "removing server 4 answers 200" [ "$(cp_status "$leader" /v1/cluster/members/4 -X DELETE)" = 200 ]
+gt_check "removing server 4 answers 200" [ "$(cp_client_status "$leader" /v1/cluster/members/4 -X DELETE)" = 200 ]
 gt_check "the configuration has three servers again" gt_wait_for "3 servers" 20 servers_are 1 3
 cp_stop 4
 gt_check "removing an unknown server answers 404" \
-    [ "$(cp_status "$(cp_leader 1 2 3)" /v1/cluster/members/9 -X DELETE)" = 404 ]
+    [ "$(cp_client_status "$(cp_leader 1 2 3)" /v1/cluster/members/9 -X DELETE)" = 404 ]
 gt_check "writes go on with three servers" [ "$(cp_apply 1 after-remove)" = 200 ]
 
 # A planned stop of the leader transfers leadership: the term moves by exactly one (no

@@ -32,6 +32,6 @@ gt_check "every server converges" gt_wait_for "same state" 30 cp_same_state 1 2 
 for i in 1 2 3; do
     gt_check "server $i holds the 100 workloads" [ "$(cp_count "$i")" -ge 100 ]
 done
-gt_check "the refused write was not applied" [ "$(cp_status 1 /v1/workloads/lonely)" = 404 ]
+gt_check "the refused write was not applied" [ "$(cp_client_status 1 /v1/workloads/lonely)" = 404 ]
 gt_check "writes succeed again" [ "$(cp_apply "$last" back)" = 200 ]
 gt_finish

