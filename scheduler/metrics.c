@@ -114,6 +114,10 @@ char *sch_metrics_render(struct sch_server *server)
     emit(&t, "# HELP gantry_raft_entries_total Raft entries those commands travelled in (group "
              "commit).\n# TYPE gantry_raft_entries_total counter\n");
     emit(&t, "gantry_raft_entries_total %" PRIu64 "\n", node->stats.entries);
+    emit(&t, "# HELP gantry_raft_answers_capped_total AppendEntries answers whose matched index "
+             "was lowered to what the request proved (raft_match.c).\n"
+             "# TYPE gantry_raft_answers_capped_total counter\n");
+    emit(&t, "gantry_raft_answers_capped_total %" PRIu64 "\n", node->match.capped);
     emit(&t, "# HELP gantry_proposal_queue_seconds_total Time commands waited for the next entry "
              "(group commit).\n# TYPE gantry_proposal_queue_seconds_total counter\n");
     emit(&t, "gantry_proposal_queue_seconds_total %.6f\n", (double)node->stats.queue_ns / 1e9);

@@ -1180,6 +1180,7 @@ int sch_node_start(struct sch_node *node, uv_loop_t *loop, const struct sch_node
         return gy_error_set(err, GY_EIO, "raft storage in %s: %s", node->raft_dir, errmsg);
     }
     storage_wrap(node);
+    sch_raft_match_wrap(&node->match, &node->io);
     raft_uv_set_connect_retry_delay(&node->io, cfg->connect_retry_ms);
     /* Snapshot compression runs on the loop thread in this libraft: on a large state it
      * stalls heartbeats long enough to cause an election. Images are written uncompressed. */
@@ -1188,6 +1189,7 @@ int sch_node_start(struct sch_node *node, uv_loop_t *loop, const struct sch_node
     rc = raft_init(&node->raft, &node->io, &node->raft_fsm, cfg->id, cfg->raft_addr);
     if (rc != 0) {
         raft_uv_close(&node->io);
+        sch_raft_match_unwrap(&node->match);
         raft_uv_tcp_close(&node->transport);
         close_handles(node);
         return gy_error_set(err, GY_EINTERNAL, "raft init: %s", raft_strerror(rc));
@@ -1286,6 +1288,7 @@ void sch_node_release(struct sch_node *node)
         return;
     node->io_open = false;
     raft_uv_close(&node->io);
+    sch_raft_match_unwrap(&node->match);
     raft_uv_tcp_close(&node->transport);
 }
 

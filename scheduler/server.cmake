@@ -6,6 +6,7 @@ set(GANTRY_SCHEDULER_SOURCES
     ${CMAKE_CURRENT_SOURCE_DIR}/command.c
     ${CMAKE_CURRENT_SOURCE_DIR}/fsm.c
     ${CMAKE_CURRENT_SOURCE_DIR}/node.c
+    ${CMAKE_CURRENT_SOURCE_DIR}/raft_match.c
     ${CMAKE_CURRENT_SOURCE_DIR}/reconcile.c
     ${CMAKE_CURRENT_SOURCE_DIR}/autoscaler.c)
 add_library(gantry_scheduler STATIC ${GANTRY_SCHEDULER_SOURCES})
