@@ -131,14 +131,24 @@ cp_state() {
 
 # cp_same_state IDS...: true when every server has applied the same index with the same
 # state digest.
+# The last states compared are kept in $GT_TMP/states.log, which a failed run prints.
 cp_same_state() {
-    local first="" s id
+    local first="" s id same=0 seen=""
     for id in "$@"; do
-        s=$(cp_state "$id") || return 1
-        [ -n "$s" ] || return 1
-        if [ -z "$first" ]; then first=$s; elif [ "$s" != "$first" ]; then return 1; fi
+        s=$(cp_state "$id")
+        seen+="server $id: ${s:-no answer}; "
+        [ -n "$s" ] || same=1
+        if [ -z "$first" ]; then first=$s; elif [ "$s" != "$first" ]; then same=1; fi
     done
-    return 0
+    if [ "$same" != 0 ]; then
+        {
+            echo "$(date +%H:%M:%S.%3N) $seen"
+            for id in "$@"; do
+                cp_get "$id" /v1/cluster | python3 -c 'import json,sys; d=json.load(sys.stdin); print(" ".join("%s=%s" % (k, d[k]) for k in ("id", "state", "term", "leader", "commit_index", "applied_index", "last_index")))' 2>&1
+            done
+        } >"$GT_TMP/states.log"
+    fi
+    return $same
 }
 
 # cp_metric ID NAME: value of an unlabelled metric on server ID.
