@@ -10,7 +10,7 @@
 
 #include "common/log.h"
 #include "common/quantity.h"
-#include "scheduler/leader.h"
+#include "scheduler/fleet/fleet.h"
 #include "scheduler/server.h"
 
 static void usage(FILE *out)

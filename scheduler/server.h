@@ -10,8 +10,8 @@
 #include <uv.h>
 
 #include "common/error.h"
-#include "scheduler/http.h"
-#include "scheduler/node.h"
+#include "scheduler/http/http.h"
+#include "scheduler/raft/node.h"
 
 /* The API's routes, for dispatch and per-route metrics. */
 enum sch_route {
@@ -66,7 +66,7 @@ struct sch_server {
     struct sch_server_config cfg;
     struct sch_node node;
     struct sch_http_server *http;
-    struct sch_leader *leader; /* agents, liveness, reconcile (scheduler/leader.h) */
+    struct sch_leader *leader; /* agents, liveness, reconcile (scheduler/fleet/fleet.h) */
     uv_signal_t sigterm, sigint;
     struct sch_call *parked; /* long-polls waiting for new events */
     struct sch_route_metrics metrics[SCH_ROUTE_COUNT];

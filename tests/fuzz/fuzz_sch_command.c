@@ -6,8 +6,8 @@
 #include <stdlib.h>
 
 #include "common/log.h"
-#include "scheduler/command.h"
-#include "scheduler/fsm.h"
+#include "scheduler/state/command.h"
+#include "scheduler/state/fsm.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

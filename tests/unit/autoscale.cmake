@@ -1,2 +1,2 @@
 # Autoscaler decisions replayed from recorded samples.
-gantry_unit_test(test_autoscale SOURCES test_autoscale.c LIBS gantry_autoscale)
+gantry_unit_test(test_autoscale SOURCES test_autoscale.c LIBS gantry_fleet)

@@ -1,1 +1,1 @@
-gantry_unit_test(test_sch_reconcile SOURCES test_sch_reconcile.c LIBS gantry_scheduler)
+gantry_unit_test(test_sch_reconcile SOURCES test_sch_reconcile.c LIBS gantry_fleet)

@@ -1,7 +1,7 @@
 # Control-plane unit tests.
-gantry_unit_test(test_sch_command SOURCES test_sch_command.c LIBS gantry_scheduler)
-gantry_unit_test(test_sch_fsm SOURCES test_sch_fsm.c LIBS gantry_scheduler)
-gantry_unit_test(test_sch_autoscaler SOURCES test_sch_autoscaler.c LIBS gantry_scheduler)
-gantry_unit_test(test_sch_node SOURCES test_sch_node.c LIBS gantry_scheduler TIMEOUT 300)
-gantry_unit_test(test_sch_aio SOURCES test_sch_aio.c ${PROJECT_SOURCE_DIR}/scheduler/aio.c LIBS gantry_common)
-gantry_unit_test(test_sch_raft_match SOURCES test_sch_raft_match.c LIBS gantry_scheduler)
+gantry_unit_test(test_sch_command SOURCES test_sch_command.c LIBS gantry_state)
+gantry_unit_test(test_sch_fsm SOURCES test_sch_fsm.c LIBS gantry_state)
+gantry_unit_test(test_sch_autoscaler SOURCES test_sch_autoscaler.c LIBS gantry_fleet)
+gantry_unit_test(test_sch_node SOURCES test_sch_node.c LIBS gantry_raft TIMEOUT 300)
+gantry_unit_test(test_sch_aio SOURCES test_sch_aio.c ${PROJECT_SOURCE_DIR}/scheduler/raft/aio.c LIBS gantry_common)
+gantry_unit_test(test_sch_raft_match SOURCES test_sch_raft_match.c LIBS gantry_raft)

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "scheduler/autoscale.h"
+#include "scheduler/fleet/autoscale_policy.h"
 
 #define MS_NS 1000000ull
 

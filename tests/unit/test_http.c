@@ -23,7 +23,7 @@
 
 #include <http_parser.h>
 
-#include "scheduler/http.h"
+#include "scheduler/http/http.h"
 
 #define MAX_HELD 128
 /* The whole exchange of one test must end within this time. */

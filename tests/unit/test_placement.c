@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "scheduler/placement.h"
+#include "scheduler/fleet/placement.h"
 
 #define MI (INT64_C(1) << 20)
 

@@ -1,4 +1,4 @@
-/* The program's syscall(3) (scheduler/aio.c): io_destroy handed to a thread, everything
+/* The program's syscall(3) (scheduler/raft/aio.c): io_destroy handed to a thread, everything
  * else passed through to the C library. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -11,8 +11,8 @@
 #include <string.h>
 
 #include "proto/spec_pb.h"
-#include "scheduler/autoscaler.h"
-#include "scheduler/fsm.h"
+#include "scheduler/fleet/autoscaler.h"
+#include "scheduler/state/fsm.h"
 
 #define MS_NS 1000000ull
 

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "scheduler/arena.h"
-#include "scheduler/command.h"
+#include "scheduler/state/arena.h"
+#include "scheduler/state/command.h"
 
 static void *encode_scale(const char *name, size_t *len)
 {

@@ -11,8 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "scheduler/command.h"
-#include "scheduler/fsm.h"
+#include "scheduler/state/command.h"
+#include "scheduler/state/fsm.h"
 
 static int setup(void **state)
 {

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
-#include "scheduler/node.h"
+#include "scheduler/raft/node.h"
 
 #define ROUNDS  12
 #define WAIT_MS 10000

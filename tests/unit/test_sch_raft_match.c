@@ -1,4 +1,4 @@
-/* The AppendEntries answer cap (scheduler/raft_match.c) on a fake raft_io: while an
+/* The AppendEntries answer cap (scheduler/raft/raft_match.c) on a fake raft_io: while an
  * AppendEntries is received, a success answer to its leader claims no match past
  * prev_log_index + n_entries; everything else passes unchanged. */
 #include <setjmp.h>
@@ -7,7 +7,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "scheduler/raft_match.h"
+#include "scheduler/raft/raft_match.h"
 
 /* The fake storage and transport underneath: records what is sent, hands out the receive
  * callback. */

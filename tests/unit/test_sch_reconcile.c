@@ -13,8 +13,8 @@
 
 #include "common/spec.h"
 #include "proto/spec_pb.h"
-#include "scheduler/fsm.h"
-#include "scheduler/reconcile.h"
+#include "scheduler/state/fsm.h"
+#include "scheduler/fleet/reconcile.h"
 
 static uint32_t counter_random(void *data)
 {

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "scheduler/http.h"
+#include "scheduler/http/http.h"
 
 static void handle(struct sch_http_request *req, void *data)
 {

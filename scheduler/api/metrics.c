@@ -1,0 +1,218 @@
+/* Prometheus text exposition: Raft position, leadership, state machine counters, and per
+ * route request counts and latency histograms. */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/xalloc.h"
+#include "scheduler/fleet/fleet.h"
+#include "scheduler/server.h"
+
+static const double latency_bounds[SCH_LATENCY_BUCKETS] = {
+    0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.0, 2.5, 10.0,
+};
+
+static const char *const route_names[SCH_ROUTE_COUNT] = {
+    [SCH_ROUTE_APPLY] = "apply",
+    [SCH_ROUTE_WORKLOADS] = "workloads_list",
+    [SCH_ROUTE_WORKLOAD_GET] = "workload_get",
+    [SCH_ROUTE_WORKLOAD_DELETE] = "workload_delete",
+    [SCH_ROUTE_WORKLOAD_SCALE] = "workload_scale",
+    [SCH_ROUTE_REPLICAS] = "replicas",
+    [SCH_ROUTE_REPLICA_LOGS] = "replica_logs",
+    [SCH_ROUTE_TOP] = "top",
+    [SCH_ROUTE_WORKLOAD_MOVE] = "workload_move",
+    [SCH_ROUTE_NODE_DRAIN] = "node_drain",
+    [SCH_ROUTE_NODE_CORDON] = "node_cordon",
+    [SCH_ROUTE_NODE_UNCORDON] = "node_uncordon",
+    [SCH_ROUTE_NODES] = "nodes",
+    [SCH_ROUTE_EVENTS] = "events",
+    [SCH_ROUTE_CLUSTER] = "cluster",
+    [SCH_ROUTE_MEMBER_ADD] = "member_add",
+    [SCH_ROUTE_MEMBER_REMOVE] = "member_remove",
+    [SCH_ROUTE_SNAPSHOT] = "snapshot",
+    [SCH_ROUTE_HEALTHZ] = "healthz",
+    [SCH_ROUTE_METRICS] = "metrics",
+    [SCH_ROUTE_OTHER] = "other",
+};
+
+void sch_metrics_observe(struct sch_server *server, enum sch_route route, int status,
+                         uint64_t received_ns)
+{
+    struct sch_route_metrics *m = &server->metrics[route];
+    int cls = status / 100;
+    if (cls >= 1 && cls <= 5)
+        m->by_class[cls]++;
+    double seconds = (double)(uv_hrtime() - received_ns) / 1e9;
+    if (received_ns == 0 || seconds < 0)
+        seconds = 0;
+    size_t b = 0;
+    while (b < SCH_LATENCY_BUCKETS && seconds > latency_bounds[b])
+        b++;
+    m->buckets[b]++;
+    m->seconds_sum += seconds;
+    m->count++;
+}
+
+struct text {
+    char *buf;
+    size_t len, cap;
+};
+
+static void emit(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void emit(struct text *t, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && (size_t)n < t->cap - t->len) {
+            t->len += (size_t)n;
+            return;
+        }
+        t->cap = t->cap * 2 + (size_t)(n > 0 ? n : 0) + 256;
+        t->buf = gy_xrealloc(t->buf, t->cap);
+    }
+}
+
+char *sch_metrics_render(struct sch_server *server)
+{
+    struct text t = {gy_xmalloc(8192), 0, 8192};
+    struct sch_node *node = &server->node;
+    struct raft *raft = &node->raft;
+    uint64_t leader = sch_node_leader(node, NULL, 0);
+
+    emit(&t, "# HELP gantry_raft_term Current Raft term.\n# TYPE gantry_raft_term gauge\n");
+    emit(&t, "gantry_raft_term %llu\n", (unsigned long long)raft->current_term);
+    emit(&t, "# HELP gantry_raft_commit_index Highest log index known to be committed.\n"
+             "# TYPE gantry_raft_commit_index gauge\n");
+    emit(&t, "gantry_raft_commit_index %llu\n", (unsigned long long)raft->commit_index);
+    emit(&t, "# HELP gantry_raft_applied_index Highest log index applied to the state.\n"
+             "# TYPE gantry_raft_applied_index gauge\n");
+    emit(&t, "gantry_raft_applied_index %llu\n", (unsigned long long)raft_last_applied(raft));
+    emit(&t, "# HELP gantry_raft_last_index Highest index in the local log.\n"
+             "# TYPE gantry_raft_last_index gauge\n");
+    emit(&t, "gantry_raft_last_index %llu\n", (unsigned long long)raft_last_index(raft));
+    emit(&t, "# HELP gantry_raft_leader Id of the known leader (0 = none).\n"
+             "# TYPE gantry_raft_leader gauge\n");
+    emit(&t, "gantry_raft_leader %" PRIu64 "\n", leader);
+    emit(&t, "# HELP gantry_raft_is_leader 1 when this server is the leader.\n"
+             "# TYPE gantry_raft_is_leader gauge\n");
+    emit(&t, "gantry_raft_is_leader %d\n", sch_node_is_leader(node) ? 1 : 0);
+    emit(&t, "# HELP gantry_raft_leader_changes_total Times the known leader changed.\n"
+             "# TYPE gantry_raft_leader_changes_total counter\n");
+    emit(&t, "gantry_raft_leader_changes_total %" PRIu64 "\n", node->stats.leader_changes);
+    emit(&t, "# HELP gantry_raft_servers Servers in the Raft configuration.\n"
+             "# TYPE gantry_raft_servers gauge\n");
+    emit(&t, "gantry_raft_servers %u\n", raft->configuration.n);
+    emit(&t, "# HELP gantry_proposals_total Commands proposed by this server.\n"
+             "# TYPE gantry_proposals_total counter\n");
+    emit(&t, "gantry_proposals_total %" PRIu64 "\n", node->stats.proposals);
+    emit(&t, "# HELP gantry_raft_entries_total Raft entries those commands travelled in (group "
+             "commit).\n# TYPE gantry_raft_entries_total counter\n");
+    emit(&t, "gantry_raft_entries_total %" PRIu64 "\n", node->stats.entries);
+    emit(&t, "# HELP gantry_raft_answers_capped_total AppendEntries answers whose matched index "
+             "was lowered to what the request proved (raft_match.c).\n"
+             "# TYPE gantry_raft_answers_capped_total counter\n");
+    emit(&t, "gantry_raft_answers_capped_total %" PRIu64 "\n", node->match.capped);
+    emit(&t, "# HELP gantry_proposal_queue_seconds_total Time commands waited for the next entry "
+             "(group commit).\n# TYPE gantry_proposal_queue_seconds_total counter\n");
+    emit(&t, "gantry_proposal_queue_seconds_total %.6f\n", (double)node->stats.queue_ns / 1e9);
+    emit(&t, "# HELP gantry_raft_entry_seconds_total Time entries took from proposal to applied.\n"
+             "# TYPE gantry_raft_entry_seconds_total counter\n");
+    emit(&t, "gantry_raft_entry_seconds_total %.6f\n", (double)node->stats.entry_ns / 1e9);
+    emit(&t, "# HELP gantry_raft_entries_settled_total Entries proposed here that were applied or "
+             "failed.\n# TYPE gantry_raft_entries_settled_total counter\n");
+    emit(&t, "gantry_raft_entries_settled_total %" PRIu64 "\n", node->stats.entries_done);
+    emit(&t, "# HELP gantry_read_barriers_total Read barriers issued.\n"
+             "# TYPE gantry_read_barriers_total counter\n");
+    emit(&t, "gantry_read_barriers_total %" PRIu64 "\n", node->stats.barriers);
+    emit(&t, "# HELP gantry_raft_queued_proposals Proposals waiting for group commit.\n"
+             "# TYPE gantry_raft_queued_proposals gauge\n");
+    emit(&t, "gantry_raft_queued_proposals %zu\n", (size_t)node->queued);
+    emit(&t, "# HELP gantry_raft_inflight_entries Entries appended and not yet applied.\n"
+             "# TYPE gantry_raft_inflight_entries gauge\n");
+    emit(&t, "gantry_raft_inflight_entries %zu\n", (size_t)node->inflight_entries);
+    emit(&t, "# HELP gantry_raft_inflight_barriers Read barriers not yet applied.\n"
+             "# TYPE gantry_raft_inflight_barriers gauge\n");
+    emit(&t, "gantry_raft_inflight_barriers %zu\n", (size_t)node->inflight_barriers);
+    struct sch_leader_stats ls;
+    sch_leader_stats(server, &ls);
+    emit(&t, "# HELP gantry_leader_caught_up 1 when leading and a barrier of this term applied.\n"
+             "# TYPE gantry_leader_caught_up gauge\n");
+    emit(&t, "gantry_leader_caught_up %d\n", ls.leading && ls.caught_up ? 1 : 0);
+    emit(&t, "# HELP gantry_leader_reconcile_inflight 1 while a reconcile plan is committed.\n"
+             "# TYPE gantry_leader_reconcile_inflight gauge\n");
+    emit(&t, "gantry_leader_reconcile_inflight %d\n", ls.reconcile_inflight ? 1 : 0);
+    emit(&t, "# HELP gantry_leader_reconcile_passes_total Reconcile passes planned.\n"
+             "# TYPE gantry_leader_reconcile_passes_total counter\n");
+    emit(&t, "gantry_leader_reconcile_passes_total %" PRIu64 "\n", ls.reconcile_passes);
+    emit(&t, "# HELP gantry_leader_reconcile_age_seconds Time since the last reconcile pass.\n"
+             "# TYPE gantry_leader_reconcile_age_seconds gauge\n");
+    emit(&t, "gantry_leader_reconcile_age_seconds %.3f\n", (double)ls.reconcile_age_ms / 1000.0);
+    emit(&t, "# HELP gantry_leader_pending_status Replica reports waiting to be proposed.\n"
+             "# TYPE gantry_leader_pending_status gauge\n");
+    emit(&t, "gantry_leader_pending_status %zu\n", ls.pending_status);
+    emit(&t, "# HELP gantry_fsm_applied_total Log entries applied to the state.\n"
+             "# TYPE gantry_fsm_applied_total counter\n");
+    emit(&t, "gantry_fsm_applied_total %" PRIu64 "\n", node->fsm.applied);
+    emit(&t, "# HELP gantry_fsm_rejected_total Applied entries whose command was rejected.\n"
+             "# TYPE gantry_fsm_rejected_total counter\n");
+    emit(&t, "gantry_fsm_rejected_total %" PRIu64 "\n", node->fsm.rejected);
+    emit(&t, "# HELP gantry_fsm_snapshots_total Snapshots taken.\n"
+             "# TYPE gantry_fsm_snapshots_total counter\n");
+    emit(&t, "gantry_fsm_snapshots_total %" PRIu64 "\n", node->fsm.snapshots);
+    emit(&t, "# HELP gantry_fsm_restores_total Snapshots restored.\n"
+             "# TYPE gantry_fsm_restores_total counter\n");
+    emit(&t, "gantry_fsm_restores_total %" PRIu64 "\n", node->fsm.restores);
+    emit(&t, "# HELP gantry_fsm_stored_index Raft index the state database file holds.\n"
+             "# TYPE gantry_fsm_stored_index gauge\n");
+    emit(&t, "gantry_fsm_stored_index %" PRIu64 "\n", node->fsm.stored_index);
+    emit(&t, "# HELP gantry_fsm_skipped_total Replayed log entries the state database held "
+             "already.\n"
+             "# TYPE gantry_fsm_skipped_total counter\n");
+    emit(&t, "gantry_fsm_skipped_total %" PRIu64 "\n", node->fsm.skipped);
+    emit(&t, "# HELP gantry_events_last Sequence number of the last audit event.\n"
+             "# TYPE gantry_events_last gauge\n");
+    emit(&t, "gantry_events_last %" PRIu64 "\n", node->fsm.last_event);
+
+    emit(&t, "# HELP gantry_http_requests_total API requests answered, by route and status "
+             "class.\n# TYPE gantry_http_requests_total counter\n");
+    for (int r = 0; r < SCH_ROUTE_COUNT; r++)
+        for (int c = 1; c <= 5; c++)
+            if (server->metrics[r].by_class[c] > 0)
+                emit(&t, "gantry_http_requests_total{route=\"%s\",code=\"%dxx\"} %" PRIu64 "\n",
+                     route_names[r], c, server->metrics[r].by_class[c]);
+    emit(&t, "# HELP gantry_http_forwarded_total API requests relayed to the leader.\n"
+             "# TYPE gantry_http_forwarded_total counter\n");
+    for (int r = 0; r < SCH_ROUTE_COUNT; r++)
+        if (server->metrics[r].forwarded > 0)
+            emit(&t, "gantry_http_forwarded_total{route=\"%s\"} %" PRIu64 "\n", route_names[r],
+                 server->metrics[r].forwarded);
+    emit(&t, "# HELP gantry_http_request_duration_seconds Time from a complete request to its "
+             "answer.\n# TYPE gantry_http_request_duration_seconds histogram\n");
+    for (int r = 0; r < SCH_ROUTE_COUNT; r++) {
+        const struct sch_route_metrics *m = &server->metrics[r];
+        if (m->count == 0)
+            continue;
+        uint64_t cumulative = 0;
+        for (int b = 0; b < SCH_LATENCY_BUCKETS; b++) {
+            cumulative += m->buckets[b];
+            emit(&t,
+                 "gantry_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %" PRIu64
+                 "\n",
+                 route_names[r], latency_bounds[b], cumulative);
+        }
+        emit(&t,
+             "gantry_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %" PRIu64 "\n",
+             route_names[r], m->count);
+        emit(&t, "gantry_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n", route_names[r],
+             m->seconds_sum);
+        emit(&t, "gantry_http_request_duration_seconds_count{route=\"%s\"} %" PRIu64 "\n",
+             route_names[r], m->count);
+    }
+    return t.buf;
+}

@@ -1,0 +1,592 @@
+/* Write endpoints, served by the leader: decode and validate the request, propose one
+ * command, answer once it is committed by a majority and applied. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "common/spec.h"
+#include "common/xalloc.h"
+#include "proto/spec_pb.h"
+#include "scheduler/api/json_body.h"
+#include "scheduler/server.h"
+
+/* Workloads in one apply; a larger set is refused as a whole. */
+#define APPLY_MAX 1000
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The audit actor: the client's own X-Gantry-Actor (e.g. "user:cli"), else "api". */
+static const char *actor_of(struct sch_call *call)
+{
+    const char *actor = sch_http_header(call->req, "x-gantry-actor");
+    if (actor == NULL || *actor == '\0' || strlen(actor) > 100)
+        return "api";
+    return actor;
+}
+
+/* Parses the body as a JSON object; answers 400 and returns NULL when it is not one. */
+static json_t *body_object(struct sch_call *call)
+{
+    json_error_t jerr;
+    json_t *doc = sch_json_loadb(call->req->body, call->req->body_len, &jerr);
+    if (doc == NULL) {
+        sch_call_error(call, 400, "invalid_json", NULL,
+                       "request body is not valid JSON: %s at line %d column %d", jerr.text,
+                       jerr.line, jerr.column);
+        return NULL;
+    }
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        sch_call_error(call, 400, "invalid_json", NULL, "request body must be a JSON object");
+        return NULL;
+    }
+    return doc;
+}
+
+/* Answers a proposal that did not reach the state machine, or was rejected by it. */
+static bool settled_badly(struct sch_call *call, int status, const struct sch_result *result,
+                          const char *message)
+{
+    if (status < 0) {
+        sch_call_fail(call, status, message);
+        return true;
+    }
+    if (result->code < 0) {
+        sch_call_fail(call, result->code, result->message ? result->message : "rejected");
+        return true;
+    }
+    return false;
+}
+
+static void propose(struct sch_call *call, Gantry__Command *cmd, sch_propose_cb cb)
+{
+    struct gy_error err;
+    cmd->time_ms = wall_ms();
+    cmd->actor = (char *)actor_of(call);
+    if (sch_node_propose(&call->server->node, cmd, cb, call, &err) < 0)
+        sch_call_fail(call, -(int)err.code, err.msg);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * POST /v1/apply */
+
+static void apply_done(void *data, int status, const struct sch_result *result, const char *message)
+{
+    struct sch_call *call = data;
+    if (settled_badly(call, status, result, message))
+        return;
+    json_t *items = json_array();
+    for (size_t i = 0; i < result->n_outcomes; i++) {
+        const struct sch_apply_outcome *o = &result->outcomes[i];
+        json_array_append_new(items, json_pack("{s:s,s:s,s:I}", "name", o->name, "outcome",
+                                               sch_outcome_name(o->outcome), "generation",
+                                               (json_int_t)o->generation));
+    }
+    sch_call_json(call, 200, json_pack("{s:o}", "workloads", items));
+}
+
+static void answer_problems(struct sch_call *call, const char *prefix,
+                            const struct gy_spec_problems *problems)
+{
+    const struct gy_spec_problem *first = &problems->items[0];
+    char path[512];
+    if (prefix != NULL)
+        snprintf(path, sizeof(path), "%s%s%s", prefix, *first->path ? "." : "", first->path);
+    else
+        snprintf(path, sizeof(path), "%s", first->path);
+    json_t *all = json_array();
+    for (size_t i = 0; i < problems->n; i++) {
+        char p[512];
+        if (prefix != NULL)
+            snprintf(p, sizeof(p), "%s%s%s", prefix, *problems->items[i].path ? "." : "",
+                     problems->items[i].path);
+        else
+            snprintf(p, sizeof(p), "%s", problems->items[i].path);
+        json_array_append_new(
+            all, json_pack("{s:s,s:s}", "path", p, "message", problems->items[i].message));
+    }
+    json_t *body =
+        json_pack("{s:{s:s,s:s+++,s:s,s:o}}", "error", "code", "invalid_spec", "message", path,
+                  *path ? ": " : "", first->message, problems->n > 1 ? " (and more problems)" : "",
+                  "path", path, "problems", all);
+    sch_call_json(call, 400, body);
+}
+
+void sch_api_apply(struct sch_call *call)
+{
+    json_t *doc = body_object(call);
+    if (doc == NULL)
+        return;
+    call->body = doc;
+    json_t *list = json_object_get(doc, "workloads");
+    bool wrapped = list != NULL;
+    if (wrapped) {
+        const char *key;
+        json_t *value;
+        json_object_foreach(doc, key, value)
+        {
+            if (strcmp(key, "workloads") != 0) {
+                sch_call_error(call, 400, "invalid_request", key,
+                               "unknown key \"%s\": the body is {\"workloads\":[SPEC, ...]} or "
+                               "one SPEC",
+                               key);
+                return;
+            }
+        }
+        if (!json_is_array(list) || json_array_size(list) == 0) {
+            sch_call_error(call, 400, "invalid_request", "workloads",
+                           "workloads must be a non-empty list of specs");
+            return;
+        }
+        if (json_array_size(list) > APPLY_MAX) {
+            sch_call_error(call, 400, "invalid_request", "workloads",
+                           "at most %d workloads per apply (got %zu)", APPLY_MAX,
+                           json_array_size(list));
+            return;
+        }
+    }
+    size_t n = wrapped ? json_array_size(list) : 1;
+    Gantry__WorkloadSpec **specs = gy_xcalloc(n, sizeof(*specs));
+    const char *problem = NULL;
+    for (size_t i = 0; i < n && problem == NULL; i++) {
+        const json_t *one = wrapped ? json_array_get(list, i) : doc;
+        char prefix[64];
+        snprintf(prefix, sizeof(prefix), "workloads[%zu]", i);
+        if (!json_is_object(one)) {
+            sch_call_error(call, 400, "invalid_spec", prefix, "%s must be a spec object", prefix);
+            problem = "answered";
+            break;
+        }
+        struct gy_spec spec;
+        struct gy_spec_problems problems = {0};
+        gy_spec_init(&spec);
+        if (gy_spec_from_json(one, NULL, &spec, &problems) < 0) {
+            if (problems.n > 0)
+                answer_problems(call, wrapped ? prefix : NULL, &problems);
+            else
+                sch_call_error(call, 400, "invalid_spec", wrapped ? prefix : NULL,
+                               "the spec is not valid");
+            gy_spec_problems_free(&problems);
+            gy_spec_free(&spec);
+            problem = "answered";
+            break;
+        }
+        gy_spec_problems_free(&problems);
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(specs[j]->name, spec.name) == 0) {
+                char path[80];
+                snprintf(path, sizeof(path), "workloads[%zu].name", i);
+                sch_call_error(call, 400, "invalid_spec", path,
+                               "%s: workload \"%s\" appears twice in one apply", path, spec.name);
+                problem = "answered";
+                break;
+            }
+        }
+        if (problem == NULL && (specs[i] = gy_spec_to_proto(&spec)) == NULL) {
+            sch_call_error(call, 500, "internal", NULL, "out of memory encoding the spec");
+            problem = "answered";
+        }
+        gy_spec_free(&spec);
+    }
+    if (problem == NULL) {
+        Gantry__ApplyWorkloads apply = GANTRY__APPLY_WORKLOADS__INIT;
+        apply.workloads = specs;
+        apply.n_workloads = n;
+        Gantry__Command cmd = GANTRY__COMMAND__INIT;
+        cmd.cmd_case = GANTRY__COMMAND__CMD_APPLY_WORKLOADS;
+        cmd.apply_workloads = &apply;
+        propose(call, &cmd, apply_done);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (specs[i] != NULL)
+            gy_spec_proto_free(specs[i]);
+    free(specs);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * DELETE /v1/workloads/NAME and POST /v1/workloads/NAME/scale */
+
+static void delete_done(void *data, int status, const struct sch_result *result,
+                        const char *message)
+{
+    struct sch_call *call = data;
+    if (settled_badly(call, status, result, message))
+        return;
+    sch_call_json(call, 200, json_pack("{s:s,s:b}", "name", call->name, "deleted", 1));
+}
+
+void sch_api_delete(struct sch_call *call)
+{
+    if (!gy_spec_name_valid(call->name)) {
+        sch_call_error(call, 400, "invalid_request", "name", "\"%s\" is not a workload name",
+                       call->name);
+        return;
+    }
+    Gantry__DeleteWorkload del = GANTRY__DELETE_WORKLOAD__INIT;
+    del.name = call->name;
+    Gantry__Command cmd = GANTRY__COMMAND__INIT;
+    cmd.cmd_case = GANTRY__COMMAND__CMD_DELETE_WORKLOAD;
+    cmd.delete_workload = &del;
+    propose(call, &cmd, delete_done);
+}
+
+static void scale_done(void *data, int status, const struct sch_result *result, const char *message)
+{
+    struct sch_call *call = data;
+    if (settled_badly(call, status, result, message))
+        return;
+    json_t *replicas = json_object_get(call->body, "replicas");
+    sch_call_json(
+        call, 200,
+        json_pack("{s:s,s:O,s:I,s:s}", "name", call->name, "replicas", replicas, "generation",
+                  (json_int_t)(result->n_outcomes ? result->outcomes[0].generation : 0), "outcome",
+                  result->n_outcomes ? sch_outcome_name(result->outcomes[0].outcome) : "updated"));
+}
+
+void sch_api_scale(struct sch_call *call)
+{
+    if (!gy_spec_name_valid(call->name)) {
+        sch_call_error(call, 400, "invalid_request", "name", "\"%s\" is not a workload name",
+                       call->name);
+        return;
+    }
+    json_t *doc = body_object(call);
+    if (doc == NULL)
+        return;
+    call->body = doc;
+    const char *key;
+    json_t *value;
+    json_object_foreach(doc, key, value)
+    {
+        if (strcmp(key, "replicas") != 0 && strcmp(key, "reason") != 0) {
+            sch_call_error(call, 400, "invalid_request", key,
+                           "unknown key \"%s\": the body is {\"replicas\":N}", key);
+            return;
+        }
+    }
+    json_t *replicas = json_object_get(doc, "replicas");
+    json_t *reason = json_object_get(doc, "reason");
+    if (!json_is_integer(replicas) || json_integer_value(replicas) < 0 ||
+        json_integer_value(replicas) > GY_SPEC_REPLICAS_MAX) {
+        sch_call_error(call, 400, "invalid_request", "replicas",
+                       "replicas must be a whole number from 0 to %d", GY_SPEC_REPLICAS_MAX);
+        return;
+    }
+    if (reason != NULL && !json_is_string(reason)) {
+        sch_call_error(call, 400, "invalid_request", "reason", "reason must be a string");
+        return;
+    }
+    Gantry__ScaleWorkload scale = GANTRY__SCALE_WORKLOAD__INIT;
+    scale.name = call->name;
+    scale.replicas = (uint32_t)json_integer_value(replicas);
+    scale.reason = (char *)(reason ? json_string_value(reason) : "manual");
+    Gantry__Command cmd = GANTRY__COMMAND__INIT;
+    cmd.cmd_case = GANTRY__COMMAND__CMD_SCALE_WORKLOAD;
+    cmd.scale_workload = &scale;
+    propose(call, &cmd, scale_done);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * POST /v1/workloads/NAME/move */
+
+static void move_done(void *data, int status, const struct sch_result *result, const char *message)
+{
+    struct sch_call *call = data;
+    if (settled_badly(call, status, result, message))
+        return;
+    sch_call_json(
+        call, 200,
+        json_pack("{s:s,s:O,s:I,s:s}", "name", call->name, "to", json_object_get(call->body, "to"),
+                  "generation",
+                  (json_int_t)(result->n_outcomes ? result->outcomes[0].generation : 0), "outcome",
+                  result->n_outcomes && result->outcomes[0].outcome == SCH_OUTCOME_UNCHANGED
+                      ? "unchanged"
+                      : "moving"));
+}
+
+/* The number of ready nodes in a cloud, and the clouds that have any, for the error. */
+static int64_t ready_nodes_in(sqlite3 *db, const char *cloud, char *clouds, size_t len)
+{
+    int64_t n = 0;
+    sqlite3_stmt *q;
+    clouds[0] = '\0';
+    if (sqlite3_prepare_v2(db,
+                           "SELECT cloud, SUM(state = 0) FROM nodes GROUP BY cloud ORDER BY cloud",
+                           -1, &q, NULL) != SQLITE_OK)
+        return 0;
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        const char *c = (const char *)sqlite3_column_text(q, 0);
+        int64_t ready = sqlite3_column_int64(q, 1);
+        if (strcmp(c, cloud) == 0)
+            n = ready;
+        if (ready > 0)
+            snprintf(clouds + strlen(clouds), len - strlen(clouds), "%s%s", *clouds ? ", " : "", c);
+    }
+    sqlite3_finalize(q);
+    return n;
+}
+
+void sch_api_move(struct sch_call *call)
+{
+    if (!gy_spec_name_valid(call->name)) {
+        sch_call_error(call, 400, "invalid_request", "name", "\"%s\" is not a workload name",
+                       call->name);
+        return;
+    }
+    json_t *doc = body_object(call);
+    if (doc == NULL)
+        return;
+    call->body = doc;
+    const char *key;
+    json_t *value;
+    json_object_foreach(doc, key, value)
+    {
+        if (strcmp(key, "to") != 0) {
+            sch_call_error(call, 400, "invalid_request", key,
+                           "unknown key \"%s\": the body is {\"to\":\"CLOUD\"}", key);
+            return;
+        }
+    }
+    json_t *to = json_object_get(doc, "to");
+    if (!json_is_string(to) || json_string_length(to) == 0 || json_string_length(to) > 63) {
+        sch_call_error(call, 400, "invalid_request", "to",
+                       "to must name a cloud (1 to 63 characters)");
+        return;
+    }
+    char clouds[512];
+    if (ready_nodes_in(call->server->node.fsm.db, json_string_value(to), clouds, sizeof(clouds)) ==
+        0) {
+        sch_call_error(call, 409, "conflict", "to",
+                       "cloud \"%s\" has no ready node (clouds with ready nodes: %s); nothing "
+                       "was changed",
+                       json_string_value(to), *clouds ? clouds : "none");
+        return;
+    }
+    Gantry__MoveWorkload move = GANTRY__MOVE_WORKLOAD__INIT;
+    move.name = call->name;
+    move.to = (char *)json_string_value(to);
+    Gantry__Command cmd = GANTRY__COMMAND__INIT;
+    cmd.cmd_case = GANTRY__COMMAND__CMD_MOVE_WORKLOAD;
+    cmd.move_workload = &move;
+    propose(call, &cmd, move_done);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * POST /v1/nodes/NAME/drain, /cordon, /uncordon */
+
+static void node_state_done(void *data, int status, const struct sch_result *result,
+                            const char *message)
+{
+    struct sch_call *call = data;
+    if (settled_badly(call, status, result, message))
+        return;
+    static const char *const names[] = {"ready", "down", "cordoned", "draining"};
+    sch_call_json(call, 200,
+                  json_pack("{s:s,s:s}", "name", call->name, "state", names[call->node_state]));
+}
+
+void sch_api_node_state(struct sch_call *call)
+{
+    sqlite3 *db = call->server->node.fsm.db;
+    sqlite3_stmt *q;
+    int current = -1;
+    if (sqlite3_prepare_v2(db, "SELECT state FROM nodes WHERE name = ?", -1, &q, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_text(q, 1, call->name, -1, SQLITE_STATIC);
+        if (sqlite3_step(q) == SQLITE_ROW)
+            current = sqlite3_column_int(q, 0);
+        sqlite3_finalize(q);
+    }
+    if (current < 0) {
+        sch_call_error(call, 404, "not_found", "name", "node \"%s\" not found", call->name);
+        return;
+    }
+    Gantry__SetNodeState set = GANTRY__SET_NODE_STATE__INIT;
+    set.name = call->name;
+    switch (call->route) {
+    case SCH_ROUTE_NODE_DRAIN:
+        set.state = GANTRY__NODE_STATE__NODE_DRAINING;
+        set.reason = (char *)"drain requested";
+        break;
+    case SCH_ROUTE_NODE_CORDON:
+        set.state = GANTRY__NODE_STATE__NODE_CORDONED;
+        set.reason = (char *)"cordoned";
+        break;
+    default:
+        if (current == GANTRY__NODE_STATE__NODE_DOWN) {
+            sch_call_error(call, 409, "conflict", "name",
+                           "node \"%s\" is down; it becomes ready when its agent reconnects",
+                           call->name);
+            return;
+        }
+        set.state = GANTRY__NODE_STATE__NODE_READY;
+        set.reason = (char *)"uncordoned";
+        break;
+    }
+    call->node_state = (int)set.state;
+    Gantry__Command cmd = GANTRY__COMMAND__INIT;
+    cmd.cmd_case = GANTRY__COMMAND__CMD_SET_NODE_STATE;
+    cmd.set_node_state = &set;
+    propose(call, &cmd, node_state_done);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Membership: POST /v1/cluster/members and DELETE /v1/cluster/members/ID */
+
+static void member_recorded(void *data, int status, const struct sch_result *result,
+                            const char *message)
+{
+    struct sch_call *call = data;
+    if (settled_badly(call, status, result, message))
+        return;
+    char cluster[80];
+    sch_fsm_cluster_id(&call->server->node.fsm, cluster, sizeof(cluster));
+    if (call->route == SCH_ROUTE_MEMBER_ADD)
+        sch_call_json(call, 200,
+                      json_pack("{s:I,s:s,s:s}", "id", (json_int_t)call->member_id, "cluster_id",
+                                cluster, "role", "voter"));
+    else
+        sch_call_json(call, 200,
+                      json_pack("{s:I,s:b}", "id", (json_int_t)call->member_id, "removed", 1));
+}
+
+static void member_added(void *data, int status, const char *message)
+{
+    struct sch_call *call = data;
+    if (status < 0) {
+        sch_call_fail(call, status, message);
+        return;
+    }
+    /* The new voter's addresses go into the replicated servers table. */
+    Gantry__SetServer set = GANTRY__SET_SERVER__INIT;
+    set.id = call->member_id;
+    set.raft_address = (char *)json_string_value(json_object_get(call->body, "raft_address"));
+    set.api_address = (char *)json_string_value(json_object_get(call->body, "api_address"));
+    set.agent_address = (char *)json_string_value(json_object_get(call->body, "agent_address"));
+    if (set.agent_address == NULL)
+        set.agent_address = (char *)"";
+    Gantry__Command cmd = GANTRY__COMMAND__INIT;
+    cmd.cmd_case = GANTRY__COMMAND__CMD_SET_SERVER;
+    cmd.set_server = &set;
+    propose(call, &cmd, member_recorded);
+}
+
+static bool host_port_valid(const char *s)
+{
+    const char *colon = s ? strrchr(s, ':') : NULL;
+    if (colon == NULL || colon == s || colon[1] == '\0' || strlen(s) > 200)
+        return false;
+    for (const char *p = colon + 1; *p; p++)
+        if (*p < '0' || *p > '9')
+            return false;
+    long port = strtol(colon + 1, NULL, 10);
+    return port > 0 && port <= 65535;
+}
+
+void sch_api_member_add(struct sch_call *call)
+{
+    json_t *doc = body_object(call);
+    if (doc == NULL)
+        return;
+    call->body = doc;
+    static const char *const known[] = {"id", "raft_address", "api_address", "agent_address",
+                                        "cluster_id"};
+    const char *key;
+    json_t *value;
+    json_object_foreach(doc, key, value)
+    {
+        bool ok = false;
+        for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+            ok |= strcmp(key, known[i]) == 0;
+        if (!ok) {
+            sch_call_error(call, 400, "invalid_request", key, "unknown key \"%s\"", key);
+            return;
+        }
+    }
+    json_t *id = json_object_get(doc, "id");
+    if (!json_is_integer(id) || json_integer_value(id) <= 0) {
+        sch_call_error(call, 400, "invalid_request", "id", "id must be a positive whole number");
+        return;
+    }
+    static const char *const addresses[] = {"raft_address", "api_address"};
+    for (int i = 0; i < 2; i++) {
+        json_t *a = json_object_get(doc, addresses[i]);
+        if (!json_is_string(a) || !host_port_valid(json_string_value(a))) {
+            sch_call_error(call, 400, "invalid_request", addresses[i], "%s must be HOST:PORT",
+                           addresses[i]);
+            return;
+        }
+    }
+    json_t *agent = json_object_get(doc, "agent_address");
+    if (agent != NULL && (!json_is_string(agent) || (*json_string_value(agent) != '\0' &&
+                                                     !host_port_valid(json_string_value(agent))))) {
+        sch_call_error(call, 400, "invalid_request", "agent_address",
+                       "agent_address must be HOST:PORT");
+        return;
+    }
+    json_t *cluster = json_object_get(doc, "cluster_id");
+    if (cluster != NULL && !json_is_string(cluster)) {
+        sch_call_error(call, 400, "invalid_request", "cluster_id", "cluster_id must be a string");
+        return;
+    }
+    char ours[80];
+    sch_fsm_cluster_id(&call->server->node.fsm, ours, sizeof(ours));
+    const char *theirs = cluster ? json_string_value(cluster) : "";
+    if (*theirs != '\0' && strcmp(theirs, ours) != 0) {
+        sch_call_error(call, 409, "cluster_mismatch", "cluster_id",
+                       "server %lld belongs to cluster %s, but this is cluster %s",
+                       (long long)json_integer_value(id), theirs, *ours ? ours : "(unnamed)");
+        return;
+    }
+    call->member_id = (uint64_t)json_integer_value(id);
+    struct gy_error err;
+    if (sch_node_add_server(&call->server->node, call->member_id,
+                            json_string_value(json_object_get(doc, "raft_address")), member_added,
+                            call, &err) < 0)
+        sch_call_fail(call, -(int)err.code, err.msg);
+}
+
+static void member_removed(void *data, int status, const char *message)
+{
+    struct sch_call *call = data;
+    if (status < 0) {
+        sch_call_fail(call, status, message);
+        return;
+    }
+    if (!sch_node_is_leader(&call->server->node)) {
+        /* This server removed itself and stepped down, so it cannot propose the removal of
+         * its row from the servers table. The row is harmless: /v1/cluster lists the Raft
+         * configuration, and followers forward only to the leader's row. */
+        sch_call_json(call, 200,
+                      json_pack("{s:I,s:b}", "id", (json_int_t)call->member_id, "removed", 1));
+        return;
+    }
+    Gantry__RemoveServer rm = GANTRY__REMOVE_SERVER__INIT;
+    rm.id = call->member_id;
+    Gantry__Command cmd = GANTRY__COMMAND__INIT;
+    cmd.cmd_case = GANTRY__COMMAND__CMD_REMOVE_SERVER;
+    cmd.remove_server = &rm;
+    propose(call, &cmd, member_recorded);
+}
+
+void sch_api_member_remove(struct sch_call *call)
+{
+    char *end;
+    unsigned long long id = strtoull(call->name, &end, 10);
+    if (*end != '\0' || id == 0) {
+        sch_call_error(call, 400, "invalid_request", "id", "\"%s\" is not a server id", call->name);
+        return;
+    }
+    call->member_id = id;
+    struct gy_error err;
+    if (sch_node_remove_server(&call->server->node, id, member_removed, call, &err) < 0)
+        sch_call_fail(call, -(int)err.code, err.msg);
+}

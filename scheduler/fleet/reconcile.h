@@ -1,0 +1,61 @@
+/* Reconciliation: comparing each workload's desired replicas with the replicas the state
+ * holds, and planning the changes that close the gap: new replicas placed on nodes,
+ * excess or outdated replicas stopped (scale-down stops not-ready replicas first, then the
+ * newest; rolling updates honour max_surge and max_unavailable and halt when the new
+ * generation crash-loops), and workload conditions (a placement shortage, a halted
+ * rollout). The plan is a pure function of the state, so every decision is testable. */
+#ifndef GANTRY_SCHEDULER_FLEET_RECONCILE_H
+#define GANTRY_SCHEDULER_FLEET_RECONCILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "common/error.h"
+#include "proto/gantry.pb-c.h"
+#include "scheduler/state/fsm.h"
+
+/* Condition kinds the reconciler reports. */
+#define SCH_CONDITION_UNSCHEDULABLE  "Unschedulable"
+#define SCH_CONDITION_ROLLOUT_HALTED "RolloutHalted"
+/* A move between clouds (DESIGN.md section 8): in progress, stopped with its reason, and
+ * the summary of the last one that completed. */
+#define SCH_CONDITION_MOVING       "Moving"
+#define SCH_CONDITION_MOVE_STOPPED "MoveStopped"
+#define SCH_CONDITION_MOVED        "Moved"
+
+struct sch_reconcile_plan {
+    /* Every change as one batch command (NULL when there is nothing to do); free it with
+     * sch_reconcile_plan_free. */
+    Gantry__Command *command;
+    size_t placed;
+    size_t stopped;
+    size_t conditions;
+};
+
+/* Makes 32 random bits for replica ids; tests pass a deterministic source. */
+typedef uint32_t (*sch_random_fn)(void *data);
+
+/* Plans against the state machine's database: every workload when only is NULL, else
+ * just the n_only named ones (placement still sees every node's allocation). now_ms
+ * stamps the command. */
+int sch_reconcile_plan(struct sch_fsm *fsm, const char *const *only, size_t n_only, uint64_t now_ms,
+                       sch_random_fn rnd, void *rnd_data, struct sch_reconcile_plan *plan,
+                       struct gy_error *err);
+void sch_reconcile_plan_free(struct sch_reconcile_plan *plan);
+
+/* The workloads waiting for room (Unschedulable, or a stopped move): capacity freed by
+ * stopped replicas marks no workload, so the leader looks at these again now and then.
+ * The caller frees the names and the array. */
+size_t sch_reconcile_waiting(struct sch_fsm *fsm, char ***names);
+
+/* True when a draining node holds no live replica any more: a pass (even over no
+ * workload) then cordons it. */
+bool sch_reconcile_drain_due(struct sch_fsm *fsm);
+
+/* Replica states that count towards a workload's desired replicas. */
+int sch_replica_state_is_live(int state);
+
+#endif

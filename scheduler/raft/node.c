@@ -1,0 +1,1379 @@
+/* The Raft node: setup on the loop, group commit, barriers, membership, cluster identity,
+ * leader duties and shutdown. Everything runs on the loop thread. */
+#include "scheduler/raft/node.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "scheduler/state/command.h"
+
+struct sch_proposal {
+    struct sch_packed_command packed;
+    uint64_t queued_ns; /* uv_hrtime() when it was queued */
+    sch_propose_cb cb;
+    void *data;
+    struct sch_proposal *next;
+};
+
+struct sch_waiter {
+    sch_done_cb cb;
+    void *data;
+    struct sch_waiter *next;
+};
+
+/* One Raft entry carrying the proposals that were grouped into it. */
+struct group {
+    struct raft_apply req;
+    uint64_t proposed_ns; /* uv_hrtime() when it went to raft_apply */
+    struct sch_node *node;
+    struct sch_proposal **items;
+    size_t n;
+};
+
+struct barrier {
+    struct raft_barrier req;
+    struct sch_node *node;
+    struct sch_waiter *waiters;
+};
+
+struct change {
+    struct raft_change req;
+    struct sch_node *node;
+    uint64_t id;
+    sch_done_cb cb;
+    void *data;
+};
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+const char *sch_node_role_name(int role)
+{
+    switch (role) {
+    case RAFT_VOTER:
+        return "voter";
+    case RAFT_STANDBY:
+        return "standby";
+    default:
+        return "spare";
+    }
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Data directory */
+
+static int read_small_file(const char *path, char *buf, size_t len, struct gy_error *err)
+{
+    cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) {
+            buf[0] = '\0';
+            return 0;
+        }
+        return gy_error_sys(err, errno, "open %s", path);
+    }
+    ssize_t n = read(fd, buf, len - 1);
+    if (n < 0)
+        return gy_error_sys(err, errno, "read %s", path);
+    buf[n] = '\0';
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+        buf[--n] = '\0';
+    return 1;
+}
+
+/* Writes a small file durably: temporary file, fsync, rename, fsync of the directory. */
+static int write_small_file(const char *dir, const char *name, const char *text,
+                            struct gy_error *err)
+{
+    char path[4200], tmp[4200];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
+    cleanup_close int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return gy_error_sys(err, errno, "create %s", tmp);
+    size_t len = strlen(text);
+    if (write(fd, text, len) != (ssize_t)len || write(fd, "\n", 1) != 1)
+        return gy_error_sys(err, errno, "write %s", tmp);
+    if (fsync(fd) < 0)
+        return gy_error_sys(err, errno, "fsync %s", tmp);
+    if (rename(tmp, path) < 0)
+        return gy_error_sys(err, errno, "rename %s to %s", tmp, path);
+    cleanup_close int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0)
+        fsync(dfd);
+    return 0;
+}
+
+static int ensure_dir(const char *path, struct gy_error *err)
+{
+    if (mkdir(path, 0700) < 0 && errno != EEXIST)
+        return gy_error_sys(err, errno, "create directory %s", path);
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return gy_error_sys(err, errno, "stat %s", path);
+    if (!S_ISDIR(st.st_mode))
+        return gy_error_set(err, GY_EINVAL, "%s is not a directory", path);
+    return 0;
+}
+
+static bool raft_dir_has_state(const char *dir)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/metadata1", dir);
+    if (access(path, F_OK) == 0)
+        return true;
+    snprintf(path, sizeof(path), "%s/metadata2", dir);
+    return access(path, F_OK) == 0;
+}
+
+int sch_node_set_cluster_id(struct sch_node *node, const char *cluster_id, struct gy_error *err)
+{
+    if (*node->cluster_id != '\0') {
+        if (strcmp(node->cluster_id, cluster_id) != 0)
+            return gy_error_set(err, GY_ECONFLICT,
+                                "data directory %s belongs to cluster %s, not to cluster %s",
+                                node->cfg.data_dir, node->cluster_id, cluster_id);
+        return 0;
+    }
+    int rc = write_small_file(node->cfg.data_dir, "cluster-id", cluster_id, err);
+    if (rc < 0)
+        return gy_error_wrap(err, "record cluster id");
+    snprintf(node->cluster_id, sizeof(node->cluster_id), "%s", cluster_id);
+    gy_log_info("cluster id recorded", "cluster=%s", cluster_id);
+    return 0;
+}
+
+/* Splits "HOST:PORT" and checks that the port is free, because libraft reports an address
+ * in use as a bare I/O error. */
+static int check_listen_address(const char *what, const char *addr, struct gy_error *err)
+{
+    const char *colon = strrchr(addr, ':');
+    if (colon == NULL || colon == addr || colon[1] == '\0')
+        return gy_error_set(err, GY_EINVAL, "%s \"%s\" is not HOST:PORT", what, addr);
+    char host[256];
+    snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || port <= 0 || port > 65535)
+        return gy_error_set(err, GY_EINVAL, "%s \"%s\" has an invalid port", what, addr);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+        return gy_error_set(err, GY_EINVAL, "%s \"%s\" needs an IPv4 address", what, addr);
+    cleanup_close int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return gy_error_sys(err, errno, "socket");
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        if (errno == EADDRINUSE)
+            return gy_error_set(err, GY_EEXISTS, "%s %s is already in use", what, addr);
+        return gy_error_sys(err, errno, "bind %s %s", what, addr);
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * State machine hooks */
+
+static bool want_result(void *data)
+{
+    struct sch_node *node = data;
+    return raft_state(&node->raft) == RAFT_LEADER;
+}
+
+static void fatal_stop_cb(uv_timer_t *timer)
+{
+    struct sch_node *node = timer->data;
+    if (node->on_fatal != NULL)
+        node->on_fatal(node->on_applied_data);
+}
+
+/* The log bytes after which this server takes a snapshot: --snapshot-bytes, less a tenth
+ * per server id after the first (of five). Every server applies the same log, so with one
+ * budget they would all snapshot at the same entry, and while a majority writes a snapshot
+ * every commit waits for it; staggered, at most one usually does. */
+static uint64_t snapshot_budget(const struct sch_node *node)
+{
+    uint64_t step = node->cfg.snapshot_bytes / 10;
+    return node->cfg.snapshot_bytes - step * ((node->cfg.id - 1) % 5);
+}
+
+static void fsm_applied(void *data, struct sch_fsm *fsm)
+{
+    struct sch_node *node = data;
+    if (fsm->storage_failed && node->exit_code == 0) {
+        /* Applying on regardless would make this server's state differ from the others';
+         * after a restart it rebuilds the state from the snapshot and the log. */
+        gy_log_error("refusing to run on", "error=\"the state database failed\"");
+        node->exit_code = 1;
+        uv_timer_start(&node->stop_timer, fatal_stop_cb, 0, 0);
+    }
+    if (!node->cluster_checked || fsm->restores != node->seen_restores) {
+        char id[80];
+        sch_fsm_cluster_id(fsm, id, sizeof(id));
+        node->seen_restores = fsm->restores;
+        node->self_checked = 0;
+        if (*id != '\0') {
+            node->cluster_checked = true;
+            struct gy_error err;
+            if (sch_node_set_cluster_id(node, id, &err) < 0 && node->exit_code == 0) {
+                /* State of another cluster reached this server: it must not serve it. */
+                gy_log_error("refusing to run", "error=\"%s\"", err.msg);
+                node->exit_code = 1;
+                uv_timer_start(&node->stop_timer, fatal_stop_cb, 0, 0);
+            }
+        }
+    }
+    /* Past the byte budget, the next apply takes a snapshot: libraft takes one when the
+     * entries applied since the last reach the threshold. */
+    if (node->cfg.snapshot_bytes > 0 && !node->snapshot_due &&
+        fsm->log_bytes >= snapshot_budget(node) && node->raft_started) {
+        node->snapshot_due = true;
+        raft_set_snapshot_threshold(&node->raft, 1);
+    }
+    if (node->on_applied != NULL)
+        node->on_applied(node->on_applied_data);
+}
+
+/* The newest entries up to the last applied one whose sizes add up to at most budget
+ * bytes, but no more than max entries: how many to keep after a snapshot. */
+static unsigned trailing_within(struct sch_node *node, uint64_t budget, unsigned max)
+{
+    const struct raft_log *log = &node->raft.log;
+    size_t n =
+        log->back >= log->front ? log->back - log->front : log->size - log->front + log->back;
+    raft_index applied = node->raft.last_applied;
+    if (n == 0 || applied <= log->offset)
+        return max < 16 ? max : 16;
+    size_t last = applied - log->offset - 1; /* position of the last applied entry */
+    if (last >= n)
+        last = n - 1;
+    uint64_t sum = 0;
+    unsigned kept = 0;
+    for (size_t i = last + 1; i-- > 0 && kept < max;) {
+        sum += log->entries[(log->front + i) % log->size].buf.len;
+        if (sum > budget)
+            break;
+        kept++;
+    }
+    /* A follower a moment behind still catches up from the log. */
+    return kept < 16 && max >= 16 ? 16 : kept;
+}
+
+static void fsm_snapshot(void *data, struct sch_fsm *fsm)
+{
+    (void)fsm;
+    struct sch_node *node = data;
+    if (!node->raft_started)
+        return;
+    node->snapshot_due = false;
+    raft_set_snapshot_threshold(&node->raft, node->cfg.snapshot_threshold);
+    if (node->cfg.snapshot_bytes > 0)
+        raft_set_snapshot_trailing(&node->raft, trailing_within(node, node->cfg.snapshot_bytes / 8,
+                                                                node->cfg.snapshot_trailing));
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Proposals and barriers */
+
+static void proposal_free(struct sch_proposal *p)
+{
+    free(p->packed.bytes);
+    free(p);
+}
+
+static void group_done(struct raft_apply *req, int status, void *opaque)
+{
+    struct group *g = req->data;
+    struct sch_node *node = g->node;
+    struct sch_result *result = status == 0 ? sch_fsm_result_claim(&node->fsm, opaque) : NULL;
+    char message[300];
+    if (status != 0)
+        snprintf(message, sizeof(message),
+                 "leadership was lost before the write was committed (%s); it may or may not "
+                 "have been applied",
+                 raft_strerror(status));
+    else
+        snprintf(message, sizeof(message), "the write was applied but its result was lost");
+    for (size_t i = 0; i < g->n; i++) {
+        struct sch_proposal *p = g->items[i];
+        if (result == NULL) {
+            p->cb(p->data, status != 0 ? -GY_EUNAVAILABLE : -GY_EINTERNAL, NULL, message);
+        } else if (g->n > 1 && result->n_batch == g->n) {
+            p->cb(p->data, 0, &result->batch[i], NULL);
+        } else {
+            p->cb(p->data, 0, result, NULL);
+        }
+        proposal_free(p);
+    }
+    sch_result_free(result);
+    node->inflight_entries--;
+    node->stats.entry_ns += uv_hrtime() - g->proposed_ns;
+    node->stats.entries_done++;
+    free(g->items);
+    free(g);
+}
+
+static void barrier_done(struct raft_barrier *req, int status)
+{
+    struct barrier *b = req->data;
+    b->node->inflight_barriers--;
+    char message[200];
+    snprintf(message, sizeof(message), "leadership was lost during the read barrier (%s)",
+             raft_strerror(status));
+    struct sch_waiter *w = b->waiters;
+    while (w != NULL) {
+        struct sch_waiter *next = w->next;
+        w->cb(w->data, status == 0 ? 0 : -GY_EUNAVAILABLE, status == 0 ? NULL : message);
+        free(w);
+        w = next;
+    }
+    free(b);
+}
+
+/* Moves the proposals that were waiting to share an entry to the end of the queue. */
+static void lazy_join(struct sch_node *node)
+{
+    if (node->lazy_head == NULL)
+        return;
+    size_t n = 0;
+    for (struct sch_proposal *p = node->lazy_head; p != NULL; p = p->next)
+        n++;
+    if (node->queue_tail != NULL)
+        node->queue_tail->next = node->lazy_head;
+    else
+        node->queue_head = node->lazy_head;
+    node->queue_tail = node->lazy_tail;
+    node->queued += n;
+    node->lazy_head = node->lazy_tail = NULL;
+    uv_timer_stop(&node->lazy_timer);
+}
+
+static void lazy_timer_cb(uv_timer_t *timer)
+{
+    /* Nothing came to share an entry with: the check phase of this turn sends them. */
+    lazy_join(timer->data);
+}
+
+static void fail_queued(struct sch_node *node, const char *message)
+{
+    lazy_join(node);
+    struct sch_proposal *p = node->queue_head;
+    node->queue_head = node->queue_tail = NULL;
+    node->queued = 0;
+    while (p != NULL) {
+        struct sch_proposal *next = p->next;
+        p->cb(p->data, -GY_EUNAVAILABLE, NULL, message);
+        proposal_free(p);
+        p = next;
+    }
+    struct sch_waiter *w = node->readers;
+    node->readers = NULL;
+    while (w != NULL) {
+        struct sch_waiter *next = w->next;
+        w->cb(w->data, -GY_EUNAVAILABLE, message);
+        free(w);
+        w = next;
+    }
+}
+
+static void flush_group(struct sch_node *node)
+{
+    size_t n = node->queued < SCH_GROUP_MAX ? node->queued : SCH_GROUP_MAX;
+    struct group *g = gy_xcalloc(1, sizeof(*g));
+    g->node = node;
+    g->items = gy_xcalloc(n, sizeof(*g->items));
+    struct sch_packed_command *packed = gy_xcalloc(n, sizeof(*packed));
+    uint64_t now = uv_hrtime();
+    g->proposed_ns = now;
+    for (size_t i = 0; i < n; i++) {
+        struct sch_proposal *p = node->queue_head;
+        node->queue_head = p->next;
+        g->items[i] = p;
+        packed[i] = p->packed;
+        node->stats.queue_ns += now - p->queued_ns;
+    }
+    if (node->queue_head == NULL)
+        node->queue_tail = NULL;
+    node->queued -= n;
+    g->n = n;
+
+    struct gy_error err;
+    struct raft_buffer buf;
+    int rc = sch_command_encode_group(packed, n, &buf.base, &buf.len, &err);
+    free(packed);
+    if (rc == 0) {
+        g->req.data = g;
+        rc = raft_apply(&node->raft, &g->req, &buf, 1, group_done);
+        if (rc != 0) {
+            raft_free(buf.base);
+            gy_error_set(&err, GY_EUNAVAILABLE, "propose: %s", raft_strerror(rc));
+            rc = -GY_EUNAVAILABLE;
+        }
+    }
+    if (rc != 0) {
+        for (size_t i = 0; i < n; i++) {
+            g->items[i]->cb(g->items[i]->data, rc < 0 ? rc : -GY_EUNAVAILABLE, NULL, err.msg);
+            proposal_free(g->items[i]);
+        }
+        free(g->items);
+        free(g);
+        return;
+    }
+    node->inflight_entries++;
+    node->stats.entries++;
+}
+
+static void flush_cb(uv_check_t *check)
+{
+    struct sch_node *node = check->data;
+    /* The entries a follower acknowledged during this turn are applied now (sch_fsm_drain). */
+    sch_fsm_drain(&node->fsm);
+    /* The commands applied since the last commit share the next one. */
+    uint64_t now = uv_now(node->loop);
+    bool due = now - node->flushed_at >= SCH_FLUSH_EVERY_MS;
+    if (due)
+        node->flushed_at = now;
+    if (due && sch_fsm_flush(&node->fsm) < 0 && node->exit_code == 0) {
+        gy_log_error("refusing to run on", "error=\"the state database cannot be written\"");
+        node->exit_code = 1;
+        uv_timer_start(&node->stop_timer, fatal_stop_cb, 0, 0);
+    }
+    /* Proposals that may wait join the next entry, or go at once when none is on its way
+     * (then nothing would come to share one soon). */
+    if (node->lazy_head != NULL && node->inflight_entries < SCH_INFLIGHT_MAX &&
+        (node->queued > 0 || node->inflight_entries == 0))
+        lazy_join(node);
+    while (node->queued > 0 && node->inflight_entries < SCH_INFLIGHT_MAX)
+        flush_group(node);
+    if (node->readers != NULL) {
+        struct barrier *b = gy_xcalloc(1, sizeof(*b));
+        b->node = node;
+        b->waiters = node->readers;
+        node->readers = NULL;
+        b->req.data = b;
+        node->inflight_barriers++;
+        int rc = raft_barrier(&node->raft, &b->req, barrier_done);
+        if (rc != 0) {
+            b->req.data = b;
+            barrier_done(&b->req, rc);
+        } else {
+            node->stats.barriers++;
+        }
+    }
+}
+
+bool sch_node_is_leader(struct sch_node *node)
+{
+    return node->raft_started && raft_state(&node->raft) == RAFT_LEADER;
+}
+
+static int proposal_new(struct sch_node *node, const Gantry__Command *cmd, sch_propose_cb cb,
+                        void *data, struct sch_proposal **out, struct gy_error *err)
+{
+    if (node->closing)
+        return gy_error_set(err, GY_EUNAVAILABLE, "the server is shutting down");
+    if (!sch_node_is_leader(node))
+        return gy_error_set(err, GY_EUNAVAILABLE, "this server is not the leader");
+    struct sch_proposal *p = gy_xcalloc(1, sizeof(*p));
+    int rc = sch_command_pack(cmd, &p->packed, err);
+    if (rc < 0) {
+        free(p);
+        return rc;
+    }
+    p->cb = cb;
+    p->data = data;
+    p->queued_ns = uv_hrtime();
+    node->stats.proposals++;
+    *out = p;
+    return 0;
+}
+
+/* Queues a proposal: lazy ones wait in their own list (sch_node_propose_lazy). */
+static int propose(struct sch_node *node, const Gantry__Command *cmd, sch_propose_cb cb, void *data,
+                   bool lazy, struct gy_error *err)
+{
+    struct sch_proposal *p = NULL;
+    int rc = proposal_new(node, cmd, cb, data, &p, err);
+    if (rc < 0)
+        return rc;
+    struct sch_proposal **head = lazy ? &node->lazy_head : &node->queue_head;
+    struct sch_proposal **tail = lazy ? &node->lazy_tail : &node->queue_tail;
+    if (*tail != NULL)
+        (*tail)->next = p;
+    else
+        *head = p;
+    *tail = p;
+    if (!lazy)
+        node->queued++;
+    else if (!uv_is_active((uv_handle_t *)&node->lazy_timer))
+        uv_timer_start(&node->lazy_timer, lazy_timer_cb, SCH_LAZY_WAIT_MS, 0);
+    return 0;
+}
+
+int sch_node_propose(struct sch_node *node, const Gantry__Command *cmd, sch_propose_cb cb,
+                     void *data, struct gy_error *err)
+{
+    return propose(node, cmd, cb, data, false, err);
+}
+
+int sch_node_propose_lazy(struct sch_node *node, const Gantry__Command *cmd, sch_propose_cb cb,
+                          void *data, struct gy_error *err)
+{
+    return propose(node, cmd, cb, data, true, err);
+}
+
+int sch_node_barrier(struct sch_node *node, sch_done_cb cb, void *data, struct gy_error *err)
+{
+    if (node->closing)
+        return gy_error_set(err, GY_EUNAVAILABLE, "the server is shutting down");
+    if (!sch_node_is_leader(node))
+        return gy_error_set(err, GY_EUNAVAILABLE, "this server is not the leader");
+    struct sch_waiter *w = gy_xcalloc(1, sizeof(*w));
+    w->cb = cb;
+    w->data = data;
+    w->next = node->readers;
+    node->readers = w;
+    return 0;
+}
+
+uint64_t sch_node_leader(struct sch_node *node, char *api_buf, size_t len)
+{
+    raft_id id = 0;
+    const char *address = NULL;
+    if (api_buf != NULL && len > 0)
+        api_buf[0] = '\0';
+    if (!node->raft_started)
+        return 0;
+    raft_leader(&node->raft, &id, &address);
+    if (id == 0 || api_buf == NULL)
+        return id;
+    sqlite3_stmt *stmt;
+    if (sqlite3_prepare_v2(node->fsm.db, "SELECT api_address FROM servers WHERE id = ?", -1, &stmt,
+                           NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(stmt, 1, (sqlite3_int64)id);
+        if (sqlite3_step(stmt) == SQLITE_ROW)
+            snprintf(api_buf, len, "%s", (const char *)sqlite3_column_text(stmt, 0));
+        sqlite3_finalize(stmt);
+    }
+    return id;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Leader duties */
+
+static void duty_done(void *data, int status, const struct sch_result *result, const char *message)
+{
+    bool *flag = data;
+    *flag = false;
+    if (status < 0)
+        gy_log_warn("leader duty not committed", "error=\"%s\"", message);
+    else if (result->code < 0 && result->code != -GY_EEXISTS)
+        gy_log_warn("leader duty rejected", "error=\"%s\"", result->message);
+}
+
+static bool self_recorded(struct sch_node *node)
+{
+    sqlite3_stmt *stmt;
+    bool same = false;
+    if (sqlite3_prepare_v2(node->fsm.db,
+                           "SELECT 1 FROM servers WHERE id = ? AND raft_address = ?"
+                           " AND api_address = ? AND agent_address = ?",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        return false;
+    sqlite3_bind_int64(stmt, 1, (sqlite3_int64)node->cfg.id);
+    sqlite3_bind_text(stmt, 2, node->cfg.raft_addr, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 3, node->cfg.api_addr, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 4, node->cfg.agent_addr, -1, SQLITE_STATIC);
+    same = sqlite3_step(stmt) == SQLITE_ROW;
+    sqlite3_finalize(stmt);
+    return same;
+}
+
+static void duties_cb(uv_timer_t *timer)
+{
+    struct sch_node *node = timer->data;
+    if (node->closing)
+        return;
+    raft_id leader = 0;
+    const char *address = NULL;
+    raft_leader(&node->raft, &leader, &address);
+    if (leader != node->last_leader) {
+        node->last_leader = leader;
+        node->stats.leader_changes++;
+        if (leader != 0)
+            gy_log_info("leader known", "leader=%llu address=%s term=%llu self=%s",
+                        (unsigned long long)leader, address ? address : "",
+                        (unsigned long long)node->raft.current_term,
+                        leader == node->cfg.id ? "true" : "false");
+        else
+            gy_log_info("no leader known", "term=%llu",
+                        (unsigned long long)node->raft.current_term);
+    }
+    if (!sch_node_is_leader(node))
+        return;
+    struct gy_error err;
+    char cluster[80] = "";
+    /* Once the state names its cluster (cluster_checked), it never changes. */
+    if (!node->cluster_checked)
+        sch_fsm_cluster_id(&node->fsm, cluster, sizeof(cluster));
+    if (!node->cluster_checked && *cluster == '\0' && !node->init_inflight) {
+        /* The first leader of a new cluster names it. */
+        char id[80];
+        if (*node->cluster_id != '\0') {
+            snprintf(id, sizeof(id), "%s", node->cluster_id);
+        } else {
+            uint8_t raw[16];
+            if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
+                return;
+            for (int i = 0; i < 16; i++)
+                snprintf(id + 2 * i, 3, "%02x", raw[i]);
+        }
+        Gantry__InitCluster init = GANTRY__INIT_CLUSTER__INIT;
+        init.cluster_id = id;
+        Gantry__Command cmd = GANTRY__COMMAND__INIT;
+        char actor[40];
+        snprintf(actor, sizeof(actor), "server:%" PRIu64, node->cfg.id);
+        cmd.time_ms = now_ms();
+        cmd.actor = actor;
+        cmd.cmd_case = GANTRY__COMMAND__CMD_INIT_CLUSTER;
+        cmd.init_cluster = &init;
+        if (sch_node_propose(node, &cmd, duty_done, &node->init_inflight, &err) == 0)
+            node->init_inflight = true;
+    }
+    /* The servers table changes only through applied commands. */
+    if (!node->self_inflight && node->self_checked != node->fsm.applied + 1 &&
+        !self_recorded(node)) {
+        /* Followers forward to the leader's API address, so a new leader records it. */
+        Gantry__SetServer set = GANTRY__SET_SERVER__INIT;
+        set.id = node->cfg.id;
+        set.raft_address = (char *)node->cfg.raft_addr;
+        set.api_address = (char *)node->cfg.api_addr;
+        set.agent_address = (char *)node->cfg.agent_addr;
+        Gantry__Command cmd = GANTRY__COMMAND__INIT;
+        char actor[40];
+        snprintf(actor, sizeof(actor), "server:%" PRIu64, node->cfg.id);
+        cmd.time_ms = now_ms();
+        cmd.actor = actor;
+        cmd.cmd_case = GANTRY__COMMAND__CMD_SET_SERVER;
+        cmd.set_server = &set;
+        if (sch_node_propose(node, &cmd, duty_done, &node->self_inflight, &err) == 0)
+            node->self_inflight = true;
+    } else if (!node->self_inflight) {
+        node->self_checked = node->fsm.applied + 1;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Membership */
+
+static void change_finish(struct change *c, int status)
+{
+    char message[200] = "";
+    if (status != 0)
+        snprintf(message, sizeof(message), "membership change for server %" PRIu64 ": %s", c->id,
+                 raft_strerror(status));
+    int code = 0;
+    if (status == RAFT_NOTLEADER || status == RAFT_LEADERSHIPLOST || status == RAFT_SHUTDOWN)
+        code = -GY_EUNAVAILABLE;
+    else if (status == RAFT_CANTCHANGE)
+        code = -GY_ECONFLICT;
+    else if (status == RAFT_BADID || status == RAFT_NOTFOUND)
+        code = -GY_ENOTFOUND;
+    else if (status == RAFT_DUPLICATEID || status == RAFT_DUPLICATEADDRESS)
+        code = -GY_EEXISTS;
+    else if (status != 0)
+        code = -GY_EUNAVAILABLE;
+    c->cb(c->data, code, status ? message : NULL);
+    free(c);
+}
+
+static void promote_done(struct raft_change *req, int status)
+{
+    struct change *c = req->data;
+    if (status == 0)
+        gy_log_info("server promoted to voter", "server=%" PRIu64, c->id);
+    change_finish(c, status);
+}
+
+static void add_done(struct raft_change *req, int status)
+{
+    struct change *c = req->data;
+    if (status != 0) {
+        change_finish(c, status);
+        return;
+    }
+    /* raft_assign catches the new server up before the configuration that makes it a
+     * voter is appended, so it never counts towards a quorum while behind. */
+    int rc = raft_assign(&c->node->raft, &c->req, c->id, RAFT_VOTER, promote_done);
+    if (rc != 0)
+        change_finish(c, rc);
+}
+
+static const struct raft_server *config_find(struct sch_node *node, uint64_t id)
+{
+    for (unsigned i = 0; i < node->raft.configuration.n; i++)
+        if (node->raft.configuration.servers[i].id == id)
+            return &node->raft.configuration.servers[i];
+    return NULL;
+}
+
+int sch_node_add_server(struct sch_node *node, uint64_t id, const char *raft_addr, sch_done_cb cb,
+                        void *data, struct gy_error *err)
+{
+    if (!sch_node_is_leader(node))
+        return gy_error_set(err, GY_EUNAVAILABLE, "this server is not the leader");
+    const struct raft_server *known = config_find(node, id);
+    if (known != NULL && strcmp(known->address, raft_addr) != 0)
+        return gy_error_set(err, GY_ECONFLICT, "server %" PRIu64 " is already a member at %s", id,
+                            known->address);
+    for (unsigned i = 0; i < node->raft.configuration.n; i++) {
+        const struct raft_server *s = &node->raft.configuration.servers[i];
+        if (s->id != id && strcmp(s->address, raft_addr) == 0)
+            return gy_error_set(err, GY_ECONFLICT, "raft address %s is used by server %llu",
+                                raft_addr, (unsigned long long)s->id);
+    }
+    if (known != NULL && known->role == RAFT_VOTER) {
+        cb(data, 0, NULL);
+        return 0;
+    }
+    struct change *c = gy_xcalloc(1, sizeof(*c));
+    c->node = node;
+    c->id = id;
+    c->cb = cb;
+    c->data = data;
+    c->req.data = c;
+    int rc = known != NULL ? raft_assign(&node->raft, &c->req, id, RAFT_VOTER, promote_done)
+                           : raft_add(&node->raft, &c->req, id, raft_addr, add_done);
+    if (rc != 0) {
+        free(c);
+        if (rc == RAFT_CANTCHANGE)
+            return gy_error_set(err, GY_ECONFLICT,
+                                "another membership change is in progress; retry");
+        return gy_error_set(err, GY_EUNAVAILABLE, "add server %" PRIu64 ": %s", id,
+                            raft_strerror(rc));
+    }
+    gy_log_info("adding server", "server=%" PRIu64 " raft=%s", id, raft_addr);
+    return 0;
+}
+
+static void remove_done(struct raft_change *req, int status)
+{
+    struct change *c = req->data;
+    if (status == 0)
+        gy_log_info("server removed", "server=%" PRIu64, c->id);
+    change_finish(c, status);
+}
+
+int sch_node_remove_server(struct sch_node *node, uint64_t id, sch_done_cb cb, void *data,
+                           struct gy_error *err)
+{
+    if (!sch_node_is_leader(node))
+        return gy_error_set(err, GY_EUNAVAILABLE, "this server is not the leader");
+    if (config_find(node, id) == NULL)
+        return gy_error_set(err, GY_ENOTFOUND, "server %" PRIu64 " is not a member", id);
+    struct change *c = gy_xcalloc(1, sizeof(*c));
+    c->node = node;
+    c->id = id;
+    c->cb = cb;
+    c->data = data;
+    c->req.data = c;
+    int rc = raft_remove(&node->raft, &c->req, id, remove_done);
+    if (rc != 0) {
+        free(c);
+        if (rc == RAFT_CANTCHANGE)
+            return gy_error_set(err, GY_ECONFLICT,
+                                "another membership change is in progress; retry");
+        return gy_error_set(err, GY_EUNAVAILABLE, "remove server %" PRIu64 ": %s", id,
+                            raft_strerror(rc));
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Transport
+ *
+ * libraft's TCP transport leaves Nagle's algorithm on. With several AppendEntries in flight,
+ * a small message then waits for the peer's delayed acknowledgement (40 ms on Linux), which
+ * showed up as a 40-50 ms p99 for every write. The transport's listen and connect are wrapped
+ * so that each peer connection gets TCP_NODELAY before libraft uses it. The callbacks are
+ * the same functions for every connection, so one saved copy serves the process. */
+
+static int (*tcp_listen)(struct raft_uv_transport *t, raft_uv_accept_cb cb);
+static int (*tcp_connect)(struct raft_uv_transport *t, struct raft_uv_connect *req, raft_id id,
+                          const char *address, raft_uv_connect_cb cb);
+static raft_uv_accept_cb raft_accept;
+static raft_uv_connect_cb raft_connected;
+
+static void nodelay_accept(struct raft_uv_transport *t, raft_id id, const char *address,
+                           struct uv_stream_s *stream)
+{
+    if (stream != NULL && stream->type == UV_TCP)
+        uv_tcp_nodelay((uv_tcp_t *)stream, 1);
+    raft_accept(t, id, address, stream);
+}
+
+static int nodelay_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
+{
+    raft_accept = cb;
+    return tcp_listen(t, nodelay_accept);
+}
+
+static void nodelay_connected(struct raft_uv_connect *req, struct uv_stream_s *stream, int status)
+{
+    if (status == 0 && stream != NULL && stream->type == UV_TCP)
+        uv_tcp_nodelay((uv_tcp_t *)stream, 1);
+    raft_connected(req, stream, status);
+}
+
+static int nodelay_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, raft_id id,
+                           const char *address, raft_uv_connect_cb cb)
+{
+    raft_connected = cb;
+    return tcp_connect(t, req, id, address, nodelay_connected);
+}
+
+static void transport_wrap(struct raft_uv_transport *t)
+{
+    tcp_listen = t->listen;
+    tcp_connect = t->connect;
+    t->listen = nodelay_listen;
+    t->connect = nodelay_connect;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Storage: snapshots are markers of the state database file (see scheduler/state/fsm.c)
+ *
+ * libraft's storage is wrapped in three places. Before it records one of this server's
+ * snapshots, the database file is synced on the thread pool, since the snapshot lets
+ * libraft drop the log entries the file now holds. When it loads a snapshot to send a
+ * follower, the marker becomes a full image of the database. And when it loads no snapshot
+ * at start, it replays the whole log, so the database starts empty. */
+
+static struct sch_node *node_of_io(struct raft_io *io)
+{
+    return (struct sch_node *)((char *)io - offsetof(struct sch_node, io));
+}
+
+struct snapshot_sync {
+    uv_work_t work;
+    struct sch_node *node;
+    char path[4096];
+    int status; /* 0 or a negative errno */
+    unsigned trailing;
+    struct raft_io_snapshot_put *req;
+    const struct raft_snapshot *snapshot;
+    raft_io_snapshot_put_cb cb;
+};
+
+static void snapshot_sync_work(uv_work_t *work)
+{
+    struct snapshot_sync *s = work->data;
+    s->status = sch_fsm_sync_files(s->path);
+}
+
+static void snapshot_sync_done(uv_work_t *work, int status)
+{
+    struct snapshot_sync *s = work->data;
+    struct sch_node *node = s->node;
+    node->syncs_pending--;
+    int rc = 0;
+    if (node->storage_close_cb != NULL || status != 0) {
+        rc = RAFT_CANCELED;
+    } else if (s->status < 0) {
+        gy_log_error("snapshot failed", "error=\"sync %s: %s\"", s->path, strerror(-s->status));
+        rc = RAFT_IOERR;
+    } else {
+        rc = node->storage.snapshot_put(&node->io, s->trailing, s->req, s->snapshot, s->cb);
+    }
+    if (rc != 0)
+        s->cb(s->req, rc);
+    free(s);
+    if (node->syncs_pending == 0 && node->storage_close_cb != NULL) {
+        raft_io_close_cb cb = node->storage_close_cb;
+        node->storage_close_cb = NULL;
+        node->storage.close(&node->io, cb);
+    }
+}
+
+static int storage_snapshot_put(struct raft_io *io, unsigned trailing,
+                                struct raft_io_snapshot_put *req,
+                                const struct raft_snapshot *snapshot, raft_io_snapshot_put_cb cb)
+{
+    struct sch_node *node = node_of_io(io);
+    /* A snapshot installed from the leader (trailing 0) is a full image: written as it is. */
+    if (trailing == 0 || snapshot->n_bufs != 1 ||
+        !sch_fsm_is_marker(snapshot->bufs[0].base, snapshot->bufs[0].len))
+        return node->storage.snapshot_put(io, trailing, req, snapshot, cb);
+    struct snapshot_sync *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return RAFT_NOMEM;
+    s->work.data = s;
+    s->node = node;
+    snprintf(s->path, sizeof(s->path), "%s", node->fsm.path);
+    s->trailing = trailing;
+    s->req = req;
+    s->snapshot = snapshot;
+    s->cb = cb;
+    if (uv_queue_work(node->loop, &s->work, snapshot_sync_work, snapshot_sync_done) != 0) {
+        free(s);
+        return RAFT_IOERR;
+    }
+    node->syncs_pending++;
+    return 0;
+}
+
+struct snapshot_load {
+    struct raft_io_snapshot_get get; /* libraft's storage answers this one */
+    struct sch_node *node;
+    struct raft_io_snapshot_get *req;
+    raft_io_snapshot_get_cb cb;
+};
+
+static void snapshot_free(struct raft_snapshot *snapshot)
+{
+    for (unsigned i = 0; i < snapshot->n_bufs; i++)
+        raft_free(snapshot->bufs[i].base);
+    raft_free(snapshot->bufs);
+    raft_configuration_close(&snapshot->configuration);
+    raft_free(snapshot);
+}
+
+static void snapshot_loaded(struct raft_io_snapshot_get *get, struct raft_snapshot *snapshot,
+                            int status)
+{
+    struct snapshot_load *l = get->data;
+    struct sch_node *node = l->node;
+    if (status == 0 && snapshot->n_bufs == 1 &&
+        sch_fsm_is_marker(snapshot->bufs[0].base, snapshot->bufs[0].len)) {
+        struct gy_error err;
+        if (node->closing) {
+            status = RAFT_CANCELED;
+        } else if (sch_fsm_image_for_marker(&node->fsm, &snapshot->bufs[0], &err) < 0) {
+            gy_log_error("snapshot for a follower failed", "error=\"%s\"", err.msg);
+            status = RAFT_NOMEM;
+        } else {
+            gy_log_info("snapshot image made for a follower",
+                        "index=%" PRIu64 " database_index=%" PRIu64 " bytes=%zu",
+                        (uint64_t)snapshot->index, node->fsm.stored_index, snapshot->bufs[0].len);
+        }
+        if (status != 0) {
+            snapshot_free(snapshot);
+            snapshot = NULL;
+        }
+    }
+    l->cb(l->req, snapshot, status);
+    free(l);
+}
+
+static int storage_snapshot_get(struct raft_io *io, struct raft_io_snapshot_get *req,
+                                raft_io_snapshot_get_cb cb)
+{
+    struct sch_node *node = node_of_io(io);
+    struct snapshot_load *l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return RAFT_NOMEM;
+    l->get.data = l;
+    l->node = node;
+    l->req = req;
+    l->cb = cb;
+    int rc = node->storage.snapshot_get(io, &l->get, snapshot_loaded);
+    if (rc != 0)
+        free(l);
+    return rc;
+}
+
+static int storage_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
+                        struct raft_snapshot **snapshot, raft_index *start_index,
+                        struct raft_entry *entries[], size_t *n_entries)
+{
+    struct sch_node *node = node_of_io(io);
+    int rc = node->storage.load(io, term, voted_for, snapshot, start_index, entries, n_entries);
+    if (rc != 0 || *snapshot != NULL || node->fsm.stored_index == 0)
+        return rc;
+    /* No snapshot: libraft applies the log from its first entry. */
+    struct gy_error err;
+    if (sch_fsm_reset(&node->fsm, &err) < 0) {
+        snprintf(io->errmsg, sizeof(io->errmsg), "%.200s", err.msg);
+        return RAFT_IOERR;
+    }
+    gy_log_info("state database emptied", "reason=\"no snapshot: the whole log is replayed\"");
+    return 0;
+}
+
+static void storage_close(struct raft_io *io, raft_io_close_cb cb)
+{
+    struct sch_node *node = node_of_io(io);
+    if (node->syncs_pending > 0) {
+        node->storage_close_cb = cb; /* the last sync to finish closes the storage */
+        return;
+    }
+    node->storage.close(io, cb);
+}
+
+static void storage_wrap(struct sch_node *node)
+{
+    node->storage.load = node->io.load;
+    node->storage.snapshot_put = node->io.snapshot_put;
+    node->storage.snapshot_get = node->io.snapshot_get;
+    node->storage.close = node->io.close;
+    node->io.load = storage_load;
+    node->io.snapshot_put = storage_snapshot_put;
+    node->io.snapshot_get = storage_snapshot_get;
+    node->io.close = storage_close;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Start and stop */
+
+static void do_close(struct sch_node *node);
+static void close_handles(struct sch_node *node);
+
+static int parse_bootstrap(struct sch_node *node, struct raft_configuration *conf,
+                           struct gy_error *err)
+{
+    cleanup_free char *copy = gy_xstrdup(node->cfg.bootstrap);
+    char *save = NULL;
+    bool self = false;
+    for (char *tok = strtok_r(copy, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        if (eq == NULL)
+            return gy_error_set(err, GY_EINVAL, "--bootstrap: \"%s\" is not ID=HOST:PORT", tok);
+        *eq = '\0';
+        char *end;
+        unsigned long long id = strtoull(tok, &end, 10);
+        if (*end != '\0' || id == 0)
+            return gy_error_set(err, GY_EINVAL, "--bootstrap: \"%s\" is not a server id", tok);
+        int rc = raft_configuration_add(conf, id, eq + 1, RAFT_VOTER);
+        if (rc != 0)
+            return gy_error_set(err, GY_EINVAL, "--bootstrap: server %llu at %s: %s", id, eq + 1,
+                                raft_strerror(rc));
+        if (id == node->cfg.id) {
+            if (strcmp(eq + 1, node->cfg.raft_addr) != 0)
+                return gy_error_set(err, GY_EINVAL,
+                                    "--bootstrap lists server %llu at %s but --raft-addr is %s", id,
+                                    eq + 1, node->cfg.raft_addr);
+            self = true;
+        }
+    }
+    if (!self)
+        return gy_error_set(err, GY_EINVAL,
+                            "--bootstrap does not list this server (--id %" PRIu64 ")",
+                            node->cfg.id);
+    return 0;
+}
+
+static int prepare_data_dir(struct sch_node *node, struct gy_error *err)
+{
+    int rc = ensure_dir(node->cfg.data_dir, err);
+    if (rc < 0)
+        return rc;
+    snprintf(node->raft_dir, sizeof(node->raft_dir), "%s/raft", node->cfg.data_dir);
+    if ((rc = ensure_dir(node->raft_dir, err)) < 0)
+        return rc;
+    char path[4200], text[100];
+    snprintf(path, sizeof(path), "%s/server-id", node->cfg.data_dir);
+    rc = read_small_file(path, text, sizeof(text), err);
+    if (rc < 0)
+        return rc;
+    char want[32];
+    snprintf(want, sizeof(want), "%" PRIu64, node->cfg.id);
+    if (rc > 0 && strcmp(text, want) != 0)
+        return gy_error_set(err, GY_ECONFLICT,
+                            "data directory %s belongs to server %s, not to --id %s",
+                            node->cfg.data_dir, text, want);
+    if (rc == 0 && (rc = write_small_file(node->cfg.data_dir, "server-id", want, err)) < 0)
+        return rc;
+    /* One server per data directory: the lock lasts as long as this process. */
+    char lock_path[4200];
+    snprintf(lock_path, sizeof(lock_path), "%s/lock", node->cfg.data_dir);
+    int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return gy_error_sys(err, errno, "open %s", lock_path);
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK)
+            return gy_error_set(err, GY_ECONFLICT,
+                                "data directory %s is in use by another gantry-scheduler",
+                                node->cfg.data_dir);
+        return gy_error_sys(err, e, "lock %s", lock_path);
+    }
+    node->lock_fd = fd;
+    snprintf(path, sizeof(path), "%s/cluster-id", node->cfg.data_dir);
+    rc = read_small_file(path, node->cluster_id, sizeof(node->cluster_id), err);
+    return rc < 0 ? rc : 0;
+}
+
+int sch_node_start(struct sch_node *node, uv_loop_t *loop, const struct sch_node_config *cfg,
+                   struct gy_error *err)
+{
+    memset(node, 0, sizeof(*node));
+    node->loop = loop;
+    node->cfg = *cfg;
+    int rc = prepare_data_dir(node, err);
+    if (rc < 0)
+        return rc;
+    bool has_state = raft_dir_has_state(node->raft_dir);
+    if (!has_state && cfg->bootstrap == NULL && !cfg->joining)
+        return gy_error_set(err, GY_EINVAL,
+                            "data directory %s holds no cluster state: start the first servers "
+                            "with --bootstrap, or add this one with --join",
+                            cfg->data_dir);
+    if ((rc = check_listen_address("raft address", cfg->raft_addr, err)) < 0)
+        return rc;
+    char state_path[4200];
+    snprintf(state_path, sizeof(state_path), "%s/state.db", cfg->data_dir);
+    if ((rc = sch_fsm_init_file(&node->fsm, state_path, err)) < 0)
+        return rc;
+    if (sch_fsm_set_loop(&node->fsm, loop) < 0) {
+        sch_fsm_close(&node->fsm);
+        return gy_error_set(err, GY_ENOMEM, "state database: cannot start its copier");
+    }
+    node->fsm.hooks.want_result = want_result;
+    node->fsm.hooks.applied = fsm_applied;
+    node->fsm.hooks.snapshot = fsm_snapshot;
+    node->fsm.hooks.data = node;
+    node->fsm.defer_applies = true;
+    uv_check_init(loop, &node->flush);
+    node->flush.data = node;
+    uv_timer_init(loop, &node->duties);
+    node->duties.data = node;
+    uv_timer_init(loop, &node->lazy_timer);
+    node->lazy_timer.data = node;
+    uv_timer_init(loop, &node->stop_timer);
+    node->stop_timer.data = node;
+    node->closing = true; /* until raft runs; the error paths below close the handles */
+
+    rc = raft_uv_tcp_init(&node->transport, loop);
+    if (rc != 0) {
+        close_handles(node);
+        return gy_error_set(err, GY_EIO, "raft transport: %s", raft_strerror(rc));
+    }
+    transport_wrap(&node->transport);
+    char errmsg[RAFT_ERRMSG_BUF_SIZE] = "";
+    rc = raft_uv_init(&node->io, loop, node->raft_dir, &node->transport);
+    if (rc != 0) {
+        snprintf(errmsg, sizeof(errmsg), "%s", node->io.errmsg);
+        raft_uv_tcp_close(&node->transport);
+        close_handles(node);
+        return gy_error_set(err, GY_EIO, "raft storage in %s: %s", node->raft_dir, errmsg);
+    }
+    storage_wrap(node);
+    sch_raft_match_wrap(&node->match, &node->io);
+    raft_uv_set_connect_retry_delay(&node->io, cfg->connect_retry_ms);
+    /* Snapshot compression runs on the loop thread in this libraft: on a large state it
+     * stalls heartbeats long enough to cause an election. Images are written uncompressed. */
+    raft_uv_set_snapshot_compression(&node->io, false);
+    sch_fsm_raft(&node->fsm, &node->raft_fsm);
+    rc = raft_init(&node->raft, &node->io, &node->raft_fsm, cfg->id, cfg->raft_addr);
+    if (rc != 0) {
+        raft_uv_close(&node->io);
+        sch_raft_match_unwrap(&node->match);
+        raft_uv_tcp_close(&node->transport);
+        close_handles(node);
+        return gy_error_set(err, GY_EINTERNAL, "raft init: %s", raft_strerror(rc));
+    }
+    node->raft.data = node;
+    node->fsm.raft_applied = &node->raft.last_applied;
+    node->io_open = true;
+    raft_set_election_timeout(&node->raft, cfg->election_ms);
+    raft_set_heartbeat_timeout(&node->raft, cfg->heartbeat_ms);
+    raft_set_snapshot_threshold(&node->raft, cfg->snapshot_threshold);
+    raft_set_snapshot_trailing(&node->raft, cfg->snapshot_trailing);
+    /* Pre-vote: a server that restarts or was removed asks first whether it could win, so it
+     * does not disrupt a working leader with a higher term. */
+    raft_set_pre_vote(&node->raft, true);
+
+    if (cfg->bootstrap != NULL) {
+        struct raft_configuration conf;
+        raft_configuration_init(&conf);
+        rc = parse_bootstrap(node, &conf, err);
+        if (rc == 0) {
+            int brc = raft_bootstrap(&node->raft, &conf);
+            /* A server that already has state ignores --bootstrap and rejoins with it. */
+            if (brc != 0 && brc != RAFT_CANTBOOTSTRAP)
+                rc = gy_error_set(err, GY_EIO, "raft bootstrap: %s", raft_strerror(brc));
+        }
+        raft_configuration_close(&conf);
+    }
+    if (rc == 0) {
+        int src = raft_start(&node->raft);
+        if (src != 0)
+            rc = gy_error_set(err, GY_EIO, "raft start on %s: %s %s", cfg->raft_addr,
+                              raft_strerror(src), raft_errmsg(&node->raft));
+    }
+    node->raft_started = true;
+    if (rc < 0) {
+        /* The loop finishes the close; the caller runs it before exiting. */
+        do_close(node);
+        return rc;
+    }
+    node->closing = false;
+    uv_check_start(&node->flush, flush_cb);
+    uv_timer_start(&node->duties, duties_cb, cfg->heartbeat_ms, cfg->heartbeat_ms);
+    gy_log_info("raft started", "id=%" PRIu64 " raft=%s dir=%s cluster=%s", cfg->id, cfg->raft_addr,
+                node->raft_dir, *node->cluster_id ? node->cluster_id : "none");
+    return 0;
+}
+
+static void handle_closed(uv_handle_t *handle)
+{
+    struct sch_node *node = handle->data;
+    if (handle != (uv_handle_t *)&node->stop_timer)
+        return;
+    sch_fsm_close(&node->fsm);
+    if (node->close_cb != NULL)
+        node->close_cb(node);
+}
+
+static void close_handles(struct sch_node *node)
+{
+    uv_close((uv_handle_t *)&node->flush, handle_closed);
+    uv_close((uv_handle_t *)&node->duties, handle_closed);
+    uv_close((uv_handle_t *)&node->lazy_timer, handle_closed);
+    uv_close((uv_handle_t *)&node->stop_timer, handle_closed);
+}
+
+/* libraft 0.15 can call its close callback twice: a segment writer that waits for a write
+ * in its thread pool finishes closing after the storage said it was closed (the segment left
+ * the queue that the close waits for), and then calls it again. The second call frees the
+ * server address, the log and the configuration once more and calls raft_close's callback
+ * again. So after the first call those are emptied and the callback is cleared, which makes
+ * the second call free nothing, and the storage and transport are freed only after the loop
+ * has run to its end (sch_node_release), since the late close still reads them. */
+static void raft_closed(struct raft *raft)
+{
+    struct sch_node *node = raft->data;
+    raft->close_cb = NULL;
+    raft->address = NULL;
+    raft->log.entries = NULL;
+    raft->log.refs = NULL;
+    raft->log.size = raft->log.front = raft->log.back = raft->log.refs_size = 0;
+    raft->configuration.servers = NULL;
+    raft->configuration.n = 0;
+    if (node->raft_close_done)
+        return;
+    node->raft_close_done = true;
+    close_handles(node);
+}
+
+void sch_node_release(struct sch_node *node)
+{
+    if (node->lock_fd > 0) {
+        close(node->lock_fd);
+        node->lock_fd = 0;
+    }
+    if (!node->io_open)
+        return;
+    node->io_open = false;
+    raft_uv_close(&node->io);
+    sch_raft_match_unwrap(&node->match);
+    raft_uv_tcp_close(&node->transport);
+}
+
+static void close_retry_cb(uv_timer_t *timer)
+{
+    do_close(timer->data);
+}
+
+static void do_close(struct sch_node *node)
+{
+    /* libraft 0.15 was seen to crash in raft_close with entries or barriers still being
+     * written: give them up to a second to settle first. */
+    uint64_t now = uv_now(node->loop);
+    if (node->close_deadline == 0)
+        node->close_deadline = now + 1000;
+    if (node->raft_started && (node->inflight_entries > 0 || node->inflight_barriers > 0) &&
+        now < node->close_deadline) {
+        uv_timer_start(&node->stop_timer, close_retry_cb, 10, 0);
+        return;
+    }
+    if (node->raft_started) {
+        node->raft_started = false;
+        uv_timer_stop(&node->stop_timer);
+        fail_queued(node, "the server is shutting down");
+        raft_close(&node->raft, raft_closed);
+    }
+}
+
+static void transfer_done(struct raft_transfer *req)
+{
+    struct sch_node *node = req->data;
+    raft_id leader = 0;
+    const char *address = NULL;
+    raft_leader(&node->raft, &leader, &address);
+    gy_log_info("leadership transfer finished", "leader=%llu", (unsigned long long)leader);
+    free(req);
+    do_close(node);
+}
+
+static void stop_timeout_cb(uv_timer_t *timer)
+{
+    do_close(timer->data);
+}
+
+void sch_node_stop(struct sch_node *node, void (*cb)(struct sch_node *node))
+{
+    if (node->stop_requested)
+        return;
+    node->stop_requested = true;
+    node->closing = true;
+    node->close_cb = cb;
+    if (!node->raft_started) {
+        /* Already closing after a failed start: the callback still runs at the end. */
+        return;
+    }
+    fail_queued(node, "the server is shutting down");
+    /* A planned stop hands leadership over so the cluster does not wait for an election
+     * timeout. The target is chosen here: libraft 0.15 picks one itself for id 0 but
+     * crashes when no voter qualifies. The best target is a voter heard from within the
+     * election timeout with the longest log. */
+    raft_id target = 0;
+    raft_index best = 0;
+    if (raft_state(&node->raft) == RAFT_LEADER && node->raft.leader_state.progress != NULL) {
+        for (unsigned i = 0; i < node->raft.configuration.n; i++) {
+            const struct raft_server *srv = &node->raft.configuration.servers[i];
+            const struct raft_progress *pr = &node->raft.leader_state.progress[i];
+            if (srv->role != RAFT_VOTER || srv->id == node->cfg.id || !pr->recent_recv)
+                continue;
+            if (target == 0 || pr->match_index > best) {
+                target = srv->id;
+                best = pr->match_index;
+            }
+        }
+    }
+    if (target != 0) {
+        struct raft_transfer *req = gy_xcalloc(1, sizeof(*req));
+        req->data = node;
+        if (raft_transfer(&node->raft, req, target, transfer_done) == 0) {
+            gy_log_info("transferring leadership before exit", "to=%llu",
+                        (unsigned long long)target);
+            /* raft_transfer gives up after an election timeout; this is a backstop. */
+            uv_timer_start(&node->stop_timer, stop_timeout_cb, 3ull * node->cfg.election_ms, 0);
+            return;
+        }
+        free(req);
+    }
+    do_close(node);
+}

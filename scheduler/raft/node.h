@@ -1,0 +1,196 @@
+/* The control-plane server's Raft node: libraft with its libuv storage and TCP transport
+ * on the server's loop, the state machine, group commit of proposals, linearizable-read
+ * barriers, membership changes, cluster identity in the data directory, and graceful
+ * leadership transfer on shutdown. */
+#ifndef GANTRY_SCHEDULER_RAFT_NODE_H
+#define GANTRY_SCHEDULER_RAFT_NODE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <raft.h>
+#include <raft/uv.h>
+#include <uv.h>
+
+#include "common/error.h"
+#include "proto/gantry.pb-c.h"
+#include "scheduler/state/fsm.h"
+#include "scheduler/raft/raft_match.h"
+
+/* Defaults chosen for servers on one LAN (docs/operations.md, "Timing"). */
+#define SCH_DEFAULT_ELECTION_MS        200
+#define SCH_DEFAULT_HEARTBEAT_MS       40
+#define SCH_DEFAULT_CONNECT_RETRY_MS   100
+#define SCH_DEFAULT_SNAPSHOT_THRESHOLD 50000
+#define SCH_DEFAULT_SNAPSHOT_TRAILING  4096
+/* A snapshot is also taken once this many bytes of log entries were applied since the last
+ * one, and the log kept after it holds at most an eighth of that: libraft keeps every entry
+ * since the last snapshot in memory, so this bounds the log's share of memory whatever the
+ * size of the entries. */
+#define SCH_DEFAULT_SNAPSHOT_BYTES (16u * 1024u * 1024u)
+/* At most this many commands share one entry. */
+#define SCH_GROUP_MAX 512
+/* Group commit: while this many entries are on their way to a majority, new proposals
+ * wait and then travel together in the next entry. Measured on 2 cores with three servers
+ * on one disk: 4 gave the best throughput at 16 clients (1 and 2 leave the disk idle between
+ * round trips; 8 makes entries too small to amortise the sync). */
+#define SCH_INFLIGHT_MAX 4
+/* A proposal that may wait (sch_node_propose_lazy) waits up to this long for one that may
+ * not, and travels in its entry. */
+#define SCH_LAZY_WAIT_MS 20
+/* The state database commits what was applied at most this often: the Raft log, not the
+ * file, is what is durable (the file is rebuilt from it after a restart), and a page that
+ * many applies change in a row is then written once instead of once per loop turn. */
+#define SCH_FLUSH_EVERY_MS 10
+
+struct sch_node_config {
+    uint64_t id;
+    const char *data_dir;
+    const char *raft_addr;
+    const char *api_addr;
+    const char *agent_addr;
+    const char *bootstrap; /* "1=HOST:PORT,2=HOST:PORT" for a new cluster, or NULL */
+    bool joining;          /* started with --join: no bootstrap, wait to be added */
+    unsigned election_ms;
+    unsigned heartbeat_ms;
+    unsigned connect_retry_ms;
+    unsigned snapshot_threshold;
+    unsigned snapshot_trailing;
+    uint64_t snapshot_bytes; /* 0: entry counts alone decide */
+};
+
+/* Called when a proposal is settled: status 0 with the state machine's result (valid only
+ * during the call; result->code tells whether the command was applied), or a negative
+ * gy_code (GY_EUNAVAILABLE: leadership lost or no leader) with a message. */
+typedef void (*sch_propose_cb)(void *data, int status, const struct sch_result *result,
+                               const char *message);
+/* Called when a read barrier or a membership change is settled (0 or a negative gy_code). */
+typedef void (*sch_done_cb)(void *data, int status, const char *message);
+
+struct sch_proposal;
+struct sch_waiter;
+
+struct sch_node_stats {
+    uint64_t proposals;      /* commands proposed */
+    uint64_t entries;        /* raft entries they travelled in */
+    uint64_t barriers;       /* read barriers issued */
+    uint64_t leader_changes; /* times the known leader changed */
+    uint64_t queue_ns;       /* time proposals waited for their entry (group commit) */
+    uint64_t entry_ns;       /* time entries took from raft_apply to applied */
+    uint64_t entries_done;   /* entries applied (or failed) of those proposed here */
+};
+
+struct sch_node {
+    uv_loop_t *loop;
+    struct sch_node_config cfg;
+    char raft_dir[4096];
+    char cluster_id[80]; /* from the data directory, or "" before the cluster has one */
+    int lock_fd;         /* holds the data directory's lock until the process exits */
+
+    struct raft_uv_transport transport;
+    struct raft_io io;
+    struct raft raft;
+    struct raft_fsm raft_fsm;
+    struct sch_fsm fsm;
+    bool raft_started;
+    bool io_open;         /* io and transport hold memory until sch_node_release */
+    bool raft_close_done; /* raft_close called back */
+    /* libraft's own storage functions, which the ones node.c puts in io call (storage_wrap),
+     * the snapshot syncs under way, and the storage close that waits for them. */
+    struct {
+        int (*load)(struct raft_io *io, raft_term *term, raft_id *voted_for,
+                    struct raft_snapshot **snapshot, raft_index *start_index,
+                    struct raft_entry *entries[], size_t *n_entries);
+        int (*snapshot_put)(struct raft_io *io, unsigned trailing, struct raft_io_snapshot_put *req,
+                            const struct raft_snapshot *snapshot, raft_io_snapshot_put_cb cb);
+        int (*snapshot_get)(struct raft_io *io, struct raft_io_snapshot_get *req,
+                            raft_io_snapshot_get_cb cb);
+        void (*close)(struct raft_io *io, raft_io_close_cb cb);
+    } storage;
+    unsigned syncs_pending;
+    struct sch_raft_match match;       /* a follower's answers claim no more than they prove */
+    raft_io_close_cb storage_close_cb; /* set while the storage close waits for the syncs */
+
+    uv_check_t flush;  /* sends grouped proposals and barriers once per loop turn */
+    uv_timer_t duties; /* leader duties and leader-change tracking */
+    uv_timer_t stop_timer;
+
+    struct sch_proposal *queue_head, *queue_tail;
+    size_t queued;
+    struct sch_proposal *lazy_head, *lazy_tail; /* waiting to share an entry */
+    uv_timer_t lazy_timer;                      /* sends them alone after SCH_LAZY_WAIT_MS */
+    struct sch_waiter *readers;                 /* waiting for the next barrier */
+    unsigned inflight_entries;
+    uint64_t flushed_at; /* uv_now() of the last commit of the state database */
+
+    bool init_inflight;
+    bool self_inflight;
+    uint64_t self_checked; /* fsm.applied + 1 when this server's row was last found right */
+    raft_id last_leader;
+    uint64_t seen_restores;
+    bool cluster_checked;
+    bool snapshot_due;          /* the threshold was lowered so the next apply takes a snapshot */
+    unsigned inflight_barriers; /* raft_barrier requests not yet called back */
+    uint64_t close_deadline;    /* uv_now() after which closing waits no longer */
+
+    /* Set by the owner: runs after every applied command or restore. */
+    void (*on_applied)(void *data);
+    /* Set by the owner: runs (from a timer) when the server must stop, e.g. its data
+     * directory belongs to another cluster. exit_code is then non-zero. */
+    void (*on_fatal)(void *data);
+    void *on_applied_data;
+
+    bool closing;
+    bool stop_requested;
+    int exit_code;
+    void (*close_cb)(struct sch_node *node);
+    struct sch_node_stats stats;
+};
+
+/* Prepares the data directory (checking its server id and cluster id), starts libraft and
+ * the timers. The loop must then run. */
+int sch_node_start(struct sch_node *node, uv_loop_t *loop, const struct sch_node_config *cfg,
+                   struct gy_error *err);
+
+/* Transfers leadership first when this server leads a cluster of several voters, then
+ * closes Raft and every handle; cb runs when all is released. */
+void sch_node_stop(struct sch_node *node, void (*cb)(struct sch_node *node));
+/* Frees what libraft's storage and transport hold and lets go of the data directory. Called
+ * once the loop has run to its end (also after a failed start), since their last handles
+ * close after raft_close has called back. */
+void sch_node_release(struct sch_node *node);
+
+bool sch_node_is_leader(struct sch_node *node);
+/* The known leader's id (0 when none) and its API address from the replicated servers
+ * table (copied into buf; "" when not yet known). */
+uint64_t sch_node_leader(struct sch_node *node, char *api_buf, size_t len);
+
+/* Proposes a command (packed at once: the caller keeps cmd). Commands proposed in the same
+ * loop turn share one Raft entry. Fails at once with -GY_EUNAVAILABLE when not the leader. */
+int sch_node_propose(struct sch_node *node, const Gantry__Command *cmd, sch_propose_cb cb,
+                     void *data, struct gy_error *err);
+
+/* Like sch_node_propose, for work the leader does on its own (the reconciler's conditions
+ * and placements): the command waits up to SCH_LAZY_WAIT_MS for a proposal that cannot
+ * wait and travels in the same entry, so under load it adds no entry of its own, which
+ * costs every server a disk write and a round trip. */
+int sch_node_propose_lazy(struct sch_node *node, const Gantry__Command *cmd, sch_propose_cb cb,
+                          void *data, struct gy_error *err);
+
+/* Waits until a barrier issued after this call is applied, which proves this server is
+ * still the leader and its state holds every write acknowledged before. */
+int sch_node_barrier(struct sch_node *node, sch_done_cb cb, void *data, struct gy_error *err);
+
+/* Adds a server (as a spare, then promoted to voter once caught up) or confirms it is one
+ * already with that address. */
+int sch_node_add_server(struct sch_node *node, uint64_t id, const char *raft_addr, sch_done_cb cb,
+                        void *data, struct gy_error *err);
+int sch_node_remove_server(struct sch_node *node, uint64_t id, sch_done_cb cb, void *data,
+                           struct gy_error *err);
+
+/* Records the cluster id learned from the cluster (on join) in the data directory. */
+int sch_node_set_cluster_id(struct sch_node *node, const char *cluster_id, struct gy_error *err);
+
+const char *sch_node_role_name(int role);
+
+#endif

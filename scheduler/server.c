@@ -1,0 +1,132 @@
+/* The gantry-scheduler process put together: the Raft node, the leader's fleet work, the
+ * HTTP API and the signal handlers on one libuv loop, started and stopped in order. */
+#include "scheduler/server.h"
+
+#include <inttypes.h>
+#include <signal.h>
+#include <stddef.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "scheduler/fleet/fleet.h"
+
+static void server_node_closed(struct sch_node *node)
+{
+    struct sch_server *server =
+        (struct sch_server *)((char *)node - offsetof(struct sch_server, node));
+    if (node->exit_code != 0)
+        server->exit_code = node->exit_code;
+    uv_close((uv_handle_t *)&server->sigterm, NULL);
+    uv_close((uv_handle_t *)&server->sigint, NULL);
+    uv_close((uv_handle_t *)&server->join_timer, NULL);
+    gy_log_info("stopped", "exit=%d", server->exit_code);
+}
+
+static void leader_closed(void *arg)
+{
+    struct sch_server *server = arg;
+    sch_node_stop(&server->node, server_node_closed);
+}
+
+static void http_closed(void *arg)
+{
+    sch_leader_close(arg, leader_closed, arg);
+}
+
+void sch_server_stop(struct sch_server *server)
+{
+    if (server->stopping)
+        return;
+    server->stopping = true;
+    gy_log_info("stopping", "leader=%s", sch_node_is_leader(&server->node) ? "true" : "false");
+    uv_timer_stop(&server->join_timer);
+    sch_api_release_parked(server);
+    /* Leadership moves first (inside sch_node_stop) while the API refuses new work with 503,
+     * then Raft closes. */
+    if (server->http != NULL) {
+        struct sch_http_server *http = server->http;
+        server->http = NULL;
+        sch_http_server_close(http, http_closed, server);
+    } else {
+        http_closed(server);
+    }
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    struct sch_server *server = sig->data;
+    gy_log_info("signal received", "signal=%d", signum);
+    sch_server_stop(server);
+}
+
+static void node_applied(void *data)
+{
+    sch_api_applied(data);
+    sch_leader_applied(data);
+}
+
+static void node_fatal(void *data)
+{
+    struct sch_server *server = data;
+    server->exit_code = 1;
+    sch_server_stop(server);
+}
+
+int sch_server_start(struct sch_server *server, uv_loop_t *loop,
+                     const struct sch_server_config *cfg, struct gy_error *err)
+{
+    memset(server, 0, sizeof(*server));
+    server->loop = loop;
+    server->cfg = *cfg;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    server->start_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    uv_timer_init(loop, &server->join_timer);
+    server->join_timer.data = server;
+    uv_signal_init(loop, &server->sigterm);
+    uv_signal_init(loop, &server->sigint);
+    server->sigterm.data = server->sigint.data = server;
+
+    int rc = sch_node_start(&server->node, loop, &cfg->node, err);
+    if (rc < 0) {
+        uv_close((uv_handle_t *)&server->sigterm, NULL);
+        uv_close((uv_handle_t *)&server->sigint, NULL);
+        uv_close((uv_handle_t *)&server->join_timer, NULL);
+        return rc;
+    }
+    server->node.on_applied = node_applied;
+    server->node.on_fatal = node_fatal;
+    server->node.on_applied_data = server;
+
+    struct sch_http_options opts = {
+        .max_body = cfg->max_body,
+        .max_header = 64 * 1024,
+        .header_timeout_ms = 10000,
+        .idle_timeout_ms = 60000,
+        .max_connections = 1024,
+    };
+    rc = sch_http_server_start(loop, cfg->node.api_addr, &opts, sch_api_handle, server,
+                               &server->http, err);
+    if (rc < 0) {
+        gy_error_wrap(err, "API address");
+        server->stopping = true;
+        sch_node_stop(&server->node, server_node_closed);
+        return rc;
+    }
+    rc = sch_leader_start(server, err);
+    if (rc < 0) {
+        server->stopping = true;
+        struct sch_http_server *http = server->http;
+        server->http = NULL;
+        sch_http_server_close(http, http_closed, server);
+        return rc;
+    }
+    uv_signal_start(&server->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&server->sigint, on_signal, SIGINT);
+    gy_log_info("serving", "id=%" PRIu64 " api=%s raft=%s agent=%s", cfg->node.id,
+                cfg->node.api_addr, cfg->node.raft_addr, cfg->node.agent_addr);
+    if (cfg->join_url != NULL)
+        sch_join_start(server);
+    return 0;
+}

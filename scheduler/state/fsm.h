@@ -1,0 +1,246 @@
+/* The replicated state machine: one SQLite database per server (workloads with their spec
+ * and generation, replicas, nodes, servers, the audit trail) changed only by decoded Raft
+ * commands, each in one transaction. A server's database file is its durable state, with
+ * the Raft index it holds recorded in it: its snapshots are markers that name that file,
+ * and a full image (header and database) is made only for a follower that needs one, for
+ * a backup, or by an in-memory state. */
+#ifndef GANTRY_SCHEDULER_STATE_FSM_H
+#define GANTRY_SCHEDULER_STATE_FSM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <raft.h>
+#include <sqlite3.h>
+#include <uv.h>
+
+#include "common/error.h"
+#include "proto/gantry.pb-c.h"
+#include "scheduler/state/arena.h"
+
+/* Version of the tables below; a snapshot with another version is refused on restore. */
+#define SCH_FSM_SCHEMA_VERSION 1
+/* The audit trail keeps this many of the newest events, pruned every PRUNE_EVERY events. */
+#define SCH_FSM_EVENTS_KEEP        50000
+#define SCH_FSM_EVENTS_PRUNE_EVERY 1000
+/* How many outcomes of applied commands wait for their proposer (see sch_fsm_result_claim). */
+#define SCH_FSM_RESULT_SLOTS 4096
+/* Prepared statements kept for the less frequent commands. */
+#define SCH_FSM_STMT_CACHE 96
+/* Entries a follower may hold unapplied, in bytes (see sch_fsm_drain). */
+#define SCH_FSM_DEFER_BYTES (4u * 1024u * 1024u)
+/* Frames of a file-backed database's write-ahead log after which a commit copies them into
+ * the database file (see sch_fsm_flush). */
+#define SCH_FSM_WAL_FRAMES 1024
+/* Page cache of a file-backed state database, in KiB (see sch_fsm_init_file). */
+#define SCH_FSM_CACHE_KIB 2048
+
+enum sch_outcome {
+    SCH_OUTCOME_CREATED = 0,
+    SCH_OUTCOME_UPDATED,
+    SCH_OUTCOME_UNCHANGED,
+};
+
+const char *sch_outcome_name(enum sch_outcome outcome);
+
+struct sch_apply_outcome {
+    char *name;
+    enum sch_outcome outcome;
+    uint64_t generation;
+};
+
+/* What one command did. code is 0 or a negative gy_code; a command with a non-zero code
+ * changed nothing. A batch has one sub-result per command, in order. */
+struct sch_result {
+    int code;
+    char *message; /* set when code != 0 */
+    struct sch_apply_outcome *outcomes;
+    size_t n_outcomes;
+    struct sch_result *batch;
+    size_t n_batch;
+    uint64_t last_event; /* sequence number of the last audit event it wrote, or 0 */
+    size_t slot;         /* private: position in the result ring */
+};
+
+void sch_result_free(struct sch_result *result);
+
+struct sch_fsm;
+
+/* Hooks the server sets to learn about applied state. Both run on the loop thread, after
+ * the transaction committed (or the snapshot was restored). */
+struct sch_fsm_hooks {
+    /* True when results should be kept for a proposer (the server is the leader). */
+    bool (*want_result)(void *data);
+    /* Called after every applied command and after a restore. */
+    void (*applied)(void *data, struct sch_fsm *fsm);
+    /* Called when libraft takes a snapshot (before it is written). */
+    void (*snapshot)(void *data, struct sch_fsm *fsm);
+    void *data;
+};
+
+struct sch_fsm {
+    sqlite3 *db;
+    struct sch_fsm_hooks hooks;
+    uint64_t applied;    /* commands applied since start or restore */
+    uint64_t rejected;   /* of which rejected (bad entry or failed check) */
+    uint64_t last_event; /* highest audit event sequence number */
+    uint64_t snapshots;  /* snapshots taken */
+    uint64_t restores;   /* snapshots restored */
+    uint64_t log_bytes;  /* bytes of log entries applied since the last snapshot or restore */
+    /* The database failed to read or write (disk full, I/O error): this server can no
+     * longer apply commands as the others do and must stop. */
+    bool storage_failed;
+    /* Counters the leader watches to skip work (in memory only, not part of the state):
+     * fleet_epoch moves when the desired state or an assignment may have changed
+     * (workloads, nodes, placements, stops, lost replicas, restores); status_epoch when
+     * only replica reports were applied. */
+    uint64_t fleet_epoch;
+    uint64_t status_epoch;
+    /* Moves when a replica is removed and gives its node's resources back. */
+    uint64_t room_epoch;
+    /* Workloads whose desired or actual replicas changed since the leader last took the
+     * set (sch_fsm_dirty_take), or dirty_all when a change may concern any of them (nodes,
+     * a restore). In memory only. */
+    char **dirty;
+    size_t n_dirty;
+    size_t cap_dirty;
+    bool dirty_all;
+    struct sch_result *slots[SCH_FSM_RESULT_SLOTS];
+    /* Where log entries are decoded (reset after each apply). */
+    struct sch_arena arena;
+    sqlite3_stmt *stmts[16];
+    /* Statements prepared on first use and kept (sch_fsm_stmt), finalized with the
+     * database. */
+    struct {
+        const char *sql;
+        sqlite3_stmt *stmt;
+    } cache[SCH_FSM_STMT_CACHE];
+    size_t n_cache;
+    /* Committed entries given to a follower and not applied yet, oldest first, and their
+     * total size (see sch_fsm_drain). */
+    struct sch_fsm_deferred {
+        void *buf;
+        size_t len;
+        uint64_t index;
+    } * deferred;
+    size_t n_deferred;
+    size_t cap_deferred;
+    size_t deferred_bytes;
+    /* Whether a follower's applies may wait for sch_fsm_drain (servers set it). */
+    bool defer_applies;
+    bool draining;
+    /* Frames in the write-ahead log of a file-backed database. */
+    uint64_t wal_frames;
+    /* The database file ("" when the state lives in memory) and the name a restore writes
+     * to before it replaces it. */
+    char path[4096];
+    char spare_path[4096];
+    /* Where the database stands in the Raft log. raft_applied points at libraft's last
+     * applied index (the server sets it; NULL leaves indexes untracked), so the entry being
+     * applied is *raft_applied + 1. applied_index is the index of the last entry executed
+     * (or of the last snapshot), stored_index the one the database file records (it is
+     * written with each commit), skip_through the index up to which entries libraft
+     * replays are already in the database (after a restart or a restore), and lineage the
+     * random id the file was created with. */
+    const raft_index *raft_applied;
+    uint64_t applied_index;
+    uint64_t stored_index;
+    uint64_t skip_through;
+    uint64_t skipped;
+    uint64_t lineage;
+    /* The copies of the write-ahead log into the database file run on libuv's thread pool
+     * (sch_fsm_set_loop), through a connection of their own, so that neither the copy nor
+     * its two syncs hold up the loop. ckpt_lock is held while one runs: replacing the file
+     * waits for it. Without a loop the copies run on the caller's thread. */
+    uv_loop_t *loop;
+    sqlite3 *ckpt_db;
+    uv_work_t ckpt_work;
+    uv_mutex_t ckpt_lock;
+    bool ckpt_ready; /* ckpt_lock initialized */
+    bool ckpt_running;
+    bool ckpt_closing;
+    int ckpt_rc;
+    uint64_t checkpoints;
+};
+
+/* A prepared statement of the state database for sql, reset and with its bindings
+ * cleared, kept across calls (and across commands) until the database is closed or
+ * replaced by a restore: the caller must not finalize it, and must reset it before it
+ * asks for the same sql again. Statements are found by the address of sql, so pass string
+ * literals. NULL when sql does not compile. */
+sqlite3_stmt *sch_fsm_stmt(struct sch_fsm *fsm, const char *sql);
+
+/* Opens an empty in-memory database with the current schema. */
+int sch_fsm_init(struct sch_fsm *fsm, struct gy_error *err);
+/* Opens the database in the file path, or creates it with the current schema when there is
+ * none (or what is there is not a state database of this schema), with a page cache of
+ * SCH_FSM_CACHE_KIB: the state then costs memory only for its cached pages. The file is
+ * this server's durable state up to the index it records: commits are not synced, but
+ * the write-ahead log keeps it consistent across a crash, and sch_fsm_sync_files makes it
+ * durable before libraft records a snapshot (a marker) that relies on it. A restore
+ * writes the image to path.1, syncs it and renames it over path. */
+int sch_fsm_init_file(struct sch_fsm *fsm, const char *path, struct gy_error *err);
+/* Runs the copies of the write-ahead log into the file on loop's thread pool from now on. */
+int sch_fsm_set_loop(struct sch_fsm *fsm, uv_loop_t *loop);
+/* Empties a file-backed database (for a server whose Raft storage holds no snapshot, so
+ * that libraft replays the whole log into it). */
+int sch_fsm_reset(struct sch_fsm *fsm, struct gy_error *err);
+/* Syncs the database file at path and its write-ahead log to disk. Touches no sch_fsm, so
+ * it may run on another thread. 0 or a negative errno. */
+int sch_fsm_sync_files(const char *path);
+void sch_fsm_close(struct sch_fsm *fsm);
+
+/* Executes one decoded command in one transaction and describes the outcome in *result
+ * (which the caller frees with sch_result_free). Returns 0 when the command was applied,
+ * or result->code when it was rejected and changed nothing. */
+int sch_fsm_execute(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch_result *result);
+
+/* Commits the commands applied since the last call (sch_fsm_execute leaves them in an open
+ * transaction). Returns -1 and sets storage_failed when that fails. */
+int sch_fsm_flush(struct sch_fsm *fsm);
+
+/* Applies the entries libraft gave this follower and that wait (defer_applies). libraft
+ * 0.15 applies the committed entries a follower learns of before it acknowledges the new
+ * ones, so every acknowledgement, and with it every commit, waited for the follower's
+ * SQLite work. A follower's apply callback therefore only copies the entry; the server
+ * drains them once per loop turn, after the acknowledgements went out, and before anything
+ * reads the state (API requests, snapshots, restores, leadership). A leader applies at
+ * once, in order after whatever still waits. */
+void sch_fsm_drain(struct sch_fsm *fsm);
+
+/* Applies an encoded log entry (scheduler/state/command.h); the raft_fsm apply callback. A
+ * malformed entry is rejected and logged, never fatal: every server rejects it alike. */
+int sch_fsm_apply_entry(struct sch_fsm *fsm, const void *buf, size_t len,
+                        struct sch_result **result);
+
+/* Takes ownership of a result handed to a raft_apply callback; free it with
+ * sch_result_free. Results nobody claims are freed when their ring slot is reused. */
+struct sch_result *sch_fsm_result_claim(struct sch_fsm *fsm, void *result);
+
+/* Serializes the database behind a SnapshotHeader into one malloc'd buffer. */
+int sch_fsm_snapshot_image(struct sch_fsm *fsm, void **out, size_t *len, struct gy_error *err);
+/* Whether a snapshot is a marker (it names a database file rather than holding one). */
+bool sch_fsm_is_marker(const void *buf, size_t len);
+/* Replaces a marker that libraft loaded to send to a follower with a full image of the
+ * database now (from raft_malloc, as libraft frees it); the image may hold entries past
+ * the snapshot's index, which the follower then skips. */
+int sch_fsm_image_for_marker(struct sch_fsm *fsm, struct raft_buffer *buf, struct gy_error *err);
+/* Replaces the database with a snapshot image (copied; buf stays the caller's). A header
+ * of another format or schema version is refused and leaves the state as it was. */
+int sch_fsm_restore_image(struct sch_fsm *fsm, const void *buf, size_t len, struct gy_error *err);
+
+/* Fills a raft_fsm (version 2) whose callbacks drive this state machine. */
+void sch_fsm_raft(struct sch_fsm *fsm, struct raft_fsm *out);
+
+/* The cluster id recorded by InitCluster, or "" when none yet; copied into buf. */
+void sch_fsm_cluster_id(struct sch_fsm *fsm, char *buf, size_t len);
+
+/* Hands the dirty workload set to the caller (who frees each name and the array) and
+ * starts a new one. *all is true when every workload must be looked at. */
+void sch_fsm_dirty_take(struct sch_fsm *fsm, char ***names, size_t *n, bool *all);
+
+/* A hash of the whole state (every table, in key order), to compare servers. */
+uint64_t sch_fsm_digest(struct sch_fsm *fsm);
+
+#endif
