@@ -1,5 +1,6 @@
 /* Aborting allocators; see xalloc.h. */
 #include "common/xalloc.h"
+#include "common/hash.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,6 +10,12 @@
 static void oom(size_t size)
 {
     fprintf(stderr, "gantry: out of memory allocating %zu bytes\n", size);
+    abort();
+}
+
+void gy_hash_oom(void)
+{
+    fprintf(stderr, "gantry: out of memory growing a hash table\n");
     abort();
 }
 

@@ -1,5 +1,6 @@
-/* The gantry-scheduler process: one libuv loop hosting the Raft node, the HTTP API and
- * (later) the agent stream. This header is shared by the API files of this folder only. */
+/* The gantry-scheduler process: one libuv loop hosting the Raft node, the leader's fleet
+ * work (the agent stream among it) and the HTTP API. Shared by server.c, join.c, main.c
+ * and the API layer. */
 #ifndef GANTRY_SCHEDULER_SERVER_H
 #define GANTRY_SCHEDULER_SERVER_H
 

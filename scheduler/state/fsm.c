@@ -17,6 +17,7 @@
 
 #include <uv.h>
 
+#include "common/hash.h"
 #include "common/log.h"
 #include "scheduler/state/command.h"
 
@@ -2153,16 +2154,6 @@ void sch_fsm_raft(struct sch_fsm *fsm, struct raft_fsm *out)
 /* ---------------------------------------------------------------------------------------
  * Digest */
 
-static uint64_t fnv(uint64_t h, const void *data, size_t len)
-{
-    const uint8_t *p = data;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
 uint64_t sch_fsm_digest(struct sch_fsm *fsm)
 {
     static const char *const tables[] = {
@@ -2170,7 +2161,7 @@ uint64_t sch_fsm_digest(struct sch_fsm *fsm)
         "SELECT * FROM workloads ORDER BY name", "SELECT * FROM nodes ORDER BY name",
         "SELECT * FROM replicas ORDER BY id",    "SELECT * FROM events ORDER BY seq",
     };
-    uint64_t h = 14695981039346656037ull;
+    uint64_t h = GY_FNV64_INIT;
     for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
         sqlite3_stmt *stmt;
         if (sqlite3_prepare_v2(fsm->db, tables[t], -1, &stmt, NULL) != SQLITE_OK)
@@ -2180,13 +2171,13 @@ uint64_t sch_fsm_digest(struct sch_fsm *fsm)
             for (int c = 0; c < n; c++) {
                 const void *v = sqlite3_column_blob(stmt, c);
                 int len = sqlite3_column_bytes(stmt, c);
-                h = fnv(h, &len, sizeof(len));
+                h = gy_fnv1a64(h, &len, sizeof(len));
                 if (v != NULL)
-                    h = fnv(h, v, (size_t)len);
+                    h = gy_fnv1a64(h, v, (size_t)len);
             }
         }
         sqlite3_finalize(stmt);
-        h = fnv(h, &t, sizeof(t));
+        h = gy_fnv1a64(h, &t, sizeof(t));
     }
     return h;
 }
