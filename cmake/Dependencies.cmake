@@ -30,6 +30,21 @@ foreach(dep IN LISTS GANTRY_DEPENDENCIES)
     endif()
 endforeach()
 
+# libraft: Gantry carries workarounds for the sharp edges of 0.15, Debian 12's version
+# (scheduler/raft/libraft_compat.h lists them). Another version may have fixed some and
+# broken others, so it is refused until each has been checked against it; then configure
+# with -DGANTRY_LIBRAFT_CHECKED=<that version>.
+set(GANTRY_LIBRAFT_CHECKED "" CACHE STRING
+    "A libraft version other than 0.15 whose behaviour was checked against libraft_compat.h")
+if(NOT RAFT_VERSION MATCHES "^0\\.15\\." AND NOT RAFT_VERSION STREQUAL GANTRY_LIBRAFT_CHECKED)
+    message(FATAL_ERROR "libraft ${RAFT_VERSION} found; Gantry is built and tested on 0.15, "
+                        "with the workarounds listed in scheduler/raft/libraft_compat.h. Check "
+                        "each against ${RAFT_VERSION}, then configure with "
+                        "-DGANTRY_LIBRAFT_CHECKED=${RAFT_VERSION}")
+endif()
+
+find_package(Threads REQUIRED)
+
 # http-parser ships no pkg-config file on Debian 12.
 find_path(HTTP_PARSER_INCLUDE_DIR http_parser.h)
 find_library(HTTP_PARSER_LIBRARY http_parser)

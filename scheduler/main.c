@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/quantity.h"
 #include "scheduler/fleet/fleet.h"
+#include "scheduler/raft/libraft_compat.h"
 #include "scheduler/server.h"
 
 static void usage(FILE *out)
@@ -75,8 +76,7 @@ static int parse_count(const char *flag, const char *value, int64_t max, unsigne
 
 int main(int argc, char **argv)
 {
-    /* A peer that dies mid-write must not kill this server through SIGPIPE. */
-    signal(SIGPIPE, SIG_IGN);
+    sch_libraft_process_init();
     gy_log_init("scheduler", GY_LOG_INFO);
 
     struct sch_server_config cfg = {

@@ -568,14 +568,7 @@ uint64_t sch_node_leader(struct sch_node *node, char *api_buf, size_t len)
     raft_leader(&node->raft, &id, &address);
     if (id == 0 || api_buf == NULL)
         return id;
-    sqlite3_stmt *stmt;
-    if (sqlite3_prepare_v2(node->fsm.db, "SELECT api_address FROM servers WHERE id = ?", -1, &stmt,
-                           NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(stmt, 1, (sqlite3_int64)id);
-        if (sqlite3_step(stmt) == SQLITE_ROW)
-            snprintf(api_buf, len, "%s", (const char *)sqlite3_column_text(stmt, 0));
-        sqlite3_finalize(stmt);
-    }
+    sch_fsm_server_api_address(&node->fsm, id, api_buf, len);
     return id;
 }
 
@@ -594,20 +587,8 @@ static void duty_done(void *data, int status, const struct sch_result *result, c
 
 static bool self_recorded(struct sch_node *node)
 {
-    sqlite3_stmt *stmt;
-    bool same = false;
-    if (sqlite3_prepare_v2(node->fsm.db,
-                           "SELECT 1 FROM servers WHERE id = ? AND raft_address = ?"
-                           " AND api_address = ? AND agent_address = ?",
-                           -1, &stmt, NULL) != SQLITE_OK)
-        return false;
-    sqlite3_bind_int64(stmt, 1, (sqlite3_int64)node->cfg.id);
-    sqlite3_bind_text(stmt, 2, node->cfg.raft_addr, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 3, node->cfg.api_addr, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 4, node->cfg.agent_addr, -1, SQLITE_STATIC);
-    same = sqlite3_step(stmt) == SQLITE_ROW;
-    sqlite3_finalize(stmt);
-    return same;
+    return sch_fsm_server_recorded(&node->fsm, node->cfg.id, node->cfg.raft_addr,
+                                   node->cfg.api_addr, node->cfg.agent_addr);
 }
 
 static void duties_cb(uv_timer_t *timer)
@@ -808,57 +789,6 @@ int sch_node_remove_server(struct sch_node *node, uint64_t id, sch_done_cb cb, v
                             raft_strerror(rc));
     }
     return 0;
-}
-
-/* ---------------------------------------------------------------------------------------
- * Transport
- *
- * libraft's TCP transport leaves Nagle's algorithm on. With several AppendEntries in flight,
- * a small message then waits for the peer's delayed acknowledgement (40 ms on Linux), which
- * showed up as a 40-50 ms p99 for every write. The transport's listen and connect are wrapped
- * so that each peer connection gets TCP_NODELAY before libraft uses it. The callbacks are
- * the same functions for every connection, so one saved copy serves the process. */
-
-static int (*tcp_listen)(struct raft_uv_transport *t, raft_uv_accept_cb cb);
-static int (*tcp_connect)(struct raft_uv_transport *t, struct raft_uv_connect *req, raft_id id,
-                          const char *address, raft_uv_connect_cb cb);
-static raft_uv_accept_cb raft_accept;
-static raft_uv_connect_cb raft_connected;
-
-static void nodelay_accept(struct raft_uv_transport *t, raft_id id, const char *address,
-                           struct uv_stream_s *stream)
-{
-    if (stream != NULL && stream->type == UV_TCP)
-        uv_tcp_nodelay((uv_tcp_t *)stream, 1);
-    raft_accept(t, id, address, stream);
-}
-
-static int nodelay_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
-{
-    raft_accept = cb;
-    return tcp_listen(t, nodelay_accept);
-}
-
-static void nodelay_connected(struct raft_uv_connect *req, struct uv_stream_s *stream, int status)
-{
-    if (status == 0 && stream != NULL && stream->type == UV_TCP)
-        uv_tcp_nodelay((uv_tcp_t *)stream, 1);
-    raft_connected(req, stream, status);
-}
-
-static int nodelay_connect(struct raft_uv_transport *t, struct raft_uv_connect *req, raft_id id,
-                           const char *address, raft_uv_connect_cb cb)
-{
-    raft_connected = cb;
-    return tcp_connect(t, req, id, address, nodelay_connected);
-}
-
-static void transport_wrap(struct raft_uv_transport *t)
-{
-    tcp_listen = t->listen;
-    tcp_connect = t->connect;
-    t->listen = nodelay_listen;
-    t->connect = nodelay_connect;
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -1170,7 +1100,7 @@ int sch_node_start(struct sch_node *node, uv_loop_t *loop, const struct sch_node
         close_handles(node);
         return gy_error_set(err, GY_EIO, "raft transport: %s", raft_strerror(rc));
     }
-    transport_wrap(&node->transport);
+    sch_libraft_transport_wrap(&node->transport);
     char errmsg[RAFT_ERRMSG_BUF_SIZE] = "";
     rc = raft_uv_init(&node->io, loop, node->raft_dir, &node->transport);
     if (rc != 0) {
@@ -1180,16 +1110,13 @@ int sch_node_start(struct sch_node *node, uv_loop_t *loop, const struct sch_node
         return gy_error_set(err, GY_EIO, "raft storage in %s: %s", node->raft_dir, errmsg);
     }
     storage_wrap(node);
-    sch_raft_match_wrap(&node->match, &node->io);
-    raft_uv_set_connect_retry_delay(&node->io, cfg->connect_retry_ms);
-    /* Snapshot compression runs on the loop thread in this libraft: on a large state it
-     * stalls heartbeats long enough to cause an election. Images are written uncompressed. */
-    raft_uv_set_snapshot_compression(&node->io, false);
+    sch_libraft_match_wrap(&node->match, &node->io);
+    sch_libraft_storage_configure(&node->io, cfg->connect_retry_ms);
     sch_fsm_raft(&node->fsm, &node->raft_fsm);
     rc = raft_init(&node->raft, &node->io, &node->raft_fsm, cfg->id, cfg->raft_addr);
     if (rc != 0) {
         raft_uv_close(&node->io);
-        sch_raft_match_unwrap(&node->match);
+        sch_libraft_match_unwrap(&node->match);
         raft_uv_tcp_close(&node->transport);
         close_handles(node);
         return gy_error_set(err, GY_EINTERNAL, "raft init: %s", raft_strerror(rc));
@@ -1255,27 +1182,12 @@ static void close_handles(struct sch_node *node)
     uv_close((uv_handle_t *)&node->stop_timer, handle_closed);
 }
 
-/* libraft 0.15 can call its close callback twice: a segment writer that waits for a write
- * in its thread pool finishes closing after the storage said it was closed (the segment left
- * the queue that the close waits for), and then calls it again. The second call frees the
- * server address, the log and the configuration once more and calls raft_close's callback
- * again. So after the first call those are emptied and the callback is cleared, which makes
- * the second call free nothing, and the storage and transport are freed only after the loop
- * has run to its end (sch_node_release), since the late close still reads them. */
+/* libraft's close callback may come twice (libraft_compat.c): the second frees nothing. */
 static void raft_closed(struct raft *raft)
 {
     struct sch_node *node = raft->data;
-    raft->close_cb = NULL;
-    raft->address = NULL;
-    raft->log.entries = NULL;
-    raft->log.refs = NULL;
-    raft->log.size = raft->log.front = raft->log.back = raft->log.refs_size = 0;
-    raft->configuration.servers = NULL;
-    raft->configuration.n = 0;
-    if (node->raft_close_done)
-        return;
-    node->raft_close_done = true;
-    close_handles(node);
+    if (sch_libraft_closed_once(raft, &node->raft_close_done))
+        close_handles(node);
 }
 
 void sch_node_release(struct sch_node *node)
@@ -1288,7 +1200,7 @@ void sch_node_release(struct sch_node *node)
         return;
     node->io_open = false;
     raft_uv_close(&node->io);
-    sch_raft_match_unwrap(&node->match);
+    sch_libraft_match_unwrap(&node->match);
     raft_uv_tcp_close(&node->transport);
 }
 

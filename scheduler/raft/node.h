@@ -15,7 +15,7 @@
 #include "common/error.h"
 #include "proto/gantry.pb-c.h"
 #include "scheduler/state/fsm.h"
-#include "scheduler/raft/raft_match.h"
+#include "scheduler/raft/libraft_compat.h"
 
 /* Defaults chosen for servers on one LAN (docs/operations.md, "Timing"). */
 #define SCH_DEFAULT_ELECTION_MS        200
@@ -108,7 +108,7 @@ struct sch_node {
         void (*close)(struct raft_io *io, raft_io_close_cb cb);
     } storage;
     unsigned syncs_pending;
-    struct sch_raft_match match;       /* a follower's answers claim no more than they prove */
+    struct sch_libraft_match match;    /* a follower's answers claim no more than they prove */
     raft_io_close_cb storage_close_cb; /* set while the storage close waits for the syncs */
 
     uv_check_t flush;  /* sends grouped proposals and barriers once per loop turn */

@@ -1251,6 +1251,37 @@ void sch_fsm_cluster_id(struct sch_fsm *fsm, char *buf, size_t len)
     sqlite3_finalize(stmt);
 }
 
+void sch_fsm_server_api_address(struct sch_fsm *fsm, uint64_t id, char *buf, size_t len)
+{
+    sqlite3_stmt *stmt;
+    buf[0] = '\0';
+    if (sqlite3_prepare_v2(fsm->db, "SELECT api_address FROM servers WHERE id = ?", -1, &stmt,
+                           NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_int64(stmt, 1, (sqlite3_int64)id);
+    if (sqlite3_step(stmt) == SQLITE_ROW)
+        snprintf(buf, len, "%s", (const char *)sqlite3_column_text(stmt, 0));
+    sqlite3_finalize(stmt);
+}
+
+bool sch_fsm_server_recorded(struct sch_fsm *fsm, uint64_t id, const char *raft_address,
+                             const char *api_address, const char *agent_address)
+{
+    sqlite3_stmt *stmt;
+    if (sqlite3_prepare_v2(fsm->db,
+                           "SELECT 1 FROM servers WHERE id = ? AND raft_address = ?"
+                           " AND api_address = ? AND agent_address = ?",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        return false;
+    sqlite3_bind_int64(stmt, 1, (sqlite3_int64)id);
+    sqlite3_bind_text(stmt, 2, raft_address, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 3, api_address, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 4, agent_address, -1, SQLITE_STATIC);
+    bool same = sqlite3_step(stmt) == SQLITE_ROW;
+    sqlite3_finalize(stmt);
+    return same;
+}
+
 static int exec_init_cluster(struct sch_fsm *fsm, const Gantry__Command *cmd,
                              struct sch_result *result)
 {

@@ -235,6 +235,11 @@ void sch_fsm_raft(struct sch_fsm *fsm, struct raft_fsm *out);
 
 /* The cluster id recorded by InitCluster, or "" when none yet; copied into buf. */
 void sch_fsm_cluster_id(struct sch_fsm *fsm, char *buf, size_t len);
+/* Copies server id's recorded API address into buf ("" when the server has no row). */
+void sch_fsm_server_api_address(struct sch_fsm *fsm, uint64_t id, char *buf, size_t len);
+/* True when server id's row records exactly these three addresses. */
+bool sch_fsm_server_recorded(struct sch_fsm *fsm, uint64_t id, const char *raft_address,
+                             const char *api_address, const char *agent_address);
 
 /* Hands the dirty workload set to the caller (who frees each name and the array) and
  * starts a new one. *all is true when every workload must be looked at. */

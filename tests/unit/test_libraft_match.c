@@ -1,4 +1,4 @@
-/* The AppendEntries answer cap (scheduler/raft/raft_match.c) on a fake raft_io: while an
+/* The AppendEntries answer cap (scheduler/raft/libraft_compat.c) on a fake raft_io: while an
  * AppendEntries is received, a success answer to its leader claims no match past
  * prev_log_index + n_entries; everything else passes unchanged. */
 #include <setjmp.h>
@@ -7,7 +7,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "scheduler/raft/raft_match.h"
+#include "scheduler/raft/libraft_compat.h"
 
 /* The fake storage and transport underneath: records what is sent, hands out the receive
  * callback. */
@@ -56,7 +56,7 @@ static void libraft_recv(struct raft_io *io, struct raft_message *m)
 
 struct fixture {
     struct raft_io io;
-    struct sch_raft_match match;
+    struct sch_libraft_match match;
 };
 
 static void setup(struct fixture *f)
@@ -64,7 +64,7 @@ static void setup(struct fixture *f)
     memset(f, 0, sizeof(*f));
     f->io.start = fake_start;
     f->io.send = fake_send;
-    sch_raft_match_wrap(&f->match, &f->io);
+    sch_libraft_match_wrap(&f->match, &f->io);
     assert_int_equal(f->io.start(&f->io, 100, NULL, libraft_recv), 0);
     n_sent = 0;
     received = 0;
@@ -94,7 +94,7 @@ static void test_heartbeat_answer_capped_at_prev(void **state)
     assert_int_equal(sent[0].append_entries_result.last_log_index, 1262);
     assert_int_equal(sent[0].append_entries_result.term, 5);
     assert_int_equal(f.match.capped, 1);
-    sch_raft_match_unwrap(&f.match);
+    sch_libraft_match_unwrap(&f.match);
 }
 
 static void test_held_entries_answer_capped_at_last_sent(void **state)
@@ -105,7 +105,7 @@ static void test_held_entries_answer_capped_at_last_sent(void **state)
     answer = (struct raft_append_entries_result){.term = 5, .last_log_index = 1264};
     deliver(&f, 1260, 2);
     assert_int_equal(sent[0].append_entries_result.last_log_index, 1262);
-    sch_raft_match_unwrap(&f.match);
+    sch_libraft_match_unwrap(&f.match);
 }
 
 static void test_other_answers_unchanged(void **state)
@@ -139,7 +139,7 @@ static void test_other_answers_unchanged(void **state)
     assert_int_equal(received, 4);
     assert_int_equal(n_sent, 4);
     assert_int_equal(f.match.capped, 0);
-    sch_raft_match_unwrap(&f.match);
+    sch_libraft_match_unwrap(&f.match);
 }
 
 static void test_two_servers_in_one_process(void **state)
@@ -155,8 +155,8 @@ static void test_two_servers_in_one_process(void **state)
     assert_int_equal(sent[0].append_entries_result.last_log_index, 40);
     assert_int_equal(a.match.capped, 1);
     assert_int_equal(b.match.capped, 0);
-    sch_raft_match_unwrap(&a.match);
-    sch_raft_match_unwrap(&b.match);
+    sch_libraft_match_unwrap(&a.match);
+    sch_libraft_match_unwrap(&b.match);
 }
 
 int main(void)

@@ -1,5 +1,5 @@
-/* The program's syscall(3) (scheduler/raft/aio.c): io_destroy handed to a thread, everything
- * else passed through to the C library. */
+/* The program's syscall(3) (scheduler/raft/libraft_compat.c): io_destroy handed to a thread,
+ * everything else passed through to the C library. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
