@@ -1,4 +1,4 @@
-/* gantry-agent: the node daemon (DESIGN.md section 6), and its image commands. */
+/* gantry-agent: the node daemon (docs/agent.md), and its image commands. */
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>

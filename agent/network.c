@@ -1,6 +1,8 @@
 /* Replica networking with iproute2; see network.h. */
 #include "agent/network.h"
+
 #include "agent/tool.h"
+#include "common/hash.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -120,13 +122,13 @@ uint32_t agent_net_address_pick(const struct agent_net_config *cfg, const uint32
     return 0;
 }
 
-/* veth names are limited to 15 characters: "gy" and a hash of the replica id. */
-static void veth_name(const char *id, char out[IFNAMSIZ])
+_Static_assert(AGENT_NET_VETH_MAX == IFNAMSIZ, "a veth name is an interface name");
+
+void agent_net_veth_name(const char *id, char out[AGENT_NET_VETH_MAX])
 {
-    uint32_t h = 2166136261u;
-    for (const char *p = id; *p != '\0'; p++)
-        h = (h ^ (uint8_t)*p) * 16777619u;
-    snprintf(out, IFNAMSIZ, "gy%08x", h);
+    /* The 32-bit FNV-1a: the names of running replicas must stay what earlier agents made
+     * them, and eight hex digits fit the 15 characters of a name. */
+    snprintf(out, AGENT_NET_VETH_MAX, "gy%08x", gy_fnv1a32_str(id));
 }
 
 int agent_net_replica_up(const struct agent_net_config *cfg, const char *id, uint32_t addr,
@@ -135,7 +137,7 @@ int agent_net_replica_up(const struct agent_net_config *cfg, const char *id, uin
     char ns[128], veth[IFNAMSIZ], ip[AGENT_NET_ADDR_MAX], gw[AGENT_NET_ADDR_MAX], cidr[64];
     if (snprintf(ns, sizeof(ns), "%s%s", cfg->ns_prefix, id) >= (int)sizeof(ns))
         return gy_error_set(err, GY_EINVAL, "replica id \"%s\" is too long", id);
-    veth_name(id, veth);
+    agent_net_veth_name(id, veth);
     snprintf(cidr, sizeof(cidr), "%s/%d", agent_net_addr_str(addr, ip), cfg->prefix_len);
     agent_net_addr_str(cfg->gateway, gw);
     /* Start from nothing, so a half-made namespace from a crash is replaced. */
@@ -172,7 +174,7 @@ int agent_net_replica_down(const struct agent_net_config *cfg, const char *id, s
     char ns[128], path[160], veth[IFNAMSIZ];
     snprintf(ns, sizeof(ns), "%s%s", cfg->ns_prefix, id);
     snprintf(path, sizeof(path), "/run/netns/%s", ns);
-    veth_name(id, veth);
+    agent_net_veth_name(id, veth);
     int rc;
     /* The kernel frees a namespace's devices asynchronously; deleting our end of the pair
      * removes both at once, so the name is free again when this returns. if_nametoindex

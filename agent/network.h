@@ -12,6 +12,7 @@
 #include "common/error.h"
 
 #define AGENT_NET_ADDR_MAX 46
+#define AGENT_NET_VETH_MAX 16 /* IFNAMSIZ: 15 characters and the NUL */
 
 struct agent_net_config {
     char bridge[16];    /* interface name of the bridge */
@@ -43,6 +44,11 @@ int agent_net_replica_up(const struct agent_net_config *cfg, const char *id, uin
 /* Removes the replica's namespace (its veth pair goes with it). Absent is not an error. */
 int agent_net_replica_down(const struct agent_net_config *cfg, const char *id,
                            struct gy_error *err);
+
+/* The name of the host end of replica id's veth pair: "gy" and the 32-bit FNV-1a of the
+ * id in hex. An agent that restarts adopts the replicas still running and finds each
+ * one's veth by this name, so the name of a given id never changes between versions. */
+void agent_net_veth_name(const char *id, char out[AGENT_NET_VETH_MAX]);
 
 /* Dotted quad of a host-order address. */
 const char *agent_net_addr_str(uint32_t addr, char buf[AGENT_NET_ADDR_MAX]);

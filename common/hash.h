@@ -21,6 +21,16 @@ static inline uint64_t gy_fnv1a64(uint64_t h, const void *data, size_t len)
     return h;
 }
 
+/* The 32-bit FNV-1a of a string, for short names that must stay the same across versions
+ * (its low bits differ from gy_fnv1a64's). */
+static inline uint32_t gy_fnv1a32_str(const char *s)
+{
+    uint32_t h = UINT32_C(2166136261);
+    for (; *s != '\0'; s++)
+        h = (h ^ (uint8_t)*s) * UINT32_C(16777619);
+    return h;
+}
+
 /* uthash hashes keys with FNV-1a (it expects an unsigned hashv of 32 bits). */
 #define HASH_FUNCTION(keyptr, keylen, hashv)                                                       \
     do {                                                                                           \

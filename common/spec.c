@@ -8,6 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The position table promises -GY_ENOMEM, not an abort, when it cannot grow: in uthash's
+ * non-fatal mode an entry the table has no room for is left out and marked lost. */
+#define HASH_NONFATAL_OOM          1
+#define uthash_nonfatal_oom(entry) ((entry)->lost = true)
+#include "common/hash.h"
 #include "common/xalloc.h"
 
 /* ---------------------------------------------------------------------------------------
@@ -589,75 +594,43 @@ char *gy_spec_problem_format(const char *file, const struct gy_spec_problem *pro
 }
 
 /* ---------------------------------------------------------------------------------------
- * Positions: an open-addressing hash table from key path to line and column. */
+ * Positions: a hash table (common/hash.h) from key path to line and column. */
 
-struct position_slot {
-    char *path; /* NULL = empty slot */
+struct position {
+    UT_hash_handle hh;
     int line;
     int column;
+    bool lost; /* set when the table could not grow to take this entry */
+    char path[];
 };
 
 struct gy_spec_positions {
-    struct position_slot *slots;
-    size_t cap; /* a power of two */
-    size_t n;
+    struct position *by_path;
 };
-
-static uint64_t path_hash(const char *s)
-{
-    uint64_t h = UINT64_C(1469598103934665603);
-    for (; *s != '\0'; s++) {
-        h ^= (unsigned char)*s;
-        h *= UINT64_C(1099511628211);
-    }
-    return h;
-}
 
 struct gy_spec_positions *gy_spec_positions_new(void)
 {
-    struct gy_spec_positions *pos = calloc(1, sizeof(*pos));
-    if (pos == NULL)
-        return NULL;
-    pos->cap = 32;
-    pos->slots = calloc(pos->cap, sizeof(pos->slots[0]));
-    if (pos->slots == NULL) {
-        free(pos);
-        return NULL;
-    }
-    return pos;
-}
-
-static struct position_slot *slot_find(struct position_slot *slots, size_t cap, const char *path)
-{
-    size_t i = (size_t)path_hash(path) & (cap - 1);
-    while (slots[i].path != NULL && strcmp(slots[i].path, path) != 0)
-        i = (i + 1) & (cap - 1);
-    return &slots[i];
+    return calloc(1, sizeof(struct gy_spec_positions));
 }
 
 int gy_spec_positions_add(struct gy_spec_positions *pos, const char *path, int line, int column)
 {
-    if (pos->n + 1 > pos->cap / 2) {
-        size_t cap = pos->cap * 2;
-        struct position_slot *slots = calloc(cap, sizeof(slots[0]));
-        if (slots == NULL)
-            return -GY_ENOMEM;
-        for (size_t i = 0; i < pos->cap; i++)
-            if (pos->slots[i].path != NULL)
-                *slot_find(slots, cap, pos->slots[i].path) = pos->slots[i];
-        free(pos->slots);
-        pos->slots = slots;
-        pos->cap = cap;
-    }
-    struct position_slot *s = slot_find(pos->slots, pos->cap, path);
-    if (s->path != NULL)
+    struct position *p;
+    HASH_FIND_STR(pos->by_path, path, p);
+    if (p != NULL)
         return 0;
-    s->path = strdup(path);
-    if (s->path == NULL)
+    size_t len = strlen(path);
+    p = calloc(1, sizeof(*p) + len + 1);
+    if (p == NULL)
         return -GY_ENOMEM;
-    s->line = line;
-    s->column = column;
-    pos->n++;
+    memcpy(p->path, path, len + 1);
+    p->line = line;
+    p->column = column;
+    HASH_ADD_KEYPTR(hh, pos->by_path, p->path, len, p);
+    if (p->lost) {
+        free(p);
+        return -GY_ENOMEM;
+    }
     return 0;
 }
 
@@ -666,25 +639,28 @@ bool gy_spec_positions_lookup(const struct gy_spec_positions *pos, const char *p
 {
     if (pos == NULL || path == NULL)
         return false;
-    const struct position_slot *s = slot_find(pos->slots, pos->cap, path);
-    if (s->path == NULL)
+    struct position *p;
+    HASH_FIND_STR(pos->by_path, path, p);
+    if (p == NULL)
         return false;
-    *line = s->line;
-    *column = s->column;
+    *line = p->line;
+    *column = p->column;
     return true;
 }
 
 size_t gy_spec_positions_count(const struct gy_spec_positions *pos)
 {
-    return pos != NULL ? pos->n : 0;
+    return pos != NULL ? HASH_COUNT(pos->by_path) : 0;
 }
 
 void gy_spec_positions_free(struct gy_spec_positions *pos)
 {
     if (pos == NULL)
         return;
-    for (size_t i = 0; i < pos->cap; i++)
-        free(pos->slots[i].path);
-    free(pos->slots);
+    while (pos->by_path != NULL) {
+        struct position *p = pos->by_path;
+        HASH_DEL(pos->by_path, p);
+        free(p);
+    }
     free(pos);
 }

@@ -1,6 +1,6 @@
-/* The workload spec model of DESIGN.md section 5: C structures, defaults, the JSON codec
- * and validation that names the key path (and, for YAML input, the line and column) of
- * every problem. */
+/* The workload spec model of docs/spec.md: C structures, defaults, the JSON codec and
+ * validation that names the key path (and, for YAML input, the line and column) of every
+ * problem. */
 #ifndef GANTRY_COMMON_SPEC_H
 #define GANTRY_COMMON_SPEC_H
 
@@ -149,7 +149,7 @@ bool gy_spec_positions_lookup(const struct gy_spec_positions *pos, const char *p
 void gy_spec_init(struct gy_spec *spec);
 void gy_spec_free(struct gy_spec *spec);
 
-/* Decodes the JSON form of a spec (DESIGN.md section 5; quantities as strings "250m" or
+/* Decodes the JSON form of a spec (docs/spec.md; quantities as strings "250m" or
  * numbers) over the defaults, then validates it. spec needs no initialisation: the call
  * starts with gy_spec_init. Problems are appended to *problems (zero it before the first
  * use), sorted by position when pos is given. Unknown keys, wrong types, bad quantities

@@ -88,9 +88,9 @@ int rt_device_program(const struct rt_device_rule *rules, size_t n_rules, struct
  * it to the cgroup v2 directory dir. */
 int rt_cgroup_v2_devices(const char *dir, const struct rt_resources *res, struct gy_error *err);
 
-/* Small file helpers shared by the backends. rt_file_write writes text to an existing
- * file (or creates it when create is set); rt_file_read reads at most size-1 bytes and
- * NUL-terminates. Errors name the path. */
+/* Small file helpers (file.c) of the backends and the rest of the runtime. rt_file_write
+ * writes text to an existing file (or creates it when create is set); rt_file_read reads
+ * at most size-1 bytes and NUL-terminates. Errors name the path. */
 int rt_file_write(const char *path, const char *text, int create, struct gy_error *err);
 int rt_file_read(const char *path, char *buf, size_t size, struct gy_error *err);
 /* Reads "key value" lines and returns the value of key, or -1 when absent. */

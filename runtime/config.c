@@ -1,13 +1,12 @@
 /* Parsing and validation of the OCI runtime-spec config.json (runtime-spec config.md):
- * process, root, mounts, hooks, and the shared field helpers; the "linux" section is in
- * config-linux.c. Every error names the field it is about. */
+ * process, root, mounts and hooks. The "linux" section is in config_linux.c, the field
+ * getters both use in config_field.c, and the spec's names with their kernel flags in
+ * config_table.c. Every error names the field it is about. */
 #include "runtime/config.h"
-#include "runtime/config-internal.h"
+#include "runtime/config_internal.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <linux/sched.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,95 +19,7 @@
 #include "common/cleanup.h"
 #include "common/xalloc.h"
 
-/* ------------------------------------------------------------------------------------ */
-/* Field access helpers: each takes the JSON path of the field for its error message.     */
-
-int rt_cfg_want_type(json_t *v, json_type type, const char *path, const char *what,
-                     struct gy_error *err)
-{
-    if (json_typeof(v) != type)
-        return gy_error_set(err, GY_EINVAL, "%s: must be %s", path, what);
-    return 0;
-}
-
-int rt_cfg_get_string(json_t *obj, const char *key, const char *path, char **out,
-                      struct gy_error *err)
-{
-    json_t *v = json_object_get(obj, key);
-    if (v == NULL || json_is_null(v))
-        return 0;
-    if (!json_is_string(v))
-        return gy_error_set(err, GY_EINVAL, "%s%s: must be a string", path, key);
-    free(*out);
-    *out = gy_xstrdup(json_string_value(v));
-    return 1;
-}
-
-int rt_cfg_get_bool(json_t *obj, const char *key, const char *path, bool *out, struct gy_error *err)
-{
-    json_t *v = json_object_get(obj, key);
-    if (v == NULL || json_is_null(v))
-        return 0;
-    if (!json_is_boolean(v))
-        return gy_error_set(err, GY_EINVAL, "%s%s: must be true or false", path, key);
-    *out = json_is_true(v);
-    return 1;
-}
-
-int rt_cfg_get_int(json_t *obj, const char *key, const char *path, int64_t min, int64_t max,
-                   int64_t *out, struct gy_error *err)
-{
-    json_t *v = json_object_get(obj, key);
-    if (v == NULL || json_is_null(v))
-        return 0;
-    if (!json_is_integer(v))
-        return gy_error_set(err, GY_EINVAL, "%s%s: must be an integer", path, key);
-    json_int_t n = json_integer_value(v);
-    if (n < min || n > max)
-        return gy_error_set(err, GY_EINVAL, "%s%s: %lld is out of range (%lld to %lld)", path, key,
-                            (long long)n, (long long)min, (long long)max);
-    *out = n;
-    return 1;
-}
-
-/* Reads an array of strings; absent leaves *out empty. */
-int rt_cfg_get_strings(json_t *obj, const char *key, const char *path, char ***out, size_t *count,
-                       struct gy_error *err)
-{
-    json_t *v = json_object_get(obj, key);
-    if (v == NULL || json_is_null(v))
-        return 0;
-    if (!json_is_array(v))
-        return gy_error_set(err, GY_EINVAL, "%s%s: must be an array of strings", path, key);
-    size_t n = json_array_size(v);
-    char **list = gy_xcalloc(n + 1, sizeof(*list));
-    for (size_t i = 0; i < n; i++) {
-        json_t *s = json_array_get(v, i);
-        if (!json_is_string(s)) {
-            for (size_t j = 0; j < i; j++)
-                free(list[j]);
-            free(list);
-            return gy_error_set(err, GY_EINVAL, "%s%s[%zu]: must be a string", path, key, i);
-        }
-        list[i] = gy_xstrdup(json_string_value(s));
-    }
-    *out = list;
-    *count = n;
-    return 1;
-}
-
-void rt_cfg_free_strings(char **list, size_t count)
-{
-    if (list == NULL)
-        return;
-    for (size_t i = 0; i < count; i++)
-        free(list[i]);
-    free(list);
-}
-
-/* ------------------------------------------------------------------------------------ */
-/* Tables                                                                                 */
-
+/* The resource types process.rlimits may name (setrlimit(2)). */
 static const struct {
     const char *name;
     int resource;
@@ -122,116 +33,6 @@ static const struct {
     {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE}, {"RLIMIT_NICE", RLIMIT_NICE},
     {"RLIMIT_RTPRIO", RLIMIT_RTPRIO},     {"RLIMIT_RTTIME", RLIMIT_RTTIME},
 };
-
-static const struct {
-    const char *name;
-    const char *proc;
-    int flag;
-} ns_table[RT_NS_COUNT] = {
-    [RT_NS_USER] = {"user", "user", CLONE_NEWUSER},
-    [RT_NS_PID] = {"pid", "pid", CLONE_NEWPID},
-    [RT_NS_NET] = {"network", "net", CLONE_NEWNET},
-    [RT_NS_IPC] = {"ipc", "ipc", CLONE_NEWIPC},
-    [RT_NS_UTS] = {"uts", "uts", CLONE_NEWUTS},
-    [RT_NS_MOUNT] = {"mount", "mnt", CLONE_NEWNS},
-    [RT_NS_CGROUP] = {"cgroup", "cgroup", CLONE_NEWCGROUP},
-};
-
-const char *rt_ns_name(enum rt_ns_kind kind)
-{
-    return ns_table[kind].name;
-}
-
-const char *rt_ns_proc_name(enum rt_ns_kind kind)
-{
-    return ns_table[kind].proc;
-}
-
-int rt_ns_clone_flag(enum rt_ns_kind kind)
-{
-    return ns_table[kind].flag;
-}
-
-uint64_t rt_caps_default(void)
-{
-    /* Docker's default set (moby oci/caps/defaults.go). */
-    static const int caps[] = {
-        CAP_CHOWN,   CAP_DAC_OVERRIDE, CAP_FSETID,           CAP_FOWNER,
-        CAP_MKNOD,   CAP_NET_RAW,      CAP_SETGID,           CAP_SETUID,
-        CAP_SETFCAP, CAP_SETPCAP,      CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT,
-        CAP_KILL,    CAP_AUDIT_WRITE,
-    };
-    uint64_t mask = 0;
-    for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++)
-        mask |= UINT64_C(1) << caps[i];
-    return mask;
-}
-
-bool rt_mount_option_flag(const char *option, unsigned long *set, unsigned long *clear,
-                          unsigned long *propagation, bool *bind)
-{
-    static const struct {
-        const char *name;
-        unsigned long flag;
-        bool clear;
-    } flags[] = {
-        {"ro", MS_RDONLY, false},
-        {"rw", MS_RDONLY, true},
-        {"nosuid", MS_NOSUID, false},
-        {"suid", MS_NOSUID, true},
-        {"nodev", MS_NODEV, false},
-        {"dev", MS_NODEV, true},
-        {"noexec", MS_NOEXEC, false},
-        {"exec", MS_NOEXEC, true},
-        {"sync", MS_SYNCHRONOUS, false},
-        {"async", MS_SYNCHRONOUS, true},
-        {"dirsync", MS_DIRSYNC, false},
-        {"remount", MS_REMOUNT, false},
-        {"mand", MS_MANDLOCK, false},
-        {"nomand", MS_MANDLOCK, true},
-        {"atime", MS_NOATIME, true},
-        {"noatime", MS_NOATIME, false},
-        {"diratime", MS_NODIRATIME, true},
-        {"nodiratime", MS_NODIRATIME, false},
-        {"relatime", MS_RELATIME, false},
-        {"norelatime", MS_RELATIME, true},
-        {"strictatime", MS_STRICTATIME, false},
-        {"nostrictatime", MS_STRICTATIME, true},
-        {"defaults", 0, false},
-    };
-    static const struct {
-        const char *name;
-        unsigned long flag;
-    } props[] = {
-        {"private", MS_PRIVATE},       {"rprivate", MS_PRIVATE | MS_REC},
-        {"shared", MS_SHARED},         {"rshared", MS_SHARED | MS_REC},
-        {"slave", MS_SLAVE},           {"rslave", MS_SLAVE | MS_REC},
-        {"unbindable", MS_UNBINDABLE}, {"runbindable", MS_UNBINDABLE | MS_REC},
-    };
-    if (strcmp(option, "bind") == 0 || strcmp(option, "rbind") == 0) {
-        *bind = true;
-        *set |= MS_BIND | (option[0] == 'r' ? MS_REC : 0);
-        return true;
-    }
-    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
-        if (strcmp(option, flags[i].name) == 0) {
-            if (flags[i].clear) {
-                *clear |= flags[i].flag;
-                *set &= ~flags[i].flag;
-            } else {
-                *set |= flags[i].flag;
-            }
-            return true;
-        }
-    }
-    for (size_t i = 0; i < sizeof(props) / sizeof(props[0]); i++) {
-        if (strcmp(option, props[i].name) == 0) {
-            *propagation = props[i].flag;
-            return true;
-        }
-    }
-    return false;
-}
 
 /* ------------------------------------------------------------------------------------ */
 /* Sections                                                                               */

@@ -587,25 +587,6 @@ fail:
 /* ------------------------------------------------------------------------------------ */
 /* Creator                                                                                */
 
-int rt_id_validate(const char *id, struct gy_error *err)
-{
-    size_t len = id != NULL ? strlen(id) : 0;
-    if (len == 0 || len > RT_ID_MAX)
-        return gy_error_set(err, GY_EINVAL, "container id: must be 1 to %d characters", RT_ID_MAX);
-    if (id[0] == '.')
-        return gy_error_set(err, GY_EINVAL, "container id \"%s\": must not start with '.'", id);
-    for (size_t i = 0; i < len; i++) {
-        char ch = id[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '-' || ch == '_' || ch == '.'))
-            return gy_error_set(err, GY_EINVAL,
-                                "container id \"%s\": only letters, digits, '.', '_' and '-' "
-                                "are allowed",
-                                id);
-    }
-    return 0;
-}
-
 static int check_dir(const char *path, const char *what, struct gy_error *err)
 {
     struct stat st;

@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "common/cleanup.h"
+#include "common/log.h"
 #include "common/xalloc.h"
 
 char *rt_hook_state_json(const char *id, const char *status, pid_t pid, const char *bundle)
@@ -98,4 +99,17 @@ int rt_hooks_run(const struct rt_config *c, enum rt_hook_kind kind, const char *
             return rc;
     }
     return 0;
+}
+
+void rt_hooks_poststart(const struct rt_config *c, const char *dir, const char *id,
+                        const char *bundle)
+{
+    struct rt_record rec;
+    if (rt_record_read(dir, &rec, NULL) < 0)
+        return;
+    cleanup_free char *state = rt_hook_state_json(id, "running", rec.pid, bundle);
+    struct gy_error err;
+    /* The runtime-spec makes a failed poststart hook a warning, not a failed start. */
+    if (rt_hooks_run(c, RT_HOOK_POSTSTART, state, &err) < 0)
+        gy_log_warn("poststart hook failed", "container=%s error=\"%s\"", id, err.msg);
 }

@@ -37,19 +37,6 @@ const char *rt_status_name(enum rt_status status)
     return "unknown";
 }
 
-void rt_hooks_poststart(const struct rt_config *c, const char *dir, const char *id,
-                        const char *bundle)
-{
-    struct rt_record rec;
-    if (rt_record_read(dir, &rec, NULL) < 0)
-        return;
-    cleanup_free char *state = rt_hook_state_json(id, "running", rec.pid, bundle);
-    struct gy_error err;
-    /* The runtime-spec makes a failed poststart hook a warning, not a failed start. */
-    if (rt_hooks_run(c, RT_HOOK_POSTSTART, state, &err) < 0)
-        gy_log_warn("poststart hook failed", "container=%s error=\"%s\"", id, err.msg);
-}
-
 /* Loads the config a container was made from (for hooks that run after create). */
 static struct rt_config *saved_config(const char *dir)
 {

@@ -1,5 +1,6 @@
 /* The state directory: one directory per container under the root, holding its record,
- * its exit status and its log, so that any later process can find it. */
+ * its exit status and its log, so that any later process can find it. Container ids are
+ * checked here because each one names a directory under the root. */
 #include "runtime/internal.h"
 
 #include <dirent.h>
@@ -20,6 +21,27 @@
 
 #include "common/cleanup.h"
 #include "common/xalloc.h"
+
+/* The id becomes a path component of the state directory: no '/' and no leading '.'
+ * keep it from naming anything but a child of the root. */
+int rt_id_validate(const char *id, struct gy_error *err)
+{
+    size_t len = id != NULL ? strlen(id) : 0;
+    if (len == 0 || len > RT_ID_MAX)
+        return gy_error_set(err, GY_EINVAL, "container id: must be 1 to %d characters", RT_ID_MAX);
+    if (id[0] == '.')
+        return gy_error_set(err, GY_EINVAL, "container id \"%s\": must not start with '.'", id);
+    for (size_t i = 0; i < len; i++) {
+        char ch = id[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_' || ch == '.'))
+            return gy_error_set(err, GY_EINVAL,
+                                "container id \"%s\": only letters, digits, '.', '_' and '-' "
+                                "are allowed",
+                                id);
+    }
+    return 0;
+}
 
 char *rt_state_dir(const char *root, const char *id)
 {

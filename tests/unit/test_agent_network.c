@@ -1,6 +1,6 @@
-/* Unit tests of replica networking: subnet parsing and address allocation, and (as root,
- * inside a private network namespace of the test's own) a bridge and a replica namespace
- * that reaches the gateway and is removed without a trace. */
+/* Unit tests of replica networking: subnet parsing, address allocation and veth names,
+ * and (as root, inside a private network namespace of the test's own) a bridge and a
+ * replica namespace that reaches the gateway and is removed without a trace. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -34,6 +34,23 @@ static void test_config_parse(void **state)
     assert_int_equal(
         agent_net_config_init(&cfg, "10.88.0.0/24", "a-very-long-bridge-name", "g-", &err),
         -GY_EINVAL);
+}
+
+/* The names are pinned: agents of every version must find the veths of replicas that an
+ * earlier agent started. */
+static void test_veth_name(void **state)
+{
+    (void)state;
+    char name[AGENT_NET_VETH_MAX];
+    agent_net_veth_name("web-1", name);
+    assert_string_equal(name, "gy76b7b71f");
+    agent_net_veth_name("", name);
+    assert_string_equal(name, "gy811c9dc5");
+    char long_id[201];
+    memset(long_id, 'a', 200);
+    long_id[200] = '\0';
+    agent_net_veth_name(long_id, name);
+    assert_string_equal(name, "gy4e48052d");
 }
 
 static void test_address_pick(void **state)
@@ -100,6 +117,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_parse),
+        cmocka_unit_test(test_veth_name),
         cmocka_unit_test(test_address_pick),
         cmocka_unit_test(test_replica_namespace),
     };

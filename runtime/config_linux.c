@@ -1,7 +1,7 @@
 /* Parsing and validation of the "linux" section of config.json (runtime-spec
  * config-linux.md): namespaces, id mappings, resources, seccomp, sysctls. */
 #include "runtime/config.h"
-#include "runtime/config-internal.h"
+#include "runtime/config_internal.h"
 
 #include <ctype.h>
 #include <errno.h>

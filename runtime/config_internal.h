@@ -1,7 +1,7 @@
-/* Shared by config.c and config-linux.c: JSON field access that names the field in its
- * errors. Each getter returns 1 when the field was present and valid, 0 when absent (or
- * null), negative with err filled otherwise. path is the field's prefix ("process.").
- * Only the config parser uses this header. */
+/* Shared by config.c and config_linux.c: JSON field access that names the field in its
+ * errors (config_field.c). Each getter returns 1 when the field was present and valid, 0
+ * when absent (or null), negative with err filled otherwise. path is the field's prefix
+ * ("process."). Only the config parser uses this header. */
 #ifndef GANTRY_RUNTIME_CONFIG_INTERNAL_H
 #define GANTRY_RUNTIME_CONFIG_INTERNAL_H
 

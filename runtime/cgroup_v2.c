@@ -18,6 +18,15 @@
 
 static const char *const wanted_controllers[] = {"cpu", "memory", "pids", "io", "cpuset"};
 
+uint64_t rt_cgroup_shares_to_weight(uint64_t shares)
+{
+    if (shares < 2)
+        shares = 2;
+    if (shares > 262144)
+        shares = 262144;
+    return 1 + ((shares - 2) * 9999) / 262142;
+}
+
 /* Enables the wanted controllers that dir offers for its children. */
 static int enable_controllers(const char *dir, struct gy_error *err)
 {
