@@ -12,7 +12,7 @@
 
 #include "common/error.h"
 
-/* Exit statuses of every command (DESIGN.md section 9). */
+/* Exit statuses of every command (docs/cli.md, "Exit status"). */
 enum ctl_exit {
     CTL_EXIT_OK = 0,
     CTL_EXIT_FAILED = 1, /* the operation failed: server error, unreachable, timeout */

@@ -1,4 +1,4 @@
-/* gantry-scheduler: the control-plane server (DESIGN.md section 3). */
+/* gantry-scheduler: the control-plane server (docs/operations.md, docs/architecture.md). */
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
