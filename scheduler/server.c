@@ -23,7 +23,7 @@ static void server_node_closed(struct sch_node *node)
     gy_log_info("stopped", "exit=%d", server->exit_code);
 }
 
-static void leader_closed(void *arg)
+static void fleet_closed(void *arg)
 {
     struct sch_server *server = arg;
     sch_node_stop(&server->node, server_node_closed);
@@ -31,7 +31,11 @@ static void leader_closed(void *arg)
 
 static void http_closed(void *arg)
 {
-    sch_leader_close(arg, leader_closed, arg);
+    struct sch_server *server = arg;
+    struct sch_fleet *fleet = server->fleet;
+    server->fleet = NULL;
+    server->api.fleet = NULL;
+    sch_fleet_close(fleet, fleet_closed, server);
 }
 
 void sch_server_stop(struct sch_server *server)
@@ -39,9 +43,11 @@ void sch_server_stop(struct sch_server *server)
     if (server->stopping)
         return;
     server->stopping = true;
+    sch_fleet_stop_leading(server->fleet);
     gy_log_info("stopping", "leader=%s", sch_node_is_leader(&server->node) ? "true" : "false");
     uv_timer_stop(&server->join_timer);
-    sch_api_release_parked(server);
+    server->api.stopping = true;
+    sch_api_release_parked(&server->api);
     /* Leadership moves first (inside sch_node_stop) while the API refuses new work with 503,
      * then Raft closes. */
     if (server->http != NULL) {
@@ -62,8 +68,9 @@ static void on_signal(uv_signal_t *sig, int signum)
 
 static void node_applied(void *data)
 {
-    sch_api_applied(data);
-    sch_leader_applied(data);
+    struct sch_server *server = data;
+    sch_api_applied(&server->api);
+    sch_fleet_applied(server->fleet);
 }
 
 static void node_fatal(void *data)
@@ -79,9 +86,6 @@ int sch_server_start(struct sch_server *server, uv_loop_t *loop,
     memset(server, 0, sizeof(*server));
     server->loop = loop;
     server->cfg = *cfg;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    server->start_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
     uv_timer_init(loop, &server->join_timer);
     server->join_timer.data = server;
     uv_signal_init(loop, &server->sigterm);
@@ -105,8 +109,14 @@ int sch_server_start(struct sch_server *server, uv_loop_t *loop,
         .header_timeout_ms = 10000,
         .idle_timeout_ms = 60000,
         .max_connections = 1024,
+        .forward_mark = SCH_API_FORWARD_MARK,
+        .forward_fail_code = SCH_API_NO_LEADER,
     };
-    rc = sch_http_server_start(loop, cfg->node.api_addr, &opts, sch_api_handle, server,
+    server->api.loop = loop;
+    server->api.node = &server->node;
+    server->api.cfg.forward_timeout_ms = cfg->forward_timeout_ms;
+    server->api.cfg.max_wait_s = cfg->max_wait_s;
+    rc = sch_http_server_start(loop, cfg->node.api_addr, &opts, sch_api_handle, &server->api,
                                &server->http, err);
     if (rc < 0) {
         gy_error_wrap(err, "API address");
@@ -114,7 +124,12 @@ int sch_server_start(struct sch_server *server, uv_loop_t *loop,
         sch_node_stop(&server->node, server_node_closed);
         return rc;
     }
-    rc = sch_leader_start(server, err);
+    struct sch_fleet_config fleet_cfg = {
+        .agent_addr = cfg->node.agent_addr,
+        .node_down_ms = cfg->node_down_ms,
+    };
+    rc = sch_fleet_start(loop, &server->node, &fleet_cfg, &server->fleet, err);
+    server->api.fleet = server->fleet;
     if (rc < 0) {
         server->stopping = true;
         struct sch_http_server *http = server->http;

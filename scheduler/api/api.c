@@ -1,69 +1,46 @@
-/* The API's front door: routing, the leader/follower decision (answer, barrier, forward or
- * 503), and answers with metrics. */
-#include "scheduler/server.h"
+/* The API's front door: it routes each request by the route table, decides by the route's
+ * access where it is served (here at once, here after a read barrier, or relayed to the
+ * leader, or refused with 503 when no leader is known), and answers calls with their
+ * metrics. The two leader-only routes, a replica's logs and top, are served here too, by
+ * the fleet. */
+#include "scheduler/api/api.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "common/log.h"
 #include "common/xalloc.h"
+#include "scheduler/api/api_internal.h"
+#include "scheduler/api/routes.h"
 #include "scheduler/fleet/fleet.h"
 
-/* How the request is served. */
-enum access {
-    ACCESS_LOCAL, /* any server answers from its own view */
-    ACCESS_READ,  /* leader after a barrier; any server with ?stale=1 */
-    ACCESS_WRITE, /* leader only */
-};
-
-static enum access route_access(enum sch_route route)
-{
-    switch (route) {
-    case SCH_ROUTE_APPLY:
-    case SCH_ROUTE_WORKLOAD_DELETE:
-    case SCH_ROUTE_WORKLOAD_SCALE:
-    case SCH_ROUTE_WORKLOAD_MOVE:
-    case SCH_ROUTE_NODE_DRAIN:
-    case SCH_ROUTE_NODE_CORDON:
-    case SCH_ROUTE_NODE_UNCORDON:
-    case SCH_ROUTE_MEMBER_ADD:
-    case SCH_ROUTE_MEMBER_REMOVE:
-    case SCH_ROUTE_REPLICA_LOGS: /* the leader holds the agent sessions */
-    case SCH_ROUTE_TOP:          /* and the usage samples */
-        return ACCESS_WRITE;
-    case SCH_ROUTE_WORKLOADS:
-    case SCH_ROUTE_WORKLOAD_GET:
-    case SCH_ROUTE_REPLICAS:
-    case SCH_ROUTE_NODES:
-    case SCH_ROUTE_EVENTS:
-    case SCH_ROUTE_SNAPSHOT:
-        return ACCESS_READ;
-    default:
-        return ACCESS_LOCAL;
-    }
-}
-
-static void call_free(struct sch_call *call)
+void sch_call_free(struct sch_call *call)
 {
     json_decref(call->body);
     free(call);
 }
 
-void sch_call_answer(struct sch_call *call, int status, json_t *body)
+void sch_call_json_keep(struct sch_call *call, int status, json_t *body)
 {
-    sch_metrics_observe(call->server, call->route, status, call->req->received_ns);
+    sch_metrics_observe(call->api, call->route, status, call->req->received_ns);
     sch_http_respond_json(call->req, status, body);
     call->req = NULL;
 }
 
 void sch_call_json(struct sch_call *call, int status, json_t *body)
 {
-    sch_call_answer(call, status, body);
-    call_free(call);
+    sch_call_json_keep(call, status, body);
+    sch_call_free(call);
+}
+
+void sch_call_respond(struct sch_call *call, int status, const char *content_type,
+                      const char *headers, const char *body, size_t len)
+{
+    sch_metrics_observe(call->api, call->route, status, call->req->received_ns);
+    sch_http_respond(call->req, status, content_type, headers, body, len);
+    sch_call_free(call);
 }
 
 void sch_call_error(struct sch_call *call, int status, const char *code, const char *path,
@@ -74,19 +51,19 @@ void sch_call_error(struct sch_call *call, int status, const char *code, const c
     va_start(ap, fmt);
     vsnprintf(message, sizeof(message), fmt, ap);
     va_end(ap);
-    sch_metrics_observe(call->server, call->route, status, call->req->received_ns);
     if (status == 503) {
         /* Clients retry after a second: an election takes well under that on a LAN. */
         json_t *body = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
         char *text = json_dumps(body, JSON_COMPACT);
         json_decref(body);
-        sch_http_respond(call->req, status, "application/json", "Retry-After: 1\r\n", text,
+        sch_call_respond(call, status, "application/json", "Retry-After: 1\r\n", text,
                          strlen(text));
         free(text);
-    } else {
-        sch_http_respond_error(call->req, status, code, path, "%s", message);
+        return;
     }
-    call_free(call);
+    sch_metrics_observe(call->api, call->route, status, call->req->received_ns);
+    sch_http_respond_error(call->req, status, code, path, "%s", message);
+    sch_call_free(call);
 }
 
 void sch_call_fail(struct sch_call *call, int code, const char *message)
@@ -116,111 +93,65 @@ void sch_call_fail(struct sch_call *call, int code, const char *message)
     }
 }
 
-/* Copies the path segment after prefix into out; false when it is empty or has a '/'. */
-static bool path_name(const char *path, const char *prefix, const char *suffix, char *out,
-                      size_t len)
+/* GET /v1/replicas/NAME/logs[?follow=1], on the leader: the fleet asks the replica's agent
+ * and the chunks of its answer are streamed to the client as they come. */
+static void logs_start(void *data)
 {
-    size_t plen = strlen(prefix), slen = strlen(suffix), n = strlen(path);
-    if (n <= plen + slen || strncmp(path, prefix, plen) != 0 ||
-        strcmp(path + n - slen, suffix) != 0)
-        return false;
-    size_t name_len = n - plen - slen;
-    if (name_len >= len || memchr(path + plen, '/', name_len) != NULL)
-        return false;
-    memcpy(out, path + plen, name_len);
-    out[name_len] = '\0';
-    return true;
+    struct sch_call *call = data;
+    sch_http_stream_start(call->req, 200, "text/plain; charset=utf-8");
 }
 
-/* Finds the route; returns false with *allowed set when the path exists for other
- * methods. */
-static bool route_find(struct sch_call *call, const char **allowed)
+static bool logs_write(void *data, const char *chunk, size_t len)
 {
-    const char *m = call->req->method, *p = call->req->path;
-    bool get = strcmp(m, "GET") == 0, post = strcmp(m, "POST") == 0, del = strcmp(m, "DELETE") == 0;
-    *allowed = NULL;
-#define ROUTE(cond, r, allow)                                                                      \
-    do {                                                                                           \
-        if (cond) {                                                                                \
-            call->route = (r);                                                                     \
-            return true;                                                                           \
-        }                                                                                          \
-        *allowed = (allow);                                                                        \
-        return false;                                                                              \
-    } while (0)
-    if (strcmp(p, "/healthz") == 0)
-        ROUTE(get, SCH_ROUTE_HEALTHZ, "GET");
-    if (strcmp(p, "/metrics") == 0)
-        ROUTE(get, SCH_ROUTE_METRICS, "GET");
-    if (strcmp(p, "/v1/apply") == 0)
-        ROUTE(post, SCH_ROUTE_APPLY, "POST");
-    if (strcmp(p, "/v1/workloads") == 0)
-        ROUTE(get, SCH_ROUTE_WORKLOADS, "GET");
-    if (path_name(p, "/v1/workloads/", "/scale", call->name, sizeof(call->name)))
-        ROUTE(post, SCH_ROUTE_WORKLOAD_SCALE, "POST");
-    if (path_name(p, "/v1/workloads/", "/move", call->name, sizeof(call->name)))
-        ROUTE(post, SCH_ROUTE_WORKLOAD_MOVE, "POST");
-    if (path_name(p, "/v1/nodes/", "/drain", call->name, sizeof(call->name)))
-        ROUTE(post, SCH_ROUTE_NODE_DRAIN, "POST");
-    if (path_name(p, "/v1/nodes/", "/cordon", call->name, sizeof(call->name)))
-        ROUTE(post, SCH_ROUTE_NODE_CORDON, "POST");
-    if (path_name(p, "/v1/nodes/", "/uncordon", call->name, sizeof(call->name)))
-        ROUTE(post, SCH_ROUTE_NODE_UNCORDON, "POST");
-    if (path_name(p, "/v1/workloads/", "", call->name, sizeof(call->name))) {
-        if (get)
-            ROUTE(true, SCH_ROUTE_WORKLOAD_GET, NULL);
-        ROUTE(del, SCH_ROUTE_WORKLOAD_DELETE, "GET, DELETE");
-    }
-    if (strcmp(p, "/v1/replicas") == 0)
-        ROUTE(get, SCH_ROUTE_REPLICAS, "GET");
-    if (path_name(p, "/v1/replicas/", "/logs", call->name, sizeof(call->name)))
-        ROUTE(get, SCH_ROUTE_REPLICA_LOGS, "GET");
-    if (strcmp(p, "/v1/nodes") == 0)
-        ROUTE(get, SCH_ROUTE_NODES, "GET");
-    if (strcmp(p, "/v1/top") == 0)
-        ROUTE(get, SCH_ROUTE_TOP, "GET");
-    if (strcmp(p, "/v1/events") == 0)
-        ROUTE(get, SCH_ROUTE_EVENTS, "GET");
-    if (strcmp(p, "/v1/cluster") == 0)
-        ROUTE(get, SCH_ROUTE_CLUSTER, "GET");
-    if (strcmp(p, "/v1/cluster/snapshot") == 0)
-        ROUTE(get, SCH_ROUTE_SNAPSHOT, "GET");
-    if (strcmp(p, "/v1/cluster/members") == 0)
-        ROUTE(post, SCH_ROUTE_MEMBER_ADD, "POST");
-    if (path_name(p, "/v1/cluster/members/", "", call->name, sizeof(call->name)))
-        ROUTE(del, SCH_ROUTE_MEMBER_REMOVE, "DELETE");
-#undef ROUTE
-    call->route = SCH_ROUTE_OTHER;
-    return false;
+    struct sch_call *call = data;
+    return sch_http_stream_write(call->req, chunk, len);
 }
 
-static void run_write(struct sch_call *call)
+static void logs_end(void *data, bool started, const char *error)
 {
-    switch (call->route) {
-    case SCH_ROUTE_APPLY:
-        sch_api_apply(call);
-        break;
-    case SCH_ROUTE_WORKLOAD_DELETE:
-        sch_api_delete(call);
-        break;
-    case SCH_ROUTE_WORKLOAD_SCALE:
-        sch_api_scale(call);
-        break;
-    case SCH_ROUTE_WORKLOAD_MOVE:
-        sch_api_move(call);
-        break;
-    case SCH_ROUTE_NODE_DRAIN:
-    case SCH_ROUTE_NODE_CORDON:
-    case SCH_ROUTE_NODE_UNCORDON:
-        sch_api_node_state(call);
-        break;
-    case SCH_ROUTE_MEMBER_ADD:
-        sch_api_member_add(call);
-        break;
-    default:
-        sch_api_member_remove(call);
-        break;
+    struct sch_call *call = data;
+    if (started) {
+        sch_http_stream_end(call->req);
+        sch_call_free(call);
+    } else if (error != NULL) {
+        sch_call_error(call, 404, "not_found", NULL, "%s", error);
+    } else {
+        sch_call_respond(call, 200, "text/plain; charset=utf-8", NULL, "", 0);
     }
+}
+
+void sch_api_replica_logs(struct sch_call *call)
+{
+    char value[16];
+    bool follow = sch_http_query(call->req, "follow", value, sizeof(value)) &&
+                  strcmp(value, "0") != 0 && strcmp(value, "false") != 0;
+    struct sch_fleet_log_sink sink = {logs_start, logs_write, logs_end, call};
+    struct gy_error err;
+    int rc = sch_fleet_logs(call->api->fleet, call->name, follow, &sink, &err);
+    if (rc == -GY_ENOTFOUND)
+        sch_call_error(call, 404, "not_found", NULL, "%s", err.msg);
+    else if (rc < 0)
+        sch_call_error(call, 503, "node_unavailable", NULL, "%s", err.msg);
+}
+
+/* GET /v1/top[?workload=NAME], on the leader. */
+void sch_api_top(struct sch_call *call)
+{
+    char workload[128];
+    bool one = sch_http_query(call->req, "workload", workload, sizeof(workload)) && *workload;
+    struct gy_error err;
+    json_t *top = sch_fleet_top(call->api->fleet, one ? workload : NULL, &err);
+    if (top != NULL)
+        sch_call_json(call, 200, top);
+    else if (err.code == GY_EUNAVAILABLE)
+        sch_call_error(call, 503, "no_leader", NULL, "%s", err.msg);
+    else
+        sch_call_error(call, 500, "internal", NULL, "%s", err.msg);
+}
+
+static void serve(struct sch_call *call)
+{
+    sch_route_def(call->route)->serve(call);
 }
 
 static void barrier_done(void *data, int status, const char *message)
@@ -230,53 +161,63 @@ static void barrier_done(void *data, int status, const char *message)
         sch_call_fail(call, status, message);
         return;
     }
-    sch_api_read(call);
+    serve(call);
 }
 
 /* Relays the request to the leader, or answers 503 when none is known. */
 static void forward_or_fail(struct sch_call *call)
 {
-    struct sch_server *server = call->server;
-    char api[256];
-    uint64_t leader = sch_node_leader(&server->node, api, sizeof(api));
-    if (sch_http_header(call->req, "x-gantry-forwarded") != NULL) {
+    struct sch_api *api = call->api;
+    char leader_api[256];
+    uint64_t leader = sch_node_leader(api->node, leader_api, sizeof(leader_api));
+    if (sch_http_header(call->req, SCH_API_FORWARD_MARK) != NULL) {
         /* Relayed once already by a server that took this one for the leader: answering 503
          * lets the client retry instead of bouncing between servers during an election. */
         sch_call_error(call, 503, "no_leader", NULL,
                        "this server is not the leader any more; retry shortly");
         return;
     }
-    if (leader == 0 || leader == server->cfg.node.id || *api == '\0') {
+    if (leader == 0 || leader == api->node->cfg.id || *leader_api == '\0') {
         sch_call_error(call, 503, "no_leader", NULL,
                        leader == 0 ? "no leader is elected at the moment; retry shortly"
                                    : "the leader's API address is not known yet; retry shortly");
         return;
     }
-    server->metrics[call->route].forwarded++;
-    uint64_t timeout = server->cfg.forward_timeout_ms;
+    api->metrics[call->route].forwarded++;
+    uint64_t timeout = api->cfg.forward_timeout_ms;
     char wait[32];
-    /* A relayed long-poll may be held by the leader for its whole wait. */
-    if (call->route == SCH_ROUTE_EVENTS && sch_http_query(call->req, "wait", wait, sizeof(wait))) {
+    /* The leader may hold a relayed long-poll for its whole wait. */
+    if (sch_route_def(call->route)->long_poll &&
+        sch_http_query(call->req, "wait", wait, sizeof(wait))) {
         unsigned long long seconds = strtoull(wait, NULL, 10);
-        if (seconds > server->cfg.max_wait_s)
-            seconds = server->cfg.max_wait_s;
+        if (seconds > api->cfg.max_wait_s)
+            seconds = api->cfg.max_wait_s;
         timeout += 1000ull * seconds;
     }
-    sch_http_forward(call->req, api, timeout);
-    call_free(call);
+    sch_http_forward(call->req, leader_api, timeout);
+    sch_call_free(call);
+}
+
+static bool stale_allowed(struct sch_http_request *req)
+{
+    char value[32];
+    return sch_http_query(req, "stale", value, sizeof(value)) && strcmp(value, "0") != 0 &&
+           strcmp(value, "false") != 0;
 }
 
 void sch_api_handle(struct sch_http_request *req, void *data)
 {
-    struct sch_server *server = data;
+    struct sch_api *api = data;
     /* What a follower was given and has not applied yet is applied before it is read. */
-    sch_fsm_drain(&server->node.fsm);
+    sch_fsm_drain(&api->node->fsm);
     struct sch_call *call = gy_xcalloc(1, sizeof(*call));
-    call->server = server;
+    call->api = api;
     call->req = req;
-    const char *allowed;
-    if (!route_find(call, &allowed)) {
-        if (allowed != NULL)
+    char allowed[64];
+    call->route = sch_route_find(req->method, req->path, call->name, sizeof(call->name), allowed,
+                                 sizeof(allowed));
+    if (call->route == SCH_ROUTE_OTHER) {
+        if (*allowed != '\0')
             sch_call_error(call, 405, "method_not_allowed", NULL, "%s %s: allowed methods are %s",
                            req->method, req->path, allowed);
         else
@@ -284,35 +225,24 @@ void sch_api_handle(struct sch_http_request *req, void *data)
                            req->path);
         return;
     }
-    if (server->stopping) {
+    if (api->stopping) {
         sch_call_error(call, 503, "no_leader", NULL, "the server is shutting down");
         return;
     }
-    enum access access = route_access(call->route);
-    char value[32];
-    bool stale = sch_http_query(req, "stale", value, sizeof(value)) && strcmp(value, "0") != 0 &&
-                 strcmp(value, "false") != 0;
-    if (access == ACCESS_LOCAL || (access == ACCESS_READ && stale)) {
-        sch_api_read(call);
+    enum sch_access access = sch_route_def(call->route)->access;
+    if (access == SCH_ACCESS_LOCAL || (access == SCH_ACCESS_READ && stale_allowed(req))) {
+        serve(call);
         return;
     }
-    if (!sch_node_is_leader(&server->node)) {
+    if (!sch_node_is_leader(api->node)) {
         forward_or_fail(call);
         return;
     }
-    if (call->route == SCH_ROUTE_REPLICA_LOGS) {
-        sch_leader_logs(call);
-        return;
-    }
-    if (call->route == SCH_ROUTE_TOP) {
-        sch_leader_top(call);
-        return;
-    }
-    if (access == ACCESS_WRITE) {
-        run_write(call);
+    if (access != SCH_ACCESS_READ) {
+        serve(call);
         return;
     }
     struct gy_error err;
-    if (sch_node_barrier(&server->node, barrier_done, call, &err) < 0)
+    if (sch_node_barrier(api->node, barrier_done, call, &err) < 0)
         sch_call_fail(call, -(int)err.code, err.msg);
 }

@@ -1,5 +1,6 @@
-/* Prometheus text exposition: Raft position, leadership, state machine counters, and per
- * route request counts and latency histograms. */
+/* GET /metrics: the Prometheus text exposition of the Raft position, leadership, the
+ * leader's duties, state machine counters, and per route answer counts and latency
+ * histograms (docs/api.md lists them). */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -7,41 +8,17 @@
 #include <string.h>
 
 #include "common/xalloc.h"
+#include "scheduler/api/api_internal.h"
 #include "scheduler/fleet/fleet.h"
-#include "scheduler/server.h"
 
 static const double latency_bounds[SCH_LATENCY_BUCKETS] = {
     0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.0, 2.5, 10.0,
 };
 
-static const char *const route_names[SCH_ROUTE_COUNT] = {
-    [SCH_ROUTE_APPLY] = "apply",
-    [SCH_ROUTE_WORKLOADS] = "workloads_list",
-    [SCH_ROUTE_WORKLOAD_GET] = "workload_get",
-    [SCH_ROUTE_WORKLOAD_DELETE] = "workload_delete",
-    [SCH_ROUTE_WORKLOAD_SCALE] = "workload_scale",
-    [SCH_ROUTE_REPLICAS] = "replicas",
-    [SCH_ROUTE_REPLICA_LOGS] = "replica_logs",
-    [SCH_ROUTE_TOP] = "top",
-    [SCH_ROUTE_WORKLOAD_MOVE] = "workload_move",
-    [SCH_ROUTE_NODE_DRAIN] = "node_drain",
-    [SCH_ROUTE_NODE_CORDON] = "node_cordon",
-    [SCH_ROUTE_NODE_UNCORDON] = "node_uncordon",
-    [SCH_ROUTE_NODES] = "nodes",
-    [SCH_ROUTE_EVENTS] = "events",
-    [SCH_ROUTE_CLUSTER] = "cluster",
-    [SCH_ROUTE_MEMBER_ADD] = "member_add",
-    [SCH_ROUTE_MEMBER_REMOVE] = "member_remove",
-    [SCH_ROUTE_SNAPSHOT] = "snapshot",
-    [SCH_ROUTE_HEALTHZ] = "healthz",
-    [SCH_ROUTE_METRICS] = "metrics",
-    [SCH_ROUTE_OTHER] = "other",
-};
-
-void sch_metrics_observe(struct sch_server *server, enum sch_route route, int status,
+void sch_metrics_observe(struct sch_api *api, enum sch_route route, int status,
                          uint64_t received_ns)
 {
-    struct sch_route_metrics *m = &server->metrics[route];
+    struct sch_route_metrics *m = &api->metrics[route];
     int cls = status / 100;
     if (cls >= 1 && cls <= 5)
         m->by_class[cls]++;
@@ -78,10 +55,10 @@ static void emit(struct text *t, const char *fmt, ...)
     }
 }
 
-char *sch_metrics_render(struct sch_server *server)
+char *sch_metrics_render(struct sch_api *api)
 {
     struct text t = {gy_xmalloc(8192), 0, 8192};
-    struct sch_node *node = &server->node;
+    struct sch_node *node = api->node;
     struct raft *raft = &node->raft;
     uint64_t leader = sch_node_leader(node, NULL, 0);
 
@@ -115,7 +92,7 @@ char *sch_metrics_render(struct sch_server *server)
              "commit).\n# TYPE gantry_raft_entries_total counter\n");
     emit(&t, "gantry_raft_entries_total %" PRIu64 "\n", node->stats.entries);
     emit(&t, "# HELP gantry_raft_answers_capped_total AppendEntries answers whose matched index "
-             "was lowered to what the request proved (raft_match.c).\n"
+             "was lowered to what the request proved (libraft_compat.c).\n"
              "# TYPE gantry_raft_answers_capped_total counter\n");
     emit(&t, "gantry_raft_answers_capped_total %" PRIu64 "\n", node->match.capped);
     emit(&t, "# HELP gantry_proposal_queue_seconds_total Time commands waited for the next entry "
@@ -139,8 +116,8 @@ char *sch_metrics_render(struct sch_server *server)
     emit(&t, "# HELP gantry_raft_inflight_barriers Read barriers not yet applied.\n"
              "# TYPE gantry_raft_inflight_barriers gauge\n");
     emit(&t, "gantry_raft_inflight_barriers %zu\n", (size_t)node->inflight_barriers);
-    struct sch_leader_stats ls;
-    sch_leader_stats(server, &ls);
+    struct sch_fleet_stats ls;
+    sch_fleet_stats(api->fleet, &ls);
     emit(&t, "# HELP gantry_leader_caught_up 1 when leading and a barrier of this term applied.\n"
              "# TYPE gantry_leader_caught_up gauge\n");
     emit(&t, "gantry_leader_caught_up %d\n", ls.leading && ls.caught_up ? 1 : 0);
@@ -179,23 +156,25 @@ char *sch_metrics_render(struct sch_server *server)
              "# TYPE gantry_events_last gauge\n");
     emit(&t, "gantry_events_last %" PRIu64 "\n", node->fsm.last_event);
 
+    const struct sch_route_metrics *routes = api->metrics;
     emit(&t, "# HELP gantry_http_requests_total API requests answered, by route and status "
              "class.\n# TYPE gantry_http_requests_total counter\n");
-    for (int r = 0; r < SCH_ROUTE_COUNT; r++)
+    for (enum sch_route r = 0; r < SCH_ROUTE_COUNT; r++)
         for (int c = 1; c <= 5; c++)
-            if (server->metrics[r].by_class[c] > 0)
+            if (routes[r].by_class[c] > 0)
                 emit(&t, "gantry_http_requests_total{route=\"%s\",code=\"%dxx\"} %" PRIu64 "\n",
-                     route_names[r], c, server->metrics[r].by_class[c]);
+                     sch_route_def(r)->metric, c, routes[r].by_class[c]);
     emit(&t, "# HELP gantry_http_forwarded_total API requests relayed to the leader.\n"
              "# TYPE gantry_http_forwarded_total counter\n");
-    for (int r = 0; r < SCH_ROUTE_COUNT; r++)
-        if (server->metrics[r].forwarded > 0)
-            emit(&t, "gantry_http_forwarded_total{route=\"%s\"} %" PRIu64 "\n", route_names[r],
-                 server->metrics[r].forwarded);
+    for (enum sch_route r = 0; r < SCH_ROUTE_COUNT; r++)
+        if (routes[r].forwarded > 0)
+            emit(&t, "gantry_http_forwarded_total{route=\"%s\"} %" PRIu64 "\n",
+                 sch_route_def(r)->metric, routes[r].forwarded);
     emit(&t, "# HELP gantry_http_request_duration_seconds Time from a complete request to its "
              "answer.\n# TYPE gantry_http_request_duration_seconds histogram\n");
-    for (int r = 0; r < SCH_ROUTE_COUNT; r++) {
-        const struct sch_route_metrics *m = &server->metrics[r];
+    for (enum sch_route r = 0; r < SCH_ROUTE_COUNT; r++) {
+        const struct sch_route_metrics *m = &routes[r];
+        const char *route = sch_route_def(r)->metric;
         if (m->count == 0)
             continue;
         uint64_t cumulative = 0;
@@ -204,15 +183,22 @@ char *sch_metrics_render(struct sch_server *server)
             emit(&t,
                  "gantry_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %" PRIu64
                  "\n",
-                 route_names[r], latency_bounds[b], cumulative);
+                 route, latency_bounds[b], cumulative);
         }
         emit(&t,
              "gantry_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %" PRIu64 "\n",
-             route_names[r], m->count);
-        emit(&t, "gantry_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n", route_names[r],
+             route, m->count);
+        emit(&t, "gantry_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n", route,
              m->seconds_sum);
-        emit(&t, "gantry_http_request_duration_seconds_count{route=\"%s\"} %" PRIu64 "\n",
-             route_names[r], m->count);
+        emit(&t, "gantry_http_request_duration_seconds_count{route=\"%s\"} %" PRIu64 "\n", route,
+             m->count);
     }
     return t.buf;
+}
+
+void sch_api_metrics(struct sch_call *call)
+{
+    char *text = sch_metrics_render(call->api);
+    sch_call_respond(call, 200, "text/plain; version=0.0.4", NULL, text, strlen(text));
+    free(text);
 }

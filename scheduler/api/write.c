@@ -1,5 +1,6 @@
 /* Write endpoints, served by the leader: decode and validate the request, propose one
- * command, answer once it is committed by a majority and applied. */
+ * command (a membership change: the Raft configuration change, then the servers-table
+ * command), and answer once it is committed by a majority and applied. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,8 +11,9 @@
 #include "common/spec.h"
 #include "common/xalloc.h"
 #include "proto/spec_pb.h"
+#include "scheduler/api/api_internal.h"
 #include "scheduler/api/json_body.h"
-#include "scheduler/server.h"
+#include "scheduler/state/query_api.h"
 
 /* Workloads in one apply; a larger set is refused as a whole. */
 #define APPLY_MAX 1000
@@ -71,7 +73,7 @@ static void propose(struct sch_call *call, Gantry__Command *cmd, sch_propose_cb 
     struct gy_error err;
     cmd->time_ms = wall_ms();
     cmd->actor = (char *)actor_of(call);
-    if (sch_node_propose(&call->server->node, cmd, cb, call, &err) < 0)
+    if (sch_node_propose(call->api->node, cmd, cb, call, &err) < 0)
         sch_call_fail(call, -(int)err.code, err.msg);
 }
 
@@ -223,7 +225,7 @@ static void delete_done(void *data, int status, const struct sch_result *result,
     sch_call_json(call, 200, json_pack("{s:s,s:b}", "name", call->name, "deleted", 1));
 }
 
-void sch_api_delete(struct sch_call *call)
+void sch_api_workload_delete(struct sch_call *call)
 {
     if (!gy_spec_name_valid(call->name)) {
         sch_call_error(call, 400, "invalid_request", "name", "\"%s\" is not a workload name",
@@ -251,7 +253,7 @@ static void scale_done(void *data, int status, const struct sch_result *result, 
                   result->n_outcomes ? sch_outcome_name(result->outcomes[0].outcome) : "updated"));
 }
 
-void sch_api_scale(struct sch_call *call)
+void sch_api_workload_scale(struct sch_call *call)
 {
     if (!gy_spec_name_valid(call->name)) {
         sch_call_error(call, 400, "invalid_request", "name", "\"%s\" is not a workload name",
@@ -312,29 +314,25 @@ static void move_done(void *data, int status, const struct sch_result *result, c
                       : "moving"));
 }
 
-/* The number of ready nodes in a cloud, and the clouds that have any, for the error. */
-static int64_t ready_nodes_in(sqlite3 *db, const char *cloud, char *clouds, size_t len)
+/* What a move needs to know of the clouds: the ready nodes of the target cloud, and the
+ * clouds that have any, for the error. */
+struct clouds_ready {
+    const char *target;
+    int64_t target_ready;
+    char names[512];
+};
+
+static void cloud_seen(void *data, const char *cloud, int64_t ready_nodes)
 {
-    int64_t n = 0;
-    sqlite3_stmt *q;
-    clouds[0] = '\0';
-    if (sqlite3_prepare_v2(db,
-                           "SELECT cloud, SUM(state = 0) FROM nodes GROUP BY cloud ORDER BY cloud",
-                           -1, &q, NULL) != SQLITE_OK)
-        return 0;
-    while (sqlite3_step(q) == SQLITE_ROW) {
-        const char *c = (const char *)sqlite3_column_text(q, 0);
-        int64_t ready = sqlite3_column_int64(q, 1);
-        if (strcmp(c, cloud) == 0)
-            n = ready;
-        if (ready > 0)
-            snprintf(clouds + strlen(clouds), len - strlen(clouds), "%s%s", *clouds ? ", " : "", c);
-    }
-    sqlite3_finalize(q);
-    return n;
+    struct clouds_ready *c = data;
+    if (strcmp(cloud, c->target) == 0)
+        c->target_ready = ready_nodes;
+    size_t used = strlen(c->names);
+    if (ready_nodes > 0)
+        snprintf(c->names + used, sizeof(c->names) - used, "%s%s", used ? ", " : "", cloud);
 }
 
-void sch_api_move(struct sch_call *call)
+void sch_api_workload_move(struct sch_call *call)
 {
     if (!gy_spec_name_valid(call->name)) {
         sch_call_error(call, 400, "invalid_request", "name", "\"%s\" is not a workload name",
@@ -361,13 +359,17 @@ void sch_api_move(struct sch_call *call)
                        "to must name a cloud (1 to 63 characters)");
         return;
     }
-    char clouds[512];
-    if (ready_nodes_in(call->server->node.fsm.db, json_string_value(to), clouds, sizeof(clouds)) ==
-        0) {
+    struct clouds_ready clouds = {.target = json_string_value(to)};
+    struct gy_error err;
+    if (sch_view_clouds(&call->api->node->fsm, cloud_seen, &clouds, &err) < 0) {
+        sch_call_fail(call, -(int)err.code, err.msg);
+        return;
+    }
+    if (clouds.target_ready == 0) {
         sch_call_error(call, 409, "conflict", "to",
                        "cloud \"%s\" has no ready node (clouds with ready nodes: %s); nothing "
                        "was changed",
-                       json_string_value(to), *clouds ? clouds : "none");
+                       clouds.target, *clouds.names ? clouds.names : "none");
         return;
     }
     Gantry__MoveWorkload move = GANTRY__MOVE_WORKLOAD__INIT;
@@ -388,54 +390,54 @@ static void node_state_done(void *data, int status, const struct sch_result *res
     struct sch_call *call = data;
     if (settled_badly(call, status, result, message))
         return;
-    static const char *const names[] = {"ready", "down", "cordoned", "draining"};
-    sch_call_json(call, 200,
-                  json_pack("{s:s,s:s}", "name", call->name, "state", names[call->node_state]));
+    sch_call_json(
+        call, 200,
+        json_pack("{s:s,s:s}", "name", call->name, "state", sch_node_state_name(call->node_state)));
 }
 
-void sch_api_node_state(struct sch_call *call)
+/* Proposes that node call->name be in state, for reason. */
+static void node_state_set(struct sch_call *call, Gantry__NodeState state, const char *reason)
 {
-    sqlite3 *db = call->server->node.fsm.db;
-    sqlite3_stmt *q;
-    int current = -1;
-    if (sqlite3_prepare_v2(db, "SELECT state FROM nodes WHERE name = ?", -1, &q, NULL) ==
-        SQLITE_OK) {
-        sqlite3_bind_text(q, 1, call->name, -1, SQLITE_STATIC);
-        if (sqlite3_step(q) == SQLITE_ROW)
-            current = sqlite3_column_int(q, 0);
-        sqlite3_finalize(q);
+    struct gy_error err;
+    int current = sch_view_node_state(&call->api->node->fsm, call->name, &err);
+    if (current == -GY_ENOTFOUND) {
+        sch_call_error(call, 404, "not_found", "name", "node \"%s\" not found", call->name);
+        return;
     }
     if (current < 0) {
-        sch_call_error(call, 404, "not_found", "name", "node \"%s\" not found", call->name);
+        sch_call_fail(call, current, err.msg);
+        return;
+    }
+    if (state == GANTRY__NODE_STATE__NODE_READY && current == GANTRY__NODE_STATE__NODE_DOWN) {
+        sch_call_error(call, 409, "conflict", "name",
+                       "node \"%s\" is down; it becomes ready when its agent reconnects",
+                       call->name);
         return;
     }
     Gantry__SetNodeState set = GANTRY__SET_NODE_STATE__INIT;
     set.name = call->name;
-    switch (call->route) {
-    case SCH_ROUTE_NODE_DRAIN:
-        set.state = GANTRY__NODE_STATE__NODE_DRAINING;
-        set.reason = (char *)"drain requested";
-        break;
-    case SCH_ROUTE_NODE_CORDON:
-        set.state = GANTRY__NODE_STATE__NODE_CORDONED;
-        set.reason = (char *)"cordoned";
-        break;
-    default:
-        if (current == GANTRY__NODE_STATE__NODE_DOWN) {
-            sch_call_error(call, 409, "conflict", "name",
-                           "node \"%s\" is down; it becomes ready when its agent reconnects",
-                           call->name);
-            return;
-        }
-        set.state = GANTRY__NODE_STATE__NODE_READY;
-        set.reason = (char *)"uncordoned";
-        break;
-    }
-    call->node_state = (int)set.state;
+    set.state = state;
+    set.reason = (char *)reason;
+    call->node_state = (int)state;
     Gantry__Command cmd = GANTRY__COMMAND__INIT;
     cmd.cmd_case = GANTRY__COMMAND__CMD_SET_NODE_STATE;
     cmd.set_node_state = &set;
     propose(call, &cmd, node_state_done);
+}
+
+void sch_api_node_drain(struct sch_call *call)
+{
+    node_state_set(call, GANTRY__NODE_STATE__NODE_DRAINING, "drain requested");
+}
+
+void sch_api_node_cordon(struct sch_call *call)
+{
+    node_state_set(call, GANTRY__NODE_STATE__NODE_CORDONED, "cordoned");
+}
+
+void sch_api_node_uncordon(struct sch_call *call)
+{
+    node_state_set(call, GANTRY__NODE_STATE__NODE_READY, "uncordoned");
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -448,7 +450,7 @@ static void member_recorded(void *data, int status, const struct sch_result *res
     if (settled_badly(call, status, result, message))
         return;
     char cluster[80];
-    sch_fsm_cluster_id(&call->server->node.fsm, cluster, sizeof(cluster));
+    sch_fsm_cluster_id(&call->api->node->fsm, cluster, sizeof(cluster));
     if (call->route == SCH_ROUTE_MEMBER_ADD)
         sch_call_json(call, 200,
                       json_pack("{s:I,s:s,s:s}", "id", (json_int_t)call->member_id, "cluster_id",
@@ -538,7 +540,7 @@ void sch_api_member_add(struct sch_call *call)
         return;
     }
     char ours[80];
-    sch_fsm_cluster_id(&call->server->node.fsm, ours, sizeof(ours));
+    sch_fsm_cluster_id(&call->api->node->fsm, ours, sizeof(ours));
     const char *theirs = cluster ? json_string_value(cluster) : "";
     if (*theirs != '\0' && strcmp(theirs, ours) != 0) {
         sch_call_error(call, 409, "cluster_mismatch", "cluster_id",
@@ -548,7 +550,7 @@ void sch_api_member_add(struct sch_call *call)
     }
     call->member_id = (uint64_t)json_integer_value(id);
     struct gy_error err;
-    if (sch_node_add_server(&call->server->node, call->member_id,
+    if (sch_node_add_server(call->api->node, call->member_id,
                             json_string_value(json_object_get(doc, "raft_address")), member_added,
                             call, &err) < 0)
         sch_call_fail(call, -(int)err.code, err.msg);
@@ -561,7 +563,7 @@ static void member_removed(void *data, int status, const char *message)
         sch_call_fail(call, status, message);
         return;
     }
-    if (!sch_node_is_leader(&call->server->node)) {
+    if (!sch_node_is_leader(call->api->node)) {
         /* This server removed itself and stepped down, so it cannot propose the removal of
          * its row from the servers table. The row is harmless: /v1/cluster lists the Raft
          * configuration, and followers forward only to the leader's row. */
@@ -587,6 +589,6 @@ void sch_api_member_remove(struct sch_call *call)
     }
     call->member_id = id;
     struct gy_error err;
-    if (sch_node_remove_server(&call->server->node, id, member_removed, call, &err) < 0)
+    if (sch_node_remove_server(call->api->node, id, member_removed, call, &err) < 0)
         sch_call_fail(call, -(int)err.code, err.msg);
 }

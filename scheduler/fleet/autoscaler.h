@@ -1,8 +1,9 @@
 /* The leader's autoscaler: keeps a short window of the CPU and memory samples agents send
  * with their heartbeats, and of the load metric probes, in memory (never in Raft); every
  * evaluation turns them into scale commands for autoscaled workloads (autoscale_policy.h decides)
- * and into the metric probes to send. Owned by the leader (agents.c); the API reads its
- * figures for `gantry top` and `describe`. Time is passed in by the caller. */
+ * and into the metric probes to send. Owned by the leader's duties (duties.c); the API reads
+ * its figures for `gantry top` and `describe` through fleet.h. Time is passed in by the
+ * caller. */
 #ifndef GANTRY_SCHEDULER_FLEET_AUTOSCALER_H
 #define GANTRY_SCHEDULER_FLEET_AUTOSCALER_H
 
@@ -11,7 +12,6 @@
 #include <stdint.h>
 
 #include <jansson.h>
-#include <sqlite3.h>
 
 #include "common/error.h"
 #include "proto/gantry.pb-c.h"
@@ -70,8 +70,9 @@ json_t *sch_autoscaler_workload_json(struct sch_autoscaler *as, const char *work
                                      uint64_t now_ms);
 
 /* Usage per replica and per workload (GET /v1/top): CPU in millicores and memory in bytes,
- * also as shares of the requests. workload NULL = every workload. */
-json_t *sch_autoscaler_top(struct sch_autoscaler *as, sqlite3 *db, const char *workload,
+ * also as shares of the requests. workload NULL = every workload. The caller owns the
+ * result; NULL (err filled) when the state cannot be read. */
+json_t *sch_autoscaler_top(struct sch_autoscaler *as, struct sch_fsm *fsm, const char *workload,
                            uint64_t now_ms, struct gy_error *err);
 
 #endif

@@ -1,7 +1,8 @@
-/* The leader's side of the fleet: the agent stream (sessions, node registration, replica
- * status, heartbeats, logs), node liveness, assignments pushed to agents, and the
- * reconcile loop that places and stops replicas. Runs on every server; acts only while
- * that server leads. Shared by this folder's files only. */
+/* The leader's work with the fleet, as the rest of the server sees it: the agent stream
+ * (sessions, node registration, replica status, heartbeats, logs), node liveness,
+ * assignments pushed to agents, the reconcile loop that places and stops replicas, and the
+ * autoscaler. Every server runs one on its loop; it acts only while that server's Raft
+ * node leads, and tells agents that connect to a follower where the leader is. */
 #ifndef GANTRY_SCHEDULER_FLEET_FLEET_H
 #define GANTRY_SCHEDULER_FLEET_FLEET_H
 
@@ -10,30 +11,70 @@
 #include <stdint.h>
 
 #include <jansson.h>
+#include <uv.h>
 
 #include "common/error.h"
+#include "scheduler/raft/node.h"
 
-struct sch_server;
-struct sch_call;
-struct sch_leader;
-
-/* Defaults (gantry-scheduler flags --node-down-timeout, --node-grace). */
+/* Default of gantry-scheduler's --node-down-timeout. */
 #define SCH_DEFAULT_NODE_DOWN_MS 5000
 
-/* Listens on the server's agent address and starts the leader's timers. */
-int sch_leader_start(struct sch_server *server, struct gy_error *err);
-/* Closes the listener and every session; cb runs once all handles are closed. */
-void sch_leader_close(struct sch_server *server, void (*cb)(void *arg), void *arg);
-/* Called after every applied command: schedules reconcile and assignment pushes. */
-void sch_leader_applied(struct sch_server *server);
-/* GET /v1/replicas/ID/logs[?follow=1]: asks the replica's agent and streams the answer.
- * Runs on the leader. */
-void sch_leader_logs(struct sch_call *call);
-/* GET /v1/top[?workload=NAME]: CPU and memory per replica and workload from the leader's
- * sample windows. Runs on the leader. */
-void sch_leader_top(struct sch_call *call);
+struct sch_fleet_config {
+    const char *agent_addr; /* HOST:PORT the agents connect to; must outlive the fleet */
+    uint64_t node_down_ms;  /* a node silent this long is down; 0 = the default */
+};
+
+struct sch_fleet;
+
+/* Starts the fleet on loop for node: listens for agents on cfg->agent_addr and starts the
+ * timer of the leader's duties. *out is set even when listening fails (the error says
+ * why): close it with sch_fleet_close either way. */
+int sch_fleet_start(uv_loop_t *loop, struct sch_node *node, const struct sch_fleet_config *cfg,
+                    struct sch_fleet **out, struct gy_error *err);
+/* The server is stopping: from now on the fleet acts as if it did not lead (its next pass
+ * drops every agent session) and schedules no extra pass. */
+void sch_fleet_stop_leading(struct sch_fleet *fleet);
+/* Closes the listener and every session, ends every log relay, and frees the fleet once
+ * its handles are closed and its proposals settled; cb(arg) runs then. A NULL fleet calls
+ * cb at once. */
+void sch_fleet_close(struct sch_fleet *fleet, void (*cb)(void *arg), void *arg);
+/* To be called after every applied command: schedules a pass of the leader's duties
+ * (reconcile, assignment pushes). A NULL fleet is ignored. */
+void sch_fleet_applied(struct sch_fleet *fleet);
+
+/* Where a relayed log goes. The fleet calls start before the first chunk, write for each
+ * chunk, and end exactly once, after which it no longer uses the sink. */
+struct sch_fleet_log_sink {
+    /* The first chunk is about to be written. */
+    void (*start)(void *data);
+    /* Writes one chunk; false when the reader is gone (the relay then ends). */
+    bool (*write)(void *data, const char *chunk, size_t len);
+    /* The relay ended: started tells whether start was called; error is NULL at the end
+     * of the log (or when the reader went away), else why the log cannot be had (the
+     * agent's answer, "the replica's node disconnected", "the server is shutting down"). */
+    void (*end)(void *data, bool started, const char *error);
+    void *data;
+};
+
+/* Asks the agent of replica_id's node for its log (follow: and what it writes next) and
+ * relays the answer to a copy of sink. Runs on the leader. Returns 0 once asked; or
+ * -GY_ENOTFOUND when the replica does not exist, -GY_EUNAVAILABLE when its node is not
+ * connected (err says which), and the sink is then not used. */
+int sch_fleet_logs(struct sch_fleet *fleet, const char *replica_id, bool follow,
+                   const struct sch_fleet_log_sink *sink, struct gy_error *err);
+
+/* CPU and memory per replica and per workload (only workload's when not NULL) from the
+ * leader's sample windows, as GET /v1/top answers them; the caller owns the result. NULL
+ * with err->code GY_EUNAVAILABLE when this server does not lead or has not caught up
+ * with its term yet, or with GY_EINTERNAL when the state cannot be read. */
+json_t *sch_fleet_top(struct sch_fleet *fleet, const char *workload, struct gy_error *err);
+
+/* The live state of a workload's autoscaler when this server leads, else NULL (also when
+ * the workload is not autoscaled or not evaluated yet); the caller owns the result. */
+json_t *sch_fleet_autoscaler_json(struct sch_fleet *fleet, const char *workload);
+
 /* What the leader's duties are doing, for /metrics. */
-struct sch_leader_stats {
+struct sch_fleet_stats {
     bool leading;
     bool caught_up;          /* a barrier of this term has applied */
     bool reconcile_inflight; /* a reconcile plan is being committed */
@@ -42,10 +83,8 @@ struct sch_leader_stats {
     uint64_t reconcile_passes;
     uint64_t reconcile_age_ms; /* since the last pass; 0 = none yet */
 };
-void sch_leader_stats(struct sch_server *server, struct sch_leader_stats *out);
 
-/* The live state of a workload's autoscaler when this server leads, else NULL; the
- * caller owns the result. */
-json_t *sch_leader_autoscaler_json(struct sch_server *server, const char *workload);
+/* Fills out; all zero for a NULL fleet. */
+void sch_fleet_stats(struct sch_fleet *fleet, struct sch_fleet_stats *out);
 
 #endif

@@ -11,8 +11,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <sqlite3.h>
-
 #include "common/error.h"
 #include "proto/gantry.pb-c.h"
 #include "scheduler/state/fsm.h"
@@ -20,7 +18,7 @@
 /* Condition kinds the reconciler reports. */
 #define SCH_CONDITION_UNSCHEDULABLE  "Unschedulable"
 #define SCH_CONDITION_ROLLOUT_HALTED "RolloutHalted"
-/* A move between clouds (DESIGN.md section 8): in progress, stopped with its reason, and
+/* A move between clouds (docs/clouds.md): in progress, stopped with its reason, and
  * the summary of the last one that completed. */
 #define SCH_CONDITION_MOVING       "Moving"
 #define SCH_CONDITION_MOVE_STOPPED "MoveStopped"

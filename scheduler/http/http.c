@@ -55,6 +55,11 @@ uv_loop_t *http_server_loop(struct sch_http_server *server)
     return server->loop;
 }
 
+const struct sch_http_options *http_server_options(const struct sch_http_server *server)
+{
+    return &server->opts;
+}
+
 void http_server_forward_add(struct sch_http_server *server, struct http_forward *fwd)
 {
     fwd->server_prev = NULL;

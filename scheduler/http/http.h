@@ -50,6 +50,11 @@ struct sch_http_options {
     uint64_t header_timeout_ms; /* a request not complete in this time: 408 and close; 10 s */
     uint64_t idle_timeout_ms;   /* a keep-alive connection idle this long is closed; 60 s */
     size_t max_connections;     /* further connections are accepted and closed; 1024 */
+    /* sch_http_forward: the header added to relayed requests, so that a server that gets
+     * one does not relay it again (default "X-Forwarded-Once"), and the error code of the
+     * 503 that says why a relay failed (default "unavailable"). */
+    const char *forward_mark;
+    const char *forward_fail_code;
 };
 
 /* Listens on addr ("HOST:PORT"; port 0 picks one, see sch_http_server_port). An address in
@@ -80,9 +85,10 @@ void sch_http_stream_start(struct sch_http_request *req, int status, const char 
 bool sch_http_stream_write(struct sch_http_request *req, const char *data, size_t len);
 void sch_http_stream_end(struct sch_http_request *req);
 
-/* Relays the request as received to another HTTP server (HOST:PORT) and answers the
- * client with that server's answer; an unreachable server or no answer within timeout_ms
- * gives 503 {"error":{"code":"no_leader",...}} with Retry-After: 1. */
+/* Relays the request as received to another HTTP server (HOST:PORT), with the options'
+ * forward_mark header added, and answers the client with that server's answer. A request
+ * that carries the mark already, an unreachable server or no answer within timeout_ms gives
+ * 503 {"error":{"code":FORWARD_FAIL_CODE,"message":WHY}} with Retry-After: 1. */
 void sch_http_forward(struct sch_http_request *req, const char *host_port, uint64_t timeout_ms);
 
 /* The value of header name (lower case), or NULL. */

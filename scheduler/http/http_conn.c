@@ -84,6 +84,10 @@ void http_options_fill(struct sch_http_options *out, const struct sch_http_optio
         out->idle_timeout_ms = 60000;
     if (out->max_connections == 0)
         out->max_connections = 1024;
+    if (out->forward_mark == NULL)
+        out->forward_mark = "X-Forwarded-Once";
+    if (out->forward_fail_code == NULL)
+        out->forward_fail_code = "unavailable";
 }
 
 const char *http_status_text(int status)

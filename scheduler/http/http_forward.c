@@ -9,8 +9,6 @@
 #include "common/xalloc.h"
 #include "scheduler/http/http_internal.h"
 
-static const char forwarded_header[] = "X-Gantry-Forwarded: 1\r\n";
-
 static void fwd_handle_closed(uv_handle_t *handle)
 {
     struct http_forward *fwd = handle->data;
@@ -27,8 +25,8 @@ static void fwd_handle_closed(uv_handle_t *handle)
     free(fwd);
 }
 
-/* Answers the client, once: with the relayed answer when it is complete, else with 503
- * no_leader and the reason. */
+/* Answers the client, once: with the relayed answer when it is complete, else with a 503
+ * that gives the reason. */
 static void fwd_finish(struct http_forward *fwd, const char *failure)
 {
     if (fwd->finished)
@@ -49,7 +47,8 @@ static void fwd_finish(struct http_forward *fwd, const char *failure)
         gy_log_warn("http forward failed", "target=%s reason=\"%s\"", fwd->target, failure);
         char message[512];
         snprintf(message, sizeof(message), "forward to %s: %s", fwd->target, failure);
-        http_respond_error_extra(fwd->req, 503, "no_leader", "Retry-After: 1\r\n", message);
+        http_respond_error_extra(fwd->req, 503, http_server_options(fwd->server)->forward_fail_code,
+                                 "Retry-After: 1\r\n", message);
     }
     fwd->req = NULL;
     uv_close((uv_handle_t *)&fwd->tcp, fwd_handle_closed);
@@ -235,25 +234,28 @@ void sch_http_forward(struct sch_http_request *req, const char *host_port, uint6
     struct sch_http_conn *conn = req->conn;
     if (conn == NULL || conn->server == NULL) {
         /* Nobody would read the answer: finish the request without relaying it. */
-        http_respond_error_extra(req, 503, "no_leader", "Retry-After: 1\r\n",
+        http_respond_error_extra(req, 503, "unavailable", "Retry-After: 1\r\n",
                                  "the request cannot be forwarded");
         return;
     }
-    if (sch_http_header(req, "x-gantry-forwarded") != NULL) {
-        http_respond_error_extra(req, 503, "no_leader", "Retry-After: 1\r\n",
+    const struct sch_http_options *opts = http_server_options(conn->server);
+    if (sch_http_header(req, opts->forward_mark) != NULL) {
+        http_respond_error_extra(req, 503, opts->forward_fail_code, "Retry-After: 1\r\n",
                                  "the request was already forwarded once and this server is "
-                                 "not the leader either");
+                                 "not its destination either");
         return;
     }
     struct sockaddr_storage ss;
     struct gy_error err;
     if (http_parse_addr(host_port, &ss, &err) < 0) {
-        http_respond_error_extra(req, 503, "no_leader", "Retry-After: 1\r\n", err.msg);
+        http_respond_error_extra(req, 503, opts->forward_fail_code, "Retry-After: 1\r\n", err.msg);
         return;
     }
     const char *eol = strstr(req->raw, "\r\n");
-    if (eol == NULL) {
-        http_respond_error_extra(req, 503, "no_leader", "Retry-After: 1\r\n",
+    char mark[128];
+    int mark_len = snprintf(mark, sizeof(mark), "%s: 1\r\n", opts->forward_mark);
+    if (eol == NULL || mark_len < 0 || (size_t)mark_len >= sizeof(mark)) {
+        http_respond_error_extra(req, 503, opts->forward_fail_code, "Retry-After: 1\r\n",
                                  "the request cannot be forwarded");
         return;
     }
@@ -266,11 +268,11 @@ void sch_http_forward(struct sch_http_request *req, const char *host_port, uint6
     /* The marker goes right after the request line so that the receiving server can refuse
      * to relay the request a second time. */
     size_t line = (size_t)(eol - req->raw) + 2;
-    fwd->out_len = req->raw_len + sizeof(forwarded_header) - 1;
+    fwd->out_len = req->raw_len + (size_t)mark_len;
     fwd->out = gy_xmalloc(fwd->out_len);
     memcpy(fwd->out, req->raw, line);
-    memcpy(fwd->out + line, forwarded_header, sizeof(forwarded_header) - 1);
-    memcpy(fwd->out + line + sizeof(forwarded_header) - 1, req->raw + line, req->raw_len - line);
+    memcpy(fwd->out + line, mark, (size_t)mark_len);
+    memcpy(fwd->out + line + (size_t)mark_len, req->raw + line, req->raw_len - line);
     http_parser_init(&fwd->parser, HTTP_RESPONSE);
     fwd->parser.data = fwd;
 

@@ -152,6 +152,7 @@ char *http_percent_decode(const char *src, size_t len, bool plus_is_space);
 int http_parse_addr(const char *addr, struct sockaddr_storage *ss, struct gy_error *err);
 
 /* The loop a server runs on; forwarded requests use it. */
+const struct sch_http_options *http_server_options(const struct sch_http_server *server);
 uv_loop_t *http_server_loop(struct sch_http_server *server);
 /* A request being relayed to another server (http_forward.c). */
 struct http_forward {

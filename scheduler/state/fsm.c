@@ -969,10 +969,17 @@ static int exec_register_node(struct sch_fsm *fsm, const Gantry__Command *cmd,
                      known ? "registered again" : "registered", node->cloud ? node->cloud : "");
 }
 
-static const char *node_state_name(int state)
+const char *sch_node_state_name(int state)
 {
     static const char *const names[] = {"ready", "down", "cordoned", "draining"};
     return state >= 0 && state < 4 ? names[state] : "unknown";
+}
+
+const char *sch_replica_state_name(int state)
+{
+    static const char *const names[] = {"pending", "starting", "running", "stopping",
+                                        "stopped", "exited",   "failed",  "lost"};
+    return state >= 0 && state < 8 ? names[state] : "unknown";
 }
 
 static int exec_set_node_state(struct sch_fsm *fsm, const Gantry__Command *cmd,
@@ -990,7 +997,7 @@ static int exec_set_node_state(struct sch_fsm *fsm, const Gantry__Command *cmd,
     char object[128];
     snprintf(object, sizeof(object), "node/%s", set->name);
     return event_add(fsm, cmd, "node_state", object, result, "%s%s%s",
-                     node_state_name((int)set->state), set->reason && *set->reason ? ": " : "",
+                     sch_node_state_name((int)set->state), set->reason && *set->reason ? ": " : "",
                      set->reason ? set->reason : "");
 }
 

@@ -233,6 +233,11 @@ int sch_fsm_restore_image(struct sch_fsm *fsm, const void *buf, size_t len, stru
 /* Fills a raft_fsm (version 2) whose callbacks drive this state machine. */
 void sch_fsm_raft(struct sch_fsm *fsm, struct raft_fsm *out);
 
+/* The API's names of a node state and of a replica state (Gantry__NodeState,
+ * Gantry__ReplicaState values); "unknown" for any other value. */
+const char *sch_node_state_name(int state);
+const char *sch_replica_state_name(int state);
+
 /* The cluster id recorded by InitCluster, or "" when none yet; copied into buf. */
 void sch_fsm_cluster_id(struct sch_fsm *fsm, char *buf, size_t len);
 /* Copies server id's recorded API address into buf ("" when the server has no row). */

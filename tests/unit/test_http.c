@@ -319,6 +319,9 @@ static void fixture_init(struct fixture *fx)
     memset(fx, 0, sizeof(*fx));
     assert_int_equal(uv_loop_init(&fx->loop), 0);
     fx->forward_timeout_ms = 2000;
+    /* As the API sets them (scheduler/api/api.h). */
+    fx->opts.forward_mark = "X-Gantry-Forwarded";
+    fx->opts.forward_fail_code = "no_leader";
 }
 
 static void start_server(struct fixture *fx, sch_http_handler handler)

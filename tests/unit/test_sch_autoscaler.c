@@ -205,7 +205,7 @@ static void test_samples_become_a_scale_command(void **state)
     sch_autoscale_plan_free(&plan);
 
     /* top: per replica and per workload, as shares of the requests. */
-    json_t *top = sch_autoscaler_top(as, fsm->db, "web", 15000, &err);
+    json_t *top = sch_autoscaler_top(as, fsm, "web", 15000, &err);
     assert_non_null(top);
     json_t *w = json_array_get(json_object_get(top, "items"), 0);
     assert_string_equal(json_string_value(json_object_get(w, "workload")), "web");
@@ -308,7 +308,7 @@ static void test_autoscale_off(void **state)
 static double top_memory_percent(struct sch_autoscaler *as, struct sch_fsm *fsm)
 {
     struct gy_error err;
-    json_t *top = sch_autoscaler_top(as, fsm->db, "web", 12000, &err);
+    json_t *top = sch_autoscaler_top(as, fsm, "web", 12000, &err);
     assert_non_null(top);
     json_t *w = json_array_get(json_object_get(top, "items"), 0);
     json_t *m = json_object_get(w, "memory_percent");

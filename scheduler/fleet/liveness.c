@@ -1,0 +1,214 @@
+/* Node liveness on the leader; see liveness.h. */
+#include "scheduler/fleet/liveness.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/xalloc.h"
+#include "scheduler/fleet/reconcile.h"
+#include "scheduler/state/query_fleet.h"
+
+void sch_liveness_init(struct sch_liveness *lv, uint64_t timeout_ms)
+{
+    memset(lv, 0, sizeof(*lv));
+    lv->timeout_ms = timeout_ms;
+}
+
+void sch_liveness_free(struct sch_liveness *lv)
+{
+    struct sch_fleet_node *n, *next;
+    HASH_ITER(hh, lv->nodes, n, next)
+    {
+        HASH_DEL(lv->nodes, n);
+        free(n->name);
+        free(n);
+    }
+}
+
+uint64_t sch_liveness_clock(struct sch_liveness *lv, uint64_t now_ms)
+{
+    if (!lv->clock_started) {
+        /* The clock starts at 1 so that 0 can mean "never". */
+        lv->clock_started = true;
+        lv->clock = 1;
+    } else if (now_ms > lv->last_now) {
+        uint64_t max = SCH_LIVENESS_STEP_MAX_MS;
+        if (lv->timeout_ms / 2 < max)
+            max = lv->timeout_ms / 2;
+        uint64_t step = now_ms - lv->last_now;
+        lv->clock += step < max ? step : max;
+    }
+    lv->last_now = now_ms;
+    return lv->clock;
+}
+
+void sch_liveness_lead(struct sch_liveness *lv, uint64_t now_ms)
+{
+    lv->leading_since = sch_liveness_clock(lv, now_ms);
+}
+
+struct sch_fleet_node *sch_liveness_find(struct sch_liveness *lv, const char *name)
+{
+    struct sch_fleet_node *n;
+    HASH_FIND_STR(lv->nodes, name, n);
+    return n;
+}
+
+struct sch_fleet_node *sch_liveness_node(struct sch_liveness *lv, const char *name, uint64_t now_ms)
+{
+    struct sch_fleet_node *n = sch_liveness_find(lv, name);
+    if (n != NULL)
+        return n;
+    n = gy_xcalloc(1, sizeof(*n));
+    n->name = gy_xstrdup(name);
+    n->heard = sch_liveness_clock(lv, now_ms);
+    HASH_ADD_KEYPTR(hh, lv->nodes, n->name, strlen(n->name), n);
+    return n;
+}
+
+uint64_t sch_liveness_connect(struct sch_liveness *lv, struct sch_fleet_node *node, uint64_t now_ms)
+{
+    node->session = ++lv->sessions;
+    node->heard = sch_liveness_clock(lv, now_ms);
+    return node->session;
+}
+
+void sch_liveness_disconnect(struct sch_liveness *lv, struct sch_fleet_node *node, uint64_t session,
+                             uint64_t now_ms)
+{
+    node->heard = sch_liveness_clock(lv, now_ms);
+    if (node->session == session) {
+        node->session = 0;
+        node->agent = NULL;
+    }
+}
+
+void sch_liveness_heard(struct sch_liveness *lv, struct sch_fleet_node *node, uint64_t now_ms)
+{
+    node->heard = sch_liveness_clock(lv, now_ms);
+}
+
+/* The walk over the nodes that are not down, stopped at the first silent one. */
+struct walk {
+    struct sch_liveness *lv;
+    uint64_t clock;
+    uint64_t now_ms;
+    char *down;
+};
+
+static bool node_judge(void *data, const char *name)
+{
+    struct walk *wk = data;
+    struct sch_liveness *lv = wk->lv;
+    uint64_t last = sch_liveness_node(lv, name, wk->now_ms)->heard;
+    /* A new leader gives every node the full timeout before judging it. */
+    if (last < lv->leading_since)
+        last = lv->leading_since;
+    if (wk->clock > last && wk->clock - last > lv->timeout_ms) {
+        wk->down = gy_xstrdup(name);
+        return false;
+    }
+    return true;
+}
+
+/* The verdict under construction: the node's live replicas, marked lost. */
+struct losing {
+    Gantry__ReplicaStatus **lost;
+    size_t n_lost;
+    const char *reason;
+};
+
+static void replica_lose(void *data, const struct sch_node_replica_row *r)
+{
+    struct losing *ls = data;
+    if (!sch_replica_state_is_live(r->state))
+        return;
+    Gantry__ReplicaStatus *st = gy_xmalloc(sizeof(*st));
+    gantry__replica_status__init(st);
+    st->replica_id = gy_xstrdup(r->id);
+    st->workload = gy_xstrdup(r->workload);
+    st->generation = r->generation;
+    st->state = GANTRY__REPLICA_STATE__REPLICA_LOST;
+    st->reason = gy_xstrdup(ls->reason);
+    ls->lost = gy_xrealloc(ls->lost, (ls->n_lost + 1) * sizeof(*ls->lost));
+    ls->lost[ls->n_lost++] = st;
+}
+
+/* A command of the liveness actor, stamped wall_ms, every part malloc'd. */
+static Gantry__Command *command_new(uint64_t wall_ms)
+{
+    Gantry__Command *c = gy_xmalloc(sizeof(*c));
+    gantry__command__init(c);
+    c->time_ms = wall_ms;
+    c->actor = gy_xstrdup("liveness");
+    return c;
+}
+
+int sch_liveness_judge(struct sch_liveness *lv, struct sch_fsm *fsm, uint64_t now_ms,
+                       uint64_t wall_ms, struct sch_liveness_verdict *out, struct gy_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    uint64_t clock = sch_liveness_clock(lv, now_ms);
+    if (lv->judged_at != 0 && clock - lv->judged_at < SCH_LIVENESS_EVERY_MS)
+        return 0;
+    lv->judged_at = clock;
+    struct walk wk = {.lv = lv, .clock = clock, .now_ms = now_ms};
+    int rc = sch_query_nodes_not_down(fsm, node_judge, &wk, err);
+    if (rc < 0 || wk.down == NULL) {
+        free(wk.down);
+        return rc < 0 ? rc : 0;
+    }
+    char reason[256];
+    snprintf(reason, sizeof(reason), "node %s is down (no heartbeat for %" PRIu64 "ms)", wk.down,
+             lv->timeout_ms);
+    struct losing ls = {.reason = reason};
+    rc = sch_query_node_replicas(fsm, wk.down, replica_lose, &ls, err);
+    if (rc < 0) {
+        for (size_t i = 0; i < ls.n_lost; i++)
+            gantry__replica_status__free_unpacked(ls.lost[i], NULL);
+        free(ls.lost);
+        free(wk.down);
+        return rc;
+    }
+    /* One command: the node goes down and its live replicas are lost, so the reconciler
+     * replaces them. */
+    Gantry__Command *set = command_new(wall_ms);
+    set->cmd_case = GANTRY__COMMAND__CMD_SET_NODE_STATE;
+    set->set_node_state = gy_xmalloc(sizeof(*set->set_node_state));
+    gantry__set_node_state__init(set->set_node_state);
+    set->set_node_state->name = gy_xstrdup(wk.down);
+    set->set_node_state->state = GANTRY__NODE_STATE__NODE_DOWN;
+    set->set_node_state->reason = gy_xstrdup(reason);
+    Gantry__Command *cmd = command_new(wall_ms);
+    cmd->cmd_case = GANTRY__COMMAND__CMD_BATCH;
+    cmd->batch = gy_xmalloc(sizeof(*cmd->batch));
+    gantry__command_batch__init(cmd->batch);
+    cmd->batch->commands = gy_xcalloc(2, sizeof(*cmd->batch->commands));
+    cmd->batch->commands[cmd->batch->n_commands++] = set;
+    if (ls.n_lost > 0) {
+        Gantry__Command *lose = command_new(wall_ms);
+        lose->cmd_case = GANTRY__COMMAND__CMD_UPDATE_REPLICAS;
+        lose->update_replicas = gy_xmalloc(sizeof(*lose->update_replicas));
+        gantry__update_replicas__init(lose->update_replicas);
+        lose->update_replicas->updates = ls.lost;
+        lose->update_replicas->n_updates = ls.n_lost;
+        cmd->batch->commands[cmd->batch->n_commands++] = lose;
+    } else {
+        free(ls.lost);
+    }
+    out->node = wk.down;
+    out->lost = ls.n_lost;
+    out->command = cmd;
+    return 1;
+}
+
+void sch_liveness_verdict_free(struct sch_liveness_verdict *verdict)
+{
+    /* Every part was allocated with malloc, as protobuf-c's unpacker would have. */
+    if (verdict->command != NULL)
+        protobuf_c_message_free_unpacked(&verdict->command->base, NULL);
+    free(verdict->node);
+    memset(verdict, 0, sizeof(*verdict));
+}

@@ -1,0 +1,97 @@
+/* Node liveness on the leader: the nodes it hears from, over which agent session, and when
+ * each last spoke; and the verdict that a node silent past the down timeout is down, one
+ * command that also marks its live replicas lost so that the reconciler replaces them.
+ * Time is the caller's: every function takes now_ms from a monotonic clock (the loop's),
+ * read through a liveness clock that absorbs steps (see sch_liveness_clock). */
+#ifndef GANTRY_SCHEDULER_FLEET_LIVENESS_H
+#define GANTRY_SCHEDULER_FLEET_LIVENESS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/error.h"
+#include "common/hash.h"
+#include "proto/gantry.pb-c.h"
+#include "scheduler/state/fsm.h"
+
+/* The most one reading of the caller's clock advances the liveness clock (half the down
+ * timeout when that is shorter). */
+#define SCH_LIVENESS_STEP_MAX_MS 1000
+/* A verdict walks every node: on a fleet of thousands that is done a few times a second,
+ * not on every pass of the leader's duties. */
+#define SCH_LIVENESS_EVERY_MS 250
+
+struct fleet_session;
+
+/* What the leader knows of one node outside the state. Entries live as long as the
+ * liveness table, so sessions keep pointers to them. */
+struct sch_fleet_node {
+    char *name;
+    uint64_t heard;              /* liveness clock of its last frame, or of its session's end */
+    uint64_t session;            /* number of its current session; 0 = none */
+    struct fleet_session *agent; /* that session (fleet_internal.h); NULL in tests */
+    UT_hash_handle hh;           /* in the table by name */
+};
+
+struct sch_liveness {
+    struct sch_fleet_node *nodes; /* by name */
+    uint64_t timeout_ms;          /* a node silent this long is down */
+    uint64_t clock;               /* the liveness clock, in ms */
+    uint64_t last_now;            /* the caller's clock at its last reading */
+    bool clock_started;
+    uint64_t leading_since; /* liveness clock when this server's leadership began */
+    uint64_t judged_at;     /* liveness clock of the last walk; 0 = none */
+    uint64_t sessions;      /* sessions numbered so far */
+};
+
+/* One node found down: the command to propose (owned; free with
+ * sch_liveness_verdict_free). */
+struct sch_liveness_verdict {
+    char *node;
+    size_t lost; /* replicas the command marks lost */
+    Gantry__Command *command;
+};
+
+void sch_liveness_init(struct sch_liveness *lv, uint64_t timeout_ms);
+/* Frees every node entry. */
+void sch_liveness_free(struct sch_liveness *lv);
+
+/* Reads the caller's clock now_ms and returns the liveness clock. The liveness clock moves
+ * as now_ms does, except that a reading earlier than the previous one moves it by nothing
+ * and a jump forward by at most SCH_LIVENESS_STEP_MAX_MS: a clock that steps back cannot
+ * keep silent nodes up for the length of the step, and one that leaps ahead (or a loop
+ * that stalled and could not read the agents' frames) cannot make every node look silent. */
+uint64_t sch_liveness_clock(struct sch_liveness *lv, uint64_t now_ms);
+
+/* This server starts leading: every node is given the full timeout from now before it is
+ * judged, whatever was heard of it under another leader. */
+void sch_liveness_lead(struct sch_liveness *lv, uint64_t now_ms);
+
+/* The entry of a node, created as heard now when it has none. */
+struct sch_fleet_node *sch_liveness_node(struct sch_liveness *lv, const char *name,
+                                         uint64_t now_ms);
+/* The entry of a node, or NULL. */
+struct sch_fleet_node *sch_liveness_find(struct sch_liveness *lv, const char *name);
+
+/* A session of the node was welcomed: it becomes the node's current session (an older one
+ * is no longer current) and the node is heard now. Returns the session's number, never 0. */
+uint64_t sch_liveness_connect(struct sch_liveness *lv, struct sch_fleet_node *node,
+                              uint64_t now_ms);
+/* Session number session of the node ended: the node is heard now (its silence counts from
+ * here) and, when that session was current, has none. */
+void sch_liveness_disconnect(struct sch_liveness *lv, struct sch_fleet_node *node, uint64_t session,
+                             uint64_t now_ms);
+/* A frame came from the node's current session. */
+void sch_liveness_heard(struct sch_liveness *lv, struct sch_fleet_node *node, uint64_t now_ms);
+
+/* Looks, at most every SCH_LIVENESS_EVERY_MS of the liveness clock, for a node the state
+ * holds as not down that has been silent past the timeout (counted from the start of the
+ * leadership at the earliest). Returns 1 and fills out with the first one found: the
+ * command (stamped wall_ms) sets it down and marks its live replicas lost. Returns 0 when
+ * no node is down or the walk is not due, or a negative gy_code when the state cannot be
+ * read. */
+int sch_liveness_judge(struct sch_liveness *lv, struct sch_fsm *fsm, uint64_t now_ms,
+                       uint64_t wall_ms, struct sch_liveness_verdict *out, struct gy_error *err);
+void sch_liveness_verdict_free(struct sch_liveness_verdict *verdict);
+
+#endif
