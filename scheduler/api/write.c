@@ -34,8 +34,18 @@ static const char *actor_of(struct sch_call *call)
     return actor;
 }
 
-/* Parses the body as a JSON object; answers 400 and returns NULL when it is not one. */
-static json_t *body_object(struct sch_call *call)
+static bool key_known(const char *const *known, const char *key)
+{
+    for (; *known != NULL; known++)
+        if (strcmp(key, *known) == 0)
+            return true;
+    return false;
+}
+
+/* Parses the body as a JSON object whose keys are all in known (NULL-terminated; NULL
+ * takes any key) and keeps it in call->body. Answers 400 and returns NULL when it is not
+ * one; the message on an unknown key ends with usage when that is given. */
+static json_t *body_object(struct sch_call *call, const char *const *known, const char *usage)
 {
     json_error_t jerr;
     json_t *doc = sch_json_loadb(call->req->body, call->req->body_len, &jerr);
@@ -50,7 +60,41 @@ static json_t *body_object(struct sch_call *call)
         sch_call_error(call, 400, "invalid_json", NULL, "request body must be a JSON object");
         return NULL;
     }
+    call->body = doc;
+    if (known == NULL)
+        return doc;
+    const char *key;
+    json_t *value;
+    json_object_foreach(doc, key, value)
+    {
+        if (key_known(known, key))
+            continue;
+        if (usage != NULL)
+            sch_call_error(call, 400, "invalid_request", key, "unknown key \"%s\": %s", key, usage);
+        else
+            sch_call_error(call, 400, "invalid_request", key, "unknown key \"%s\"", key);
+        return NULL;
+    }
     return doc;
+}
+
+/* True when call->name is a workload name; otherwise answers 400. */
+static bool workload_name_valid(struct sch_call *call)
+{
+    if (gy_spec_name_valid(call->name))
+        return true;
+    sch_call_error(call, 400, "invalid_request", "name", "\"%s\" is not a workload name",
+                   call->name);
+    return false;
+}
+
+/* The body of a request on workload call->name, as body_object reads it, once the name is
+ * valid; NULL when either was answered with 400. */
+static json_t *workload_body(struct sch_call *call, const char *const *known, const char *usage)
+{
+    if (!workload_name_valid(call))
+        return NULL;
+    return body_object(call, known, usage);
 }
 
 /* Answers a proposal that did not reach the state machine, or was rejected by it. */
@@ -124,10 +168,9 @@ static void answer_problems(struct sch_call *call, const char *prefix,
 
 void sch_api_apply(struct sch_call *call)
 {
-    json_t *doc = body_object(call);
+    json_t *doc = body_object(call, NULL, NULL);
     if (doc == NULL)
         return;
-    call->body = doc;
     json_t *list = json_object_get(doc, "workloads");
     bool wrapped = list != NULL;
     if (wrapped) {
@@ -227,11 +270,8 @@ static void delete_done(void *data, int status, const struct sch_result *result,
 
 void sch_api_workload_delete(struct sch_call *call)
 {
-    if (!gy_spec_name_valid(call->name)) {
-        sch_call_error(call, 400, "invalid_request", "name", "\"%s\" is not a workload name",
-                       call->name);
+    if (!workload_name_valid(call))
         return;
-    }
     Gantry__DeleteWorkload del = GANTRY__DELETE_WORKLOAD__INIT;
     del.name = call->name;
     Gantry__Command cmd = GANTRY__COMMAND__INIT;
@@ -255,25 +295,10 @@ static void scale_done(void *data, int status, const struct sch_result *result, 
 
 void sch_api_workload_scale(struct sch_call *call)
 {
-    if (!gy_spec_name_valid(call->name)) {
-        sch_call_error(call, 400, "invalid_request", "name", "\"%s\" is not a workload name",
-                       call->name);
-        return;
-    }
-    json_t *doc = body_object(call);
+    static const char *const known[] = {"replicas", "reason", NULL};
+    json_t *doc = workload_body(call, known, "the body is {\"replicas\":N}");
     if (doc == NULL)
         return;
-    call->body = doc;
-    const char *key;
-    json_t *value;
-    json_object_foreach(doc, key, value)
-    {
-        if (strcmp(key, "replicas") != 0 && strcmp(key, "reason") != 0) {
-            sch_call_error(call, 400, "invalid_request", key,
-                           "unknown key \"%s\": the body is {\"replicas\":N}", key);
-            return;
-        }
-    }
     json_t *replicas = json_object_get(doc, "replicas");
     json_t *reason = json_object_get(doc, "reason");
     if (!json_is_integer(replicas) || json_integer_value(replicas) < 0 ||
@@ -334,25 +359,10 @@ static void cloud_seen(void *data, const char *cloud, int64_t ready_nodes)
 
 void sch_api_workload_move(struct sch_call *call)
 {
-    if (!gy_spec_name_valid(call->name)) {
-        sch_call_error(call, 400, "invalid_request", "name", "\"%s\" is not a workload name",
-                       call->name);
-        return;
-    }
-    json_t *doc = body_object(call);
+    static const char *const known[] = {"to", NULL};
+    json_t *doc = workload_body(call, known, "the body is {\"to\":\"CLOUD\"}");
     if (doc == NULL)
         return;
-    call->body = doc;
-    const char *key;
-    json_t *value;
-    json_object_foreach(doc, key, value)
-    {
-        if (strcmp(key, "to") != 0) {
-            sch_call_error(call, 400, "invalid_request", key,
-                           "unknown key \"%s\": the body is {\"to\":\"CLOUD\"}", key);
-            return;
-        }
-    }
     json_t *to = json_object_get(doc, "to");
     if (!json_is_string(to) || json_string_length(to) == 0 || json_string_length(to) > 63) {
         sch_call_error(call, 400, "invalid_request", "to",
@@ -495,24 +505,11 @@ static bool host_port_valid(const char *s)
 
 void sch_api_member_add(struct sch_call *call)
 {
-    json_t *doc = body_object(call);
+    static const char *const known[] = {
+        "id", "raft_address", "api_address", "agent_address", "cluster_id", NULL};
+    json_t *doc = body_object(call, known, NULL);
     if (doc == NULL)
         return;
-    call->body = doc;
-    static const char *const known[] = {"id", "raft_address", "api_address", "agent_address",
-                                        "cluster_id"};
-    const char *key;
-    json_t *value;
-    json_object_foreach(doc, key, value)
-    {
-        bool ok = false;
-        for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-            ok |= strcmp(key, known[i]) == 0;
-        if (!ok) {
-            sch_call_error(call, 400, "invalid_request", key, "unknown key \"%s\"", key);
-            return;
-        }
-    }
     json_t *id = json_object_get(doc, "id");
     if (!json_is_integer(id) || json_integer_value(id) <= 0) {
         sch_call_error(call, 400, "invalid_request", "id", "id must be a positive whole number");

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/xalloc.h"
+#include "scheduler/fleet/fleet_command.h"
 #include "scheduler/state/query_fleet.h"
 
 /* A replica's samples; forgotten after this long without one. */
@@ -233,10 +234,7 @@ struct plan_builder {
 static void add_scale(struct plan_builder *b, const char *name, uint32_t replicas,
                       const char *reason, uint64_t wall_ms)
 {
-    Gantry__Command *c = gy_xmalloc(sizeof(*c));
-    gantry__command__init(c);
-    c->time_ms = wall_ms;
-    c->actor = gy_xstrdup("autoscaler");
+    Gantry__Command *c = fleet_command_new("autoscaler", wall_ms);
     Gantry__ScaleWorkload *s = gy_xmalloc(sizeof(*s));
     gantry__scale_workload__init(s);
     s->name = gy_xstrdup(name);
@@ -501,17 +499,7 @@ int sch_autoscaler_plan(struct sch_autoscaler *as, struct sch_fsm *fsm, uint64_t
         return gy_error_wrap(err, "autoscaler");
     }
     if (b.n_scales > 0) {
-        Gantry__Command *batch = gy_xmalloc(sizeof(*batch));
-        gantry__command__init(batch);
-        batch->time_ms = wall_ms;
-        batch->actor = gy_xstrdup("autoscaler");
-        Gantry__CommandBatch *cb = gy_xmalloc(sizeof(*cb));
-        gantry__command_batch__init(cb);
-        cb->commands = b.scales;
-        cb->n_commands = b.n_scales;
-        batch->cmd_case = GANTRY__COMMAND__CMD_BATCH;
-        batch->batch = cb;
-        plan->command = batch;
+        plan->command = fleet_command_batch("autoscaler", wall_ms, b.scales, b.n_scales);
         plan->scaled = b.n_scales;
     }
     return 0;

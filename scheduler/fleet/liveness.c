@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/xalloc.h"
+#include "scheduler/fleet/fleet_command.h"
 #include "scheduler/fleet/reconcile.h"
 #include "scheduler/state/query_fleet.h"
 
@@ -136,16 +137,6 @@ static void replica_lose(void *data, const struct sch_node_replica_row *r)
     ls->lost[ls->n_lost++] = st;
 }
 
-/* A command of the liveness actor, stamped wall_ms, every part malloc'd. */
-static Gantry__Command *command_new(uint64_t wall_ms)
-{
-    Gantry__Command *c = gy_xmalloc(sizeof(*c));
-    gantry__command__init(c);
-    c->time_ms = wall_ms;
-    c->actor = gy_xstrdup("liveness");
-    return c;
-}
-
 int sch_liveness_judge(struct sch_liveness *lv, struct sch_fsm *fsm, uint64_t now_ms,
                        uint64_t wall_ms, struct sch_liveness_verdict *out, struct gy_error *err)
 {
@@ -174,33 +165,30 @@ int sch_liveness_judge(struct sch_liveness *lv, struct sch_fsm *fsm, uint64_t no
     }
     /* One command: the node goes down and its live replicas are lost, so the reconciler
      * replaces them. */
-    Gantry__Command *set = command_new(wall_ms);
+    Gantry__Command *set = fleet_command_new("liveness", wall_ms);
     set->cmd_case = GANTRY__COMMAND__CMD_SET_NODE_STATE;
     set->set_node_state = gy_xmalloc(sizeof(*set->set_node_state));
     gantry__set_node_state__init(set->set_node_state);
     set->set_node_state->name = gy_xstrdup(wk.down);
     set->set_node_state->state = GANTRY__NODE_STATE__NODE_DOWN;
     set->set_node_state->reason = gy_xstrdup(reason);
-    Gantry__Command *cmd = command_new(wall_ms);
-    cmd->cmd_case = GANTRY__COMMAND__CMD_BATCH;
-    cmd->batch = gy_xmalloc(sizeof(*cmd->batch));
-    gantry__command_batch__init(cmd->batch);
-    cmd->batch->commands = gy_xcalloc(2, sizeof(*cmd->batch->commands));
-    cmd->batch->commands[cmd->batch->n_commands++] = set;
+    Gantry__Command **parts = gy_xcalloc(2, sizeof(*parts));
+    size_t n_parts = 0;
+    parts[n_parts++] = set;
     if (ls.n_lost > 0) {
-        Gantry__Command *lose = command_new(wall_ms);
+        Gantry__Command *lose = fleet_command_new("liveness", wall_ms);
         lose->cmd_case = GANTRY__COMMAND__CMD_UPDATE_REPLICAS;
         lose->update_replicas = gy_xmalloc(sizeof(*lose->update_replicas));
         gantry__update_replicas__init(lose->update_replicas);
         lose->update_replicas->updates = ls.lost;
         lose->update_replicas->n_updates = ls.n_lost;
-        cmd->batch->commands[cmd->batch->n_commands++] = lose;
+        parts[n_parts++] = lose;
     } else {
         free(ls.lost);
     }
     out->node = wk.down;
     out->lost = ls.n_lost;
-    out->command = cmd;
+    out->command = fleet_command_batch("liveness", wall_ms, parts, n_parts);
     return 1;
 }
 

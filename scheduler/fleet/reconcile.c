@@ -11,6 +11,7 @@
 #include "common/spec.h"
 #include "common/xalloc.h"
 #include "proto/spec_pb.h"
+#include "scheduler/fleet/fleet_command.h"
 #include "scheduler/state/query_fleet.h"
 
 int sch_replica_state_is_live(int state)
@@ -61,13 +62,17 @@ static void add_stop(struct builder *b, struct replica_row *r, const char *why)
     r->stop = true;
 }
 
+/* Adds c to the commands that follow the placements and stops. */
+static void add_extra(struct builder *b, Gantry__Command *c)
+{
+    b->extra = gy_xrealloc(b->extra, (b->n_extra + 1) * sizeof(*b->extra));
+    b->extra[b->n_extra++] = c;
+}
+
 static void add_condition(struct builder *b, const char *workload, const char *kind,
                           const char *message, uint64_t now_ms)
 {
-    Gantry__Command *c = gy_xmalloc(sizeof(*c));
-    gantry__command__init(c);
-    c->time_ms = now_ms;
-    c->actor = gy_xstrdup("reconciler");
+    Gantry__Command *c = fleet_command_new("reconciler", now_ms);
     Gantry__ReportCondition *rc = gy_xmalloc(sizeof(*rc));
     gantry__report_condition__init(rc);
     rc->workload = gy_xstrdup(workload);
@@ -75,8 +80,7 @@ static void add_condition(struct builder *b, const char *workload, const char *k
     rc->message = gy_xstrdup(message);
     c->cmd_case = GANTRY__COMMAND__CMD_REPORT_CONDITION;
     c->report_condition = rc;
-    b->extra = gy_xrealloc(b->extra, (b->n_extra + 1) * sizeof(*b->extra));
-    b->extra[b->n_extra++] = c;
+    add_extra(b, c);
 }
 
 /* Records a condition change when the stored one differs. */
@@ -194,11 +198,7 @@ struct cordoning {
 static bool cordon_drained(void *data, const char *node)
 {
     struct cordoning *cd = data;
-    struct builder *b = cd->b;
-    Gantry__Command *c = gy_xmalloc(sizeof(*c));
-    gantry__command__init(c);
-    c->time_ms = cd->now_ms;
-    c->actor = gy_xstrdup("reconciler");
+    Gantry__Command *c = fleet_command_new("reconciler", cd->now_ms);
     Gantry__SetNodeState *set = gy_xmalloc(sizeof(*set));
     gantry__set_node_state__init(set);
     set->name = gy_xstrdup(node);
@@ -206,8 +206,7 @@ static bool cordon_drained(void *data, const char *node)
     set->reason = gy_xstrdup("drained: no replicas left");
     c->cmd_case = GANTRY__COMMAND__CMD_SET_NODE_STATE;
     c->set_node_state = set;
-    b->extra = gy_xrealloc(b->extra, (b->n_extra + 1) * sizeof(*b->extra));
-    b->extra[b->n_extra++] = c;
+    add_extra(cd->b, c);
     return true;
 }
 
@@ -399,45 +398,32 @@ int sch_reconcile_plan(struct sch_fsm *fsm, const char *const *only, size_t n_on
     plan->conditions = b.n_extra;
     if (n_cmds == 0)
         return 0;
-    Gantry__Command *batch = gy_xmalloc(sizeof(*batch));
-    gantry__command__init(batch);
-    batch->time_ms = now_ms;
-    batch->actor = gy_xstrdup("reconciler");
-    Gantry__CommandBatch *cb = gy_xmalloc(sizeof(*cb));
-    gantry__command_batch__init(cb);
-    cb->commands = gy_xcalloc(n_cmds, sizeof(*cb->commands));
-    batch->cmd_case = GANTRY__COMMAND__CMD_BATCH;
-    batch->batch = cb;
+    Gantry__Command **cmds = gy_xcalloc(n_cmds, sizeof(*cmds));
+    size_t n = 0;
     if (b.n_place > 0) {
-        Gantry__Command *c = gy_xmalloc(sizeof(*c));
-        gantry__command__init(c);
-        c->time_ms = now_ms;
-        c->actor = gy_xstrdup("reconciler");
+        Gantry__Command *c = fleet_command_new("reconciler", now_ms);
         Gantry__PlaceReplicas *p = gy_xmalloc(sizeof(*p));
         gantry__place_replicas__init(p);
         p->replicas = b.place;
         p->n_replicas = b.n_place;
         c->cmd_case = GANTRY__COMMAND__CMD_PLACE_REPLICAS;
         c->place_replicas = p;
-        cb->commands[cb->n_commands++] = c;
+        cmds[n++] = c;
     }
     if (b.n_stop > 0) {
-        Gantry__Command *c = gy_xmalloc(sizeof(*c));
-        gantry__command__init(c);
-        c->time_ms = now_ms;
-        c->actor = gy_xstrdup("reconciler");
+        Gantry__Command *c = fleet_command_new("reconciler", now_ms);
         Gantry__UpdateReplicas *u = gy_xmalloc(sizeof(*u));
         gantry__update_replicas__init(u);
         u->updates = b.stop;
         u->n_updates = b.n_stop;
         c->cmd_case = GANTRY__COMMAND__CMD_UPDATE_REPLICAS;
         c->update_replicas = u;
-        cb->commands[cb->n_commands++] = c;
+        cmds[n++] = c;
     }
     for (size_t i = 0; i < b.n_extra; i++)
-        cb->commands[cb->n_commands++] = b.extra[i];
+        cmds[n++] = b.extra[i];
     free(b.extra);
-    plan->command = batch;
+    plan->command = fleet_command_batch("reconciler", now_ms, cmds, n);
     return 0;
 }
 

@@ -585,6 +585,19 @@ static void duty_done(void *data, int status, const struct sch_result *result, c
         gy_log_warn("leader duty rejected", "error=\"%s\"", result->message);
 }
 
+/* Proposes cmd as this server's own duty, stamped now; *inflight stays true until it is
+ * settled. A proposal that fails at once is tried again by the next round of duties. */
+static void duty_propose(struct sch_node *node, Gantry__Command *cmd, bool *inflight)
+{
+    char actor[40];
+    snprintf(actor, sizeof(actor), "server:%" PRIu64, node->cfg.id);
+    cmd->time_ms = now_ms();
+    cmd->actor = actor;
+    struct gy_error err;
+    if (sch_node_propose(node, cmd, duty_done, inflight, &err) == 0)
+        *inflight = true;
+}
+
 static bool self_recorded(struct sch_node *node)
 {
     return sch_fsm_server_recorded(&node->fsm, node->cfg.id, node->cfg.raft_addr,
@@ -613,7 +626,6 @@ static void duties_cb(uv_timer_t *timer)
     }
     if (!sch_node_is_leader(node))
         return;
-    struct gy_error err;
     char cluster[80] = "";
     /* Once the state names its cluster (cluster_checked), it never changes. */
     if (!node->cluster_checked)
@@ -633,14 +645,9 @@ static void duties_cb(uv_timer_t *timer)
         Gantry__InitCluster init = GANTRY__INIT_CLUSTER__INIT;
         init.cluster_id = id;
         Gantry__Command cmd = GANTRY__COMMAND__INIT;
-        char actor[40];
-        snprintf(actor, sizeof(actor), "server:%" PRIu64, node->cfg.id);
-        cmd.time_ms = now_ms();
-        cmd.actor = actor;
         cmd.cmd_case = GANTRY__COMMAND__CMD_INIT_CLUSTER;
         cmd.init_cluster = &init;
-        if (sch_node_propose(node, &cmd, duty_done, &node->init_inflight, &err) == 0)
-            node->init_inflight = true;
+        duty_propose(node, &cmd, &node->init_inflight);
     }
     /* The servers table changes only through applied commands. */
     if (!node->self_inflight && node->self_checked != node->fsm.applied + 1 &&
@@ -652,14 +659,9 @@ static void duties_cb(uv_timer_t *timer)
         set.api_address = (char *)node->cfg.api_addr;
         set.agent_address = (char *)node->cfg.agent_addr;
         Gantry__Command cmd = GANTRY__COMMAND__INIT;
-        char actor[40];
-        snprintf(actor, sizeof(actor), "server:%" PRIu64, node->cfg.id);
-        cmd.time_ms = now_ms();
-        cmd.actor = actor;
         cmd.cmd_case = GANTRY__COMMAND__CMD_SET_SERVER;
         cmd.set_server = &set;
-        if (sch_node_propose(node, &cmd, duty_done, &node->self_inflight, &err) == 0)
-            node->self_inflight = true;
+        duty_propose(node, &cmd, &node->self_inflight);
     } else if (!node->self_inflight) {
         node->self_checked = node->fsm.applied + 1;
     }
@@ -687,6 +689,30 @@ static void change_finish(struct change *c, int status)
         code = -GY_EUNAVAILABLE;
     c->cb(c->data, code, status ? message : NULL);
     free(c);
+}
+
+/* A membership change of server id, whose end is reported to cb. */
+static struct change *change_new(struct sch_node *node, uint64_t id, sch_done_cb cb, void *data)
+{
+    struct change *c = gy_xcalloc(1, sizeof(*c));
+    c->node = node;
+    c->id = id;
+    c->cb = cb;
+    c->data = data;
+    c->req.data = c;
+    return c;
+}
+
+/* Frees c, which libraft refused to start with rc, and fills err; verb names the change
+ * ("add", "remove"). */
+static int change_refused(struct change *c, int rc, const char *verb, struct gy_error *err)
+{
+    uint64_t id = c->id;
+    free(c);
+    if (rc == RAFT_CANTCHANGE)
+        return gy_error_set(err, GY_ECONFLICT, "another membership change is in progress; retry");
+    return gy_error_set(err, GY_EUNAVAILABLE, "%s server %" PRIu64 ": %s", verb, id,
+                        raft_strerror(rc));
 }
 
 static void promote_done(struct raft_change *req, int status)
@@ -738,22 +764,11 @@ int sch_node_add_server(struct sch_node *node, uint64_t id, const char *raft_add
         cb(data, 0, NULL);
         return 0;
     }
-    struct change *c = gy_xcalloc(1, sizeof(*c));
-    c->node = node;
-    c->id = id;
-    c->cb = cb;
-    c->data = data;
-    c->req.data = c;
+    struct change *c = change_new(node, id, cb, data);
     int rc = known != NULL ? raft_assign(&node->raft, &c->req, id, RAFT_VOTER, promote_done)
                            : raft_add(&node->raft, &c->req, id, raft_addr, add_done);
-    if (rc != 0) {
-        free(c);
-        if (rc == RAFT_CANTCHANGE)
-            return gy_error_set(err, GY_ECONFLICT,
-                                "another membership change is in progress; retry");
-        return gy_error_set(err, GY_EUNAVAILABLE, "add server %" PRIu64 ": %s", id,
-                            raft_strerror(rc));
-    }
+    if (rc != 0)
+        return change_refused(c, rc, "add", err);
     gy_log_info("adding server", "server=%" PRIu64 " raft=%s", id, raft_addr);
     return 0;
 }
@@ -773,21 +788,10 @@ int sch_node_remove_server(struct sch_node *node, uint64_t id, sch_done_cb cb, v
         return gy_error_set(err, GY_EUNAVAILABLE, "this server is not the leader");
     if (config_find(node, id) == NULL)
         return gy_error_set(err, GY_ENOTFOUND, "server %" PRIu64 " is not a member", id);
-    struct change *c = gy_xcalloc(1, sizeof(*c));
-    c->node = node;
-    c->id = id;
-    c->cb = cb;
-    c->data = data;
-    c->req.data = c;
+    struct change *c = change_new(node, id, cb, data);
     int rc = raft_remove(&node->raft, &c->req, id, remove_done);
-    if (rc != 0) {
-        free(c);
-        if (rc == RAFT_CANTCHANGE)
-            return gy_error_set(err, GY_ECONFLICT,
-                                "another membership change is in progress; retry");
-        return gy_error_set(err, GY_EUNAVAILABLE, "remove server %" PRIu64 ": %s", id,
-                            raft_strerror(rc));
-    }
+    if (rc != 0)
+        return change_refused(c, rc, "remove", err);
     return 0;
 }
 

@@ -18,22 +18,35 @@ static uint32_t get_u32(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-int sch_command_encode(const Gantry__Command *cmd, void **out, size_t *len, struct gy_error *err)
+/* Allocates an entry for a payload of payload bytes (what names it in the error) with
+ * raft_malloc, writes its header and zeroes its padding; the caller writes the payload at
+ * *buf + SCH_COMMAND_HEADER. */
+static int entry_new(size_t payload, const char *what, uint8_t **buf, size_t *len,
+                     struct gy_error *err)
 {
-    size_t payload = gantry__command__get_packed_size(cmd);
     if (payload > SCH_COMMAND_MAX - SCH_COMMAND_HEADER - 8)
-        return gy_error_set(err, GY_ETOOBIG, "command of %zu bytes is over the %u byte limit",
+        return gy_error_set(err, GY_ETOOBIG, "%s of %zu bytes is over the %u byte limit", what,
                             payload, SCH_COMMAND_MAX);
     size_t total = (SCH_COMMAND_HEADER + payload + 7) & ~(size_t)7;
-    uint8_t *buf = raft_malloc(total);
-    if (buf == NULL)
+    uint8_t *entry = raft_malloc(total);
+    if (entry == NULL)
         return gy_error_set(err, GY_ENOMEM, "allocate a command of %zu bytes", total);
-    put_u32(buf, SCH_COMMAND_MAGIC);
-    put_u32(buf + 4, (uint32_t)payload);
-    gantry__command__pack(cmd, buf + SCH_COMMAND_HEADER);
-    memset(buf + SCH_COMMAND_HEADER + payload, 0, total - SCH_COMMAND_HEADER - payload);
-    *out = buf;
+    put_u32(entry, SCH_COMMAND_MAGIC);
+    put_u32(entry + 4, (uint32_t)payload);
+    memset(entry + SCH_COMMAND_HEADER + payload, 0, total - SCH_COMMAND_HEADER - payload);
+    *buf = entry;
     *len = total;
+    return 0;
+}
+
+int sch_command_encode(const Gantry__Command *cmd, void **out, size_t *len, struct gy_error *err)
+{
+    uint8_t *buf;
+    int rc = entry_new(gantry__command__get_packed_size(cmd), "command", &buf, len, err);
+    if (rc < 0)
+        return rc;
+    gantry__command__pack(cmd, buf + SCH_COMMAND_HEADER);
+    *out = buf;
     return 0;
 }
 
@@ -86,15 +99,10 @@ int sch_command_encode_group(const struct sch_packed_command *cmds, size_t n, vo
         inner += 1 + varint_len(cmds[i].len) + cmds[i].len;
     size_t payload =
         n == 1 ? cmds[0].len : varint_len(COMMAND_BATCH_TAG) + varint_len(inner) + inner;
-    if (payload > SCH_COMMAND_MAX - SCH_COMMAND_HEADER - 8)
-        return gy_error_set(err, GY_ETOOBIG, "command group of %zu bytes is over the %u byte limit",
-                            payload, SCH_COMMAND_MAX);
-    size_t total = (SCH_COMMAND_HEADER + payload + 7) & ~(size_t)7;
-    uint8_t *buf = raft_malloc(total);
-    if (buf == NULL)
-        return gy_error_set(err, GY_ENOMEM, "allocate a command of %zu bytes", total);
-    put_u32(buf, SCH_COMMAND_MAGIC);
-    put_u32(buf + 4, (uint32_t)payload);
+    uint8_t *buf;
+    int rc = entry_new(payload, "command group", &buf, len, err);
+    if (rc < 0)
+        return rc;
     uint8_t *p = buf + SCH_COMMAND_HEADER;
     if (n == 1) {
         memcpy(p, cmds[0].bytes, cmds[0].len);
@@ -109,9 +117,7 @@ int sch_command_encode_group(const struct sch_packed_command *cmds, size_t n, vo
             p += cmds[i].len;
         }
     }
-    memset(p, 0, total - (size_t)(p - buf));
     *out = buf;
-    *len = total;
     return 0;
 }
 

@@ -12,49 +12,7 @@
 
 #include "scheduler/state/fsm.h"
 #include "scheduler/state/query_api.h"
-
-static int setup(void **state)
-{
-    struct sch_fsm *fsm = calloc(1, sizeof(*fsm));
-    struct gy_error err;
-    assert_int_equal(sch_fsm_init(fsm, &err), 0);
-    *state = fsm;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    sch_fsm_close(*state);
-    free(*state);
-    return 0;
-}
-
-static void execute(struct sch_fsm *fsm, Gantry__Command *cmd)
-{
-    struct sch_result *r = calloc(1, sizeof(*r));
-    cmd->time_ms = 1000;
-    cmd->actor = (char *)"user:test";
-    if (sch_fsm_execute(fsm, cmd, r) != 0)
-        fail_msg("command %d rejected: %s", (int)cmd->cmd_case, r->message);
-    sch_result_free(r);
-}
-
-static void register_node(struct sch_fsm *fsm, const char *name, const char *cloud)
-{
-    Gantry__Resources capacity = GANTRY__RESOURCES__INIT;
-    capacity.cpu_millis = 4000;
-    capacity.memory_bytes = 8ll << 30;
-    Gantry__NodeInfo node = GANTRY__NODE_INFO__INIT;
-    node.name = (char *)name;
-    node.cloud = (char *)cloud;
-    node.capacity = &capacity;
-    Gantry__RegisterNode reg = GANTRY__REGISTER_NODE__INIT;
-    reg.node = &node;
-    Gantry__Command cmd = GANTRY__COMMAND__INIT;
-    cmd.cmd_case = GANTRY__COMMAND__CMD_REGISTER_NODE;
-    cmd.register_node = &reg;
-    execute(fsm, &cmd);
-}
+#include "state_fixture.h"
 
 /* Applies workload name asking for replicas of cpu_millis and 1 GiB each. */
 static void apply(struct sch_fsm *fsm, const char *name, uint32_t replicas, int64_t cpu_millis)
@@ -67,31 +25,7 @@ static void apply(struct sch_fsm *fsm, const char *name, uint32_t replicas, int6
     spec.image = (char *)"busybox";
     spec.replicas = replicas;
     spec.resources = &resources;
-    Gantry__WorkloadSpec *specs[] = {&spec};
-    Gantry__ApplyWorkloads set = GANTRY__APPLY_WORKLOADS__INIT;
-    set.workloads = specs;
-    set.n_workloads = 1;
-    Gantry__Command cmd = GANTRY__COMMAND__INIT;
-    cmd.cmd_case = GANTRY__COMMAND__CMD_APPLY_WORKLOADS;
-    cmd.apply_workloads = &set;
-    execute(fsm, &cmd);
-}
-
-static void place(struct sch_fsm *fsm, const char *id, const char *workload, const char *node)
-{
-    Gantry__ReplicaPlacement p = GANTRY__REPLICA_PLACEMENT__INIT;
-    p.replica_id = (char *)id;
-    p.workload = (char *)workload;
-    p.generation = 1;
-    p.node = (char *)node;
-    Gantry__ReplicaPlacement *all[] = {&p};
-    Gantry__PlaceReplicas placement = GANTRY__PLACE_REPLICAS__INIT;
-    placement.replicas = all;
-    placement.n_replicas = 1;
-    Gantry__Command cmd = GANTRY__COMMAND__INIT;
-    cmd.cmd_case = GANTRY__COMMAND__CMD_PLACE_REPLICAS;
-    cmd.place_replicas = &placement;
-    execute(fsm, &cmd);
+    gt_apply(fsm, &spec);
 }
 
 static void report(struct sch_fsm *fsm, const char *id, Gantry__ReplicaState state, bool ready)
@@ -100,26 +34,7 @@ static void report(struct sch_fsm *fsm, const char *id, Gantry__ReplicaState sta
     s.replica_id = (char *)id;
     s.state = state;
     s.ready = ready;
-    Gantry__ReplicaStatus *updates[] = {&s};
-    Gantry__UpdateReplicas update = GANTRY__UPDATE_REPLICAS__INIT;
-    update.updates = updates;
-    update.n_updates = 1;
-    Gantry__Command cmd = GANTRY__COMMAND__INIT;
-    cmd.cmd_case = GANTRY__COMMAND__CMD_UPDATE_REPLICAS;
-    cmd.update_replicas = &update;
-    execute(fsm, &cmd);
-}
-
-static void set_node_state(struct sch_fsm *fsm, const char *name, Gantry__NodeState state)
-{
-    Gantry__SetNodeState set = GANTRY__SET_NODE_STATE__INIT;
-    set.name = (char *)name;
-    set.state = state;
-    set.reason = (char *)"test";
-    Gantry__Command cmd = GANTRY__COMMAND__INIT;
-    cmd.cmd_case = GANTRY__COMMAND__CMD_SET_NODE_STATE;
-    cmd.set_node_state = &set;
-    execute(fsm, &cmd);
+    gt_update_replica(fsm, &s);
 }
 
 /* The fleet every test below reads: web (3 replicas of 500m on n1: one running and ready,
@@ -127,14 +42,14 @@ static void set_node_state(struct sch_fsm *fsm, const char *name, Gantry__NodeSt
  * n2 (aws). */
 static void fleet(struct sch_fsm *fsm)
 {
-    register_node(fsm, "n1", "private");
-    register_node(fsm, "n2", "aws");
+    gt_register_node(fsm, "n1", "private", 4000, 8ll << 30);
+    gt_register_node(fsm, "n2", "aws", 4000, 8ll << 30);
     apply(fsm, "web", 3, 500);
     apply(fsm, "db", 1, 250);
-    place(fsm, "web-1", "web", "n1");
-    place(fsm, "web-2", "web", "n1");
-    place(fsm, "web-3", "web", "n1");
-    place(fsm, "db-1", "db", "n2");
+    gt_place(fsm, "web-1", "web", "n1");
+    gt_place(fsm, "web-2", "web", "n1");
+    gt_place(fsm, "web-3", "web", "n1");
+    gt_place(fsm, "db-1", "db", "n2");
     report(fsm, "web-1", GANTRY__REPLICA_STATE__REPLICA_RUNNING, true);
     report(fsm, "web-2", GANTRY__REPLICA_STATE__REPLICA_RUNNING, false);
     report(fsm, "web-3", GANTRY__REPLICA_STATE__REPLICA_LOST, false);
@@ -201,10 +116,9 @@ static void report_condition(struct sch_fsm *fsm, const char *workload, const ch
     rc.workload = (char *)workload;
     rc.kind = (char *)kind;
     rc.message = (char *)message;
-    Gantry__Command cmd = GANTRY__COMMAND__INIT;
-    cmd.cmd_case = GANTRY__COMMAND__CMD_REPORT_CONDITION;
+    Gantry__Command cmd = gt_command(GANTRY__COMMAND__CMD_REPORT_CONDITION);
     cmd.report_condition = &rc;
-    execute(fsm, &cmd);
+    gt_execute(fsm, &cmd);
 }
 
 static void test_conditions(void **state)
@@ -283,7 +197,7 @@ static void test_clouds_and_node_state(void **state)
     struct seen s = {0};
     assert_int_equal(sch_view_clouds(fsm, on_cloud, &s, &err), 2);
     assert_string_equal(s.keys, "aws=1 private=1");
-    set_node_state(fsm, "n2", GANTRY__NODE_STATE__NODE_CORDONED);
+    gt_set_node_state(fsm, "n2", GANTRY__NODE_STATE__NODE_CORDONED);
     memset(&s, 0, sizeof(s));
     assert_int_equal(sch_view_clouds(fsm, on_cloud, &s, &err), 2);
     assert_string_equal(s.keys, "aws=0 private=1");
@@ -330,10 +244,9 @@ static void test_server_addresses(void **state)
     set.raft_address = (char *)"127.0.0.1:7711";
     set.api_address = (char *)"127.0.0.1:7710";
     set.agent_address = (char *)"127.0.0.1:7712";
-    Gantry__Command cmd = GANTRY__COMMAND__INIT;
-    cmd.cmd_case = GANTRY__COMMAND__CMD_SET_SERVER;
+    Gantry__Command cmd = gt_command(GANTRY__COMMAND__CMD_SET_SERVER);
     cmd.set_server = &set;
-    execute(fsm, &cmd);
+    gt_execute(fsm, &cmd);
     assert_int_equal(
         sch_view_server_addresses(fsm, 2, api, sizeof(api), agent, sizeof(agent), &err), 1);
     assert_string_equal(api, "127.0.0.1:7710");
@@ -344,13 +257,15 @@ static void test_server_addresses(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_workloads, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_conditions, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_replicas, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_nodes_and_allocations, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_clouds_and_node_state, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_events_page, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_server_addresses, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_workloads, gt_fsm_setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_conditions, gt_fsm_setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_replicas, gt_fsm_setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_nodes_and_allocations, gt_fsm_setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_clouds_and_node_state, gt_fsm_setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_events_page, gt_fsm_setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_server_addresses, gt_fsm_setup, gt_fsm_teardown),
     };
+    gt_clock.time_ms = 1000;
+    gt_clock.actor = "user:test";
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,36 +19,19 @@
 #include "scheduler/fleet/status.h"
 #include "scheduler/state/fsm.h"
 #include "scheduler/state/query_fleet.h"
+#include "state_fixture.h"
 
 #define TIMEOUT_MS 5000
 /* The wall clock of the fixture's commands. */
 #define WALL_MS UINT64_C(1700000000000)
 
-/* Applies cmd, failing the test when the state machine refuses it or a part of it. */
-static void apply(struct sch_fsm *fsm, const Gantry__Command *cmd)
-{
-    struct sch_result *res = calloc(1, sizeof(*res));
-    if (sch_fsm_execute(fsm, cmd, res) != 0)
-        fail_msg("refused: %s", res->message ? res->message : "?");
-    for (size_t i = 0; i < res->n_batch; i++)
-        if (res->batch[i].code != 0)
-            fail_msg("part %zu refused: %s", i, res->batch[i].message);
-    sch_result_free(res);
-}
-
 static void node_info(Gantry__NodeInfo *info, Gantry__Resources *cap, const char *name)
 {
-    gantry__node_info__init(info);
-    gantry__resources__init(cap);
-    info->name = (char *)name;
-    info->cloud = (char *)"private";
+    gt_node_info(info, cap, name, "private", 4000, INT64_C(4) << 30);
     info->region = (char *)"local";
     info->zone = (char *)"a";
     info->address = (char *)"10.0.0.1";
-    cap->cpu_millis = 4000;
-    cap->memory_bytes = INT64_C(4) << 30;
     cap->pids = 1000;
-    info->capacity = cap;
 }
 
 static void register_node(struct sch_fsm *fsm, const char *name)
@@ -56,13 +39,7 @@ static void register_node(struct sch_fsm *fsm, const char *name)
     Gantry__NodeInfo info;
     Gantry__Resources cap;
     node_info(&info, &cap, name);
-    Gantry__RegisterNode reg = GANTRY__REGISTER_NODE__INIT;
-    reg.node = &info;
-    Gantry__Command cmd = GANTRY__COMMAND__INIT;
-    cmd.time_ms = WALL_MS;
-    cmd.cmd_case = GANTRY__COMMAND__CMD_REGISTER_NODE;
-    cmd.register_node = &reg;
-    apply(fsm, &cmd);
+    gt_register(fsm, &info);
 }
 
 static void apply_workload(struct sch_fsm *fsm, const char *name)
@@ -75,33 +52,15 @@ static void apply_workload(struct sch_fsm *fsm, const char *name)
     spec.image = (char *)"busybox";
     spec.replicas = 2;
     spec.resources = &res;
-    Gantry__WorkloadSpec *specs[1] = {&spec};
-    Gantry__ApplyWorkloads up = GANTRY__APPLY_WORKLOADS__INIT;
-    up.workloads = specs;
-    up.n_workloads = 1;
-    Gantry__Command cmd = GANTRY__COMMAND__INIT;
-    cmd.time_ms = WALL_MS;
-    cmd.cmd_case = GANTRY__COMMAND__CMD_APPLY_WORKLOADS;
-    cmd.apply_workloads = &up;
-    apply(fsm, &cmd);
+    gt_apply(fsm, &spec);
 }
 
+/* Places replica id of web on node, proposed at wall_ms. */
 static void place(struct sch_fsm *fsm, const char *id, const char *node, uint64_t wall_ms)
 {
-    Gantry__ReplicaPlacement p = GANTRY__REPLICA_PLACEMENT__INIT;
-    p.replica_id = (char *)id;
-    p.workload = (char *)"web";
-    p.generation = 1;
-    p.node = (char *)node;
-    Gantry__ReplicaPlacement *ps[1] = {&p};
-    Gantry__PlaceReplicas pr = GANTRY__PLACE_REPLICAS__INIT;
-    pr.replicas = ps;
-    pr.n_replicas = 1;
-    Gantry__Command cmd = GANTRY__COMMAND__INIT;
-    cmd.time_ms = wall_ms;
-    cmd.cmd_case = GANTRY__COMMAND__CMD_PLACE_REPLICAS;
-    cmd.place_replicas = &pr;
-    apply(fsm, &cmd);
+    gt_clock.time_ms = wall_ms;
+    gt_place(fsm, id, "web", node);
+    gt_clock.time_ms = WALL_MS;
 }
 
 /* A report of replica id in state, with ready and reason. */
@@ -117,17 +76,12 @@ static Gantry__ReplicaStatus report(const char *id, int state, const char *reaso
     return st;
 }
 
+/* Records report st, proposed at wall_ms. */
 static void update(struct sch_fsm *fsm, Gantry__ReplicaStatus st, uint64_t wall_ms)
 {
-    Gantry__ReplicaStatus *sts[1] = {&st};
-    Gantry__UpdateReplicas up = GANTRY__UPDATE_REPLICAS__INIT;
-    up.updates = sts;
-    up.n_updates = 1;
-    Gantry__Command cmd = GANTRY__COMMAND__INIT;
-    cmd.time_ms = wall_ms;
-    cmd.cmd_case = GANTRY__COMMAND__CMD_UPDATE_REPLICAS;
-    cmd.update_replicas = &up;
-    apply(fsm, &cmd);
+    gt_clock.time_ms = wall_ms;
+    gt_update_replica(fsm, &st);
+    gt_clock.time_ms = WALL_MS;
 }
 
 static int64_t column(struct sch_fsm *fsm, const char *sql, const char *key)
@@ -153,24 +107,15 @@ static int replica_state(struct sch_fsm *fsm, const char *id)
 /* Three nodes; web-a placed on n1, web-b on n2; n3 holds nothing. */
 static int setup(void **state)
 {
-    struct sch_fsm *fsm = calloc(1, sizeof(*fsm));
-    struct gy_error err;
-    if (sch_fsm_init(fsm, &err) != 0)
-        return -1;
+    gt_clock.time_ms = WALL_MS;
+    gt_fsm_setup(state);
+    struct sch_fsm *fsm = *state;
     register_node(fsm, "n1");
     register_node(fsm, "n2");
     register_node(fsm, "n3");
     apply_workload(fsm, "web");
     place(fsm, "web-a", "n1", WALL_MS);
     place(fsm, "web-b", "n2", WALL_MS);
-    *state = fsm;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    sch_fsm_close(*state);
-    free(*state);
     return 0;
 }
 
@@ -194,7 +139,7 @@ static char *run(struct sch_liveness *lv, struct sch_fsm *fsm, uint64_t from, ui
         assert_true(rc >= 0);
         if (rc == 0)
             continue;
-        apply(fsm, v.command);
+        gt_execute(fsm, v.command);
         if (first == NULL)
             first = strdup(v.node);
         sch_liveness_verdict_free(&v);
@@ -262,7 +207,7 @@ static void test_verdict_marks_live_replicas_lost(void **state)
     assert_int_equal(lost->updates[0]->state, GANTRY__REPLICA_STATE__REPLICA_LOST);
     assert_string_equal(v.command->actor, "liveness");
     assert_int_equal(v.command->time_ms, WALL_MS);
-    apply(fsm, v.command);
+    gt_execute(fsm, v.command);
     sch_liveness_verdict_free(&v);
     assert_int_equal(replica_state(fsm, "web-c"), GANTRY__REPLICA_STATE__REPLICA_STOPPING);
     assert_int_equal(replica_state(fsm, "web-b"), GANTRY__REPLICA_STATE__REPLICA_LOST);
@@ -425,7 +370,7 @@ static void test_status_batching(void **state)
     assert_string_equal(up.updates[0]->replica_id, "web-a");
     assert_int_equal(up.updates[0]->state, GANTRY__REPLICA_STATE__REPLICA_RUNNING);
     assert_string_equal(up.updates[1]->replica_id, "web-b");
-    apply(fsm, &cmd);
+    gt_execute(fsm, &cmd);
     sch_status_drop(&batch, 2);
     assert_int_equal(batch.n, 0);
     assert_int_equal(replica_state(fsm, "web-a"), GANTRY__REPLICA_STATE__REPLICA_RUNNING);
@@ -574,17 +519,19 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_silent_node_goes_down_and_its_replicas_are_lost, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_verdict_marks_live_replicas_lost, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_node_comes_back, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_new_leader_gives_full_timeout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_clock_stepping_back, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_clock_leaping_forward, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_status_of_stale_session_is_dropped, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_status_batching, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_assignment_differences, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stale_stops_are_sent_again, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_nodes_due_a_push, setup, teardown),
+                                        gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_verdict_marks_live_replicas_lost, setup,
+                                        gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_node_comes_back, setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_new_leader_gives_full_timeout, setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_clock_stepping_back, setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_clock_leaping_forward, setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_status_of_stale_session_is_dropped, setup,
+                                        gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_status_batching, setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_assignment_differences, setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_stale_stops_are_sent_again, setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_nodes_due_a_push, setup, gt_fsm_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,49 +13,15 @@
 #include "proto/spec_pb.h"
 #include "scheduler/fleet/autoscaler.h"
 #include "scheduler/state/fsm.h"
+#include "state_fixture.h"
 
 #define MS_NS 1000000ull
 
-static void exec(struct sch_fsm *fsm, Gantry__Command *cmd)
-{
-    struct sch_result res;
-    cmd->time_ms = 1000;
-    cmd->actor = (char *)"test";
-    if (sch_fsm_execute(fsm, cmd, &res) != 0)
-        fail_msg("refused: %s", res.message ? res.message : "?");
-    free(res.message);
-    for (size_t i = 0; i < res.n_outcomes; i++)
-        free(res.outcomes[i].name);
-    free(res.outcomes);
-}
-
+/* One node, n1, for every test. */
 static int setup(void **state)
 {
-    struct sch_fsm *fsm = calloc(1, sizeof(*fsm));
-    struct gy_error err;
-    if (sch_fsm_init(fsm, &err) != 0)
-        return -1;
-    Gantry__Command cmd = GANTRY__COMMAND__INIT;
-    Gantry__RegisterNode reg = GANTRY__REGISTER_NODE__INIT;
-    Gantry__NodeInfo node = GANTRY__NODE_INFO__INIT;
-    Gantry__Resources cap = GANTRY__RESOURCES__INIT;
-    node.name = (char *)"n1";
-    node.cloud = (char *)"private";
-    cap.cpu_millis = 4000;
-    cap.memory_bytes = INT64_C(4) << 30;
-    node.capacity = &cap;
-    reg.node = &node;
-    cmd.cmd_case = GANTRY__COMMAND__CMD_REGISTER_NODE;
-    cmd.register_node = &reg;
-    exec(fsm, &cmd);
-    *state = fsm;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    sch_fsm_close(*state);
-    free(*state);
+    gt_fsm_setup(state);
+    gt_register_node(*state, "n1", "private", 4000, INT64_C(4) << 30);
     return 0;
 }
 
@@ -82,16 +48,7 @@ static void apply_web_as(struct sch_fsm *fsm, bool metric, bool enabled)
         spec.autoscale.metric.exec.n = 1;
         spec.autoscale.metric.target = 5;
     }
-    Gantry__WorkloadSpec *pb = gy_spec_to_proto(&spec);
-    Gantry__ApplyWorkloads apply = GANTRY__APPLY_WORKLOADS__INIT;
-    apply.workloads = &pb;
-    apply.n_workloads = 1;
-    Gantry__Command cmd = GANTRY__COMMAND__INIT;
-    cmd.cmd_case = GANTRY__COMMAND__CMD_APPLY_WORKLOADS;
-    cmd.apply_workloads = &apply;
-    exec(fsm, &cmd);
-    gy_spec_proto_free(pb);
-    gy_spec_free(&spec);
+    gt_apply_spec(fsm, &spec);
 }
 
 /* Places replica id on n1 and reports it running, ready or not. */
@@ -102,31 +59,14 @@ static void apply_web(struct sch_fsm *fsm, bool metric)
 
 static void replica(struct sch_fsm *fsm, const char *id, bool ready)
 {
-    Gantry__ReplicaPlacement p = GANTRY__REPLICA_PLACEMENT__INIT, *pp = &p;
-    p.replica_id = (char *)id;
-    p.workload = (char *)"web";
-    p.generation = 1;
-    p.node = (char *)"n1";
-    Gantry__PlaceReplicas place = GANTRY__PLACE_REPLICAS__INIT;
-    place.replicas = &pp;
-    place.n_replicas = 1;
-    Gantry__Command cmd = GANTRY__COMMAND__INIT;
-    cmd.cmd_case = GANTRY__COMMAND__CMD_PLACE_REPLICAS;
-    cmd.place_replicas = &place;
-    exec(fsm, &cmd);
-    Gantry__ReplicaStatus st = GANTRY__REPLICA_STATUS__INIT, *sp = &st;
+    gt_place(fsm, id, "web", "n1");
+    Gantry__ReplicaStatus st = GANTRY__REPLICA_STATUS__INIT;
     st.replica_id = (char *)id;
     st.workload = (char *)"web";
     st.generation = 1;
     st.state = GANTRY__REPLICA_STATE__REPLICA_RUNNING;
     st.ready = ready;
-    Gantry__UpdateReplicas up = GANTRY__UPDATE_REPLICAS__INIT;
-    up.updates = &sp;
-    up.n_updates = 1;
-    Gantry__Command cmd2 = GANTRY__COMMAND__INIT;
-    cmd2.cmd_case = GANTRY__COMMAND__CMD_UPDATE_REPLICAS;
-    cmd2.update_replicas = &up;
-    exec(fsm, &cmd2);
+    gt_update_replica(fsm, &st);
 }
 
 /* A heartbeat with one sample per replica: cumulative cpu and memory. */
@@ -157,9 +97,7 @@ static int plan_now(struct sch_autoscaler *as, struct sch_fsm *fsm, uint64_t now
     bool all;
     sch_fsm_dirty_take(fsm, &names, &n, &all);
     sch_autoscaler_changed(as, names, n, all);
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
+    gt_names_free(names, n);
     return sch_autoscaler_plan(as, fsm, now_ms, 99, plan, err);
 }
 
@@ -322,18 +260,12 @@ static double top_memory_percent(struct sch_autoscaler *as, struct sch_fsm *fsm)
 static void apply_plain(struct sch_fsm *fsm, const char *name, const char *image,
                         Gantry__Resources *res)
 {
-    Gantry__WorkloadSpec spec = GANTRY__WORKLOAD_SPEC__INIT, *ps = &spec;
+    Gantry__WorkloadSpec spec = GANTRY__WORKLOAD_SPEC__INIT;
     spec.name = (char *)name;
     spec.image = (char *)image;
     spec.replicas = 1;
     spec.resources = res;
-    Gantry__ApplyWorkloads apply = GANTRY__APPLY_WORKLOADS__INIT;
-    apply.workloads = &ps;
-    apply.n_workloads = 1;
-    Gantry__Command cmd = GANTRY__COMMAND__INIT;
-    cmd.cmd_case = GANTRY__COMMAND__CMD_APPLY_WORKLOADS;
-    cmd.apply_workloads = &apply;
-    exec(fsm, &cmd);
+    gt_apply(fsm, &spec);
 }
 
 /* web with autoscaling off, web-1 ready and busy at millicores, evaluated once: nothing to
@@ -395,10 +327,9 @@ static void delete_workload(struct sch_fsm *fsm, const char *name)
 {
     Gantry__DeleteWorkload del = GANTRY__DELETE_WORKLOAD__INIT;
     del.name = (char *)name;
-    Gantry__Command cmd = GANTRY__COMMAND__INIT;
-    cmd.cmd_case = GANTRY__COMMAND__CMD_DELETE_WORKLOAD;
+    Gantry__Command cmd = gt_command(GANTRY__COMMAND__CMD_DELETE_WORKLOAD);
     cmd.delete_workload = &del;
-    exec(fsm, &cmd);
+    gt_execute(fsm, &cmd);
 }
 
 /* Many workloads, read as they change and in full scans, added and deleted in any order:
@@ -431,13 +362,7 @@ static void test_many_workloads(void **state)
         snprintf(name, sizeof(name), "w%d", i);
         delete_workload(fsm, name);
     }
-    char **names;
-    size_t n;
-    bool all;
-    sch_fsm_dirty_take(fsm, &names, &n, &all);
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
+    gt_dirty_drop(fsm);
     sch_autoscaler_changed(as, NULL, 0, true);
     assert_int_equal(sch_autoscaler_plan(as, fsm, 12000, 99, &plan, &err), 0);
     assert_non_null(plan.command);
@@ -473,12 +398,7 @@ static void test_changes_are_read_again(void **state)
     assert_non_null(live);
     json_decref(live);
 
-    Gantry__DeleteWorkload del = GANTRY__DELETE_WORKLOAD__INIT;
-    del.name = (char *)"web";
-    Gantry__Command cmd = GANTRY__COMMAND__INIT;
-    cmd.cmd_case = GANTRY__COMMAND__CMD_DELETE_WORKLOAD;
-    cmd.delete_workload = &del;
-    exec(fsm, &cmd);
+    delete_workload(fsm, "web");
     assert_int_equal(plan_now(as, fsm, 12300, &plan, &err), 0);
     assert_null(plan.command);
     assert_null(sch_autoscaler_workload_json(as, "web", 12300));
@@ -489,13 +409,16 @@ static void test_changes_are_read_again(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_samples_become_a_scale_command, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_metric_probes_take_turns, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_autoscale_off, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_changes_are_read_again, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_many_workloads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_samples_become_a_scale_command, setup,
+                                        gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_metric_probes_take_turns, setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_autoscale_off, setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_changes_are_read_again, setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_many_workloads, setup, gt_fsm_teardown),
         cmocka_unit_test_setup_teardown(test_unscaled_workloads_keep_their_requests, setup,
-                                        teardown),
+                                        gt_fsm_teardown),
     };
+    gt_clock.time_ms = 1000;
+    gt_clock.actor = "test";
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,22 +13,7 @@
 
 #include "scheduler/state/command.h"
 #include "scheduler/state/fsm.h"
-
-static int setup(void **state)
-{
-    struct sch_fsm *fsm = calloc(1, sizeof(*fsm));
-    struct gy_error err;
-    assert_int_equal(sch_fsm_init(fsm, &err), 0);
-    *state = fsm;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    sch_fsm_close(*state);
-    free(*state);
-    return 0;
-}
+#include "state_fixture.h"
 
 /* A file-backed state machine in a fresh directory (removed by teardown_file). */
 static char file_dir[64];
@@ -61,7 +46,7 @@ static int teardown_file(void **state)
 {
     char path[sizeof(((struct sch_fsm *)0)->path)];
     snprintf(path, sizeof(path), "%s", ((struct sch_fsm *)*state)->path);
-    teardown(state);
+    gt_fsm_teardown(state);
     /* Closing kept the database (the durable state); nothing else is left. */
     remove_db(path);
     assert_int_equal(rmdir(file_dir), 0);
@@ -201,22 +186,17 @@ static void register_node(struct sch_fsm *fsm, const char *name)
     label.key = (char *)"disk";
     label.value = (char *)"ssd \"fast\"";
     Gantry__Label *labels[] = {&label};
-    Gantry__Resources capacity = GANTRY__RESOURCES__INIT;
-    capacity.cpu_millis = 4000;
-    capacity.memory_bytes = 8ll << 30;
-    Gantry__NodeInfo node = GANTRY__NODE_INFO__INIT;
-    node.name = (char *)name;
-    node.cloud = (char *)"private";
+    Gantry__NodeInfo node;
+    Gantry__Resources capacity;
+    gt_node_info(&node, &capacity, name, "private", 4000, 8ll << 30);
     node.labels = labels;
     node.n_labels = 1;
-    node.capacity = &capacity;
     Gantry__RegisterNode reg = GANTRY__REGISTER_NODE__INIT;
     reg.node = &node;
     Gantry__Command cmd = command("agent:n1");
     cmd.cmd_case = GANTRY__COMMAND__CMD_REGISTER_NODE;
     cmd.register_node = &reg;
-    struct sch_result r;
-    assert_int_equal(sch_fsm_execute(fsm, &cmd, &r), 0);
+    gt_execute(fsm, &cmd);
 }
 
 static void test_nodes_and_replicas(void **state)
@@ -865,10 +845,7 @@ static void apply_autoscaled(struct sch_fsm *fsm, uint32_t replicas, uint32_t mi
     Gantry__Command cmd = command("user:test");
     cmd.cmd_case = GANTRY__COMMAND__CMD_APPLY_WORKLOADS;
     cmd.apply_workloads = &apply;
-    struct sch_result r;
-    assert_int_equal(sch_fsm_execute(fsm, &cmd, &r), 0);
-    free(r.outcomes[0].name);
-    free(r.outcomes);
+    gt_execute(fsm, &cmd);
 }
 
 static void scale_to(struct sch_fsm *fsm, const char *actor, uint32_t replicas, const char *reason)
@@ -880,10 +857,7 @@ static void scale_to(struct sch_fsm *fsm, const char *actor, uint32_t replicas, 
     Gantry__Command cmd = command(actor);
     cmd.cmd_case = GANTRY__COMMAND__CMD_SCALE_WORKLOAD;
     cmd.scale_workload = &scale;
-    struct sch_result r;
-    assert_int_equal(sch_fsm_execute(fsm, &cmd, &r), 0);
-    free(r.outcomes[0].name);
-    free(r.outcomes);
+    gt_execute(fsm, &cmd);
 }
 
 static void test_autoscaled_apply_keeps_count(void **state)
@@ -918,24 +892,30 @@ static void test_autoscaled_apply_keeps_count(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_apply_created_updated_unchanged, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_apply_is_atomic, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_scale_and_delete, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_autoscaled_apply_keeps_count, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_nodes_and_replicas, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_servers_and_cluster_id, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_batch_isolates_failures, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_malformed_entry_is_rejected, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_snapshot_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_raft_callbacks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apply_created_updated_unchanged, gt_fsm_setup,
+                                        gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_apply_is_atomic, gt_fsm_setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_scale_and_delete, gt_fsm_setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_autoscaled_apply_keeps_count, gt_fsm_setup,
+                                        gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_nodes_and_replicas, gt_fsm_setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_servers_and_cluster_id, gt_fsm_setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_batch_isolates_failures, gt_fsm_setup,
+                                        gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_entry_is_rejected, gt_fsm_setup,
+                                        gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_round_trip, gt_fsm_setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_raft_callbacks, gt_fsm_setup, gt_fsm_teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_round_trip, setup_file, teardown_file),
         cmocka_unit_test_setup_teardown(test_markers_name_the_database_file, setup_file,
                                         teardown_file),
         cmocka_unit_test_setup_teardown(test_file_backed_restore, setup_file, teardown_file),
         cmocka_unit_test_setup_teardown(test_copies_run_on_the_thread_pool, setup_file,
                                         teardown_file),
-        cmocka_unit_test_setup_teardown(test_unclaimed_results_are_recycled, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_follower_applies_wait_for_drain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unclaimed_results_are_recycled, gt_fsm_setup,
+                                        gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_follower_applies_wait_for_drain, gt_fsm_setup,
+                                        gt_fsm_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,23 +15,12 @@
 #include "proto/spec_pb.h"
 #include "scheduler/state/fsm.h"
 #include "scheduler/fleet/reconcile.h"
+#include "state_fixture.h"
 
 static uint32_t counter_random(void *data)
 {
     uint32_t *n = data;
     return ++*n;
-}
-
-static void exec(struct sch_fsm *fsm, const Gantry__Command *cmd)
-{
-    struct sch_result *res = calloc(1, sizeof(*res));
-    int rc = sch_fsm_execute(fsm, cmd, res);
-    if (rc != 0)
-        fail_msg("command refused: %s", res->message ? res->message : "?");
-    for (size_t i = 0; i < res->n_batch; i++)
-        if (res->batch[i].code != 0)
-            fail_msg("batch step %zu refused: %s", i, res->batch[i].message);
-    sch_result_free(res);
 }
 
 static void register_node_in(struct sch_fsm *fsm, const char *name, const char *cloud, double cost,
@@ -40,21 +29,6 @@ static void register_node_in(struct sch_fsm *fsm, const char *name, const char *
 static void register_node(struct sch_fsm *fsm, const char *name, int64_t cpu, int64_t mem)
 {
     register_node_in(fsm, name, "private", 0, cpu, mem);
-}
-
-/* Applies spec and frees it. */
-static void apply_spec(struct sch_fsm *fsm, struct gy_spec *spec)
-{
-    Gantry__WorkloadSpec *pb = gy_spec_to_proto(spec);
-    Gantry__ApplyWorkloads apply = GANTRY__APPLY_WORKLOADS__INIT;
-    apply.workloads = &pb;
-    apply.n_workloads = 1;
-    Gantry__Command cmd = GANTRY__COMMAND__INIT;
-    cmd.cmd_case = GANTRY__COMMAND__CMD_APPLY_WORKLOADS;
-    cmd.apply_workloads = &apply;
-    exec(fsm, &cmd);
-    gy_spec_proto_free(pb);
-    gy_spec_free(spec);
 }
 
 /* Applies workload "web" with the given replicas, env VERSION and memory. */
@@ -73,7 +47,7 @@ static void apply_web(struct sch_fsm *fsm, uint32_t replicas, const char *versio
     spec.n_env = 1;
     spec.update.max_surge = 1;
     spec.update.max_unavailable = 0;
-    apply_spec(fsm, &spec);
+    gt_apply_spec(fsm, &spec);
 }
 
 /* Plans and applies one reconcile pass; returns placed + stopped. */
@@ -89,13 +63,11 @@ static size_t reconcile_once(struct sch_fsm *fsm, uint32_t *rnd, struct sch_reco
     sch_fsm_dirty_take(fsm, &names, &n, &all);
     int rc = sch_reconcile_plan(fsm, all ? NULL : (const char *const *)names, n, 1000,
                                 counter_random, rnd, &plan, &err);
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
+    gt_names_free(names, n);
     if (rc != 0)
         fail_msg("plan: %s", err.msg);
     if (plan.command != NULL)
-        exec(fsm, plan.command);
+        gt_execute(fsm, plan.command);
     size_t changes = plan.placed + plan.stopped;
     if (out != NULL)
         *out = plan;
@@ -140,13 +112,7 @@ static void agents_report(struct sch_fsm *fsm, bool ready, const char *reason_fo
         n++;
     }
     sqlite3_finalize(q);
-    Gantry__UpdateReplicas up = GANTRY__UPDATE_REPLICAS__INIT;
-    up.updates = ptrs;
-    up.n_updates = n;
-    Gantry__Command cmd = GANTRY__COMMAND__INIT;
-    cmd.cmd_case = GANTRY__COMMAND__CMD_UPDATE_REPLICAS;
-    cmd.update_replicas = &up;
-    exec(fsm, &cmd);
+    gt_update_replicas(fsm, ptrs, n);
     for (size_t i = 0; i < n; i++) {
         free(st[i]->replica_id);
         if (st[i]->reason != protobuf_c_empty_string)
@@ -157,21 +123,10 @@ static void agents_report(struct sch_fsm *fsm, bool ready, const char *reason_fo
 
 static int setup(void **state)
 {
-    struct sch_fsm *fsm = calloc(1, sizeof(*fsm));
-    struct gy_error err;
-    if (sch_fsm_init(fsm, &err) != 0)
-        return -1;
-    register_node(fsm, "n1", 4000, INT64_C(4) << 30);
-    register_node(fsm, "n2", 4000, INT64_C(4) << 30);
-    register_node(fsm, "n3", 4000, INT64_C(4) << 30);
-    *state = fsm;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    sch_fsm_close(*state);
-    free(*state);
+    gt_fsm_setup(state);
+    register_node(*state, "n1", 4000, INT64_C(4) << 30);
+    register_node(*state, "n2", 4000, INT64_C(4) << 30);
+    register_node(*state, "n3", 4000, INT64_C(4) << 30);
     return 0;
 }
 
@@ -298,21 +253,12 @@ static void test_lost_replicas_are_replaced_not_revived(void **state)
 static void register_node_in(struct sch_fsm *fsm, const char *name, const char *cloud, double cost,
                              int64_t cpu, int64_t mem)
 {
-    Gantry__Command cmd = GANTRY__COMMAND__INIT;
-    Gantry__RegisterNode reg = GANTRY__REGISTER_NODE__INIT;
-    Gantry__NodeInfo node = GANTRY__NODE_INFO__INIT;
-    Gantry__Resources cap = GANTRY__RESOURCES__INIT;
-    node.name = (char *)name;
-    node.cloud = (char *)cloud;
+    Gantry__NodeInfo node;
+    Gantry__Resources cap;
+    gt_node_info(&node, &cap, name, cloud, cpu, mem);
     node.zone = (char *)"z";
     node.cost_per_hour = cost;
-    cap.cpu_millis = cpu;
-    cap.memory_bytes = mem;
-    node.capacity = &cap;
-    reg.node = &node;
-    cmd.cmd_case = GANTRY__COMMAND__CMD_REGISTER_NODE;
-    cmd.register_node = &reg;
-    exec(fsm, &cmd);
+    gt_register(fsm, &node);
 }
 
 /* Applies "web" preferring the listed clouds in order. */
@@ -333,30 +279,7 @@ static void apply_web_in(struct sch_fsm *fsm, uint32_t replicas, int64_t mem, co
         spec.placement.clouds.items[1] = strdup(second);
         spec.placement.clouds.n = 2;
     }
-    apply_spec(fsm, &spec);
-}
-
-static void scale_web(struct sch_fsm *fsm, uint32_t replicas)
-{
-    Gantry__ScaleWorkload scale = GANTRY__SCALE_WORKLOAD__INIT;
-    scale.name = (char *)"web";
-    scale.replicas = replicas;
-    Gantry__Command cmd = GANTRY__COMMAND__INIT;
-    cmd.cmd_case = GANTRY__COMMAND__CMD_SCALE_WORKLOAD;
-    cmd.scale_workload = &scale;
-    exec(fsm, &cmd);
-}
-
-static void set_node(struct sch_fsm *fsm, const char *name, Gantry__NodeState state)
-{
-    Gantry__SetNodeState set = GANTRY__SET_NODE_STATE__INIT;
-    set.name = (char *)name;
-    set.state = state;
-    set.reason = (char *)"test";
-    Gantry__Command cmd = GANTRY__COMMAND__INIT;
-    cmd.cmd_case = GANTRY__COMMAND__CMD_SET_NODE_STATE;
-    cmd.set_node_state = &set;
-    exec(fsm, &cmd);
+    gt_apply_spec(fsm, &spec);
 }
 
 static void move_web(struct sch_fsm *fsm, const char *to)
@@ -364,10 +287,9 @@ static void move_web(struct sch_fsm *fsm, const char *to)
     Gantry__MoveWorkload move = GANTRY__MOVE_WORKLOAD__INIT;
     move.name = (char *)"web";
     move.to = (char *)to;
-    Gantry__Command cmd = GANTRY__COMMAND__INIT;
-    cmd.cmd_case = GANTRY__COMMAND__CMD_MOVE_WORKLOAD;
+    Gantry__Command cmd = gt_command(GANTRY__COMMAND__CMD_MOVE_WORKLOAD);
     cmd.move_workload = &move;
-    exec(fsm, &cmd);
+    gt_execute(fsm, &cmd);
 }
 
 #define LIVE "state NOT IN (3, 4, 7)"
@@ -385,12 +307,12 @@ static void test_burst_and_scale_down_by_cloud(void **state)
     assert_int_equal(reconcile_once(fsm, &rnd, NULL), 8);
     assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE node LIKE 'p%'"), 2);
     agents_report(fsm, true, NULL);
-    scale_web(fsm, 7);
+    gt_scale(fsm, "web", 7, NULL);
     reconcile_once(fsm, &rnd, NULL);
     /* The most expensive public node goes first. */
     assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE node = 'p1' AND " LIVE), 0);
     assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE node = 'p2' AND " LIVE), 1);
-    scale_web(fsm, 5);
+    gt_scale(fsm, "web", 5, NULL);
     reconcile_once(fsm, &rnd, NULL);
     assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE node LIKE 'p%' AND " LIVE), 0);
     assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE " LIVE), 5);
@@ -404,7 +326,7 @@ static void test_drain_is_make_before_break(void **state)
     apply_web(fsm, 3, "v1", 64 << 20);
     reconcile_once(fsm, &rnd, NULL);
     agents_report(fsm, true, NULL);
-    set_node(fsm, "n1", GANTRY__NODE_STATE__NODE_DRAINING);
+    gt_set_node_state(fsm, "n1", GANTRY__NODE_STATE__NODE_DRAINING);
     /* First a replacement elsewhere; the replica on n1 keeps serving. */
     assert_int_equal(reconcile_once(fsm, &rnd, NULL), 1);
     assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE node = 'n1' AND state = 2"),
@@ -420,7 +342,7 @@ static void test_drain_is_make_before_break(void **state)
     /* Empty: cordoned, and it takes nothing new. */
     assert_int_equal(count(fsm, "SELECT state FROM nodes WHERE name = 'n1'"),
                      GANTRY__NODE_STATE__NODE_CORDONED);
-    scale_web(fsm, 6);
+    gt_scale(fsm, "web", 6, NULL);
     reconcile_once(fsm, &rnd, NULL);
     assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE node = 'n1' AND " LIVE), 0);
 }
@@ -475,7 +397,7 @@ static void test_waiting_workload_placed_when_room_frees(void **state)
     apply_web(fsm, 6, "v1", INT64_C(2) << 30);
     assert_int_equal(reconcile_once(fsm, &rnd, NULL), 6);
     agents_report(fsm, true, NULL);
-    scale_web(fsm, 0);
+    gt_scale(fsm, "web", 0, NULL);
     reconcile_once(fsm, &rnd, NULL); /* all stopping, and still holding their memory */
     /* "big" needs 4Gi: no node has it while the stopping replicas hold theirs. */
     struct gy_spec spec;
@@ -484,18 +406,12 @@ static void test_waiting_workload_placed_when_room_frees(void **state)
     spec.image = strdup("busybox");
     spec.replicas = 1;
     spec.resources.memory_bytes = INT64_C(4) << 30;
-    apply_spec(fsm, &spec);
+    gt_apply_spec(fsm, &spec);
     assert_int_equal(reconcile_once(fsm, &rnd, NULL), 0);
     assert_int_equal(count(fsm, "SELECT COUNT(*) FROM conditions WHERE workload = 'big'"), 1);
     /* The stops are reported: nothing is marked for a pass. */
     agents_report(fsm, true, NULL);
-    char **names;
-    size_t n;
-    bool all;
-    sch_fsm_dirty_take(fsm, &names, &n, &all);
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
+    gt_dirty_drop(fsm);
     /* The leader's look at the waiting workloads places it. */
     char **waiting;
     size_t n_waiting = sch_reconcile_waiting(fsm, &waiting);
@@ -507,29 +423,29 @@ static void test_waiting_workload_placed_when_room_frees(void **state)
                                         counter_random, &rnd, &plan, &err),
                      0);
     assert_int_equal(plan.placed, 1);
-    exec(fsm, plan.command);
+    gt_execute(fsm, plan.command);
     sch_reconcile_plan_free(&plan);
-    free(waiting[0]);
-    free(waiting);
+    gt_names_free(waiting, n_waiting);
     assert_int_equal(count(fsm, "SELECT COUNT(*) FROM conditions WHERE workload = 'big'"), 0);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_places_and_is_idempotent, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_burst_and_scale_down_by_cloud, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_drain_is_make_before_break, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_move_between_clouds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_places_and_is_idempotent, setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_burst_and_scale_down_by_cloud, setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_drain_is_make_before_break, setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_move_between_clouds, setup, gt_fsm_teardown),
         cmocka_unit_test_setup_teardown(test_scale_keeps_generation_and_stops_newest, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_rolling_update_keeps_ready_count, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_crash_loop_halts_rollout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unschedulable_condition, setup, teardown),
+                                        gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_rolling_update_keeps_ready_count, setup,
+                                        gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_crash_loop_halts_rollout, setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_unschedulable_condition, setup, gt_fsm_teardown),
         cmocka_unit_test_setup_teardown(test_waiting_workload_placed_when_room_frees, setup,
-                                        teardown),
+                                        gt_fsm_teardown),
         cmocka_unit_test_setup_teardown(test_lost_replicas_are_replaced_not_revived, setup,
-                                        teardown),
+                                        gt_fsm_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
