@@ -41,7 +41,7 @@ static int entry_new(size_t payload, const char *what, uint8_t **buf, size_t *le
 
 int sch_command_encode(const Gantry__Command *cmd, void **out, size_t *len, struct gy_error *err)
 {
-    uint8_t *buf;
+    uint8_t *buf = NULL;
     int rc = entry_new(gantry__command__get_packed_size(cmd), "command", &buf, len, err);
     if (rc < 0)
         return rc;
@@ -99,7 +99,7 @@ int sch_command_encode_group(const struct sch_packed_command *cmds, size_t n, vo
         inner += 1 + varint_len(cmds[i].len) + cmds[i].len;
     size_t payload =
         n == 1 ? cmds[0].len : varint_len(COMMAND_BATCH_TAG) + varint_len(inner) + inner;
-    uint8_t *buf;
+    uint8_t *buf = NULL;
     int rc = entry_new(payload, "command group", &buf, len, err);
     if (rc < 0)
         return rc;
