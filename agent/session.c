@@ -30,12 +30,19 @@ struct agent_session {
     struct conn *conn;
     uv_timer_t retry_timer;
     uv_timer_t io_timer; /* connect timeout, then read timeout */
+    /* The connect and read limits are the leader's once a Welcome brought them; they hold
+     * for every later connection, to any server. */
     struct agent_session_options opts;
     struct agent_session_callbacks cb;
     void *data;
     uint64_t backoff_ms;
     unsigned redirects; /* redirects followed since the last welcome */
     bool redirecting;   /* the connection ends because of a Redirect frame */
+    bool connected;     /* the current connection's TCP connect succeeded */
+    /* The read timer ran out once: it runs again for 1 ms, after the loop has read what
+     * arrived meanwhile, so that a loop held up longer than the limit does not take frames
+     * waiting in the socket for silence. */
+    bool silence_suspect;
     bool welcomed;
     bool closing;
     int open_handles;
@@ -70,7 +77,14 @@ static void session_drop(struct agent_session *s, const char *why, bool retry)
     }
     uv_timer_stop(&s->io_timer);
     bool was_welcomed = s->welcomed;
+    bool was_connected = s->connected;
     s->welcomed = false;
+    s->connected = false;
+    s->silence_suspect = false;
+    /* The next attempt goes to another server than the one just left (when the list has
+     * one): a server that fell silent is the least likely to answer now. */
+    if (was_connected && s->n_servers > 1 && strcmp(s->servers[s->next_server], s->target) == 0)
+        s->next_server = (s->next_server + 1) % s->n_servers;
     /* A lost session is news; another failed attempt to get one is not. */
     if (why != NULL && was_welcomed)
         gy_log_info("disconnected from server", "server=%s reason=\"%s\"", s->target, why);
@@ -104,10 +118,31 @@ static void session_drop(struct agent_session *s, const char *why, bool retry)
 static void on_io_timeout(uv_timer_t *t)
 {
     struct agent_session *s = t->data;
-    session_drop(s,
-                 s->welcomed ? "no frame from the server within the read timeout"
-                             : "connect or handshake timed out",
-                 true);
+    if (s->connected && !s->silence_suspect) {
+        s->silence_suspect = true;
+        uv_timer_start(&s->io_timer, on_io_timeout, 1, 0);
+        return;
+    }
+    char why[128];
+    if (s->welcomed)
+        snprintf(why, sizeof(why), "no frame from the server for %llums",
+                 (unsigned long long)s->opts.read_timeout_ms);
+    else if (s->connected)
+        snprintf(why, sizeof(why), "no answer to hello within %llums",
+                 (unsigned long long)s->opts.read_timeout_ms);
+    else
+        snprintf(why, sizeof(why), "connect timed out after %llums",
+                 (unsigned long long)s->opts.connect_timeout_ms);
+    session_drop(s, why, true);
+}
+
+/* Takes the limits of a Welcome: the leader derives them from its node-down timeout. */
+static void welcome_timeouts(struct agent_session *s, const Gantry__Welcome *w)
+{
+    s->opts.read_timeout_ms =
+        w->silence_timeout_ms > 0 ? w->silence_timeout_ms : AGENT_SESSION_LEGACY_SILENCE_MS;
+    s->opts.connect_timeout_ms =
+        w->connect_timeout_ms > 0 ? w->connect_timeout_ms : AGENT_SESSION_LEGACY_CONNECT_MS;
 }
 
 struct write_req {
@@ -154,8 +189,13 @@ static void handle_frame(struct agent_session *s, const uint8_t *body, size_t le
         s->backoff_ms = s->opts.backoff_min_ms;
         free(s->redirect);
         s->redirect = NULL;
-        gy_log_info("session established", "server=%s server_id=%llu", s->target,
-                    (unsigned long long)f->welcome->server_id);
+        welcome_timeouts(s, f->welcome);
+        uv_timer_start(&s->io_timer, on_io_timeout, s->opts.read_timeout_ms, 0);
+        gy_log_info("session established",
+                    "server=%s server_id=%llu heartbeat_ms=%u silence_ms=%llu connect_ms=%llu",
+                    s->target, (unsigned long long)f->welcome->server_id,
+                    f->welcome->heartbeat_interval_ms, (unsigned long long)s->opts.read_timeout_ms,
+                    (unsigned long long)s->opts.connect_timeout_ms);
         if (s->cb.on_welcome != NULL)
             s->cb.on_welcome(s->data, f->welcome);
         break;
@@ -212,6 +252,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
                      true);
         return;
     }
+    s->silence_suspect = false;
     uv_timer_start(&s->io_timer, on_io_timeout, s->opts.read_timeout_ms, 0);
     const uint8_t *p = (const uint8_t *)buf->base;
     size_t n = (size_t)nread;
@@ -245,6 +286,7 @@ static void on_connect(uv_connect_t *req, int status)
         session_drop(s, why, true);
         return;
     }
+    s->connected = true;
     uint8_t *hello = NULL;
     size_t len = 0;
     if (s->cb.make_hello(s->data, &hello, &len) < 0 || conn_write(c, hello, len) < 0) {
@@ -353,9 +395,9 @@ int agent_session_start(uv_loop_t *loop, const char *servers,
     if (s->opts.backoff_max_ms == 0)
         s->opts.backoff_max_ms = 5000;
     if (s->opts.connect_timeout_ms == 0)
-        s->opts.connect_timeout_ms = 2000;
+        s->opts.connect_timeout_ms = AGENT_SESSION_CONNECT_MS;
     if (s->opts.read_timeout_ms == 0)
-        s->opts.read_timeout_ms = 10000;
+        s->opts.read_timeout_ms = AGENT_SESSION_SILENCE_MS;
     s->backoff_ms = s->opts.backoff_min_ms;
     uv_timer_init(loop, &s->retry_timer);
     uv_timer_init(loop, &s->io_timer);
@@ -377,6 +419,13 @@ int agent_session_send(struct agent_session *s, const Gantry__AgentFrame *frame)
     if (gy_frame_pack(&frame->base, &buf, &len, &err) < 0)
         return -err.code;
     return conn_write(s->conn, buf, len);
+}
+
+void agent_session_timeouts(const struct agent_session *s, uint64_t *connect_ms,
+                            uint64_t *silence_ms)
+{
+    *connect_ms = s->opts.connect_timeout_ms;
+    *silence_ms = s->opts.read_timeout_ms;
 }
 
 bool agent_session_ready(const struct agent_session *s)

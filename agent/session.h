@@ -1,7 +1,8 @@
 /* The agent's session with the control plane: one TCP connection to a server's agent
  * stream carrying length-prefixed AgentFrame messages (docs/agent-protocol.md). Follows
- * redirects to the leader, reconnects with jittered exponential backoff, and says hello
- * again (with the agent's full set of replicas) after every reconnect. */
+ * redirects to the leader, reconnects with jittered exponential backoff, says hello again
+ * (with the agent's full set of replicas) after every reconnect, and leaves a server it has
+ * not heard from within the silence limit the leader's Welcome gave, for the others. */
 #ifndef GANTRY_AGENT_SESSION_H
 #define GANTRY_AGENT_SESSION_H
 
@@ -32,11 +33,22 @@ struct agent_session_callbacks {
     void (*on_disconnect)(void *data);
 };
 
+/* The limits before any Welcome: those a leader with the default node-down timeout (5 s)
+ * sends (see sch_liveness_session_timeouts), so that an agent that has not been welcomed
+ * yet leaves a silent server in time too. */
+#define AGENT_SESSION_SILENCE_MS 2500
+#define AGENT_SESSION_CONNECT_MS 500
+/* The limits after a Welcome without them, from a server that predates them. */
+#define AGENT_SESSION_LEGACY_SILENCE_MS 10000
+#define AGENT_SESSION_LEGACY_CONNECT_MS 2000
+
 struct agent_session_options {
     uint64_t backoff_min_ms;     /* first retry delay; default 100 ms */
     uint64_t backoff_max_ms;     /* cap; default 5 s */
-    uint64_t connect_timeout_ms; /* default 2 s */
-    /* No frame from the server for this long means the connection is dead; default 10 s. */
+    uint64_t connect_timeout_ms; /* a TCP connect; default AGENT_SESSION_CONNECT_MS */
+    /* No frame from the server for this long means the connection is dead: the agent
+     * leaves it for another server; default AGENT_SESSION_SILENCE_MS. A Welcome replaces
+     * both with the leader's limits. */
     uint64_t read_timeout_ms;
 };
 
@@ -56,6 +68,11 @@ bool agent_session_ready(const struct agent_session *s);
 
 /* The server this session is connected to (HOST:PORT), or NULL. */
 const char *agent_session_server(const struct agent_session *s);
+
+/* The limits in force: the options' until a Welcome, then the Welcome's (or, when it has
+ * none, AGENT_SESSION_LEGACY_*). */
+void agent_session_timeouts(const struct agent_session *s, uint64_t *connect_ms,
+                            uint64_t *silence_ms);
 
 /* Closes the connection and frees the session once libuv has released its handles; cb
  * (may be NULL) runs then. */

@@ -207,7 +207,7 @@ bool gy_spec_equal(const struct gy_spec *a, const struct gy_spec *b)
         a->placement.strategy != b->placement.strategy ||
         !autoscale_eq(&a->autoscale, &b->autoscale) || a->update.max_surge != b->update.max_surge ||
         a->update.max_unavailable != b->update.max_unavailable ||
-        a->stop_grace_ms != b->stop_grace_ms)
+        a->stop_grace_ms != b->stop_grace_ms || a->disconnect_grace_ms != b->disconnect_grace_ms)
         return false;
     for (size_t i = 0; i < a->n_env; i++)
         if (!str_eq(a->env[i].name, b->env[i].name) || !str_eq(a->env[i].value, b->env[i].value))

@@ -115,6 +115,9 @@ struct gy_spec {
     struct gy_autoscale autoscale;
     struct gy_update update;
     int64_t stop_grace_ms;
+    /* How long the replicas of a node cut off from the control plane (down) are kept before
+     * they are replaced elsewhere; 0 = as soon as the node is down. */
+    int64_t disconnect_grace_ms;
 };
 
 /* One problem found in a spec. path is the key path ("placement.clouds[1]",

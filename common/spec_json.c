@@ -578,9 +578,9 @@ static bool paths_overlap(const char *a, const char *b)
 int gy_spec_from_json(const json_t *doc, const struct gy_spec_positions *pos, struct gy_spec *spec,
                       struct gy_spec_problems *problems)
 {
-    static const char *const keys[] = {"name",      "image",     "command", "env",
-                                       "replicas",  "resources", "restart", "health",
-                                       "placement", "autoscale", "update",  "stop_grace"};
+    static const char *const keys[] = {
+        "name",   "image",     "command",   "env",    "replicas",   "resources",       "restart",
+        "health", "placement", "autoscale", "update", "stop_grace", "disconnect_grace"};
     static const char *const restarts[] = {"always", "on-failure", "never"};
     gy_spec_init(spec);
     struct decoder d = {.problems = problems, .pos = pos};
@@ -619,6 +619,8 @@ int gy_spec_from_json(const json_t *doc, const struct gy_spec_positions *pos, st
         dec_update(&d, x, &spec->update);
     if ((x = get(doc, "stop_grace")) != NULL)
         dec_duration(&d, "stop_grace", x, &spec->stop_grace_ms);
+    if ((x = get(doc, "disconnect_grace")) != NULL)
+        dec_duration(&d, "disconnect_grace", x, &spec->disconnect_grace_ms);
 
     /* The semantic rules run on what could be decoded; a value already reported above is
      * not reported a second time. */
@@ -781,6 +783,9 @@ json_t *gy_spec_to_json(const struct gy_spec *spec)
                             json_pack("{s:I, s:I}", "max_surge", (json_int_t)spec->update.max_surge,
                                       "max_unavailable", (json_int_t)spec->update.max_unavailable));
     rc |= json_object_set_new(o, "stop_grace", duration_json(spec->stop_grace_ms));
+    /* Written only when set, like the optional figures of autoscale. */
+    if (spec->disconnect_grace_ms != 0)
+        rc |= json_object_set_new(o, "disconnect_grace", duration_json(spec->disconnect_grace_ms));
     if (rc != 0) {
         json_decref(o);
         return NULL;

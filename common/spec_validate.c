@@ -264,5 +264,6 @@ int gy_spec_validate(const struct gy_spec *spec, const struct gy_spec_positions 
                 "max_surge and max_unavailable must not both be 0: an update could then never "
                 "replace a replica");
     check_duration(&c, "stop_grace", spec->stop_grace_ms, false);
+    check_duration(&c, "disconnect_grace", spec->disconnect_grace_ms, false);
     return problems->n > c.before ? -GY_EINVAL : 0;
 }

@@ -44,6 +44,10 @@ static const struct ctl_option follow_options[] = {
     {"follow", 'f', false, NULL, "keep printing as new output arrives (Ctrl-C stops)"},
 };
 
+static const struct ctl_option cluster_options[] = {
+    {"output", 'o', true, "FORMAT", "status and members: json prints the server's answer"},
+};
+
 static const struct ctl_option dev_options[] = {
     {"data-dir", 0, true, "DIR", "where the server and the agent keep their data"},
 };
@@ -142,10 +146,27 @@ const struct ctl_command ctl_commands[] = {
      "  gantry events -f --since 120\n"
      "  gantry events --workload web\n",
      events_options, N_OPTS(events_options), 0, 0, ctl_cmd_events},
-    {"cluster", "cluster status", "show the control-plane servers, their roles and the leader",
+    {"cluster",
+     "cluster status|members|remove ID|transfer-leader [ID]|snapshot save FILE [-o json]",
+     "show and manage the control-plane servers, the leader and backups",
+     "Subcommands:\n"
+     "  status                 this server's view: servers, roles, the leader, term and indexes\n"
+     "  members                the leader's view of every server: role, state, how far its\n"
+     "                         log goes (MATCH) and the index it applied (APPLIED)\n"
+     "  remove ID              take server ID out of the cluster (then stop it)\n"
+     "  transfer-leader [ID]   hand leadership to server ID, or to the most up-to-date voter;\n"
+     "                         answers once the new leader is in place\n"
+     "  snapshot save FILE     download a consistent image of the state into FILE (written\n"
+     "                         whole or not at all); gantry-scheduler --restore FILE starts a\n"
+     "                         new cluster from it\n"
+     "\n"
      "Examples:\n"
-     "  gantry cluster status\n",
-     NULL, 0, 1, 1, ctl_cmd_cluster},
+     "  gantry cluster status\n"
+     "  gantry cluster members\n"
+     "  gantry cluster transfer-leader 2\n"
+     "  gantry cluster remove 4\n"
+     "  gantry cluster snapshot save /var/backups/gantry-$(date +%F).snapshot\n",
+     cluster_options, N_OPTS(cluster_options), 1, 3, ctl_cmd_cluster},
     {"dev", "dev [--data-dir DIR]",
      "run a one-server control plane and a local agent, for trying Gantry out",
      "Starts gantry-scheduler and gantry-agent on this machine (as root) with their data\n"

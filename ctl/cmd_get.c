@@ -99,6 +99,18 @@ static void workloads_table(struct ctl_context *ctx, const json_t *items, bool w
     ctl_table_free(&t);
 }
 
+/* The STATE shown for a replica: "unknown" for one whose node is cut off from the control
+ * plane, which the API gives with its last reported state and a reason starting with
+ * "unknown: " (docs/api.md). */
+static const char *replica_state_shown(const json_t *r)
+{
+    const char *state = ctl_json_str(r, "state");
+    if (strncmp(ctl_json_str(r, "reason"), "unknown: ", 9) == 0 && strcmp(state, "stopping") != 0 &&
+        strcmp(state, "lost") != 0)
+        return "unknown";
+    return state;
+}
+
 static void replicas_table(FILE *out, const json_t *items, bool wide, bool with_workload,
                            const char *indent)
 {
@@ -121,7 +133,7 @@ static void replicas_table(FILE *out, const json_t *items, bool wide, bool with_
             gy_xstrdup(ctl_json_str(r, "workload")),
             ctl_cell("%lld", ctl_json_int(r, "generation")),
             gy_xstrdup(*ctl_json_str(r, "node") ? ctl_json_str(r, "node") : "<none>"),
-            gy_xstrdup(ctl_json_str(r, "state")),
+            gy_xstrdup(replica_state_shown(r)),
             gy_xstrdup(json_is_true(json_object_get(r, "ready")) ? "true" : "false"),
             ctl_cell("%lld", ctl_json_int(r, "restarts")),
             gy_xstrdup(*ctl_json_str(r, "cloud") ? ctl_json_str(r, "cloud") : "<none>"),

@@ -1,4 +1,4 @@
-/* The smaller commands: delete, scale, logs, events, cluster status and version. */
+/* The smaller commands: delete, scale, logs, events and version. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -282,66 +282,7 @@ int ctl_cmd_events(struct ctl_context *ctx, const struct ctl_invocation *inv)
 }
 
 /* ---------------------------------------------------------------------------------------
- * cluster status and version */
-
-int ctl_cmd_cluster(struct ctl_context *ctx, const struct ctl_invocation *inv)
-{
-    if (strcmp(inv->args[0], "status") != 0) {
-        static const char *const subs[] = {"status"};
-        fprintf(ctx->err, "gantry: cluster: unknown subcommand \"%s\"", inv->args[0]);
-        if (gy_spec_suggest(inv->args[0], subs, 1))
-            fprintf(ctx->err, "; did you mean \"status\"?");
-        fprintf(ctx->err, "\nRun 'gantry cluster --help' for usage.\n");
-        return CTL_EXIT_USAGE;
-    }
-    json_t *doc;
-    struct gy_error err;
-    if (ctl_get_json(&ctx->client, "/v1/cluster", &doc, &err) < 0)
-        return ctl_fail(ctx, &err);
-    long long leader = ctl_json_int(doc, "leader");
-    fprintf(ctx->out, "Cluster:   %s\n", ctl_json_str(doc, "cluster_id"));
-    fprintf(ctx->out, "Answered:  server %lld (%s)\n", ctl_json_int(doc, "id"),
-            ctl_json_str(doc, "state"));
-    const char *leader_api = ctl_json_str(doc, "leader_api_address");
-    if (leader != 0 && *leader_api != '\0')
-        fprintf(ctx->out, "Leader:    server %lld (API %s)\n", leader, leader_api);
-    else if (leader != 0)
-        fprintf(ctx->out, "Leader:    server %lld\n", leader);
-    else
-        fprintf(ctx->out, "Leader:    none\n");
-    fprintf(ctx->out, "Term:      %lld\n", ctl_json_int(doc, "term"));
-    fprintf(ctx->out, "Commit:    %lld (applied %lld, last %lld)\n",
-            ctl_json_int(doc, "commit_index"), ctl_json_int(doc, "applied_index"),
-            ctl_json_int(doc, "last_index"));
-    fprintf(ctx->out, "Servers:\n");
-    static const char *const head[] = {"ID", "STATE", "ROLE", "RAFT", "API", "AGENT"};
-    struct ctl_table t;
-    ctl_table_init(&t, 6, head);
-    size_t i;
-    const json_t *s;
-    json_array_foreach(json_object_get(doc, "servers"), i, s)
-    {
-        char *cells[6] = {
-            ctl_cell("%lld", ctl_json_int(s, "id")),
-            gy_xstrdup(ctl_json_str(s, "state")),
-            gy_xstrdup(ctl_json_str(s, "role")),
-            gy_xstrdup(ctl_json_str(s, "address")),
-            gy_xstrdup(*ctl_json_str(s, "api_address") ? ctl_json_str(s, "api_address") : "<none>"),
-            gy_xstrdup(*ctl_json_str(s, "agent_address") ? ctl_json_str(s, "agent_address")
-                                                         : "<none>")};
-        ctl_table_add(&t, (const char *const *)cells);
-        for (int k = 0; k < 6; k++)
-            free(cells[k]);
-    }
-    ctl_table_print_indent(&t, "  ", ctx->out);
-    ctl_table_free(&t);
-    json_decref(doc);
-    if (leader == 0) {
-        fprintf(ctx->err, "gantry: the control plane has no leader at the moment\n");
-        return CTL_EXIT_FAILED;
-    }
-    return CTL_EXIT_OK;
-}
+ * version */
 
 int ctl_cmd_version(struct ctl_context *ctx, const struct ctl_invocation *inv)
 {

@@ -217,6 +217,58 @@ int ctl_cmd_cluster(struct ctl_context *ctx, const struct ctl_invocation *inv);
 int ctl_cmd_version(struct ctl_context *ctx, const struct ctl_invocation *inv);
 int ctl_cmd_dev(struct ctl_context *ctx, const struct ctl_invocation *inv);
 
+/* ---------------------------------------------------------------------------------------
+ * cluster (ctl/cmd_cluster.c): the control plane's servers, its leader and its backups.
+ * The decisions and the output are split out so that they are tested without a server. */
+
+enum ctl_cluster_op {
+    CTL_CLUSTER_STATUS = 0,
+    CTL_CLUSTER_MEMBERS,
+    CTL_CLUSTER_REMOVE,
+    CTL_CLUSTER_TRANSFER,
+    CTL_CLUSTER_SNAPSHOT_SAVE,
+};
+
+/* What `gantry cluster ...` asks for. */
+struct ctl_cluster_request {
+    enum ctl_cluster_op op;
+    uint64_t id;      /* remove: the server; transfer-leader: the server, 0 for any voter */
+    const char *file; /* snapshot save: where to write the image (points into argv) */
+    bool json;        /* status, members: -o json */
+};
+
+/* Reads the subcommand and arguments of an invocation of `cluster`. A usage error (unknown
+ * subcommand with a did-you-mean hint, missing or surplus argument, an id that is not a
+ * positive whole number, -o other than json) returns -GY_EINVAL with one sentence in err. */
+int ctl_cluster_parse(const struct ctl_invocation *inv, struct ctl_cluster_request *req,
+                      struct gy_error *err);
+
+/* What the header of a snapshot image says (docs/operations.md, "Backup"). */
+struct ctl_snapshot_info {
+    uint64_t index;          /* the Raft index of the state it holds */
+    uint64_t database_bytes; /* the size of the SQLite database behind the header */
+    char cluster_id[80];
+};
+
+/* Checks that buf is a whole snapshot image (as GET /v1/cluster/snapshot answers): the
+ * Gantry header of an image, then an SQLite database of the size it gives. -GY_EPROTO
+ * with the problem in err otherwise. */
+int ctl_snapshot_info(const void *buf, size_t len, struct ctl_snapshot_info *info,
+                      struct gy_error *err);
+
+/* Writes len bytes to path so that path holds either its old content or all of the new
+ * (a temporary file in the same directory, synced, renamed over path, directory synced). */
+int ctl_file_write_atomic(const char *path, const void *data, size_t len, struct gy_error *err);
+
+/* A size for people: "812 B", "1.2 KiB", "34.5 MiB", "2.0 GiB". */
+const char *ctl_size_format(uint64_t bytes, char buf[32]);
+
+/* Prints the answer of GET /v1/cluster/members as `gantry cluster members` does: a
+ * heading with the cluster and the leader, then one row per server. applied[i] is the
+ * applied index server i (in the answer's order) reported itself, or -1 when it did not
+ * answer; applied may be NULL. */
+void ctl_members_print(const json_t *members, const long long *applied, FILE *out);
+
 /* Workload progress for apply --wait (ctl/cmd_apply.c), split out so that its decisions
  * are tested without a server. */
 enum ctl_wait_state {

@@ -187,6 +187,7 @@ Gantry__WorkloadSpec *gy_spec_to_proto(const struct gy_spec *spec)
     msg->replicas = spec->replicas;
     msg->restart = (Gantry__RestartPolicy)spec->restart;
     msg->stop_grace_ms = clamp_u32(spec->stop_grace_ms);
+    msg->disconnect_grace_ms = clamp_u32(spec->disconnect_grace_ms);
     bool ok = (msg->name = dup_or_empty(spec->name)) != NULL &&
               (msg->image = dup_or_empty(spec->image)) != NULL &&
               strv_to_wire(&spec->command, &msg->n_command, &msg->command) &&
@@ -273,6 +274,7 @@ static bool copy_from_wire(const Gantry__WorkloadSpec *msg, struct gy_spec *spec
 {
     spec->replicas = msg->replicas;
     spec->stop_grace_ms = msg->stop_grace_ms;
+    spec->disconnect_grace_ms = msg->disconnect_grace_ms;
     if (!str_from_wire(msg->name, &spec->name) || !str_from_wire(msg->image, &spec->image) ||
         !strv_from_wire(msg->n_command, msg->command, &spec->command))
         return false;

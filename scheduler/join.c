@@ -1,9 +1,10 @@
 /* Joining a running cluster: a worker thread asks it (through any server's API, which
  * forwards to the leader) to add this server; the answer carries the cluster id, which is
- * recorded in the data directory. Retried until it succeeds or the cluster refuses. The
- * request is one plain HTTP/1.1 POST, made here rather than through libcurl, whose
- * libraries (TLS, Kerberos, LDAP...) would otherwise cost every server about 7 MB of
- * resident memory for this one request. */
+ * recorded in the data directory. Retried until it succeeds or the cluster refuses. A
+ * follower whose addresses the state lacks (it was bootstrapped and never led) makes the
+ * same request of the leader, which then records them. The request is one plain HTTP/1.1
+ * POST, made here rather than through libcurl, whose libraries (TLS, Kerberos, LDAP...)
+ * would otherwise cost every server about 7 MB of resident memory for this one request. */
 #include <errno.h>
 #include <inttypes.h>
 #include <netdb.h>
@@ -167,7 +168,7 @@ static void join_request(uv_work_t *work)
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     server->join_status =
-        http_post(server->cfg.join_url, text, server->join_answer, sizeof(server->join_answer));
+        http_post(server->join_target, text, server->join_answer, sizeof(server->join_answer));
     free(text);
 }
 
@@ -180,6 +181,16 @@ static void join_finished(uv_work_t *work, int status)
     if (server->stopping || status == UV_ECANCELED)
         return;
     long code = server->join_status;
+    if (server->registering) {
+        /* Tried again by the next check if it did not take. */
+        server->registering = false;
+        if (code == 200)
+            gy_log_info("addresses recorded by the leader", "url=%s", server->join_target);
+        else
+            gy_log_debug("addresses not recorded yet", "url=%s status=%ld answer=\"%s\"",
+                         server->join_target, code, server->join_answer);
+        return;
+    }
     if (code == 200) {
         json_t *doc = json_loads(server->join_answer, 0, NULL);
         const char *cluster = json_string_value(json_object_get(doc, "cluster_id"));
@@ -194,10 +205,14 @@ static void join_finished(uv_work_t *work, int status)
         }
         gy_log_info("joined the cluster", "cluster=%s attempts=%u", cluster ? cluster : "",
                     server->join_attempts);
+        server->joined = true;
         json_decref(doc);
         return;
     }
-    if (code >= 400 && code < 500 && code != 404 && code != 408 && code != 429) {
+    /* Another server joining at the same time holds the one membership change Raft allows
+     * at a time: that refusal passes. */
+    bool busy = code == 409 && strstr(server->join_answer, "in progress") != NULL;
+    if (code >= 400 && code < 500 && code != 404 && code != 408 && code != 429 && !busy) {
         /* The cluster refused this server (another cluster's data, a taken id or address):
          * retrying cannot help. */
         gy_log_error("the cluster refused to add this server", "status=%ld answer=%s", code,
@@ -225,5 +240,33 @@ static void join_retry(uv_timer_t *timer)
 void sch_join_start(struct sch_server *server)
 {
     gy_log_info("joining", "url=%s", server->cfg.join_url);
+    snprintf(server->join_target, sizeof(server->join_target), "%s", server->cfg.join_url);
     uv_timer_start(&server->join_timer, join_retry, 0, 0);
+}
+
+void sch_join_register_check(struct sch_server *server)
+{
+    struct sch_node *node = &server->node;
+    const struct sch_node_config *cfg = &server->cfg.node;
+    if (server->stopping || server->join_active || !server->joined || !node->raft_started ||
+        sch_node_is_leader(node))
+        return;
+    /* Only a voter: a removed server must not add itself back. */
+    bool voter = false;
+    for (unsigned i = 0; i < node->raft.configuration.n; i++)
+        if (node->raft.configuration.servers[i].id == cfg->id)
+            voter = node->raft.configuration.servers[i].role == RAFT_VOTER;
+    char leader_api[256];
+    if (!voter || sch_node_leader(node, leader_api, sizeof(leader_api)) == 0 || *leader_api == '\0')
+        return;
+    sch_fsm_drain(&node->fsm);
+    if (sch_fsm_server_recorded(&node->fsm, cfg->id, cfg->raft_addr, cfg->api_addr,
+                                cfg->agent_addr))
+        return;
+    snprintf(server->join_target, sizeof(server->join_target), "http://%s", leader_api);
+    server->registering = true;
+    server->join_active = true;
+    server->join_work.data = server;
+    if (uv_queue_work(server->loop, &server->join_work, join_request, join_finished) != 0)
+        server->join_active = server->registering = false;
 }

@@ -28,6 +28,12 @@ static void usage(FILE *out)
         "  --bootstrap ID=HOST:PORT,...  first start of a new cluster: its voters' Raft\n"
         "                            addresses (ignored once the data dir holds state)\n"
         "  --join URL                add this server to the cluster answering at URL\n"
+        "  --restore FILE            first start of a new cluster seeded from a snapshot file\n"
+        "                            (gantry cluster snapshot save); a new cluster id\n"
+        "  --keep-cluster-id         with --restore: keep the snapshot's cluster id\n"
+        "  --force-new-cluster       after losing a majority: make this surviving server a\n"
+        "                            one-server cluster with its data (once, then restart\n"
+        "                            without it)\n"
         "  --election-timeout DUR    Raft election timeout (default 200ms)\n"
         "  --heartbeat DUR           Raft heartbeat interval (default 40ms)\n"
         "  --connect-retry DUR       delay between reconnects to a peer (default 100ms)\n"
@@ -38,6 +44,8 @@ static void usage(FILE *out)
         "  --max-body SIZE           largest request body; larger gets 413 (default 4Mi)\n"
         "  --node-down-timeout DUR   a node silent this long is down and its replicas are\n"
         "                            replaced elsewhere (default 5s)\n"
+        "  --verify-interval DUR     the leader compares the servers' state digests this often\n"
+        "                            (default 30s; 0: only when asked, POST /v1/cluster/verify)\n"
         "  --log-level LEVEL         debug, info, warn or error (default info)\n"
         "  --version, --help\n",
         SCH_DEFAULT_SNAPSHOT_THRESHOLD, SCH_DEFAULT_SNAPSHOT_TRAILING);
@@ -91,6 +99,7 @@ int main(int argc, char **argv)
                 .snapshot_threshold = SCH_DEFAULT_SNAPSHOT_THRESHOLD,
                 .snapshot_trailing = SCH_DEFAULT_SNAPSHOT_TRAILING,
                 .snapshot_bytes = SCH_DEFAULT_SNAPSHOT_BYTES,
+                .verify_interval_ms = SCH_DEFAULT_VERIFY_INTERVAL_MS,
             },
         .max_body = 4u << 20,
         .forward_timeout_ms = 10000,
@@ -105,6 +114,9 @@ int main(int argc, char **argv)
         OPT_AGENT,
         OPT_BOOTSTRAP,
         OPT_JOIN,
+        OPT_RESTORE,
+        OPT_KEEP_CLUSTER_ID,
+        OPT_FORCE_NEW_CLUSTER,
         OPT_ELECTION,
         OPT_HEARTBEAT,
         OPT_RETRY,
@@ -113,6 +125,7 @@ int main(int argc, char **argv)
         OPT_SNAPSHOT_BYTES,
         OPT_MAX_BODY,
         OPT_NODE_DOWN,
+        OPT_VERIFY,
         OPT_LOG_LEVEL,
         OPT_VERSION,
         OPT_HELP,
@@ -125,6 +138,9 @@ int main(int argc, char **argv)
         {"agent-addr", required_argument, NULL, OPT_AGENT},
         {"bootstrap", required_argument, NULL, OPT_BOOTSTRAP},
         {"join", required_argument, NULL, OPT_JOIN},
+        {"restore", required_argument, NULL, OPT_RESTORE},
+        {"keep-cluster-id", no_argument, NULL, OPT_KEEP_CLUSTER_ID},
+        {"force-new-cluster", no_argument, NULL, OPT_FORCE_NEW_CLUSTER},
         {"election-timeout", required_argument, NULL, OPT_ELECTION},
         {"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
         {"connect-retry", required_argument, NULL, OPT_RETRY},
@@ -133,6 +149,7 @@ int main(int argc, char **argv)
         {"snapshot-bytes", required_argument, NULL, OPT_SNAPSHOT_BYTES},
         {"max-body", required_argument, NULL, OPT_MAX_BODY},
         {"node-down-timeout", required_argument, NULL, OPT_NODE_DOWN},
+        {"verify-interval", required_argument, NULL, OPT_VERIFY},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"version", no_argument, NULL, OPT_VERSION},
         {"help", no_argument, NULL, OPT_HELP},
@@ -169,6 +186,17 @@ int main(int argc, char **argv)
                 return bad_flag("--join", optarg, "must be an http:// URL of a server's API");
             cfg.join_url = optarg;
             cfg.node.joining = true;
+            break;
+        case OPT_RESTORE:
+            if (*optarg == '\0')
+                return bad_flag("--restore", optarg, "needs a snapshot file");
+            cfg.node.restore_path = optarg;
+            break;
+        case OPT_KEEP_CLUSTER_ID:
+            cfg.node.keep_cluster_id = true;
+            break;
+        case OPT_FORCE_NEW_CLUSTER:
+            cfg.node.force_new_cluster = true;
             break;
         case OPT_ELECTION:
             if ((rc = parse_ms("--election-timeout", optarg, 50, 60000, &cfg.node.election_ms)))
@@ -218,6 +246,15 @@ int main(int argc, char **argv)
             cfg.node_down_ms = ms;
             break;
         }
+        case OPT_VERIFY: {
+            unsigned ms;
+            if (strcmp(optarg, "0") == 0)
+                ms = 0;
+            else if ((rc = parse_ms("--verify-interval", optarg, 1000, 86400000, &ms)))
+                return rc;
+            cfg.node.verify_interval_ms = ms;
+            break;
+        }
         case OPT_LOG_LEVEL: {
             enum gy_log_level level;
             if (!gy_log_level_parse(optarg, &level))
@@ -248,6 +285,27 @@ int main(int argc, char **argv)
     if (cfg.node.bootstrap != NULL && cfg.join_url != NULL) {
         fprintf(stderr, "gantry-scheduler: --bootstrap and --join exclude each other\n");
         return 2;
+    }
+    if (cfg.node.keep_cluster_id && cfg.node.restore_path == NULL) {
+        fprintf(stderr, "gantry-scheduler: --keep-cluster-id goes with --restore\n");
+        return 2;
+    }
+    if (cfg.node.restore_path != NULL && cfg.join_url != NULL) {
+        fprintf(stderr, "gantry-scheduler: --restore starts a new cluster and excludes --join\n");
+        return 2;
+    }
+    if (cfg.node.force_new_cluster &&
+        (cfg.node.bootstrap != NULL || cfg.join_url != NULL || cfg.node.restore_path != NULL)) {
+        fprintf(stderr, "gantry-scheduler: --force-new-cluster keeps this server's data and "
+                        "excludes --bootstrap, --join and --restore\n");
+        return 2;
+    }
+    /* A restored cluster starts with this server alone; the others join it. */
+    static char self_bootstrap[300];
+    if (cfg.node.restore_path != NULL && cfg.node.bootstrap == NULL) {
+        snprintf(self_bootstrap, sizeof(self_bootstrap), "%" PRIu64 "=%s", cfg.node.id,
+                 cfg.node.raft_addr);
+        cfg.node.bootstrap = self_bootstrap;
     }
     if (cfg.node.heartbeat_ms * 2 > cfg.node.election_ms) {
         fprintf(stderr,

@@ -11,6 +11,9 @@
 #include "common/log.h"
 #include "scheduler/fleet/fleet.h"
 
+/* How often a follower checks that the state records its addresses. */
+#define REGISTER_CHECK_MS 2000
+
 static void server_node_closed(struct sch_node *node)
 {
     struct sch_server *server =
@@ -20,6 +23,7 @@ static void server_node_closed(struct sch_node *node)
     uv_close((uv_handle_t *)&server->sigterm, NULL);
     uv_close((uv_handle_t *)&server->sigint, NULL);
     uv_close((uv_handle_t *)&server->join_timer, NULL);
+    uv_close((uv_handle_t *)&server->register_timer, NULL);
     gy_log_info("stopped", "exit=%d", server->exit_code);
 }
 
@@ -46,6 +50,7 @@ void sch_server_stop(struct sch_server *server)
     sch_fleet_stop_leading(server->fleet);
     gy_log_info("stopping", "leader=%s", sch_node_is_leader(&server->node) ? "true" : "false");
     uv_timer_stop(&server->join_timer);
+    uv_timer_stop(&server->register_timer);
     server->api.stopping = true;
     sch_api_release_parked(&server->api);
     /* Leadership moves first (inside sch_node_stop) while the API refuses new work with 503,
@@ -73,6 +78,11 @@ static void node_applied(void *data)
     sch_fleet_applied(server->fleet);
 }
 
+static void register_cb(uv_timer_t *timer)
+{
+    sch_join_register_check(timer->data);
+}
+
 static void node_fatal(void *data)
 {
     struct sch_server *server = data;
@@ -88,6 +98,9 @@ int sch_server_start(struct sch_server *server, uv_loop_t *loop,
     server->cfg = *cfg;
     uv_timer_init(loop, &server->join_timer);
     server->join_timer.data = server;
+    uv_timer_init(loop, &server->register_timer);
+    server->register_timer.data = server;
+    server->joined = cfg->join_url == NULL;
     uv_signal_init(loop, &server->sigterm);
     uv_signal_init(loop, &server->sigint);
     server->sigterm.data = server->sigint.data = server;
@@ -97,6 +110,7 @@ int sch_server_start(struct sch_server *server, uv_loop_t *loop,
         uv_close((uv_handle_t *)&server->sigterm, NULL);
         uv_close((uv_handle_t *)&server->sigint, NULL);
         uv_close((uv_handle_t *)&server->join_timer, NULL);
+        uv_close((uv_handle_t *)&server->register_timer, NULL);
         return rc;
     }
     server->node.on_applied = node_applied;
@@ -143,5 +157,6 @@ int sch_server_start(struct sch_server *server, uv_loop_t *loop,
                 cfg->node.api_addr, cfg->node.raft_addr, cfg->node.agent_addr);
     if (cfg->join_url != NULL)
         sch_join_start(server);
+    uv_timer_start(&server->register_timer, register_cb, REGISTER_CHECK_MS, REGISTER_CHECK_MS);
     return 0;
 }

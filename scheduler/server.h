@@ -37,13 +37,22 @@ struct sch_server {
     struct sch_api api; /* the HTTP API's long-polls and metrics (scheduler/api/api.h) */
     bool stopping;
     int exit_code;
-    /* Joining: a worker thread asks the cluster to add this server. */
+    /* Joining: a worker thread asks the cluster to add this server (to join_target: the
+     * --join URL, or the leader's API when registering). */
     uv_work_t join_work;
     uv_timer_t join_timer;
     bool join_active;
     long join_status;
     char join_answer[1024];
+    char join_target[300];
     unsigned join_attempts;
+    bool joined; /* the --join request succeeded (or there was none) */
+    /* A server started with --bootstrap is in the configuration but its API and agent
+     * addresses are not in the state until it leads once: as a follower it asks the leader
+     * to record them (the same request as a join, which the leader takes as a no-op
+     * configuration change), so that the members' views list them. */
+    uv_timer_t register_timer;
+    bool registering;
 };
 
 /* Starts the Raft node, the HTTP API, the leader's fleet work and the signal handlers, then
@@ -58,5 +67,8 @@ void sch_server_stop(struct sch_server *server);
 
 /* Joining an existing cluster (join.c). */
 void sch_join_start(struct sch_server *server);
+/* Asks the leader to record this follower's addresses when the state lacks them (join.c);
+ * run now and then. */
+void sch_join_register_check(struct sch_server *server);
 
 #endif

@@ -230,7 +230,16 @@ void sch_api_handle(struct sch_http_request *req, void *data)
         return;
     }
     enum sch_access access = sch_route_def(call->route)->access;
-    if (access == SCH_ACCESS_LOCAL || (access == SCH_ACCESS_READ && stale_allowed(req))) {
+    bool local_read = access == SCH_ACCESS_READ && stale_allowed(req);
+    if (local_read && !sch_verify_reads_ok(&api->node->verify)) {
+        /* This server's state is being rebuilt from the leader's (docs/operations.md,
+         * "Divergence"): what it holds may be wrong. */
+        sch_call_error(call, 503, "state_rebuilding", NULL,
+                       "this server is rebuilding its state from the leader's; read from another "
+                       "server or without ?stale");
+        return;
+    }
+    if (access == SCH_ACCESS_LOCAL || local_read) {
         serve(call);
         return;
     }

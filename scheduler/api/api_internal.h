@@ -27,7 +27,13 @@ void sch_api_events_list(struct sch_call *call);
 /* This server's own views (cluster.c). */
 void sch_api_healthz(struct sch_call *call);
 void sch_api_cluster_get(struct sch_call *call);
+/* GET /v1/cluster/digest?index=N: the digest this server noted at a CheckDigest entry. */
+void sch_api_digest_get(struct sch_call *call);
+/* POST /v1/cluster/verify, on the leader: a divergence check now, answered with its verdict. */
+void sch_api_verify(struct sch_call *call);
 void sch_api_snapshot_get(struct sch_call *call);
+/* GET /v1/cluster/members, on the leader: the configuration as it sees it (cluster.c). */
+void sch_api_members_list(struct sch_call *call);
 
 /* Writes (write.c): each validates the request, proposes one command (or a configuration
  * change) and answers once it is applied. */
@@ -40,6 +46,8 @@ void sch_api_node_cordon(struct sch_call *call);
 void sch_api_node_uncordon(struct sch_call *call);
 void sch_api_member_add(struct sch_call *call);
 void sch_api_member_remove(struct sch_call *call);
+/* POST /v1/cluster/leader: answers once the transfer finished or failed. */
+void sch_api_leader_transfer(struct sch_call *call);
 
 /* The leader's relay of a replica's log and its usage figures, from the fleet (api.c). */
 void sch_api_replica_logs(struct sch_call *call);

@@ -95,6 +95,31 @@ char *sch_metrics_render(struct sch_api *api)
              "was lowered to what the request proved (libraft_compat.c).\n"
              "# TYPE gantry_raft_answers_capped_total counter\n");
     emit(&t, "gantry_raft_answers_capped_total %" PRIu64 "\n", node->match.capped);
+    const struct sch_verify *v = &node->verify;
+    emit(&t, "# HELP gantry_verify_checks_total Divergence checks this server completed as "
+             "leader.\n# TYPE gantry_verify_checks_total counter\n");
+    emit(&t, "gantry_verify_checks_total %" PRIu64 "\n", v->checks);
+    emit(&t, "# HELP gantry_verify_divergences_total Servers this leader found diverged.\n"
+             "# TYPE gantry_verify_divergences_total counter\n");
+    emit(&t, "gantry_verify_divergences_total %" PRIu64 "\n", v->divergences);
+    emit(&t, "# HELP gantry_verify_no_majority_total Checks in which no digest had a "
+             "majority.\n# TYPE gantry_verify_no_majority_total counter\n");
+    emit(&t, "gantry_verify_no_majority_total %" PRIu64 "\n", v->no_majority);
+    emit(&t, "# HELP gantry_verify_last_seconds How long the last check took, from its "
+             "proposal to its verdict.\n# TYPE gantry_verify_last_seconds gauge\n");
+    emit(&t, "gantry_verify_last_seconds %.3f\n", (double)v->last_ms / 1000.0);
+    uint64_t ids[16];
+    struct gy_error err;
+    int diverged = sch_fsm_diverged_servers(&node->fsm, ids, 16, &err);
+    emit(&t, "# HELP gantry_servers_diverged Servers the state records as diverged.\n"
+             "# TYPE gantry_servers_diverged gauge\n");
+    emit(&t, "gantry_servers_diverged %d\n", diverged < 0 ? 0 : diverged);
+    emit(&t, "# HELP gantry_state_rebuilding 1 while this server rebuilds its state from the "
+             "leader's.\n# TYPE gantry_state_rebuilding gauge\n");
+    emit(&t, "gantry_state_rebuilding %d\n", v->rebuilding ? 1 : 0);
+    emit(&t, "# HELP gantry_state_rebuilds_total Rebuilds of this server's state from the "
+             "leader's image.\n# TYPE gantry_state_rebuilds_total counter\n");
+    emit(&t, "gantry_state_rebuilds_total %" PRIu64 "\n", v->rebuilds);
     emit(&t, "# HELP gantry_proposal_queue_seconds_total Time commands waited for the next entry "
              "(group commit).\n# TYPE gantry_proposal_queue_seconds_total counter\n");
     emit(&t, "gantry_proposal_queue_seconds_total %.6f\n", (double)node->stats.queue_ns / 1e9);

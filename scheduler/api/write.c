@@ -1,6 +1,7 @@
 /* Write endpoints, served by the leader: decode and validate the request, propose one
  * command (a membership change: the Raft configuration change, then the servers-table
- * command), and answer once it is committed by a majority and applied. */
+ * command), and answer once it is committed by a majority and applied. A leadership
+ * transfer is answered once another server leads, or it failed. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -587,5 +588,51 @@ void sch_api_member_remove(struct sch_call *call)
     call->member_id = id;
     struct gy_error err;
     if (sch_node_remove_server(call->api->node, id, member_removed, call, &err) < 0)
+        sch_call_fail(call, -(int)err.code, err.msg);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * POST /v1/cluster/leader */
+
+static void leader_transferred(void *data, int status, uint64_t leader, const char *message)
+{
+    struct sch_call *call = data;
+    if (status == -GY_ETIMEOUT || (status == -GY_ECONFLICT && call->member_id != 0)) {
+        sch_call_error(call, 409, "transfer_failed", NULL, "%s", message);
+        return;
+    }
+    if (status < 0) {
+        sch_call_fail(call, status, message);
+        return;
+    }
+    uint64_t previous = call->api->node->cfg.id;
+    sch_call_json(call, 200,
+                  json_pack("{s:I,s:I,s:I,s:b}", "leader", (json_int_t)leader, "previous",
+                            (json_int_t)previous, "term",
+                            (json_int_t)call->api->node->raft.current_term, "transferred",
+                            leader != previous));
+}
+
+void sch_api_leader_transfer(struct sch_call *call)
+{
+    uint64_t to = 0;
+    if (call->req->body_len > 0) {
+        static const char *const known[] = {"to", NULL};
+        json_t *doc = body_object(call, known, "the body is {\"to\":ID} or {} for any voter");
+        if (doc == NULL)
+            return;
+        json_t *id = json_object_get(doc, "to");
+        if (id != NULL && !json_is_null(id) &&
+            (!json_is_integer(id) || json_integer_value(id) <= 0)) {
+            sch_call_error(call, 400, "invalid_request", "to",
+                           "to must be a server id (a positive whole number)");
+            return;
+        }
+        if (json_is_integer(id))
+            to = (uint64_t)json_integer_value(id);
+    }
+    call->member_id = to;
+    struct gy_error err;
+    if (sch_node_transfer(call->api->node, to, leader_transferred, call, &err) < 0)
         sch_call_fail(call, -(int)err.code, err.msg);
 }

@@ -2,11 +2,13 @@
  * pass follows leadership (a new leader waits for a barrier of its term, a former one
  * drops its agents), then judges liveness, proposes the waiting replica reports, drives
  * reconcile (its placements committed in slices) and the autoscaler, and pushes the
- * assignments that changed. The tick also hands freed heap back to the system. */
+ * assignments that changed. The tick also closes agent sessions that fell silent and
+ * hands freed heap back to the system. */
 #include "scheduler/fleet/fleet_internal.h"
 
 #include <inttypes.h>
 #include <malloc.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef GANTRY_WITH_MIMALLOC
@@ -14,6 +16,7 @@
 #endif
 
 #include "common/log.h"
+#include "common/xalloc.h"
 
 /* Runs the duties soon: a few milliseconds coalesce a burst of applied commands into one
  * pass, which matters when each pass reads the whole state. */
@@ -85,7 +88,8 @@ static void liveness(struct sch_fleet *f)
         gy_log_warn("liveness not judged", "error=\"%s\"", err.msg);
     if (rc <= 0)
         return;
-    gy_log_warn("node is down", "node=%s silent_ms=%" PRIu64, verdict.node, f->liveness.timeout_ms);
+    gy_log_warn("node is down", "node=%s silent_ms=%" PRIu64 " unknown_replicas=%zu", verdict.node,
+                f->liveness.timeout_ms, verdict.unknown);
     if (fleet_propose(f, verdict.command, liveness_done, false, &err) == 0)
         f->liveness_inflight = true;
     sch_liveness_verdict_free(&verdict);
@@ -273,6 +277,15 @@ static void reconcile_due(struct sch_fleet *f)
         f->room_seen = fsm->room_epoch;
         n_waiting = sch_reconcile_waiting(fsm, &waiting);
     }
+    /* Workloads with replicas on cut-off nodes: their disconnect_grace ends with time. */
+    char **cut = NULL;
+    size_t n_cut = sch_reconcile_cut_off(fsm, &cut);
+    if (n_cut > 0) {
+        waiting = gy_xrealloc(waiting, (n_waiting + n_cut) * sizeof(*waiting));
+        memcpy(waiting + n_waiting, cut, n_cut * sizeof(*cut));
+        n_waiting += n_cut;
+    }
+    free(cut);
     if (now - f->restopped_at >= SCH_ASSIGN_RESTOP_MS) {
         f->restopped_at = now;
         fleet_restop(f);
@@ -420,9 +433,30 @@ static void duties(struct sch_fleet *f)
                      (t4 - t3) / 1000000);
 }
 
+/* Closes the agent sessions not heard from within the silence limit: the agent on the
+ * other side leaves a silent server after as long, so such a session is dead either way,
+ * and closing it ends what it serves (log relays) at once. */
+static void sessions_expire(struct sch_fleet *f)
+{
+    struct sch_session_timeouts limits;
+    sch_liveness_session_timeouts(f->liveness.timeout_ms, &limits);
+    uint64_t now = uv_now(f->loop);
+    struct sch_fleet_node *n, *next;
+    HASH_ITER(hh, f->liveness.nodes, n, next)
+    {
+        if (n->agent == NULL ||
+            !sch_liveness_session_silent(&f->liveness, n, now, limits.silence_ms))
+            continue;
+        char why[96];
+        snprintf(why, sizeof(why), "no frame from the agent for %" PRIu32 "ms", limits.silence_ms);
+        fleet_session_close(n->agent, why);
+    }
+}
+
 void fleet_on_tick(uv_timer_t *t)
 {
     struct sch_fleet *f = t->data;
+    sessions_expire(f);
     duties(f);
     uint64_t now = uv_now(f->loop);
     if (now - f->trimmed_at >= TRIM_EVERY_MS) {

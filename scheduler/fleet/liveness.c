@@ -8,8 +8,19 @@
 
 #include "common/xalloc.h"
 #include "scheduler/fleet/fleet_command.h"
-#include "scheduler/fleet/reconcile.h"
 #include "scheduler/state/query_fleet.h"
+
+static uint32_t clamp_ms(uint64_t v, uint64_t lo, uint64_t hi)
+{
+    return (uint32_t)(v < lo ? lo : v > hi ? hi : v);
+}
+
+void sch_liveness_session_timeouts(uint64_t node_down_ms, struct sch_session_timeouts *out)
+{
+    out->heartbeat_ms = clamp_ms(node_down_ms / 5, 100, 1000);
+    out->silence_ms = clamp_ms(node_down_ms / 2, 1, 10000);
+    out->connect_ms = clamp_ms(node_down_ms / 10, 100, 2000);
+}
 
 void sch_liveness_init(struct sch_liveness *lv, uint64_t timeout_ms)
 {
@@ -73,22 +84,45 @@ uint64_t sch_liveness_connect(struct sch_liveness *lv, struct sch_fleet_node *no
 {
     node->session = ++lv->sessions;
     node->heard = sch_liveness_clock(lv, now_ms);
+    node->suspect = node->silent = false;
     return node->session;
 }
 
 void sch_liveness_disconnect(struct sch_liveness *lv, struct sch_fleet_node *node, uint64_t session,
                              uint64_t now_ms)
 {
-    node->heard = sch_liveness_clock(lv, now_ms);
+    uint64_t clock = sch_liveness_clock(lv, now_ms);
+    /* An agent that left (or was replaced) has the full timeout from here to come back; one
+     * that fell silent has only what is left of it. */
+    if (!(node->silent && node->session == session))
+        node->heard = clock;
     if (node->session == session) {
         node->session = 0;
         node->agent = NULL;
+        node->suspect = node->silent = false;
     }
 }
 
 void sch_liveness_heard(struct sch_liveness *lv, struct sch_fleet_node *node, uint64_t now_ms)
 {
     node->heard = sch_liveness_clock(lv, now_ms);
+    node->suspect = false;
+}
+
+bool sch_liveness_session_silent(struct sch_liveness *lv, struct sch_fleet_node *node,
+                                 uint64_t now_ms, uint64_t silence_ms)
+{
+    uint64_t clock = sch_liveness_clock(lv, now_ms);
+    if (node->session == 0 || clock <= node->heard || clock - node->heard <= silence_ms) {
+        node->suspect = false;
+        return false;
+    }
+    if (!node->suspect) {
+        node->suspect = true;
+        return false;
+    }
+    node->silent = true;
+    return true;
 }
 
 /* The walk over the nodes that are not down, stopped at the first silent one. */
@@ -114,27 +148,34 @@ static bool node_judge(void *data, const char *name)
     return true;
 }
 
-/* The verdict under construction: the node's live replicas, marked lost. */
-struct losing {
-    Gantry__ReplicaStatus **lost;
-    size_t n_lost;
+/* The verdict under construction: the node's live replicas, marked unknown. Each keeps
+ * what its agent last reported but readiness: nobody can tell whether it still serves. */
+struct marking {
+    Gantry__ReplicaStatus **unknown;
+    size_t n_unknown;
     const char *reason;
+    uint64_t wall_ms;
 };
 
-static void replica_lose(void *data, const struct sch_node_replica_row *r)
+static void replica_mark_unknown(void *data, const struct sch_node_status_row *r)
 {
-    struct losing *ls = data;
-    if (!sch_replica_state_is_live(r->state))
-        return;
+    struct marking *mk = data;
     Gantry__ReplicaStatus *st = gy_xmalloc(sizeof(*st));
     gantry__replica_status__init(st);
     st->replica_id = gy_xstrdup(r->id);
     st->workload = gy_xstrdup(r->workload);
     st->generation = r->generation;
-    st->state = GANTRY__REPLICA_STATE__REPLICA_LOST;
-    st->reason = gy_xstrdup(ls->reason);
-    ls->lost = gy_xrealloc(ls->lost, (ls->n_lost + 1) * sizeof(*ls->lost));
-    ls->lost[ls->n_lost++] = st;
+    st->state = (Gantry__ReplicaState)r->state;
+    st->ready = false;
+    st->restarts = r->restarts;
+    st->exit_code = r->exit_code;
+    st->exit_signal = r->exit_signal;
+    st->oom_killed = r->oom_killed;
+    st->address = gy_xstrdup(r->address);
+    st->reason = gy_xstrdup(mk->reason);
+    st->changed_ms = mk->wall_ms;
+    mk->unknown = gy_xrealloc(mk->unknown, (mk->n_unknown + 1) * sizeof(*mk->unknown));
+    mk->unknown[mk->n_unknown++] = st;
 }
 
 int sch_liveness_judge(struct sch_liveness *lv, struct sch_fsm *fsm, uint64_t now_ms,
@@ -151,20 +192,21 @@ int sch_liveness_judge(struct sch_liveness *lv, struct sch_fsm *fsm, uint64_t no
         free(wk.down);
         return rc < 0 ? rc : 0;
     }
-    char reason[256];
+    char reason[256], unknown[300];
     snprintf(reason, sizeof(reason), "node %s is down (no heartbeat for %" PRIu64 "ms)", wk.down,
              lv->timeout_ms);
-    struct losing ls = {.reason = reason};
-    rc = sch_query_node_replicas(fsm, wk.down, replica_lose, &ls, err);
+    snprintf(unknown, sizeof(unknown), "%s%s", SCH_REPLICA_UNKNOWN_PREFIX, reason);
+    struct marking mk = {.reason = unknown, .wall_ms = wall_ms};
+    rc = sch_query_node_live_status(fsm, wk.down, replica_mark_unknown, &mk, err);
     if (rc < 0) {
-        for (size_t i = 0; i < ls.n_lost; i++)
-            gantry__replica_status__free_unpacked(ls.lost[i], NULL);
-        free(ls.lost);
+        for (size_t i = 0; i < mk.n_unknown; i++)
+            gantry__replica_status__free_unpacked(mk.unknown[i], NULL);
+        free(mk.unknown);
         free(wk.down);
         return rc;
     }
-    /* One command: the node goes down and its live replicas are lost, so the reconciler
-     * replaces them. */
+    /* One command: the node goes down and its live replicas are unknown, so that the
+     * reconciler replaces them once their workload's disconnect_grace has passed. */
     Gantry__Command *set = fleet_command_new("liveness", wall_ms);
     set->cmd_case = GANTRY__COMMAND__CMD_SET_NODE_STATE;
     set->set_node_state = gy_xmalloc(sizeof(*set->set_node_state));
@@ -175,19 +217,19 @@ int sch_liveness_judge(struct sch_liveness *lv, struct sch_fsm *fsm, uint64_t no
     Gantry__Command **parts = gy_xcalloc(2, sizeof(*parts));
     size_t n_parts = 0;
     parts[n_parts++] = set;
-    if (ls.n_lost > 0) {
-        Gantry__Command *lose = fleet_command_new("liveness", wall_ms);
-        lose->cmd_case = GANTRY__COMMAND__CMD_UPDATE_REPLICAS;
-        lose->update_replicas = gy_xmalloc(sizeof(*lose->update_replicas));
-        gantry__update_replicas__init(lose->update_replicas);
-        lose->update_replicas->updates = ls.lost;
-        lose->update_replicas->n_updates = ls.n_lost;
-        parts[n_parts++] = lose;
+    if (mk.n_unknown > 0) {
+        Gantry__Command *mark = fleet_command_new("liveness", wall_ms);
+        mark->cmd_case = GANTRY__COMMAND__CMD_UPDATE_REPLICAS;
+        mark->update_replicas = gy_xmalloc(sizeof(*mark->update_replicas));
+        gantry__update_replicas__init(mark->update_replicas);
+        mark->update_replicas->updates = mk.unknown;
+        mark->update_replicas->n_updates = mk.n_unknown;
+        parts[n_parts++] = mark;
     } else {
-        free(ls.lost);
+        free(mk.unknown);
     }
     out->node = wk.down;
-    out->lost = ls.n_lost;
+    out->unknown = mk.n_unknown;
     out->command = fleet_command_batch("liveness", wall_ms, parts, n_parts);
     return 1;
 }

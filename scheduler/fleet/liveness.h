@@ -1,8 +1,10 @@
 /* Node liveness on the leader: the nodes it hears from, over which agent session, and when
- * each last spoke; and the verdict that a node silent past the down timeout is down, one
- * command that also marks its live replicas lost so that the reconciler replaces them.
- * Time is the caller's: every function takes now_ms from a monotonic clock (the loop's),
- * read through a liveness clock that absorbs steps (see sch_liveness_clock). */
+ * each last spoke; the limits of the agent stream derived from the down timeout; a session
+ * silent past its limit; and the verdict that a node silent past the down timeout is down,
+ * one command that also marks its live replicas unknown (the reconciler replaces them once
+ * their workload's disconnect_grace has passed). Time is the caller's: every function takes
+ * now_ms from a monotonic clock (the loop's), read through a liveness clock that absorbs
+ * steps (see sch_liveness_clock). */
 #ifndef GANTRY_SCHEDULER_FLEET_LIVENESS_H
 #define GANTRY_SCHEDULER_FLEET_LIVENESS_H
 
@@ -21,7 +23,30 @@
  * not on every pass of the leader's duties. */
 #define SCH_LIVENESS_EVERY_MS 250
 
+/* The reason of a replica whose node is cut off starts with this: it keeps its last
+ * reported state, not ready, until its node is heard from again or it is replaced. */
+#define SCH_REPLICA_UNKNOWN_PREFIX "unknown: "
+
 struct fleet_session;
+
+/* The agent stream's limits, all derived from the node-down timeout D so that an agent
+ * leaves a silent server and reaches a new leader well before that leader, which counts D
+ * from its takeover, could find the agent's node silent (docs/agent-protocol.md):
+ *   heartbeat_ms = D/5 within [100 ms, 1 s]: the agent's heartbeat, each acknowledged;
+ *   silence_ms   = D/2, at most 10 s: no frame for this long ends a session, on either
+ *                  side (the agent then tries the other servers);
+ *   connect_ms   = D/10 within [100 ms, 2 s]: a TCP connect to a server.
+ * With D = 5 s: 1 s, 2.5 s and 0.5 s. An agent that loses its leader at t = 0 leaves it by
+ * 2.5 s, may spend 0.5 s on a connect to the dead server and 0.3 s in backoff, and is with
+ * the new leader by about 3.3 s, while that leader judges it at the election (0.4 s at the
+ * earliest) + 5 s. */
+struct sch_session_timeouts {
+    uint32_t heartbeat_ms;
+    uint32_t silence_ms;
+    uint32_t connect_ms;
+};
+
+void sch_liveness_session_timeouts(uint64_t node_down_ms, struct sch_session_timeouts *out);
 
 /* What the leader knows of one node outside the state. Entries live as long as the
  * liveness table, so sessions keep pointers to them. */
@@ -30,7 +55,9 @@ struct sch_fleet_node {
     uint64_t heard;              /* liveness clock of its last frame, or of its session's end */
     uint64_t session;            /* number of its current session; 0 = none */
     struct fleet_session *agent; /* that session (fleet_internal.h); NULL in tests */
-    UT_hash_handle hh;           /* in the table by name */
+    bool suspect;                /* its session was found silent once (see below) */
+    bool silent;       /* its session is being closed for silence: heard is kept as it is */
+    UT_hash_handle hh; /* in the table by name */
 };
 
 struct sch_liveness {
@@ -48,7 +75,7 @@ struct sch_liveness {
  * sch_liveness_verdict_free). */
 struct sch_liveness_verdict {
     char *node;
-    size_t lost; /* replicas the command marks lost */
+    size_t unknown; /* replicas the command marks unknown */
     Gantry__Command *command;
 };
 
@@ -84,10 +111,20 @@ void sch_liveness_disconnect(struct sch_liveness *lv, struct sch_fleet_node *nod
 /* A frame came from the node's current session. */
 void sch_liveness_heard(struct sch_liveness *lv, struct sch_fleet_node *node, uint64_t now_ms);
 
+/* True when the node's current session has been silent for longer than silence_ms at two
+ * calls in a row (the caller makes them a loop turn apart, so frames that waited in the
+ * socket while the loop was held up are read in between): the caller closes the session,
+ * and the disconnect that follows keeps the node's silence counting from its last frame,
+ * not from the close. */
+bool sch_liveness_session_silent(struct sch_liveness *lv, struct sch_fleet_node *node,
+                                 uint64_t now_ms, uint64_t silence_ms);
+
 /* Looks, at most every SCH_LIVENESS_EVERY_MS of the liveness clock, for a node the state
  * holds as not down that has been silent past the timeout (counted from the start of the
  * leadership at the earliest). Returns 1 and fills out with the first one found: the
- * command (stamped wall_ms) sets it down and marks its live replicas lost. Returns 0 when
+ * command (stamped wall_ms) sets it down and marks each of its live replicas unknown: its
+ * state kept, not ready, a reason starting with SCH_REPLICA_UNKNOWN_PREFIX and changed_ms
+ * wall_ms, from which its workload's disconnect_grace counts (reconcile.c). Returns 0 when
  * no node is down or the walk is not due, or a negative gy_code when the state cannot be
  * read. */
 int sch_liveness_judge(struct sch_liveness *lv, struct sch_fsm *fsm, uint64_t now_ms,

@@ -217,17 +217,69 @@ static void drained_nodes(struct sch_fsm *fsm, struct builder *b, uint64_t now_m
     sch_query_drained_nodes(fsm, cordon_drained, &cd, &err);
 }
 
+/* True when r is on a node cut off from the control plane (down) for longer than its
+ * workload's disconnect_grace: it no longer counts, and is replaced. Within the grace it
+ * counts as any replica (not ready: its state is unknown). */
+static bool cut_off_past_grace(const struct workload_row *w, const struct replica_row *r,
+                               uint64_t now_ms)
+{
+    if (r->node_state != GANTRY__NODE_STATE__NODE_DOWN)
+        return false;
+    uint64_t grace = w->spec.disconnect_grace_ms > 0 ? (uint64_t)w->spec.disconnect_grace_ms : 0;
+    return grace == 0 || now_ms >= r->changed_ms + grace;
+}
+
+/* Orders cut-off replicas for stopping: the older generation first, then the older
+ * placement. */
+static int cut_off_order(const void *a, const void *b)
+{
+    const struct replica_row *ra = *(struct replica_row *const *)a;
+    const struct replica_row *rb = *(struct replica_row *const *)b;
+    if (ra->generation != rb->generation)
+        return ra->generation < rb->generation ? -1 : 1;
+    return ra->rowid < rb->rowid ? -1 : ra->rowid > rb->rowid ? 1 : 0;
+}
+
+/* Replicas cut off past their grace have been replaced: as many as the replicas that run
+ * (state running) go beyond the desired count are stopped, the older generation first.
+ * One whose replacement has not started stays, so that its node, coming back, has it
+ * taken back running, and the replacement is the surplus then. The stop reaches the agent
+ * when its node returns. */
+static void stop_replaced(struct builder *b, const struct workload_row *w,
+                          struct replica_row *const *counted, size_t n_counted,
+                          struct replica_row **gone, size_t n_gone)
+{
+    size_t running = 0;
+    for (size_t i = 0; i < n_counted; i++)
+        if (!counted[i]->stop && counted[i]->state == GANTRY__REPLICA_STATE__REPLICA_RUNNING)
+            running++;
+    size_t surplus = running + n_gone > w->desired ? running + n_gone - w->desired : 0;
+    if (surplus > n_gone)
+        surplus = n_gone;
+    qsort(gone, n_gone, sizeof(*gone), cut_off_order);
+    for (size_t i = 0; i < surplus; i++) {
+        char why[192];
+        snprintf(why, sizeof(why), "replaced while node %s was cut off", gone[i]->node);
+        add_stop(b, gone[i], why);
+    }
+}
+
 static void plan_workload(struct reconcile_state *st, struct workload_row *w, struct builder *b,
                           uint64_t now_ms, sch_random_fn rnd, void *rnd_data)
 {
-    size_t n_live = 0, n_cur = 0, n_old = 0, n_ready = 0, n_draining = 0;
+    size_t n_live = 0, n_cur = 0, n_old = 0, n_ready = 0, n_draining = 0, n_gone = 0;
     bool crash_loop = false;
     struct replica_row **cur = gy_xcalloc(w->n_replicas + 1, sizeof(*cur));
     struct replica_row **old = gy_xcalloc(w->n_replicas + 1, sizeof(*old));
+    struct replica_row **gone = gy_xcalloc(w->n_replicas + 1, sizeof(*gone));
     for (size_t k = 0; k < w->n_replicas; k++) {
         struct replica_row *r = &st->replicas[w->first_replica + k];
         if (!sch_replica_state_is_live(r->state))
             continue;
+        if (cut_off_past_grace(w, r, now_ms)) {
+            gone[n_gone++] = r;
+            continue;
+        }
         n_live++;
         if (is_ready(r))
             n_ready++;
@@ -353,6 +405,11 @@ static void plan_workload(struct reconcile_state *st, struct workload_row *w, st
     }
     condition(b, w->name, SCH_CONDITION_UNSCHEDULABLE, w->unschedulable, reason, now_ms);
     move_progress(b, w, cur, n_cur, n_old, crash_loop, reason, now_ms);
+    if (n_gone > 0) {
+        /* cur and old together: every replica that counts. */
+        memcpy(cur + n_cur, old, n_old * sizeof(*old));
+        stop_replaced(b, w, cur, n_cur + n_old, gone, n_gone);
+    }
     /* The per-node counts of this workload go back to zero for the next one. */
     for (size_t k = 0; k < w->n_replicas; k++) {
         struct node_row *n = reconcile_node_find(st, st->replicas[w->first_replica + k].node);
@@ -361,6 +418,7 @@ static void plan_workload(struct reconcile_state *st, struct workload_row *w, st
     }
     free(cur);
     free(old);
+    free(gone);
 }
 
 int sch_reconcile_plan(struct sch_fsm *fsm, const char *const *only, size_t n_only, uint64_t now_ms,

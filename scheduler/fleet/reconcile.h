@@ -2,8 +2,10 @@
  * holds, and planning the changes that close the gap: new replicas placed on nodes,
  * excess or outdated replicas stopped (scale-down stops not-ready replicas first, then the
  * newest; rolling updates honour max_surge and max_unavailable and halt when the new
- * generation crash-loops), and workload conditions (a placement shortage, a halted
- * rollout). The plan is a pure function of the state, so every decision is testable. */
+ * generation crash-loops), replicas of nodes cut off from the control plane (counted while
+ * their workload's disconnect_grace lasts, then replaced, and stopped once their
+ * replacements run), and workload conditions (a placement shortage, a halted rollout). The
+ * plan is a pure function of the state and the time, so every decision is testable. */
 #ifndef GANTRY_SCHEDULER_FLEET_RECONCILE_H
 #define GANTRY_SCHEDULER_FLEET_RECONCILE_H
 
@@ -37,8 +39,8 @@ struct sch_reconcile_plan {
 typedef uint32_t (*sch_random_fn)(void *data);
 
 /* Plans against the state machine's database: every workload when only is NULL, else
- * just the n_only named ones (placement still sees every node's allocation). now_ms
- * stamps the command. */
+ * just the n_only named ones (placement still sees every node's allocation). now_ms, the
+ * wall clock, stamps the command and tells whether a cut-off replica's grace has ended. */
 int sch_reconcile_plan(struct sch_fsm *fsm, const char *const *only, size_t n_only, uint64_t now_ms,
                        sch_random_fn rnd, void *rnd_data, struct sch_reconcile_plan *plan,
                        struct gy_error *err);
@@ -48,6 +50,11 @@ void sch_reconcile_plan_free(struct sch_reconcile_plan *plan);
  * stopped replicas marks no workload, so the leader looks at these again now and then.
  * The caller frees the names and the array. */
 size_t sch_reconcile_waiting(struct sch_fsm *fsm, char ***names);
+
+/* The workloads with a live replica on a down node (cut off from the control plane): a
+ * pass over them decides, by the time, whether their disconnect_grace has ended, which no
+ * applied command marks. The caller frees the names and the array. */
+size_t sch_reconcile_cut_off(struct sch_fsm *fsm, char ***names);
 
 /* True when a draining node holds no live replica any more: a pass (even over no
  * workload) then cordons it. */

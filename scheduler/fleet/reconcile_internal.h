@@ -48,8 +48,9 @@ struct replica_row {
     int node_state;   /* of its node: draining nodes give their replicas up */
     char *node_cloud; /* "" when the node is not known */
     double node_cost;
-    size_t rank; /* in stop order: its cloud's place in the workload's preference */
-    bool stop;   /* chosen to stop in this plan */
+    uint64_t changed_ms; /* wall clock: when a down node's replica was marked unknown */
+    size_t rank;         /* in stop order: its cloud's place in the workload's preference */
+    bool stop;           /* chosen to stop in this plan */
 };
 
 /* What a pass reads of the state. */

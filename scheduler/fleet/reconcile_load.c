@@ -227,6 +227,7 @@ static void replica_append(void *data, const struct sch_replica_row *row)
     r->node_state = row->node_state;
     r->node_cloud = gy_xstrdup(row->node_cloud);
     r->node_cost = row->node_cost;
+    r->changed_ms = row->changed_ms;
 }
 
 static int name_cmp(const void *a, const void *b)
@@ -246,13 +247,15 @@ static const char *const ACTED_ON_KINDS[4] = {
 struct lookup {
     struct reconcile_state *st;
     bool draining; /* some node drains */
+    bool down;     /* some node is down */
     bool loaded;   /* the workload is not settled and was appended */
     bool any_replica;
     bool any_condition;
 };
 
 /* Keeps a workload unless it is settled: exactly its desired count of live replicas, all of
- * its current generation, none on a draining node, and no condition recorded. A pass then
+ * its current generation, none on a draining or down node, and no condition recorded. A
+ * pass then
  * has nothing to decide for it (no placement, no stop, no rollout step, no condition to
  * change), whatever the states its replicas report; most passes follow such reports, and
  * this spares them loading every replica of the workload. Whether it has any replica or
@@ -261,11 +264,15 @@ static void lookup_workload(void *data, const struct sch_workload_progress_row *
 {
     struct lookup *lk = data;
     bool settled = row->live_current == row->desired && row->live_old == 0 && !row->has_condition;
-    if (settled && lk->draining) {
-        struct gy_error err;
+    struct gy_error err;
+    if (settled && lk->draining)
         settled = sch_query_workload_on_nodes_in(lk->st->fsm, row->name,
                                                  GANTRY__NODE_STATE__NODE_DRAINING, &err) == 0;
-    }
+    /* A replica on a down node is counted while its workload's disconnect_grace lasts, and
+     * only a pass can tell when that ends. */
+    if (settled && lk->down)
+        settled = sch_query_workload_on_nodes_in(lk->st->fsm, row->name,
+                                                 GANTRY__NODE_STATE__NODE_DOWN, &err) == 0;
     if (settled)
         return;
     workload_append(lk->st, row);
@@ -289,6 +296,7 @@ static int load_some(struct reconcile_state *st, const char *const *only, size_t
      * workload is looked at. */
     lk.draining =
         n_only > 0 && sch_query_any_node_in(st->fsm, GANTRY__NODE_STATE__NODE_DRAINING, err) != 0;
+    lk.down = n_only > 0 && sch_query_any_node_in(st->fsm, GANTRY__NODE_STATE__NODE_DOWN, err) != 0;
     int rc = 0;
     for (size_t i = 0; i < n_only && rc >= 0; i++) {
         if (i > 0 && strcmp(names[i], names[i - 1]) == 0)
@@ -369,6 +377,15 @@ size_t sch_reconcile_waiting(struct sch_fsm *fsm, char ***names)
                                        name_list_add, &waiting, &err);
     *names = waiting.names;
     return waiting.n;
+}
+
+size_t sch_reconcile_cut_off(struct sch_fsm *fsm, char ***names)
+{
+    struct name_list cut = {0};
+    struct gy_error err;
+    sch_query_workloads_on_nodes_in(fsm, GANTRY__NODE_STATE__NODE_DOWN, name_list_add, &cut, &err);
+    *names = cut.names;
+    return cut.n;
 }
 
 static bool first_only(void *data, const char *name)

@@ -1,6 +1,8 @@
 /* Agent sessions on every server: the listener, framing and writes, and what each frame
- * does. A follower redirects agents to the leader; the leader welcomes them, registers
- * their node when it changed, and takes their reports (docs/agent-protocol.md). */
+ * does. A follower redirects agents to the leader; the leader welcomes them (with the
+ * stream's limits, derived from its node-down timeout), registers their node when it
+ * changed, and takes their reports (docs/agent-protocol.md). Sessions that fall silent are
+ * closed by the duties' tick (duties.c). */
 #include "scheduler/fleet/fleet_internal.h"
 
 #include <stdio.h>
@@ -178,10 +180,14 @@ static void on_hello(struct fleet_session *s, const Gantry__Hello *h)
     s->welcomed = true;
     register_node(s, h->node);
 
+    struct sch_session_timeouts limits;
+    sch_liveness_session_timeouts(f->liveness.timeout_ms, &limits);
     Gantry__Welcome w = GANTRY__WELCOME__INIT;
     w.cluster_id = (char *)cluster;
     w.server_id = f->node->cfg.id;
-    w.heartbeat_interval_ms = FLEET_HEARTBEAT_MS;
+    w.heartbeat_interval_ms = limits.heartbeat_ms;
+    w.silence_timeout_ms = limits.silence_ms;
+    w.connect_timeout_ms = limits.connect_ms;
     Gantry__AgentFrame frame = GANTRY__AGENT_FRAME__INIT;
     frame.frame_case = GANTRY__AGENT_FRAME__FRAME_WELCOME;
     frame.welcome = &w;

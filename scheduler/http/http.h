@@ -91,6 +91,18 @@ void sch_http_stream_end(struct sch_http_request *req);
  * 503 {"error":{"code":FORWARD_FAIL_CODE,"message":WHY}} with Retry-After: 1. */
 void sch_http_forward(struct sch_http_request *req, const char *host_port, uint64_t timeout_ms);
 
+/* The answer to sch_http_get: the HTTP status and the body (NUL-terminated, valid during the
+ * call only), or status 0 and why there is none (unreachable, no answer in time, not
+ * HTTP). */
+typedef void (*sch_http_get_cb)(void *data, int status, const char *body, size_t len,
+                                const char *failure);
+/* Sends GET path to host_port ("HOST:PORT") on loop and calls cb once, within timeout_ms
+ * (possibly before returning, when the connection fails at once). A body over max_bytes
+ * counts as a failure. Returns an error only for a bad address or path, and then never
+ * calls cb. */
+int sch_http_get(uv_loop_t *loop, const char *host_port, const char *path, uint64_t timeout_ms,
+                 size_t max_bytes, sch_http_get_cb cb, void *data, struct gy_error *err);
+
 /* The value of header name (lower case), or NULL. */
 const char *sch_http_header(const struct sch_http_request *req, const char *name);
 /* Copies the percent-decoded value of query parameter key into buf; returns false when the

@@ -60,6 +60,16 @@ struct change {
     void *data;
 };
 
+/* A leadership transfer asked for through the API (sch_node_transfer). */
+struct sch_transfer {
+    struct raft_transfer req;
+    struct sch_node *node;
+    uint64_t target;
+    bool any; /* the caller named no server: whichever voter takes over will do */
+    sch_transfer_cb cb;
+    void *data;
+};
+
 static uint64_t now_ms(void)
 {
     struct timespec ts;
@@ -251,6 +261,7 @@ static void fsm_applied(void *data, struct sch_fsm *fsm)
         node->snapshot_due = true;
         raft_set_snapshot_threshold(&node->raft, 1);
     }
+    sch_verify_applied(&node->verify);
     if (node->on_applied != NULL)
         node->on_applied(node->on_applied_data);
 }
@@ -609,6 +620,7 @@ static void duties_cb(uv_timer_t *timer)
     struct sch_node *node = timer->data;
     if (node->closing)
         return;
+    sch_verify_tick(&node->verify);
     raft_id leader = 0;
     const char *address = NULL;
     raft_leader(&node->raft, &leader, &address);
@@ -750,6 +762,12 @@ int sch_node_add_server(struct sch_node *node, uint64_t id, const char *raft_add
 {
     if (!sch_node_is_leader(node))
         return gy_error_set(err, GY_EUNAVAILABLE, "this server is not the leader");
+    if (node->seeded_lineage != 0 && node->raft.log.snapshot.last_index == 0)
+        /* A new server would replay the log from its first entry, which does not hold the
+         * restored state: it joins once a snapshot (sent to it whole) does. */
+        return gy_error_set(err, GY_EUNAVAILABLE,
+                            "this cluster's state was restored from a snapshot file and is "
+                            "not in a Raft snapshot yet; retry shortly");
     const struct raft_server *known = config_find(node, id);
     if (known != NULL && strcmp(known->address, raft_addr) != 0)
         return gy_error_set(err, GY_ECONFLICT, "server %" PRIu64 " is already a member at %s", id,
@@ -792,6 +810,151 @@ int sch_node_remove_server(struct sch_node *node, uint64_t id, sch_done_cb cb, v
     int rc = raft_remove(&node->raft, &c->req, id, remove_done);
     if (rc != 0)
         return change_refused(c, rc, "remove", err);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Leadership transfer and the leader's view of the members */
+
+/* The voter best placed to take over: heard from within the election timeout, with the
+ * longest log; 0 when there is none. libraft 0.15 picks one itself for id 0 but crashes
+ * when no voter qualifies, so the choice is made here. */
+static raft_id transfer_target(struct sch_node *node)
+{
+    raft_id target = 0;
+    raft_index best = 0;
+    if (raft_state(&node->raft) != RAFT_LEADER || node->raft.leader_state.progress == NULL)
+        return 0;
+    for (unsigned i = 0; i < node->raft.configuration.n; i++) {
+        const struct raft_server *srv = &node->raft.configuration.servers[i];
+        const struct raft_progress *pr = &node->raft.leader_state.progress[i];
+        if (srv->role != RAFT_VOTER || srv->id == node->cfg.id || !pr->recent_recv)
+            continue;
+        if (target == 0 || pr->match_index > best) {
+            target = srv->id;
+            best = pr->match_index;
+        }
+    }
+    return target;
+}
+
+static void api_transfer_done(struct raft_transfer *req)
+{
+    struct sch_transfer *t = req->data;
+    struct sch_node *node = t->node;
+    node->transfer = NULL;
+    raft_id leader = 0;
+    const char *address = NULL;
+    raft_leader(&node->raft, &leader, &address);
+    char message[300];
+    int status = 0;
+    if (node->closing) {
+        status = -GY_EUNAVAILABLE;
+        snprintf(message, sizeof(message), "the server is shutting down");
+    } else if (leader == t->target || (t->any && leader != 0 && leader != node->cfg.id)) {
+        gy_log_info("leadership transferred", "from=%" PRIu64 " to=%llu term=%llu", node->cfg.id,
+                    (unsigned long long)leader, (unsigned long long)node->raft.current_term);
+    } else if (raft_state(&node->raft) == RAFT_LEADER) {
+        status = -GY_ETIMEOUT;
+        snprintf(message, sizeof(message),
+                 "server %" PRIu64 " did not take over within the election timeout (%u ms): it "
+                 "may be unreachable or too far behind; server %" PRIu64 " still leads",
+                 t->target, node->cfg.election_ms, node->cfg.id);
+    } else if (leader != 0) {
+        status = -GY_ECONFLICT;
+        snprintf(message, sizeof(message),
+                 "server %llu took over leadership instead of server %" PRIu64,
+                 (unsigned long long)leader, t->target);
+    } else {
+        status = -GY_EUNAVAILABLE;
+        snprintf(message, sizeof(message),
+                 "server %" PRIu64 " stepped down but no new leader is known yet; retry "
+                 "shortly",
+                 node->cfg.id);
+    }
+    if (status != 0)
+        gy_log_warn("leadership transfer failed", "to=%" PRIu64 " error=\"%s\"", t->target,
+                    message);
+    t->cb(t->data, status, status == 0 ? leader : 0, status == 0 ? NULL : message);
+    free(t);
+}
+
+int sch_node_transfer(struct sch_node *node, uint64_t id, sch_transfer_cb cb, void *data,
+                      struct gy_error *err)
+{
+    if (node->closing)
+        return gy_error_set(err, GY_EUNAVAILABLE, "the server is shutting down");
+    if (!sch_node_is_leader(node))
+        return gy_error_set(err, GY_EUNAVAILABLE, "this server is not the leader");
+    if (node->transfer != NULL || node->raft.transfer != NULL)
+        return gy_error_set(err, GY_ECONFLICT,
+                            "a leadership transfer is already under way; retry shortly");
+    if (id == node->cfg.id) {
+        cb(data, 0, id, NULL);
+        return 0;
+    }
+    bool any = id == 0;
+    if (any) {
+        unsigned voters = 0;
+        for (unsigned i = 0; i < node->raft.configuration.n; i++)
+            voters += node->raft.configuration.servers[i].role == RAFT_VOTER;
+        if (voters <= 1)
+            return gy_error_set(err, GY_ECONFLICT,
+                                "this cluster has no other voter to hand leadership to");
+        if ((id = transfer_target(node)) == 0)
+            return gy_error_set(err, GY_ECONFLICT,
+                                "no other voter has been heard from within the election "
+                                "timeout; leadership stays with server %" PRIu64,
+                                node->cfg.id);
+    }
+    const struct raft_server *srv = config_find(node, id);
+    if (srv == NULL)
+        return gy_error_set(err, GY_ENOTFOUND, "server %" PRIu64 " is not a member of the cluster",
+                            id);
+    if (srv->role != RAFT_VOTER)
+        return gy_error_set(err, GY_ECONFLICT,
+                            "server %" PRIu64 " is a %s, not a voter: only a voter can lead", id,
+                            sch_node_role_name(srv->role));
+    struct sch_transfer *t = gy_xcalloc(1, sizeof(*t));
+    t->req.data = t;
+    t->node = node;
+    t->target = id;
+    t->any = any;
+    t->cb = cb;
+    t->data = data;
+    int rc = raft_transfer(&node->raft, &t->req, id, api_transfer_done);
+    if (rc != 0) {
+        free(t);
+        return gy_error_set(err, rc == RAFT_NOTLEADER ? GY_EUNAVAILABLE : GY_ECONFLICT,
+                            "transfer leadership to server %" PRIu64 ": %s", id, raft_strerror(rc));
+    }
+    node->transfer = t;
+    gy_log_info("transferring leadership", "to=%" PRIu64 " chosen=%s", id, any ? "yes" : "no");
+    return 0;
+}
+
+int sch_node_members(struct sch_node *node, struct sch_member **out, size_t *n,
+                     struct gy_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    if (!sch_node_is_leader(node) || node->raft.leader_state.progress == NULL)
+        return gy_error_set(err, GY_EUNAVAILABLE, "this server is not the leader");
+    const struct raft_configuration *conf = &node->raft.configuration;
+    struct sch_member *members = gy_xcalloc(conf->n ? conf->n : 1, sizeof(*members));
+    for (unsigned i = 0; i < conf->n; i++) {
+        const struct raft_server *srv = &conf->servers[i];
+        const struct raft_progress *pr = &node->raft.leader_state.progress[i];
+        struct sch_member *m = &members[i];
+        m->id = srv->id;
+        snprintf(m->address, sizeof(m->address), "%s", srv->address);
+        m->role = srv->role;
+        m->leader = srv->id == node->cfg.id;
+        m->reachable = m->leader || pr->recent_recv;
+        m->match_index = m->leader ? (uint64_t)raft_last_index(&node->raft) : pr->match_index;
+    }
+    *out = members;
+    *n = conf->n;
     return 0;
 }
 
@@ -945,6 +1108,15 @@ static int storage_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
     int rc = node->storage.load(io, term, voted_for, snapshot, start_index, entries, n_entries);
     if (rc != 0 || *snapshot != NULL || node->fsm.stored_index == 0)
         return rc;
+    if (node->seeded_lineage != 0 && node->seeded_lineage == node->fsm.lineage) {
+        /* A database seeded by --restore holds what the log cannot replay: it is kept, and
+         * the entries it already applied are skipped (skip_through). */
+        gy_log_info("state database kept",
+                    "reason=\"seeded from a snapshot file, no Raft snapshot yet\" "
+                    "applied_index=%" PRIu64,
+                    node->fsm.stored_index);
+        return 0;
+    }
     /* No snapshot: libraft applies the log from its first entry. */
     struct gy_error err;
     if (sch_fsm_reset(&node->fsm, &err) < 0) {
@@ -1056,7 +1228,136 @@ static int prepare_data_dir(struct sch_node *node, struct gy_error *err)
     node->lock_fd = fd;
     snprintf(path, sizeof(path), "%s/cluster-id", node->cfg.data_dir);
     rc = read_small_file(path, node->cluster_id, sizeof(node->cluster_id), err);
-    return rc < 0 ? rc : 0;
+    if (rc < 0)
+        return rc;
+    snprintf(path, sizeof(path), "%s/restored", node->cfg.data_dir);
+    if ((rc = read_small_file(path, text, sizeof(text), err)) < 0)
+        return rc;
+    node->seeded_lineage = rc > 0 ? strtoull(text, NULL, 16) : 0;
+    return 0;
+}
+
+/* Reads the file at path into a malloc'd buffer. */
+static int read_whole_file(const char *path, void **out, size_t *len, struct gy_error *err)
+{
+    *out = NULL;
+    *len = 0;
+    cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0)
+        return gy_error_sys(err, errno, "open %s", path);
+    if (fstat(fd, &st) < 0)
+        return gy_error_sys(err, errno, "stat %s", path);
+    if (!S_ISREG(st.st_mode))
+        return gy_error_set(err, GY_EINVAL, "%s is not a regular file", path);
+    size_t size = (size_t)st.st_size;
+    cleanup_free uint8_t *buf = gy_xmalloc(size > 0 ? size : 1);
+    size_t have = 0;
+    while (have < size) {
+        ssize_t n = read(fd, buf + have, size - have);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return gy_error_sys(err, errno, "read %s", path);
+        if (n == 0)
+            break;
+        have += (size_t)n;
+    }
+    *out = gy_steal_ptr(&buf);
+    *len = have;
+    return 0;
+}
+
+/* --restore: reads and checks the snapshot file, and that the data directory holds no
+ * cluster, before anything is written; the image is the caller's to free. */
+static int restore_prepare(struct sch_node *node, void **image, size_t *len, struct gy_error *err)
+{
+    const struct sch_node_config *cfg = &node->cfg;
+    int rc = read_whole_file(cfg->restore_path, image, len, err);
+    if (rc < 0)
+        return gy_error_wrap(err, "--restore");
+    struct sch_image_info info;
+    if ((rc = sch_fsm_image_check(*image, *len, &info, err)) < 0) {
+        free(*image);
+        *image = NULL;
+        return gy_error_wrap(err, "--restore: %s is refused", cfg->restore_path);
+    }
+    char raft_dir[4096], path[4200], text[100];
+    snprintf(raft_dir, sizeof(raft_dir), "%s/raft", cfg->data_dir);
+    const char *why = raft_dir_has_state(raft_dir) ? "holds Raft state already" : NULL;
+    snprintf(path, sizeof(path), "%s/cluster-id", cfg->data_dir);
+    if (why == NULL && read_small_file(path, text, sizeof(text), err) > 0)
+        why = "belongs to a cluster already";
+    if (why != NULL) {
+        free(*image);
+        *image = NULL;
+        return gy_error_set(err, GY_ECONFLICT,
+                            "--restore seeds a new cluster in a fresh data directory, but %s "
+                            "%s (start it without --restore, or give another --data-dir)",
+                            cfg->data_dir, why);
+    }
+    gy_log_info("restoring a snapshot file",
+                "file=%s index=%" PRIu64 " bytes=%zu cluster=%s workloads=%" PRIu64
+                " nodes=%" PRIu64 " replicas=%" PRIu64,
+                cfg->restore_path, info.applied_index, *len,
+                *info.cluster_id ? info.cluster_id : "none", info.workloads, info.nodes,
+                info.replicas);
+    return 0;
+}
+
+/* --restore, once the data directory is prepared: the image becomes the state, and
+ * DIR/restored names its new lineage (see seeded_lineage). */
+static int restore_seed(struct sch_node *node, const void *image, size_t len, struct gy_error *err)
+{
+    int rc = sch_fsm_seed(&node->fsm, image, len, node->cfg.keep_cluster_id, err);
+    if (rc < 0)
+        return gy_error_wrap(err, "--restore %s", node->cfg.restore_path);
+    char lineage[32];
+    snprintf(lineage, sizeof(lineage), "%" PRIx64, node->fsm.lineage);
+    if ((rc = write_small_file(node->cfg.data_dir, "restored", lineage, err)) < 0)
+        return gy_error_wrap(err, "--restore");
+    node->seeded_lineage = node->fsm.lineage;
+    char cluster[80];
+    sch_fsm_cluster_id(&node->fsm, cluster, sizeof(cluster));
+    gy_log_info("state restored from a snapshot file", "file=%s lineage=%s cluster=%s",
+                node->cfg.restore_path, lineage, *cluster ? cluster : "new");
+    return 0;
+}
+
+/* --force-new-cluster: the configuration becomes this server alone, appended to the log
+ * on disk (raft_recover; before raft_start). */
+static int force_new_cluster(struct sch_node *node, struct gy_error *err)
+{
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    int rc = raft_configuration_add(&conf, node->cfg.id, node->cfg.raft_addr, RAFT_VOTER);
+    if (rc == 0)
+        rc = raft_recover(&node->raft, &conf);
+    raft_configuration_close(&conf);
+    if (rc != 0)
+        return gy_error_set(err, GY_EIO,
+                            "--force-new-cluster: rewrite the Raft configuration in %s: %s %s",
+                            node->raft_dir, raft_strerror(rc), node->io.errmsg);
+    return 0;
+}
+
+/* Says loudly, on standard error and in the log, what --force-new-cluster did. */
+static void force_new_cluster_report(struct sch_node *node)
+{
+    uint64_t kept = node->raft.configuration_index > 0 ? node->raft.configuration_index - 1 : 0;
+    fprintf(stderr,
+            "gantry-scheduler: --force-new-cluster: the Raft configuration in %s is now this "
+            "server alone (id %" PRIu64 " at %s).\n"
+            "gantry-scheduler: its log up to index %" PRIu64 " and its state are kept and "
+            "count as committed; writes the lost servers acknowledged after that index are "
+            "gone.\n"
+            "gantry-scheduler: make sure the other servers never start again with their "
+            "data: wipe their data directories and add them back with --join. Start this "
+            "server without --force-new-cluster from now on.\n",
+            node->raft_dir, node->cfg.id, node->cfg.raft_addr, kept);
+    gy_log_warn("forced a new one-server cluster",
+                "id=%" PRIu64 " raft=%s kept_index=%" PRIu64 " cluster=%s", node->cfg.id,
+                node->cfg.raft_addr, kept, *node->cluster_id ? node->cluster_id : "none");
 }
 
 int sch_node_start(struct sch_node *node, uv_loop_t *loop, const struct sch_node_config *cfg,
@@ -1065,10 +1366,21 @@ int sch_node_start(struct sch_node *node, uv_loop_t *loop, const struct sch_node
     memset(node, 0, sizeof(*node));
     node->loop = loop;
     node->cfg = *cfg;
-    int rc = prepare_data_dir(node, err);
-    if (rc < 0)
+    /* A snapshot file is checked before the data directory is touched: a refused file
+     * changes nothing. */
+    cleanup_free void *image = NULL;
+    size_t image_len = 0;
+    int rc;
+    if (cfg->restore_path != NULL && (rc = restore_prepare(node, &image, &image_len, err)) < 0)
+        return rc;
+    if ((rc = prepare_data_dir(node, err)) < 0)
         return rc;
     bool has_state = raft_dir_has_state(node->raft_dir);
+    if (!has_state && cfg->force_new_cluster)
+        return gy_error_set(err, GY_EINVAL,
+                            "--force-new-cluster needs the data directory of a surviving "
+                            "server, but %s holds no Raft state",
+                            cfg->data_dir);
     if (!has_state && cfg->bootstrap == NULL && !cfg->joining)
         return gy_error_set(err, GY_EINVAL,
                             "data directory %s holds no cluster state: start the first servers "
@@ -1080,6 +1392,10 @@ int sch_node_start(struct sch_node *node, uv_loop_t *loop, const struct sch_node
     snprintf(state_path, sizeof(state_path), "%s/state.db", cfg->data_dir);
     if ((rc = sch_fsm_init_file(&node->fsm, state_path, err)) < 0)
         return rc;
+    if (image != NULL && (rc = restore_seed(node, image, image_len, err)) < 0) {
+        sch_fsm_close(&node->fsm);
+        return rc;
+    }
     if (sch_fsm_set_loop(&node->fsm, loop) < 0) {
         sch_fsm_close(&node->fsm);
         return gy_error_set(err, GY_ENOMEM, "state database: cannot start its copier");
@@ -1097,6 +1413,7 @@ int sch_node_start(struct sch_node *node, uv_loop_t *loop, const struct sch_node
     node->lazy_timer.data = node;
     uv_timer_init(loop, &node->stop_timer);
     node->stop_timer.data = node;
+    sch_verify_init(&node->verify, node, loop, cfg->verify_interval_ms);
     node->closing = true; /* until raft runs; the error paths below close the handles */
 
     rc = raft_uv_tcp_init(&node->transport, loop);
@@ -1136,10 +1453,17 @@ int sch_node_start(struct sch_node *node, uv_loop_t *loop, const struct sch_node
      * does not disrupt a working leader with a higher term. */
     raft_set_pre_vote(&node->raft, true);
 
-    if (cfg->bootstrap != NULL) {
+    if (cfg->force_new_cluster)
+        rc = force_new_cluster(node, err);
+    if (rc == 0 && cfg->bootstrap != NULL) {
         struct raft_configuration conf;
         raft_configuration_init(&conf);
         rc = parse_bootstrap(node, &conf, err);
+        if (rc == 0 && cfg->restore_path != NULL && conf.n != 1)
+            /* Servers bootstrapped with an empty state would share its log. */
+            rc = gy_error_set(err, GY_EINVAL,
+                              "--restore starts a one-server cluster: --bootstrap must name "
+                              "this server alone; add the others with --join");
         if (rc == 0) {
             int brc = raft_bootstrap(&node->raft, &conf);
             /* A server that already has state ignores --bootstrap and rejoins with it. */
@@ -1161,6 +1485,15 @@ int sch_node_start(struct sch_node *node, uv_loop_t *loop, const struct sch_node
         return rc;
     }
     node->closing = false;
+    if (node->seeded_lineage != 0 && node->seeded_lineage == node->fsm.lineage &&
+        node->raft.log.snapshot.last_index == 0) {
+        /* The restored state goes into a Raft snapshot at the first apply, so that new
+         * servers get it whole (sch_node_add_server waits for it). */
+        node->snapshot_due = true;
+        raft_set_snapshot_threshold(&node->raft, 1);
+    }
+    if (cfg->force_new_cluster)
+        force_new_cluster_report(node);
     uv_check_start(&node->flush, flush_cb);
     uv_timer_start(&node->duties, duties_cb, cfg->heartbeat_ms, cfg->heartbeat_ms);
     gy_log_info("raft started", "id=%" PRIu64 " raft=%s dir=%s cluster=%s", cfg->id, cfg->raft_addr,
@@ -1180,6 +1513,7 @@ static void handle_closed(uv_handle_t *handle)
 
 static void close_handles(struct sch_node *node)
 {
+    sch_verify_close(&node->verify, NULL);
     uv_close((uv_handle_t *)&node->flush, handle_closed);
     uv_close((uv_handle_t *)&node->duties, handle_closed);
     uv_close((uv_handle_t *)&node->lazy_timer, handle_closed);
@@ -1262,23 +1596,9 @@ void sch_node_stop(struct sch_node *node, void (*cb)(struct sch_node *node))
     }
     fail_queued(node, "the server is shutting down");
     /* A planned stop hands leadership over so the cluster does not wait for an election
-     * timeout. The target is chosen here: libraft 0.15 picks one itself for id 0 but
-     * crashes when no voter qualifies. The best target is a voter heard from within the
-     * election timeout with the longest log. */
-    raft_id target = 0;
-    raft_index best = 0;
-    if (raft_state(&node->raft) == RAFT_LEADER && node->raft.leader_state.progress != NULL) {
-        for (unsigned i = 0; i < node->raft.configuration.n; i++) {
-            const struct raft_server *srv = &node->raft.configuration.servers[i];
-            const struct raft_progress *pr = &node->raft.leader_state.progress[i];
-            if (srv->role != RAFT_VOTER || srv->id == node->cfg.id || !pr->recent_recv)
-                continue;
-            if (target == 0 || pr->match_index > best) {
-                target = srv->id;
-                best = pr->match_index;
-            }
-        }
-    }
+     * timeout. A transfer asked for through the API and still under way is given up
+     * (raft_close ends it). */
+    raft_id target = node->transfer == NULL ? transfer_target(node) : 0;
     if (target != 0) {
         struct raft_transfer *req = gy_xcalloc(1, sizeof(*req));
         req->data = node;

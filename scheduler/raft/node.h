@@ -16,10 +16,12 @@
 #include "proto/gantry.pb-c.h"
 #include "scheduler/state/fsm.h"
 #include "scheduler/raft/libraft_compat.h"
+#include "scheduler/raft/verify.h"
 
 /* Defaults chosen for servers on one LAN (docs/operations.md, "Timing"). */
 #define SCH_DEFAULT_ELECTION_MS        200
 #define SCH_DEFAULT_HEARTBEAT_MS       40
+#define SCH_DEFAULT_VERIFY_INTERVAL_MS 30000
 #define SCH_DEFAULT_CONNECT_RETRY_MS   100
 #define SCH_DEFAULT_SNAPSHOT_THRESHOLD 50000
 #define SCH_DEFAULT_SNAPSHOT_TRAILING  4096
@@ -51,12 +53,21 @@ struct sch_node_config {
     const char *agent_addr;
     const char *bootstrap; /* "1=HOST:PORT,2=HOST:PORT" for a new cluster, or NULL */
     bool joining;          /* started with --join: no bootstrap, wait to be added */
+    /* --restore: a snapshot file whose state seeds this new cluster (bootstrap must name
+     * this server alone); keep_cluster_id keeps the file's cluster id instead of a new one. */
+    const char *restore_path;
+    bool keep_cluster_id;
+    /* --force-new-cluster: the Raft configuration becomes this server alone (raft_recover)
+     * before the start, keeping the log and the state (docs/operations.md, "Disaster
+     * recovery"). */
+    bool force_new_cluster;
     unsigned election_ms;
     unsigned heartbeat_ms;
     unsigned connect_retry_ms;
     unsigned snapshot_threshold;
     unsigned snapshot_trailing;
-    uint64_t snapshot_bytes; /* 0: entry counts alone decide */
+    uint64_t snapshot_bytes;     /* 0: entry counts alone decide */
+    uint64_t verify_interval_ms; /* divergence checks while leading; 0: on demand only */
 };
 
 /* Called when a proposal is settled: status 0 with the state machine's result (valid only
@@ -66,9 +77,26 @@ typedef void (*sch_propose_cb)(void *data, int status, const struct sch_result *
                                const char *message);
 /* Called when a read barrier or a membership change is settled (0 or a negative gy_code). */
 typedef void (*sch_done_cb)(void *data, int status, const char *message);
+/* Called when a leadership transfer is settled: status 0 with the id of the server that
+ * leads now, or a negative gy_code with a message. */
+typedef void (*sch_transfer_cb)(void *data, int status, uint64_t leader, const char *message);
 
 struct sch_proposal;
 struct sch_waiter;
+struct sch_transfer;
+
+/* One server of the Raft configuration as the leader sees it (sch_node_members). */
+struct sch_member {
+    uint64_t id;
+    char address[256]; /* Raft address */
+    int role;          /* RAFT_VOTER, RAFT_STANDBY or RAFT_SPARE */
+    bool leader;       /* this server, the leader */
+    /* Heard from within the last election timeout (always true for the leader itself). */
+    bool reachable;
+    /* The last log index the leader knows the server stored (its own last index for the
+     * leader). */
+    uint64_t match_index;
+};
 
 struct sch_node_stats {
     uint64_t proposals;      /* commands proposed */
@@ -109,6 +137,7 @@ struct sch_node {
     } storage;
     unsigned syncs_pending;
     struct sch_libraft_match match;    /* a follower's answers claim no more than they prove */
+    struct sch_verify verify;          /* divergence checks (verify.h) */
     raft_io_close_cb storage_close_cb; /* set while the storage close waits for the syncs */
 
     uv_check_t flush;  /* sends grouped proposals and barriers once per loop turn */
@@ -129,6 +158,11 @@ struct sch_node {
     raft_id last_leader;
     uint64_t seen_restores;
     bool cluster_checked;
+    /* The state was seeded from a snapshot file (--restore, DIR/restored names the lineage
+     * of that database): until libraft holds a snapshot of it, the log alone does not carry
+     * that state, so joins wait (sch_node_add_server) and the next apply takes one. */
+    uint64_t seeded_lineage;
+    struct sch_transfer *transfer; /* a leadership transfer asked for through the API */
     bool snapshot_due;          /* the threshold was lowered so the next apply takes a snapshot */
     unsigned inflight_barriers; /* raft_barrier requests not yet called back */
     uint64_t close_deadline;    /* uv_now() after which closing waits no longer */
@@ -187,6 +221,22 @@ int sch_node_add_server(struct sch_node *node, uint64_t id, const char *raft_add
                         void *data, struct gy_error *err);
 int sch_node_remove_server(struct sch_node *node, uint64_t id, sch_done_cb cb, void *data,
                            struct gy_error *err);
+
+/* Hands leadership to voter id, or with id 0 to the reachable voter with the longest log
+ * (Raft thesis 3.10, libraft's raft_transfer). Fails at once with -GY_EUNAVAILABLE when
+ * this server does not lead, -GY_ENOTFOUND for an id outside the configuration,
+ * -GY_ECONFLICT for a server that is not a voter, for id 0 when no other voter is
+ * reachable, or while another transfer is under way. cb runs once the target leads
+ * (status 0), or when the transfer failed: the target did not take over within an election
+ * timeout (-GY_ETIMEOUT, this server still leads), another server won (-GY_ECONFLICT), or
+ * the server stops (-GY_EUNAVAILABLE). With id being this server cb runs at once. */
+int sch_node_transfer(struct sch_node *node, uint64_t id, sch_transfer_cb cb, void *data,
+                      struct gy_error *err);
+
+/* The servers of the configuration as this leader sees them, in configuration order, in a
+ * malloc'd array the caller frees. -GY_EUNAVAILABLE when this server does not lead. */
+int sch_node_members(struct sch_node *node, struct sch_member **out, size_t *n,
+                     struct gy_error *err);
 
 /* Records the cluster id learned from the cluster (on join) in the data directory. */
 int sch_node_set_cluster_id(struct sch_node *node, const char *cluster_id, struct gy_error *err);

@@ -1104,6 +1104,113 @@ static int exec_report_condition(struct sch_fsm *fsm, const Gantry__Command *cmd
 }
 
 /* ---------------------------------------------------------------------------------------
+ * Divergence checks (docs/operations.md, "Divergence") */
+
+static uint64_t digest_of(struct sch_fsm *fsm);
+
+/* Notes the digest of the state as of this entry. Every server computes it at the same
+ * point of the log, so servers that applied the same commands note the same value. */
+static int exec_check_digest(struct sch_fsm *fsm, const Gantry__Command *cmd,
+                             struct sch_result *result)
+{
+    (void)cmd;
+    (void)result;
+    if (fsm->applying_index == 0)
+        return 0;
+    if (fsm->n_digests == SCH_FSM_DIGEST_NOTES) {
+        memmove(&fsm->digests[0], &fsm->digests[1],
+                (SCH_FSM_DIGEST_NOTES - 1) * sizeof(fsm->digests[0]));
+        fsm->n_digests--;
+    }
+    fsm->digests[fsm->n_digests].index = fsm->applying_index;
+    fsm->digests[fsm->n_digests].digest = digest_of(fsm);
+    fsm->n_digests++;
+    return 0;
+}
+
+static int exec_report_divergence(struct sch_fsm *fsm, const Gantry__Command *cmd,
+                                  struct sch_result *result)
+{
+    const Gantry__ReportDivergence *d = cmd->report_divergence;
+    if (d->server_id == 0)
+        return reject(result, GY_EINVAL, "divergence report names no server");
+    char key[64], value[32], object[64];
+    snprintf(key, sizeof(key), "diverged:%" PRIu64, d->server_id);
+    snprintf(value, sizeof(value), "%" PRIu64, d->index);
+    snprintf(object, sizeof(object), "server/%" PRIu64, d->server_id);
+    int n = d->resolved ? run(fsm, "DELETE FROM meta WHERE key = ?", "t", key)
+                        : run(fsm, "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", "tt",
+                              key, value);
+    if (n < 0)
+        return reject_sql(fsm, result, "record divergence");
+    fsm->divergence_epoch++;
+    if (d->resolved)
+        return event_add(fsm, cmd, "converged", object, result,
+                         "state matches the majority's again at index %" PRIu64, d->index);
+    return event_add(fsm, cmd, "diverged", object, result,
+                     "state differs from the majority's at index %" PRIu64
+                     ": digest %s, expected %s; the server rebuilds its state from its peers",
+                     d->index, d->found != NULL ? d->found : "",
+                     d->expected != NULL ? d->expected : "");
+}
+
+bool sch_fsm_digest_at(const struct sch_fsm *fsm, uint64_t index, uint64_t *digest)
+{
+    for (size_t i = 0; i < fsm->n_digests; i++) {
+        if (fsm->digests[i].index == index) {
+            *digest = fsm->digests[i].digest;
+            return true;
+        }
+    }
+    return false;
+}
+
+bool sch_fsm_digest_latest(const struct sch_fsm *fsm, uint64_t *index, uint64_t *digest)
+{
+    if (fsm->n_digests == 0)
+        return false;
+    *index = fsm->digests[fsm->n_digests - 1].index;
+    *digest = fsm->digests[fsm->n_digests - 1].digest;
+    return true;
+}
+
+bool sch_fsm_server_diverged(struct sch_fsm *fsm, uint64_t id, uint64_t *index)
+{
+    char key[64];
+    snprintf(key, sizeof(key), "diverged:%" PRIu64, id);
+    sqlite3_stmt *stmt;
+    if (sqlite3_prepare_v2(fsm->db, "SELECT value FROM meta WHERE key = ?", -1, &stmt, NULL) !=
+        SQLITE_OK)
+        return false;
+    sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
+    bool found = sqlite3_step(stmt) == SQLITE_ROW;
+    if (found && index != NULL)
+        *index = (uint64_t)sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    return found;
+}
+
+int sch_fsm_diverged_servers(struct sch_fsm *fsm, uint64_t *ids, size_t max, struct gy_error *err)
+{
+    sqlite3_stmt *stmt;
+    if (sqlite3_prepare_v2(fsm->db,
+                           "SELECT CAST(substr(key, 10) AS INTEGER) FROM meta"
+                           " WHERE key LIKE 'diverged:%' ORDER BY 1",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        return gy_error_set(err, GY_EIO, "read the diverged servers: %s", sqlite3_errmsg(fsm->db));
+    int n = 0, rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if ((size_t)n < max)
+            ids[n] = (uint64_t)sqlite3_column_int64(stmt, 0);
+        n++;
+    }
+    if (rc != SQLITE_DONE)
+        gy_error_set(err, GY_EIO, "read the diverged servers: %s", sqlite3_errmsg(fsm->db));
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_DONE ? n : -GY_EIO;
+}
+
+/* ---------------------------------------------------------------------------------------
  * Moves between clouds */
 
 static int exec_move(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch_result *result)
@@ -1455,7 +1562,9 @@ static int exec_command(struct sch_fsm *fsm, const Gantry__Command *cmd, struct 
                 break;
             }
         }
-    } else if (cmd->cmd_case != GANTRY__COMMAND__CMD_BATCH) {
+    } else if (cmd->cmd_case != GANTRY__COMMAND__CMD_BATCH &&
+               cmd->cmd_case != GANTRY__COMMAND__CMD_CHECK_DIGEST &&
+               cmd->cmd_case != GANTRY__COMMAND__CMD_REPORT_DIVERGENCE) {
         fsm->fleet_epoch++;
     }
     switch (cmd->cmd_case) {
@@ -1485,6 +1594,10 @@ static int exec_command(struct sch_fsm *fsm, const Gantry__Command *cmd, struct 
         return exec_report_condition(fsm, cmd, result);
     case GANTRY__COMMAND__CMD_MOVE_WORKLOAD:
         return exec_move(fsm, cmd, result);
+    case GANTRY__COMMAND__CMD_CHECK_DIGEST:
+        return exec_check_digest(fsm, cmd, result);
+    case GANTRY__COMMAND__CMD_REPORT_DIVERGENCE:
+        return exec_report_divergence(fsm, cmd, result);
     default:
         return reject(result, GY_EINVAL, "command holds no operation");
     }
@@ -1639,6 +1752,7 @@ struct header_info {
     uint32_t format;
     uint64_t applied_index;
     uint64_t lineage;
+    char cluster_id[128];
     size_t header_len; /* the database image starts here */
 };
 
@@ -1661,6 +1775,8 @@ static int header_decode(const uint8_t *buf, size_t len, struct header_info *inf
     info->format = header->format;
     info->applied_index = header->applied_index;
     info->lineage = header->lineage;
+    snprintf(info->cluster_id, sizeof(info->cluster_id), "%s",
+             header->cluster_id != NULL ? header->cluster_id : "");
     info->header_len = header_len;
     gantry__snapshot_header__free_unpacked(header, NULL);
     if (info->format != SNAPSHOT_FORMAT && info->format != SNAPSHOT_MARKER)
@@ -1707,10 +1823,12 @@ static bool read_whole(const char *path, uint8_t *buf, size_t len)
  * consistent image, and reading it costs a few milliseconds where sqlite3_serialize, page
  * by page through a small cache, took several times that on the loop. An in-memory one is
  * serialized. */
+static void drain(struct sch_fsm *fsm);
+
 static int build_image(struct sch_fsm *fsm, void *(*alloc)(size_t), void **out, size_t *len,
                        struct gy_error *err)
 {
-    sch_fsm_drain(fsm);
+    drain(fsm);
     sch_fsm_flush(fsm);
     size_t total = 0;
     unsigned char *copy = NULL;
@@ -1944,6 +2062,178 @@ int sch_fsm_restore_image(struct sch_fsm *fsm, const void *data, size_t len, str
 }
 
 /* ---------------------------------------------------------------------------------------
+ * A new cluster seeded from a snapshot file (gantry-scheduler --restore) */
+
+/* One number a query on db answers, or -1. */
+static int64_t db_count(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *stmt;
+    int64_t n = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK)
+        return -1;
+    if (sqlite3_step(stmt) == SQLITE_ROW)
+        n = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    return n;
+}
+
+int sch_fsm_image_check(const void *data, size_t len, struct sch_image_info *info,
+                        struct gy_error *err)
+{
+    const uint8_t *buf = data;
+    memset(info, 0, sizeof(*info));
+    struct header_info header;
+    int rc = header_decode(buf, len, &header, err);
+    if (rc < 0)
+        return rc;
+    if (header.format != SNAPSHOT_FORMAT)
+        return gy_error_set(err, GY_EPROTO,
+                            "it is a snapshot marker of a server's data directory, which names "
+                            "a database file instead of holding one");
+    size_t db_len = len - header.header_len;
+    static const char sqlite_magic[16] = "SQLite format 3";
+    if (db_len < 100 || memcmp(buf + header.header_len, sqlite_magic, 16) != 0)
+        return gy_error_set(err, GY_EPROTO,
+                            "the %zu bytes after its header are not an SQLite database", db_len);
+    /* Read in place, in memory, read-only: nothing is written anywhere. */
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        sqlite3_close(db);
+        return gy_error_set(err, GY_ENOMEM, "open a database to check the snapshot");
+    }
+    if (sqlite3_deserialize(db, "main", (unsigned char *)buf + header.header_len,
+                            (sqlite3_int64)db_len, (sqlite3_int64)db_len,
+                            SQLITE_DESERIALIZE_READONLY) != SQLITE_OK) {
+        rc = gy_error_set(err, GY_EPROTO, "its database does not open: %s", sqlite3_errmsg(db));
+        sqlite3_close(db);
+        return rc;
+    }
+    /* Every page, index and constraint: a file cut short or overwritten in its structure
+     * fails here (row contents carry no checksum). */
+    sqlite3_stmt *check = NULL;
+    char problem[300] = "";
+    if (sqlite3_prepare_v2(db, "PRAGMA integrity_check(1)", -1, &check, NULL) != SQLITE_OK) {
+        snprintf(problem, sizeof(problem), "%s", sqlite3_errmsg(db));
+    } else {
+        int step = sqlite3_step(check);
+        const char *verdict =
+            step == SQLITE_ROW ? (const char *)sqlite3_column_text(check, 0) : NULL;
+        if (verdict == NULL)
+            snprintf(problem, sizeof(problem), "%s", sqlite3_errmsg(db));
+        else if (strcmp(verdict, "ok") != 0)
+            snprintf(problem, sizeof(problem), "%s", verdict);
+    }
+    /* One line: SQLite's report starts with a line naming the schema. */
+    const char *banner = "*** in database main ***\n";
+    if (strncmp(problem, banner, strlen(banner)) == 0)
+        memmove(problem, problem + strlen(banner), strlen(problem + strlen(banner)) + 1);
+    for (char *c = problem; *c != '\0'; c++)
+        if (*c == '\n')
+            *c = ' ';
+    sqlite3_finalize(check);
+    if (*problem != '\0') {
+        sqlite3_close(db);
+        return gy_error_set(err, GY_EPROTO, "its database is damaged: %s", problem);
+    }
+    if (!schema_matches(db, SCH_FSM_SCHEMA_VERSION)) {
+        sqlite3_close(db);
+        return gy_error_set(err, GY_EPROTO,
+                            "its database is not a Gantry state of schema version %d",
+                            SCH_FSM_SCHEMA_VERSION);
+    }
+    int64_t workloads = db_count(db, "SELECT COUNT(*) FROM workloads");
+    int64_t nodes = db_count(db, "SELECT COUNT(*) FROM nodes");
+    int64_t replicas = db_count(db, "SELECT COUNT(*) FROM replicas");
+    if (workloads < 0 || nodes < 0 || replicas < 0 ||
+        db_count(db, "SELECT COUNT(*) FROM events") < 0 ||
+        db_count(db, "SELECT COUNT(*) FROM servers") < 0) {
+        rc = gy_error_set(err, GY_EPROTO, "its database lacks the tables of the state: %s",
+                          sqlite3_errmsg(db));
+        sqlite3_close(db);
+        return rc;
+    }
+    sqlite3_stmt *stmt;
+    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'cluster_id'", -1, &stmt,
+                           NULL) == SQLITE_OK) {
+        if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_text(stmt, 0) != NULL)
+            snprintf(info->cluster_id, sizeof(info->cluster_id), "%s",
+                     (const char *)sqlite3_column_text(stmt, 0));
+        sqlite3_finalize(stmt);
+    }
+    sqlite3_close(db);
+    info->applied_index = header.applied_index;
+    info->database_bytes = db_len;
+    info->workloads = (uint64_t)workloads;
+    info->nodes = (uint64_t)nodes;
+    info->replicas = (uint64_t)replicas;
+    return 0;
+}
+
+int sch_fsm_seed(struct sch_fsm *fsm, const void *buf, size_t len, bool keep_cluster_id,
+                 struct gy_error *err)
+{
+    struct sch_image_info info;
+    int rc = sch_fsm_image_check(buf, len, &info, err);
+    if (rc < 0)
+        return rc;
+    if ((rc = sch_fsm_restore_image(fsm, buf, len, err)) < 0)
+        return rc;
+    /* The new cluster's log starts at its bootstrap entry: the database is at index 0 of
+     * it, in a file of its own lineage. Its servers record themselves as they start or
+     * join; the first leader names a new cluster unless the old id is kept. */
+    char message[400];
+    snprintf(message, sizeof(message),
+             "restored from a snapshot of cluster %s at index %" PRIu64 "%s",
+             *info.cluster_id ? info.cluster_id : "(unnamed)", info.applied_index,
+             keep_cluster_id ? ", keeping its cluster id" : "");
+    sqlite3_stmt *event = NULL;
+    bool ok = sqlite3_exec(fsm->db,
+                           "BEGIN IMMEDIATE;"
+                           " UPDATE position SET applied_index = 0,"
+                           "  lineage = random() & 9223372036854775807 WHERE id = 0;"
+                           " DELETE FROM servers;",
+                           NULL, NULL, NULL) == SQLITE_OK;
+    if (ok && !keep_cluster_id)
+        ok = sqlite3_exec(fsm->db, "DELETE FROM meta WHERE key = 'cluster_id'", NULL, NULL, NULL) ==
+             SQLITE_OK;
+    if (ok)
+        ok = sqlite3_prepare_v2(fsm->db,
+                                "INSERT INTO events (seq, time_ms, actor, kind, object, message)"
+                                " VALUES (?, ?, 'restore', 'cluster', 'cluster', ?)",
+                                -1, &event, NULL) == SQLITE_OK;
+    if (ok) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        sqlite3_bind_int64(event, 1, (sqlite3_int64)(fsm->last_event + 1));
+        sqlite3_bind_int64(event, 2, (sqlite3_int64)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+        sqlite3_bind_text(event, 3, message, -1, SQLITE_STATIC);
+        ok = sqlite3_step(event) == SQLITE_DONE;
+    }
+    sqlite3_finalize(event);
+    if (ok)
+        ok = sqlite3_exec(fsm->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+    if (!ok) {
+        rc = gy_error_set(err, GY_EIO, "prepare the restored state for a new cluster: %s",
+                          sqlite3_errmsg(fsm->db));
+        sqlite3_exec(fsm->db, "ROLLBACK", NULL, NULL, NULL);
+        return rc;
+    }
+    if (read_position(fsm) < 0)
+        return gy_error_set(err, GY_EIO, "read the restored database's position: %s",
+                            sqlite3_errmsg(fsm->db));
+    fsm->last_event++;
+    if (*fsm->path != '\0') {
+        /* Durable before the new cluster's log is written: a start that stops short of
+         * that may simply be run again. */
+        int src = sch_fsm_sync_files(fsm->path);
+        if (src < 0)
+            return gy_error_sys(err, -src, "sync state database %s", fsm->path);
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------
  * raft_fsm callbacks */
 
 /* Steps of the loop that take this long are logged (debug): they delay Raft's heartbeats. */
@@ -1954,7 +2244,9 @@ static void apply_now(struct sch_fsm *fsm, const void *base, size_t len, uint64_
 {
     struct sch_result *result;
     uint64_t t0 = uv_hrtime();
+    fsm->applying_index = index;
     sch_fsm_apply_entry(fsm, base, len, &result);
+    fsm->applying_index = 0;
     if (index > fsm->applied_index)
         fsm->applied_index = index;
     uint64_t took_ms = (uv_hrtime() - t0) / 1000000;
@@ -1975,20 +2267,77 @@ static void apply_now(struct sch_fsm *fsm, const void *base, size_t len, uint64_
         fsm->hooks.applied(fsm->hooks.data, fsm);
 }
 
-void sch_fsm_drain(struct sch_fsm *fsm)
+/* Applies the entries that wait; an entry the database holds already (installed with an
+ * image while they waited) is skipped. */
+static void drain(struct sch_fsm *fsm)
 {
     if (fsm->draining || fsm->n_deferred == 0)
         return; /* an applied hook that reads the state comes back here */
     fsm->draining = true;
     for (size_t i = 0; i < fsm->n_deferred; i++) {
         void *unused = NULL;
-        apply_now(fsm, fsm->deferred[i].buf, fsm->deferred[i].len, fsm->deferred[i].index, false,
-                  &unused);
+        if (fsm->deferred[i].index == 0 || fsm->deferred[i].index > fsm->skip_through)
+            apply_now(fsm, fsm->deferred[i].buf, fsm->deferred[i].len, fsm->deferred[i].index,
+                      false, &unused);
+        else
+            fsm->skipped++;
         free(fsm->deferred[i].buf);
     }
     fsm->n_deferred = 0;
     fsm->deferred_bytes = 0;
     fsm->draining = false;
+}
+
+void sch_fsm_drain(struct sch_fsm *fsm)
+{
+    /* While the state is held for a rebuild, entries wait for the new database; a snapshot
+     * or a restore still takes them (drain). */
+    if (!fsm->holding)
+        drain(fsm);
+}
+
+void sch_fsm_hold(struct sch_fsm *fsm, bool hold)
+{
+    fsm->holding = hold;
+    if (!hold)
+        drain(fsm);
+}
+
+int sch_fsm_rebuild(struct sch_fsm *fsm, const void *image, size_t len, struct gy_error *err)
+{
+    struct header_info info;
+    int rc = header_decode(image, len, &info, err);
+    if (rc < 0)
+        return rc;
+    char cluster[80];
+    sch_fsm_cluster_id(fsm, cluster, sizeof(cluster));
+    if (*cluster != '\0' && strcmp(info.cluster_id, cluster) != 0)
+        return gy_error_set(err, GY_ECONFLICT, "the image is of cluster %s, not %s",
+                            info.cluster_id, cluster);
+    /* Every entry this database executed must be in the image: the ones after it that wait
+     * are applied once it is installed, and libraft gives none of the others again. */
+    if (info.applied_index < fsm->applied_index)
+        return gy_error_set(err, GY_EUNAVAILABLE,
+                            "the image holds the state at index %" PRIu64
+                            ", before this server's %" PRIu64,
+                            info.applied_index, fsm->applied_index);
+    uint64_t lineage = fsm->lineage;
+    if ((rc = sch_fsm_restore_image(fsm, image, len, err)) < 0)
+        return rc;
+    /* The file keeps this server's lineage: its Raft snapshots are markers naming it, and the
+     * rebuilt state (at the image's index, past every marker's) still continues its log. */
+    if (*fsm->path != '\0' && lineage != fsm->lineage) {
+        char sql[96];
+        snprintf(sql, sizeof(sql), "UPDATE position SET lineage = %" PRId64 " WHERE id = 0",
+                 (int64_t)lineage);
+        if (sqlite3_exec(fsm->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+            return gy_error_set(err, GY_EIO, "record the rebuilt database's lineage: %s",
+                                sqlite3_errmsg(fsm->db));
+        fsm->lineage = lineage;
+    }
+    fsm->rebuilds++;
+    sch_fsm_hold(fsm, false);
+    return 0;
 }
 
 static void deferred_free(struct sch_fsm *fsm)
@@ -2004,7 +2353,8 @@ static void deferred_free(struct sch_fsm *fsm)
  * (too much waits already, or no memory). */
 static bool defer(struct sch_fsm *fsm, const struct raft_buffer *buf, uint64_t index)
 {
-    if (fsm->deferred_bytes + buf->len > SCH_FSM_DEFER_BYTES)
+    size_t limit = fsm->holding ? SCH_FSM_HOLD_BYTES : SCH_FSM_DEFER_BYTES;
+    if (fsm->deferred_bytes + buf->len > limit)
         return false;
     if (fsm->n_deferred == fsm->cap_deferred) {
         size_t cap = fsm->cap_deferred ? fsm->cap_deferred * 2 : 64;
@@ -2039,9 +2389,9 @@ static int fsm_apply_cb(struct raft_fsm *rf, const struct raft_buffer *buf, void
         return 0;
     }
     bool leading = fsm->hooks.want_result != NULL && fsm->hooks.want_result(fsm->hooks.data);
-    if (fsm->defer_applies && !leading && defer(fsm, buf, index))
+    if ((fsm->defer_applies || fsm->holding) && !leading && defer(fsm, buf, index))
         return 0;
-    sch_fsm_drain(fsm);
+    drain(fsm);
     apply_now(fsm, buf->base, buf->len, index, leading, out);
     /* Rejected commands are reported through the result: a non-zero return would stop this
      * server from applying anything further. */
@@ -2057,7 +2407,7 @@ static int fsm_apply_cb(struct raft_fsm *rf, const struct raft_buffer *buf, void
 static int raft_snapshot_cb(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     struct sch_fsm *fsm = rf->data;
-    sch_fsm_drain(fsm); /* the snapshot is of everything libraft counts as applied */
+    drain(fsm); /* the snapshot is of everything libraft counts as applied */
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     struct raft_buffer *array = malloc(2 * sizeof(*array));
@@ -2162,7 +2512,7 @@ static int raft_restore_cb(struct raft_fsm *rf, struct raft_buffer *buf)
 {
     struct sch_fsm *fsm = rf->data;
     struct gy_error err;
-    sch_fsm_drain(fsm); /* the snapshot covers them; applied, nothing waits out of order */
+    drain(fsm); /* the snapshot covers them; applied, nothing waits out of order */
     bool kept = false;
     if (restore(fsm, buf, &kept, &err) < 0) {
         gy_log_error("snapshot restore failed", "error=\"%s\"", err.msg);
@@ -2193,6 +2543,11 @@ void sch_fsm_raft(struct sch_fsm *fsm, struct raft_fsm *out)
  * Digest */
 
 uint64_t sch_fsm_digest(struct sch_fsm *fsm)
+{
+    return digest_of(fsm);
+}
+
+static uint64_t digest_of(struct sch_fsm *fsm)
 {
     static const char *const tables[] = {
         "SELECT * FROM meta ORDER BY key",       "SELECT * FROM servers ORDER BY id",

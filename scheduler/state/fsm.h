@@ -28,6 +28,10 @@
 #define SCH_FSM_RESULT_SLOTS 4096
 /* Prepared statements kept for the less frequent commands. */
 #define SCH_FSM_STMT_CACHE 96
+/* Entries a follower's state may hold back while it waits for an image to rebuild from. */
+#define SCH_FSM_HOLD_BYTES (256u << 20)
+/* Digests kept of the latest CheckDigest entries, for the leader to ask for. */
+#define SCH_FSM_DIGEST_NOTES 16
 /* Entries a follower may hold unapplied, in bytes (see sch_fsm_drain). */
 #define SCH_FSM_DEFER_BYTES (4u * 1024u * 1024u)
 /* Frames of a file-backed database's write-ahead log after which a commit copies them into
@@ -130,6 +134,20 @@ struct sch_fsm {
     /* Whether a follower's applies may wait for sch_fsm_drain (servers set it). */
     bool defer_applies;
     bool draining;
+    /* Divergence checks: the index of the entry being applied (0 outside an apply, or when
+     * indexes are not tracked), the digests noted at the last CheckDigest entries, oldest
+     * first, and a count that moves whenever a ReportDivergence is applied. */
+    uint64_t applying_index;
+    struct sch_fsm_digest_note {
+        uint64_t index;
+        uint64_t digest;
+    } digests[SCH_FSM_DIGEST_NOTES];
+    size_t n_digests;
+    uint64_t divergence_epoch;
+    /* The state is held for a rebuild (sch_fsm_hold): committed entries wait, up to
+     * SCH_FSM_HOLD_BYTES, for the image that replaces the database; rebuilds counts them. */
+    bool holding;
+    uint64_t rebuilds;
     /* Frames in the write-ahead log of a file-backed database. */
     uint64_t wal_frames;
     /* The database file ("" when the state lives in memory) and the name a restore writes
@@ -230,6 +248,32 @@ int sch_fsm_image_for_marker(struct sch_fsm *fsm, struct raft_buffer *buf, struc
  * of another format or schema version is refused and leaves the state as it was. */
 int sch_fsm_restore_image(struct sch_fsm *fsm, const void *buf, size_t len, struct gy_error *err);
 
+/* What a snapshot image holds (sch_fsm_image_check). */
+struct sch_image_info {
+    uint64_t applied_index;  /* the Raft index of the cluster it was taken from */
+    uint64_t database_bytes; /* the size of its database */
+    char cluster_id[80];     /* "" when that cluster had none yet */
+    uint64_t workloads;
+    uint64_t nodes;
+    uint64_t replicas;
+};
+
+/* Checks a snapshot image (a backup from GET /v1/cluster/snapshot) and changes nothing: a
+ * Gantry header of an image (not a marker) of this schema version, then a database of the
+ * size the header gives that passes SQLite's integrity check and holds the tables of this
+ * schema. The error names the problem; row contents carry no checksum, so a flipped bit
+ * inside a value passes. */
+int sch_fsm_image_check(const void *buf, size_t len, struct sch_image_info *info,
+                        struct gy_error *err);
+/* Makes a checked image the first state of a new cluster (gantry-scheduler --restore):
+ * replaces the database with it as sch_fsm_restore_image does, then sets its position to
+ * index 0 of a new lineage (the new cluster's log starts over), empties the servers table
+ * (the new cluster's servers record themselves), drops the cluster id unless
+ * keep_cluster_id (the first leader then names a new cluster), records an audit event and
+ * syncs the file. A failure leaves a database that must not be used: the caller stops. */
+int sch_fsm_seed(struct sch_fsm *fsm, const void *buf, size_t len, bool keep_cluster_id,
+                 struct gy_error *err);
+
 /* Fills a raft_fsm (version 2) whose callbacks drive this state machine. */
 void sch_fsm_raft(struct sch_fsm *fsm, struct raft_fsm *out);
 
@@ -252,5 +296,25 @@ void sch_fsm_dirty_take(struct sch_fsm *fsm, char ***names, size_t *n, bool *all
 
 /* A hash of the whole state (every table, in key order), to compare servers. */
 uint64_t sch_fsm_digest(struct sch_fsm *fsm);
+/* The digest this server noted when it applied the CheckDigest entry at index: true and
+ * *digest set, or false when it has no note of that index (not applied yet, or too old). */
+bool sch_fsm_digest_at(const struct sch_fsm *fsm, uint64_t index, uint64_t *digest);
+/* The newest CheckDigest entry this server applied: its index and digest, or false. */
+bool sch_fsm_digest_latest(const struct sch_fsm *fsm, uint64_t *index, uint64_t *digest);
+/* Holds (or releases) a follower's applies while its state is rebuilt: entries wait
+ * instead of being executed, and the wait ends with sch_fsm_rebuild or a release (which
+ * applies them). */
+void sch_fsm_hold(struct sch_fsm *fsm, bool hold);
+/* Replaces the database with image (a full snapshot image of the same cluster, from the
+ * leader) and applies the entries that waited past it, then ends the hold. The image must
+ * hold every entry this database executed (GY_EUNAVAILABLE otherwise: ask for a newer one); a
+ * foreign or damaged image is refused and changes nothing. */
+int sch_fsm_rebuild(struct sch_fsm *fsm, const void *image, size_t len, struct gy_error *err);
+/* Whether server id is recorded as diverged (ReportDivergence), and at which checked
+ * index; false when it is not, or the state cannot be read. */
+bool sch_fsm_server_diverged(struct sch_fsm *fsm, uint64_t id, uint64_t *index);
+/* The servers recorded as diverged, up to max of them into ids; returns how many there
+ * are, or a negative gy_code when the state cannot be read. */
+int sch_fsm_diverged_servers(struct sch_fsm *fsm, uint64_t *ids, size_t max, struct gy_error *err);
 
 #endif

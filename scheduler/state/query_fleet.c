@@ -9,6 +9,9 @@
 /* The SQL texts are these constants: the statement cache finds them by address. */
 static const char NODE_REPLICAS_SQL[] =
     "SELECT id, workload, generation, state FROM replicas WHERE node = ?";
+static const char NODE_LIVE_STATUS_SQL[] =
+    "SELECT id, workload, generation, state, restarts, exit_code, exit_signal, oom_killed,"
+    " address FROM replicas WHERE node = ?1 AND state NOT IN (?2, ?3, ?4)";
 static const char REPORT_SQL[] = "SELECT node, state, ready, restarts, exit_code, address, reason"
                                  " FROM replicas WHERE id = ?";
 static const char SPEC_SQL[] = "SELECT spec FROM workloads WHERE name = ?";
@@ -44,9 +47,14 @@ static const char ON_NODES_IN_SQL[] =
     " WHERE r.workload = ?1 AND r.state NOT IN (?2, ?3, ?4) AND n.state = ?5)";
 static const char REPLICAS_SQL[] =
     "SELECT r.rowid, r.id, r.workload, r.generation, r.node, r.state, r.ready, r.reason,"
-    " COALESCE(n.state, 0), COALESCE(n.cloud, ''), COALESCE(n.cost, 0)"
+    " COALESCE(n.state, 0), COALESCE(n.cloud, ''), COALESCE(n.cost, 0), r.changed_ms"
     " FROM replicas r LEFT JOIN nodes n ON n.name = r.node"
     " WHERE r.workload = ? ORDER BY r.rowid";
+/* Nodes have no index on their state; few are down at a time, and the replicas of each are
+ * found by replicas_by_node. */
+static const char WORKLOADS_ON_NODES_IN_SQL[] =
+    "SELECT DISTINCT r.workload FROM nodes n JOIN replicas r ON r.node = n.name"
+    " WHERE n.state = ?1 AND r.state NOT IN (?2, ?3, ?4) ORDER BY r.workload";
 static const char CONDITIONS_SQL[] =
     "SELECT kind, message, time_ms FROM conditions WHERE workload = ?";
 static const char ALLOCATED_SQL[] =
@@ -177,6 +185,32 @@ int sch_query_node_replicas(struct sch_fsm *fsm, const char *node, sch_node_repl
             .workload = text(r.stmt, 1),
             .generation = (uint64_t)sqlite3_column_int64(r.stmt, 2),
             .state = sqlite3_column_int(r.stmt, 3),
+        };
+        cb(data, &row);
+    }
+    return read_end(fsm, &r, err);
+}
+
+int sch_query_node_live_status(struct sch_fsm *fsm, const char *node, sch_node_status_cb cb,
+                               void *data, struct gy_error *err)
+{
+    struct read r;
+    if (read_begin(fsm, &r, NODE_LIVE_STATUS_SQL, "replicas", err) < 0)
+        return -GY_EINTERNAL;
+    sqlite3_stmt *q = r.stmt;
+    sqlite3_bind_text(q, 1, node, -1, SQLITE_STATIC);
+    bind_dead_states(q);
+    while (read_next(&r)) {
+        struct sch_node_status_row row = {
+            .id = text(q, 0),
+            .workload = text(q, 1),
+            .generation = (uint64_t)sqlite3_column_int64(q, 2),
+            .state = sqlite3_column_int(q, 3),
+            .restarts = (uint32_t)sqlite3_column_int64(q, 4),
+            .exit_code = sqlite3_column_int(q, 5),
+            .exit_signal = sqlite3_column_int(q, 6),
+            .oom_killed = sqlite3_column_int(q, 7) != 0,
+            .address = text(q, 8),
         };
         cb(data, &row);
     }
@@ -375,6 +409,17 @@ int sch_query_workload_on_nodes_in(struct sch_fsm *fsm, const char *workload, in
     return read_exists(fsm, &r, err);
 }
 
+int sch_query_workloads_on_nodes_in(struct sch_fsm *fsm, int node_state, sch_query_name_cb cb,
+                                    void *data, struct gy_error *err)
+{
+    struct read r;
+    if (read_begin(fsm, &r, WORKLOADS_ON_NODES_IN_SQL, "replicas", err) < 0)
+        return -GY_EINTERNAL;
+    sqlite3_bind_int(r.stmt, 1, node_state);
+    bind_dead_states(r.stmt);
+    return read_names(fsm, &r, cb, NULL, data, err);
+}
+
 int sch_query_any_node_in(struct sch_fsm *fsm, int node_state, struct gy_error *err)
 {
     struct read r;
@@ -405,6 +450,7 @@ int sch_query_workload_replicas(struct sch_fsm *fsm, const char *workload, sch_r
             .node_state = sqlite3_column_int(q, 8),
             .node_cloud = text(q, 9),
             .node_cost = sqlite3_column_double(q, 10),
+            .changed_ms = (uint64_t)sqlite3_column_int64(q, 11),
         };
         cb(data, &row);
     }

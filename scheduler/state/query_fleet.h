@@ -42,6 +42,26 @@ typedef void (*sch_node_replica_cb)(void *data, const struct sch_node_replica_ro
 int sch_query_node_replicas(struct sch_fsm *fsm, const char *node, sch_node_replica_cb cb,
                             void *data, struct gy_error *err);
 
+/* What the state holds of a live replica of a node: what its agent last reported. */
+struct sch_node_status_row {
+    const char *id;
+    const char *workload;
+    uint64_t generation;
+    int state; /* a live Gantry__ReplicaState value */
+    uint32_t restarts;
+    int32_t exit_code;
+    int32_t exit_signal;
+    bool oom_killed;
+    const char *address;
+};
+
+typedef void (*sch_node_status_cb)(void *data, const struct sch_node_status_row *replica);
+
+/* Calls cb for every live replica (not stopping, stopped or lost) placed on node. Returns
+ * how many. */
+int sch_query_node_live_status(struct sch_fsm *fsm, const char *node, sch_node_status_cb cb,
+                               void *data, struct gy_error *err);
+
 /* True when the replica of the report is held by node (only that node speaks for it) and
  * the report differs from the stored row in state, readiness, restarts, exit code,
  * address or reason. */
@@ -134,6 +154,11 @@ int sch_query_workload_progress(struct sch_fsm *fsm, const char *name, const cha
 int sch_query_workload_on_nodes_in(struct sch_fsm *fsm, const char *workload, int node_state,
                                    struct gy_error *err);
 
+/* Calls cb, in name order, once for every workload with a live replica on a node in
+ * node_state. */
+int sch_query_workloads_on_nodes_in(struct sch_fsm *fsm, int node_state, sch_query_name_cb cb,
+                                    void *data, struct gy_error *err);
+
 /* 1 when some node is in node_state, else 0. */
 int sch_query_any_node_in(struct sch_fsm *fsm, int node_state, struct gy_error *err);
 
@@ -150,6 +175,7 @@ struct sch_replica_row {
     int node_state;         /* 0 when the node is not known */
     const char *node_cloud; /* "" when the node is not known */
     double node_cost;
+    uint64_t changed_ms; /* wall clock of the command that last changed it */
 };
 
 typedef void (*sch_replica_row_cb)(void *data, const struct sch_replica_row *replica);

@@ -4,3 +4,6 @@ gantry_integration_test(integration_autoscale SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}
                         TIMEOUT 900 LOCK multi_host)
 gantry_integration_test(integration_clouds SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_clouds.sh
                         TIMEOUT 900 LOCK multi_host)
+gantry_integration_test(test_fleet_partition
+                        SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_fleet_partition.sh TIMEOUT 900
+                        LOCK multi_host)

@@ -12,3 +12,9 @@ gantry_integration_test(test_cp_quorum
     SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_cp_quorum.sh TIMEOUT 180 LOCK control_plane)
 gantry_integration_test(test_cp_api
     SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_cp_api.sh TIMEOUT 180 LOCK control_plane)
+# Operations after faults (docs/operations.md): members, leadership transfer, snapshot save
+# and restore into new clusters, refused files, --force-new-cluster after a lost majority.
+gantry_integration_test(test_cp_operations
+    SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_cp_operations.sh TIMEOUT 1000 LOCK control_plane)
+gantry_integration_test(test_cp_divergence
+    SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_cp_divergence.sh TIMEOUT 600 LOCK control_plane)

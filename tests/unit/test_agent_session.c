@@ -1,6 +1,9 @@
 /* Unit tests of the agent session against small in-process servers on loopback:
  * redirect to the leader, welcome and assignment, frames from the agent, reconnect with a
- * fresh hello after the server drops it, backoff against a dead address. */
+ * fresh hello after the server drops it, backoff against a dead address; the limits in
+ * force before a welcome, from a welcome, and from a welcome without them; and a server
+ * that falls silent is left for the others. The fake servers say nothing after their
+ * welcome and assignment: each is a silent server once its welcome's limit has passed. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,6 +27,8 @@ struct fake_server {
     uv_tcp_t listener;
     int port;
     const char *redirect_to; /* reply to hello with a redirect here, or welcome when NULL */
+    uint32_t silence_ms;     /* the welcome's limits (0: not sent) */
+    uint32_t connect_ms;
     int hellos;
     int heartbeats;
     struct fake_conn *last;
@@ -74,6 +79,8 @@ static void fake_on_frame(struct fake_conn *c, const uint8_t *body, size_t len)
         } else {
             Gantry__Welcome w = GANTRY__WELCOME__INIT;
             w.server_id = 2;
+            w.silence_timeout_ms = srv->silence_ms;
+            w.connect_timeout_ms = srv->connect_ms;
             out.frame_case = GANTRY__AGENT_FRAME__FRAME_WELCOME;
             out.welcome = &w;
             fake_send(c, &out);
@@ -202,6 +209,19 @@ static const struct agent_session_callbacks callbacks = {
     .on_disconnect = on_disconnect,
 };
 
+/* Closes the session and the n fake servers' listeners, runs the loop until every handle
+ * is closed, and closes it. */
+static void finish(uv_loop_t *loop, struct agent_session *session, struct fake_server **servers,
+                   size_t n)
+{
+    agent_session_close(session, NULL, NULL);
+    for (size_t i = 0; i < n; i++)
+        uv_close((uv_handle_t *)&servers[i]->listener, NULL);
+    uv_walk(loop, close_walk, NULL);
+    uv_run(loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(loop), 0);
+}
+
 /* Runs the loop until cond holds or about 5 s pass. */
 #define RUN_UNTIL(loop, cond)                                                                      \
     do {                                                                                           \
@@ -256,12 +276,8 @@ static void test_redirect_welcome_reconnect(void **state)
     assert_int_equal(agent.welcomes, 2);
     assert_int_equal(leader.hellos, 2);
 
-    agent_session_close(agent.session, NULL, NULL);
-    uv_close((uv_handle_t *)&leader.listener, NULL);
-    uv_close((uv_handle_t *)&follower.listener, NULL);
-    uv_walk(&loop, close_walk, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    struct fake_server *servers[] = {&leader, &follower};
+    finish(&loop, agent.session, servers, 2);
 }
 
 static void test_backoff_against_dead_server(void **state)
@@ -318,12 +334,75 @@ static void test_stale_redirect_falls_back(void **state)
     assert_int_equal(agent.welcomes, 1);
     /* The dead target was tried once per redirect, not in a tight loop. */
     assert_true(follower.hellos <= 2);
-    agent_session_close(agent.session, NULL, NULL);
-    uv_close((uv_handle_t *)&leader.listener, NULL);
-    uv_close((uv_handle_t *)&follower.listener, NULL);
-    uv_walk(&loop, close_walk, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    struct fake_server *servers[] = {&leader, &follower};
+    finish(&loop, agent.session, servers, 2);
+}
+
+static void test_timeouts(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct fake_server leader = {.silence_ms = 60000, .connect_ms = 700};
+    fake_start(&loop, &leader);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", leader.port);
+    struct agent_side agent = {0};
+    assert_int_equal(
+        agent_session_start(&loop, addr, NULL, &callbacks, &agent, &agent.session, NULL), 0);
+    /* Before any welcome: the limits of a leader with the default node-down timeout. */
+    uint64_t connect_ms, silence_ms;
+    agent_session_timeouts(agent.session, &connect_ms, &silence_ms);
+    assert_int_equal(connect_ms, AGENT_SESSION_CONNECT_MS);
+    assert_int_equal(silence_ms, AGENT_SESSION_SILENCE_MS);
+    /* A welcome brings the leader's. */
+    RUN_UNTIL(&loop, agent.welcomes == 1);
+    assert_int_equal(agent.welcomes, 1);
+    agent_session_timeouts(agent.session, &connect_ms, &silence_ms);
+    assert_int_equal(connect_ms, 700);
+    assert_int_equal(silence_ms, 60000);
+    struct fake_server *servers[] = {&leader};
+    finish(&loop, agent.session, servers, 1);
+}
+
+static void test_silent_server_is_left_for_another(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    /* A follower sends the agent to a leader that falls silent after its welcome (300 ms);
+     * the third server, next in the list after the silent one, takes it, and its welcome,
+     * without limits, brings the older ones back. */
+    struct fake_server silent = {.silence_ms = 300, .connect_ms = 200}, good = {0};
+    fake_start(&loop, &silent);
+    fake_start(&loop, &good);
+    char silent_addr[64], good_addr[64];
+    snprintf(silent_addr, sizeof(silent_addr), "127.0.0.1:%d", silent.port);
+    snprintf(good_addr, sizeof(good_addr), "127.0.0.1:%d", good.port);
+    struct fake_server follower = {.redirect_to = silent_addr};
+    fake_start(&loop, &follower);
+    char list[200];
+    snprintf(list, sizeof(list), "127.0.0.1:%d,%s,%s", follower.port, silent_addr, good_addr);
+    struct agent_side agent = {0};
+    struct agent_session_options opts = {.backoff_min_ms = 20, .backoff_max_ms = 100};
+    assert_int_equal(
+        agent_session_start(&loop, list, &opts, &callbacks, &agent, &agent.session, NULL), 0);
+    RUN_UNTIL(&loop, agent.welcomes == 1);
+    assert_int_equal(agent.welcomes, 1);
+    assert_string_equal(agent_session_server(agent.session), silent_addr);
+    RUN_UNTIL(&loop, agent.welcomes == 2);
+    assert_int_equal(agent.welcomes, 2);
+    assert_int_equal(agent.disconnects, 1);
+    assert_string_equal(agent_session_server(agent.session), good_addr);
+    /* The silent server was not tried again, although it came next in the list. */
+    assert_int_equal(silent.hellos, 1);
+    assert_int_equal(good.hellos, 1);
+    uint64_t connect_ms, silence_ms;
+    agent_session_timeouts(agent.session, &connect_ms, &silence_ms);
+    assert_int_equal(connect_ms, AGENT_SESSION_LEGACY_CONNECT_MS);
+    assert_int_equal(silence_ms, AGENT_SESSION_LEGACY_SILENCE_MS);
+    struct fake_server *servers[] = {&silent, &good, &follower};
+    finish(&loop, agent.session, servers, 3);
 }
 
 static void test_bad_server_list(void **state)
@@ -348,6 +427,8 @@ int main(void)
         cmocka_unit_test(test_redirect_welcome_reconnect),
         cmocka_unit_test(test_backoff_against_dead_server),
         cmocka_unit_test(test_stale_redirect_falls_back),
+        cmocka_unit_test(test_timeouts),
+        cmocka_unit_test(test_silent_server_is_left_for_another),
         cmocka_unit_test(test_bad_server_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -167,6 +167,92 @@ static void test_every_command_has_help(void **state)
     }
 }
 
+/* Parses a `gantry cluster ...` line into a cluster request. */
+static int cluster_parse(struct ctl_cluster_request *req, struct gy_error *err, int argc,
+                         char **argv)
+{
+    struct ctl_invocation inv;
+    int rc = ctl_args_parse(argc, argv, &inv, err);
+    if (rc < 0)
+        return rc;
+    assert_string_equal(inv.command->name, "cluster");
+    return ctl_cluster_parse(&inv, req, err);
+}
+
+#define CLUSTER(req, err, ...)                                                                     \
+    ({                                                                                             \
+        char *argv_[] = {"gantry", "cluster", __VA_ARGS__, NULL};                                  \
+        cluster_parse((req), (err), (int)(sizeof(argv_) / sizeof(argv_[0])) - 1, argv_);           \
+    })
+
+static void test_cluster_subcommands(void **state)
+{
+    (void)state;
+    struct ctl_cluster_request req;
+    struct gy_error err;
+    assert_int_equal(CLUSTER(&req, &err, "status"), 0);
+    assert_int_equal(req.op, CTL_CLUSTER_STATUS);
+    assert_false(req.json);
+    assert_int_equal(CLUSTER(&req, &err, "members", "-o", "json"), 0);
+    assert_int_equal(req.op, CTL_CLUSTER_MEMBERS);
+    assert_true(req.json);
+    assert_int_equal(CLUSTER(&req, &err, "remove", "4"), 0);
+    assert_int_equal(req.op, CTL_CLUSTER_REMOVE);
+    assert_int_equal(req.id, 4);
+    assert_int_equal(CLUSTER(&req, &err, "transfer-leader", "2"), 0);
+    assert_int_equal(req.op, CTL_CLUSTER_TRANSFER);
+    assert_int_equal(req.id, 2);
+    /* No id: any up-to-date voter. */
+    assert_int_equal(CLUSTER(&req, &err, "transfer-leader"), 0);
+    assert_int_equal(req.op, CTL_CLUSTER_TRANSFER);
+    assert_int_equal(req.id, 0);
+    assert_int_equal(CLUSTER(&req, &err, "snapshot", "save", "/var/backups/s1"), 0);
+    assert_int_equal(req.op, CTL_CLUSTER_SNAPSHOT_SAVE);
+    assert_string_equal(req.file, "/var/backups/s1");
+    /* Global flags still go anywhere. */
+    assert_int_equal(CLUSTER(&req, &err, "snapshot", "--server", "http://a:1", "save", "f"), 0);
+    assert_string_equal(req.file, "f");
+}
+
+static void test_cluster_usage_errors(void **state)
+{
+    (void)state;
+    struct ctl_cluster_request req;
+    struct gy_error err;
+    assert_int_equal(CLUSTER(&req, &err, "member"), -GY_EINVAL);
+    assert_string_equal(err.msg,
+                        "cluster: unknown subcommand \"member\"; did you mean \"members\"?");
+    assert_int_equal(CLUSTER(&req, &err, "remove"), -GY_EINVAL);
+    assert_string_equal(err.msg,
+                        "cluster remove: missing the server id (usage: gantry cluster remove ID)");
+    static const char *const bad_ids[] = {"0", "-3", "two", "4x", "99999999999999999999999", ""};
+    for (size_t i = 0; i < sizeof(bad_ids) / sizeof(bad_ids[0]); i++) {
+        char *argv[] = {"gantry", "cluster", "transfer-leader", "--", (char *)bad_ids[i], NULL};
+        assert_int_equal(cluster_parse(&req, &err, 5, argv), -GY_EINVAL);
+        assert_non_null(strstr(err.msg, "is not a server id (a positive whole number)"));
+    }
+    assert_int_equal(CLUSTER(&req, &err, "transfer-leader", "2", "3"), -GY_EINVAL);
+    assert_string_equal(err.msg,
+                        "cluster transfer-leader: unexpected argument \"3\" (usage: gantry "
+                        "cluster transfer-leader [ID])");
+    assert_int_equal(CLUSTER(&req, &err, "members", "x"), -GY_EINVAL);
+    assert_int_equal(CLUSTER(&req, &err, "snapshot"), -GY_EINVAL);
+    assert_non_null(strstr(err.msg, "missing the action"));
+    assert_int_equal(CLUSTER(&req, &err, "snapshot", "load", "f"), -GY_EINVAL);
+    assert_non_null(strstr(err.msg, "unknown action \"load\"; the only one is \"save\""));
+    assert_int_equal(CLUSTER(&req, &err, "snapshot", "save"), -GY_EINVAL);
+    assert_non_null(strstr(err.msg, "missing the file to write"));
+    assert_int_equal(CLUSTER(&req, &err, "members", "-o", "yaml"), -GY_EINVAL);
+    assert_non_null(strstr(err.msg, "unknown output format \"yaml\""));
+    assert_int_equal(CLUSTER(&req, &err, "remove", "4", "-o", "json"), -GY_EINVAL);
+    assert_non_null(strstr(err.msg, "-o json goes with cluster status and cluster members"));
+    /* More words than any subcommand takes are caught by the command-line parser. */
+    struct ctl_invocation inv;
+    char *argv[] = {"gantry", "cluster", "snapshot", "save", "f", "g", NULL};
+    assert_int_equal(ctl_args_parse(6, argv, &inv, &err), -GY_EINVAL);
+    assert_non_null(strstr(err.msg, "unexpected argument \"g\""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -179,6 +265,8 @@ int main(void)
         cmocka_unit_test(test_flag_values),
         cmocka_unit_test(test_argument_counts),
         cmocka_unit_test(test_every_command_has_help),
+        cmocka_unit_test(test_cluster_subcommands),
+        cmocka_unit_test(test_cluster_usage_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

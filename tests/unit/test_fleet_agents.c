@@ -1,8 +1,13 @@
 /* Unit tests of the leader's bookkeeping of agents against a real state machine, with the
- * time of each step chosen by the test: liveness (a silent node goes down after the
- * timeout and its replicas are lost, a node that comes back stays up, a new leader gives
- * every node the full timeout, a clock that steps back or leaps ahead neither marks every
- * node down nor stops judging), replica status batching (reports of a stale session, of
+ * time of each step chosen by the test: the agent stream's limits derived from the
+ * node-down timeout; liveness (a silent node goes down after the timeout and its replicas
+ * become unknown, a session silent past its limit is closed without extending its node's
+ * timeout, a node that comes back stays up, a new leader gives every node the full
+ * timeout, a clock that steps back or leaps ahead neither marks every node down nor stops
+ * judging); the replicas of a node cut off (kept for their workload's disconnect_grace,
+ * then replaced, stopped once the replacement runs, the older generation first, and taken
+ * back running when the node returns before the replacement started); replica status
+ * batching (reports of a stale session, of
  * another node's replica or saying nothing new are dropped; a newer report replaces an
  * older one) and assignment differences (full, then only what changed; stops sent again
  * after a while; nodes due a push after a change, also across a wall clock step). */
@@ -14,8 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/session.h"
 #include "scheduler/fleet/assign.h"
+#include "scheduler/fleet/fleet.h"
 #include "scheduler/fleet/liveness.h"
+#include "scheduler/fleet/reconcile.h"
 #include "scheduler/fleet/status.h"
 #include "scheduler/state/fsm.h"
 #include "scheduler/state/query_fleet.h"
@@ -104,6 +112,32 @@ static int replica_state(struct sch_fsm *fsm, const char *id)
     return (int)column(fsm, "SELECT state FROM replicas WHERE id = ?", id);
 }
 
+static int replica_ready(struct sch_fsm *fsm, const char *id)
+{
+    return (int)column(fsm, "SELECT ready FROM replicas WHERE id = ?", id);
+}
+
+/* Copies the text sql reads (with key bound, when not NULL) into buf; "" without a row. */
+static void text_column(struct sch_fsm *fsm, const char *sql, const char *key, char *buf,
+                        size_t len)
+{
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(fsm->db, sql, -1, &q, NULL), SQLITE_OK);
+    if (key != NULL)
+        sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+    bool row = sqlite3_step(q) == SQLITE_ROW;
+    snprintf(buf, len, "%s", row ? (const char *)sqlite3_column_text(q, 0) : "");
+    sqlite3_finalize(q);
+}
+
+/* True when replica id's reason starts with prefix. */
+static bool reason_starts(struct sch_fsm *fsm, const char *id, const char *prefix)
+{
+    char reason[256];
+    text_column(fsm, "SELECT reason FROM replicas WHERE id = ?", id, reason, sizeof(reason));
+    return strncmp(reason, prefix, strlen(prefix)) == 0;
+}
+
 /* Three nodes; web-a placed on n1, web-b on n2; n3 holds nothing. */
 static int setup(void **state)
 {
@@ -157,7 +191,7 @@ static void connect_all(struct sch_liveness *lv, uint64_t at)
         sch_liveness_connect(lv, sch_liveness_node(lv, nodes[i], at), at);
 }
 
-static void test_silent_node_goes_down_and_its_replicas_are_lost(void **state)
+static void test_silent_node_goes_down_and_its_replicas_are_unknown(void **state)
 {
     struct sch_fsm *fsm = *state;
     struct sch_liveness lv;
@@ -173,7 +207,10 @@ static void test_silent_node_goes_down_and_its_replicas_are_lost(void **state)
     assert_string_equal(down, "n2");
     free(down);
     assert_int_equal(node_state(fsm, "n2"), GANTRY__NODE_STATE__NODE_DOWN);
-    assert_int_equal(replica_state(fsm, "web-b"), GANTRY__REPLICA_STATE__REPLICA_LOST);
+    /* Its replica keeps its last state, unknown (not ready, and said so in its reason). */
+    assert_int_equal(replica_state(fsm, "web-b"), GANTRY__REPLICA_STATE__REPLICA_PENDING);
+    assert_int_equal(replica_ready(fsm, "web-b"), 0);
+    assert_true(reason_starts(fsm, "web-b", "unknown: node n2 is down"));
     assert_int_equal(node_state(fsm, "n1"), GANTRY__NODE_STATE__NODE_READY);
     assert_int_equal(replica_state(fsm, "web-a"), GANTRY__REPLICA_STATE__REPLICA_PENDING);
     /* A node that is down already is not judged again. */
@@ -181,11 +218,15 @@ static void test_silent_node_goes_down_and_its_replicas_are_lost(void **state)
     sch_liveness_free(&lv);
 }
 
-static void test_verdict_marks_live_replicas_lost(void **state)
+static void test_verdict_marks_live_replicas_unknown(void **state)
 {
     struct sch_fsm *fsm = *state;
     place(fsm, "web-c", "n2", WALL_MS);
     update(fsm, report("web-c", GANTRY__REPLICA_STATE__REPLICA_STOPPING, "stopping"), WALL_MS);
+    Gantry__ReplicaStatus rb = report("web-b", GANTRY__REPLICA_STATE__REPLICA_RUNNING, "");
+    rb.restarts = 2;
+    rb.address = (char *)"10.1.0.7";
+    update(fsm, rb, WALL_MS);
     struct sch_liveness lv;
     sch_liveness_init(&lv, TIMEOUT_MS);
     sch_liveness_lead(&lv, 0);
@@ -193,24 +234,33 @@ static void test_verdict_marks_live_replicas_lost(void **state)
     assert_null(run(&lv, fsm, 0, 5000, talking, 2, true));
     struct sch_liveness_verdict v;
     struct gy_error err;
-    assert_int_equal(sch_liveness_judge(&lv, fsm, 5250, WALL_MS, &v, &err), 1);
+    assert_int_equal(sch_liveness_judge(&lv, fsm, 5250, WALL_MS + 5250, &v, &err), 1);
     assert_string_equal(v.node, "n2");
-    /* web-b is lost; web-c, stopping already, is not part of the verdict. */
-    assert_int_equal(v.lost, 1);
+    /* web-b is unknown; web-c, stopping already, is not part of the verdict. */
+    assert_int_equal(v.unknown, 1);
     const Gantry__CommandBatch *b = v.command->batch;
     assert_int_equal(b->n_commands, 2);
     assert_int_equal(b->commands[0]->cmd_case, GANTRY__COMMAND__CMD_SET_NODE_STATE);
     assert_string_equal(b->commands[0]->set_node_state->reason,
                         "node n2 is down (no heartbeat for 5000ms)");
-    const Gantry__UpdateReplicas *lost = b->commands[1]->update_replicas;
-    assert_string_equal(lost->updates[0]->replica_id, "web-b");
-    assert_int_equal(lost->updates[0]->state, GANTRY__REPLICA_STATE__REPLICA_LOST);
+    /* It keeps what its agent last said, but readiness, from the verdict's time on. */
+    const Gantry__ReplicaStatus *u = b->commands[1]->update_replicas->updates[0];
+    assert_string_equal(u->replica_id, "web-b");
+    assert_int_equal(u->state, GANTRY__REPLICA_STATE__REPLICA_RUNNING);
+    assert_false(u->ready);
+    assert_int_equal(u->restarts, 2);
+    assert_string_equal(u->address, "10.1.0.7");
+    assert_string_equal(u->reason, "unknown: node n2 is down (no heartbeat for 5000ms)");
+    assert_int_equal(u->changed_ms, WALL_MS + 5250);
     assert_string_equal(v.command->actor, "liveness");
-    assert_int_equal(v.command->time_ms, WALL_MS);
+    assert_int_equal(v.command->time_ms, WALL_MS + 5250);
     gt_execute(fsm, v.command);
     sch_liveness_verdict_free(&v);
     assert_int_equal(replica_state(fsm, "web-c"), GANTRY__REPLICA_STATE__REPLICA_STOPPING);
-    assert_int_equal(replica_state(fsm, "web-b"), GANTRY__REPLICA_STATE__REPLICA_LOST);
+    assert_int_equal(replica_state(fsm, "web-b"), GANTRY__REPLICA_STATE__REPLICA_RUNNING);
+    assert_int_equal(replica_ready(fsm, "web-b"), 0);
+    assert_int_equal(column(fsm, "SELECT changed_ms FROM replicas WHERE id = ?", "web-b"),
+                     (int64_t)(WALL_MS + 5250));
     sch_liveness_free(&lv);
 }
 
@@ -310,6 +360,276 @@ static void test_clock_leaping_forward(void **state)
     free(down);
     assert_int_equal(node_state(fsm, "n1"), GANTRY__NODE_STATE__NODE_READY);
     sch_liveness_free(&lv);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * The agent stream's limits and silent sessions */
+
+static void test_session_timeouts_derived(void **state)
+{
+    (void)state;
+    struct sch_session_timeouts t;
+    sch_liveness_session_timeouts(5000, &t);
+    assert_int_equal(t.heartbeat_ms, 1000);
+    assert_int_equal(t.silence_ms, 2500);
+    assert_int_equal(t.connect_ms, 500);
+    /* An agent that has not been welcomed yet holds the limits of the default timeout. */
+    sch_liveness_session_timeouts(SCH_DEFAULT_NODE_DOWN_MS, &t);
+    assert_int_equal(t.silence_ms, AGENT_SESSION_SILENCE_MS);
+    assert_int_equal(t.connect_ms, AGENT_SESSION_CONNECT_MS);
+    /* For every timeout the server accepts, an agent whose leader falls silent leaves it,
+     * may spend a connect on the dead server and backs off twice (at most 100 + 200 ms) in
+     * three quarters of the time a new leader, elected 0.4 s after the loss at the
+     * earliest, gives it; and it hears two acknowledged heartbeats within its silence
+     * limit. */
+    for (uint64_t d = 500; d <= 3600000; d += d < 10000 ? 250 : 5000) {
+        sch_liveness_session_timeouts(d, &t);
+        assert_true(4 * ((uint64_t)t.silence_ms + t.connect_ms + 300) <= 3 * (d + 400));
+        assert_true(t.silence_ms >= 2 * t.heartbeat_ms);
+        assert_true(t.heartbeat_ms >= 100 && t.connect_ms >= 100);
+    }
+}
+
+/* One look of the duties' tick at n2's session at now, n1 and n3 being heard. */
+static bool look(struct sch_liveness *lv, struct sch_fleet_node *n2, uint64_t now)
+{
+    sch_liveness_heard(lv, sch_liveness_find(lv, "n1"), now);
+    sch_liveness_heard(lv, sch_liveness_find(lv, "n3"), now);
+    return sch_liveness_session_silent(lv, n2, now, 2500);
+}
+
+static void test_silent_session_is_closed(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    struct sch_liveness lv;
+    sch_liveness_init(&lv, TIMEOUT_MS);
+    sch_liveness_lead(&lv, 0);
+    connect_all(&lv, 0);
+    struct sch_fleet_node *n2 = sch_liveness_find(&lv, "n2");
+    sch_liveness_heard(&lv, n2, 1000);
+    for (uint64_t now = 1000; now <= 3500; now += 250)
+        assert_false(look(&lv, n2, now));
+    /* Past the limit the first look only suspects it: a frame read before the next one
+     * (one that waited in the socket while the loop was held up) clears it. */
+    assert_false(look(&lv, n2, 3600));
+    sch_liveness_heard(&lv, n2, 3650);
+    for (uint64_t now = 3700; now <= 6150; now += 50)
+        assert_false(look(&lv, n2, now));
+    /* Silent at two looks in a row: the session is to be closed. */
+    assert_false(look(&lv, n2, 6200));
+    assert_true(look(&lv, n2, 6300));
+    sch_liveness_disconnect(&lv, n2, n2->session, 6300);
+    assert_int_equal(n2->session, 0);
+    assert_false(look(&lv, n2, 6400));
+    /* Its node is judged from its last frame (3650), not from the close. */
+    static const char *const talking[] = {"n1", "n3"};
+    assert_null(run(&lv, fsm, 6500, 8500, talking, 2, true));
+    char *down = run(&lv, fsm, 8750, 9500, talking, 2, true);
+    assert_string_equal(down, "n2");
+    free(down);
+    sch_liveness_free(&lv);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Replicas of a node cut off */
+
+/* Applies workload api with replicas and disconnect_grace_ms; a new stop_grace_ms makes a
+ * new generation. */
+static void apply_api(struct sch_fsm *fsm, uint32_t replicas, uint32_t grace_ms,
+                      uint32_t stop_grace_ms)
+{
+    Gantry__WorkloadSpec spec = GANTRY__WORKLOAD_SPEC__INIT;
+    Gantry__Resources res = GANTRY__RESOURCES__INIT;
+    res.cpu_millis = 100;
+    res.memory_bytes = 64 << 20;
+    spec.name = (char *)"api";
+    spec.image = (char *)"busybox";
+    spec.replicas = replicas;
+    spec.resources = &res;
+    spec.disconnect_grace_ms = grace_ms;
+    spec.stop_grace_ms = stop_grace_ms;
+    gt_apply(fsm, &spec);
+}
+
+/* Records what api's replica id reports: state, ready when running, reason "". */
+static void api_report(struct sch_fsm *fsm, const char *id, uint64_t generation, int state)
+{
+    Gantry__ReplicaStatus st = GANTRY__REPLICA_STATUS__INIT;
+    st.replica_id = (char *)id;
+    st.workload = (char *)"api";
+    st.generation = generation;
+    st.state = state;
+    st.ready = state == GANTRY__REPLICA_STATE__REPLICA_RUNNING;
+    gt_update_replica(fsm, &st);
+}
+
+/* Places api's replica id of generation on node, running and ready. */
+static void api_running(struct sch_fsm *fsm, const char *id, uint64_t generation, const char *node)
+{
+    gt_place(fsm, id, "api", node);
+    /* Placements of an older generation are what a rollout leaves: set it directly. */
+    char *sql = sqlite3_mprintf("UPDATE replicas SET generation = %llu WHERE id = %Q",
+                                (unsigned long long)generation, id);
+    assert_int_equal(sqlite3_exec(fsm->db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_free(sql);
+    api_report(fsm, id, generation, GANTRY__REPLICA_STATE__REPLICA_RUNNING);
+}
+
+static uint32_t next_id(void *data)
+{
+    return ++*(uint32_t *)data;
+}
+
+/* A reconcile pass over api at wall_ms, applied; *placed and *stopped say what it did. */
+static void reconcile_api(struct sch_fsm *fsm, uint64_t wall_ms, size_t *placed, size_t *stopped)
+{
+    static uint32_t ids;
+    static const char *const only[] = {"api"};
+    struct sch_reconcile_plan plan;
+    struct gy_error err;
+    assert_int_equal(sch_reconcile_plan(fsm, only, 1, wall_ms, next_id, &ids, &plan, &err), 0);
+    if (plan.command != NULL)
+        gt_execute(fsm, plan.command);
+    *placed = plan.placed;
+    *stopped = plan.stopped;
+    sch_reconcile_plan_free(&plan);
+}
+
+/* Node n2 falls silent; a leader that hears n1 and n3 finds it down. Returns the wall time
+ * of the verdict. */
+static uint64_t cut_off_n2(struct sch_fsm *fsm)
+{
+    struct sch_liveness lv;
+    sch_liveness_init(&lv, TIMEOUT_MS);
+    sch_liveness_lead(&lv, 0);
+    connect_all(&lv, 0);
+    static const char *const talking[] = {"n1", "n3"};
+    char *down = run(&lv, fsm, 0, 6000, talking, 2, true);
+    assert_string_equal(down, "n2");
+    free(down);
+    sch_liveness_free(&lv);
+    return (uint64_t)column(fsm, "SELECT updated_ms FROM nodes WHERE name = ?", "n2");
+}
+
+/* The id of api's newest replica placed by a reconcile pass (ids "api-" and 8 digits). */
+static void newest(struct sch_fsm *fsm, char *buf, size_t len)
+{
+    text_column(fsm,
+                "SELECT id FROM replicas WHERE workload = 'api' AND length(id) = 12"
+                " ORDER BY rowid DESC LIMIT 1",
+                NULL, buf, len);
+    assert_true(buf[0] != '\0');
+}
+
+static void test_cut_off_replaced_then_stopped(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    apply_api(fsm, 2, 0, 10000);
+    api_running(fsm, "api-a", 1, "n1");
+    api_running(fsm, "api-b", 1, "n2");
+    uint64_t v = cut_off_n2(fsm);
+    assert_int_equal(replica_ready(fsm, "api-b"), 0);
+    assert_true(reason_starts(fsm, "api-b", "unknown: "));
+    /* Without a grace, a replacement is placed at once, on a node that is up... */
+    size_t placed, stopped;
+    reconcile_api(fsm, v, &placed, &stopped);
+    assert_int_equal(placed, 1);
+    assert_int_equal(stopped, 0);
+    char r[32];
+    newest(fsm, r, sizeof(r));
+    assert_int_equal(column(fsm, "SELECT node != 'n2' FROM replicas WHERE id = ?", r), 1);
+    /* ...and the cut-off replica stays until the replacement runs. */
+    reconcile_api(fsm, v + 1000, &placed, &stopped);
+    assert_int_equal(placed + stopped, 0);
+    assert_int_equal(replica_state(fsm, "api-b"), GANTRY__REPLICA_STATE__REPLICA_RUNNING);
+    api_report(fsm, r, 1, GANTRY__REPLICA_STATE__REPLICA_RUNNING);
+    reconcile_api(fsm, v + 2000, &placed, &stopped);
+    assert_int_equal(placed, 0);
+    assert_int_equal(stopped, 1);
+    assert_int_equal(replica_state(fsm, "api-b"), GANTRY__REPLICA_STATE__REPLICA_STOPPING);
+    assert_true(reason_starts(fsm, "api-b", "replaced while node n2 was cut off"));
+    reconcile_api(fsm, v + 3000, &placed, &stopped);
+    assert_int_equal(placed + stopped, 0);
+}
+
+static void test_cut_off_kept_within_grace(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    apply_api(fsm, 2, 120000, 10000);
+    api_running(fsm, "api-a", 1, "n1");
+    api_running(fsm, "api-b", 1, "n2");
+    uint64_t v = cut_off_n2(fsm);
+    /* The workload is among those a regular pass looks at while n2 is down. */
+    char **names;
+    size_t n = sch_reconcile_cut_off(fsm, &names);
+    assert_int_equal(n, 2);
+    assert_string_equal(names[0], "api");
+    assert_string_equal(names[1], "web");
+    gt_names_free(names, n);
+    /* Within the grace the replica counts: nothing is placed or stopped. */
+    size_t placed, stopped;
+    for (uint64_t t = v; t < v + 120000; t += 20000) {
+        reconcile_api(fsm, t, &placed, &stopped);
+        assert_int_equal(placed + stopped, 0);
+    }
+    reconcile_api(fsm, v + 119999, &placed, &stopped);
+    assert_int_equal(placed + stopped, 0);
+    assert_int_equal(replica_state(fsm, "api-b"), GANTRY__REPLICA_STATE__REPLICA_RUNNING);
+    assert_true(reason_starts(fsm, "api-b", "unknown: node n2 is down"));
+    /* When it ends, the replacement is placed. */
+    reconcile_api(fsm, v + 120000, &placed, &stopped);
+    assert_int_equal(placed, 1);
+    assert_int_equal(stopped, 0);
+}
+
+static void test_cut_off_taken_back_before_replacement_started(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    apply_api(fsm, 2, 0, 10000);
+    api_running(fsm, "api-a", 1, "n1");
+    api_running(fsm, "api-b", 1, "n2");
+    uint64_t v = cut_off_n2(fsm);
+    size_t placed, stopped;
+    reconcile_api(fsm, v, &placed, &stopped);
+    assert_int_equal(placed, 1);
+    char r[32];
+    newest(fsm, r, sizeof(r));
+    /* n2 comes back before the replacement started: its agent registers and reports
+     * api-b running, which is taken back as it is. */
+    register_node(fsm, "n2");
+    api_report(fsm, "api-b", 1, GANTRY__REPLICA_STATE__REPLICA_RUNNING);
+    assert_int_equal(replica_state(fsm, "api-b"), GANTRY__REPLICA_STATE__REPLICA_RUNNING);
+    assert_int_equal(replica_ready(fsm, "api-b"), 1);
+    /* The replacement not started yet is the surplus. */
+    reconcile_api(fsm, v + 1000, &placed, &stopped);
+    assert_int_equal(placed, 0);
+    assert_int_equal(stopped, 1);
+    assert_int_equal(replica_state(fsm, r), GANTRY__REPLICA_STATE__REPLICA_STOPPING);
+    assert_int_equal(replica_state(fsm, "api-b"), GANTRY__REPLICA_STATE__REPLICA_RUNNING);
+    reconcile_api(fsm, v + 2000, &placed, &stopped);
+    assert_int_equal(placed + stopped, 0);
+}
+
+static void test_cut_off_older_generation_stopped_first(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    apply_api(fsm, 2, 0, 10000);
+    apply_api(fsm, 2, 0, 20000); /* generation 2 */
+    api_running(fsm, "api-y", 2, "n2");
+    api_running(fsm, "api-x", 1, "n2");
+    uint64_t v = cut_off_n2(fsm);
+    size_t placed, stopped;
+    reconcile_api(fsm, v, &placed, &stopped);
+    assert_int_equal(placed, 2);
+    assert_int_equal(stopped, 0);
+    char r[32];
+    newest(fsm, r, sizeof(r));
+    /* One replacement runs: one cut-off replica is surplus, the one of generation 1. */
+    api_report(fsm, r, 2, GANTRY__REPLICA_STATE__REPLICA_RUNNING);
+    reconcile_api(fsm, v + 1000, &placed, &stopped);
+    assert_int_equal(stopped, 1);
+    assert_int_equal(replica_state(fsm, "api-x"), GANTRY__REPLICA_STATE__REPLICA_STOPPING);
+    assert_int_equal(replica_state(fsm, "api-y"), GANTRY__REPLICA_STATE__REPLICA_RUNNING);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -518,9 +838,17 @@ static void test_nodes_due_a_push(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_silent_node_goes_down_and_its_replicas_are_lost, setup,
+        cmocka_unit_test(test_session_timeouts_derived),
+        cmocka_unit_test_setup_teardown(test_silent_node_goes_down_and_its_replicas_are_unknown,
+                                        setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_verdict_marks_live_replicas_unknown, setup,
                                         gt_fsm_teardown),
-        cmocka_unit_test_setup_teardown(test_verdict_marks_live_replicas_lost, setup,
+        cmocka_unit_test_setup_teardown(test_silent_session_is_closed, setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_cut_off_replaced_then_stopped, setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_cut_off_kept_within_grace, setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_cut_off_taken_back_before_replacement_started, setup,
+                                        gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_cut_off_older_generation_stopped_first, setup,
                                         gt_fsm_teardown),
         cmocka_unit_test_setup_teardown(test_node_comes_back, setup, gt_fsm_teardown),
         cmocka_unit_test_setup_teardown(test_new_leader_gives_full_timeout, setup, gt_fsm_teardown),

@@ -745,10 +745,62 @@ static void test_more_rules(void **state)
     gy_spec_free(&s);
 }
 
+/* disconnect_grace: a duration, 0 (replace at once) by default, in the canonical form only
+ * when set, compared by gy_spec_equal and kept by gy_spec_copy. */
+static void test_disconnect_grace(void **state)
+{
+    (void)state;
+    struct gy_spec s, t;
+    decode_ok("{" BASE "}", &s);
+    assert_int_equal(s.disconnect_grace_ms, 0);
+    json_t *j = gy_spec_to_json(&s);
+    assert_null(json_object_get(j, "disconnect_grace"));
+    json_decref(j);
+    gy_spec_free(&s);
+
+    decode_ok("{" BASE ",\"disconnect_grace\":\"2m\"}", &s);
+    assert_int_equal(s.disconnect_grace_ms, 120000);
+    j = gy_spec_to_json(&s);
+    assert_string_equal(json_string_value(json_object_get(j, "disconnect_grace")), "2m");
+    struct gy_spec_problems problems = {0};
+    assert_int_equal(gy_spec_from_json(j, NULL, &t, &problems), 0);
+    json_decref(j);
+    assert_true(gy_spec_equal(&s, &t));
+    gy_spec_free(&t);
+    assert_int_equal(gy_spec_copy(&t, &s), 0);
+    assert_int_equal(t.disconnect_grace_ms, 120000);
+    t.disconnect_grace_ms = 0;
+    assert_false(gy_spec_equal(&s, &t));
+    gy_spec_free(&t);
+    gy_spec_free(&s);
+
+    decode_ok("{" BASE ",\"disconnect_grace\":0}", &s);
+    assert_int_equal(s.disconnect_grace_ms, 0);
+    gy_spec_free(&s);
+    expect_problem("{" BASE ",\"disconnect_grace\":90}", "disconnect_grace",
+                   "needs a unit: write \"90s\"");
+    expect_problem("{" BASE ",\"disconnect_grace\":\"soon\"}", "disconnect_grace",
+                   "invalid duration");
+    expect_problem("{" BASE ",\"disconnect_grace\":\"721h\"}", "disconnect_grace", "at most 720h");
+    expect_problem("{" BASE ",\"disconnect_grace\":true}", "disconnect_grace", "a duration like");
+    expect_problem("{" BASE ",\"disconect_grace\":\"1m\"}", "disconect_grace",
+                   "did you mean 'disconnect_grace'?");
+    gy_spec_init(&s);
+    s.name = strdup("web");
+    s.image = strdup("busybox");
+    s.disconnect_grace_ms = -1;
+    problems = (struct gy_spec_problems){0};
+    assert_int_equal(gy_spec_validate(&s, NULL, &problems), -GY_EINVAL);
+    assert_true(has_problem(&problems, "disconnect_grace", "0 or more"));
+    gy_spec_problems_free(&problems);
+    gy_spec_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_disconnect_grace),
         cmocka_unit_test(test_full_spec),
         cmocka_unit_test(test_other_health_kinds),
         cmocka_unit_test(test_number_quantities),

@@ -70,7 +70,14 @@ static void test_round_trips(void **state)
         "\"strategy\":\"binpack\"},\"autoscale\":{\"min\":0,\"max\":9,\"cpu\":\"60%\","
         "\"metric\":{\"exec\":[\"cat\",\"/q\"],\"target\":2.5},\"scale_down_after\":\"1m\","
         "\"idle_after\":\"1h\"},\"update\":{\"max_surge\":2,\"max_unavailable\":1},"
-        "\"stop_grace\":\"45s\"}");
+        "\"stop_grace\":\"45s\",\"disconnect_grace\":\"2m30s\"}");
+    /* disconnect_grace travels as disconnect_grace_ms (field 13). */
+    struct gy_spec g;
+    decode_json("{\"name\":\"web\",\"image\":\"busybox\",\"disconnect_grace\":\"90s\"}", &g);
+    Gantry__WorkloadSpec *gm = gy_spec_to_proto(&g);
+    assert_int_equal(gm->disconnect_grace_ms, 90000);
+    gy_spec_proto_free(gm);
+    gy_spec_free(&g);
     round_trip("{\"name\":\"db\",\"image\":\"postgres\",\"health\":{\"tcp\":{\"port\":5432}},"
                "\"autoscale\":{\"max\":3,\"memory\":\"90%\",\"metric\":{\"http\":{\"port\":9,"
                "\"path\":\"/m\"},\"target\":1}}}");

@@ -236,6 +236,31 @@ static void test_bad_quantity(void **state)
                 "web.yaml:3:13: resources.cpu: must be greater than 0");
 }
 
+static void test_disconnect_grace(void **state)
+{
+    (void)state;
+    const char *text = "name: web\nimage: busybox\ndisconnect_grace: 2m\n";
+    struct gy_spec_file file;
+    int rc;
+    char *all = load_problems(text, &file, &rc);
+    assert_int_equal(rc, 0);
+    assert_int_equal(file.n_specs, 1);
+    assert_int_equal(file.specs[0].disconnect_grace_ms, 120000);
+    free(all);
+    gy_spec_file_free(&file);
+    expect_line("name: web\nimage: busybox\ndisconnect_grace: 120\n",
+                "web.yaml:3:1: disconnect_grace: a duration needs a unit: write \"120s\" or "
+                "\"120ms\"");
+    expect_line("name: web\nimage: busybox\nreplicas: 2\ndisconnect_grace: 2 minutes\n",
+                "web.yaml:4:1: disconnect_grace: invalid duration");
+    expect_line("name: web\nimage: busybox\ndisconnect_grace: 800h\n",
+                "web.yaml:3:1: disconnect_grace: must be at most 720h (got 800h)");
+    expect_line("name: web\nimage: busybox\ndisconnect_grace: [1m]\n",
+                "web.yaml:3:1: disconnect_grace: must be a duration like \"30s\", not a list");
+    expect_line("name: web\nimage: busybox\ndisconnect-grace: 1m\n",
+                "web.yaml:3:1: disconnect-grace: unknown key; did you mean 'disconnect_grace'?");
+}
+
 static void test_missing_required(void **state)
 {
     (void)state;
@@ -371,6 +396,7 @@ int main(void)
         cmocka_unit_test(test_unknown_key),
         cmocka_unit_test(test_wrong_type),
         cmocka_unit_test(test_bad_quantity),
+        cmocka_unit_test(test_disconnect_grace),
         cmocka_unit_test(test_missing_required),
         cmocka_unit_test(test_duplicate_name),
         cmocka_unit_test(test_name_and_range),
