@@ -45,7 +45,9 @@ static const struct ctl_option follow_options[] = {
 };
 
 static const struct ctl_option cluster_options[] = {
-    {"output", 'o', true, "FORMAT", "status and members: json prints the server's answer"},
+    {"output", 'o', true, "FORMAT", "status, members and verify: json prints the server's answer"},
+    {"role", 0, true, "ROLE", "join-token: server or node (default: both)"},
+    {"quiet", 'q', false, NULL, "join-token: print the command lines alone"},
 };
 
 static const struct ctl_option dev_options[] = {
@@ -147,25 +149,37 @@ const struct ctl_command ctl_commands[] = {
      "  gantry events --workload web\n",
      events_options, N_OPTS(events_options), 0, 0, ctl_cmd_events},
     {"cluster",
-     "cluster status|members|remove ID|transfer-leader [ID]|snapshot save FILE [-o json]",
+     "cluster status|members|verify|remove ID|transfer-leader [ID]|snapshot save FILE|"
+     "join-token [--role server|node] [-q] [-o json]",
      "show and manage the control-plane servers, the leader and backups",
      "Subcommands:\n"
-     "  status                 this server's view: servers, roles, the leader, term and indexes\n"
+     "  status                 this server's view: servers, roles, the leader, term and indexes,\n"
+     "                         the servers found diverged and the leader's last check\n"
      "  members                the leader's view of every server: role, state, how far its\n"
      "                         log goes (MATCH) and the index it applied (APPLIED)\n"
+     "  verify                 compare every voter's state digest now; exits 1 when a server\n"
+     "                         diverged (it then rebuilds its state from the leader), did not\n"
+     "                         answer, or no digest has a majority\n"
      "  remove ID              take server ID out of the cluster (then stop it)\n"
      "  transfer-leader [ID]   hand leadership to server ID, or to the most up-to-date voter;\n"
      "                         answers once the new leader is in place\n"
      "  snapshot save FILE     download a consistent image of the state into FILE (written\n"
      "                         whole or not at all); gantry-scheduler --restore FILE starts a\n"
      "                         new cluster from it\n"
+     "  join-token             print the command line that adds a server (gantry-scheduler\n"
+     "                         --join, with the next free id) or a node (gantry-agent\n"
+     "                         --servers) to this cluster. It carries no secret yet: anyone\n"
+     "                         who reaches the API can join; tokens that authenticate come\n"
+     "                         with TLS and identities\n"
      "\n"
      "Examples:\n"
      "  gantry cluster status\n"
      "  gantry cluster members\n"
+     "  gantry cluster verify\n"
      "  gantry cluster transfer-leader 2\n"
      "  gantry cluster remove 4\n"
-     "  gantry cluster snapshot save /var/backups/gantry-$(date +%F).snapshot\n",
+     "  gantry cluster snapshot save /var/backups/gantry-$(date +%F).snapshot\n"
+     "  gantry cluster join-token --role node\n",
      cluster_options, N_OPTS(cluster_options), 1, 3, ctl_cmd_cluster},
     {"dev", "dev [--data-dir DIR]",
      "run a one-server control plane and a local agent, for trying Gantry out",

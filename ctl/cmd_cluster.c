@@ -1,5 +1,5 @@
-/* gantry cluster: status, members, remove, transfer-leader and snapshot save
- * (docs/cli.md, docs/operations.md "Membership", "Backup"). */
+/* gantry cluster: status, members, verify, remove, transfer-leader, snapshot save and
+ * join-token (docs/cli.md, docs/operations.md "Membership", "Backup"). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -20,12 +20,15 @@
 #define SNAPSHOT_FORMAT       1
 #define SNAPSHOT_TIMEOUT_MS   600000L
 #define MEMBER_ASK_TIMEOUT_MS 2000L
+/* A check waits for voters that have not applied its entry yet (up to 20 rounds, each up to
+ * a 2 s question), so it may take far longer than an ordinary request. */
+#define VERIFY_TIMEOUT_MS 120000L
 
 /* ---------------------------------------------------------------------------------------
  * Arguments */
 
-static const char *const subcommands[] = {"status", "members", "remove", "transfer-leader",
-                                          "snapshot"};
+static const char *const subcommands[] = {"status",          "members",  "verify",    "remove",
+                                          "transfer-leader", "snapshot", "join-token"};
 
 static int parse_id(const char *sub, const char *word, uint64_t *id, struct gy_error *err)
 {
@@ -59,20 +62,25 @@ int ctl_cluster_parse(const struct ctl_invocation *inv, struct ctl_cluster_reque
     memset(req, 0, sizeof(*req));
     if (inv->n_args == 0)
         return gy_error_set(err, GY_EINVAL,
-                            "cluster: missing subcommand (status, members, remove, "
-                            "transfer-leader or snapshot)");
+                            "cluster: missing subcommand (status, members, verify, remove, "
+                            "transfer-leader, snapshot or join-token)");
     const char *sub = inv->args[0];
     const char *output = ctl_opt(inv, "output");
     if (output != NULL) {
         if (strcmp(output, "json") != 0)
             return gy_error_set(err, GY_EINVAL, "cluster: unknown output format \"%s\" (only json)",
                                 output);
-        if (strcmp(sub, "status") != 0 && strcmp(sub, "members") != 0)
+        if (strcmp(sub, "status") != 0 && strcmp(sub, "members") != 0 && strcmp(sub, "verify") != 0)
             return gy_error_set(err, GY_EINVAL,
-                                "cluster %s: -o json goes with cluster status and cluster members",
+                                "cluster %s: -o json goes with cluster status, members and verify",
                                 sub);
         req->json = true;
     }
+    const char *role = ctl_opt(inv, "role");
+    bool quiet = ctl_opt_set(inv, "quiet");
+    if ((role != NULL || quiet) && strcmp(sub, "join-token") != 0)
+        return gy_error_set(err, GY_EINVAL, "cluster %s: %s goes with cluster join-token", sub,
+                            role != NULL ? "--role" : "-q");
     if (strcmp(sub, "status") == 0) {
         req->op = CTL_CLUSTER_STATUS;
         return surplus(inv, 1, "cluster status", err);
@@ -80,6 +88,24 @@ int ctl_cluster_parse(const struct ctl_invocation *inv, struct ctl_cluster_reque
     if (strcmp(sub, "members") == 0) {
         req->op = CTL_CLUSTER_MEMBERS;
         return surplus(inv, 1, "cluster members", err);
+    }
+    if (strcmp(sub, "verify") == 0) {
+        req->op = CTL_CLUSTER_VERIFY;
+        return surplus(inv, 1, "cluster verify", err);
+    }
+    if (strcmp(sub, "join-token") == 0) {
+        req->op = CTL_CLUSTER_JOIN_TOKEN;
+        req->quiet = quiet;
+        if (role == NULL)
+            req->role = CTL_JOIN_ANY;
+        else if (strcmp(role, "server") == 0)
+            req->role = CTL_JOIN_SERVER;
+        else if (strcmp(role, "node") == 0)
+            req->role = CTL_JOIN_NODE;
+        else
+            return gy_error_set(err, GY_EINVAL,
+                                "cluster join-token: unknown role \"%s\" (server or node)", role);
+        return surplus(inv, 1, "cluster join-token [--role server|node]", err);
     }
     if (strcmp(sub, "remove") == 0) {
         req->op = CTL_CLUSTER_REMOVE;
@@ -181,6 +207,298 @@ void ctl_members_print(const json_t *members, const long long *applied, FILE *ou
     ctl_table_free(&t);
 }
 
+/* "2", "2, 3": the ids of a JSON array of integers. */
+static char *id_list(const json_t *ids)
+{
+    char *text = gy_xstrdup("");
+    size_t i;
+    const json_t *id;
+    json_array_foreach(ids, i, id)
+    {
+        char *next =
+            gy_xasprintf("%s%s%lld", text, i > 0 ? ", " : "", (long long)json_integer_value(id));
+        free(text);
+        text = next;
+    }
+    return text;
+}
+
+/* The "Verified:" line: the last divergence check of the leader, whose GET /v1/cluster is
+ * leader_view (NULL: not known here). */
+static void verified_print(const json_t *view, const json_t *leader_view, FILE *out)
+{
+    long long leader = ctl_json_int(view, "leader");
+    if (leader_view == NULL) {
+        if (leader != 0)
+            fprintf(out, "Verified:  unknown (the leader, server %lld, did not answer)\n", leader);
+        else
+            fprintf(out, "Verified:  unknown (no leader; the leader runs the checks)\n");
+        return;
+    }
+    const json_t *v = json_object_get(leader_view, "verify");
+    long long checks = ctl_json_int(v, "checks");
+    long long by = ctl_json_int(leader_view, "id");
+    if (!json_is_object(v)) {
+        fprintf(out, "Verified:  unknown (server %lld does not report its checks)\n", by);
+        return;
+    }
+    if (checks == 0) {
+        fprintf(out, "Verified:  no check yet by server %lld\n", by);
+        return;
+    }
+    long long index = ctl_json_int(v, "last_index");
+    long long behind = ctl_json_int(leader_view, "commit_index") - index;
+    long long found = ctl_json_int(v, "divergences_found");
+    char ago[48] = "";
+    if (behind > 0)
+        snprintf(ago, sizeof(ago), ", %lld entr%s ago", behind, behind == 1 ? "y" : "ies");
+    fprintf(out,
+            "Verified:  index %lld%s, by server %lld in %lld ms (%lld check%s, %lld "
+            "divergence%s found)\n",
+            index, ago, by, ctl_json_int(v, "last_ms"), checks, checks == 1 ? "" : "s", found,
+            found == 1 ? "" : "s");
+}
+
+void ctl_cluster_status_print(const json_t *view, const json_t *leader_view, FILE *out)
+{
+    long long leader = ctl_json_int(view, "leader");
+    long long self = ctl_json_int(view, "id");
+    fprintf(out, "Cluster:   %s\n", ctl_json_str(view, "cluster_id"));
+    fprintf(out, "Answered:  server %lld (%s)\n", self, ctl_json_str(view, "state"));
+    const char *leader_api = ctl_json_str(view, "leader_api_address");
+    if (leader != 0 && *leader_api != '\0')
+        fprintf(out, "Leader:    server %lld (API %s)\n", leader, leader_api);
+    else if (leader != 0)
+        fprintf(out, "Leader:    server %lld\n", leader);
+    else
+        fprintf(out, "Leader:    none\n");
+    fprintf(out, "Term:      %lld\n", ctl_json_int(view, "term"));
+    fprintf(out, "Commit:    %lld (applied %lld, last %lld)\n", ctl_json_int(view, "commit_index"),
+            ctl_json_int(view, "applied_index"), ctl_json_int(view, "last_index"));
+    const json_t *diverged = json_object_get(view, "diverged");
+    if (json_array_size(diverged) == 0) {
+        fprintf(out, "Diverged:  none\n");
+    } else {
+        char *ids = id_list(diverged);
+        fprintf(out, "Diverged:  %s (stop%s serving reads until rebuilt from the leader)\n", ids,
+                json_array_size(diverged) == 1 ? "s" : "");
+        free(ids);
+    }
+    if (json_is_true(json_object_get(json_object_get(view, "verify"), "rebuilding")))
+        fprintf(out,
+                "Rebuild:   server %lld is rebuilding its state from the leader's image; "
+                "it refuses reads meanwhile\n",
+                self);
+    verified_print(view, leader_view != NULL ? leader_view : (leader == self ? view : NULL), out);
+    fprintf(out, "Servers:\n");
+    static const char *const head[] = {"ID", "STATE", "ROLE", "RAFT", "API", "AGENT"};
+    struct ctl_table t;
+    ctl_table_init(&t, 6, head);
+    size_t i;
+    const json_t *s;
+    json_array_foreach(json_object_get(view, "servers"), i, s)
+    {
+        const char *api = ctl_json_str(s, "api_address");
+        const char *agent = ctl_json_str(s, "agent_address");
+        char *cells[6] = {
+            ctl_cell("%lld", ctl_json_int(s, "id")), gy_xstrdup(ctl_json_str(s, "state")),
+            gy_xstrdup(ctl_json_str(s, "role")),     gy_xstrdup(ctl_json_str(s, "address")),
+            gy_xstrdup(*api ? api : "<none>"),       gy_xstrdup(*agent ? agent : "<none>")};
+        ctl_table_add(&t, (const char *const *)cells);
+        for (int k = 0; k < 6; k++)
+            free(cells[k]);
+    }
+    ctl_table_print_indent(&t, "  ", out);
+    ctl_table_free(&t);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Divergence checks */
+
+/* The ids of the servers of a verify answer in a given state, as "2" or "2, 3" or "2 and
+ * 3"; *n receives how many. The caller frees the result. */
+static char *servers_in_state(const json_t *answer, const char *state, size_t *n)
+{
+    const json_t *servers = json_object_get(answer, "servers");
+    size_t total = 0;
+    size_t i;
+    const json_t *s;
+    json_array_foreach(servers, i, s) total += strcmp(ctl_json_str(s, "state"), state) == 0;
+    char *text = gy_xstrdup("");
+    size_t k = 0;
+    json_array_foreach(servers, i, s)
+    {
+        if (strcmp(ctl_json_str(s, "state"), state) != 0)
+            continue;
+        const char *sep = k == 0 ? "" : k + 1 == total ? " and " : ", ";
+        char *next = gy_xasprintf("%s%s%lld", text, sep, ctl_json_int(s, "id"));
+        free(text);
+        text = next;
+        k++;
+    }
+    *n = total;
+    return text;
+}
+
+int ctl_verify_exit(const json_t *answer)
+{
+    const json_t *servers = json_object_get(answer, "servers");
+    if (!json_is_true(json_object_get(answer, "majority")) || json_array_size(servers) == 0)
+        return CTL_EXIT_FAILED;
+    size_t i;
+    const json_t *s;
+    json_array_foreach(servers, i, s)
+    {
+        if (strcmp(ctl_json_str(s, "state"), "same") != 0)
+            return CTL_EXIT_FAILED;
+    }
+    return CTL_EXIT_OK;
+}
+
+int ctl_verify_print(const json_t *answer, FILE *out)
+{
+    const json_t *servers = json_object_get(answer, "servers");
+    long long index = ctl_json_int(answer, "index");
+    static const char *const head[] = {"SERVER", "DIGEST", "STATE"};
+    struct ctl_table t;
+    ctl_table_init(&t, 3, head);
+    size_t i;
+    const json_t *s;
+    json_array_foreach(servers, i, s)
+    {
+        const char *digest = ctl_json_str(s, "digest");
+        /* The API writes states as identifiers ("no_answer"); people read words. */
+        char *state = gy_xstrdup(ctl_json_str(s, "state"));
+        for (char *p = state; *p; p++)
+            if (*p == '_')
+                *p = ' ';
+        char *cells[3] = {ctl_cell("%lld", ctl_json_int(s, "id")),
+                          gy_xstrdup(*digest ? digest : "-"), state};
+        ctl_table_add(&t, (const char *const *)cells);
+        for (int k = 0; k < 3; k++)
+            free(cells[k]);
+    }
+    ctl_table_print(&t, out);
+    ctl_table_free(&t);
+
+    size_t n = json_array_size(servers);
+    if (!json_is_true(json_object_get(answer, "majority"))) {
+        fprintf(out,
+                "no state digest is shared by a majority of the %zu servers at index %lld (too "
+                "few answered, or they differ): nothing is rebuilt\n",
+                n, index);
+        return ctl_verify_exit(answer);
+    }
+    size_t n_diverged, n_silent;
+    char *diverged = servers_in_state(answer, "diverged", &n_diverged);
+    char *silent = servers_in_state(answer, "no_answer", &n_silent);
+    if (n_diverged == 1)
+        fprintf(out,
+                "server %s diverged at index %lld: it stops serving reads and rebuilds its state "
+                "from the leader\n",
+                diverged, index);
+    else if (n_diverged > 1)
+        fprintf(out,
+                "servers %s diverged at index %lld: they stop serving reads and rebuild their "
+                "state from the leader\n",
+                diverged, index);
+    if (n_silent > 0)
+        fprintf(out,
+                "server%s %s did not answer for index %lld (down, or too far behind); the next "
+                "check asks again\n",
+                n_silent == 1 ? "" : "s", silent, index);
+    if (n_diverged == 0 && n_silent == 0)
+        fprintf(out, "%zu server%s agree%s at index %lld (the check took %lld ms)\n", n,
+                n == 1 ? "" : "s", n == 1 ? "s" : "", index, ctl_json_int(answer, "took_ms"));
+    free(diverged);
+    free(silent);
+    return ctl_verify_exit(answer);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Joining */
+
+/* Where a new member is set up, as docs/operations.md "Membership" does it. */
+#define JOIN_SERVER_DATA_DIR "/var/lib/gantry/s"
+#define JOIN_NODE_DATA_DIR   "/var/lib/gantry/agent"
+#define JOIN_NEW_HOST        "NEW_HOST"
+
+/* The API address --join should name: the leader's, else any member's; "" when none is
+ * recorded. */
+static const char *join_api_address(const json_t *members)
+{
+    long long leader = ctl_json_int(members, "leader");
+    const char *any = "";
+    size_t i;
+    const json_t *s;
+    json_array_foreach(json_object_get(members, "servers"), i, s)
+    {
+        const char *api = ctl_json_str(s, "api_address");
+        if (*api == '\0')
+            continue;
+        if (ctl_json_int(s, "id") == leader)
+            return api;
+        if (*any == '\0')
+            any = api;
+    }
+    return any;
+}
+
+char *ctl_join_command(const json_t *members, enum ctl_join_role role, const char *fallback_url,
+                       struct gy_error *err)
+{
+    const json_t *servers = json_object_get(members, "servers");
+    size_t i;
+    const json_t *s;
+    if (role == CTL_JOIN_SERVER) {
+        long long top = 0;
+        json_array_foreach(servers, i, s)
+        {
+            if (ctl_json_int(s, "id") > top)
+                top = ctl_json_int(s, "id");
+        }
+        const char *api = join_api_address(members);
+        char *url;
+        if (*api != '\0')
+            url = gy_xasprintf("http://%s", api);
+        else if (fallback_url != NULL && strncmp(fallback_url, "http://", 7) == 0)
+            url = gy_xstrdup(fallback_url);
+        else {
+            gy_error_set(err, GY_ENOTFOUND,
+                         "no server has recorded its API address yet, so there is no URL for "
+                         "--join; try again in a few seconds");
+            return NULL;
+        }
+        char *line =
+            gy_xasprintf("gantry-scheduler --id %lld --data-dir " JOIN_SERVER_DATA_DIR
+                         "%lld --raft-addr " JOIN_NEW_HOST ":7701 --api-addr " JOIN_NEW_HOST
+                         ":7700 --agent-addr " JOIN_NEW_HOST ":7702 --join %s",
+                         top + 1, top + 1, url);
+        free(url);
+        return line;
+    }
+    char *list = gy_xstrdup("");
+    json_array_foreach(servers, i, s)
+    {
+        const char *agent = ctl_json_str(s, "agent_address");
+        if (*agent == '\0')
+            continue;
+        char *next = gy_xasprintf("%s%s%s", list, *list ? "," : "", agent);
+        free(list);
+        list = next;
+    }
+    if (*list == '\0') {
+        free(list);
+        gy_error_set(err, GY_ENOTFOUND,
+                     "no server has recorded its agent-stream address yet; try again in a few "
+                     "seconds");
+        return NULL;
+    }
+    char *line = gy_xasprintf("gantry-agent --servers %s --data-dir " JOIN_NODE_DATA_DIR, list);
+    free(list);
+    return line;
+}
+
 /* ---------------------------------------------------------------------------------------
  * Snapshot files */
 
@@ -274,6 +592,36 @@ int ctl_file_write_atomic(const char *path, const void *data, size_t len, struct
 /* ---------------------------------------------------------------------------------------
  * The subcommands */
 
+/* GET /v1/cluster of server id at its API address, or NULL when it does not answer at once
+ * (a member that is down is shown as such, not waited for) or another server answers. */
+static json_t *member_view(const char *api_address, long long id)
+{
+    struct ctl_client client;
+    struct gy_error err;
+    if (*api_address == '\0' || ctl_client_init(&client, api_address, &err) < 0)
+        return NULL;
+    client.retries = 0;
+    struct ctl_response resp;
+    json_t *view = NULL;
+    if (ctl_client_request(&client, "GET", "/v1/cluster", NULL, MEMBER_ASK_TIMEOUT_MS, &resp,
+                           &err) == 0) {
+        if (resp.status == 200 && ctl_json_int(resp.json, "id") == id)
+            view = json_incref(resp.json);
+        ctl_response_free(&resp);
+    }
+    ctl_client_free(&client);
+    return view;
+}
+
+/* The applied index server id reports itself, or -1 when it does not answer. */
+static long long member_applied(const char *api_address, long long id)
+{
+    json_t *view = member_view(api_address, id);
+    long long applied = view != NULL ? ctl_json_int(view, "applied_index") : -1;
+    json_decref(view);
+    return applied;
+}
+
 static int cluster_status(struct ctl_context *ctx, bool json)
 {
     json_t *doc;
@@ -286,69 +634,18 @@ static int cluster_status(struct ctl_context *ctx, bool json)
         json_decref(doc);
         return leader != 0 ? CTL_EXIT_OK : CTL_EXIT_FAILED;
     }
-    fprintf(ctx->out, "Cluster:   %s\n", ctl_json_str(doc, "cluster_id"));
-    fprintf(ctx->out, "Answered:  server %lld (%s)\n", ctl_json_int(doc, "id"),
-            ctl_json_str(doc, "state"));
-    const char *leader_api = ctl_json_str(doc, "leader_api_address");
-    if (leader != 0 && *leader_api != '\0')
-        fprintf(ctx->out, "Leader:    server %lld (API %s)\n", leader, leader_api);
-    else if (leader != 0)
-        fprintf(ctx->out, "Leader:    server %lld\n", leader);
-    else
-        fprintf(ctx->out, "Leader:    none\n");
-    fprintf(ctx->out, "Term:      %lld\n", ctl_json_int(doc, "term"));
-    fprintf(ctx->out, "Commit:    %lld (applied %lld, last %lld)\n",
-            ctl_json_int(doc, "commit_index"), ctl_json_int(doc, "applied_index"),
-            ctl_json_int(doc, "last_index"));
-    fprintf(ctx->out, "Servers:\n");
-    static const char *const head[] = {"ID", "STATE", "ROLE", "RAFT", "API", "AGENT"};
-    struct ctl_table t;
-    ctl_table_init(&t, 6, head);
-    size_t i;
-    const json_t *s;
-    json_array_foreach(json_object_get(doc, "servers"), i, s)
-    {
-        char *cells[6] = {
-            ctl_cell("%lld", ctl_json_int(s, "id")),
-            gy_xstrdup(ctl_json_str(s, "state")),
-            gy_xstrdup(ctl_json_str(s, "role")),
-            gy_xstrdup(ctl_json_str(s, "address")),
-            gy_xstrdup(*ctl_json_str(s, "api_address") ? ctl_json_str(s, "api_address") : "<none>"),
-            gy_xstrdup(*ctl_json_str(s, "agent_address") ? ctl_json_str(s, "agent_address")
-                                                         : "<none>")};
-        ctl_table_add(&t, (const char *const *)cells);
-        for (int k = 0; k < 6; k++)
-            free(cells[k]);
-    }
-    ctl_table_print_indent(&t, "  ", ctx->out);
-    ctl_table_free(&t);
+    /* The leader runs the divergence checks: a follower's view has none to show. */
+    json_t *leader_view = NULL;
+    if (leader != 0 && leader != ctl_json_int(doc, "id"))
+        leader_view = member_view(ctl_json_str(doc, "leader_api_address"), leader);
+    ctl_cluster_status_print(doc, leader_view, ctx->out);
+    json_decref(leader_view);
     json_decref(doc);
     if (leader == 0) {
         fprintf(ctx->err, "gantry: the control plane has no leader at the moment\n");
         return CTL_EXIT_FAILED;
     }
     return CTL_EXIT_OK;
-}
-
-/* The applied index server id reports itself at its API address, or -1 when it does not
- * answer at once (a member that is down is shown as such, not waited for). */
-static long long member_applied(const char *api_address, long long id)
-{
-    struct ctl_client client;
-    struct gy_error err;
-    if (*api_address == '\0' || ctl_client_init(&client, api_address, &err) < 0)
-        return -1;
-    client.retries = 0;
-    struct ctl_response resp;
-    long long applied = -1;
-    if (ctl_client_request(&client, "GET", "/v1/cluster", NULL, MEMBER_ASK_TIMEOUT_MS, &resp,
-                           &err) == 0) {
-        if (resp.status == 200 && ctl_json_int(resp.json, "id") == id)
-            applied = ctl_json_int(resp.json, "applied_index");
-        ctl_response_free(&resp);
-    }
-    ctl_client_free(&client);
-    return applied;
 }
 
 static int cluster_members(struct ctl_context *ctx, bool json)
@@ -446,6 +743,81 @@ static int cluster_snapshot_save(struct ctl_context *ctx, const char *file)
     return CTL_EXIT_OK;
 }
 
+static int cluster_verify(struct ctl_context *ctx, bool json)
+{
+    /* Any server takes the request; a follower relays it to the leader, which runs it. */
+    json_t *body = json_object();
+    struct ctl_response resp;
+    struct gy_error err;
+    int rc = ctl_client_request(&ctx->client, "POST", "/v1/cluster/verify", body, VERIFY_TIMEOUT_MS,
+                                &resp, &err);
+    json_decref(body);
+    if (rc < 0)
+        return ctl_fail(ctx, &err);
+    if (resp.status < 200 || resp.status >= 300 || !json_is_object(resp.json)) {
+        if (resp.status >= 200 && resp.status < 300)
+            gy_error_set(&err, GY_EPROTO, "the server's answer to a divergence check is not JSON");
+        else
+            ctl_response_error(&resp, &err);
+        ctl_response_free(&resp);
+        return ctl_fail(ctx, &err);
+    }
+    int exit_code;
+    if (json) {
+        ctl_json_print(resp.json, ctx->out);
+        exit_code = ctl_verify_exit(resp.json);
+    } else {
+        exit_code = ctl_verify_print(resp.json, ctx->out);
+    }
+    ctl_response_free(&resp);
+    return exit_code;
+}
+
+static int cluster_join_token(struct ctl_context *ctx, enum ctl_join_role role, bool quiet)
+{
+    json_t *members;
+    struct gy_error err;
+    if (ctl_get_json(&ctx->client, "/v1/cluster/members", &members, &err) < 0)
+        return ctl_fail(ctx, &err);
+    char *server = NULL, *node = NULL;
+    int exit_code = CTL_EXIT_OK;
+    if (role != CTL_JOIN_NODE &&
+        (server = ctl_join_command(members, CTL_JOIN_SERVER, ctx->client.base, &err)) == NULL)
+        exit_code = ctl_fail(ctx, &err);
+    if (exit_code == CTL_EXIT_OK && role != CTL_JOIN_SERVER &&
+        (node = ctl_join_command(members, CTL_JOIN_NODE, NULL, &err)) == NULL)
+        exit_code = ctl_fail(ctx, &err);
+    json_decref(members);
+    if (exit_code != CTL_EXIT_OK) {
+        free(server);
+        return exit_code;
+    }
+    if (quiet) {
+        if (server != NULL)
+            fprintf(ctx->out, "%s\n", server);
+        if (node != NULL)
+            fprintf(ctx->out, "%s\n", node);
+    } else {
+        if (server != NULL)
+            fprintf(ctx->out,
+                    "To add a server to this cluster, run this on the new machine, with its own "
+                    "address for %s\n(and the timing flags the other servers run with, if any):\n"
+                    "\n    %s\n\n",
+                    JOIN_NEW_HOST, server);
+        if (node != NULL)
+            fprintf(ctx->out,
+                    "To add a node to this cluster, run this on it as root (--name defaults to "
+                    "the host name):\n\n    %s\n\n",
+                    node);
+        fprintf(ctx->out, "This carries no secret: whoever reaches the control plane can join "
+                          "it. Tokens that authenticate\nnew members will come with TLS and "
+                          "identities.\n");
+    }
+    free(server);
+    free(node);
+    return CTL_EXIT_OK;
+}
+
 int ctl_cmd_cluster(struct ctl_context *ctx, const struct ctl_invocation *inv)
 {
     struct ctl_cluster_request req;
@@ -465,6 +837,10 @@ int ctl_cmd_cluster(struct ctl_context *ctx, const struct ctl_invocation *inv)
         return cluster_transfer(ctx, req.id);
     case CTL_CLUSTER_SNAPSHOT_SAVE:
         return cluster_snapshot_save(ctx, req.file);
+    case CTL_CLUSTER_VERIFY:
+        return cluster_verify(ctx, req.json);
+    case CTL_CLUSTER_JOIN_TOKEN:
+        return cluster_join_token(ctx, req.role, req.quiet);
     }
     return CTL_EXIT_USAGE;
 }

@@ -227,19 +227,31 @@ enum ctl_cluster_op {
     CTL_CLUSTER_REMOVE,
     CTL_CLUSTER_TRANSFER,
     CTL_CLUSTER_SNAPSHOT_SAVE,
+    CTL_CLUSTER_VERIFY,
+    CTL_CLUSTER_JOIN_TOKEN,
+};
+
+/* Whom `cluster join-token` prints the command line for. */
+enum ctl_join_role {
+    CTL_JOIN_ANY = 0, /* no --role: a server and a node */
+    CTL_JOIN_SERVER,
+    CTL_JOIN_NODE,
 };
 
 /* What `gantry cluster ...` asks for. */
 struct ctl_cluster_request {
     enum ctl_cluster_op op;
-    uint64_t id;      /* remove: the server; transfer-leader: the server, 0 for any voter */
-    const char *file; /* snapshot save: where to write the image (points into argv) */
-    bool json;        /* status, members: -o json */
+    uint64_t id;             /* remove: the server; transfer-leader: the server, 0 for any voter */
+    const char *file;        /* snapshot save: where to write the image (points into argv) */
+    bool json;               /* status, members, verify: -o json */
+    enum ctl_join_role role; /* join-token: --role */
+    bool quiet;              /* join-token: -q, the command lines alone */
 };
 
 /* Reads the subcommand and arguments of an invocation of `cluster`. A usage error (unknown
  * subcommand with a did-you-mean hint, missing or surplus argument, an id that is not a
- * positive whole number, -o other than json) returns -GY_EINVAL with one sentence in err. */
+ * positive whole number, -o other than json, --role other than server or node, a flag that
+ * does not go with the subcommand) returns -GY_EINVAL with one sentence in err. */
 int ctl_cluster_parse(const struct ctl_invocation *inv, struct ctl_cluster_request *req,
                       struct gy_error *err);
 
@@ -268,6 +280,33 @@ const char *ctl_size_format(uint64_t bytes, char buf[32]);
  * applied index server i (in the answer's order) reported itself, or -1 when it did not
  * answer; applied may be NULL. */
 void ctl_members_print(const json_t *members, const long long *applied, FILE *out);
+
+/* Prints the answer of GET /v1/cluster as `gantry cluster status` does: the answering
+ * server, the leader, the indexes, the servers flagged diverged and the leader's last
+ * divergence check, then one row per server. leader_view is the leader's own GET
+ * /v1/cluster when another server answered (the leader runs the checks), or NULL when the
+ * answering server leads or the leader did not answer. */
+void ctl_cluster_status_print(const json_t *view, const json_t *leader_view, FILE *out);
+
+/* The exit status the answer of POST /v1/cluster/verify means: CTL_EXIT_OK when every
+ * voter answered with the majority's digest, CTL_EXIT_FAILED when one diverged, did not
+ * answer, or no digest had a majority. */
+int ctl_verify_exit(const json_t *answer);
+/* Prints that answer as `gantry cluster verify` does (a SERVER, DIGEST, STATE table, then
+ * one line per finding: "3 servers agree at index 34", "server 2 diverged at index 34: ...")
+ * and returns ctl_verify_exit(answer). */
+int ctl_verify_print(const json_t *answer, FILE *out);
+
+/* The command line that adds a member to the cluster described by members (the answer of
+ * GET /v1/cluster/members), as `cluster join-token` prints it. CTL_JOIN_SERVER: a
+ * gantry-scheduler line with the next free id (one above the highest member) and --join at
+ * the leader's API address (else any member's, else fallback_url, an http:// URL, may be
+ * NULL); the new server's own host is the placeholder NEW_HOST. CTL_JOIN_NODE: a
+ * gantry-agent line with every member's agent-stream address. Returns the line (the caller
+ * frees it), or NULL with GY_ENOTFOUND in err when no member has recorded the address
+ * needed yet. role must not be CTL_JOIN_ANY. */
+char *ctl_join_command(const json_t *members, enum ctl_join_role role, const char *fallback_url,
+                       struct gy_error *err);
 
 /* Workload progress for apply --wait (ctl/cmd_apply.c), split out so that its decisions
  * are tested without a server. */

@@ -44,6 +44,9 @@ static void usage(FILE *out)
         "  --max-body SIZE           largest request body; larger gets 413 (default 4Mi)\n"
         "  --node-down-timeout DUR   a node silent this long is down and its replicas are\n"
         "                            replaced elsewhere (default 5s)\n"
+        "  --min-free-space SIZE     refuse client writes while the data directory has less\n"
+        "                            free space than this (the NOSPACE alarm; default 64Mi,\n"
+        "                            0: never)\n"
         "  --verify-interval DUR     the leader compares the servers' state digests this often\n"
         "                            (default 30s; 0: only when asked, POST /v1/cluster/verify)\n"
         "  --log-level LEVEL         debug, info, warn or error (default info)\n"
@@ -100,6 +103,7 @@ int main(int argc, char **argv)
                 .snapshot_trailing = SCH_DEFAULT_SNAPSHOT_TRAILING,
                 .snapshot_bytes = SCH_DEFAULT_SNAPSHOT_BYTES,
                 .verify_interval_ms = SCH_DEFAULT_VERIFY_INTERVAL_MS,
+                .min_free_bytes = SCH_DEFAULT_MIN_FREE_BYTES,
             },
         .max_body = 4u << 20,
         .forward_timeout_ms = 10000,
@@ -126,6 +130,7 @@ int main(int argc, char **argv)
         OPT_MAX_BODY,
         OPT_NODE_DOWN,
         OPT_VERIFY,
+        OPT_MIN_FREE,
         OPT_LOG_LEVEL,
         OPT_VERSION,
         OPT_HELP,
@@ -150,6 +155,7 @@ int main(int argc, char **argv)
         {"max-body", required_argument, NULL, OPT_MAX_BODY},
         {"node-down-timeout", required_argument, NULL, OPT_NODE_DOWN},
         {"verify-interval", required_argument, NULL, OPT_VERIFY},
+        {"min-free-space", required_argument, NULL, OPT_MIN_FREE},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"version", no_argument, NULL, OPT_VERSION},
         {"help", no_argument, NULL, OPT_HELP},
@@ -244,6 +250,17 @@ int main(int argc, char **argv)
             if ((rc = parse_ms("--node-down-timeout", optarg, 500, 3600000, &ms)))
                 return rc;
             cfg.node_down_ms = ms;
+            break;
+        }
+        case OPT_MIN_FREE: {
+            int64_t bytes;
+            struct gy_error err;
+            if (strcmp(optarg, "0") == 0)
+                bytes = 0;
+            else if (gy_memory_parse(optarg, &bytes, &err) < 0 || bytes < (1 << 20) ||
+                     bytes > (1ll << 40))
+                return bad_flag("--min-free-space", optarg, "must be 0 or a size from 1Mi to 1Ti");
+            cfg.node.min_free_bytes = (uint64_t)bytes;
             break;
         }
         case OPT_VERIFY: {

@@ -29,7 +29,7 @@ function(gantry_integration_test name)
     add_test(NAME ${name} COMMAND bash ${T_SCRIPT})
     set_tests_properties(${name} PROPERTIES
         LABELS integration TIMEOUT ${T_TIMEOUT} SKIP_RETURN_CODE 77
-        ENVIRONMENT "GANTRY_BUILD_DIR=${PROJECT_BINARY_DIR};GANTRY_SOURCE_DIR=${PROJECT_SOURCE_DIR};GANTRY_TEST_TIMEOUT=${T_TIMEOUT}")
+        ENVIRONMENT "GANTRY_BUILD_DIR=${PROJECT_BINARY_DIR};GANTRY_SOURCE_DIR=${PROJECT_SOURCE_DIR};GANTRY_TEST_TIMEOUT=${T_TIMEOUT};LSAN_OPTIONS=suppressions=${PROJECT_SOURCE_DIR}/tests/lsan.supp:print_suppressions=0")
     if(T_LOCK)
         set_tests_properties(${name} PROPERTIES RESOURCE_LOCK ${T_LOCK})
     endif()

@@ -247,6 +247,14 @@ void sch_api_handle(struct sch_http_request *req, void *data)
         forward_or_fail(call);
         return;
     }
+    char why[512];
+    if (access == SCH_ACCESS_WRITE && call->route != SCH_ROUTE_MEMBER_REMOVE &&
+        call->route != SCH_ROUTE_LEADER_TRANSFER && sch_node_nospace(api->node, why, sizeof(why))) {
+        /* etcd's NOSPACE: what would fill the disk waits; what frees a server (removing a
+         * member, handing leadership over) does not. */
+        sch_call_error(call, 507, "nospace", NULL, "%s", why);
+        return;
+    }
     if (access != SCH_ACCESS_READ) {
         serve(call);
         return;

@@ -75,8 +75,15 @@ void sch_api_cluster_get(struct sch_call *call)
                   (json_int_t)v->last_index, "last_ms", (json_int_t)v->last_ms, "divergences_found",
                   (json_int_t)v->divergences, "rebuilding", v->rebuilding, "rebuilds",
                   (json_int_t)v->rebuilds);
+    /* Alarms of this server (docs/operations.md, "Storage faults"). */
+    json_t *alarms = json_array();
+    if (sch_node_nospace(api->node, NULL, 0))
+        json_array_append_new(alarms, json_string("nospace"));
+    json_t *storage = json_pack("{s:I,s:I}", "free_bytes", (json_int_t)api->node->space.free_bytes,
+                                "reserve_bytes", (json_int_t)api->node->cfg.min_free_bytes);
     sch_call_json(call, 200,
-                  json_pack("{s:s,s:s,s:s,s:I,s:I,s:s,s:I,s:I,s:I,s:I,s:o,s:o,s:o}", "cluster_id",
+                  json_pack("{s:s,s:s,s:s,s:I,s:I,s:s,s:I,s:I,s:I,s:I,s:o,s:o,s:o,s:o,s:o}",
+                            "cluster_id",
                             cluster, "state_digest", digest, "leader_api_address", leader_api, "id",
                             (json_int_t)api->node->cfg.id, "leader", (json_int_t)leader, "state",
                             state >= 0 && state < 4 ? states[state] : "unknown", "term",
@@ -84,7 +91,7 @@ void sch_api_cluster_get(struct sch_call *call)
                             (json_int_t)raft->commit_index, "applied_index",
                             (json_int_t)raft_last_applied(raft), "last_index",
                             (json_int_t)raft_last_index(raft), "servers", servers, "diverged",
-                            diverged, "verify", verify));
+                            diverged, "verify", verify, "alarms", alarms, "storage", storage));
 }
 
 void sch_api_digest_get(struct sch_call *call)

@@ -95,6 +95,15 @@ char *sch_metrics_render(struct sch_api *api)
              "was lowered to what the request proved (libraft_compat.c).\n"
              "# TYPE gantry_raft_answers_capped_total counter\n");
     emit(&t, "gantry_raft_answers_capped_total %" PRIu64 "\n", node->match.capped);
+    emit(&t, "# HELP gantry_storage_free_bytes Free space of the data directory's file system.\n"
+             "# TYPE gantry_storage_free_bytes gauge\n");
+    emit(&t, "gantry_storage_free_bytes %" PRIu64 "\n", node->space.free_bytes);
+    emit(&t, "# HELP gantry_storage_nospace 1 while the NOSPACE alarm stands: client writes are "
+             "refused (--min-free-space).\n# TYPE gantry_storage_nospace gauge\n");
+    emit(&t, "gantry_storage_nospace %d\n", node->space.alarm ? 1 : 0);
+    emit(&t, "# HELP gantry_storage_nospace_raised_total Times the NOSPACE alarm was raised.\n"
+             "# TYPE gantry_storage_nospace_raised_total counter\n");
+    emit(&t, "gantry_storage_nospace_raised_total %" PRIu64 "\n", node->space.raised_total);
     const struct sch_verify *v = &node->verify;
     emit(&t, "# HELP gantry_verify_checks_total Divergence checks this server completed as "
              "leader.\n# TYPE gantry_verify_checks_total counter\n");

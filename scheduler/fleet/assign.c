@@ -251,18 +251,17 @@ static void changed_node(void *data, const char *node)
         sch_push_queue_add(c->queue, node);
 }
 
-int sch_push_queue_changed(struct sch_push_queue *q, struct sch_fsm *fsm, uint64_t wall_ms,
+int sch_push_queue_changed(struct sch_push_queue *q, struct sch_fsm *fsm,
                            bool (*connected)(void *data, const char *node), void *data,
                            struct gy_error *err)
 {
-    uint64_t from = q->mark_ms < wall_ms ? q->mark_ms : wall_ms;
-    uint64_t since = from > SCH_ASSIGN_SLACK_MS ? from - SCH_ASSIGN_SLACK_MS : 0;
-    q->mark_ms = wall_ms;
     struct changed c = {q, connected, data};
-    return sch_query_nodes_changed_since(fsm, since, changed_node, &c, err);
+    return sch_query_nodes_changed_after(fsm, &q->mark, changed_node, &c, err);
 }
 
 struct stale {
+    struct sch_idset *before; /* stopping at the previous look */
+    struct sch_idset now;     /* stopping at this one */
     void (*cb)(void *data, const char *id, const char *node);
     void *data;
 };
@@ -270,14 +269,22 @@ struct stale {
 static void stale_stop(void *data, const struct sch_replica_at_row *r)
 {
     struct stale *st = data;
-    st->cb(st->data, r->id, r->node);
+    idset_add(&st->now, r->id);
+    if (sch_idset_has(st->before, r->id))
+        st->cb(st->data, r->id, r->node);
 }
 
-int sch_assign_stale_stops(struct sch_fsm *fsm, uint64_t wall_ms,
+int sch_assign_stale_stops(struct sch_fsm *fsm, struct sch_idset *stopping,
                            void (*stale)(void *data, const char *id, const char *node), void *data,
                            struct gy_error *err)
 {
-    struct stale st = {stale, data};
-    uint64_t before = wall_ms > SCH_ASSIGN_RESTOP_MS ? wall_ms - SCH_ASSIGN_RESTOP_MS : 0;
-    return sch_query_stopping_before(fsm, before, stale_stop, &st, err);
+    struct stale st = {.before = stopping, .cb = stale, .data = data};
+    int rc = sch_query_stopping(fsm, stale_stop, &st, err);
+    if (rc < 0) {
+        sch_idset_free(&st.now);
+        return rc;
+    }
+    sch_idset_free(stopping);
+    *stopping = st.now;
+    return rc;
 }

@@ -1,7 +1,8 @@
 /* Assignments on the leader: what each agent session has been told to run and to stop, the
  * difference between that and what the state holds for its node (the next Assignment frame
- * to send), and which nodes may have such a difference after a change. Time is the
- * caller's: wall_ms is the wall clock that stamps commands, and so the replicas' changed_ms. */
+ * to send), and which nodes may have such a difference after a change. None of it reads a
+ * clock: what changed is told by the order in which the state machine applied it, and how
+ * long a replica has been stopping by how often the caller looks. */
 #ifndef GANTRY_SCHEDULER_FLEET_ASSIGN_H
 #define GANTRY_SCHEDULER_FLEET_ASSIGN_H
 
@@ -13,12 +14,10 @@
 #include "proto/gantry.pb-c.h"
 #include "scheduler/state/fsm.h"
 
-/* Assignment pushes look back this far for changed replicas, to cover proposals made
- * before the previous push and applied after it. */
-#define SCH_ASSIGN_SLACK_MS 5000
-/* Stops are sent again for replicas stopping for this long: the agent's last report may
- * have been lost (with a leader, or a proposal that failed). An agent that no longer holds
- * the replica answers that it is stopped; one still stopping it ignores the repeat. */
+/* Stops are sent again for replicas stopping for this long (of the leader's monotonic
+ * clock): the agent's last report may have been lost (with a leader, or a proposal that
+ * failed). An agent that no longer holds the replica answers that it is stopped; one still
+ * stopping it ignores the repeat. */
 #define SCH_ASSIGN_RESTOP_MS 10000
 
 /* A sorted set of replica ids. */
@@ -74,8 +73,8 @@ struct sch_push_queue {
     char **nodes;
     size_t n;
     size_t cap;
-    size_t pos;       /* the next to push */
-    uint64_t mark_ms; /* wall clock of the last sch_push_queue_changed */
+    size_t pos;    /* the next to push */
+    uint64_t mark; /* where the last sch_push_queue_changed left the state's change log */
 };
 
 void sch_push_queue_clear(struct sch_push_queue *queue);
@@ -83,18 +82,23 @@ void sch_push_queue_add(struct sch_push_queue *queue, const char *node);
 /* The next node to push, or NULL when the queue is done (and then empty). */
 const char *sch_push_queue_next(struct sch_push_queue *queue);
 
-/* Queues the nodes holding replicas placed, asked to stop or lost since the previous call
- * (less SCH_ASSIGN_SLACK_MS) for which connected(data, node) is true: only those can have
- * a new assignment, so a large fleet is not walked after every change. A node queued twice
- * is pushed twice; the second push finds nothing new to send. When wall_ms is earlier than
- * the previous call (the wall clock stepped back), the look back starts from wall_ms. */
-int sch_push_queue_changed(struct sch_push_queue *queue, struct sch_fsm *fsm, uint64_t wall_ms,
+/* Queues the nodes holding replicas placed, asked to stop or lost by the commands applied
+ * since the previous call (every node with such a replica at the first call) for which
+ * connected(data, node) is true: only those can have a new assignment, so a large fleet is
+ * not walked after every change. What is new is told by the order in which the commands
+ * were applied (sch_query_nodes_changed_after), never by the time they were stamped with,
+ * so a step of the wall clock on any server neither hides a change nor repeats old ones.
+ * A node queued twice is pushed twice; the second push finds nothing new to send. */
+int sch_push_queue_changed(struct sch_push_queue *queue, struct sch_fsm *fsm,
                            bool (*connected)(void *data, const char *node), void *data,
                            struct gy_error *err);
 
-/* Calls stale(data, replica id, node) for every replica stopping for SCH_ASSIGN_RESTOP_MS
- * or longer at wall_ms. */
-int sch_assign_stale_stops(struct sch_fsm *fsm, uint64_t wall_ms,
+/* Calls stale(data, replica id, node) for every replica that is stopping now and was at the
+ * previous look too (it is in *stopping), then sets *stopping to the replicas stopping now
+ * (the caller frees it with sch_idset_free). A caller that looks every SCH_ASSIGN_RESTOP_MS
+ * of its monotonic clock finds each stop stale after one to two such periods, counted from
+ * when it first saw the replica stopping (a new leader starts with an empty set). */
+int sch_assign_stale_stops(struct sch_fsm *fsm, struct sch_idset *stopping,
                            void (*stale)(void *data, const char *id, const char *node), void *data,
                            struct gy_error *err);
 

@@ -102,6 +102,23 @@ struct replica_usage *autoscaler_usage_find(struct sch_autoscaler *as, const cha
     return u;
 }
 
+/* A sample whose agent time, moved onto the leader's clock, is further than this from when
+ * the leader received it tells that the agent's wall clock stepped (or that the agent or
+ * the leader stalled): the agent's time is anchored to the leader's clock again. */
+#define SAMPLE_CLOCK_SLACK_MS 2000
+
+/* When a sample was taken, on the leader's monotonic clock. */
+static uint64_t sample_time(struct replica_usage *u, bool fresh, uint64_t agent_ms, uint64_t now_ms)
+{
+    int64_t t = (int64_t)agent_ms + u->clock_offset;
+    int64_t off = t - (int64_t)now_ms;
+    if (fresh || off > SAMPLE_CLOCK_SLACK_MS || off < -SAMPLE_CLOCK_SLACK_MS) {
+        u->clock_offset = (int64_t)now_ms - (int64_t)agent_ms;
+        t = (int64_t)now_ms;
+    }
+    return t > 0 ? (uint64_t)t : 0;
+}
+
 void sch_autoscaler_samples(struct sch_autoscaler *as, const Gantry__Heartbeat *hb, uint64_t now_ms)
 {
     for (size_t i = 0; i < hb->n_samples; i++) {
@@ -109,12 +126,14 @@ void sch_autoscaler_samples(struct sch_autoscaler *as, const Gantry__Heartbeat *
         if (cs->replica_id == NULL || *cs->replica_id == '\0')
             continue;
         struct replica_usage *u = autoscaler_usage_find(as, cs->replica_id);
-        if (u == NULL) {
+        bool fresh = u == NULL;
+        if (fresh) {
             u = gy_xcalloc(1, sizeof(*u));
             u->id = gy_xstrdup(cs->replica_id);
             HASH_ADD_KEYPTR(hh, as->usage, u->id, strlen(u->id), u);
         }
-        struct sch_as_sample s = {hb->time_ms, cs->cpu_usage_ns, cs->memory_bytes};
+        struct sch_as_sample s = {sample_time(u, fresh, hb->time_ms, now_ms), cs->cpu_usage_ns,
+                                  cs->memory_bytes};
         sch_as_window_add(&u->window, &s);
         u->seen_ms = now_ms;
     }

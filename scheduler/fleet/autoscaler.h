@@ -30,7 +30,10 @@ void sch_autoscaler_free(struct sch_autoscaler *as);
 /* Forgets every window and decision period (leadership lost). */
 void sch_autoscaler_reset(struct sch_autoscaler *as);
 
-/* Takes the container samples of one heartbeat; now_ms is the leader's clock. */
+/* Takes the container samples of one heartbeat; now_ms is the leader's monotonic clock.
+ * Samples are spaced as the agent's wall clock spaced them (hb->time_ms), placed on the
+ * leader's clock: a step of the agent's clock re-anchors them to now_ms rather than
+ * stalling the replica's window (a step back) or stretching one interval (a step ahead). */
 void sch_autoscaler_samples(struct sch_autoscaler *as, const Gantry__Heartbeat *hb,
                             uint64_t now_ms);
 /* Takes the answer to a metric probe. */

@@ -18,6 +18,10 @@ struct replica_usage {
     UT_hash_handle hh; /* in the table by replica id */
     char *id;
     uint64_t seen_ms; /* leader clock of the last sample */
+    /* The leader's clock less the agent's wall clock at the samples: a sample is placed at
+     * its agent's time plus this, so that the agent's spacing of samples is kept and a
+     * step of its wall clock is not (see sch_autoscaler_samples). */
+    int64_t clock_offset;
     struct sch_as_window window;
 };
 

@@ -202,6 +202,13 @@ static void reconcile_done(void *data, int status, const struct sch_result *resu
     fleet_kick(f);
 }
 
+/* How long the leader has known node down, on the liveness clock. */
+static uint64_t down_for(void *data, const char *node)
+{
+    struct sch_fleet *f = data;
+    return sch_liveness_down_for(&f->liveness, node, uv_now(f->loop));
+}
+
 /* One pass over the named workloads (all of them when only is NULL). */
 static void reconcile(struct sch_fleet *f, const char *const *only, size_t n_only)
 {
@@ -211,8 +218,10 @@ static void reconcile(struct sch_fleet *f, const char *const *only, size_t n_onl
     f->reconciled_at = uv_now(f->loop);
     struct sch_reconcile_plan *plan = &f->plan;
     struct gy_error err;
-    if (sch_reconcile_plan(&f->node->fsm, only, n_only, fleet_wall_ms(), fleet_random, f, plan,
-                           &err) < 0) {
+    struct sch_reconcile_time time = {
+        .wall_ms = fleet_wall_ms(), .down_for = down_for, .down_data = f};
+    int rc = sch_reconcile_plan_at(&f->node->fsm, only, n_only, &time, fleet_random, f, plan, &err);
+    if (rc < 0) {
         gy_log_warn("reconcile failed", "error=\"%s\"", err.msg);
         return;
     }
@@ -399,6 +408,8 @@ static bool follow_leadership(struct sch_fleet *f)
         sch_status_clear(&f->status);
         sch_autoscaler_reset(f->autoscaler);
         sch_push_queue_clear(&f->push);
+        /* A later leadership counts stops from when it sees them. */
+        sch_idset_free(&f->stopping);
     }
     f->leading = leading;
     return leading && f->caught_up;

@@ -109,6 +109,7 @@ void sch_fleet_close(struct sch_fleet *f, void (*cb)(void *arg), void *arg)
         fleet_session_close(f->sessions, "server shutting down");
     sch_status_clear(&f->status);
     sch_push_queue_clear(&f->push);
+    sch_idset_free(&f->stopping);
     fleet_plan_release(f);
     if (f->listener_init)
         uv_close((uv_handle_t *)&f->listener, handle_closed);

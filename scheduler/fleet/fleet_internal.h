@@ -76,10 +76,11 @@ struct sch_fleet {
     bool autoscale_inflight;
     uint64_t drain_checked_at; /* loop time of the last look for drained nodes */
     uint64_t reconcile_passes;
-    uint64_t reconciled_at; /* loop time of the last pass */
-    uint64_t trimmed_at;    /* loop time of the last heap trim */
-    uint64_t restopped_at;  /* loop time of the last look for stale stops */
-    uint64_t room_seen;     /* fsm.room_epoch when waiting workloads were last retried */
+    uint64_t reconciled_at;    /* loop time of the last pass */
+    uint64_t trimmed_at;       /* loop time of the last heap trim */
+    uint64_t restopped_at;     /* loop time of the last look for stale stops */
+    struct sch_idset stopping; /* replicas stopping at that look */
+    uint64_t room_seen;        /* fsm.room_epoch when waiting workloads were last retried */
     uint64_t rng;
     bool closing;
     int open_handles;
@@ -88,7 +89,8 @@ struct sch_fleet {
     void *close_arg;
 };
 
-/* fleet.c: the wall clock, in ms (commands are stamped with it). */
+/* fleet.c: the wall clock, in ms. Commands are stamped with it, as a record for people
+ * (events, the changed times the API shows); no decision of the fleet reads it. */
 uint64_t fleet_wall_ms(void);
 /* fleet.c: proposes a command whose callback takes the fleet as data; counted so that the
  * fleet outlives it. lazy for the reconciler's plans, which share the next entry of a
@@ -113,7 +115,8 @@ struct fleet_session *fleet_session_of(struct sch_fleet *fleet, const char *node
 void fleet_push(struct fleet_session *s, bool full, struct sch_spec_cache *cache);
 /* push.c: queues the nodes that may have a new assignment after the applied commands. */
 void fleet_push_changed(struct sch_fleet *fleet);
-/* push.c: queues the nodes of replicas stopping for long, to send their stops again. */
+/* push.c: queues the nodes of replicas stopping since the previous call (made
+ * SCH_ASSIGN_RESTOP_MS of loop time earlier), to send their stops again. */
 void fleet_restop(struct sch_fleet *fleet);
 /* push.c: pushes queued assignments for a slice of loop time, then asks for another pass
  * when some are left. */

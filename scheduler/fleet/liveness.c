@@ -59,6 +59,21 @@ uint64_t sch_liveness_clock(struct sch_liveness *lv, uint64_t now_ms)
 void sch_liveness_lead(struct sch_liveness *lv, uint64_t now_ms)
 {
     lv->leading_since = sch_liveness_clock(lv, now_ms);
+    struct sch_fleet_node *n, *next;
+    HASH_ITER(hh, lv->nodes, n, next)
+    {
+        n->down_since = 0;
+        n->up_seen = false;
+    }
+}
+
+uint64_t sch_liveness_down_for(struct sch_liveness *lv, const char *node, uint64_t now_ms)
+{
+    struct sch_fleet_node *n = sch_liveness_node(lv, node, now_ms);
+    uint64_t clock = sch_liveness_clock(lv, now_ms);
+    if (n->down_since == 0)
+        n->down_since = n->up_seen || lv->leading_since == 0 ? clock : lv->leading_since;
+    return clock - n->down_since;
 }
 
 struct sch_fleet_node *sch_liveness_find(struct sch_liveness *lv, const char *name)
@@ -137,7 +152,10 @@ static bool node_judge(void *data, const char *name)
 {
     struct walk *wk = data;
     struct sch_liveness *lv = wk->lv;
-    uint64_t last = sch_liveness_node(lv, name, wk->now_ms)->heard;
+    struct sch_fleet_node *n = sch_liveness_node(lv, name, wk->now_ms);
+    n->down_since = 0; /* the state holds it up */
+    n->up_seen = true;
+    uint64_t last = n->heard;
     /* A new leader gives every node the full timeout before judging it. */
     if (last < lv->leading_since)
         last = lv->leading_since;
@@ -228,6 +246,8 @@ int sch_liveness_judge(struct sch_liveness *lv, struct sch_fsm *fsm, uint64_t no
     } else {
         free(mk.unknown);
     }
+    /* The disconnect_grace of its replicas counts from this verdict. */
+    sch_liveness_find(lv, wk.down)->down_since = clock;
     out->node = wk.down;
     out->unknown = mk.n_unknown;
     out->command = fleet_command_batch("liveness", wall_ms, parts, n_parts);

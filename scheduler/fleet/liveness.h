@@ -56,7 +56,12 @@ struct sch_fleet_node {
     uint64_t session;            /* number of its current session; 0 = none */
     struct fleet_session *agent; /* that session (fleet_internal.h); NULL in tests */
     bool suspect;                /* its session was found silent once (see below) */
-    bool silent;       /* its session is being closed for silence: heard is kept as it is */
+    bool silent; /* its session is being closed for silence: heard is kept as it is */
+    /* Liveness clock from which this leadership counts the node down (see
+     * sch_liveness_down_for); 0 = not known down. up_seen: a walk of this leadership found
+     * the state holding it up. */
+    uint64_t down_since;
+    bool up_seen;
     UT_hash_handle hh; /* in the table by name */
 };
 
@@ -91,7 +96,8 @@ void sch_liveness_free(struct sch_liveness *lv);
 uint64_t sch_liveness_clock(struct sch_liveness *lv, uint64_t now_ms);
 
 /* This server starts leading: every node is given the full timeout from now before it is
- * judged, whatever was heard of it under another leader. */
+ * judged, whatever was heard of it under another leader, and a node the state holds as
+ * down counts as down from now on (sch_liveness_down_for). */
 void sch_liveness_lead(struct sch_liveness *lv, uint64_t now_ms);
 
 /* The entry of a node, created as heard now when it has none. */
@@ -130,5 +136,13 @@ bool sch_liveness_session_silent(struct sch_liveness *lv, struct sch_fleet_node 
 int sch_liveness_judge(struct sch_liveness *lv, struct sch_fsm *fsm, uint64_t now_ms,
                        uint64_t wall_ms, struct sch_liveness_verdict *out, struct gy_error *err);
 void sch_liveness_verdict_free(struct sch_liveness_verdict *verdict);
+
+/* How long node, which the state holds as down, has been down as this leadership knows it,
+ * in ms of the liveness clock: from this server's verdict on it; for a node already down
+ * when the leadership began, from its start; else (down by a verdict this server did not
+ * make) from the first call about it. The wall-clock stamps the state keeps (a replica's
+ * changed_ms) are not read: they come from other servers' clocks, and from clocks that
+ * step. A node a later walk finds up again is counted afresh the next time it is down. */
+uint64_t sch_liveness_down_for(struct sch_liveness *lv, const char *node, uint64_t now_ms);
 
 #endif

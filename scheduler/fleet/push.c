@@ -33,7 +33,7 @@ static bool connected(void *data, const char *node)
 void fleet_push_changed(struct sch_fleet *f)
 {
     struct gy_error err;
-    if (sch_push_queue_changed(&f->push, &f->node->fsm, fleet_wall_ms(), connected, f, &err) < 0)
+    if (sch_push_queue_changed(&f->push, &f->node->fsm, connected, f, &err) < 0)
         gy_log_warn("assignments not pushed", "error=\"%s\"", err.msg);
 }
 
@@ -50,7 +50,7 @@ static void stale_stop(void *data, const char *id, const char *node)
 void fleet_restop(struct sch_fleet *f)
 {
     struct gy_error err;
-    if (sch_assign_stale_stops(&f->node->fsm, fleet_wall_ms(), stale_stop, f, &err) < 0)
+    if (sch_assign_stale_stops(&f->node->fsm, &f->stopping, stale_stop, f, &err) < 0)
         gy_log_warn("stops not sent again", "error=\"%s\"", err.msg);
 }
 

@@ -220,13 +220,16 @@ static void drained_nodes(struct sch_fsm *fsm, struct builder *b, uint64_t now_m
 /* True when r is on a node cut off from the control plane (down) for longer than its
  * workload's disconnect_grace: it no longer counts, and is replaced. Within the grace it
  * counts as any replica (not ready: its state is unknown). */
-static bool cut_off_past_grace(const struct workload_row *w, const struct replica_row *r,
-                               uint64_t now_ms)
+static bool cut_off_past_grace(const struct reconcile_state *st, const struct workload_row *w,
+                               const struct replica_row *r)
 {
     if (r->node_state != GANTRY__NODE_STATE__NODE_DOWN)
         return false;
     uint64_t grace = w->spec.disconnect_grace_ms > 0 ? (uint64_t)w->spec.disconnect_grace_ms : 0;
-    return grace == 0 || now_ms >= r->changed_ms + grace;
+    if (grace == 0)
+        return true;
+    const struct sch_reconcile_time *t = st->time;
+    return t->down_for != NULL && t->down_for(t->down_data, r->node) >= grace;
 }
 
 /* Orders cut-off replicas for stopping: the older generation first, then the older
@@ -276,7 +279,7 @@ static void plan_workload(struct reconcile_state *st, struct workload_row *w, st
         struct replica_row *r = &st->replicas[w->first_replica + k];
         if (!sch_replica_state_is_live(r->state))
             continue;
-        if (cut_off_past_grace(w, r, now_ms)) {
+        if (cut_off_past_grace(st, w, r)) {
             gone[n_gone++] = r;
             continue;
         }
@@ -425,10 +428,20 @@ int sch_reconcile_plan(struct sch_fsm *fsm, const char *const *only, size_t n_on
                        sch_random_fn rnd, void *rnd_data, struct sch_reconcile_plan *plan,
                        struct gy_error *err)
 {
+    struct sch_reconcile_time time = {.wall_ms = now_ms};
+    return sch_reconcile_plan_at(fsm, only, n_only, &time, rnd, rnd_data, plan, err);
+}
+
+int sch_reconcile_plan_at(struct sch_fsm *fsm, const char *const *only, size_t n_only,
+                          const struct sch_reconcile_time *time, sch_random_fn rnd, void *rnd_data,
+                          struct sch_reconcile_plan *plan, struct gy_error *err)
+{
+    uint64_t now_ms = time->wall_ms;
     memset(plan, 0, sizeof(*plan));
     struct reconcile_state st;
     memset(&st, 0, sizeof(st));
     st.fsm = fsm;
+    st.time = time;
     int rc = reconcile_load(&st, only, n_only, err);
     if (rc < 0) {
         reconcile_state_free(&st);

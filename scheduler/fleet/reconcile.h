@@ -5,7 +5,8 @@
  * generation crash-loops), replicas of nodes cut off from the control plane (counted while
  * their workload's disconnect_grace lasts, then replaced, and stopped once their
  * replacements run), and workload conditions (a placement shortage, a halted rollout). The
- * plan is a pure function of the state and the time, so every decision is testable. */
+ * plan is a pure function of the state and the time it is given, so every decision is
+ * testable. */
 #ifndef GANTRY_SCHEDULER_FLEET_RECONCILE_H
 #define GANTRY_SCHEDULER_FLEET_RECONCILE_H
 
@@ -38,9 +39,28 @@ struct sch_reconcile_plan {
 /* Makes 32 random bits for replica ids; tests pass a deterministic source. */
 typedef uint32_t (*sch_random_fn)(void *data);
 
+/* How long node has been known down (cut off), in ms of the caller's monotonic clock. */
+typedef uint64_t (*sch_down_for_fn)(void *data, const char *node);
+
+/* The time of a pass. wall_ms only stamps the commands (a record, as events show it);
+ * decisions that depend on how long something has lasted read a monotonic clock of the
+ * caller: a cut-off replica's disconnect_grace ends once down_for(down_data, its node) has
+ * reached it. The leader counts that from when it first saw the node down (liveness.h), not
+ * from the wall-clock stamps in the state, which come from other servers and from clocks
+ * that may step. down_for NULL: every cut-off replica's grace has just begun. */
+struct sch_reconcile_time {
+    uint64_t wall_ms;
+    sch_down_for_fn down_for;
+    void *down_data;
+};
+
 /* Plans against the state machine's database: every workload when only is NULL, else
- * just the n_only named ones (placement still sees every node's allocation). now_ms, the
- * wall clock, stamps the command and tells whether a cut-off replica's grace has ended. */
+ * just the n_only named ones (placement still sees every node's allocation), at time. */
+int sch_reconcile_plan_at(struct sch_fsm *fsm, const char *const *only, size_t n_only,
+                          const struct sch_reconcile_time *time, sch_random_fn rnd, void *rnd_data,
+                          struct sch_reconcile_plan *plan, struct gy_error *err);
+/* sch_reconcile_plan_at with time {now_ms, NULL}: now_ms stamps the commands, and a
+ * cut-off replica is replaced only when its workload has no disconnect_grace. */
 int sch_reconcile_plan(struct sch_fsm *fsm, const char *const *only, size_t n_only, uint64_t now_ms,
                        sch_random_fn rnd, void *rnd_data, struct sch_reconcile_plan *plan,
                        struct gy_error *err);
@@ -52,8 +72,8 @@ void sch_reconcile_plan_free(struct sch_reconcile_plan *plan);
 size_t sch_reconcile_waiting(struct sch_fsm *fsm, char ***names);
 
 /* The workloads with a live replica on a down node (cut off from the control plane): a
- * pass over them decides, by the time, whether their disconnect_grace has ended, which no
- * applied command marks. The caller frees the names and the array. */
+ * pass over them decides, by the leader's monotonic clock, whether their disconnect_grace
+ * has ended, which no applied command marks. The caller frees the names and the array. */
 size_t sch_reconcile_cut_off(struct sch_fsm *fsm, char ***names);
 
 /* True when a draining node holds no live replica any more: a pass (even over no

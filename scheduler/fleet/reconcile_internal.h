@@ -48,7 +48,7 @@ struct replica_row {
     int node_state;   /* of its node: draining nodes give their replicas up */
     char *node_cloud; /* "" when the node is not known */
     double node_cost;
-    uint64_t changed_ms; /* wall clock: when a down node's replica was marked unknown */
+    uint64_t changed_ms; /* wall clock (a record): when a down node's replica was marked */
     size_t rank;         /* in stop order: its cloud's place in the workload's preference */
     bool stop;           /* chosen to stop in this plan */
 };
@@ -56,6 +56,7 @@ struct replica_row {
 /* What a pass reads of the state. */
 struct reconcile_state {
     struct sch_fsm *fsm;
+    const struct sch_reconcile_time *time;
     bool alloc_done;   /* node allocations computed */
     bool nodes_loaded; /* nodes are read when a workload has replicas to place */
     int nodes_rc;      /* the outcome of reading them */

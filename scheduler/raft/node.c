@@ -3,6 +3,7 @@
 #include "scheduler/raft/node.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -15,6 +16,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -291,12 +293,56 @@ static unsigned trailing_within(struct sch_node *node, uint64_t budget, unsigned
     return kept < 16 && max >= 16 ? 16 : kept;
 }
 
+/* <data-dir>/peers: "ID API-ADDRESS" per server, as the state had them at the last
+ * snapshot. A server whose state database was damaged finds its leader's API with it
+ * (sch_node_leader), to fetch the image that replaces its state. */
+static void peers_path(const struct sch_node *node, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/peers", node->cfg.data_dir);
+}
+
+static void peers_save(struct sch_node *node, struct sch_fsm *fsm)
+{
+    char path[4200], tmp[4300], api[256];
+    peers_path(node, path, sizeof(path));
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "we");
+    if (f == NULL)
+        return;
+    for (unsigned i = 0; i < node->raft.configuration.n; i++) {
+        raft_id id = node->raft.configuration.servers[i].id;
+        sch_fsm_server_api_address(fsm, id, api, sizeof(api));
+        if (*api != '\0')
+            fprintf(f, "%llu %s\n", (unsigned long long)id, api);
+    }
+    if (fclose(f) != 0 || rename(tmp, path) != 0)
+        unlink(tmp);
+}
+
+/* The API address of server id in <data-dir>/peers ("" when it has none). */
+static void peers_lookup(const struct sch_node *node, uint64_t id, char *buf, size_t len)
+{
+    char path[4200], line[320], api[256];
+    buf[0] = '\0';
+    peers_path(node, path, sizeof(path));
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return;
+    unsigned long long got;
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (sscanf(line, "%llu %255s", &got, api) == 2 && got == id) {
+            snprintf(buf, len, "%s", api);
+            break;
+        }
+    fclose(f);
+}
+
 static void fsm_snapshot(void *data, struct sch_fsm *fsm)
 {
-    (void)fsm;
     struct sch_node *node = data;
     if (!node->raft_started)
         return;
+    peers_save(node, fsm);
     node->snapshot_due = false;
     raft_set_snapshot_threshold(&node->raft, node->cfg.snapshot_threshold);
     if (node->cfg.snapshot_bytes > 0)
@@ -580,6 +626,8 @@ uint64_t sch_node_leader(struct sch_node *node, char *api_buf, size_t len)
     if (id == 0 || api_buf == NULL)
         return id;
     sch_fsm_server_api_address(&node->fsm, id, api_buf, len);
+    if (*api_buf == '\0' && node->fsm.image_needed != 0)
+        peers_lookup(node, id, api_buf, len);
     return id;
 }
 
@@ -615,11 +663,52 @@ static bool self_recorded(struct sch_node *node)
                                    node->cfg.api_addr, node->cfg.agent_addr);
 }
 
+/* Raises or clears the NOSPACE alarm from the data directory's free space, once a second. */
+static void space_check(struct sch_node *node)
+{
+    uint64_t now = uv_now(node->loop);
+    if (node->cfg.min_free_bytes == 0 ||
+        (node->space.checked_ms != 0 && now - node->space.checked_ms < 1000))
+        return;
+    node->space.checked_ms = now;
+    struct statvfs st;
+    if (statvfs(node->cfg.data_dir, &st) != 0)
+        return;
+    node->space.free_bytes = (uint64_t)st.f_bavail * st.f_frsize;
+    bool low = node->space.free_bytes < node->cfg.min_free_bytes;
+    if (low && !node->space.alarm) {
+        node->space.raised_total++;
+        gy_log_error("NOSPACE alarm raised",
+                     "data_dir=%s free_bytes=%" PRIu64 " reserve_bytes=%" PRIu64
+                     " action=\"client writes are refused until space is freed; reads go on\"",
+                     node->cfg.data_dir, node->space.free_bytes, node->cfg.min_free_bytes);
+    } else if (!low && node->space.alarm) {
+        gy_log_info("NOSPACE alarm cleared", "data_dir=%s free_bytes=%" PRIu64,
+                    node->cfg.data_dir, node->space.free_bytes);
+    }
+    node->space.alarm = low;
+}
+
+bool sch_node_nospace(const struct sch_node *node, char *msg, size_t len)
+{
+    if (!node->space.alarm)
+        return false;
+    if (msg != NULL)
+        snprintf(msg, len,
+                 "server %" PRIu64 " is short of disk space: its data directory %s has %" PRIu64
+                 " MiB free, below the reserve of %" PRIu64
+                 " MiB (--min-free-space); writes are refused until space is freed, reads go on",
+                 node->cfg.id, node->cfg.data_dir, node->space.free_bytes >> 20,
+                 node->cfg.min_free_bytes >> 20);
+    return true;
+}
+
 static void duties_cb(uv_timer_t *timer)
 {
     struct sch_node *node = timer->data;
     if (node->closing)
         return;
+    space_check(node);
     sch_verify_tick(&node->verify);
     raft_id leader = 0;
     const char *address = NULL;
@@ -1100,14 +1189,125 @@ static int storage_snapshot_get(struct raft_io *io, struct raft_io_snapshot_get 
     return rc;
 }
 
+/* The names of the segments libraft set aside as damaged ("corrupt-NANOS-NAME"), one per
+ * line in out; the count, or -1 when the directory cannot be read. */
+static int corrupt_segments(const char *dir, char *out, size_t len)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return -1;
+    int n = 0;
+    size_t used = 0;
+    out[0] = '\0';
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, "corrupt-", 8) != 0)
+            continue;
+        int w = snprintf(out + used, len - used, "%s\n", e->d_name);
+        if (w > 0 && (size_t)w < len - used)
+            used += (size_t)w;
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* Segments libraft set aside during this load: each is put back under its own name, so
+ * that every later start finds it too, and the start is refused. A segment it drops held
+ * entries this server may have acknowledged; running on without them, it could elect a
+ * leader that lacks a committed entry. */
+static int refuse_dropped_segments(struct sch_node *node, struct raft_io *io, const char *before)
+{
+    char after[4096];
+    if (corrupt_segments(node->raft_dir, after, sizeof(after)) <= 0)
+        return 0;
+    int refused = 0;
+    char first[256] = "";
+    for (char *line = after, *next; *line != '\0'; line = next) {
+        next = strchr(line, '\n');
+        if (next == NULL)
+            break;
+        *next++ = '\0';
+        char needle[300];
+        snprintf(needle, sizeof(needle), "%.290s\n", line);
+        if (strstr(before, needle) != NULL)
+            continue; /* set aside by an earlier start, which ran on: not this load's */
+        const char *name = strchr(line + 8, '-');
+        if (name == NULL)
+            continue;
+        name++;
+        char from[4400], to[4400];
+        snprintf(from, sizeof(from), "%.4095s/%.290s", node->raft_dir, line);
+        snprintf(to, sizeof(to), "%.4095s/%.290s", node->raft_dir, name);
+        if (rename(from, to) != 0)
+            gy_log_error("damaged Raft segment left aside", "path=%s error=\"%s\"", from,
+                         strerror(errno));
+        if (refused++ == 0)
+            snprintf(first, sizeof(first), "%.250s", name);
+    }
+    if (refused == 0)
+        return 0;
+    snprintf(io->errmsg, sizeof(io->errmsg),
+             "damaged Raft segment %.80s (checksum mismatch): it may hold acknowledged "
+             "entries; see docs/operations.md, \"A damaged server\"",
+             first);
+    gy_log_error("refusing a damaged Raft log",
+                 "segment=%s/%s damaged=%d reason=\"its checksum does not match; it holds "
+                 "entries this server may have acknowledged, so it will not run on the rest of "
+                 "its log\"",
+                 node->raft_dir, first, refused);
+    return RAFT_CORRUPT;
+}
+
 static int storage_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
                         struct raft_snapshot **snapshot, raft_index *start_index,
                         struct raft_entry *entries[], size_t *n_entries)
 {
     struct sch_node *node = node_of_io(io);
+    char before[4096];
+    if (corrupt_segments(node->raft_dir, before, sizeof(before)) < 0)
+        before[0] = '\0';
     int rc = node->storage.load(io, term, voted_for, snapshot, start_index, entries, n_entries);
-    if (rc != 0 || *snapshot != NULL || node->fsm.stored_index == 0)
+    if (rc == 0 && (rc = refuse_dropped_segments(node, io, before)) != 0) {
+        if (*snapshot != NULL) {
+            raft_configuration_close(&(*snapshot)->configuration);
+            for (unsigned i = 0; i < (*snapshot)->n_bufs; i++)
+                raft_free((*snapshot)->bufs[i].base);
+            raft_free((*snapshot)->bufs);
+            raft_free(*snapshot);
+            *snapshot = NULL;
+        }
+        if (*n_entries > 0) {
+            void *batch = NULL;
+            for (size_t i = 0; i < *n_entries; i++) {
+                if ((*entries)[i].batch != batch)
+                    raft_free((*entries)[i].batch);
+                batch = (*entries)[i].batch;
+            }
+            raft_free(*entries);
+            *entries = NULL;
+            *n_entries = 0;
+        }
         return rc;
+    }
+    if (rc != 0)
+        return rc;
+    /* The state database applied entries that neither the log nor its snapshot hold: the
+     * log lost them (a removed segment). */
+    uint64_t last = *snapshot != NULL ? (*snapshot)->index : 0;
+    if (*n_entries > 0)
+        last = (uint64_t)*start_index + *n_entries - 1;
+    if (node->fsm.stored_index > last && node->seeded_lineage == 0) {
+        snprintf(io->errmsg, sizeof(io->errmsg),
+                 "the Raft log ends at %" PRIu64 " but the state database applied %" PRIu64
+                 ": entries are missing; see docs/operations.md, \"A damaged server\"",
+                 last, node->fsm.stored_index);
+        gy_log_error("refusing a Raft log with entries missing", "log_last=%" PRIu64
+                     " applied_index=%" PRIu64, last, node->fsm.stored_index);
+        return RAFT_CORRUPT;
+    }
+    if (*snapshot != NULL || node->fsm.stored_index == 0)
+        return 0;
     if (node->seeded_lineage != 0 && node->seeded_lineage == node->fsm.lineage) {
         /* A database seeded by --restore holds what the log cannot replay: it is kept, and
          * the entries it already applied are skipped (skip_through). */
@@ -1479,6 +1679,19 @@ int sch_node_start(struct sch_node *node, uv_loop_t *loop, const struct sch_node
                               raft_strerror(src), raft_errmsg(&node->raft));
     }
     node->raft_started = true;
+    if (rc == 0 && node->fsm.image_needed != 0) {
+        unsigned voters = 0;
+        for (unsigned i = 0; i < node->raft.configuration.n; i++)
+            if (node->raft.configuration.servers[i].role == RAFT_VOTER &&
+                node->raft.configuration.servers[i].id != cfg->id)
+                voters++;
+        if (voters == 0)
+            rc = gy_error_set(err, GY_EIO,
+                              "the state database was damaged (moved to %s) and no other server "
+                              "holds the state: restore a snapshot (gantry-scheduler --restore "
+                              "FILE; see docs/operations.md, \"A damaged server\")",
+                              node->fsm.damaged_path);
+    }
     if (rc < 0) {
         /* The loop finishes the close; the caller runs it before exiting. */
         do_close(node);

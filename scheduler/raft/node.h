@@ -22,6 +22,8 @@
 #define SCH_DEFAULT_ELECTION_MS        200
 #define SCH_DEFAULT_HEARTBEAT_MS       40
 #define SCH_DEFAULT_VERIFY_INTERVAL_MS 30000
+/* The free space of the data directory below which client writes are refused (--min-free-space). */
+#define SCH_DEFAULT_MIN_FREE_BYTES ((uint64_t)64 << 20)
 #define SCH_DEFAULT_CONNECT_RETRY_MS   100
 #define SCH_DEFAULT_SNAPSHOT_THRESHOLD 50000
 #define SCH_DEFAULT_SNAPSHOT_TRAILING  4096
@@ -68,7 +70,12 @@ struct sch_node_config {
     unsigned snapshot_trailing;
     uint64_t snapshot_bytes;     /* 0: entry counts alone decide */
     uint64_t verify_interval_ms; /* divergence checks while leading; 0: on demand only */
+    uint64_t min_free_bytes;     /* the NOSPACE alarm's reserve; 0: never raised */
 };
+
+/* Whether this server's NOSPACE alarm stands; msg (if not NULL) gets a sentence for the
+ * client that names the directory, its free space and the reserve. */
+bool sch_node_nospace(const struct sch_node *node, char *msg, size_t len);
 
 /* Called when a proposal is settled: status 0 with the state machine's result (valid only
  * during the call; result->code tells whether the command was applied), or a negative
@@ -110,6 +117,15 @@ struct sch_node_stats {
 
 struct sch_node {
     uv_loop_t *loop;
+    /* The data directory's free space, looked at every second: below cfg.min_free_bytes the
+     * NOSPACE alarm stands (sch_node_nospace) and client writes are refused until it is
+     * back above (docs/operations.md, "Storage faults"). */
+    struct {
+        uint64_t free_bytes;
+        uint64_t checked_ms;
+        bool alarm;
+        uint64_t raised_total;
+    } space;
     struct sch_node_config cfg;
     char raft_dir[4096];
     char cluster_id[80]; /* from the data directory, or "" before the cluster has one */

@@ -320,9 +320,24 @@ int sch_verify_now(struct sch_verify *v, sch_verify_cb cb, void *data)
     return 0;
 }
 
+#define REBUILD_TRIES    20
+#define REBUILD_RETRY_MS 1000
+#define IMAGE_TIMEOUT_MS 60000
+#define IMAGE_MAX_BYTES  ((size_t)4 << 30)
+
+static void rebuild_start(struct sch_verify *v, uint64_t index);
+
 void sch_verify_tick(struct sch_verify *v)
 {
     struct sch_node *node = node_of(v);
+    if (node->fsm.image_needed != 0 && !v->rebuilding && !v->closing &&
+        v->rebuild_tries < REBUILD_TRIES) {
+        gy_log_warn("fetching the leader's image",
+                    "index=%" PRIu64 " reason=\"this server's state database was damaged (moved "
+                    "to %s)\" action=\"reads are refused meanwhile\"",
+                    node->fsm.image_needed, node->fsm.damaged_path);
+        rebuild_start(v, node->fsm.image_needed);
+    }
     if (v->interval_ms == 0 || v->running || !sch_node_is_leader(node))
         return;
     uint64_t now = uv_now(node->loop);
@@ -342,10 +357,6 @@ void sch_verify_tick(struct sch_verify *v)
  * log is not touched: the entries are the same everywhere, only what a state made of them
  * differs. A leader hands leadership to another voter first. */
 
-#define REBUILD_TRIES    20
-#define REBUILD_RETRY_MS 1000
-#define IMAGE_TIMEOUT_MS 60000
-#define IMAGE_MAX_BYTES  ((size_t)4 << 30)
 
 static void rebuild_try(struct sch_verify *v);
 
@@ -382,7 +393,7 @@ static void image_fetched(void *data, int status, const char *body, size_t len, 
         return;
     }
     struct gy_error err;
-    if (sch_fsm_rebuild(&v->node->fsm, body, len, &err) < 0) {
+    if (sch_fsm_rebuild(&v->node->fsm, body, len, v->node->raft.last_stored, &err) < 0) {
         rebuild_later(v, err.msg);
         return;
     }
@@ -445,6 +456,11 @@ void sch_verify_applied(struct sch_verify *v)
                  "index=%" PRIu64 " action=\"rebuilding it from the leader's image; reads are "
                  "refused meanwhile\"",
                  index);
+    rebuild_start(v, index);
+}
+
+static void rebuild_start(struct sch_verify *v, uint64_t index)
+{
     v->rebuilding = true;
     v->rebuild_for = index;
     v->rebuild_tries = 0;

@@ -298,6 +298,35 @@ static int wal_hook(void *data, sqlite3 *db, const char *name, int frames)
 }
 
 /* Removes a database file, its write-ahead log and its shared-memory index. */
+/* PRAGMA quick_check: the pages, records and indexes of the file are consistent (a torn
+ * or flipped page is found; it reads the whole file, a few milliseconds per megabyte). */
+static bool file_sound(sqlite3 *db)
+{
+    sqlite3_stmt *stmt;
+    if (sqlite3_prepare_v2(db, "PRAGMA quick_check(1)", -1, &stmt, NULL) != SQLITE_OK)
+        return (sqlite3_errcode(db) & 0xff) != SQLITE_CORRUPT &&
+               (sqlite3_errcode(db) & 0xff) != SQLITE_NOTADB;
+    bool ok = sqlite3_step(stmt) == SQLITE_ROW &&
+              strcmp((const char *)sqlite3_column_text(stmt, 0), "ok") == 0;
+    sqlite3_finalize(stmt);
+    return ok;
+}
+
+/* Renames the database file and its write-ahead log to to (and to-wal); its shared
+ * memory file goes. */
+static int move_db_aside(const char *path, const char *to)
+{
+    char from_side[4100], to_side[4300];
+    snprintf(from_side, sizeof(from_side), "%s-shm", path);
+    if (unlink(from_side) < 0 && errno != ENOENT)
+        return -1;
+    snprintf(from_side, sizeof(from_side), "%s-wal", path);
+    snprintf(to_side, sizeof(to_side), "%s-wal", to);
+    if (rename(from_side, to_side) < 0 && errno != ENOENT)
+        return -1;
+    return rename(path, to);
+}
+
 static int unlink_db(const char *path)
 {
     char side[4100];
@@ -504,8 +533,25 @@ int sch_fsm_init_file(struct sch_fsm *fsm, const char *path, struct gy_error *er
         return gy_error_sys(err, errno, "remove %s", fsm->spare_path);
     if (access(fsm->path, F_OK) == 0) {
         sqlite3 *db = NULL;
-        if (open_file_db(fsm->path, &db) == SQLITE_OK &&
-            schema_matches(db, SCH_FSM_SCHEMA_VERSION)) {
+        int orc = open_file_db(fsm->path, &db);
+        bool damaged = orc == SQLITE_OK ? !file_sound(db)
+                                        : (orc & 0xff) == SQLITE_CORRUPT || (orc & 0xff) == SQLITE_NOTADB;
+        if (damaged) {
+            /* A damaged file is kept aside for whoever wants to look at it; the state comes
+             * back from the log, or from the leader's image (image_needed). */
+            sqlite3_close(db);
+            db = NULL;
+            snprintf(fsm->damaged_path, sizeof(fsm->damaged_path), "%s.damaged-%lld",
+                     fsm->path, (long long)time(NULL));
+            if (move_db_aside(fsm->path, fsm->damaged_path) < 0)
+                return gy_error_sys(err, errno, "move the damaged state database %s aside",
+                                    fsm->path);
+            gy_log_error("state database damaged", "path=%s moved_to=%s action=\"the state is "
+                         "rebuilt from the log, or from the leader's image\"",
+                         fsm->path, fsm->damaged_path);
+            return create_file(fsm, err);
+        }
+        if (orc == SQLITE_OK && schema_matches(db, SCH_FSM_SCHEMA_VERSION)) {
             fsm->db = db;
             struct gy_error perr;
             if (read_position(fsm) == 0 && prepare_all(fsm, &perr) == 0) {
@@ -2303,7 +2349,8 @@ void sch_fsm_hold(struct sch_fsm *fsm, bool hold)
         drain(fsm);
 }
 
-int sch_fsm_rebuild(struct sch_fsm *fsm, const void *image, size_t len, struct gy_error *err)
+int sch_fsm_rebuild(struct sch_fsm *fsm, const void *image, size_t len, uint64_t stored,
+                    struct gy_error *err)
 {
     struct header_info info;
     int rc = header_decode(image, len, &info, err);
@@ -2321,7 +2368,15 @@ int sch_fsm_rebuild(struct sch_fsm *fsm, const void *image, size_t len, struct g
                             "the image holds the state at index %" PRIu64
                             ", before this server's %" PRIu64,
                             info.applied_index, fsm->applied_index);
-    uint64_t lineage = fsm->lineage;
+    /* A state that waited for an image keeps the lineage of the file its marker names. */
+    uint64_t lineage = fsm->image_needed != 0 ? fsm->image_lineage : fsm->lineage;
+    /* Nor may it hold entries this server's log has not stored yet: a start checks that the
+     * log reaches the database's index. */
+    if (info.applied_index > stored)
+        return gy_error_set(err, GY_EUNAVAILABLE,
+                            "the image holds the state at index %" PRIu64
+                            ", past this server's stored log (%" PRIu64 ")",
+                            info.applied_index, stored);
     if ((rc = sch_fsm_restore_image(fsm, image, len, err)) < 0)
         return rc;
     /* The file keeps this server's lineage: its Raft snapshots are markers naming it, and the
@@ -2336,6 +2391,7 @@ int sch_fsm_rebuild(struct sch_fsm *fsm, const void *image, size_t len, struct g
         fsm->lineage = lineage;
     }
     fsm->rebuilds++;
+    fsm->image_needed = 0;
     sch_fsm_hold(fsm, false);
     return 0;
 }
@@ -2407,6 +2463,8 @@ static int fsm_apply_cb(struct raft_fsm *rf, const struct raft_buffer *buf, void
 static int raft_snapshot_cb(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     struct sch_fsm *fsm = rf->data;
+    if (fsm->image_needed != 0)
+        return RAFT_BUSY; /* nothing to mark: the state is the leader's image to come */
     drain(fsm); /* the snapshot is of everything libraft counts as applied */
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -2490,6 +2548,23 @@ static int restore(struct sch_fsm *fsm, const struct raft_buffer *buf, bool *kep
     bool same_file = *fsm->path != '\0' && info.lineage == fsm->lineage &&
                      fsm->stored_index >= info.applied_index;
     *kept = info.format == SNAPSHOT_MARKER || (same_file && info.applied_index > 0);
+    if (info.format == SNAPSHOT_MARKER && !same_file && *fsm->damaged_path != '\0') {
+        /* The file the marker names was damaged: the state waits for the leader's image of
+         * this index or later, and the entries after it wait with it. */
+        fsm->image_needed = info.applied_index;
+        fsm->image_lineage = info.lineage;
+        fsm->applied_index = info.applied_index;
+        fsm->skip_through = info.applied_index;
+        fsm->holding = true;
+        fsm->restores++;
+        fsm->log_bytes = 0;
+        *kept = false;
+        gy_log_warn("state waits for the leader's image",
+                    "index=%" PRIu64 " reason=\"the snapshot needs the damaged state database "
+                    "(moved to %s)\"",
+                    info.applied_index, fsm->damaged_path);
+        return 0;
+    }
     if (info.format == SNAPSHOT_MARKER && !same_file)
         return gy_error_set(err, GY_ECONFLICT,
                             "the snapshot needs state database %s of lineage %" PRIx64
@@ -2522,7 +2597,8 @@ static int raft_restore_cb(struct raft_fsm *rf, struct raft_buffer *buf)
     raft_free(buf->base);
     gy_log_info("snapshot restored",
                 "bytes=%zu database=%s applied_index=%" PRIu64 " last_event=%" PRIu64, buf->len,
-                kept ? "kept" : "replaced", fsm->stored_index, fsm->last_event);
+                fsm->image_needed != 0 ? "awaited" : kept ? "kept" : "replaced", fsm->stored_index,
+                fsm->last_event);
     if (fsm->hooks.applied != NULL)
         fsm->hooks.applied(fsm->hooks.data, fsm);
     return 0;

@@ -148,6 +148,12 @@ struct sch_fsm {
      * SCH_FSM_HOLD_BYTES, for the image that replaces the database; rebuilds counts them. */
     bool holding;
     uint64_t rebuilds;
+    /* The database file failed its check at open (damaged_path: where it was moved) and a
+     * Raft snapshot marker needs the file that was: the state waits, held, for the leader's
+     * image of at least image_needed (sch_fsm_rebuild); 0 when nothing waits. */
+    char damaged_path[4200];
+    uint64_t image_needed;
+    uint64_t image_lineage; /* the lineage of the file the marker names, which it keeps */
     /* Frames in the write-ahead log of a file-backed database. */
     uint64_t wal_frames;
     /* The database file ("" when the state lives in memory) and the name a restore writes
@@ -307,9 +313,11 @@ bool sch_fsm_digest_latest(const struct sch_fsm *fsm, uint64_t *index, uint64_t 
 void sch_fsm_hold(struct sch_fsm *fsm, bool hold);
 /* Replaces the database with image (a full snapshot image of the same cluster, from the
  * leader) and applies the entries that waited past it, then ends the hold. The image must
- * hold every entry this database executed (GY_EUNAVAILABLE otherwise: ask for a newer one); a
- * foreign or damaged image is refused and changes nothing. */
-int sch_fsm_rebuild(struct sch_fsm *fsm, const void *image, size_t len, struct gy_error *err);
+ * hold every entry this database executed, and none past stored, the last entry this server's
+ * log holds on disk (GY_EUNAVAILABLE otherwise: ask again later); a foreign or damaged image
+ * is refused and changes nothing. */
+int sch_fsm_rebuild(struct sch_fsm *fsm, const void *image, size_t len, uint64_t stored,
+                    struct gy_error *err);
 /* Whether server id is recorded as diverged (ReportDivergence), and at which checked
  * index; false when it is not, or the state cannot be read. */
 bool sch_fsm_server_diverged(struct sch_fsm *fsm, uint64_t id, uint64_t *index);

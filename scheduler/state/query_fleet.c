@@ -15,10 +15,28 @@ static const char NODE_LIVE_STATUS_SQL[] =
 static const char REPORT_SQL[] = "SELECT node, state, ready, restarts, exit_code, address, reason"
                                  " FROM replicas WHERE id = ?";
 static const char SPEC_SQL[] = "SELECT spec FROM workloads WHERE name = ?";
-static const char CHANGED_NODES_SQL[] = "SELECT DISTINCT node FROM replicas WHERE changed_ms >= ?"
-                                        " AND state IN (?, ?, ?)";
-static const char STOPPING_SQL[] =
-    "SELECT id, node FROM replicas WHERE state = ? AND changed_ms < ?";
+/* The log of changed nodes (see sch_query_nodes_changed_after): a TEMP table and two TEMP
+ * triggers of the state machine's connection, so none of it is in the database file, its
+ * snapshots or its digest. A node's row moves to the end of the log (a new seq) whenever
+ * one of its replicas is placed or goes pending, stopping or lost (states 0, 3 and 7),
+ * and goes back with the rest of a command that is rolled back. */
+static const char CHANGE_LOG_SQL[] =
+    "CREATE TEMP TABLE IF NOT EXISTS replica_changes"
+    " (seq INTEGER PRIMARY KEY AUTOINCREMENT, node TEXT NOT NULL UNIQUE);"
+    "CREATE TEMP TRIGGER IF NOT EXISTS replica_changes_placed AFTER INSERT ON replicas"
+    " WHEN new.state IN (0, 3, 7)"
+    " BEGIN INSERT OR REPLACE INTO replica_changes (node) VALUES (new.node); END;"
+    "CREATE TEMP TRIGGER IF NOT EXISTS replica_changes_state AFTER UPDATE OF state ON replicas"
+    " WHEN new.state IN (0, 3, 7)"
+    " BEGIN INSERT OR REPLACE INTO replica_changes (node) VALUES (new.node); END;";
+static const char CHANGE_LOG_CHECK_SQL[] =
+    "SELECT COUNT(*) FROM sqlite_temp_master WHERE name IN"
+    " ('replica_changes', 'replica_changes_placed', 'replica_changes_state')";
+static const char CHANGE_LOG_END_SQL[] = "SELECT COALESCE(MAX(seq), 0) FROM temp.replica_changes";
+static const char CHANGES_SQL[] = "SELECT node FROM temp.replica_changes WHERE seq > ?";
+static const char UNSETTLED_NODES_SQL[] =
+    "SELECT DISTINCT node FROM replicas WHERE state IN (?, ?, ?)";
+static const char STOPPING_SQL[] = "SELECT id, node FROM replicas WHERE state = ?";
 static const char REGISTERED_SQL[] =
     "SELECT cloud, region, zone, cpu_millis, memory_bytes, pids, cost, address, state"
     " FROM nodes WHERE name = ?";
@@ -252,27 +270,71 @@ Gantry__WorkloadSpec *sch_query_workload_spec(struct sch_fsm *fsm, const char *w
     return spec;
 }
 
-int sch_query_nodes_changed_since(struct sch_fsm *fsm, uint64_t since_ms, sch_query_name_cb cb,
-                                  void *data, struct gy_error *err)
+/* Creates the log of changed nodes when the connection does not have all of it (the first
+ * call, or the database was replaced). Returns 1 when it was created, 0 when it was there,
+ * or a negative gy_code. */
+static int change_log_ensure(struct sch_fsm *fsm, struct gy_error *err)
 {
     struct read r;
-    if (read_begin(fsm, &r, CHANGED_NODES_SQL, "changed replicas", err) < 0)
+    if (read_begin(fsm, &r, CHANGE_LOG_CHECK_SQL, "change log", err) < 0)
         return -GY_EINTERNAL;
-    sqlite3_bind_int64(r.stmt, 1, (sqlite3_int64)since_ms);
-    sqlite3_bind_int(r.stmt, 2, GANTRY__REPLICA_STATE__REPLICA_PENDING);
-    sqlite3_bind_int(r.stmt, 3, GANTRY__REPLICA_STATE__REPLICA_STOPPING);
-    sqlite3_bind_int(r.stmt, 4, GANTRY__REPLICA_STATE__REPLICA_LOST);
-    return read_names(fsm, &r, cb, NULL, data, err);
+    bool whole = read_next(&r) && sqlite3_column_int(r.stmt, 0) == 3;
+    int rc = read_end(fsm, &r, err);
+    if (rc < 0)
+        return rc;
+    if (whole)
+        return 0;
+    if (sqlite3_exec(fsm->db, CHANGE_LOG_SQL, NULL, NULL, NULL) != SQLITE_OK)
+        return gy_error_set(err, GY_EINTERNAL, "create change log: %s", sqlite3_errmsg(fsm->db));
+    return 1;
 }
 
-int sch_query_stopping_before(struct sch_fsm *fsm, uint64_t before_ms, sch_replica_at_cb cb,
-                              void *data, struct gy_error *err)
+/* The seq of the newest entry of the log (0 when it is empty). */
+static int change_log_end(struct sch_fsm *fsm, uint64_t *end, struct gy_error *err)
+{
+    struct read r;
+    if (read_begin(fsm, &r, CHANGE_LOG_END_SQL, "change log", err) < 0)
+        return -GY_EINTERNAL;
+    *end = read_next(&r) ? (uint64_t)sqlite3_column_int64(r.stmt, 0) : 0;
+    int rc = read_end(fsm, &r, err);
+    return rc < 0 ? rc : 0;
+}
+
+int sch_query_nodes_changed_after(struct sch_fsm *fsm, uint64_t *mark, sch_query_name_cb cb,
+                                  void *data, struct gy_error *err)
+{
+    int created = change_log_ensure(fsm, err);
+    if (created < 0)
+        return created;
+    uint64_t end;
+    int rc = change_log_end(fsm, &end, err);
+    if (rc < 0)
+        return rc;
+    struct read r;
+    if (created || *mark > end) {
+        /* No log of what came before: every node that may have something to send. */
+        if (read_begin(fsm, &r, UNSETTLED_NODES_SQL, "changed replicas", err) < 0)
+            return -GY_EINTERNAL;
+        sqlite3_bind_int(r.stmt, 1, GANTRY__REPLICA_STATE__REPLICA_PENDING);
+        sqlite3_bind_int(r.stmt, 2, GANTRY__REPLICA_STATE__REPLICA_STOPPING);
+        sqlite3_bind_int(r.stmt, 3, GANTRY__REPLICA_STATE__REPLICA_LOST);
+    } else {
+        if (read_begin(fsm, &r, CHANGES_SQL, "changed replicas", err) < 0)
+            return -GY_EINTERNAL;
+        sqlite3_bind_int64(r.stmt, 1, (sqlite3_int64)*mark);
+    }
+    rc = read_names(fsm, &r, cb, NULL, data, err);
+    if (rc >= 0)
+        *mark = end;
+    return rc;
+}
+
+int sch_query_stopping(struct sch_fsm *fsm, sch_replica_at_cb cb, void *data, struct gy_error *err)
 {
     struct read r;
     if (read_begin(fsm, &r, STOPPING_SQL, "stopping replicas", err) < 0)
         return -GY_EINTERNAL;
     sqlite3_bind_int(r.stmt, 1, GANTRY__REPLICA_STATE__REPLICA_STOPPING);
-    sqlite3_bind_int64(r.stmt, 2, (sqlite3_int64)before_ms);
     while (read_next(&r)) {
         struct sch_replica_at_row row = {.id = text(r.stmt, 0), .node = text(r.stmt, 1)};
         cb(data, &row);

@@ -72,9 +72,15 @@ bool sch_query_report_is_news(struct sch_fsm *fsm, const char *node,
  * gantry__workload_spec__free_unpacked), or NULL when the workload does not exist. */
 Gantry__WorkloadSpec *sch_query_workload_spec(struct sch_fsm *fsm, const char *workload);
 
-/* Calls cb once for each node holding a replica that is pending, stopping or lost and that
- * changed at or after since_ms (wall clock, as commands stamp replicas). */
-int sch_query_nodes_changed_since(struct sch_fsm *fsm, uint64_t since_ms, sch_query_name_cb cb,
+/* Calls cb for each node one of whose replicas was placed, or went pending, stopping or
+ * lost, in a command applied after the previous call (the one that set *mark; start with
+ * *mark = 0), and sets *mark for the next call. A node may be named more than once. Raft
+ * order, not time, tells what is new: the changes are logged per node, in the order they
+ * are applied, by TEMP triggers of fsm's connection that the first call creates (local to
+ * this server: not in the database file, its snapshots or its digest). When the log had to
+ * be created (the first call, or the connection's database was replaced since), cb is
+ * called instead for every node holding a replica that is pending, stopping or lost. */
+int sch_query_nodes_changed_after(struct sch_fsm *fsm, uint64_t *mark, sch_query_name_cb cb,
                                   void *data, struct gy_error *err);
 
 /* A replica and its node. */
@@ -85,9 +91,8 @@ struct sch_replica_at_row {
 
 typedef void (*sch_replica_at_cb)(void *data, const struct sch_replica_at_row *replica);
 
-/* Calls cb for every replica stopping since before before_ms (wall clock). */
-int sch_query_stopping_before(struct sch_fsm *fsm, uint64_t before_ms, sch_replica_at_cb cb,
-                              void *data, struct gy_error *err);
+/* Calls cb for every replica that is stopping. */
+int sch_query_stopping(struct sch_fsm *fsm, sch_replica_at_cb cb, void *data, struct gy_error *err);
 
 /* True when the node is registered with exactly the cloud, region, zone, capacity, cost and
  * address of info, and is not down: its hello then needs no new registration. Labels are

@@ -5,7 +5,9 @@
 # every workload and a new cluster id (or the old one with --keep-cluster-id); a damaged or
 # foreign file is refused and changes nothing; and after two of three servers are
 # SIGKILLed, --force-new-cluster on the survivor gives a writable one-server cluster with
-# every acknowledged write, which two wiped servers join back to three voters.
+# every acknowledged write, which two wiped servers join back to three voters; cluster
+# verify finds the three in agreement, cluster status shows none diverged, and the command
+# line cluster join-token prints adds a fourth server.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/cp/cluster.sh"
 cp_require
@@ -205,4 +207,48 @@ gt_check "all three hold the same state" gt_wait_for "same state" 60 cp_same_sta
 gt_check "the rejoined servers hold every workload" \
     bash -c "[ \"\$(cp_count ${lost[0]})\" = \"\$(cp_count $survivor)\" ] && [ \"\$(cp_count ${lost[1]})\" = \"\$(cp_count $survivor)\" ]"
 gt_check "writes through a rejoined server succeed" [ "$(cp_apply "${lost[0]}" after-rejoin)" = 200 ]
+# ---- divergence checks and join command lines, through the CLI (docs/cli.md "cluster verify",
+# "cluster join-token"), on the three servers of the recovered cluster
+leader=$(cp_leader 1 2 3)
+run verify "${lost[0]}" cluster verify
+gt_check "cluster verify through a follower: exit 0" [ "$RC" = 0 ]
+gt_check "it names the three servers, each with a digest, all the same" \
+    [ "$(grep -cE '^[123] +[0-9a-f]{16} +same$' "$GT_TMP/verify.out")" = 3 ]
+gt_check "it says that they agree" grep -qE '^3 servers agree at index [0-9]+ ' "$GT_TMP/verify.out"
+run verify-json "$leader" cluster verify -o json
+gt_check "verify -o json prints the answer: three servers, the same state" \
+    python3 -c "import json,sys; d=json.load(open('$GT_TMP/verify-json.out')); sys.exit(0 if $RC == 0 and d['majority'] and sorted(s['id'] for s in d['servers']) == [1, 2, 3] and all(s['state'] == 'same' for s in d['servers']) else 1)"
+run status "${lost[1]}" cluster status
+gt_check "cluster status: exit 0, no server diverged" \
+    bash -c "[ $RC = 0 ] && grep -qx 'Diverged:  none' '$GT_TMP/status.out'"
+gt_check "it shows the leader's last check" \
+    grep -qE "^Verified:  index [0-9]+.*, by server $leader in [0-9]+ ms \([0-9]+ checks?, [0-9]+ divergences? found\)$" "$GT_TMP/status.out"
+run join-server "${lost[0]}" cluster join-token --role server
+gt_check "join-token --role server: exit 0" [ "$RC" = 0 ]
+gt_check "it prints a gantry-scheduler line with the next id that joins through the leader" \
+    grep -qE "^    gantry-scheduler --id 4 .*--join http://$(cp_api "$leader")$" "$GT_TMP/join-server.out"
+gt_check "and says that it carries no secret" grep -q "This carries no secret" "$GT_TMP/join-server.out"
+run join-node "$leader" cluster join-token --role node -q
+gt_check "join-token --role node -q: one gantry-agent line" \
+    bash -c "[ $RC = 0 ] && [ \$(wc -l <'$GT_TMP/join-node.out') = 1 ] && grep -q '^gantry-agent --servers ' '$GT_TMP/join-node.out'"
+for i in 1 2 3; do
+    gt_check "it lists server $i's agent stream" grep -q "[ ,]$(cp_agent "$i")[ ,]" "$GT_TMP/join-node.out"
+done
+# The server line, with this machine's ports for NEW_HOST and a data directory of the test's,
+# adds a fourth voter.
+join_line=$(g "$leader" cluster join-token --role server -q)
+join_line=${join_line//NEW_HOST:7701/$(cp_raft 4)}
+join_line=${join_line//NEW_HOST:7700/$(cp_api 4)}
+join_line=${join_line//NEW_HOST:7702/$(cp_agent 4)}
+join_line=${join_line//\/var\/lib\/gantry\/s4/$GT_TMP/s4-joined}
+read -ra join_args <<<"$join_line"
+gt_log "joining with: $join_line"
+"$CP_BIN" "${join_args[@]:1}" >>"$GT_TMP/s4-joined.log" 2>&1 &
+CP_PID[4]=$!
+GT_PIDS+=("$!")
+gt_check "the printed gantry-scheduler line joins a fourth voter" gt_wait_for "4 voters" 60 voters_are "$leader" 4
+run remove-joined "$leader" cluster remove 4
+gt_check "cluster remove 4: exit 0" [ "$RC" = 0 ]
+cp_stop 4
+gt_check "three voters again" voters_are "$leader" 3
 gt_finish

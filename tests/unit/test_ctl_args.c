@@ -214,6 +214,51 @@ static void test_cluster_subcommands(void **state)
     assert_string_equal(req.file, "f");
 }
 
+static void test_cluster_verify_and_join_token(void **state)
+{
+    (void)state;
+    struct ctl_cluster_request req;
+    struct gy_error err;
+    assert_int_equal(CLUSTER(&req, &err, "verify"), 0);
+    assert_int_equal(req.op, CTL_CLUSTER_VERIFY);
+    assert_false(req.json);
+    assert_int_equal(CLUSTER(&req, &err, "verify", "-o", "json"), 0);
+    assert_int_equal(req.op, CTL_CLUSTER_VERIFY);
+    assert_true(req.json);
+    assert_int_equal(CLUSTER(&req, &err, "verify", "now"), -GY_EINVAL);
+    assert_string_equal(
+        err.msg, "cluster verify: unexpected argument \"now\" (usage: gantry cluster verify)");
+    assert_int_equal(CLUSTER(&req, &err, "verfy"), -GY_EINVAL);
+    assert_string_equal(err.msg, "cluster: unknown subcommand \"verfy\"; did you mean \"verify\"?");
+
+    /* Without --role: a server and a node. */
+    assert_int_equal(CLUSTER(&req, &err, "join-token"), 0);
+    assert_int_equal(req.op, CTL_CLUSTER_JOIN_TOKEN);
+    assert_int_equal(req.role, CTL_JOIN_ANY);
+    assert_false(req.quiet);
+    assert_int_equal(CLUSTER(&req, &err, "join-token", "--role", "server"), 0);
+    assert_int_equal(req.role, CTL_JOIN_SERVER);
+    assert_int_equal(CLUSTER(&req, &err, "join-token", "--role=node", "-q"), 0);
+    assert_int_equal(req.role, CTL_JOIN_NODE);
+    assert_true(req.quiet);
+    assert_int_equal(CLUSTER(&req, &err, "join-token", "--role", "worker"), -GY_EINVAL);
+    assert_string_equal(err.msg, "cluster join-token: unknown role \"worker\" (server or node)");
+    assert_int_equal(CLUSTER(&req, &err, "join-tokn"), -GY_EINVAL);
+    assert_non_null(strstr(err.msg, "did you mean \"join-token\"?"));
+    assert_int_equal(CLUSTER(&req, &err, "join-token", "server"), -GY_EINVAL);
+    assert_non_null(strstr(err.msg, "unexpected argument \"server\""));
+    /* Its flags go with it alone, and -o json does not go with it. */
+    assert_int_equal(CLUSTER(&req, &err, "status", "--role", "node"), -GY_EINVAL);
+    assert_string_equal(err.msg, "cluster status: --role goes with cluster join-token");
+    assert_int_equal(CLUSTER(&req, &err, "members", "-q"), -GY_EINVAL);
+    assert_string_equal(err.msg, "cluster members: -q goes with cluster join-token");
+    assert_int_equal(CLUSTER(&req, &err, "join-token", "-o", "json"), -GY_EINVAL);
+    assert_non_null(strstr(err.msg, "-o json goes with cluster status, members and verify"));
+    /* --role needs its value. */
+    assert_int_equal(CLUSTER(&req, &err, "join-token", "--role"), -GY_EINVAL);
+    assert_string_equal(err.msg, "flag --role needs a value");
+}
+
 static void test_cluster_usage_errors(void **state)
 {
     (void)state;
@@ -245,7 +290,8 @@ static void test_cluster_usage_errors(void **state)
     assert_int_equal(CLUSTER(&req, &err, "members", "-o", "yaml"), -GY_EINVAL);
     assert_non_null(strstr(err.msg, "unknown output format \"yaml\""));
     assert_int_equal(CLUSTER(&req, &err, "remove", "4", "-o", "json"), -GY_EINVAL);
-    assert_non_null(strstr(err.msg, "-o json goes with cluster status and cluster members"));
+    assert_string_equal(err.msg, "cluster remove: -o json goes with cluster status, members and "
+                                 "verify");
     /* More words than any subcommand takes are caught by the command-line parser. */
     struct ctl_invocation inv;
     char *argv[] = {"gantry", "cluster", "snapshot", "save", "f", "g", NULL};
@@ -267,6 +313,7 @@ int main(void)
         cmocka_unit_test(test_every_command_has_help),
         cmocka_unit_test(test_cluster_subcommands),
         cmocka_unit_test(test_cluster_usage_errors),
+        cmocka_unit_test(test_cluster_verify_and_join_token),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,8 @@
 /* Unit tests of the CLI's output forms: aligned tables, ages, YAML that reads back as the
- * same JSON through the project's own YAML reader, the cluster members table, and the
- * snapshot file a backup writes (its header read back, written whole or not at all). */
+ * same JSON through the project's own YAML reader, the cluster members table, the cluster
+ * status with its divergence lines, a divergence check's verdict, the command lines
+ * join-token prints, and the snapshot file a backup writes (its header read back, written
+ * whole or not at all). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +11,7 @@
 #include <string.h>
 
 #include "common/spec.h"
+#include "common/xalloc.h"
 #include "ctl/ctl.h"
 #include "proto/gantry.pb-c.h"
 
@@ -223,6 +226,229 @@ static void test_members_table(void **state)
     json_decref(doc);
 }
 
+/* GET /v1/cluster of server self, led by server 1 (its API 10.0.0.1:7700), with the
+ * diverged list and verify object given as JSON text. */
+static json_t *cluster_view(int self, const char *diverged, const char *verify)
+{
+    char *text = gy_xasprintf(
+        "{\"cluster_id\":\"c9ba\",\"state_digest\":\"f67f0cba25e9bc5e\","
+        "\"leader_api_address\":\"10.0.0.1:7700\",\"id\":%d,\"leader\":1,\"state\":\"%s\","
+        "\"term\":3,\"commit_index\":40,\"applied_index\":40,\"last_index\":41,"
+        "\"servers\":[{\"id\":1,\"address\":\"10.0.0.1:7701\",\"api_address\":\"10.0.0.1:7700\","
+        "\"agent_address\":\"10.0.0.1:7702\",\"role\":\"voter\",\"state\":\"leader\"},"
+        "{\"id\":2,\"address\":\"10.0.0.2:7701\",\"api_address\":\"\",\"agent_address\":\"\","
+        "\"role\":\"voter\",\"state\":\"follower\"}],"
+        "\"diverged\":%s,\"verify\":%s}",
+        self, self == 1 ? "leader" : "follower", diverged, verify);
+    json_t *doc = json_loads(text, 0, NULL);
+    free(text);
+    assert_non_null(doc);
+    return doc;
+}
+
+#define NO_CHECKS                                                                                  \
+    "{\"checks\":0,\"last_index\":0,\"last_ms\":0,\"divergences_found\":0,"                        \
+    "\"rebuilding\":false,\"rebuilds\":0}"
+#define TWELVE_CHECKS                                                                              \
+    "{\"checks\":12,\"last_index\":34,\"last_ms\":508,\"divergences_found\":1,"                    \
+    "\"rebuilding\":false,\"rebuilds\":0}"
+
+static void test_cluster_status(void **state)
+{
+    (void)state;
+    json_t *leader = cluster_view(1, "[]", TWELVE_CHECKS);
+    char *text = NULL;
+    CAPTURE(text, ctl_cluster_status_print(leader, NULL, out));
+    assert_string_equal(text,
+                        "Cluster:   c9ba\n"
+                        "Answered:  server 1 (leader)\n"
+                        "Leader:    server 1 (API 10.0.0.1:7700)\n"
+                        "Term:      3\n"
+                        "Commit:    40 (applied 40, last 41)\n"
+                        "Diverged:  none\n"
+                        "Verified:  index 34, 6 entries ago, by server 1 in 508 ms (12 checks, 1 "
+                        "divergence found)\n"
+                        "Servers:\n"
+                        "  ID   STATE      ROLE    RAFT            API             AGENT\n"
+                        "  1    leader     voter   10.0.0.1:7701   10.0.0.1:7700   10.0.0.1:7702\n"
+                        "  2    follower   voter   10.0.0.2:7701   <none>          <none>\n");
+    free(text);
+
+    /* A follower that is rebuilding: its own checks are none, the leader's are shown. */
+    json_t *follower = cluster_view(2, "[2,3]",
+                                    "{\"checks\":0,\"last_index\":0,\"last_ms\":0,"
+                                    "\"divergences_found\":0,\"rebuilding\":true,\"rebuilds\":0}");
+    CAPTURE(text, ctl_cluster_status_print(follower, leader, out));
+    assert_non_null(strstr(text, "\nDiverged:  2, 3 (stop serving reads until rebuilt from the "
+                                 "leader)\n"
+                                 "Rebuild:   server 2 is rebuilding its state from the leader's "
+                                 "image; it refuses reads meanwhile\n"
+                                 "Verified:  index 34, 6 entries ago, by server 1 in 508 ms"));
+    free(text);
+    /* The leader did not answer. */
+    CAPTURE(text, ctl_cluster_status_print(follower, NULL, out));
+    assert_non_null(strstr(text, "\nVerified:  unknown (the leader, server 1, did not answer)\n"));
+    free(text);
+    json_decref(follower);
+    json_decref(leader);
+
+    leader = cluster_view(1, "[2]", NO_CHECKS);
+    CAPTURE(text, ctl_cluster_status_print(leader, NULL, out));
+    assert_non_null(strstr(text, "\nDiverged:  2 (stops serving reads until rebuilt from the "
+                                 "leader)\nVerified:  no check yet by server 1\n"));
+    free(text);
+    json_decref(leader);
+
+    /* A server from before divergence checks: no list, no verify object. */
+    json_t *old =
+        json_loads("{\"id\":1,\"leader\":1,\"state\":\"leader\",\"servers\":[]}", 0, NULL);
+    CAPTURE(text, ctl_cluster_status_print(old, NULL, out));
+    assert_non_null(strstr(text, "\nDiverged:  none\n"
+                                 "Verified:  unknown (server 1 does not report its checks)\n"));
+    free(text);
+    json_decref(old);
+}
+
+/* Prints a verify answer; *exit_code gets what it returns. The caller frees the text. */
+static char *verify_text(const char *answer, int *exit_code)
+{
+    json_t *doc = json_loads(answer, 0, NULL);
+    assert_non_null(doc);
+    char *text = NULL;
+    CAPTURE(text, *exit_code = ctl_verify_print(doc, out));
+    assert_int_equal(ctl_verify_exit(doc), *exit_code);
+    json_decref(doc);
+    return text;
+}
+
+static void test_verify_verdicts(void **state)
+{
+    (void)state;
+    int code;
+    char *text = verify_text("{\"index\":34,\"took_ms\":508,\"majority\":true,\"servers\":["
+                             "{\"id\":1,\"digest\":\"719e04945440734e\",\"state\":\"same\"},"
+                             "{\"id\":2,\"digest\":\"719e04945440734e\",\"state\":\"same\"},"
+                             "{\"id\":3,\"digest\":\"719e04945440734e\",\"state\":\"same\"}]}",
+                             &code);
+    assert_int_equal(code, CTL_EXIT_OK);
+    assert_string_equal(text, "SERVER   DIGEST             STATE\n"
+                              "1        719e04945440734e   same\n"
+                              "2        719e04945440734e   same\n"
+                              "3        719e04945440734e   same\n"
+                              "3 servers agree at index 34 (the check took 508 ms)\n");
+    free(text);
+
+    text = verify_text("{\"index\":34,\"took_ms\":508,\"majority\":true,\"servers\":["
+                       "{\"id\":1,\"digest\":\"719e04945440734e\",\"state\":\"same\"},"
+                       "{\"id\":2,\"digest\":\"b0dbc9004e4e08a1\",\"state\":\"diverged\"},"
+                       "{\"id\":3,\"digest\":\"719e04945440734e\",\"state\":\"same\"}]}",
+                       &code);
+    assert_int_equal(code, CTL_EXIT_FAILED);
+    assert_non_null(strstr(text, "\n2        b0dbc9004e4e08a1   diverged\n"));
+    assert_non_null(strstr(text, "\nserver 2 diverged at index 34: it stops serving reads and "
+                                 "rebuilds its state from the leader\n"));
+    assert_null(strstr(text, "agree"));
+    free(text);
+
+    /* Two of five diverged, one did not answer. */
+    text = verify_text("{\"index\":9,\"took_ms\":10500,\"majority\":true,\"servers\":["
+                       "{\"id\":1,\"digest\":\"aa\",\"state\":\"same\"},"
+                       "{\"id\":2,\"digest\":\"bb\",\"state\":\"diverged\"},"
+                       "{\"id\":3,\"digest\":\"aa\",\"state\":\"same\"},"
+                       "{\"id\":4,\"digest\":\"\",\"state\":\"no_answer\"},"
+                       "{\"id\":5,\"digest\":\"cc\",\"state\":\"diverged\"}]}",
+                       &code);
+    assert_int_equal(code, CTL_EXIT_FAILED);
+    assert_non_null(strstr(text, "\n4        -        no answer\n"));
+    assert_non_null(strstr(text, "\nservers 2 and 5 diverged at index 9: they stop serving reads "
+                                 "and rebuild their state from the leader\n"
+                                 "server 4 did not answer for index 9 (down, or too far behind); "
+                                 "the next check asks again\n"));
+    free(text);
+
+    /* A server down, the others agree: not a divergence, but not all agree either. */
+    text = verify_text("{\"index\":9,\"took_ms\":10500,\"majority\":true,\"servers\":["
+                       "{\"id\":1,\"digest\":\"aa\",\"state\":\"same\"},"
+                       "{\"id\":2,\"digest\":\"\",\"state\":\"no_answer\"},"
+                       "{\"id\":3,\"digest\":\"aa\",\"state\":\"same\"}]}",
+                       &code);
+    assert_int_equal(code, CTL_EXIT_FAILED);
+    assert_non_null(strstr(text, "\nserver 2 did not answer for index 9"));
+    assert_null(strstr(text, "diverged at"));
+    free(text);
+
+    text = verify_text("{\"index\":9,\"took_ms\":10500,\"majority\":false,\"servers\":["
+                       "{\"id\":1,\"digest\":\"aa\",\"state\":\"no_majority\"},"
+                       "{\"id\":2,\"digest\":\"\",\"state\":\"no_answer\"},"
+                       "{\"id\":3,\"digest\":\"\",\"state\":\"no_answer\"}]}",
+                       &code);
+    assert_int_equal(code, CTL_EXIT_FAILED);
+    assert_non_null(strstr(text, "\n1        aa       no majority\n"));
+    assert_non_null(strstr(text, "\nno state digest is shared by a majority of the 3 servers at "
+                                 "index 9 (too few answered, or they differ): nothing is "
+                                 "rebuilt\n"));
+    free(text);
+
+    /* One server alone agrees with itself. */
+    text = verify_text("{\"index\":5,\"took_ms\":1,\"majority\":true,\"servers\":["
+                       "{\"id\":1,\"digest\":\"aa\",\"state\":\"same\"}]}",
+                       &code);
+    assert_int_equal(code, CTL_EXIT_OK);
+    assert_non_null(strstr(text, "\n1 server agrees at index 5 (the check took 1 ms)\n"));
+    free(text);
+}
+
+static void test_join_command(void **state)
+{
+    (void)state;
+    json_t *members =
+        json_loads("{\"cluster_id\":\"c9ba\",\"leader\":2,\"servers\":["
+                   "{\"id\":1,\"address\":\"10.0.0.1:7701\",\"api_address\":\"10.0.0.1:7700\","
+                   "\"agent_address\":\"10.0.0.1:7702\",\"role\":\"voter\"},"
+                   "{\"id\":5,\"address\":\"10.0.0.5:7701\",\"api_address\":\"10.0.0.5:7700\","
+                   "\"agent_address\":\"\",\"role\":\"voter\"},"
+                   "{\"id\":2,\"address\":\"10.0.0.2:7701\",\"api_address\":\"10.0.0.2:7700\","
+                   "\"agent_address\":\"10.0.0.2:7702\",\"role\":\"voter\"}]}",
+                   0, NULL);
+    assert_non_null(members);
+    struct gy_error err;
+    /* The next id is one above the highest; --join names the leader. */
+    char *line = ctl_join_command(members, CTL_JOIN_SERVER, "http://127.0.0.1:7700", &err);
+    assert_non_null(line);
+    assert_string_equal(line, "gantry-scheduler --id 6 --data-dir /var/lib/gantry/s6 "
+                              "--raft-addr NEW_HOST:7701 --api-addr NEW_HOST:7700 "
+                              "--agent-addr NEW_HOST:7702 --join http://10.0.0.2:7700");
+    free(line);
+    /* A node gets every recorded agent stream. */
+    line = ctl_join_command(members, CTL_JOIN_NODE, NULL, &err);
+    assert_string_equal(line, "gantry-agent --servers 10.0.0.1:7702,10.0.0.2:7702 --data-dir "
+                              "/var/lib/gantry/agent");
+    free(line);
+    /* Without the leader's API address, another member's. */
+    json_object_set_new(json_array_get(json_object_get(members, "servers"), 2), "api_address",
+                        json_string(""));
+    line = ctl_join_command(members, CTL_JOIN_SERVER, NULL, &err);
+    assert_non_null(strstr(line, " --join http://10.0.0.1:7700"));
+    free(line);
+    json_decref(members);
+
+    /* Nothing recorded yet: the URL gantry itself uses, else an error; no node line. */
+    members = json_loads("{\"leader\":1,\"servers\":[{\"id\":1,\"address\":\"127.0.0.1:7701\","
+                         "\"api_address\":\"\",\"agent_address\":\"\"}]}",
+                         0, NULL);
+    line = ctl_join_command(members, CTL_JOIN_SERVER, "http://127.0.0.1:7700", &err);
+    assert_non_null(strstr(line, "--id 2 --data-dir /var/lib/gantry/s2 "));
+    assert_non_null(strstr(line, " --join http://127.0.0.1:7700"));
+    free(line);
+    assert_null(ctl_join_command(members, CTL_JOIN_SERVER, "https://example:7700", &err));
+    assert_int_equal(err.code, GY_ENOTFOUND);
+    assert_non_null(strstr(err.msg, "no server has recorded its API address yet"));
+    assert_null(ctl_join_command(members, CTL_JOIN_NODE, NULL, &err));
+    assert_int_equal(err.code, GY_ENOTFOUND);
+    assert_non_null(strstr(err.msg, "no server has recorded its agent-stream address yet"));
+    json_decref(members);
+}
+
 static void test_size_format(void **state)
 {
     (void)state;
@@ -331,6 +557,9 @@ int main(void)
         cmocka_unit_test(test_yaml_round_trip),
         cmocka_unit_test(test_json_pretty),
         cmocka_unit_test(test_members_table),
+        cmocka_unit_test(test_cluster_status),
+        cmocka_unit_test(test_verify_verdicts),
+        cmocka_unit_test(test_join_command),
         cmocka_unit_test(test_size_format),
         cmocka_unit_test(test_snapshot_info),
         cmocka_unit_test(test_file_write_atomic),

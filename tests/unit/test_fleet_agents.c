@@ -4,13 +4,15 @@
  * become unknown, a session silent past its limit is closed without extending its node's
  * timeout, a node that comes back stays up, a new leader gives every node the full
  * timeout, a clock that steps back or leaps ahead neither marks every node down nor stops
- * judging); the replicas of a node cut off (kept for their workload's disconnect_grace,
- * then replaced, stopped once the replacement runs, the older generation first, and taken
- * back running when the node returns before the replacement started); replica status
- * batching (reports of a stale session, of
- * another node's replica or saying nothing new are dropped; a newer report replaces an
- * older one) and assignment differences (full, then only what changed; stops sent again
- * after a while; nodes due a push after a change, also across a wall clock step). */
+ * judging, and steps of the wall clock change no verdict); the replicas of a node cut off
+ * (kept for their workload's disconnect_grace, counted on the leader's monotonic clock
+ * whatever the wall clock does, then replaced, stopped once the replacement runs, the
+ * older generation first, and taken back running when the node returns before the
+ * replacement started); replica status batching (reports of a stale session, of another
+ * node's replica or saying nothing new are dropped; a newer report replaces an older one)
+ * and assignment differences (full, then only what changed; stops sent again after a
+ * while; nodes due a push after a change, in the order changes were applied, so that
+ * commands and reports stamped an hour back or ahead are pushed all the same). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -156,6 +158,10 @@ static int setup(void **state)
 /* ---------------------------------------------------------------------------------------
  * Liveness */
 
+/* Added to the wall clock the leader's verdicts are stamped with (WALL_MS + its monotonic
+ * clock): a test moves it to step the wall clock. */
+static int64_t wall_step;
+
 /* Runs the leader from `from` to `to` in steps of 250 ms: the nodes of talking hear a frame
  * every second, and each step judges; a verdict is applied to the state. Returns the node
  * found down first (the caller frees it), or NULL. stop_at_first ends the run there. */
@@ -169,7 +175,8 @@ static char *run(struct sch_liveness *lv, struct sch_fsm *fsm, uint64_t from, ui
                 sch_liveness_heard(lv, sch_liveness_node(lv, talking[i], now), now);
         struct sch_liveness_verdict v;
         struct gy_error err;
-        int rc = sch_liveness_judge(lv, fsm, now, WALL_MS + now, &v, &err);
+        uint64_t wall = (uint64_t)((int64_t)(WALL_MS + now) + wall_step);
+        int rc = sch_liveness_judge(lv, fsm, now, wall, &v, &err);
         assert_true(rc >= 0);
         if (rc == 0)
             continue;
@@ -362,6 +369,33 @@ static void test_clock_leaping_forward(void **state)
     sch_liveness_free(&lv);
 }
 
+static void test_wall_steps_change_no_verdict(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    struct sch_liveness lv;
+    sch_liveness_init(&lv, TIMEOUT_MS);
+    sch_liveness_lead(&lv, 10000);
+    connect_all(&lv, 10000);
+    static const char *const talking[] = {"n1", "n3"};
+    /* The wall clock steps back an hour, then forward two: the verdict on n2 comes as it
+     * does with a steady wall clock (test_silent_node_goes_down...), and only on n2. */
+    wall_step = -INT64_C(3600000);
+    assert_null(run(&lv, fsm, 10000, 12500, talking, 2, true));
+    wall_step = INT64_C(3600000);
+    assert_null(run(&lv, fsm, 12750, 15000, talking, 2, true));
+    char *down = run(&lv, fsm, 15250, 16000, talking, 2, false);
+    assert_string_equal(down, "n2");
+    free(down);
+    assert_int_equal(node_state(fsm, "n1"), GANTRY__NODE_STATE__NODE_READY);
+    assert_int_equal(node_state(fsm, "n3"), GANTRY__NODE_STATE__NODE_READY);
+    /* The wall clock stamps the record, nothing else. */
+    assert_int_equal(column(fsm, "SELECT updated_ms FROM nodes WHERE name = ?", "n2"),
+                     (int64_t)(WALL_MS + 15250 + UINT64_C(3600000)));
+    wall_step = 0;
+    assert_null(run(&lv, fsm, 16250, 30000, talking, 2, false));
+    sch_liveness_free(&lv);
+}
+
 /* ---------------------------------------------------------------------------------------
  * The agent stream's limits and silent sessions */
 
@@ -480,14 +514,51 @@ static uint32_t next_id(void *data)
     return ++*(uint32_t *)data;
 }
 
-/* A reconcile pass over api at wall_ms, applied; *placed and *stopped say what it did. */
-static void reconcile_api(struct sch_fsm *fsm, uint64_t wall_ms, size_t *placed, size_t *stopped)
+/* The leader of the cut-off tests: its liveness and its monotonic clock, which a test
+ * moves forward; its verdicts and commands are stamped WALL_MS + that clock unless a test
+ * says otherwise. */
+static struct {
+    struct sch_liveness lv;
+    uint64_t now;
+} leader;
+
+static uint64_t leader_down_for(void *data, const char *node)
+{
+    (void)data;
+    return sch_liveness_down_for(&leader.lv, node, leader.now);
+}
+
+/* Moves the leader's clock to `to`, read every 100 ms as the duties' tick does. */
+static void leader_advance(uint64_t to)
+{
+    while (leader.now + 100 < to) {
+        leader.now += 100;
+        sch_liveness_clock(&leader.lv, leader.now);
+    }
+    leader.now = to;
+    sch_liveness_clock(&leader.lv, to);
+}
+
+static int cut_off_teardown(void **state)
+{
+    sch_liveness_free(&leader.lv);
+    memset(&leader, 0, sizeof(leader));
+    return gt_fsm_teardown(state);
+}
+
+/* A reconcile pass over api at `now` of the leader's monotonic clock, its commands stamped
+ * wall_ms; applied; *placed and *stopped say what it did. */
+static void reconcile_api_at(struct sch_fsm *fsm, uint64_t now, uint64_t wall_ms, size_t *placed,
+                             size_t *stopped)
 {
     static uint32_t ids;
     static const char *const only[] = {"api"};
+    leader_advance(now);
+    struct sch_reconcile_time time = {
+        .wall_ms = wall_ms, .down_for = leader_down_for, .down_data = NULL};
     struct sch_reconcile_plan plan;
     struct gy_error err;
-    assert_int_equal(sch_reconcile_plan(fsm, only, 1, wall_ms, next_id, &ids, &plan, &err), 0);
+    assert_int_equal(sch_reconcile_plan_at(fsm, only, 1, &time, next_id, &ids, &plan, &err), 0);
     if (plan.command != NULL)
         gt_execute(fsm, plan.command);
     *placed = plan.placed;
@@ -495,20 +566,26 @@ static void reconcile_api(struct sch_fsm *fsm, uint64_t wall_ms, size_t *placed,
     sch_reconcile_plan_free(&plan);
 }
 
-/* Node n2 falls silent; a leader that hears n1 and n3 finds it down. Returns the wall time
- * of the verdict. */
+/* A reconcile pass over api at wall_ms, the wall clock moving with the monotonic one. */
+static void reconcile_api(struct sch_fsm *fsm, uint64_t wall_ms, size_t *placed, size_t *stopped)
+{
+    reconcile_api_at(fsm, wall_ms - WALL_MS, wall_ms, placed, stopped);
+}
+
+/* Node n2 falls silent; the leader, hearing n1 and n3, finds it down. Returns the wall time
+ * of the verdict (WALL_MS + the leader's clock then). */
 static uint64_t cut_off_n2(struct sch_fsm *fsm)
 {
-    struct sch_liveness lv;
-    sch_liveness_init(&lv, TIMEOUT_MS);
-    sch_liveness_lead(&lv, 0);
-    connect_all(&lv, 0);
+    sch_liveness_init(&leader.lv, TIMEOUT_MS);
+    sch_liveness_lead(&leader.lv, 0);
+    connect_all(&leader.lv, 0);
     static const char *const talking[] = {"n1", "n3"};
-    char *down = run(&lv, fsm, 0, 6000, talking, 2, true);
+    char *down = run(&leader.lv, fsm, 0, 6000, talking, 2, true);
     assert_string_equal(down, "n2");
     free(down);
-    sch_liveness_free(&lv);
-    return (uint64_t)column(fsm, "SELECT updated_ms FROM nodes WHERE name = ?", "n2");
+    uint64_t v = (uint64_t)column(fsm, "SELECT updated_ms FROM nodes WHERE name = ?", "n2");
+    leader.now = v - WALL_MS;
+    return v;
 }
 
 /* The id of api's newest replica placed by a reconcile pass (ids "api-" and 8 digits). */
@@ -580,6 +657,52 @@ static void test_cut_off_kept_within_grace(void **state)
     reconcile_api(fsm, v + 120000, &placed, &stopped);
     assert_int_equal(placed, 1);
     assert_int_equal(stopped, 0);
+}
+
+static void test_cut_off_grace_ignores_wall_steps(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    apply_api(fsm, 2, 120000, 10000);
+    api_running(fsm, "api-a", 1, "n1");
+    api_running(fsm, "api-b", 1, "n2");
+    uint64_t v = cut_off_n2(fsm);
+    uint64_t t = v - WALL_MS;
+    uint64_t hour = UINT64_C(3600000);
+    size_t placed, stopped;
+    /* The wall clock leaps an hour ahead: the grace, counted on the leader's clock, goes
+     * on (the stamps in the state would have it long over). */
+    reconcile_api_at(fsm, t + 1000, v + hour, &placed, &stopped);
+    assert_int_equal(placed + stopped, 0);
+    reconcile_api_at(fsm, t + 60000, v + hour + 59000, &placed, &stopped);
+    assert_int_equal(placed + stopped, 0);
+    /* It steps back two hours: the grace still ends on time (the stamps would have it
+     * last an hour longer). */
+    reconcile_api_at(fsm, t + 119999, v - hour + 119999, &placed, &stopped);
+    assert_int_equal(placed + stopped, 0);
+    reconcile_api_at(fsm, t + 120000, v - hour + 120000, &placed, &stopped);
+    assert_int_equal(placed, 1);
+    assert_int_equal(stopped, 0);
+}
+
+static void test_cut_off_counted_from_takeover(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    apply_api(fsm, 2, 120000, 10000);
+    api_running(fsm, "api-a", 1, "n1");
+    api_running(fsm, "api-b", 1, "n2");
+    uint64_t v = cut_off_n2(fsm);
+    uint64_t t = v - WALL_MS;
+    size_t placed, stopped;
+    reconcile_api(fsm, v + 100000, &placed, &stopped);
+    assert_int_equal(placed + stopped, 0);
+    /* This server leads anew (it lost the leadership meanwhile): it cannot tell from the
+     * state's stamps how long n2 has been down, so the grace counts from its takeover. */
+    leader_advance(t + 110000);
+    sch_liveness_lead(&leader.lv, t + 110000);
+    reconcile_api(fsm, v + 110000 + 119999, &placed, &stopped);
+    assert_int_equal(placed + stopped, 0);
+    reconcile_api(fsm, v + 110000 + 120000, &placed, &stopped);
+    assert_int_equal(placed, 1);
 }
 
 static void test_cut_off_taken_back_before_replacement_started(void **state)
@@ -775,22 +898,34 @@ static void test_stale_stops_are_sent_again(void **state)
     struct sch_assign_sent sent = {0};
     char got[256];
     diff(fsm, "n1", true, &sent, got, sizeof(got));
-    update(fsm, report("web-a", GANTRY__REPLICA_STATE__REPLICA_STOPPING, "scaled down"),
-           WALL_MS + 1000);
+    /* The agent's report is stamped by its own clock, an hour ahead: it does not count. */
+    Gantry__ReplicaStatus st = report("web-a", GANTRY__REPLICA_STATE__REPLICA_STOPPING, "scaled");
+    st.changed_ms = WALL_MS + UINT64_C(3600000);
+    update(fsm, st, WALL_MS + 1000);
     diff(fsm, "n1", false, &sent, got, sizeof(got));
     assert_string_equal(got, "start: stop:web-a");
+    /* The first look (the leader looks every SCH_ASSIGN_RESTOP_MS) finds it stopping... */
+    struct sch_idset stopping = {0};
     char stale[256] = "";
     struct gy_error err;
-    assert_true(sch_assign_stale_stops(fsm, WALL_MS + 1000 + SCH_ASSIGN_RESTOP_MS - 1, note_stale,
-                                       stale, &err) >= 0);
+    assert_int_equal(sch_assign_stale_stops(fsm, &stopping, note_stale, stale, &err), 1);
     assert_string_equal(stale, "");
-    assert_true(sch_assign_stale_stops(fsm, WALL_MS + 1001 + SCH_ASSIGN_RESTOP_MS, note_stale,
-                                       stale, &err) >= 0);
+    assert_true(sch_idset_has(&stopping, "web-a"));
+    /* ...and the next one still stopping: its stop is sent again. */
+    assert_int_equal(sch_assign_stale_stops(fsm, &stopping, note_stale, stale, &err), 1);
     assert_string_equal(stale, "web-a@n1");
     assert_true(sch_assign_sent_forget_stop(&sent, "web-a"));
     assert_false(sch_assign_sent_forget_stop(&sent, "web-a"));
     diff(fsm, "n1", false, &sent, got, sizeof(got));
     assert_string_equal(got, "start: stop:web-a");
+    /* Once its agent reports it stopped, it is gone from the looks. */
+    update(fsm, report("web-a", GANTRY__REPLICA_STATE__REPLICA_STOPPED, "stopped"),
+           WALL_MS - UINT64_C(3600000));
+    stale[0] = '\0';
+    assert_int_equal(sch_assign_stale_stops(fsm, &stopping, note_stale, stale, &err), 0);
+    assert_string_equal(stale, "");
+    assert_int_equal(stopping.n, 0);
+    sch_idset_free(&stopping);
     sch_assign_sent_clear(&sent);
 }
 
@@ -810,28 +945,90 @@ static void queued(struct sch_push_queue *q, char *buf, size_t len)
         off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? "," : "", node);
 }
 
+/* Looks for nodes due a push; the nodes queued, as "a,b". */
+static void look_changed(struct sch_push_queue *q, struct sch_fsm *fsm, char *buf, size_t len)
+{
+    struct gy_error err;
+    assert_true(sch_push_queue_changed(q, fsm, all_connected, NULL, &err) >= 0);
+    queued(q, buf, len);
+}
+
 static void test_nodes_due_a_push(void **state)
 {
     struct sch_fsm *fsm = *state;
     struct sch_push_queue q = {0};
-    struct gy_error err;
     char got[256];
-    /* The first look covers every change. */
-    assert_true(sch_push_queue_changed(&q, fsm, WALL_MS + 60000, all_connected, NULL, &err) >= 0);
-    queued(&q, got, sizeof(got));
+    /* The first look covers every node with a replica to start or stop. */
+    look_changed(&q, fsm, got, sizeof(got));
     assert_string_equal(got, "n1,n2");
-    /* Later, only what changed since the previous look (less the slack). */
+    /* Later, only what changed since the previous look. */
+    look_changed(&q, fsm, got, sizeof(got));
+    assert_string_equal(got, "");
     place(fsm, "web-c", "n3", WALL_MS + 60000);
     place(fsm, "web-d", "n1", WALL_MS + 60000);
-    assert_true(sch_push_queue_changed(&q, fsm, WALL_MS + 70000, all_connected, NULL, &err) >= 0);
-    queued(&q, got, sizeof(got));
+    look_changed(&q, fsm, got, sizeof(got));
     assert_string_equal(got, "n1"); /* n3 is not connected */
-    /* The wall clock steps back an hour: changes stamped after the step are still found. */
-    uint64_t back = WALL_MS + 70000 - UINT64_C(3600000);
-    place(fsm, "web-e", "n2", back + 100);
-    assert_true(sch_push_queue_changed(&q, fsm, back + 200, all_connected, NULL, &err) >= 0);
-    queued(&q, got, sizeof(got));
-    assert_true(strstr(got, "n2") != NULL);
+    /* A report that gives the agent nothing to do queues nothing; a stop does. */
+    update(fsm, report("web-b", GANTRY__REPLICA_STATE__REPLICA_RUNNING, ""), WALL_MS + 61000);
+    look_changed(&q, fsm, got, sizeof(got));
+    assert_string_equal(got, "");
+    update(fsm, report("web-b", GANTRY__REPLICA_STATE__REPLICA_STOPPING, "scaled down"),
+           WALL_MS + 62000);
+    look_changed(&q, fsm, got, sizeof(got));
+    assert_string_equal(got, "n2");
+    /* A server whose database was replaced has no record of what came before: its next
+     * look covers every node again. */
+    assert_int_equal(sqlite3_exec(fsm->db, "DROP TABLE temp.replica_changes", NULL, NULL, NULL),
+                     SQLITE_OK);
+    look_changed(&q, fsm, got, sizeof(got));
+    assert_string_equal(got, "n1,n2");
+    place(fsm, "web-e", "n2", WALL_MS + 63000);
+    look_changed(&q, fsm, got, sizeof(got));
+    assert_string_equal(got, "n2");
+    sch_push_queue_clear(&q);
+}
+
+static void test_pushes_follow_wall_steps(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    struct sch_push_queue q = {0};
+    char got[256];
+    uint64_t hour = UINT64_C(3600000);
+    look_changed(&q, fsm, got, sizeof(got));
+    assert_string_equal(got, "n1,n2");
+    /* The leader's wall clock steps back an hour: what it places is pushed. */
+    place(fsm, "web-c", "n2", WALL_MS - hour);
+    look_changed(&q, fsm, got, sizeof(got));
+    assert_string_equal(got, "n2");
+    place(fsm, "web-d", "n1", WALL_MS - hour + 10);
+    place(fsm, "web-e", "n2", WALL_MS - hour + 20);
+    look_changed(&q, fsm, got, sizeof(got));
+    assert_string_equal(got, "n1,n2");
+    /* It steps forward two hours: so is what it places and stops then. */
+    place(fsm, "web-f", "n1", WALL_MS + hour);
+    look_changed(&q, fsm, got, sizeof(got));
+    assert_string_equal(got, "n1");
+    update(fsm, report("web-e", GANTRY__REPLICA_STATE__REPLICA_STOPPING, "scaled down"),
+           WALL_MS + hour + 10);
+    look_changed(&q, fsm, got, sizeof(got));
+    assert_string_equal(got, "n2");
+    /* And back again: a change stamped before the previous look's time is still new. */
+    place(fsm, "web-g", "n2", WALL_MS);
+    look_changed(&q, fsm, got, sizeof(got));
+    assert_string_equal(got, "n2");
+    /* An agent's report stamped by its own clock, an hour behind: its node is pushed. */
+    Gantry__ReplicaStatus st = report("web-f", GANTRY__REPLICA_STATE__REPLICA_STOPPING, "");
+    st.changed_ms = WALL_MS - hour;
+    update(fsm, st, WALL_MS + 100);
+    look_changed(&q, fsm, got, sizeof(got));
+    assert_string_equal(got, "n1");
+    /* Every replica placed was sent to its node. */
+    struct sch_assign_sent sent = {0};
+    diff(fsm, "n2", true, &sent, got, sizeof(got));
+    assert_string_equal(got, "start:web-b,web-c,web-g stop:web-e");
+    sch_assign_sent_clear(&sent);
+    look_changed(&q, fsm, got, sizeof(got));
+    assert_string_equal(got, "");
     sch_push_queue_clear(&q);
 }
 
@@ -844,12 +1041,18 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_verdict_marks_live_replicas_unknown, setup,
                                         gt_fsm_teardown),
         cmocka_unit_test_setup_teardown(test_silent_session_is_closed, setup, gt_fsm_teardown),
-        cmocka_unit_test_setup_teardown(test_cut_off_replaced_then_stopped, setup, gt_fsm_teardown),
-        cmocka_unit_test_setup_teardown(test_cut_off_kept_within_grace, setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_wall_steps_change_no_verdict, setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_cut_off_replaced_then_stopped, setup,
+                                        cut_off_teardown),
+        cmocka_unit_test_setup_teardown(test_cut_off_kept_within_grace, setup, cut_off_teardown),
+        cmocka_unit_test_setup_teardown(test_cut_off_grace_ignores_wall_steps, setup,
+                                        cut_off_teardown),
+        cmocka_unit_test_setup_teardown(test_cut_off_counted_from_takeover, setup,
+                                        cut_off_teardown),
         cmocka_unit_test_setup_teardown(test_cut_off_taken_back_before_replacement_started, setup,
-                                        gt_fsm_teardown),
+                                        cut_off_teardown),
         cmocka_unit_test_setup_teardown(test_cut_off_older_generation_stopped_first, setup,
-                                        gt_fsm_teardown),
+                                        cut_off_teardown),
         cmocka_unit_test_setup_teardown(test_node_comes_back, setup, gt_fsm_teardown),
         cmocka_unit_test_setup_teardown(test_new_leader_gives_full_timeout, setup, gt_fsm_teardown),
         cmocka_unit_test_setup_teardown(test_clock_stepping_back, setup, gt_fsm_teardown),
@@ -860,6 +1063,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_assignment_differences, setup, gt_fsm_teardown),
         cmocka_unit_test_setup_teardown(test_stale_stops_are_sent_again, setup, gt_fsm_teardown),
         cmocka_unit_test_setup_teardown(test_nodes_due_a_push, setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_pushes_follow_wall_steps, setup, gt_fsm_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,111 @@
+# Damaged files at a server's start, on a 3-server control plane on loopback: a follower
+# whose state database was damaged while it was stopped moves it aside, fetches the leader's
+# image and converges without losing an entry; a follower with a damaged Raft segment, or
+# with a segment gone, refuses to start with a message that says what to do, and runs again
+# once the file is back; a lone server with a damaged database refuses rather than start
+# empty.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/cp/cluster.sh"
+cp_require
+command -v sqlite3 >/dev/null || gt_skip "sqlite3 is missing"
+
+# Snapshots every few entries, so that a restarted server's snapshot is a marker that needs
+# its own database file (with no snapshot it replays the whole log instead).
+CP_FLAGS+=(--snapshot-threshold 16 --snapshot-trailing 8)
+for i in 1 2 3; do cp_start "$i" --bootstrap "$(cp_bootstrap_list 3)"; done
+gt_check "a leader is elected" gt_wait_for "a leader" 30 cp_has_leader 1 2 3
+ok=$(cp_bulk_apply 1 60 pre 4)
+gt_check "60 applies succeed ($ok)" [ "$ok" -eq 60 ]
+gt_wait_for "same state" 30 cp_same_state 1 2 3
+
+leader=$(cp_leader 1 2 3)
+victim=1
+[ "$leader" = 1 ] && victim=2
+snapshots_of() { curl -s "http://$(cp_api "$1")/metrics" | awk '$1 == "gantry_fsm_snapshots_total" { print $2 }'; }
+gt_wait_for "a snapshot on server $victim" 30 bash -c "[ \"\$(curl -s http://$(cp_api "$victim")/metrics | awk '\$1 == \"gantry_fsm_snapshots_total\" { print \$2 }')\" -ge 1 ]"
+
+# damage_pages FILE: the database's pages after the first overwritten with other bytes
+# (its write-ahead log copied in first, so that the file alone holds the state).
+damage_pages() {
+    sqlite3 "$1" "PRAGMA wal_checkpoint(TRUNCATE)" >/dev/null
+    local size
+    size=$(stat -c %s "$1")
+    gt_log "damaging $1 ($size bytes) from byte 4096"
+    python3 -c '
+import sys
+path, size = sys.argv[1], int(sys.argv[2])
+with open(path, "r+b") as f:
+    f.seek(4096)
+    f.write(bytes((i * 7 + 13) & 0xff for i in range(size - 4096)))' "$1" "$size"
+}
+
+# 1. A follower's state database damaged while it is stopped.
+cp_stop "$victim"
+damage_pages "$GT_TMP/s$victim/state.db"
+cp_start "$victim"
+gt_check "the damaged database is found at the start and moved aside" \
+    gt_wait_for "moved aside" 30 grep -c 'msg="state database damaged".*moved_to=' "$GT_TMP/s$victim.log"
+gt_check "the damaged file is kept for inspection" bash -c "ls $GT_TMP/s$victim/state.db.damaged-* >/dev/null"
+gt_check "the server fetches the leader's image" \
+    gt_wait_for "rebuilt" 60 grep -c 'msg="state rebuilt from the leader' "$GT_TMP/s$victim.log"
+gt_check "and then holds the same state as the others" gt_wait_for "same state" 60 cp_same_state 1 2 3
+replicas_of() { curl -s "http://$(cp_api "$1")/v1/workloads/$2?stale=1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["spec"]["replicas"])' 2>/dev/null; }
+gt_check "the first and the last workload written before are there" [ "$(replicas_of "$victim" pre-0)/$(replicas_of "$victim" pre-59)" = 1/1 ]
+gt_check "all 60 of them" [ "$(cp_count "$victim")" = 60 ]
+gt_check "writes go on" [ "$(cp_apply "$leader" after-damage)" = 200 ]
+gt_wait_for "same state" 30 cp_same_state 1 2 3
+# Its own snapshot markers name the rebuilt file: it restarts on it.
+cp_stop "$victim"
+cp_start "$victim"
+gt_check "restarted, it keeps the rebuilt file" \
+    gt_wait_for "database kept" 30 bash -c "[ \$(grep -c 'msg=\"snapshot restored\".*database=kept' '$GT_TMP/s$victim.log') -ge 1 ]"
+gt_check "and agrees with the others" gt_wait_for "same state" 60 cp_same_state 1 2 3
+
+# 2. A byte of a follower's newest closed Raft segment changed while it is stopped.
+cp_stop "$victim"
+seg=$(cd "$GT_TMP/s$victim/raft" && ls | grep -E '^[0-9]{16}-[0-9]{16}$' | sort | tail -1)
+gt_check "server $victim has a closed segment ($seg)" [ -n "$seg" ]
+path=$GT_TMP/s$victim/raft/$seg
+cp "$path" "$GT_TMP/segment.orig"
+size=$(stat -c %s "$path")
+python3 -c '
+import sys
+path, at = sys.argv[1], int(sys.argv[2])
+with open(path, "r+b") as f:
+    f.seek(at); b = f.read(1); f.seek(at); f.write(bytes([b[0] ^ 0xff]))' "$path" $((size - 9))
+cp_start "$victim"
+exited() { ! kill -0 "$1" 2>/dev/null; }
+gt_check "the server refuses the damaged log" gt_wait_for "server $victim exits" 30 exited "${CP_PID[$victim]}"
+gt_check "its message names the segment and where to read what to do" \
+    grep -q "damaged Raft segment $seg.*A damaged server" "$GT_TMP/s$victim.log"
+gt_check "the segment keeps its name, for the next start to find" [ -f "$path" ]
+cp_stop "$victim"
+cp "$GT_TMP/segment.orig" "$path"
+cp_start "$victim"
+gt_check "with the segment restored it runs and agrees" gt_wait_for "same state" 60 cp_same_state 1 2 3
+
+# 3. A segment removed: the log ends before what the database applied.
+cp_stop "$victim"
+mv "$path" "$GT_TMP/segment.moved"
+cp_start "$victim"
+gt_check "a log with entries missing is refused" gt_wait_for "server $victim exits" 30 exited "${CP_PID[$victim]}"
+gt_check "saying entries are missing" grep -q "entries are missing" "$GT_TMP/s$victim.log"
+cp_stop "$victim"
+mv "$GT_TMP/segment.moved" "$path"
+cp_start "$victim"
+gt_check "with the segment back it runs and agrees" gt_wait_for "same state" 60 cp_same_state 1 2 3
+
+# 4. A lone server has no peer to fetch the state from.
+for i in 1 2 3; do cp_stop "$i"; done
+cp_start 4 --bootstrap "4=$(cp_raft 4)"
+gt_check "a one-server cluster elects itself" gt_wait_for "a leader" 30 cp_has_leader 4
+ok=$(cp_bulk_apply 4 40 solo 2)
+gt_check "40 applies succeed ($ok)" [ "$ok" -eq 40 ]
+gt_wait_for "a snapshot on server 4" 30 bash -c "[ \"\$(curl -s http://$(cp_api 4)/metrics | awk '\$1 == \"gantry_fsm_snapshots_total\" { print \$2 }')\" -ge 1 ]"
+cp_stop 4
+damage_pages "$GT_TMP/s4/state.db"
+cp_start 4
+gt_check "the lone server refuses to start empty" gt_wait_for "server 4 exits" 30 exited "${CP_PID[4]}"
+gt_check "and says to restore a snapshot" grep -q "no other server holds the state: restore a snapshot" "$GT_TMP/s4.log"
+cp_stop 4
+gt_finish
