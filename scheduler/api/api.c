@@ -248,10 +248,14 @@ void sch_api_handle(struct sch_http_request *req, void *data)
         return;
     }
     char why[512];
-    if (access == SCH_ACCESS_WRITE && call->route != SCH_ROUTE_MEMBER_REMOVE &&
-        call->route != SCH_ROUTE_LEADER_TRANSFER && sch_node_nospace(api->node, why, sizeof(why))) {
-        /* etcd's NOSPACE: what would fill the disk waits; what frees a server (removing a
-         * member, handing leadership over) does not. */
+    bool membership = call->route == SCH_ROUTE_MEMBER_ADD ||
+                      call->route == SCH_ROUTE_MEMBER_REMOVE ||
+                      call->route == SCH_ROUTE_LEADER_TRANSFER;
+    if (access == SCH_ACCESS_WRITE && !membership &&
+        sch_node_nospace(api->node, why, sizeof(why))) {
+        /* etcd's NOSPACE: writes of workloads and nodes wait; membership does not (a server
+         * records its addresses through it, and adding a server or handing leadership over
+         * is how an operator moves the writes to a server with space). */
         sch_call_error(call, 507, "nospace", NULL, "%s", why);
         return;
     }

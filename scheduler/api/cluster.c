@@ -81,17 +81,16 @@ void sch_api_cluster_get(struct sch_call *call)
         json_array_append_new(alarms, json_string("nospace"));
     json_t *storage = json_pack("{s:I,s:I}", "free_bytes", (json_int_t)api->node->space.free_bytes,
                                 "reserve_bytes", (json_int_t)api->node->cfg.min_free_bytes);
-    sch_call_json(call, 200,
-                  json_pack("{s:s,s:s,s:s,s:I,s:I,s:s,s:I,s:I,s:I,s:I,s:o,s:o,s:o,s:o,s:o}",
-                            "cluster_id",
-                            cluster, "state_digest", digest, "leader_api_address", leader_api, "id",
-                            (json_int_t)api->node->cfg.id, "leader", (json_int_t)leader, "state",
-                            state >= 0 && state < 4 ? states[state] : "unknown", "term",
-                            (json_int_t)raft->current_term, "commit_index",
-                            (json_int_t)raft->commit_index, "applied_index",
-                            (json_int_t)raft_last_applied(raft), "last_index",
-                            (json_int_t)raft_last_index(raft), "servers", servers, "diverged",
-                            diverged, "verify", verify, "alarms", alarms, "storage", storage));
+    sch_call_json(
+        call, 200,
+        json_pack("{s:s,s:s,s:s,s:I,s:I,s:s,s:I,s:I,s:I,s:I,s:o,s:o,s:o,s:o,s:o}", "cluster_id",
+                  cluster, "state_digest", digest, "leader_api_address", leader_api, "id",
+                  (json_int_t)api->node->cfg.id, "leader", (json_int_t)leader, "state",
+                  state >= 0 && state < 4 ? states[state] : "unknown", "term",
+                  (json_int_t)raft->current_term, "commit_index", (json_int_t)raft->commit_index,
+                  "applied_index", (json_int_t)raft_last_applied(raft), "last_index",
+                  (json_int_t)raft_last_index(raft), "servers", servers, "diverged", diverged,
+                  "verify", verify, "alarms", alarms, "storage", storage));
 }
 
 void sch_api_digest_get(struct sch_call *call)

@@ -134,12 +134,19 @@ void sch_libraft_transport_wrap(struct raft_uv_transport *t)
  * Storage settings
  *
  * Snapshot compression runs on the loop thread in this libraft: on a large state it stalls
- * heartbeats long enough to cause an election, so images are written uncompressed. */
+ * heartbeats long enough to cause an election, so images are written uncompressed.
+ *
+ * Auto-recovery is off. With it, a segment that fails its checksum at load is renamed
+ * "corrupt-..." and the server starts with the log that ends before it, without entries
+ * it may have acknowledged and without a warning: with one more such server, a leader
+ * could be elected that lacks a committed write. Without it the load fails, and the
+ * server refuses to start (docs/operations.md, "A damaged server"). */
 
 void sch_libraft_storage_configure(struct raft_io *io, unsigned connect_retry_ms)
 {
     raft_uv_set_connect_retry_delay(io, connect_retry_ms);
     raft_uv_set_snapshot_compression(io, false);
+    raft_uv_set_auto_recovery(io, false);
 }
 
 /* ---------------------------------------------------------------------------------------

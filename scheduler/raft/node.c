@@ -3,7 +3,6 @@
 #include "scheduler/raft/node.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -683,8 +682,8 @@ static void space_check(struct sch_node *node)
                      " action=\"client writes are refused until space is freed; reads go on\"",
                      node->cfg.data_dir, node->space.free_bytes, node->cfg.min_free_bytes);
     } else if (!low && node->space.alarm) {
-        gy_log_info("NOSPACE alarm cleared", "data_dir=%s free_bytes=%" PRIu64,
-                    node->cfg.data_dir, node->space.free_bytes);
+        gy_log_info("NOSPACE alarm cleared", "data_dir=%s free_bytes=%" PRIu64, node->cfg.data_dir,
+                    node->space.free_bytes);
     }
     node->space.alarm = low;
 }
@@ -1189,74 +1188,27 @@ static int storage_snapshot_get(struct raft_io *io, struct raft_io_snapshot_get 
     return rc;
 }
 
-/* The names of the segments libraft set aside as damaged ("corrupt-NANOS-NAME"), one per
- * line in out; the count, or -1 when the directory cannot be read. */
-static int corrupt_segments(const char *dir, char *out, size_t len)
+/* Frees what a load handed over, for a load that is then refused. */
+static void load_free(struct raft_snapshot **snapshot, struct raft_entry *entries[],
+                      size_t *n_entries)
 {
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return -1;
-    int n = 0;
-    size_t used = 0;
-    out[0] = '\0';
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strncmp(e->d_name, "corrupt-", 8) != 0)
-            continue;
-        int w = snprintf(out + used, len - used, "%s\n", e->d_name);
-        if (w > 0 && (size_t)w < len - used)
-            used += (size_t)w;
-        n++;
+    if (*snapshot != NULL) {
+        raft_configuration_close(&(*snapshot)->configuration);
+        for (unsigned i = 0; i < (*snapshot)->n_bufs; i++)
+            raft_free((*snapshot)->bufs[i].base);
+        raft_free((*snapshot)->bufs);
+        raft_free(*snapshot);
+        *snapshot = NULL;
     }
-    closedir(d);
-    return n;
-}
-
-/* Segments libraft set aside during this load: each is put back under its own name, so
- * that every later start finds it too, and the start is refused. A segment it drops held
- * entries this server may have acknowledged; running on without them, it could elect a
- * leader that lacks a committed entry. */
-static int refuse_dropped_segments(struct sch_node *node, struct raft_io *io, const char *before)
-{
-    char after[4096];
-    if (corrupt_segments(node->raft_dir, after, sizeof(after)) <= 0)
-        return 0;
-    int refused = 0;
-    char first[256] = "";
-    for (char *line = after, *next; *line != '\0'; line = next) {
-        next = strchr(line, '\n');
-        if (next == NULL)
-            break;
-        *next++ = '\0';
-        char needle[300];
-        snprintf(needle, sizeof(needle), "%.290s\n", line);
-        if (strstr(before, needle) != NULL)
-            continue; /* set aside by an earlier start, which ran on: not this load's */
-        const char *name = strchr(line + 8, '-');
-        if (name == NULL)
-            continue;
-        name++;
-        char from[4400], to[4400];
-        snprintf(from, sizeof(from), "%.4095s/%.290s", node->raft_dir, line);
-        snprintf(to, sizeof(to), "%.4095s/%.290s", node->raft_dir, name);
-        if (rename(from, to) != 0)
-            gy_log_error("damaged Raft segment left aside", "path=%s error=\"%s\"", from,
-                         strerror(errno));
-        if (refused++ == 0)
-            snprintf(first, sizeof(first), "%.250s", name);
+    void *batch = NULL;
+    for (size_t i = 0; i < *n_entries; i++) {
+        if ((*entries)[i].batch != batch)
+            raft_free((*entries)[i].batch);
+        batch = (*entries)[i].batch;
     }
-    if (refused == 0)
-        return 0;
-    snprintf(io->errmsg, sizeof(io->errmsg),
-             "damaged Raft segment %.80s (checksum mismatch): it may hold acknowledged "
-             "entries; see docs/operations.md, \"A damaged server\"",
-             first);
-    gy_log_error("refusing a damaged Raft log",
-                 "segment=%s/%s damaged=%d reason=\"its checksum does not match; it holds "
-                 "entries this server may have acknowledged, so it will not run on the rest of "
-                 "its log\"",
-                 node->raft_dir, first, refused);
-    return RAFT_CORRUPT;
+    raft_free(*entries);
+    *entries = NULL;
+    *n_entries = 0;
 }
 
 static int storage_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
@@ -1264,32 +1216,7 @@ static int storage_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
                         struct raft_entry *entries[], size_t *n_entries)
 {
     struct sch_node *node = node_of_io(io);
-    char before[4096];
-    if (corrupt_segments(node->raft_dir, before, sizeof(before)) < 0)
-        before[0] = '\0';
     int rc = node->storage.load(io, term, voted_for, snapshot, start_index, entries, n_entries);
-    if (rc == 0 && (rc = refuse_dropped_segments(node, io, before)) != 0) {
-        if (*snapshot != NULL) {
-            raft_configuration_close(&(*snapshot)->configuration);
-            for (unsigned i = 0; i < (*snapshot)->n_bufs; i++)
-                raft_free((*snapshot)->bufs[i].base);
-            raft_free((*snapshot)->bufs);
-            raft_free(*snapshot);
-            *snapshot = NULL;
-        }
-        if (*n_entries > 0) {
-            void *batch = NULL;
-            for (size_t i = 0; i < *n_entries; i++) {
-                if ((*entries)[i].batch != batch)
-                    raft_free((*entries)[i].batch);
-                batch = (*entries)[i].batch;
-            }
-            raft_free(*entries);
-            *entries = NULL;
-            *n_entries = 0;
-        }
-        return rc;
-    }
     if (rc != 0)
         return rc;
     /* The state database applied entries that neither the log nor its snapshot hold: the
@@ -1300,10 +1227,11 @@ static int storage_load(struct raft_io *io, raft_term *term, raft_id *voted_for,
     if (node->fsm.stored_index > last && node->seeded_lineage == 0) {
         snprintf(io->errmsg, sizeof(io->errmsg),
                  "the Raft log ends at %" PRIu64 " but the state database applied %" PRIu64
-                 ": entries are missing; see docs/operations.md, \"A damaged server\"",
+                 ": entries are missing from the log",
                  last, node->fsm.stored_index);
-        gy_log_error("refusing a Raft log with entries missing", "log_last=%" PRIu64
-                     " applied_index=%" PRIu64, last, node->fsm.stored_index);
+        gy_log_error("refusing a Raft log with entries missing",
+                     "log_last=%" PRIu64 " applied_index=%" PRIu64, last, node->fsm.stored_index);
+        load_free(snapshot, entries, n_entries);
         return RAFT_CORRUPT;
     }
     if (*snapshot != NULL || node->fsm.stored_index == 0)
@@ -1675,8 +1603,11 @@ int sch_node_start(struct sch_node *node, uv_loop_t *loop, const struct sch_node
     if (rc == 0) {
         int src = raft_start(&node->raft);
         if (src != 0)
-            rc = gy_error_set(err, GY_EIO, "raft start on %s: %s %s", cfg->raft_addr,
-                              raft_strerror(src), raft_errmsg(&node->raft));
+            rc = gy_error_set(err, GY_EIO, "raft start on %s: %s %s%s", cfg->raft_addr,
+                              raft_strerror(src), raft_errmsg(&node->raft),
+                              src == RAFT_CORRUPT ? " (see docs/operations.md, \"A damaged "
+                                                    "server\")"
+                                                  : "");
     }
     node->raft_started = true;
     if (rc == 0 && node->fsm.image_needed != 0) {

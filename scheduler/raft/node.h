@@ -23,7 +23,7 @@
 #define SCH_DEFAULT_HEARTBEAT_MS       40
 #define SCH_DEFAULT_VERIFY_INTERVAL_MS 30000
 /* The free space of the data directory below which client writes are refused (--min-free-space). */
-#define SCH_DEFAULT_MIN_FREE_BYTES ((uint64_t)64 << 20)
+#define SCH_DEFAULT_MIN_FREE_BYTES     ((uint64_t)64 << 20)
 #define SCH_DEFAULT_CONNECT_RETRY_MS   100
 #define SCH_DEFAULT_SNAPSHOT_THRESHOLD 50000
 #define SCH_DEFAULT_SNAPSHOT_TRAILING  4096

@@ -357,7 +357,6 @@ void sch_verify_tick(struct sch_verify *v)
  * log is not touched: the entries are the same everywhere, only what a state made of them
  * differs. A leader hands leadership to another voter first. */
 
-
 static void rebuild_try(struct sch_verify *v);
 
 static void rebuild_retry_cb(uv_timer_t *timer)

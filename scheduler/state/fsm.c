@@ -534,19 +534,21 @@ int sch_fsm_init_file(struct sch_fsm *fsm, const char *path, struct gy_error *er
     if (access(fsm->path, F_OK) == 0) {
         sqlite3 *db = NULL;
         int orc = open_file_db(fsm->path, &db);
-        bool damaged = orc == SQLITE_OK ? !file_sound(db)
-                                        : (orc & 0xff) == SQLITE_CORRUPT || (orc & 0xff) == SQLITE_NOTADB;
+        bool damaged = orc == SQLITE_OK
+                           ? !file_sound(db)
+                           : (orc & 0xff) == SQLITE_CORRUPT || (orc & 0xff) == SQLITE_NOTADB;
         if (damaged) {
             /* A damaged file is kept aside for whoever wants to look at it; the state comes
              * back from the log, or from the leader's image (image_needed). */
             sqlite3_close(db);
             db = NULL;
-            snprintf(fsm->damaged_path, sizeof(fsm->damaged_path), "%s.damaged-%lld",
-                     fsm->path, (long long)time(NULL));
+            snprintf(fsm->damaged_path, sizeof(fsm->damaged_path), "%s.damaged-%lld", fsm->path,
+                     (long long)time(NULL));
             if (move_db_aside(fsm->path, fsm->damaged_path) < 0)
                 return gy_error_sys(err, errno, "move the damaged state database %s aside",
                                     fsm->path);
-            gy_log_error("state database damaged", "path=%s moved_to=%s action=\"the state is "
+            gy_log_error("state database damaged",
+                         "path=%s moved_to=%s action=\"the state is "
                          "rebuilt from the log, or from the leader's image\"",
                          fsm->path, fsm->damaged_path);
             return create_file(fsm, err);
@@ -2465,7 +2467,7 @@ static int raft_snapshot_cb(struct raft_fsm *rf, struct raft_buffer *bufs[], uns
     struct sch_fsm *fsm = rf->data;
     if (fsm->image_needed != 0)
         return RAFT_BUSY; /* nothing to mark: the state is the leader's image to come */
-    drain(fsm); /* the snapshot is of everything libraft counts as applied */
+    drain(fsm);           /* the snapshot is of everything libraft counts as applied */
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     struct raft_buffer *array = malloc(2 * sizeof(*array));
@@ -2597,8 +2599,10 @@ static int raft_restore_cb(struct raft_fsm *rf, struct raft_buffer *buf)
     raft_free(buf->base);
     gy_log_info("snapshot restored",
                 "bytes=%zu database=%s applied_index=%" PRIu64 " last_event=%" PRIu64, buf->len,
-                fsm->image_needed != 0 ? "awaited" : kept ? "kept" : "replaced", fsm->stored_index,
-                fsm->last_event);
+                fsm->image_needed != 0 ? "awaited"
+                : kept                 ? "kept"
+                                       : "replaced",
+                fsm->stored_index, fsm->last_event);
     if (fsm->hooks.applied != NULL)
         fsm->hooks.applied(fsm->hooks.data, fsm);
     return 0;

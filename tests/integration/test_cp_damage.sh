@@ -77,7 +77,7 @@ cp_start "$victim"
 exited() { ! kill -0 "$1" 2>/dev/null; }
 gt_check "the server refuses the damaged log" gt_wait_for "server $victim exits" 30 exited "${CP_PID[$victim]}"
 gt_check "its message names the segment and where to read what to do" \
-    grep -q "damaged Raft segment $seg.*A damaged server" "$GT_TMP/s$victim.log"
+    grep -q "persisted data is corrupted.*segment $seg.*checksum.*A damaged server" "$GT_TMP/s$victim.log"
 gt_check "the segment keeps its name, for the next start to find" [ -f "$path" ]
 cp_stop "$victim"
 cp "$GT_TMP/segment.orig" "$path"
@@ -89,7 +89,7 @@ cp_stop "$victim"
 mv "$path" "$GT_TMP/segment.moved"
 cp_start "$victim"
 gt_check "a log with entries missing is refused" gt_wait_for "server $victim exits" 30 exited "${CP_PID[$victim]}"
-gt_check "saying entries are missing" grep -q "entries are missing" "$GT_TMP/s$victim.log"
+gt_check "saying entries are missing" grep -q "entries are missing from the log (see docs/operations.md" "$GT_TMP/s$victim.log"
 cp_stop "$victim"
 mv "$GT_TMP/segment.moved" "$path"
 cp_start "$victim"
