@@ -19,10 +19,12 @@
 #include <uv.h>
 
 #include "agent/bundle.h"
+#include "agent/db_health.h"
 #include "agent/health.h"
 #include "agent/image.h"
 #include "agent/metric.h"
 #include "agent/network.h"
+#include "agent/replica_id.h"
 #include "agent/session.h"
 #include "agent/state.h"
 #include "common/log.h"
@@ -63,6 +65,8 @@ struct replica {
     uint32_t address;
 
     bool has_container; /* a runtime container with this id exists */
+    bool recorded;      /* agent.db has a row for it (a container is started only then) */
+    bool bare;          /* found in the runtime without a row: no spec until assigned */
     bool assigned;      /* the leader wants it to run */
     bool starting;      /* a start runs on the thread pool (see replica_start) */
     bool exit_handled;  /* its container's exit was handled: restart it when due */
@@ -87,6 +91,7 @@ struct agent {
     const struct agent_config *cfg;
     uv_loop_t loop;
     struct agent_state *db;
+    struct agent_db_health dbh; /* whether agent.db takes writes */
     struct agent_session *session;
     struct agent_net_config net;
     char *base_config;
@@ -133,7 +138,16 @@ static void replica_status(const struct replica *r, Gantry__ReplicaStatus *st, c
     st->changed_ms = (uint64_t)r->changed_ms;
 }
 
-static void replica_persist(struct replica *r)
+/* A write to agent.db failed: new replicas wait until a probe write succeeds. */
+static void db_write_failed(struct agent *a, const struct gy_error *err)
+{
+    if (agent_db_health_failed(&a->dbh, err->msg, uv_now(&a->loop)))
+        gy_log_error("agent database refuses writes; this node starts no new replica until it "
+                     "takes them again, and keeps running the replicas it has",
+                     "error=\"%s\"", err->msg);
+}
+
+static int replica_persist(struct replica *r)
 {
     char addr[AGENT_NET_ADDR_MAX] = "";
     if (r->address != 0)
@@ -156,8 +170,14 @@ static void replica_persist(struct replica *r)
         .address = addr,
     };
     struct gy_error err;
-    if (agent_state_replica_put(r->agent->db, &row, &err) < 0)
-        gy_log_error("cannot record replica state", "replica=%s error=\"%s\"", r->id, err.msg);
+    if (agent_state_replica_put(r->agent->db, &row, &err) < 0) {
+        gy_log_warn("cannot record replica state", "replica=%s error=\"%s\"", r->id, err.msg);
+        db_write_failed(r->agent, &err);
+        return -err.code;
+    }
+    r->recorded = true;
+    agent_db_health_write_ok(&r->agent->dbh);
+    return 0;
 }
 
 static void replica_report(struct replica *r)
@@ -501,7 +521,9 @@ static void replica_finish_stop(struct replica *r)
     nftw(path, remove_entry, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
     r->ready = false;
     replica_set(r, GANTRY__REPLICA_STATE__REPLICA_STOPPED, "stopped");
-    agent_state_replica_delete(a->db, r->id, NULL);
+    /* A row left behind is removed when the database takes writes again (db_recover). */
+    if (agent_state_replica_delete(a->db, r->id, &err) < 0)
+        db_write_failed(a, &err);
     gy_log_info("replica removed", "replica=%s", r->id);
     replica_unlink(a, r);
     replica_free(r);
@@ -531,6 +553,78 @@ static void replica_stop(struct replica *r)
         return;
     }
     replica_finish_stop(r);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Recording before starting, and the agent's database under faults */
+
+static struct replica *replica_find(struct agent *a, const char *id);
+
+/* Reports a replica that cannot be recorded as failed, with the database's reason. It
+ * stays assigned and starts once agent.db takes writes again (db_recover). */
+static void replica_refuse(struct replica *r)
+{
+    struct agent *a = r->agent;
+    r->state = GANTRY__REPLICA_STATE__REPLICA_FAILED;
+    r->ready = false;
+    r->changed_ms = wall_ms();
+    snprintf(r->reason, sizeof(r->reason), "%.200s; not started until the database takes writes",
+             a->dbh.reason);
+    gy_log_warn("replica not started: it cannot be recorded", "replica=%s error=\"%s\"", r->id,
+                a->dbh.reason);
+    replica_report(r);
+}
+
+/* A container agent.db does not know would be an orphan after a restart of the agent, so a
+ * newly assigned replica is recorded before its container starts. */
+static void replica_record_then_start(struct replica *r)
+{
+    r->state = GANTRY__REPLICA_STATE__REPLICA_PENDING;
+    r->changed_ms = wall_ms();
+    snprintf(r->reason, sizeof(r->reason), "assigned");
+    if (replica_persist(r) < 0) {
+        replica_refuse(r);
+        return;
+    }
+    replica_report(r);
+    replica_start(r);
+}
+
+/* agent.db takes writes again: records what changed meanwhile, starts the replicas that
+ * waited for their record, and removes the rows of replicas gone meanwhile. */
+static void db_recover(struct agent *a)
+{
+    for (struct replica *r = a->replicas; r != NULL && !a->dbh.failing; r = r->next) {
+        if (!r->recorded && !r->bare && r->assigned && !r->starting && !r->stopping)
+            replica_record_then_start(r);
+        else
+            replica_persist(r);
+    }
+    struct agent_replica_row *rows;
+    size_t n;
+    struct gy_error err;
+    if (a->dbh.failing || agent_state_replica_list(a->db, &rows, &n, &err) < 0)
+        return;
+    for (size_t i = 0; i < n && !a->dbh.failing; i++)
+        if (replica_find(a, rows[i].id) == NULL &&
+            agent_state_replica_delete(a->db, rows[i].id, &err) < 0)
+            db_write_failed(a, &err);
+    agent_replica_rows_free(rows, n);
+}
+
+/* A probe write while agent.db refuses writes, at most every AGENT_DB_PROBE_MAX_MS. */
+static void db_probe(struct agent *a, uint64_t now)
+{
+    struct gy_error err;
+    uint64_t since = a->dbh.since_ms, refused = a->dbh.failed_writes;
+    bool ok = agent_state_probe(a->db, wall_ms(), &err) == 0;
+    agent_db_health_probe_done(&a->dbh, ok, now);
+    if (!ok)
+        return;
+    gy_log_info("agent database takes writes again; new replicas start",
+                "path=%s refused_for_ms=%" PRIu64 " refused_writes=%" PRIu64,
+                agent_state_path(a->db), now - since, refused);
+    db_recover(a);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -573,12 +667,55 @@ static struct replica *replica_new(struct agent *a, const char *id, const char *
     return r;
 }
 
+/* The leader assigns a container adopted bare (see adopt_unrecorded): it takes the spec
+ * and generation assigned, is recorded, and is supervised from now on like any other. */
+static void replica_unbare(struct replica *r, const Gantry__AssignedReplica *ar)
+{
+    struct agent *a = r->agent;
+    struct gy_error err;
+    size_t len = gantry__workload_spec__get_packed_size(ar->spec);
+    struct gy_spec spec;
+    memset(&spec, 0, sizeof(spec));
+    if (gy_spec_from_proto(ar->spec, &spec, &err) < 0) {
+        gy_log_error("unusable replica spec", "replica=%s error=\"%s\"", r->id, err.msg);
+        gy_spec_free(&spec);
+        return;
+    }
+    r->spec = spec;
+    r->spec_pb = gy_xmalloc(len ? len : 1);
+    gantry__workload_spec__pack(ar->spec, r->spec_pb);
+    r->spec_len = len;
+    r->generation = ar->generation;
+    free(r->workload);
+    r->workload = gy_xstrdup(r->spec.name);
+    r->bare = false;
+    r->assigned = true;
+    struct rt_state st;
+    if (r->has_container && rt_container_state(runtime_root(a), r->id, &st, NULL) == 0 &&
+        st.status == RT_STATUS_RUNNING) {
+        char addr[AGENT_NET_ADDR_MAX];
+        agent_net_addr_str(r->address, addr);
+        static const struct agent_health_callbacks hcb = {.on_change = on_health};
+        r->health = agent_health_start(&a->loop, &r->spec.health, addr, exec_probe, r, &hcb, r);
+        r->ready = r->health == NULL;
+    }
+    gy_log_info("adopted container assigned by the leader", "replica=%s workload=%s", r->id,
+                r->workload);
+    bool running = r->state == GANTRY__REPLICA_STATE__REPLICA_RUNNING;
+    replica_set(r, r->state, "%s",
+                !running   ? "adopted"
+                : r->ready ? "adopted; running"
+                           : "adopted; running; waiting for the health check");
+}
+
 static void assignment_start(struct agent *a, const Gantry__AssignedReplica *ar)
 {
     struct replica *r = replica_find(a, ar->replica_id);
     if (r != NULL) {
         /* Already known: a stop in progress is not undone, and a replica the policy left
          * down stays down. */
+        if (r->bare && !r->stopping && ar->spec != NULL)
+            replica_unbare(r, ar);
         return;
     }
     if (ar->spec == NULL)
@@ -592,8 +729,7 @@ static void assignment_start(struct agent *a, const Gantry__AssignedReplica *ar)
         return;
     r->assigned = true;
     r->restart_at = 0;
-    replica_set(r, GANTRY__REPLICA_STATE__REPLICA_PENDING, "assigned");
-    replica_start(r);
+    replica_record_then_start(r);
 }
 
 /* Answers a stop for a replica this node does not hold: it is stopped. Its last report
@@ -792,7 +928,8 @@ static void on_tick(uv_timer_t *t)
         next = r->next;
         struct rt_state st;
         struct gy_error err;
-        if (r->starting)
+        /* A bare container waits for the assignment that names it, or its stop. */
+        if (r->starting || (r->bare && !r->stopping))
             continue;
         if (r->stopping) {
             int rc = rt_container_state(runtime_root(a), r->id, &st, &err);
@@ -826,10 +963,12 @@ static void on_tick(uv_timer_t *t)
             }
             continue;
         }
-        if (r->assigned && now >= r->restart_at)
+        if (r->assigned && r->recorded && now >= r->restart_at)
             replica_start(r);
     }
     follows_tick(a);
+    if (agent_db_health_probe_due(&a->dbh, now))
+        db_probe(a, now);
 }
 
 static void on_heartbeat(uv_timer_t *t)
@@ -973,6 +1112,71 @@ static int labels_parse(struct agent *a, const char *text, struct gy_error *err)
     return 0;
 }
 
+/* Takes over the containers under the runtime root that agent.db has no row for: a record
+ * lost with a damaged database (replaced at open), or never written. They are adopted bare,
+ * with what the runtime says of them: recorded (when the database takes writes) and
+ * reported in the hello; the first assignment that lists one gives it its spec
+ * (replica_unbare), and the full assignment that does not stops it, so none keeps running
+ * unseen. Ids come from outside agent.db and are checked against the naming scheme before
+ * they name paths or namespaces; other containers are left alone, with a warning. */
+static void adopt_unrecorded(struct agent *a)
+{
+    char **ids;
+    size_t n;
+    struct gy_error err;
+    if (rt_container_list(runtime_root(a), &ids, &n, &err) < 0) {
+        gy_log_error("cannot list the runtime's containers; unrecorded ones are not adopted",
+                     "root=%s error=\"%s\"", runtime_root(a), err.msg);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char workload[GY_SPEC_NAME_MAX + 1];
+        if (replica_find(a, ids[i]) != NULL)
+            continue;
+        if (!agent_replica_id_parse(ids[i], workload)) {
+            gy_log_warn("container under the runtime root is not a replica; left alone",
+                        "root=%s id=%.80s", runtime_root(a), ids[i]);
+            continue;
+        }
+        struct rt_state st;
+        if (rt_container_state(runtime_root(a), ids[i], &st, &err) < 0) {
+            gy_log_warn("cannot read an unrecorded container; not adopted",
+                        "replica=%s error=\"%s\"", ids[i], err.msg);
+            continue;
+        }
+        struct replica *r = gy_xcalloc(1, sizeof(*r));
+        r->agent = a;
+        r->id = gy_xstrdup(ids[i]);
+        r->workload = gy_xstrdup(workload);
+        r->bare = true;
+        r->has_container = true;
+        r->started_ms = st.created_ns / 1000000;
+        if (agent_net_replica_address(&a->net, r->id, &r->address, &err) < 0)
+            gy_log_warn("unrecorded container without a usable address", "replica=%s error=\"%s\"",
+                        r->id, err.msg);
+        if (st.status == RT_STATUS_RUNNING) {
+            r->state = GANTRY__REPLICA_STATE__REPLICA_RUNNING;
+            r->started_at = uv_now(&a->loop);
+        } else {
+            r->exit_code = st.exit_code;
+            r->exit_signal = st.exit_signal;
+            r->oom_killed = st.oom_killed;
+            r->state = st.exit_code == 0 && st.exit_signal == 0
+                           ? GANTRY__REPLICA_STATE__REPLICA_EXITED
+                           : GANTRY__REPLICA_STATE__REPLICA_FAILED;
+        }
+        r->changed_ms = wall_ms();
+        snprintf(r->reason, sizeof(r->reason), "adopted: found without a record in agent.db");
+        r->next = a->replicas;
+        a->replicas = r;
+        replica_persist(r);
+        gy_log_warn("adopted a container agent.db has no record of; the leader's assignment "
+                    "keeps or stops it",
+                    "replica=%s status=%s", r->id, rt_status_name(st.status));
+    }
+    rt_ids_free(ids, n);
+}
+
 /* Takes over the replicas recorded before a restart: running containers are adopted as
  * they are (never started twice), exited ones go through their restart policy, missing
  * ones are started again. */
@@ -985,12 +1189,18 @@ static int adopt(struct agent *a, struct gy_error *err)
         return rc;
     for (size_t i = 0; i < n; i++) {
         struct agent_replica_row *row = &rows[i];
+        if (row->spec_len == 0) {
+            /* A bare adoption's row: adopt_unrecorded finds its container again, if any. */
+            agent_state_replica_delete(a->db, row->id, NULL);
+            continue;
+        }
         struct replica *r =
             replica_new(a, row->id, row->workload, row->generation, row->spec, row->spec_len);
         if (r == NULL) {
             agent_state_replica_delete(a->db, row->id, NULL);
             continue;
         }
+        r->recorded = true;
         r->state = row->state;
         r->restarts = row->restarts;
         r->exit_code = row->exit_code;
@@ -1028,6 +1238,7 @@ static int adopt(struct agent *a, struct gy_error *err)
         }
     }
     agent_replica_rows_free(rows, n);
+    adopt_unrecorded(a);
     return 0;
 }
 

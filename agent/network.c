@@ -8,10 +8,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -183,5 +188,83 @@ int agent_net_replica_down(const struct agent_net_config *cfg, const char *id, s
         return gy_error_wrap(err, "remove network of replica %s", id);
     if (access(path, F_OK) == 0 && (rc = IP(err, "netns", "del", ns)) < 0)
         return gy_error_wrap(err, "remove network of replica %s", id);
+    return 0;
+}
+
+/* Reads eth0's IPv4 address in a network namespace, on a thread of its own: setns changes
+ * the namespace of the calling thread only, and the thread ends with it. */
+struct addr_read {
+    const char *ns_path;
+    uint32_t addr;
+    int error;
+    const char *step;
+};
+
+static void *addr_read_thread(void *arg)
+{
+    struct addr_read *r = arg;
+    int fd = open(r->ns_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        r->error = errno;
+        r->step = "open";
+        return NULL;
+    }
+    int rc = setns(fd, CLONE_NEWNET);
+    r->error = rc < 0 ? errno : 0;
+    close(fd);
+    if (rc < 0) {
+        r->step = "enter";
+        return NULL;
+    }
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) {
+        r->error = errno;
+        r->step = "socket in";
+        return NULL;
+    }
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "eth0");
+    if (ioctl(s, SIOCGIFADDR, &ifr) < 0) {
+        r->error = errno;
+        r->step = "read eth0 address in";
+    } else {
+        struct sockaddr_in sin;
+        memcpy(&sin, &ifr.ifr_addr, sizeof(sin));
+        r->addr = ntohl(sin.sin_addr.s_addr);
+    }
+    close(s);
+    return NULL;
+}
+
+int agent_net_replica_address(const struct agent_net_config *cfg, const char *id, uint32_t *addr,
+                              struct gy_error *err)
+{
+    *addr = 0;
+    char ns_path[200];
+    if (snprintf(ns_path, sizeof(ns_path), "/run/netns/%s%s", cfg->ns_prefix, id) >=
+        (int)sizeof(ns_path))
+        return gy_error_set(err, GY_EINVAL, "replica id \"%s\" is too long", id);
+    struct addr_read r = {.ns_path = ns_path};
+    pthread_t t;
+    int rc = pthread_create(&t, NULL, addr_read_thread, &r);
+    if (rc != 0)
+        return gy_error_sys(err, rc, "read the address of replica %s: start a thread", id);
+    pthread_join(t, NULL);
+    if (r.error != 0)
+        return gy_error_sys(err, r.error, "read the address of replica %s: %s %s", id, r.step,
+                            ns_path);
+    /* Read from outside the agent's own records: only an address of the node's replica
+     * subnet, neither its network, gateway nor broadcast address, is taken. */
+    uint32_t mask = cfg->prefix_len == 0 ? 0 : UINT32_MAX << (32 - cfg->prefix_len);
+    uint32_t broadcast = cfg->network | ~mask;
+    if ((r.addr & mask) != cfg->network || r.addr == cfg->network || r.addr == cfg->gateway ||
+        r.addr == broadcast) {
+        char text[AGENT_NET_ADDR_MAX];
+        return gy_error_set(err, GY_ERANGE,
+                            "replica %s has address %s, outside the node's replica subnet", id,
+                            agent_net_addr_str(r.addr, text));
+    }
+    *addr = r.addr;
     return 0;
 }

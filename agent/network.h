@@ -45,6 +45,11 @@ int agent_net_replica_up(const struct agent_net_config *cfg, const char *id, uin
 int agent_net_replica_down(const struct agent_net_config *cfg, const char *id,
                            struct gy_error *err);
 
+/* The address of a replica whose namespace exists (an unrecorded container found at
+ * start): eth0's IPv4 address inside it, which must be a host address of the subnet. */
+int agent_net_replica_address(const struct agent_net_config *cfg, const char *id, uint32_t *addr,
+                              struct gy_error *err);
+
 /* The name of the host end of replica id's veth pair: "gy" and the 32-bit FNV-1a of the
  * id in hex. An agent that restarts adopts the replicas still running and finds each
  * one's veth by this name, so the name of a given id never changes between versions. */

@@ -1,18 +1,25 @@
 /* Agent local state; see state.h. */
 #include "agent/state.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "common/log.h"
 #include "common/xalloc.h"
 
 #define SCHEMA_VERSION 1
 
 struct agent_state {
     sqlite3 *db;
+    char path[PATH_MAX];
+    char moved_aside[PATH_MAX + 64]; /* where a damaged file went at open, or "" */
 };
 
 static const char *const schema_v1 =
@@ -24,57 +31,243 @@ static const char *const schema_v1 =
     "  oom_killed INTEGER NOT NULL, started_ms INTEGER NOT NULL, changed_ms INTEGER NOT NULL,"
     "  reason TEXT NOT NULL, address TEXT NOT NULL);";
 
-static int db_error(struct agent_state *st, struct gy_error *err, const char *what)
+/* What a failed SQLite call says about the file, in words for the operator and the
+ * leader, and the error code and errno that go with it. */
+static const char *fault_words(int rc, enum gy_code *code, int *sys_errno)
 {
-    return gy_error_set(err, GY_EIO, "agent state: %s: %s", what, sqlite3_errmsg(st->db));
+    *code = GY_EIO;
+    *sys_errno = 0;
+    switch (rc & 0xff) {
+    case SQLITE_FULL:
+        *sys_errno = ENOSPC;
+        return "disk full";
+    case SQLITE_IOERR:
+        *sys_errno = EIO;
+        return "I/O error";
+    case SQLITE_READONLY:
+        *sys_errno = EROFS;
+        return "read-only";
+    case SQLITE_CANTOPEN:
+        return "cannot open";
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        return "damaged";
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        *code = GY_EUNAVAILABLE;
+        return "locked by another process";
+    default:
+        *code = GY_EINTERNAL;
+        return "failed";
+    }
 }
 
-int agent_state_open(const char *data_dir, struct agent_state **out, struct gy_error *err)
+/* Fills err with "agent database: disk full at PATH (what: sqlite's words)". The leading
+ * part names the problem and the file, and travels unchanged into replica reports. */
+static int db_error_rc(struct agent_state *st, struct gy_error *err, int rc, const char *what)
 {
-    char path[PATH_MAX];
-    if (snprintf(path, sizeof(path), "%s/agent.db", data_dir) >= (int)sizeof(path))
-        return gy_error_set(err, GY_EINVAL, "data dir path too long: %s", data_dir);
-    struct agent_state *st = gy_xcalloc(1, sizeof(*st));
-    int rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    enum gy_code code;
+    int sys_errno;
+    const char *words = fault_words(rc, &code, &sys_errno);
+    gy_error_set(err, code, "agent database: %s at %s (%s: %s)", words, st->path, what,
+                 sqlite3_errmsg(st->db));
+    if (err != NULL)
+        err->sys_errno = sys_errno;
+    return -(int)code;
+}
+
+static int db_error(struct agent_state *st, struct gy_error *err, const char *what)
+{
+    return db_error_rc(st, err, sqlite3_extended_errcode(st->db), what);
+}
+
+/* Steps a write statement to its end and finalizes it; the error (err filled) keeps the
+ * step's own code, which finalizing could otherwise blur. */
+static int write_step(struct agent_state *st, sqlite3_stmt *q, const char *what,
+                      struct gy_error *err)
+{
+    int rc = sqlite3_step(q);
+    int ret = rc == SQLITE_DONE ? 0 : db_error_rc(st, err, sqlite3_extended_errcode(st->db), what);
+    sqlite3_finalize(q);
+    return ret;
+}
+
+/* Runs PRAGMA quick_check: 1 when the file is sound, 0 when it is damaged or not a
+ * database at all, negative (err filled) when it cannot be read. A zero-length or new file
+ * is sound. */
+static int db_check(struct agent_state *st, struct gy_error *err)
+{
+    sqlite3_stmt *q = NULL;
+    int rc = sqlite3_prepare_v2(st->db, "PRAGMA quick_check", -1, &q, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(q);
+        if (rc == SQLITE_ROW) {
+            const unsigned char *verdict = sqlite3_column_text(q, 0);
+            bool ok = verdict != NULL && strcmp((const char *)verdict, "ok") == 0;
+            if (!ok)
+                gy_log_error("agent database check failed", "path=%s problem=\"%s\"", st->path,
+                             verdict != NULL ? (const char *)verdict : "");
+            sqlite3_finalize(q);
+            return ok ? 1 : 0;
+        }
+    }
+    sqlite3_finalize(q);
+    int ext = sqlite3_extended_errcode(st->db);
+    if ((ext & 0xff) == SQLITE_CORRUPT || (ext & 0xff) == SQLITE_NOTADB) {
+        gy_log_error("agent database check failed", "path=%s problem=\"%s\"", st->path,
+                     sqlite3_errmsg(st->db));
+        return 0;
+    }
+    return db_error_rc(st, err, ext, "check");
+}
+
+/* Renames the damaged file (and its write-ahead log) to PATH.corrupt-<UTC time>, keeping
+ * it for a post-mortem, and forgets its shared-memory index. */
+static int db_move_aside(struct agent_state *st, struct gy_error *err)
+{
+    char stamp[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+    char aside[sizeof(st->moved_aside)];
+    for (int n = 0;; n++) {
+        if (n == 0)
+            snprintf(aside, sizeof(aside), "%s.corrupt-%s", st->path, stamp);
+        else
+            snprintf(aside, sizeof(aside), "%s.corrupt-%s.%d", st->path, stamp, n);
+        if (access(aside, F_OK) < 0 || n == 100)
+            break;
+    }
+    if (rename(st->path, aside) < 0)
+        return gy_error_sys(err, errno,
+                            "agent database %s is damaged and cannot be moved aside to %s; "
+                            "move it away by hand (the agent rebuilds it from its containers "
+                            "and the leader), then start the agent again: rename",
+                            st->path, aside);
+    char from[PATH_MAX + 8], to[sizeof(aside) + 8];
+    snprintf(from, sizeof(from), "%s-wal", st->path);
+    snprintf(to, sizeof(to), "%s-wal", aside);
+    if (rename(from, to) < 0 && errno != ENOENT)
+        gy_log_warn("cannot move the damaged write-ahead log aside", "path=%s error=\"%s\"", from,
+                    strerror(errno));
+    snprintf(from, sizeof(from), "%s-shm", st->path);
+    unlink(from);
+    snprintf(st->moved_aside, sizeof(st->moved_aside), "%s", aside);
+    gy_log_error("agent database damaged: moved aside, starting a fresh one; records are "
+                 "rebuilt from the runtime's containers and the leader's assignment",
+                 "path=%s moved_to=%s", st->path, aside);
+    return 0;
+}
+
+/* Opens st->path, sets it up and migrates its schema; on failure st->db is closed. */
+static int db_setup(struct agent_state *st, bool *damaged, struct gy_error *err)
+{
+    *damaged = false;
+    int rc = sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (rc != SQLITE_OK) {
-        gy_error_set(err, GY_EIO, "open %s: %s", path, sqlite3_errstr(rc));
-        sqlite3_close(st->db);
-        free(st);
-        return -GY_EIO;
+        db_error_rc(st, err, rc, "open");
+        goto fail;
     }
     sqlite3_busy_timeout(st->db, 5000);
+    /* SQLite opens a file it may not write read-only, without a word: the agent could then
+     * record nothing, so it does not start on it. */
+    if (sqlite3_db_readonly(st->db, "main") == 1) {
+        gy_error_set(err, GY_EIO, "agent database: read-only at %s", st->path);
+        goto fail;
+    }
+    int sound = db_check(st, err);
+    if (sound < 0)
+        goto fail;
+    if (sound == 0) {
+        *damaged = true;
+        goto fail;
+    }
     /* WAL with synchronous=FULL: every committed change survives a crash of the agent or
      * the machine, and readers never block the writer. */
     const char *setup = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;";
-    if (sqlite3_exec(st->db, setup, NULL, NULL, NULL) != SQLITE_OK)
+    if (sqlite3_exec(st->db, setup, NULL, NULL, NULL) != SQLITE_OK) {
+        db_error(st, err, "set up");
         goto fail;
+    }
     sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &q, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &q, NULL) != SQLITE_OK) {
+        db_error(st, err, "read schema version");
         goto fail;
+    }
     int version = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int(q, 0) : -1;
     sqlite3_finalize(q);
     if (version > SCHEMA_VERSION) {
         gy_error_set(err, GY_EINVAL,
-                     "%s has schema version %d, newer than this agent understands (%d)", path,
+                     "%s has schema version %d, newer than this agent understands (%d)", st->path,
                      version, SCHEMA_VERSION);
-        sqlite3_close(st->db);
-        free(st);
-        return -GY_EINVAL;
+        goto fail;
     }
     if (version == 0) {
         char sql[1024];
         snprintf(sql, sizeof(sql), "BEGIN; %s PRAGMA user_version=%d; COMMIT;", schema_v1,
                  SCHEMA_VERSION);
-        if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+            db_error(st, err, "create schema");
+            sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
             goto fail;
+        }
+    }
+    return 0;
+fail:
+    sqlite3_close(st->db);
+    st->db = NULL;
+    return err != NULL && err->code != GY_EOK ? -(int)err->code : -GY_EIO;
+}
+
+int agent_state_open(const char *data_dir, struct agent_state **out, struct gy_error *err)
+{
+    struct agent_state *st = gy_xcalloc(1, sizeof(*st));
+    if (snprintf(st->path, sizeof(st->path), "%s/agent.db", data_dir) >= (int)sizeof(st->path)) {
+        free(st);
+        return gy_error_set(err, GY_EINVAL, "data dir path too long: %s", data_dir);
+    }
+    gy_error_clear(err);
+    bool damaged;
+    int rc = db_setup(st, &damaged, err);
+    if (rc < 0 && damaged) {
+        gy_error_clear(err);
+        if ((rc = db_move_aside(st, err)) < 0) {
+            free(st); /* err says what to do */
+            return rc;
+        }
+        rc = db_setup(st, &damaged, err);
+    }
+    if (rc < 0) {
+        /* The daemon cannot keep its records: say what to do rather than run without. */
+        if (err != NULL && err->code != GY_EINVAL)
+            gy_error_wrap(err,
+                          "cannot open or create the agent database %s (make its "
+                          "directory writable and free space on its filesystem, then "
+                          "start the agent again)",
+                          st->path);
+        free(st);
+        return rc;
     }
     *out = st;
     return 0;
-fail:
-    db_error(st, err, path);
-    sqlite3_close(st->db);
-    free(st);
-    return -GY_EIO;
+}
+
+const char *agent_state_path(const struct agent_state *st)
+{
+    return st->path;
+}
+
+const char *agent_state_moved_aside(const struct agent_state *st)
+{
+    return st->moved_aside[0] != '\0' ? st->moved_aside : NULL;
+}
+
+int agent_state_probe(struct agent_state *st, int64_t now_ms, struct gy_error *err)
+{
+    char value[32];
+    snprintf(value, sizeof(value), "%lld", (long long)now_ms);
+    return agent_state_meta_set(st, "write_probe", value, err);
 }
 
 void agent_state_close(struct agent_state *st)
@@ -112,9 +305,7 @@ int agent_state_meta_set(struct agent_state *st, const char *key, const char *va
         return db_error(st, err, "write meta");
     sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, value, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(q);
-    sqlite3_finalize(q);
-    return rc == SQLITE_DONE ? 0 : db_error(st, err, "write meta");
+    return write_step(st, q, "write meta", err);
 }
 
 int agent_state_replica_put(struct agent_state *st, const struct agent_replica_row *row,
@@ -141,9 +332,7 @@ int agent_state_replica_put(struct agent_state *st, const struct agent_replica_r
     sqlite3_bind_int64(q, 12, row->changed_ms);
     sqlite3_bind_text(q, 13, row->reason != NULL ? row->reason : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 14, row->address != NULL ? row->address : "", -1, SQLITE_STATIC);
-    int rc = sqlite3_step(q);
-    sqlite3_finalize(q);
-    return rc == SQLITE_DONE ? 0 : db_error(st, err, "write replica");
+    return write_step(st, q, "write replica", err);
 }
 
 int agent_state_replica_delete(struct agent_state *st, const char *id, struct gy_error *err)
@@ -152,9 +341,7 @@ int agent_state_replica_delete(struct agent_state *st, const char *id, struct gy
     if (sqlite3_prepare_v2(st->db, "DELETE FROM replicas WHERE id = ?", -1, &q, NULL) != SQLITE_OK)
         return db_error(st, err, "delete replica");
     sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(q);
-    sqlite3_finalize(q);
-    return rc == SQLITE_DONE ? 0 : db_error(st, err, "delete replica");
+    return write_step(st, q, "delete replica", err);
 }
 
 static char *column_strdup(sqlite3_stmt *q, int col)
