@@ -17,7 +17,7 @@ gantry_integration_test(test_cp_api
 gantry_integration_test(test_cp_operations
     SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_cp_operations.sh TIMEOUT 1000 LOCK control_plane)
 gantry_integration_test(test_cp_divergence
-    SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_cp_divergence.sh TIMEOUT 600 LOCK control_plane)
+    SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_cp_divergence.sh TIMEOUT 900 LOCK control_plane)
 # Damaged files at a start: a state database moved aside and rebuilt from the leader's image,
 # damaged or missing Raft segments refused, a lone server that cannot rebuild refuses.
 gantry_integration_test(test_cp_damage
