@@ -10,6 +10,7 @@
 #   FAULTS=N       faults in the run (20)
 #   FAULT_KINDS=a,b,...  kinds to draw from (default: $FT_CI_KINDS below); all: every kind
 #   FAULT_CLIENTS=N      concurrent clients (5)
+#   FT_SERVER_FLAGS=...  more gantry-scheduler flags (e.g. --verify-interval 3s)
 source "$(dirname "$0")/../integration/lib.sh"
 source "$(dirname "$0")/../integration/netns.sh"
 source "$(dirname "$0")/../integration/cluster.sh"
