@@ -75,6 +75,7 @@ _gantry() {
     move) flags+=" --to --wait --timeout" ;;
     drain) flags+=" --wait --timeout" ;;
     top) flags+=" -o --output" ;;
+    cluster) flags+=" -o --output --role -q --quiet" ;;
     esac
     if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "$flags" -- "$cur"))
@@ -111,7 +112,13 @@ _gantry() {
         ((${#args[@]} == 0)) && words=$(_gantry_names replicas)
         ;;
     cluster)
-        ((${#args[@]} == 0)) && words="status"
+        if [[ $prev == --role ]]; then
+            words="server node"
+        elif ((${#args[@]} == 0)); then
+            words="status members verify join-token remove transfer-leader snapshot"
+        elif ((${#args[@]} == 1)) && [[ ${args[0]} == snapshot ]]; then
+            words="save"
+        fi
         ;;
     help)
         ((${#args[@]} == 0)) && words=${commands% help}

@@ -194,6 +194,9 @@ static void forward_or_fail(struct sch_call *call)
             seconds = api->cfg.max_wait_s;
         timeout += 1000ull * seconds;
     }
+    /* A divergence check asks every voter for up to SCH_VERIFY_MAX_MS. */
+    if (call->route == SCH_ROUTE_VERIFY)
+        timeout += SCH_VERIFY_MAX_MS;
     sch_http_forward(call->req, leader_api, timeout);
     sch_call_free(call);
 }

@@ -15,6 +15,10 @@ struct sch_node;
 #define SCH_VERIFY_MAX_SERVERS 9
 #define SCH_VERIFY_WAITERS     8
 
+/* The longest a check asks the voters for their digests (20 rounds, 500 ms apart, each
+ * answer within 2 s), past the commit of its entry. */
+#define SCH_VERIFY_MAX_MS 12000
+
 /* The outcome of one check, for whoever asked for it (sch_verify_now): the entry compared
  * and each voter's digest there (have false: no answer), diverged true when it differs from
  * the majority's. majority false when no digest had one. */

@@ -286,6 +286,8 @@ gt_check "completion of flags" [ "$(complete_words gantry get workloads --o)" = 
 gt_check "completion of workload names from the server" \
     [ "$(complete_words gantry scale "")" = "api cache frontend hello jobs waiter web" ]
 gt_check "completion of output formats" [ "$(complete_words gantry get nodes -o "")" = "wide json yaml name" ]
+gt_check "completion of cluster subcommands" [ "$(complete_words gantry cluster "")" = "status members verify join-token remove transfer-leader snapshot" ]
+gt_check "completion of join-token roles" [ "$(complete_words gantry cluster join-token --role "")" = "server node" ]
 # ---- a spec file written as JSON
 printf '{"name": "from-json", "image": "busybox",\n "replicas": "3"}\n' >"$GT_TMP/bad.json"
 run badjson apply -f "$GT_TMP/bad.json"
