@@ -297,7 +297,10 @@ while read -r n kind role hold a1 a2 a3; do
         own=$(commit_of "$target")
         gt_stop "${SPID[$target]}" TERM
         if [ "$a1" = raft ]; then
-            mapfile -t files < <(cd "$GT_TMP/s$target/raft" && ls | grep -E '^([0-9]+-[0-9]+|open-[0-9]+)$' | sort)
+            # Closed segments only: libraft takes a bad batch in an open segment for a torn
+            # last write and closes the segment there, so the byte could not be put back
+            # (docs/testing.md, "Fault suite").
+            mapfile -t files < <(cd "$GT_TMP/s$target/raft" && ls | grep -E '^[0-9]+-[0-9]+$' | sort)
         else
             files=(state.db)
         fi
@@ -352,7 +355,7 @@ while read -r n kind role hold a1 a2 a3; do
         NOTE+="write cq-$n: $(once "198.18.0.$LEADER:7700" write "cq-$n" "v$n"); "
         own=$(commit_of "$victim")
         gt_stop "${SPID[$victim]}" TERM
-        file=$GT_TMP/s$victim/raft/$(cd "$GT_TMP/s$victim/raft" && ls | grep -E '^([0-9]+-[0-9]+|open-[0-9]+)$' | sort -t- -k1,1n | tail -1)
+        file=$GT_TMP/s$victim/raft/$(cd "$GT_TMP/s$victim/raft" && ls | grep -E '^[0-9]+-[0-9]+$' | sort -t- -k1,1n | tail -1)
         if ft_corrupt "$file" "$a3"; then
             NOTE+="flipped byte ${FT_FLIP%% *} of $(basename "$file") (${FT_FLIP#* }) on server $victim, which had committed $own; "
         else
