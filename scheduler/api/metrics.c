@@ -95,8 +95,9 @@ char *sch_metrics_render(struct sch_api *api)
              "was lowered to what the request proved (libraft_compat.c).\n"
              "# TYPE gantry_raft_answers_capped_total counter\n");
     emit(&t, "gantry_raft_answers_capped_total %" PRIu64 "\n", node->match.capped);
-    emit(&t, "# HELP gantry_storage_free_bytes Free space of the data directory's file system.\n"
-             "# TYPE gantry_storage_free_bytes gauge\n");
+    emit(&t,
+         "# HELP gantry_storage_free_bytes Free space of the file system of the data directory.\n"
+         "# TYPE gantry_storage_free_bytes gauge\n");
     emit(&t, "gantry_storage_free_bytes %" PRIu64 "\n", node->space.free_bytes);
     emit(&t, "# HELP gantry_storage_nospace 1 while the NOSPACE alarm stands: client writes are "
              "refused (--min-free-space).\n# TYPE gantry_storage_nospace gauge\n");
@@ -124,10 +125,10 @@ char *sch_metrics_render(struct sch_api *api)
              "# TYPE gantry_servers_diverged gauge\n");
     emit(&t, "gantry_servers_diverged %d\n", diverged < 0 ? 0 : diverged);
     emit(&t, "# HELP gantry_state_rebuilding 1 while this server rebuilds its state from the "
-             "leader's.\n# TYPE gantry_state_rebuilding gauge\n");
+             "leader.\n# TYPE gantry_state_rebuilding gauge\n");
     emit(&t, "gantry_state_rebuilding %d\n", v->rebuilding ? 1 : 0);
-    emit(&t, "# HELP gantry_state_rebuilds_total Rebuilds of this server's state from the "
-             "leader's image.\n# TYPE gantry_state_rebuilds_total counter\n");
+    emit(&t, "# HELP gantry_state_rebuilds_total Rebuilds of the state of this server from an "
+             "image of the leader.\n# TYPE gantry_state_rebuilds_total counter\n");
     emit(&t, "gantry_state_rebuilds_total %" PRIu64 "\n", v->rebuilds);
     emit(&t, "# HELP gantry_proposal_queue_seconds_total Time commands waited for the next entry "
              "(group commit).\n# TYPE gantry_proposal_queue_seconds_total counter\n");

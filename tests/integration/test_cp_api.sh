@@ -114,7 +114,7 @@ metrics=$(cp_get 1 /metrics)
 for m in gantry_raft_term gantry_raft_commit_index gantry_raft_applied_index gantry_raft_leader \
     'gantry_http_requests_total{route="apply",code="2xx"}' \
     'gantry_http_request_duration_seconds_bucket{route="apply",le="+Inf"}'; do
-    gt_check "metrics have $m" bash -c "grep -qF '$m' <<<'$metrics'"
+    gt_check "metrics have $m" grep -qF "$m" <<<"$metrics"
 done
 # The leader's write stages: entries settled, and time spent queued and in flight.
 positive() { awk -v m="$1" '$1 == m { ok = $2 > 0 } END { exit !ok }' <<<"$metrics"; }
