@@ -84,16 +84,41 @@ cp "$GT_TMP/segment.orig" "$path"
 cp_start "$victim"
 gt_check "with the segment restored it runs and agrees" gt_wait_for "same state" 60 cp_same_state 1 2 3
 
-# 3. A segment removed: the log ends before what the database applied.
-cp_stop "$victim"
-mv "$path" "$GT_TMP/segment.moved"
+# 3. Segments removed: the log ends before what the database applied. Entries are written
+# until the follower's database holds some past its newest snapshot; then every segment
+# with entries past that snapshot is taken away.
+snap_index() {
+    ls "$GT_TMP/s$victim/raft" | sed -n 's/^snapshot-[0-9]*-\([0-9]*\)-[0-9]*\.meta$/\1/p' | sort -n | tail -1
+}
+gap=0 snap="" applied=""
+for try in 1 2 3 4 5; do
+    cp_bulk_apply "$victim" 3 "gap$try" 1 >/dev/null
+    gt_wait_for "same state" 30 cp_same_state 1 2 3
+    applied=$(cp_cluster_field "$victim" applied_index)
+    cp_stop "$victim"
+    snap=$(snap_index)
+    if [ -n "$snap" ] && [ -n "$applied" ] && [ "$applied" -gt "$snap" ]; then
+        gap=1
+        break
+    fi
+    cp_start "$victim"
+done
+gt_check "server $victim applied entries past its newest snapshot (${snap:-none} < ${applied:-?})" [ "$gap" = 1 ]
+mkdir -p "$GT_TMP/moved"
+for f in $(ls "$GT_TMP/s$victim/raft" | grep -E '^([0-9]+-[0-9]+|open-[0-9]+)$'); do
+    case $f in
+    open-*) mv "$GT_TMP/s$victim/raft/$f" "$GT_TMP/moved/" ;;
+    *) [ $((10#${f#*-})) -gt "${snap:-0}" ] && mv "$GT_TMP/s$victim/raft/$f" "$GT_TMP/moved/" ;;
+    esac
+done
+gt_log "segments taken away: $(ls "$GT_TMP/moved" | xargs)"
 cp_start "$victim"
 gt_check "a log with entries missing is refused" gt_wait_for "server $victim exits" 30 exited "${CP_PID[$victim]}"
 gt_check "saying entries are missing" grep -q "entries are missing from the log (see docs/operations.md" "$GT_TMP/s$victim.log"
 cp_stop "$victim"
-mv "$GT_TMP/segment.moved" "$path"
+mv "$GT_TMP/moved/"* "$GT_TMP/s$victim/raft/"
 cp_start "$victim"
-gt_check "with the segment back it runs and agrees" gt_wait_for "same state" 60 cp_same_state 1 2 3
+gt_check "with the segments back it runs and agrees" gt_wait_for "same state" 60 cp_same_state 1 2 3
 
 # 4. A lone server has no peer to fetch the state from.
 for i in 1 2 3; do cp_stop "$i"; done
