@@ -320,7 +320,6 @@ int sch_verify_now(struct sch_verify *v, sch_verify_cb cb, void *data)
     return 0;
 }
 
-#define REBUILD_TRIES    20
 #define REBUILD_RETRY_MS 1000
 #define IMAGE_TIMEOUT_MS 60000
 #define IMAGE_MAX_BYTES  ((size_t)4 << 30)
@@ -330,8 +329,7 @@ static void rebuild_start(struct sch_verify *v, uint64_t index);
 void sch_verify_tick(struct sch_verify *v)
 {
     struct sch_node *node = node_of(v);
-    if (node->fsm.image_needed != 0 && !v->rebuilding && !v->closing &&
-        v->rebuild_tries < REBUILD_TRIES) {
+    if (node->fsm.image_needed != 0 && !v->rebuilding && !v->closing) {
         gy_log_warn("fetching the leader's image",
                     "index=%" PRIu64 " reason=\"this server's state database was damaged (moved "
                     "to %s)\" action=\"reads are refused meanwhile\"",
@@ -364,17 +362,16 @@ static void rebuild_retry_cb(uv_timer_t *timer)
     rebuild_try(timer->data);
 }
 
+/* A rebuild is tried again until it succeeds: the server serves no reads meanwhile, and
+ * nothing else brings its state back. The delay grows from 1 s to 5 s. */
 static void rebuild_later(struct sch_verify *v, const char *why)
 {
-    if (++v->rebuild_tries >= REBUILD_TRIES) {
-        gy_log_error("state rebuild abandoned",
-                     "index=%" PRIu64 " tries=%u error=\"%s\" action=\"reads stay refused; "
-                     "restart this server to try again\"",
-                     v->rebuild_for, v->rebuild_tries, why);
-        return;
-    }
-    gy_log_warn("state rebuild delayed", "index=%" PRIu64 " error=\"%s\"", v->rebuild_for, why);
-    uv_timer_start(&v->retry, rebuild_retry_cb, REBUILD_RETRY_MS, 0);
+    v->rebuild_tries++;
+    if (v->rebuild_tries == 1 || v->rebuild_tries % 10 == 0)
+        gy_log_warn("state rebuild delayed", "index=%" PRIu64 " tries=%u error=\"%s\"",
+                    v->rebuild_for, v->rebuild_tries, why);
+    uint64_t delay = REBUILD_RETRY_MS * (v->rebuild_tries < 5 ? v->rebuild_tries : 5);
+    uv_timer_start(&v->retry, rebuild_retry_cb, delay, 0);
 }
 
 static void image_fetched(void *data, int status, const char *body, size_t len, const char *failure)

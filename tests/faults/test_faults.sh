@@ -217,6 +217,14 @@ restart_if_stopped() {
     wait "${SPID[$i]}" 2>/dev/null
     st=$?
     NOTE+="server $i exited with status $st ($(grep -v 'level=info' "$GT_TMP/s$i-r${SRUN[$i]}.log" | tail -1 | cut -c1-220)); "
+    # A flipped byte of a Raft segment that the server refused later than the fault waited
+    # for is put back before it starts again.
+    local f
+    for f in "${!FT_CORRUPT[@]}"; do
+        if [[ $f == "$GT_TMP/s$i/raft/"* ]] && [ -f "$f" ] && ft_corrupt_undo "$f"; then
+            NOTE+="byte of $(basename "$f") restored; "
+        fi
+    done
     [ "${2:-}" = norestart ] || srv_start "$i"
 }
 
@@ -330,7 +338,7 @@ while read -r n kind role hold a1 a2 a3; do
         fi
         gt_host_reconnect "$target"
         # It then either catches up or refuses the data; refused, the byte is put back.
-        gt_wait_for "server $target caught up or refusing" 20 back_or_refused "$target" "$before"
+        gt_wait_for "server $target caught up or refusing" 60 back_or_refused "$target" "$before"
         sleep 1
         if ! srv_alive "$target"; then
             restart_if_stopped "$target" norestart
