@@ -109,8 +109,15 @@ static void session_drop(struct agent_session *s, const char *why, bool retry)
          * lockstep after a leader change. */
         uint64_t half = s->backoff_ms / 2;
         delay = half + (half > 0 ? (uint64_t)rand() % (half + 1) : 0);
-        s->backoff_ms =
-            s->backoff_ms * 2 > s->opts.backoff_max_ms ? s->opts.backoff_max_ms : s->backoff_ms * 2;
+        /* Capped at a quarter of the silence limit the leader set (an eighth of its
+         * node-down timeout): after an election the agent reaches the new leader well
+         * before that leader would call its node down, however long it went without one. */
+        uint64_t cap = s->opts.backoff_max_ms;
+        if (s->opts.read_timeout_ms / 4 > 0 && s->opts.read_timeout_ms / 4 < cap)
+            cap = s->opts.read_timeout_ms / 4;
+        if (cap < s->opts.backoff_min_ms)
+            cap = s->opts.backoff_min_ms;
+        s->backoff_ms = s->backoff_ms * 2 > cap ? cap : s->backoff_ms * 2;
     }
     uv_timer_start(&s->retry_timer, on_retry, delay, 0);
 }
