@@ -350,8 +350,10 @@ static int count_files(const char *prefix, char *first, size_t len)
     while ((e = readdir(d)) != NULL) {
         if (strncmp(e->d_name, prefix, strlen(prefix)) != 0)
             continue;
-        if (n++ == 0 && first != NULL)
-            snprintf(first, len, "%s/%s", dir, e->d_name);
+        if (n++ == 0 && first != NULL) {
+            int w = snprintf(first, len, "%s/%.200s", dir, e->d_name);
+            assert_true(w > 0 && (size_t)w < len);
+        }
     }
     closedir(d);
     return n;
