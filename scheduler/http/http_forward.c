@@ -46,7 +46,12 @@ static void fwd_finish(struct http_forward *fwd, const char *failure)
     } else {
         gy_log_warn("http forward failed", "target=%s reason=\"%s\"", fwd->target, failure);
         char message[512];
-        snprintf(message, sizeof(message), "forward to %s: %s", fwd->target, failure);
+        /* The client must not take a write the leader may have applied for one it did not
+         * (docs/api.md, "Errors"): it re-reads before it writes again. */
+        snprintf(message, sizeof(message), "forward to %s: %s%s", fwd->target, failure,
+                 fwd->sent && fwd->unsafe
+                     ? "; the request was relayed, so it may or may not have been applied"
+                     : "");
         http_respond_error_extra(fwd->req, 503, http_server_options(fwd->server)->forward_fail_code,
                                  "Retry-After: 1\r\n", message);
     }
@@ -214,6 +219,7 @@ static void fwd_connected(uv_connect_t *req, int status)
     uv_buf_t b = uv_buf_init(fwd->out, (unsigned int)fwd->out_len);
     fwd->write_req.data = fwd;
     int rc = uv_write(&fwd->write_req, (uv_stream_t *)&fwd->tcp, &b, 1, fwd_written);
+    fwd->sent = rc == 0;
     if (rc == 0)
         rc = uv_read_start((uv_stream_t *)&fwd->tcp, fwd_alloc, fwd_read);
     if (rc < 0)
@@ -265,6 +271,7 @@ void sch_http_forward(struct sch_http_request *req, const char *host_port, uint6
     fwd->server = conn->server;
     snprintf(fwd->target, sizeof(fwd->target), "%s", host_port);
     fwd->head = strcmp(req->method, "HEAD") == 0;
+    fwd->unsafe = strcmp(req->method, "GET") != 0 && !fwd->head;
     /* The marker goes right after the request line so that the receiving server can refuse
      * to relay the request a second time. */
     size_t line = (size_t)(eol - req->raw) + 2;

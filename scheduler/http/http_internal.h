@@ -177,6 +177,8 @@ struct http_forward {
     bool interim; /* the answer being parsed is a 1xx interim answer */
     bool complete;
     bool finished;
+    bool sent;   /* the request went out: the target may have acted on it */
+    bool unsafe; /* not GET or HEAD: a relay that fails after sending leaves its effect unknown */
     int open_handles;
     char target[128];
     struct http_forward *server_prev;
