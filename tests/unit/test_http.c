@@ -979,6 +979,37 @@ static void client_forward_timeout(struct fixture *fx)
     cl_free(c);
 }
 
+static void client_forward_timeout_post(struct fixture *fx)
+{
+    static struct response r;
+    struct client *c = cl_connect(fx->port);
+    if (cl_send(c, "POST /hang HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}") && cl_response(c, &r))
+        CLOG(fx, "%d %s;", r.status, r.body);
+    cl_free(c);
+}
+
+/* A write relayed without a complete answer may have been applied: the answer says so. */
+static void test_forward_timeout_of_a_write(void **state)
+{
+    (void)state;
+    struct fixture fx;
+    fixture_init(&fx);
+    start_server2(&fx, target_handler);
+    char target[64];
+    snprintf(target, sizeof(target), "127.0.0.1:%d", fx.port2);
+    fx.forward_to = target;
+    fx.forward_timeout_ms = 200;
+    fx.release_when_client_done = true;
+    start_server(&fx, forward_handler);
+    run(&fx, client_forward_timeout_post);
+    char want[320];
+    snprintf(want, sizeof(want),
+             "503 {\"error\":{\"code\":\"no_leader\",\"message\":\"forward to %s: no answer "
+             "in time; the request was relayed, so it may or may not have been applied\"}};",
+             target);
+    assert_string_equal(fx.log, want);
+}
+
 static void test_forward_timeout(void **state)
 {
     (void)state;
@@ -1210,6 +1241,7 @@ int main(void)
         cmocka_unit_test(test_forward),
         cmocka_unit_test(test_forward_closed_port),
         cmocka_unit_test(test_forward_timeout),
+        cmocka_unit_test(test_forward_timeout_of_a_write),
         cmocka_unit_test(test_close_during_forward),
         cmocka_unit_test(test_streaming),
         cmocka_unit_test(test_query_decoding),
