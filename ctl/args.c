@@ -48,6 +48,12 @@ static const struct ctl_option cluster_options[] = {
     {"output", 'o', true, "FORMAT", "status, members and verify: json prints the server's answer"},
     {"role", 0, true, "ROLE", "join-token: server or node (default: both)"},
     {"quiet", 'q', false, NULL, "join-token: print the command lines alone"},
+    {"host", 0, true, "HOST", "join-token: the new server's own address (default: NEW_HOST)"},
+    {"data-dir", 0, true, "DIR", "snapshot restore: the new server's data directory"},
+    {"id", 0, true, "N", "snapshot restore: the new server's id (default 1)"},
+    {"raft-addr", 0, true, "HOST:PORT",
+     "snapshot restore: the new server's Raft address (default 127.0.0.1:7701)"},
+    {"keep-cluster-id", 0, false, NULL, "snapshot restore: keep the snapshot's cluster id"},
 };
 
 static const struct ctl_option dev_options[] = {
@@ -150,7 +156,8 @@ const struct ctl_command ctl_commands[] = {
      events_options, N_OPTS(events_options), 0, 0, ctl_cmd_events},
     {"cluster",
      "cluster status|members|verify|remove ID|transfer-leader [ID]|snapshot save FILE|"
-     "join-token [--role server|node] [-q] [-o json]",
+     "snapshot restore FILE --data-dir DIR [--id N] [--raft-addr HOST:PORT] [--keep-cluster-id]|"
+     "join-token [--role server|node] [--host HOST] [-q] [-o json]",
      "show and manage the control-plane servers, the leader and backups",
      "Subcommands:\n"
      "  status                 this server's view: servers, roles, the leader, term and indexes,\n"
@@ -164,8 +171,11 @@ const struct ctl_command ctl_commands[] = {
      "  transfer-leader [ID]   hand leadership to server ID, or to the most up-to-date voter;\n"
      "                         answers once the new leader is in place\n"
      "  snapshot save FILE     download a consistent image of the state into FILE (written\n"
-     "                         whole or not at all); gantry-scheduler --restore FILE starts a\n"
-     "                         new cluster from it\n"
+     "                         whole or not at all)\n"
+     "  snapshot restore FILE  prepare the data directory of the first server of a new\n"
+     "                         cluster from a saved image (on that server's machine, with\n"
+     "                         gantry-scheduler on the PATH or beside gantry); a new cluster\n"
+     "                         id unless --keep-cluster-id; start the server from it after\n"
      "  join-token             print the command line that adds a server (gantry-scheduler\n"
      "                         --join, with the next free id) or a node (gantry-agent\n"
      "                         --servers) to this cluster. It carries no secret yet: anyone\n"
@@ -179,6 +189,9 @@ const struct ctl_command ctl_commands[] = {
      "  gantry cluster transfer-leader 2\n"
      "  gantry cluster remove 4\n"
      "  gantry cluster snapshot save /var/backups/gantry-$(date +%F).snapshot\n"
+     "  gantry cluster snapshot restore /var/backups/gantry.snapshot --data-dir "
+     "/var/lib/gantry/s1 \\\n"
+     "      --id 1 --raft-addr 10.0.0.1:7701\n"
      "  gantry cluster join-token --role node\n",
      cluster_options, N_OPTS(cluster_options), 1, 3, ctl_cmd_cluster},
     {"dev", "dev [--data-dir DIR]",

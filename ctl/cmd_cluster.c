@@ -47,6 +47,22 @@ static int parse_id(const char *sub, const char *word, uint64_t *id, struct gy_e
     return 0;
 }
 
+/* A host name or IPv4 address a command line can carry as it is (gantry-scheduler takes
+ * HOST:PORT addresses). */
+static bool valid_host(const char *host)
+{
+    size_t n = strlen(host);
+    if (n == 0 || n > 253 || *host == '-' || *host == '.')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = host[i];
+        if (!(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') && !(c >= '0' && c <= '9') &&
+            c != '-' && c != '.')
+            return false;
+    }
+    return true;
+}
+
 static int surplus(const struct ctl_invocation *inv, size_t allowed, const char *usage,
                    struct gy_error *err)
 {
@@ -78,9 +94,25 @@ int ctl_cluster_parse(const struct ctl_invocation *inv, struct ctl_cluster_reque
     }
     const char *role = ctl_opt(inv, "role");
     bool quiet = ctl_opt_set(inv, "quiet");
-    if ((role != NULL || quiet) && strcmp(sub, "join-token") != 0)
+    const char *host = ctl_opt(inv, "host");
+    if ((role != NULL || quiet || host != NULL) && strcmp(sub, "join-token") != 0)
         return gy_error_set(err, GY_EINVAL, "cluster %s: %s goes with cluster join-token", sub,
-                            role != NULL ? "--role" : "-q");
+                            role != NULL   ? "--role"
+                            : host != NULL ? "--host"
+                                           : "-q");
+    const char *data_dir = ctl_opt(inv, "data-dir");
+    const char *server_id = ctl_opt(inv, "id");
+    const char *raft_addr = ctl_opt(inv, "raft-addr");
+    bool keep = ctl_opt_set(inv, "keep-cluster-id");
+    bool restore =
+        strcmp(sub, "snapshot") == 0 && inv->n_args >= 2 && strcmp(inv->args[1], "restore") == 0;
+    if ((data_dir != NULL || server_id != NULL || raft_addr != NULL || keep) && !restore)
+        return gy_error_set(err, GY_EINVAL, "cluster %s: %s goes with cluster snapshot restore",
+                            sub,
+                            data_dir != NULL    ? "--data-dir"
+                            : server_id != NULL ? "--id"
+                            : raft_addr != NULL ? "--raft-addr"
+                                                : "--keep-cluster-id");
     if (strcmp(sub, "status") == 0) {
         req->op = CTL_CLUSTER_STATUS;
         return surplus(inv, 1, "cluster status", err);
@@ -96,6 +128,16 @@ int ctl_cluster_parse(const struct ctl_invocation *inv, struct ctl_cluster_reque
     if (strcmp(sub, "join-token") == 0) {
         req->op = CTL_CLUSTER_JOIN_TOKEN;
         req->quiet = quiet;
+        if (host != NULL && !valid_host(host))
+            return gy_error_set(err, GY_EINVAL,
+                                "cluster join-token: --host \"%s\" is not a host name or IPv4 "
+                                "address (letters, digits, '-' and '.', up to 253 characters)",
+                                host);
+        if (host != NULL && role != NULL && strcmp(role, "node") == 0)
+            return gy_error_set(err, GY_EINVAL,
+                                "cluster join-token: --host names a new server's address; it does "
+                                "not go with --role node");
+        req->host = host;
         if (role == NULL)
             req->role = CTL_JOIN_ANY;
         else if (strcmp(role, "server") == 0)
@@ -123,16 +165,38 @@ int ctl_cluster_parse(const struct ctl_invocation *inv, struct ctl_cluster_reque
             return -GY_EINVAL;
         return surplus(inv, 2, "cluster transfer-leader [ID]", err);
     }
+    if (restore) {
+        static const char usage[] = "gantry cluster snapshot restore FILE --data-dir DIR [--id "
+                                    "N] [--raft-addr HOST:PORT] [--keep-cluster-id]";
+        req->op = CTL_CLUSTER_SNAPSHOT_RESTORE;
+        if (inv->n_args < 3 || *inv->args[2] == '\0')
+            return gy_error_set(err, GY_EINVAL,
+                                "cluster snapshot restore: missing the snapshot file (usage: %s)",
+                                usage);
+        if (data_dir == NULL || *data_dir == '\0')
+            return gy_error_set(err, GY_EINVAL,
+                                "cluster snapshot restore: --data-dir is required (usage: %s)",
+                                usage);
+        uint64_t id = 1;
+        if (server_id != NULL && parse_id("snapshot restore --id", server_id, &id, err) < 0)
+            return -GY_EINVAL;
+        req->file = inv->args[2];
+        req->data_dir = data_dir;
+        req->server_id = server_id != NULL ? server_id : "1";
+        req->raft_addr = raft_addr != NULL ? raft_addr : "127.0.0.1:7701";
+        req->keep_cluster_id = keep;
+        return surplus(inv, 3, "cluster snapshot restore FILE", err);
+    }
     if (strcmp(sub, "snapshot") == 0) {
         req->op = CTL_CLUSTER_SNAPSHOT_SAVE;
         if (inv->n_args < 2)
             return gy_error_set(err, GY_EINVAL,
                                 "cluster snapshot: missing the action (usage: gantry cluster "
-                                "snapshot save FILE)");
+                                "snapshot save FILE, or snapshot restore FILE --data-dir DIR)");
         if (strcmp(inv->args[1], "save") != 0)
             return gy_error_set(err, GY_EINVAL,
-                                "cluster snapshot: unknown action \"%s\"; the only one is "
-                                "\"save\" (usage: gantry cluster snapshot save FILE)",
+                                "cluster snapshot: unknown action \"%s\"; it is \"save\" or "
+                                "\"restore\" (usage: gantry cluster snapshot save FILE)",
                                 inv->args[1]);
         if (inv->n_args < 3 || *inv->args[2] == '\0')
             return gy_error_set(err, GY_EINVAL,
@@ -445,8 +509,10 @@ static const char *join_api_address(const json_t *members)
 }
 
 char *ctl_join_command(const json_t *members, enum ctl_join_role role, const char *fallback_url,
-                       struct gy_error *err)
+                       const char *host, struct gy_error *err)
 {
+    if (host == NULL)
+        host = JOIN_NEW_HOST;
     const json_t *servers = json_object_get(members, "servers");
     size_t i;
     const json_t *s;
@@ -469,11 +535,10 @@ char *ctl_join_command(const json_t *members, enum ctl_join_role role, const cha
                          "--join; try again in a few seconds");
             return NULL;
         }
-        char *line =
-            gy_xasprintf("gantry-scheduler --id %lld --data-dir " JOIN_SERVER_DATA_DIR
-                         "%lld --raft-addr " JOIN_NEW_HOST ":7701 --api-addr " JOIN_NEW_HOST
-                         ":7700 --agent-addr " JOIN_NEW_HOST ":7702 --join %s",
-                         top + 1, top + 1, url);
+        char *line = gy_xasprintf("gantry-scheduler --id %lld --data-dir " JOIN_SERVER_DATA_DIR
+                                  "%lld --raft-addr %s:7701 --api-addr %s:7700 --agent-addr "
+                                  "%s:7702 --join %s",
+                                  top + 1, top + 1, host, host, host, url);
         free(url);
         return line;
     }
@@ -773,7 +838,58 @@ static int cluster_verify(struct ctl_context *ctx, bool json)
     return exit_code;
 }
 
-static int cluster_join_token(struct ctl_context *ctx, enum ctl_join_role role, bool quiet)
+/* gantry-scheduler beside this program (an installed pair), else the one on the PATH. */
+static void scheduler_program(char *buf, size_t len)
+{
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash != NULL) {
+            *slash = '\0';
+            snprintf(buf, len, "%s/gantry-scheduler", self);
+            if (access(buf, X_OK) == 0)
+                return;
+        }
+    }
+    snprintf(buf, len, "gantry-scheduler");
+}
+
+/* The restore itself is gantry-scheduler's (--restore-only): it checks the file, seeds the
+ * state and writes the one-server configuration, the same code as a first start with
+ * --restore. */
+static int cluster_snapshot_restore(struct ctl_context *ctx, const struct ctl_cluster_request *req)
+{
+    char program[4200];
+    scheduler_program(program, sizeof(program));
+    const char *argv[16];
+    int n = 0;
+    argv[n++] = program;
+    argv[n++] = "--id";
+    argv[n++] = req->server_id;
+    argv[n++] = "--data-dir";
+    argv[n++] = req->data_dir;
+    argv[n++] = "--raft-addr";
+    argv[n++] = req->raft_addr;
+    argv[n++] = "--restore";
+    argv[n++] = req->file;
+    argv[n++] = "--restore-only";
+    argv[n++] = "--log-level";
+    argv[n++] = "warn";
+    if (req->keep_cluster_id)
+        argv[n++] = "--keep-cluster-id";
+    argv[n] = NULL;
+    fflush(ctx->out);
+    fflush(ctx->err);
+    execvp(program, (char *const *)argv);
+    fprintf(ctx->err, "gantry: cluster snapshot restore: cannot run %s: %s\n", program,
+            strerror(errno));
+    return CTL_EXIT_FAILED;
+}
+
+static int cluster_join_token(struct ctl_context *ctx, enum ctl_join_role role, bool quiet,
+                              const char *host)
 {
     json_t *members;
     struct gy_error err;
@@ -782,10 +898,10 @@ static int cluster_join_token(struct ctl_context *ctx, enum ctl_join_role role, 
     char *server = NULL, *node = NULL;
     int exit_code = CTL_EXIT_OK;
     if (role != CTL_JOIN_NODE &&
-        (server = ctl_join_command(members, CTL_JOIN_SERVER, ctx->client.base, &err)) == NULL)
+        (server = ctl_join_command(members, CTL_JOIN_SERVER, ctx->client.base, host, &err)) == NULL)
         exit_code = ctl_fail(ctx, &err);
     if (exit_code == CTL_EXIT_OK && role != CTL_JOIN_SERVER &&
-        (node = ctl_join_command(members, CTL_JOIN_NODE, NULL, &err)) == NULL)
+        (node = ctl_join_command(members, CTL_JOIN_NODE, NULL, NULL, &err)) == NULL)
         exit_code = ctl_fail(ctx, &err);
     json_decref(members);
     if (exit_code != CTL_EXIT_OK) {
@@ -798,12 +914,17 @@ static int cluster_join_token(struct ctl_context *ctx, enum ctl_join_role role, 
         if (node != NULL)
             fprintf(ctx->out, "%s\n", node);
     } else {
-        if (server != NULL)
+        if (server != NULL && host == NULL)
             fprintf(ctx->out,
                     "To add a server to this cluster, run this on the new machine, with its own "
                     "address for %s\n(and the timing flags the other servers run with, if any):\n"
                     "\n    %s\n\n",
                     JOIN_NEW_HOST, server);
+        else if (server != NULL)
+            fprintf(ctx->out,
+                    "To add a server to this cluster, run this on the new machine (%s), with the "
+                    "timing flags\nthe other servers run with, if any:\n\n    %s\n\n",
+                    host, server);
         if (node != NULL)
             fprintf(ctx->out,
                     "To add a node to this cluster, run this on it as root (--name defaults to "
@@ -837,10 +958,12 @@ int ctl_cmd_cluster(struct ctl_context *ctx, const struct ctl_invocation *inv)
         return cluster_transfer(ctx, req.id);
     case CTL_CLUSTER_SNAPSHOT_SAVE:
         return cluster_snapshot_save(ctx, req.file);
+    case CTL_CLUSTER_SNAPSHOT_RESTORE:
+        return cluster_snapshot_restore(ctx, &req);
     case CTL_CLUSTER_VERIFY:
         return cluster_verify(ctx, req.json);
     case CTL_CLUSTER_JOIN_TOKEN:
-        return cluster_join_token(ctx, req.role, req.quiet);
+        return cluster_join_token(ctx, req.role, req.quiet, req.host);
     }
     return CTL_EXIT_USAGE;
 }

@@ -227,6 +227,7 @@ enum ctl_cluster_op {
     CTL_CLUSTER_REMOVE,
     CTL_CLUSTER_TRANSFER,
     CTL_CLUSTER_SNAPSHOT_SAVE,
+    CTL_CLUSTER_SNAPSHOT_RESTORE,
     CTL_CLUSTER_VERIFY,
     CTL_CLUSTER_JOIN_TOKEN,
 };
@@ -246,6 +247,14 @@ struct ctl_cluster_request {
     bool json;               /* status, members, verify: -o json */
     enum ctl_join_role role; /* join-token: --role */
     bool quiet;              /* join-token: -q, the command lines alone */
+    const char *host;        /* join-token: --host, the new server's address, or NULL */
+    /* snapshot restore: the data directory to prepare (--data-dir), the new server's id
+     * (--id, default "1") and Raft address (--raft-addr, default 127.0.0.1:7701), and
+     * --keep-cluster-id; file is the snapshot. */
+    const char *data_dir;
+    const char *server_id;
+    const char *raft_addr;
+    bool keep_cluster_id;
 };
 
 /* Reads the subcommand and arguments of an invocation of `cluster`. A usage error (unknown
@@ -301,12 +310,13 @@ int ctl_verify_print(const json_t *answer, FILE *out);
  * GET /v1/cluster/members), as `cluster join-token` prints it. CTL_JOIN_SERVER: a
  * gantry-scheduler line with the next free id (one above the highest member) and --join at
  * the leader's API address (else any member's, else fallback_url, an http:// URL, may be
- * NULL); the new server's own host is the placeholder NEW_HOST. CTL_JOIN_NODE: a
+ * NULL); the new server's own host is host, or the placeholder NEW_HOST when host is NULL.
+ * CTL_JOIN_NODE: a
  * gantry-agent line with every member's agent-stream address. Returns the line (the caller
  * frees it), or NULL with GY_ENOTFOUND in err when no member has recorded the address
  * needed yet. role must not be CTL_JOIN_ANY. */
 char *ctl_join_command(const json_t *members, enum ctl_join_role role, const char *fallback_url,
-                       struct gy_error *err);
+                       const char *host, struct gy_error *err);
 
 /* Workload progress for apply --wait (ctl/cmd_apply.c), split out so that its decisions
  * are tested without a server. */

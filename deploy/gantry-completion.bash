@@ -75,7 +75,7 @@ _gantry() {
     move) flags+=" --to --wait --timeout" ;;
     drain) flags+=" --wait --timeout" ;;
     top) flags+=" -o --output" ;;
-    cluster) flags+=" -o --output --role -q --quiet" ;;
+    cluster) flags+=" -o --output --role --host -q --quiet --data-dir --id --raft-addr --keep-cluster-id" ;;
     esac
     if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "$flags" -- "$cur"))
@@ -117,7 +117,7 @@ _gantry() {
         elif ((${#args[@]} == 0)); then
             words="status members verify join-token remove transfer-leader snapshot"
         elif ((${#args[@]} == 1)) && [[ ${args[0]} == snapshot ]]; then
-            words="save"
+            words="save restore"
         fi
         ;;
     help)

@@ -1,10 +1,12 @@
 /* gantry-scheduler: the control-plane server (docs/operations.md, docs/architecture.md). */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <malloc.h>
 
@@ -31,6 +33,8 @@ static void usage(FILE *out)
         "  --restore FILE            first start of a new cluster seeded from a snapshot file\n"
         "                            (gantry cluster snapshot save); a new cluster id\n"
         "  --keep-cluster-id         with --restore: keep the snapshot's cluster id\n"
+        "  --restore-only            with --restore: prepare the data directory and exit; start\n"
+        "                            the server from it later without --restore\n"
         "  --force-new-cluster       after losing a majority: make this surviving server a\n"
         "                            one-server cluster with its data (once, then restart\n"
         "                            without it)\n"
@@ -85,11 +89,33 @@ static int parse_count(const char *flag, const char *value, int64_t max, unsigne
     return 0;
 }
 
+/* The command line to start afresh with: the same, less what acts once on a new data
+ * directory (a restore, a forced new cluster), which now holds this server's state. */
+static char **restart_argv(int argc, char **argv)
+{
+    char **out = calloc((size_t)argc + 1, sizeof(*out));
+    if (out == NULL)
+        return argv;
+    int n = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--force-new-cluster") == 0 ||
+            strcmp(argv[i], "--keep-cluster-id") == 0 || strncmp(argv[i], "--restore=", 10) == 0)
+            continue;
+        if (strcmp(argv[i], "--restore") == 0) {
+            i++;
+            continue;
+        }
+        out[n++] = argv[i];
+    }
+    return out;
+}
+
 int main(int argc, char **argv)
 {
     sch_libraft_process_init();
     gy_log_init("scheduler", GY_LOG_INFO);
 
+    bool restore_only = false;
     struct sch_server_config cfg = {
         .node =
             {
@@ -120,6 +146,7 @@ int main(int argc, char **argv)
         OPT_JOIN,
         OPT_RESTORE,
         OPT_KEEP_CLUSTER_ID,
+        OPT_RESTORE_ONLY,
         OPT_FORCE_NEW_CLUSTER,
         OPT_ELECTION,
         OPT_HEARTBEAT,
@@ -145,6 +172,7 @@ int main(int argc, char **argv)
         {"join", required_argument, NULL, OPT_JOIN},
         {"restore", required_argument, NULL, OPT_RESTORE},
         {"keep-cluster-id", no_argument, NULL, OPT_KEEP_CLUSTER_ID},
+        {"restore-only", no_argument, NULL, OPT_RESTORE_ONLY},
         {"force-new-cluster", no_argument, NULL, OPT_FORCE_NEW_CLUSTER},
         {"election-timeout", required_argument, NULL, OPT_ELECTION},
         {"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
@@ -200,6 +228,9 @@ int main(int argc, char **argv)
             break;
         case OPT_KEEP_CLUSTER_ID:
             cfg.node.keep_cluster_id = true;
+            break;
+        case OPT_RESTORE_ONLY:
+            restore_only = true;
             break;
         case OPT_FORCE_NEW_CLUSTER:
             cfg.node.force_new_cluster = true;
@@ -307,6 +338,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "gantry-scheduler: --keep-cluster-id goes with --restore\n");
         return 2;
     }
+    if (restore_only && cfg.node.restore_path == NULL) {
+        fprintf(stderr, "gantry-scheduler: --restore-only goes with --restore FILE\n");
+        return 2;
+    }
     if (cfg.node.restore_path != NULL && cfg.join_url != NULL) {
         fprintf(stderr, "gantry-scheduler: --restore starts a new cluster and excludes --join\n");
         return 2;
@@ -323,6 +358,18 @@ int main(int argc, char **argv)
         snprintf(self_bootstrap, sizeof(self_bootstrap), "%" PRIu64 "=%s", cfg.node.id,
                  cfg.node.raft_addr);
         cfg.node.bootstrap = self_bootstrap;
+    }
+    if (restore_only) {
+        struct gy_error err;
+        if (sch_node_restore_only(&cfg.node, &err) < 0) {
+            fprintf(stderr, "gantry-scheduler: %s\n", err.msg);
+            return 1;
+        }
+        printf("%s holds the restored state as server %" PRIu64 " of a new one-server cluster "
+               "(Raft address %s).\nStart the server from it without --restore or --bootstrap, "
+               "then add the others with --join.\n",
+               cfg.node.data_dir, cfg.node.id, cfg.node.raft_addr);
+        return 0;
     }
     if (cfg.node.heartbeat_ms * 2 > cfg.node.election_ms) {
         fprintf(stderr,
@@ -356,5 +403,13 @@ int main(int argc, char **argv)
     if (server.exit_code != 0)
         status = server.exit_code;
     uv_loop_close(&loop);
+    if (server.restart && status == 0) {
+        /* Every descriptor is closed or close-on-exec: the same process id starts afresh
+         * from its data directory, as a restart by a supervisor would. */
+        fflush(NULL);
+        execv("/proc/self/exe", restart_argv(argc, argv));
+        fprintf(stderr, "gantry-scheduler: cannot start afresh: %s\n", strerror(errno));
+        return 1;
+    }
     return status;
 }

@@ -90,6 +90,13 @@ static void node_fatal(void *data)
     sch_server_stop(server);
 }
 
+static void node_restart(void *data)
+{
+    struct sch_server *server = data;
+    server->restart = true;
+    sch_server_stop(server);
+}
+
 int sch_server_start(struct sch_server *server, uv_loop_t *loop,
                      const struct sch_server_config *cfg, struct gy_error *err)
 {
@@ -115,6 +122,7 @@ int sch_server_start(struct sch_server *server, uv_loop_t *loop,
     }
     server->node.on_applied = node_applied;
     server->node.on_fatal = node_fatal;
+    server->node.on_restart = node_restart;
     server->node.on_applied_data = server;
 
     struct sch_http_options opts = {

@@ -37,6 +37,9 @@ struct sch_server {
     struct sch_api api; /* the HTTP API's long-polls and metrics (scheduler/api/api.h) */
     bool stopping;
     int exit_code;
+    /* The disk that failed a write takes writes again: the process starts afresh (main.c)
+     * once everything is closed. */
+    bool restart;
     /* Joining: a worker thread asks the cluster to add this server (to join_target: the
      * --join URL, or the leader's API when registering). */
     uv_work_t join_work;

@@ -177,6 +177,12 @@ static void forward_or_fail(struct sch_call *call)
                        "this server is not the leader any more; retry shortly");
         return;
     }
+    char why[768];
+    if ((leader == 0 || *leader_api == '\0') &&
+        sch_node_storage_down(api->node, why, sizeof(why))) {
+        sch_call_error(call, 503, "storage_failed", NULL, "%s", why);
+        return;
+    }
     if (leader == 0 || leader == api->node->cfg.id || *leader_api == '\0') {
         sch_call_error(call, 503, "no_leader", NULL,
                        leader == 0 ? "no leader is elected at the moment; retry shortly"

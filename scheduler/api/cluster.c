@@ -79,6 +79,8 @@ void sch_api_cluster_get(struct sch_call *call)
     json_t *alarms = json_array();
     if (sch_node_nospace(api->node, NULL, 0))
         json_array_append_new(alarms, json_string("nospace"));
+    if (sch_node_storage_down(api->node, NULL, 0))
+        json_array_append_new(alarms, json_string("storage_failed"));
     json_t *storage = json_pack("{s:I,s:I}", "free_bytes", (json_int_t)api->node->space.free_bytes,
                                 "reserve_bytes", (json_int_t)api->node->cfg.min_free_bytes);
     sch_call_json(

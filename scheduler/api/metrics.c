@@ -105,6 +105,9 @@ char *sch_metrics_render(struct sch_api *api)
     emit(&t, "# HELP gantry_storage_nospace_raised_total Times the NOSPACE alarm was raised.\n"
              "# TYPE gantry_storage_nospace_raised_total counter\n");
     emit(&t, "gantry_storage_nospace_raised_total %" PRIu64 "\n", node->space.raised_total);
+    emit(&t, "# HELP gantry_storage_failed 1 while this server is out of the cluster because its "
+             "disk failed a write (full, I/O error).\n# TYPE gantry_storage_failed gauge\n");
+    emit(&t, "gantry_storage_failed %d\n", node->storage_fault.down ? 1 : 0);
     const struct sch_verify *v = &node->verify;
     emit(&t, "# HELP gantry_verify_checks_total Divergence checks this server completed as "
              "leader.\n# TYPE gantry_verify_checks_total counter\n");

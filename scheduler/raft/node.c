@@ -219,6 +219,129 @@ static void fatal_stop_cb(uv_timer_t *timer)
         node->on_fatal(node->on_applied_data);
 }
 
+/* ---------------------------------------------------------------------------------------
+ * A disk that fails a write */
+
+static void do_close(struct sch_node *node);
+
+static void storage_fail_cb(uv_timer_t *timer)
+{
+    struct sch_node *node = timer->data;
+    if (!node->closing)
+        do_close(node);
+}
+
+/* The disk failed a write of the log or the state: the server leaves the cluster (Raft
+ * closes, from a timer since this may run inside libraft) and keeps its API up. */
+static void storage_fail(struct sch_node *node, const char *why)
+{
+    if (node->storage_fault.down || node->closing)
+        return;
+    node->storage_fault.down = true;
+    node->storage_fault.failures_total++;
+    node->storage_fault.since_ms = uv_now(node->loop);
+    node->storage_fault.probed_ms = node->storage_fault.since_ms;
+    snprintf(node->storage_fault.why, sizeof(node->storage_fault.why), "%s", why);
+    raft_id leader = 0;
+    const char *address = NULL;
+    if (node->raft_started)
+        raft_leader(&node->raft, &leader, &address);
+    node->storage_fault.leader = leader == node->cfg.id ? 0 : leader;
+    gy_log_error("storage failed",
+                 "error=\"%s\" data_dir=%s action=\"this server leaves the cluster until its "
+                 "disk takes writes again, then starts afresh; reads with ?stale go on\"",
+                 why, node->cfg.data_dir);
+    uv_timer_start(&node->stop_timer, storage_fail_cb, 0, 0);
+}
+
+/* Whether DIR's file system has the reserve free (at least 4 MiB when there is no
+ * reserve) and takes a synced write; *free_bytes gets its free space. */
+static bool dir_takes_writes(const struct sch_node *node, const char *dir, uint64_t *free_bytes)
+{
+    struct statvfs st;
+    if (statvfs(dir, &st) != 0)
+        return false;
+    *free_bytes = (uint64_t)st.f_bavail * st.f_frsize;
+    uint64_t want = node->cfg.min_free_bytes > 0 ? node->cfg.min_free_bytes : (uint64_t)4 << 20;
+    if (*free_bytes < want)
+        return false;
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/.probe", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return false;
+    static const char block[65536];
+    bool ok = write(fd, block, sizeof(block)) == (ssize_t)sizeof(block) && fsync(fd) == 0;
+    close(fd);
+    unlink(path);
+    return ok;
+}
+
+/* How long a server whose disk failed waits between probes: two seconds, doubled for each
+ * time it started afresh within the last ten minutes and failed again (an I/O error that
+ * a probe does not meet), up to a minute. The count crosses the fresh start in the
+ * environment (SCH_RESTARTS_ENV, "COUNT:MONOTONIC_MS"). */
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t probe_interval(void)
+{
+    const char *env = getenv(SCH_RESTARTS_ENV);
+    unsigned count = 0;
+    unsigned long long at = 0;
+    if (env == NULL || sscanf(env, "%u:%llu", &count, &at) != 2 || mono_ms() - at > 600000)
+        return 2000;
+    return count >= 5 ? 60000 : 2000ull << count;
+}
+
+static void note_restart(void)
+{
+    const char *env = getenv(SCH_RESTARTS_ENV);
+    unsigned count = 0;
+    unsigned long long at = 0;
+    if (env == NULL || sscanf(env, "%u:%llu", &count, &at) != 2 || mono_ms() - at > 600000)
+        count = 0;
+    char value[64];
+    snprintf(value, sizeof(value), "%u:%llu", count + 1, (unsigned long long)mono_ms());
+    setenv(SCH_RESTARTS_ENV, value, 1);
+}
+
+/* While the disk is down: once the data directory and the Raft log's directory (a mount of
+ * their own, maybe) take writes again, the server starts afresh. */
+static void storage_probe(struct sch_node *node)
+{
+    uint64_t now = uv_now(node->loop);
+    if (now - node->storage_fault.probed_ms < probe_interval() || node->on_restart == NULL)
+        return;
+    node->storage_fault.probed_ms = now;
+    uint64_t free_bytes = 0, raft_free = 0;
+    if (!dir_takes_writes(node, node->cfg.data_dir, &free_bytes) ||
+        !dir_takes_writes(node, node->raft_dir, &raft_free))
+        return;
+    gy_log_info("storage is back",
+                "data_dir=%s free_bytes=%" PRIu64 " raft_free_bytes=%" PRIu64 " down_ms=%" PRIu64
+                " action=\"starting afresh\"",
+                node->cfg.data_dir, free_bytes, raft_free, now - node->storage_fault.since_ms);
+    note_restart();
+    node->on_restart(node->on_applied_data);
+}
+
+bool sch_node_storage_down(const struct sch_node *node, char *msg, size_t len)
+{
+    if (!node->storage_fault.down)
+        return false;
+    if (msg != NULL)
+        snprintf(msg, len,
+                 "server %" PRIu64 " left the cluster: its disk failed a write (%s) in %s; it "
+                 "serves ?stale reads and starts afresh once the disk takes writes again",
+                 node->cfg.id, node->storage_fault.why, node->cfg.data_dir);
+    return true;
+}
+
 /* The log bytes after which this server takes a snapshot: --snapshot-bytes, less a tenth
  * per server id after the first (of five). Every server applies the same log, so with one
  * budget they would all snapshot at the same entry, and while a majority writes a snapshot
@@ -232,13 +355,10 @@ static uint64_t snapshot_budget(const struct sch_node *node)
 static void fsm_applied(void *data, struct sch_fsm *fsm)
 {
     struct sch_node *node = data;
-    if (fsm->storage_failed && node->exit_code == 0) {
+    if (fsm->storage_failed)
         /* Applying on regardless would make this server's state differ from the others';
-         * after a restart it rebuilds the state from the snapshot and the log. */
-        gy_log_error("refusing to run on", "error=\"the state database failed\"");
-        node->exit_code = 1;
-        uv_timer_start(&node->stop_timer, fatal_stop_cb, 0, 0);
-    }
+         * started afresh it rebuilds the state from the snapshot and the log. */
+        storage_fail(node, "the state database failed a write");
     if (!node->cluster_checked || fsm->restores != node->seen_restores) {
         char id[80];
         sch_fsm_cluster_id(fsm, id, sizeof(id));
@@ -510,11 +630,8 @@ static void flush_cb(uv_check_t *check)
     bool due = now - node->flushed_at >= SCH_FLUSH_EVERY_MS;
     if (due)
         node->flushed_at = now;
-    if (due && sch_fsm_flush(&node->fsm) < 0 && node->exit_code == 0) {
-        gy_log_error("refusing to run on", "error=\"the state database cannot be written\"");
-        node->exit_code = 1;
-        uv_timer_start(&node->stop_timer, fatal_stop_cb, 0, 0);
-    }
+    if (due && !node->storage_fault.down && sch_fsm_flush(&node->fsm) < 0)
+        storage_fail(node, "the state database cannot be written");
     /* Proposals that may wait join the next entry, or go at once when none is on its way
      * (then nothing would come to share one soon). */
     if (node->lazy_head != NULL && node->inflight_entries < SCH_INFLIGHT_MAX &&
@@ -619,9 +736,10 @@ uint64_t sch_node_leader(struct sch_node *node, char *api_buf, size_t len)
     const char *address = NULL;
     if (api_buf != NULL && len > 0)
         api_buf[0] = '\0';
-    if (!node->raft_started)
-        return 0;
-    raft_leader(&node->raft, &id, &address);
+    if (node->storage_fault.down)
+        id = node->storage_fault.leader; /* its Raft is closed: the last leader it knew */
+    else if (node->raft_started)
+        raft_leader(&node->raft, &id, &address);
     if (id == 0 || api_buf == NULL)
         return id;
     sch_fsm_server_api_address(&node->fsm, id, api_buf, len);
@@ -707,6 +825,10 @@ static void duties_cb(uv_timer_t *timer)
     struct sch_node *node = timer->data;
     if (node->closing)
         return;
+    if (node->storage_fault.down) {
+        storage_probe(node);
+        return;
+    }
     space_check(node);
     sch_verify_tick(&node->verify);
     raft_id leader = 0;
@@ -1265,8 +1387,100 @@ static void storage_close(struct raft_io *io, raft_io_close_cb cb)
     node->storage.close(io, cb);
 }
 
+/* Failures of the log's writes: the status reaches libraft as before, and the server
+ * leaves the cluster (storage_fail) since libraft writes no more to a log that failed. */
+static void log_write_failed(struct sch_node *node, const char *what, int status)
+{
+    if (status == 0 || status == RAFT_CANCELED || node->closing)
+        return;
+    char why[sizeof(node->storage_fault.why)];
+    const char *detail = status == RAFT_NOSPACE     ? "no space left on the device"
+                         : *node->io.errmsg != '\0' ? node->io.errmsg
+                                                    : raft_strerror(status);
+    snprintf(why, sizeof(why), "the Raft log in %.200s: %s failed: %.200s", node->raft_dir, what,
+             detail);
+    storage_fail(node, why);
+}
+
+/* Appends handed to libraft's storage and not yet called back, with the callbacks libraft
+ * gave (storage_append puts its own in between; libraft owns req->data). Few are ever on
+ * their way at once. */
+static struct append_pending {
+    struct raft_io_append *req;
+    raft_io_append_cb cb;
+    struct sch_node *node;
+} * appends;
+static size_t n_appends, cap_appends;
+
+static void storage_append_done(struct raft_io_append *req, int status)
+{
+    for (size_t i = 0; i < n_appends; i++) {
+        if (appends[i].req != req)
+            continue;
+        struct append_pending a = appends[i];
+        appends[i] = appends[--n_appends];
+        if (n_appends == 0) {
+            free(appends);
+            appends = NULL;
+            cap_appends = 0;
+        }
+        log_write_failed(a.node, "append", status);
+        a.cb(req, status);
+        return;
+    }
+}
+
+static int storage_append(struct raft_io *io, struct raft_io_append *req,
+                          const struct raft_entry entries[], unsigned n, raft_io_append_cb cb)
+{
+    struct sch_node *node = node_of_io(io);
+    if (n_appends == cap_appends) {
+        cap_appends = cap_appends ? 2 * cap_appends : 16;
+        appends = gy_xrealloc(appends, cap_appends * sizeof(*appends));
+    }
+    appends[n_appends++] = (struct append_pending){.req = req, .cb = cb, .node = node};
+    int rc = node->storage.append(io, req, entries, n, storage_append_done);
+    if (rc != 0) {
+        n_appends--;
+        log_write_failed(node, "append", rc);
+    }
+    return rc;
+}
+
+static int storage_truncate(struct raft_io *io, raft_index index)
+{
+    struct sch_node *node = node_of_io(io);
+    int rc = node->storage.truncate(io, index);
+    log_write_failed(node, "truncate", rc);
+    return rc;
+}
+
+static int storage_set_term(struct raft_io *io, raft_term term)
+{
+    struct sch_node *node = node_of_io(io);
+    int rc = node->storage.set_term(io, term);
+    log_write_failed(node, "recording the term", rc);
+    return rc;
+}
+
+static int storage_set_vote(struct raft_io *io, raft_id server_id)
+{
+    struct sch_node *node = node_of_io(io);
+    int rc = node->storage.set_vote(io, server_id);
+    log_write_failed(node, "recording the vote", rc);
+    return rc;
+}
+
 static void storage_wrap(struct sch_node *node)
 {
+    node->storage.append = node->io.append;
+    node->storage.truncate = node->io.truncate;
+    node->storage.set_term = node->io.set_term;
+    node->storage.set_vote = node->io.set_vote;
+    node->io.append = storage_append;
+    node->io.truncate = storage_truncate;
+    node->io.set_term = storage_set_term;
+    node->io.set_vote = storage_set_vote;
     node->storage.load = node->io.load;
     node->storage.snapshot_put = node->io.snapshot_put;
     node->storage.snapshot_get = node->io.snapshot_get;
@@ -1645,6 +1859,83 @@ int sch_node_start(struct sch_node *node, uv_loop_t *loop, const struct sch_node
     return 0;
 }
 
+/* ---------------------------------------------------------------------------------------
+ * A data directory prepared from a snapshot file, without serving */
+
+static void restore_only_closed(struct raft *raft)
+{
+    bool *done = raft->data;
+    *done = true;
+}
+
+int sch_node_restore_only(const struct sch_node_config *cfg, struct gy_error *err)
+{
+    static struct sch_node node; /* large; one per process */
+    memset(&node, 0, sizeof(node));
+    node.cfg = *cfg;
+    cleanup_free void *image = NULL;
+    size_t image_len = 0;
+    int rc = restore_prepare(&node, &image, &image_len, err);
+    if (rc < 0)
+        return rc;
+    if ((rc = prepare_data_dir(&node, err)) < 0)
+        goto out;
+    char state_path[4200];
+    snprintf(state_path, sizeof(state_path), "%s/state.db", cfg->data_dir);
+    if ((rc = sch_fsm_init_file(&node.fsm, state_path, err)) < 0)
+        goto out;
+    rc = restore_seed(&node, image, image_len, err);
+    sch_fsm_close(&node.fsm);
+    if (rc < 0)
+        goto out;
+    /* The Raft configuration that names this server alone, as --bootstrap writes it. */
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct raft_uv_transport transport;
+    struct raft_io io;
+    struct raft raft;
+    struct raft_fsm fsm = {.version = 1};
+    rc = raft_uv_tcp_init(&transport, &loop);
+    if (rc != 0) {
+        rc = gy_error_set(err, GY_EIO, "raft transport: %s", raft_strerror(rc));
+        goto loop_out;
+    }
+    rc = raft_uv_init(&io, &loop, node.raft_dir, &transport);
+    if (rc != 0) {
+        rc = gy_error_set(err, GY_EIO, "raft storage in %s: %s", node.raft_dir, io.errmsg);
+        raft_uv_tcp_close(&transport);
+        goto loop_out;
+    }
+    bool closed = false;
+    rc = raft_init(&raft, &io, &fsm, cfg->id, cfg->raft_addr);
+    if (rc == 0) {
+        raft.data = &closed;
+        struct raft_configuration conf;
+        raft_configuration_init(&conf);
+        int brc = raft_configuration_add(&conf, cfg->id, cfg->raft_addr, RAFT_VOTER);
+        if (brc == 0)
+            brc = raft_bootstrap(&raft, &conf);
+        raft_configuration_close(&conf);
+        rc = brc == 0 ? 0
+                      : gy_error_set(err, GY_EIO, "raft bootstrap in %s: %s", node.raft_dir,
+                                     raft_strerror(brc));
+        raft_close(&raft, restore_only_closed);
+        for (int i = 0; i < 1000 && !closed; i++)
+            uv_run(&loop, UV_RUN_ONCE);
+    } else {
+        rc = gy_error_set(err, GY_EINTERNAL, "raft init: %s", raft_strerror(rc));
+    }
+    raft_uv_close(&io);
+    raft_uv_tcp_close(&transport);
+loop_out:
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+out:
+    if (node.lock_fd > 0)
+        close(node.lock_fd);
+    return rc;
+}
+
 static void handle_closed(uv_handle_t *handle)
 {
     struct sch_node *node = handle->data;
@@ -1668,7 +1959,9 @@ static void close_handles(struct sch_node *node)
 static void raft_closed(struct raft *raft)
 {
     struct sch_node *node = raft->data;
-    if (sch_libraft_closed_once(raft, &node->raft_close_done))
+    /* Closed after a disk fault, the handles stay: the API serves reads meanwhile. */
+    if (sch_libraft_closed_once(raft, &node->raft_close_done) &&
+        (!node->storage_fault.down || node->stop_requested))
         close_handles(node);
 }
 
@@ -1734,6 +2027,14 @@ void sch_node_stop(struct sch_node *node, void (*cb)(struct sch_node *node))
     node->stop_requested = true;
     node->closing = true;
     node->close_cb = cb;
+    if (node->storage_fault.down) {
+        /* Raft closed, or closes now and then closes the handles (raft_closed). */
+        if (node->raft_close_done)
+            close_handles(node);
+        else
+            do_close(node);
+        return;
+    }
     if (!node->raft_started) {
         /* Already closing after a failed start: the callback still runs at the end. */
         return;

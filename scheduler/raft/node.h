@@ -23,8 +23,10 @@
 #define SCH_DEFAULT_HEARTBEAT_MS       40
 #define SCH_DEFAULT_VERIFY_INTERVAL_MS 30000
 /* The free space of the data directory below which client writes are refused (--min-free-space). */
-#define SCH_DEFAULT_MIN_FREE_BYTES     ((uint64_t)64 << 20)
-#define SCH_DEFAULT_CONNECT_RETRY_MS   100
+#define SCH_DEFAULT_MIN_FREE_BYTES   ((uint64_t)64 << 20)
+#define SCH_DEFAULT_CONNECT_RETRY_MS 100
+/* Carries across a fresh start after a disk fault how many there were lately (node.c). */
+#define SCH_RESTARTS_ENV               "GANTRY_STORAGE_RESTARTS"
 #define SCH_DEFAULT_SNAPSHOT_THRESHOLD 50000
 #define SCH_DEFAULT_SNAPSHOT_TRAILING  4096
 /* A snapshot is also taken once this many bytes of log entries were applied since the last
@@ -126,6 +128,19 @@ struct sch_node {
         bool alarm;
         uint64_t raised_total;
     } space;
+    /* The disk failed a write of the Raft log or the state database (full to the last byte,
+     * an I/O error): Raft is closed, so the server takes no part in the cluster, while its
+     * API serves ?stale reads and relays the rest to the last leader it knew; once a probe
+     * write succeeds again, on_restart runs and the server starts afresh from its data
+     * directory (docs/operations.md, "Storage faults"). */
+    struct {
+        bool down;
+        char why[512];
+        uint64_t leader;   /* the leader known when it failed (0: none, or this server) */
+        uint64_t since_ms; /* uv_now() when it failed */
+        uint64_t probed_ms;
+        uint64_t failures_total;
+    } storage_fault;
     struct sch_node_config cfg;
     char raft_dir[4096];
     char cluster_id[80]; /* from the data directory, or "" before the cluster has one */
@@ -150,7 +165,13 @@ struct sch_node {
         int (*snapshot_get)(struct raft_io *io, struct raft_io_snapshot_get *req,
                             raft_io_snapshot_get_cb cb);
         void (*close)(struct raft_io *io, raft_io_close_cb cb);
+        int (*append)(struct raft_io *io, struct raft_io_append *req,
+                      const struct raft_entry entries[], unsigned n, raft_io_append_cb cb);
+        int (*truncate)(struct raft_io *io, raft_index index);
+        int (*set_term)(struct raft_io *io, raft_term term);
+        int (*set_vote)(struct raft_io *io, raft_id server_id);
     } storage;
+
     unsigned syncs_pending;
     struct sch_libraft_match match;    /* a follower's answers claim no more than they prove */
     struct sch_verify verify;          /* divergence checks (verify.h) */
@@ -188,6 +209,9 @@ struct sch_node {
     /* Set by the owner: runs (from a timer) when the server must stop, e.g. its data
      * directory belongs to another cluster. exit_code is then non-zero. */
     void (*on_fatal)(void *data);
+    /* Set by the owner: runs once the disk that failed takes writes again; the server then
+     * stops and starts afresh (see storage_fault). */
+    void (*on_restart)(void *data);
     void *on_applied_data;
 
     bool closing;
@@ -202,6 +226,12 @@ struct sch_node {
 int sch_node_start(struct sch_node *node, uv_loop_t *loop, const struct sch_node_config *cfg,
                    struct gy_error *err);
 
+/* Prepares cfg->data_dir from the snapshot file cfg->restore_path as a first start with
+ * --restore would (the file checked first, the state seeded, a Raft configuration naming
+ * this server alone) and returns without serving: the server then starts from the
+ * directory with no --restore or --bootstrap. */
+int sch_node_restore_only(const struct sch_node_config *cfg, struct gy_error *err);
+
 /* Transfers leadership first when this server leads a cluster of several voters, then
  * closes Raft and every handle; cb runs when all is released. */
 void sch_node_stop(struct sch_node *node, void (*cb)(struct sch_node *node));
@@ -211,6 +241,9 @@ void sch_node_stop(struct sch_node *node, void (*cb)(struct sch_node *node));
 void sch_node_release(struct sch_node *node);
 
 bool sch_node_is_leader(struct sch_node *node);
+/* True while the disk failed a write (see storage_fault); msg gets what failed and what
+ * the server does about it. */
+bool sch_node_storage_down(const struct sch_node *node, char *msg, size_t len);
 /* The known leader's id (0 when none) and its API address from the replicated servers
  * table (copied into buf; "" when not yet known). */
 uint64_t sch_node_leader(struct sch_node *node, char *api_buf, size_t len);

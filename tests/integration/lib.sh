@@ -78,7 +78,21 @@ gt_wait_for() {
 # gt_curl CURL-ARGS...: curl for API requests, which repeats a request answered 503 (no
 # leader: an election under way) after the Retry-After the server gives, for at most 60 s,
 # as the CLI does. Tests whose subject is the 503 itself use curl.
-gt_curl() { curl --retry 30 --retry-max-time 60 "$@"; }
+gt_curl() {
+    # curl truncates the output file before it repeats a transfer, and fails on /dev/null
+    # (exit 23, nothing printed): a file of the test's takes its place.
+    local args=()
+    while [ $# -gt 0 ]; do
+        if [ "$1" = -o ] && [ "${2:-}" = /dev/null ]; then
+            args+=(-o "$GT_TMP/curl-discard.$BASHPID")
+            shift 2
+            continue
+        fi
+        args+=("$1")
+        shift
+    done
+    curl --retry 30 --retry-max-time 60 "${args[@]}"
+}
 
 # gt_wait_budget SECONDS: counts in GT_WAIT_TOTAL a wait that the test bounds itself (a
 # sampling loop, a command's own --timeout).

@@ -139,7 +139,7 @@ says_why() { grep -q 'move to public stopped: .*insufficient memory' <<<"$out"; 
 gt_check "and says why" says_why
 sleep 2
 gt_check "big still serves from private" is_at "$other" big "1 1 1 0"
-refused() { [ "$(api "$other" /v1/workloads/web/move -o /dev/null -w '%{http_code}' -X POST -d '{"to":"mars"}')" = 409 ]; }
+refused() { [ "$(api "$other" /v1/workloads/web/move -o "$GT_TMP/discard" -w '%{http_code}' -X POST -d '{"to":"mars"}')" = 409 ]; }
 gt_check "a move to a cloud without nodes is refused, nothing changes" refused
 
 # ---- Drain: node1's replicas move to node2 make-before-break; node1 ends cordoned.

@@ -153,8 +153,24 @@ gt_check "the new cluster takes writes" [ "$(cp_apply 5 in-new-cluster)" = 200 ]
 gt_check "the old cluster does not see them" [ "$(cp_count 1)" -eq 61 ]
 for i in 4 5 6; do cp_stop "$i"; done
 
-# With --keep-cluster-id the old id stays.
-cp_start 8 --restore "$backup" --keep-cluster-id --bootstrap "8=$(cp_raft 8)"
+# gantry cluster snapshot restore prepares the data directory (gantry-scheduler on the
+# PATH); the server then starts from it with no restore flag. --keep-cluster-id keeps the
+# old id.
+restore_cli() {
+    PATH="$(dirname "$CP_BIN"):$PATH" "$GANTRY" cluster snapshot restore "$backup" \
+        --data-dir "$GT_TMP/s8" --id 8 --raft-addr "$(cp_raft 8)" --keep-cluster-id \
+        >"$GT_TMP/restore-cli.out" 2>&1
+}
+restore_cli
+rc=$?
+gt_log "gantry cluster snapshot restore -> $rc: $(head -c 300 "$GT_TMP/restore-cli.out")"
+gt_check "gantry cluster snapshot restore prepares the data directory" \
+    bash -c "[ $rc = 0 ] && grep -q 'holds the restored state as server 8' '$GT_TMP/restore-cli.out'"
+restore_cli
+rc=$?
+gt_check "a second restore into it is refused, naming the directory" \
+    bash -c "[ $rc = 1 ] && grep -q '$GT_TMP/s8 holds Raft state already' '$GT_TMP/restore-cli.out'"
+cp_start 8
 gt_check "a restore that keeps the cluster id leads" gt_wait_for "leader 8" 30 cp_has_leader 8
 cp_start 9 --join "http://$(cp_api 8)"
 gt_check "a server joins it" gt_wait_for "2 voters" 60 voters_are 8 2
@@ -234,12 +250,13 @@ gt_check "join-token --role node -q: one gantry-agent line" \
 for i in 1 2 3; do
     gt_check "it lists server $i's agent stream" grep -q "[ ,]$(cp_agent "$i")[ ,]" "$GT_TMP/join-node.out"
 done
-# The server line, with this machine's ports for NEW_HOST and a data directory of the test's,
-# adds a fourth voter.
-join_line=$(g "$leader" cluster join-token --role server -q)
-join_line=${join_line//NEW_HOST:7701/$(cp_raft 4)}
-join_line=${join_line//NEW_HOST:7700/$(cp_api 4)}
-join_line=${join_line//NEW_HOST:7702/$(cp_agent 4)}
+# The server line for --host 127.0.0.1, with the test's ports and a data directory of the
+# test's, adds a fourth voter.
+join_line=$(g "$leader" cluster join-token --role server --host 127.0.0.1 -q)
+gt_check "--host fills in the new server's address" grep -q -- "--raft-addr 127.0.0.1:7701 " <<<"$join_line"
+join_line=${join_line//127.0.0.1:7701/$(cp_raft 4)}
+join_line=${join_line//127.0.0.1:7700/$(cp_api 4)}
+join_line=${join_line//127.0.0.1:7702/$(cp_agent 4)}
 join_line=${join_line//\/var\/lib\/gantry\/s4/$GT_TMP/s4-joined}
 read -ra join_args <<<"$join_line"
 gt_log "joining with: $join_line"

@@ -89,7 +89,7 @@ talker_id() { api 1 /v1/replicas?workload=talker | python3 -c 'import json,sys; 
 gt_wait_for "talker runs" 20 bash -c "[ -n \"\$(nsenter --net=/run/netns/${GT_HOST_NS[1]} curl -s --max-time 2 'http://198.18.0.1:7700/v1/replicas?workload=talker' | grep -o running)\" ]"
 tid=$(talker_id)
 gt_check "logs of replica $tid are served through the API" gt_wait_for "talker's log" 10 bash -c "nsenter --net=/run/netns/${GT_HOST_NS[1]} curl -s --max-time 5 http://198.18.0.1:7700/v1/replicas/$tid/logs | grep -q hello-from-"
-gt_check "logs of an unknown replica: 404" [ "$(api 1 /v1/replicas/nope-1/logs -o /dev/null -w '%{http_code}')" = 404 ]
+gt_check "logs of an unknown replica: 404" [ "$(api 1 /v1/replicas/nope-1/logs -o "$GT_TMP/discard" -w '%{http_code}')" = 404 ]
 api 1 /v1/workloads/talker -X DELETE >/dev/null
 gt_wait_for "talker gone" 20 bash -c "[ \"\$(nsenter --net=/run/netns/${GT_HOST_NS[1]} curl -s --max-time 2 'http://198.18.0.1:7700/v1/replicas?workload=talker')\" = '{\"items\":[]}' ]"
 

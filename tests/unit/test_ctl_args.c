@@ -209,6 +209,26 @@ static void test_cluster_subcommands(void **state)
     assert_int_equal(CLUSTER(&req, &err, "snapshot", "save", "/var/backups/s1"), 0);
     assert_int_equal(req.op, CTL_CLUSTER_SNAPSHOT_SAVE);
     assert_string_equal(req.file, "/var/backups/s1");
+    assert_int_equal(CLUSTER(&req, &err, "snapshot", "restore", "/b/s1", "--data-dir", "/d"), 0);
+    assert_int_equal(req.op, CTL_CLUSTER_SNAPSHOT_RESTORE);
+    assert_string_equal(req.file, "/b/s1");
+    assert_string_equal(req.data_dir, "/d");
+    assert_string_equal(req.server_id, "1");
+    assert_string_equal(req.raft_addr, "127.0.0.1:7701");
+    assert_false(req.keep_cluster_id);
+    assert_int_equal(CLUSTER(&req, &err, "snapshot", "restore", "f", "--data-dir", "/d", "--id",
+                             "3", "--raft-addr", "10.0.0.3:7701", "--keep-cluster-id"),
+                     0);
+    assert_string_equal(req.server_id, "3");
+    assert_string_equal(req.raft_addr, "10.0.0.3:7701");
+    assert_true(req.keep_cluster_id);
+    assert_int_equal(CLUSTER(&req, &err, "snapshot", "restore", "f"), -GY_EINVAL);
+    assert_non_null(strstr(err.msg, "--data-dir is required"));
+    assert_int_equal(
+        CLUSTER(&req, &err, "snapshot", "restore", "f", "--data-dir", "/d", "--id", "0"),
+        -GY_EINVAL);
+    assert_int_equal(CLUSTER(&req, &err, "snapshot", "save", "f", "--data-dir", "/d"), -GY_EINVAL);
+    assert_string_equal(err.msg, "cluster snapshot: --data-dir goes with cluster snapshot restore");
     /* Global flags still go anywhere. */
     assert_int_equal(CLUSTER(&req, &err, "snapshot", "--server", "http://a:1", "save", "f"), 0);
     assert_string_equal(req.file, "f");
@@ -241,6 +261,15 @@ static void test_cluster_verify_and_join_token(void **state)
     assert_int_equal(CLUSTER(&req, &err, "join-token", "--role=node", "-q"), 0);
     assert_int_equal(req.role, CTL_JOIN_NODE);
     assert_true(req.quiet);
+    assert_int_equal(CLUSTER(&req, &err, "join-token", "--role", "server", "--host", "10.0.0.4"),
+                     0);
+    assert_string_equal(req.host, "10.0.0.4");
+    assert_int_equal(CLUSTER(&req, &err, "join-token", "--host", "a b;c"), -GY_EINVAL);
+    assert_non_null(strstr(err.msg, "--host \"a b;c\" is not a host name or IPv4 address"));
+    assert_int_equal(CLUSTER(&req, &err, "join-token", "--role", "node", "--host", "h1"),
+                     -GY_EINVAL);
+    assert_int_equal(CLUSTER(&req, &err, "status", "--host", "h1"), -GY_EINVAL);
+    assert_string_equal(err.msg, "cluster status: --host goes with cluster join-token");
     assert_int_equal(CLUSTER(&req, &err, "join-token", "--role", "worker"), -GY_EINVAL);
     assert_string_equal(err.msg, "cluster join-token: unknown role \"worker\" (server or node)");
     assert_int_equal(CLUSTER(&req, &err, "join-tokn"), -GY_EINVAL);
@@ -284,7 +313,7 @@ static void test_cluster_usage_errors(void **state)
     assert_int_equal(CLUSTER(&req, &err, "snapshot"), -GY_EINVAL);
     assert_non_null(strstr(err.msg, "missing the action"));
     assert_int_equal(CLUSTER(&req, &err, "snapshot", "load", "f"), -GY_EINVAL);
-    assert_non_null(strstr(err.msg, "unknown action \"load\"; the only one is \"save\""));
+    assert_non_null(strstr(err.msg, "unknown action \"load\"; it is \"save\" or \"restore\""));
     assert_int_equal(CLUSTER(&req, &err, "snapshot", "save"), -GY_EINVAL);
     assert_non_null(strstr(err.msg, "missing the file to write"));
     assert_int_equal(CLUSTER(&req, &err, "members", "-o", "yaml"), -GY_EINVAL);

@@ -413,21 +413,28 @@ static void test_join_command(void **state)
     assert_non_null(members);
     struct gy_error err;
     /* The next id is one above the highest; --join names the leader. */
-    char *line = ctl_join_command(members, CTL_JOIN_SERVER, "http://127.0.0.1:7700", &err);
+    char *line = ctl_join_command(members, CTL_JOIN_SERVER, "http://127.0.0.1:7700", NULL, &err);
     assert_non_null(line);
     assert_string_equal(line, "gantry-scheduler --id 6 --data-dir /var/lib/gantry/s6 "
                               "--raft-addr NEW_HOST:7701 --api-addr NEW_HOST:7700 "
                               "--agent-addr NEW_HOST:7702 --join http://10.0.0.2:7700");
     free(line);
+    /* --host fills in the new server's own address. */
+    line = ctl_join_command(members, CTL_JOIN_SERVER, NULL, "10.0.0.9", &err);
+    assert_non_null(line);
+    assert_non_null(strstr(line, "--raft-addr 10.0.0.9:7701 --api-addr 10.0.0.9:7700 "
+                                 "--agent-addr 10.0.0.9:7702 --join"));
+    assert_null(strstr(line, "NEW_HOST"));
+    free(line);
     /* A node gets every recorded agent stream. */
-    line = ctl_join_command(members, CTL_JOIN_NODE, NULL, &err);
+    line = ctl_join_command(members, CTL_JOIN_NODE, NULL, NULL, &err);
     assert_string_equal(line, "gantry-agent --servers 10.0.0.1:7702,10.0.0.2:7702 --data-dir "
                               "/var/lib/gantry/agent");
     free(line);
     /* Without the leader's API address, another member's. */
     json_object_set_new(json_array_get(json_object_get(members, "servers"), 2), "api_address",
                         json_string(""));
-    line = ctl_join_command(members, CTL_JOIN_SERVER, NULL, &err);
+    line = ctl_join_command(members, CTL_JOIN_SERVER, NULL, NULL, &err);
     assert_non_null(strstr(line, " --join http://10.0.0.1:7700"));
     free(line);
     json_decref(members);
@@ -436,14 +443,14 @@ static void test_join_command(void **state)
     members = json_loads("{\"leader\":1,\"servers\":[{\"id\":1,\"address\":\"127.0.0.1:7701\","
                          "\"api_address\":\"\",\"agent_address\":\"\"}]}",
                          0, NULL);
-    line = ctl_join_command(members, CTL_JOIN_SERVER, "http://127.0.0.1:7700", &err);
+    line = ctl_join_command(members, CTL_JOIN_SERVER, "http://127.0.0.1:7700", NULL, &err);
     assert_non_null(strstr(line, "--id 2 --data-dir /var/lib/gantry/s2 "));
     assert_non_null(strstr(line, " --join http://127.0.0.1:7700"));
     free(line);
-    assert_null(ctl_join_command(members, CTL_JOIN_SERVER, "https://example:7700", &err));
+    assert_null(ctl_join_command(members, CTL_JOIN_SERVER, "https://example:7700", NULL, &err));
     assert_int_equal(err.code, GY_ENOTFOUND);
     assert_non_null(strstr(err.msg, "no server has recorded its API address yet"));
-    assert_null(ctl_join_command(members, CTL_JOIN_NODE, NULL, &err));
+    assert_null(ctl_join_command(members, CTL_JOIN_NODE, NULL, NULL, &err));
     assert_int_equal(err.code, GY_ENOTFOUND);
     assert_non_null(strstr(err.msg, "no server has recorded its agent-stream address yet"));
     json_decref(members);

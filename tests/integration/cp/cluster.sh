@@ -163,10 +163,12 @@ cp_bulk_apply() {
     : >"$cfg"
     for ((i = 0; i < count; i++)); do
         [ "$i" -gt 0 ] && echo next >>"$cfg"
-        printf 'url = "http://%s/v1/apply"\nrequest = "POST"\ndata = "{\\"name\\":\\"%s-%d\\",\\"image\\":\\"busybox\\"}"\nheader = "Content-Type: application/json"\noutput = "/dev/null"\nwrite-out = "%%{http_code}\\n"\nmax-time = 20\nretry = 30\nretry-max-time = 60\n' \
-            "$(cp_api "$id")" "$prefix" "$i" >>"$cfg"
+        printf 'url = "http://%s/v1/apply"\nrequest = "POST"\ndata = "{\\"name\\":\\"%s-%d\\",\\"image\\":\\"busybox\\"}"\nheader = "Content-Type: application/json"\noutput = "%s"\nwrite-out = "%%{http_code}\\n"\nmax-time = 20\nretry = 30\nretry-max-time = 60\n' \
+            "$(cp_api "$id")" "$prefix" "$i" "$GT_TMP/bulk-$prefix.body" >>"$cfg"
     done
-    curl -s --parallel --parallel-max "$par" -K "$cfg" 2>/dev/null | grep -c '^200$'
+    # The answers stay in bulk-PREFIX.codes for a test to show.
+    curl -s --parallel --parallel-max "$par" -K "$cfg" 2>/dev/null | tee "$GT_TMP/bulk-$prefix.codes" |
+        grep -c '^200$'
 }
 
 # cp_workloads_sum ID: checksum of the workloads (specs, generations, status) in server ID's
