@@ -138,13 +138,18 @@ static void replica_status(const struct replica *r, Gantry__ReplicaStatus *st, c
     st->changed_ms = (uint64_t)r->changed_ms;
 }
 
-/* A write to agent.db failed: new replicas wait until a probe write succeeds. */
+static void health_send(struct agent *a);
+
+/* A write to agent.db failed: new replicas wait until a probe write succeeds, and the
+ * leader, told at once, places none here meanwhile. */
 static void db_write_failed(struct agent *a, const struct gy_error *err)
 {
-    if (agent_db_health_failed(&a->dbh, err->msg, uv_now(&a->loop)))
-        gy_log_error("agent database refuses writes; this node starts no new replica until it "
-                     "takes them again, and keeps running the replicas it has",
-                     "error=\"%s\"", err->msg);
+    if (!agent_db_health_failed(&a->dbh, err->msg, uv_now(&a->loop)))
+        return;
+    gy_log_error("agent database refuses writes; this node starts no new replica until it "
+                 "takes them again, and keeps running the replicas it has",
+                 "error=\"%s\"", err->msg);
+    health_send(a);
 }
 
 static int replica_persist(struct replica *r)
@@ -625,6 +630,8 @@ static void db_probe(struct agent *a, uint64_t now)
                 "path=%s refused_for_ms=%" PRIu64 " refused_writes=%" PRIu64,
                 agent_state_path(a->db), now - since, refused);
     db_recover(a);
+    if (!a->dbh.failing)
+        health_send(a);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -971,6 +978,33 @@ static void on_tick(uv_timer_t *t)
         db_probe(a, now);
 }
 
+/* The node's health for hello and heartbeat; reason holds its text. */
+static void node_health(const struct agent *a, Gantry__NodeHealth *health,
+                        char reason[AGENT_DB_REASON_WIRE_MAX + 1])
+{
+    gantry__node_health__init(health);
+    agent_db_health_wire_reason(&a->dbh, reason);
+    health->storage_refused = reason;
+}
+
+/* A heartbeat without samples, sent when the node's health changes so that the leader
+ * need not wait for the next one. */
+static void health_send(struct agent *a)
+{
+    if (a->session == NULL || !agent_session_ready(a->session))
+        return;
+    Gantry__NodeHealth health;
+    char reason[AGENT_DB_REASON_WIRE_MAX + 1];
+    node_health(a, &health, reason);
+    Gantry__Heartbeat hb = GANTRY__HEARTBEAT__INIT;
+    hb.time_ms = (uint64_t)wall_ms();
+    hb.health = &health;
+    Gantry__AgentFrame f = GANTRY__AGENT_FRAME__INIT;
+    f.frame_case = GANTRY__AGENT_FRAME__FRAME_HEARTBEAT;
+    f.heartbeat = &hb;
+    agent_session_send(a->session, &f);
+}
+
 static void on_heartbeat(uv_timer_t *t)
 {
     struct agent *a = t->data;
@@ -998,11 +1032,15 @@ static void on_heartbeat(uv_timer_t *t)
         k++;
     }
     node.containers = (uint32_t)k;
+    Gantry__NodeHealth health;
+    char reason[AGENT_DB_REASON_WIRE_MAX + 1];
+    node_health(a, &health, reason);
     Gantry__Heartbeat hb = GANTRY__HEARTBEAT__INIT;
     hb.time_ms = (uint64_t)wall_ms();
     hb.samples = ptrs;
     hb.n_samples = k;
     hb.node = &node;
+    hb.health = &health;
     Gantry__AgentFrame f = GANTRY__AGENT_FRAME__INIT;
     f.frame_case = GANTRY__AGENT_FRAME__FRAME_HEARTBEAT;
     f.heartbeat = &hb;
@@ -1046,12 +1084,16 @@ static int make_hello(void *data, uint8_t **frame, size_t *len)
     }
     char *cluster_id = NULL;
     agent_state_meta_get(a->db, "cluster_id", &cluster_id, NULL);
+    Gantry__NodeHealth health;
+    char reason[AGENT_DB_REASON_WIRE_MAX + 1];
+    node_health(a, &health, reason);
     Gantry__Hello hello = GANTRY__HELLO__INIT;
     hello.protocol_version = 1;
     hello.cluster_id = cluster_id != NULL ? cluster_id : "";
     hello.node = &node;
     hello.replicas = ptrs;
     hello.n_replicas = k;
+    hello.health = &health;
     Gantry__AgentFrame f = GANTRY__AGENT_FRAME__INIT;
     f.frame_case = GANTRY__AGENT_FRAME__FRAME_HELLO;
     f.hello = &hello;

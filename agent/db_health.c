@@ -17,6 +17,21 @@ bool agent_db_health_failed(struct agent_db_health *h, const char *msg, uint64_t
     return true;
 }
 
+void agent_db_health_wire_reason(const struct agent_db_health *h,
+                                 char out[AGENT_DB_REASON_WIRE_MAX + 1])
+{
+    size_t n = 0;
+    if (h->failing) {
+        for (const unsigned char *c = (const unsigned char *)h->reason;
+             *c != '\0' && n < AGENT_DB_REASON_WIRE_MAX; c++)
+            out[n++] = *c >= 0x20 && *c <= 0x7e ? (char)*c : '?';
+        /* A fault always has a reason, even one whose message was empty. */
+        if (n == 0)
+            n = (size_t)snprintf(out, AGENT_DB_REASON_WIRE_MAX + 1, "agent database: write failed");
+    }
+    out[n] = '\0';
+}
+
 void agent_db_health_write_ok(struct agent_db_health *h)
 {
     if (h->failing)

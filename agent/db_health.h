@@ -11,6 +11,8 @@
 
 #define AGENT_DB_PROBE_FIRST_MS 500
 #define AGENT_DB_PROBE_MAX_MS   8000
+/* The longest reason the agent sends the leader (NodeHealth.storage_refused), in bytes. */
+#define AGENT_DB_REASON_WIRE_MAX 512
 
 struct agent_db_health {
     bool failing;
@@ -24,6 +26,13 @@ struct agent_db_health {
 /* A write failed with message msg. True when this begins a fault (the caller logs it
  * once); the first probe is then due AGENT_DB_PROBE_FIRST_MS later. */
 bool agent_db_health_failed(struct agent_db_health *h, const char *msg, uint64_t now_ms);
+
+/* The reason for the leader (NodeHealth.storage_refused): "" while writes succeed, else the
+ * fault's reason with every byte outside printable ASCII (0x20 to 0x7e) replaced by '?' and
+ * cut to AGENT_DB_REASON_WIRE_MAX bytes, which the leader takes as it is. out has room for
+ * AGENT_DB_REASON_WIRE_MAX + 1 bytes. */
+void agent_db_health_wire_reason(const struct agent_db_health *h,
+                                 char out[AGENT_DB_REASON_WIRE_MAX + 1]);
 
 /* A write other than a probe succeeded during a fault: the probe that ends it is due now. */
 void agent_db_health_write_ok(struct agent_db_health *h);

@@ -154,6 +154,26 @@ static void replicas_table(FILE *out, const json_t *items, bool wide, bool with_
     ctl_table_free(&t);
 }
 
+/* The STATE shown for a node: its state, then the type of each of its conditions, e.g.
+ * "ready,StoragePressure" while its agent's database refuses writes (docs/api.md). The
+ * caller frees it. */
+static char *node_state_shown(const json_t *n)
+{
+    char *shown = gy_xstrdup(ctl_json_str(n, "state"));
+    size_t i;
+    const json_t *c;
+    json_array_foreach(json_object_get(n, "conditions"), i, c)
+    {
+        const char *type = ctl_json_str(c, "type");
+        if (*type == '\0')
+            continue;
+        char *next = gy_xasprintf("%s,%s", shown, type);
+        free(shown);
+        shown = next;
+    }
+    return shown;
+}
+
 static void nodes_table(struct ctl_context *ctx, const json_t *items, bool wide)
 {
     static const char *const head[] = {"NAME",     "CLOUD",   "STATE",   "CPU",    "MEMORY",
@@ -188,7 +208,7 @@ static void nodes_table(struct ctl_context *ctx, const json_t *items, bool wide)
         char *cells[13] = {
             gy_xstrdup(ctl_json_str(n, "name")),
             gy_xstrdup(ctl_json_str(n, "cloud")),
-            gy_xstrdup(ctl_json_str(n, "state")),
+            node_state_shown(n),
             gy_xstrdup(cpu),
             gy_xstrdup(mem),
             ctl_cell("%lld", ctl_json_int(alloc, "replicas")),

@@ -166,25 +166,42 @@ void sch_api_replicas_list(struct sch_call *call)
     items_answer(call, rc, items, &err);
 }
 
+/* What a node read collects: the nodes so far, and the first error. */
+struct nodes_read {
+    struct sch_fsm *fsm;
+    json_t *items;
+    int rc;
+    struct gy_error err;
+};
+
 static void node_append(void *data, const struct sch_node_view *n)
 {
+    struct nodes_read *read = data;
     json_t *labels = json_loads(n->labels, 0, NULL);
-    json_array_append_new(data,
-                          json_pack("{s:s,s:s,s:s,s:s,s:o,s:{s:I,s:I,s:I},s:{s:I,s:I,s:I},s:f,s:s}",
-                                    "name", n->name, "cloud", n->cloud, "region", n->region, "zone",
-                                    n->zone, "labels", labels ? labels : json_object(), "capacity",
-                                    "cpu_millis", (json_int_t)n->cpu_millis, "memory_bytes",
-                                    (json_int_t)n->memory_bytes, "pids", (json_int_t)n->pids,
-                                    "allocated", "replicas", (json_int_t)n->active_replicas,
-                                    "cpu_millis", (json_int_t)n->allocated_cpu_millis,
-                                    "memory_bytes", (json_int_t)n->allocated_memory_bytes, "cost",
-                                    n->cost, "state", sch_node_state_name(n->state)));
+    json_t *conditions = json_array();
+    struct gy_error err;
+    int rc = sch_view_node_conditions(read->fsm, n->name, condition_append, conditions, &err);
+    if (rc < 0 && read->rc == 0) {
+        read->rc = rc;
+        read->err = err;
+    }
+    json_array_append_new(
+        read->items,
+        json_pack("{s:s,s:s,s:s,s:s,s:o,s:{s:I,s:I,s:I},s:{s:I,s:I,s:I},s:f,s:s,s:o}", "name",
+                  n->name, "cloud", n->cloud, "region", n->region, "zone", n->zone, "labels",
+                  labels ? labels : json_object(), "capacity", "cpu_millis",
+                  (json_int_t)n->cpu_millis, "memory_bytes", (json_int_t)n->memory_bytes, "pids",
+                  (json_int_t)n->pids, "allocated", "replicas", (json_int_t)n->active_replicas,
+                  "cpu_millis", (json_int_t)n->allocated_cpu_millis, "memory_bytes",
+                  (json_int_t)n->allocated_memory_bytes, "cost", n->cost, "state",
+                  sch_node_state_name(n->state), "conditions", conditions));
 }
 
 void sch_api_nodes_list(struct sch_call *call)
 {
-    json_t *items = json_array();
-    struct gy_error err;
-    int rc = sch_view_nodes(&call->api->node->fsm, node_append, items, &err);
-    items_answer(call, rc, items, &err);
+    struct nodes_read read = {.fsm = &call->api->node->fsm, .items = json_array()};
+    int rc = sch_view_nodes(read.fsm, node_append, &read, &read.err);
+    if (rc >= 0 && read.rc < 0)
+        rc = read.rc;
+    items_answer(call, rc, read.items, &read.err);
 }

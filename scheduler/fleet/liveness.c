@@ -35,6 +35,7 @@ void sch_liveness_free(struct sch_liveness *lv)
     {
         HASH_DEL(lv->nodes, n);
         free(n->name);
+        free(n->storage_proposed);
         free(n);
     }
 }

@@ -62,6 +62,11 @@ struct sch_fleet_node {
      * the state holding it up. */
     uint64_t down_since;
     bool up_seen;
+    /* The StoragePressure message last proposed for it ("" to clear), and the liveness
+     * clock of that proposal; NULL once the state holds what its agent reports
+     * (node_health.h). */
+    char *storage_proposed;
+    uint64_t storage_proposed_at;
     UT_hash_handle hh; /* in the table by name */
 };
 

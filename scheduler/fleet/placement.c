@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/quantity.h"
+#include "scheduler/state/fsm.h"
 
 struct constraint {
     char key[128];
@@ -259,13 +260,18 @@ static const char *group_key(const struct gy_spec *spec, const struct sch_place_
 static void explain(const struct sch_place_node *nodes, size_t n_nodes, const struct gy_spec *spec,
                     const struct constraint *cons, size_t n_cons, char *out, size_t len)
 {
-    size_t not_ready = 0, wrong_cloud = 0, no_match = 0, no_cpu = 0, no_mem = 0, no_pids = 0;
+    size_t not_ready = 0, storage = 0, wrong_cloud = 0, no_match = 0, no_cpu = 0, no_mem = 0,
+           no_pids = 0;
     int64_t most_cpu = 0, most_mem = 0, most_pids = 0;
     const struct gy_resources *req = &spec->resources;
     for (size_t i = 0; i < n_nodes; i++) {
         const struct sch_place_node *n = &nodes[i];
         if (!n->schedulable) {
             not_ready++;
+            continue;
+        }
+        if (n->storage_pressure) {
+            storage++;
             continue;
         }
         if (cloud_preference(spec, n->cloud) < 0) {
@@ -318,6 +324,9 @@ static void explain(const struct sch_place_node *nodes, size_t n_nodes, const st
             APPEND("%s%s", i > 0 ? ", " : "", spec->placement.clouds.items[i]);
         APPEND("]");
     }
+    if (storage > 0)
+        APPEND("%s%zu under " SCH_NODE_CONDITION_STORAGE " (the agent's database refuses writes)",
+               sep, storage);
     if (not_ready > 0)
         APPEND("%s%zu not ready or cordoned", sep, not_ready);
 #undef APPEND
@@ -354,7 +363,7 @@ int sch_place(struct sch_place_node *nodes, size_t n_nodes, const struct gy_spec
     for (size_t i = 0; i < n_nodes; i++) {
         struct sch_place_node *n = &nodes[i];
         int preference = cloud_preference(spec, n->cloud);
-        if (!n->schedulable || preference < 0)
+        if (!n->schedulable || n->storage_pressure || preference < 0)
             continue;
         int tier = preference_tier(spec, preference);
         bool match = true;

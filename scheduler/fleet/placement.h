@@ -1,7 +1,7 @@
-/* Placement: choosing nodes for new replicas of a workload. Filter (schedulable, cloud,
- * label constraints, free cpu / memory / pids), then score (spread over nodes, zones or
- * clouds; spread or binpack within), filling the workload's clouds in order of preference
- * and bursting into the next only when the earlier ones have no room. */
+/* Placement: choosing nodes for new replicas of a workload. Filter (schedulable, storage
+ * that takes writes, cloud, label constraints, free cpu / memory / pids), then score (spread over
+ * nodes, zones or clouds; spread or binpack within), filling the workload's clouds in order of
+ * preference and bursting into the next only when the earlier ones have no room. */
 #ifndef GANTRY_SCHEDULER_FLEET_PLACEMENT_H
 #define GANTRY_SCHEDULER_FLEET_PLACEMENT_H
 
@@ -28,7 +28,10 @@ struct sch_place_node {
     size_t n_labels;
     struct gy_resources capacity; /* pids 0 = unlimited */
     struct gy_resources allocated;
-    bool schedulable;           /* ready, not cordoned, not draining */
+    bool schedulable; /* ready, not cordoned, not draining */
+    /* Its agent's database refuses writes (the StoragePressure condition): the agent could
+     * not record a new replica, so none is placed there. The replicas it has stay. */
+    bool storage_pressure;
     uint32_t workload_replicas; /* live replicas of the workload being placed */
 };
 
@@ -37,7 +40,8 @@ struct sch_place_result {
     size_t *node_index; /* node of each placed replica, in placement order */
     uint32_t placed;
     /* Why fewer than requested were placed, e.g. "0/3 nodes available: 3 insufficient
-     * memory (needs 64Mi, most free 32Mi)"; empty when all were placed. */
+     * memory (needs 64Mi, most free 32Mi)" or "0/1 nodes available: 1 under StoragePressure
+     * (the agent's database refuses writes)"; empty when all were placed. */
     char reason[512];
 };
 

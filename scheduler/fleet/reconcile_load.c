@@ -81,6 +81,7 @@ static void node_add(void *data, const struct sch_node_row *row)
     n->view.capacity.memory_bytes = row->memory_bytes;
     n->view.capacity.pids = row->pids;
     n->view.schedulable = row->state == GANTRY__NODE_STATE__NODE_READY;
+    n->view.storage_pressure = row->storage_pressure;
 }
 
 /* Reads every node (placement needs them all); only done when something is to be placed,

@@ -11,6 +11,7 @@
 
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "scheduler/fleet/node_health.h"
 #include "scheduler/state/query_fleet.h"
 
 /* ---------------------------------------------------------------------------------------
@@ -140,6 +141,46 @@ static void register_node(struct fleet_session *s, Gantry__NodeInfo *info)
         gy_log_warn("cannot register node", "node=%s error=\"%s\"", s->node->name, err.msg);
 }
 
+static void health_recorded(void *data, int status, const struct sch_result *result,
+                            const char *message)
+{
+    struct sch_fleet *f = data;
+    if (!fleet_settled(f))
+        return;
+    /* Not recorded: the node's next heartbeat proposes it again (node_health.h). */
+    if (status < 0 || (result != NULL && result->code < 0))
+        gy_log_warn("node condition not recorded", "error=\"%s\"",
+                    status < 0 ? (message ? message : "")
+                               : (result->message ? result->message : ""));
+}
+
+/* The node's health as its agent reports it in hello and heartbeat: the node's
+ * StoragePressure condition is set or cleared when the state says otherwise. */
+static void node_health(struct fleet_session *s, const Gantry__NodeHealth *health)
+{
+    struct sch_fleet *f = s->fleet;
+    if (!f->leading || s->node->session != s->number)
+        return;
+    Gantry__Command *cmd = sch_node_health_check(&f->liveness, &f->node->fsm, s->node, health,
+                                                 uv_now(f->loop), fleet_wall_ms());
+    if (cmd == NULL)
+        return;
+    const char *reason = cmd->set_node_condition->message;
+    if (*reason == '\0')
+        gy_log_info("node storage takes writes again", "node=%s", s->node->name);
+    else if (strcmp(reason, SCH_NODE_HEALTH_UNREADABLE) == 0)
+        gy_log_warn("node storage refuses writes; its agent's reason is not printable ASCII of at "
+                    "most 512 bytes",
+                    "node=%s", s->node->name);
+    else
+        gy_log_warn("node storage refuses writes; no new replica is placed there",
+                    "node=%s reason=\"%s\"", s->node->name, reason);
+    struct gy_error err;
+    if (fleet_propose(f, cmd, health_recorded, false, &err) < 0)
+        gy_log_warn("node condition not proposed", "node=%s error=\"%s\"", s->node->name, err.msg);
+    protobuf_c_message_free_unpacked(&cmd->base, NULL);
+}
+
 static void status_report(struct fleet_session *s, const Gantry__ReplicaStatus *report)
 {
     struct sch_fleet *f = s->fleet;
@@ -195,6 +236,7 @@ static void on_hello(struct fleet_session *s, const Gantry__Hello *h)
     gy_log_info("agent session established", "node=%s replicas=%zu", s->node->name, h->n_replicas);
     for (size_t i = 0; i < h->n_replicas; i++)
         status_report(s, h->replicas[i]);
+    node_health(s, h->health);
     /* The full assignment resynchronises the agent with the state. */
     sch_assign_sent_clear(&s->sent);
     struct sch_spec_cache cache = {0};
@@ -210,6 +252,7 @@ static void on_heartbeat(struct fleet_session *s, const Gantry__Heartbeat *heart
     struct sch_fleet *f = s->fleet;
     if (f->leading)
         sch_autoscaler_samples(f->autoscaler, heartbeat, uv_now(f->loop));
+    node_health(s, heartbeat->health);
     Gantry__AgentFrame ack = GANTRY__AGENT_FRAME__INIT;
     Gantry__Heartbeat hb = GANTRY__HEARTBEAT__INIT;
     hb.time_ms = fleet_wall_ms();

@@ -22,6 +22,7 @@
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "scheduler/raft/segment_check.h"
 #include "scheduler/state/command.h"
 
 struct sch_proposal {
@@ -1728,6 +1729,27 @@ int sch_node_start(struct sch_node *node, uv_loop_t *loop, const struct sch_node
                             "data directory %s holds no cluster state: start the first servers "
                             "with --bootstrap, or add this one with --join",
                             cfg->data_dir);
+    /* libraft 0.15 ends the log at the first bad batch of an open segment, taking it for a
+     * torn write even when written batches follow: refuse that before libraft loads the
+     * log (in raft_recover below, or raft_start). */
+    if (has_state) {
+        struct sch_segment_report open_segments;
+        rc = sch_segment_check_open(node->raft_dir, &open_segments, err);
+        if (rc == -GY_EIO) {
+            char why[GY_ERROR_MSG_MAX];
+            snprintf(why, sizeof(why), "%s", err->msg);
+            gy_log_error("refusing a damaged Raft log", "dir=%s error=\"%s\"", node->raft_dir, why);
+            return gy_error_set(err, GY_EIO,
+                                "raft storage in %s: %s (see docs/operations.md, \"A damaged "
+                                "server\")",
+                                node->raft_dir, why);
+        }
+        if (rc < 0)
+            return gy_error_wrap(err, "check the open Raft segments in %s", node->raft_dir);
+        if (open_segments.torn[0] != '\0')
+            gy_log_warn("Raft log ends in a torn write", "segment=%s offset=%zu",
+                        open_segments.torn, open_segments.torn_offset);
+    }
     if ((rc = check_listen_address("raft address", cfg->raft_addr, err)) < 0)
         return rc;
     char state_path[4200];

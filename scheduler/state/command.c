@@ -169,6 +169,8 @@ const char *sch_command_kind(const Gantry__Command *cmd)
         return "register_node";
     case GANTRY__COMMAND__CMD_SET_NODE_STATE:
         return "set_node_state";
+    case GANTRY__COMMAND__CMD_SET_NODE_CONDITION:
+        return "set_node_condition";
     case GANTRY__COMMAND__CMD_PLACE_REPLICAS:
         return "place_replicas";
     case GANTRY__COMMAND__CMD_UPDATE_REPLICAS:

@@ -61,6 +61,13 @@ static const char *const position_sql =
     "  VALUES (0, 0, random() & 9223372036854775807);";
 static const char position_update_sql[] = "UPDATE position SET applied_index = ? WHERE id = 0";
 
+/* Tables added after schema version 1, created when missing in a database that predates
+ * them (a server's file, a snapshot image) as in a new one: the state of such a database is
+ * the same with them empty. The digest counts them only when they hold rows (digest_of). */
+static const char *const added_tables_sql =
+    "CREATE TABLE IF NOT EXISTS node_conditions (node TEXT NOT NULL, kind TEXT NOT NULL,"
+    "  message TEXT NOT NULL, time_ms INTEGER NOT NULL, PRIMARY KEY (node, kind));";
+
 /* Prepared statements used on the hot path of applying workloads. */
 enum {
     STMT_WORKLOAD_GET = 0,
@@ -427,11 +434,14 @@ int sch_fsm_set_loop(struct sch_fsm *fsm, uv_loop_t *loop)
     return 0;
 }
 
-/* Reads the position row (after position_sql made sure there is one). */
+/* Reads the position row (after position_sql made sure there is one), and creates the
+ * tables added since schema version 1 that the database lacks: every database the state
+ * machine opens, creates or restores passes here. */
 static int read_position(struct sch_fsm *fsm)
 {
     sqlite3_stmt *stmt;
     if (sqlite3_exec(fsm->db, position_sql, NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(fsm->db, added_tables_sql, NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(fsm->db, "SELECT applied_index, lineage FROM position WHERE id = 0", -1,
                            &stmt, NULL) != SQLITE_OK)
         return -1;
@@ -1049,6 +1059,55 @@ static int exec_set_node_state(struct sch_fsm *fsm, const Gantry__Command *cmd,
                      set->reason ? set->reason : "");
 }
 
+bool sch_node_condition_message_valid(const char *message)
+{
+    size_t n = 0;
+    for (const unsigned char *c = (const unsigned char *)message; c != NULL && *c != '\0'; c++, n++)
+        if (*c < 0x20 || *c > 0x7e || n >= SCH_NODE_CONDITION_MESSAGE_MAX)
+            return false;
+    return n > 0;
+}
+
+/* Sets or (with an empty message) clears a condition of a node. Nothing changes, and no
+ * event is written, when the state already says so: a proposal repeated after a lost
+ * answer is harmless. */
+static int exec_set_node_condition(struct sch_fsm *fsm, const Gantry__Command *cmd,
+                                   struct sch_result *result)
+{
+    const Gantry__SetNodeCondition *c = cmd->set_node_condition;
+    if (c->kind == NULL || strcmp(c->kind, SCH_NODE_CONDITION_STORAGE) != 0)
+        return reject(result, GY_EINVAL, "node condition \"%s\" is not known (%s)",
+                      c->kind ? c->kind : "", SCH_NODE_CONDITION_STORAGE);
+    bool clear = c->message == NULL || *c->message == '\0';
+    if (!clear && !sch_node_condition_message_valid(c->message))
+        return reject(result, GY_EINVAL,
+                      "node condition message is not printable ASCII of at most %d bytes",
+                      SCH_NODE_CONDITION_MESSAGE_MAX);
+    if (c->node == NULL || !exists(fsm, "SELECT 1 FROM nodes WHERE name = ?", c->node))
+        return reject(result, GY_ENOTFOUND, "node \"%s\" not found", c->node ? c->node : "");
+    int n;
+    if (clear)
+        n = run(fsm, "DELETE FROM node_conditions WHERE node = ? AND kind = ?", "tt", c->node,
+                c->kind);
+    else
+        n = run(fsm,
+                "INSERT INTO node_conditions (node, kind, message, time_ms) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (node, kind) DO UPDATE SET message = excluded.message,"
+                " time_ms = excluded.time_ms WHERE message != excluded.message",
+                "ttti", c->node, c->kind, c->message, (int64_t)cmd->time_ms);
+    if (n < 0)
+        return reject_sql(fsm, result, "record node condition");
+    if (n == 0)
+        return 0;
+    char object[128];
+    snprintf(object, sizeof(object), "node/%s", c->node);
+    if (clear)
+        return event_add(fsm, cmd, "node_condition", object, result,
+                         "node %s: storage takes writes again", c->node);
+    return event_add(fsm, cmd, "node_condition", object, result,
+                     "node %s: storage refuses writes: %s", c->node, c->message);
+}
+
 static int exec_place(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch_result *result)
 {
     const Gantry__PlaceReplicas *place = cmd->place_replicas;
@@ -1587,6 +1646,7 @@ static void note_dirty(struct sch_fsm *fsm, const Gantry__Command *cmd)
         break;
     case GANTRY__COMMAND__CMD_REGISTER_NODE:
     case GANTRY__COMMAND__CMD_SET_NODE_STATE:
+    case GANTRY__COMMAND__CMD_SET_NODE_CONDITION:
         mark_all(fsm);
         break;
     default:
@@ -1626,6 +1686,8 @@ static int exec_command(struct sch_fsm *fsm, const Gantry__Command *cmd, struct 
         return exec_register_node(fsm, cmd, result);
     case GANTRY__COMMAND__CMD_SET_NODE_STATE:
         return exec_set_node_state(fsm, cmd, result);
+    case GANTRY__COMMAND__CMD_SET_NODE_CONDITION:
+        return exec_set_node_condition(fsm, cmd, result);
     case GANTRY__COMMAND__CMD_PLACE_REPLICAS:
         return exec_place(fsm, cmd, result);
     case GANTRY__COMMAND__CMD_UPDATE_REPLICAS:
@@ -2630,16 +2692,26 @@ uint64_t sch_fsm_digest(struct sch_fsm *fsm)
 static uint64_t digest_of(struct sch_fsm *fsm)
 {
     static const char *const tables[] = {
-        "SELECT * FROM meta ORDER BY key",       "SELECT * FROM servers ORDER BY id",
-        "SELECT * FROM workloads ORDER BY name", "SELECT * FROM nodes ORDER BY name",
-        "SELECT * FROM replicas ORDER BY id",    "SELECT * FROM events ORDER BY seq",
+        "SELECT * FROM meta ORDER BY key",
+        "SELECT * FROM servers ORDER BY id",
+        "SELECT * FROM workloads ORDER BY name",
+        "SELECT * FROM nodes ORDER BY name",
+        "SELECT * FROM replicas ORDER BY id",
+        "SELECT * FROM events ORDER BY seq",
+        "SELECT * FROM node_conditions ORDER BY node, kind",
     };
+    /* The tables from first_added on were added after schema version 1 (added_tables_sql)
+     * and count only when they hold rows, so that a state that leaves them empty has the
+     * digest it had before they existed, on servers of either version. */
+    const size_t first_added = 6;
     uint64_t h = GY_FNV64_INIT;
     for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
         sqlite3_stmt *stmt;
         if (sqlite3_prepare_v2(fsm->db, tables[t], -1, &stmt, NULL) != SQLITE_OK)
             continue;
+        size_t rows = 0;
         while (sqlite3_step(stmt) == SQLITE_ROW) {
+            rows++;
             int n = sqlite3_column_count(stmt);
             for (int c = 0; c < n; c++) {
                 const void *v = sqlite3_column_blob(stmt, c);
@@ -2650,7 +2722,8 @@ static uint64_t digest_of(struct sch_fsm *fsm)
             }
         }
         sqlite3_finalize(stmt);
-        h = gy_fnv1a64(h, &t, sizeof(t));
+        if (t < first_added || rows > 0)
+            h = gy_fnv1a64(h, &t, sizeof(t));
     }
     return h;
 }

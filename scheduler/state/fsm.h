@@ -288,6 +288,18 @@ void sch_fsm_raft(struct sch_fsm *fsm, struct raft_fsm *out);
 const char *sch_node_state_name(int state);
 const char *sch_replica_state_name(int state);
 
+/* The node condition a SetNodeCondition command may set (the only kind so far): the node's
+ * agent reports that its own database refuses writes, and placement leaves the node out. */
+#define SCH_NODE_CONDITION_STORAGE "StoragePressure"
+/* The longest message of a node condition, in bytes. */
+#define SCH_NODE_CONDITION_MESSAGE_MAX 512
+
+/* True when message may be a node condition's message: 1 to SCH_NODE_CONDITION_MESSAGE_MAX
+ * bytes of printable ASCII (0x20 to 0x7e), so that it is shown as it is in JSON, tables and
+ * logs. Text from an agent is checked with it before it is proposed, and by the state
+ * machine again. */
+bool sch_node_condition_message_valid(const char *message);
+
 /* The cluster id recorded by InitCluster, or "" when none yet; copied into buf. */
 void sch_fsm_cluster_id(struct sch_fsm *fsm, char *buf, size_t len);
 /* Copies server id's recorded API address into buf ("" when the server has no row). */

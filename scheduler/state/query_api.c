@@ -24,6 +24,8 @@ static const char WORKLOAD_COUNTS_SQL[] =
     " FROM replicas WHERE workload = ?";
 static const char CONDITIONS_SQL[] =
     "SELECT kind, message, time_ms FROM conditions WHERE workload = ? ORDER BY kind";
+static const char NODE_CONDITIONS_SQL[] =
+    "SELECT kind, message, time_ms FROM node_conditions WHERE node = ? ORDER BY kind";
 static const char REPLICAS_SQL[] =
     "SELECT r.id, r.workload, r.generation, r.node, COALESCE(n.cloud, ''), r.state, r.ready,"
     " r.restarts, r.exit_code, r.address, r.reason FROM replicas r LEFT JOIN nodes n"
@@ -158,6 +160,20 @@ int sch_view_conditions(struct sch_fsm *fsm, const char *workload, sch_condition
     if (rc < 0)
         return rc;
     sqlite3_bind_text(q.stmt, 1, workload, -1, SQLITE_STATIC);
+    int n = 0;
+    for (; query_next(&q); n++)
+        cb(data, &(struct sch_condition_view){text(&q, 0), text(&q, 1), i64(&q, 2)});
+    return query_end(&q, n, err);
+}
+
+int sch_view_node_conditions(struct sch_fsm *fsm, const char *node, sch_condition_view_cb cb,
+                             void *data, struct gy_error *err)
+{
+    struct query q;
+    int rc = query_begin(&q, fsm, NODE_CONDITIONS_SQL, "node conditions", err);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_text(q.stmt, 1, node, -1, SQLITE_STATIC);
     int n = 0;
     for (; query_next(&q); n++)
         cb(data, &(struct sch_condition_view){text(&q, 0), text(&q, 1), i64(&q, 2)});

@@ -40,7 +40,7 @@ typedef void (*sch_workload_view_cb)(void *data, const struct sch_workload_view 
 int sch_view_workloads(struct sch_fsm *fsm, const char *name, sch_workload_view_cb cb, void *data,
                        struct gy_error *err);
 
-/* A condition the leader recorded on a workload (e.g. a placement failure). */
+/* A condition the leader recorded on a workload (e.g. a placement failure) or a node. */
 struct sch_condition_view {
     const char *kind;
     const char *message;
@@ -52,6 +52,11 @@ typedef void (*sch_condition_view_cb)(void *data, const struct sch_condition_vie
 /* Calls cb for each condition of the workload, in kind order. Returns how many. */
 int sch_view_conditions(struct sch_fsm *fsm, const char *workload, sch_condition_view_cb cb,
                         void *data, struct gy_error *err);
+
+/* Calls cb for each condition of the node (StoragePressure: its agent's database refuses
+ * writes), in kind order. Returns how many. */
+int sch_view_node_conditions(struct sch_fsm *fsm, const char *node, sch_condition_view_cb cb,
+                             void *data, struct gy_error *err);
 
 /* One replica and the cloud of its node ("" when the node is gone). */
 struct sch_replica_view {

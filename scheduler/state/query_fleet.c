@@ -44,8 +44,11 @@ static const char AGENT_ADDRESS_SQL[] = "SELECT agent_address FROM servers WHERE
 static const char REPLICA_NODE_SQL[] = "SELECT node FROM replicas WHERE id = ?";
 static const char NOT_DOWN_SQL[] = "SELECT name FROM nodes WHERE state != ?";
 static const char NODES_SQL[] =
-    "SELECT name, cloud, zone, labels, cpu_millis, memory_bytes, pids, state"
-    " FROM nodes ORDER BY name";
+    "SELECT n.name, n.cloud, n.zone, n.labels, n.cpu_millis, n.memory_bytes, n.pids, n.state,"
+    " EXISTS (SELECT 1 FROM node_conditions c WHERE c.node = n.name AND c.kind = ?)"
+    " FROM nodes n ORDER BY n.name";
+static const char NODE_CONDITION_SQL[] =
+    "SELECT message FROM node_conditions WHERE node = ? AND kind = ?";
 static const char NAMES_SQL[] = "SELECT name FROM workloads";
 /* A workload with the counts that tell whether a pass has anything to decide for it. */
 static const char PROGRESS_SQL[] =
@@ -387,6 +390,19 @@ bool sch_query_replica_node(struct sch_fsm *fsm, const char *id, char *buf, size
     return read_text(fsm, &r, buf, len);
 }
 
+bool sch_query_node_condition(struct sch_fsm *fsm, const char *node, const char *kind, char *buf,
+                              size_t len)
+{
+    struct read r;
+    struct gy_error err;
+    snprintf(buf, len, "%s", "");
+    if (read_begin(fsm, &r, NODE_CONDITION_SQL, "node conditions", &err) < 0)
+        return false;
+    sqlite3_bind_text(r.stmt, 1, node, -1, SQLITE_STATIC);
+    sqlite3_bind_text(r.stmt, 2, kind, -1, SQLITE_STATIC);
+    return read_text(fsm, &r, buf, len);
+}
+
 int sch_query_nodes_not_down(struct sch_fsm *fsm, sch_query_name_until_cb cb, void *data,
                              struct gy_error *err)
 {
@@ -405,6 +421,7 @@ int sch_query_nodes(struct sch_fsm *fsm, sch_node_row_cb cb, void *data, struct 
     struct read r;
     if (read_begin(fsm, &r, NODES_SQL, "nodes", err) < 0)
         return -GY_EINTERNAL;
+    sqlite3_bind_text(r.stmt, 1, SCH_NODE_CONDITION_STORAGE, -1, SQLITE_STATIC);
     while (read_next(&r)) {
         sqlite3_stmt *q = r.stmt;
         struct sch_node_row row = {
@@ -416,6 +433,7 @@ int sch_query_nodes(struct sch_fsm *fsm, sch_node_row_cb cb, void *data, struct 
             .memory_bytes = sqlite3_column_int64(q, 5),
             .pids = sqlite3_column_int64(q, 6),
             .state = sqlite3_column_int(q, 7),
+            .storage_pressure = sqlite3_column_int(q, 8) != 0,
         };
         cb(data, &row);
     }

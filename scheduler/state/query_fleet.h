@@ -106,6 +106,11 @@ void sch_query_server_agent_address(struct sch_fsm *fsm, uint64_t id, char *buf,
  * exist. */
 bool sch_query_replica_node(struct sch_fsm *fsm, const char *id, char *buf, size_t len);
 
+/* Copies the message of node's condition of kind into buf (SCH_NODE_CONDITION_MESSAGE_MAX + 1
+ * bytes hold any); false (and buf "") when the node has no such condition. */
+bool sch_query_node_condition(struct sch_fsm *fsm, const char *node, const char *kind, char *buf,
+                              size_t len);
+
 /* Calls cb for every node that is not down, until cb returns false. */
 int sch_query_nodes_not_down(struct sch_fsm *fsm, sch_query_name_until_cb cb, void *data,
                              struct gy_error *err);
@@ -122,7 +127,8 @@ struct sch_node_row {
     int64_t cpu_millis;
     int64_t memory_bytes;
     int64_t pids;
-    int state; /* a Gantry__NodeState value */
+    int state;             /* a Gantry__NodeState value */
+    bool storage_pressure; /* its agent's database refuses writes (StoragePressure) */
 };
 
 typedef void (*sch_node_row_cb)(void *data, const struct sch_node_row *node);

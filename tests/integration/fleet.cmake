@@ -8,7 +8,7 @@ gantry_integration_test(test_fleet_partition
                         SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_fleet_partition.sh TIMEOUT 900
                         LOCK multi_host)
 gantry_integration_test(test_agent_storage
-                        SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_agent_storage.sh TIMEOUT 600
+                        SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_agent_storage.sh TIMEOUT 900
                         LOCK multi_host)
 gantry_integration_test(test_fleet_clock
                         SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_fleet_clock.sh TIMEOUT 900

@@ -22,7 +22,7 @@ gantry_integration_test(test_cp_divergence
 # damaged or missing Raft segments refused, a lone server that cannot rebuild refuses.
 gantry_integration_test(test_cp_damage
     SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_cp_damage.sh TIMEOUT 900 LOCK control_plane)
-# Disk space: the NOSPACE alarm refuses writes and keeps reads; a follower whose disk fills
-# catches up once it has space.
+# Disk space: the NOSPACE alarm refuses writes and keeps reads; a server whose disk fills to
+# the last byte leaves the cluster, serves ?stale reads and starts afresh once it has space.
 gantry_integration_test(test_cp_nospace
     SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_cp_nospace.sh TIMEOUT 600 LOCK control_plane)

@@ -1,8 +1,11 @@
 # The agent's own database (agent.db) under faults, with a real control plane and real
-# containers on one host: (a) agent.db on a small tmpfs that is filled up: a replica newly
-# placed on the node is reported failed with "agent database: disk full at PATH" and gets
-# no container, the replicas already there keep running, and once space is freed the
-# waiting replica starts; (b) rows deleted from agent.db while the agent is down: after a
+# containers: (a) agent.db on a small tmpfs that is filled up: a replica newly placed on
+# the node is reported failed with "agent database: disk full at PATH" and gets no
+# container, the replicas already there keep running; the node gets the StoragePressure
+# condition with that reason (API, `gantry get nodes`, an audit event), so a new workload
+# waits Unschedulable for it while the node is alone, and once a second node (host 2) joins
+# goes there, also when scaled up; once space is freed the waiting replica starts, the
+# condition clears and placement uses the node again; (b) rows deleted from agent.db while the agent is down: after a
 # restart the container the leader still places there is adopted (same process), the one
 # the leader no longer wants is stopped, none runs unseen; (c) agent.db overwritten with
 # garbage while the agent is down: it is moved aside with a log naming both paths, and the
@@ -20,16 +23,22 @@ AGENT=$GT_BUILD/agent/gantry-agent
 RUNTIME=$GT_BUILD/runtime/gantry-runtime
 for b in "$SCHED" "$AGENT" "$RUNTIME"; do [ -x "$b" ] || gt_skip "$b is not built"; done
 
-gt_hosts_create 1 || exit 1
+gt_hosts_create 2 || exit 1
 PREFIX="st$$-"
 DATA=$GT_TMP/data
 RT=$GT_TMP/rt
 DB=$DATA/agent.db
+GANTRY=$GT_BUILD/ctl/gantry
+[ -x "$GANTRY" ] || gt_skip "$GANTRY is not built"
+# node2 (host 2) joins in (a) only, with its own data, runtime root and namespaces.
+DATA2=$GT_TMP/data2
+RT2=$GT_TMP/rt2
+mkdir -p "$DATA2"
 mkdir -p "$DATA"
 mount -t tmpfs -o size=16m,mode=0700 tmpfs "$DATA" || gt_skip "cannot mount a tmpfs"
 # Containers outlive the agent by design: the test removes them, then the tmpfs.
 gt_on_exit "umount -l $DATA"
-gt_on_exit "for id in \$($RUNTIME --root $RT list -q 2>/dev/null); do $RUNTIME --root $RT delete -f \$id >/dev/null 2>&1; done; for ns in \$(ip netns list 2>/dev/null | awk '{print \$1}' | grep '^$PREFIX'); do ip netns del \$ns 2>/dev/null; done"
+gt_on_exit "for rt in $RT $RT2; do for id in \$($RUNTIME --root \$rt list -q 2>/dev/null); do $RUNTIME --root \$rt delete -f \$id >/dev/null 2>&1; done; done; for ns in \$(ip netns list 2>/dev/null | awk '{print \$1}' | grep '^$PREFIX'); do ip netns del \$ns 2>/dev/null; done"
 
 rootfs=$GT_TMP/rootfs
 mkdir -p "$rootfs/bin" "$rootfs/www"
@@ -37,6 +46,7 @@ cp "$(command -v busybox)" "$rootfs/bin/busybox"
 for t in sh httpd sleep; do ln -s busybox "$rootfs/bin/$t"; done
 echo ok > "$rootfs/www/index.html"
 gt_check "image import into the small data dir" "$AGENT" --data-dir "$DATA" image import busybox "$rootfs"
+gt_check "image import for node2" "$AGENT" --data-dir "$DATA2" image import busybox "$rootfs"
 
 gt_host_spawn s1 1 "$SCHED" --id 1 --data-dir "$GT_TMP/s1" --raft-addr 198.18.0.1:7701 \
     --api-addr 198.18.0.1:7700 --agent-addr 198.18.0.1:7702 --bootstrap 1=198.18.0.1:7701 \
@@ -71,6 +81,20 @@ containers() { "$RUNTIME" --root "$RT" list -q | sort | tr '\n' ' '; }
 placed() { replicas | awk '$2 != "stopping" && $2 != "stopped" && $2 != "lost" {print $1}' | sort | tr '\n' ' '; }
 pid_of() { "$RUNTIME" --root "$RT" state "$1" | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p'; }
 rows() { sqlite3 "$DB" 'SELECT id FROM replicas ORDER BY id' 2>/dev/null | tr '\n' ' '; }
+# nodes: "name state condition=message,..." per node, blanks in messages as _.
+nodes() {
+    api /v1/nodes | python3 -c '
+import json, sys
+for n in json.load(sys.stdin)["items"]:
+    print(n["name"], n["state"], ",".join(c["type"] + "=" + c["message"].replace(" ", "_") for c in n["conditions"]) or "-")' 2>/dev/null
+}
+# placement WORKLOAD: "node:state" of each of its replicas, sorted; "none" without any.
+placement() { api "/v1/replicas?workload=$1" | python3 -c 'import json,sys; print(" ".join(sorted(r["node"] + ":" + r["state"] for r in json.load(sys.stdin)["items"])) or "none")' 2>/dev/null; }
+# events_say PREFIX: an audit event's message starts with PREFIX.
+events_say() { api "/v1/events" | python3 -c 'import json,sys; sys.exit(0 if any(e["message"].startswith(sys.argv[1]) for e in json.load(sys.stdin)["items"]) else 1)' "$1"; }
+# cli_node_state NODE: the STATE column of `gantry get nodes` for NODE.
+cli_node_state() { gt_host_exec 1 "$GANTRY" --server http://198.18.0.1:7700 get nodes | awk -v n="$1" '$1 == n {print $3}'; }
+unschedulable() { api "/v1/workloads/$1" | python3 -c 'import json,sys; print(" ".join(c["message"] for c in json.load(sys.stdin)["status"]["conditions"] if c["type"] == "Unschedulable"))' 2>/dev/null; }
 web() { printf '{"name":"web","image":"busybox","command":["httpd","-f","-p","8080","-h","/www"],"replicas":%d,"resources":{"cpu":"10m","memory":"16Mi"},"stop_grace":"1s"}' "$1"; }
 
 gt_check "a leader is elected" gt_wait_for leader 30 bash -c "nsenter --net=/run/netns/${GT_HOST_NS[1]} curl -s --max-time 2 http://198.18.0.1:7700/v1/cluster | grep -q '\"leader\":1'"
@@ -94,10 +118,50 @@ gt_check "the agent keeps running" kill -0 "$APID"
 gt_check "the 2 replicas it had keep running (pids $before)" [ "$before" = "$(for id in $(containers); do pid_of "$id"; done | tr '\n' ' ')" ]
 gt_check "and are still reported running" [ "$(running_count web)" = 2 ]
 gt_check "the refused replica is still not running" bash -c "! $RUNTIME --root $RT list -q | grep -qx '$new_id'"
+
+# The node as a whole: StoragePressure with the agent's reason, so nothing new goes there.
+pressure_shown() { nodes | grep -q "^node1 ready StoragePressure=agent_database:_disk_full_at_${DB}_("; }
+gt_check "node1 shows the StoragePressure condition with the agent's reason" gt_wait_for "StoragePressure" 10 pressure_shown
+gt_log "nodes: $(nodes | tr '\n' ';')"
+gt_check "gantry get nodes shows node1 ready,StoragePressure" [ "$(cli_node_state node1)" = "ready,StoragePressure" ]
+gt_check "an audit event says so" events_say "node node1: storage refuses writes: agent database: disk full at $DB ("
+burst() { printf '{"name":"burst","image":"busybox","command":["sleep","3600"],"replicas":%d,"resources":{"cpu":"10m","memory":"8Mi"},"stop_grace":"1s"}' "$1"; }
+burst_is() { [ "$(placement burst)" = "$1" ]; }
+api /v1/apply -X POST -d "$(burst 1)" >/dev/null
+waits_for_storage() { unschedulable burst | grep -q "0/1 nodes available: 1 under StoragePressure (the agent's database refuses writes)"; }
+gt_check "a new workload, node1 alone, waits: Unschedulable for StoragePressure" gt_wait_for "Unschedulable" 20 waits_for_storage
+gt_log "burst: $(unschedulable burst)"
+gt_check "and none of its replicas is placed on node1" burst_is none
+gt_host_spawn agent2 2 "$AGENT" --servers 198.18.0.1:7702 --name node2 \
+    --data-dir "$DATA2" --runtime-root "$RT2" --netns-prefix "${PREFIX}n2-" \
+    --subnet 198.19.8.0/24 --bridge gsbr0 --cpu 4 --memory 2Gi
+A2PID=$GT_LAST_PID
+gt_check "node2 joins: the waiting replica runs there" gt_wait_for "burst on node2" 40 burst_is "node2:running"
+scale burst 3
+# Spread alone would put the next replica on node1, which holds none of burst's.
+gt_check "scaled to 3, both new replicas go to node2" gt_wait_for "3 on node2" 40 burst_is "node2:running node2:running node2:running"
+gt_check "node1 still shows StoragePressure" pressure_shown
+gt_check "node1's 2 running web replicas stay where they are" [ "$(running_count web)" = 2 ]
+
 rm -f "$DATA/fill"
 gt_check "space freed: the waiting replica starts (3 running)" gt_wait_for "3 running" 30 running_is web 3
 gt_check "the agent logs that writes succeed again" grep -q 'agent database takes writes again' "$ALOG"
 gt_check "agent.db records all 3" gt_wait_for "3 rows" 10 bash -c "[ \"\$(sqlite3 '$DB' 'SELECT count(*) FROM replicas' 2>/dev/null)\" = 3 ]"
+pressure_gone() { nodes | grep -qx "node1 ready -"; }
+gt_check "node1's StoragePressure clears" gt_wait_for "condition cleared" 20 pressure_gone
+gt_check "gantry get nodes shows node1 ready" [ "$(cli_node_state node1)" = "ready" ]
+gt_check "an audit event says so" events_say "node node1: storage takes writes again"
+scale burst 4
+gt_check "scaled to 4, the new replica goes to node1 again" gt_wait_for "burst on node1" 40 burst_is "node1:running node2:running node2:running node2:running"
+# node2 leaves: burst is deleted (its replicas stop), node2 is cordoned so that the sections
+# below place on node1 alone, and its agent stops.
+api /v1/workloads/burst -X DELETE >/dev/null
+burst_gone() { burst_is none && [ -z "$("$RUNTIME" --root "$RT2" list -q)" ]; }
+gt_check "burst's replicas are gone" gt_wait_for "burst gone" 40 burst_gone
+api /v1/nodes/node2/cordon -X POST >/dev/null
+node2_cordoned() { nodes | grep -q '^node2 cordoned '; }
+gt_check "node2 is cordoned" gt_wait_for "node2 cordoned" 10 node2_cordoned
+gt_stop "$A2PID" TERM
 
 # ---- (b) rows lost while the agent is down
 api /v1/apply -X POST -d '{"name":"solo","image":"busybox","command":["sleep","3600"],"replicas":1,"resources":{"cpu":"10m","memory":"8Mi"},"stop_grace":"1s"}' >/dev/null

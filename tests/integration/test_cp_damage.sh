@@ -1,7 +1,8 @@
 # Damaged files at a server's start, on a 3-server control plane on loopback: a follower
 # whose state database was damaged while it was stopped moves it aside, fetches the leader's
-# image and converges without losing an entry; a follower with a damaged Raft segment, or
-# with a segment gone, refuses to start with a message that says what to do, and runs again
+# image and converges without losing an entry; a follower with a damaged Raft segment (a
+# closed one, or an open one with batches after the damage), or with a segment gone,
+# refuses to start with a message that says what to do, and runs again
 # once the file is back; a lone server with a damaged database refuses rather than start
 # empty.
 source "$(dirname "$0")/lib.sh"
@@ -133,4 +134,35 @@ cp_start 4
 gt_check "the lone server refuses to start empty" gt_wait_for "server 4 exits" 30 exited "${CP_PID[4]}"
 gt_check "and says to restore a snapshot" grep -q "no other server holds the state: restore a snapshot" "$GT_TMP/s4.log"
 cp_stop 4
+
+# 5. A byte of the first batch of an open segment (the one being written) with batches
+# after it: not a torn write, so refused too; libraft alone would cut the log there. A lone
+# server with libraft's default snapshots, killed as a crash would (a planned stop closes
+# the open segment), keeps its entries in open-1.
+CP_FLAGS=()
+cp_start 5 --bootstrap "5=$(cp_raft 5)"
+gt_check "another lone server elects itself" gt_wait_for "a leader" 30 cp_has_leader 5
+ok=$(cp_bulk_apply 5 3 open 1)
+gt_check "3 applies succeed, one at a time ($ok)" [ "$ok" -eq 3 ]
+kill -KILL "${CP_PID[5]}"
+gt_wait_for "server 5 gone" 10 exited "${CP_PID[5]}"
+path=$GT_TMP/s5/raft/open-1
+gt_check "its entries are in the open segment" [ -f "$path" ]
+cp "$path" "$GT_TMP/open.orig"
+# Byte 12: the first batch's data checksum (a batch: two checksums, an entry count, entry
+# headers, data).
+python3 -c '
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(12); b = f.read(1); f.seek(12); f.write(bytes([b[0] ^ 0xff]))' "$path"
+cp_start 5
+gt_check "the server refuses the damaged open segment" gt_wait_for "server 5 exits" 30 exited "${CP_PID[5]}"
+gt_check "its message names the segment, the byte and the batches after it" \
+    grep -q "damaged Raft segment open-1: data checksum mismatch in the batch at byte 8, followed by [0-9]* valid batch.*A damaged server" "$GT_TMP/s5.log"
+cp_stop 5
+cp "$GT_TMP/open.orig" "$path"
+cp_start 5
+gt_check "with the byte restored it runs" gt_wait_for "a leader" 30 cp_has_leader 5
+gt_check "with its 3 writes" [ "$(cp_count 5)" = 3 ]
+cp_stop 5
 gt_finish

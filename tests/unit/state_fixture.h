@@ -113,6 +113,19 @@ static inline void gt_set_node_state(struct sch_fsm *fsm, const char *name, Gant
     gt_execute(fsm, &cmd);
 }
 
+/* Sets node name's condition kind to message, or clears it when message is "". */
+static inline void gt_set_node_condition(struct sch_fsm *fsm, const char *name, const char *kind,
+                                         const char *message)
+{
+    Gantry__SetNodeCondition set = GANTRY__SET_NODE_CONDITION__INIT;
+    set.node = (char *)name;
+    set.kind = (char *)kind;
+    set.message = (char *)message;
+    Gantry__Command cmd = gt_command(GANTRY__COMMAND__CMD_SET_NODE_CONDITION);
+    cmd.set_node_condition = &set;
+    gt_execute(fsm, &cmd);
+}
+
 /* Applies the one workload spec describes. */
 static inline void gt_apply(struct sch_fsm *fsm, Gantry__WorkloadSpec *spec)
 {

@@ -3,7 +3,8 @@
  * refused by a full disk or an I/O error (a SQLite VFS that fails writes on demand) are
  * errors that name the problem and the file, and writes succeed again once the fault is
  * gone; a damaged file is moved aside at open and replaced by a fresh database. Also the
- * write-health schedule (agent/db_health.h) and the replica id scheme (agent/replica_id.h)
+ * write-health schedule and the reason it sends the leader (agent/db_health.h) and the
+ * replica id scheme (agent/replica_id.h)
  * that the daemon applies to containers it finds without a record. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -477,6 +478,45 @@ static void test_db_health_probes_with_bounded_backoff(void **state)
     assert_true(agent_db_health_failed(&h, "again", now));
 }
 
+/* The reason sent to the leader (NodeHealth.storage_refused): none while writes succeed,
+ * and during a fault the fault's reason as printable ASCII of at most 512 bytes, which the
+ * leader takes as it is. */
+static void test_db_health_wire_reason(void **state)
+{
+    (void)state;
+    struct agent_db_health h = {0};
+    char out[AGENT_DB_REASON_WIRE_MAX + 1];
+    agent_db_health_wire_reason(&h, out);
+    assert_string_equal(out, "");
+    agent_db_health_failed(&h, "agent database: disk full at /d/agent.db", 1000);
+    agent_db_health_wire_reason(&h, out);
+    assert_string_equal(out, "agent database: disk full at /d/agent.db");
+    agent_db_health_probe_done(&h, true, 2000);
+    agent_db_health_wire_reason(&h, out);
+    assert_string_equal(out, "");
+
+    /* A path with a newline, an escape and UTF-8 in it. */
+    agent_db_health_failed(&h, "agent database: I/O error at /d\n\x1b[1m/caf\xc3\xa9.d/agent.db",
+                           3000);
+    agent_db_health_wire_reason(&h, out);
+    assert_string_equal(out, "agent database: I/O error at /d??[1m/caf??.d/agent.db");
+    agent_db_health_probe_done(&h, true, 4000);
+
+    /* The longest reason the agent keeps is cut to what the leader takes. */
+    char longest[sizeof(h.reason) + 100];
+    memset(longest, 'x', sizeof(longest) - 1);
+    longest[sizeof(longest) - 1] = '\0';
+    agent_db_health_failed(&h, longest, 5000);
+    agent_db_health_wire_reason(&h, out);
+    assert_true(strlen(out) > 0 && strlen(out) <= AGENT_DB_REASON_WIRE_MAX);
+    for (const char *c = out; *c != '\0'; c++)
+        assert_true(*c >= 0x20 && *c <= 0x7e);
+    agent_db_health_probe_done(&h, true, 6000);
+    agent_db_health_failed(&h, "", 7000);
+    agent_db_health_wire_reason(&h, out);
+    assert_string_equal(out, "agent database: write failed");
+}
+
 static void test_replica_ids_follow_the_scheme(void **state)
 {
     (void)state;
@@ -529,6 +569,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_damaged_pages_are_detected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unusable_path_is_refused, setup, teardown),
         cmocka_unit_test(test_db_health_probes_with_bounded_backoff),
+        cmocka_unit_test(test_db_health_wire_reason),
         cmocka_unit_test(test_replica_ids_follow_the_scheme),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -133,6 +133,14 @@ static void test_conditions(void **state)
     assert_string_equal(s.keys, "Moving to aws Unschedulable full");
     memset(&s, 0, sizeof(s));
     assert_int_equal(sch_view_conditions(fsm, "db", on_condition, &s, &err), 0);
+    /* A node's conditions are its own: none, then StoragePressure, then none again. */
+    assert_int_equal(sch_view_node_conditions(fsm, "n1", on_condition, &s, &err), 0);
+    gt_set_node_condition(fsm, "n1", SCH_NODE_CONDITION_STORAGE, "disk full");
+    assert_int_equal(sch_view_node_conditions(fsm, "n1", on_condition, &s, &err), 1);
+    assert_string_equal(s.keys, "StoragePressure disk full");
+    assert_int_equal(sch_view_node_conditions(fsm, "n2", on_condition, &s, &err), 0);
+    gt_set_node_condition(fsm, "n1", SCH_NODE_CONDITION_STORAGE, "");
+    assert_int_equal(sch_view_node_conditions(fsm, "n1", on_condition, &s, &err), 0);
 }
 
 static void on_replica(void *data, const struct sch_replica_view *r)

@@ -25,6 +25,7 @@
 #include "scheduler/fleet/assign.h"
 #include "scheduler/fleet/fleet.h"
 #include "scheduler/fleet/liveness.h"
+#include "scheduler/fleet/node_health.h"
 #include "scheduler/fleet/reconcile.h"
 #include "scheduler/fleet/status.h"
 #include "scheduler/state/fsm.h"
@@ -1032,6 +1033,88 @@ static void test_pushes_follow_wall_steps(void **state)
     sch_push_queue_clear(&q);
 }
 
+/* ---------------------------------------------------------------------------------------
+ * Node health */
+
+/* What the leader proposes after n1's agent reports that its database refuses writes for
+ * reason ("" or NULL: it takes them), at now_ms of the loop's clock; NULL for nothing. */
+static Gantry__Command *storage_report(struct sch_liveness *lv, struct sch_fsm *fsm,
+                                       const char *reason, uint64_t now_ms)
+{
+    Gantry__NodeHealth health = GANTRY__NODE_HEALTH__INIT;
+    if (reason != NULL)
+        health.storage_refused = (char *)reason;
+    return sch_node_health_check(lv, fsm, sch_liveness_node(lv, "n1", now_ms), &health, now_ms,
+                                 WALL_MS);
+}
+
+/* Asserts that cmd sets n1's StoragePressure to message, applies it and frees it. */
+static void storage_applied(struct sch_fsm *fsm, Gantry__Command *cmd, const char *message)
+{
+    assert_non_null(cmd);
+    assert_int_equal(cmd->cmd_case, GANTRY__COMMAND__CMD_SET_NODE_CONDITION);
+    assert_string_equal(cmd->actor, "agent:n1");
+    assert_int_equal(cmd->time_ms, WALL_MS);
+    assert_string_equal(cmd->set_node_condition->node, "n1");
+    assert_string_equal(cmd->set_node_condition->kind, SCH_NODE_CONDITION_STORAGE);
+    assert_string_equal(cmd->set_node_condition->message, message);
+    gt_execute(fsm, cmd);
+    protobuf_c_message_free_unpacked(&cmd->base, NULL);
+}
+
+/* The leader proposes a node's StoragePressure when its agent's report differs from the
+ * state, not with every heartbeat: once, then again only when the proposal has not reached
+ * the state SCH_NODE_HEALTH_RETRY_MS later. A reason that is not printable ASCII of at most
+ * 512 bytes is not proposed as it is. A report without the field (an older agent) is a
+ * healthy node, and clears the condition. */
+static void test_node_health_proposed_on_change(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    struct sch_liveness lv;
+    sch_liveness_init(&lv, TIMEOUT_MS);
+    char stored[SCH_NODE_CONDITION_MESSAGE_MAX + 1];
+    assert_null(sch_node_health_check(&lv, fsm, sch_liveness_node(&lv, "n1", 0), NULL, 0, WALL_MS));
+    assert_null(storage_report(&lv, fsm, "", 1000));
+
+    const char *full = "agent database: disk full at /d/agent.db (record replica: database or "
+                       "disk is full)";
+    Gantry__Command *first = storage_report(&lv, fsm, full, 2000);
+    assert_non_null(first);
+    for (uint64_t t = 3000; t < 2000 + SCH_NODE_HEALTH_RETRY_MS; t += 1000)
+        assert_null(storage_report(&lv, fsm, full, t));
+    /* The proposal was lost (a leadership change): the same change once more. */
+    Gantry__Command *again = storage_report(&lv, fsm, full, 2000 + SCH_NODE_HEALTH_RETRY_MS);
+    storage_applied(fsm, again, full);
+    assert_true(
+        sch_query_node_condition(fsm, "n1", SCH_NODE_CONDITION_STORAGE, stored, sizeof(stored)));
+    assert_string_equal(stored, full);
+    /* Both arrive: the second changes nothing. Heartbeats that follow propose nothing. */
+    uint64_t events = fsm->last_event;
+    storage_applied(fsm, first, full);
+    assert_int_equal(fsm->last_event, events);
+    for (uint64_t t = 8000; t < 30000; t += 1000)
+        assert_null(storage_report(&lv, fsm, full, t));
+
+    /* Text that is not printable ASCII of at most 512 bytes does not travel. */
+    storage_applied(fsm, storage_report(&lv, fsm, "disk\nfull \x1b[31m", 30000),
+                    SCH_NODE_HEALTH_UNREADABLE);
+    char longest[SCH_NODE_CONDITION_MESSAGE_MAX + 2];
+    memset(longest, 'x', sizeof(longest) - 1);
+    longest[sizeof(longest) - 1] = '\0';
+    assert_null(storage_report(&lv, fsm, longest, 31000));
+    longest[SCH_NODE_CONDITION_MESSAGE_MAX] = '\0';
+    storage_applied(fsm, storage_report(&lv, fsm, longest, 32000), longest);
+
+    /* Writes succeed again: cleared once. An agent without the field says the same. */
+    storage_applied(fsm, storage_report(&lv, fsm, NULL, 40000), "");
+    assert_false(
+        sch_query_node_condition(fsm, "n1", SCH_NODE_CONDITION_STORAGE, stored, sizeof(stored)));
+    assert_null(storage_report(&lv, fsm, "", 41000));
+    assert_null(
+        sch_node_health_check(&lv, fsm, sch_liveness_node(&lv, "n1", 42000), NULL, 42000, WALL_MS));
+    sch_liveness_free(&lv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1054,6 +1137,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cut_off_older_generation_stopped_first, setup,
                                         cut_off_teardown),
         cmocka_unit_test_setup_teardown(test_node_comes_back, setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_node_health_proposed_on_change, setup,
+                                        gt_fsm_teardown),
         cmocka_unit_test_setup_teardown(test_new_leader_gives_full_timeout, setup, gt_fsm_teardown),
         cmocka_unit_test_setup_teardown(test_clock_stepping_back, setup, gt_fsm_teardown),
         cmocka_unit_test_setup_teardown(test_clock_leaping_forward, setup, gt_fsm_teardown),

@@ -1,5 +1,6 @@
 /* Unit tests of placement: spread, binpack, cloud preference and bursting, zones,
- * constraints, capacity, and the reason given when nothing fits. */
+ * constraints, capacity, nodes under StoragePressure, and the reason given when nothing
+ * fits. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -224,6 +225,49 @@ static void test_reason_names_the_shortage(void **state)
                                     "free 32Mi), 1 not ready or cordoned");
 }
 
+/* A node whose agent's database refuses writes gets no new replica, although spread would
+ * pick it first (it has none of the workload and the most room); its replicas stay where they
+ * are and count for nothing here. Without another node nothing is placed, and the reason
+ * names the condition. Once it clears the node is used again. */
+static void test_storage_pressure(void **state)
+{
+    (void)state;
+    struct sch_place_node nodes[3] = {node("a", "", "", 8000, 4096 * MI),
+                                      node("b", "", "", 4000, 1024 * MI),
+                                      node("c", "", "", 4000, 1024 * MI)};
+    nodes[0].storage_pressure = true;
+    nodes[1].workload_replicas = 2;
+    nodes[2].workload_replicas = 2;
+    struct gy_spec spec;
+    spec_basic(&spec, 100, 16 * MI);
+    struct sch_place_result res;
+    assert_int_equal(place(nodes, 3, &spec, 4, &res), 4);
+    assert_int_equal(nodes[0].workload_replicas, 0);
+    assert_int_equal(nodes[0].allocated.cpu_millis, 0);
+    assert_int_equal(nodes[1].workload_replicas, 4);
+    assert_int_equal(nodes[2].workload_replicas, 4);
+    for (uint32_t i = 0; i < res.placed; i++)
+        assert_int_not_equal(res.node_index[i], 0);
+    assert_string_equal(res.reason, "");
+
+    /* Alone, or beside a cordoned node: nothing is placed, and the reason says why. */
+    nodes[1].schedulable = false;
+    nodes[2].storage_pressure = true;
+    assert_int_equal(place(nodes, 3, &spec, 1, &res), 0);
+    assert_string_equal(res.reason, "0/3 nodes available: 2 under StoragePressure (the agent's "
+                                    "database refuses writes), 1 not ready or cordoned");
+    assert_int_equal(place(nodes, 1, &spec, 2, &res), 0);
+    assert_string_equal(res.reason, "0/1 nodes available: 1 under StoragePressure (the agent's "
+                                    "database refuses writes)");
+
+    /* Cleared: the node is placed on again, first as the one with the fewest replicas. */
+    nodes[0].storage_pressure = false;
+    assert_int_equal(place(nodes, 3, &spec, 2, &res), 2);
+    assert_int_equal(res.node_index[0], 0);
+    assert_int_equal(res.node_index[1], 0);
+    assert_int_equal(nodes[0].workload_replicas, 2);
+}
+
 static void test_pids_capacity(void **state)
 {
     (void)state;
@@ -269,6 +313,7 @@ int main(void)
         cmocka_unit_test(test_spread_over_clouds),
         cmocka_unit_test(test_constraints),
         cmocka_unit_test(test_reason_names_the_shortage),
+        cmocka_unit_test(test_storage_pressure),
         cmocka_unit_test(test_pids_capacity),
         cmocka_unit_test(test_many_nodes_balanced),
     };

@@ -282,6 +282,94 @@ static void test_nodes_and_replicas(void **state)
     assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE state = 3"), 2);
 }
 
+/* A node's StoragePressure condition: set with its audit event, a repeat changes nothing,
+ * another reason replaces the first, an empty message clears it with its event; unknown
+ * kinds, messages that are not printable ASCII of at most 512 bytes and unknown nodes are
+ * refused. A database written before node conditions existed (no table) has the digest of
+ * one that holds none, and takes them once an image of it is restored. */
+static void test_node_conditions(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    struct sch_result r;
+    struct gy_error err;
+    register_node(fsm, "n1");
+    uint64_t digest = sch_fsm_digest(fsm);
+    assert_int_equal(sqlite3_exec(fsm->db, "DROP TABLE node_conditions", NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sch_fsm_digest(fsm), digest);
+    void *image;
+    size_t len;
+    assert_int_equal(sch_fsm_snapshot_image(fsm, &image, &len, &err), 0);
+    assert_int_equal(sch_fsm_restore_image(fsm, image, len, &err), 0);
+    free(image);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM node_conditions"), 0);
+    assert_int_equal(sch_fsm_digest(fsm), digest);
+
+    Gantry__SetNodeCondition set = GANTRY__SET_NODE_CONDITION__INIT;
+    set.node = (char *)"n1";
+    set.kind = (char *)SCH_NODE_CONDITION_STORAGE;
+    set.message = (char *)"agent database: disk full at /d/agent.db";
+    Gantry__Command cmd = command("agent:n1");
+    cmd.cmd_case = GANTRY__COMMAND__CMD_SET_NODE_CONDITION;
+    cmd.set_node_condition = &set;
+    uint64_t events = fsm->last_event;
+    assert_int_equal(sch_fsm_execute(fsm, &cmd, &r), 0);
+    assert_int_equal(fsm->last_event, events + 1);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM events WHERE kind = 'node_condition' AND"
+                                " object = 'node/n1' AND actor = 'agent:n1' AND message ="
+                                " 'node n1: storage refuses writes: agent database: disk full at"
+                                " /d/agent.db'"),
+                     1);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM node_conditions WHERE node = 'n1' AND"
+                                " kind = 'StoragePressure' AND time_ms = 1000"),
+                     1);
+    assert_int_not_equal(sch_fsm_digest(fsm), digest);
+    assert_int_equal(sch_fsm_execute(fsm, &cmd, &r), 0);
+    assert_int_equal(fsm->last_event, events + 1);
+    set.message = (char *)"agent database: I/O error at /d/agent.db";
+    assert_int_equal(sch_fsm_execute(fsm, &cmd, &r), 0);
+    assert_int_equal(fsm->last_event, events + 2);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM node_conditions WHERE message ="
+                                " 'agent database: I/O error at /d/agent.db'"),
+                     1);
+
+    /* Refused, and nothing changes. */
+    char longest[SCH_NODE_CONDITION_MESSAGE_MAX + 2];
+    memset(longest, 'x', sizeof(longest) - 1);
+    longest[sizeof(longest) - 1] = '\0';
+    const char *bad_messages[] = {"line\nbreak", "tab\there", "caf\xc3\xa9", "del\x7f", longest};
+    for (size_t i = 0; i < sizeof(bad_messages) / sizeof(bad_messages[0]); i++) {
+        set.message = (char *)bad_messages[i];
+        assert_int_equal(sch_fsm_execute(fsm, &cmd, &r), -GY_EINVAL);
+        free(r.message);
+    }
+    longest[SCH_NODE_CONDITION_MESSAGE_MAX] = '\0';
+    assert_true(sch_node_condition_message_valid(longest));
+    set.message = (char *)"full";
+    set.kind = (char *)"MemoryPressure";
+    assert_int_equal(sch_fsm_execute(fsm, &cmd, &r), -GY_EINVAL);
+    assert_non_null(strstr(r.message, "MemoryPressure"));
+    free(r.message);
+    set.kind = (char *)SCH_NODE_CONDITION_STORAGE;
+    set.node = (char *)"ghost";
+    assert_int_equal(sch_fsm_execute(fsm, &cmd, &r), -GY_ENOTFOUND);
+    free(r.message);
+    assert_int_equal(fsm->last_event, events + 2);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM node_conditions"), 1);
+
+    /* Cleared once, with its event; a repeat changes nothing. */
+    set.node = (char *)"n1";
+    set.message = (char *)"";
+    assert_int_equal(sch_fsm_execute(fsm, &cmd, &r), 0);
+    assert_int_equal(fsm->last_event, events + 3);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM events WHERE message ="
+                                " 'node n1: storage takes writes again'"),
+                     1);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM node_conditions"), 0);
+    assert_int_equal(sch_fsm_execute(fsm, &cmd, &r), 0);
+    assert_int_equal(fsm->last_event, events + 3);
+}
+
 static void test_servers_and_cluster_id(void **state)
 {
     struct sch_fsm *fsm = *state;
@@ -899,6 +987,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_autoscaled_apply_keeps_count, gt_fsm_setup,
                                         gt_fsm_teardown),
         cmocka_unit_test_setup_teardown(test_nodes_and_replicas, gt_fsm_setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_node_conditions, gt_fsm_setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_node_conditions, setup_file, teardown_file),
         cmocka_unit_test_setup_teardown(test_servers_and_cluster_id, gt_fsm_setup, gt_fsm_teardown),
         cmocka_unit_test_setup_teardown(test_batch_isolates_failures, gt_fsm_setup,
                                         gt_fsm_teardown),

@@ -1,8 +1,8 @@
 /* Unit tests of reconciliation against a real state machine: placement of new replicas,
  * idempotence, scale-down order, rolling updates that never drop the ready count, a
- * crash-looping generation that halts the rollout, unschedulable workloads, and the
- * state rules it relies on (scaling keeps the generation, stopped replicas go, lost ones
- * are not revived). */
+ * crash-looping generation that halts the rollout, unschedulable workloads, nodes under
+ * StoragePressure, and the state rules it relies on (scaling keeps the generation, stopped
+ * replicas go, lost ones are not revived). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -228,6 +228,58 @@ static void test_unschedulable_condition(void **state)
     assert_int_equal(count(fsm, "SELECT COUNT(*) FROM conditions"), 0);
 }
 
+/* Copies the message of web's Unschedulable condition into buf ("" when there is none). */
+static void unschedulable_message(struct sch_fsm *fsm, char *buf, size_t len)
+{
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(fsm->db,
+                                        "SELECT message FROM conditions WHERE workload = 'web'"
+                                        " AND kind = 'Unschedulable'",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    snprintf(buf, len, "%s",
+             sqlite3_step(q) == SQLITE_ROW ? (const char *)sqlite3_column_text(q, 0) : "");
+    sqlite3_finalize(q);
+}
+
+/* A node whose agent's database refuses writes (StoragePressure) gets no new replica: a
+ * scale-up goes to the other nodes and the replica already there stays; with no other node
+ * the workload waits, Unschedulable for the condition; once the condition clears (a node
+ * change: every workload is looked at again) the node is placed on again. */
+static void test_storage_pressure_keeps_new_replicas_off(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    uint32_t rnd = 0;
+    apply_web(fsm, 3, "v1", 64 << 20);
+    assert_int_equal(reconcile_once(fsm, &rnd, NULL), 3);
+    agents_report(fsm, true, NULL);
+    gt_set_node_condition(fsm, "n1", SCH_NODE_CONDITION_STORAGE,
+                          "agent database: disk full at /d/agent.db");
+    gt_scale(fsm, "web", 6, NULL);
+    assert_int_equal(reconcile_once(fsm, &rnd, NULL), 3);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE node = 'n1'"), 1);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE node = 'n1' AND state = 2"),
+                     1);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE node IN ('n2', 'n3')"), 5);
+    agents_report(fsm, true, NULL);
+
+    gt_set_node_state(fsm, "n2", GANTRY__NODE_STATE__NODE_CORDONED);
+    gt_set_node_state(fsm, "n3", GANTRY__NODE_STATE__NODE_CORDONED);
+    gt_scale(fsm, "web", 7, NULL);
+    assert_int_equal(reconcile_once(fsm, &rnd, NULL), 0);
+    char message[512];
+    unschedulable_message(fsm, message, sizeof(message));
+    assert_string_equal(message, "1 of 1 replicas cannot be placed: 0/3 nodes available: 1 under "
+                                 "StoragePressure (the agent's database refuses writes), 2 not "
+                                 "ready or cordoned");
+
+    gt_set_node_condition(fsm, "n1", SCH_NODE_CONDITION_STORAGE, "");
+    assert_int_equal(reconcile_once(fsm, &rnd, NULL), 1);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE node = 'n1'"), 2);
+    unschedulable_message(fsm, message, sizeof(message));
+    assert_string_equal(message, "");
+}
+
 static void test_lost_replicas_are_replaced_not_revived(void **state)
 {
     struct sch_fsm *fsm = *state;
@@ -442,6 +494,8 @@ int main(void)
                                         gt_fsm_teardown),
         cmocka_unit_test_setup_teardown(test_crash_loop_halts_rollout, setup, gt_fsm_teardown),
         cmocka_unit_test_setup_teardown(test_unschedulable_condition, setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_storage_pressure_keeps_new_replicas_off, setup,
+                                        gt_fsm_teardown),
         cmocka_unit_test_setup_teardown(test_waiting_workload_placed_when_room_frees, setup,
                                         gt_fsm_teardown),
         cmocka_unit_test_setup_teardown(test_lost_replicas_are_replaced_not_revived, setup,
