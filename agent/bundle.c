@@ -56,10 +56,27 @@ static void hostname_from_id(const char *id, char out[64])
     out[n] = '\0';
 }
 
+static void argv_append(json_t *args, char *const *words, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(args, json_string(words[i]));
+}
+
 char *agent_bundle_config(const char *base_json, const struct gy_spec *spec,
                           const struct agent_bundle_params *params, struct gy_error *err)
 {
-    if (spec->command.n == 0) {
+    const struct agent_image_defaults *img = params->image;
+    json_t *args = json_array();
+    if (spec->command.n > 0)
+        argv_append(args, spec->command.items, spec->command.n);
+    else if (img != NULL)
+        argv_append(args, img->entrypoint, img->n_entrypoint);
+    if (spec->args.n > 0)
+        argv_append(args, spec->args.items, spec->args.n);
+    else if (spec->command.n == 0 && img != NULL)
+        argv_append(args, img->cmd, img->n_cmd);
+    if (json_array_size(args) == 0) {
+        json_decref(args);
         gy_error_set(err, GY_EINVAL,
                      "workload \"%s\" has no command, and image \"%s\" provides none", spec->name,
                      spec->image);
@@ -70,17 +87,21 @@ char *agent_bundle_config(const char *base_json, const struct gy_spec *spec,
     if (!json_is_object(cfg)) {
         gy_error_set(err, GY_EINTERNAL, "base runtime config: %s", jerr.text);
         json_decref(cfg);
+        json_decref(args);
         return NULL;
     }
 
     json_t *process = object_at(cfg, "process");
-    json_t *args = json_array();
-    for (size_t i = 0; i < spec->command.n; i++)
-        json_array_append_new(args, json_string(spec->command.items[i]));
     json_object_set_new(process, "args", args);
     json_object_set_new(process, "terminal", json_false());
-    if (!json_is_string(json_object_get(process, "cwd")))
+    if (img != NULL && img->working_dir != NULL && img->working_dir[0] == '/')
+        json_object_set_new(process, "cwd", json_string(img->working_dir));
+    else if (!json_is_string(json_object_get(process, "cwd")))
         json_object_set_new(process, "cwd", json_string("/"));
+    if (img != NULL && img->has_user)
+        json_object_set_new(
+            process, "user",
+            json_pack("{s:I, s:I}", "uid", (json_int_t)img->uid, "gid", (json_int_t)img->gid));
 
     char hostname[64];
     if (params->hostname != NULL)
@@ -91,6 +112,18 @@ char *agent_bundle_config(const char *base_json, const struct gy_spec *spec,
 
     json_t *env = json_array();
     env_set(env, "PATH", DEFAULT_PATH);
+    for (size_t i = 0; img != NULL && i < img->n_env; i++) {
+        const char *eq = strchr(img->env[i], '=');
+        if (eq == NULL || eq == img->env[i])
+            continue;
+        char name[256];
+        size_t len = (size_t)(eq - img->env[i]);
+        if (len >= sizeof(name))
+            continue;
+        memcpy(name, img->env[i], len);
+        name[len] = '\0';
+        env_set(env, name, eq + 1);
+    }
     env_set(env, "HOSTNAME", hostname);
     env_set(env, "GANTRY_WORKLOAD", spec->name);
     env_set(env, "GANTRY_REPLICA", params->replica_id);

@@ -3,24 +3,45 @@
 #ifndef GANTRY_AGENT_BUNDLE_H
 #define GANTRY_AGENT_BUNDLE_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 #include "common/error.h"
 #include "common/spec.h"
 
 /* CFS period used for cpu quotas: 100 ms, as Docker and Kubernetes use. */
 #define AGENT_CPU_PERIOD_US 100000
 
+/* What an OCI image's config says a container runs with when the spec does not say
+ * otherwise (a bare root filesystem has none of it). */
+struct agent_image_defaults {
+    char **entrypoint;
+    size_t n_entrypoint;
+    char **cmd;
+    size_t n_cmd;
+    char **env; /* NAME=VALUE */
+    size_t n_env;
+    const char *working_dir; /* NULL or "": "/" */
+    bool has_user;           /* the image names a user, resolved to uid and gid */
+    uint32_t uid, gid;
+};
+
 struct agent_bundle_params {
     const char *replica_id;
-    const char *hostname;   /* NULL: the replica id, cut to a DNS label */
-    const char *netns_path; /* NULL: a new, empty network namespace */
+    const char *hostname;                     /* NULL: the replica id, cut to a DNS label */
+    const char *netns_path;                   /* NULL: a new, empty network namespace */
+    const struct agent_image_defaults *image; /* NULL: a bare root filesystem */
 };
 
 /* Returns the config as JSON text (the caller frees it): base_json (the runtime's default
- * config) with process.args from spec->command, process.env (PATH, HOSTNAME,
- * GANTRY_WORKLOAD, GANTRY_REPLICA, then the spec's env, which may override them), the
- * hostname, the network namespace, and linux.resources from spec->resources (memory
- * limit, cpu quota/period/shares, pids limit). A workload without a command is an error
- * that says so. */
+ * config) with process.args as Kubernetes composes them (spec->command, else the image's
+ * Entrypoint; then spec->args, else the image's Cmd when the spec gave no command),
+ * process.env (PATH, the image's Env, HOSTNAME, GANTRY_WORKLOAD, GANTRY_REPLICA, then the
+ * spec's env, each overriding what came before), process.cwd (the image's WorkingDir),
+ * process.user (the image's User), the hostname, the network namespace, and
+ * linux.resources from spec->resources (memory limit, cpu quota/period/shares, pids
+ * limit). A workload that ends up with nothing to run is an error that says so. */
 char *agent_bundle_config(const char *base_json, const struct gy_spec *spec,
                           const struct agent_bundle_params *params, struct gy_error *err);
 

@@ -54,6 +54,7 @@ void gy_spec_free(struct gy_spec *spec)
     free(spec->name);
     free(spec->image);
     strv_free(&spec->command);
+    strv_free(&spec->args);
     for (size_t i = 0; i < spec->n_env; i++) {
         free(spec->env[i].name);
         free(spec->env[i].value);
@@ -105,6 +106,7 @@ int gy_spec_copy(struct gy_spec *dst, const struct gy_spec *src)
     *dst = *src;
     dst->name = dst->image = NULL;
     dst->command = (struct gy_strv){0};
+    dst->args = (struct gy_strv){0};
     dst->env = NULL;
     dst->n_env = 0;
     dst->health.exec = (struct gy_strv){0};
@@ -115,7 +117,7 @@ int gy_spec_copy(struct gy_spec *dst, const struct gy_spec *src)
     dst->autoscale.metric.http_path = NULL;
 
     bool ok = str_copy(&dst->name, src->name) && str_copy(&dst->image, src->image) &&
-              strv_copy(&dst->command, &src->command) &&
+              strv_copy(&dst->command, &src->command) && strv_copy(&dst->args, &src->args) &&
               strv_copy(&dst->health.exec, &src->health.exec) &&
               str_copy(&dst->health.http_path, src->health.http_path) &&
               strv_copy(&dst->placement.clouds, &src->placement.clouds) &&
@@ -196,7 +198,8 @@ static bool autoscale_eq(const struct gy_autoscale *a, const struct gy_autoscale
 bool gy_spec_equal(const struct gy_spec *a, const struct gy_spec *b)
 {
     if (!str_eq(a->name, b->name) || !str_eq(a->image, b->image) ||
-        !strv_eq(&a->command, &b->command) || a->n_env != b->n_env || a->replicas != b->replicas ||
+        !strv_eq(&a->command, &b->command) || !strv_eq(&a->args, &b->args) ||
+        a->n_env != b->n_env || a->replicas != b->replicas ||
         a->resources.cpu_millis != b->resources.cpu_millis ||
         a->resources.memory_bytes != b->resources.memory_bytes ||
         a->resources.pids != b->resources.pids || a->restart != b->restart ||

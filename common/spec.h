@@ -104,7 +104,8 @@ struct gy_update {
 struct gy_spec {
     char *name;
     char *image;
-    struct gy_strv command;
+    struct gy_strv command; /* replaces the image's Entrypoint when not empty */
+    struct gy_strv args;    /* replaces the image's Cmd when not empty (Kubernetes' args) */
     struct gy_env_var *env; /* sorted by name, names unique */
     size_t n_env;
     uint32_t replicas;

@@ -579,8 +579,8 @@ int gy_spec_from_json(const json_t *doc, const struct gy_spec_positions *pos, st
                       struct gy_spec_problems *problems)
 {
     static const char *const keys[] = {
-        "name",   "image",     "command",   "env",    "replicas",   "resources",       "restart",
-        "health", "placement", "autoscale", "update", "stop_grace", "disconnect_grace"};
+        "name",    "image",  "command",   "args",      "env",    "replicas",   "resources",
+        "restart", "health", "placement", "autoscale", "update", "stop_grace", "disconnect_grace"};
     static const char *const restarts[] = {"always", "on-failure", "never"};
     gy_spec_init(spec);
     struct decoder d = {.problems = problems, .pos = pos};
@@ -598,6 +598,8 @@ int gy_spec_from_json(const json_t *doc, const struct gy_spec_positions *pos, st
         dec_string(&d, "image", x, &spec->image);
     if ((x = get(doc, "command")) != NULL)
         dec_strv(&d, "command", x, &spec->command);
+    if ((x = get(doc, "args")) != NULL)
+        dec_strv(&d, "args", x, &spec->args);
     if ((x = get(doc, "env")) != NULL)
         dec_env(&d, x, spec);
     if ((x = get(doc, "replicas")) != NULL)
@@ -754,6 +756,9 @@ json_t *gy_spec_to_json(const struct gy_spec *spec)
     rc |= json_object_set_new(o, "name", json_string(spec->name != NULL ? spec->name : ""));
     rc |= json_object_set_new(o, "image", json_string(spec->image != NULL ? spec->image : ""));
     rc |= json_object_set_new(o, "command", strv_json(&spec->command));
+    /* Only when given, so the canonical form of a spec without args stays as it was. */
+    if (spec->args.n > 0)
+        rc |= json_object_set_new(o, "args", strv_json(&spec->args));
     rc |= json_object_set_new(o, "env", env);
     rc |= json_object_set_new(o, "replicas", json_integer(spec->replicas));
     rc |= json_object_set_new(o, "resources",

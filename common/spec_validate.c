@@ -245,6 +245,7 @@ int gy_spec_validate(const struct gy_spec *spec, const struct gy_spec_positions 
     check_name(&c, spec->name);
     check_image(&c, spec->image);
     check_argv(&c, "command", &spec->command, false);
+    /* args may hold empty words ("sh -c ''"), as Kubernetes' do. */
     check_env(&c, spec);
     if (spec->replicas > GY_SPEC_REPLICAS_MAX)
         PROBLEM(&c, "replicas", "must be between 0 and %d (got %" PRIu32 ")", GY_SPEC_REPLICAS_MAX,

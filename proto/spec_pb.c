@@ -56,6 +56,7 @@ void gy_spec_proto_free(Gantry__WorkloadSpec *msg)
     free(msg->name);
     free(msg->image);
     strv_wire_free(msg->n_command, msg->command);
+    strv_wire_free(msg->n_args, msg->args);
     for (size_t i = 0; i < msg->n_env; i++) {
         if (msg->env[i] != NULL) {
             free(msg->env[i]->name);
@@ -191,7 +192,7 @@ Gantry__WorkloadSpec *gy_spec_to_proto(const struct gy_spec *spec)
     bool ok = (msg->name = dup_or_empty(spec->name)) != NULL &&
               (msg->image = dup_or_empty(spec->image)) != NULL &&
               strv_to_wire(&spec->command, &msg->n_command, &msg->command) &&
-              env_to_wire(spec, msg);
+              strv_to_wire(&spec->args, &msg->n_args, &msg->args) && env_to_wire(spec, msg);
     if (ok) {
         msg->resources = malloc(sizeof(*msg->resources));
         ok = msg->resources != NULL;
@@ -276,7 +277,8 @@ static bool copy_from_wire(const Gantry__WorkloadSpec *msg, struct gy_spec *spec
     spec->stop_grace_ms = msg->stop_grace_ms;
     spec->disconnect_grace_ms = msg->disconnect_grace_ms;
     if (!str_from_wire(msg->name, &spec->name) || !str_from_wire(msg->image, &spec->image) ||
-        !strv_from_wire(msg->n_command, msg->command, &spec->command))
+        !strv_from_wire(msg->n_command, msg->command, &spec->command) ||
+        !strv_from_wire(msg->n_args, msg->args, &spec->args))
         return false;
     if (msg->n_env > 0) {
         spec->env = calloc(msg->n_env, sizeof(spec->env[0]));

@@ -120,12 +120,109 @@ static void test_tiny_cpu_keeps_minimum_shares(void **state)
     gy_spec_free(&spec);
 }
 
+static const char *arg_at(json_t *cfg, size_t i)
+{
+    return json_string_value(
+        json_array_get(json_object_get(json_object_get(cfg, "process"), "args"), i));
+}
+
+static size_t n_args(json_t *cfg)
+{
+    return json_array_size(json_object_get(json_object_get(cfg, "process"), "args"));
+}
+
+static void set_strv(struct gy_strv *v, const char *a, const char *b)
+{
+    for (size_t i = 0; i < v->n; i++)
+        free(v->items[i]);
+    free(v->items);
+    v->items = calloc(3, sizeof(char *));
+    v->n = 0;
+    if (a != NULL)
+        v->items[v->n++] = strdup(a);
+    if (b != NULL)
+        v->items[v->n++] = strdup(b);
+}
+
+/* Kubernetes' rules: command replaces the Entrypoint, args the Cmd; with neither the image's
+ * default runs; with command alone the Cmd is dropped. */
+static void test_image_entrypoint_and_cmd(void **state)
+{
+    (void)state;
+    char *entrypoint[] = {"/docker-entrypoint.sh"};
+    char *cmd[] = {"nginx", "-g"};
+    char *env[] = {"PATH=/opt/bin:/bin", "LANG=C.UTF-8", "GREETING=from-image", "=bad", "NOEQ"};
+    struct agent_image_defaults img = {.entrypoint = entrypoint,
+                                       .n_entrypoint = 1,
+                                       .cmd = cmd,
+                                       .n_cmd = 2,
+                                       .env = env,
+                                       .n_env = 5,
+                                       .working_dir = "/srv",
+                                       .has_user = true,
+                                       .uid = 101,
+                                       .gid = 102};
+    struct agent_bundle_params p = {.replica_id = "web-1", .image = &img};
+    struct gy_spec spec;
+    make_spec(&spec);
+    set_strv(&spec.command, NULL, NULL);
+
+    json_t *cfg = build(&spec, &p); /* neither: Entrypoint + Cmd */
+    assert_int_equal(n_args(cfg), 3);
+    assert_string_equal(arg_at(cfg, 0), "/docker-entrypoint.sh");
+    assert_string_equal(arg_at(cfg, 1), "nginx");
+    json_t *proc = json_object_get(cfg, "process");
+    assert_string_equal(json_string_value(json_object_get(proc, "cwd")), "/srv");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(proc, "user"), "uid")),
+                     101);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(proc, "user"), "gid")),
+                     102);
+    /* The image's env over the default PATH; the spec's over the image's. */
+    char *text = json_dumps(json_object_get(proc, "env"), JSON_COMPACT);
+    assert_string_equal(text, "[\"PATH=/bin\",\"LANG=C.UTF-8\",\"GREETING=hello\","
+                              "\"HOSTNAME=web-1\",\"GANTRY_WORKLOAD=web\","
+                              "\"GANTRY_REPLICA=web-1\"]");
+    free(text);
+    json_decref(cfg);
+
+    set_strv(&spec.args, "-c", ""); /* args alone: Entrypoint + args, empty words kept */
+    cfg = build(&spec, &p);
+    assert_int_equal(n_args(cfg), 3);
+    assert_string_equal(arg_at(cfg, 0), "/docker-entrypoint.sh");
+    assert_string_equal(arg_at(cfg, 2), "");
+    json_decref(cfg);
+
+    set_strv(&spec.command, "sh", NULL); /* command and args: both, no image default */
+    cfg = build(&spec, &p);
+    assert_int_equal(n_args(cfg), 3);
+    assert_string_equal(arg_at(cfg, 0), "sh");
+    assert_string_equal(arg_at(cfg, 1), "-c");
+    json_decref(cfg);
+
+    set_strv(&spec.args, NULL, NULL); /* command alone: the Cmd is not appended */
+    cfg = build(&spec, &p);
+    assert_int_equal(n_args(cfg), 1);
+    assert_string_equal(arg_at(cfg, 0), "sh");
+    json_decref(cfg);
+
+    /* An image with neither, and a spec with neither: nothing to run. */
+    set_strv(&spec.command, NULL, NULL);
+    struct agent_image_defaults bare = {0};
+    p.image = &bare;
+    struct gy_error err;
+    assert_null(agent_bundle_config(base, &spec, &p, &err));
+    assert_string_equal(err.msg, "workload \"web\" has no command, and image \"busybox\" "
+                                 "provides none");
+    gy_spec_free(&spec);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_from_spec),
         cmocka_unit_test(test_no_command_is_an_error),
         cmocka_unit_test(test_tiny_cpu_keeps_minimum_shares),
+        cmocka_unit_test(test_image_entrypoint_and_cmd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

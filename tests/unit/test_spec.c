@@ -244,6 +244,30 @@ static void test_round_trip(void **state)
     }
 }
 
+/* args: Kubernetes' args (the image's Cmd replaced), empty words allowed, shown only when
+ * given, compared by gy_spec_equal. */
+static void test_args(void **state)
+{
+    (void)state;
+    struct gy_spec s, t;
+    decode_ok("{" BASE ",\"args\":[\"-c\",\"\"]}", &s);
+    assert_int_equal(s.args.n, 2);
+    assert_string_equal(s.args.items[0], "-c");
+    assert_string_equal(s.args.items[1], "");
+    json_t *j = gy_spec_to_json(&s);
+    char *text = json_dumps(json_object_get(j, "args"), JSON_COMPACT);
+    assert_string_equal(text, "[\"-c\",\"\"]");
+    free(text);
+    json_decref(j);
+    decode_ok("{" BASE "}", &t);
+    assert_false(gy_spec_equal(&s, &t));
+    gy_spec_free(&t);
+    assert_int_equal(gy_spec_copy(&t, &s), 0);
+    assert_true(gy_spec_equal(&s, &t));
+    gy_spec_free(&t);
+    gy_spec_free(&s);
+}
+
 /* The canonical form of a spec with every default, byte for byte. */
 static void test_canonical_defaults(void **state)
 {
@@ -807,6 +831,7 @@ int main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_canonical),
         cmocka_unit_test(test_canonical_defaults),
+        cmocka_unit_test(test_args),
         cmocka_unit_test(test_required),
         cmocka_unit_test(test_name),
         cmocka_unit_test(test_unknown_keys),
