@@ -24,6 +24,7 @@
 #include "agent/image.h"
 #include "agent/metric.h"
 #include "agent/network.h"
+#include "agent/pull.h"
 #include "agent/replica_id.h"
 #include "agent/session.h"
 #include "agent/state.h"
@@ -93,6 +94,8 @@ struct agent {
     struct agent_state *db;
     struct agent_db_health dbh; /* whether agent.db takes writes */
     struct agent_session *session;
+    struct agent_puller puller; /* images from registries (pull.h) */
+    bool puller_open;
     struct agent_net_config net;
     char *base_config;
     struct replica *replicas;
@@ -293,10 +296,23 @@ static void schedule_restart(struct replica *r, const char *why)
 struct start_job {
     uv_work_t req;
     struct replica *r;
-    char rootfs[PATH_MAX];
-    enum { START_OK, START_NETWORK, START_CONFIG, START_CREATE } failed;
+    char rootfs[PATH_MAX];            /* a bare root filesystem (agent/image.h), or "" */
+    char image[GY_IMAGE_REF_MAX + 1]; /* else an image from a registry, pulled here */
+    enum { START_OK, START_PULL, START_NETWORK, START_CONFIG, START_CREATE } failed;
     struct gy_error err;
 };
+
+/* The layers and config of the replica's registry image, pulled first when the node does
+ * not hold it (the store keeps one download of a blob at a time across replicas). */
+static int start_image(struct start_job *job, char ***dirs, size_t *n,
+                       struct agent_image_defaults *defaults)
+{
+    struct agent *a = job->r->agent;
+    struct agent_pull_result pulled;
+    if (agent_pull(&a->puller, job->image, &pulled, &job->err) < 0)
+        return -1;
+    return agent_image_prepare(&a->puller, pulled.name, dirs, n, defaults, &job->err);
+}
 
 static void start_work(uv_work_t *req)
 {
@@ -306,15 +322,23 @@ static void start_work(uv_work_t *req)
     char path[PATH_MAX], upper[PATH_MAX], work[PATH_MAX];
     char netns[256];
     job->failed = START_OK;
-    if (agent_net_replica_up(&a->net, r->id, r->address, netns, sizeof(netns), &job->err) < 0) {
-        job->failed = START_NETWORK;
+    char **dirs = NULL;
+    size_t n_dirs = 0;
+    struct agent_image_defaults defaults = {0};
+    if (job->rootfs[0] == '\0' && start_image(job, &dirs, &n_dirs, &defaults) < 0) {
+        job->failed = START_PULL;
         return;
     }
-    struct agent_bundle_params params = {.replica_id = r->id, .netns_path = netns};
+    if (agent_net_replica_up(&a->net, r->id, r->address, netns, sizeof(netns), &job->err) < 0) {
+        job->failed = START_NETWORK;
+        goto out;
+    }
+    struct agent_bundle_params params = {
+        .replica_id = r->id, .netns_path = netns, .image = dirs != NULL ? &defaults : NULL};
     char *config = agent_bundle_config(a->base_config, &r->spec, &params, &job->err);
     if (config == NULL) {
         job->failed = START_CONFIG;
-        return;
+        goto out;
     }
     /* Every start begins from the image: a fresh writable layer, as Kubernetes does. */
     replica_dir(a, r, "", path, sizeof(path));
@@ -327,18 +351,21 @@ static void start_work(uv_work_t *req)
     mkdir(path, 0700);
     mkdir(upper, 0755);
     mkdir(work, 0700);
-    const char *layers[] = {job->rootfs};
+    const char *flat[] = {job->rootfs};
     struct rt_create_opts opts = {.root = runtime_root(a),
                                   .id = r->id,
                                   .config_json = config,
-                                  .layers = layers,
-                                  .n_layers = 1,
+                                  .layers = dirs != NULL ? (const char **)dirs : flat,
+                                  .n_layers = dirs != NULL ? n_dirs : 1,
                                   .upper_dir = upper,
                                   .work_dir = work,
                                   .start = true};
     if (rt_container_create(&opts, NULL, &job->err) < 0)
         job->failed = START_CREATE;
     free(config);
+out:
+    oci_strv_free(dirs, n_dirs);
+    agent_image_defaults_free(&defaults);
 }
 
 static void replica_stop(struct replica *r);
@@ -354,6 +381,17 @@ static void start_done(uv_work_t *req, int status)
     case START_NETWORK:
         schedule_restart(r, job->err.msg);
         break;
+    case START_PULL: {
+        /* Kubernetes' ImagePullBackOff: tried again after the restart delay, which grows. */
+        char why[sizeof(job->err.msg) + 32];
+        snprintf(why, sizeof(why), "ImagePullBackOff: %s", job->err.msg);
+        gy_log_warn("image pull failed", "replica=%s image=%s error=\"%s\"", r->id, job->image,
+                    job->err.msg);
+        r->exit_code = 0;
+        r->exit_signal = 0;
+        schedule_restart(r, why);
+        break;
+    }
     case START_CONFIG:
         r->exit_code = 1;
         schedule_restart(r, job->err.msg);
@@ -405,15 +443,28 @@ static void replica_start(struct replica *r)
         }
         r->has_container = false;
     }
+    /* A root filesystem imported under this name first (gantry-agent image import), else an
+     * image from a registry, pulled on the thread pool by the start. */
     struct agent_image img;
+    memset(&img, 0, sizeof(img));
+    char image[GY_IMAGE_REF_MAX + 1] = "";
     if (agent_image_get(a->cfg->data_dir, r->spec.image, &img, &err) < 0) {
-        r->exit_code = 0;
-        r->exit_signal = 0;
-        schedule_restart(r, err.msg);
-        r->state = GANTRY__REPLICA_STATE__REPLICA_PENDING;
-        replica_persist(r);
-        replica_report(r);
-        return;
+        struct gy_image_ref ref;
+        if (!a->puller_open || gy_image_ref_parse(r->spec.image, &ref, NULL) < 0) {
+            r->exit_code = 0;
+            r->exit_signal = 0;
+            schedule_restart(r, err.msg);
+            r->state = GANTRY__REPLICA_STATE__REPLICA_PENDING;
+            replica_persist(r);
+            replica_report(r);
+            return;
+        }
+        gy_image_ref_format(&ref, image, sizeof(image));
+        struct oci_image have;
+        if (oci_image_get(a->puller.store, image, &have, NULL) == 0)
+            oci_image_free(&have);
+        else
+            replica_set(r, GANTRY__REPLICA_STATE__REPLICA_STARTING, "pulling image %s", image);
     }
     if (r->address == 0) {
         uint32_t used[1024];
@@ -431,6 +482,7 @@ static void replica_start(struct replica *r)
     job->req.data = job;
     job->r = r;
     snprintf(job->rootfs, sizeof(job->rootfs), "%s", img.rootfs);
+    snprintf(job->image, sizeof(job->image), "%s", image);
     if (uv_queue_work(&a->loop, &job->req, start_work, start_done) < 0) {
         free(job);
         schedule_restart(r, "cannot queue the start");
@@ -1329,6 +1381,11 @@ int agent_daemon_run(const struct agent_config *cfg, struct gy_error *err)
         return rc;
     if ((rc = agent_state_open(cfg->data_dir, &a.db, err)) < 0)
         return rc;
+    if ((rc = agent_puller_open(&a.puller, cfg->data_dir, cfg->registries, err)) < 0) {
+        agent_state_close(a.db);
+        return gy_error_wrap(err, "images");
+    }
+    a.puller_open = true;
     a.base_config = rt_config_default_json();
     uv_loop_init(&a.loop);
     if ((rc = adopt(&a, err)) < 0)
@@ -1379,6 +1436,7 @@ out:
     }
     free(a.labels);
     free(a.base_config);
+    agent_puller_close(&a.puller);
     agent_state_close(a.db);
     return rc;
 }

@@ -27,6 +27,7 @@ struct agent_config {
     const char *ns_prefix;    /* replica network namespace name prefix */
     const char *runtime_root; /* runtime state directory */
     uint64_t heartbeat_ms;    /* metric samples and liveness; default 1000 */
+    const char *registries;   /* registry configuration file (docs/images.md), or NULL */
 };
 
 /* Runs the daemon until SIGTERM or SIGINT. Containers keep running when it stops. */

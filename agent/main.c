@@ -10,6 +10,7 @@
 
 #include "agent/daemon.h"
 #include "agent/image.h"
+#include "agent/pull.h"
 #include "common/log.h"
 #include "common/quantity.h"
 
@@ -18,6 +19,7 @@ static void usage(FILE *out)
     fprintf(out,
             "Usage: gantry-agent --servers HOST:PORT[,...] --name NODE --data-dir DIR [options]\n"
             "       gantry-agent --data-dir DIR image import NAME PATH\n"
+            "       gantry-agent --data-dir DIR [--registries FILE] image pull REF\n"
             "       gantry-agent --data-dir DIR image list\n"
             "       gantry-agent --data-dir DIR image rm NAME\n"
             "\n"
@@ -37,6 +39,8 @@ static void usage(FILE *out)
             "  --bridge NAME         bridge for replica networks (default gantry0)\n"
             "  --runtime-root DIR    container runtime state (default /run/gantry-runtime)\n"
             "  --heartbeat DUR       heartbeat and metric sample interval (default 1s)\n"
+            "  --registries FILE     registries: plain HTTP, mirrors, credentials file\n"
+            "                        (docs/images.md)\n"
             "  --log-level LEVEL     debug, info, warn or error (default info)\n"
             "  --version, --help\n"
             "\n"
@@ -64,9 +68,40 @@ static int bad_flag(const char *flag, const char *value, const char *why)
     return 2;
 }
 
-static int image_command(const char *data_dir, int argc, char **argv)
+/* image pull REF: into the node's store, as a replica's start would. */
+static int image_pull(const char *data_dir, const char *registries, const char *ref)
 {
     struct gy_error err;
+    struct agent_puller p;
+    if (agent_puller_open(&p, data_dir, registries, &err) < 0) {
+        fprintf(stderr, "gantry-agent: %s\n", err.msg);
+        return 1;
+    }
+    struct agent_pull_result res;
+    int rc = agent_pull(&p, ref, &res, &err);
+    if (rc < 0) {
+        fprintf(stderr, "gantry-agent: %s\n", err.msg);
+    } else {
+        char total[32], fetched[32];
+        printf("%s %s@%s: %zu layers, %s, %s fetched\n", res.cached ? "up to date" : "pulled",
+               res.name, res.manifest_digest, res.layers,
+               human_size(res.bytes_total, total, sizeof(total)),
+               human_size(res.bytes_fetched, fetched, sizeof(fetched)));
+    }
+    agent_puller_close(&p);
+    return rc < 0 ? (err.code == GY_EINVAL ? 2 : 1) : 0;
+}
+
+static int image_command(const char *data_dir, const char *registries, int argc, char **argv)
+{
+    struct gy_error err;
+    if (argc >= 1 && strcmp(argv[0], "pull") == 0) {
+        if (argc != 2) {
+            fprintf(stderr, "gantry-agent: usage: image pull REF\n");
+            return 2;
+        }
+        return image_pull(data_dir, registries, argv[1]);
+    }
     if (argc >= 1 && strcmp(argv[0], "import") == 0) {
         if (argc != 3) {
             fprintf(stderr, "gantry-agent: usage: image import NAME PATH\n");
@@ -109,7 +144,7 @@ static int image_command(const char *data_dir, int argc, char **argv)
         printf("removed %s\n", argv[1]);
         return 0;
     }
-    fprintf(stderr, "gantry-agent: unknown image command; use import, list or rm\n");
+    fprintf(stderr, "gantry-agent: unknown image command; use import, pull, list or rm\n");
     return 2;
 }
 
@@ -154,6 +189,7 @@ int main(int argc, char **argv)
         OPT_NSPREFIX,
         OPT_RUNTIME,
         OPT_HEARTBEAT,
+        OPT_REGISTRIES,
         OPT_LOG,
         OPT_VERSION,
         OPT_HELP,
@@ -176,6 +212,7 @@ int main(int argc, char **argv)
         {"netns-prefix", required_argument, NULL, OPT_NSPREFIX},
         {"runtime-root", required_argument, NULL, OPT_RUNTIME},
         {"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
+        {"registries", required_argument, NULL, OPT_REGISTRIES},
         {"log-level", required_argument, NULL, OPT_LOG},
         {"version", no_argument, NULL, OPT_VERSION},
         {"help", no_argument, NULL, OPT_HELP},
@@ -251,6 +288,9 @@ int main(int argc, char **argv)
                 return bad_flag("--heartbeat", optarg, "must be a duration from 100ms to 60s");
             cfg.heartbeat_ms = (uint64_t)v;
             break;
+        case OPT_REGISTRIES:
+            cfg.registries = optarg;
+            break;
         case OPT_LOG: {
             enum gy_log_level level;
             if (!gy_log_level_parse(optarg, &level))
@@ -275,7 +315,8 @@ int main(int argc, char **argv)
     }
     if (optind < argc) {
         if (strcmp(argv[optind], "image") == 0)
-            return image_command(cfg.data_dir, argc - optind - 1, argv + optind + 1);
+            return image_command(cfg.data_dir, cfg.registries, argc - optind - 1,
+                                 argv + optind + 1);
         fprintf(stderr, "gantry-agent: unknown command \"%s\" (see --help)\n", argv[optind]);
         return 2;
     }

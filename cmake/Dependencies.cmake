@@ -12,6 +12,7 @@ set(GANTRY_DEPENDENCIES
     "PROTOBUFC|libprotobuf-c|libprotobuf-c-dev"
     "JANSSON|jansson|libjansson-dev"
     "CURL|libcurl|libcurl4-openssl-dev"
+    "LIBCRYPTO|libcrypto|libssl-dev"
     "YAML|yaml-0.1|libyaml-dev"
     "SECCOMP|libseccomp|libseccomp-dev"
     "CAP|libcap|libcap-dev"

@@ -5,3 +5,7 @@ target_link_libraries(fake_leader PRIVATE gantry_proto gantry_common PkgConfig::
                       PkgConfig::JANSSON)
 gantry_integration_test(integration_agent_supervision
                         SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_agent_supervision.sh TIMEOUT 180)
+# Images from a registry (docker-registry, umoci and skopeo from Debian): layers, whiteouts,
+# the image config under the spec, shared layers, ImagePullBackOff.
+gantry_integration_test(test_agent_images
+                        SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_agent_images.sh TIMEOUT 300)

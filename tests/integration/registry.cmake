@@ -1,0 +1,5 @@
+# Images from registries: the agent's registry client against Debian's docker-registry.
+add_executable(registry_fetch ${CMAKE_CURRENT_SOURCE_DIR}/registry_fetch.c)
+target_link_libraries(registry_fetch PRIVATE gantry_agent PkgConfig::JANSSON)
+gantry_integration_test(integration_registry SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_registry.sh
+                        TIMEOUT 240)
