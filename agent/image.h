@@ -7,8 +7,9 @@
 #include <stdint.h>
 
 #include "common/error.h"
+#include "common/image_ref.h"
 
-#define AGENT_IMAGE_NAME_MAX 128
+#define AGENT_IMAGE_NAME_MAX GY_IMAGE_LOCAL_NAME_MAX
 
 struct agent_image {
     char name[AGENT_IMAGE_NAME_MAX + 1];

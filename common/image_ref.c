@@ -390,3 +390,27 @@ bool gy_image_digest_valid(const char *s)
             return false;
     return true;
 }
+
+int gy_image_local_name_check(const char *name, struct gy_error *err)
+{
+    size_t len = name != NULL ? strlen(name) : 0;
+    if (len == 0 || len > GY_IMAGE_LOCAL_NAME_MAX)
+        return gy_error_set(err, GY_EINVAL, "image name \"%s\": must be 1 to %d characters",
+                            name != NULL ? name : "", GY_IMAGE_LOCAL_NAME_MAX);
+    bool lead_ok = (name[0] >= 'a' && name[0] <= 'z') || (name[0] >= '0' && name[0] <= '9');
+    if (!lead_ok)
+        return gy_error_set(err, GY_EINVAL,
+                            "image name \"%s\": must start with a lower-case letter or digit",
+                            name);
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+                  c == ':' || c == '-';
+        if (!ok)
+            return gy_error_set(err, GY_EINVAL,
+                                "image name \"%s\": character '%c' is not allowed (use a-z, 0-9, "
+                                "'.', '_', ':' and '-')",
+                                name, c);
+    }
+    return 0;
+}

@@ -62,6 +62,14 @@ int gy_image_ref_name(const struct gy_image_ref *ref, char *buf, size_t len);
  * ":PORT" of 1 to 65535. GY_EINVAL with a message that quotes s when it is not one. */
 int gy_image_domain_check(const char *s, struct gy_error *err);
 
+/* The longest name of a root filesystem imported on a node (gantry-agent image import). */
+#define GY_IMAGE_LOCAL_NAME_MAX 128
+
+/* 0 when name can name an imported root filesystem: 1 to GY_IMAGE_LOCAL_NAME_MAX of
+ * [a-z0-9._:-], starting with a letter or digit (a single path component, so it cannot
+ * escape the node's store); GY_EINVAL with a message that names the problem otherwise. */
+int gy_image_local_name_check(const char *name, struct gy_error *err);
+
 /* True for "sha256:" followed by exactly 64 lower-case hex digits. */
 bool gy_image_digest_valid(const char *s);
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/image_ref.h"
 #include "common/quantity.h"
 #include "common/xalloc.h"
 
@@ -57,6 +58,14 @@ static void check_image(struct checker *c, const char *image)
     else if (has_control_or_blank(image))
         PROBLEM(c, "image", "\"%s\" must not contain blanks or control characters",
                 gy_spec_excerpt(image, ex));
+    else {
+        /* What a node can run: a root filesystem imported under that name, or an image
+         * reference it can pull (docs/images.md). */
+        struct gy_image_ref ref;
+        struct gy_error err;
+        if (gy_image_local_name_check(image, NULL) < 0 && gy_image_ref_parse(image, &ref, &err) < 0)
+            PROBLEM(c, "image", "%s; nor is it the name of an imported root filesystem", err.msg);
+    }
 }
 
 /* A command list (command, health.exec, autoscale.metric.exec): when present, at least one

@@ -244,6 +244,29 @@ static void test_round_trip(void **state)
     }
 }
 
+/* image: an imported root filesystem's name or a reference a node can pull, one rule with
+ * the agent's. */
+static void test_image_names(void **state)
+{
+    (void)state;
+    static const char *const good[] = {
+        "busybox", "my_rootfs:v1", "library/nginx:1.25", "127.0.0.1:5000/test/app:1",
+        "registry.example/team/web@sha256:"
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        struct gy_spec s;
+        char *text = NULL;
+        assert_true(asprintf(&text, "{\"name\":\"web\",\"image\":\"%s\"}", good[i]) > 0);
+        decode_ok(text, &s);
+        free(text);
+        gy_spec_free(&s);
+    }
+    expect_problem("{\"name\":\"web\",\"image\":\"Team/App\"}", "image", "lower-case");
+    expect_problem("{\"name\":\"web\",\"image\":\"a/../b\"}", "image",
+                   "nor is it the name of an imported root filesystem");
+    expect_problem("{\"name\":\"web\",\"image\":\"x@sha256:12\"}", "image", "column");
+}
+
 /* args: Kubernetes' args (the image's Cmd replaced), empty words allowed, shown only when
  * given, compared by gy_spec_equal. */
 static void test_args(void **state)
@@ -832,6 +855,7 @@ int main(void)
         cmocka_unit_test(test_canonical),
         cmocka_unit_test(test_canonical_defaults),
         cmocka_unit_test(test_args),
+        cmocka_unit_test(test_image_names),
         cmocka_unit_test(test_required),
         cmocka_unit_test(test_name),
         cmocka_unit_test(test_unknown_keys),
