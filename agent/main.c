@@ -2,6 +2,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 
 #include "agent/daemon.h"
 #include "agent/image.h"
+#include "agent/image_load.h"
 #include "agent/pull.h"
 #include "common/log.h"
 #include "common/quantity.h"
@@ -20,6 +22,7 @@ static void usage(FILE *out)
             "Usage: gantry-agent --servers HOST:PORT[,...] --name NODE --data-dir DIR [options]\n"
             "       gantry-agent --data-dir DIR image import NAME PATH\n"
             "       gantry-agent --data-dir DIR [--registries FILE] image pull REF\n"
+            "       gantry-agent --data-dir DIR image load PATH [--name REF]\n"
             "       gantry-agent --data-dir DIR image list\n"
             "       gantry-agent --data-dir DIR image rm NAME\n"
             "\n"
@@ -45,7 +48,9 @@ static void usage(FILE *out)
             "  --version, --help\n"
             "\n"
             "Image names: lower-case letters, digits, '.', '_', ':' and '-'. PATH is a root\n"
-            "filesystem directory or a tarball (.tar, .tar.gz, .tar.xz).\n");
+            "filesystem directory or a tarball (.tar, .tar.gz, .tar.xz). image load reads an\n"
+            "OCI image layout (a directory, or a .tar or .tar.gz of one) or a docker save\n"
+            "archive; --name REF names the image when the archive does not (docs/images.md).\n");
 }
 
 /* Sizes for people: "1.9Mi" rather than an exact byte count. */
@@ -68,7 +73,8 @@ static int bad_flag(const char *flag, const char *value, const char *why)
     return 2;
 }
 
-/* image pull REF: into the node's store, as a replica's start would. */
+/* image pull REF: into the node's store with its layers unpacked, as a replica's start
+ * would, so that the first start finds the image ready. */
 static int image_pull(const char *data_dir, const char *registries, const char *ref)
 {
     struct gy_error err;
@@ -79,6 +85,16 @@ static int image_pull(const char *data_dir, const char *registries, const char *
     }
     struct agent_pull_result res;
     int rc = agent_pull(&p, ref, &res, &err);
+    if (rc == 0) {
+        char **dirs;
+        size_t n_dirs;
+        struct agent_image_defaults defaults;
+        rc = agent_image_prepare(&p, res.name, &dirs, &n_dirs, &defaults, &err);
+        if (rc == 0) {
+            oci_strv_free(dirs, n_dirs);
+            agent_image_defaults_free(&defaults);
+        }
+    }
     if (rc < 0) {
         fprintf(stderr, "gantry-agent: %s\n", err.msg);
     } else {
@@ -92,9 +108,50 @@ static int image_pull(const char *data_dir, const char *registries, const char *
     return rc < 0 ? (err.code == GY_EINVAL ? 2 : 1) : 0;
 }
 
+/* image load PATH [--name REF]: an image from a file into the node's store, for nodes that
+ * reach no registry. */
+static int image_load(const char *data_dir, int argc, char **argv)
+{
+    const char *path = NULL, *name = NULL;
+    bool bad = false;
+    for (int i = 1; i < argc && !bad; i++) {
+        if (strcmp(argv[i], "--name") == 0 && i + 1 < argc && name == NULL)
+            name = argv[++i];
+        else if (path == NULL && argv[i][0] != '-')
+            path = argv[i];
+        else
+            bad = true;
+    }
+    if (bad || path == NULL) {
+        fprintf(stderr, "gantry-agent: usage: image load PATH [--name REF]\n");
+        return 2;
+    }
+    struct gy_error err;
+    struct agent_puller p;
+    if (agent_puller_open(&p, data_dir, NULL, &err) < 0) {
+        fprintf(stderr, "gantry-agent: %s\n", err.msg);
+        return 1;
+    }
+    struct agent_load_options opts = {.name = name};
+    struct agent_load_result res;
+    int rc = agent_image_load(p.store, path, &opts, &res, &err);
+    if (rc < 0)
+        fprintf(stderr, "gantry-agent: %s\n", err.msg);
+    for (size_t i = 0; rc == 0 && i < res.n_images; i++) {
+        char size[32];
+        printf("loaded %s@%s: %zu layers, %s\n", res.images[i].name, res.images[i].manifest_digest,
+               res.images[i].layers, human_size(res.images[i].bytes, size, sizeof(size)));
+    }
+    agent_load_result_free(&res);
+    agent_puller_close(&p);
+    return rc < 0 ? 1 : 0;
+}
+
 static int image_command(const char *data_dir, const char *registries, int argc, char **argv)
 {
     struct gy_error err;
+    if (argc >= 1 && strcmp(argv[0], "load") == 0)
+        return image_load(data_dir, argc, argv);
     if (argc >= 1 && strcmp(argv[0], "pull") == 0) {
         if (argc != 2) {
             fprintf(stderr, "gantry-agent: usage: image pull REF\n");
@@ -144,7 +201,7 @@ static int image_command(const char *data_dir, const char *registries, int argc,
         printf("removed %s\n", argv[1]);
         return 0;
     }
-    fprintf(stderr, "gantry-agent: unknown image command; use import, pull, list or rm\n");
+    fprintf(stderr, "gantry-agent: unknown image command; use import, pull, load, list or rm\n");
     return 2;
 }
 

@@ -100,8 +100,26 @@ int agent_pull(struct agent_puller *p, const char *text, struct agent_pull_resul
         return rc;
     struct agent_registry_image img;
     memset(&img, 0, sizeof(img));
-    if ((rc = agent_registry_resolve(reg, &ref, &img, err)) < 0) {
+    struct gy_error rerr;
+    if ((rc = agent_registry_resolve(reg, &ref, &img, &rerr)) < 0) {
+        agent_registry_image_free(&img);
         agent_registry_free(reg);
+        /* A registry the node cannot reach does not stop it from running the image it holds
+         * under this exact name (loaded with `image load`, or pulled before). */
+        if ((rerr.code == GY_EUNAVAILABLE || rerr.code == GY_ETIMEOUT) &&
+            oci_image_get(p->store, out->name, &have, NULL) == 0) {
+            gy_log_warn("registry unreachable, using the stored image",
+                        "image=%s manifest=%s error=\"%s\"", out->name, have.manifest_digest,
+                        rerr.msg);
+            snprintf(out->manifest_digest, sizeof(out->manifest_digest), "%s",
+                     have.manifest_digest);
+            out->layers = have.n_layers;
+            out->cached = true;
+            oci_image_free(&have);
+            return 0;
+        }
+        if (err != NULL)
+            *err = rerr;
         return gy_error_wrap(err, "pull %s", out->name);
     }
     const struct agent_manifest *m = &img.manifest;

@@ -42,7 +42,9 @@ struct agent_pull_result {
 /* Pulls ref (any form gy_image_ref_parse takes) unless the store holds it: resolves it
  * (a tag is looked up in the registry every time; a digest is not), fetches the config
  * and every layer not in the store (resuming a partial download), each checked against its
- * digest, and records the image under its normalised reference. */
+ * digest, and records the image under its normalised reference. When the registry cannot
+ * be reached (GY_EUNAVAILABLE or GY_ETIMEOUT while resolving) and the store holds an image
+ * under that normalised reference, that image is used (cached, with a warning logged). */
 int agent_pull(struct agent_puller *p, const char *ref, struct agent_pull_result *out,
                struct gy_error *err);
 

@@ -80,8 +80,10 @@ running() { status "$1" | grep -q '"state": *2'; }
 
 gt_check "app-1 runs from the pulled image" gt_wait_for "app-1 running" 60 running app-1
 clog() { cat "$RT/$1/container.log" 2>/dev/null; }
-gt_check "the image's Entrypoint and Cmd run, with the spec's env over the image's" \
-    gt_wait_for "output" 20 bash -c "grep -q 'entry from-spec C.UTF-8' '$RT/app-1/container.log'"
+# The script's last line before its sleep says it has written the others.
+gt_check "the image's Entrypoint and Cmd run" \
+    gt_wait_for "output" 20 bash -c "grep -q 'gone: ' '$RT/app-1/container.log'"
+gt_check "with the spec's env over the image's" grep -q "entry from-spec C.UTF-8" <<<"$(clog app-1)"
 gt_log "app-1 output: $(clog app-1 | tr '\n' '|')"
 gt_check "the first layer's files are there" grep -q "hello from the first layer" <<<"$(clog app-1)"
 gt_check "the second layer's whiteout hides /gone" grep -q "gone: absent" <<<"$(clog app-1)"

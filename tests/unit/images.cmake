@@ -2,3 +2,7 @@
 gantry_unit_test(test_image_ref SOURCES test_image_ref.c LIBS gantry_common)
 gantry_unit_test(test_registry_auth SOURCES test_registry_auth.c LIBS gantry_agent)
 gantry_unit_test(test_registry SOURCES test_registry.c LIBS gantry_agent)
+# gantry-agent image load: OCI layouts (directory, tar, tar.gz) and docker save archives
+# built here, hostile ones refused, and a pull that uses a loaded image when the registry
+# cannot be reached.
+gantry_unit_test(test_image_load SOURCES test_image_load.c LIBS gantry_agent TIMEOUT 120)
