@@ -405,8 +405,8 @@ static int entry_owner(struct unpack *u, struct archive_entry *e, uid_t *uid, gi
 static int meta_apply_at(struct unpack *u, struct archive_entry *e, int dirfd, const char *name,
                          bool symlink)
 {
-    uid_t uid;
-    gid_t gid;
+    uid_t uid = 0;
+    gid_t gid = 0;
     int rc = entry_owner(u, e, &uid, &gid);
     if (rc < 0)
         return rc;
@@ -469,8 +469,8 @@ static int entry_regular(struct unpack *u, struct archive_entry *e, int dirfd, c
     /* A sparse file may end in a hole. */
     if (end < size && ftruncate(fd, size) < 0)
         return entry_fail(u, GY_ESYS, errno, "truncate");
-    uid_t uid;
-    gid_t gid;
+    uid_t uid = 0;
+    gid_t gid = 0;
     int rc = entry_owner(u, e, &uid, &gid);
     if (rc < 0)
         return rc;
@@ -515,8 +515,8 @@ static int entry_directory(struct unpack *u, struct archive_entry *e, int dirfd,
     }
     if (fd < 0)
         return entry_fail(u, GY_ESYS, errno, "open directory");
-    uid_t uid;
-    gid_t gid;
+    uid_t uid = 0;
+    gid_t gid = 0;
     int rc = entry_owner(u, e, &uid, &gid);
     if (rc == 0 && u->root && fchown(fd, uid, gid) < 0)
         rc = entry_fail(u, GY_ESYS, errno, "chown");

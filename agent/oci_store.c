@@ -712,7 +712,7 @@ static int cfg_labels(json_t *v, struct oci_config *cfg, struct gy_error *err)
     json_t *value;
     json_object_foreach(v, key, value)
     {
-        char field[96], buf[96];
+        char field[128], buf[96];
         snprintf(field, sizeof(field), "config.Labels[\"%s\"]", shown(key, buf));
         if (strlen(key) > OCI_CONFIG_STRING_MAX)
             return gy_error_set(err, GY_ETOOBIG, "image config: %s: key too long", field);

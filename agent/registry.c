@@ -507,7 +507,8 @@ static struct host_auth *known_get(struct agent_registry *r, const char *base, b
         return NULL;
     size_t i = r->n_known < KNOWN_HOSTS_MAX ? r->n_known++ : KNOWN_HOSTS_MAX - 1;
     memset(&r->known[i], 0, sizeof(r->known[i]));
-    snprintf(r->known[i].base, sizeof(r->known[i].base), "%s", base);
+    snprintf(r->known[i].base, sizeof(r->known[i].base), "%.*s", (int)sizeof(r->known[i].base) - 1,
+             base);
     return &r->known[i];
 }
 
@@ -858,7 +859,7 @@ int agent_registry_ping(struct agent_registry *r, const char *domain, struct gy_
     size_t n = endpoints_of(r, domain, eps);
     for (size_t i = 0; i < n; i++) {
         char url[URL_MAX];
-        snprintf(url, sizeof(url), "%s/v2/", eps[i].base);
+        snprintf(url, sizeof(url), "%.*s/v2/", (int)sizeof(url) - 8, eps[i].base);
         struct transfer t = {.r = r, .max = ERROR_BODY_MAX};
         rc = perform(r, url, NULL, true, &t, err);
         if (rc == 0 && t.status == 401) {

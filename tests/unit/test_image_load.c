@@ -738,7 +738,7 @@ static void test_refused_oci(void **state)
     image_build(&img, &fx->platform, "hostile\n");
     const char *named = "\"org.opencontainers.image.ref.name\":\"evil:1\"";
     char blob_path[128];
-    snprintf(blob_path, sizeof(blob_path), "blobs/sha256/%s", img.gz[1].digest + 7);
+    snprintf(blob_path, sizeof(blob_path), "blobs/sha256/%.64s", img.gz[1].digest + 7);
 
     /* A blob whose content is not what its name says. */
     struct tar *t = tar_new(false);
@@ -870,7 +870,7 @@ static void test_refused_directory(void **state)
     fwrite(img.gz[0].data.data, 1, img.gz[0].data.len, f);
     fclose(f);
     char rel[128];
-    snprintf(rel, sizeof(rel), "blobs/sha256/%s", img.gz[1].digest + 7);
+    snprintf(rel, sizeof(rel), "blobs/sha256/%.64s", img.gz[1].digest + 7);
     load_fails(fx, dir, NULL, GY_EPROTO, rel, "hashes to");
 
     /* A blob that is a symlink could read any file of the node. */

@@ -250,7 +250,8 @@ static bool exists(const char *path)
 
 static void path_in(char *buf, size_t len, const char *dir, const char *rel)
 {
-    snprintf(buf, len, "%s/%s", dir, rel);
+    if (snprintf(buf, len, "%s/%s", dir, rel) >= (int)len)
+        fail_msg("path too long: %s/%s", dir, rel);
 }
 
 static char *unpack_ok(struct fixture *fx, const char *digest, const char *diff_id)
