@@ -76,7 +76,7 @@ gt_host_spawn agent 1 "$AGENT" --servers 127.0.0.1:7702 --name n1 --data-dir "$D
     --heartbeat 500ms --registries "$GT_TMP/registries.json"
 LOG=$GT_TMP/leader.log
 status() { grep "\"id\": *\"$1\"" "$LOG" | tail -n 1; }
-running() { status "$1" | grep -q '"state": *2'; }
+running() { status "$1" | grep -c '"state": *2' >/dev/null; }
 
 gt_check "app-1 runs from the pulled image" gt_wait_for "app-1 running" 60 running app-1
 clog() { cat "$RT/$1/container.log" 2>/dev/null; }
@@ -100,7 +100,7 @@ gt_check "without fetching the image again" \
 gt_check "both replicas share the unpacked layers" \
     [ "$(find "$DATA/oci/layers" -mindepth 1 -maxdepth 1 -type d | wc -l)" = 2 ]
 
-pullbackoff() { status nope-1 | grep -q 'ImagePullBackOff: .*test/nope'; }
+pullbackoff() { status nope-1 | grep -c 'ImagePullBackOff: .*test/nope' >/dev/null; }
 gt_check "an image the registry lacks: ImagePullBackOff with the registry's answer" \
     gt_wait_for "nope-1 backoff" 60 pullbackoff
 gt_log "nope-1: $(status nope-1 | grep -o '"reason": *"[^"]*"')"

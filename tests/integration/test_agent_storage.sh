@@ -107,7 +107,7 @@ before=$(for id in $(containers); do pid_of "$id"; done | tr '\n' ' ')
 dd if=/dev/zero of="$DATA/fill" bs=64k >/dev/null 2>&1
 gt_log "data dir filled: $(df -h "$DATA" | tail -n 1)"
 scale web 3
-failed_with_disk_full() { replicas web | grep -q " failed false agent_database:_disk_full_at_${DB}"; }
+failed_with_disk_full() { replicas web | grep -c " failed false agent_database:_disk_full_at_${DB}" >/dev/null; }
 gt_check "the new replica is reported failed: disk full at $DB" gt_wait_for "failed report" 20 failed_with_disk_full
 new_id=$(replicas web | awk '$2 == "failed" {print $1}' | head -n 1)
 gt_log "refused replica: $new_id; $(replicas web | tr '\n' ';')"
@@ -120,7 +120,7 @@ gt_check "and are still reported running" [ "$(running_count web)" = 2 ]
 gt_check "the refused replica is still not running" bash -c "! $RUNTIME --root $RT list -q | grep -qx '$new_id'"
 
 # The node as a whole: StoragePressure with the agent's reason, so nothing new goes there.
-pressure_shown() { nodes | grep -q "^node1 ready StoragePressure=agent_database:_disk_full_at_${DB}_("; }
+pressure_shown() { nodes | grep -c "^node1 ready StoragePressure=agent_database:_disk_full_at_${DB}_(" >/dev/null; }
 gt_check "node1 shows the StoragePressure condition with the agent's reason" gt_wait_for "StoragePressure" 10 pressure_shown
 gt_log "nodes: $(nodes | tr '\n' ';')"
 gt_check "gantry get nodes shows node1 ready,StoragePressure" [ "$(cli_node_state node1)" = "ready,StoragePressure" ]
@@ -128,7 +128,7 @@ gt_check "an audit event says so" events_say "node node1: storage refuses writes
 burst() { printf '{"name":"burst","image":"busybox","command":["sleep","3600"],"replicas":%d,"resources":{"cpu":"10m","memory":"8Mi"},"stop_grace":"1s"}' "$1"; }
 burst_is() { [ "$(placement burst)" = "$1" ]; }
 api /v1/apply -X POST -d "$(burst 1)" >/dev/null
-waits_for_storage() { unschedulable burst | grep -q "0/1 nodes available: 1 under StoragePressure (the agent's database refuses writes)"; }
+waits_for_storage() { unschedulable burst | grep -c "0/1 nodes available: 1 under StoragePressure (the agent's database refuses writes)" >/dev/null; }
 gt_check "a new workload, node1 alone, waits: Unschedulable for StoragePressure" gt_wait_for "Unschedulable" 20 waits_for_storage
 gt_log "burst: $(unschedulable burst)"
 gt_check "and none of its replicas is placed on node1" burst_is none
@@ -147,7 +147,7 @@ rm -f "$DATA/fill"
 gt_check "space freed: the waiting replica starts (3 running)" gt_wait_for "3 running" 30 running_is web 3
 gt_check "the agent logs that writes succeed again" grep -q 'agent database takes writes again' "$ALOG"
 gt_check "agent.db records all 3" gt_wait_for "3 rows" 10 bash -c "[ \"\$(sqlite3 '$DB' 'SELECT count(*) FROM replicas' 2>/dev/null)\" = 3 ]"
-pressure_gone() { nodes | grep -qx "node1 ready -"; }
+pressure_gone() { nodes | grep -cx "node1 ready -" >/dev/null; }
 gt_check "node1's StoragePressure clears" gt_wait_for "condition cleared" 20 pressure_gone
 gt_check "gantry get nodes shows node1 ready" [ "$(cli_node_state node1)" = "ready" ]
 gt_check "an audit event says so" events_say "node node1: storage takes writes again"
@@ -159,7 +159,7 @@ api /v1/workloads/burst -X DELETE >/dev/null
 burst_gone() { burst_is none && [ -z "$("$RUNTIME" --root "$RT2" list -q)" ]; }
 gt_check "burst's replicas are gone" gt_wait_for "burst gone" 40 burst_gone
 api /v1/nodes/node2/cordon -X POST >/dev/null
-node2_cordoned() { nodes | grep -q '^node2 cordoned '; }
+node2_cordoned() { nodes | grep -c '^node2 cordoned ' >/dev/null; }
 gt_check "node2 is cordoned" gt_wait_for "node2 cordoned" 10 node2_cordoned
 gt_stop "$A2PID" TERM
 
