@@ -459,6 +459,9 @@ static void replica_start(struct replica *r)
             replica_report(r);
             return;
         }
+        /* The digest the leader pinned at apply decides what is pulled (docs/images.md). */
+        if (r->spec.image_digest != NULL)
+            snprintf(ref.digest, sizeof(ref.digest), "%s", r->spec.image_digest);
         gy_image_ref_format(&ref, image, sizeof(image));
         struct oci_image have;
         if (oci_image_get(a->puller.store, image, &have, NULL) == 0)

@@ -53,6 +53,7 @@ void gy_spec_free(struct gy_spec *spec)
         return;
     free(spec->name);
     free(spec->image);
+    free(spec->image_digest);
     strv_free(&spec->command);
     strv_free(&spec->args);
     for (size_t i = 0; i < spec->n_env; i++) {
@@ -104,7 +105,7 @@ int gy_spec_copy(struct gy_spec *dst, const struct gy_spec *src)
      * with a copy of its own; on failure the pointers not yet replaced are cleared so that
      * gy_spec_free frees only what dst owns. */
     *dst = *src;
-    dst->name = dst->image = NULL;
+    dst->name = dst->image = dst->image_digest = NULL;
     dst->command = (struct gy_strv){0};
     dst->args = (struct gy_strv){0};
     dst->env = NULL;
@@ -117,6 +118,7 @@ int gy_spec_copy(struct gy_spec *dst, const struct gy_spec *src)
     dst->autoscale.metric.http_path = NULL;
 
     bool ok = str_copy(&dst->name, src->name) && str_copy(&dst->image, src->image) &&
+              str_copy(&dst->image_digest, src->image_digest) &&
               strv_copy(&dst->command, &src->command) && strv_copy(&dst->args, &src->args) &&
               strv_copy(&dst->health.exec, &src->health.exec) &&
               str_copy(&dst->health.http_path, src->health.http_path) &&
@@ -198,8 +200,8 @@ static bool autoscale_eq(const struct gy_autoscale *a, const struct gy_autoscale
 bool gy_spec_equal(const struct gy_spec *a, const struct gy_spec *b)
 {
     if (!str_eq(a->name, b->name) || !str_eq(a->image, b->image) ||
-        !strv_eq(&a->command, &b->command) || !strv_eq(&a->args, &b->args) ||
-        a->n_env != b->n_env || a->replicas != b->replicas ||
+        !str_eq(a->image_digest, b->image_digest) || !strv_eq(&a->command, &b->command) ||
+        !strv_eq(&a->args, &b->args) || a->n_env != b->n_env || a->replicas != b->replicas ||
         a->resources.cpu_millis != b->resources.cpu_millis ||
         a->resources.memory_bytes != b->resources.memory_bytes ||
         a->resources.pids != b->resources.pids || a->restart != b->restart ||

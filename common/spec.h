@@ -119,6 +119,9 @@ struct gy_spec {
     /* How long the replicas of a node cut off from the control plane (down) are kept before
      * they are replaced elsewhere; 0 = as soon as the node is down. */
     int64_t disconnect_grace_ms;
+    /* Set by the leader at apply, never read from a file or the API: the digest the image
+     * reference named then ("sha256:HEX"), which every replica of the generation pulls. */
+    char *image_digest;
 };
 
 /* One problem found in a spec. path is the key path ("placement.clouds[1]",

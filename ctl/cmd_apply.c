@@ -451,6 +451,18 @@ int ctl_cmd_apply(struct ctl_context *ctx, const struct ctl_invocation *inv)
         names[i] = gy_xstrdup(name ? name : "");
         fprintf(ctx->out, "workload/%s %s (generation %lld)\n", names[i],
                 outcome ? outcome : "applied", ctl_json_int(o, "generation"));
+        /* The digest the leader pinned the image to, or why it could not. */
+        const json_t *image = json_object_get(o, "image");
+        const char *ref = json_string_value(json_object_get(image, "ref"));
+        const char *digest = json_string_value(json_object_get(image, "digest"));
+        const char *warning = json_string_value(json_object_get(image, "warning"));
+        if (ref != NULL && digest != NULL)
+            fprintf(ctx->out, "  image %s pinned to %s\n", ref, digest);
+        else if (ref != NULL && warning != NULL)
+            fprintf(ctx->err,
+                    "gantry: warning: image %s not pinned (nodes resolve the tag "
+                    "when they pull): %s\n",
+                    ref, warning);
     }
     fflush(ctx->out);
     ctl_response_free(&resp);

@@ -571,6 +571,16 @@ int ctl_cmd_describe(struct ctl_context *ctx, const struct ctl_invocation *inv)
     fprintf(out, "Age:          %s\n",
             ctl_age_format(now, (uint64_t)ctl_json_int(w, "created_ms"), age));
     fprintf(out, "Image:        %s\n", ctl_json_str(spec, "image"));
+    const json_t *image = json_object_get(status, "image");
+    if (json_is_object(image)) {
+        fprintf(out, "Image digest: %s (pinned at apply)\n", ctl_json_str(image, "digest"));
+        const char *key;
+        json_t *value;
+        json_object_foreach((json_t *)json_object_get(image, "labels"), key, value)
+        {
+            fprintf(out, "Image label:  %s=%s\n", key, json_string_value(value));
+        }
+    }
     fprintf(out, "Command:      %s\n", *command ? command : "(image default)");
     fprintf(out, "Env:          %s\n", *env ? env : "none");
     fprintf(out, "Replicas:     %lld desired, %lld placed, %lld running, %lld ready\n",

@@ -3,6 +3,8 @@
  * memory with an error rather than an abort. */
 #include "proto/spec_pb.h"
 
+#include "common/image_ref.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +57,15 @@ void gy_spec_proto_free(Gantry__WorkloadSpec *msg)
         return;
     free(msg->name);
     free(msg->image);
+    free(msg->image_digest);
+    for (size_t i = 0; i < msg->n_image_labels; i++) {
+        if (msg->image_labels[i] != NULL) {
+            free(msg->image_labels[i]->key);
+            free(msg->image_labels[i]->value);
+            free(msg->image_labels[i]);
+        }
+    }
+    free(msg->image_labels);
     strv_wire_free(msg->n_command, msg->command);
     strv_wire_free(msg->n_args, msg->args);
     for (size_t i = 0; i < msg->n_env; i++) {
@@ -185,12 +196,14 @@ Gantry__WorkloadSpec *gy_spec_to_proto(const struct gy_spec *spec)
      * string), so gy_spec_proto_free can release a partly built message. */
     msg->name = NULL;
     msg->image = NULL;
+    msg->image_digest = NULL;
     msg->replicas = spec->replicas;
     msg->restart = (Gantry__RestartPolicy)spec->restart;
     msg->stop_grace_ms = clamp_u32(spec->stop_grace_ms);
     msg->disconnect_grace_ms = clamp_u32(spec->disconnect_grace_ms);
     bool ok = (msg->name = dup_or_empty(spec->name)) != NULL &&
               (msg->image = dup_or_empty(spec->image)) != NULL &&
+              (msg->image_digest = dup_or_empty(spec->image_digest)) != NULL &&
               strv_to_wire(&spec->command, &msg->n_command, &msg->command) &&
               strv_to_wire(&spec->args, &msg->n_args, &msg->args) && env_to_wire(spec, msg);
     if (ok) {
@@ -277,6 +290,7 @@ static bool copy_from_wire(const Gantry__WorkloadSpec *msg, struct gy_spec *spec
     spec->stop_grace_ms = msg->stop_grace_ms;
     spec->disconnect_grace_ms = msg->disconnect_grace_ms;
     if (!str_from_wire(msg->name, &spec->name) || !str_from_wire(msg->image, &spec->image) ||
+        !str_from_wire(msg->image_digest, &spec->image_digest) ||
         !strv_from_wire(msg->n_command, msg->command, &spec->command) ||
         !strv_from_wire(msg->n_args, msg->args, &spec->args))
         return false;
@@ -346,6 +360,9 @@ int gy_spec_from_proto(const Gantry__WorkloadSpec *msg, struct gy_spec *spec, st
     if (!copy_from_wire(msg, spec))
         return gy_error_set(err, GY_ENOMEM, "decode workload spec: out of memory");
     int rc = enums_from_wire(msg, spec, err);
+    if (rc == 0 && spec->image_digest != NULL && !gy_image_digest_valid(spec->image_digest))
+        rc = gy_error_set(err, GY_EINVAL, "image_digest: \"%.80s\" is not a sha256 digest",
+                          spec->image_digest);
     if (rc < 0)
         return gy_error_wrap(err, "workload spec \"%s\"", spec->name != NULL ? spec->name : "");
     struct gy_spec_problems problems = {0};

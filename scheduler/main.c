@@ -10,6 +10,7 @@
 
 #include <malloc.h>
 
+#include "agent/registry.h"
 #include "common/log.h"
 #include "common/quantity.h"
 #include "scheduler/fleet/fleet.h"
@@ -53,6 +54,8 @@ static void usage(FILE *out)
         "                            0: never)\n"
         "  --verify-interval DUR     the leader compares the servers' state digests this often\n"
         "                            (default 30s; 0: only when asked, POST /v1/cluster/verify)\n"
+        "  --registries FILE         registry configuration (plain HTTP, mirrors, credentials)\n"
+        "                            the leader resolves image tags with at apply\n"
         "  --log-level LEVEL         debug, info, warn or error (default info)\n"
         "  --version, --help\n",
         SCH_DEFAULT_SNAPSHOT_THRESHOLD, SCH_DEFAULT_SNAPSHOT_TRAILING);
@@ -116,6 +119,7 @@ int main(int argc, char **argv)
     gy_log_init("scheduler", GY_LOG_INFO);
 
     bool restore_only = false;
+    const char *registries_path = NULL;
     struct sch_server_config cfg = {
         .node =
             {
@@ -159,6 +163,7 @@ int main(int argc, char **argv)
         OPT_VERIFY,
         OPT_MIN_FREE,
         OPT_LOG_LEVEL,
+        OPT_REGISTRIES,
         OPT_VERSION,
         OPT_HELP,
     };
@@ -185,6 +190,7 @@ int main(int argc, char **argv)
         {"verify-interval", required_argument, NULL, OPT_VERIFY},
         {"min-free-space", required_argument, NULL, OPT_MIN_FREE},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+        {"registries", required_argument, NULL, OPT_REGISTRIES},
         {"version", no_argument, NULL, OPT_VERSION},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
@@ -202,6 +208,11 @@ int main(int argc, char **argv)
         }
         case OPT_DATA_DIR:
             cfg.node.data_dir = optarg;
+            break;
+        case OPT_REGISTRIES:
+            if (*optarg == '\0')
+                return bad_flag("--registries", optarg, "needs a file");
+            registries_path = optarg;
             break;
         case OPT_RAFT:
             cfg.node.raft_addr = optarg;
@@ -388,10 +399,25 @@ int main(int argc, char **argv)
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     mallopt(M_ARENA_MAX, 2);
 #endif
+    /* The registry configuration and credentials, read once; the API's image lookups
+     * use them until the loop has ended. */
+    static struct agent_registry_config registries;
+    struct agent_registry_auth *registry_auth = NULL;
+    struct gy_error err;
+    if (registries_path != NULL) {
+        if (agent_registry_config_load(registries_path, &registries, &err) < 0 ||
+            (registries.auth_file != NULL &&
+             agent_registry_auth_load(registries.auth_file, &registry_auth, &err) < 0)) {
+            fprintf(stderr, "gantry-scheduler: --registries: %s\n", err.msg);
+            agent_registry_config_free(&registries);
+            return 2;
+        }
+        cfg.registries = &registries;
+        cfg.registry_auth = registry_auth;
+    }
     uv_loop_t loop;
     uv_loop_init(&loop);
     static struct sch_server server;
-    struct gy_error err;
     int status = 0;
     if (sch_server_start(&server, &loop, &cfg, &err) < 0) {
         fprintf(stderr, "gantry-scheduler: %s\n", err.msg);
@@ -403,6 +429,8 @@ int main(int argc, char **argv)
     if (server.exit_code != 0)
         status = server.exit_code;
     uv_loop_close(&loop);
+    agent_registry_config_free(&registries);
+    agent_registry_auth_free(registry_auth);
     if (server.restart && status == 0) {
         /* Every descriptor is closed or close-on-exec: the same process id starts afresh
          * from its data directory, as a restart by a supervisor would. */

@@ -138,6 +138,8 @@ int sch_server_start(struct sch_server *server, uv_loop_t *loop,
     server->api.node = &server->node;
     server->api.cfg.forward_timeout_ms = cfg->forward_timeout_ms;
     server->api.cfg.max_wait_s = cfg->max_wait_s;
+    server->api.registries = cfg->registries;
+    server->api.registry_auth = cfg->registry_auth;
     rc = sch_http_server_start(loop, cfg->node.api_addr, &opts, sch_api_handle, &server->api,
                                &server->http, err);
     if (rc < 0) {

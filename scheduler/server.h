@@ -23,6 +23,10 @@ struct sch_server_config {
     unsigned long long forward_timeout_ms;
     unsigned max_wait_s;             /* upper bound of ?wait= on long-polls */
     unsigned long long node_down_ms; /* a node silent this long is down */
+    /* What image tags are resolved with at apply (--registries), owned by the caller and
+     * kept until the loop has ended; NULL: HTTPS everywhere, anonymous. */
+    const struct agent_registry_config *registries;
+    const struct agent_registry_auth *registry_auth;
 };
 
 struct sch_fleet;

@@ -19,6 +19,7 @@
 void sch_call_free(struct sch_call *call)
 {
     json_decref(call->body);
+    json_decref(call->pins);
     free(call);
 }
 

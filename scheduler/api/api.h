@@ -16,6 +16,8 @@
 
 struct sch_node;
 struct sch_fleet;
+struct agent_registry_config;
+struct agent_registry_auth;
 
 /* The header a follower adds to a request it relays to the leader: a server that gets it
  * and does not lead answers 503 instead of relaying it again. The HTTP server's
@@ -48,6 +50,10 @@ struct sch_api {
     struct sch_node *node;   /* the Raft node: proposals, barriers, the state */
     struct sch_fleet *fleet; /* the leader's fleet work: logs, top, autoscaler figures */
     struct sch_api_config cfg;
+    /* What the leader resolves image tags with at apply (--registries; NULL: HTTPS
+     * everywhere, anonymous). */
+    const struct agent_registry_config *registries;
+    const struct agent_registry_auth *registry_auth;
     bool stopping;           /* new requests get 503 while the server stops */
     struct sch_call *parked; /* event long-polls waiting for new events */
     struct sch_route_metrics metrics[SCH_ROUTE_COUNT];
@@ -68,6 +74,7 @@ struct sch_call {
     uv_timer_t timer;
     struct sch_call *next_parked;
     json_t *body;       /* writes: the decoded request body, owned by the call */
+    json_t *pins;       /* apply: the images pinned, per workload, owned by the call */
     uint64_t member_id; /* membership changes: the server id */
     int node_state;     /* drain, cordon, uncordon: the Gantry__NodeState being set */
 };

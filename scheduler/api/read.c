@@ -32,6 +32,26 @@ static json_t *spec_json(const void *blob, size_t len)
     return out ? out : json_null();
 }
 
+/* status.image of a stored WorkloadSpec whose image the leader pinned at apply: the digest
+ * and the image's annotations and labels; NULL when it was not pinned. */
+static json_t *image_json(const void *blob, size_t len)
+{
+    Gantry__WorkloadSpec *msg = gantry__workload_spec__unpack(NULL, len, blob);
+    if (msg == NULL)
+        return NULL;
+    json_t *out = NULL;
+    if (msg->image_digest != NULL && msg->image_digest[0] != '\0') {
+        json_t *labels = json_object();
+        for (size_t i = 0; i < msg->n_image_labels; i++)
+            json_object_set_new(labels, msg->image_labels[i]->key,
+                                json_string(msg->image_labels[i]->value));
+        out = json_pack("{s:s,s:s,s:o}", "ref", msg->image, "digest", msg->image_digest, "labels",
+                        labels);
+    }
+    gantry__workload_spec__free_unpacked(msg, NULL);
+    return out;
+}
+
 static void condition_append(void *data, const struct sch_condition_view *c)
 {
     json_array_append_new(data, json_pack("{s:s,s:s,s:I}", "type", c->kind, "message", c->message,
@@ -87,6 +107,9 @@ static void workload_append(void *data, const struct sch_workload_view *view)
                           (json_int_t)view->replicas, "running", (json_int_t)view->running, "ready",
                           (json_int_t)view->ready, "conditions", conditions, "created_ms",
                           (json_int_t)view->created_ms, "updated_ms", (json_int_t)view->updated_ms);
+    json_t *image = image_json(view->spec, view->spec_len);
+    if (image != NULL)
+        json_object_set_new(json_object_get(w, "status"), "image", image);
     autoscaler_status(read->call->api, w);
     json_array_append_new(read->items, w);
 }

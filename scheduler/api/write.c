@@ -14,6 +14,7 @@
 #include "proto/spec_pb.h"
 #include "scheduler/api/api_internal.h"
 #include "scheduler/api/json_body.h"
+#include "scheduler/api/pin.h"
 #include "scheduler/state/query_api.h"
 
 /* Workloads in one apply; a larger set is refused as a whole. */
@@ -133,9 +134,13 @@ static void apply_done(void *data, int status, const struct sch_result *result, 
     json_t *items = json_array();
     for (size_t i = 0; i < result->n_outcomes; i++) {
         const struct sch_apply_outcome *o = &result->outcomes[i];
-        json_array_append_new(items, json_pack("{s:s,s:s,s:I}", "name", o->name, "outcome",
-                                               sch_outcome_name(o->outcome), "generation",
-                                               (json_int_t)o->generation));
+        json_t *item =
+            json_pack("{s:s,s:s,s:I}", "name", o->name, "outcome", sch_outcome_name(o->outcome),
+                      "generation", (json_int_t)o->generation);
+        json_t *pin = json_object_get(call->pins, o->name);
+        if (pin != NULL)
+            json_object_set(item, "image", pin);
+        json_array_append_new(items, item);
     }
     sch_call_json(call, 200, json_pack("{s:o}", "workloads", items));
 }
@@ -165,6 +170,117 @@ static void answer_problems(struct sch_call *call, const char *prefix,
                   *path ? ": " : "", first->message, problems->n > 1 ? " (and more problems)" : "",
                   "path", path, "problems", all);
     sch_call_json(call, 400, body);
+}
+
+static void specs_free(Gantry__WorkloadSpec **specs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (specs[i] != NULL)
+            gy_spec_proto_free(specs[i]);
+    free(specs);
+}
+
+static void apply_propose(struct sch_call *call, Gantry__WorkloadSpec **specs, size_t n)
+{
+    Gantry__ApplyWorkloads apply = GANTRY__APPLY_WORKLOADS__INIT;
+    apply.workloads = specs;
+    apply.n_workloads = n;
+    Gantry__Command cmd = GANTRY__COMMAND__INIT;
+    cmd.cmd_case = GANTRY__COMMAND__CMD_APPLY_WORKLOADS;
+    cmd.apply_workloads = &apply;
+    propose(call, &cmd, apply_done);
+}
+
+/* An apply waiting for its images to be pinned (pin.h). */
+struct apply_pinning {
+    struct sch_call *call;
+    Gantry__WorkloadSpec **specs;
+    size_t n;
+    bool wrapped;
+    struct sch_pin_item *items;
+};
+
+/* Records item's digest and labels in spec (allocated with malloc, as gy_spec_proto_free
+ * frees them). False when out of memory. */
+static bool pin_record(Gantry__WorkloadSpec *spec, const struct sch_pin_item *item)
+{
+    free(spec->image_digest);
+    if ((spec->image_digest = strdup(item->digest)) == NULL)
+        return false;
+    if (item->n_labels == 0)
+        return true;
+    spec->image_labels = calloc(item->n_labels, sizeof(*spec->image_labels));
+    if (spec->image_labels == NULL)
+        return false;
+    for (size_t i = 0; i < item->n_labels; i++) {
+        Gantry__Label *l = malloc(sizeof(*l));
+        if (l == NULL)
+            return false;
+        gantry__label__init(l);
+        l->key = strdup(item->labels[i].key);
+        l->value = strdup(item->labels[i].value);
+        spec->image_labels[spec->n_image_labels++] = l;
+        if (l->key == NULL || l->value == NULL)
+            return false;
+    }
+    return true;
+}
+
+static void apply_pinned(void *data, struct sch_pin_item *items, size_t n)
+{
+    struct apply_pinning *ap = data;
+    struct sch_call *call = ap->call;
+    bool answered = false;
+    json_t *pins = json_object();
+    for (size_t i = 0; i < n && !answered; i++) {
+        const struct sch_pin_item *item = &items[i];
+        Gantry__WorkloadSpec *spec = ap->specs[i];
+        char path[80];
+        if (ap->wrapped)
+            snprintf(path, sizeof(path), "workloads[%zu].image", i);
+        else
+            snprintf(path, sizeof(path), "image");
+        switch (item->outcome) {
+        case SCH_PIN_SKIPPED:
+            break;
+        case SCH_PIN_REFUSED:
+            sch_call_error(call, 400, "image_unresolved", path, "%s: image \"%s\": %s", path,
+                           item->image, item->message);
+            answered = true;
+            break;
+        case SCH_PIN_UNRESOLVED:
+            gy_log_warn("image not pinned", "workload=%s image=%s error=\"%s\"", spec->name,
+                        item->image, item->message);
+            json_object_set_new(pins, spec->name,
+                                json_pack("{s:s,s:b,s:s}", "ref", item->image, "pinned", 0,
+                                          "warning", item->message));
+            break;
+        case SCH_PIN_PINNED: {
+            if (!pin_record(spec, item)) {
+                sch_call_error(call, 500, "internal", NULL, "out of memory pinning images");
+                answered = true;
+                break;
+            }
+            json_t *labels = json_object();
+            for (size_t j = 0; j < item->n_labels; j++)
+                json_object_set_new(labels, item->labels[j].key,
+                                    json_string(item->labels[j].value));
+            json_object_set_new(pins, spec->name,
+                                json_pack("{s:s,s:b,s:s,s:o}", "ref", item->image, "pinned", 1,
+                                          "digest", item->digest, "labels", labels));
+            break;
+        }
+        }
+    }
+    if (!answered) {
+        call->pins = pins;
+        apply_propose(call, ap->specs, ap->n);
+    } else {
+        json_decref(pins);
+    }
+    specs_free(ap->specs, ap->n);
+    free(ap->items);
+    free(ap);
 }
 
 void sch_api_apply(struct sch_call *call)
@@ -242,19 +358,33 @@ void sch_api_apply(struct sch_call *call)
         }
         gy_spec_free(&spec);
     }
-    if (problem == NULL) {
-        Gantry__ApplyWorkloads apply = GANTRY__APPLY_WORKLOADS__INIT;
-        apply.workloads = specs;
-        apply.n_workloads = n;
-        Gantry__Command cmd = GANTRY__COMMAND__INIT;
-        cmd.cmd_case = GANTRY__COMMAND__CMD_APPLY_WORKLOADS;
-        cmd.apply_workloads = &apply;
-        propose(call, &cmd, apply_done);
+    if (problem != NULL) {
+        specs_free(specs, n);
+        return;
     }
+    size_t wanted = 0;
     for (size_t i = 0; i < n; i++)
-        if (specs[i] != NULL)
-            gy_spec_proto_free(specs[i]);
-    free(specs);
+        wanted += sch_pin_wanted(specs[i]->image);
+    if (wanted == 0) {
+        apply_propose(call, specs, n);
+        specs_free(specs, n);
+        return;
+    }
+    struct apply_pinning *ap = gy_xcalloc(1, sizeof(*ap));
+    ap->call = call;
+    ap->specs = specs;
+    ap->n = n;
+    ap->wrapped = wrapped;
+    ap->items = gy_xcalloc(n, sizeof(*ap->items));
+    for (size_t i = 0; i < n; i++)
+        snprintf(ap->items[i].image, sizeof(ap->items[i].image), "%s", specs[i]->image);
+    if (sch_pin_start(call->api->loop, call->api->registries, call->api->registry_auth, ap->items,
+                      n, apply_pinned, ap) != 0) {
+        sch_call_error(call, 503, "unavailable", NULL, "cannot queue the image lookups");
+        specs_free(specs, n);
+        free(ap->items);
+        free(ap);
+    }
 }
 
 /* ---------------------------------------------------------------------------------------

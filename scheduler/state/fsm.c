@@ -730,6 +730,30 @@ static uint32_t autoscaled_count(const Gantry__WorkloadSpec *spec, int64_t curre
     return want;
 }
 
+/* ", image REF pinned to DIGEST (authors=..., licenses=...)" for an apply event when the
+ * leader pinned the spec's image, with the org.opencontainers.image.* annotations and
+ * labels it recorded (the audit trail of docs/images.md); "" otherwise. */
+static void image_audit(const Gantry__WorkloadSpec *spec, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (spec->image_digest == NULL || spec->image_digest[0] == '\0')
+        return;
+    size_t used =
+        (size_t)snprintf(buf, len, ", image %s pinned to %s", spec->image, spec->image_digest);
+    static const char prefix[] = "org.opencontainers.image.";
+    bool open = false;
+    for (size_t i = 0; i < spec->n_image_labels && used < len; i++) {
+        const Gantry__Label *l = spec->image_labels[i];
+        if (strncmp(l->key, prefix, sizeof(prefix) - 1) != 0)
+            continue;
+        used += (size_t)snprintf(buf + used, len - used, "%s%s=%s", open ? ", " : " (",
+                                 l->key + sizeof(prefix) - 1, l->value);
+        open = true;
+    }
+    if (open && used + 1 < len)
+        snprintf(buf + used, len - used, ")");
+}
+
 static int apply_one_workload(struct sch_fsm *fsm, const Gantry__Command *cmd,
                               const Gantry__WorkloadSpec *spec, struct sch_result *result)
 {
@@ -832,8 +856,10 @@ static int apply_one_workload(struct sch_fsm *fsm, const Gantry__Command *cmd,
     if (outcome == SCH_OUTCOME_UNCHANGED)
         return event_add(fsm, cmd, "apply", object, result, "unchanged at generation %" PRIu64,
                          generation);
-    return event_add(fsm, cmd, "apply", object, result, "%s: generation %" PRIu64 ", %u replicas",
-                     sch_outcome_name(outcome), generation, replicas);
+    char image[768];
+    image_audit(spec, image, sizeof(image));
+    return event_add(fsm, cmd, "apply", object, result, "%s: generation %" PRIu64 ", %u replicas%s",
+                     sch_outcome_name(outcome), generation, replicas, image);
 }
 
 static int exec_apply(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sch_result *result)

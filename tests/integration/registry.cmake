@@ -3,3 +3,6 @@ add_executable(registry_fetch ${CMAKE_CURRENT_SOURCE_DIR}/registry_fetch.c)
 target_link_libraries(registry_fetch PRIVATE gantry_agent PkgConfig::JANSSON)
 gantry_integration_test(integration_registry SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_registry.sh
                         TIMEOUT 240)
+# The leader pins image tags to digests at apply (a scheduler, an agent and a registry).
+gantry_integration_test(integration_image_pinning
+                        SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_image_pinning.sh TIMEOUT 540)
