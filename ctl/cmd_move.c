@@ -49,10 +49,48 @@ static const json_t *condition_of(const json_t *w, const char *type)
     return NULL;
 }
 
+/* What the last poll printed of each pulling replica's progress ("ID\tREASON\n"...), so
+ * that a line is printed only when it changed. */
+struct pull_lines {
+    char *seen;
+};
+
+/* Prints the image pulls under way on the target cloud's nodes (a replica whose reason is
+ * "pulling image ..." or an ImagePullBackOff) when their text changed since the last poll:
+ * the pull is part of the move (make-before-break waits for it). */
+static void pulls_show(struct ctl_context *ctx, const json_t *items, const char *cloud,
+                       struct pull_lines *lines)
+{
+    size_t i;
+    const json_t *r;
+    json_array_foreach(items, i, r)
+    {
+        const char *reason = ctl_json_str(r, "reason");
+        if (strcmp(ctl_json_str(r, "cloud"), cloud) != 0 ||
+            (strncmp(reason, "pulling image", 13) != 0 &&
+             strncmp(reason, "ImagePullBackOff", 16) != 0))
+            continue;
+        char *line = gy_xasprintf("%s\t%s\n", ctl_json_str(r, "id"), reason);
+        if (lines->seen == NULL || strstr(lines->seen, line) == NULL) {
+            fprintf(ctx->out, "  %s on %s: %s\n", ctl_json_str(r, "id"), ctl_json_str(r, "node"),
+                    reason);
+            char *grown = gy_xasprintf("%s%s", lines->seen ? lines->seen : "", line);
+            free(lines->seen);
+            lines->seen = grown;
+            /* Bounded: only the recent lines matter for "changed". */
+            if (strlen(lines->seen) > 64 * 1024) {
+                free(lines->seen);
+                lines->seen = gy_xstrdup(line);
+            }
+        }
+        free(line);
+    }
+}
+
 /* Counts the workload's running and ready replicas, and those ready in cloud. */
 static int replica_counts(struct ctl_context *ctx, const char *esc, const char *cloud,
                           long long *ready, long long *ready_in, long long *elsewhere,
-                          struct gy_error *err)
+                          struct pull_lines *lines, struct gy_error *err)
 {
     char *path = gy_xasprintf("/v1/replicas?workload=%s", esc);
     json_t *doc;
@@ -77,6 +115,7 @@ static int replica_counts(struct ctl_context *ctx, const char *esc, const char *
         if (live && !in)
             (*elsewhere)++;
     }
+    pulls_show(ctx, json_object_get(doc, "items"), cloud, lines);
     json_decref(doc);
     return 0;
 }
@@ -126,6 +165,7 @@ int ctl_cmd_move(struct ctl_context *ctx, const struct ctl_invocation *inv)
     }
     char *wpath = gy_xasprintf("/v1/workloads/%s", esc);
     long long last_in = -1, last_ready = -1, min_ready = -1;
+    struct pull_lines lines = {0};
     int result = CTL_EXIT_FAILED;
     struct gy_error err;
     for (;;) {
@@ -136,7 +176,7 @@ int ctl_cmd_move(struct ctl_context *ctx, const struct ctl_invocation *inv)
         }
         long long desired = ctl_json_int(json_object_get(w, "status"), "desired");
         long long ready, ready_in, elsewhere;
-        if (replica_counts(ctx, esc, to, &ready, &ready_in, &elsewhere, &err) < 0) {
+        if (replica_counts(ctx, esc, to, &ready, &ready_in, &elsewhere, &lines, &err) < 0) {
             json_decref(w);
             result = ctl_fail(ctx, &err);
             break;
@@ -179,6 +219,7 @@ int ctl_cmd_move(struct ctl_context *ctx, const struct ctl_invocation *inv)
         }
         sleep_ms(POLL_MS);
     }
+    free(lines.seen);
     free(wpath);
     free(esc);
     return result;

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Time from `POST /v1/apply` of an N-replica workload until all N replicas run, on a live
 cluster. Repeats R times (deleting the workload in between) and prints each run and the
-median. Usage: apply_latency.py API_URL REPLICAS RUNS"""
+median. Usage: apply_latency.py API_URL REPLICAS RUNS [IMAGE]: the imported root filesystem
+`busybox` running `sleep 3600` by default; with IMAGE (a registry reference), that image
+running its own default command."""
 import json
 import statistics
 import sys
@@ -9,6 +11,7 @@ import time
 import urllib.request
 
 api, replicas, runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+image = sys.argv[4] if len(sys.argv) > 4 else None
 
 
 def call(method, path, body=None):
@@ -29,9 +32,11 @@ def running(name):
 results = []
 for run in range(runs):
     name = "lat%d" % run
-    spec = {"name": name, "image": "busybox", "command": ["sleep", "3600"],
+    spec = {"name": name, "image": image or "busybox",
             "replicas": replicas, "resources": {"cpu": "10m", "memory": "8Mi"},
             "stop_grace": "1s"}
+    if image is None:
+        spec["command"] = ["sleep", "3600"]
     t0 = time.monotonic()
     call("POST", "/v1/apply", spec)
     deadline = t0 + 30
