@@ -2,6 +2,7 @@
  * failure), the monitor that owns the container, and the container's init process up to
  * the moment it execs the user's program. */
 #include "runtime/internal.h"
+#include "runtime/spawner.h"
 #include "runtime/security.h"
 
 #include <errno.h>
@@ -708,6 +709,9 @@ static void undo_create(struct create_ctx *ctx, bool cgroup)
 
 int rt_container_create(const struct rt_create_opts *o, pid_t *monitor_pid, struct gy_error *err)
 {
+    /* A caller with threads forks through its spawner (spawner.h). */
+    if (rt_spawner_active() && !o->monitor_child)
+        return rt_spawner_create(o, monitor_pid, err);
     struct create_ctx ctx = {.opts = o, .id = o->id, .report_fd = -1};
     cleanup_free char *config_text = NULL;
     cleanup_free char *config_copy = NULL;

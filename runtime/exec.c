@@ -2,6 +2,7 @@
  * child joins the container's cgroup and namespaces, forks the process inside the pid
  * namespace, and reports its pid and wait status back. */
 #include "runtime/internal.h"
+#include "runtime/spawner.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -180,6 +181,9 @@ static bool collect(int fd, struct rt_exec_result *res, size_t max)
 int rt_container_exec(const char *root, const char *id, const struct rt_exec_opts *o,
                       struct rt_exec_result *res, struct gy_error *err)
 {
+    /* A caller with threads forks through its spawner (spawner.h). */
+    if (rt_spawner_active())
+        return rt_spawner_exec(root, id, o, res, err);
     memset(res, 0, sizeof(*res));
     if (o->argv == NULL || o->argv[0] == NULL || o->argv[0][0] == '\0')
         return gy_error_set(err, GY_EINVAL, "exec: a program is required");

@@ -123,4 +123,13 @@ void rt_hooks_poststart(const struct rt_config *c, const char *dir, const char *
 /* Closes every descriptor >= 3 except those in keep. */
 void rt_close_fds_except(const int *keep, size_t n_keep);
 
+/* Creates and execs done by the spawner's workers (spawner.c), for a caller that started
+ * one (rt_spawner_active): rt_container_create and rt_container_exec hand over to these. */
+struct rt_create_opts;
+struct rt_exec_opts;
+struct rt_exec_result;
+int rt_spawner_create(const struct rt_create_opts *o, pid_t *monitor_pid, struct gy_error *err);
+int rt_spawner_exec(const char *root, const char *id, const struct rt_exec_opts *o,
+                    struct rt_exec_result *res, struct gy_error *err);
+
 #endif

@@ -6,7 +6,7 @@ gantry_integration_test(test_runtime_limits
 gantry_integration_test(test_runtime_churn SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_runtime_churn.sh
                         TIMEOUT 180)
 add_executable(rt_api_check ${CMAKE_CURRENT_SOURCE_DIR}/runtime/rt_api_check.c)
-target_link_libraries(rt_api_check PRIVATE gantry_runtime PkgConfig::JANSSON)
+target_link_libraries(rt_api_check PRIVATE gantry_runtime PkgConfig::JANSSON Threads::Threads)
 gantry_integration_test(test_runtime_api SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_runtime_api.sh
                         TIMEOUT 90)
 gantry_integration_test(test_runtime_hooks

@@ -3,7 +3,14 @@
  * and delete. Prints one line per check ("ok: ..." or "FAIL: ...") and exits non-zero if
  * any failed.
  *
- *   rt_api_check STATE_ROOT LAYER_DIR SCRATCH_DIR ID */
+ *   rt_api_check STATE_ROOT LAYER_DIR SCRATCH_DIR ID [spawner]
+ *
+ * With "spawner" the checks run through a spawner (runtime/spawner.h) started first, as
+ * the agent runs them, and then creates and execs run from several threads at once while
+ * other threads allocate without pause: each must finish (a fork from a process whose other
+ * threads hold the allocator's lock would leave its child waiting for ever). */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -15,6 +22,7 @@
 #include <jansson.h>
 
 #include "runtime/runtime.h"
+#include "runtime/spawner.h"
 
 static int failures;
 
@@ -44,13 +52,106 @@ static char *agent_config(void)
     return out;
 }
 
+/* ---- Many threads at once, through the spawner ---------------------------------------- */
+
+#define CHURN_THREADS 4
+#define CHURN_ROUNDS  3
+
+static atomic_bool churn_stop;
+static atomic_int churn_failures;
+static const char *churn_root, *churn_layer, *churn_scratch, *churn_id;
+
+static void *allocator_thread(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&churn_stop)) {
+        json_t *doc = json_pack("{s:s,s:[i,i,i]}", "busy", "allocating", "n", 1, 2, 3);
+        char *text = json_dumps(doc, 0);
+        free(text);
+        json_decref(doc);
+    }
+    return NULL;
+}
+
+static void *creator_thread(void *arg)
+{
+    int t = (int)(intptr_t)arg;
+    for (int round = 0; round < CHURN_ROUNDS; round++) {
+        char id[128], upper[512], work[512];
+        snprintf(id, sizeof(id), "%s-t%d-%d", churn_id, t, round);
+        snprintf(upper, sizeof(upper), "%s/%s-upper", churn_scratch, id);
+        snprintf(work, sizeof(work), "%s/%s-work", churn_scratch, id);
+        mkdir(upper, 0755);
+        mkdir(work, 0755);
+        char *config = agent_config();
+        const char *layers[] = {churn_layer};
+        struct rt_create_opts o = {.root = churn_root,
+                                   .id = id,
+                                   .config_json = config,
+                                   .layers = layers,
+                                   .n_layers = 1,
+                                   .upper_dir = upper,
+                                   .work_dir = work,
+                                   .start = true,
+                                   .log_max = 4096};
+        struct gy_error err;
+        gy_error_clear(&err);
+        int rc = rt_container_create(&o, NULL, &err);
+        free(config);
+        if (rc < 0) {
+            fprintf(stderr, "create %s: %s\n", id, err.msg);
+            atomic_fetch_add(&churn_failures, 1);
+            continue;
+        }
+        const char *hello[] = {"echo", id, NULL};
+        struct rt_exec_opts eo = {.argv = hello, .capture = true, .output_max = 256};
+        struct rt_exec_result res = {0};
+        rc = rt_container_exec(churn_root, id, &eo, &res, &err);
+        if (rc < 0 || res.exit_code != 0 || res.output == NULL || strstr(res.output, id) == NULL) {
+            fprintf(stderr, "exec in %s: %s\n", id, rc < 0 ? err.msg : "wrong output");
+            atomic_fetch_add(&churn_failures, 1);
+        }
+        free(res.output);
+        if (rt_container_delete(churn_root, id, true, &err) < 0) {
+            fprintf(stderr, "delete %s: %s\n", id, err.msg);
+            atomic_fetch_add(&churn_failures, 1);
+        }
+    }
+    return NULL;
+}
+
+static void churn(void)
+{
+    pthread_t alloc[CHURN_THREADS], create[CHURN_THREADS];
+    for (int i = 0; i < CHURN_THREADS; i++)
+        pthread_create(&alloc[i], NULL, allocator_thread, NULL);
+    for (int i = 0; i < CHURN_THREADS; i++)
+        pthread_create(&create[i], NULL, creator_thread, (void *)(intptr_t)i);
+    for (int i = 0; i < CHURN_THREADS; i++)
+        pthread_join(create[i], NULL);
+    atomic_store(&churn_stop, true);
+    for (int i = 0; i < CHURN_THREADS; i++)
+        pthread_join(alloc[i], NULL);
+    char what[160];
+    snprintf(what, sizeof(what),
+             "%d creates, execs and deletes from %d threads at once, beside %d threads "
+             "allocating, all finish",
+             CHURN_THREADS * CHURN_ROUNDS, CHURN_THREADS, CHURN_THREADS);
+    check(atomic_load(&churn_failures) == 0, what, NULL);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 5) {
-        fprintf(stderr, "usage: rt_api_check STATE_ROOT LAYER_DIR SCRATCH_DIR ID\n");
+    if (argc != 5 && !(argc == 6 && strcmp(argv[5], "spawner") == 0)) {
+        fprintf(stderr, "usage: rt_api_check STATE_ROOT LAYER_DIR SCRATCH_DIR ID [spawner]\n");
         return 2;
     }
     const char *root = argv[1], *layer = argv[2], *scratch = argv[3], *id = argv[4];
+    bool spawner = argc == 6;
+    if (spawner) {
+        struct gy_error serr;
+        check(rt_spawner_start(&serr) == 0 && rt_spawner_active(), "the spawner starts", serr.msg);
+    }
     char upper[512], work[512];
     snprintf(upper, sizeof(upper), "%s/upper", scratch);
     snprintf(work, sizeof(work), "%s/work", scratch);
@@ -156,5 +257,12 @@ int main(int argc, char **argv)
     check(rt_container_delete(root, id, false, &err) == 0, "delete", err.msg);
     check(rt_container_state(root, id, &st, &err) < 0 && err.code == GY_ENOTFOUND,
           "state of a deleted container is not found", NULL);
+    if (spawner) {
+        churn_root = root;
+        churn_layer = layer;
+        churn_scratch = scratch;
+        churn_id = id;
+        churn();
+    }
     return failures == 0 ? 0 : 1;
 }
