@@ -169,6 +169,13 @@ char *agent_bundle_config(const char *base_json, const struct gy_spec *spec,
         json_object_set_new(res, "pids", json_pack("{s:I}", "limit", (json_int_t)r->pids));
     json_object_set_new(linux_, "resources", res);
 
+    if (img != NULL && img->n_annotations > 0) {
+        json_t *annotations = object_at(cfg, "annotations");
+        for (size_t i = 0; i < img->n_annotations; i++)
+            json_object_set_new(annotations, img->annotation_keys[i],
+                                json_string(img->annotation_values[i]));
+    }
+
     char *text = json_dumps(cfg, JSON_COMPACT);
     json_decref(cfg);
     if (text == NULL)

@@ -25,6 +25,13 @@ struct agent_image_defaults {
     const char *working_dir; /* NULL or "": "/" */
     bool has_user;           /* the image names a user, resolved to uid and gid */
     uint32_t uid, gid;
+    int stop_signo; /* the image's StopSignal, or 0 for SIGTERM */
+    /* The container's OCI annotations from the image config, as the image spec's conversion
+     * rules name them: its Labels, "org.opencontainers.image.exposedPorts" ("80/tcp,53/udp")
+     * and "org.opencontainers.image.stopSignal"; keys[i] goes with values[i]. */
+    char **annotation_keys;
+    char **annotation_values;
+    size_t n_annotations;
 };
 
 struct agent_bundle_params {
@@ -39,7 +46,8 @@ struct agent_bundle_params {
  * Entrypoint; then spec->args, else the image's Cmd when the spec gave no command),
  * process.env (PATH, the image's Env, HOSTNAME, GANTRY_WORKLOAD, GANTRY_REPLICA, then the
  * spec's env, each overriding what came before), process.cwd (the image's WorkingDir),
- * process.user (the image's User), the hostname, the network namespace, and
+ * process.user (the image's User), annotations (the image's labels, exposed ports and
+ * stop signal), the hostname, the network namespace, and
  * linux.resources from spec->resources (memory limit, cpu quota/period/shares, pids
  * limit). A workload that ends up with nothing to run is an error that says so. */
 char *agent_bundle_config(const char *base_json, const struct gy_spec *spec,

@@ -24,6 +24,8 @@
 #include "agent/image.h"
 #include "agent/metric.h"
 #include "agent/network.h"
+#include "agent/peer_server.h"
+#include "agent/node_images.h"
 #include "agent/pull.h"
 #include "agent/replica_id.h"
 #include "agent/session.h"
@@ -96,6 +98,11 @@ struct agent {
     struct agent_session *session;
     struct agent_puller puller; /* images from registries (pull.h) */
     bool puller_open;
+    struct agent_peer_server *blob_server;         /* layers for peers (peer_server.h) */
+    char blob_address[AGENT_PEER_ADDRESS_MAX + 1]; /* what Hello says of it; "" = none */
+    struct agent_image_peer *image_peers;          /* the leader's last list (image_peers_take) */
+    size_t n_image_peers;
+    struct agent_node_images *images; /* what the leader hears of them (node_images.h) */
     struct agent_net_config net;
     char *base_config;
     struct replica *replicas;
@@ -300,16 +307,66 @@ struct start_job {
     char image[GY_IMAGE_REF_MAX + 1]; /* else an image from a registry, pulled here */
     enum { START_OK, START_PULL, START_NETWORK, START_CONFIG, START_CREATE } failed;
     struct gy_error err;
+    struct agent_image_peer *peers; /* the nodes of this cloud, copied from the agent's */
+    size_t n_peers;
+    /* How far the pull got, written by its threads and read by the progress timer, which
+     * shows it in the replica's reason once a second. */
+    _Atomic int64_t pull_done;
+    _Atomic int64_t pull_total;
+    int64_t shown_done;
+    uv_timer_t progress;
 };
 
+static void on_pull_progress(void *arg, int64_t done, int64_t total)
+{
+    struct start_job *job = arg;
+    atomic_store(&job->pull_total, total);
+    atomic_store(&job->pull_done, done);
+}
+
+/* `pulling image REF: 12.3/50.1 MB`, reported (not recorded: it is out of date in a second)
+ * when the pull moved since the last look. */
+static void on_progress_tick(uv_timer_t *t)
+{
+    struct start_job *job = t->data;
+    struct replica *r = job->r;
+    int64_t done = atomic_load(&job->pull_done), total = atomic_load(&job->pull_total);
+    if (total <= 0 || done == job->shown_done || r->stopping ||
+        r->state != GANTRY__REPLICA_STATE__REPLICA_STARTING)
+        return;
+    job->shown_done = done;
+    /* The sizes stay whole when a reference at its longest is cut (GY_IMAGE_REF_MAX). */
+    char sizes[64];
+    snprintf(sizes, sizeof(sizes), ": %.1f/%.1f MB", (double)done / 1e6, (double)total / 1e6);
+    snprintf(r->reason, sizeof(r->reason), "pulling image %.*s%s",
+             (int)(sizeof(r->reason) - sizeof("pulling image ") - strlen(sizes)), job->image,
+             sizes);
+    replica_report(r);
+}
+
+static void start_job_free(uv_handle_t *h)
+{
+    struct start_job *job = h->data;
+    free(job->peers);
+    free(job);
+}
+
 /* The layers and config of the replica's registry image, pulled first when the node does
- * not hold it (the store keeps one download of a blob at a time across replicas). */
+ * not hold it (the store keeps one download of a blob at a time across replicas), from the
+ * nodes of this cloud where they have it (pull.h). */
 static int start_image(struct start_job *job, char ***dirs, size_t *n,
                        struct agent_image_defaults *defaults)
 {
     struct agent *a = job->r->agent;
     struct agent_pull_result pulled;
-    if (agent_pull(&a->puller, job->image, &pulled, &job->err) < 0)
+    struct agent_pull_options opts = {
+        .peers = job->peers,
+        .n_peers = job->n_peers,
+        .self = a->cfg->name,
+        .progress = on_pull_progress,
+        .progress_arg = job,
+    };
+    if (agent_pull_from(&a->puller, job->image, &opts, &pulled, &job->err) < 0)
         return -1;
     return agent_image_prepare(&a->puller, pulled.name, dirs, n, defaults, &job->err);
 }
@@ -368,6 +425,28 @@ out:
     agent_image_defaults_free(&defaults);
 }
 
+/* The signal that asks the replica's process to stop: the image's StopSignal, which the
+ * start wrote into the container's annotations (so it holds also for a replica adopted
+ * after a restart of the agent), else SIGTERM; its name goes in name. */
+static int stop_signal_of(struct agent *a, const struct replica *r, char *name, size_t len)
+{
+    int signo = SIGTERM;
+    char *text = rt_container_annotations(runtime_root(a), r->id);
+    json_t *doc = text != NULL ? json_loads(text, 0, NULL) : NULL;
+    const char *given =
+        json_string_value(json_object_get(doc, "org.opencontainers.image.stopSignal"));
+    int parsed = oci_signal_parse(given);
+    if (parsed > 0 && parsed < 65)
+        signo = parsed;
+    if (signo == SIGTERM || given == NULL)
+        snprintf(name, len, "SIGTERM");
+    else
+        snprintf(name, len, "%.20s", given);
+    json_decref(doc);
+    free(text);
+    return signo;
+}
+
 static void replica_stop(struct replica *r);
 
 static void start_done(uv_work_t *req, int status)
@@ -421,7 +500,7 @@ static void start_done(uv_work_t *req, int status)
         break;
     }
     }
-    free(job);
+    uv_close((uv_handle_t *)&job->progress, start_job_free);
     if (r->stop_pending && !a->stopping) {
         r->stop_pending = false;
         replica_stop(r);
@@ -448,6 +527,7 @@ static void replica_start(struct replica *r)
     struct agent_image img;
     memset(&img, 0, sizeof(img));
     char image[GY_IMAGE_REF_MAX + 1] = "";
+    bool pulling = false;
     if (agent_image_get(a->cfg->data_dir, r->spec.image, &img, &err) < 0) {
         struct gy_image_ref ref;
         if (!a->puller_open || gy_image_ref_parse(r->spec.image, &ref, NULL) < 0) {
@@ -464,10 +544,12 @@ static void replica_start(struct replica *r)
             snprintf(ref.digest, sizeof(ref.digest), "%s", r->spec.image_digest);
         gy_image_ref_format(&ref, image, sizeof(image));
         struct oci_image have;
-        if (oci_image_get(a->puller.store, image, &have, NULL) == 0)
+        if (oci_image_get(a->puller.store, image, &have, NULL) == 0) {
             oci_image_free(&have);
-        else
+        } else {
             replica_set(r, GANTRY__REPLICA_STATE__REPLICA_STARTING, "pulling image %s", image);
+            pulling = true;
+        }
     }
     if (r->address == 0) {
         uint32_t used[1024];
@@ -486,11 +568,20 @@ static void replica_start(struct replica *r)
     job->r = r;
     snprintf(job->rootfs, sizeof(job->rootfs), "%s", img.rootfs);
     snprintf(job->image, sizeof(job->image), "%s", image);
+    if (image[0] != '\0' && a->n_image_peers > 0) {
+        job->peers = gy_xcalloc(a->n_image_peers, sizeof(*job->peers));
+        memcpy(job->peers, a->image_peers, a->n_image_peers * sizeof(*job->peers));
+        job->n_peers = a->n_image_peers;
+    }
+    uv_timer_init(&a->loop, &job->progress);
+    job->progress.data = job;
     if (uv_queue_work(&a->loop, &job->req, start_work, start_done) < 0) {
-        free(job);
+        uv_close((uv_handle_t *)&job->progress, start_job_free);
         schedule_restart(r, "cannot queue the start");
         return;
     }
+    if (pulling)
+        uv_timer_start(&job->progress, on_progress_tick, 1000, 1000);
     r->starting = true;
 }
 
@@ -606,10 +697,12 @@ static void replica_stop(struct replica *r)
     struct rt_state st;
     if (r->has_container && rt_container_state(runtime_root(a), r->id, &st, NULL) == 0 &&
         st.status == RT_STATUS_RUNNING) {
-        rt_container_kill(runtime_root(a), r->id, SIGTERM, false, NULL);
+        char signame[32];
+        int signo = stop_signal_of(a, r, signame, sizeof(signame));
+        rt_container_kill(runtime_root(a), r->id, signo, false, NULL);
         uint64_t grace = r->spec.stop_grace_ms > 0 ? (uint64_t)r->spec.stop_grace_ms : 10000;
         r->kill_at = uv_now(&a->loop) + grace;
-        replica_set(r, GANTRY__REPLICA_STATE__REPLICA_STOPPING, "stopping (SIGTERM)");
+        replica_set(r, GANTRY__REPLICA_STATE__REPLICA_STOPPING, "stopping (%s)", signame);
         return;
     }
     replica_finish_stop(r);
@@ -815,9 +908,35 @@ static void report_gone(struct agent *a, const char *id)
     agent_session_send(a->session, &f);
 }
 
+/* The nodes of this cloud whose layer servers pulls may ask (docs/images.md, "Peers"): the
+ * list the leader sends with every replica to start, the same for all of them, replaces
+ * the one before; entries that are not a node name and HOST:PORT are dropped. */
+static void image_peers_take(struct agent *a, const Gantry__Assignment *as)
+{
+    if (as->n_start == 0)
+        return;
+    const Gantry__AssignedReplica *ar = as->start[0];
+    free(a->image_peers);
+    a->image_peers = NULL;
+    a->n_image_peers = 0;
+    if (ar->n_image_peers == 0)
+        return;
+    a->image_peers = gy_xcalloc(ar->n_image_peers, sizeof(*a->image_peers));
+    for (size_t i = 0; i < ar->n_image_peers && a->n_image_peers < AGENT_IMAGE_PEERS_MAX; i++) {
+        const Gantry__ImagePeer *ip = ar->image_peers[i];
+        if (ip->node == NULL || ip->node[0] == '\0' || strlen(ip->node) > AGENT_PEER_NODE_MAX ||
+            !agent_peer_address_valid(ip->address))
+            continue;
+        struct agent_image_peer *peer = &a->image_peers[a->n_image_peers++];
+        snprintf(peer->node, sizeof(peer->node), "%s", ip->node);
+        snprintf(peer->address, sizeof(peer->address), "%s", ip->address);
+    }
+}
+
 static void on_assignment(void *data, const Gantry__Assignment *as)
 {
     struct agent *a = data;
+    image_peers_take(a, as);
     gy_log_debug("assignment", "full=%d start=%zu stop=%zu", (int)as->full, as->n_start,
                  as->n_stop);
     if (as->full) {
@@ -1063,6 +1182,8 @@ static void health_send(struct agent *a)
 static void on_heartbeat(uv_timer_t *t)
 {
     struct agent *a = t->data;
+    /* An image pulled, loaded, imported or removed by another process shows here. */
+    agent_node_images_check(a->images);
     if (a->session == NULL || !agent_session_ready(a->session))
         return;
     size_t n = 0;
@@ -1096,6 +1217,7 @@ static void on_heartbeat(uv_timer_t *t)
     hb.n_samples = k;
     hb.node = &node;
     hb.health = &health;
+    hb.images = agent_node_images_report(a->images, false);
     Gantry__AgentFrame f = GANTRY__AGENT_FRAME__INIT;
     f.frame_case = GANTRY__AGENT_FRAME__FRAME_HEARTBEAT;
     f.heartbeat = &hb;
@@ -1125,6 +1247,7 @@ static int make_hello(void *data, uint8_t **frame, size_t *len)
     node.capacity = &cap;
     node.cost_per_hour = cfg->cost_per_hour;
     node.address = (char *)(cfg->address != NULL ? cfg->address : "");
+    node.blob_address = a->blob_address;
 
     size_t n = 0;
     for (struct replica *r = a->replicas; r != NULL; r = r->next)
@@ -1149,6 +1272,7 @@ static int make_hello(void *data, uint8_t **frame, size_t *len)
     hello.replicas = ptrs;
     hello.n_replicas = k;
     hello.health = &health;
+    hello.images = agent_node_images_report(a->images, true);
     Gantry__AgentFrame f = GANTRY__AGENT_FRAME__INIT;
     f.frame_case = GANTRY__AGENT_FRAME__FRAME_HELLO;
     f.hello = &hello;
@@ -1167,6 +1291,43 @@ static void on_welcome(void *data, const Gantry__Welcome *w)
         agent_state_meta_set(a->db, "cluster_id", w->cluster_id, NULL);
     if (w->heartbeat_interval_ms > 0)
         uv_timer_set_repeat(&a->heartbeat, w->heartbeat_interval_ms);
+    agent_node_images_welcomed(a->images);
+}
+
+static void on_image_request(void *data, const Gantry__ImageRequest *req)
+{
+    struct agent *a = data;
+    agent_node_images_request(a->images, req);
+}
+
+/* node_images.h's in_use: the first replica that runs from target. A stopping replica
+ * still has its container; a bare one has no spec yet and is not counted. */
+static const char *image_in_use(void *arg, const struct agent_image_target *target)
+{
+    struct agent *a = arg;
+    for (struct replica *r = a->replicas; r != NULL; r = r->next)
+        if (!r->bare && agent_image_target_used_by(target, r->spec.image, r->spec.image_digest))
+            return r->id;
+    return NULL;
+}
+
+static void image_send(void *arg, const Gantry__AgentFrame *frame)
+{
+    struct agent *a = arg;
+    if (a->session != NULL && agent_session_ready(a->session))
+        agent_session_send(a->session, frame);
+}
+
+/* node_images.h's peers: the leader's last list of this cloud's layer servers. */
+static size_t image_peers_copy(void *arg, struct agent_image_peer **peers)
+{
+    struct agent *a = arg;
+    *peers = NULL;
+    if (a->n_image_peers == 0)
+        return 0;
+    *peers = gy_xcalloc(a->n_image_peers, sizeof(**peers));
+    memcpy(*peers, a->image_peers, a->n_image_peers * sizeof(**peers));
+    return a->n_image_peers;
 }
 
 static void on_disconnect(void *data)
@@ -1353,6 +1514,7 @@ static void on_signal(uv_signal_t *sig, int signum)
         return;
     a->stopping = true;
     gy_log_info("stopping; containers keep running", "signal=%d", signum);
+    agent_node_images_stop(a->images);
     for (struct replica *r = a->replicas; r != NULL; r = r->next) {
         agent_health_stop(r->health);
         r->health = NULL;
@@ -1366,6 +1528,53 @@ static void on_signal(uv_signal_t *sig, int signum)
     uv_close((uv_handle_t *)&a->heartbeat, NULL);
     uv_close((uv_handle_t *)&a->sigterm, NULL);
     uv_close((uv_handle_t *)&a->sigint, NULL);
+}
+
+/* Starts the layer server for the nodes of this cloud (docs/images.md, "Peers") and sets
+ * the address Hello gives for it: the one bound, or for a wildcard the --address host. A
+ * --blob-listen that cannot be used is an error; the default (--address, port 7703) that
+ * cannot be bound leaves the server off with a warning. */
+static int blob_server_start(struct agent *a, struct gy_error *err)
+{
+    const struct agent_config *cfg = a->cfg;
+    const char *address = cfg->address != NULL ? cfg->address : "";
+    const char *listen = cfg->blob_listen;
+    char fallback[AGENT_PEER_ADDRESS_MAX + 1];
+    if (listen != NULL && strcmp(listen, "off") == 0)
+        return 0;
+    if (listen == NULL) {
+        if (address[0] == '\0') {
+            gy_log_info("layer server off: no --address to listen on", "hint=\"%s\"",
+                        "give --address or --blob-listen HOST:PORT");
+            return 0;
+        }
+        snprintf(fallback, sizeof(fallback), strchr(address, ':') != NULL ? "[%s]:%d" : "%s:%d",
+                 address, AGENT_PEER_SERVER_PORT);
+    }
+    struct agent_peer_server_options opts = {.listen = listen != NULL ? listen : fallback};
+    int rc = agent_peer_server_start(&a->puller, &opts, &a->blob_server, err);
+    if (rc < 0 && listen != NULL)
+        return gy_error_wrap(err, "--blob-listen");
+    if (rc < 0) {
+        gy_log_warn("layer server not started; peers fetch nothing from this node", "error=\"%s\"",
+                    err->msg);
+        return 0;
+    }
+    const char *bound = agent_peer_server_address(a->blob_server);
+    const char *port = strrchr(bound, ':');
+    if (strncmp(bound, "0.0.0.0:", 8) == 0 || strncmp(bound, "[::]:", 5) == 0)
+        snprintf(a->blob_address, sizeof(a->blob_address),
+                 address[0] == '\0'             ? ""
+                 : strchr(address, ':') != NULL ? "[%s]%s"
+                                                : "%s%s",
+                 address, port);
+    else
+        snprintf(a->blob_address, sizeof(a->blob_address), "%s", bound);
+    if (!agent_peer_address_valid(a->blob_address))
+        a->blob_address[0] = '\0';
+    gy_log_info("layer server listening", "address=%s advertised=%s", bound,
+                a->blob_address[0] != '\0' ? a->blob_address : "none");
+    return 0;
 }
 
 int agent_daemon_run(const struct agent_config *cfg, struct gy_error *err)
@@ -1389,16 +1598,34 @@ int agent_daemon_run(const struct agent_config *cfg, struct gy_error *err)
         return gy_error_wrap(err, "images");
     }
     a.puller_open = true;
+    if ((cfg->max_downloads > 0 &&
+         (rc = agent_puller_set_max_downloads(&a.puller, cfg->max_downloads, err)) < 0) ||
+        (rc = blob_server_start(&a, err)) < 0) {
+        agent_puller_close(&a.puller);
+        agent_state_close(a.db);
+        return rc;
+    }
     a.base_config = rt_config_default_json();
     uv_loop_init(&a.loop);
     if ((rc = adopt(&a, err)) < 0)
         goto out;
+    struct agent_node_images_config icfg = {.loop = &a.loop,
+                                            .puller = &a.puller,
+                                            .data_dir = cfg->data_dir,
+                                            .node = cfg->name,
+                                            .db = a.db,
+                                            .in_use = image_in_use,
+                                            .send = image_send,
+                                            .peers = image_peers_copy,
+                                            .arg = &a};
+    a.images = agent_node_images_new(&icfg);
 
     static const struct agent_session_callbacks scb = {.make_hello = make_hello,
                                                        .on_welcome = on_welcome,
                                                        .on_assignment = on_assignment,
                                                        .on_log_request = on_log_request,
                                                        .on_metric_probe = on_metric_probe,
+                                                       .on_image_request = on_image_request,
                                                        .on_disconnect = on_disconnect};
     struct agent_session_options sopts = {0};
     if ((rc = agent_session_start(&a.loop, cfg->servers, &sopts, &scb, &a, &a.session, err)) < 0)
@@ -1439,6 +1666,9 @@ out:
     }
     free(a.labels);
     free(a.base_config);
+    agent_node_images_free(a.images);
+    agent_peer_server_stop(a.blob_server);
+    free(a.image_peers);
     agent_puller_close(&a.puller);
     agent_state_close(a.db);
     return rc;

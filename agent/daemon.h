@@ -28,6 +28,10 @@ struct agent_config {
     const char *runtime_root; /* runtime state directory */
     uint64_t heartbeat_ms;    /* metric samples and liveness; default 1000 */
     const char *registries;   /* registry configuration file (docs/images.md), or NULL */
+    /* The layer server for peers (docs/images.md, "Peers"): "HOST:PORT", "off", or NULL
+     * for the default, --address on port 7703 (off without an --address). */
+    const char *blob_listen;
+    int max_downloads; /* blob downloads at once for the node's pulls; 0: 3 */
 };
 
 /* Runs the daemon until SIGTERM or SIGINT. Containers keep running when it stops. */

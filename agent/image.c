@@ -317,7 +317,8 @@ int agent_image_list(const char *data_dir, struct agent_image **out, size_t *n,
         if (manifest_read(data_dir, name, &list[count], NULL, 0, NULL) == 0)
             count++;
     }
-    qsort(list, count, sizeof(*list), image_cmp);
+    if (count > 0)
+        qsort(list, count, sizeof(*list), image_cmp);
     *out = list;
     *n = count;
     return 0;

@@ -12,8 +12,10 @@
 #include "agent/daemon.h"
 #include "agent/image.h"
 #include "agent/image_load.h"
+#include "agent/image_ops.h"
 #include "agent/pull.h"
 #include "common/log.h"
+#include "runtime/spawner.h"
 #include "common/quantity.h"
 
 static void usage(FILE *out)
@@ -44,6 +46,9 @@ static void usage(FILE *out)
             "  --heartbeat DUR       heartbeat and metric sample interval (default 1s)\n"
             "  --registries FILE     registries: plain HTTP, mirrors, credentials file\n"
             "                        (docs/images.md)\n"
+            "  --blob-listen ADDR    layer server for the nodes of this cloud, HOST:PORT or\n"
+            "                        off (default: the --address host, port 7703)\n"
+            "  --max-downloads N     blobs this node downloads at once (default 3)\n"
             "  --log-level LEVEL     debug, info, warn or error (default info)\n"
             "  --version, --help\n"
             "\n"
@@ -84,17 +89,7 @@ static int image_pull(const char *data_dir, const char *registries, const char *
         return 1;
     }
     struct agent_pull_result res;
-    int rc = agent_pull(&p, ref, &res, &err);
-    if (rc == 0) {
-        char **dirs;
-        size_t n_dirs;
-        struct agent_image_defaults defaults;
-        rc = agent_image_prepare(&p, res.name, &dirs, &n_dirs, &defaults, &err);
-        if (rc == 0) {
-            oci_strv_free(dirs, n_dirs);
-            agent_image_defaults_free(&defaults);
-        }
-    }
+    int rc = agent_image_pull_unpack(&p, ref, NULL, &res, &err);
     if (rc < 0) {
         fprintf(stderr, "gantry-agent: %s\n", err.msg);
     } else {
@@ -247,6 +242,8 @@ int main(int argc, char **argv)
         OPT_RUNTIME,
         OPT_HEARTBEAT,
         OPT_REGISTRIES,
+        OPT_BLOB_LISTEN,
+        OPT_MAX_DOWNLOADS,
         OPT_LOG,
         OPT_VERSION,
         OPT_HELP,
@@ -270,6 +267,8 @@ int main(int argc, char **argv)
         {"runtime-root", required_argument, NULL, OPT_RUNTIME},
         {"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
         {"registries", required_argument, NULL, OPT_REGISTRIES},
+        {"blob-listen", required_argument, NULL, OPT_BLOB_LISTEN},
+        {"max-downloads", required_argument, NULL, OPT_MAX_DOWNLOADS},
         {"log-level", required_argument, NULL, OPT_LOG},
         {"version", no_argument, NULL, OPT_VERSION},
         {"help", no_argument, NULL, OPT_HELP},
@@ -348,6 +347,14 @@ int main(int argc, char **argv)
         case OPT_REGISTRIES:
             cfg.registries = optarg;
             break;
+        case OPT_BLOB_LISTEN:
+            cfg.blob_listen = optarg;
+            break;
+        case OPT_MAX_DOWNLOADS:
+            if (gy_count_parse(optarg, AGENT_PULL_MAX_DOWNLOADS_MAX, &v, &err) < 0 || v < 1)
+                return bad_flag("--max-downloads", optarg, "must be a number from 1 to 64");
+            cfg.max_downloads = (int)v;
+            break;
         case OPT_LOG: {
             enum gy_log_level level;
             if (!gy_log_level_parse(optarg, &level))
@@ -383,6 +390,12 @@ int main(int argc, char **argv)
     }
     if (geteuid() != 0) {
         fprintf(stderr, "gantry-agent: must run as root (it creates containers)\n");
+        return 1;
+    }
+    /* Before the first thread: containers are forked from a helper that has only one
+     * (runtime/spawner.h). */
+    if (rt_spawner_start(&err) < 0) {
+        fprintf(stderr, "gantry-agent: %s\n", err.msg);
         return 1;
     }
     if (agent_daemon_run(&cfg, &err) < 0) {

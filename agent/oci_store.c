@@ -648,6 +648,13 @@ static int cfg_strings(json_t *v, const char *field, char ***out, size_t *n, str
     return 0;
 }
 
+static int signal_parse(const char *s);
+
+int oci_signal_parse(const char *s)
+{
+    return s != NULL ? signal_parse(s) : -1;
+}
+
 /* Signal names as Docker's StopSignal takes them ("SIGTERM", "TERM", "15", "SIGRTMIN+3");
  * returns the number or -1. */
 static int signal_parse(const char *s)

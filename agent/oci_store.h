@@ -303,4 +303,8 @@ int oci_store_gc(struct oci_store *store, int64_t budget_bytes, oci_image_in_use
                  void *arg, struct oci_gc_report *report, struct gy_error *err);
 void oci_gc_report_free(struct oci_gc_report *report);
 
+/* A signal as an image config's StopSignal names it ("SIGTERM", "TERM", "15",
+ * "SIGRTMIN+3"): its number, or -1. */
+int oci_signal_parse(const char *s);
+
 #endif

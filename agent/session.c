@@ -231,6 +231,10 @@ static void handle_frame(struct agent_session *s, const uint8_t *body, size_t le
         if (s->welcomed && s->cb.on_metric_probe != NULL)
             s->cb.on_metric_probe(s->data, f->metric_probe);
         break;
+    case GANTRY__AGENT_FRAME__FRAME_IMAGE_REQUEST:
+        if (s->welcomed && s->cb.on_image_request != NULL)
+            s->cb.on_image_request(s->data, f->image_request);
+        break;
     default:
         /* Heartbeat acknowledgements only keep the read timer alive. */
         break;

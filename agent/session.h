@@ -29,6 +29,8 @@ struct agent_session_callbacks {
     void (*on_log_request)(void *data, const Gantry__LogRequest *request);
     /* The leader asks for a replica's load metric (autoscaling). */
     void (*on_metric_probe)(void *data, const Gantry__MetricProbe *probe);
+    /* The leader asks to pull or remove an image (`gantry image pull|rm`); may be NULL. */
+    void (*on_image_request)(void *data, const Gantry__ImageRequest *request);
     /* The connection went away (after a welcome); the session reconnects by itself. */
     void (*on_disconnect)(void *data);
 };

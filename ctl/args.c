@@ -23,6 +23,13 @@ static const struct ctl_option apply_options[] = {
 static const struct ctl_option get_options[] = {
     {"output", 'o', true, "FORMAT", "table (default), wide, json, yaml or name"},
     {"workload", 0, true, "NAME", "replicas: only those of this workload"},
+    {"node", 0, true, "NAME", "images: only those on this node"},
+};
+
+static const struct ctl_option image_options[] = {
+    {"node", 0, true, "NAME", "ls: only this node's images; pull, rm: on this node"},
+    {"cloud", 0, true, "CLOUD", "pull: on every ready node of this cloud"},
+    {"output", 'o', true, "FORMAT", "ls: table (default), wide, json, yaml or name"},
 };
 
 static const struct ctl_option move_options[] = {
@@ -77,17 +84,21 @@ const struct ctl_command ctl_commands[] = {
      "  gantry apply -f specs/ --wait --timeout 5m\n"
      "  cat web.yaml | gantry apply -f -\n",
      apply_options, N_OPTS(apply_options), 0, 0, ctl_cmd_apply},
-    {"get", "get workloads|replicas|nodes [NAME] [-o wide|json|yaml|name] [--workload NAME]",
-     "list workloads, replicas or nodes",
+    {"get",
+     "get workloads|replicas|nodes|images [NAME] [-o wide|json|yaml|name] [--workload NAME] "
+     "[--node NAME]",
+     "list workloads, replicas, nodes or the images the nodes hold",
      "Prints an aligned table; -o wide adds columns, -o json prints the server's answer,\n"
      "-o yaml prints YAML (a workload as its full spec with defaults, ready to apply), and\n"
-     "-o name prints one name a line.\n"
+     "-o name prints one name a line. Images are grouped by name and digest with the nodes\n"
+     "that hold them; -o wide adds their OCI annotations (source, revision, created, ...).\n"
      "\n"
      "Examples:\n"
      "  gantry get workloads\n"
      "  gantry get workloads web -o yaml > web.yaml\n"
      "  gantry get replicas --workload web -o wide\n"
-     "  gantry get nodes -o json\n",
+     "  gantry get nodes -o json\n"
+     "  gantry get images --node node1 -o wide\n",
      get_options, N_OPTS(get_options), 1, 2, ctl_cmd_get},
     {"describe", "describe workload NAME",
      "show a workload's spec, replicas, conditions and events",
@@ -146,6 +157,25 @@ const struct ctl_command ctl_commands[] = {
      "  gantry logs web-1a2b3c\n"
      "  gantry logs web-1a2b3c -f\n",
      follow_options, N_OPTS(follow_options), 1, 1, ctl_cmd_logs},
+    {"image",
+     "image ls [NAME] [--node NODE] [-o wide|json|yaml|name] | pull REF [--node NODE | "
+     "--cloud CLOUD] | rm REF --node NODE",
+     "list, pull or remove the images the nodes hold",
+     "Subcommands:\n"
+     "  ls [NAME]   the images every node connected to the leader holds, grouped by name\n"
+     "              and digest (the same as 'gantry get images')\n"
+     "  pull REF    pull REF on one node (--node), on every ready node of a cloud (--cloud),\n"
+     "              or on every ready node, with its layers unpacked; prints each node's\n"
+     "              digest and the bytes it fetched from the registry and from its peers,\n"
+     "              or its error, and exits 1 when a node failed\n"
+     "  rm REF      remove REF (a reference, or an imported image's name) from a node;\n"
+     "              refused while a replica runs from it\n"
+     "\n"
+     "Examples:\n"
+     "  gantry image ls --node node1\n"
+     "  gantry image pull registry.example/team/web:1.4 --cloud private\n"
+     "  gantry image rm registry.example/team/web:1.3 --node node1\n",
+     image_options, N_OPTS(image_options), 1, 2, ctl_cmd_image},
     {"events", "events [-f] [--since SEQ] [--workload NAME]", "print the audit trail",
      "Every change the control plane commits is an event with a sequence number.\n"
      "\n"

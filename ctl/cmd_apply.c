@@ -456,6 +456,8 @@ int ctl_cmd_apply(struct ctl_context *ctx, const struct ctl_invocation *inv)
         const char *ref = json_string_value(json_object_get(image, "ref"));
         const char *digest = json_string_value(json_object_get(image, "digest"));
         const char *warning = json_string_value(json_object_get(image, "warning"));
+        if (ref != NULL && digest != NULL && warning != NULL)
+            fprintf(ctx->err, "gantry: warning: image %s: %s\n", ref, warning);
         if (ref != NULL && digest != NULL)
             fprintf(ctx->out, "  image %s pinned to %s\n", ref, digest);
         else if (ref != NULL && warning != NULL)

@@ -244,15 +244,25 @@ static bool filter_items(json_t *items, const char *key, const char *name)
 
 int ctl_cmd_get(struct ctl_context *ctx, const struct ctl_invocation *inv)
 {
+    static const char *const all_kinds[] = {"workloads", "replicas", "nodes", "images"};
     const char *word = inv->args[0];
+    const char *node = ctl_opt(inv, "node");
     enum kind kind;
     size_t k;
+    if (strcmp(word, "images") == 0 || strcmp(word, "image") == 0) {
+        if (ctl_opt(inv, "workload") != NULL)
+            return usage_error(ctx, word, NULL, 0, "get: --workload only filters replicas");
+        return ctl_images_get(ctx, node, ctl_opt(inv, "output"),
+                              inv->n_args > 1 ? inv->args[1] : NULL);
+    }
+    if (node != NULL)
+        return usage_error(ctx, node, NULL, 0, "get: --node %s only filters images", node);
     for (k = 0; k < 6; k++)
         if (strcmp(word, kind_words[k]) == 0)
             break;
     if (k == 6)
-        return usage_error(ctx, word, kind_words, 6,
-                           "get: unknown kind \"%s\" (workloads, replicas or nodes)", word);
+        return usage_error(ctx, word, all_kinds, 4,
+                           "get: unknown kind \"%s\" (workloads, replicas, nodes or images)", word);
     kind = (enum kind)(k % 3);
     enum format format = FORMAT_TABLE;
     const char *fmt = ctl_opt(inv, "output");

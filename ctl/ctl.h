@@ -216,6 +216,26 @@ int ctl_cmd_events(struct ctl_context *ctx, const struct ctl_invocation *inv);
 int ctl_cmd_cluster(struct ctl_context *ctx, const struct ctl_invocation *inv);
 int ctl_cmd_version(struct ctl_context *ctx, const struct ctl_invocation *inv);
 int ctl_cmd_dev(struct ctl_context *ctx, const struct ctl_invocation *inv);
+int ctl_cmd_image(struct ctl_context *ctx, const struct ctl_invocation *inv);
+
+/* ---------------------------------------------------------------------------------------
+ * Images on the nodes (ctl/cmd_image.c): `gantry get images` and `gantry image ls` share
+ * one listing; the printers are split out so that they are tested without a server. */
+
+/* Lists GET /v1/images (only node's when node is not NULL; only the images called name,
+ * as written or normalised, when name is not NULL) in format: NULL or "table", "wide",
+ * "json", "yaml" or "name". Returns the exit status. */
+int ctl_images_get(struct ctl_context *ctx, const char *node, const char *format, const char *name);
+/* The table of `gantry get images`: NAME, DIGEST (12 hex digits), SIZE, NODES (the names,
+ * or a count past three); wide adds the OCI annotations SOURCE, REVISION, CREATED, VENDOR,
+ * LICENSES and AUTHORS (org.opencontainers.image.*). items is the answer's "items". */
+void ctl_images_print(const json_t *items, bool wide, FILE *out);
+/* Prints the answer of POST /v1/images/pull, one row per node (NODE, DIGEST, SIZE, FROM
+ * REGISTRY, FROM PEERS, RESULT: "pulled" or "failed: " and the node's words) and returns
+ * CTL_EXIT_FAILED when a node failed, else CTL_EXIT_OK. */
+int ctl_image_pull_print(const json_t *answer, FILE *out);
+/* The first 12 hex digits of a digest ("<none>" for an empty one); the caller frees it. */
+char *ctl_digest_short(const char *digest);
 
 /* ---------------------------------------------------------------------------------------
  * cluster (ctl/cmd_cluster.c): the control plane's servers, its leader and its backups.

@@ -12,7 +12,7 @@ _gantry_names() {
 _gantry() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=""
     ((COMP_CWORD > 0)) && prev=${COMP_WORDS[COMP_CWORD - 1]}
-    local commands="apply get describe delete scale move drain cordon uncordon top logs events cluster dev version help"
+    local commands="apply get describe delete scale move drain cordon uncordon top logs image events cluster dev version help"
     local cmd="" i word
     local -a args=()
     _gantry_server=()
@@ -26,7 +26,7 @@ _gantry() {
             ((i++))
             ;;
         --server=*) _gantry_server=("$word") ;;
-        -f | --filename | -o | --output | --timeout | --since | --workload | --to)
+        -f | --filename | -o | --output | --timeout | --since | --workload | --to | --node | --cloud)
             [[ $cmd == logs || $cmd == events ]] && [[ $word == -f ]] || ((i++))
             ;;
         -*) ;;
@@ -46,7 +46,11 @@ _gantry() {
         COMPREPLY=($(compgen -W "$(_gantry_names workloads)" -- "$cur"))
         return 0
         ;;
-    --timeout | --since | --to) return 0 ;;
+    --node)
+        COMPREPLY=($(compgen -W "$(_gantry_names nodes)" -- "$cur"))
+        return 0
+        ;;
+    --timeout | --since | --to | --cloud) return 0 ;;
     -f | --filename)
         if [[ $cmd == apply ]]; then
             compopt -o filenames 2>/dev/null
@@ -69,7 +73,8 @@ _gantry() {
     local flags="--server --help"
     case $cmd in
     apply) flags+=" -f --filename --wait --timeout" ;;
-    get) flags+=" -o --output --workload" ;;
+    get) flags+=" -o --output --workload --node" ;;
+    image) flags+=" -o --output --node --cloud" ;;
     logs) flags+=" -f --follow" ;;
     events) flags+=" -f --follow --since --workload" ;;
     move) flags+=" --to --wait --timeout" ;;
@@ -86,7 +91,7 @@ _gantry() {
     case $cmd in
     get)
         if ((${#args[@]} == 0)); then
-            words="workloads replicas nodes"
+            words="workloads replicas nodes images"
         elif ((${#args[@]} == 1)); then
             case ${args[0]} in
             workload | workloads) words=$(_gantry_names workloads) ;;
@@ -110,6 +115,13 @@ _gantry() {
         ;;
     logs)
         ((${#args[@]} == 0)) && words=$(_gantry_names replicas)
+        ;;
+    image)
+        if ((${#args[@]} == 0)); then
+            words="ls pull rm"
+        elif ((${#args[@]} == 1)) && [[ ${args[0]} == rm ]]; then
+            words=$(_gantry_names images)
+        fi
         ;;
     cluster)
         if [[ $prev == --role ]]; then

@@ -204,6 +204,11 @@ static void forward_or_fail(struct sch_call *call)
     /* A divergence check asks every voter for up to SCH_VERIFY_MAX_MS. */
     if (call->route == SCH_ROUTE_VERIFY)
         timeout += SCH_VERIFY_MAX_MS;
+    /* An image pull or removal waits for the nodes' answers. */
+    if (call->route == SCH_ROUTE_IMAGE_PULL)
+        timeout += SCH_API_IMAGE_PULL_MS;
+    if (call->route == SCH_ROUTE_IMAGE_RM)
+        timeout += SCH_API_IMAGE_RM_MS;
     sch_http_forward(call->req, leader_api, timeout);
     sch_call_free(call);
 }

@@ -53,6 +53,16 @@ void sch_api_leader_transfer(struct sch_call *call);
 void sch_api_replica_logs(struct sch_call *call);
 void sch_api_top(struct sch_call *call);
 
+/* The images on the nodes, on the leader (images.c): GET /v1/images, POST
+ * /v1/images/pull and /v1/images/rm, answered once every node chosen has. */
+void sch_api_images_list(struct sch_call *call);
+void sch_api_image_pull(struct sch_call *call);
+void sch_api_image_rm(struct sch_call *call);
+/* How long the leader waits for a node's pull or removal; a follower relaying one waits
+ * that much longer than its other relays. */
+#define SCH_API_IMAGE_PULL_MS (10u * 60u * 1000u)
+#define SCH_API_IMAGE_RM_MS   (60u * 1000u)
+
 /* GET /metrics (metrics.c). */
 void sch_api_metrics(struct sch_call *call);
 

@@ -52,6 +52,12 @@ static const struct sch_route_def routes[SCH_ROUTE_COUNT] = {
                                  SCH_ACCESS_WRITE, false, sch_api_node_uncordon},
     [SCH_ROUTE_HEALTHZ] = {"GET", "/healthz", "healthz", SCH_ACCESS_LOCAL, false, sch_api_healthz},
     [SCH_ROUTE_METRICS] = {"GET", "/metrics", "metrics", SCH_ACCESS_LOCAL, false, sch_api_metrics},
+    [SCH_ROUTE_IMAGES] = {"GET", "/v1/images", "images", SCH_ACCESS_LEADER, false,
+                          sch_api_images_list},
+    [SCH_ROUTE_IMAGE_PULL] = {"POST", "/v1/images/pull", "image_pull", SCH_ACCESS_LEADER, false,
+                              sch_api_image_pull},
+    [SCH_ROUTE_IMAGE_RM] = {"POST", "/v1/images/rm", "image_rm", SCH_ACCESS_LEADER, false,
+                            sch_api_image_rm},
     [SCH_ROUTE_OTHER] = {NULL, NULL, "other", SCH_ACCESS_LOCAL, false, NULL},
 };
 

@@ -33,6 +33,9 @@ enum sch_route {
     SCH_ROUTE_NODE_UNCORDON,
     SCH_ROUTE_HEALTHZ,
     SCH_ROUTE_METRICS,
+    SCH_ROUTE_IMAGES,
+    SCH_ROUTE_IMAGE_PULL,
+    SCH_ROUTE_IMAGE_RM,
     /* Requests no route serves (answered 404 or 405); it has a metric label only. */
     SCH_ROUTE_OTHER,
     SCH_ROUTE_COUNT,

@@ -226,6 +226,63 @@ static bool pin_record(Gantry__WorkloadSpec *spec, const struct sch_pin_item *it
     return true;
 }
 
+/* For an image the registry could not be asked about: the digest of the newest copy the
+ * nodes hold under the same reference (loaded on an air-gapped node, or pulled before),
+ * with its labels, so that a cluster without its registry still pins. False when no node
+ * holds it. */
+static bool pin_from_nodes(struct sch_api *api, struct sch_pin_item *item)
+{
+    struct gy_image_ref ref;
+    char name[GY_IMAGE_REF_MAX + 32];
+    if (gy_image_ref_parse(item->image, &ref, NULL) < 0 || ref.digest[0] != '\0' ||
+        gy_image_ref_format(&ref, name, sizeof(name)) < 0)
+        return false;
+    struct gy_error err;
+    json_t *all = sch_fleet_images(api->fleet, NULL, &err);
+    const json_t *best = NULL;
+    json_int_t best_ms = -1;
+    size_t i;
+    const json_t *it;
+    json_array_foreach(json_object_get(all, "items"), i, it)
+    {
+        const char *held = json_string_value(json_object_get(it, "name"));
+        json_int_t ms = json_integer_value(json_object_get(it, "pulled_ms"));
+        if (held != NULL && strcmp(held, name) == 0 && ms > best_ms) {
+            best = it;
+            best_ms = ms;
+        }
+    }
+    bool found = false;
+    if (best != NULL) {
+        const char *resolved = json_string_value(json_object_get(best, "resolved"));
+        const char *digest = json_string_value(json_object_get(best, "digest"));
+        const char *pin = resolved != NULL && *resolved ? resolved : digest;
+        if (pin != NULL && gy_image_digest_valid(pin)) {
+            snprintf(item->digest, sizeof(item->digest), "%s", pin);
+            item->n_labels = 0;
+            const char *key;
+            json_t *value;
+            json_object_foreach((json_t *)json_object_get(best, "labels"), key, value)
+            {
+                if (item->n_labels == SCH_PIN_LABELS_MAX || !json_is_string(value))
+                    break;
+                struct sch_pin_label *l = &item->labels[item->n_labels++];
+                snprintf(l->key, sizeof(l->key), "%s", key);
+                snprintf(l->value, sizeof(l->value), "%s", json_string_value(value));
+            }
+            char why[256];
+            snprintf(why, sizeof(why), "%.255s", item->message);
+            snprintf(item->message, sizeof(item->message),
+                     "the registry could not be reached (%s); pinned to the copy the nodes hold",
+                     why);
+            item->outcome = SCH_PIN_PINNED;
+            found = true;
+        }
+    }
+    json_decref(all);
+    return found;
+}
+
 static void apply_pinned(void *data, struct sch_pin_item *items, size_t n)
 {
     struct apply_pinning *ap = data;
@@ -249,13 +306,19 @@ static void apply_pinned(void *data, struct sch_pin_item *items, size_t n)
             answered = true;
             break;
         case SCH_PIN_UNRESOLVED:
+            if (pin_from_nodes(call->api, &items[i])) {
+                gy_log_warn("image pinned from the nodes", "workload=%s image=%s digest=%s",
+                            spec->name, item->image, item->digest);
+                goto pinned;
+            }
             gy_log_warn("image not pinned", "workload=%s image=%s error=\"%s\"", spec->name,
                         item->image, item->message);
             json_object_set_new(pins, spec->name,
                                 json_pack("{s:s,s:b,s:s}", "ref", item->image, "pinned", 0,
                                           "warning", item->message));
             break;
-        case SCH_PIN_PINNED: {
+        case SCH_PIN_PINNED:
+        pinned : {
             if (!pin_record(spec, item)) {
                 sch_call_error(call, 500, "internal", NULL, "out of memory pinning images");
                 answered = true;
@@ -265,9 +328,11 @@ static void apply_pinned(void *data, struct sch_pin_item *items, size_t n)
             for (size_t j = 0; j < item->n_labels; j++)
                 json_object_set_new(labels, item->labels[j].key,
                                     json_string(item->labels[j].value));
-            json_object_set_new(pins, spec->name,
-                                json_pack("{s:s,s:b,s:s,s:o}", "ref", item->image, "pinned", 1,
-                                          "digest", item->digest, "labels", labels));
+            json_t *pin = json_pack("{s:s,s:b,s:s,s:o}", "ref", item->image, "pinned", 1, "digest",
+                                    item->digest, "labels", labels);
+            if (item->message[0] != '\0')
+                json_object_set_new(pin, "warning", json_string(item->message));
+            json_object_set_new(pins, spec->name, pin);
             break;
         }
         }

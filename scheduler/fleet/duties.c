@@ -218,8 +218,11 @@ static void reconcile(struct sch_fleet *f, const char *const *only, size_t n_onl
     f->reconciled_at = uv_now(f->loop);
     struct sch_reconcile_plan *plan = &f->plan;
     struct gy_error err;
-    struct sch_reconcile_time time = {
-        .wall_ms = fleet_wall_ms(), .down_for = down_for, .down_data = f};
+    struct sch_reconcile_time time = {.wall_ms = fleet_wall_ms(),
+                                      .down_for = down_for,
+                                      .down_data = f,
+                                      .image_bytes = fleet_image_bytes,
+                                      .image_data = f};
     int rc = sch_reconcile_plan_at(&f->node->fsm, only, n_only, &time, fleet_random, f, plan, &err);
     if (rc < 0) {
         gy_log_warn("reconcile failed", "error=\"%s\"", err.msg);

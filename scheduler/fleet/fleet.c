@@ -105,6 +105,7 @@ void sch_fleet_close(struct sch_fleet *f, void (*cb)(void *arg), void *arg)
     f->close_arg = arg;
     f->closing = true;
     fleet_logs_end(f, NULL, "the server is shutting down");
+    fleet_images_end(f, NULL, "the server is shutting down");
     while (f->sessions != NULL)
         fleet_session_close(f->sessions, "server shutting down");
     sch_status_clear(&f->status);

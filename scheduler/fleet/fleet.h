@@ -63,6 +63,38 @@ struct sch_fleet_log_sink {
 int sch_fleet_logs(struct sch_fleet *fleet, const char *replica_id, bool follow,
                    const struct sch_fleet_log_sink *sink, struct gy_error *err);
 
+/* ---- Images on the nodes (docs/images.md, "Images across the cluster") ----------- */
+
+/* The images the nodes connected to the leader report, as GET /v1/images answers them
+ * ({"items": [...]}, see sch_inventory_json), only node's when node is not NULL; the
+ * caller owns the result. NULL with err->code GY_EUNAVAILABLE when this server does not
+ * lead (or has not caught up) or node is not connected, GY_ENOTFOUND when no node has
+ * that name, GY_EINTERNAL when the state cannot be read. */
+json_t *sch_fleet_images(struct sch_fleet *fleet, const char *node, struct gy_error *err);
+
+/* An image request's answer: results (the callback takes the reference) holds one object
+ * per node, in name order: {"node", "error"} on failure, else {"node"} with, for a pull,
+ * the image ({"name", "digest", "resolved", "size", "layers", "labels", "pulled_ms"}) and
+ * "bytes_registry" and "bytes_peers". failed counts the nodes that failed. */
+typedef void (*sch_fleet_image_done_fn)(void *data, json_t *results, size_t failed);
+
+/* Which nodes an image request goes to: the node named, else the ready nodes of the
+ * cloud named, else every ready node connected to the leader. */
+struct sch_fleet_image_target {
+    const char *node;
+    const char *cloud;
+};
+
+/* Asks the agents of target's nodes to "pull" or "rm" ref (ImageRequest frames) and
+ * calls done(data, ...) once each has answered, failed with its session, or let
+ * timeout_ms pass (its result then says so); runs on the leader. done is called exactly
+ * once unless this returns an error: -GY_EUNAVAILABLE when this server does not lead or a
+ * named node is not connected, -GY_ENOTFOUND when the named node does not exist or the
+ * cloud has no ready node connected (err says which). */
+int sch_fleet_image_request(struct sch_fleet *fleet, const char *op, const char *ref,
+                            const struct sch_fleet_image_target *target, uint64_t timeout_ms,
+                            sch_fleet_image_done_fn done, void *data, struct gy_error *err);
+
 /* CPU and memory per replica and per workload (only workload's when not NULL) from the
  * leader's sample windows, as GET /v1/top answers them; the caller owns the result. NULL
  * with err->code GY_EUNAVAILABLE when this server does not lead or has not caught up

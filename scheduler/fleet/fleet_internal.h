@@ -14,6 +14,7 @@
 #include "scheduler/fleet/assign.h"
 #include "scheduler/fleet/autoscaler.h"
 #include "scheduler/fleet/fleet.h"
+#include "scheduler/fleet/inventory.h"
 #include "scheduler/fleet/liveness.h"
 #include "scheduler/fleet/reconcile.h"
 #include "scheduler/fleet/status.h"
@@ -33,9 +34,15 @@ struct fleet_session {
     bool welcomed;
     bool closing;
     struct sch_assign_sent sent; /* what it was told to run and stop */
+    /* From its hello (push.c): its cloud, and its agent's layer server ("" for none). */
+    char cloud[64];
+    char blob_address[256];
+    /* The images its agent reported last (Hello, then Heartbeats that carry a change). */
+    struct sch_inventory images;
 };
 
 struct fleet_log;
+struct fleet_image_request;
 
 struct sch_fleet {
     uv_loop_t *loop;
@@ -71,6 +78,8 @@ struct sch_fleet {
     struct sch_status_batch status; /* reports waiting for the next proposal */
     struct fleet_log *logs;
     uint64_t next_log_id;
+    struct fleet_image_request *image_requests; /* pulls and removals waiting for agents */
+    uint64_t next_image_id;
     struct sch_autoscaler *autoscaler; /* usage windows and scale decisions */
     uint64_t autoscaled_at;            /* loop time of the last evaluation */
     bool autoscale_inflight;
@@ -111,7 +120,14 @@ void fleet_session_close(struct fleet_session *s, const char *why);
 /* session.c: the welcomed, open session of a node, or NULL. */
 struct fleet_session *fleet_session_of(struct sch_fleet *fleet, const char *node);
 
-/* push.c: sends the session its assignment (full: the first one of a session). */
+/* The most image peers an AssignedReplica names. */
+#define FLEET_IMAGE_PEERS_MAX 16
+
+/* push.c: keeps the cloud and the layer server address of the node's hello; an address
+ * that is not HOST:PORT of at most 255 characters is dropped with a warning. */
+void fleet_session_image_peer(struct fleet_session *s, const Gantry__NodeInfo *info);
+/* push.c: sends the session its assignment (full: the first one of a session), each
+ * replica to start with the nodes of the session's cloud that serve layers. */
 void fleet_push(struct fleet_session *s, bool full, struct sch_spec_cache *cache);
 /* push.c: queues the nodes that may have a new assignment after the applied commands. */
 void fleet_push_changed(struct sch_fleet *fleet);
@@ -126,6 +142,16 @@ void fleet_push_some(struct sch_fleet *fleet);
 void fleet_log_chunk(struct sch_fleet *fleet, const Gantry__LogChunk *chunk);
 /* logs.c: ends the relays served by session s (or every relay when s is NULL). */
 void fleet_logs_end(struct sch_fleet *fleet, struct fleet_session *s, const char *why);
+
+/* images.c: takes an agent's answer to an image request. */
+void fleet_image_result(struct sch_fleet *fleet, struct fleet_session *s,
+                        const Gantry__ImageResult *result);
+/* images.c: ends the image requests waiting for session s (every request when s is NULL)
+ * with the error why for the nodes that have not answered. */
+void fleet_images_end(struct sch_fleet *fleet, struct fleet_session *s, const char *why);
+/* images.c: ImageLocality's input for reconcile (sch_image_bytes_fn; data is the fleet). */
+void fleet_image_bytes(void *data, const struct gy_spec *spec, const char *const *nodes, size_t n,
+                       int64_t *bytes);
 
 /* duties.c: runs the leader's duties soon. */
 void fleet_kick(struct sch_fleet *fleet);

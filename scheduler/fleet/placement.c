@@ -104,7 +104,9 @@ static double free_share(const struct sch_place_node *n)
 
 /* ---------------------------------------------------------------------------------------
  * A binary heap of node indexes: fewest replicas of the workload first, then the best
- * score (most free for spread, least free for binpack), then the lowest index. */
+ * score (most free for spread, least free for binpack), then the most bytes of the image
+ * already on the node (ImageLocality, a tie-breaker only: it never outweighs the spread),
+ * then the lowest index. */
 
 struct heap {
     size_t *items;
@@ -125,6 +127,8 @@ static bool better(const struct place_ctx *ctx, size_t a, size_t b)
     double sa = free_share(na), sb = free_share(nb);
     if (sa != sb)
         return ctx->binpack ? sa < sb : sa > sb;
+    if (na->image_bytes != nb->image_bytes)
+        return na->image_bytes > nb->image_bytes;
     return a < b;
 }
 

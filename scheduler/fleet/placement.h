@@ -1,7 +1,8 @@
 /* Placement: choosing nodes for new replicas of a workload. Filter (schedulable, storage
  * that takes writes, cloud, label constraints, free cpu / memory / pids), then score (spread over
- * nodes, zones or clouds; spread or binpack within), filling the workload's clouds in order of
- * preference and bursting into the next only when the earlier ones have no room. */
+ * nodes, zones or clouds; spread or binpack within; then, among equals, the bytes of the image
+ * a node already holds), filling the workload's clouds in order of preference and bursting into
+ * the next only when the earlier ones have no room. */
 #ifndef GANTRY_SCHEDULER_FLEET_PLACEMENT_H
 #define GANTRY_SCHEDULER_FLEET_PLACEMENT_H
 
@@ -33,6 +34,10 @@ struct sch_place_node {
      * not record a new replica, so none is placed there. The replicas it has stay. */
     bool storage_pressure;
     uint32_t workload_replicas; /* live replicas of the workload being placed */
+    /* Bytes of the workload's image the node already holds (ImageLocality,
+     * sch_inventory_locality); 0 when unknown. It only breaks ties: among nodes that
+     * spread and binpack score the same, the one holding more of the image wins. */
+    int64_t image_bytes;
 };
 
 /* Outcome of one sch_place call. node_index has room for the requested count. */

@@ -267,6 +267,24 @@ static void stop_replaced(struct builder *b, const struct workload_row *w,
     }
 }
 
+/* ImageLocality: how much of the workload's image each node holds, from the leader's
+ * inventories (views are in the order of st->nodes). */
+static void image_locality(const struct reconcile_state *st, const struct gy_spec *spec,
+                           struct sch_place_node *views)
+{
+    if (st->time->image_bytes == NULL || st->n_nodes == 0 || spec->image == NULL)
+        return;
+    const char **names = gy_xcalloc(st->n_nodes, sizeof(*names));
+    int64_t *bytes = gy_xcalloc(st->n_nodes, sizeof(*bytes));
+    for (size_t i = 0; i < st->n_nodes; i++)
+        names[i] = st->nodes[i].name;
+    st->time->image_bytes(st->time->image_data, spec, names, st->n_nodes, bytes);
+    for (size_t i = 0; i < st->n_nodes; i++)
+        views[i].image_bytes = bytes[i];
+    free(bytes);
+    free(names);
+}
+
 static void plan_workload(struct reconcile_state *st, struct workload_row *w, struct builder *b,
                           uint64_t now_ms, sch_random_fn rnd, void *rnd_data)
 {
@@ -380,6 +398,7 @@ static void plan_workload(struct reconcile_state *st, struct workload_row *w, st
         struct sch_place_node *views = gy_xcalloc(st->n_nodes + 1, sizeof(*views));
         for (size_t i = 0; i < st->n_nodes; i++)
             views[i] = st->nodes[i].view;
+        image_locality(st, &w->spec, views);
         size_t *idx = gy_xcalloc(to_place, sizeof(*idx));
         struct sch_place_result res = {.node_index = idx};
         struct gy_error err;

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "common/error.h"
+#include "common/spec.h"
 #include "proto/gantry.pb-c.h"
 #include "scheduler/state/fsm.h"
 
@@ -42,7 +43,13 @@ typedef uint32_t (*sch_random_fn)(void *data);
 /* How long node has been known down (cut off), in ms of the caller's monotonic clock. */
 typedef uint64_t (*sch_down_for_fn)(void *data, const char *node);
 
-/* The time of a pass. wall_ms only stamps the commands (a record, as events show it);
+/* ImageLocality's input: fills bytes[i] with how many bytes of spec's image node nodes[i]
+ * holds (see sch_inventory_locality), from what the agents report outside the state. */
+typedef void (*sch_image_bytes_fn)(void *data, const struct gy_spec *spec, const char *const *nodes,
+                                   size_t n, int64_t *bytes);
+
+/* The time of a pass, and what the leader knows outside the state.
+ * wall_ms only stamps the commands (a record, as events show it);
  * decisions that depend on how long something has lasted read a monotonic clock of the
  * caller: a cut-off replica's disconnect_grace ends once down_for(down_data, its node) has
  * reached it. The leader counts that from when it first saw the node down (liveness.h), not
@@ -52,6 +59,9 @@ struct sch_reconcile_time {
     uint64_t wall_ms;
     sch_down_for_fn down_for;
     void *down_data;
+    /* NULL: no node is known to hold any image, and placement ignores images. */
+    sch_image_bytes_fn image_bytes;
+    void *image_data;
 };
 
 /* Plans against the state machine's database: every workload when only is NULL, else

@@ -63,6 +63,7 @@ static void session_closed(uv_handle_t *h)
     struct sch_fleet *f = s->fleet;
     gy_frame_decoder_free(&s->decoder);
     sch_assign_sent_clear(&s->sent);
+    sch_inventory_clear(&s->images);
     free(s);
     fleet_handle_gone(f);
 }
@@ -79,6 +80,7 @@ void fleet_session_close(struct fleet_session *s, const char *why)
             gy_log_info("agent session closed", "node=%s reason=\"%s\"", s->node->name, why);
     }
     fleet_logs_end(f, s, "the replica's node disconnected");
+    fleet_images_end(f, s, "the node disconnected before it answered");
     for (struct fleet_session **p = &f->sessions; *p != NULL; p = &(*p)->next) {
         if (*p == s) {
             *p = s->next;
@@ -181,6 +183,19 @@ static void node_health(struct fleet_session *s, const Gantry__NodeHealth *healt
     protobuf_c_message_free_unpacked(&cmd->base, NULL);
 }
 
+/* The images the node's agent reports: the whole inventory, in Hello and in each Heartbeat
+ * that carries a change; checked here, at the boundary (inventory.h). */
+static void images_report(struct fleet_session *s, const Gantry__ImageInventory *inventory)
+{
+    char problem[256];
+    size_t dropped = sch_inventory_take(&s->images, inventory, problem, sizeof(problem));
+    if (dropped > 0)
+        gy_log_warn("node image inventory: entries dropped",
+                    "node=%s kept=%zu dropped=%zu first=\"%s\"", s->node->name, s->images.n,
+                    dropped, problem);
+    gy_log_debug("node image inventory", "node=%s images=%zu", s->node->name, s->images.n);
+}
+
 static void status_report(struct fleet_session *s, const Gantry__ReplicaStatus *report)
 {
     struct sch_fleet *f = s->fleet;
@@ -220,6 +235,7 @@ static void on_hello(struct fleet_session *s, const Gantry__Hello *h)
     s->node->agent = s;
     s->welcomed = true;
     register_node(s, h->node);
+    fleet_session_image_peer(s, h->node);
 
     struct sch_session_timeouts limits;
     sch_liveness_session_timeouts(f->liveness.timeout_ms, &limits);
@@ -237,6 +253,7 @@ static void on_hello(struct fleet_session *s, const Gantry__Hello *h)
     for (size_t i = 0; i < h->n_replicas; i++)
         status_report(s, h->replicas[i]);
     node_health(s, h->health);
+    images_report(s, h->images);
     /* The full assignment resynchronises the agent with the state. */
     sch_assign_sent_clear(&s->sent);
     struct sch_spec_cache cache = {0};
@@ -253,6 +270,9 @@ static void on_heartbeat(struct fleet_session *s, const Gantry__Heartbeat *heart
     if (f->leading)
         sch_autoscaler_samples(f->autoscaler, heartbeat, uv_now(f->loop));
     node_health(s, heartbeat->health);
+    /* An agent sends its inventory again only when it changed: absent means the same. */
+    if (heartbeat->images != NULL)
+        images_report(s, heartbeat->images);
     Gantry__AgentFrame ack = GANTRY__AGENT_FRAME__INIT;
     Gantry__Heartbeat hb = GANTRY__HEARTBEAT__INIT;
     hb.time_ms = fleet_wall_ms();
@@ -290,6 +310,9 @@ static void on_frame(struct fleet_session *s, const uint8_t *body, size_t len)
             break;
         case GANTRY__AGENT_FRAME__FRAME_METRIC_VALUE:
             sch_autoscaler_metric(f->autoscaler, frame->metric_value, uv_now(f->loop));
+            break;
+        case GANTRY__AGENT_FRAME__FRAME_IMAGE_RESULT:
+            fleet_image_result(f, s, frame->image_result);
             break;
         default:
             break;

@@ -4,7 +4,8 @@
 # replica added later still runs the pinned bytes) until the next apply, which pins the new
 # digest and rolls the replicas to it; a tag the registry lacks is refused at apply with
 # the registry's answer and changes nothing; with the registry down the apply goes through
-# unpinned, with a warning.
+# unpinned, with a warning. The image's StopSignal, ExposedPorts and Labels reach the
+# container as its OCI annotations.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/netns.sh"
 source "$(dirname "$0")/cluster.sh"
@@ -52,6 +53,7 @@ build_image() {
         --config.cmd "echo version $2; exec sleep 1000" \
         --config.label org.opencontainers.image.licenses=MIT \
         --config.label "org.opencontainers.image.revision=rev-$2" \
+        --config.stopsignal SIGINT --config.exposedports 8080/tcp \
         --manifest.annotation org.opencontainers.image.source=https://example.org/web
 }
 push() { in_host skopeo copy --quiet --dest-tls-verify=false "oci:$OCI:$1" "docker://$REG/$2"; }
@@ -101,6 +103,12 @@ gt_check "and its annotations" grep -q "org.opencontainers.image.source=https://
 events_say() { gt_api 1 /v1/events | grep -q "$1"; }
 gt_check "the apply event records the digest and the labels" \
     events_say "pinned to $D1 (.*licenses=MIT.*revision=rev-1"
+first_id() { gt_api 1 "/v1/replicas?workload=$1" | python3 -c 'import json,sys; print([r["id"] for r in json.load(sys.stdin)["items"] if r["state"] == "running"][0])'; }
+"$RUNTIME" --root "$GT_TMP/rt2" state "$(first_id web)" >"$GT_TMP/state.json" 2>&1
+annotation() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["annotations"].get(sys.argv[2], ""))' "$GT_TMP/state.json" "$1"; }
+gt_check "the image's StopSignal reaches the container's annotations" [ "$(annotation org.opencontainers.image.stopSignal)" = SIGINT ]
+gt_check "and its exposed ports" [ "$(annotation org.opencontainers.image.exposedPorts)" = 8080/tcp ]
+gt_check "and its labels" [ "$(annotation org.opencontainers.image.licenses)" = MIT ]
 gt_check "the agent pulled by digest" grep -q "image pulled.*$D1" "$GT_TMP/a2.log"
 
 # The tag moves in the registry: the workload keeps its bytes.

@@ -6,3 +6,6 @@ gantry_unit_test(test_registry SOURCES test_registry.c LIBS gantry_agent)
 # built here, hostile ones refused, and a pull that uses a loaded image when the registry
 # cannot be reached.
 gantry_unit_test(test_image_load SOURCES test_image_load.c LIBS gantry_agent TIMEOUT 120)
+# Layers between the nodes of a cloud: rendezvous ranking, download slots and blobs in
+# flight, the layer server and its client on loopback (with a stand-in registry).
+gantry_unit_test(test_image_peers SOURCES test_image_peers.c LIBS gantry_agent TIMEOUT 120)

@@ -53,6 +53,9 @@ static const struct expected routes[] = {
      SCH_ACCESS_WRITE},
     {"GET", "/healthz", SCH_ROUTE_HEALTHZ, "", "healthz", SCH_ACCESS_LOCAL},
     {"GET", "/metrics", SCH_ROUTE_METRICS, "", "metrics", SCH_ACCESS_LOCAL},
+    {"GET", "/v1/images", SCH_ROUTE_IMAGES, "", "images", SCH_ACCESS_LEADER},
+    {"POST", "/v1/images/pull", SCH_ROUTE_IMAGE_PULL, "", "image_pull", SCH_ACCESS_LEADER},
+    {"POST", "/v1/images/rm", SCH_ROUTE_IMAGE_RM, "", "image_rm", SCH_ACCESS_LEADER},
 };
 
 /* Finds method and path with a name buffer the size of call->name. */
