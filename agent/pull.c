@@ -662,6 +662,32 @@ int agent_pull_from(struct agent_puller *p, const char *text, const struct agent
             oci_image_free(&have);
             return 0;
         }
+        /* Nor, for a tag pinned to a digest (REF:TAG@DIGEST), the image it holds under the
+         * tag when that is the pinned manifest (a loaded image the leader pinned). */
+        if (unreachable && ref.digest[0] != '\0' && ref.tag[0] != '\0') {
+            struct gy_image_ref tagged = ref;
+            tagged.digest[0] = '\0';
+            char name[sizeof(out->name)];
+            if (gy_image_ref_format(&tagged, name, sizeof(name)) >= 0 &&
+                oci_image_get(p->store, name, &have, NULL) == 0) {
+                bool same = strcmp(have.manifest_digest, ref.digest) == 0;
+                if (same) {
+                    agent_registry_free(reg);
+                    gy_log_warn("registry unreachable, using the stored image",
+                                "image=%s manifest=%s error=\"%s\"", name, have.manifest_digest,
+                                rerr.msg);
+                    snprintf(out->name, sizeof(out->name), "%s", name);
+                    snprintf(out->manifest_digest, sizeof(out->manifest_digest), "%s",
+                             have.manifest_digest);
+                    snprintf(out->resolved, sizeof(out->resolved), "%s", ref.digest);
+                    out->layers = have.n_layers;
+                    out->cached = true;
+                }
+                oci_image_free(&have);
+                if (same)
+                    return 0;
+            }
+        }
         /* Nor, for bytes named by digest, from getting them from its peers. */
         struct gy_error perr;
         if (unreachable && ref.digest[0] != '\0' && job.n_names > 0 &&

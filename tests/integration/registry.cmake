@@ -5,7 +5,7 @@ gantry_integration_test(integration_registry SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/
                         TIMEOUT 240)
 # The leader pins image tags to digests at apply (a scheduler, an agent and a registry).
 gantry_integration_test(integration_image_pinning
-                        SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_image_pinning.sh TIMEOUT 540)
+                        SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_image_pinning.sh TIMEOUT 660)
 # Layers between the nodes of a cloud: a scheduler and four agents with layer servers on
 # one loopback, the registry giving a three-layer image about once for three replicas, pull
 # progress in the reason, and a node that joins after the registry stopped getting the

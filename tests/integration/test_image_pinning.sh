@@ -5,7 +5,8 @@
 # digest and rolls the replicas to it; a tag the registry lacks is refused at apply with
 # the registry's answer and changes nothing; with the registry down the apply goes through
 # unpinned, with a warning. The image's StopSignal, ExposedPorts and Labels reach the
-# container as its OCI annotations.
+# container as its OCI annotations. An image loaded on an air-gapped node is pinned to the
+# copy the node reports while the registry is down, and runs.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/netns.sh"
 source "$(dirname "$0")/cluster.sh"
@@ -144,4 +145,18 @@ applied_down() { gantry apply -f "$GT_TMP/down.yaml" >"$GT_TMP/down.out" 2>&1; }
 gt_check "with the registry down an apply still succeeds" applied_down
 gt_log "down: $(tr '\n' '|' <"$GT_TMP/down.out")"
 gt_check "and warns that the image is not pinned" grep -q "warning: image $REG/test/web:1 not pinned" "$GT_TMP/down.out"
+
+# Air-gapped: an image loaded on the node, the registry still down. The apply pins the copy
+# the node reports holding, and the replica runs it.
+gt_check "version 1 is copied into a layout of its own" skopeo copy --quiet "oci:$OCI:v1" "oci:$GT_TMP/air:air"
+gt_check "and loaded on the node" "$AGENT" --data-dir "$GT_TMP/a2" image load "$GT_TMP/air" --name "$REG/test/air:1"
+DA=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]+"/index.json"))["manifests"][0]["digest"])' "$GT_TMP/air")
+reported() { gt_api 1 /v1/images | grep -q "$REG/test/air:1"; }
+gt_check "the node reports it" gt_wait_for "air in the inventory" 30 reported
+sed 's#test/web:1#test/air:1#; s/^name: web/name: air/; s/^replicas: 2/replicas: 1/' "$GT_TMP/web.yaml" >"$GT_TMP/air.yaml"
+gantry apply -f "$GT_TMP/air.yaml" >"$GT_TMP/air.out" 2>&1
+gt_log "air: $(tr '\n' '|' <"$GT_TMP/air.out")"
+gt_check "the apply pins the digest the node holds" grep -q "image $REG/test/air:1 pinned to $DA" "$GT_TMP/air.out"
+gt_check "and says the registry could not be reached" grep -q "pinned to the copy the nodes hold" "$GT_TMP/air.out"
+gt_check "the replica runs the loaded image" gt_wait_for "air running" 90 runs air "version 1 "
 gt_finish
