@@ -122,6 +122,11 @@ struct fleet_session *fleet_session_of(struct sch_fleet *fleet, const char *node
 
 /* The most image peers an AssignedReplica names. */
 #define FLEET_IMAGE_PEERS_MAX 16
+/* The nodes of s's cloud with a layer server whose agents the leader hears now (the
+ * target's own among them: its agent skips itself), by name, at most
+ * FLEET_IMAGE_PEERS_MAX (push.c). The entries point into the sessions; the caller frees
+ * each entry and the array. */
+size_t fleet_image_peers(struct fleet_session *s, Gantry__ImagePeer ***peers);
 
 /* push.c: keeps the cloud and the layer server address of the node's hello; an address
  * that is not HOST:PORT of at most 255 characters is dropped with a warning. */

@@ -316,10 +316,18 @@ int sch_fleet_image_request(struct sch_fleet *f, const char *op, const char *ref
         req.request_id = r->answers[i].id;
         req.op = (char *)op;
         req.ref = (char *)ref;
+        /* A pull asks the nodes of the node's cloud first, as a replica's start does. */
+        Gantry__ImagePeer **peers = NULL;
+        if (strcmp(op, "pull") == 0 && r->answers[i].session != NULL)
+            req.n_peers = fleet_image_peers(r->answers[i].session, &peers);
+        req.peers = peers;
         Gantry__AgentFrame frame = GANTRY__AGENT_FRAME__INIT;
         frame.frame_case = GANTRY__AGENT_FRAME__FRAME_IMAGE_REQUEST;
         frame.image_request = &req;
         fleet_session_send(r->answers[i].session, &frame);
+        for (size_t k = 0; k < req.n_peers; k++)
+            free(peers[k]);
+        free(peers);
     }
     return 0;
 }

@@ -76,7 +76,7 @@ static int peer_by_node(const void *a, const void *b)
  * current session is open, the target's own among them: its agent skips itself), by
  * name, at most FLEET_IMAGE_PEERS_MAX. *peers and its entries point into the sessions;
  * the caller frees the two arrays only. */
-static size_t image_peers(struct fleet_session *s, Gantry__ImagePeer ***peers)
+size_t fleet_image_peers(struct fleet_session *s, Gantry__ImagePeer ***peers)
 {
     struct sch_fleet *f = s->fleet;
     size_t n = 0, cap = 0;
@@ -125,7 +125,7 @@ void fleet_push(struct fleet_session *s, bool full, struct sch_spec_cache *cache
     if (rc > 0) {
         /* One list for the node, shared by its replicas' entries. */
         if (as.msg.n_start > 0)
-            n_peers = image_peers(s, &peers);
+            n_peers = fleet_image_peers(s, &peers);
         for (size_t i = 0; i < as.msg.n_start; i++) {
             as.msg.start[i]->image_peers = peers;
             as.msg.start[i]->n_image_peers = n_peers;
