@@ -2,6 +2,7 @@
  * RFC 7235 and the distribution project's token authentication specification
  * (docs/spec/auth/token.md); the auth file follows containers-auth.json(5). */
 #include "agent/registry_auth.h"
+#include "agent/registry-internal.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -20,25 +21,7 @@
 #include "common/image_ref.h"
 #include "common/xalloc.h"
 
-/* Copies s into buf for a message: printable ASCII stays, the rest becomes \xNN, and a
- * long s is cut. Keys of an auth file are quoted this way; secrets never are. */
-static const char *quote(const char *s, char *buf, size_t len)
-{
-    size_t o = 0;
-    for (; *s != '\0'; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (o + 8 > len) {
-            memcpy(buf + o - (o >= 3 ? 3 : 0), "...", 4);
-            return buf;
-        }
-        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
-            buf[o++] = (char)c;
-        else
-            o += (size_t)snprintf(buf + o, len - o, "\\x%02x", c);
-    }
-    buf[o] = '\0';
-    return buf;
-}
+/* Keys of an auth file are quoted in messages (agent_reg_quote); secrets never are. */
 
 static void wipe_free(char *s)
 {
@@ -151,7 +134,7 @@ static int key_split(const char *origin, const char *key, char **host, char **pa
     if (gy_image_domain_check(h, &derr) < 0) {
         free(h);
         return gy_error_set(err, GY_EINVAL, "auth file %s: key \"%s\" does not name a registry",
-                            origin, quote(key, q, sizeof(q)));
+                            origin, agent_reg_quote(key, q, sizeof(q)));
     }
     char *p = gy_xstrdup(slash != NULL ? slash + 1 : "");
     size_t plen = strlen(p);
@@ -168,7 +151,7 @@ static int key_split(const char *origin, const char *key, char **host, char **pa
             free(p);
             return gy_error_set(err, GY_EINVAL,
                                 "auth file %s: key \"%s\" has an invalid repository namespace",
-                                origin, quote(key, q, sizeof(q)));
+                                origin, agent_reg_quote(key, q, sizeof(q)));
         }
     }
     *host = gy_xstrdup(canonical_host(h));
@@ -185,14 +168,14 @@ static int entry_creds(const char *origin, const char *key, json_t *v,
     *found = false;
     if (!json_is_object(v))
         return gy_error_set(err, GY_EINVAL, "auth file %s: \"auths\".\"%s\" must be an object",
-                            origin, quote(key, q, sizeof(q)));
+                            origin, agent_reg_quote(key, q, sizeof(q)));
     static const char *const fields[] = {"auth", "username", "password"};
     for (size_t i = 0; i < 3; i++) {
         json_t *f = json_object_get(v, fields[i]);
         if (f != NULL && !json_is_string(f) && !json_is_null(f))
             return gy_error_set(err, GY_EINVAL,
                                 "auth file %s: \"auths\".\"%s\".%s must be a string", origin,
-                                quote(key, q, sizeof(q)), fields[i]);
+                                agent_reg_quote(key, q, sizeof(q)), fields[i]);
     }
     const char *auth = json_string_value(json_object_get(v, "auth"));
     const char *user = json_string_value(json_object_get(v, "username"));
@@ -203,18 +186,18 @@ static int entry_creds(const char *origin, const char *key, json_t *v,
         if (!base64_decode(auth, &plain, &n))
             return gy_error_set(err, GY_EINVAL,
                                 "auth file %s: \"auths\".\"%s\".auth is not valid base64", origin,
-                                quote(key, q, sizeof(q)));
+                                agent_reg_quote(key, q, sizeof(q)));
         char *colon = strchr(plain, ':');
         int rc = 0;
         if (strlen(plain) != n)
             rc = gy_error_set(err, GY_EINVAL,
                               "auth file %s: \"auths\".\"%s\".auth decodes to a NUL byte", origin,
-                              quote(key, q, sizeof(q)));
+                              agent_reg_quote(key, q, sizeof(q)));
         else if (colon == NULL || colon == plain)
             rc = gy_error_set(err, GY_EINVAL,
                               "auth file %s: \"auths\".\"%s\".auth must encode "
                               "\"user:password\"",
-                              origin, quote(key, q, sizeof(q)));
+                              origin, agent_reg_quote(key, q, sizeof(q)));
         if (rc == 0) {
             creds->username = gy_xstrndup(plain, (size_t)(colon - plain));
             creds->password = gy_xstrdup(colon + 1);
@@ -228,7 +211,7 @@ static int entry_creds(const char *origin, const char *key, json_t *v,
         if (pass == NULL)
             return gy_error_set(err, GY_EINVAL,
                                 "auth file %s: \"auths\".\"%s\" has a username but no password",
-                                origin, quote(key, q, sizeof(q)));
+                                origin, agent_reg_quote(key, q, sizeof(q)));
         creds->username = gy_xstrdup(user);
         creds->password = gy_xstrdup(pass);
         *found = true;

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "agent/registry-internal.h"
 #include "agent/registry.h"
 #include "common/cleanup.h"
 #include "common/xalloc.h"
@@ -22,8 +23,8 @@
 #define CONFIG_FILE_MAX    (1024 * 1024)
 #define AUTH_FILE_PATH_MAX 4095
 
-/* A key or value shown in a message: printable ASCII, the rest as \xNN, cut when long. */
-static const char *quote(const char *s, char *buf, size_t len)
+/* See registry-internal.h. */
+const char *agent_reg_quote(const char *s, char *buf, size_t len)
 {
     size_t o = 0;
     for (; *s != '\0'; s++) {
@@ -79,7 +80,8 @@ static int mirror_parse(const char *origin, const char *host, size_t idx, const 
         return gy_error_set(err, GY_EINVAL,
                             "registry config %s: registries.\"%s\".mirrors[%zu]: \"%s\" must be "
                             "http://HOST[:PORT] or https://HOST[:PORT]",
-                            origin, quote(host, q1, sizeof(q1)), idx, quote(s, q2, sizeof(q2)));
+                            origin, agent_reg_quote(host, q1, sizeof(q1)), idx,
+                            agent_reg_quote(s, q2, sizeof(q2)));
     char *h = gy_xstrdup(rest);
     size_t n = strlen(h);
     if (n > 0 && h[n - 1] == '/')
@@ -90,7 +92,8 @@ static int mirror_parse(const char *origin, const char *host, size_t idx, const 
         return gy_error_set(err, GY_EINVAL,
                             "registry config %s: registries.\"%s\".mirrors[%zu]: \"%s\" is not "
                             "a registry address (http[s]://HOST[:PORT], no path)",
-                            origin, quote(host, q1, sizeof(q1)), idx, quote(s, q2, sizeof(q2)));
+                            origin, agent_reg_quote(host, q1, sizeof(q1)), idx,
+                            agent_reg_quote(s, q2, sizeof(q2)));
     }
     char *lh = lower_dup(h);
     free(h);
@@ -103,7 +106,7 @@ static int host_parse(const char *origin, const char *key, json_t *v, struct age
                       struct gy_error *err)
 {
     char q[160];
-    const char *k = quote(key, q, sizeof(q));
+    const char *k = agent_reg_quote(key, q, sizeof(q));
     struct gy_error derr;
     if (gy_image_domain_check(key, &derr) < 0)
         return gy_error_set(err, GY_EINVAL, "registry config %s: registries.\"%s\": %s", origin, k,
@@ -154,7 +157,7 @@ static int host_parse(const char *origin, const char *key, json_t *v, struct age
             return gy_error_set(err, GY_EINVAL,
                                 "registry config %s: registries.\"%s\".%s: unknown field (known: "
                                 "insecure, mirrors)",
-                                origin, k, quote(field, qf, sizeof(qf)));
+                                origin, k, agent_reg_quote(field, qf, sizeof(qf)));
         }
     }
     return 0;
@@ -172,7 +175,7 @@ int agent_registry_config_parse(const char *text, size_t len, const char *origin
     if (root == NULL) {
         char q[160];
         return gy_error_set(err, GY_EPARSE, "registry config %s: line %d, column %d: %s", origin,
-                            jerr.line, jerr.column, quote(jerr.text, q, sizeof(q)));
+                            jerr.line, jerr.column, agent_reg_quote(jerr.text, q, sizeof(q)));
     }
     int rc = 0;
     if (!json_is_object(root)) {
@@ -211,7 +214,7 @@ int agent_registry_config_parse(const char *text, size_t len, const char *origin
                 if (agent_registry_config_find(out, host) != NULL) {
                     rc = gy_error_set(err, GY_EINVAL,
                                       "registry config %s: registries.\"%s\": given twice", origin,
-                                      quote(host, q, sizeof(q)));
+                                      agent_reg_quote(host, q, sizeof(q)));
                     goto out;
                 }
                 struct agent_registry_host *h = &out->hosts[out->n_hosts++];
@@ -222,7 +225,7 @@ int agent_registry_config_parse(const char *text, size_t len, const char *origin
             rc = gy_error_set(err, GY_EINVAL,
                               "registry config %s: %s: unknown field (known: auth_file, "
                               "registries)",
-                              origin, quote(key, q, sizeof(q)));
+                              origin, agent_reg_quote(key, q, sizeof(q)));
             goto out;
         }
     }
