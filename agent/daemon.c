@@ -382,14 +382,19 @@ static void start_work(uv_work_t *req)
     char **dirs = NULL;
     size_t n_dirs = 0;
     struct agent_image_defaults defaults = {0};
+    /* Where a start spends its time, in the debug log: image, network, files, container. */
+    uint64_t t[5];
+    t[0] = uv_hrtime();
     if (job->rootfs[0] == '\0' && start_image(job, &dirs, &n_dirs, &defaults) < 0) {
         job->failed = START_PULL;
         return;
     }
+    t[1] = uv_hrtime();
     if (agent_net_replica_up(&a->net, r->id, r->address, netns, sizeof(netns), &job->err) < 0) {
         job->failed = START_NETWORK;
         goto out;
     }
+    t[2] = uv_hrtime();
     struct agent_bundle_params params = {
         .replica_id = r->id, .netns_path = netns, .image = dirs != NULL ? &defaults : NULL};
     char *config = agent_bundle_config(a->base_config, &r->spec, &params, &job->err);
@@ -417,8 +422,14 @@ static void start_work(uv_work_t *req)
                                   .upper_dir = upper,
                                   .work_dir = work,
                                   .start = true};
+    t[3] = uv_hrtime();
     if (rt_container_create(&opts, NULL, &job->err) < 0)
         job->failed = START_CREATE;
+    t[4] = uv_hrtime();
+    gy_log_debug("replica start",
+                 "replica=%s image_ms=%.1f network_ms=%.1f files_ms=%.1f create_ms=%.1f", r->id,
+                 (double)(t[1] - t[0]) / 1e6, (double)(t[2] - t[1]) / 1e6,
+                 (double)(t[3] - t[2]) / 1e6, (double)(t[4] - t[3]) / 1e6);
     free(config);
 out:
     oci_strv_free(dirs, n_dirs);

@@ -1,24 +1,21 @@
-/* Replica networking with iproute2; see network.h. */
+/* Replica networking over route netlink; see network.h. */
 #include "agent/network.h"
 
-#include "agent/tool.h"
+#include "agent/netlink.h"
 #include "common/hash.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <sched.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 const char *agent_net_addr_str(uint32_t addr, char buf[AGENT_NET_ADDR_MAX])
@@ -75,40 +72,43 @@ int agent_net_config_init(struct agent_net_config *cfg, const char *subnet, cons
     return 0;
 }
 
-/* Runs `ip ARGS...`; its own words explain a failure. */
-static int ip_run(struct gy_error *err, const char *const *args)
+/* The bridge's own hardware address: as replicas come and go a bridge would otherwise take
+ * the lowest address of its ports, changing the gateway's address under the replicas that
+ * stay, whose neighbour caches then point nowhere until they expire. A fixed, locally
+ * administered address derived from the gateway keeps it stable. */
+static void bridge_mac(uint32_t gateway, uint8_t mac[6])
 {
-    const char *argv[24] = {"ip"};
-    size_t n = 1;
-    for (; args[n - 1] != NULL && n < 23; n++)
-        argv[n] = args[n - 1];
-    argv[n] = NULL;
-    return agent_tool_run(argv, err);
+    mac[0] = 0x02;
+    mac[1] = 0x67;
+    mac[2] = 0x79;
+    mac[3] = (uint8_t)(gateway >> 16);
+    mac[4] = (uint8_t)(gateway >> 8);
+    mac[5] = (uint8_t)gateway;
 }
-
-#define IP(err, ...) ip_run(err, (const char *const[]){__VA_ARGS__, NULL})
 
 int agent_net_bridge_up(const struct agent_net_config *cfg, struct gy_error *err)
 {
-    int rc;
-    /* if_nametoindex asks the calling process's network namespace (sysfs may show
-     * another's). */
-    if (if_nametoindex(cfg->bridge) == 0 &&
-        (rc = IP(err, "link", "add", cfg->bridge, "type", "bridge")) < 0)
-        return gy_error_wrap(err, "create bridge %s", cfg->bridge);
-    char gw[AGENT_NET_ADDR_MAX], cidr[64], mac[32];
-    snprintf(cidr, sizeof(cidr), "%s/%d", agent_net_addr_str(cfg->gateway, gw), cfg->prefix_len);
-    /* A bridge takes the lowest MAC address of its ports unless it has one of its own: as
-     * replicas come and go the gateway's address would change under the replicas that
-     * stay, whose neighbour caches then point nowhere until they expire. A fixed, locally
-     * administered address derived from the gateway keeps it stable. */
-    snprintf(mac, sizeof(mac), "02:67:79:%02x:%02x:%02x", (cfg->gateway >> 16) & 0xff,
-             (cfg->gateway >> 8) & 0xff, cfg->gateway & 0xff);
-    /* "replace" keeps this idempotent across agent restarts. */
-    if ((rc = IP(err, "link", "set", cfg->bridge, "address", mac)) < 0 ||
-        (rc = IP(err, "addr", "replace", cidr, "dev", cfg->bridge)) < 0 ||
-        (rc = IP(err, "link", "set", cfg->bridge, "up")) < 0)
-        return gy_error_wrap(err, "configure bridge %s", cfg->bridge);
+    struct agent_nl nl;
+    int rc = agent_nl_open(&nl, err);
+    if (rc < 0)
+        return gy_error_wrap(err, "bridge %s", cfg->bridge);
+    int index;
+    struct gy_error e;
+    if ((rc = agent_nl_link_index(&nl, cfg->bridge, &index, &e)) == -GY_ENOTFOUND)
+        rc = agent_nl_bridge_add(&nl, cfg->bridge, &e) < 0
+                 ? -(int)e.code
+                 : agent_nl_link_index(&nl, cfg->bridge, &index, &e);
+    uint8_t mac[6];
+    bridge_mac(cfg->gateway, mac);
+    /* Replacing the address keeps this idempotent across agent restarts. */
+    if (rc == 0 && (rc = agent_nl_link_set(&nl, index, true, mac, &e)) == 0)
+        rc = agent_nl_addr_add(&nl, index, cfg->gateway, cfg->prefix_len, true, &e);
+    agent_nl_close(&nl);
+    if (rc < 0) {
+        if (err != NULL)
+            *err = e;
+        return gy_error_wrap(err, "bridge %s", cfg->bridge);
+    }
     return 0;
 }
 
@@ -136,59 +136,72 @@ void agent_net_veth_name(const char *id, char out[AGENT_NET_VETH_MAX])
     snprintf(out, AGENT_NET_VETH_MAX, "gy%08x", gy_fnv1a32_str(id));
 }
 
+/* The replica's side: its namespace with the peer of the veth pair as eth0, its address
+ * and the default route through the bridge. */
+static int replica_inside(const struct agent_net_config *cfg, struct agent_nl *inside,
+                          uint32_t addr, struct gy_error *err)
+{
+    int eth0, rc;
+    if ((rc = agent_nl_link_index(inside, "eth0", &eth0, err)) < 0 ||
+        (rc = agent_nl_addr_add(inside, eth0, addr, cfg->prefix_len, false, err)) < 0 ||
+        (rc = agent_nl_link_set(inside, eth0, true, NULL, err)) < 0)
+        return rc;
+    return agent_nl_route_default(inside, cfg->gateway, err);
+}
+
 int agent_net_replica_up(const struct agent_net_config *cfg, const char *id, uint32_t addr,
                          char *netns_path, size_t len, struct gy_error *err)
 {
-    char ns[128], veth[IFNAMSIZ], ip[AGENT_NET_ADDR_MAX], gw[AGENT_NET_ADDR_MAX], cidr[64];
-    if (snprintf(ns, sizeof(ns), "%s%s", cfg->ns_prefix, id) >= (int)sizeof(ns))
+    char path[160], veth[IFNAMSIZ];
+    if (snprintf(path, sizeof(path), "/run/netns/%s%s", cfg->ns_prefix, id) >= (int)sizeof(path))
         return gy_error_set(err, GY_EINVAL, "replica id \"%s\" is too long", id);
+    if (snprintf(netns_path, len, "%s", path) >= (int)len)
+        return gy_error_set(err, GY_EINVAL, "namespace path too long");
     agent_net_veth_name(id, veth);
-    snprintf(cidr, sizeof(cidr), "%s/%d", agent_net_addr_str(addr, ip), cfg->prefix_len);
-    agent_net_addr_str(cfg->gateway, gw);
     /* Start from nothing, so a half-made namespace from a crash is replaced. */
     agent_net_replica_down(cfg, id, NULL);
-    /* Two `ip -batch` runs instead of one process per step: starting a replica is
-     * dominated by process start-up otherwise. */
-    char host[512], inside[512];
+    struct agent_nl host, inside = {0};
+    int ns_fd = -1, bridge, rc;
+    if ((rc = agent_nl_open(&host, err)) < 0)
+        return gy_error_wrap(err, "network for replica %s", id);
     /* An address is reused after its replica is gone; the node's neighbour entry for it
      * would still name the old replica's interface for up to a minute, so it goes. */
-    snprintf(host, sizeof(host),
-             "neigh flush to %s dev %s\nnetns add %s\n"
-             "link add %s type veth peer name eth0 netns %s\nlink set %s master %s up\n",
-             ip, cfg->bridge, ns, veth, ns, veth, cfg->bridge);
-    snprintf(inside, sizeof(inside),
-             "link set lo up\naddr add %s dev eth0\nlink set eth0 up\n"
-             "route add default via %s\n",
-             cidr, gw);
-    const char *host_argv[] = {"ip", "-batch", "-", NULL};
-    const char *inside_argv[] = {"ip", "-n", ns, "-batch", "-", NULL};
-    int rc;
-    if ((rc = agent_tool_run_input(host_argv, host, err)) < 0 ||
-        (rc = agent_tool_run_input(inside_argv, inside, err)) < 0) {
+    if ((rc = agent_nl_link_index(&host, cfg->bridge, &bridge, err)) < 0 ||
+        (rc = agent_nl_neigh_del(&host, bridge, addr, err)) < 0 ||
+        (rc = agent_netns_create(path, &ns_fd, &inside, err)) < 0 ||
+        (rc = agent_nl_veth_add(&host, veth, bridge, "eth0", ns_fd, err)) < 0 ||
+        (rc = replica_inside(cfg, &inside, addr, err)) < 0) {
         gy_error_wrap(err, "network for replica %s", id);
         agent_net_replica_down(cfg, id, NULL);
-        return rc;
     }
-    if (snprintf(netns_path, len, "/run/netns/%s", ns) >= (int)len)
-        return gy_error_set(err, GY_EINVAL, "namespace path too long");
-    return 0;
+    if (ns_fd >= 0)
+        close(ns_fd);
+    agent_nl_close(&inside);
+    agent_nl_close(&host);
+    return rc;
 }
 
 int agent_net_replica_down(const struct agent_net_config *cfg, const char *id, struct gy_error *err)
 {
-    char ns[128], path[160], veth[IFNAMSIZ];
-    snprintf(ns, sizeof(ns), "%s%s", cfg->ns_prefix, id);
-    snprintf(path, sizeof(path), "/run/netns/%s", ns);
+    char path[160], veth[IFNAMSIZ];
+    snprintf(path, sizeof(path), "/run/netns/%s%s", cfg->ns_prefix, id);
     agent_net_veth_name(id, veth);
-    int rc;
-    /* The kernel frees a namespace's devices asynchronously; deleting our end of the pair
-     * removes both at once, so the name is free again when this returns. if_nametoindex
-     * asks this process's network namespace (sysfs may show another's). */
-    if (if_nametoindex(veth) != 0 && (rc = IP(err, "link", "del", veth)) < 0)
-        return gy_error_wrap(err, "remove network of replica %s", id);
-    if (access(path, F_OK) == 0 && (rc = IP(err, "netns", "del", ns)) < 0)
-        return gy_error_wrap(err, "remove network of replica %s", id);
-    return 0;
+    struct agent_nl nl;
+    int rc = agent_nl_open(&nl, err);
+    /* Deleting our end of the pair removes both at once, so the name is free again when
+     * this returns; the kernel frees the namespace itself once nothing holds it. */
+    if (rc == 0) {
+        struct gy_error e;
+        rc = agent_nl_link_del(&nl, veth, &e);
+        if (rc == -GY_ENOTFOUND)
+            rc = 0;
+        else if (rc < 0 && err != NULL)
+            *err = e;
+        agent_nl_close(&nl);
+    }
+    if (rc == 0)
+        rc = agent_netns_remove(path, err);
+    return rc < 0 ? gy_error_wrap(err, "remove network of replica %s", id) : 0;
 }
 
 /* Reads eth0's IPv4 address in a network namespace, on a thread of its own: setns changes

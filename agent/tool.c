@@ -13,47 +13,18 @@ extern char **environ;
 
 int agent_tool_run(const char *const argv[], struct gy_error *err)
 {
-    return agent_tool_run_input(argv, NULL, err);
-}
-
-int agent_tool_run_input(const char *const argv[], const char *input, struct gy_error *err)
-{
-    int pipefd[2], infd[2] = {-1, -1};
+    int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC) < 0)
         return gy_error_sys(err, errno, "pipe");
-    if (input != NULL && pipe2(infd, O_CLOEXEC) < 0) {
-        close(pipefd[0]);
-        close(pipefd[1]);
-        return gy_error_sys(err, errno, "pipe");
-    }
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
-    if (input != NULL)
-        posix_spawn_file_actions_adddup2(&fa, infd[0], 0);
-    else
-        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
     pid_t pid;
     int rc = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     close(pipefd[1]);
-    if (input != NULL) {
-        close(infd[0]);
-        if (rc == 0) {
-            /* Small enough for the pipe's buffer: the write cannot block on the child. */
-            size_t len = strlen(input), off = 0;
-            while (off < len) {
-                ssize_t n = write(infd[1], input + off, len - off);
-                if (n < 0 && errno == EINTR)
-                    continue;
-                if (n <= 0)
-                    break;
-                off += (size_t)n;
-            }
-        }
-        close(infd[1]);
-    }
     if (rc != 0) {
         close(pipefd[0]);
         return gy_error_sys(err, rc, "run %s", argv[0]);

@@ -1,4 +1,4 @@
-/* Running a helper program (tar, cp, ip) and turning its failure into an error that
+/* Running a helper program (tar, cp) and turning its failure into an error that
  * carries the program's own words. */
 #ifndef GANTRY_AGENT_TOOL_H
 #define GANTRY_AGENT_TOOL_H
@@ -9,9 +9,5 @@
  * it. A non-zero exit is GY_EIO with the command line, the status and the end of its
  * stderr: "tar -xpf x.tar -C dir: exit 2: This does not look like a tar archive". */
 int agent_tool_run(const char *const argv[], struct gy_error *err);
-
-/* The same with input written to the program's stdin (for `ip -batch -`). input is small
- * (a pipe's capacity at most). */
-int agent_tool_run_input(const char *const argv[], const char *input, struct gy_error *err);
 
 #endif

@@ -151,6 +151,10 @@ static void worker_create(int fd, const json_t *req)
         .stdio_inherit = json_is_true(json_object_get(req, "stdio_inherit")),
         .start = json_is_true(json_object_get(req, "start")),
         .log_max = (int64_t)json_integer_value(json_object_get(req, "log_max")),
+        /* The worker exits once it has answered, so the monitor can be its child: the
+         * kernel hands it to a subreaper or init then, as a grandchild would be, for one
+         * fork less. */
+        .monitor_child = true,
     };
     struct gy_error err;
     gy_error_clear(&err);

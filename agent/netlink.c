@@ -1,0 +1,330 @@
+/* Route netlink with libmnl, and network namespaces; see netlink.h. */
+#include "agent/netlink.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libmnl/libmnl.h>
+#include <linux/if.h>
+#include <linux/if_link.h>
+#include <linux/neighbour.h>
+#include <linux/rtnetlink.h>
+#include <linux/veth.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* The loopback interface is the first one of every network namespace. */
+#define LOOPBACK_INDEX 1
+#define NETNS_DIR      "/run/netns"
+
+int agent_nl_open(struct agent_nl *nl, struct gy_error *err)
+{
+    memset(nl, 0, sizeof(*nl));
+    nl->sock = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
+    if (nl->sock == NULL)
+        return gy_error_sys(err, errno, "open a route netlink socket");
+    if (mnl_socket_bind(nl->sock, 0, MNL_SOCKET_AUTOPID) < 0) {
+        int e = errno;
+        mnl_socket_close(nl->sock);
+        nl->sock = NULL;
+        return gy_error_sys(err, e, "bind a route netlink socket");
+    }
+    nl->portid = mnl_socket_get_portid(nl->sock);
+    return 0;
+}
+
+void agent_nl_close(struct agent_nl *nl)
+{
+    if (nl->sock != NULL)
+        mnl_socket_close(nl->sock);
+    nl->sock = NULL;
+}
+
+/* Sends the request in h and reads until the kernel acknowledges it, handing every answer
+ * to cb. A refusal is the kernel's errno: ENODEV and ENOENT become GY_ENOTFOUND, EEXIST
+ * GY_EEXISTS, EPERM GY_EPERM; what names the request in the message. */
+static int talk(struct agent_nl *nl, struct nlmsghdr *h, mnl_cb_t cb, void *data, const char *what,
+                struct gy_error *err)
+{
+    h->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
+    h->nlmsg_seq = ++nl->seq;
+    if (mnl_socket_sendto(nl->sock, h, h->nlmsg_len) < 0)
+        return gy_error_sys(err, errno, "%s: send to netlink", what);
+    char buf[8192];
+    for (;;) {
+        ssize_t n = mnl_socket_recvfrom(nl->sock, buf, sizeof(buf));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return gy_error_sys(err, errno, "%s: read from netlink", what);
+        }
+        int rc = mnl_cb_run(buf, (size_t)n, h->nlmsg_seq, nl->portid, cb, data);
+        if (rc == MNL_CB_ERROR) {
+            int e = errno;
+            if (e == ENODEV || e == ENOENT || e == ESRCH)
+                return gy_error_set(err, GY_ENOTFOUND, "%s: %s", what, strerror(e));
+            if (e == EEXIST)
+                return gy_error_set(err, GY_EEXISTS, "%s: %s", what, strerror(e));
+            if (e == EPERM || e == EACCES)
+                return gy_error_set(err, GY_EPERM, "%s: %s", what, strerror(e));
+            return gy_error_sys(err, e, "%s", what);
+        }
+        if (rc <= MNL_CB_STOP)
+            return 0;
+    }
+}
+
+static struct nlmsghdr *link_msg(char *buf, uint16_t type, uint16_t flags, int index,
+                                 struct ifinfomsg **ifi)
+{
+    struct nlmsghdr *h = mnl_nlmsg_put_header(buf);
+    h->nlmsg_type = type;
+    h->nlmsg_flags = flags;
+    *ifi = mnl_nlmsg_put_extra_header(h, sizeof(**ifi));
+    (*ifi)->ifi_family = AF_UNSPEC;
+    (*ifi)->ifi_index = index;
+    return h;
+}
+
+static int link_index_cb(const struct nlmsghdr *h, void *data)
+{
+    if (h->nlmsg_type == RTM_NEWLINK) {
+        const struct ifinfomsg *ifi = mnl_nlmsg_get_payload(h);
+        *(int *)data = ifi->ifi_index;
+    }
+    return MNL_CB_OK;
+}
+
+int agent_nl_link_index(struct agent_nl *nl, const char *name, int *index, struct gy_error *err)
+{
+    char buf[256], what[64];
+    struct ifinfomsg *ifi;
+    struct nlmsghdr *h = link_msg(buf, RTM_GETLINK, 0, 0, &ifi);
+    mnl_attr_put_strz(h, IFLA_IFNAME, name);
+    snprintf(what, sizeof(what), "find interface %s", name);
+    *index = 0;
+    int rc = talk(nl, h, link_index_cb, index, what, err);
+    if (rc == 0 && *index <= 0)
+        return gy_error_set(err, GY_ENOTFOUND, "%s: no answer", what);
+    return rc;
+}
+
+int agent_nl_link_set(struct agent_nl *nl, int index, bool up, const uint8_t mac[6],
+                      struct gy_error *err)
+{
+    char buf[256], what[64];
+    struct ifinfomsg *ifi;
+    struct nlmsghdr *h = link_msg(buf, RTM_NEWLINK, 0, index, &ifi);
+    ifi->ifi_change = IFF_UP;
+    ifi->ifi_flags = up ? IFF_UP : 0;
+    if (mac != NULL)
+        mnl_attr_put(h, IFLA_ADDRESS, 6, mac);
+    snprintf(what, sizeof(what), "set interface %d %s", index, up ? "up" : "down");
+    return talk(nl, h, NULL, NULL, what, err);
+}
+
+int agent_nl_link_del(struct agent_nl *nl, const char *name, struct gy_error *err)
+{
+    char buf[256], what[64];
+    struct ifinfomsg *ifi;
+    struct nlmsghdr *h = link_msg(buf, RTM_DELLINK, 0, 0, &ifi);
+    mnl_attr_put_strz(h, IFLA_IFNAME, name);
+    snprintf(what, sizeof(what), "remove interface %s", name);
+    return talk(nl, h, NULL, NULL, what, err);
+}
+
+int agent_nl_bridge_add(struct agent_nl *nl, const char *name, struct gy_error *err)
+{
+    char buf[256], what[64];
+    struct ifinfomsg *ifi;
+    struct nlmsghdr *h = link_msg(buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0, &ifi);
+    mnl_attr_put_strz(h, IFLA_IFNAME, name);
+    struct nlattr *info = mnl_attr_nest_start(h, IFLA_LINKINFO);
+    mnl_attr_put_strz(h, IFLA_INFO_KIND, "bridge");
+    mnl_attr_nest_end(h, info);
+    snprintf(what, sizeof(what), "create bridge %s", name);
+    return talk(nl, h, NULL, NULL, what, err);
+}
+
+int agent_nl_veth_add(struct agent_nl *nl, const char *name, int master, const char *peer,
+                      int peer_ns_fd, struct gy_error *err)
+{
+    char buf[512], what[96];
+    struct ifinfomsg *ifi;
+    struct nlmsghdr *h = link_msg(buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0, &ifi);
+    ifi->ifi_change = IFF_UP;
+    ifi->ifi_flags = IFF_UP;
+    mnl_attr_put_strz(h, IFLA_IFNAME, name);
+    if (master > 0)
+        mnl_attr_put_u32(h, IFLA_MASTER, (uint32_t)master);
+    struct nlattr *info = mnl_attr_nest_start(h, IFLA_LINKINFO);
+    mnl_attr_put_strz(h, IFLA_INFO_KIND, "veth");
+    struct nlattr *data = mnl_attr_nest_start(h, IFLA_INFO_DATA);
+    struct nlattr *peer_attr = mnl_attr_nest_start(h, VETH_INFO_PEER);
+    struct ifinfomsg *peer_ifi = mnl_nlmsg_put_extra_header(h, sizeof(*peer_ifi));
+    peer_ifi->ifi_family = AF_UNSPEC;
+    mnl_attr_put_strz(h, IFLA_IFNAME, peer);
+    mnl_attr_put_u32(h, IFLA_NET_NS_FD, (uint32_t)peer_ns_fd);
+    mnl_attr_nest_end(h, peer_attr);
+    mnl_attr_nest_end(h, data);
+    mnl_attr_nest_end(h, info);
+    snprintf(what, sizeof(what), "create veth pair %s/%s", name, peer);
+    return talk(nl, h, NULL, NULL, what, err);
+}
+
+int agent_nl_addr_add(struct agent_nl *nl, int index, uint32_t addr, int prefix_len, bool replace,
+                      struct gy_error *err)
+{
+    char buf[256], what[96], text[INET_ADDRSTRLEN];
+    struct nlmsghdr *h = mnl_nlmsg_put_header(buf);
+    h->nlmsg_type = RTM_NEWADDR;
+    h->nlmsg_flags = NLM_F_CREATE | (replace ? NLM_F_REPLACE : NLM_F_EXCL);
+    struct ifaddrmsg *ifa = mnl_nlmsg_put_extra_header(h, sizeof(*ifa));
+    ifa->ifa_family = AF_INET;
+    ifa->ifa_prefixlen = (unsigned char)prefix_len;
+    ifa->ifa_scope = RT_SCOPE_UNIVERSE;
+    ifa->ifa_index = (unsigned)index;
+    uint32_t be = htonl(addr);
+    mnl_attr_put_u32(h, IFA_LOCAL, be);
+    mnl_attr_put_u32(h, IFA_ADDRESS, be);
+    snprintf(what, sizeof(what), "add address %s/%d to interface %d",
+             inet_ntop(AF_INET, &be, text, sizeof(text)), prefix_len, index);
+    return talk(nl, h, NULL, NULL, what, err);
+}
+
+int agent_nl_route_default(struct agent_nl *nl, uint32_t gateway, struct gy_error *err)
+{
+    char buf[256], what[96], text[INET_ADDRSTRLEN];
+    struct nlmsghdr *h = mnl_nlmsg_put_header(buf);
+    h->nlmsg_type = RTM_NEWROUTE;
+    h->nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
+    struct rtmsg *rtm = mnl_nlmsg_put_extra_header(h, sizeof(*rtm));
+    rtm->rtm_family = AF_INET;
+    rtm->rtm_table = RT_TABLE_MAIN;
+    rtm->rtm_protocol = RTPROT_BOOT;
+    rtm->rtm_scope = RT_SCOPE_UNIVERSE;
+    rtm->rtm_type = RTN_UNICAST;
+    uint32_t be = htonl(gateway);
+    mnl_attr_put_u32(h, RTA_GATEWAY, be);
+    snprintf(what, sizeof(what), "add default route via %s",
+             inet_ntop(AF_INET, &be, text, sizeof(text)));
+    return talk(nl, h, NULL, NULL, what, err);
+}
+
+int agent_nl_neigh_del(struct agent_nl *nl, int index, uint32_t addr, struct gy_error *err)
+{
+    char buf[256], what[96], text[INET_ADDRSTRLEN];
+    struct nlmsghdr *h = mnl_nlmsg_put_header(buf);
+    h->nlmsg_type = RTM_DELNEIGH;
+    struct ndmsg *nd = mnl_nlmsg_put_extra_header(h, sizeof(*nd));
+    nd->ndm_family = AF_INET;
+    nd->ndm_ifindex = index;
+    uint32_t be = htonl(addr);
+    mnl_attr_put_u32(h, NDA_DST, be);
+    snprintf(what, sizeof(what), "forget neighbour %s on interface %d",
+             inet_ntop(AF_INET, &be, text, sizeof(text)), index);
+    struct gy_error e;
+    int rc = talk(nl, h, NULL, NULL, what, &e);
+    if (rc < 0 && e.code != GY_ENOTFOUND) {
+        if (err != NULL)
+            *err = e;
+        return rc;
+    }
+    return 0;
+}
+
+/* NETNS_DIR as `ip netns add` leaves it: a mount point of its own with shared propagation,
+ * so a namespace pinned or unpinned here is seen in mount namespaces made from this one. */
+static int netns_dir_ready(struct gy_error *err)
+{
+    if (mkdir(NETNS_DIR, 0755) < 0 && errno != EEXIST)
+        return gy_error_sys(err, errno, "mkdir %s", NETNS_DIR);
+    if (mount("", NETNS_DIR, "none", MS_SHARED | MS_REC, NULL) == 0)
+        return 0;
+    if (errno != EINVAL)
+        return gy_error_sys(err, errno, "make %s shared", NETNS_DIR);
+    if (mount(NETNS_DIR, NETNS_DIR, "none", MS_BIND | MS_REC, NULL) < 0 ||
+        mount("", NETNS_DIR, "none", MS_SHARED | MS_REC, NULL) < 0)
+        return gy_error_sys(err, errno, "make %s a shared mount point", NETNS_DIR);
+    return 0;
+}
+
+struct netns_job {
+    const char *path;
+    int ns_fd;
+    struct agent_nl inside;
+    struct gy_error err;
+    int rc;
+};
+
+/* On a thread of its own: unshare changes the network namespace of the calling thread
+ * only, and this one ends with it, leaving the caller's as it was. */
+static void *netns_thread(void *arg)
+{
+    struct netns_job *job = arg;
+    if (unshare(CLONE_NEWNET) < 0) {
+        job->rc = gy_error_sys(&job->err, errno, "new network namespace");
+        return NULL;
+    }
+    job->ns_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (job->ns_fd < 0) {
+        job->rc = gy_error_sys(&job->err, errno, "open the new network namespace");
+        return NULL;
+    }
+    if ((job->rc = agent_nl_open(&job->inside, &job->err)) < 0)
+        return NULL;
+    if (mount("/proc/thread-self/ns/net", job->path, "none", MS_BIND, NULL) < 0) {
+        job->rc = gy_error_sys(&job->err, errno, "pin the network namespace at %s", job->path);
+        return NULL;
+    }
+    job->rc = agent_nl_link_set(&job->inside, LOOPBACK_INDEX, true, NULL, &job->err);
+    return NULL;
+}
+
+int agent_netns_create(const char *path, int *ns_fd, struct agent_nl *inside, struct gy_error *err)
+{
+    *ns_fd = -1;
+    memset(inside, 0, sizeof(*inside));
+    int rc;
+    if ((rc = netns_dir_ready(err)) < 0)
+        return rc;
+    int fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
+    if (fd < 0)
+        return errno == EEXIST ? gy_error_set(err, GY_EEXISTS, "network namespace %s exists", path)
+                               : gy_error_sys(err, errno, "create %s", path);
+    close(fd);
+    struct netns_job job = {.path = path, .ns_fd = -1};
+    pthread_t t;
+    rc = pthread_create(&t, NULL, netns_thread, &job);
+    if (rc != 0) {
+        unlink(path);
+        return gy_error_sys(err, rc, "network namespace %s: start a thread", path);
+    }
+    pthread_join(t, NULL);
+    if (job.rc < 0) {
+        if (job.ns_fd >= 0)
+            close(job.ns_fd);
+        agent_nl_close(&job.inside);
+        agent_netns_remove(path, NULL);
+        if (err != NULL)
+            *err = job.err;
+        return job.rc;
+    }
+    *ns_fd = job.ns_fd;
+    *inside = job.inside;
+    return 0;
+}
+
+int agent_netns_remove(const char *path, struct gy_error *err)
+{
+    if (umount2(path, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+        return gy_error_sys(err, errno, "unpin the network namespace at %s", path);
+    if (unlink(path) < 0 && errno != ENOENT)
+        return gy_error_sys(err, errno, "remove %s", path);
+    return 0;
+}

@@ -1,0 +1,64 @@
+/* Route netlink requests the agent makes for replica networking (links, addresses, routes,
+ * neighbours), built with libmnl, and network namespaces made and removed in-process: a
+ * replica's network costs a few system calls instead of `ip` processes. Every request is
+ * acknowledged by the kernel before the call returns; its error names what was asked. */
+#ifndef GANTRY_AGENT_NETLINK_H
+#define GANTRY_AGENT_NETLINK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/error.h"
+
+struct mnl_socket;
+
+/* One route netlink socket, bound to the network namespace that was current for the thread
+ * that opened it: requests on it act on that namespace wherever they are sent from. */
+struct agent_nl {
+    struct mnl_socket *sock;
+    uint32_t portid;
+    uint32_t seq;
+};
+
+int agent_nl_open(struct agent_nl *nl, struct gy_error *err);
+void agent_nl_close(struct agent_nl *nl);
+
+/* The index of the interface called name; GY_ENOTFOUND when there is none. */
+int agent_nl_link_index(struct agent_nl *nl, const char *name, int *index, struct gy_error *err);
+
+/* Sets the interface up (or down), and when mac is not NULL its hardware address. */
+int agent_nl_link_set(struct agent_nl *nl, int index, bool up, const uint8_t mac[6],
+                      struct gy_error *err);
+
+/* Removes the interface called name; GY_ENOTFOUND when there is none. */
+int agent_nl_link_del(struct agent_nl *nl, const char *name, struct gy_error *err);
+
+/* Creates a bridge called name (down); GY_EEXISTS when the name is taken. */
+int agent_nl_bridge_add(struct agent_nl *nl, const char *name, struct gy_error *err);
+
+/* Creates a veth pair: name here, enslaved to the interface master (0: none) and up, and
+ * its peer called peer in the network namespace open at peer_ns_fd. */
+int agent_nl_veth_add(struct agent_nl *nl, const char *name, int master, const char *peer,
+                      int peer_ns_fd, struct gy_error *err);
+
+/* Adds the IPv4 address addr/prefix_len (host byte order) to the interface; with replace,
+ * an existing one is kept instead of refused. */
+int agent_nl_addr_add(struct agent_nl *nl, int index, uint32_t addr, int prefix_len, bool replace,
+                      struct gy_error *err);
+
+/* Adds the IPv4 default route through gateway (host byte order) to the main table. */
+int agent_nl_route_default(struct agent_nl *nl, uint32_t gateway, struct gy_error *err);
+
+/* Forgets the neighbour entry for addr (host byte order) on the interface; none is fine. */
+int agent_nl_neigh_del(struct agent_nl *nl, int index, uint32_t addr, struct gy_error *err);
+
+/* Makes a new network namespace pinned at path (a bind mount, as `ip netns add` makes
+ * them, so iproute2 sees it), with only its loopback interface, up. On success *ns_fd is
+ * open on the namespace and *inside is a socket bound to it; the caller closes both. */
+int agent_netns_create(const char *path, int *ns_fd, struct agent_nl *inside, struct gy_error *err);
+
+/* Removes the namespace pinned at path (as `ip netns del`): the kernel frees it once
+ * nothing else holds it. A path that does not exist is fine. */
+int agent_netns_remove(const char *path, struct gy_error *err);
+
+#endif
