@@ -1,6 +1,7 @@
 /* Pinning images at apply; see pin.h. */
 #include "scheduler/api/pin.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,12 +98,57 @@ static void labels_keep(struct sch_pin_item *item, json_t *all)
     qsort(item->labels, item->n_labels, sizeof(item->labels[0]), label_cmp);
 }
 
-/* The image config's Labels, fetched into a temporary file and read (at most
- * AGENT_REGISTRY_CONFIG_MAX, as the manifest's descriptor allows). */
+/* The Labels of image configs read before, by digest: a config is content-addressed, so
+ * what it says never changes, and applying an image pinned before costs the manifest's
+ * request alone. A few recent configs, under a lock (pins run on the thread pool). */
+#define PIN_CACHE_SIZE     64
+#define PIN_CACHE_TEXT_MAX (64 * 1024)
+static struct {
+    char digest[GY_IMAGE_DIGEST_LEN + 1];
+    char *labels; /* the Labels object as JSON text */
+} pin_cache[PIN_CACHE_SIZE];
+static size_t pin_cache_next;
+static pthread_mutex_t pin_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool pin_cache_get(const char *digest, json_t *all)
+{
+    json_t *labels = NULL;
+    pthread_mutex_lock(&pin_cache_lock);
+    for (size_t i = 0; i < PIN_CACHE_SIZE && labels == NULL; i++)
+        if (pin_cache[i].labels != NULL && strcmp(pin_cache[i].digest, digest) == 0)
+            labels = json_loads(pin_cache[i].labels, 0, NULL);
+    pthread_mutex_unlock(&pin_cache_lock);
+    if (labels == NULL)
+        return false;
+    labels_merge(all, labels);
+    json_decref(labels);
+    return true;
+}
+
+static void pin_cache_put(const char *digest, const json_t *labels)
+{
+    char *text = json_is_object(labels) ? json_dumps(labels, JSON_COMPACT) : gy_xstrdup("{}");
+    if (text == NULL || strlen(text) > PIN_CACHE_TEXT_MAX || strlen(digest) > GY_IMAGE_DIGEST_LEN) {
+        free(text);
+        return;
+    }
+    pthread_mutex_lock(&pin_cache_lock);
+    size_t slot = pin_cache_next++ % PIN_CACHE_SIZE;
+    free(pin_cache[slot].labels);
+    snprintf(pin_cache[slot].digest, sizeof(pin_cache[slot].digest), "%s", digest);
+    pin_cache[slot].labels = text;
+    pthread_mutex_unlock(&pin_cache_lock);
+}
+
+/* The image config's Labels, from the cache or fetched into a temporary file and read (at
+ * most AGENT_REGISTRY_CONFIG_MAX, as the manifest's descriptor allows; the fetch checks
+ * the digest). */
 static void config_labels(struct agent_registry *reg, const struct gy_image_ref *ref,
                           const struct agent_descriptor *config, json_t *all)
 {
     if (config->digest[0] == '\0' || config->size <= 0 || config->size > AGENT_REGISTRY_CONFIG_MAX)
+        return;
+    if (pin_cache_get(config->digest, all))
         return;
     const char *tmp = getenv("TMPDIR");
     char path[4096];
@@ -114,8 +160,11 @@ static void config_labels(struct agent_registry *reg, const struct gy_image_ref 
     struct gy_error err;
     if (agent_registry_blob_fetch(reg, ref, config, path, NULL, &err) == 0) {
         json_t *doc = json_load_file(path, 0, NULL);
-        if (doc != NULL)
-            labels_merge(all, json_object_get(json_object_get(doc, "config"), "Labels"));
+        if (doc != NULL) {
+            json_t *labels = json_object_get(json_object_get(doc, "config"), "Labels");
+            labels_merge(all, labels);
+            pin_cache_put(config->digest, labels);
+        }
         json_decref(doc);
     } else {
         gy_log_debug("image config not read", "image=%s error=\"%s\"", ref->path, err.msg);

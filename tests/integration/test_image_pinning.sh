@@ -129,6 +129,24 @@ gt_check "the replicas roll to version 2" gt_wait_for "web on version 2" 120 run
 gantry apply -f "$GT_TMP/web.yaml" >"$GT_TMP/apply3.out" 2>&1
 gt_check "an apply of the same file again changes nothing" grep -q "unchanged" "$GT_TMP/apply3.out"
 
+# A second workload of the image: the leader asks the registry for the tag's manifest and
+# takes the labels of the config it read before (content-addressed, so they cannot have
+# changed) without fetching it again.
+blob_gets() { grep -c 'http.request.method=GET.*/blobs/sha256' "$GT_TMP/registry.log" || true; }
+gets_before=$(blob_gets)
+sed 's/^name: web/name: web2/; s/^replicas: 2/replicas: 1/' "$GT_TMP/web.yaml" >"$GT_TMP/web2.yaml"
+gantry apply -f "$GT_TMP/web2.yaml" >"$GT_TMP/apply4.out" 2>&1
+gt_check "a second workload of the image pins the same digest" grep -q "pinned to $D2" "$GT_TMP/apply4.out"
+event_of() {
+    gt_api 1 /v1/events | python3 -c 'import json, sys
+for e in json.load(sys.stdin)["items"]:
+    if e["object"] == "workload/" + sys.argv[1]:
+        print(e["message"])' "$1"
+}
+web2_labelled() { [[ "$(event_of web2)" == *"pinned to $D2 ("*licenses=MIT*revision=rev-2* ]]; }
+gt_check "with the image's labels" web2_labelled
+gt_check "and no blob fetched from the registry for it" [ "$(blob_gets)" = "$gets_before" ]
+
 # A tag the registry lacks: refused at apply, nothing changes.
 sed 's#test/web:1#test/web:nope#; s/^name: web/name: nope/' "$GT_TMP/web.yaml" >"$GT_TMP/nope.yaml"
 refused() { ! gantry apply -f "$GT_TMP/nope.yaml" >"$GT_TMP/nope.out" 2>&1; }
