@@ -30,6 +30,7 @@
 #include "agent/replica_id.h"
 #include "agent/session.h"
 #include "agent/state.h"
+#include "common/cidr.h"
 #include "common/log.h"
 #include "common/quantity.h"
 #include "common/xalloc.h"
@@ -1259,6 +1260,10 @@ static int make_hello(void *data, uint8_t **frame, size_t *len)
     node.cost_per_hour = cfg->cost_per_hour;
     node.address = (char *)(cfg->address != NULL ? cfg->address : "");
     node.blob_address = a->blob_address;
+    char subnet[64], net_text[AGENT_NET_ADDR_MAX];
+    snprintf(subnet, sizeof(subnet), "%s/%d", agent_net_addr_str(a->net.network, net_text),
+             a->net.prefix_len);
+    node.subnet = subnet;
 
     size_t n = 0;
     for (struct replica *r = a->replicas; r != NULL; r = r->next)
@@ -1303,6 +1308,48 @@ static void on_welcome(void *data, const Gantry__Welcome *w)
     if (w->heartbeat_interval_ms > 0)
         uv_timer_set_repeat(&a->heartbeat, w->heartbeat_interval_ms);
     agent_node_images_welcomed(a->images);
+}
+
+/* The other nodes of this cloud, from the leader: a route to each one's replica subnet
+ * through its address. Checked here, at the boundary: a peer whose address or subnet does
+ * not parse, or whose subnet overlaps this node's or an earlier peer's, is left out with a
+ * warning (docs/network.md). */
+static void on_network_peers(void *data, const Gantry__NetworkPeers *msg)
+{
+    struct agent *a = data;
+    size_t n_max = msg->n_peers < 4096 ? msg->n_peers : 4096;
+    struct agent_net_route *routes = gy_xcalloc(n_max ? n_max : 1, sizeof(*routes));
+    size_t n = 0;
+    for (size_t i = 0; i < n_max; i++) {
+        const Gantry__NetworkPeer *p = msg->peers[i];
+        const char *name = p->node != NULL ? p->node : "";
+        struct agent_net_route r;
+        if (p->address == NULL || !agent_net_addr_parse(p->address, &r.via) || p->subnet == NULL ||
+            !gy_cidr_parse(p->subnet, 8, 30, &r.dst, &r.prefix_len)) {
+            gy_log_warn("network peer left out: address or subnet does not parse", "node=%.64s",
+                        name);
+            continue;
+        }
+        const char *clash = NULL;
+        if (gy_cidr_overlap(r.dst, r.prefix_len, a->net.network, a->net.prefix_len))
+            clash = "this node's replica subnet";
+        for (size_t j = 0; j < n && clash == NULL; j++)
+            if (gy_cidr_overlap(r.dst, r.prefix_len, routes[j].dst, routes[j].prefix_len))
+                clash = "another peer's subnet";
+        if (clash != NULL) {
+            gy_log_warn("network peer left out: its subnet overlaps",
+                        "node=%.64s subnet=%.64s with=\"%s\"", name, p->subnet, clash);
+            continue;
+        }
+        routes[n++] = r;
+    }
+    size_t changed = 0;
+    struct gy_error err;
+    if (agent_net_routes_sync(routes, n, &changed, &err) < 0)
+        gy_log_error("routes to other nodes not made", "error=\"%s\"", err.msg);
+    else if (changed > 0)
+        gy_log_info("routes to other nodes", "peers=%zu changed=%zu", n, changed);
+    free(routes);
 }
 
 static void on_image_request(void *data, const Gantry__ImageRequest *req)
@@ -1637,6 +1684,7 @@ int agent_daemon_run(const struct agent_config *cfg, struct gy_error *err)
                                                        .on_log_request = on_log_request,
                                                        .on_metric_probe = on_metric_probe,
                                                        .on_image_request = on_image_request,
+                                                       .on_network_peers = on_network_peers,
                                                        .on_disconnect = on_disconnect};
     struct agent_session_options sopts = {0};
     if ((rc = agent_session_start(&a.loop, cfg->servers, &sopts, &scb, &a, &a.session, err)) < 0)

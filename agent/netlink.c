@@ -216,6 +216,99 @@ int agent_nl_route_default(struct agent_nl *nl, uint32_t gateway, struct gy_erro
     return talk(nl, h, NULL, NULL, what, err);
 }
 
+static struct nlmsghdr *route_msg(char *buf, uint16_t type, uint16_t flags, uint32_t dst,
+                                  int prefix_len)
+{
+    struct nlmsghdr *h = mnl_nlmsg_put_header(buf);
+    h->nlmsg_type = type;
+    h->nlmsg_flags = flags;
+    struct rtmsg *rtm = mnl_nlmsg_put_extra_header(h, sizeof(*rtm));
+    rtm->rtm_family = AF_INET;
+    rtm->rtm_dst_len = (unsigned char)prefix_len;
+    rtm->rtm_table = RT_TABLE_MAIN;
+    rtm->rtm_protocol = AGENT_NL_ROUTE_PROTOCOL;
+    rtm->rtm_scope = RT_SCOPE_UNIVERSE;
+    rtm->rtm_type = RTN_UNICAST;
+    mnl_attr_put_u32(h, RTA_DST, htonl(dst));
+    return h;
+}
+
+int agent_nl_route_replace(struct agent_nl *nl, uint32_t dst, int prefix_len, uint32_t gateway,
+                           struct gy_error *err)
+{
+    char buf[256], what[128], d[INET_ADDRSTRLEN], g[INET_ADDRSTRLEN];
+    struct nlmsghdr *h =
+        route_msg(buf, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, dst, prefix_len);
+    uint32_t be_dst = htonl(dst), be_gw = htonl(gateway);
+    mnl_attr_put_u32(h, RTA_GATEWAY, be_gw);
+    snprintf(what, sizeof(what), "route %s/%d via %s", inet_ntop(AF_INET, &be_dst, d, sizeof(d)),
+             prefix_len, inet_ntop(AF_INET, &be_gw, g, sizeof(g)));
+    return talk(nl, h, NULL, NULL, what, err);
+}
+
+int agent_nl_route_del(struct agent_nl *nl, uint32_t dst, int prefix_len, struct gy_error *err)
+{
+    char buf[256], what[96], d[INET_ADDRSTRLEN];
+    struct nlmsghdr *h = route_msg(buf, RTM_DELROUTE, 0, dst, prefix_len);
+    uint32_t be_dst = htonl(dst);
+    snprintf(what, sizeof(what), "remove route %s/%d", inet_ntop(AF_INET, &be_dst, d, sizeof(d)),
+             prefix_len);
+    struct gy_error e;
+    int rc = talk(nl, h, NULL, NULL, what, &e);
+    if (rc < 0 && e.code != GY_ENOTFOUND) {
+        if (err != NULL)
+            *err = e;
+        return rc;
+    }
+    return 0;
+}
+
+struct route_walk {
+    agent_nl_route_fn cb;
+    void *data;
+};
+
+static int route_attr_cb(const struct nlattr *attr, void *data)
+{
+    const struct nlattr **tb = data;
+    int type = mnl_attr_get_type(attr);
+    if (mnl_attr_type_valid(attr, RTA_MAX) < 0)
+        return MNL_CB_OK;
+    if ((type == RTA_DST || type == RTA_GATEWAY) && mnl_attr_validate(attr, MNL_TYPE_U32) < 0)
+        return MNL_CB_OK;
+    tb[type] = attr;
+    return MNL_CB_OK;
+}
+
+static int route_list_cb(const struct nlmsghdr *h, void *data)
+{
+    struct route_walk *w = data;
+    if (h->nlmsg_type != RTM_NEWROUTE)
+        return MNL_CB_OK;
+    const struct rtmsg *rtm = mnl_nlmsg_get_payload(h);
+    if (rtm->rtm_family != AF_INET || rtm->rtm_table != RT_TABLE_MAIN ||
+        rtm->rtm_protocol != AGENT_NL_ROUTE_PROTOCOL)
+        return MNL_CB_OK;
+    const struct nlattr *tb[RTA_MAX + 1] = {0};
+    mnl_attr_parse(h, sizeof(*rtm), route_attr_cb, tb);
+    uint32_t dst = tb[RTA_DST] != NULL ? ntohl(mnl_attr_get_u32(tb[RTA_DST])) : 0;
+    uint32_t gw = tb[RTA_GATEWAY] != NULL ? ntohl(mnl_attr_get_u32(tb[RTA_GATEWAY])) : 0;
+    w->cb(w->data, dst, rtm->rtm_dst_len, gw);
+    return MNL_CB_OK;
+}
+
+int agent_nl_route_list(struct agent_nl *nl, agent_nl_route_fn cb, void *data, struct gy_error *err)
+{
+    char buf[256];
+    struct nlmsghdr *h = mnl_nlmsg_put_header(buf);
+    h->nlmsg_type = RTM_GETROUTE;
+    h->nlmsg_flags = NLM_F_DUMP;
+    struct rtmsg *rtm = mnl_nlmsg_put_extra_header(h, sizeof(*rtm));
+    rtm->rtm_family = AF_INET;
+    struct route_walk w = {.cb = cb, .data = data};
+    return talk(nl, h, route_list_cb, &w, "list routes", err);
+}
+
 int agent_nl_neigh_del(struct agent_nl *nl, int index, uint32_t addr, struct gy_error *err)
 {
     char buf[256], what[96], text[INET_ADDRSTRLEN];

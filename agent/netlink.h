@@ -49,6 +49,23 @@ int agent_nl_addr_add(struct agent_nl *nl, int index, uint32_t addr, int prefix_
 /* Adds the IPv4 default route through gateway (host byte order) to the main table. */
 int agent_nl_route_default(struct agent_nl *nl, uint32_t gateway, struct gy_error *err);
 
+/* Routes of the main table made by the agent carry this protocol number, so that it finds
+ * its own after a restart (and `ip route show proto 152` lists them). */
+#define AGENT_NL_ROUTE_PROTOCOL 152
+
+/* Adds or replaces the route to dst/prefix_len through gateway (host byte order), marked
+ * AGENT_NL_ROUTE_PROTOCOL. */
+int agent_nl_route_replace(struct agent_nl *nl, uint32_t dst, int prefix_len, uint32_t gateway,
+                           struct gy_error *err);
+
+/* Removes the route to dst/prefix_len marked AGENT_NL_ROUTE_PROTOCOL; none is fine. */
+int agent_nl_route_del(struct agent_nl *nl, uint32_t dst, int prefix_len, struct gy_error *err);
+
+/* Calls cb for every IPv4 route of the main table marked AGENT_NL_ROUTE_PROTOCOL. */
+typedef void (*agent_nl_route_fn)(void *data, uint32_t dst, int prefix_len, uint32_t gateway);
+int agent_nl_route_list(struct agent_nl *nl, agent_nl_route_fn cb, void *data,
+                        struct gy_error *err);
+
 /* Forgets the neighbour entry for addr (host byte order) on the interface; none is fine. */
 int agent_nl_neigh_del(struct agent_nl *nl, int index, uint32_t addr, struct gy_error *err);
 

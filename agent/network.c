@@ -3,6 +3,7 @@
 
 #include "agent/netlink.h"
 #include "common/hash.h"
+#include "common/xalloc.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -280,4 +281,70 @@ int agent_net_replica_address(const struct agent_net_config *cfg, const char *id
     }
     *addr = r.addr;
     return 0;
+}
+
+struct routes_have {
+    struct agent_net_route *items;
+    size_t n, cap;
+};
+
+static void routes_have_add(void *data, uint32_t dst, int prefix_len, uint32_t gateway)
+{
+    struct routes_have *h = data;
+    if (h->n == h->cap) {
+        h->cap = h->cap ? 2 * h->cap : 16;
+        h->items = gy_xrealloc(h->items, h->cap * sizeof(*h->items));
+    }
+    h->items[h->n++] =
+        (struct agent_net_route){.dst = dst, .prefix_len = prefix_len, .via = gateway};
+}
+
+/* Routed replicas of other nodes arrive on the host's own interface and leave through the
+ * bridge, and the replies the other way: the host must forward. */
+static int forwarding_on(struct gy_error *err)
+{
+    int fd = open("/proc/sys/net/ipv4/ip_forward", O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return gy_error_sys(err, errno,
+                            "enable IPv4 forwarding: open /proc/sys/net/ipv4/ip_forward");
+    ssize_t n = write(fd, "1", 1);
+    int e = errno;
+    close(fd);
+    return n == 1 ? 0 : gy_error_sys(err, e, "enable IPv4 forwarding");
+}
+
+int agent_net_routes_sync(const struct agent_net_route *routes, size_t n, size_t *changed,
+                          struct gy_error *err)
+{
+    *changed = 0;
+    int rc;
+    if (n > 0 && (rc = forwarding_on(err)) < 0)
+        return rc;
+    struct agent_nl nl;
+    if ((rc = agent_nl_open(&nl, err)) < 0)
+        return gy_error_wrap(err, "routes to other nodes");
+    struct routes_have have = {0};
+    rc = agent_nl_route_list(&nl, routes_have_add, &have, err);
+    for (size_t i = 0; rc == 0 && i < have.n; i++) {
+        bool wanted = false;
+        for (size_t j = 0; j < n && !wanted; j++)
+            wanted = routes[j].dst == have.items[i].dst &&
+                     routes[j].prefix_len == have.items[i].prefix_len;
+        if (!wanted &&
+            (rc = agent_nl_route_del(&nl, have.items[i].dst, have.items[i].prefix_len, err)) == 0)
+            (*changed)++;
+    }
+    for (size_t j = 0; rc == 0 && j < n; j++) {
+        bool same = false;
+        for (size_t i = 0; i < have.n && !same; i++)
+            same = routes[j].dst == have.items[i].dst &&
+                   routes[j].prefix_len == have.items[i].prefix_len &&
+                   routes[j].via == have.items[i].via;
+        if (!same && (rc = agent_nl_route_replace(&nl, routes[j].dst, routes[j].prefix_len,
+                                                  routes[j].via, err)) == 0)
+            (*changed)++;
+    }
+    free(have.items);
+    agent_nl_close(&nl);
+    return rc < 0 ? gy_error_wrap(err, "routes to other nodes") : 0;
 }

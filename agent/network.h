@@ -22,6 +22,20 @@ struct agent_net_config {
     uint32_t gateway;   /* network + 1, on the bridge */
 };
 
+/* A route to another node's replica subnet through that node's address (host byte order). */
+struct agent_net_route {
+    uint32_t dst;
+    int prefix_len;
+    uint32_t via;
+};
+
+/* Makes the node's routes to other nodes' replica subnets exactly routes[0..n): adds or
+ * replaces those given and removes the agent's routes (AGENT_NL_ROUTE_PROTOCOL) that are
+ * not. The host forwards IPv4 between interfaces from then on. *changed counts the
+ * routes added, replaced or removed. */
+int agent_net_routes_sync(const struct agent_net_route *routes, size_t n, size_t *changed,
+                          struct gy_error *err);
+
 /* Parses a subnet "10.88.0.0/24" (host bits must be zero; /16 to /30) into cfg, with the
  * given bridge name and namespace prefix. */
 int agent_net_config_init(struct agent_net_config *cfg, const char *subnet, const char *bridge,

@@ -235,6 +235,10 @@ static void handle_frame(struct agent_session *s, const uint8_t *body, size_t le
         if (s->welcomed && s->cb.on_image_request != NULL)
             s->cb.on_image_request(s->data, f->image_request);
         break;
+    case GANTRY__AGENT_FRAME__FRAME_NETWORK_PEERS:
+        if (s->welcomed && s->cb.on_network_peers != NULL)
+            s->cb.on_network_peers(s->data, f->network_peers);
+        break;
     default:
         /* Heartbeat acknowledgements only keep the read timer alive. */
         break;

@@ -31,6 +31,8 @@ struct agent_session_callbacks {
     void (*on_metric_probe)(void *data, const Gantry__MetricProbe *probe);
     /* The leader asks to pull or remove an image (`gantry image pull|rm`); may be NULL. */
     void (*on_image_request)(void *data, const Gantry__ImageRequest *request);
+    /* The leader's set of nodes to route to directly; may be NULL. */
+    void (*on_network_peers)(void *data, const Gantry__NetworkPeers *peers);
     /* The connection went away (after a welcome); the session reconnects by itself. */
     void (*on_disconnect)(void *data);
 };

@@ -178,9 +178,9 @@ static void nodes_table(struct ctl_context *ctx, const json_t *items, bool wide)
 {
     static const char *const head[] = {"NAME",     "CLOUD",   "STATE",   "CPU",    "MEMORY",
                                        "REPLICAS", "CPU REQ", "MEM REQ", "REGION", "ZONE",
-                                       "PIDS",     "COST",    "LABELS"};
+                                       "ADDRESS",  "SUBNET",  "PIDS",    "COST",   "LABELS"};
     struct ctl_table t;
-    ctl_table_init(&t, wide ? 13 : 6, head);
+    ctl_table_init(&t, wide ? 15 : 6, head);
     size_t i;
     const json_t *n;
     json_array_foreach(items, i, n)
@@ -205,7 +205,7 @@ static void nodes_table(struct ctl_context *ctx, const json_t *items, bool wide)
             gy_cpu_format(ctl_json_int(alloc, "cpu_millis"), acpu);
         if (json_is_integer(json_object_get(alloc, "memory_bytes")))
             gy_memory_format(ctl_json_int(alloc, "memory_bytes"), amem);
-        char *cells[13] = {
+        char *cells[15] = {
             gy_xstrdup(ctl_json_str(n, "name")),
             gy_xstrdup(ctl_json_str(n, "cloud")),
             node_state_shown(n),
@@ -216,6 +216,8 @@ static void nodes_table(struct ctl_context *ctx, const json_t *items, bool wide)
             gy_xstrdup(amem),
             gy_xstrdup(*ctl_json_str(n, "region") ? ctl_json_str(n, "region") : "<none>"),
             gy_xstrdup(*ctl_json_str(n, "zone") ? ctl_json_str(n, "zone") : "<none>"),
+            gy_xstrdup(*ctl_json_str(n, "address") ? ctl_json_str(n, "address") : "<none>"),
+            gy_xstrdup(*ctl_json_str(n, "subnet") ? ctl_json_str(n, "subnet") : "<none>"),
             ctl_cell("%lld", ctl_json_int(cap, "pids")),
             ctl_cell("%.4g", json_number_value(json_object_get(n, "cost"))),
             *labels ? labels : gy_xstrdup("<none>"),
@@ -223,7 +225,7 @@ static void nodes_table(struct ctl_context *ctx, const json_t *items, bool wide)
         if (!*labels)
             free(labels);
         ctl_table_add(&t, (const char *const *)cells);
-        for (size_t c = 0; c < 13; c++)
+        for (size_t c = 0; c < 15; c++)
             free(cells[c]);
     }
     ctl_table_print(&t, ctx->out);

@@ -131,6 +131,14 @@ size_t fleet_image_peers(struct fleet_session *s, Gantry__ImagePeer ***peers);
 /* push.c: keeps the cloud and the layer server address of the node's hello; an address
  * that is not HOST:PORT of at most 255 characters is dropped with a warning. */
 void fleet_session_image_peer(struct fleet_session *s, const Gantry__NodeInfo *info);
+
+/* network.c: sends the session's agent the other nodes of its cloud to route to (after
+ * its welcome), or every agent theirs (after a node's registration changed what they
+ * are). */
+void fleet_network_push(struct fleet_session *s);
+void fleet_network_push_all(struct sch_fleet *f);
+/* True for "" (no subnet) or an IPv4 CIDR with host bits zero and a prefix of 8 to 30. */
+bool fleet_network_subnet_valid(const char *subnet);
 /* push.c: sends the session its assignment (full: the first one of a session), each
  * replica to start with the nodes of the session's cloud that serve layers. */
 void fleet_push(struct fleet_session *s, bool full, struct sch_spec_cache *cache);

@@ -5,6 +5,7 @@
  * closed by the duties' tick (duties.c). */
 #include "scheduler/fleet/fleet_internal.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +102,8 @@ static void registered(void *data, int status, const struct sch_result *result, 
         return;
     if (status < 0)
         gy_log_warn("node registration not recorded", "error=\"%s\"", message ? message : "");
+    else
+        fleet_network_push_all(f);
     fleet_kick(f);
 }
 
@@ -223,6 +226,15 @@ static void on_hello(struct fleet_session *s, const Gantry__Hello *h)
         redirect(s, why);
         return;
     }
+    if (!fleet_network_subnet_valid(h->node->subnet)) {
+        char why[256];
+        snprintf(why, sizeof(why),
+                 "node %.64s: subnet \"%.40s\" is not an IPv4 network like 10.73.1.0/24",
+                 h->node->name, h->node->subnet);
+        gy_log_warn("agent refused", "node=%s reason=\"%s\"", h->node->name, why);
+        redirect(s, why);
+        return;
+    }
     /* One session per node: a reconnecting agent replaces its old session. */
     struct fleet_session *old = fleet_session_of(f, h->node->name);
     if (old != NULL)
@@ -234,7 +246,20 @@ static void on_hello(struct fleet_session *s, const Gantry__Hello *h)
     s->number = sch_liveness_connect(&f->liveness, s->node, now);
     s->node->agent = s;
     s->welcomed = true;
+    /* A node that names no address is reached at the one it connects from. */
+    char seen[INET_ADDRSTRLEN] = "";
+    char *given = h->node->address; /* put back before the frame is freed */
+    if (h->node->address == NULL || h->node->address[0] == '\0') {
+        struct sockaddr_storage peer;
+        int len = sizeof(peer);
+        if (uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&peer, &len) == 0 &&
+            peer.ss_family == AF_INET &&
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&peer)->sin_addr, seen, sizeof(seen)) !=
+                NULL)
+            h->node->address = seen;
+    }
     register_node(s, h->node);
+    h->node->address = given;
     fleet_session_image_peer(s, h->node);
 
     struct sch_session_timeouts limits;
@@ -254,6 +279,7 @@ static void on_hello(struct fleet_session *s, const Gantry__Hello *h)
         status_report(s, h->replicas[i]);
     node_health(s, h->health);
     images_report(s, h->images);
+    fleet_network_push(s);
     /* The full assignment resynchronises the agent with the state. */
     sch_assign_sent_clear(&s->sent);
     struct sch_spec_cache cache = {0};

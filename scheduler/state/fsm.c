@@ -66,7 +66,9 @@ static const char position_update_sql[] = "UPDATE position SET applied_index = ?
  * the same with them empty. The digest counts them only when they hold rows (digest_of). */
 static const char *const added_tables_sql =
     "CREATE TABLE IF NOT EXISTS node_conditions (node TEXT NOT NULL, kind TEXT NOT NULL,"
-    "  message TEXT NOT NULL, time_ms INTEGER NOT NULL, PRIMARY KEY (node, kind));";
+    "  message TEXT NOT NULL, time_ms INTEGER NOT NULL, PRIMARY KEY (node, kind));"
+    /* The replica subnet each node reported (docs/network.md). */
+    "CREATE TABLE IF NOT EXISTS node_networks (node TEXT PRIMARY KEY, subnet TEXT NOT NULL);";
 
 /* Prepared statements used on the hot path of applying workloads. */
 enum {
@@ -1047,6 +1049,14 @@ static int exec_register_node(struct sch_fsm *fsm, const Gantry__Command *cmd,
     free(labels);
     if (n < 0)
         return reject_sql(fsm, result, "register node");
+    n = node->subnet != NULL && node->subnet[0] != '\0'
+            ? run(fsm,
+                  "INSERT INTO node_networks (node, subnet) VALUES (?, ?)"
+                  " ON CONFLICT (node) DO UPDATE SET subnet = excluded.subnet",
+                  "tt", node->name, node->subnet)
+            : run(fsm, "DELETE FROM node_networks WHERE node = ?", "t", node->name);
+    if (n < 0)
+        return reject_sql(fsm, result, "record the node's subnet");
     char object[128];
     snprintf(object, sizeof(object), "node/%s", node->name);
     return event_add(fsm, cmd, "register", object, result, "%s in cloud %s",
@@ -2725,6 +2735,7 @@ static uint64_t digest_of(struct sch_fsm *fsm)
         "SELECT * FROM replicas ORDER BY id",
         "SELECT * FROM events ORDER BY seq",
         "SELECT * FROM node_conditions ORDER BY node, kind",
+        "SELECT * FROM node_networks ORDER BY node",
     };
     /* The tables from first_added on were added after schema version 1 (added_tables_sql)
      * and count only when they hold rows, so that a state that leaves them empty has the

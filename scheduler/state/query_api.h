@@ -97,6 +97,8 @@ struct sch_node_view {
      * their workloads' specs. */
     int64_t allocated_cpu_millis;
     int64_t allocated_memory_bytes;
+    const char *address; /* where other nodes reach it; "" when unknown */
+    const char *subnet;  /* its replica subnet (docs/network.md); "" when none */
 };
 
 typedef void (*sch_node_view_cb)(void *data, const struct sch_node_view *node);

@@ -38,8 +38,12 @@ static const char UNSETTLED_NODES_SQL[] =
     "SELECT DISTINCT node FROM replicas WHERE state IN (?, ?, ?)";
 static const char STOPPING_SQL[] = "SELECT id, node FROM replicas WHERE state = ?";
 static const char REGISTERED_SQL[] =
-    "SELECT cloud, region, zone, cpu_millis, memory_bytes, pids, cost, address, state"
+    "SELECT cloud, region, zone, cpu_millis, memory_bytes, pids, cost, address, state,"
+    " (SELECT subnet FROM node_networks WHERE node = name)"
     " FROM nodes WHERE name = ?";
+static const char NETWORK_PEERS_SQL[] =
+    "SELECT n.name, n.address, s.subnet FROM nodes n JOIN node_networks s ON s.node = n.name"
+    " WHERE n.cloud = ? AND n.name != ? AND n.address != '' ORDER BY n.name";
 static const char AGENT_ADDRESS_SQL[] = "SELECT agent_address FROM servers WHERE id = ?";
 static const char REPLICA_NODE_SQL[] = "SELECT node FROM replicas WHERE id = ?";
 static const char NOT_DOWN_SQL[] = "SELECT name FROM nodes WHERE state != ?";
@@ -363,9 +367,24 @@ bool sch_query_node_registered_as(struct sch_fsm *fsm, const Gantry__NodeInfo *i
                sqlite3_column_int64(q, 5) == c->pids &&
                sqlite3_column_double(q, 6) == info->cost_per_hour &&
                strcmp(text(q, 7), info->address) == 0 &&
-               sqlite3_column_int(q, 8) != GANTRY__NODE_STATE__NODE_DOWN;
+               sqlite3_column_int(q, 8) != GANTRY__NODE_STATE__NODE_DOWN &&
+               strcmp(text(q, 9), info->subnet != NULL ? info->subnet : "") == 0;
     read_end(fsm, &r, &err);
     return same;
+}
+
+int sch_query_network_peers(struct sch_fsm *fsm, const char *cloud, const char *except,
+                            sch_network_peer_cb cb, void *data, struct gy_error *err)
+{
+    struct read r;
+    int rc = read_begin(fsm, &r, NETWORK_PEERS_SQL, "network peers", err);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_text(r.stmt, 1, cloud, -1, SQLITE_STATIC);
+    sqlite3_bind_text(r.stmt, 2, except, -1, SQLITE_STATIC);
+    while (read_next(&r))
+        cb(data, text(r.stmt, 0), text(r.stmt, 1), text(r.stmt, 2));
+    return read_end(fsm, &r, err);
 }
 
 void sch_query_server_agent_address(struct sch_fsm *fsm, uint64_t id, char *buf, size_t len)

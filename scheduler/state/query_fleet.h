@@ -99,6 +99,13 @@ int sch_query_stopping(struct sch_fsm *fsm, sch_replica_at_cb cb, void *data, st
  * not compared. */
 bool sch_query_node_registered_as(struct sch_fsm *fsm, const Gantry__NodeInfo *info);
 
+/* The nodes of cloud other than except that have an address and a replica subnet, by name:
+ * cb(data, name, address, subnet). Returns the rows or a negative error. */
+typedef void (*sch_network_peer_cb)(void *data, const char *name, const char *address,
+                                    const char *subnet);
+int sch_query_network_peers(struct sch_fsm *fsm, const char *cloud, const char *except,
+                            sch_network_peer_cb cb, void *data, struct gy_error *err);
+
 /* Copies the agent address recorded for server id into buf ("" when it has no row). */
 void sch_query_server_agent_address(struct sch_fsm *fsm, uint64_t id, char *buf, size_t len);
 

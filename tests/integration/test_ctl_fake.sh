@@ -184,9 +184,9 @@ gt_check "apply --wait shows each change of progress, then the end" \
 
 run nodes --server "http://$LEADER" get nodes -o wide
 gt_check "get nodes -o wide (golden)" diff -u - "$GT_TMP/nodes.out" <<'TXT'
-NAME   CLOUD     STATE      CPU     MEMORY   REPLICAS   CPU REQ   MEM REQ   REGION   ZONE   PIDS   COST   LABELS
-n1     private   ready      4       8Gi      1          -         -         eu       a      4096   0      disk=ssd
-n2     public    cordoned   1500m   2Gi      1          -         -         us       b      1024   0.12   <none>
+NAME   CLOUD     STATE      CPU     MEMORY   REPLICAS   CPU REQ   MEM REQ   REGION   ZONE   ADDRESS   SUBNET   PIDS   COST   LABELS
+n1     private   ready      4       8Gi      1          -         -         eu       a      <none>    <none>   4096   0      disk=ssd
+n2     public    cordoned   1500m   2Gi      1          -         -         us       b      <none>    <none>   1024   0.12   <none>
 TXT
 run replicas --server "http://$LEADER" get replicas
 gt_check "get replicas (golden)" diff -u - "$GT_TMP/replicas.out" <<'TXT'

@@ -1,0 +1,15 @@
+/* IPv4 networks written as CIDR ("10.73.1.0/24"), as the nodes' replica subnets are. */
+#ifndef GANTRY_COMMON_CIDR_H
+#define GANTRY_COMMON_CIDR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Parses "A.B.C.D/N" with host bits zero and N from min_len to max_len into *addr (host
+ * byte order) and *prefix_len. */
+bool gy_cidr_parse(const char *text, int min_len, int max_len, uint32_t *addr, int *prefix_len);
+
+/* True when a/alen and b/blen share an address. */
+bool gy_cidr_overlap(uint32_t a, int alen, uint32_t b, int blen);
+
+#endif

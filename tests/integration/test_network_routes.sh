@@ -1,0 +1,110 @@
+# Replicas of different nodes of one cloud reach each other by address (docs/network.md,
+# "Between nodes"): four hosts (network namespaces on one switch), a server and agents
+# with their own replica subnets. The leader records each node's subnet and the address
+# it connects from and tells every agent the others; each agent routes to their subnets
+# through them. Checked: the subnets and addresses in `get nodes -o wide`; the routes on
+# every host; a replica on each node pings the replicas of the other two; a node whose
+# subnet overlaps another's is left out of the others' routes with a warning; a node that
+# comes back with another subnet moves its route; an agent restart keeps every replica
+# reachable; a removed workload leaves no namespace behind.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/netns.sh"
+source "$(dirname "$0")/cluster.sh"
+gt_require_root
+command -v busybox >/dev/null || gt_skip "busybox-static is not installed"
+command -v python3 >/dev/null || gt_skip "python3 is missing"
+for b in "$SCHED" "$AGENT" "$RUNTIME" "$GANTRY"; do [ -x "$b" ] || gt_skip "$b is not built"; done
+
+gt_hosts_create 4 || exit 1
+gt_cluster_init 1 nr
+rootfs=$GT_TMP/rootfs
+gt_cluster_image "$rootfs" sh sleep ping
+for i in 1 2 3 4; do gt_image_import "$i" "$rootfs"; done
+gt_server_start 1
+for i in 1 2 3; do gt_agent_start "$i"; done
+gt_check "three nodes are ready" gt_wait_for "3 nodes" 60 gt_nodes_ready 1 3
+
+gt_gantry 1 get nodes -o wide >"$GT_TMP/nodes.out" 2>&1
+gt_log "nodes: $(tr '\n' '|' <"$GT_TMP/nodes.out")"
+gt_check "get nodes -o wide shows node2's subnet and the address it connects from" \
+    grep -Eq "^node2 .* 198\.18\.0\.2 +198\.19\.2\.0/24 " "$GT_TMP/nodes.out"
+
+# routes HOST: the agent's routes on HOST, "DST via GW" per line.
+routes() { ip -n "${GT_HOST_NS[$1]}" route show proto 152 | awk '{print $1, $2, $3}' | sort | tr '\n' ','; }
+routed() { [ "$(routes "$1")" = "$2" ]; }
+gt_check "host 1 routes to the subnets of nodes 2 and 3" gt_wait_for "routes on host 1" 20 \
+    routed 1 "198.19.2.0/24 via 198.18.0.2,198.19.3.0/24 via 198.18.0.3,"
+gt_check "host 3 routes to the subnets of nodes 1 and 2" gt_wait_for "routes on host 3" 20 \
+    routed 3 "198.19.1.0/24 via 198.18.0.1,198.19.2.0/24 via 198.18.0.2,"
+
+cat >"$GT_TMP/ping.json" <<'EOF'
+{"name": "pinger", "image": "busybox", "command": ["sleep", "3600"], "replicas": 3,
+ "resources": {"cpu": "50m", "memory": "16Mi"}, "stop_grace": "1s"}
+EOF
+gt_api 1 /v1/apply -X POST --data-binary "@$GT_TMP/ping.json" >/dev/null
+# replicas: "NODE ID ADDRESS" of each running pinger replica, by node.
+replicas() {
+    gt_api 1 "/v1/replicas?workload=pinger" | python3 -c '
+import json, sys
+for r in sorted(json.load(sys.stdin)["items"], key=lambda r: r["node"]):
+    if r["state"] == "running":
+        print(r["node"], r["id"], r["address"])'
+}
+spread() { [ "$(replicas | awk '{print $1}' | tr '\n' ' ')" = "node1 node2 node3 " ]; }
+gt_check "the three replicas run, one per node" gt_wait_for "pinger spread" 90 spread
+
+# all_reach: every replica pings the replicas of the other nodes once (2 s each at most).
+all_reach() {
+    local a b ok=0
+    mapfile -t rs < <(replicas)
+    [ "${#rs[@]}" -eq 3 ] || return 1
+    for a in "${rs[@]}"; do
+        read -r na ida _ <<<"$a"
+        for b in "${rs[@]}"; do
+            read -r nb _ addrb <<<"$b"
+            [ "$na" = "$nb" ] && continue
+            if ! ip netns exec "$GT_NS_PREFIX${na#node}-$ida" busybox ping -c1 -W2 "$addrb" \
+                >/dev/null 2>&1; then
+                gt_log "$na ($ida) does not reach $nb at $addrb"
+                ok=1
+            fi
+        done
+    done
+    return $ok
+}
+gt_check "a replica on each node reaches the replicas on the other two by address" \
+    gt_wait_for "pings across nodes" 20 all_reach
+
+# A fourth node whose subnet is node1's: the others leave it out, and say why.
+gt_agent_start 4 --subnet 198.19.1.0/24
+gt_check "a fourth node joins" gt_wait_for "4 nodes" 60 gt_nodes_ready 1 4
+warned() { grep -q "network peer left out: its subnet overlaps.*node=node4" "$GT_TMP/a2.log"; }
+gt_check "host 2 leaves out node4, whose subnet overlaps node1's, and says so" \
+    gt_wait_for "overlap warning" 20 warned
+gt_check "and keeps its route to node1" \
+    routed 2 "198.19.1.0/24 via 198.18.0.1,198.19.3.0/24 via 198.18.0.3,"
+gt_check "node4 leaves out node1" grep -q "network peer left out: its subnet overlaps.*node=node1" \
+    "$GT_TMP/a4.log"
+
+# node4 comes back with a subnet of its own, then with another: its route follows.
+gt_stop "${APID[4]}"
+gt_agent_start 4 --subnet 198.19.4.0/24
+gt_check "node4 with its own subnet is routed to" gt_wait_for "route to node4" 30 routed 2 \
+    "198.19.1.0/24 via 198.18.0.1,198.19.3.0/24 via 198.18.0.3,198.19.4.0/24 via 198.18.0.4,"
+gt_stop "${APID[4]}"
+gt_agent_start 4 --subnet 198.19.44.0/24
+gt_check "node4 back with another subnet: the old route goes, the new one comes" \
+    gt_wait_for "node4's new route" 30 routed 2 \
+    "198.19.1.0/24 via 198.18.0.1,198.19.3.0/24 via 198.18.0.3,198.19.44.0/24 via 198.18.0.4,"
+
+# An agent restart keeps its replica and the routes.
+gt_stop "${APID[2]}"
+gt_agent_start 2
+gt_check "node2 is ready again" gt_wait_for "4 nodes" 60 gt_nodes_ready 1 4
+gt_check "after node2's agent restarted every replica still reaches the others" \
+    gt_wait_for "pings across nodes" 20 all_reach
+
+gt_api 1 /v1/workloads/pinger -X DELETE >/dev/null
+no_namespaces() { ! ip netns list | grep -q "^$GT_NS_PREFIX"; }
+gt_check "the deleted workload leaves no network namespace" gt_wait_for "namespaces gone" 30 no_namespaces
+gt_finish
