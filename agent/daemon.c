@@ -73,6 +73,7 @@ struct replica {
     bool bare;          /* found in the runtime without a row: no spec until assigned */
     bool assigned;      /* the leader wants it to run */
     bool starting;      /* a start runs on the thread pool (see replica_start) */
+    bool waiting_net;   /* held until the node has its replica subnet (net_adopt) */
     bool exit_handled;  /* its container's exit was handled: restart it when due */
     bool stop_pending;  /* asked to stop while starting: stops once the start is done */
     bool stopping;
@@ -105,6 +106,7 @@ struct agent {
     size_t n_image_peers;
     struct agent_node_images *images; /* what the leader hears of them (node_images.h) */
     struct agent_net_config net;
+    bool net_ready; /* net has the node's replica subnet (--subnet, or the leader's) */
     char *base_config;
     struct replica *replicas;
     struct log_follow *follows;
@@ -526,6 +528,12 @@ static void replica_start(struct replica *r)
 
     if (r->starting)
         return;
+    if (!a->net_ready) {
+        r->waiting_net = true;
+        replica_set(r, GANTRY__REPLICA_STATE__REPLICA_PENDING, "%s",
+                    "waiting for the node's replica subnet from the leader");
+        return;
+    }
     if (r->has_container) {
         if (rt_container_delete(runtime_root(a), r->id, true, &err) < 0 &&
             err.code != GY_ENOTFOUND) {
@@ -1260,9 +1268,10 @@ static int make_hello(void *data, uint8_t **frame, size_t *len)
     node.cost_per_hour = cfg->cost_per_hour;
     node.address = (char *)(cfg->address != NULL ? cfg->address : "");
     node.blob_address = a->blob_address;
-    char subnet[64], net_text[AGENT_NET_ADDR_MAX];
-    snprintf(subnet, sizeof(subnet), "%s/%d", agent_net_addr_str(a->net.network, net_text),
-             a->net.prefix_len);
+    char subnet[64] = "", net_text[AGENT_NET_ADDR_MAX];
+    if (a->net_ready)
+        snprintf(subnet, sizeof(subnet), "%s/%d", agent_net_addr_str(a->net.network, net_text),
+                 a->net.prefix_len);
     node.subnet = subnet;
 
     size_t n = 0;
@@ -1310,6 +1319,53 @@ static void on_welcome(void *data, const Gantry__Welcome *w)
     agent_node_images_welcomed(a->images);
 }
 
+/* Takes subnet as the node's replica subnet: the bridge with its gateway address, unless a
+ * route of the host other than the bridge's own already covers part of it (the message
+ * names both). */
+static int net_adopt(struct agent *a, const char *subnet, struct gy_error *err)
+{
+    struct agent_net_config net;
+    int rc = agent_net_config_init(&net, subnet, a->cfg->bridge, a->cfg->ns_prefix, err);
+    if (rc < 0)
+        return rc;
+    char found[128];
+    if (gy_cidr_route_overlap(net.network, net.prefix_len, net.bridge, true, found, sizeof(found)))
+        return gy_error_set(err, GY_ECONFLICT,
+                            "replica subnet %s overlaps the host's route %s; give the node "
+                            "another subnet (--subnet, or the leader's --cluster-network)",
+                            subnet, found);
+    if ((rc = agent_net_bridge_up(&net, err)) < 0)
+        return rc;
+    a->net = net;
+    a->net_ready = true;
+    return 0;
+}
+
+/* The subnet the leader recorded for a node that had none: taken, kept for restarts, and
+ * the replicas that waited for it start. */
+static void net_from_leader(struct agent *a, const char *subnet)
+{
+    struct gy_error err;
+    if (net_adopt(a, subnet, &err) < 0) {
+        gy_log_error("the replica subnet from the leader cannot be used",
+                     "subnet=%.64s error=\"%s\"", subnet, err.msg);
+        for (struct replica *r = a->replicas; r != NULL; r = r->next)
+            if (r->waiting_net)
+                replica_set(r, GANTRY__REPLICA_STATE__REPLICA_PENDING,
+                            "the node's replica subnet from the leader cannot be used: %s",
+                            err.msg);
+        return;
+    }
+    if (agent_state_meta_set(a->db, "subnet", subnet, &err) < 0)
+        gy_log_warn("replica subnet not kept for restarts", "error=\"%s\"", err.msg);
+    gy_log_info("replica subnet from the leader", "subnet=%s bridge=%s", subnet, a->net.bridge);
+    for (struct replica *r = a->replicas; r != NULL; r = r->next)
+        if (r->waiting_net) {
+            r->waiting_net = false;
+            replica_start(r);
+        }
+}
+
 /* The other nodes of this cloud, from the leader: a route to each one's replica subnet
  * through its address. Checked here, at the boundary: a peer whose address or subnet does
  * not parse, or whose subnet overlaps this node's or an earlier peer's, is left out with a
@@ -1317,6 +1373,8 @@ static void on_welcome(void *data, const Gantry__Welcome *w)
 static void on_network_peers(void *data, const Gantry__NetworkPeers *msg)
 {
     struct agent *a = data;
+    if (!a->net_ready && msg->subnet != NULL && msg->subnet[0] != '\0')
+        net_from_leader(a, msg->subnet);
     size_t n_max = msg->n_peers < 4096 ? msg->n_peers : 4096;
     struct agent_net_route *routes = gy_xcalloc(n_max ? n_max : 1, sizeof(*routes));
     size_t n = 0;
@@ -1331,8 +1389,13 @@ static void on_network_peers(void *data, const Gantry__NetworkPeers *msg)
             continue;
         }
         const char *clash = NULL;
-        if (gy_cidr_overlap(r.dst, r.prefix_len, a->net.network, a->net.prefix_len))
+        char local[128];
+        if (a->net_ready && gy_cidr_overlap(r.dst, r.prefix_len, a->net.network, a->net.prefix_len))
             clash = "this node's replica subnet";
+        else if ((r.via >> 24) == 127)
+            clash = "a loopback address: the node shares this host";
+        else if (gy_cidr_route_overlap(r.dst, r.prefix_len, NULL, false, local, sizeof(local)))
+            clash = "a network of this host (the node shares this host or its network)";
         for (size_t j = 0; j < n && clash == NULL; j++)
             if (gy_cidr_overlap(r.dst, r.prefix_len, routes[j].dst, routes[j].prefix_len))
                 clash = "another peer's subnet";
@@ -1645,12 +1708,23 @@ int agent_daemon_run(const struct agent_config *cfg, struct gy_error *err)
         return gy_error_sys(err, errno, "create data dir %s", cfg->data_dir);
     if ((rc = labels_parse(&a, cfg->labels, err)) < 0)
         return rc;
-    if ((rc = agent_net_config_init(&a.net, cfg->subnet, cfg->bridge, cfg->ns_prefix, err)) < 0)
-        return gy_error_wrap(err, "--subnet");
-    if ((rc = agent_net_bridge_up(&a.net, err)) < 0)
+    if ((rc = agent_net_config_init(&a.net, NULL, cfg->bridge, cfg->ns_prefix, err)) < 0)
         return rc;
     if ((rc = agent_state_open(cfg->data_dir, &a.db, err)) < 0)
         return rc;
+    /* The node's replica subnet: --subnet, else the one the leader gave it before (kept in
+     * the agent's database), else the leader's answer to the hello (net_from_leader). */
+    char *stored = NULL;
+    const char *subnet = cfg->subnet;
+    if (subnet == NULL && agent_state_meta_get(a.db, "subnet", &stored, NULL) == 0 &&
+        stored != NULL && *stored != '\0')
+        subnet = stored;
+    rc = subnet != NULL ? net_adopt(&a, subnet, err) : 0;
+    free(stored);
+    if (rc < 0) {
+        agent_state_close(a.db);
+        return gy_error_wrap(err, "--subnet");
+    }
     if ((rc = agent_puller_open(&a.puller, cfg->data_dir, cfg->registries, err)) < 0) {
         agent_state_close(a.db);
         return gy_error_wrap(err, "images");

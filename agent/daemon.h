@@ -22,7 +22,7 @@ struct agent_config {
     int64_t memory_bytes;
     int64_t pids; /* 0 = no limit */
     double cost_per_hour;
-    const char *subnet;       /* replica addresses, e.g. "10.88.0.0/24" */
+    const char *subnet;       /* replica addresses, e.g. "10.73.1.0/24"; NULL: the leader's */
     const char *bridge;       /* bridge interface, e.g. "gantry0" */
     const char *ns_prefix;    /* replica network namespace name prefix */
     const char *runtime_root; /* runtime state directory */

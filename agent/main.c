@@ -40,7 +40,8 @@ static void usage(FILE *out)
             "  --pids N              processes offered to replicas (default: no limit)\n"
             "  --cost N              cost per hour of this node, for cloud placement\n"
             "  --address ADDR        address of this node as others reach it\n"
-            "  --subnet CIDR         replica addresses on this node (default 10.88.0.0/24)\n"
+            "  --subnet CIDR         replica addresses on this node (default: a subnet the\n"
+            "                        leader carves from its cluster network)\n"
             "  --bridge NAME         bridge for replica networks (default gantry0)\n"
             "  --runtime-root DIR    container runtime state (default /run/gantry-runtime)\n"
             "  --heartbeat DUR       heartbeat and metric sample interval (default 1s)\n"
@@ -217,7 +218,7 @@ int main(int argc, char **argv)
         .address = "",
         .cpu_millis = cpus > 0 ? cpus * 1000 : 1000,
         .memory_bytes = pages > 0 && page > 0 ? (int64_t)pages * page : INT64_C(1) << 30,
-        .subnet = "10.88.0.0/24",
+        .subnet = NULL,
         .bridge = "gantry0",
         .ns_prefix = "gantry-",
         .runtime_root = "/run/gantry-runtime",

@@ -79,6 +79,43 @@ static int talk(struct agent_nl *nl, struct nlmsghdr *h, mnl_cb_t cb, void *data
     }
 }
 
+/* talk for a removal: what is already gone is no error. */
+static int talk_gone_ok(struct agent_nl *nl, struct nlmsghdr *h, const char *what,
+                        struct gy_error *err)
+{
+    struct gy_error e;
+    int rc = talk(nl, h, NULL, NULL, what, &e);
+    if (rc < 0 && e.code != GY_ENOTFOUND) {
+        if (err != NULL)
+            *err = e;
+        return rc;
+    }
+    return 0;
+}
+
+/* The attributes of one answer, by type up to max; those of type u32_type must be 32-bit
+ * values (the addresses read here) or are ignored. */
+struct attrs {
+    const struct nlattr *tb[64]; /* RTA_MAX and IFA_MAX are below it */
+    int max;
+    int u32_types[2];
+};
+
+_Static_assert(RTA_MAX < 64 && IFA_MAX < 64, "struct attrs holds every type");
+
+static int attrs_cb(const struct nlattr *attr, void *data)
+{
+    struct attrs *a = data;
+    int type = mnl_attr_get_type(attr);
+    if (mnl_attr_type_valid(attr, (uint16_t)a->max) < 0 || type > a->max)
+        return MNL_CB_OK;
+    if ((type == a->u32_types[0] || type == a->u32_types[1]) &&
+        mnl_attr_validate(attr, MNL_TYPE_U32) < 0)
+        return MNL_CB_OK;
+    a->tb[type] = attr;
+    return MNL_CB_OK;
+}
+
 static struct nlmsghdr *link_msg(char *buf, uint16_t type, uint16_t flags, int index,
                                  struct ifinfomsg **ifi)
 {
@@ -197,6 +234,57 @@ int agent_nl_addr_add(struct agent_nl *nl, int index, uint32_t addr, int prefix_
     return talk(nl, h, NULL, NULL, what, err);
 }
 
+int agent_nl_addr_del(struct agent_nl *nl, int index, uint32_t addr, int prefix_len,
+                      struct gy_error *err)
+{
+    char buf[256], what[96], text[INET_ADDRSTRLEN];
+    struct nlmsghdr *h = mnl_nlmsg_put_header(buf);
+    h->nlmsg_type = RTM_DELADDR;
+    struct ifaddrmsg *ifa = mnl_nlmsg_put_extra_header(h, sizeof(*ifa));
+    ifa->ifa_family = AF_INET;
+    ifa->ifa_prefixlen = (unsigned char)prefix_len;
+    ifa->ifa_index = (unsigned)index;
+    uint32_t be = htonl(addr);
+    mnl_attr_put_u32(h, IFA_LOCAL, be);
+    snprintf(what, sizeof(what), "remove address %s/%d from interface %d",
+             inet_ntop(AF_INET, &be, text, sizeof(text)), prefix_len, index);
+    return talk_gone_ok(nl, h, what, err);
+}
+
+struct addr_walk {
+    int index;
+    agent_nl_addr_fn cb;
+    void *data;
+};
+
+static int addr_list_cb(const struct nlmsghdr *h, void *data)
+{
+    struct addr_walk *w = data;
+    if (h->nlmsg_type != RTM_NEWADDR)
+        return MNL_CB_OK;
+    const struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(h);
+    if (ifa->ifa_family != AF_INET || (int)ifa->ifa_index != w->index)
+        return MNL_CB_OK;
+    struct attrs at = {.max = IFA_MAX, .u32_types = {IFA_LOCAL, IFA_LOCAL}};
+    mnl_attr_parse(h, sizeof(*ifa), attrs_cb, &at);
+    if (at.tb[IFA_LOCAL] != NULL)
+        w->cb(w->data, ntohl(mnl_attr_get_u32(at.tb[IFA_LOCAL])), ifa->ifa_prefixlen);
+    return MNL_CB_OK;
+}
+
+int agent_nl_addr_list(struct agent_nl *nl, int index, agent_nl_addr_fn cb, void *data,
+                       struct gy_error *err)
+{
+    char buf[256];
+    struct nlmsghdr *h = mnl_nlmsg_put_header(buf);
+    h->nlmsg_type = RTM_GETADDR;
+    h->nlmsg_flags = NLM_F_DUMP;
+    struct ifaddrmsg *ifa = mnl_nlmsg_put_extra_header(h, sizeof(*ifa));
+    ifa->ifa_family = AF_INET;
+    struct addr_walk w = {.index = index, .cb = cb, .data = data};
+    return talk(nl, h, addr_list_cb, &w, "list addresses", err);
+}
+
 int agent_nl_route_default(struct agent_nl *nl, uint32_t gateway, struct gy_error *err)
 {
     char buf[256], what[96], text[INET_ADDRSTRLEN];
@@ -253,32 +341,13 @@ int agent_nl_route_del(struct agent_nl *nl, uint32_t dst, int prefix_len, struct
     uint32_t be_dst = htonl(dst);
     snprintf(what, sizeof(what), "remove route %s/%d", inet_ntop(AF_INET, &be_dst, d, sizeof(d)),
              prefix_len);
-    struct gy_error e;
-    int rc = talk(nl, h, NULL, NULL, what, &e);
-    if (rc < 0 && e.code != GY_ENOTFOUND) {
-        if (err != NULL)
-            *err = e;
-        return rc;
-    }
-    return 0;
+    return talk_gone_ok(nl, h, what, err);
 }
 
 struct route_walk {
     agent_nl_route_fn cb;
     void *data;
 };
-
-static int route_attr_cb(const struct nlattr *attr, void *data)
-{
-    const struct nlattr **tb = data;
-    int type = mnl_attr_get_type(attr);
-    if (mnl_attr_type_valid(attr, RTA_MAX) < 0)
-        return MNL_CB_OK;
-    if ((type == RTA_DST || type == RTA_GATEWAY) && mnl_attr_validate(attr, MNL_TYPE_U32) < 0)
-        return MNL_CB_OK;
-    tb[type] = attr;
-    return MNL_CB_OK;
-}
 
 static int route_list_cb(const struct nlmsghdr *h, void *data)
 {
@@ -289,10 +358,10 @@ static int route_list_cb(const struct nlmsghdr *h, void *data)
     if (rtm->rtm_family != AF_INET || rtm->rtm_table != RT_TABLE_MAIN ||
         rtm->rtm_protocol != AGENT_NL_ROUTE_PROTOCOL)
         return MNL_CB_OK;
-    const struct nlattr *tb[RTA_MAX + 1] = {0};
-    mnl_attr_parse(h, sizeof(*rtm), route_attr_cb, tb);
-    uint32_t dst = tb[RTA_DST] != NULL ? ntohl(mnl_attr_get_u32(tb[RTA_DST])) : 0;
-    uint32_t gw = tb[RTA_GATEWAY] != NULL ? ntohl(mnl_attr_get_u32(tb[RTA_GATEWAY])) : 0;
+    struct attrs at = {.max = RTA_MAX, .u32_types = {RTA_DST, RTA_GATEWAY}};
+    mnl_attr_parse(h, sizeof(*rtm), attrs_cb, &at);
+    uint32_t dst = at.tb[RTA_DST] != NULL ? ntohl(mnl_attr_get_u32(at.tb[RTA_DST])) : 0;
+    uint32_t gw = at.tb[RTA_GATEWAY] != NULL ? ntohl(mnl_attr_get_u32(at.tb[RTA_GATEWAY])) : 0;
     w->cb(w->data, dst, rtm->rtm_dst_len, gw);
     return MNL_CB_OK;
 }
@@ -321,14 +390,7 @@ int agent_nl_neigh_del(struct agent_nl *nl, int index, uint32_t addr, struct gy_
     mnl_attr_put_u32(h, NDA_DST, be);
     snprintf(what, sizeof(what), "forget neighbour %s on interface %d",
              inet_ntop(AF_INET, &be, text, sizeof(text)), index);
-    struct gy_error e;
-    int rc = talk(nl, h, NULL, NULL, what, &e);
-    if (rc < 0 && e.code != GY_ENOTFOUND) {
-        if (err != NULL)
-            *err = e;
-        return rc;
-    }
-    return 0;
+    return talk_gone_ok(nl, h, what, err);
 }
 
 /* NETNS_DIR as `ip netns add` leaves it: a mount point of its own with shared propagation,

@@ -46,6 +46,15 @@ int agent_nl_veth_add(struct agent_nl *nl, const char *name, int master, const c
 int agent_nl_addr_add(struct agent_nl *nl, int index, uint32_t addr, int prefix_len, bool replace,
                       struct gy_error *err);
 
+/* Removes the IPv4 address addr/prefix_len from the interface; none is fine. */
+int agent_nl_addr_del(struct agent_nl *nl, int index, uint32_t addr, int prefix_len,
+                      struct gy_error *err);
+
+/* Calls cb for every IPv4 address of the interface. */
+typedef void (*agent_nl_addr_fn)(void *data, uint32_t addr, int prefix_len);
+int agent_nl_addr_list(struct agent_nl *nl, int index, agent_nl_addr_fn cb, void *data,
+                       struct gy_error *err);
+
 /* Adds the IPv4 default route through gateway (host byte order) to the main table. */
 int agent_nl_route_default(struct agent_nl *nl, uint32_t gateway, struct gy_error *err);
 

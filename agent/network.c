@@ -39,13 +39,20 @@ int agent_net_config_init(struct agent_net_config *cfg, const char *subnet, cons
                           const char *ns_prefix, struct gy_error *err)
 {
     memset(cfg, 0, sizeof(*cfg));
+    if (bridge == NULL || bridge[0] == '\0' || strlen(bridge) >= IFNAMSIZ)
+        return gy_error_set(err, GY_EINVAL, "bridge name \"%s\": 1 to %d characters",
+                            bridge != NULL ? bridge : "", IFNAMSIZ - 1);
+    if (strlen(ns_prefix) >= sizeof(cfg->ns_prefix))
+        return gy_error_set(err, GY_EINVAL, "namespace prefix \"%s\" is too long", ns_prefix);
+    snprintf(cfg->bridge, sizeof(cfg->bridge), "%s", bridge);
+    snprintf(cfg->ns_prefix, sizeof(cfg->ns_prefix), "%s", ns_prefix);
+    if (subnet == NULL)
+        return 0;
     char text[64];
-    const char *slash = subnet != NULL ? strchr(subnet, '/') : NULL;
+    const char *slash = strchr(subnet, '/');
     if (slash == NULL || (size_t)(slash - subnet) >= sizeof(text))
         return gy_error_set(err, GY_EINVAL,
-                            "subnet \"%s\": expected ADDRESS/PREFIX like "
-                            "10.88.0.0/24",
-                            subnet != NULL ? subnet : "");
+                            "subnet \"%s\": expected ADDRESS/PREFIX like 10.73.1.0/24", subnet);
     memcpy(text, subnet, (size_t)(slash - subnet));
     text[slash - subnet] = '\0';
     char *end;
@@ -57,16 +64,9 @@ int agent_net_config_init(struct agent_net_config *cfg, const char *subnet, cons
     if (!agent_net_addr_parse(text, &net))
         return gy_error_set(err, GY_EINVAL, "subnet \"%s\": \"%s\" is not an IPv4 address", subnet,
                             text);
-    uint32_t mask = prefix == 0 ? 0 : ~((UINT32_C(1) << (32 - prefix)) - 1);
+    uint32_t mask = ~((UINT32_C(1) << (32 - prefix)) - 1);
     if ((net & ~mask) != 0)
         return gy_error_set(err, GY_EINVAL, "subnet \"%s\": host bits must be zero", subnet);
-    if (bridge == NULL || bridge[0] == '\0' || strlen(bridge) >= IFNAMSIZ)
-        return gy_error_set(err, GY_EINVAL, "bridge name \"%s\": 1 to %d characters",
-                            bridge != NULL ? bridge : "", IFNAMSIZ - 1);
-    if (strlen(ns_prefix) >= sizeof(cfg->ns_prefix))
-        return gy_error_set(err, GY_EINVAL, "namespace prefix \"%s\" is too long", ns_prefix);
-    snprintf(cfg->bridge, sizeof(cfg->bridge), "%s", bridge);
-    snprintf(cfg->ns_prefix, sizeof(cfg->ns_prefix), "%s", ns_prefix);
     cfg->network = net;
     cfg->prefix_len = (int)prefix;
     cfg->gateway = net + 1;
@@ -87,6 +87,21 @@ static void bridge_mac(uint32_t gateway, uint8_t mac[6])
     mac[5] = (uint8_t)gateway;
 }
 
+struct bridge_addrs {
+    uint32_t addr[16];
+    int len[16];
+    size_t n;
+};
+
+static void bridge_addr_add(void *data, uint32_t addr, int prefix_len)
+{
+    struct bridge_addrs *b = data;
+    if (b->n < 16) {
+        b->addr[b->n] = addr;
+        b->len[b->n++] = prefix_len;
+    }
+}
+
 int agent_net_bridge_up(const struct agent_net_config *cfg, struct gy_error *err)
 {
     struct agent_nl nl;
@@ -101,9 +116,15 @@ int agent_net_bridge_up(const struct agent_net_config *cfg, struct gy_error *err
                  : agent_nl_link_index(&nl, cfg->bridge, &index, &e);
     uint8_t mac[6];
     bridge_mac(cfg->gateway, mac);
-    /* Replacing the address keeps this idempotent across agent restarts. */
-    if (rc == 0 && (rc = agent_nl_link_set(&nl, index, true, mac, &e)) == 0)
-        rc = agent_nl_addr_add(&nl, index, cfg->gateway, cfg->prefix_len, true, &e);
+    /* Replacing the address keeps this idempotent across agent restarts; the bridge holds
+     * no other (a node whose subnet changed would still take the old one for its own). */
+    struct bridge_addrs old = {0};
+    if (rc == 0 && (rc = agent_nl_link_set(&nl, index, true, mac, &e)) == 0 &&
+        (rc = agent_nl_addr_add(&nl, index, cfg->gateway, cfg->prefix_len, true, &e)) == 0)
+        rc = agent_nl_addr_list(&nl, index, bridge_addr_add, &old, &e);
+    for (size_t i = 0; rc == 0 && i < old.n; i++)
+        if (old.addr[i] != cfg->gateway || old.len[i] != cfg->prefix_len)
+            rc = agent_nl_addr_del(&nl, index, old.addr[i], old.len[i], &e);
     agent_nl_close(&nl);
     if (rc < 0) {
         if (err != NULL)

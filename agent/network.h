@@ -36,8 +36,9 @@ struct agent_net_route {
 int agent_net_routes_sync(const struct agent_net_route *routes, size_t n, size_t *changed,
                           struct gy_error *err);
 
-/* Parses a subnet "10.88.0.0/24" (host bits must be zero; /16 to /30) into cfg, with the
- * given bridge name and namespace prefix. */
+/* Parses a subnet "10.73.1.0/24" (host bits must be zero; /16 to /30) into cfg, with the
+ * given bridge name and namespace prefix. A NULL subnet sets the names alone (the node's
+ * subnet is not known yet). */
 int agent_net_config_init(struct agent_net_config *cfg, const char *subnet, const char *bridge,
                           const char *ns_prefix, struct gy_error *err);
 

@@ -2,6 +2,7 @@
 #include "common/cidr.h"
 
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,4 +34,34 @@ bool gy_cidr_overlap(uint32_t a, int alen, uint32_t b, int blen)
     int len = alen < blen ? alen : blen;
     uint32_t mask = len <= 0 ? 0 : UINT32_MAX << (32 - len);
     return (a & mask) == (b & mask);
+}
+
+bool gy_cidr_route_overlap(uint32_t addr, int len, const char *skip_dev, bool with_gateway,
+                           char *found, size_t found_len)
+{
+    FILE *f = fopen("/proc/net/route", "re");
+    if (f == NULL)
+        return false;
+    char line[512];
+    bool hit = false;
+    /* Iface Destination Gateway Flags RefCnt Use Metric Mask ...: addresses in hex, in the
+     * byte order of the kernel's memory (network order read as a host word). */
+    while (!hit && fgets(line, sizeof(line), f) != NULL) {
+        char dev[64];
+        unsigned dst, gw, flags, mask;
+        if (sscanf(line, "%63s %x %x %x %*d %*d %*d %x", dev, &dst, &gw, &flags, &mask) != 5)
+            continue;
+        uint32_t d = ntohl(dst), m = ntohl(mask);
+        int rlen = __builtin_popcount(m);
+        if (rlen == 0 || (skip_dev != NULL && strcmp(dev, skip_dev) == 0) ||
+            (!with_gateway && (flags & 0x2) != 0))
+            continue;
+        if (gy_cidr_overlap(addr, len, d, rlen)) {
+            snprintf(found, found_len, "%u.%u.%u.%u/%d dev %s", d >> 24, (d >> 16) & 0xff,
+                     (d >> 8) & 0xff, d & 0xff, rlen, dev);
+            hit = true;
+        }
+    }
+    fclose(f);
+    return hit;
 }

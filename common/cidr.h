@@ -3,6 +3,7 @@
 #define GANTRY_COMMON_CIDR_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Parses "A.B.C.D/N" with host bits zero and N from min_len to max_len into *addr (host
@@ -11,5 +12,12 @@ bool gy_cidr_parse(const char *text, int min_len, int max_len, uint32_t *addr, i
 
 /* True when a/alen and b/blen share an address. */
 bool gy_cidr_overlap(uint32_t a, int alen, uint32_t b, int blen);
+
+/* Looks in the IPv4 routes of the caller's network namespace (/proc/net/route: the main
+ * table) for one other than a default route that overlaps addr/len, leaving out those
+ * through the interface skip_dev (NULL: none) and, unless with_gateway, those through a
+ * gateway. On a match writes "DST/LEN dev IFACE" into found and returns true. */
+bool gy_cidr_route_overlap(uint32_t addr, int len, const char *skip_dev, bool with_gateway,
+                           char *found, size_t found_len);
 
 #endif

@@ -11,6 +11,7 @@
 #include <malloc.h>
 
 #include "agent/registry.h"
+#include "common/cidr.h"
 #include "common/log.h"
 #include "common/quantity.h"
 #include "scheduler/fleet/fleet.h"
@@ -54,6 +55,9 @@ static void usage(FILE *out)
         "                            0: never)\n"
         "  --verify-interval DUR     the leader compares the servers' state digests this often\n"
         "                            (default 30s; 0: only when asked, POST /v1/cluster/verify)\n"
+        "  --cluster-network CIDR    a new cluster's network, carved into one replica subnet\n"
+        "                            per node (default " SCH_CLUSTER_NETWORK_DEFAULT ")\n"
+        "  --node-subnet-size N      the prefix length of each node's subnet (default 24)\n"
         "  --registries FILE         registry configuration (plain HTTP, mirrors, credentials)\n"
         "                            the leader resolves image tags with at apply\n"
         "  --log-level LEVEL         debug, info, warn or error (default info)\n"
@@ -164,6 +168,8 @@ int main(int argc, char **argv)
         OPT_MIN_FREE,
         OPT_LOG_LEVEL,
         OPT_REGISTRIES,
+        OPT_CLUSTER_NETWORK,
+        OPT_NODE_SUBNET_SIZE,
         OPT_VERSION,
         OPT_HELP,
     };
@@ -191,6 +197,8 @@ int main(int argc, char **argv)
         {"min-free-space", required_argument, NULL, OPT_MIN_FREE},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"registries", required_argument, NULL, OPT_REGISTRIES},
+        {"cluster-network", required_argument, NULL, OPT_CLUSTER_NETWORK},
+        {"node-subnet-size", required_argument, NULL, OPT_NODE_SUBNET_SIZE},
         {"version", no_argument, NULL, OPT_VERSION},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
@@ -209,6 +217,25 @@ int main(int argc, char **argv)
         case OPT_DATA_DIR:
             cfg.node.data_dir = optarg;
             break;
+        case OPT_CLUSTER_NETWORK: {
+            uint32_t net;
+            int len;
+            if (!gy_cidr_parse(optarg, 8, 28, &net, &len))
+                return bad_flag("--cluster-network", optarg,
+                                "must be an IPv4 network with host bits zero and a prefix of 8 "
+                                "to 28, like " SCH_CLUSTER_NETWORK_DEFAULT);
+            cfg.node.cluster_network = optarg;
+            break;
+        }
+        case OPT_NODE_SUBNET_SIZE: {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (*end != '\0' || n < 16 || n > 28)
+                return bad_flag("--node-subnet-size", optarg,
+                                "must be a prefix length of 16 to 28");
+            cfg.node.node_prefix = (unsigned)n;
+            break;
+        }
         case OPT_REGISTRIES:
             if (*optarg == '\0')
                 return bad_flag("--registries", optarg, "needs a file");
@@ -344,6 +371,21 @@ int main(int argc, char **argv)
     if (cfg.node.bootstrap != NULL && cfg.join_url != NULL) {
         fprintf(stderr, "gantry-scheduler: --bootstrap and --join exclude each other\n");
         return 2;
+    }
+    if (cfg.node.node_prefix != 0) {
+        uint32_t net;
+        int len;
+        const char *network = cfg.node.cluster_network != NULL ? cfg.node.cluster_network
+                                                               : SCH_CLUSTER_NETWORK_DEFAULT;
+        gy_cidr_parse(network, 8, 28, &net, &len);
+        if ((int)cfg.node.node_prefix <= len) {
+            fprintf(stderr,
+                    "gantry-scheduler: --node-subnet-size %u: must be longer than the cluster "
+                    "network's prefix (%s)\n",
+                    cfg.node.node_prefix, network);
+            return 2;
+        }
+        cfg.node.cluster_network = network;
     }
     if (cfg.node.keep_cluster_id && cfg.node.restore_path == NULL) {
         fprintf(stderr, "gantry-scheduler: --keep-cluster-id goes with --restore\n");

@@ -57,6 +57,9 @@ void fleet_network_push(struct fleet_session *s)
         Gantry__NetworkPeers msg = GANTRY__NETWORK_PEERS__INIT;
         msg.peers = p.ptrs;
         msg.n_peers = p.n;
+        char own[64];
+        sch_query_node_subnet(&f->node->fsm, s->node->name, own, sizeof(own));
+        msg.subnet = own;
         Gantry__AgentFrame frame = GANTRY__AGENT_FRAME__INIT;
         frame.frame_case = GANTRY__AGENT_FRAME__FRAME_NETWORK_PEERS;
         frame.network_peers = &msg;

@@ -867,6 +867,9 @@ static void duties_cb(uv_timer_t *timer)
         }
         Gantry__InitCluster init = GANTRY__INIT_CLUSTER__INIT;
         init.cluster_id = id;
+        init.cluster_network =
+            (char *)(node->cfg.cluster_network != NULL ? node->cfg.cluster_network : "");
+        init.node_prefix = node->cfg.node_prefix;
         Gantry__Command cmd = GANTRY__COMMAND__INIT;
         cmd.cmd_case = GANTRY__COMMAND__CMD_INIT_CLUSTER;
         cmd.init_cluster = &init;

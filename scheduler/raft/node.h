@@ -73,6 +73,10 @@ struct sch_node_config {
     uint64_t snapshot_bytes;     /* 0: entry counts alone decide */
     uint64_t verify_interval_ms; /* divergence checks while leading; 0: on demand only */
     uint64_t min_free_bytes;     /* the NOSPACE alarm's reserve; 0: never raised */
+    /* A new cluster's network and node subnet size (--cluster-network, --node-subnet-size):
+     * NULL and 0 for the state machine's defaults. */
+    const char *cluster_network;
+    unsigned node_prefix;
 };
 
 /* Whether this server's NOSPACE alarm stands; msg (if not NULL) gets a sentence for the

@@ -17,6 +17,7 @@
 
 #include <uv.h>
 
+#include "common/cidr.h"
 #include "common/hash.h"
 #include "common/log.h"
 #include "scheduler/state/command.h"
@@ -994,6 +995,83 @@ static int exec_scale(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sc
 /* ---------------------------------------------------------------------------------------
  * Nodes and replicas */
 
+static void meta_get(struct sch_fsm *fsm, const char *key, char *buf, size_t len)
+{
+    sqlite3_stmt *stmt;
+    buf[0] = '\0';
+    if (sqlite3_prepare_v2(fsm->db, "SELECT value FROM meta WHERE key = ?", -1, &stmt, NULL) !=
+        SQLITE_OK)
+        return;
+    sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
+    if (sqlite3_step(stmt) == SQLITE_ROW)
+        snprintf(buf, len, "%s", (const char *)sqlite3_column_text(stmt, 0));
+    sqlite3_finalize(stmt);
+}
+
+/* The cluster network and node prefix the state records (InitCluster), or the defaults. */
+static void cluster_network(struct sch_fsm *fsm, uint32_t *net, int *net_len, int *node_len)
+{
+    char text[64] = "", prefix[16] = "";
+    meta_get(fsm, "cluster_network", text, sizeof(text));
+    meta_get(fsm, "node_prefix", prefix, sizeof(prefix));
+    if (!gy_cidr_parse(text, 8, 28, net, net_len))
+        gy_cidr_parse(SCH_CLUSTER_NETWORK_DEFAULT, 8, 28, net, net_len);
+    *node_len = atoi(prefix);
+    if (*node_len <= *net_len || *node_len > 28)
+        *node_len = SCH_NODE_PREFIX_DEFAULT > *net_len ? SCH_NODE_PREFIX_DEFAULT : *net_len;
+}
+
+/* Writes into buf the first subnet of the cluster network that overlaps no node's; returns 1,
+ * 0 when none is free, or a negative error. Deterministic: every server picks the same. */
+static int subnet_carve(struct sch_fsm *fsm, char *buf, size_t len)
+{
+    uint32_t net;
+    int net_len, node_len;
+    cluster_network(fsm, &net, &net_len, &node_len);
+    size_t n = 0, cap = 0;
+    struct {
+        uint32_t addr;
+        int len;
+    } *taken = NULL;
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(fsm->db, "SELECT subnet FROM node_networks", -1, &q, NULL) != SQLITE_OK)
+        return -1;
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        uint32_t a;
+        int l;
+        if (!gy_cidr_parse((const char *)sqlite3_column_text(q, 0), 8, 30, &a, &l))
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            void *grown = realloc(taken, cap * sizeof(*taken));
+            if (grown == NULL) {
+                sqlite3_finalize(q);
+                free(taken);
+                return -1;
+            }
+            taken = grown;
+        }
+        taken[n].addr = a;
+        taken[n++].len = l;
+    }
+    sqlite3_finalize(q);
+    int found = 0;
+    uint64_t count = UINT64_C(1) << (node_len - net_len);
+    for (uint64_t k = 0; k < count && !found; k++) {
+        uint32_t candidate = net + (uint32_t)(k << (32 - node_len));
+        bool free_here = true;
+        for (size_t i = 0; i < n && free_here; i++)
+            free_here = !gy_cidr_overlap(candidate, node_len, taken[i].addr, taken[i].len);
+        if (free_here) {
+            snprintf(buf, len, "%u.%u.%u.%u/%d", candidate >> 24, (candidate >> 16) & 0xff,
+                     (candidate >> 8) & 0xff, candidate & 0xff, node_len);
+            found = 1;
+        }
+    }
+    free(taken);
+    return found;
+}
+
 static int exec_register_node(struct sch_fsm *fsm, const Gantry__Command *cmd,
                               struct sch_result *result)
 {
@@ -1049,18 +1127,33 @@ static int exec_register_node(struct sch_fsm *fsm, const Gantry__Command *cmd,
     free(labels);
     if (n < 0)
         return reject_sql(fsm, result, "register node");
-    n = node->subnet != NULL && node->subnet[0] != '\0'
-            ? run(fsm,
-                  "INSERT INTO node_networks (node, subnet) VALUES (?, ?)"
-                  " ON CONFLICT (node) DO UPDATE SET subnet = excluded.subnet",
-                  "tt", node->name, node->subnet)
-            : run(fsm, "DELETE FROM node_networks WHERE node = ?", "t", node->name);
+    /* The subnet the agent names is recorded as it is; one that names none keeps the
+     * subnet it was given before, or gets the first free one of the cluster network. */
+    char carved[32] = "";
+    if (node->subnet != NULL && node->subnet[0] != '\0')
+        n = run(fsm,
+                "INSERT INTO node_networks (node, subnet) VALUES (?, ?)"
+                " ON CONFLICT (node) DO UPDATE SET subnet = excluded.subnet",
+                "tt", node->name, node->subnet);
+    else if (exists(fsm, "SELECT 1 FROM node_networks WHERE node = ?", node->name))
+        n = 0;
+    else if ((n = subnet_carve(fsm, carved, sizeof(carved))) > 0)
+        n = run(fsm, "INSERT INTO node_networks (node, subnet) VALUES (?, ?)", "tt", node->name,
+                carved);
     if (n < 0)
         return reject_sql(fsm, result, "record the node's subnet");
     char object[128];
     snprintf(object, sizeof(object), "node/%s", node->name);
-    return event_add(fsm, cmd, "register", object, result, "%s in cloud %s",
-                     known ? "registered again" : "registered", node->cloud ? node->cloud : "");
+    if (*carved != '\0')
+        return event_add(fsm, cmd, "register", object, result, "%s in cloud %s, replica subnet %s",
+                         known ? "registered again" : "registered", node->cloud ? node->cloud : "",
+                         carved);
+    return event_add(fsm, cmd, "register", object, result, "%s in cloud %s%s",
+                     known ? "registered again" : "registered", node->cloud ? node->cloud : "",
+                     n == 0 && (node->subnet == NULL || node->subnet[0] == '\0') &&
+                             !exists(fsm, "SELECT 1 FROM node_networks WHERE node = ?", node->name)
+                         ? "; no replica subnet is free in the cluster network"
+                         : "");
 }
 
 const char *sch_node_state_name(int state)
@@ -1550,8 +1643,29 @@ static int exec_init_cluster(struct sch_fsm *fsm, const Gantry__Command *cmd,
     if (id == NULL || strlen(id) < 8 || strlen(id) > 64)
         return reject(result, GY_EINVAL, "cluster id \"%s\" must have 8 to 64 characters",
                       id ? id : "");
+    const char *network = cmd->init_cluster->cluster_network;
+    uint32_t prefix = cmd->init_cluster->node_prefix;
+    uint32_t addr;
+    int len;
+    if (network != NULL && *network != '\0' && !gy_cidr_parse(network, 8, 28, &addr, &len))
+        return reject(result, GY_EINVAL,
+                      "cluster network \"%s\" is not an IPv4 network with a prefix of 8 to 28",
+                      network);
+    if (prefix != 0 && (network == NULL || *network == '\0' || (int)prefix <= len || prefix > 28))
+        return reject(result, GY_EINVAL,
+                      "node subnet prefix %u must be longer than the cluster network's and at "
+                      "most 28",
+                      prefix);
     if (run(fsm, "INSERT INTO meta (key, value) VALUES ('cluster_id', ?)", "t", id) < 0)
         return reject_sql(fsm, result, "record cluster id");
+    char prefix_text[16];
+    snprintf(prefix_text, sizeof(prefix_text), "%u", prefix);
+    if ((network != NULL && *network != '\0' &&
+         run(fsm, "INSERT INTO meta (key, value) VALUES ('cluster_network', ?)", "t", network) <
+             0) ||
+        (prefix != 0 &&
+         run(fsm, "INSERT INTO meta (key, value) VALUES ('node_prefix', ?)", "t", prefix_text) < 0))
+        return reject_sql(fsm, result, "record the cluster network");
     return event_add(fsm, cmd, "cluster", "cluster", result, "cluster %s created", id);
 }
 

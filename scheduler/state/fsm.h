@@ -21,6 +21,12 @@
 
 /* Version of the tables below; a snapshot with another version is refused on restore. */
 #define SCH_FSM_SCHEMA_VERSION 1
+
+/* The cluster network and node subnet size of a cluster whose InitCluster named none
+ * (docs/network.md): clear of podman's 10.88/16, Docker's 172.17/16 and the usual
+ * Kubernetes pod ranges 10.42/16 and 10.244/16. */
+#define SCH_CLUSTER_NETWORK_DEFAULT "10.73.0.0/16"
+#define SCH_NODE_PREFIX_DEFAULT     24
 /* The audit trail keeps this many of the newest events, pruned every PRUNE_EVERY events. */
 #define SCH_FSM_EVENTS_KEEP        50000
 #define SCH_FSM_EVENTS_PRUNE_EVERY 1000

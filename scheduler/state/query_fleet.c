@@ -41,6 +41,7 @@ static const char REGISTERED_SQL[] =
     "SELECT cloud, region, zone, cpu_millis, memory_bytes, pids, cost, address, state,"
     " (SELECT subnet FROM node_networks WHERE node = name)"
     " FROM nodes WHERE name = ?";
+static const char NODE_SUBNET_SQL[] = "SELECT subnet FROM node_networks WHERE node = ?";
 static const char NETWORK_PEERS_SQL[] =
     "SELECT n.name, n.address, s.subnet FROM nodes n JOIN node_networks s ON s.node = n.name"
     " WHERE n.cloud = ? AND n.name != ? AND n.address != '' ORDER BY n.name";
@@ -349,6 +350,14 @@ int sch_query_stopping(struct sch_fsm *fsm, sch_replica_at_cb cb, void *data, st
     return read_end(fsm, &r, err);
 }
 
+/* A hello without a subnet matches the subnet the node was given: it keeps it. */
+static bool subnet_same(const char *recorded, const char *hello)
+{
+    if (hello == NULL || *hello == '\0')
+        return *recorded != '\0';
+    return strcmp(recorded, hello) == 0;
+}
+
 bool sch_query_node_registered_as(struct sch_fsm *fsm, const Gantry__NodeInfo *info)
 {
     const Gantry__Resources *c = info->capacity;
@@ -368,7 +377,7 @@ bool sch_query_node_registered_as(struct sch_fsm *fsm, const Gantry__NodeInfo *i
                sqlite3_column_double(q, 6) == info->cost_per_hour &&
                strcmp(text(q, 7), info->address) == 0 &&
                sqlite3_column_int(q, 8) != GANTRY__NODE_STATE__NODE_DOWN &&
-               strcmp(text(q, 9), info->subnet != NULL ? info->subnet : "") == 0;
+               subnet_same(text(q, 9), info->subnet);
     read_end(fsm, &r, &err);
     return same;
 }
@@ -385,6 +394,17 @@ int sch_query_network_peers(struct sch_fsm *fsm, const char *cloud, const char *
     while (read_next(&r))
         cb(data, text(r.stmt, 0), text(r.stmt, 1), text(r.stmt, 2));
     return read_end(fsm, &r, err);
+}
+
+void sch_query_node_subnet(struct sch_fsm *fsm, const char *node, char *buf, size_t len)
+{
+    struct read r;
+    struct gy_error err;
+    snprintf(buf, len, "%s", "");
+    if (read_begin(fsm, &r, NODE_SUBNET_SQL, "node subnet", &err) < 0)
+        return;
+    sqlite3_bind_text(r.stmt, 1, node, -1, SQLITE_STATIC);
+    read_text(fsm, &r, buf, len);
 }
 
 void sch_query_server_agent_address(struct sch_fsm *fsm, uint64_t id, char *buf, size_t len)

@@ -101,6 +101,9 @@ bool sch_query_node_registered_as(struct sch_fsm *fsm, const Gantry__NodeInfo *i
 
 /* The nodes of cloud other than except that have an address and a replica subnet, by name:
  * cb(data, name, address, subnet). Returns the rows or a negative error. */
+/* The replica subnet recorded for node, or "" (buf). */
+void sch_query_node_subnet(struct sch_fsm *fsm, const char *node, char *buf, size_t len);
+
 typedef void (*sch_network_peer_cb)(void *data, const char *name, const char *address,
                                     const char *subnet);
 int sch_query_network_peers(struct sch_fsm *fsm, const char *cloud, const char *except,

@@ -15,5 +15,5 @@ gantry_integration_test(test_fleet_clock
                         LOCK multi_host)
 # Routes between the nodes of a cloud: replicas on four hosts reach each other by address.
 gantry_integration_test(integration_network_routes
-                        SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_network_routes.sh TIMEOUT 600
+                        SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_network_routes.sh TIMEOUT 900
                         LOCK multi_host)

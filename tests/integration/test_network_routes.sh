@@ -5,8 +5,10 @@
 # through them. Checked: the subnets and addresses in `get nodes -o wide`; the routes on
 # every host; a replica on each node pings the replicas of the other two; a node whose
 # subnet overlaps another's is left out of the others' routes with a warning; a node that
-# comes back with another subnet moves its route; an agent restart keeps every replica
-# reachable; a removed workload leaves no namespace behind.
+# comes back with another subnet moves its route; a node started without --subnet gets
+# the first free subnet of the cluster network (--cluster-network) from the leader, keeps
+# it across a restart, and its replica reaches the others; an agent restart keeps every
+# replica reachable; a removed workload leaves no namespace behind.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/netns.sh"
 source "$(dirname "$0")/cluster.sh"
@@ -20,7 +22,7 @@ gt_cluster_init 1 nr
 rootfs=$GT_TMP/rootfs
 gt_cluster_image "$rootfs" sh sleep ping
 for i in 1 2 3 4; do gt_image_import "$i" "$rootfs"; done
-gt_server_start 1
+gt_server_start 1 "" --cluster-network 198.20.0.0/16 --node-subnet-size 24
 for i in 1 2 3; do gt_agent_start "$i"; done
 gt_check "three nodes are ready" gt_wait_for "3 nodes" 60 gt_nodes_ready 1 3
 
@@ -53,11 +55,12 @@ for r in sorted(json.load(sys.stdin)["items"], key=lambda r: r["node"]):
 spread() { [ "$(replicas | awk '{print $1}' | tr '\n' ' ')" = "node1 node2 node3 " ]; }
 gt_check "the three replicas run, one per node" gt_wait_for "pinger spread" 90 spread
 
-# all_reach: every replica pings the replicas of the other nodes once (2 s each at most).
+# all_reach [N]: N (3) replicas run, and every one pings the replicas of the other nodes
+# once (2 s each at most).
 all_reach() {
     local a b ok=0
     mapfile -t rs < <(replicas)
-    [ "${#rs[@]}" -eq 3 ] || return 1
+    [ "${#rs[@]}" -eq "${1:-3}" ] || return 1
     for a in "${rs[@]}"; do
         read -r na ida _ <<<"$a"
         for b in "${rs[@]}"; do
@@ -97,12 +100,45 @@ gt_check "node4 back with another subnet: the old route goes, the new one comes"
     gt_wait_for "node4's new route" 30 routed 2 \
     "198.19.1.0/24 via 198.18.0.1,198.19.3.0/24 via 198.18.0.3,198.19.44.0/24 via 198.18.0.4,"
 
+gt_stop "${APID[4]}"
+
+# node5 on host 4, without --subnet: the leader carves the first free subnet of the
+# cluster network, the agent takes it and keeps it.
+start_node5() {
+    gt_host_spawn "a5" 4 "$AGENT" --servers "$GT_AGENT_SERVERS" --name node5 \
+        --data-dir "$GT_TMP/a5" --runtime-root "$GT_TMP/rt4" --netns-prefix "${GT_NS_PREFIX}5-" \
+        --bridge gybr0
+    APID[5]=$GT_LAST_PID
+}
+gt_image_import 5 "$rootfs"
+start_node5
+node5_subnet() { gt_gantry 1 get nodes -o wide | grep -Eq "^node5 .* 198\.18\.0\.4 +198\.20\.0\.0/24 "; }
+gt_check "node5, started without --subnet, is given 198.20.0.0/24 by the leader" \
+    gt_wait_for "node5's subnet" 60 node5_subnet
+gt_check "its agent takes it" gt_wait_for "node5 took its subnet" 20 \
+    grep -q "replica subnet from the leader.*subnet=198.20.0.0/24" "$GT_TMP/a5.log"
+gt_check "and host 2 routes to it" gt_wait_for "route to node5" 30 routed 2 \
+    "198.19.1.0/24 via 198.18.0.1,198.19.3.0/24 via 198.18.0.3,198.19.44.0/24 via 198.18.0.4,198.20.0.0/24 via 198.18.0.4,"
+gt_api 1 /v1/workloads/pinger/scale -X POST -d '{"replicas": 4}' >/dev/null
+on_node5() { replicas | grep -q "^node5 .* 198\.20\.0\."; }
+gt_check "a fourth replica runs on node5 with an address of its subnet" \
+    gt_wait_for "pinger on node5" 90 on_node5
+gt_check "every replica reaches the replicas of the other nodes, node5's too" \
+    gt_wait_for "pings across four nodes" 20 all_reach 4
+gt_stop "${APID[5]}"
+start_node5
+gt_check "node5's agent, restarted without --subnet, keeps its subnet" \
+    gt_wait_for "node5 back" 30 grep -q "session established" "$GT_TMP/a5.log"
+gt_check "from its own database" bash -c "! grep -q 'replica subnet from the leader' '$GT_TMP/a5.log'"
+gt_check "and the leader still records it" node5_subnet
+
 # An agent restart keeps its replica and the routes.
 gt_stop "${APID[2]}"
 gt_agent_start 2
-gt_check "node2 is ready again" gt_wait_for "4 nodes" 60 gt_nodes_ready 1 4
+ready_again() { [ "$(gt_api 1 /v1/nodes | grep -o '"state":"ready"' | wc -l)" -ge 4 ]; }
+gt_check "node2 is ready again" gt_wait_for "nodes ready" 60 ready_again
 gt_check "after node2's agent restarted every replica still reaches the others" \
-    gt_wait_for "pings across nodes" 20 all_reach
+    gt_wait_for "pings across nodes" 20 all_reach 4
 
 gt_api 1 /v1/workloads/pinger -X DELETE >/dev/null
 no_namespaces() { ! ip netns list | grep -q "^$GT_NS_PREFIX"; }

@@ -13,6 +13,7 @@
 
 #include "scheduler/state/command.h"
 #include "scheduler/state/fsm.h"
+#include "scheduler/state/query_fleet.h"
 #include "state_fixture.h"
 
 /* A file-backed state machine in a fresh directory (removed by teardown_file). */
@@ -406,6 +407,81 @@ static void test_servers_and_cluster_id(void **state)
     cmd.remove_server = &rm;
     assert_int_equal(sch_fsm_execute(fsm, &cmd, &r), 0);
     assert_int_equal(count(fsm, "SELECT COUNT(*) FROM servers"), 0);
+}
+
+/* Registers name with subnet (NULL: none named) and returns the subnet the state records
+ * for it afterwards ("" when none), in buf. */
+static const char *subnet_after(struct sch_fsm *fsm, const char *name, const char *subnet,
+                                char *buf, size_t len)
+{
+    Gantry__NodeInfo node;
+    Gantry__Resources capacity;
+    gt_node_info(&node, &capacity, name, "private", 4000, 8ll << 30);
+    node.subnet = (char *)(subnet != NULL ? subnet : "");
+    Gantry__RegisterNode reg = GANTRY__REGISTER_NODE__INIT;
+    reg.node = &node;
+    Gantry__Command cmd = command("agent:x");
+    cmd.cmd_case = GANTRY__COMMAND__CMD_REGISTER_NODE;
+    cmd.register_node = &reg;
+    gt_execute(fsm, &cmd);
+    sch_query_node_subnet(fsm, name, buf, len);
+    return buf;
+}
+
+static int init_cluster(struct sch_fsm *fsm, const char *network, unsigned prefix,
+                        struct sch_result *r)
+{
+    Gantry__InitCluster init = GANTRY__INIT_CLUSTER__INIT;
+    init.cluster_id = (char *)"0123456789abcdef";
+    init.cluster_network = (char *)network;
+    init.node_prefix = prefix;
+    Gantry__Command cmd = command("server:1");
+    cmd.cmd_case = GANTRY__COMMAND__CMD_INIT_CLUSTER;
+    cmd.init_cluster = &init;
+    return sch_fsm_execute(fsm, &cmd, r);
+}
+
+static void test_node_subnets_carved(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    struct sch_result r;
+    assert_int_equal(init_cluster(fsm, "198.20.0.0/22", 24, &r), 0);
+    char buf[64];
+    /* The first free subnet, in order; one an agent names is taken as it is and skipped. */
+    assert_string_equal(subnet_after(fsm, "a", NULL, buf, sizeof(buf)), "198.20.0.0/24");
+    assert_string_equal(subnet_after(fsm, "b", "198.20.1.0/24", buf, sizeof(buf)), "198.20.1.0/24");
+    assert_string_equal(subnet_after(fsm, "c", NULL, buf, sizeof(buf)), "198.20.2.0/24");
+    /* A node that comes back without naming one keeps its own. */
+    assert_string_equal(subnet_after(fsm, "a", NULL, buf, sizeof(buf)), "198.20.0.0/24");
+    assert_string_equal(subnet_after(fsm, "d", NULL, buf, sizeof(buf)), "198.20.3.0/24");
+    /* The network is used up: the node registers without one, and the event says so. */
+    assert_string_equal(subnet_after(fsm, "e", NULL, buf, sizeof(buf)), "");
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM nodes WHERE name = 'e'"), 1);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM events WHERE object = 'node/e' AND message"
+                                " LIKE '%no replica subnet is free%'"),
+                     1);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM events WHERE object = 'node/c' AND message"
+                                " LIKE '%replica subnet 198.20.2.0/24'"),
+                     1);
+}
+
+static void test_cluster_network_checked(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    struct sch_result r;
+    assert_int_equal(init_cluster(fsm, "10.73.0.1/16", 0, &r), -GY_EINVAL);
+    assert_non_null(strstr(r.message, "10.73.0.1/16"));
+    free(r.message);
+    assert_int_equal(init_cluster(fsm, "10.73.0.0/16", 16, &r), -GY_EINVAL);
+    free(r.message);
+    /* Refused commands change nothing: no cluster id either. */
+    char id[128];
+    sch_fsm_cluster_id(fsm, id, sizeof(id));
+    assert_string_equal(id, "");
+    /* Without a network the default is carved. */
+    assert_int_equal(init_cluster(fsm, "", 0, &r), 0);
+    char buf[64];
+    assert_string_equal(subnet_after(fsm, "a", NULL, buf, sizeof(buf)), "10.73.0.0/24");
 }
 
 static void test_batch_isolates_failures(void **state)
@@ -990,6 +1066,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_node_conditions, gt_fsm_setup, gt_fsm_teardown),
         cmocka_unit_test_setup_teardown(test_node_conditions, setup_file, teardown_file),
         cmocka_unit_test_setup_teardown(test_servers_and_cluster_id, gt_fsm_setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_node_subnets_carved, gt_fsm_setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_cluster_network_checked, gt_fsm_setup,
+                                        gt_fsm_teardown),
         cmocka_unit_test_setup_teardown(test_batch_isolates_failures, gt_fsm_setup,
                                         gt_fsm_teardown),
         cmocka_unit_test_setup_teardown(test_malformed_entry_is_rejected, gt_fsm_setup,
