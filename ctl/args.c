@@ -143,6 +143,13 @@ const struct ctl_command ctl_commands[] = {
      "Examples:\n"
      "  gantry uncordon node3\n",
      NULL, 0, 1, 1, ctl_cmd_uncordon},
+    {"remove-node", "remove-node NODE",
+     "forget a node that is down: its replicas go elsewhere, its subnet is free again",
+     "The node must be down (its agent stopped); drain it first to move its replicas\n"
+     "make-before-break. The other nodes drop their route to its replica subnet.\n"
+     "Examples:\n"
+     "  gantry drain node3 --wait && (stop node3's agent) && gantry remove-node node3\n",
+     NULL, 0, 1, 1, ctl_cmd_remove_node},
     {"top", "top [WORKLOAD] [-o json]", "show CPU and memory use of workloads and replicas",
      "CPU (averaged over the last two seconds) and memory of every running replica and the\n"
      "total of each workload, also as a share of what the spec requests (resources.cpu and\n"

@@ -1,5 +1,5 @@
-/* gantry move, drain, cordon and uncordon: moving replicas between clouds and off nodes,
- * make-before-break (docs/clouds.md), with progress while waiting. */
+/* gantry move, drain, cordon, uncordon and remove-node: moving replicas between clouds and off
+ * nodes, make-before-break (docs/clouds.md), with progress while waiting. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -322,6 +322,27 @@ int ctl_cmd_drain(struct ctl_context *ctx, const struct ctl_invocation *inv)
 int ctl_cmd_cordon(struct ctl_context *ctx, const struct ctl_invocation *inv)
 {
     return node_request(ctx, inv, "cordon", "cordon", "cordoned");
+}
+
+int ctl_cmd_remove_node(struct ctl_context *ctx, const struct ctl_invocation *inv)
+{
+    const char *node = inv->args[0];
+    if (!node_name_valid(node)) {
+        fprintf(ctx->err, "gantry: remove-node: \"%s\" is not a node name\n", node);
+        return CTL_EXIT_USAGE;
+    }
+    char *esc = ctl_url_escape(node);
+    char *path = gy_xasprintf("/v1/nodes/%s", esc);
+    free(esc);
+    json_t *answer;
+    int exit_code;
+    int rc = ctl_write_request(ctx, "DELETE", path, NULL, &answer, &exit_code);
+    free(path);
+    if (rc < 0)
+        return exit_code;
+    json_decref(answer);
+    fprintf(ctx->out, "node/%s removed\n", node);
+    return CTL_EXIT_OK;
 }
 
 int ctl_cmd_uncordon(struct ctl_context *ctx, const struct ctl_invocation *inv)

@@ -43,6 +43,7 @@ void sch_api_workload_scale(struct sch_call *call);
 void sch_api_workload_move(struct sch_call *call);
 void sch_api_node_drain(struct sch_call *call);
 void sch_api_node_cordon(struct sch_call *call);
+void sch_api_node_remove(struct sch_call *call);
 void sch_api_node_uncordon(struct sch_call *call);
 void sch_api_member_add(struct sch_call *call);
 void sch_api_member_remove(struct sch_call *call);

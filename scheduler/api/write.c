@@ -646,6 +646,28 @@ void sch_api_node_uncordon(struct sch_call *call)
     node_state_set(call, GANTRY__NODE_STATE__NODE_READY, "uncordoned");
 }
 
+/* DELETE /v1/nodes/NAME: forgets a node that is down; its subnet is free again, and the
+ * other nodes drop their route to it. */
+static void node_removed(void *data, int status, const struct sch_result *result,
+                         const char *message)
+{
+    struct sch_call *call = data;
+    if (settled_badly(call, status, result, message))
+        return;
+    sch_fleet_network_changed(call->api->fleet);
+    sch_call_json(call, 200, json_pack("{s:s,s:b}", "name", call->name, "removed", 1));
+}
+
+void sch_api_node_remove(struct sch_call *call)
+{
+    Gantry__RemoveNode rm = GANTRY__REMOVE_NODE__INIT;
+    rm.name = call->name;
+    Gantry__Command cmd = GANTRY__COMMAND__INIT;
+    cmd.cmd_case = GANTRY__COMMAND__CMD_REMOVE_NODE;
+    cmd.remove_node = &rm;
+    propose(call, &cmd, node_removed);
+}
+
 /* ---------------------------------------------------------------------------------------
  * Membership: POST /v1/cluster/members and DELETE /v1/cluster/members/ID */
 

@@ -38,6 +38,9 @@ void sch_fleet_stop_leading(struct sch_fleet *fleet);
  * its handles are closed and its proposals settled; cb(arg) runs then. A NULL fleet calls
  * cb at once. */
 void sch_fleet_close(struct sch_fleet *fleet, void (*cb)(void *arg), void *arg);
+/* A node was removed: every agent is sent its network peers again (docs/network.md). */
+void sch_fleet_network_changed(struct sch_fleet *fleet);
+
 /* To be called after every applied command: schedules a pass of the leader's duties
  * (reconcile, assignment pushes). A NULL fleet is ignored. */
 void sch_fleet_applied(struct sch_fleet *fleet);

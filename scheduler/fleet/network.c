@@ -75,6 +75,12 @@ void fleet_network_push(struct fleet_session *s)
     free(p.ptrs);
 }
 
+void sch_fleet_network_changed(struct sch_fleet *f)
+{
+    if (f != NULL)
+        fleet_network_push_all(f);
+}
+
 void fleet_network_push_all(struct sch_fleet *f)
 {
     for (struct fleet_session *s = f->sessions; s != NULL; s = s->next)

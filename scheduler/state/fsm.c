@@ -995,17 +995,23 @@ static int exec_scale(struct sch_fsm *fsm, const Gantry__Command *cmd, struct sc
 /* ---------------------------------------------------------------------------------------
  * Nodes and replicas */
 
-static void meta_get(struct sch_fsm *fsm, const char *key, char *buf, size_t len)
+/* The text of the first column of sql's first row for key, or "" (buf). */
+static void meta_get_sql(struct sch_fsm *fsm, const char *sql, const char *key, char *buf,
+                         size_t len)
 {
     sqlite3_stmt *stmt;
     buf[0] = '\0';
-    if (sqlite3_prepare_v2(fsm->db, "SELECT value FROM meta WHERE key = ?", -1, &stmt, NULL) !=
-        SQLITE_OK)
+    if (sqlite3_prepare_v2(fsm->db, sql, -1, &stmt, NULL) != SQLITE_OK)
         return;
     sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
-    if (sqlite3_step(stmt) == SQLITE_ROW)
+    if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_text(stmt, 0) != NULL)
         snprintf(buf, len, "%s", (const char *)sqlite3_column_text(stmt, 0));
     sqlite3_finalize(stmt);
+}
+
+static void meta_get(struct sch_fsm *fsm, const char *key, char *buf, size_t len)
+{
+    meta_get_sql(fsm, "SELECT value FROM meta WHERE key = ?", key, buf, len);
 }
 
 /* The cluster network and node prefix the state records (InitCluster), or the defaults. */
@@ -1186,6 +1192,39 @@ static int exec_set_node_state(struct sch_fsm *fsm, const Gantry__Command *cmd,
     return event_add(fsm, cmd, "node_state", object, result, "%s%s%s",
                      sch_node_state_name((int)set->state), set->reason && *set->reason ? ": " : "",
                      set->reason ? set->reason : "");
+}
+
+static int exec_remove_node(struct sch_fsm *fsm, const Gantry__Command *cmd,
+                            struct sch_result *result)
+{
+    const char *name = cmd->remove_node->name != NULL ? cmd->remove_node->name : "";
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(fsm->db, "SELECT state FROM nodes WHERE name = ?", -1, &q, NULL) !=
+        SQLITE_OK)
+        return reject_sql(fsm, result, "remove node");
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    int state = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int(q, 0) : -1;
+    sqlite3_finalize(q);
+    if (state < 0)
+        return reject(result, GY_ENOTFOUND, "node \"%s\" not found", name);
+    if (state != GANTRY__NODE_STATE__NODE_DOWN)
+        return reject(result, GY_ECONFLICT,
+                      "node \"%s\" is %s: only a node that is down can be removed (drain it, "
+                      "then stop its agent)",
+                      name, sch_node_state_name(state));
+    char subnet[64] = "";
+    meta_get_sql(fsm, "SELECT subnet FROM node_networks WHERE node = ?", name, subnet,
+                 sizeof(subnet));
+    int replicas = (int)run(fsm, "DELETE FROM replicas WHERE node = ?", "t", name);
+    if (replicas < 0 || run(fsm, "DELETE FROM node_conditions WHERE node = ?", "t", name) < 0 ||
+        run(fsm, "DELETE FROM node_networks WHERE node = ?", "t", name) < 0 ||
+        run(fsm, "DELETE FROM nodes WHERE name = ?", "t", name) < 0)
+        return reject_sql(fsm, result, "remove node");
+    char object[128];
+    snprintf(object, sizeof(object), "node/%s", name);
+    return event_add(fsm, cmd, "remove", object, result, "removed with %d replica record%s%s%s",
+                     replicas, replicas == 1 ? "" : "s", *subnet ? "; subnet released: " : "",
+                     subnet);
 }
 
 bool sch_node_condition_message_valid(const char *message)
@@ -1797,6 +1836,7 @@ static void note_dirty(struct sch_fsm *fsm, const Gantry__Command *cmd)
     case GANTRY__COMMAND__CMD_REGISTER_NODE:
     case GANTRY__COMMAND__CMD_SET_NODE_STATE:
     case GANTRY__COMMAND__CMD_SET_NODE_CONDITION:
+    case GANTRY__COMMAND__CMD_REMOVE_NODE:
         mark_all(fsm);
         break;
     default:
@@ -1836,6 +1876,8 @@ static int exec_command(struct sch_fsm *fsm, const Gantry__Command *cmd, struct 
         return exec_register_node(fsm, cmd, result);
     case GANTRY__COMMAND__CMD_SET_NODE_STATE:
         return exec_set_node_state(fsm, cmd, result);
+    case GANTRY__COMMAND__CMD_REMOVE_NODE:
+        return exec_remove_node(fsm, cmd, result);
     case GANTRY__COMMAND__CMD_SET_NODE_CONDITION:
         return exec_set_node_condition(fsm, cmd, result);
     case GANTRY__COMMAND__CMD_PLACE_REPLICAS:

@@ -8,7 +8,8 @@
 # comes back with another subnet moves its route; a node started without --subnet gets
 # the first free subnet of the cluster network (--cluster-network) from the leader, keeps
 # it across a restart, and its replica reaches the others; an agent restart keeps every
-# replica reachable; a removed workload leaves no namespace behind.
+# replica reachable; a node that is down is removed (one that is up is not) and the others
+# drop their route to it; a removed workload leaves no namespace behind.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/netns.sh"
 source "$(dirname "$0")/cluster.sh"
@@ -139,6 +140,24 @@ ready_again() { [ "$(gt_api 1 /v1/nodes | grep -o '"state":"ready"' | wc -l)" -g
 gt_check "node2 is ready again" gt_wait_for "nodes ready" 60 ready_again
 gt_check "after node2's agent restarted every replica still reaches the others" \
     gt_wait_for "pings across nodes" 20 all_reach 4
+
+# node4 is down (its agent stopped): removing it frees its subnet, and the other nodes
+# drop their route to it. A node that is up cannot be removed.
+node_state() { gt_api 1 /v1/nodes | python3 -c 'import json, sys
+print(" ".join(n["state"] for n in json.load(sys.stdin)["items"] if n["name"] == sys.argv[1]))' "$1"; }
+down4() { [ "$(node_state node4)" = down ]; }
+gt_check "node4 is down" gt_wait_for "node4 down" 30 down4
+refused_up() { ! gt_gantry 1 remove-node node1 >"$GT_TMP/rm1.out" 2>&1; }
+gt_check "removing node1, which is up, is refused" refused_up
+gt_check "saying why" grep -q 'node "node1" is ready: only a node that is down can be removed' \
+    "$GT_TMP/rm1.out"
+gt_gantry 1 remove-node node4 >"$GT_TMP/rm4.out" 2>&1
+gt_check "node4 is removed" grep -qx "node/node4 removed" "$GT_TMP/rm4.out"
+gt_check "and gone from the nodes" [ -z "$(node_state node4)" ]
+gt_check "host 2 drops its route to node4's subnet" gt_wait_for "node4's route gone" 20 routed 2 \
+    "198.19.1.0/24 via 198.18.0.1,198.19.3.0/24 via 198.18.0.3,198.20.0.0/24 via 198.18.0.4,"
+gt_check "the event names the subnet released" bash -c \
+    "nsenter --net=/run/netns/${GT_HOST_NS[1]} curl -s http://198.18.0.1:7700/v1/events | grep -q 'subnet released: 198.19.44.0/24'"
 
 gt_api 1 /v1/workloads/pinger -X DELETE >/dev/null
 no_namespaces() { ! ip netns list | grep -q "^$GT_NS_PREFIX"; }

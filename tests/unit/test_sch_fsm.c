@@ -465,6 +465,48 @@ static void test_node_subnets_carved(void **state)
                      1);
 }
 
+static int remove_node(struct sch_fsm *fsm, const char *name, struct sch_result *r)
+{
+    Gantry__RemoveNode rm = GANTRY__REMOVE_NODE__INIT;
+    rm.name = (char *)name;
+    Gantry__Command cmd = command("user:cli");
+    cmd.cmd_case = GANTRY__COMMAND__CMD_REMOVE_NODE;
+    cmd.remove_node = &rm;
+    return sch_fsm_execute(fsm, &cmd, r);
+}
+
+static void test_node_removed_frees_subnet(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    struct sch_result r;
+    assert_int_equal(init_cluster(fsm, "198.20.0.0/22", 24, &r), 0);
+    char buf[64];
+    assert_string_equal(subnet_after(fsm, "a", NULL, buf, sizeof(buf)), "198.20.0.0/24");
+    assert_string_equal(subnet_after(fsm, "b", NULL, buf, sizeof(buf)), "198.20.1.0/24");
+    /* A node that is not down stays. */
+    assert_int_equal(remove_node(fsm, "a", &r), -GY_ECONFLICT);
+    assert_non_null(strstr(r.message, "is ready"));
+    free(r.message);
+    assert_int_equal(remove_node(fsm, "nope", &r), -GY_ENOTFOUND);
+    free(r.message);
+    Gantry__SetNodeState set = GANTRY__SET_NODE_STATE__INIT;
+    set.name = (char *)"a";
+    set.state = GANTRY__NODE_STATE__NODE_DOWN;
+    set.reason = (char *)"silent";
+    Gantry__Command cmd = command("server:1");
+    cmd.cmd_case = GANTRY__COMMAND__CMD_SET_NODE_STATE;
+    cmd.set_node_state = &set;
+    gt_execute(fsm, &cmd);
+    assert_int_equal(remove_node(fsm, "a", &r), 0);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM nodes WHERE name = 'a'"), 0);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM node_networks WHERE node = 'a'"), 0);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM events WHERE object = 'node/a' AND message"
+                                " LIKE '%subnet released: 198.20.0.0/24'"),
+                     1);
+    /* Its subnet goes to the next node that needs one. */
+    assert_string_equal(subnet_after(fsm, "c", NULL, buf, sizeof(buf)), "198.20.0.0/24");
+}
+
 static void test_cluster_network_checked(void **state)
 {
     struct sch_fsm *fsm = *state;
@@ -1068,6 +1110,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_servers_and_cluster_id, gt_fsm_setup, gt_fsm_teardown),
         cmocka_unit_test_setup_teardown(test_node_subnets_carved, gt_fsm_setup, gt_fsm_teardown),
         cmocka_unit_test_setup_teardown(test_cluster_network_checked, gt_fsm_setup,
+                                        gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_node_removed_frees_subnet, gt_fsm_setup,
                                         gt_fsm_teardown),
         cmocka_unit_test_setup_teardown(test_batch_isolates_failures, gt_fsm_setup,
                                         gt_fsm_teardown),
