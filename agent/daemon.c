@@ -885,6 +885,23 @@ static void replica_unbare(struct replica *r, const Gantry__AssignedReplica *ar)
 
 static void assignment_start(struct agent *a, const Gantry__AssignedReplica *ar)
 {
+    /* Checked at the boundary: the id names directories, the container and the network
+     * namespace of the replica, whoever sent it. */
+    char workload[GY_SPEC_NAME_MAX + 1];
+    if (!agent_replica_id_parse(ar->replica_id, workload) ||
+        (ar->spec != NULL && (ar->spec->name == NULL || strcmp(workload, ar->spec->name) != 0))) {
+        char shown[AGENT_REPLICA_ID_MAX + 1];
+        size_t i = 0;
+        for (const char *c = ar->replica_id != NULL ? ar->replica_id : "";
+             *c && i + 1 < sizeof(shown); c++)
+            shown[i++] =
+                (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-' ? *c : '?';
+        shown[i] = '\0';
+        gy_log_warn("assigned replica refused: its id is not its workload's name, '-' and eight "
+                    "hex digits",
+                    "replica=%s", shown);
+        return;
+    }
     struct replica *r = replica_find(a, ar->replica_id);
     if (r != NULL) {
         /* Already known: a stop in progress is not undone, and a replica the policy left

@@ -66,8 +66,8 @@ gt_check "it has two layers ($layers)" [ "$layers" = 2 ]
 
 echo "{\"registries\":{\"$REG\":{\"insecure\":true}}}" >"$GT_TMP/registries.json"
 cat >"$ASSIGN" <<JSON
-{"id":"app-1","spec":{"name":"app","image":"$REG/test/app:1","env":{"GREETING":"from-spec"},"stop_grace":"1s"}}
-{"id":"nope-1","spec":{"name":"nope","image":"$REG/test/nope:1","stop_grace":"1s"}}
+{"id":"app-00000001","spec":{"name":"app","image":"$REG/test/app:1","env":{"GREETING":"from-spec"},"stop_grace":"1s"}}
+{"id":"nope-00000001","spec":{"name":"nope","image":"$REG/test/nope:1","stop_grace":"1s"}}
 JSON
 gt_host_spawn leader 1 "$LEADER" 127.0.0.1:7702 "$ASSIGN"
 LEADER_PID=$GT_LAST_PID
@@ -78,31 +78,31 @@ LOG=$GT_TMP/leader.log
 status() { grep "\"id\": *\"$1\"" "$LOG" | tail -n 1; }
 running() { status "$1" | grep -c '"state": *2' >/dev/null; }
 
-gt_check "app-1 runs from the pulled image" gt_wait_for "app-1 running" 60 running app-1
+gt_check "app-00000001 runs from the pulled image" gt_wait_for "app-00000001 running" 60 running app-00000001
 clog() { cat "$RT/$1/container.log" 2>/dev/null; }
 # The script's last line before its sleep says it has written the others.
 gt_check "the image's Entrypoint and Cmd run" \
-    gt_wait_for "output" 20 bash -c "grep -q 'gone: ' '$RT/app-1/container.log'"
-gt_check "with the spec's env over the image's" grep -q "entry from-spec C.UTF-8" <<<"$(clog app-1)"
-gt_log "app-1 output: $(clog app-1 | tr '\n' '|')"
-gt_check "the first layer's files are there" grep -q "hello from the first layer" <<<"$(clog app-1)"
-gt_check "the second layer's whiteout hides /gone" grep -q "gone: absent" <<<"$(clog app-1)"
-gt_check "the image's User (a name in its /etc/passwd) is the process's uid and gid" grep -q "uid 1000 gid 1001" <<<"$(clog app-1)"
-gt_check "its WorkingDir the cwd" grep -q "cwd /srv" <<<"$(clog app-1)"
+    gt_wait_for "output" 20 bash -c "grep -q 'gone: ' '$RT/app-00000001/container.log'"
+gt_check "with the spec's env over the image's" grep -q "entry from-spec C.UTF-8" <<<"$(clog app-00000001)"
+gt_log "app-00000001 output: $(clog app-00000001 | tr '\n' '|')"
+gt_check "the first layer's files are there" grep -q "hello from the first layer" <<<"$(clog app-00000001)"
+gt_check "the second layer's whiteout hides /gone" grep -q "gone: absent" <<<"$(clog app-00000001)"
+gt_check "the image's User (a name in its /etc/passwd) is the process's uid and gid" grep -q "uid 1000 gid 1001" <<<"$(clog app-00000001)"
+gt_check "its WorkingDir the cwd" grep -q "cwd /srv" <<<"$(clog app-00000001)"
 gt_check "the pull is logged once, with both layers" \
     bash -c "[ \$(grep -c 'image pulled.*image=$REG/test/app:1.*layers=2' '$GT_TMP/agent.log') = 1 ]"
 
-echo "{\"id\":\"app-2\",\"spec\":{\"name\":\"app\",\"image\":\"$REG/test/app:1\",\"stop_grace\":\"1s\"}}" >>"$ASSIGN"
+echo "{\"id\":\"app-00000002\",\"spec\":{\"name\":\"app\",\"image\":\"$REG/test/app:1\",\"stop_grace\":\"1s\"}}" >>"$ASSIGN"
 kill -HUP "$LEADER_PID"
-gt_check "a second replica of the image runs" gt_wait_for "app-2 running" 60 running app-2
+gt_check "a second replica of the image runs" gt_wait_for "app-00000002 running" 60 running app-00000002
 gt_check "without fetching the image again" \
     bash -c "[ \$(grep -c 'image pulled.*image=$REG/test/app:1' '$GT_TMP/agent.log') = 1 ]"
 gt_check "both replicas share the unpacked layers" \
     [ "$(find "$DATA/oci/layers" -mindepth 1 -maxdepth 1 -type d | wc -l)" = 2 ]
 
-pullbackoff() { status nope-1 | grep -c 'ImagePullBackOff: .*test/nope' >/dev/null; }
+pullbackoff() { status nope-00000001 | grep -c 'ImagePullBackOff: .*test/nope' >/dev/null; }
 gt_check "an image the registry lacks: ImagePullBackOff with the registry's answer" \
-    gt_wait_for "nope-1 backoff" 60 pullbackoff
-gt_log "nope-1: $(status nope-1 | grep -o '"reason": *"[^"]*"')"
-gt_check "and it is not running" bash -c "! $RUNTIME --root $RT list -q | grep -q '^nope-1$'"
+    gt_wait_for "nope-00000001 backoff" 60 pullbackoff
+gt_log "nope-00000001: $(status nope-00000001 | grep -o '"reason": *"[^"]*"')"
+gt_check "and it is not running" bash -c "! $RUNTIME --root $RT list -q | grep -q '^nope-00000001$'"
 gt_finish

@@ -29,9 +29,9 @@ echo "hello from gantry" > "$rootfs/www/index.html"
 gt_check "image import" "$AGENT" --data-dir "$DATA" image import busybox "$rootfs"
 
 cat > "$ASSIGN" <<'JSON'
-{"id":"web-1","spec":{"name":"web","image":"busybox","command":["httpd","-f","-p","8080","-h","/www"],"stop_grace":"1s","health":{"http":{"port":8080,"path":"/"},"interval":"200ms","timeout":"1s","failure_threshold":2}}}
-{"id":"crash-1","spec":{"name":"crash","image":"busybox","command":["sh","-c","exit 3"],"restart":"on-failure"}}
-{"id":"once-1","spec":{"name":"once","image":"busybox","command":["true"],"restart":"never"}}
+{"id":"web-00000001","spec":{"name":"web","image":"busybox","command":["httpd","-f","-p","8080","-h","/www"],"stop_grace":"1s","health":{"http":{"port":8080,"path":"/"},"interval":"200ms","timeout":"1s","failure_threshold":2}}}
+{"id":"crash-00000001","spec":{"name":"crash","image":"busybox","command":["sh","-c","exit 3"],"restart":"on-failure"}}
+{"id":"once-00000001","spec":{"name":"once","image":"busybox","command":["true"],"restart":"never"}}
 JSON
 
 gt_host_spawn leader 1 "$LEADER" 127.0.0.1:7702 "$ASSIGN"
@@ -49,40 +49,51 @@ LOG=$GT_TMP/leader.log
 status() { grep "\"id\": *\"$1\"" "$LOG" | tail -n 1; }
 field() { status "$1" | sed -n "s/.*\"$2\": *\"\{0,1\}\([^,\"}]*\).*/\1/p"; }
 
-gt_check "web-1 runs and turns ready" gt_wait_for "web-1 ready" 20 bash -c "grep -q '\"id\": *\"web-1\".*\"ready\": *true' '$LOG'"
-addr=$(field web-1 address)
-gt_log "web-1 address: $addr"
-gt_check "web-1 serves its page at its address" bash -c "nsenter --net=/run/netns/${GT_HOST_NS[1]} busybox wget -qO- http://$addr:8080/ | grep -q 'hello from gantry'"
-gt_check "crash-1 is restarted with backoff into a crash loop" gt_wait_for "crash loop" 20 bash -c "grep '\"id\": *\"crash-1\"' '$LOG' | grep -q 'crash loop'"
-gt_check "crash-1 reports its exit code" bash -c "grep '\"id\": *\"crash-1\"' '$LOG' | grep -q '\"exit_code\": *3'"
+gt_check "web-00000001 runs and turns ready" gt_wait_for "web-00000001 ready" 20 bash -c "grep -q '\"id\": *\"web-00000001\".*\"ready\": *true' '$LOG'"
+addr=$(field web-00000001 address)
+gt_log "web-00000001 address: $addr"
+gt_check "web-00000001 serves its page at its address" bash -c "nsenter --net=/run/netns/${GT_HOST_NS[1]} busybox wget -qO- http://$addr:8080/ | grep -q 'hello from gantry'"
+gt_check "crash-00000001 is restarted with backoff into a crash loop" gt_wait_for "crash loop" 20 bash -c "grep '\"id\": *\"crash-00000001\"' '$LOG' | grep -q 'crash loop'"
+gt_check "crash-00000001 reports its exit code" bash -c "grep '\"id\": *\"crash-00000001\"' '$LOG' | grep -q '\"exit_code\": *3'"
 # Restarted for real, each time in a new container, not just counted.
-gt_check "crash-1 is started again after each exit" gt_wait_for "crash restarts" 20 bash -c "[ \$(grep -c 'replica started.*replica=crash-1' '$GT_TMP/agent1.log') -ge 3 ]"
-gt_check "and its exits are reported once each" bash -c "[ \$(grep -c 'replica exited.*replica=crash-1' '$GT_TMP/agent1.log') -le \$(grep -c 'replica started.*replica=crash-1' '$GT_TMP/agent1.log') ]"
-gt_check "once-1 exits and stays down (restart: never)" gt_wait_for "once exited" 20 bash -c "[ \"\$(grep '\"id\": *\"once-1\"' '$LOG' | tail -n1 | grep -o '\"state\": *[0-9]*' | grep -o '[0-9]*$')\" = 5 ]"
+gt_check "crash-00000001 is started again after each exit" gt_wait_for "crash restarts" 20 bash -c "[ \$(grep -c 'replica started.*replica=crash-00000001' '$GT_TMP/agent1.log') -ge 3 ]"
+gt_check "and its exits are reported once each" bash -c "[ \$(grep -c 'replica exited.*replica=crash-00000001' '$GT_TMP/agent1.log') -le \$(grep -c 'replica started.*replica=crash-00000001' '$GT_TMP/agent1.log') ]"
+gt_check "once-00000001 exits and stays down (restart: never)" gt_wait_for "once exited" 20 bash -c "[ \"\$(grep '\"id\": *\"once-00000001\"' '$LOG' | tail -n1 | grep -o '\"state\": *[0-9]*' | grep -o '[0-9]*$')\" = 5 ]"
 sleep 1
-gt_check "once-1 was never restarted" bash -c "! grep '\"id\": *\"once-1\"' '$LOG' | grep -q '\"restarts\": *[1-9]'"
+gt_check "once-00000001 was never restarted" bash -c "! grep '\"id\": *\"once-00000001\"' '$LOG' | grep -q '\"restarts\": *[1-9]'"
 
-pid_before=$("$RUNTIME" --root "$RT" state web-1 | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
-gt_log "web-1 container pid before agent restart: $pid_before"
+pid_before=$("$RUNTIME" --root "$RT" state web-00000001 | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
+gt_log "web-00000001 container pid before agent restart: $pid_before"
 gt_stop "$AGENT_PID" KILL
 gt_check "containers outlive a killed agent" kill -0 "$pid_before"
 lines=$(wc -l < "$LOG")
 start_agent 2
-gt_check "the restarted agent reports web-1 running in its hello" gt_wait_for "hello" 20 bash -c "tail -n +$((lines + 1)) '$LOG' | grep '\"event\": *\"hello\"' | grep -q '\"id\": *\"web-1\".*\"state\": *2'"
+gt_check "the restarted agent reports web-00000001 running in its hello" gt_wait_for "hello" 20 bash -c "tail -n +$((lines + 1)) '$LOG' | grep '\"event\": *\"hello\"' | grep -q '\"id\": *\"web-00000001\".*\"state\": *2'"
 sleep 1
-pid_after=$("$RUNTIME" --root "$RT" state web-1 | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
-gt_check "web-1 was adopted, not restarted (pid $pid_before)" [ "$pid_before" = "$pid_after" ]
-gt_check "exactly one container per replica" bash -c "[ \$($RUNTIME --root $RT list -q | grep -c '^web-1$') = 1 ]"
+pid_after=$("$RUNTIME" --root "$RT" state web-00000001 | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
+gt_check "web-00000001 was adopted, not restarted (pid $pid_before)" [ "$pid_before" = "$pid_after" ]
+gt_check "exactly one container per replica" bash -c "[ \$($RUNTIME --root $RT list -q | grep -c '^web-00000001$') = 1 ]"
 
-grep -v '"web-1"' "$ASSIGN" > "$ASSIGN.new" && mv "$ASSIGN.new" "$ASSIGN"
+grep -v '"web-00000001"' "$ASSIGN" > "$ASSIGN.new" && mv "$ASSIGN.new" "$ASSIGN"
 kill -HUP "$LEADER_PID"
-gt_check "web-1 is stopped when withdrawn" gt_wait_for "web-1 stopped" 20 bash -c "grep '\"id\": *\"web-1\"' '$LOG' | tail -n1 | grep -q '\"state\": *4'"
-gt_check "its container is gone" bash -c "! $RUNTIME --root $RT list -q | grep -q '^web-1$'"
-gt_check "its network namespace is gone" bash -c "! ip netns list 2>/dev/null | grep -q '^${PREFIX}web-1'"
+gt_check "web-00000001 is stopped when withdrawn" gt_wait_for "web-00000001 stopped" 20 bash -c "grep '\"id\": *\"web-00000001\"' '$LOG' | tail -n1 | grep -q '\"state\": *4'"
+gt_check "its container is gone" bash -c "! $RUNTIME --root $RT list -q | grep -q '^web-00000001$'"
+gt_check "its network namespace is gone" bash -c "! ip netns list 2>/dev/null | grep -q '^${PREFIX}web-00000001'"
 
 # A stop for a replica the node does not hold (its last report was lost with a leader) is
 # answered with "stopped", so the leader does not wait for it forever.
 echo '{"stop":"ghost-1"}' >>"$ASSIGN"
 kill -HUP "$LEADER_PID"
 gt_check "a stop for an unknown replica is answered: stopped" gt_wait_for "ghost-1 stopped" 20 bash -c "grep '\"id\": *\"ghost-1\"' '$LOG' | grep -q '\"state\": *4'"
+
+# Ids are checked at the agent's boundary: one that could name a path, or that is not of
+# its workload, is refused with a warning, and nothing is made for it.
+echo '{"id":"../../evil-00000001","spec":{"name":"evil","image":"busybox","command":["true"]}}' >>"$ASSIGN"
+echo '{"id":"other-00000002","spec":{"name":"web","image":"busybox","command":["true"]}}' >>"$ASSIGN"
+kill -HUP "$LEADER_PID"
+refused() { [ "$(grep -c 'assigned replica refused' "$GT_TMP/agent2.log")" -ge "$1" ]; }
+gt_check "an assigned id that is a path is refused" gt_wait_for "refusals" 20 refused 2
+gt_check "the warning shows the id made harmless" grep -q 'assigned replica refused.*replica=??????evil-00000001' "$GT_TMP/agent2.log"
+gt_check "no container is made for them" bash -c "! $RUNTIME --root $RT list -q | grep -Eq 'evil|other'"
+gt_check "nor a network namespace" bash -c "! ip netns list 2>/dev/null | grep -Eq 'evil|other'"
 gt_finish
