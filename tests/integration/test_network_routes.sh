@@ -162,4 +162,12 @@ gt_check "the event names the subnet released" bash -c \
 gt_api 1 /v1/workloads/pinger -X DELETE >/dev/null
 no_namespaces() { ! ip netns list | grep -q "^$GT_NS_PREFIX"; }
 gt_check "the deleted workload leaves no network namespace" gt_wait_for "namespaces gone" 30 no_namespaces
+no_veths() {
+    local i
+    for i in 1 2 3 4; do
+        ip -n "${GT_HOST_NS[$i]}" -o link show | grep -q ': gy[0-9a-f]\{8\}@' && return 1
+    done
+    return 0
+}
+gt_check "nor a veth on any host" no_veths
 gt_finish
