@@ -98,6 +98,28 @@ static void labels_keep(struct sch_pin_item *item, json_t *all)
     qsort(item->labels, item->n_labels, sizeof(item->labels[0]), label_cmp);
 }
 
+/* The image's ExposedPorts ("8080/tcp": {}) as one label, "8080/tcp,9090/udp", in the key
+ * the agent gives the container's annotation, so that describe and the apply event show
+ * what the image says it listens on. */
+static void exposed_ports(json_t *found, const json_t *ports)
+{
+    if (!json_is_object(ports) || json_object_size(ports) == 0)
+        return;
+    char text[SCH_PIN_VALUE_MAX + 1] = "";
+    size_t used = 0;
+    const char *key;
+    json_t *value;
+    json_object_foreach((json_t *)ports, key, value)
+    {
+        int n = snprintf(text + used, sizeof(text) - used, "%s%s", used ? "," : "", key);
+        if (n < 0 || (size_t)n >= sizeof(text) - used)
+            break;
+        used += (size_t)n;
+    }
+    if (used > 0)
+        json_object_set_new(found, OCI_LABEL_PREFIX "exposedPorts", json_string(text));
+}
+
 /* The Labels of image configs read before, by digest: a config is content-addressed, so
  * what it says never changes, and applying an image pinned before costs the manifest's
  * request alone. A few recent configs, under a lock (pins run on the thread pool). */
@@ -105,7 +127,7 @@ static void labels_keep(struct sch_pin_item *item, json_t *all)
 #define PIN_CACHE_TEXT_MAX (64 * 1024)
 static struct {
     char digest[GY_IMAGE_DIGEST_LEN + 1];
-    char *labels; /* the Labels object as JSON text */
+    char *labels; /* the config's Labels and ExposedPorts (exposed_ports) as JSON text */
 } pin_cache[PIN_CACHE_SIZE];
 static size_t pin_cache_next;
 static pthread_mutex_t pin_cache_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -127,7 +149,7 @@ static bool pin_cache_get(const char *digest, json_t *all)
 
 static void pin_cache_put(const char *digest, const json_t *labels)
 {
-    char *text = json_is_object(labels) ? json_dumps(labels, JSON_COMPACT) : gy_xstrdup("{}");
+    char *text = json_dumps(labels, JSON_COMPACT);
     if (text == NULL || strlen(text) > PIN_CACHE_TEXT_MAX || strlen(digest) > GY_IMAGE_DIGEST_LEN) {
         free(text);
         return;
@@ -161,9 +183,13 @@ static void config_labels(struct agent_registry *reg, const struct gy_image_ref 
     if (agent_registry_blob_fetch(reg, ref, config, path, NULL, &err) == 0) {
         json_t *doc = json_load_file(path, 0, NULL);
         if (doc != NULL) {
-            json_t *labels = json_object_get(json_object_get(doc, "config"), "Labels");
-            labels_merge(all, labels);
-            pin_cache_put(config->digest, labels);
+            json_t *found = json_object();
+            const json_t *cfg = json_object_get(doc, "config");
+            labels_merge(found, json_object_get(cfg, "Labels"));
+            exposed_ports(found, json_object_get(cfg, "ExposedPorts"));
+            labels_merge(all, found);
+            pin_cache_put(config->digest, found);
+            json_decref(found);
         }
         json_decref(doc);
     } else {

@@ -101,6 +101,7 @@ gantry describe workload web >"$GT_TMP/describe.out" 2>&1
 gt_check "describe shows the pinned digest" grep -q "Image digest: $D1" "$GT_TMP/describe.out"
 gt_check "and the image's labels" grep -q "org.opencontainers.image.licenses=MIT" "$GT_TMP/describe.out"
 gt_check "and its annotations" grep -q "org.opencontainers.image.source=https://example.org/web" "$GT_TMP/describe.out"
+gt_check "and the ports the image exposes" grep -q "org.opencontainers.image.exposedPorts=8080/tcp" "$GT_TMP/describe.out"
 events_say() { gt_api 1 /v1/events | grep -q "$1"; }
 gt_check "the apply event records the digest and the labels" \
     events_say "pinned to $D1 (.*licenses=MIT.*revision=rev-1"
