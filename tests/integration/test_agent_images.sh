@@ -7,6 +7,7 @@
 # replica waiting with ImagePullBackOff and the registry's answer.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/netns.sh"
+source "$(dirname "$0")/registry.sh"
 gt_require_root
 for tool in docker-registry skopeo umoci busybox; do
     command -v "$tool" >/dev/null || gt_skip "$tool is not installed (deploy/install-deps)"
@@ -27,17 +28,7 @@ in_host() { nsenter --net="/run/netns/${GT_HOST_NS[1]}" "$@"; }
 gt_on_exit "for id in \$($RUNTIME --root $RT list -q 2>/dev/null); do $RUNTIME --root $RT delete -f \$id >/dev/null 2>&1; done; for ns in \$(ip netns list 2>/dev/null | awk '{print \$1}' | grep '^$PREFIX'); do ip netns del \$ns; done"
 
 # The registry, on the host's loopback.
-mkdir -p "$GT_TMP/registry"
-cat >"$GT_TMP/registry.yml" <<EOF
-version: 0.1
-storage:
-  filesystem:
-    rootdirectory: $GT_TMP/registry
-http:
-  addr: $REG
-EOF
-gt_host_spawn registry 1 docker-registry serve "$GT_TMP/registry.yml"
-gt_check "the registry answers" gt_wait_for "registry" 30 in_host curl -sf "http://$REG/v2/"
+gt_check "the registry answers" gt_registry_start 1 "$REG"
 
 # The image: busybox and a few files in one layer; the second layer deletes /gone.
 OCI=$GT_TMP/oci

@@ -10,6 +10,7 @@
 # peers, refuses the damaged layer (naming it and the peer) and takes it from the next.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/netns.sh"
+source "$(dirname "$0")/registry.sh"
 gt_require_root
 for tool in docker-registry skopeo umoci busybox python3 curl; do
     command -v "$tool" >/dev/null || gt_skip "$tool is not installed (deploy/install-deps)"
@@ -29,20 +30,7 @@ on_host() { gt_host_exec 1 "$@"; }
 gt_on_exit "for d in $GT_TMP/rt*; do [ -d \$d ] || continue; for id in \$($RUNTIME --root \$d list -q 2>/dev/null); do $RUNTIME --root \$d delete -f \$id >/dev/null 2>&1; done; done; for ns in \$(ip netns list 2>/dev/null | awk '{print \$1}' | grep '^$PREFIX'); do ip netns del \$ns; done"
 
 # ---- The registry, and a proxy that gives its answers at 2 MB/s.
-mkdir -p "$GT_TMP/registry"
-cat >"$GT_TMP/registry.yml" <<EOF
-version: 0.1
-log:
-  level: info
-storage:
-  filesystem:
-    rootdirectory: $GT_TMP/registry
-http:
-  addr: $REG
-EOF
-gt_host_spawn registry 1 docker-registry serve "$GT_TMP/registry.yml"
-REGISTRY_PID=$GT_LAST_PID
-gt_check "the registry answers" gt_wait_for "registry" 30 on_host curl -sf "http://$REG/v2/"
+gt_check "the registry answers" gt_registry_start 1 "$REG"
 cat >"$GT_TMP/throttle.py" <<'EOF'
 import asyncio, sys
 port, upstream, rate = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
@@ -184,7 +172,7 @@ gt_check "more than one step of it ($shown)" [ "$shown" -ge 2 ]
 
 # ---- The registry stops; node4 joins and takes a replica from its peers, one of which
 # holds a damaged copy of the largest layer.
-gt_stop "$REGISTRY_PID"
+gt_stop "$REG_PID"
 gt_check "the registry is gone" bash -c "! nsenter --net=/run/netns/${GT_HOST_NS[1]} curl -sf http://$REG/v2/ >/dev/null"
 read -r BLOB TARGET < <(python3 - "$GT_TMP/app.json" <<'EOF'
 import hashlib, json, sys

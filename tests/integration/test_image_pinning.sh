@@ -9,6 +9,7 @@
 # copy the node reports while the registry is down, and runs.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/netns.sh"
+source "$(dirname "$0")/registry.sh"
 source "$(dirname "$0")/cluster.sh"
 gt_require_root
 for tool in docker-registry skopeo umoci busybox python3; do
@@ -22,21 +23,7 @@ REG=198.18.0.1:5000
 in_host() { nsenter --net="/run/netns/${GT_HOST_NS[1]}" "$@"; }
 gantry() { gt_gantry 1 "$@"; }
 
-mkdir -p "$GT_TMP/registry"
-cat >"$GT_TMP/registry.yml" <<EOF
-version: 0.1
-storage:
-  filesystem:
-    rootdirectory: $GT_TMP/registry
-http:
-  addr: $REG
-EOF
-start_registry() {
-    gt_host_spawn registry 1 docker-registry serve "$GT_TMP/registry.yml"
-    REG_PID=$GT_LAST_PID
-    gt_wait_for "registry" 30 in_host curl -sf "http://$REG/v2/"
-}
-gt_check "the registry answers" start_registry
+gt_check "the registry answers" gt_registry_start 1 "$REG"
 
 # build_image NAME VERSION: busybox whose entrypoint prints "version VERSION" and sleeps,
 # labelled with its licence and revision, in the OCI layout $GT_TMP/oci under NAME.

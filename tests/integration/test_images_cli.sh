@@ -9,6 +9,7 @@
 # the image there is refused while the replica runs. Bad input is refused naming the field.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/netns.sh"
+source "$(dirname "$0")/registry.sh"
 gt_require_root
 for tool in docker-registry skopeo umoci busybox python3; do
     command -v "$tool" >/dev/null || gt_skip "$tool is not installed (deploy/install-deps)"
@@ -40,17 +41,7 @@ api() {
 gt_on_exit "for d in $GT_TMP/rt1 $GT_TMP/rt2; do for id in \$($RUNTIME --root \$d list -q 2>/dev/null); do $RUNTIME --root \$d delete -f \$id >/dev/null 2>&1; done; done; for ns in \$(ip netns list 2>/dev/null | awk '{print \$1}' | grep '^$PREFIX'); do ip netns del \$ns; done"
 
 # ---- The registry and the image.
-mkdir -p "$GT_TMP/registry"
-cat >"$GT_TMP/registry.yml" <<EOF
-version: 0.1
-storage:
-  filesystem:
-    rootdirectory: $GT_TMP/registry
-http:
-  addr: $REG
-EOF
-gt_host_spawn registry 1 docker-registry serve "$GT_TMP/registry.yml"
-gt_check "the registry answers" gt_wait_for "registry" 20 in_host curl -sf "http://$REG/v2/"
+gt_check "the registry answers" gt_registry_start 1 "$REG"
 OCI=$GT_TMP/oci
 B=$GT_TMP/bundle
 umoci init --layout "$OCI" && umoci new --image "$OCI:app" && umoci unpack --image "$OCI:app" "$B" >/dev/null ||

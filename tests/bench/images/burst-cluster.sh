@@ -2,6 +2,7 @@
 # harness (lib.sh), which stops every process and removes every namespace at the end.
 source "$GANTRY_SOURCE_DIR/tests/integration/lib.sh"
 source "$GANTRY_SOURCE_DIR/tests/integration/netns.sh"
+source "$GANTRY_SOURCE_DIR/tests/integration/registry.sh"
 gt_require_root
 RUNS=${GT_BENCH_RUNS:-3}
 NODES=${GT_BENCH_NODES:-5}
@@ -16,11 +17,7 @@ gt_hosts_create 1 || exit 1
 on_host() { gt_host_exec 1 "$@"; }
 gt_on_exit "for d in $GT_TMP/run*/rt*; do [ -d \$d ] || continue; for id in \$($RUNTIME --root \$d list -q 2>/dev/null); do $RUNTIME --root \$d delete -f \$id >/dev/null 2>&1; done; done; for ns in \$(ip netns list 2>/dev/null | awk '{print \$1}' | grep '^$PREFIX'); do ip netns del \$ns; done"
 
-mkdir -p "$GT_TMP/registry"
-printf 'version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n' \
-    "$GT_TMP/registry" "$REG" >"$GT_TMP/registry.yml"
-gt_host_spawn registry 1 docker-registry serve "$GT_TMP/registry.yml"
-gt_wait_for "registry" 30 on_host curl -sf "http://$REG/v2/" || exit 1
+gt_registry_start 1 "$REG" || exit 1
 
 echo "bench: building the image (seed $SEED) and pushing it to $REG/bench/burst:1"
 mkdir -p "$GT_TMP/layers"
@@ -114,6 +111,9 @@ run() {
         done
     done
     rm -rf "$dir"/a* "$dir"/s1
+    # The next run's nodes take the same subnets on bridges of their own: an agent refuses a
+    # subnet that a route of the host (these bridges') already covers.
+    for ((i = 1; i <= NODES; i++)); do on_host ip link del "bb$k${mode:0:1}$i" 2>/dev/null || true; done
 }
 
 echo "image burst benchmark: $NODES nodes, $RUNS runs each; $(nproc) cores, $(uname -r), load $(cut -d' ' -f1 /proc/loadavg)"

@@ -2,6 +2,7 @@
 # measurement ends.
 source "$GANTRY_SOURCE_DIR/tests/integration/lib.sh"
 source "$GANTRY_SOURCE_DIR/tests/integration/netns.sh"
+source "$GANTRY_SOURCE_DIR/tests/integration/registry.sh"
 source "$GANTRY_SOURCE_DIR/tests/integration/cluster.sh"
 gt_require_root
 N=3
@@ -12,11 +13,7 @@ rootfs=$GT_TMP/rootfs
 gt_cluster_image "$rootfs" sleep
 in_host() { nsenter --net="/run/netns/${GT_HOST_NS[1]}" "$@"; }
 
-mkdir -p "$GT_TMP/registry"
-printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n' \
-    "$GT_TMP/registry" "$REG" >"$GT_TMP/registry.yml"
-gt_host_spawn registry 1 docker-registry serve "$GT_TMP/registry.yml"
-gt_wait_for "registry" 30 in_host curl -sf "http://$REG/v2/" || exit 1
+gt_registry_start 1 "$REG" || exit 1
 OCI=$GT_TMP/oci
 B=$GT_TMP/bundle
 umoci init --layout "$OCI" && umoci new --image "$OCI:app" && umoci unpack --image "$OCI:app" "$B" >/dev/null || exit 1
