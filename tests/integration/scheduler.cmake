@@ -21,7 +21,7 @@ gantry_integration_test(test_cp_divergence
 # Damaged files at a start: a state database moved aside and rebuilt from the leader's image,
 # damaged or missing Raft segments refused, a lone server that cannot rebuild refuses.
 gantry_integration_test(test_cp_damage
-    SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_cp_damage.sh TIMEOUT 900 LOCK control_plane)
+    SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_cp_damage.sh TIMEOUT 1200 LOCK control_plane)
 # Disk space: the NOSPACE alarm refuses writes and keeps reads; a server whose disk fills to
 # the last byte leaves the cluster, serves ?stale reads and starts afresh once it has space.
 gantry_integration_test(test_cp_nospace
