@@ -32,6 +32,7 @@
 
 #include "agent/oci_layer.h"
 #include "common/cleanup.h"
+#include "common/io.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 
@@ -996,20 +997,12 @@ static int record_load(const char *path, struct oci_image *out, struct gy_error 
                             "bytes",
                             path, OCI_MANIFEST_MAX_BYTES);
     /* Read whole and parsed from memory: jansson's json_loadfd reads a byte per call. */
-    size_t want = (size_t)st.st_size, got = 0;
-    cleanup_free char *text = gy_xmalloc(want + 1);
-    while (got < want) {
-        ssize_t n = read(fd, text + got, want - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return gy_error_sys(err, errno, "read %s", path);
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
+    cleanup_free char *text = gy_xmalloc((size_t)st.st_size + 1);
+    ssize_t got = gy_read_full(fd, text, (size_t)st.st_size);
+    if (got < 0)
+        return gy_error_sys(err, errno, "read %s", path);
     json_error_t jerr;
-    json_t *doc = json_loadb(text, got, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *doc = json_loadb(text, (size_t)got, JSON_REJECT_DUPLICATES, &jerr);
     if (doc == NULL)
         return gy_error_set(err, GY_EIO, "image record %s: %s (line %d)", path, jerr.text,
                             jerr.line);

@@ -273,13 +273,16 @@ static int node_request(struct ctl_context *ctx, const struct ctl_invocation *in
     int64_t timeout_ms = 0;
     if (strcmp(command, "drain") == 0 && parse_timeout(ctx, inv, command, &timeout_ms) < 0)
         return CTL_EXIT_USAGE;
+    /* No action: DELETE of the node itself (remove-node). */
     char *esc = ctl_url_escape(node);
-    char *path = gy_xasprintf("/v1/nodes/%s/%s", esc, action);
+    char *path = action != NULL ? gy_xasprintf("/v1/nodes/%s/%s", esc, action)
+                                : gy_xasprintf("/v1/nodes/%s", esc);
     free(esc);
     json_t *answer;
     int exit_code;
     uint64_t started = ctl_now_ms();
-    int rc = ctl_write_request(ctx, "POST", path, NULL, &answer, &exit_code);
+    int rc =
+        ctl_write_request(ctx, action != NULL ? "POST" : "DELETE", path, NULL, &answer, &exit_code);
     free(path);
     if (rc < 0)
         return exit_code;
@@ -326,23 +329,7 @@ int ctl_cmd_cordon(struct ctl_context *ctx, const struct ctl_invocation *inv)
 
 int ctl_cmd_remove_node(struct ctl_context *ctx, const struct ctl_invocation *inv)
 {
-    const char *node = inv->args[0];
-    if (!node_name_valid(node)) {
-        fprintf(ctx->err, "gantry: remove-node: \"%s\" is not a node name\n", node);
-        return CTL_EXIT_USAGE;
-    }
-    char *esc = ctl_url_escape(node);
-    char *path = gy_xasprintf("/v1/nodes/%s", esc);
-    free(esc);
-    json_t *answer;
-    int exit_code;
-    int rc = ctl_write_request(ctx, "DELETE", path, NULL, &answer, &exit_code);
-    free(path);
-    if (rc < 0)
-        return exit_code;
-    json_decref(answer);
-    fprintf(ctx->out, "node/%s removed\n", node);
-    return CTL_EXIT_OK;
+    return node_request(ctx, inv, "remove-node", NULL, "removed");
 }
 
 int ctl_cmd_uncordon(struct ctl_context *ctx, const struct ctl_invocation *inv)

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/io.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "scheduler/raft/segment_check.h"
@@ -1598,19 +1599,11 @@ static int read_whole_file(const char *path, void **out, size_t *len, struct gy_
         return gy_error_set(err, GY_EINVAL, "%s is not a regular file", path);
     size_t size = (size_t)st.st_size;
     cleanup_free uint8_t *buf = gy_xmalloc(size > 0 ? size : 1);
-    size_t have = 0;
-    while (have < size) {
-        ssize_t n = read(fd, buf + have, size - have);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return gy_error_sys(err, errno, "read %s", path);
-        if (n == 0)
-            break;
-        have += (size_t)n;
-    }
+    ssize_t have = gy_read_full(fd, buf, size);
+    if (have < 0)
+        return gy_error_sys(err, errno, "read %s", path);
     *out = gy_steal_ptr(&buf);
-    *len = have;
+    *len = (size_t)have;
     return 0;
 }
 
