@@ -61,6 +61,9 @@ void gy_spec_free(struct gy_spec *spec)
         free(spec->env[i].value);
     }
     free(spec->env);
+    for (size_t i = 0; i < spec->n_ports; i++)
+        free(spec->ports[i].name);
+    free(spec->ports);
     strv_free(&spec->health.exec);
     free(spec->health.http_path);
     strv_free(&spec->placement.clouds);
@@ -110,6 +113,8 @@ int gy_spec_copy(struct gy_spec *dst, const struct gy_spec *src)
     dst->args = (struct gy_strv){0};
     dst->env = NULL;
     dst->n_env = 0;
+    dst->ports = NULL;
+    dst->n_ports = 0;
     dst->health.exec = (struct gy_strv){0};
     dst->health.http_path = NULL;
     dst->placement.clouds = (struct gy_strv){0};
@@ -133,6 +138,15 @@ int gy_spec_copy(struct gy_spec *dst, const struct gy_spec *src)
             dst->n_env = i + 1;
             ok = str_copy(&dst->env[i].name, src->env[i].name) &&
                  str_copy(&dst->env[i].value, src->env[i].value);
+        }
+    }
+    if (ok && src->n_ports > 0) {
+        dst->ports = calloc(src->n_ports, sizeof(*dst->ports));
+        ok = dst->ports != NULL;
+        for (size_t i = 0; ok && i < src->n_ports; i++) {
+            dst->ports[i] = src->ports[i];
+            dst->n_ports = i + 1;
+            ok = str_copy(&dst->ports[i].name, src->ports[i].name);
         }
     }
     if (!ok) {
@@ -212,11 +226,18 @@ bool gy_spec_equal(const struct gy_spec *a, const struct gy_spec *b)
         a->placement.strategy != b->placement.strategy ||
         !autoscale_eq(&a->autoscale, &b->autoscale) || a->update.max_surge != b->update.max_surge ||
         a->update.max_unavailable != b->update.max_unavailable ||
-        a->stop_grace_ms != b->stop_grace_ms || a->disconnect_grace_ms != b->disconnect_grace_ms)
+        a->stop_grace_ms != b->stop_grace_ms || a->disconnect_grace_ms != b->disconnect_grace_ms ||
+        a->n_ports != b->n_ports)
         return false;
     for (size_t i = 0; i < a->n_env; i++)
         if (!str_eq(a->env[i].name, b->env[i].name) || !str_eq(a->env[i].value, b->env[i].value))
             return false;
+    for (size_t i = 0; i < a->n_ports; i++) {
+        const struct gy_port *p = &a->ports[i], *q = &b->ports[i];
+        if (!str_eq(p->name, q->name) || p->container_port != q->container_port ||
+            p->protocol != q->protocol || p->host_port != q->host_port)
+            return false;
+    }
     return true;
 }
 
@@ -226,6 +247,7 @@ bool gy_spec_equal(const struct gy_spec *a, const struct gy_spec *b)
 static const char *const restart_names[] = {"always", "on-failure", "never"};
 static const char *const spread_names[] = {"node", "zone", "cloud"};
 static const char *const strategy_names[] = {"spread", "binpack"};
+static const char *const protocol_names[] = {"tcp", "udp"};
 
 static int enum_parse(const char *s, const char *const *names, int n)
 {
@@ -279,6 +301,20 @@ bool gy_strategy_parse(const char *s, enum gy_strategy *out)
     return true;
 }
 
+const char *gy_protocol_name(enum gy_protocol protocol)
+{
+    return (unsigned)protocol < 2 ? protocol_names[protocol] : "unknown";
+}
+
+bool gy_protocol_parse(const char *s, enum gy_protocol *out)
+{
+    int i = enum_parse(s, protocol_names, 2);
+    if (i < 0)
+        return false;
+    *out = (enum gy_protocol)i;
+    return true;
+}
+
 /* ---------------------------------------------------------------------------------------
  * Names and constraints */
 
@@ -296,6 +332,34 @@ bool gy_spec_name_valid(const char *name)
             return false;
     }
     return true;
+}
+
+bool gy_port_name_valid(const char *name)
+{
+    if (name == NULL)
+        return false;
+    size_t len = strlen(name);
+    if (len == 0 || len > GY_PORT_NAME_MAX || name[0] == '-' || name[len - 1] == '-')
+        return false;
+    bool letter = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        if (c >= 'a' && c <= 'z')
+            letter = true;
+        else if (c == '-' && name[i + 1] == '-')
+            return false;
+        else if (!(c >= '0' && c <= '9') && c != '-')
+            return false;
+    }
+    return letter;
+}
+
+bool gy_spec_has_host_ports(const struct gy_spec *spec)
+{
+    for (size_t i = 0; i < spec->n_ports; i++)
+        if (spec->ports[i].host_port != 0)
+            return true;
+    return false;
 }
 
 bool gy_env_name_valid(const char *name)

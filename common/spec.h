@@ -23,6 +23,10 @@
 /* Every duration of a spec fits the uint32 milliseconds of the wire format. */
 #define GY_SPEC_DURATION_MAX_MS (INT64_C(30) * 86400 * 1000)
 #define GY_SPEC_THRESHOLD_MAX   1000
+/* The most ports one spec may list. */
+#define GY_SPEC_PORTS_MAX 64
+/* The longest port name: an IANA service name (RFC 6335 section 5.1). */
+#define GY_PORT_NAME_MAX 15
 
 enum gy_restart {
     GY_RESTART_ALWAYS = 0,
@@ -44,6 +48,19 @@ enum gy_strategy {
 struct gy_strv {
     char **items;
     size_t n;
+};
+
+enum gy_protocol {
+    GY_PROTOCOL_TCP = 0,
+    GY_PROTOCOL_UDP,
+};
+
+/* A port the workload's container listens on, and where the node publishes it. */
+struct gy_port {
+    char *name;                /* optional, NULL when absent: an IANA service name */
+    uint32_t container_port;   /* 1..65535 */
+    enum gy_protocol protocol; /* default tcp */
+    uint32_t host_port;        /* 0 = not published on the node */
 };
 
 struct gy_env_var {
@@ -108,6 +125,10 @@ struct gy_spec {
     struct gy_strv args;    /* replaces the image's Cmd when not empty (Kubernetes' args) */
     struct gy_env_var *env; /* sorted by name, names unique */
     size_t n_env;
+    /* In the order written: (container_port, protocol), (host_port, protocol) and names
+     * unique; at most GY_SPEC_PORTS_MAX. */
+    struct gy_port *ports;
+    size_t n_ports;
     uint32_t replicas;
     struct gy_resources resources;
     enum gy_restart restart;
@@ -226,6 +247,15 @@ const char *gy_spread_name(enum gy_spread spread);
 bool gy_spread_parse(const char *s, enum gy_spread *out);
 const char *gy_strategy_name(enum gy_strategy strategy);
 bool gy_strategy_parse(const char *s, enum gy_strategy *out);
+const char *gy_protocol_name(enum gy_protocol protocol);
+bool gy_protocol_parse(const char *s, enum gy_protocol *out);
+
+/* True for a port name: an IANA service name (RFC 6335 section 5.1), 1 to 15 of
+ * [a-z0-9-] with at least one letter, not starting or ending with '-' and without "--". */
+bool gy_port_name_valid(const char *name);
+
+/* True when the spec publishes at least one port on its node (a host_port). */
+bool gy_spec_has_host_ports(const struct gy_spec *spec);
 
 /* A placement constraint "key == value" or "key != value" against a node label. The key
  * is 1 to 253 of [A-Za-z0-9._/-], the value 1 to 63 of [A-Za-z0-9._-]; blanks around the

@@ -360,6 +360,59 @@ static void dec_env(struct decoder *d, const json_t *v, struct gy_spec *spec)
         qsort(spec->env, spec->n_env, sizeof(spec->env[0]), env_cmp);
 }
 
+/* ports: a list of {container_port, protocol, host_port, name}. An item with problems is
+ * kept with what could be read, so that the rules still see the others. */
+static void dec_ports(struct decoder *d, const json_t *v, struct gy_spec *spec)
+{
+    static const char *const keys[] = {"container_port", "protocol", "host_port", "name"};
+    static const char *const protocols[] = {"tcp", "udp"};
+    if (!json_is_array(v)) {
+        wrong_type(d, "ports", "a list of ports", v);
+        return;
+    }
+    size_t n = json_array_size(v);
+    if (n == 0)
+        return;
+    spec->ports = gy_xcalloc(n, sizeof(spec->ports[0]));
+    size_t i;
+    json_t *item;
+    json_array_foreach(v, i, item)
+    {
+        char *path = gy_xasprintf("ports[%zu]", i);
+        struct gy_port *port = &spec->ports[spec->n_ports++];
+        if (!dec_object(d, path, item)) {
+            free(path);
+            continue;
+        }
+        check_keys(d, item, path, keys, ARRAY_LEN(keys));
+        char *p = join(path, "container_port");
+        json_t *x = get(item, "container_port");
+        if (x == NULL)
+            PROBLEM(d, p, "required field is missing");
+        else
+            dec_uint(d, p, x, 1, 65535, &port->container_port);
+        free(p);
+        if ((x = get(item, "protocol")) != NULL) {
+            p = join(path, "protocol");
+            int k = dec_enum(d, p, x, protocols, ARRAY_LEN(protocols));
+            if (k >= 0)
+                port->protocol = (enum gy_protocol)k;
+            free(p);
+        }
+        if ((x = get(item, "host_port")) != NULL) {
+            p = join(path, "host_port");
+            dec_uint(d, p, x, 1, 65535, &port->host_port);
+            free(p);
+        }
+        if ((x = get(item, "name")) != NULL) {
+            p = join(path, "name");
+            dec_string(d, p, x, &port->name);
+            free(p);
+        }
+        free(path);
+    }
+}
+
 static void dec_resources(struct decoder *d, const json_t *v, struct gy_resources *r)
 {
     static const char *const keys[] = {"cpu", "memory", "pids"};
@@ -578,9 +631,10 @@ static bool paths_overlap(const char *a, const char *b)
 int gy_spec_from_json(const json_t *doc, const struct gy_spec_positions *pos, struct gy_spec *spec,
                       struct gy_spec_problems *problems)
 {
-    static const char *const keys[] = {
-        "name",    "image",  "command",   "args",      "env",    "replicas",   "resources",
-        "restart", "health", "placement", "autoscale", "update", "stop_grace", "disconnect_grace"};
+    static const char *const keys[] = {"name",    "image",      "command",         "args",
+                                       "env",     "ports",      "replicas",        "resources",
+                                       "restart", "health",     "placement",       "autoscale",
+                                       "update",  "stop_grace", "disconnect_grace"};
     static const char *const restarts[] = {"always", "on-failure", "never"};
     gy_spec_init(spec);
     struct decoder d = {.problems = problems, .pos = pos};
@@ -602,6 +656,8 @@ int gy_spec_from_json(const json_t *doc, const struct gy_spec_positions *pos, st
         dec_strv(&d, "args", x, &spec->args);
     if ((x = get(doc, "env")) != NULL)
         dec_env(&d, x, spec);
+    if ((x = get(doc, "ports")) != NULL)
+        dec_ports(&d, x, spec);
     if ((x = get(doc, "replicas")) != NULL)
         dec_uint(&d, "replicas", x, 0, GY_SPEC_REPLICAS_MAX, &spec->replicas);
     if ((x = get(doc, "resources")) != NULL)
@@ -695,6 +751,30 @@ static json_t *health_json(const struct gy_health *h)
     return o;
 }
 
+static json_t *ports_json(const struct gy_spec *spec)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a != NULL && i < spec->n_ports; i++) {
+        const struct gy_port *p = &spec->ports[i];
+        json_t *o = json_pack("{s:I, s:s}", "container_port", (json_int_t)p->container_port,
+                              "protocol", gy_protocol_name(p->protocol));
+        int rc = o == NULL ? -1 : 0;
+        /* Optional settings only when set, so that a port reads back as written. */
+        if (rc == 0 && p->host_port != 0)
+            rc = json_object_set_new(o, "host_port", json_integer(p->host_port));
+        if (rc == 0 && p->name != NULL)
+            rc = json_object_set_new(o, "name", json_string(p->name));
+        if (rc < 0)
+            json_decref(o);
+        /* json_array_append_new takes o, also when it fails. */
+        if (rc < 0 || json_array_append_new(a, o) < 0) {
+            json_decref(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
 static json_t *autoscale_json(const struct gy_autoscale *a)
 {
     if (!a->enabled)
@@ -760,6 +840,10 @@ json_t *gy_spec_to_json(const struct gy_spec *spec)
     if (spec->args.n > 0)
         rc |= json_object_set_new(o, "args", strv_json(&spec->args));
     rc |= json_object_set_new(o, "env", env);
+    /* Like args: only when given, so the canonical form of a spec without ports stays as it
+     * was. */
+    if (spec->n_ports > 0)
+        rc |= json_object_set_new(o, "ports", ports_json(spec));
     rc |= json_object_set_new(o, "replicas", json_integer(spec->replicas));
     rc |= json_object_set_new(o, "resources",
                               json_pack("{s:s, s:s, s:I}", "cpu",

@@ -121,6 +121,63 @@ static void check_port(struct checker *c, const char *path, uint32_t port)
         PROBLEM(c, path, "must be a port number between 1 and 65535 (got %" PRIu32 ")", port);
 }
 
+/* Ports: each valid, and no name, container port or host port (with its protocol) twice,
+ * since the agent names, exposes and publishes them one by one. */
+static void check_ports(struct checker *c, const struct gy_spec *spec)
+{
+    if (spec->n_ports > GY_SPEC_PORTS_MAX)
+        PROBLEM(c, "ports", "lists %zu ports (max %d)", spec->n_ports, GY_SPEC_PORTS_MAX);
+    for (size_t i = 0; i < spec->n_ports; i++) {
+        const struct gy_port *p = &spec->ports[i];
+        char path[64];
+        char ex[GY_SPEC_EXCERPT_BUF];
+        bool protocol_ok = (unsigned)p->protocol <= GY_PROTOCOL_UDP;
+        const char *proto = gy_protocol_name(p->protocol);
+        snprintf(path, sizeof(path), "ports[%zu].container_port", i);
+        check_port(c, path, p->container_port);
+        for (size_t j = 0; j < i && p->container_port >= 1 && p->container_port <= 65535; j++) {
+            if (spec->ports[j].container_port == p->container_port &&
+                spec->ports[j].protocol == p->protocol) {
+                PROBLEM(c, path, "%" PRIu32 "/%s is already listed by ports[%zu]",
+                        p->container_port, proto, j);
+                break;
+            }
+        }
+        snprintf(path, sizeof(path), "ports[%zu].protocol", i);
+        if (!protocol_ok)
+            PROBLEM(c, path, "must be tcp or udp");
+        if (p->host_port != 0) {
+            snprintf(path, sizeof(path), "ports[%zu].host_port", i);
+            check_port(c, path, p->host_port);
+            for (size_t j = 0; j < i && p->host_port <= 65535; j++) {
+                if (spec->ports[j].host_port == p->host_port &&
+                    spec->ports[j].protocol == p->protocol) {
+                    PROBLEM(c, path, "host port %" PRIu32 "/%s is already published by ports[%zu]",
+                            p->host_port, proto, j);
+                    break;
+                }
+            }
+        }
+        if (p->name == NULL)
+            continue;
+        snprintf(path, sizeof(path), "ports[%zu].name", i);
+        if (!gy_port_name_valid(p->name)) {
+            PROBLEM(c, path,
+                    "\"%s\" is not a port name: use 1 to %d lower-case letters, digits and '-', "
+                    "with at least one letter, not starting or ending with '-' and without "
+                    "\"--\" (an IANA service name)",
+                    gy_spec_excerpt(p->name, ex), GY_PORT_NAME_MAX);
+            continue;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (spec->ports[j].name != NULL && strcmp(spec->ports[j].name, p->name) == 0) {
+                PROBLEM(c, path, "port name \"%s\" is already used by ports[%zu]", p->name, j);
+                break;
+            }
+        }
+    }
+}
+
 static void check_http_path(struct checker *c, const char *path, const char *value)
 {
     char ex[GY_SPEC_EXCERPT_BUF];
@@ -256,6 +313,7 @@ int gy_spec_validate(const struct gy_spec *spec, const struct gy_spec_positions 
     check_argv(&c, "command", &spec->command, false);
     /* args may hold empty words ("sh -c ''"), as Kubernetes' do. */
     check_env(&c, spec);
+    check_ports(&c, spec);
     if (spec->replicas > GY_SPEC_REPLICAS_MAX)
         PROBLEM(&c, "replicas", "must be between 0 and %d (got %" PRIu32 ")", GY_SPEC_REPLICAS_MAX,
                 spec->replicas);

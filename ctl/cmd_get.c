@@ -54,15 +54,58 @@ static int usage_error(struct ctl_context *ctx, const char *word, const char *co
 /* ---------------------------------------------------------------------------------------
  * Tables */
 
-static void workloads_table(struct ctl_context *ctx, const json_t *items, bool wide)
+char *ctl_ports_text(const json_t *ports, bool names)
+{
+    char *out = gy_xstrdup("");
+    size_t i;
+    const json_t *p;
+    json_array_foreach(ports, i, p)
+    {
+        char host[24] = "";
+        long long host_port = ctl_json_int(p, "host_port");
+        if (host_port > 0)
+            snprintf(host, sizeof(host), "%lld:", host_port);
+        const char *name = ctl_json_str(p, "name");
+        bool named = names && *name != '\0';
+        char *next = gy_xasprintf(
+            "%s%s%s%lld/%s%s%s%s", out, i ? ", " : "", host, ctl_json_int(p, "container_port"),
+            *ctl_json_str(p, "protocol") ? ctl_json_str(p, "protocol") : "tcp", named ? " (" : "",
+            named ? name : "", named ? ")" : "");
+        free(out);
+        out = next;
+    }
+    return out;
+}
+
+char *ctl_exposed_ports_text(const char *label)
+{
+    char *out = gy_xstrdup("");
+    const char *p = label != NULL ? label : "";
+    while (*p != '\0') {
+        size_t len = strcspn(p, ",");
+        bool has_protocol = memchr(p, '/', len) != NULL;
+        if (len > 0) {
+            char *next = gy_xasprintf("%s%s%.*s%s", out, *out ? ", " : "", (int)len, p,
+                                      has_protocol ? "" : "/tcp");
+            free(out);
+            out = next;
+        }
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    return out;
+}
+
+void ctl_workloads_print(const json_t *items, bool wide, uint64_t now_ms, FILE *out)
 {
     static const char *const head[] = {"NAME",       "DESIRED", "RUNNING", "READY",
                                        "GENERATION", "AGE",     "IMAGE",   "CPU",
-                                       "MEMORY",     "RESTART", "CLOUDS"};
+                                       "MEMORY",     "RESTART", "CLOUDS",  "PORTS"};
+    enum { COLS_WIDE = 12 };
     struct ctl_table t;
-    size_t cols = wide ? 11 : 6;
+    size_t cols = wide ? COLS_WIDE : 6;
     ctl_table_init(&t, cols, head);
-    uint64_t now = ctl_now_ms();
     size_t i;
     const json_t *w;
     json_array_foreach(items, i, w)
@@ -70,7 +113,7 @@ static void workloads_table(struct ctl_context *ctx, const json_t *items, bool w
         const json_t *status = json_object_get(w, "status"), *spec = json_object_get(w, "spec");
         const json_t *res = json_object_get(spec, "resources");
         char age[32];
-        char *cells[11] = {
+        char *cells[COLS_WIDE] = {
             gy_xstrdup(ctl_json_str(w, "name")),
             ctl_cell("%lld%s", ctl_json_int(status, "desired"),
                      strcmp(ctl_json_str(json_object_get(status, "autoscaler"), "state"), "idle") ==
@@ -80,22 +123,27 @@ static void workloads_table(struct ctl_context *ctx, const json_t *items, bool w
             ctl_cell("%lld", ctl_json_int(status, "running")),
             ctl_cell("%lld", ctl_json_int(status, "ready")),
             ctl_cell("%lld", ctl_json_int(w, "generation")),
-            gy_xstrdup(ctl_age_format(now, (uint64_t)ctl_json_int(w, "created_ms"), age)),
+            gy_xstrdup(ctl_age_format(now_ms, (uint64_t)ctl_json_int(w, "created_ms"), age)),
             gy_xstrdup(ctl_json_str(spec, "image")),
             gy_xstrdup(ctl_json_str(res, "cpu")),
             gy_xstrdup(ctl_json_str(res, "memory")),
             gy_xstrdup(ctl_json_str(spec, "restart")),
             join(json_object_get(json_object_get(spec, "placement"), "clouds"), ","),
+            ctl_ports_text(json_object_get(spec, "ports"), false),
         };
         if (*cells[10] == '\0') {
             free(cells[10]);
             cells[10] = gy_xstrdup("any");
         }
+        if (*cells[11] == '\0') {
+            free(cells[11]);
+            cells[11] = gy_xstrdup("<none>");
+        }
         ctl_table_add(&t, (const char *const *)cells);
-        for (size_t c = 0; c < 11; c++)
+        for (size_t c = 0; c < COLS_WIDE; c++)
             free(cells[c]);
     }
-    ctl_table_print(&t, ctx->out);
+    ctl_table_print(&t, out);
     ctl_table_free(&t);
 }
 
@@ -356,7 +404,7 @@ int ctl_cmd_get(struct ctl_context *ctx, const struct ctl_invocation *inv)
             static const char *const plural[] = {"workloads", "replicas", "nodes"};
             fprintf(ctx->err, "No %s found.\n", plural[kind]);
         } else if (kind == KIND_WORKLOADS) {
-            workloads_table(ctx, items, format == FORMAT_WIDE);
+            ctl_workloads_print(items, format == FORMAT_WIDE, ctl_now_ms(), ctx->out);
         } else if (kind == KIND_REPLICAS) {
             replicas_table(ctx->out, items, format == FORMAT_WIDE, true, "");
         } else {
@@ -595,6 +643,18 @@ int ctl_cmd_describe(struct ctl_context *ctx, const struct ctl_invocation *inv)
     }
     fprintf(out, "Command:      %s\n", *command ? command : "(image default)");
     fprintf(out, "Env:          %s\n", *env ? env : "none");
+    char *ports = ctl_ports_text(json_object_get(spec, "ports"), true);
+    fprintf(out, "Ports:        %s\n", *ports ? ports : "none");
+    free(ports);
+    /* What the image declares it listens on, recorded when its digest was pinned: a hint,
+     * since only the ports listed above are published. */
+    const char *exposed_label =
+        ctl_json_str(json_object_get(image, "labels"), "org.opencontainers.image.exposedPorts");
+    if (*exposed_label != '\0') {
+        char *exposed = ctl_exposed_ports_text(exposed_label);
+        fprintf(out, "Image ports:  %s (the image's ExposedPorts)\n", exposed);
+        free(exposed);
+    }
     fprintf(out, "Replicas:     %lld desired, %lld placed, %lld running, %lld ready\n",
             ctl_json_int(status, "desired"), ctl_json_int(status, "replicas"),
             ctl_json_int(status, "running"), ctl_json_int(status, "ready"));

@@ -238,6 +238,19 @@ int ctl_image_pull_print(const json_t *answer, FILE *out);
 /* The first 12 hex digits of a digest ("<none>" for an empty one); the caller frees it. */
 char *ctl_digest_short(const char *digest);
 
+/* The table of `gantry get workloads`: NAME, DESIRED, RUNNING, READY, GENERATION, AGE; wide
+ * adds IMAGE, CPU, MEMORY, RESTART, CLOUDS and PORTS. items is the answer's "items". */
+void ctl_workloads_print(const json_t *items, bool wide, uint64_t now_ms, FILE *out);
+/* A spec's ports ("ports" of its JSON form) in short: "80/tcp, 8080:80/udp", a published
+ * port as HOST:CONTAINER/PROTOCOL; with names each named one is followed by its name in
+ * parentheses. "" for none. The caller frees it. */
+char *ctl_ports_text(const json_t *ports, bool names);
+/* The image's ExposedPorts as the leader records them (the label
+ * org.opencontainers.image.exposedPorts, "80/tcp,53/udp") in the form of ctl_ports_text,
+ * "80/tcp, 53/udp"; a port without a protocol is tcp (OCI image-spec, config.ExposedPorts).
+ * The caller frees it. */
+char *ctl_exposed_ports_text(const char *label);
+
 /* ---------------------------------------------------------------------------------------
  * cluster (ctl/cmd_cluster.c): the control plane's servers, its leader and its backups.
  * The decisions and the output are split out so that they are tested without a server. */

@@ -76,6 +76,13 @@ void gy_spec_proto_free(Gantry__WorkloadSpec *msg)
         }
     }
     free(msg->env);
+    for (size_t i = 0; i < msg->n_ports; i++) {
+        if (msg->ports[i] != NULL) {
+            free(msg->ports[i]->name);
+            free(msg->ports[i]);
+        }
+    }
+    free(msg->ports);
     free(msg->resources);
     if (msg->health != NULL) {
         strv_wire_free(msg->health->n_exec, msg->health->exec);
@@ -120,6 +127,30 @@ static bool env_to_wire(const struct gy_spec *spec, Gantry__WorkloadSpec *msg)
         msg->env[i] = e;
         if ((e->name = dup_or_empty(spec->env[i].name)) == NULL ||
             (e->value = dup_or_empty(spec->env[i].value)) == NULL)
+            return false;
+    }
+    return true;
+}
+
+static bool ports_to_wire(const struct gy_spec *spec, Gantry__WorkloadSpec *msg)
+{
+    if (spec->n_ports == 0)
+        return true;
+    msg->ports = calloc(spec->n_ports, sizeof(msg->ports[0]));
+    if (msg->ports == NULL)
+        return false;
+    msg->n_ports = spec->n_ports;
+    for (size_t i = 0; i < spec->n_ports; i++) {
+        Gantry__Port *p = malloc(sizeof(*p));
+        if (p == NULL)
+            return false;
+        gantry__port__init(p);
+        p->name = NULL;
+        msg->ports[i] = p;
+        p->container_port = spec->ports[i].container_port;
+        p->protocol = (Gantry__Protocol)spec->ports[i].protocol;
+        p->host_port = spec->ports[i].host_port;
+        if ((p->name = dup_or_empty(spec->ports[i].name)) == NULL)
             return false;
     }
     return true;
@@ -205,7 +236,8 @@ Gantry__WorkloadSpec *gy_spec_to_proto(const struct gy_spec *spec)
               (msg->image = dup_or_empty(spec->image)) != NULL &&
               (msg->image_digest = dup_or_empty(spec->image_digest)) != NULL &&
               strv_to_wire(&spec->command, &msg->n_command, &msg->command) &&
-              strv_to_wire(&spec->args, &msg->n_args, &msg->args) && env_to_wire(spec, msg);
+              strv_to_wire(&spec->args, &msg->n_args, &msg->args) && env_to_wire(spec, msg) &&
+              ports_to_wire(spec, msg);
     if (ok) {
         msg->resources = malloc(sizeof(*msg->resources));
         ok = msg->resources != NULL;
@@ -268,6 +300,12 @@ static int enums_from_wire(const Gantry__WorkloadSpec *msg, struct gy_spec *spec
     if ((unsigned)msg->restart > GY_RESTART_NEVER)
         return gy_error_set(err, GY_EINVAL, "restart: unknown policy %d", (int)msg->restart);
     spec->restart = (enum gy_restart)msg->restart;
+    for (size_t i = 0; i < msg->n_ports; i++) {
+        if ((unsigned)msg->ports[i]->protocol > GY_PROTOCOL_UDP)
+            return gy_error_set(err, GY_EINVAL, "ports[%zu].protocol: unknown protocol %d", i,
+                                (int)msg->ports[i]->protocol);
+        spec->ports[i].protocol = (enum gy_protocol)msg->ports[i]->protocol;
+    }
     const Gantry__Placement *p = msg->placement;
     if (p == NULL)
         return 0;
@@ -303,6 +341,20 @@ static bool copy_from_wire(const Gantry__WorkloadSpec *msg, struct gy_spec *spec
             const Gantry__EnvVar *e = msg->env[i];
             if ((spec->env[i].name = strdup(e->name != NULL ? e->name : "")) == NULL ||
                 (spec->env[i].value = strdup(e->value != NULL ? e->value : "")) == NULL)
+                return false;
+        }
+    }
+    if (msg->n_ports > 0) {
+        spec->ports = calloc(msg->n_ports, sizeof(spec->ports[0]));
+        if (spec->ports == NULL)
+            return false;
+        for (size_t i = 0; i < msg->n_ports; i++) {
+            spec->n_ports = i + 1;
+            const Gantry__Port *p = msg->ports[i];
+            spec->ports[i].container_port = p->container_port;
+            spec->ports[i].host_port = p->host_port;
+            /* The protocol is checked and set with the other enumerations. */
+            if (!str_from_wire(p->name, &spec->ports[i].name))
                 return false;
         }
     }

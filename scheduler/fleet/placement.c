@@ -1,6 +1,7 @@
 /* Placement; see placement.h. */
 #include "scheduler/fleet/placement.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,113 @@ int sch_constraint_match(const struct sch_place_node *node, const char *constrai
     if (rc < 0)
         return rc;
     return constraint_holds(node, &c) ? 1 : 0;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Host ports */
+
+/* The index of key in set, or where it would go. */
+static size_t host_port_find(const struct sch_host_ports *set, uint32_t key)
+{
+    size_t lo = 0, hi = set->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (set->items[mid].key < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+int sch_host_ports_add(struct sch_host_ports *set, uint32_t port, enum gy_protocol protocol,
+                       uint32_t holders)
+{
+    uint32_t key = sch_host_port_key(port, protocol);
+    size_t i = host_port_find(set, key);
+    if (i < set->n && set->items[i].key == key) {
+        set->items[i].holders += holders;
+        return 0;
+    }
+    if (set->n == set->cap) {
+        size_t cap = set->cap ? set->cap * 2 : 4;
+        struct sch_host_port *items = realloc(set->items, cap * sizeof(*items));
+        if (items == NULL)
+            return -GY_ENOMEM;
+        set->items = items;
+        set->cap = cap;
+    }
+    memmove(&set->items[i + 1], &set->items[i], (set->n - i) * sizeof(set->items[0]));
+    set->items[i] = (struct sch_host_port){.key = key, .holders = holders};
+    set->n++;
+    return 0;
+}
+
+uint32_t sch_host_ports_holders(const struct sch_host_ports *set, uint32_t port,
+                                enum gy_protocol protocol)
+{
+    if (set == NULL)
+        return 0;
+    uint32_t key = sch_host_port_key(port, protocol);
+    size_t i = host_port_find(set, key);
+    return i < set->n && set->items[i].key == key ? set->items[i].holders : 0;
+}
+
+void sch_host_ports_free(struct sch_host_ports *set)
+{
+    free(set->items);
+    memset(set, 0, sizeof(*set));
+}
+
+/* The host ports a spec publishes, gathered once per placement. */
+struct host_request {
+    const struct gy_port *ports[GY_SPEC_PORTS_MAX];
+    size_t n;
+};
+
+static int host_request_init(struct host_request *req, const struct gy_spec *spec,
+                             struct gy_error *err)
+{
+    req->n = 0;
+    for (size_t i = 0; i < spec->n_ports; i++) {
+        if (spec->ports[i].host_port == 0)
+            continue;
+        if (req->n == GY_SPEC_PORTS_MAX)
+            return gy_error_set(err, GY_EINVAL, "placement: more than %d host ports",
+                                GY_SPEC_PORTS_MAX);
+        req->ports[req->n++] = &spec->ports[i];
+    }
+    return 0;
+}
+
+/* Replicas of the workload being placed that hold its host ports on the node. */
+static uint32_t own_holders(const struct sch_place_node *n)
+{
+    return n->workload_replicas + n->workload_stopping;
+}
+
+/* True when none of the requested host ports is held on the node. */
+static bool host_ports_free(const struct sch_place_node *n, const struct host_request *req)
+{
+    if (own_holders(n) > 0)
+        return false;
+    for (size_t i = 0; i < req->n; i++)
+        if (sch_host_ports_holders(n->host_ports, req->ports[i]->host_port,
+                                   req->ports[i]->protocol) > 0)
+            return false;
+    return true;
+}
+
+/* Records the host ports of a replica placed on the node. */
+static int host_ports_take(struct sch_place_node *n, const struct host_request *req)
+{
+    if (n->host_ports == NULL)
+        return 0;
+    for (size_t i = 0; i < req->n; i++)
+        if (sch_host_ports_add(n->host_ports, req->ports[i]->host_port, req->ports[i]->protocol,
+                               1) < 0)
+            return -1;
+    return 0;
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -259,17 +367,78 @@ static const char *group_key(const struct gy_spec *spec, const struct sch_place_
 
 /* ---------------------------------------------------------------------------------------
  * Why nothing more fits: counts per first failing filter, like "0/3 nodes available: 2
- * insufficient memory (needs 64Mi, most free 32Mi), 1 not in clouds [private]". */
+ * insufficient memory (needs 64Mi, most free 32Mi), 1 not in clouds [private]" or "0/2 nodes
+ * available: 1 with host port 8080/tcp in use, 1 already run a replica of the workload on
+ * host port 8080/tcp". */
 
-static void explain(const struct sch_place_node *nodes, size_t n_nodes, const struct gy_spec *spec,
-                    const struct constraint *cons, size_t n_cons, char *out, size_t len)
+/* Appends "8080/tcp" or "80/tcp, 443/tcp" (the first few) for the requested host ports
+ * marked in pick. */
+static size_t host_ports_list(const struct host_request *req, const bool *pick, char *out,
+                              size_t len)
 {
+    size_t used = 0, listed = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < req->n && used < len; i++) {
+        if (!pick[i])
+            continue;
+        if (listed == 8) {
+            used += (size_t)snprintf(out + used, len - used, ", ...");
+            break;
+        }
+        used +=
+            (size_t)snprintf(out + used, len - used, "%s%" PRIu32 "/%s", listed ? ", " : "",
+                             req->ports[i]->host_port, gy_protocol_name(req->ports[i]->protocol));
+        listed++;
+    }
+    return listed;
+}
+
+/* The host-port filter of explain: false when the node is left out for its host ports,
+ * counted in *in_use (held by other workloads, each such port marked in in_use_ports) or
+ * *held_own (held by the workload's own replicas only; the node is marked
+ * held_by_workload when it would have room once they are gone). */
+static bool explain_host_ports(struct sch_place_node *n, const struct gy_spec *spec,
+                               const struct host_request *req, size_t *in_use, bool *in_use_ports,
+                               size_t *held_own)
+{
+    uint32_t own = own_holders(n);
+    bool others = false;
+    for (size_t p = 0; p < req->n; p++) {
+        if (sch_host_ports_holders(n->host_ports, req->ports[p]->host_port,
+                                   req->ports[p]->protocol) > own) {
+            in_use_ports[p] = true;
+            others = true;
+        }
+    }
+    if (others) {
+        (*in_use)++;
+        return false;
+    }
+    if (own == 0)
+        return true;
+    (*held_own)++;
+    struct sch_place_node gone = *n;
+    const struct gy_resources *r = &spec->resources;
+    gone.allocated.cpu_millis -= (int64_t)own * r->cpu_millis;
+    gone.allocated.memory_bytes -= (int64_t)own * r->memory_bytes;
+    gone.allocated.pids -= (int64_t)own * r->pids;
+    n->held_by_workload = fits(&gone, r);
+    return false;
+}
+
+static void explain(struct sch_place_node *nodes, size_t n_nodes, const struct gy_spec *spec,
+                    const struct constraint *cons, size_t n_cons, const struct host_request *hreq,
+                    struct sch_place_result *result)
+{
+    char *out = result->reason;
+    size_t len = sizeof(result->reason);
     size_t not_ready = 0, storage = 0, wrong_cloud = 0, no_match = 0, no_cpu = 0, no_mem = 0,
-           no_pids = 0;
+           no_pids = 0, port_in_use = 0, port_own = 0;
+    bool in_use_ports[GY_SPEC_PORTS_MAX] = {false};
     int64_t most_cpu = 0, most_mem = 0, most_pids = 0;
     const struct gy_resources *req = &spec->resources;
     for (size_t i = 0; i < n_nodes; i++) {
-        const struct sch_place_node *n = &nodes[i];
+        struct sch_place_node *n = &nodes[i];
         if (!n->schedulable) {
             not_ready++;
             continue;
@@ -287,6 +456,12 @@ static void explain(const struct sch_place_node *nodes, size_t n_nodes, const st
             match = constraint_holds(n, &cons[c]);
         if (!match) {
             no_match++;
+            continue;
+        }
+        if (hreq->n > 0 &&
+            !explain_host_ports(n, spec, hreq, &port_in_use, in_use_ports, &port_own)) {
+            if (n->held_by_workload)
+                result->held_by_workload++;
             continue;
         }
         int64_t fc = free_of(n->capacity.cpu_millis, n->allocated.cpu_millis);
@@ -320,6 +495,20 @@ static void explain(const struct sch_place_node *nodes, size_t n_nodes, const st
     if (no_pids > 0)
         APPEND("%s%zu insufficient pids (needs %lld, most free %lld)", sep, no_pids,
                (long long)req->pids, (long long)most_pids);
+    if (port_in_use > 0) {
+        char list[160];
+        size_t listed = host_ports_list(hreq, in_use_ports, list, sizeof(list));
+        APPEND("%s%zu with host port%s %s in use", sep, port_in_use, listed > 1 ? "s" : "", list);
+    }
+    if (port_own > 0) {
+        bool all[GY_SPEC_PORTS_MAX];
+        for (size_t p = 0; p < hreq->n; p++)
+            all[p] = true;
+        char list[160];
+        size_t listed = host_ports_list(hreq, all, list, sizeof(list));
+        APPEND("%s%zu already run a replica of the workload on host port%s %s", sep, port_own,
+               listed > 1 ? "s" : "", list);
+    }
     if (no_match > 0)
         APPEND("%s%zu do not match the constraints", sep, no_match);
     if (wrong_cloud > 0) {
@@ -344,10 +533,14 @@ int sch_place(struct sch_place_node *nodes, size_t n_nodes, const struct gy_spec
 {
     result->placed = 0;
     result->reason[0] = '\0';
+    result->held_by_workload = 0;
     size_t n_cons = spec->placement.constraints.n;
     struct constraint *cons = NULL;
     struct groups groups = {0};
-    int rc = 0;
+    struct host_request hreq;
+    int rc = host_request_init(&hreq, spec, err);
+    if (rc < 0)
+        return rc;
     if (n_cons > 0) {
         cons = calloc(n_cons, sizeof(*cons));
         if (cons == NULL)
@@ -366,6 +559,7 @@ int sch_place(struct sch_place_node *nodes, size_t n_nodes, const struct gy_spec
     int max_tier = -1;
     for (size_t i = 0; i < n_nodes; i++) {
         struct sch_place_node *n = &nodes[i];
+        n->held_by_workload = false;
         int preference = cloud_preference(spec, n->cloud);
         if (!n->schedulable || n->storage_pressure || preference < 0)
             continue;
@@ -379,7 +573,8 @@ int sch_place(struct sch_place_node *nodes, size_t n_nodes, const struct gy_spec
         if (g == NULL)
             goto oom;
         g->count += n->workload_replicas;
-        if (fits(n, &spec->resources) && heap_push(&g->heap, &ctx, i) < 0)
+        if (fits(n, &spec->resources) && (hreq.n == 0 || host_ports_free(n, &hreq)) &&
+            heap_push(&g->heap, &ctx, i) < 0)
             goto oom;
         if (tier > max_tier)
             max_tier = tier;
@@ -412,11 +607,17 @@ int sch_place(struct sch_place_node *nodes, size_t n_nodes, const struct gy_spec
         n->workload_replicas++;
         best->count++;
         result->node_index[result->placed++] = idx;
+        /* With host ports the node is taken now: its replica holds them. */
+        if (hreq.n > 0) {
+            if (host_ports_take(n, &hreq) < 0)
+                goto oom;
+            continue;
+        }
         if (fits(n, &spec->resources) && heap_push(&best->heap, &ctx, idx) < 0)
             goto oom;
     }
     if (result->placed < count)
-        explain(nodes, n_nodes, spec, cons, n_cons, result->reason, sizeof(result->reason));
+        explain(nodes, n_nodes, spec, cons, n_cons, &hreq, result);
     goto out;
 oom:
     rc = gy_error_set(err, GY_ENOMEM, "placement: out of memory");

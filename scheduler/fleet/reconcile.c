@@ -285,6 +285,80 @@ static void image_locality(const struct reconcile_state *st, const struct gy_spe
     free(names);
 }
 
+/* Host ports during a rolling update (docs/spec.md, "ports"). A replica of the new
+ * generation cannot go to a node where a replica of its workload holds the host ports, so a
+ * workload that runs on every node that fits it cannot surge. Then old replicas on such
+ * nodes are stopped first, within max_unavailable but at least one, and their replacements
+ * go to the nodes they free once they have stopped. Replicas that wait for such nodes (an
+ * old replica stopping there, or to be stopped in a later step) make no Unschedulable
+ * condition: the update is under way. views and res are those of the workload's placement;
+ * *n_ready is the ready count left by the stops decided so far. */
+static void host_port_handover(struct reconcile_state *st, const struct workload_row *w,
+                               struct builder *b, const struct sch_place_node *views,
+                               const struct sch_place_result *res, size_t unplaced,
+                               struct replica_row *const *old, size_t n_old, size_t *n_ready,
+                               uint32_t unavailable, bool stop_first, char *reason)
+{
+    /* Per node, the workload's replicas there: kept (live, current generation, or just
+     * placed), old (live, to be replaced) and going (stopping, or stopped by this plan). */
+    struct holding {
+        uint32_t kept;
+        uint32_t old;
+        uint32_t going;
+    } *hold = gy_xcalloc(st->n_nodes + 1, sizeof(*hold));
+    for (uint32_t i = 0; i < res->placed; i++)
+        hold[res->node_index[i]].kept++;
+    for (size_t k = 0; k < w->n_replicas; k++) {
+        const struct replica_row *r = &st->replicas[w->first_replica + k];
+        struct node_row *n = reconcile_node_find(st, r->node);
+        if (n == NULL)
+            continue;
+        struct holding *h = &hold[n - st->nodes];
+        if (r->state == GANTRY__REPLICA_STATE__REPLICA_STOPPING || r->stop)
+            h->going++;
+        else if (!sch_replica_state_is_live(r->state))
+            continue;
+        else if (r->generation < w->generation)
+            h->old++;
+        else
+            h->kept++;
+    }
+    size_t freeing = 0, later = 0;
+    for (size_t i = 0; i < st->n_nodes; i++) {
+        if (!views[i].held_by_workload || hold[i].kept > 0)
+            continue;
+        if (hold[i].old > 0)
+            later++;
+        else if (hold[i].going > 0)
+            freeing++;
+    }
+    size_t budget = unavailable > 0 ? unavailable : 1;
+    size_t min_ready = w->desired > budget ? w->desired - budget : 0;
+    for (size_t i = 0; stop_first && i < n_old && freeing < unplaced; i++) {
+        if (*n_ready <= min_ready)
+            break;
+        struct replica_row *r = old[i];
+        struct node_row *n = reconcile_node_find(st, r->node);
+        if (r->stop || !is_ready(r) || n == NULL)
+            continue;
+        size_t at = (size_t)(n - st->nodes);
+        if (!views[at].held_by_workload || hold[at].kept > 0 || hold[at].old != 1)
+            continue;
+        char why[192];
+        snprintf(why, sizeof(why),
+                 "replaced by generation %" PRIu64 ", stopped first to free its host ports",
+                 w->generation);
+        add_stop(b, r, why);
+        (*n_ready)--;
+        hold[at].old = 0;
+        freeing++;
+        later--;
+    }
+    if (unplaced <= freeing + (stop_first ? later : 0))
+        reason[0] = '\0';
+    free(hold);
+}
+
 static void plan_workload(struct reconcile_state *st, struct workload_row *w, struct builder *b,
                           uint64_t now_ms, sch_random_fn rnd, void *rnd_data)
 {
@@ -357,6 +431,9 @@ static void plan_workload(struct reconcile_state *st, struct workload_row *w, st
         qsort(old, n_old, sizeof(*old), stop_order);
         size_t min_ready = desired > unavailable ? desired - unavailable : 0;
         size_t cur_kept = n_cur < desired ? n_cur : desired;
+        /* Without max_surge no new replica is placed before an old one stops: up to
+         * max_unavailable of them stop ahead of their replacements. */
+        size_t ahead = surge == 0 ? unavailable : 0;
         for (size_t i = 0; i < n_old; i++) {
             struct replica_row *r = old[i];
             char why[192];
@@ -372,7 +449,7 @@ static void plan_workload(struct reconcile_state *st, struct workload_row *w, st
             }
             /* Never more old replicas than the new generation leaves room for. */
             bool above_min = n_ready > min_ready;
-            bool surplus = (size_t)(n_old - i) + cur_kept > desired;
+            bool surplus = (size_t)(n_old - i) + cur_kept + ahead > desired;
             if (!crash_loop && above_min && surplus) {
                 add_stop(b, r, why);
                 n_ready--;
@@ -386,13 +463,18 @@ static void plan_workload(struct reconcile_state *st, struct workload_row *w, st
               now_ms);
 
     char reason[1024] = "";
+    bool host_ports = gy_spec_has_host_ports(&w->spec);
     if (to_place > 0 && reconcile_load_nodes(st) == 0) {
         for (size_t k = 0; k < w->n_replicas; k++) {
             struct replica_row *r = &st->replicas[w->first_replica + k];
-            struct node_row *n =
-                sch_replica_state_is_live(r->state) ? reconcile_node_find(st, r->node) : NULL;
-            if (n != NULL)
+            bool live = sch_replica_state_is_live(r->state);
+            /* Stopping replicas hold host ports until they have stopped. */
+            bool stopping = host_ports && r->state == GANTRY__REPLICA_STATE__REPLICA_STOPPING;
+            struct node_row *n = live || stopping ? reconcile_node_find(st, r->node) : NULL;
+            if (n != NULL && live)
                 n->view.workload_replicas++;
+            else if (n != NULL)
+                n->view.workload_stopping++;
         }
         reconcile_allocations(st);
         struct sch_place_node *views = gy_xcalloc(st->n_nodes + 1, sizeof(*views));
@@ -421,6 +503,10 @@ static void plan_workload(struct reconcile_state *st, struct workload_row *w, st
                 if (n > 0 && (size_t)n < sizeof(reason))
                     strncat(reason, res.reason, sizeof(reason) - (size_t)n - 1);
             }
+            if (res.placed < to_place && res.held_by_workload > 0)
+                host_port_handover(st, w, b, views, &res, to_place - res.placed, old, n_old,
+                                   &n_ready, unavailable,
+                                   n_old > 0 && !crash_loop && !make_before_break, reason);
         }
         free(idx);
         free(views);
@@ -435,8 +521,10 @@ static void plan_workload(struct reconcile_state *st, struct workload_row *w, st
     /* The per-node counts of this workload go back to zero for the next one. */
     for (size_t k = 0; k < w->n_replicas; k++) {
         struct node_row *n = reconcile_node_find(st, st->replicas[w->first_replica + k].node);
-        if (n != NULL)
+        if (n != NULL) {
             n->view.workload_replicas = 0;
+            n->view.workload_stopping = 0;
+        }
     }
     free(cur);
     free(old);

@@ -13,7 +13,8 @@
 #include "scheduler/fleet/reconcile.h"
 
 struct node_row {
-    struct sch_place_node view;
+    struct sch_place_node view; /* view.host_ports points at host_ports */
+    struct sch_host_ports host_ports;
     char *name;
     char *cloud;
     char *zone;
@@ -80,7 +81,8 @@ int reconcile_load(struct reconcile_state *st, const char *const *only, size_t n
 /* Reads every node, in name order, once per pass (placement needs them all); the outcome of
  * the first call, 0 or negative with st->nodes_err, is kept. */
 int reconcile_load_nodes(struct reconcile_state *st);
-/* Adds to every loaded node what the replicas holding resources there take, once per pass. */
+/* Adds to every loaded node what the replicas holding resources there take (resources and
+ * host ports, as the current spec of their workload asks), once per pass. */
 void reconcile_allocations(struct reconcile_state *st);
 /* The loaded node called name, or NULL. */
 struct node_row *reconcile_node_find(struct reconcile_state *st, const char *name);

@@ -4,6 +4,7 @@
 #include "scheduler/fleet/reconcile_internal.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,7 @@ void reconcile_state_free(struct reconcile_state *st)
             free((char *)n->labels[l].value);
         }
         free(n->labels);
+        sch_host_ports_free(&n->host_ports);
         free(n->name);
         free(n->cloud);
         free(n->zone);
@@ -92,6 +94,9 @@ int reconcile_load_nodes(struct reconcile_state *st)
         return st->nodes_rc;
     st->nodes_loaded = true;
     int rc = sch_query_nodes(st->fsm, node_add, st, &st->nodes_err);
+    /* The rows have stopped moving: each view can point at its node's host ports. */
+    for (size_t i = 0; i < st->n_nodes; i++)
+        st->nodes[i].view.host_ports = &st->nodes[i].host_ports;
     return st->nodes_rc = rc < 0 ? rc : 0;
 }
 
@@ -323,9 +328,22 @@ static int load_some(struct reconcile_state *st, const char *const *only, size_t
  * workload, so each workload's requests are found once). */
 struct allocating {
     struct reconcile_state *st;
-    char *workload; /* the workload of res */
+    char *workload; /* the workload of res and host */
     struct gy_resources res;
+    struct gy_port host[GY_SPEC_PORTS_MAX]; /* its host ports (name left out) */
+    size_t n_host;
 };
+
+/* Keeps the host ports of a workload's spec; a spec holds at most GY_SPEC_PORTS_MAX. */
+static void allocation_host_port(struct allocating *al, uint32_t host_port, int protocol)
+{
+    if (host_port == 0 || al->n_host == GY_SPEC_PORTS_MAX)
+        return;
+    al->host[al->n_host++] = (struct gy_port){
+        .host_port = host_port,
+        .protocol = protocol == GY_PROTOCOL_UDP ? GY_PROTOCOL_UDP : GY_PROTOCOL_TCP,
+    };
+}
 
 static void allocation_add(void *data, const struct sch_allocation_row *a)
 {
@@ -335,9 +353,12 @@ static void allocation_add(void *data, const struct sch_allocation_row *a)
         free(al->workload);
         al->workload = gy_xstrdup(a->workload);
         memset(&al->res, 0, sizeof(al->res));
+        al->n_host = 0;
         struct workload_row *w = workload_find(st, a->workload);
         if (w != NULL && w->decoded) {
             al->res = w->spec.resources;
+            for (size_t i = 0; i < w->spec.n_ports; i++)
+                allocation_host_port(al, w->spec.ports[i].host_port, w->spec.ports[i].protocol);
         } else {
             Gantry__WorkloadSpec *msg = sch_query_workload_spec(st->fsm, a->workload);
             if (msg != NULL && msg->resources != NULL) {
@@ -345,6 +366,8 @@ static void allocation_add(void *data, const struct sch_allocation_row *a)
                 al->res.memory_bytes = msg->resources->memory_bytes;
                 al->res.pids = msg->resources->pids;
             }
+            for (size_t i = 0; msg != NULL && i < msg->n_ports; i++)
+                allocation_host_port(al, msg->ports[i]->host_port, (int)msg->ports[i]->protocol);
             if (msg != NULL)
                 gantry__workload_spec__free_unpacked(msg, NULL);
         }
@@ -355,6 +378,15 @@ static void allocation_add(void *data, const struct sch_allocation_row *a)
     n->view.allocated.cpu_millis += a->replicas * al->res.cpu_millis;
     n->view.allocated.memory_bytes += a->replicas * al->res.memory_bytes;
     n->view.allocated.pids += a->replicas * al->res.pids;
+    /* The scheduler keeps only a workload's current spec, so every replica of it, of
+     * whichever generation, counts as holding its current host ports (as for resources). */
+    for (size_t i = 0; i < al->n_host; i++) {
+        if (sch_host_ports_add(&n->host_ports, al->host[i].host_port, al->host[i].protocol,
+                               (uint32_t)a->replicas) < 0) {
+            fprintf(stderr, "gantry: out of memory recording host ports\n");
+            abort();
+        }
+    }
 }
 
 /* What every node has promised already: resources of all replicas that hold some, over

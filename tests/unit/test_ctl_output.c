@@ -552,6 +552,68 @@ static void test_file_write_atomic(void **state)
     assert_int_equal(system(listing), 0);
 }
 
+/* A workload's ports in the wide table and in describe, and the image's ExposedPorts. */
+static void test_workload_ports(void **state)
+{
+    (void)state;
+    json_t *ports = json_loads("[{\"container_port\":80,\"protocol\":\"tcp\"},"
+                               "{\"container_port\":8080,\"protocol\":\"tcp\",\"host_port\":80,"
+                               "\"name\":\"http\"},"
+                               "{\"container_port\":53,\"protocol\":\"udp\",\"host_port\":53}]",
+                               0, NULL);
+    assert_non_null(ports);
+    char *text = ctl_ports_text(ports, false);
+    assert_string_equal(text, "80/tcp, 80:8080/tcp, 53:53/udp");
+    free(text);
+    text = ctl_ports_text(ports, true);
+    assert_string_equal(text, "80/tcp, 80:8080/tcp (http), 53:53/udp");
+    free(text);
+    text = ctl_ports_text(NULL, true);
+    assert_string_equal(text, "");
+    free(text);
+
+    text = ctl_exposed_ports_text("80/tcp,53/udp,8080");
+    assert_string_equal(text, "80/tcp, 53/udp, 8080/tcp");
+    free(text);
+    text = ctl_exposed_ports_text("");
+    assert_string_equal(text, "");
+    free(text);
+
+    json_t *items = json_pack(
+        "[{s:s,s:I,s:I,s:{s:s,s:{s:s,s:s},s:s,s:{s:[]},s:O},s:{s:I,s:I,s:I}},"
+        "{s:s,s:I,s:I,s:{s:s,s:{s:s,s:s},s:s,s:{s:[s]}},s:{s:I,s:I,s:I}}]",
+        "name", "web", "generation", (json_int_t)2, "created_ms", (json_int_t)1000, "spec", "image",
+        "nginx", "resources", "cpu", "100m", "memory", "64Mi", "restart", "always", "placement",
+        "clouds", "ports", ports, "status", "desired", (json_int_t)3, "running", (json_int_t)3,
+        "ready", (json_int_t)3, "name", "api", "generation", (json_int_t)1, "created_ms",
+        (json_int_t)1000, "spec", "image", "busybox", "resources", "cpu", "250m", "memory", "32Mi",
+        "restart", "never", "placement", "clouds", "private", "status", "desired", (json_int_t)1,
+        "running", (json_int_t)1, "ready", (json_int_t)0);
+    assert_non_null(items);
+    size_t len;
+    FILE *out = open_memstream(&text, &len);
+    ctl_workloads_print(items, true, 61000, out);
+    fclose(out);
+    assert_string_equal(
+        text,
+        "NAME   DESIRED   RUNNING   READY   GENERATION   AGE   IMAGE     CPU    MEMORY   RESTART"
+        "   CLOUDS    PORTS\n"
+        "web    3         3         3       2            60s   nginx     100m   64Mi     always "
+        "   any       80/tcp, 80:8080/tcp, 53:53/udp\n"
+        "api    1         1         0       1            60s   busybox   250m   32Mi     never  "
+        "   private   <none>\n");
+    free(text);
+    out = open_memstream(&text, &len);
+    ctl_workloads_print(items, false, 61000, out);
+    fclose(out);
+    assert_string_equal(text, "NAME   DESIRED   RUNNING   READY   GENERATION   AGE\n"
+                              "web    3         3         3       2            60s\n"
+                              "api    1         1         0       1            60s\n");
+    free(text);
+    json_decref(items);
+    json_decref(ports);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -570,6 +632,7 @@ int main(void)
         cmocka_unit_test(test_size_format),
         cmocka_unit_test(test_snapshot_info),
         cmocka_unit_test(test_file_write_atomic),
+        cmocka_unit_test(test_workload_ports),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

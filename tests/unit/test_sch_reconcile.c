@@ -481,9 +481,267 @@ static void test_waiting_workload_placed_when_room_frees(void **state)
     assert_int_equal(count(fsm, "SELECT COUNT(*) FROM conditions WHERE workload = 'big'"), 0);
 }
 
+/* ---------------------------------------------------------------------------------------
+ * Host ports */
+
+/* Applies name with one port, container port 8080 published on host_port (0: none) over
+ * protocol, env VERSION and the update strategy given. */
+static void apply_ported(struct sch_fsm *fsm, const char *name, uint32_t replicas,
+                         const char *version, uint32_t host_port, enum gy_protocol protocol,
+                         uint32_t surge, uint32_t unavailable)
+{
+    struct gy_spec spec;
+    gy_spec_init(&spec);
+    spec.name = strdup(name);
+    spec.image = strdup("busybox");
+    spec.replicas = replicas;
+    spec.env = calloc(1, sizeof(*spec.env));
+    spec.env[0].name = strdup("VERSION");
+    spec.env[0].value = strdup(version);
+    spec.n_env = 1;
+    spec.ports = calloc(1, sizeof(*spec.ports));
+    spec.ports[0].container_port = 8080;
+    spec.ports[0].protocol = protocol;
+    spec.ports[0].host_port = host_port;
+    spec.n_ports = 1;
+    spec.update.max_surge = surge;
+    spec.update.max_unavailable = unavailable;
+    gt_apply_spec(fsm, &spec);
+}
+
+static void message_of(struct sch_fsm *fsm, const char *workload, char *buf, size_t len)
+{
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(fsm->db,
+                                        "SELECT message FROM conditions WHERE workload = ?"
+                                        " AND kind = 'Unschedulable'",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(q, 1, workload, -1, SQLITE_STATIC);
+    snprintf(buf, len, "%s",
+             sqlite3_step(q) == SQLITE_ROW ? (const char *)sqlite3_column_text(q, 0) : "");
+    sqlite3_finalize(q);
+}
+
+/* The most replicas (any workload, any state: stopping ones still hold the port) on one
+ * node. */
+#define MOST_ON_A_NODE "SELECT MAX(c) FROM (SELECT COUNT(*) AS c FROM replicas GROUP BY node)"
+
+static int setup_one_node(void **state)
+{
+    gt_fsm_setup(state);
+    register_node(*state, "n1", 4000, INT64_C(4) << 30);
+    return 0;
+}
+
+/* Two replicas wanting host port 8080 on a one-node cluster: one runs, the other waits with
+ * the port named; another workload wanting the port waits too, and the port over udp is
+ * another port. */
+static void test_host_port_conflicts(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    uint32_t rnd = 0;
+    char message[1024];
+    apply_ported(fsm, "web", 2, "v1", 8080, GY_PROTOCOL_TCP, 1, 0);
+    assert_int_equal(reconcile_once(fsm, &rnd, NULL), 1);
+    message_of(fsm, "web", message, sizeof(message));
+    assert_string_equal(message, "1 of 2 replicas cannot be placed: 0/1 nodes available: 1 "
+                                 "already run a replica of the workload on host port 8080/tcp");
+    agents_report(fsm, true, NULL);
+    apply_ported(fsm, "api", 1, "v1", 8080, GY_PROTOCOL_TCP, 1, 0);
+    apply_ported(fsm, "dns", 1, "v1", 8080, GY_PROTOCOL_UDP, 1, 0);
+    apply_ported(fsm, "plain", 3, "v1", 0, GY_PROTOCOL_TCP, 1, 0);
+    /* dns (8080/udp) and plain (no host port, three on the node) are placed. */
+    assert_int_equal(reconcile_once(fsm, &rnd, NULL), 4);
+    message_of(fsm, "api", message, sizeof(message));
+    assert_string_equal(message, "1 of 1 replicas cannot be placed: 0/1 nodes available: 1 with "
+                                 "host port 8080/tcp in use");
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE workload = 'dns'"), 1);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE workload = 'plain'"), 3);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE workload = 'web'"), 1);
+    /* Nothing changes on the next pass. */
+    agents_report(fsm, true, NULL);
+    gt_scale(fsm, "plain", 3, NULL);
+    assert_int_equal(reconcile_once(fsm, &rnd, NULL), 0);
+    /* web gives its port up: api takes it. */
+    gt_scale(fsm, "web", 0, NULL);
+    assert_int_equal(reconcile_once(fsm, &rnd, NULL), 1); /* the stop */
+    agents_report(fsm, true, NULL);
+    gt_scale(fsm, "api", 1, NULL);
+    reconcile_once(fsm, &rnd, NULL);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE workload = 'api'"), 1);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM conditions"), 0);
+}
+
+/* Two workloads wanting one host port in the same pass, on three nodes: never two holders
+ * of the port on a node. Workloads are planned in name order. */
+static void test_host_port_one_pass(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    uint32_t rnd = 0;
+    char message[1024];
+    apply_ported(fsm, "web", 2, "v1", 80, GY_PROTOCOL_TCP, 1, 0);
+    apply_ported(fsm, "api", 2, "v1", 80, GY_PROTOCOL_TCP, 1, 0);
+    assert_int_equal(reconcile_once(fsm, &rnd, NULL), 3);
+    assert_int_equal(count(fsm, MOST_ON_A_NODE), 1);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE workload = 'api'"), 2);
+    message_of(fsm, "web", message, sizeof(message));
+    assert_string_equal(message, "1 of 2 replicas cannot be placed: 0/3 nodes available: 2 with "
+                                 "host port 80/tcp in use, 1 already run a replica of the "
+                                 "workload on host port 80/tcp");
+    agents_report(fsm, true, NULL);
+    assert_int_equal(reconcile_once(fsm, &rnd, NULL), 0);
+    message_of(fsm, "api", message, sizeof(message));
+    assert_string_equal(message, "");
+}
+
+/* Steps a rolling update to its end: at every point no node has two replicas (a stopping
+ * one still holds the port), at least min_ready replicas are ready, no Unschedulable
+ * condition is raised, and at the end the generation's replicas all run. */
+static void roll_with_host_port(struct sch_fsm *fsm, uint32_t *rnd, int64_t replicas,
+                                int64_t generation, int64_t min_ready)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT COUNT(*) FROM replicas WHERE generation = %lld AND state = 2 AND ready",
+             (long long)generation);
+    int step = 0;
+    for (; step < 40 &&
+           (count(fsm, sql) < replicas || count(fsm, "SELECT COUNT(*) FROM replicas") > replicas);
+         step++) {
+        reconcile_once(fsm, rnd, NULL);
+        assert_true(count(fsm, MOST_ON_A_NODE) <= 1);
+        assert_true(count(fsm, "SELECT COUNT(*) FROM replicas WHERE state = 2 AND ready") >=
+                    min_ready);
+        assert_int_equal(count(fsm, "SELECT COUNT(*) FROM conditions"), 0);
+        agents_report(fsm, true, NULL);
+        assert_true(count(fsm, MOST_ON_A_NODE) <= 1);
+    }
+    assert_true(step < 40);
+    assert_int_equal(count(fsm, sql), replicas);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas"), replicas);
+}
+
+/* One node, one replica, the default strategy (max_surge 1, max_unavailable 0): the new
+ * replica cannot surge onto the node, so the old one stops first and the new one takes its
+ * node; the update ends. So does one that adds a host port, or changes it. */
+static void test_host_port_update_on_one_node(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    uint32_t rnd = 0;
+    apply_ported(fsm, "web", 1, "v1", 8080, GY_PROTOCOL_TCP, 1, 0);
+    reconcile_once(fsm, &rnd, NULL);
+    agents_report(fsm, true, NULL);
+    apply_ported(fsm, "web", 1, "v2", 8080, GY_PROTOCOL_TCP, 1, 0);
+    /* The first step stops the old replica, saying why, and places nothing. */
+    struct sch_reconcile_plan plan;
+    reconcile_once(fsm, &rnd, &plan);
+    assert_int_equal(plan.placed, 0);
+    assert_int_equal(plan.stopped, 1);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE state = 3 AND reason = "
+                                "'replaced by generation 2, stopped first to free its host "
+                                "ports'"),
+                     1);
+    /* While it stops, the new one waits for the node without being Unschedulable. */
+    reconcile_once(fsm, &rnd, &plan);
+    assert_int_equal(plan.placed + plan.stopped, 0);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM conditions"), 0);
+    roll_with_host_port(fsm, &rnd, 1, 2, 0);
+
+    /* Generation 3 changes the host port, generation 4 removes it, 5 adds it back. */
+    apply_ported(fsm, "web", 1, "v2", 9090, GY_PROTOCOL_TCP, 1, 0);
+    roll_with_host_port(fsm, &rnd, 1, 3, 0);
+    apply_ported(fsm, "web", 1, "v2", 0, GY_PROTOCOL_TCP, 1, 0);
+    for (int step = 0; step < 4; step++) {
+        reconcile_once(fsm, &rnd, NULL);
+        agents_report(fsm, true, NULL);
+    }
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE generation = 4"), 1);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas"), 1);
+    apply_ported(fsm, "web", 1, "v2", 80, GY_PROTOCOL_UDP, 1, 0);
+    roll_with_host_port(fsm, &rnd, 1, 5, 0);
+}
+
+/* Three nodes, three replicas with a host port: no node is free for a surge replica, so the
+ * update replaces one replica at a time stop-first, never more than one below the desired
+ * count. With max_unavailable 2, two at a time. */
+static void test_host_port_update_on_full_nodes(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    uint32_t rnd = 0;
+    apply_ported(fsm, "web", 3, "v1", 8080, GY_PROTOCOL_TCP, 1, 0);
+    reconcile_once(fsm, &rnd, NULL);
+    agents_report(fsm, true, NULL);
+    apply_ported(fsm, "web", 3, "v2", 8080, GY_PROTOCOL_TCP, 1, 0);
+    struct sch_reconcile_plan plan;
+    reconcile_once(fsm, &rnd, &plan);
+    assert_int_equal(plan.stopped, 1);
+    agents_report(fsm, true, NULL);
+    roll_with_host_port(fsm, &rnd, 3, 2, 2);
+
+    apply_ported(fsm, "web", 3, "v3", 8080, GY_PROTOCOL_TCP, 1, 2);
+    reconcile_once(fsm, &rnd, &plan);
+    assert_int_equal(plan.stopped, 1); /* one surge replica's worth is missing */
+    agents_report(fsm, true, NULL);
+    roll_with_host_port(fsm, &rnd, 3, 3, 1);
+}
+
+/* Three nodes, two replicas with a host port: the surge replica goes to the free node, and
+ * the update stays make-before-break. */
+static void test_host_port_update_with_a_spare_node(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    uint32_t rnd = 0;
+    apply_ported(fsm, "web", 2, "v1", 8080, GY_PROTOCOL_TCP, 1, 0);
+    reconcile_once(fsm, &rnd, NULL);
+    agents_report(fsm, true, NULL);
+    apply_ported(fsm, "web", 2, "v2", 8080, GY_PROTOCOL_TCP, 1, 0);
+    struct sch_reconcile_plan plan;
+    reconcile_once(fsm, &rnd, &plan);
+    assert_int_equal(plan.placed, 1);
+    assert_int_equal(plan.stopped, 0);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas WHERE generation = 2 AND node IN"
+                                " (SELECT node FROM replicas WHERE generation = 1)"),
+                     0);
+    agents_report(fsm, true, NULL);
+    roll_with_host_port(fsm, &rnd, 2, 2, 2);
+}
+
+/* max_surge 0: old replicas stop ahead of their replacements, up to max_unavailable at a
+ * time, and the update ends. */
+static void test_update_without_surge(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    uint32_t rnd = 0;
+    apply_ported(fsm, "web", 3, "v1", 0, GY_PROTOCOL_TCP, 0, 1);
+    reconcile_once(fsm, &rnd, NULL);
+    agents_report(fsm, true, NULL);
+    apply_ported(fsm, "web", 3, "v2", 0, GY_PROTOCOL_TCP, 0, 1);
+    int step = 0;
+    for (; step < 40; step++) {
+        reconcile_once(fsm, &rnd, NULL);
+        assert_true(count(fsm, "SELECT COUNT(*) FROM replicas WHERE state = 2 AND ready") >= 2);
+        assert_true(count(fsm, "SELECT COUNT(*) FROM replicas WHERE " LIVE) <= 3);
+        agents_report(fsm, true, NULL);
+        if (count(fsm, "SELECT COUNT(*) FROM replicas WHERE generation = 2 AND ready") == 3)
+            break;
+    }
+    assert_true(step < 40);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM replicas"), 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_host_port_conflicts, setup_one_node, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_host_port_one_pass, setup, gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_host_port_update_on_one_node, setup_one_node,
+                                        gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_host_port_update_on_full_nodes, setup,
+                                        gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_host_port_update_with_a_spare_node, setup,
+                                        gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_update_without_surge, setup, gt_fsm_teardown),
         cmocka_unit_test_setup_teardown(test_places_and_is_idempotent, setup, gt_fsm_teardown),
         cmocka_unit_test_setup_teardown(test_burst_and_scale_down_by_cloud, setup, gt_fsm_teardown),
         cmocka_unit_test_setup_teardown(test_drain_is_make_before_break, setup, gt_fsm_teardown),

@@ -843,6 +843,222 @@ static void test_disconnect_grace(void **state)
     gy_spec_free(&s);
 }
 
+/* ---------------------------------------------------------------------------------------
+ * ports */
+
+/* Asserts that the document is rejected with exactly one problem, at path, saying message. */
+static void expect_only(const char *text, const char *path, const char *message)
+{
+    struct gy_spec spec;
+    struct gy_spec_problems problems;
+    int rc = decode(text, &spec, &problems);
+    if (rc != -GY_EINVAL || problems.n != 1 || strcmp(problems.items[0].path, path) != 0 ||
+        strcmp(problems.items[0].message, message) != 0) {
+        print_problems(&problems);
+        fail_msg("expected only \"%s: %s\" for %s (rc %d)", path, message, text, rc);
+    }
+    gy_spec_problems_free(&problems);
+    gy_spec_free(&spec);
+}
+
+#define PORTS(list) "{" BASE ",\"ports\":" list "}"
+
+static void test_ports_decode(void **state)
+{
+    (void)state;
+    struct gy_spec s;
+    decode_ok(PORTS("[{\"container_port\":80},"
+                    "{\"container_port\":53,\"protocol\":\"udp\",\"host_port\":5353,\"name\":"
+                    "\"dns\"},"
+                    "{\"container_port\":8080,\"protocol\":\"tcp\",\"host_port\":80,\"name\":"
+                    "\"http\"},"
+                    "{\"container_port\":80,\"protocol\":\"udp\",\"host_port\":80}]"),
+              &s);
+    assert_int_equal(s.n_ports, 4);
+    assert_null(s.ports[0].name);
+    assert_int_equal(s.ports[0].container_port, 80);
+    assert_int_equal(s.ports[0].protocol, GY_PROTOCOL_TCP);
+    assert_int_equal(s.ports[0].host_port, 0);
+    assert_string_equal(s.ports[1].name, "dns");
+    assert_int_equal(s.ports[1].container_port, 53);
+    assert_int_equal(s.ports[1].protocol, GY_PROTOCOL_UDP);
+    assert_int_equal(s.ports[1].host_port, 5353);
+    assert_string_equal(s.ports[2].name, "http");
+    assert_int_equal(s.ports[2].container_port, 8080);
+    assert_int_equal(s.ports[2].host_port, 80);
+    /* 80/udp beside 80/tcp, and host port 80 over udp beside 80 over tcp: no clash. */
+    assert_int_equal(s.ports[3].protocol, GY_PROTOCOL_UDP);
+    assert_int_equal(s.ports[3].host_port, 80);
+    assert_true(gy_spec_has_host_ports(&s));
+
+    /* Canonical form: in the order written, protocol always, host_port and name when set. */
+    json_t *j = gy_spec_to_json(&s);
+    char *text = json_dumps(json_object_get(j, "ports"), JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(text, "[{\"container_port\":80,\"protocol\":\"tcp\"},"
+                              "{\"container_port\":53,\"host_port\":5353,\"name\":\"dns\","
+                              "\"protocol\":\"udp\"},"
+                              "{\"container_port\":8080,\"host_port\":80,\"name\":\"http\","
+                              "\"protocol\":\"tcp\"},"
+                              "{\"container_port\":80,\"host_port\":80,\"protocol\":\"udp\"}]");
+    free(text);
+    struct gy_spec back;
+    struct gy_spec_problems problems = {0};
+    assert_int_equal(gy_spec_from_json(j, NULL, &back, &problems), 0);
+    assert_true(gy_spec_equal(&s, &back));
+    json_decref(j);
+    gy_spec_free(&back);
+
+    /* Copies are deep; every field of a port takes part in equality. */
+    struct gy_spec c;
+    assert_int_equal(gy_spec_copy(&c, &s), 0);
+    assert_true(gy_spec_equal(&s, &c));
+    assert_ptr_not_equal(c.ports, s.ports);
+    assert_ptr_not_equal(c.ports[1].name, s.ports[1].name);
+    c.ports[1].name[0] = 'x';
+    assert_false(gy_spec_equal(&s, &c));
+    c.ports[1].name[0] = 'd';
+    c.ports[2].host_port = 81;
+    assert_false(gy_spec_equal(&s, &c));
+    c.ports[2].host_port = 80;
+    c.ports[3].protocol = GY_PROTOCOL_TCP;
+    assert_false(gy_spec_equal(&s, &c));
+    c.ports[3].protocol = GY_PROTOCOL_UDP;
+    c.ports[0].container_port = 81;
+    assert_false(gy_spec_equal(&s, &c));
+    c.ports[0].container_port = 80;
+    assert_true(gy_spec_equal(&s, &c));
+    c.n_ports = 3; /* the last one is still freed: gy_spec_free goes by n_ports */
+    assert_false(gy_spec_equal(&s, &c));
+    c.n_ports = 4;
+    gy_spec_free(&c);
+    gy_spec_free(&s);
+
+    /* Without ports (or with an empty list) the canonical form has no "ports" key, and no
+     * port is published. */
+    decode_ok(PORTS("[]"), &s);
+    assert_int_equal(s.n_ports, 0);
+    assert_false(gy_spec_has_host_ports(&s));
+    j = gy_spec_to_json(&s);
+    assert_null(json_object_get(j, "ports"));
+    json_decref(j);
+    gy_spec_free(&s);
+    decode_ok(PORTS("[{\"container_port\":9090,\"name\":\"metrics\"}]"), &s);
+    assert_false(gy_spec_has_host_ports(&s));
+    gy_spec_free(&s);
+}
+
+static void test_ports_problems(void **state)
+{
+    (void)state;
+    expect_only(PORTS("{\"container_port\":80}"), "ports",
+                "must be a list of ports, not an object");
+    expect_only(PORTS("[80]"), "ports[0]", "must be an object, not an integer");
+    expect_only(PORTS("[{\"container_port\":80},{}]"), "ports[1].container_port",
+                "required field is missing");
+    expect_only(PORTS("[{\"container_port\":0}]"), "ports[0].container_port",
+                "must be between 1 and 65535 (got 0)");
+    expect_only(PORTS("[{\"container_port\":65536}]"), "ports[0].container_port",
+                "must be between 1 and 65535 (got 65536)");
+    expect_only(PORTS("[{\"container_port\":\"80\"}]"), "ports[0].container_port",
+                "must be a whole number, not a string");
+    expect_only(PORTS("[{\"container_port\":80,\"host_port\":0}]"), "ports[0].host_port",
+                "must be between 1 and 65535 (got 0)");
+    expect_only(PORTS("[{\"container_port\":80,\"host_port\":70000}]"), "ports[0].host_port",
+                "must be between 1 and 65535 (got 70000)");
+    expect_only(PORTS("[{\"container_port\":80,\"host_port\":8.5}]"), "ports[0].host_port",
+                "must be a whole number, not a number with a fraction");
+    expect_only(PORTS("[{\"container_port\":80,\"protocol\":\"sctp\"}]"), "ports[0].protocol",
+                "\"sctp\" is not one of tcp or udp");
+    expect_only(PORTS("[{\"container_port\":80,\"protocol\":\"TCP\"}]"), "ports[0].protocol",
+                "\"TCP\" is not one of tcp or udp; did you mean 'tcp'?");
+    expect_only(PORTS("[{\"container_port\":80,\"protocol\":6}]"), "ports[0].protocol",
+                "must be one of tcp or udp, not an integer");
+    expect_only(PORTS("[{\"container_port\":80,\"hostPort\":8080}]"), "ports[0].hostPort",
+                "unknown key; did you mean 'host_port'?");
+    expect_only(PORTS("[{\"container_port\":80,\"target\":1}]"), "ports[0].target",
+                "unknown key (allowed here: container_port, protocol, host_port, name)");
+    expect_only(PORTS("[{\"container_port\":80,\"name\":7}]"), "ports[0].name",
+                "must be a string, not an integer");
+
+    /* Names: IANA service names. */
+    static const char *const bad_names[] = {"HTTP", "-web",      "web-", "we--b",           "8080",
+                                            "",     "web_admin", "a.b",  "abcdefghijklmnop"};
+    for (size_t i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++) {
+        char text[256], message[512];
+        snprintf(text, sizeof(text), PORTS("[{\"container_port\":80,\"name\":\"%s\"}]"),
+                 bad_names[i]);
+        snprintf(message, sizeof(message),
+                 "\"%s\" is not a port name: use 1 to 15 lower-case letters, digits and '-', "
+                 "with at least one letter, not starting or ending with '-' and without \"--\" "
+                 "(an IANA service name)",
+                 bad_names[i]);
+        expect_only(text, "ports[0].name", message);
+    }
+    static const char *const good_names[] = {"http", "h2", "web-api", "x", "9p", "abcdefghijklmno"};
+    for (size_t i = 0; i < sizeof(good_names) / sizeof(good_names[0]); i++)
+        assert_true(gy_port_name_valid(good_names[i]));
+    assert_false(gy_port_name_valid(NULL));
+
+    /* Uniqueness within the spec. */
+    expect_only(PORTS("[{\"container_port\":80,\"name\":\"http\"},"
+                      "{\"container_port\":81,\"name\":\"http\"}]"),
+                "ports[1].name", "port name \"http\" is already used by ports[0]");
+    expect_only(PORTS("[{\"container_port\":80},{\"container_port\":443},"
+                      "{\"container_port\":80,\"protocol\":\"tcp\"}]"),
+                "ports[2].container_port", "80/tcp is already listed by ports[0]");
+    expect_only(PORTS("[{\"container_port\":53,\"protocol\":\"udp\"},"
+                      "{\"container_port\":53,\"protocol\":\"udp\"}]"),
+                "ports[1].container_port", "53/udp is already listed by ports[0]");
+    expect_only(PORTS("[{\"container_port\":80,\"host_port\":8080},"
+                      "{\"container_port\":81,\"host_port\":8080}]"),
+                "ports[1].host_port", "host port 8080/tcp is already published by ports[0]");
+
+    /* At most 64. */
+    char *many = strdup("");
+    for (int i = 1; i <= 65; i++) {
+        char *next = NULL;
+        assert_true(asprintf(&next, "%s%s{\"container_port\":%d}", many, i > 1 ? "," : "", i) > 0);
+        free(many);
+        many = next;
+    }
+    char *text = NULL;
+    assert_true(asprintf(&text, "{" BASE ",\"ports\":[%s]}", many) > 0);
+    expect_only(text, "ports", "lists 65 ports (max 64)");
+    free(text);
+    free(many);
+
+    /* Every problem of a list is reported, each with its own path. */
+    struct gy_spec spec;
+    struct gy_spec_problems problems;
+    assert_int_equal(decode(PORTS("[{\"container_port\":0,\"protocol\":\"icmp\"},"
+                                  "{\"host_port\":1,\"name\":\"Web\"}]"),
+                            &spec, &problems),
+                     -GY_EINVAL);
+    assert_int_equal(problems.n, 4);
+    assert_true(has_problem(&problems, "ports[0].container_port", "(got 0)"));
+    assert_true(has_problem(&problems, "ports[0].protocol", "\"icmp\" is not one of tcp or udp"));
+    assert_true(has_problem(&problems, "ports[1].container_port", "required field is missing"));
+    assert_true(has_problem(&problems, "ports[1].name", "\"Web\" is not a port name"));
+    gy_spec_problems_free(&problems);
+    gy_spec_free(&spec);
+
+    /* A spec built in code meets the same rules, the protocol included. */
+    gy_spec_init(&spec);
+    spec.name = strdup("web");
+    spec.image = strdup("busybox");
+    spec.ports = calloc(1, sizeof(*spec.ports));
+    spec.n_ports = 1;
+    spec.ports[0].container_port = 80;
+    spec.ports[0].protocol = (enum gy_protocol)7;
+    problems = (struct gy_spec_problems){0};
+    assert_int_equal(gy_spec_validate(&spec, NULL, &problems), -GY_EINVAL);
+    assert_int_equal(problems.n, 1);
+    assert_string_equal(problems.items[0].path, "ports[0].protocol");
+    assert_string_equal(problems.items[0].message, "must be tcp or udp");
+    gy_spec_problems_free(&problems);
+    gy_spec_free(&spec);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -874,6 +1090,8 @@ int main(void)
         cmocka_unit_test(test_positions_and_format),
         cmocka_unit_test(test_excerpts),
         cmocka_unit_test(test_more_rules),
+        cmocka_unit_test(test_ports_decode),
+        cmocka_unit_test(test_ports_problems),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -141,12 +141,105 @@ static void test_bad_messages(void **state)
     expect_refused(&msg, "update: max_surge and max_unavailable must not both be 0");
 }
 
+/* ports travel as repeated Port (field 17) in the order written, name "" for none, and come
+ * back equal; what the wire carries is checked like any other field. */
+static void test_ports(void **state)
+{
+    (void)state;
+    round_trip("{\"name\":\"web\",\"image\":\"busybox\",\"ports\":[{\"container_port\":80,"
+               "\"host_port\":8080,\"name\":\"http\"},{\"container_port\":53,\"protocol\":"
+               "\"udp\",\"host_port\":53},{\"container_port\":9090}]}");
+    struct gy_spec a;
+    decode_json("{\"name\":\"web\",\"image\":\"busybox\",\"ports\":[{\"container_port\":80,"
+                "\"host_port\":8080,\"name\":\"http\"},{\"container_port\":53,\"protocol\":"
+                "\"udp\"}]}",
+                &a);
+    Gantry__WorkloadSpec *msg = gy_spec_to_proto(&a);
+    assert_non_null(msg);
+    assert_int_equal(msg->n_ports, 2);
+    assert_string_equal(msg->ports[0]->name, "http");
+    assert_int_equal(msg->ports[0]->container_port, 80);
+    assert_int_equal(msg->ports[0]->protocol, GANTRY__PROTOCOL__PROTOCOL_TCP);
+    assert_int_equal(msg->ports[0]->host_port, 8080);
+    assert_string_equal(msg->ports[1]->name, "");
+    assert_int_equal(msg->ports[1]->container_port, 53);
+    assert_int_equal(msg->ports[1]->protocol, GANTRY__PROTOCOL__PROTOCOL_UDP);
+    assert_int_equal(msg->ports[1]->host_port, 0);
+    /* Field 17 on the wire: tag (17 << 3 | 2) is the varint 0x8a 0x01. */
+    size_t len = gantry__workload_spec__get_packed_size(msg);
+    uint8_t *buf = malloc(len);
+    gantry__workload_spec__pack(msg, buf);
+    bool tagged = false;
+    for (size_t i = 0; i + 1 < len && !tagged; i++)
+        tagged = buf[i] == 0x8a && buf[i + 1] == 0x01;
+    assert_true(tagged);
+    free(buf);
+    gy_spec_proto_free(msg);
+
+    /* A change of ports changes the bytes, so the leader makes a new generation of it. */
+    Gantry__WorkloadSpec *m1 = gy_spec_to_proto(&a);
+    a.ports[0].host_port = 8081;
+    Gantry__WorkloadSpec *m2 = gy_spec_to_proto(&a);
+    size_t l1 = gantry__workload_spec__get_packed_size(m1);
+    size_t l2 = gantry__workload_spec__get_packed_size(m2);
+    uint8_t *b1 = malloc(l1), *b2 = malloc(l2);
+    gantry__workload_spec__pack(m1, b1);
+    gantry__workload_spec__pack(m2, b2);
+    assert_true(l1 != l2 || memcmp(b1, b2, l1) != 0);
+    free(b1);
+    free(b2);
+    gy_spec_proto_free(m1);
+    gy_spec_proto_free(m2);
+    gy_spec_free(&a);
+
+    /* Refused from the wire. */
+    Gantry__WorkloadSpec bad = GANTRY__WORKLOAD_SPEC__INIT;
+    bad.name = "web";
+    bad.image = "busybox";
+    Gantry__Port p0 = GANTRY__PORT__INIT, p1 = GANTRY__PORT__INIT;
+    Gantry__Port *ports[2] = {&p0, &p1};
+    bad.ports = ports;
+    bad.n_ports = 2;
+    p0.container_port = 80;
+    p0.host_port = 8080;
+    p1.container_port = 81;
+    p1.host_port = 8080;
+    expect_refused(&bad, "workload spec \"web\": ports[1].host_port: host port 8080/tcp is "
+                         "already published by ports[0]");
+    p1.protocol = GANTRY__PROTOCOL__PROTOCOL_UDP;
+    struct gy_spec ok;
+    struct gy_error err;
+    assert_int_equal(gy_spec_from_proto(&bad, &ok, &err), 0);
+    assert_int_equal(ok.n_ports, 2);
+    assert_null(ok.ports[0].name); /* "" on the wire is no name */
+    assert_int_equal(ok.ports[1].protocol, GY_PROTOCOL_UDP);
+    gy_spec_free(&ok);
+    p1.protocol = (Gantry__Protocol)5;
+    expect_refused(&bad, "workload spec \"web\": ports[1].protocol: unknown protocol 5");
+    p1.protocol = GANTRY__PROTOCOL__PROTOCOL_TCP;
+    p1.host_port = 0;
+    p1.container_port = 70000;
+    expect_refused(&bad, "ports[1].container_port: must be a port number between 1 and 65535 "
+                         "(got 70000)");
+    p1.container_port = 81;
+    p1.host_port = 65536;
+    expect_refused(&bad, "ports[1].host_port: must be a port number between 1 and 65535 "
+                         "(got 65536)");
+    p1.host_port = 0;
+    p1.name = "Bad Name";
+    expect_refused(&bad, "ports[1].name: \"Bad Name\" is not a port name");
+    p0.name = "http";
+    p1.name = "http";
+    expect_refused(&bad, "ports[1].name: port name \"http\" is already used by ports[0]");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trips),
         cmocka_unit_test(test_absent_submessages),
         cmocka_unit_test(test_bad_messages),
+        cmocka_unit_test(test_ports),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -385,6 +385,57 @@ static void test_load_path_and_stream(void **state)
     gy_spec_file_free(&file);
 }
 
+/* ports in the YAML form of docs/spec.md, and its problems at the line and column of the
+ * key (or list item) concerned. */
+static void test_ports(void **state)
+{
+    (void)state;
+    static const char *const good = "name: web\n"
+                                    "image: busybox\n"
+                                    "ports:\n"
+                                    "  - container_port: 80\n"
+                                    "    protocol: tcp\n"
+                                    "    host_port: 8080\n"
+                                    "    name: http\n"
+                                    "  - {container_port: 53, protocol: udp}\n";
+    struct gy_spec_file file;
+    struct gy_error err;
+    assert_int_equal(gy_spec_file_load_string("web.yaml", good, strlen(good), &file, &err), 0);
+    assert_int_equal(file.n_specs, 1);
+    const struct gy_spec *s = &file.specs[0];
+    assert_int_equal(s->n_ports, 2);
+    assert_string_equal(s->ports[0].name, "http");
+    assert_int_equal(s->ports[0].container_port, 80);
+    assert_int_equal(s->ports[0].protocol, GY_PROTOCOL_TCP);
+    assert_int_equal(s->ports[0].host_port, 8080);
+    assert_null(s->ports[1].name);
+    assert_int_equal(s->ports[1].container_port, 53);
+    assert_int_equal(s->ports[1].protocol, GY_PROTOCOL_UDP);
+    assert_int_equal(s->ports[1].host_port, 0);
+    gy_spec_file_free(&file);
+
+    static const char *const bad = "name: web\n"
+                                   "image: busybox\n"
+                                   "ports:\n"
+                                   "  - container_port: 80\n"
+                                   "    host_port: 8080\n"
+                                   "  - container_port: 81\n"
+                                   "    host_port: 8080\n"
+                                   "    protocol: tcp\n"
+                                   "  - protocol: udp\n"
+                                   "    name: Web\n";
+    expect_line(bad, "web.yaml:7:5: ports[1].host_port: host port 8080/tcp is already published "
+                     "by ports[0]");
+    expect_line(bad, "web.yaml:9:5: ports[2].container_port: required field is missing");
+    expect_line(bad, "web.yaml:10:5: ports[2].name: \"Web\" is not a port name");
+    expect_line("name: web\nimage: busybox\nports:\n  - 80\n",
+                "web.yaml:4:5: ports[0]: must be an object, not an integer");
+    expect_line("name: web\nimage: busybox\nports: 80\n",
+                "web.yaml:3:1: ports: must be a list of ports, not an integer");
+    expect_line("name: web\nimage: busybox\nports:\n  - container_port: 80\n    hostport: 1\n",
+                "web.yaml:5:5: ports[0].hostport: unknown key; did you mean 'host_port'?");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -404,6 +455,7 @@ int main(void)
         cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_empty_and_all_problems),
         cmocka_unit_test(test_load_path_and_stream),
+        cmocka_unit_test(test_ports),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
