@@ -28,6 +28,7 @@
 #include "agent/node_images.h"
 #include "agent/pull.h"
 #include "agent/replica_id.h"
+#include "agent/replica_net.h"
 #include "agent/session.h"
 #include "agent/state.h"
 #include "common/cidr.h"
@@ -106,7 +107,11 @@ struct agent {
     size_t n_image_peers;
     struct agent_node_images *images; /* what the leader hears of them (node_images.h) */
     struct agent_net_config net;
-    bool net_ready; /* net has the node's replica subnet (--subnet, or the leader's) */
+    bool net_ready;          /* net has the node's replica subnet (--subnet, or the leader's) */
+    struct agent_rnet *rnet; /* each replica's network, through CNI (replica_net.h) */
+    uv_timer_t pool_timer;   /* refills the warm pool of attachments once starts are quiet */
+    bool pool_filling;
+    size_t net_jobs; /* attaches and detaches on the thread pool */
     char *base_config;
     struct replica *replicas;
     struct log_follow *follows;
@@ -310,6 +315,7 @@ struct start_job {
     char image[GY_IMAGE_REF_MAX + 1]; /* else an image from a registry, pulled here */
     enum { START_OK, START_PULL, START_NETWORK, START_CONFIG, START_CREATE } failed;
     struct gy_error err;
+    uint32_t address;               /* the replica's, from its network */
     struct agent_image_peer *peers; /* the nodes of this cloud, copied from the agent's */
     size_t n_peers;
     /* How far the pull got, written by its threads and read by the progress timer, which
@@ -319,6 +325,105 @@ struct start_job {
     int64_t shown_done;
     uv_timer_t progress;
 };
+
+/* ---------------------------------------------------------------------------------------
+ * Replica networks off the event loop: detaches, and the warm pool (replica_net.h) */
+
+/* Refills begin this long after the last start or detach, so that they take no CPU from
+ * a burst of starts. */
+#define POOL_QUIET_MS   1000
+#define AGENT_PORTS_MAX 64
+#define POOL_RETRY_MS   30000
+
+struct net_job {
+    uv_work_t req;
+    struct agent *a;
+    char *id;   /* a replica to detach; NULL: add one attachment to the pool */
+    bool reuse; /* the replica's container is gone: its pooled network may serve again */
+    struct gy_error err;
+    int rc;
+};
+
+static void net_job_work(uv_work_t *req)
+{
+    struct net_job *job = req->data;
+    job->rc = job->id != NULL ? agent_rnet_detach(job->a->rnet, job->id, job->reuse, &job->err)
+                              : agent_rnet_pool_fill_one(job->a->rnet, &job->err);
+}
+
+static void pool_refill_later(struct agent *a);
+static void on_pool_timer(uv_timer_t *t);
+static void net_job_queue(struct agent *a, const char *id, bool reuse);
+
+static void net_job_done(uv_work_t *req, int status)
+{
+    struct net_job *job = req->data;
+    struct agent *a = job->a;
+    (void)status;
+    a->net_jobs--;
+    if (job->id == NULL)
+        a->pool_filling = false;
+    if (job->rc < 0 && job->id != NULL)
+        gy_log_warn("cannot remove replica network", "replica=%s error=\"%s\"", job->id,
+                    job->err.msg);
+    else if (job->rc < 0)
+        gy_log_warn("warm pool of replica networks not refilled", "error=\"%s\"", job->err.msg);
+    if (a->stopping || a->rnet == NULL) {
+        /* nothing more */
+    } else if (job->id == NULL && job->rc < 0) {
+        /* A pool that cannot be filled is tried again much later, not every second. */
+        uv_timer_start(&a->pool_timer, on_pool_timer, POOL_RETRY_MS, 0);
+    } else if (job->id == NULL && a->net_jobs == 0 && agent_rnet_pool_missing(a->rnet) > 0) {
+        net_job_queue(a, NULL, false);
+    } else {
+        pool_refill_later(a);
+    }
+    free(job->id);
+    free(job);
+}
+
+static void net_job_queue(struct agent *a, const char *id, bool reuse)
+{
+    struct net_job *job = gy_xcalloc(1, sizeof(*job));
+    job->req.data = job;
+    job->a = a;
+    job->id = id != NULL ? gy_xstrdup(id) : NULL;
+    job->reuse = reuse;
+    if (uv_queue_work(&a->loop, &job->req, net_job_work, net_job_done) < 0) {
+        free(job->id);
+        free(job);
+        return;
+    }
+    a->net_jobs++;
+    if (id == NULL)
+        a->pool_filling = true;
+}
+
+/* A replica's network goes on the thread pool: CNI DEL runs plugins. */
+static void net_detach(struct agent *a, const char *id, bool reuse)
+{
+    net_job_queue(a, id, reuse);
+}
+
+static void on_pool_timer(uv_timer_t *t)
+{
+    struct agent *a = t->data;
+    if (a->stopping || a->pool_filling || a->rnet == NULL)
+        return;
+    /* Starts and detaches first: the pool waits until none is under way. */
+    if (a->net_jobs > 0) {
+        pool_refill_later(a);
+        return;
+    }
+    if (agent_rnet_pool_missing(a->rnet) > 0)
+        net_job_queue(a, NULL, false);
+}
+
+static void pool_refill_later(struct agent *a)
+{
+    if (!a->stopping && a->rnet != NULL && agent_rnet_pool_missing(a->rnet) > 0)
+        uv_timer_start(&a->pool_timer, on_pool_timer, POOL_QUIET_MS, 0);
+}
 
 static void on_pull_progress(void *arg, int64_t done, int64_t total)
 {
@@ -393,7 +498,16 @@ static void start_work(uv_work_t *req)
         return;
     }
     t[1] = uv_hrtime();
-    if (agent_net_replica_up(&a->net, r->id, r->address, netns, sizeof(netns), &job->err) < 0) {
+    struct agent_cni_port ports[AGENT_PORTS_MAX];
+    struct agent_cni_args args = {.ports = ports};
+    for (size_t i = 0; i < r->spec.n_ports && args.n_ports < AGENT_PORTS_MAX; i++)
+        if (r->spec.ports[i].host_port != 0)
+            ports[args.n_ports++] =
+                (struct agent_cni_port){.host_port = (uint16_t)r->spec.ports[i].host_port,
+                                        .container_port = (uint16_t)r->spec.ports[i].container_port,
+                                        .udp = r->spec.ports[i].protocol == GY_PROTOCOL_UDP};
+    if (agent_rnet_attach(a->rnet, r->id, &args, netns, sizeof(netns), &job->address, &job->err) <
+        0) {
         job->failed = START_NETWORK;
         goto out;
     }
@@ -470,6 +584,12 @@ static void start_done(uv_work_t *req, int status)
     struct agent *a = r->agent;
     (void)status; /* starts are never cancelled */
     r->starting = false;
+    a->net_jobs--;
+    if (job->address != 0 && job->address != r->address) {
+        r->address = job->address;
+        replica_persist(r);
+    }
+    pool_refill_later(a);
     switch (job->failed) {
     case START_NETWORK:
         schedule_restart(r, job->err.msg);
@@ -528,7 +648,7 @@ static void replica_start(struct replica *r)
 
     if (r->starting)
         return;
-    if (!a->net_ready) {
+    if (!agent_rnet_ready(a->rnet)) {
         r->waiting_net = true;
         replica_set(r, GANTRY__REPLICA_STATE__REPLICA_PENDING, "%s",
                     "waiting for the node's replica subnet from the leader");
@@ -571,18 +691,6 @@ static void replica_start(struct replica *r)
             pulling = true;
         }
     }
-    if (r->address == 0) {
-        uint32_t used[1024];
-        size_t n = 0;
-        for (struct replica *o = a->replicas; o != NULL && n < 1024; o = o->next)
-            if (o->address != 0)
-                used[n++] = o->address;
-        r->address = agent_net_address_pick(&a->net, used, n);
-        if (r->address == 0) {
-            schedule_restart(r, "no free address in the node's replica subnet");
-            return;
-        }
-    }
     struct start_job *job = gy_xcalloc(1, sizeof(*job));
     job->req.data = job;
     job->r = r;
@@ -603,6 +711,7 @@ static void replica_start(struct replica *r)
     if (pulling)
         uv_timer_start(&job->progress, on_progress_tick, 1000, 1000);
     r->starting = true;
+    a->net_jobs++;
 }
 
 static void on_health(void *data, bool healthy, const char *detail)
@@ -681,12 +790,14 @@ static void replica_finish_stop(struct replica *r)
 {
     struct agent *a = r->agent;
     struct gy_error err;
+    bool gone = true; /* no process of the replica is left */
     if (r->has_container && rt_container_delete(runtime_root(a), r->id, true, &err) < 0 &&
-        err.code != GY_ENOTFOUND)
+        err.code != GY_ENOTFOUND) {
         gy_log_warn("cannot delete container", "replica=%s error=\"%s\"", r->id, err.msg);
+        gone = false;
+    }
     r->has_container = false;
-    if (agent_net_replica_down(&a->net, r->id, &err) < 0)
-        gy_log_warn("cannot remove replica network", "replica=%s error=\"%s\"", r->id, err.msg);
+    net_detach(a, r->id, gone);
     char path[PATH_MAX];
     replica_dir(a, r, "", path, sizeof(path));
     nftw(path, remove_entry, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
@@ -1351,10 +1462,14 @@ static int net_adopt(struct agent *a, const char *subnet, struct gy_error *err)
                             "replica subnet %s overlaps the host's route %s; give the node "
                             "another subnet (--subnet, or the leader's --cluster-network)",
                             subnet, found);
-    if ((rc = agent_net_bridge_up(&net, err)) < 0)
+    /* An operator's CNI list makes its own bridges and routes (docs/network.md). */
+    if (!agent_rnet_custom(a->rnet) && (rc = agent_net_bridge_up(&net, err)) < 0)
+        return rc;
+    if ((rc = agent_rnet_subnet(a->rnet, subnet, err)) < 0)
         return rc;
     a->net = net;
     a->net_ready = true;
+    pool_refill_later(a);
     return 0;
 }
 
@@ -1392,6 +1507,8 @@ static void on_network_peers(void *data, const Gantry__NetworkPeers *msg)
     struct agent *a = data;
     if (!a->net_ready && msg->subnet != NULL && msg->subnet[0] != '\0')
         net_from_leader(a, msg->subnet);
+    if (agent_rnet_custom(a->rnet))
+        return; /* the operator's CNI network routes between nodes */
     size_t n_max = msg->n_peers < 4096 ? msg->n_peers : 4096;
     struct agent_net_route *routes = gy_xcalloc(n_max ? n_max : 1, sizeof(*routes));
     size_t n = 0;
@@ -1547,7 +1664,7 @@ static void adopt_unrecorded(struct agent *a)
         r->bare = true;
         r->has_container = true;
         r->started_ms = st.created_ns / 1000000;
-        if (agent_net_replica_address(&a->net, r->id, &r->address, &err) < 0)
+        if (agent_rnet_address(a->rnet, r->id, &r->address, &err) < 0)
             gy_log_warn("unrecorded container without a usable address", "replica=%s error=\"%s\"",
                         r->id, err.msg);
         if (st.status == RT_STATUS_RUNNING) {
@@ -1715,6 +1832,27 @@ static int blob_server_start(struct agent *a, struct gy_error *err)
     return 0;
 }
 
+/* At start, after adoption: the networks of replicas that are gone, and pooled ones of
+ * another list, are given back (replica_net.h). */
+static void net_collect(struct agent *a)
+{
+    size_t n = 0;
+    for (struct replica *r = a->replicas; r != NULL; r = r->next)
+        n++;
+    const char **live = gy_xcalloc(n ? n : 1, sizeof(char *));
+    n = 0;
+    for (struct replica *r = a->replicas; r != NULL; r = r->next)
+        live[n++] = r->id;
+    size_t removed = 0;
+    struct gy_error err;
+    if (agent_rnet_collect(a->rnet, live, n, &removed, &err) < 0)
+        gy_log_warn("replica networks not collected", "error=\"%s\"", err.msg);
+    if (removed > 0)
+        gy_log_info("replica networks collected", "removed=%zu", removed);
+    free(live);
+    pool_refill_later(a);
+}
+
 int agent_daemon_run(const struct agent_config *cfg, struct gy_error *err)
 {
     struct agent a;
@@ -1729,6 +1867,19 @@ int agent_daemon_run(const struct agent_config *cfg, struct gy_error *err)
         return rc;
     if ((rc = agent_state_open(cfg->data_dir, &a.db, err)) < 0)
         return rc;
+    struct agent_rnet_config ncfg = {.data_dir = cfg->data_dir,
+                                     .ns_prefix = cfg->ns_prefix,
+                                     .bridge = cfg->bridge,
+                                     .conf = cfg->cni_conf,
+                                     .bin_dirs = cfg->cni_bin_dirs,
+                                     .pool = cfg->cni_pool};
+    if ((rc = agent_rnet_open(&a.rnet, &ncfg, err)) < 0) {
+        agent_state_close(a.db);
+        return gy_error_wrap(err, "--cni-conf");
+    }
+    uv_loop_init(&a.loop);
+    uv_timer_init(&a.loop, &a.pool_timer);
+    a.pool_timer.data = &a;
     /* The node's replica subnet: --subnet, else the one the leader gave it before (kept in
      * the agent's database), else the leader's answer to the hello (net_from_leader). */
     char *stored = NULL;
@@ -1739,25 +1890,24 @@ int agent_daemon_run(const struct agent_config *cfg, struct gy_error *err)
     rc = subnet != NULL ? net_adopt(&a, subnet, err) : 0;
     free(stored);
     if (rc < 0) {
-        agent_state_close(a.db);
-        return gy_error_wrap(err, "--subnet");
+        rc = gy_error_wrap(err, "--subnet");
+        goto fail_early;
     }
     if ((rc = agent_puller_open(&a.puller, cfg->data_dir, cfg->registries, err)) < 0) {
-        agent_state_close(a.db);
-        return gy_error_wrap(err, "images");
+        rc = gy_error_wrap(err, "images");
+        goto fail_early;
     }
     a.puller_open = true;
     if ((cfg->max_downloads > 0 &&
          (rc = agent_puller_set_max_downloads(&a.puller, cfg->max_downloads, err)) < 0) ||
         (rc = blob_server_start(&a, err)) < 0) {
         agent_puller_close(&a.puller);
-        agent_state_close(a.db);
-        return rc;
+        goto fail_early;
     }
     a.base_config = rt_config_default_json();
-    uv_loop_init(&a.loop);
     if ((rc = adopt(&a, err)) < 0)
         goto out;
+    net_collect(&a);
     struct agent_node_images_config icfg = {.loop = &a.loop,
                                             .puller = &a.puller,
                                             .data_dir = cfg->data_dir,
@@ -1820,6 +1970,14 @@ out:
     agent_peer_server_stop(a.blob_server);
     free(a.image_peers);
     agent_puller_close(&a.puller);
+    agent_rnet_close(a.rnet);
+    agent_state_close(a.db);
+    return rc;
+fail_early:
+    uv_close((uv_handle_t *)&a.pool_timer, NULL);
+    uv_run(&a.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&a.loop);
+    agent_rnet_close(a.rnet);
     agent_state_close(a.db);
     return rc;
 }

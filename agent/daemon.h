@@ -5,6 +5,7 @@
 #ifndef GANTRY_AGENT_DAEMON_H
 #define GANTRY_AGENT_DAEMON_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/error.h"
@@ -32,6 +33,11 @@ struct agent_config {
      * for the default, --address on port 7703 (off without an --address). */
     const char *blob_listen;
     int max_downloads; /* blob downloads at once for the node's pulls; 0: 3 */
+    /* Replica networks (docs/network.md): an operator's CNI conflist, or NULL for the
+     * default one; the plugin directories; attachments kept ready. */
+    const char *cni_conf;
+    const char *cni_bin_dirs;
+    size_t cni_pool;
 };
 
 /* Runs the daemon until SIGTERM or SIGINT. Containers keep running when it stops. */

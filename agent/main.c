@@ -43,6 +43,10 @@ static void usage(FILE *out)
             "  --subnet CIDR         replica addresses on this node (default: a subnet the\n"
             "                        leader carves from its cluster network)\n"
             "  --bridge NAME         bridge for replica networks (default gantry0)\n"
+            "  --cni-conf FILE       an operator's CNI network list for the replicas (default:\n"
+            "                        bridge, host-local, portmap, firewall, bandwidth)\n"
+            "  --cni-bin-dir DIRS    CNI plugin directories (default /usr/lib/cni:/opt/cni/bin)\n"
+            "  --cni-pool N          replica networks kept ready (default 4, 0 to 64)\n"
             "  --runtime-root DIR    container runtime state (default /run/gantry-runtime)\n"
             "  --heartbeat DUR       heartbeat and metric sample interval (default 1s)\n"
             "  --registries FILE     registries: plain HTTP, mirrors, credentials file\n"
@@ -223,6 +227,8 @@ int main(int argc, char **argv)
         .ns_prefix = "gantry-",
         .runtime_root = "/run/gantry-runtime",
         .heartbeat_ms = 1000,
+        .cni_bin_dirs = "/usr/lib/cni:/opt/cni/bin",
+        .cni_pool = 4,
     };
     enum {
         OPT_SERVERS = 256,
@@ -240,6 +246,9 @@ int main(int argc, char **argv)
         OPT_SUBNET,
         OPT_BRIDGE,
         OPT_NSPREFIX,
+        OPT_CNI_CONF,
+        OPT_CNI_BIN,
+        OPT_CNI_POOL,
         OPT_RUNTIME,
         OPT_HEARTBEAT,
         OPT_REGISTRIES,
@@ -265,6 +274,9 @@ int main(int argc, char **argv)
         {"subnet", required_argument, NULL, OPT_SUBNET},
         {"bridge", required_argument, NULL, OPT_BRIDGE},
         {"netns-prefix", required_argument, NULL, OPT_NSPREFIX},
+        {"cni-conf", required_argument, NULL, OPT_CNI_CONF},
+        {"cni-bin-dir", required_argument, NULL, OPT_CNI_BIN},
+        {"cni-pool", required_argument, NULL, OPT_CNI_POOL},
         {"runtime-root", required_argument, NULL, OPT_RUNTIME},
         {"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
         {"registries", required_argument, NULL, OPT_REGISTRIES},
@@ -336,6 +348,19 @@ int main(int argc, char **argv)
             break;
         case OPT_NSPREFIX:
             cfg.ns_prefix = optarg;
+            break;
+        case OPT_CNI_CONF:
+            cfg.cni_conf = optarg;
+            break;
+        case OPT_CNI_BIN:
+            if (optarg[0] == '\0')
+                return bad_flag("--cni-bin-dir", optarg, "must name at least one directory");
+            cfg.cni_bin_dirs = optarg;
+            break;
+        case OPT_CNI_POOL:
+            if (gy_count_parse(optarg, 64, &v, &err) < 0)
+                return bad_flag("--cni-pool", optarg, "must be a number from 0 to 64");
+            cfg.cni_pool = (size_t)v;
             break;
         case OPT_RUNTIME:
             cfg.runtime_root = optarg;

@@ -1,7 +1,6 @@
-/* Replica networking on a node: a bridge (default gantry0) holding the first address of
- * the node's replica subnet, and for each replica a named network namespace joined to the
- * bridge by a veth pair, with one address from the subnet and a default route through the
- * bridge. The namespace outlives container restarts, so a replica keeps its address. */
+/* The node's side of replica networking: a bridge (default gantry0) holding the first
+ * address of the node's replica subnet, and routes to the other nodes' subnets. Each
+ * replica's own network is made through CNI (replica_net.h). */
 #ifndef GANTRY_AGENT_NETWORK_H
 #define GANTRY_AGENT_NETWORK_H
 
@@ -12,7 +11,6 @@
 #include "common/error.h"
 
 #define AGENT_NET_ADDR_MAX 46
-#define AGENT_NET_VETH_MAX 16 /* IFNAMSIZ: 15 characters and the NUL */
 
 struct agent_net_config {
     char bridge[16];    /* interface name of the bridge */
@@ -45,30 +43,6 @@ int agent_net_config_init(struct agent_net_config *cfg, const char *subnet, cons
 /* Creates the bridge with the gateway address if it is missing and brings it up.
  * Idempotent. */
 int agent_net_bridge_up(const struct agent_net_config *cfg, struct gy_error *err);
-
-/* Picks the lowest free host address of the subnet (after the gateway), given the
- * addresses in use; 0 when the subnet is full. */
-uint32_t agent_net_address_pick(const struct agent_net_config *cfg, const uint32_t *used,
-                                size_t n_used);
-
-/* Creates (or re-creates) the namespace of replica id with address addr and writes its
- * path into netns_path. */
-int agent_net_replica_up(const struct agent_net_config *cfg, const char *id, uint32_t addr,
-                         char *netns_path, size_t len, struct gy_error *err);
-
-/* Removes the replica's namespace (its veth pair goes with it). Absent is not an error. */
-int agent_net_replica_down(const struct agent_net_config *cfg, const char *id,
-                           struct gy_error *err);
-
-/* The address of a replica whose namespace exists (an unrecorded container found at
- * start): eth0's IPv4 address inside it, which must be a host address of the subnet. */
-int agent_net_replica_address(const struct agent_net_config *cfg, const char *id, uint32_t *addr,
-                              struct gy_error *err);
-
-/* The name of the host end of replica id's veth pair: "gy" and the 32-bit FNV-1a of the
- * id in hex. An agent that restarts adopts the replicas still running and finds each
- * one's veth by this name, so the name of a given id never changes between versions. */
-void agent_net_veth_name(const char *id, char out[AGENT_NET_VETH_MAX]);
 
 /* Dotted quad of a host-order address. */
 const char *agent_net_addr_str(uint32_t addr, char buf[AGENT_NET_ADDR_MAX]);

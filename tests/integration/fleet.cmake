@@ -17,3 +17,7 @@ gantry_integration_test(test_fleet_clock
 gantry_integration_test(integration_network_routes
                         SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_network_routes.sh TIMEOUT 900
                         LOCK multi_host)
+# Published ports through the CNI portmap plugin, and host-port conflicts at placement.
+gantry_integration_test(integration_network_ports
+                        SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_network_ports.sh TIMEOUT 900
+                        LOCK multi_host)

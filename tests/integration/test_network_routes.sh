@@ -160,14 +160,22 @@ gt_check "the event names the subnet released" bash -c \
     "nsenter --net=/run/netns/${GT_HOST_NS[1]} curl -s http://198.18.0.1:7700/v1/events | grep -q 'subnet released: 198.19.44.0/24'"
 
 gt_api 1 /v1/workloads/pinger -X DELETE >/dev/null
-no_namespaces() { ! ip netns list | grep -q "^$GT_NS_PREFIX"; }
+# A replica's network goes with it; the warm pool of each node (--cni-pool, 4 by default)
+# keeps namespaces of its own, named <prefix>pool.<hex>.
+no_namespaces() { ! ip netns list | grep "^$GT_NS_PREFIX" | grep -vq "^$GT_NS_PREFIX[0-9]-pool\."; }
 gt_check "the deleted workload leaves no network namespace" gt_wait_for "namespaces gone" 30 no_namespaces
-no_veths() {
-    local i
+# Every veth left on a host's bridge is one of its pools' (node4 and node5 both ran on host
+# 4).
+only_pool_veths() {
+    local i veths pool prefixes
     for i in 1 2 3 4; do
-        ip -n "${GT_HOST_NS[$i]}" -o link show | grep -q ': gy[0-9a-f]\{8\}@' && return 1
+        prefixes="$GT_NS_PREFIX$i-pool\."
+        [ "$i" = 4 ] && prefixes="$prefixes\|${GT_NS_PREFIX}5-pool\."
+        veths=$(ip -n "${GT_HOST_NS[$i]}" -o link show master gybr0 | grep -c veth)
+        pool=$(ip netns list | grep -c "^\($prefixes\)")
+        [ "$veths" = "$pool" ] || { echo "host $i: $veths veths, $pool pooled" >&2; return 1; }
     done
     return 0
 }
-gt_check "nor a veth on any host" no_veths
+gt_check "nor a veth on any host but those of the warm pool" gt_wait_for "veths gone" 30 only_pool_veths
 gt_finish
