@@ -90,14 +90,14 @@ jobs       1         0         0       1            <age>
 web        1         0         0       1            <age>
 worker     2         0         0       1            <age>" <(ages "$GT_TMP/table.out")
 run wide get workloads -o wide
-gt_check "get workloads -o wide (golden)" same "NAME       DESIRED   RUNNING   READY   GENERATION   AGE   IMAGE     CPU    MEMORY   RESTART      CLOUDS
-api        3         0         0       1            <age> busybox   500m   128Mi    always       any
-cache      1         0         0       1            <age> busybox   100m   256Mi    always       any
-frontend   2         0         0       1            <age> busybox   200m   32Mi     always       private,public
-hello      3         0         0       1            <age> busybox   100m   32Mi     always       private,public
-jobs       1         0         0       1            <age> busybox   100m   16Mi     always       any
-web        1         0         0       1            <age> busybox   250m   32Mi     always       private,public
-worker     2         0         0       1            <age> busybox   250m   64Mi     on-failure   any" \
+gt_check "get workloads -o wide (golden)" same "NAME       DESIRED   RUNNING   READY   GENERATION   AGE   IMAGE     CPU    MEMORY   RESTART      CLOUDS           PORTS
+api        3         0         0       1            <age> busybox   500m   128Mi    always       any              <none>
+cache      1         0         0       1            <age> busybox   100m   256Mi    always       any              <none>
+frontend   2         0         0       1            <age> busybox   200m   32Mi     always       private,public   <none>
+hello      3         0         0       1            <age> busybox   100m   32Mi     always       private,public   <none>
+jobs       1         0         0       1            <age> busybox   100m   16Mi     always       any              <none>
+web        1         0         0       1            <age> busybox   250m   32Mi     always       private,public   <none>
+worker     2         0         0       1            <age> busybox   250m   64Mi     on-failure   any              <none>" \
     <(ages "$GT_TMP/wide.out")
 run one get workloads hello
 gt_check "get workloads NAME (golden)" same "NAME    DESIRED   RUNNING   READY   GENERATION   AGE
