@@ -208,6 +208,7 @@ Age:          <unknown>
 Image:        busybox
 Command:      httpd -f -p 8080
 Env:          GREETING hello
+Ports:        none
 Replicas:     3 desired, 3 placed, 1 running, 1 ready
 Clouds:       private 1 (1 ready), public 1 (0 ready), <none> 1 (0 ready)
 Resources:    cpu 250m, memory 64Mi, pids 128
