@@ -29,6 +29,7 @@
 #include "agent/pull.h"
 #include "agent/replica_id.h"
 #include "agent/replica_net.h"
+#include "agent/wireguard.h"
 #include "agent/session.h"
 #include "agent/state.h"
 #include "common/cidr.h"
@@ -112,6 +113,10 @@ struct agent {
     uv_timer_t pool_timer;   /* refills the warm pool of attachments once starts are quiet */
     bool pool_filling;
     size_t net_jobs; /* attaches and detaches on the thread pool */
+    /* Tunnels to other clouds (docs/network.md): the node's public key ("" when tunnels are
+     * off) from the start, and the WireGuard device once a peer of another cloud exists. */
+    char tunnel_key[AGENT_WG_KEY_B64];
+    struct agent_wg *wg;
     char *base_config;
     struct replica *replicas;
     struct log_follow *follows;
@@ -1401,6 +1406,8 @@ static int make_hello(void *data, uint8_t **frame, size_t *len)
         snprintf(subnet, sizeof(subnet), "%s/%d", agent_net_addr_str(a->net.network, net_text),
                  a->net.prefix_len);
     node.subnet = subnet;
+    node.tunnel_key = a->tunnel_key;
+    node.tunnel_port = a->tunnel_key[0] != '\0' ? a->cfg->tunnel_port : 0;
 
     size_t n = 0;
     for (struct replica *r = a->replicas; r != NULL; r = r->next)
@@ -1502,6 +1509,53 @@ static void net_from_leader(struct agent *a, const char *subnet)
  * through its address. Checked here, at the boundary: a peer whose address or subnet does
  * not parse, or whose subnet overlaps this node's or an earlier peer's, is left out with a
  * warning (docs/network.md). */
+static struct agent_wg_config tunnel_config(const struct agent *a)
+{
+    return (struct agent_wg_config){.interface = a->cfg->tunnel_interface,
+                                    .data_dir = a->cfg->data_dir,
+                                    .listen_port = a->cfg->tunnel_port};
+}
+
+/* The WireGuard peers and routes for the nodes of other clouds: wireguard-go is started
+ * with the first one (docs/network.md, "Between clouds"). Returns the tunnel's interface
+ * index, or 0 when there is no tunnel. */
+static int tunnels_sync(struct agent *a, const struct agent_wg_peer *peers, size_t n)
+{
+    struct gy_error err;
+    if (n == 0 && a->wg == NULL)
+        return 0;
+    if (a->wg == NULL) {
+        struct agent_wg_config cfg = tunnel_config(a);
+        if (agent_wg_open(&a->wg, &cfg, &err) < 0) {
+            gy_log_error("tunnel to other clouds not started", "interface=%s error=\"%s\"",
+                         cfg.interface, err.msg);
+            return 0;
+        }
+        gy_log_info("tunnel to other clouds started", "interface=%s port=%u key=%s", cfg.interface,
+                    (unsigned)a->cfg->tunnel_port, agent_wg_public_key(a->wg));
+    }
+    int rc = agent_wg_peers_set(a->wg, peers, n, &err);
+    if (rc == -GY_EUNAVAILABLE) {
+        /* wireguard-go went away: a new one, given the peers again. */
+        gy_log_warn("tunnel daemon gone; starting it again", "error=\"%s\"", err.msg);
+        agent_wg_close(a->wg);
+        a->wg = NULL;
+        struct agent_wg_config cfg = tunnel_config(a);
+        if ((rc = agent_wg_open(&a->wg, &cfg, &err)) == 0)
+            rc = agent_wg_peers_set(a->wg, peers, n, &err);
+    }
+    if (rc < 0) {
+        gy_log_error("tunnel peers not set", "error=\"%s\"", err.msg);
+        return 0;
+    }
+    return agent_wg_ifindex(a->wg);
+}
+
+/* The other nodes, from the leader: a route to each one's replica subnet, through its
+ * address for the nodes of this cloud, through the WireGuard tunnel for those of other
+ * clouds that have a key. Checked here, at the boundary: a peer whose address, subnet or
+ * key does not parse, or whose subnet overlaps this node's or an earlier peer's, is left
+ * out with a warning (docs/network.md). */
 static void on_network_peers(void *data, const Gantry__NetworkPeers *msg)
 {
     struct agent *a = data;
@@ -1511,15 +1565,30 @@ static void on_network_peers(void *data, const Gantry__NetworkPeers *msg)
         return; /* the operator's CNI network routes between nodes */
     size_t n_max = msg->n_peers < 4096 ? msg->n_peers : 4096;
     struct agent_net_route *routes = gy_xcalloc(n_max ? n_max : 1, sizeof(*routes));
-    size_t n = 0;
+    struct agent_wg_peer *tunneled = gy_xcalloc(n_max ? n_max : 1, sizeof(*tunneled));
+    size_t n = 0, n_tunneled = 0;
     for (size_t i = 0; i < n_max; i++) {
         const Gantry__NetworkPeer *p = msg->peers[i];
         const char *name = p->node != NULL ? p->node : "";
-        struct agent_net_route r;
+        struct agent_net_route r = {0};
         if (p->address == NULL || !agent_net_addr_parse(p->address, &r.via) || p->subnet == NULL ||
             !gy_cidr_parse(p->subnet, 8, 30, &r.dst, &r.prefix_len)) {
             gy_log_warn("network peer left out: address or subnet does not parse", "node=%.64s",
                         name);
+            continue;
+        }
+        bool other_cloud =
+            p->cloud != NULL && p->cloud[0] != '\0' && strcmp(p->cloud, a->cfg->cloud) != 0;
+        if (other_cloud && a->tunnel_key[0] == '\0') {
+            gy_log_warn("network peer left out: it is in another cloud and tunnels are off",
+                        "node=%.64s cloud=%.64s", name, p->cloud);
+            continue;
+        }
+        if (other_cloud && (!gy_tunnel_key_valid(p->tunnel_key) || p->tunnel_port == 0 ||
+                            p->tunnel_port > 65535)) {
+            gy_log_warn("network peer left out: it is in another cloud without a valid tunnel "
+                        "key and port",
+                        "node=%.64s cloud=%.64s", name, p->cloud);
             continue;
         }
         const char *clash = NULL;
@@ -1528,7 +1597,8 @@ static void on_network_peers(void *data, const Gantry__NetworkPeers *msg)
             clash = "this node's replica subnet";
         else if ((r.via >> 24) == 127)
             clash = "a loopback address: the node shares this host";
-        else if (gy_cidr_route_overlap(r.dst, r.prefix_len, NULL, false, local, sizeof(local)))
+        else if (gy_cidr_route_overlap(r.dst, r.prefix_len, a->cfg->tunnel_interface, false, local,
+                                       sizeof(local)))
             clash = "a network of this host (the node shares this host or its network)";
         for (size_t j = 0; j < n && clash == NULL; j++)
             if (gy_cidr_overlap(r.dst, r.prefix_len, routes[j].dst, routes[j].prefix_len))
@@ -1538,15 +1608,63 @@ static void on_network_peers(void *data, const Gantry__NetworkPeers *msg)
                         "node=%.64s subnet=%.64s with=\"%s\"", name, p->subnet, clash);
             continue;
         }
+        if (other_cloud) {
+            struct agent_wg_peer *t = &tunneled[n_tunneled++];
+            snprintf(t->public_key, sizeof(t->public_key), "%s", p->tunnel_key);
+            snprintf(t->endpoint, sizeof(t->endpoint), "%s:%u", p->address, p->tunnel_port);
+            t->allowed = r.dst;
+            t->allowed_len = r.prefix_len;
+            r.via = 0; /* dev: set below, once the tunnel is there */
+        }
         routes[n++] = r;
+    }
+    int dev = tunnels_sync(a, tunneled, n_tunneled);
+    /* Without the tunnel, the other clouds' subnets get no route. */
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (routes[i].via == 0 && dev == 0)
+            continue;
+        if (routes[i].via == 0)
+            routes[i].dev = dev;
+        routes[kept++] = routes[i];
     }
     size_t changed = 0;
     struct gy_error err;
-    if (agent_net_routes_sync(routes, n, &changed, &err) < 0)
+    if (agent_net_routes_sync(routes, kept, &changed, &err) < 0)
         gy_log_error("routes to other nodes not made", "error=\"%s\"", err.msg);
     else if (changed > 0)
-        gy_log_info("routes to other nodes", "peers=%zu changed=%zu", n, changed);
+        gy_log_info("routes to other nodes", "peers=%zu tunneled=%zu changed=%zu", kept, n_tunneled,
+                    changed);
+    free(tunneled);
     free(routes);
+}
+
+/* gantry rotate-key: a new key pair, on the device when it runs, and the public key to the
+ * leader, which gives it to the other nodes. */
+static void on_rotate_tunnel_key(void *data)
+{
+    struct agent *a = data;
+    struct gy_error err;
+    if (a->tunnel_key[0] == '\0') {
+        gy_log_warn("tunnel key not rotated: tunnels are off", "node=%s", a->cfg->name);
+        return;
+    }
+    int rc = a->wg != NULL ? agent_wg_rotate(a->wg, &err)
+                           : agent_wg_key_rotate(a->cfg->data_dir, a->tunnel_key, &err);
+    if (rc < 0) {
+        gy_log_error("tunnel key not rotated", "error=\"%s\"", err.msg);
+        return;
+    }
+    if (a->wg != NULL)
+        snprintf(a->tunnel_key, sizeof(a->tunnel_key), "%s", agent_wg_public_key(a->wg));
+    gy_log_info("tunnel key rotated", "key=%s", a->tunnel_key);
+    Gantry__TunnelKey key = GANTRY__TUNNEL_KEY__INIT;
+    key.public_key = a->tunnel_key;
+    key.port = a->cfg->tunnel_port;
+    Gantry__AgentFrame f = GANTRY__AGENT_FRAME__INIT;
+    f.frame_case = GANTRY__AGENT_FRAME__FRAME_TUNNEL_KEY;
+    f.tunnel_key = &key;
+    agent_session_send(a->session, &f);
 }
 
 static void on_image_request(void *data, const Gantry__ImageRequest *req)
@@ -1893,6 +2011,12 @@ int agent_daemon_run(const struct agent_config *cfg, struct gy_error *err)
         rc = gy_error_wrap(err, "--subnet");
         goto fail_early;
     }
+    /* The tunnel key is made (or read) at once, so that the hello carries it; wireguard-go
+     * starts only when a node of another cloud appears. */
+    if (!cfg->tunnels_off && agent_wg_key_public(cfg->data_dir, a.tunnel_key, err) < 0) {
+        rc = gy_error_wrap(err, "tunnel key");
+        goto fail_early;
+    }
     if ((rc = agent_puller_open(&a.puller, cfg->data_dir, cfg->registries, err)) < 0) {
         rc = gy_error_wrap(err, "images");
         goto fail_early;
@@ -1926,6 +2050,7 @@ int agent_daemon_run(const struct agent_config *cfg, struct gy_error *err)
                                                        .on_metric_probe = on_metric_probe,
                                                        .on_image_request = on_image_request,
                                                        .on_network_peers = on_network_peers,
+                                                       .on_rotate_tunnel_key = on_rotate_tunnel_key,
                                                        .on_disconnect = on_disconnect};
     struct agent_session_options sopts = {0};
     if ((rc = agent_session_start(&a.loop, cfg->servers, &sopts, &scb, &a, &a.session, err)) < 0)
@@ -1971,6 +2096,7 @@ out:
     free(a.image_peers);
     agent_puller_close(&a.puller);
     agent_rnet_close(a.rnet);
+    agent_wg_close(a.wg);
     agent_state_close(a.db);
     return rc;
 fail_early:

@@ -5,6 +5,7 @@
 #ifndef GANTRY_AGENT_DAEMON_H
 #define GANTRY_AGENT_DAEMON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +39,11 @@ struct agent_config {
     const char *cni_conf;
     const char *cni_bin_dirs;
     size_t cni_pool;
+    /* Tunnels to the nodes of other clouds (docs/network.md, "Between clouds"): off, or the
+     * WireGuard interface (unique on the host) and UDP port. */
+    bool tunnels_off;
+    const char *tunnel_interface;
+    uint16_t tunnel_port;
 };
 
 /* Runs the daemon until SIGTERM or SIGINT. Containers keep running when it stops. */

@@ -47,6 +47,9 @@ static void usage(FILE *out)
             "                        bridge, host-local, portmap, firewall, bandwidth)\n"
             "  --cni-bin-dir DIRS    CNI plugin directories (default /usr/lib/cni:/opt/cni/bin)\n"
             "  --cni-pool N          replica networks kept ready (default 4, 0 to 64)\n"
+            "  --tunnels on|off      WireGuard tunnels to the nodes of other clouds (default on)\n"
+            "  --tunnel-interface N  their interface (default gantry-wg)\n"
+            "  --tunnel-port PORT    their UDP port (default 51820)\n"
             "  --runtime-root DIR    container runtime state (default /run/gantry-runtime)\n"
             "  --heartbeat DUR       heartbeat and metric sample interval (default 1s)\n"
             "  --registries FILE     registries: plain HTTP, mirrors, credentials file\n"
@@ -229,6 +232,8 @@ int main(int argc, char **argv)
         .heartbeat_ms = 1000,
         .cni_bin_dirs = "/usr/lib/cni:/opt/cni/bin",
         .cni_pool = 4,
+        .tunnel_interface = "gantry-wg",
+        .tunnel_port = 51820,
     };
     enum {
         OPT_SERVERS = 256,
@@ -249,6 +254,9 @@ int main(int argc, char **argv)
         OPT_CNI_CONF,
         OPT_CNI_BIN,
         OPT_CNI_POOL,
+        OPT_TUNNELS,
+        OPT_TUNNEL_IF,
+        OPT_TUNNEL_PORT,
         OPT_RUNTIME,
         OPT_HEARTBEAT,
         OPT_REGISTRIES,
@@ -277,6 +285,9 @@ int main(int argc, char **argv)
         {"cni-conf", required_argument, NULL, OPT_CNI_CONF},
         {"cni-bin-dir", required_argument, NULL, OPT_CNI_BIN},
         {"cni-pool", required_argument, NULL, OPT_CNI_POOL},
+        {"tunnels", required_argument, NULL, OPT_TUNNELS},
+        {"tunnel-interface", required_argument, NULL, OPT_TUNNEL_IF},
+        {"tunnel-port", required_argument, NULL, OPT_TUNNEL_PORT},
         {"runtime-root", required_argument, NULL, OPT_RUNTIME},
         {"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
         {"registries", required_argument, NULL, OPT_REGISTRIES},
@@ -361,6 +372,22 @@ int main(int argc, char **argv)
             if (gy_count_parse(optarg, 64, &v, &err) < 0)
                 return bad_flag("--cni-pool", optarg, "must be a number from 0 to 64");
             cfg.cni_pool = (size_t)v;
+            break;
+        case OPT_TUNNELS:
+            if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0)
+                return bad_flag("--tunnels", optarg, "use on or off");
+            cfg.tunnels_off = strcmp(optarg, "off") == 0;
+            break;
+        case OPT_TUNNEL_IF:
+            if (optarg[0] == '\0' || strlen(optarg) > 15 || strchr(optarg, '/') != NULL)
+                return bad_flag("--tunnel-interface", optarg,
+                                "must be an interface name of 1 to 15 characters");
+            cfg.tunnel_interface = optarg;
+            break;
+        case OPT_TUNNEL_PORT:
+            if (gy_count_parse(optarg, 65535, &v, &err) < 0 || v < 1)
+                return bad_flag("--tunnel-port", optarg, "must be a UDP port from 1 to 65535");
+            cfg.tunnel_port = (uint16_t)v;
             break;
         case OPT_RUNTIME:
             cfg.runtime_root = optarg;

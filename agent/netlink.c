@@ -98,7 +98,7 @@ static int talk_gone_ok(struct agent_nl *nl, struct nlmsghdr *h, const char *wha
 struct attrs {
     const struct nlattr *tb[64]; /* RTA_MAX and IFA_MAX are below it */
     int max;
-    int u32_types[2];
+    int u32_types[3]; /* attributes that must be 32 bits wide */
 };
 
 _Static_assert(RTA_MAX < 64 && IFA_MAX < 64, "struct attrs holds every type");
@@ -109,7 +109,7 @@ static int attrs_cb(const struct nlattr *attr, void *data)
     int type = mnl_attr_get_type(attr);
     if (mnl_attr_type_valid(attr, (uint16_t)a->max) < 0 || type > a->max)
         return MNL_CB_OK;
-    if ((type == a->u32_types[0] || type == a->u32_types[1]) &&
+    if ((type == a->u32_types[0] || type == a->u32_types[1] || type == a->u32_types[2]) &&
         mnl_attr_validate(attr, MNL_TYPE_U32) < 0)
         return MNL_CB_OK;
     a->tb[type] = attr;
@@ -322,15 +322,26 @@ static struct nlmsghdr *route_msg(char *buf, uint16_t type, uint16_t flags, uint
 }
 
 int agent_nl_route_replace(struct agent_nl *nl, uint32_t dst, int prefix_len, uint32_t gateway,
-                           struct gy_error *err)
+                           int oif, struct gy_error *err)
 {
     char buf[256], what[128], d[INET_ADDRSTRLEN], g[INET_ADDRSTRLEN];
     struct nlmsghdr *h =
         route_msg(buf, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, dst, prefix_len);
     uint32_t be_dst = htonl(dst), be_gw = htonl(gateway);
-    mnl_attr_put_u32(h, RTA_GATEWAY, be_gw);
-    snprintf(what, sizeof(what), "route %s/%d via %s", inet_ntop(AF_INET, &be_dst, d, sizeof(d)),
-             prefix_len, inet_ntop(AF_INET, &be_gw, g, sizeof(g)));
+    if (gateway != 0) {
+        mnl_attr_put_u32(h, RTA_GATEWAY, be_gw);
+        snprintf(what, sizeof(what), "route %s/%d via %s",
+                 inet_ntop(AF_INET, &be_dst, d, sizeof(d)), prefix_len,
+                 inet_ntop(AF_INET, &be_gw, g, sizeof(g)));
+    } else {
+        /* Straight onto a point-to-point interface (a tunnel): a route of the link. */
+        struct rtmsg *rtm = mnl_nlmsg_get_payload(h);
+        rtm->rtm_scope = RT_SCOPE_LINK;
+        snprintf(what, sizeof(what), "route %s/%d dev %d",
+                 inet_ntop(AF_INET, &be_dst, d, sizeof(d)), prefix_len, oif);
+    }
+    if (oif > 0)
+        mnl_attr_put_u32(h, RTA_OIF, (uint32_t)oif);
     return talk(nl, h, NULL, NULL, what, err);
 }
 
@@ -358,11 +369,12 @@ static int route_list_cb(const struct nlmsghdr *h, void *data)
     if (rtm->rtm_family != AF_INET || rtm->rtm_table != RT_TABLE_MAIN ||
         rtm->rtm_protocol != AGENT_NL_ROUTE_PROTOCOL)
         return MNL_CB_OK;
-    struct attrs at = {.max = RTA_MAX, .u32_types = {RTA_DST, RTA_GATEWAY}};
+    struct attrs at = {.max = RTA_MAX, .u32_types = {RTA_DST, RTA_GATEWAY, RTA_OIF}};
     mnl_attr_parse(h, sizeof(*rtm), attrs_cb, &at);
     uint32_t dst = at.tb[RTA_DST] != NULL ? ntohl(mnl_attr_get_u32(at.tb[RTA_DST])) : 0;
     uint32_t gw = at.tb[RTA_GATEWAY] != NULL ? ntohl(mnl_attr_get_u32(at.tb[RTA_GATEWAY])) : 0;
-    w->cb(w->data, dst, rtm->rtm_dst_len, gw);
+    int oif = at.tb[RTA_OIF] != NULL ? (int)mnl_attr_get_u32(at.tb[RTA_OIF]) : 0;
+    w->cb(w->data, dst, rtm->rtm_dst_len, gw, oif);
     return MNL_CB_OK;
 }
 

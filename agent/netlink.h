@@ -62,16 +62,17 @@ int agent_nl_route_default(struct agent_nl *nl, uint32_t gateway, struct gy_erro
  * its own after a restart (and `ip route show proto 152` lists them). */
 #define AGENT_NL_ROUTE_PROTOCOL 152
 
-/* Adds or replaces the route to dst/prefix_len through gateway (host byte order), marked
- * AGENT_NL_ROUTE_PROTOCOL. */
+/* Adds or replaces the route to dst/prefix_len through gateway (host byte order), or with
+ * gateway 0 straight out of interface oif, marked AGENT_NL_ROUTE_PROTOCOL. */
 int agent_nl_route_replace(struct agent_nl *nl, uint32_t dst, int prefix_len, uint32_t gateway,
-                           struct gy_error *err);
+                           int oif, struct gy_error *err);
 
 /* Removes the route to dst/prefix_len marked AGENT_NL_ROUTE_PROTOCOL; none is fine. */
 int agent_nl_route_del(struct agent_nl *nl, uint32_t dst, int prefix_len, struct gy_error *err);
 
 /* Calls cb for every IPv4 route of the main table marked AGENT_NL_ROUTE_PROTOCOL. */
-typedef void (*agent_nl_route_fn)(void *data, uint32_t dst, int prefix_len, uint32_t gateway);
+typedef void (*agent_nl_route_fn)(void *data, uint32_t dst, int prefix_len, uint32_t gateway,
+                                  int oif);
 int agent_nl_route_list(struct agent_nl *nl, agent_nl_route_fn cb, void *data,
                         struct gy_error *err);
 

@@ -139,7 +139,7 @@ struct routes_have {
     size_t n, cap;
 };
 
-static void routes_have_add(void *data, uint32_t dst, int prefix_len, uint32_t gateway)
+static void routes_have_add(void *data, uint32_t dst, int prefix_len, uint32_t gateway, int oif)
 {
     struct routes_have *h = data;
     if (h->n == h->cap) {
@@ -147,7 +147,7 @@ static void routes_have_add(void *data, uint32_t dst, int prefix_len, uint32_t g
         h->items = gy_xrealloc(h->items, h->cap * sizeof(*h->items));
     }
     h->items[h->n++] =
-        (struct agent_net_route){.dst = dst, .prefix_len = prefix_len, .via = gateway};
+        (struct agent_net_route){.dst = dst, .prefix_len = prefix_len, .via = gateway, .dev = oif};
 }
 
 /* Routed replicas of other nodes arrive on the host's own interface and leave through the
@@ -190,9 +190,11 @@ int agent_net_routes_sync(const struct agent_net_route *routes, size_t n, size_t
         for (size_t i = 0; i < have.n && !same; i++)
             same = routes[j].dst == have.items[i].dst &&
                    routes[j].prefix_len == have.items[i].prefix_len &&
-                   routes[j].via == have.items[i].via;
-        if (!same && (rc = agent_nl_route_replace(&nl, routes[j].dst, routes[j].prefix_len,
-                                                  routes[j].via, err)) == 0)
+                   routes[j].via == have.items[i].via &&
+                   (routes[j].via != 0 || routes[j].dev == have.items[i].dev);
+        if (!same &&
+            (rc = agent_nl_route_replace(&nl, routes[j].dst, routes[j].prefix_len, routes[j].via,
+                                         routes[j].via ? 0 : routes[j].dev, err)) == 0)
             (*changed)++;
     }
     free(have.items);

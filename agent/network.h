@@ -20,11 +20,13 @@ struct agent_net_config {
     uint32_t gateway;   /* network + 1, on the bridge */
 };
 
-/* A route to another node's replica subnet through that node's address (host byte order). */
+/* A route to another node's replica subnet through that node's address (host byte order),
+ * or, with via 0, into interface dev (a tunnel to a node of another cloud). */
 struct agent_net_route {
     uint32_t dst;
     int prefix_len;
     uint32_t via;
+    int dev;
 };
 
 /* Makes the node's routes to other nodes' replica subnets exactly routes[0..n): adds or

@@ -239,6 +239,10 @@ static void handle_frame(struct agent_session *s, const uint8_t *body, size_t le
         if (s->welcomed && s->cb.on_network_peers != NULL)
             s->cb.on_network_peers(s->data, f->network_peers);
         break;
+    case GANTRY__AGENT_FRAME__FRAME_ROTATE_TUNNEL_KEY:
+        if (s->welcomed && s->cb.on_rotate_tunnel_key != NULL)
+            s->cb.on_rotate_tunnel_key(s->data);
+        break;
     default:
         /* Heartbeat acknowledgements only keep the read timer alive. */
         break;

@@ -33,6 +33,8 @@ struct agent_session_callbacks {
     void (*on_image_request)(void *data, const Gantry__ImageRequest *request);
     /* The leader's set of nodes to route to directly; may be NULL. */
     void (*on_network_peers)(void *data, const Gantry__NetworkPeers *peers);
+    /* The leader asks for a new tunnel key pair (gantry rotate-key); may be NULL. */
+    void (*on_rotate_tunnel_key)(void *data);
     /* The connection went away (after a welcome); the session reconnects by itself. */
     void (*on_disconnect)(void *data);
 };

@@ -65,3 +65,16 @@ bool gy_cidr_route_overlap(uint32_t addr, int len, const char *skip_dev, bool wi
     fclose(f);
     return hit;
 }
+
+bool gy_tunnel_key_valid(const char *text)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if (text == NULL || strlen(text) != 44 || text[43] != '=')
+        return false;
+    for (size_t i = 0; i < 43; i++)
+        if (text[i] == '\0' || strchr(alphabet, text[i]) == NULL)
+            return false;
+    /* 32 bytes are 256 bits; 43 characters carry 258, so the last one's low 2 bits are 0. */
+    return ((strchr(alphabet, text[42]) - alphabet) & 3) == 0;
+}

@@ -20,4 +20,9 @@ bool gy_cidr_overlap(uint32_t a, int alen, uint32_t b, int blen);
 bool gy_cidr_route_overlap(uint32_t addr, int len, const char *skip_dev, bool with_gateway,
                            char *found, size_t found_len);
 
+/* Whether text is a WireGuard public key as the tunnels between clouds carry it: the
+ * standard base64 of 32 bytes (43 characters and one '='), whose last character before the
+ * padding leaves no stray bits. */
+bool gy_tunnel_key_valid(const char *text);
+
 #endif

@@ -150,6 +150,14 @@ const struct ctl_command ctl_commands[] = {
      "Examples:\n"
      "  gantry drain node3 --wait && (stop node3's agent) && gantry remove-node node3\n",
      NULL, 0, 1, 1, ctl_cmd_remove_node},
+    {"rotate-key", "rotate-key NODE",
+     "give a node a new WireGuard key pair for the tunnels between clouds",
+     "The node's agent makes the key pair (the private key never leaves the node) and\n"
+     "reports the public key; the leader records it and the nodes of other clouds use it\n"
+     "from then on. Traffic between clouds pauses for a moment while they switch.\n"
+     "Examples:\n"
+     "  gantry rotate-key node3\n",
+     NULL, 0, 1, 1, ctl_cmd_rotate_key},
     {"top", "top [WORKLOAD] [-o json]", "show CPU and memory use of workloads and replicas",
      "CPU (averaged over the last two seconds) and memory of every running replica and the\n"
      "total of each workload, also as a share of what the spec requests (resources.cpu and\n"

@@ -1,5 +1,6 @@
-/* gantry move, drain, cordon, uncordon and remove-node: moving replicas between clouds and off
- * nodes, make-before-break (docs/clouds.md), with progress while waiting. */
+/* gantry move, drain, cordon, uncordon, remove-node and rotate-key: moving replicas between
+ * clouds and off nodes, make-before-break (docs/clouds.md), with progress while waiting;
+ * a node's new tunnel key (docs/network.md). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -330,6 +331,11 @@ int ctl_cmd_cordon(struct ctl_context *ctx, const struct ctl_invocation *inv)
 int ctl_cmd_remove_node(struct ctl_context *ctx, const struct ctl_invocation *inv)
 {
     return node_request(ctx, inv, "remove-node", NULL, "removed");
+}
+
+int ctl_cmd_rotate_key(struct ctl_context *ctx, const struct ctl_invocation *inv)
+{
+    return node_request(ctx, inv, "rotate-key", "rotate-key", "rotating its tunnel key");
 }
 
 int ctl_cmd_uncordon(struct ctl_context *ctx, const struct ctl_invocation *inv)

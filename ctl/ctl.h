@@ -208,6 +208,7 @@ int ctl_cmd_drain(struct ctl_context *ctx, const struct ctl_invocation *inv);
 int ctl_cmd_cordon(struct ctl_context *ctx, const struct ctl_invocation *inv);
 int ctl_cmd_uncordon(struct ctl_context *ctx, const struct ctl_invocation *inv);
 int ctl_cmd_remove_node(struct ctl_context *ctx, const struct ctl_invocation *inv);
+int ctl_cmd_rotate_key(struct ctl_context *ctx, const struct ctl_invocation *inv);
 
 /* Sends a write and reads its JSON answer; on failure prints the error and sets
  * *exit_code. Returns 0 or -1. */

@@ -12,7 +12,7 @@ _gantry_names() {
 _gantry() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=""
     ((COMP_CWORD > 0)) && prev=${COMP_WORDS[COMP_CWORD - 1]}
-    local commands="apply get describe delete scale move drain cordon uncordon top logs image events cluster dev version help"
+    local commands="apply get describe delete scale move drain cordon uncordon remove-node rotate-key top logs image events cluster dev version help"
     local cmd="" i word
     local -a args=()
     _gantry_server=()
@@ -110,7 +110,7 @@ _gantry() {
     delete | scale | move | top)
         ((${#args[@]} == 0)) && words=$(_gantry_names workloads)
         ;;
-    drain | cordon | uncordon)
+    drain | cordon | uncordon | remove-node | rotate-key)
         ((${#args[@]} == 0)) && words=$(_gantry_names nodes)
         ;;
     logs)

@@ -135,6 +135,20 @@ void sch_api_replica_logs(struct sch_call *call)
         sch_call_error(call, 503, "node_unavailable", NULL, "%s", err.msg);
 }
 
+/* POST /v1/nodes/NAME/rotate-key, on the leader: the node's agent makes a new WireGuard
+ * key pair and reports its public key, which the other nodes then use (docs/network.md). */
+void sch_api_node_rotate_key(struct sch_call *call)
+{
+    struct gy_error err;
+    int rc = sch_fleet_rotate_tunnel_key(call->api->fleet, call->name, &err);
+    if (rc == -GY_ENOTFOUND)
+        sch_call_error(call, 404, "not_found", NULL, "%s", err.msg);
+    else if (rc < 0)
+        sch_call_error(call, 503, "node_unavailable", NULL, "%s", err.msg);
+    else
+        sch_call_json(call, 202, json_pack("{s:s,s:b}", "name", call->name, "rotating", 1));
+}
+
 /* GET /v1/top[?workload=NAME], on the leader. */
 void sch_api_top(struct sch_call *call)
 {

@@ -52,6 +52,7 @@ void sch_api_leader_transfer(struct sch_call *call);
 
 /* The leader's relay of a replica's log and its usage figures, from the fleet (api.c). */
 void sch_api_replica_logs(struct sch_call *call);
+void sch_api_node_rotate_key(struct sch_call *call);
 void sch_api_top(struct sch_call *call);
 
 /* The images on the nodes, on the leader (images.c): GET /v1/images, POST

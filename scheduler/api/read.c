@@ -210,9 +210,9 @@ static void node_append(void *data, const struct sch_node_view *n)
     }
     json_array_append_new(
         read->items,
-        json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:{s:I,s:I,s:I},s:{s:I,s:I,s:I},s:f,s:s,s:o}",
+        json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:{s:I,s:I,s:I},s:{s:I,s:I,s:I},s:f,s:s,s:o}",
                   "name", n->name, "cloud", n->cloud, "region", n->region, "zone", n->zone,
-                  "address", n->address, "subnet", n->subnet, "labels",
+                  "address", n->address, "subnet", n->subnet, "tunnel_key", n->tunnel_key, "labels",
                   labels ? labels : json_object(), "capacity", "cpu_millis",
                   (json_int_t)n->cpu_millis, "memory_bytes", (json_int_t)n->memory_bytes, "pids",
                   (json_int_t)n->pids, "allocated", "replicas", (json_int_t)n->active_replicas,

@@ -52,6 +52,8 @@ static const struct sch_route_def routes[SCH_ROUTE_COUNT] = {
                                  SCH_ACCESS_WRITE, false, sch_api_node_uncordon},
     [SCH_ROUTE_NODE_REMOVE] = {"DELETE", "/v1/nodes/{name}", "node_remove", SCH_ACCESS_WRITE, false,
                                sch_api_node_remove},
+    [SCH_ROUTE_NODE_ROTATE_KEY] = {"POST", "/v1/nodes/{name}/rotate-key", "node_rotate_key",
+                                   SCH_ACCESS_LEADER, false, sch_api_node_rotate_key},
     [SCH_ROUTE_HEALTHZ] = {"GET", "/healthz", "healthz", SCH_ACCESS_LOCAL, false, sch_api_healthz},
     [SCH_ROUTE_METRICS] = {"GET", "/metrics", "metrics", SCH_ACCESS_LOCAL, false, sch_api_metrics},
     [SCH_ROUTE_IMAGES] = {"GET", "/v1/images", "images", SCH_ACCESS_LEADER, false,

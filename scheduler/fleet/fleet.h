@@ -66,6 +66,12 @@ struct sch_fleet_log_sink {
 int sch_fleet_logs(struct sch_fleet *fleet, const char *replica_id, bool follow,
                    const struct sch_fleet_log_sink *sink, struct gy_error *err);
 
+/* Asks the agent of node for a new WireGuard key pair (gantry rotate-key); the agent
+ * answers with its new public key, which the leader records and gives the other nodes.
+ * Runs on the leader. -GY_EUNAVAILABLE when this server does not lead or the node is not
+ * connected, -GY_ENOTFOUND when no node has that name (err says which). */
+int sch_fleet_rotate_tunnel_key(struct sch_fleet *fleet, const char *node, struct gy_error *err);
+
 /* ---- Images on the nodes (docs/images.md, "Images across the cluster") ----------- */
 
 /* The images the nodes connected to the leader report, as GET /v1/images answers them

@@ -137,6 +137,8 @@ void fleet_session_image_peer(struct fleet_session *s, const Gantry__NodeInfo *i
  * are). */
 void fleet_network_push(struct fleet_session *s);
 void fleet_network_push_all(struct sch_fleet *f);
+/* An agent's new tunnel key (TunnelKey frame): recorded for the session's node. */
+void fleet_network_tunnel_key(struct fleet_session *s, const Gantry__TunnelKey *key);
 /* True for "" (no subnet) or an IPv4 CIDR with host bits zero and a prefix of 8 to 30. */
 bool fleet_network_subnet_valid(const char *subnet);
 /* push.c: sends the session its assignment (full: the first one of a session), each

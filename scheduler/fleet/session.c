@@ -340,6 +340,9 @@ static void on_frame(struct fleet_session *s, const uint8_t *body, size_t len)
         case GANTRY__AGENT_FRAME__FRAME_IMAGE_RESULT:
             fleet_image_result(f, s, frame->image_result);
             break;
+        case GANTRY__AGENT_FRAME__FRAME_TUNNEL_KEY:
+            fleet_network_tunnel_key(s, frame->tunnel_key);
+            break;
         default:
             break;
         }

@@ -173,6 +173,8 @@ const char *sch_command_kind(const Gantry__Command *cmd)
         return "set_node_condition";
     case GANTRY__COMMAND__CMD_REMOVE_NODE:
         return "remove_node";
+    case GANTRY__COMMAND__CMD_SET_NODE_TUNNEL:
+        return "set_node_tunnel";
     case GANTRY__COMMAND__CMD_PLACE_REPLICAS:
         return "place_replicas";
     case GANTRY__COMMAND__CMD_UPDATE_REPLICAS:

@@ -69,7 +69,11 @@ static const char *const added_tables_sql =
     "CREATE TABLE IF NOT EXISTS node_conditions (node TEXT NOT NULL, kind TEXT NOT NULL,"
     "  message TEXT NOT NULL, time_ms INTEGER NOT NULL, PRIMARY KEY (node, kind));"
     /* The replica subnet each node reported (docs/network.md). */
-    "CREATE TABLE IF NOT EXISTS node_networks (node TEXT PRIMARY KEY, subnet TEXT NOT NULL);";
+    "CREATE TABLE IF NOT EXISTS node_networks (node TEXT PRIMARY KEY, subnet TEXT NOT NULL);"
+    /* The WireGuard public key and port of each node that takes part in the tunnels
+     * between clouds (docs/network.md). */
+    "CREATE TABLE IF NOT EXISTS node_tunnels (node TEXT PRIMARY KEY, public_key TEXT NOT NULL,"
+    "  port INTEGER NOT NULL);";
 
 /* Prepared statements used on the hot path of applying workloads. */
 enum {
@@ -1085,6 +1089,13 @@ static int exec_register_node(struct sch_fsm *fsm, const Gantry__Command *cmd,
     if (node == NULL || !name_valid(node->name))
         return reject(result, GY_EINVAL, "node name \"%s\" is not a DNS label",
                       node && node->name ? node->name : "");
+    bool tunnel = node->tunnel_key != NULL && node->tunnel_key[0] != '\0';
+    if (tunnel && (!gy_tunnel_key_valid(node->tunnel_key) || node->tunnel_port == 0 ||
+                   node->tunnel_port > 65535))
+        return reject(result, GY_EINVAL,
+                      "node %s: tunnel key \"%.60s\" or port %u is not a WireGuard key and a "
+                      "UDP port",
+                      node->name, node->tunnel_key, node->tunnel_port);
     /* Labels are kept as a JSON object text, sorted by key by the writer. */
     size_t cap = 3;
     for (size_t i = 0; i < node->n_labels; i++)
@@ -1146,6 +1157,13 @@ static int exec_register_node(struct sch_fsm *fsm, const Gantry__Command *cmd,
     else if ((n = subnet_carve(fsm, carved, sizeof(carved))) > 0)
         n = run(fsm, "INSERT INTO node_networks (node, subnet) VALUES (?, ?)", "tt", node->name,
                 carved);
+    if (n >= 0)
+        n = tunnel ? run(fsm,
+                         "INSERT INTO node_tunnels (node, public_key, port) VALUES (?, ?, ?)"
+                         " ON CONFLICT (node) DO UPDATE SET public_key = excluded.public_key,"
+                         " port = excluded.port",
+                         "tti", node->name, node->tunnel_key, (int64_t)node->tunnel_port)
+                   : run(fsm, "DELETE FROM node_tunnels WHERE node = ?", "t", node->name);
     if (n < 0)
         return reject_sql(fsm, result, "record the node's subnet");
     char object[128];
@@ -1218,6 +1236,7 @@ static int exec_remove_node(struct sch_fsm *fsm, const Gantry__Command *cmd,
     int replicas = (int)run(fsm, "DELETE FROM replicas WHERE node = ?", "t", name);
     if (replicas < 0 || run(fsm, "DELETE FROM node_conditions WHERE node = ?", "t", name) < 0 ||
         run(fsm, "DELETE FROM node_networks WHERE node = ?", "t", name) < 0 ||
+        run(fsm, "DELETE FROM node_tunnels WHERE node = ?", "t", name) < 0 ||
         run(fsm, "DELETE FROM nodes WHERE name = ?", "t", name) < 0)
         return reject_sql(fsm, result, "remove node");
     char object[128];
@@ -1225,6 +1244,31 @@ static int exec_remove_node(struct sch_fsm *fsm, const Gantry__Command *cmd,
     return event_add(fsm, cmd, "remove", object, result, "removed with %d replica record%s%s%s",
                      replicas, replicas == 1 ? "" : "s", *subnet ? "; subnet released: " : "",
                      subnet);
+}
+
+static int exec_set_node_tunnel(struct sch_fsm *fsm, const Gantry__Command *cmd,
+                                struct sch_result *result)
+{
+    const Gantry__SetNodeTunnel *t = cmd->set_node_tunnel;
+    const char *name = t->name != NULL ? t->name : "";
+    if (!exists(fsm, "SELECT 1 FROM nodes WHERE name = ?", name))
+        return reject(result, GY_ENOTFOUND, "node \"%s\" not found", name);
+    if (!gy_tunnel_key_valid(t->public_key) || t->port == 0 || t->port > 65535)
+        return reject(result, GY_EINVAL,
+                      "node %s: tunnel key \"%.60s\" or port %u is not a WireGuard key and a "
+                      "UDP port",
+                      name, t->public_key != NULL ? t->public_key : "", t->port);
+    if (run(fsm,
+            "INSERT INTO node_tunnels (node, public_key, port) VALUES (?, ?, ?)"
+            " ON CONFLICT (node) DO UPDATE SET public_key = excluded.public_key,"
+            " port = excluded.port",
+            "tti", name, t->public_key, (int64_t)t->port) < 0)
+        return reject_sql(fsm, result, "set node tunnel");
+    char object[128];
+    snprintf(object, sizeof(object), "node/%s", name);
+    /* The key is public; its first characters tell one from another in the audit trail. */
+    return event_add(fsm, cmd, "tunnel-key", object, result, "new tunnel key %.8s...",
+                     t->public_key);
 }
 
 bool sch_node_condition_message_valid(const char *message)
@@ -1878,6 +1922,8 @@ static int exec_command(struct sch_fsm *fsm, const Gantry__Command *cmd, struct 
         return exec_set_node_state(fsm, cmd, result);
     case GANTRY__COMMAND__CMD_REMOVE_NODE:
         return exec_remove_node(fsm, cmd, result);
+    case GANTRY__COMMAND__CMD_SET_NODE_TUNNEL:
+        return exec_set_node_tunnel(fsm, cmd, result);
     case GANTRY__COMMAND__CMD_SET_NODE_CONDITION:
         return exec_set_node_condition(fsm, cmd, result);
     case GANTRY__COMMAND__CMD_PLACE_REPLICAS:
@@ -2892,6 +2938,7 @@ static uint64_t digest_of(struct sch_fsm *fsm)
         "SELECT * FROM events ORDER BY seq",
         "SELECT * FROM node_conditions ORDER BY node, kind",
         "SELECT * FROM node_networks ORDER BY node",
+        "SELECT * FROM node_tunnels ORDER BY node",
     };
     /* The tables from first_added on were added after schema version 1 (added_tables_sql)
      * and count only when they hold rows, so that a state that leaves them empty has the

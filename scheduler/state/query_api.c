@@ -38,7 +38,8 @@ static const char NODES_SQL[] =
     "SELECT n.name, n.cloud, n.region, n.zone, n.labels, n.cpu_millis, n.memory_bytes,"
     " n.pids, n.cost, n.state,"
     " (SELECT COUNT(*) FROM replicas r WHERE r.node = n.name AND r.state IN (0, 1, 2, 3)),"
-    " n.address, (SELECT subnet FROM node_networks s WHERE s.node = n.name)"
+    " n.address, (SELECT subnet FROM node_networks s WHERE s.node = n.name),"
+    " coalesce((SELECT public_key FROM node_tunnels t WHERE t.node = n.name), '')"
     " FROM nodes n ORDER BY n.name";
 static const char EVENTS_SQL[] = "SELECT seq, time_ms, actor, kind, object, message FROM events"
                                  " WHERE seq > ? ORDER BY seq LIMIT ?";
@@ -322,6 +323,7 @@ int sch_view_nodes(struct sch_fsm *fsm, sch_node_view_cb cb, void *data, struct 
             .active_replicas = i64(&q, 10),
             .address = text(&q, 11),
             .subnet = text(&q, 12),
+            .tunnel_key = text(&q, 13),
         };
         struct demand *allocated;
         HASH_FIND_STR(allocations, node.name, allocated);

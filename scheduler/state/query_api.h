@@ -97,8 +97,9 @@ struct sch_node_view {
      * their workloads' specs. */
     int64_t allocated_cpu_millis;
     int64_t allocated_memory_bytes;
-    const char *address; /* where other nodes reach it; "" when unknown */
-    const char *subnet;  /* its replica subnet (docs/network.md); "" when none */
+    const char *address;    /* where other nodes reach it; "" when unknown */
+    const char *subnet;     /* its replica subnet (docs/network.md); "" when none */
+    const char *tunnel_key; /* its WireGuard public key; "" when it takes part in no tunnel */
 };
 
 typedef void (*sch_node_view_cb)(void *data, const struct sch_node_view *node);

@@ -39,12 +39,19 @@ static const char UNSETTLED_NODES_SQL[] =
 static const char STOPPING_SQL[] = "SELECT id, node FROM replicas WHERE state = ?";
 static const char REGISTERED_SQL[] =
     "SELECT cloud, region, zone, cpu_millis, memory_bytes, pids, cost, address, state,"
-    " (SELECT subnet FROM node_networks WHERE node = name)"
+    " (SELECT subnet FROM node_networks WHERE node = name),"
+    " coalesce((SELECT public_key FROM node_tunnels WHERE node = name), ''),"
+    " coalesce((SELECT port FROM node_tunnels WHERE node = name), 0)"
     " FROM nodes WHERE name = ?";
+static const char NODE_EXISTS_SQL[] = "SELECT 1 FROM nodes WHERE name = ?";
 static const char NODE_SUBNET_SQL[] = "SELECT subnet FROM node_networks WHERE node = ?";
 static const char NETWORK_PEERS_SQL[] =
-    "SELECT n.name, n.address, s.subnet FROM nodes n JOIN node_networks s ON s.node = n.name"
-    " WHERE n.cloud = ? AND n.name != ? AND n.address != '' ORDER BY n.name";
+    "SELECT n.name, n.address, s.subnet, n.cloud, coalesce(t.public_key, ''),"
+    " coalesce(t.port, 0)"
+    " FROM nodes n JOIN node_networks s ON s.node = n.name"
+    " LEFT JOIN node_tunnels t ON t.node = n.name"
+    " WHERE n.name != ?2 AND n.address != '' AND (n.cloud = ?1 OR t.public_key IS NOT NULL)"
+    " ORDER BY n.name";
 static const char AGENT_ADDRESS_SQL[] = "SELECT agent_address FROM servers WHERE id = ?";
 static const char REPLICA_NODE_SQL[] = "SELECT node FROM replicas WHERE id = ?";
 static const char NOT_DOWN_SQL[] = "SELECT name FROM nodes WHERE state != ?";
@@ -377,7 +384,10 @@ bool sch_query_node_registered_as(struct sch_fsm *fsm, const Gantry__NodeInfo *i
                sqlite3_column_double(q, 6) == info->cost_per_hour &&
                strcmp(text(q, 7), info->address) == 0 &&
                sqlite3_column_int(q, 8) != GANTRY__NODE_STATE__NODE_DOWN &&
-               subnet_same(text(q, 9), info->subnet);
+               subnet_same(text(q, 9), info->subnet) &&
+               strcmp(text(q, 10), info->tunnel_key != NULL ? info->tunnel_key : "") == 0 &&
+               sqlite3_column_int64(q, 11) ==
+                   (info->tunnel_key != NULL && *info->tunnel_key ? info->tunnel_port : 0);
     read_end(fsm, &r, &err);
     return same;
 }
@@ -391,9 +401,28 @@ int sch_query_network_peers(struct sch_fsm *fsm, const char *cloud, const char *
         return rc;
     sqlite3_bind_text(r.stmt, 1, cloud, -1, SQLITE_STATIC);
     sqlite3_bind_text(r.stmt, 2, except, -1, SQLITE_STATIC);
-    while (read_next(&r))
-        cb(data, text(r.stmt, 0), text(r.stmt, 1), text(r.stmt, 2));
+    while (read_next(&r)) {
+        struct sch_network_peer p = {.name = text(r.stmt, 0),
+                                     .address = text(r.stmt, 1),
+                                     .subnet = text(r.stmt, 2),
+                                     .cloud = text(r.stmt, 3),
+                                     .tunnel_key = text(r.stmt, 4),
+                                     .tunnel_port = (uint32_t)sqlite3_column_int64(r.stmt, 5)};
+        cb(data, &p);
+    }
     return read_end(fsm, &r, err);
+}
+
+bool sch_query_node_exists(struct sch_fsm *fsm, const char *name)
+{
+    struct read r;
+    struct gy_error err;
+    if (read_begin(fsm, &r, NODE_EXISTS_SQL, "node", &err) < 0)
+        return false;
+    sqlite3_bind_text(r.stmt, 1, name, -1, SQLITE_STATIC);
+    bool found = read_next(&r);
+    read_end(fsm, &r, &err);
+    return found;
 }
 
 void sch_query_node_subnet(struct sch_fsm *fsm, const char *node, char *buf, size_t len)

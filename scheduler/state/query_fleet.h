@@ -99,13 +99,25 @@ int sch_query_stopping(struct sch_fsm *fsm, sch_replica_at_cb cb, void *data, st
  * not compared. */
 bool sch_query_node_registered_as(struct sch_fsm *fsm, const Gantry__NodeInfo *info);
 
-/* The nodes of cloud other than except that have an address and a replica subnet, by name:
- * cb(data, name, address, subnet). Returns the rows or a negative error. */
+/* Whether a node of that name is registered. */
+bool sch_query_node_exists(struct sch_fsm *fsm, const char *name);
+
 /* The replica subnet recorded for node, or "" (buf). */
 void sch_query_node_subnet(struct sch_fsm *fsm, const char *node, char *buf, size_t len);
 
-typedef void (*sch_network_peer_cb)(void *data, const char *name, const char *address,
-                                    const char *subnet);
+/* A node another node routes to (docs/network.md): one with an address and a subnet.
+ * tunnel_key is "" (and tunnel_port 0) for a node that takes part in no tunnel. */
+struct sch_network_peer {
+    const char *name;
+    const char *address;
+    const char *subnet;
+    const char *cloud;
+    const char *tunnel_key;
+    uint32_t tunnel_port;
+};
+typedef void (*sch_network_peer_cb)(void *data, const struct sch_network_peer *peer);
+/* Every node but except with an address and a subnet: those of cloud, and those of other
+ * clouds that have a tunnel key. */
 int sch_query_network_peers(struct sch_fsm *fsm, const char *cloud, const char *except,
                             sch_network_peer_cb cb, void *data, struct gy_error *err);
 

@@ -28,6 +28,9 @@ gt_cluster_init() {
         GT_BOOTSTRAP+="${GT_BOOTSTRAP:+,}$i=198.18.0.$i:7701"
         GT_AGENT_SERVERS+="${GT_AGENT_SERVERS:+,}198.18.0.$i:7702"
     done
+    # wireguard-go outlives its agent (as the tunnels do) and its host namespace: stopped by
+    # the pid the agent recorded.
+    gt_on_exit "for f in $GT_TMP/a*/wireguard.pid; do [ -f \$f ] && kill -9 \$(cat \$f) 2>/dev/null; done; rm -f /var/run/wireguard/gw$$-*.sock; true"
     gt_on_exit "for d in $GT_TMP/rt*; do [ -d \$d ] || continue; for id in \$($RUNTIME --root \$d list -q 2>/dev/null); do $RUNTIME --root \$d delete -f \$id >/dev/null 2>&1; done; done; for ns in \$(ip netns list 2>/dev/null | awk '{print \$1}' | grep '^$GT_NS_PREFIX'); do ip netns del \$ns 2>/dev/null; done"
 }
 
@@ -76,7 +79,7 @@ gt_agent_start() {
     shift
     gt_host_spawn "a$i" "$i" "$AGENT" --servers "$GT_AGENT_SERVERS" --name "node$i" \
         --data-dir "$GT_TMP/a$i" --runtime-root "$GT_TMP/rt$i" --netns-prefix "$GT_NS_PREFIX$i-" \
-        --subnet "198.19.$i.0/24" --bridge gybr0 "$@"
+        --subnet "198.19.$i.0/24" --bridge gybr0 --tunnel-interface "gw$$-$i" "$@"
     APID[$i]=$GT_LAST_PID
 }
 

@@ -21,3 +21,8 @@ gantry_integration_test(integration_network_routes
 gantry_integration_test(integration_network_ports
                         SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_network_ports.sh TIMEOUT 900
                         LOCK multi_host)
+# Two clouds joined by a router: replicas reach each other through WireGuard tunnels, and
+# nothing crosses between the clouds in the clear.
+gantry_integration_test(integration_network_clouds
+                        SCRIPT ${CMAKE_CURRENT_SOURCE_DIR}/test_network_clouds.sh TIMEOUT 900
+                        LOCK multi_host)

@@ -5,6 +5,8 @@ gantry_unit_test(test_agent_network SOURCES test_agent_network.c LIBS gantry_age
 # Replica networks through CNI: the plugin protocol with plugins the test writes, and (as
 # root) Debian's reference plugins in a network namespace of the test's own.
 gantry_unit_test(test_agent_cni SOURCES test_agent_cni.c LIBS gantry_agent TIMEOUT 120)
+# WireGuard through wireguard-go: keys, and (as root) a tunnel between two namespaces.
+gantry_unit_test(test_agent_wireguard SOURCES test_agent_wireguard.c LIBS gantry_agent TIMEOUT 120)
 gantry_unit_test(test_agent_bundle SOURCES test_agent_bundle.c LIBS gantry_agent)
 gantry_unit_test(test_agent_health SOURCES test_agent_health.c LIBS gantry_agent)
 gantry_unit_test(test_agent_metric SOURCES test_agent_metric.c LIBS gantry_agent)

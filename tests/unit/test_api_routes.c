@@ -40,6 +40,8 @@ static const struct expected routes[] = {
     {"POST", "/v1/nodes/n1/uncordon", SCH_ROUTE_NODE_UNCORDON, "n1", "node_uncordon",
      SCH_ACCESS_WRITE},
     {"DELETE", "/v1/nodes/n1", SCH_ROUTE_NODE_REMOVE, "n1", "node_remove", SCH_ACCESS_WRITE},
+    {"POST", "/v1/nodes/n1/rotate-key", SCH_ROUTE_NODE_ROTATE_KEY, "n1", "node_rotate_key",
+     SCH_ACCESS_LEADER},
     {"GET", "/v1/top", SCH_ROUTE_TOP, "", "top", SCH_ACCESS_LEADER},
     {"GET", "/v1/events", SCH_ROUTE_EVENTS, "", "events", SCH_ACCESS_READ},
     {"GET", "/v1/cluster", SCH_ROUTE_CLUSTER, "", "cluster", SCH_ACCESS_LOCAL},

@@ -507,6 +507,95 @@ static void test_node_removed_frees_subnet(void **state)
     assert_string_equal(subnet_after(fsm, "c", NULL, buf, sizeof(buf)), "198.20.0.0/24");
 }
 
+/* A node of cloud with subnet and, when key is not NULL, a tunnel key on port 51820. */
+static int register_tunnel(struct sch_fsm *fsm, const char *name, const char *cloud,
+                           const char *subnet, const char *key, struct sch_result *r)
+{
+    Gantry__NodeInfo node;
+    Gantry__Resources cap;
+    gt_node_info(&node, &cap, name, cloud, 1000, 1ll << 30);
+    node.address = (char *)"192.0.2.1";
+    node.subnet = (char *)subnet;
+    node.tunnel_key = (char *)(key != NULL ? key : "");
+    node.tunnel_port = key != NULL ? 51820 : 0;
+    Gantry__RegisterNode reg = GANTRY__REGISTER_NODE__INIT;
+    reg.node = &node;
+    Gantry__Command cmd = command("agent:x");
+    cmd.cmd_case = GANTRY__COMMAND__CMD_REGISTER_NODE;
+    cmd.register_node = &reg;
+    return sch_fsm_execute(fsm, &cmd, r);
+}
+
+struct seen_peers {
+    char text[512];
+};
+
+static void peer_seen(void *data, const struct sch_network_peer *p)
+{
+    struct seen_peers *s = data;
+    size_t n = strlen(s->text);
+    snprintf(s->text + n, sizeof(s->text) - n, "%s/%s/%.4s/%u,", p->name, p->cloud, p->tunnel_key,
+             p->tunnel_port);
+}
+
+static void test_node_tunnels(void **state)
+{
+    struct sch_fsm *fsm = *state;
+    struct sch_result r = {0};
+    static const char key_a[] = "hZ3uJ0lFqOQd1qjM8mI1l7iTn3v3gWc9hQmGmJQ6S3c=";
+    static const char key_b[] = "es11d37pBps/hckhhpjqkhizdLrk9bKgBe3YvGuq8RY=";
+    assert_int_equal(register_tunnel(fsm, "a", "private", "198.20.0.0/24", key_a, &r), 0);
+    assert_int_equal(register_tunnel(fsm, "b", "private", "198.20.1.0/24", NULL, &r), 0);
+    assert_int_equal(register_tunnel(fsm, "c", "public", "198.20.2.0/24", key_b, &r), 0);
+    assert_int_equal(register_tunnel(fsm, "d", "public", "198.20.3.0/24", NULL, &r), 0);
+    /* A key that is not one is refused, and nothing changes. */
+    assert_int_equal(register_tunnel(fsm, "e", "public", "198.20.4.0/24", "bm90IGEga2V5", &r),
+                     -GY_EINVAL);
+    assert_non_null(strstr(r.message, "not a WireGuard key"));
+    free(r.message);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM nodes WHERE name = 'e'"), 0);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM node_tunnels"), 2);
+
+    /* A's peers: b of its cloud, and c of the other, which has a key; not d. */
+    struct seen_peers seen = {""};
+    struct gy_error err;
+    assert_true(sch_query_network_peers(fsm, "private", "a", peer_seen, &seen, &err) >= 0);
+    assert_string_equal(seen.text, "b/private//0,c/public/es11/51820,");
+    /* D's: c of its cloud, and a; b has no key. */
+    memset(&seen, 0, sizeof(seen));
+    assert_true(sch_query_network_peers(fsm, "public", "d", peer_seen, &seen, &err) >= 0);
+    assert_string_equal(seen.text, "a/private/hZ3u/51820,c/public/es11/51820,");
+
+    /* A new key for c, recorded with an event; a bad one is refused. */
+    Gantry__SetNodeTunnel set = GANTRY__SET_NODE_TUNNEL__INIT;
+    set.name = (char *)"c";
+    set.public_key = (char *)key_a;
+    set.port = 51821;
+    Gantry__Command cmd = command("agent:c");
+    cmd.cmd_case = GANTRY__COMMAND__CMD_SET_NODE_TUNNEL;
+    cmd.set_node_tunnel = &set;
+    assert_int_equal(sch_fsm_execute(fsm, &cmd, &r), 0);
+    assert_int_equal(count(fsm, "SELECT port FROM node_tunnels WHERE node = 'c' AND public_key"
+                                " LIKE 'hZ3u%'"),
+                     51821);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM events WHERE object = 'node/c' AND message"
+                                " LIKE 'new tunnel key hZ3uJ0lF...'"),
+                     1);
+    set.public_key = (char *)"hZ3uJ0lFqOQd1qjM8mI1l7iTn3v3gWc9hQmGmJQ6S3d="; /* stray bits */
+    assert_int_equal(sch_fsm_execute(fsm, &cmd, &r), -GY_EINVAL);
+    free(r.message);
+    set.name = (char *)"nope";
+    set.public_key = (char *)key_b;
+    assert_int_equal(sch_fsm_execute(fsm, &cmd, &r), -GY_ENOTFOUND);
+    free(r.message);
+    /* A node that comes back without a key leaves the tunnels; a removed one too. */
+    assert_int_equal(register_tunnel(fsm, "a", "private", "198.20.0.0/24", NULL, &r), 0);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM node_tunnels WHERE node = 'a'"), 0);
+    gt_set_node_state(fsm, "c", GANTRY__NODE_STATE__NODE_DOWN);
+    assert_int_equal(remove_node(fsm, "c", &r), 0);
+    assert_int_equal(count(fsm, "SELECT COUNT(*) FROM node_tunnels"), 0);
+}
+
 static void test_cluster_network_checked(void **state)
 {
     struct sch_fsm *fsm = *state;
@@ -1113,6 +1202,7 @@ int main(void)
                                         gt_fsm_teardown),
         cmocka_unit_test_setup_teardown(test_node_removed_frees_subnet, gt_fsm_setup,
                                         gt_fsm_teardown),
+        cmocka_unit_test_setup_teardown(test_node_tunnels, gt_fsm_setup, gt_fsm_teardown),
         cmocka_unit_test_setup_teardown(test_batch_isolates_failures, gt_fsm_setup,
                                         gt_fsm_teardown),
         cmocka_unit_test_setup_teardown(test_malformed_entry_is_rejected, gt_fsm_setup,
