@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Benchmark: the network between replicas on two nodes of one cloud (routes through the
-# nodes' addresses, docs/network.md) against the same between the bare hosts, in the same
-# run: iperf3 TCP throughput and ping round-trip time, ROUNDS interleaved rounds, medians.
+# nodes' addresses, docs/network.md) and on nodes of two clouds (a WireGuard tunnel through
+# wireguard-go), each against the same between the bare hosts, in the same run: iperf3 TCP
+# throughput and ping round-trip time, ROUNDS interleaved rounds, medians.
 #   tests/bench/network/run.sh [ROUNDS] [SECONDS]    (as root; builds build/rel first)
-# Two hosts (network namespaces on one switch), a server and an agent each; a workload of
-# two replicas, one per node. The replica side runs iperf3 and ping in the replicas'
+# Three hosts (network namespaces; hosts 1 and 2 on one switch, host 3 on another behind a
+# router), a server and an agent each; a workload of three replicas, one per node. The replica side runs iperf3 and ping in the replicas'
 # network namespaces (the path a replica's packets take: its veth, the node's bridge and
 # routes, the link, the other node's routes and bridge); the host side between the hosts'
-# own addresses. Targets (issue: same cloud): replica throughput >= 0.9 x the hosts', RTT
-# at most +50 us.
+# own addresses. Targets: same cloud, replica throughput >= 0.9 x the hosts', RTT at most
+# +50 us; two clouds: reported beside the hosts' (encryption in user space costs).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 ROUNDS=${1:-3}
