@@ -207,14 +207,18 @@ int agent_cni_write_default(const char *path, const char *bridge, const char *su
     in.s_addr = htonl(ntohl(in.s_addr) + 1);
     char gateway[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &in, gateway, sizeof(gateway));
+    /* disableCheck: Debian's portmap (1.1.1) fails CHECK on hosts without IPv6 NAT chains
+     * ("could not check ipv6 dnat"), which would restart every replica with a published
+     * port after each restart of the agent. */
     json_t *doc = json_pack(
-        "{s:s, s:s, s:[{s:s, s:s, s:b, s:b, s:b, s:{s:s, s:[[{s:s, s:s}]], s:[{s:s}], s:s}},"
+        "{s:s, s:s, s:b, s:[{s:s, s:s, s:b, s:b, s:b, s:{s:s, s:[[{s:s, s:s}]], s:[{s:s}], s:s}},"
         " {s:s, s:{s:b}, s:b}, {s:s, s:s}, {s:s, s:{s:b}}]}",
-        "cniVersion", "1.0.0", "name", "gantry", "plugins", "type", "bridge", "bridge", bridge,
-        "isGateway", 1, "ipMasq", 0, "hairpinMode", 1, "ipam", "type", "host-local", "ranges",
-        "subnet", subnet, "gateway", gateway, "routes", "dst", "0.0.0.0/0", "dataDir", ipam_dir,
-        "type", "portmap", "capabilities", "portMappings", 1, "snat", 1, "type", "firewall",
-        "backend", "iptables", "type", "bandwidth", "capabilities", "bandwidth", 1);
+        "cniVersion", "1.0.0", "name", "gantry", "disableCheck", 1, "plugins", "type", "bridge",
+        "bridge", bridge, "isGateway", 1, "ipMasq", 0, "hairpinMode", 1, "ipam", "type",
+        "host-local", "ranges", "subnet", subnet, "gateway", gateway, "routes", "dst", "0.0.0.0/0",
+        "dataDir", ipam_dir, "type", "portmap", "capabilities", "portMappings", 1, "snat", 1,
+        "type", "firewall", "backend", "iptables", "type", "bandwidth", "capabilities", "bandwidth",
+        1);
     if (doc == NULL)
         return gy_error_set(err, GY_EINVAL, "cannot build the default CNI configuration");
     int rc = write_json_atomic(path, doc, err);

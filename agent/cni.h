@@ -72,8 +72,8 @@ int agent_cni_add(struct agent_cni *cni, const char *container_id, const char *n
 int agent_cni_del(struct agent_cni *cni, const char *container_id, const char *netns,
                   const char *ifname, struct gy_error *err);
 
-/* CHECK (lists of version 0.4.0 and later; 0 without running anything for older ones):
- * whether the attachment is still what ADD made. */
+/* CHECK (lists of version 0.4.0 and later that do not set disableCheck; 0 without running
+ * anything otherwise): whether the attachment is still what ADD made. */
 int agent_cni_check(struct agent_cni *cni, const char *container_id, const char *netns,
                     const char *ifname, struct gy_error *err);
 

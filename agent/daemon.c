@@ -343,8 +343,9 @@ struct start_job {
 struct net_job {
     uv_work_t req;
     struct agent *a;
-    char *id;   /* a replica to detach; NULL: add one attachment to the pool */
+    char *id;   /* a replica to detach or check; NULL: add one attachment to the pool */
     bool reuse; /* the replica's container is gone: its pooled network may serve again */
+    bool check; /* CNI CHECK of an adopted replica's network; a failed one is detached */
     struct gy_error err;
     int rc;
 };
@@ -352,9 +353,22 @@ struct net_job {
 static void net_job_work(uv_work_t *req)
 {
     struct net_job *job = req->data;
-    job->rc = job->id != NULL ? agent_rnet_detach(job->a->rnet, job->id, job->reuse, &job->err)
-                              : agent_rnet_pool_fill_one(job->a->rnet, &job->err);
+    struct agent_rnet *rn = job->a->rnet;
+    if (job->check) {
+        job->rc = agent_rnet_check(rn, job->id, &job->err);
+        /* Broken: the network goes now, so that the restart that follows makes a new one. */
+        struct gy_error e;
+        if (job->rc < 0 && agent_rnet_detach(rn, job->id, false, &e) < 0)
+            gy_log_warn("cannot remove a broken replica network", "replica=%s error=\"%s\"",
+                        job->id, e.msg);
+    } else if (job->id != NULL) {
+        job->rc = agent_rnet_detach(rn, job->id, job->reuse, &job->err);
+    } else {
+        job->rc = agent_rnet_pool_fill_one(rn, &job->err);
+    }
 }
+
+static struct replica *replica_find(struct agent *a, const char *id);
 
 static void pool_refill_later(struct agent *a);
 static void on_pool_timer(uv_timer_t *t);
@@ -368,10 +382,17 @@ static void net_job_done(uv_work_t *req, int status)
     a->net_jobs--;
     if (job->id == NULL)
         a->pool_filling = false;
-    if (job->rc < 0 && job->id != NULL)
+    if (job->rc < 0 && job->check) {
+        /* The container restarts through its restart policy, with a new network. */
+        gy_log_warn("replica network fails its CNI CHECK; restarting the replica",
+                    "replica=%s error=\"%s\"", job->id, job->err.msg);
+        struct replica *r = replica_find(a, job->id);
+        if (r != NULL && r->has_container && !r->stopping)
+            rt_container_kill(runtime_root(a), r->id, SIGKILL, true, NULL);
+    } else if (job->rc < 0 && job->id != NULL) {
         gy_log_warn("cannot remove replica network", "replica=%s error=\"%s\"", job->id,
                     job->err.msg);
-    else if (job->rc < 0)
+    } else if (job->rc < 0)
         gy_log_warn("warm pool of replica networks not refilled", "error=\"%s\"", job->err.msg);
     if (a->stopping || a->rnet == NULL) {
         /* nothing more */
@@ -387,6 +408,18 @@ static void net_job_done(uv_work_t *req, int status)
     free(job);
 }
 
+static void net_job_submit(struct agent *a, struct net_job *job)
+{
+    if (uv_queue_work(&a->loop, &job->req, net_job_work, net_job_done) < 0) {
+        free(job->id);
+        free(job);
+        return;
+    }
+    a->net_jobs++;
+    if (job->id == NULL)
+        a->pool_filling = true;
+}
+
 static void net_job_queue(struct agent *a, const char *id, bool reuse)
 {
     struct net_job *job = gy_xcalloc(1, sizeof(*job));
@@ -394,14 +427,20 @@ static void net_job_queue(struct agent *a, const char *id, bool reuse)
     job->a = a;
     job->id = id != NULL ? gy_xstrdup(id) : NULL;
     job->reuse = reuse;
-    if (uv_queue_work(&a->loop, &job->req, net_job_work, net_job_done) < 0) {
-        free(job->id);
-        free(job);
-        return;
-    }
-    a->net_jobs++;
-    if (id == NULL)
-        a->pool_filling = true;
+    net_job_submit(a, job);
+}
+
+/* After a restart of the agent: CNI CHECK of an adopted replica's network. */
+static void net_check(struct agent *a, const char *id)
+{
+    if (!agent_rnet_ready(a->rnet))
+        return; /* no network yet: nothing to check */
+    struct net_job *job = gy_xcalloc(1, sizeof(*job));
+    job->req.data = job;
+    job->a = a;
+    job->id = gy_xstrdup(id);
+    job->check = true;
+    net_job_submit(a, job);
 }
 
 /* A replica's network goes on the thread pool: CNI DEL runs plugins. */
@@ -1861,6 +1900,7 @@ static int adopt(struct agent *a, struct gy_error *err)
                 r->started_at = uv_now(&a->loop);
                 r->state = GANTRY__REPLICA_STATE__REPLICA_RUNNING;
                 gy_log_info("adopted running replica", "replica=%s pid=%d", r->id, (int)st.pid);
+                net_check(a, r->id);
             }
         }
         if (done) {

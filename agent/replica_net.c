@@ -348,6 +348,22 @@ int agent_rnet_detach(struct agent_rnet *rn, const char *id, bool reuse, struct 
     return 0;
 }
 
+int agent_rnet_check(struct agent_rnet *rn, const char *id, struct gy_error *err)
+{
+    struct agent_cni *cni = cni_of(rn, err);
+    if (cni == NULL)
+        return -GY_EUNAVAILABLE;
+    char ns[PATH_LEN], attachment[AGENT_CNI_ID_MAX + 1];
+    int rc = ns_path(rn, id, ns, sizeof(ns), err);
+    if (rc == 0)
+        rc = owner_get(rn, id, attachment, err);
+    if (rc < 0)
+        return gy_error_wrap(err, "network of replica %s", id);
+    if (!exists(ns))
+        return gy_error_set(err, GY_ENOTFOUND, "network of replica %s: %s is gone", id, ns);
+    return agent_cni_check(cni, attachment, ns, IFNAME, err);
+}
+
 int agent_rnet_address(struct agent_rnet *rn, const char *id, uint32_t *addr, struct gy_error *err)
 {
     struct agent_cni *cni = cni_of(rn, err);

@@ -59,6 +59,10 @@ int agent_rnet_attach(struct agent_rnet *rn, const char *id, const struct agent_
  * namespace (CAP_NET_ADMIN), so what it leaves is the namespace the pool made. */
 int agent_rnet_detach(struct agent_rnet *rn, const char *id, bool reuse, struct gy_error *err);
 
+/* CNI CHECK of replica id's attachment (lists of version 0.4.0 and later): whether its
+ * network is still what ADD made. */
+int agent_rnet_check(struct agent_rnet *rn, const char *id, struct gy_error *err);
+
 /* The address of replica id's attachment, from the cache. */
 int agent_rnet_address(struct agent_rnet *rn, const char *id, uint32_t *addr, struct gy_error *err);
 

@@ -157,6 +157,19 @@ static void test_protocol(void **state)
     free(ids[0]);
     free(ids);
 
+    /* CHECK: in order, each with the cached result as prevResult. */
+    unlink(log);
+    assert_int_equal(agent_cni_check(cni, "c1", "/run/netns/x", "eth0", &err), 0);
+    text = read_text(log);
+    a = strstr(text, "alpha CHECK c1 eth0");
+    b = strstr(text, "beta CHECK c1 eth0");
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_true(a < b);
+    assert_non_null(strstr(a, "\"prevResult\":{"));
+    assert_non_null(strstr(a, "\"marker\":\"beta\""));
+    free(text);
+
     /* DEL in reverse order, each with the cached result, after the list changed on disk:
      * DEL is given what ADD was given. */
     unlink(log);
@@ -390,12 +403,65 @@ static void test_reference_plugins(void **state)
     assert_int_equal(count_files(owners), 0);
 }
 
+/* An operator's list (--cni-conf): ready at once, no subnet needed, its own bridge and
+ * addresses. */
+static void test_operator_list(void **state)
+{
+    (void)state;
+    if (geteuid() != 0)
+        GT_SKIP("network namespaces need root");
+    if (!plugins_present())
+        GT_SKIP("Debian's containernetworking-plugins are not in /usr/lib/cni");
+    assert_int_equal(unshare(CLONE_NEWNET), 0);
+    assert_int_equal(system("ip link set lo up"), 0);
+    char prefix[32], list[256], text[1024];
+    snprintf(prefix, sizeof(prefix), "gto%d-", (int)getpid());
+    snprintf(list, sizeof(list), "%s/operator.conflist", tmp);
+    snprintf(text, sizeof(text),
+             "{\"cniVersion\":\"0.4.0\",\"name\":\"opnet\",\"plugins\":[{\"type\":\"bridge\","
+             "\"bridge\":\"gtop0\",\"isGateway\":true,\"ipam\":{\"type\":\"host-local\","
+             "\"subnet\":\"198.18.7.0/24\",\"dataDir\":\"%s/leases\"}}]}",
+             tmp);
+    write_file(list, text, 0644);
+    struct agent_rnet_config cfg = {.data_dir = tmp,
+                                    .ns_prefix = prefix,
+                                    .bridge = "unused0",
+                                    .conf = list,
+                                    .bin_dirs = "/usr/lib/cni",
+                                    .pool = 0};
+    struct agent_rnet *rn;
+    struct gy_error err;
+    if (agent_rnet_open(&rn, &cfg, &err) != 0)
+        fail_msg("open: %s", err.msg);
+    assert_true(agent_rnet_custom(rn));
+    assert_true(agent_rnet_ready(rn));
+    assert_int_equal(agent_rnet_subnet(rn, "198.18.6.0/24", &err), 0); /* ignored */
+    char ns[256];
+    uint32_t addr = 0;
+    if (agent_rnet_attach(rn, "op-00000001", NULL, ns, sizeof(ns), &addr, &err) != 0)
+        fail_msg("attach: %s", err.msg);
+    assert_int_equal(addr, (198u << 24) | (18u << 16) | (7u << 8) | 2u);
+    assert_int_equal(system("ip -o link show master gtop0 | grep -q veth"), 0);
+    /* Its version has CHECK, and the attachment passes it. */
+    if (agent_rnet_check(rn, "op-00000001", &err) != 0)
+        fail_msg("check: %s", err.msg);
+    assert_int_equal(agent_rnet_detach(rn, "op-00000001", false, &err), 0);
+    assert_int_not_equal(system("ip -o link show master gtop0 | grep -q veth"), 0);
+    agent_rnet_close(rn);
+    /* A list that does not parse is refused at open, naming the file. */
+    write_file(list, "{\"cniVersion\":\"1.0.0\",\"name\":\"x\",\"plugins\":[{}]}", 0644);
+    assert_int_equal(agent_rnet_open(&rn, &cfg, &err), -GY_EINVAL);
+    assert_non_null(strstr(err.msg, "plugins[0].type"));
+    assert_non_null(strstr(err.msg, list));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_protocol, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_errors, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_reference_plugins, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_operator_list, setup_tmp, teardown_tmp),
     };
     return gt_exit_status(cmocka_run_group_tests(tests, NULL, NULL));
 }
