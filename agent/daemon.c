@@ -336,9 +336,11 @@ struct start_job {
 
 /* Refills begin this long after the last start or detach, so that they take no CPU from
  * a burst of starts. */
-#define POOL_QUIET_MS   1000
-#define AGENT_PORTS_MAX 64
-#define POOL_RETRY_MS   30000
+#define POOL_QUIET_MS 1000
+/* The VXLAN overlay to the nodes of this cloud that no direct route reaches. */
+#define AGENT_VXLAN_INTERFACE "gantry-vx"
+#define AGENT_PORTS_MAX       64
+#define POOL_RETRY_MS         30000
 
 struct net_job {
     uv_work_t req;
@@ -1605,7 +1607,8 @@ static void on_network_peers(void *data, const Gantry__NetworkPeers *msg)
     size_t n_max = msg->n_peers < 4096 ? msg->n_peers : 4096;
     struct agent_net_route *routes = gy_xcalloc(n_max ? n_max : 1, sizeof(*routes));
     struct agent_wg_peer *tunneled = gy_xcalloc(n_max ? n_max : 1, sizeof(*tunneled));
-    size_t n = 0, n_tunneled = 0;
+    struct agent_net_vxlan_peer *overlaid = gy_xcalloc(n_max ? n_max : 1, sizeof(*overlaid));
+    size_t n = 0, n_tunneled = 0, n_overlaid = 0;
     for (size_t i = 0; i < n_max; i++) {
         const Gantry__NetworkPeer *p = msg->peers[i];
         const char *name = p->node != NULL ? p->node : "";
@@ -1647,7 +1650,15 @@ static void on_network_peers(void *data, const Gantry__NetworkPeers *msg)
                         "node=%.64s subnet=%.64s with=\"%s\"", name, p->subnet, clash);
             continue;
         }
-        if (other_cloud) {
+        if (!other_cloud && a->net_ready &&
+            !gy_cidr_onlink(r.via, a->cfg->bridge, AGENT_VXLAN_INTERFACE)) {
+            /* Of this cloud but not on a network of this host: no direct route can reach
+             * it, the VXLAN overlay does. */
+            overlaid[n_overlaid++] = (struct agent_net_vxlan_peer){
+                .network = r.dst, .prefix_len = r.prefix_len, .address = r.via};
+            r.via = r.dst; /* the peer's end of the overlay */
+            r.dev = -1;    /* set below, once the overlay is there */
+        } else if (other_cloud) {
             struct agent_wg_peer *t = &tunneled[n_tunneled++];
             snprintf(t->public_key, sizeof(t->public_key), "%s", p->tunnel_key);
             snprintf(t->endpoint, sizeof(t->endpoint), "%s:%u", p->address, p->tunnel_port);
@@ -1658,13 +1669,21 @@ static void on_network_peers(void *data, const Gantry__NetworkPeers *msg)
         routes[n++] = r;
     }
     int dev = tunnels_sync(a, tunneled, n_tunneled);
-    /* Without the tunnel, the other clouds' subnets get no route. */
+    int vx = 0;
+    struct gy_error verr;
+    if (n_overlaid > 0 &&
+        agent_net_vxlan_sync(&a->net, AGENT_VXLAN_INTERFACE, overlaid, n_overlaid, &vx, &verr) < 0)
+        gy_log_error("overlay to the nodes of this cloud not made", "error=\"%s\"", verr.msg);
+    /* Without the tunnel, the other clouds' subnets get no route; without the overlay,
+     * the nodes it was for get none. */
     size_t kept = 0;
     for (size_t i = 0; i < n; i++) {
-        if (routes[i].via == 0 && dev == 0)
+        if ((routes[i].via == 0 && dev == 0) || (routes[i].dev == -1 && vx <= 0))
             continue;
         if (routes[i].via == 0)
             routes[i].dev = dev;
+        else if (routes[i].dev == -1)
+            routes[i].dev = vx;
         routes[kept++] = routes[i];
     }
     size_t changed = 0;
@@ -1672,8 +1691,9 @@ static void on_network_peers(void *data, const Gantry__NetworkPeers *msg)
     if (agent_net_routes_sync(routes, kept, &changed, &err) < 0)
         gy_log_error("routes to other nodes not made", "error=\"%s\"", err.msg);
     else if (changed > 0)
-        gy_log_info("routes to other nodes", "peers=%zu tunneled=%zu changed=%zu", kept, n_tunneled,
-                    changed);
+        gy_log_info("routes to other nodes", "peers=%zu tunneled=%zu overlaid=%zu changed=%zu",
+                    kept, n_tunneled, n_overlaid, changed);
+    free(overlaid);
     free(tunneled);
     free(routes);
 }

@@ -188,6 +188,65 @@ int agent_nl_bridge_add(struct agent_nl *nl, const char *name, struct gy_error *
     return talk(nl, h, NULL, NULL, what, err);
 }
 
+int agent_nl_vxlan_add(struct agent_nl *nl, const char *name, uint32_t vni, uint16_t port,
+                       struct gy_error *err)
+{
+    char buf[512], what[96];
+    struct ifinfomsg *ifi;
+    struct nlmsghdr *h = link_msg(buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0, &ifi);
+    mnl_attr_put_strz(h, IFLA_IFNAME, name);
+    struct nlattr *info = mnl_attr_nest_start(h, IFLA_LINKINFO);
+    mnl_attr_put_strz(h, IFLA_INFO_KIND, "vxlan");
+    struct nlattr *data = mnl_attr_nest_start(h, IFLA_INFO_DATA);
+    mnl_attr_put_u32(h, IFLA_VXLAN_ID, vni);
+    mnl_attr_put_u16(h, IFLA_VXLAN_PORT, htons(port));
+    /* The peers are given (agent_nl_fdb_replace), never learnt from traffic. */
+    mnl_attr_put_u8(h, IFLA_VXLAN_LEARNING, 0);
+    mnl_attr_nest_end(h, data);
+    mnl_attr_nest_end(h, info);
+    snprintf(what, sizeof(what), "create vxlan %s (vni %u, port %u)", name, vni, port);
+    return talk(nl, h, NULL, NULL, what, err);
+}
+
+int agent_nl_neigh_replace(struct agent_nl *nl, int index, uint32_t addr, const uint8_t mac[6],
+                           struct gy_error *err)
+{
+    char buf[256], what[96], text[INET_ADDRSTRLEN];
+    struct nlmsghdr *h = mnl_nlmsg_put_header(buf);
+    h->nlmsg_type = RTM_NEWNEIGH;
+    h->nlmsg_flags = NLM_F_CREATE | NLM_F_REPLACE;
+    struct ndmsg *nd = mnl_nlmsg_put_extra_header(h, sizeof(*nd));
+    nd->ndm_family = AF_INET;
+    nd->ndm_ifindex = index;
+    nd->ndm_state = NUD_PERMANENT;
+    uint32_t be = htonl(addr);
+    mnl_attr_put_u32(h, NDA_DST, be);
+    mnl_attr_put(h, NDA_LLADDR, 6, mac);
+    snprintf(what, sizeof(what), "neighbour %s on interface %d",
+             inet_ntop(AF_INET, &be, text, sizeof(text)), index);
+    return talk(nl, h, NULL, NULL, what, err);
+}
+
+int agent_nl_fdb_replace(struct agent_nl *nl, int index, const uint8_t mac[6], uint32_t dst,
+                         struct gy_error *err)
+{
+    char buf[256], what[96], text[INET_ADDRSTRLEN];
+    struct nlmsghdr *h = mnl_nlmsg_put_header(buf);
+    h->nlmsg_type = RTM_NEWNEIGH;
+    h->nlmsg_flags = NLM_F_CREATE | NLM_F_REPLACE;
+    struct ndmsg *nd = mnl_nlmsg_put_extra_header(h, sizeof(*nd));
+    nd->ndm_family = AF_BRIDGE;
+    nd->ndm_ifindex = index;
+    nd->ndm_state = NUD_PERMANENT;
+    nd->ndm_flags = NTF_SELF;
+    uint32_t be = htonl(dst);
+    mnl_attr_put(h, NDA_LLADDR, 6, mac);
+    mnl_attr_put_u32(h, NDA_DST, be);
+    snprintf(what, sizeof(what), "forwarding entry to %s on interface %d",
+             inet_ntop(AF_INET, &be, text, sizeof(text)), index);
+    return talk(nl, h, NULL, NULL, what, err);
+}
+
 int agent_nl_veth_add(struct agent_nl *nl, const char *name, int master, const char *peer,
                       int peer_ns_fd, struct gy_error *err)
 {
@@ -342,6 +401,11 @@ int agent_nl_route_replace(struct agent_nl *nl, uint32_t dst, int prefix_len, ui
     }
     if (oif > 0)
         mnl_attr_put_u32(h, RTA_OIF, (uint32_t)oif);
+    if (oif > 0 && gateway != 0) {
+        /* A gateway that is on no network of the interface: the far end of an overlay. */
+        struct rtmsg *rtm = mnl_nlmsg_get_payload(h);
+        rtm->rtm_flags |= RTNH_F_ONLINK;
+    }
     return talk(nl, h, NULL, NULL, what, err);
 }
 

@@ -36,6 +36,20 @@ int agent_nl_link_del(struct agent_nl *nl, const char *name, struct gy_error *er
 /* Creates a bridge called name (down); GY_EEXISTS when the name is taken. */
 int agent_nl_bridge_add(struct agent_nl *nl, const char *name, struct gy_error *err);
 
+/* Creates a VXLAN interface (down) with network identifier vni on UDP port port, that
+ * learns no addresses from traffic. */
+int agent_nl_vxlan_add(struct agent_nl *nl, const char *name, uint32_t vni, uint16_t port,
+                       struct gy_error *err);
+
+/* A permanent neighbour entry: addr (host byte order) is at mac on the interface. */
+int agent_nl_neigh_replace(struct agent_nl *nl, int index, uint32_t addr, const uint8_t mac[6],
+                           struct gy_error *err);
+
+/* A permanent forwarding entry of a VXLAN interface: frames for mac go to the VXLAN
+ * endpoint dst (host byte order). */
+int agent_nl_fdb_replace(struct agent_nl *nl, int index, const uint8_t mac[6], uint32_t dst,
+                         struct gy_error *err);
+
 /* Creates a veth pair: name here, enslaved to the interface master (0: none) and up, and
  * its peer called peer in the network namespace open at peer_ns_fd. */
 int agent_nl_veth_add(struct agent_nl *nl, const char *name, int master, const char *peer,
@@ -63,7 +77,8 @@ int agent_nl_route_default(struct agent_nl *nl, uint32_t gateway, struct gy_erro
 #define AGENT_NL_ROUTE_PROTOCOL 152
 
 /* Adds or replaces the route to dst/prefix_len through gateway (host byte order), or with
- * gateway 0 straight out of interface oif, marked AGENT_NL_ROUTE_PROTOCOL. */
+ * gateway 0 straight out of interface oif, marked AGENT_NL_ROUTE_PROTOCOL. With both, the
+ * gateway is taken as on the link of oif (onlink): the far end of an overlay. */
 int agent_nl_route_replace(struct agent_nl *nl, uint32_t dst, int prefix_len, uint32_t gateway,
                            int oif, struct gy_error *err);
 

@@ -164,6 +164,51 @@ static int forwarding_on(struct gy_error *err)
     return n == 1 ? 0 : gy_error_sys(err, e, "enable IPv4 forwarding");
 }
 
+/* The VXLAN endpoint address of a node's subnet: 02, the network's four bytes and the
+ * prefix length. Every node derives every other's from its subnet alone. */
+void agent_net_vtep_mac(uint32_t network, int prefix_len, uint8_t mac[6])
+{
+    mac[0] = 0x02;
+    mac[1] = (uint8_t)(network >> 24);
+    mac[2] = (uint8_t)(network >> 16);
+    mac[3] = (uint8_t)(network >> 8);
+    mac[4] = (uint8_t)network;
+    mac[5] = (uint8_t)prefix_len;
+}
+
+int agent_net_vxlan_sync(const struct agent_net_config *cfg, const char *name,
+                         const struct agent_net_vxlan_peer *peers, size_t n, int *index,
+                         struct gy_error *err)
+{
+    *index = 0;
+    struct agent_nl nl;
+    int rc = agent_nl_open(&nl, err);
+    if (rc < 0)
+        return gy_error_wrap(err, "overlay %s", name);
+    struct gy_error e;
+    if ((rc = agent_nl_link_index(&nl, name, index, &e)) == -GY_ENOTFOUND)
+        rc = agent_nl_vxlan_add(&nl, name, AGENT_NET_VXLAN_VNI, AGENT_NET_VXLAN_PORT, &e) < 0
+                 ? -(int)e.code
+                 : agent_nl_link_index(&nl, name, index, &e);
+    if (rc < 0)
+        *err = e;
+    uint8_t mac[6];
+    agent_net_vtep_mac(cfg->network, cfg->prefix_len, mac);
+    /* The node's own end: its address the subnet's network address, alone (as flannel's
+     * VXLAN backend does); the bridge keeps the gateway's. */
+    if (rc == 0)
+        rc = agent_nl_link_set(&nl, *index, true, mac, err);
+    if (rc == 0)
+        rc = agent_nl_addr_add(&nl, *index, cfg->network, 32, true, err);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        agent_net_vtep_mac(peers[i].network, peers[i].prefix_len, mac);
+        if ((rc = agent_nl_neigh_replace(&nl, *index, peers[i].network, mac, err)) == 0)
+            rc = agent_nl_fdb_replace(&nl, *index, mac, peers[i].address, err);
+    }
+    agent_nl_close(&nl);
+    return rc < 0 ? gy_error_wrap(err, "overlay %s", name) : 0;
+}
+
 int agent_net_routes_sync(const struct agent_net_route *routes, size_t n, size_t *changed,
                           struct gy_error *err)
 {
@@ -191,10 +236,9 @@ int agent_net_routes_sync(const struct agent_net_route *routes, size_t n, size_t
             same = routes[j].dst == have.items[i].dst &&
                    routes[j].prefix_len == have.items[i].prefix_len &&
                    routes[j].via == have.items[i].via &&
-                   (routes[j].via != 0 || routes[j].dev == have.items[i].dev);
-        if (!same &&
-            (rc = agent_nl_route_replace(&nl, routes[j].dst, routes[j].prefix_len, routes[j].via,
-                                         routes[j].via ? 0 : routes[j].dev, err)) == 0)
+                   (routes[j].dev == 0 || routes[j].dev == have.items[i].dev);
+        if (!same && (rc = agent_nl_route_replace(&nl, routes[j].dst, routes[j].prefix_len,
+                                                  routes[j].via, routes[j].dev, err)) == 0)
             (*changed)++;
     }
     free(have.items);

@@ -36,6 +36,29 @@ struct agent_net_route {
 int agent_net_routes_sync(const struct agent_net_route *routes, size_t n, size_t *changed,
                           struct gy_error *err);
 
+/* The VXLAN overlay within a cloud, for nodes that cannot route to each other directly:
+ * the kernel's VXLAN on UDP 4789, each node's end at its subnet's network address with a
+ * hardware address made from its subnet (agent_net_vtep_mac). */
+#define AGENT_NET_VXLAN_VNI  7373
+#define AGENT_NET_VXLAN_PORT 4789
+
+struct agent_net_vxlan_peer {
+    uint32_t network; /* the peer's replica subnet, host byte order */
+    int prefix_len;
+    uint32_t address; /* the peer node's address: where its VXLAN packets go */
+};
+
+void agent_net_vtep_mac(uint32_t network, int prefix_len, uint8_t mac[6]);
+
+/* Makes the VXLAN interface name (created if missing, up, with this node's end) and, for
+ * every peer, the neighbour and forwarding entries that send its subnet's traffic to its
+ * address. *index is the interface's, for the routes (SUBNET via NETWORK dev name onlink).
+ * Entries of peers no longer listed stay until the interface goes, unused: no route
+ * leads to them. */
+int agent_net_vxlan_sync(const struct agent_net_config *cfg, const char *name,
+                         const struct agent_net_vxlan_peer *peers, size_t n, int *index,
+                         struct gy_error *err);
+
 /* Parses a subnet "10.73.1.0/24" (host bits must be zero; /16 to /30) into cfg, with the
  * given bridge name and namespace prefix. A NULL subnet sets the names alone (the node's
  * subnet is not known yet). */

@@ -66,6 +66,28 @@ bool gy_cidr_route_overlap(uint32_t addr, int len, const char *skip_dev, bool wi
     return hit;
 }
 
+bool gy_cidr_onlink(uint32_t addr, const char *skip_a, const char *skip_b)
+{
+    FILE *f = fopen("/proc/net/route", "re");
+    if (f == NULL)
+        return false;
+    char line[512];
+    bool hit = false;
+    while (!hit && fgets(line, sizeof(line), f) != NULL) {
+        char dev[64];
+        unsigned dst, gw, flags, mask;
+        if (sscanf(line, "%63s %x %x %x %*d %*d %*d %x", dev, &dst, &gw, &flags, &mask) != 5)
+            continue;
+        uint32_t d = ntohl(dst), m = ntohl(mask);
+        if (m == 0 || (flags & 0x2) != 0 || (skip_a != NULL && strcmp(dev, skip_a) == 0) ||
+            (skip_b != NULL && strcmp(dev, skip_b) == 0))
+            continue;
+        hit = (addr & m) == (d & m);
+    }
+    fclose(f);
+    return hit;
+}
+
 bool gy_tunnel_key_valid(const char *text)
 {
     static const char alphabet[] =

@@ -20,6 +20,11 @@ bool gy_cidr_overlap(uint32_t a, int alen, uint32_t b, int blen);
 bool gy_cidr_route_overlap(uint32_t addr, int len, const char *skip_dev, bool with_gateway,
                            char *found, size_t found_len);
 
+/* Whether addr (host byte order) is on a network the caller's network namespace reaches
+ * directly, with no gateway (/proc/net/route, main table), through an interface other than
+ * skip_a and skip_b (NULL: none). */
+bool gy_cidr_onlink(uint32_t addr, const char *skip_a, const char *skip_b);
+
 /* Whether text is a WireGuard public key as the tunnels between clouds carry it: the
  * standard base64 of 32 bytes (43 characters and one '='), whose last character before the
  * padding leaves no stray bits. */

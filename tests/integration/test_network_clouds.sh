@@ -1,14 +1,16 @@
 # Replicas of different clouds reach each other through WireGuard tunnels (docs/network.md,
-# "Between clouds"): two clouds, each a switch of its own, joined by a router; hosts 1 and 2
-# in cloud private, host 3 in cloud public. A server and an agent per host; each agent
-# makes a key pair, the leader records the public keys and tells every agent its peers:
-# those of its cloud to route to directly, the others to reach through the tunnel. Checked:
-# the routes (direct within a cloud, into the tunnel across); a replica on each node
-# reaches the replicas on the other two by address; on the router between the clouds a
-# message between replicas shows only as WireGuard packets, never in the clear, while the
-# same message within a cloud is visible on its switch (so the capture can see it); a key
-# rotation changes the node's key and the replicas still reach each other; an agent
-# restart keeps them reachable.
+# "Between clouds"), and nodes of one cloud that cannot route to each other through a VXLAN
+# overlay: two switches joined by a router; hosts 1 and 2 on switch A in cloud private,
+# host 3 on switch B in cloud public, host 4 on switch B in cloud private. A server and an
+# agent per host; each agent makes a key pair, the leader records the public keys and
+# tells every agent its peers: those of its cloud on its network to route to directly,
+# those of its cloud elsewhere through the overlay, those of other clouds through the
+# tunnel. Checked: the routes; a replica on each node reaches the replicas on the other
+# three by address; on the router a message between replicas of two clouds shows only as
+# WireGuard packets, never in the clear, while the same message within a cloud is visible
+# on its switch (so the capture can see it) and in the overlay's packets on the router
+# (the overlay does not encrypt); a key rotation changes the node's key and the replicas
+# still reach each other; an agent restart keeps them reachable.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/netns.sh"
 source "$(dirname "$0")/cluster.sh"
@@ -20,15 +22,15 @@ command -v wireguard-go >/dev/null || gt_skip "wireguard-go is missing"
 [ -c /dev/net/tun ] || gt_skip "no /dev/net/tun"
 for b in "$SCHED" "$AGENT" "$RUNTIME" "$GANTRY"; do [ -x "$b" ] || gt_skip "$b is not built"; done
 
-gt_clouds_create 2 1 || exit 1
+gt_clouds_create 2 2 || exit 1
 gt_cluster_init 1 nc
 rootfs=$GT_TMP/rootfs
 gt_cluster_image "$rootfs" sh sleep ping nc echo
-for i in 1 2 3; do gt_image_import "$i" "$rootfs"; done
+for i in 1 2 3 4; do gt_image_import "$i" "$rootfs"; done
 gt_server_start 1
-cloud_of() { [ "$1" -le 2 ] && echo private || echo public; }
-for i in 1 2 3; do gt_agent_start "$i" --cloud "$(cloud_of "$i")"; done
-gt_check "three nodes are ready" gt_wait_for "3 nodes" 60 gt_nodes_ready 1 3
+cloud_of() { [ "$1" = 3 ] && echo public || echo private; }
+for i in 1 2 3 4; do gt_agent_start "$i" --cloud "$(cloud_of "$i")"; done
+gt_check "four nodes are ready" gt_wait_for "4 nodes" 60 gt_nodes_ready 1 4
 
 # key NODE: the node's tunnel key as the leader has it.
 key() {
@@ -47,13 +49,17 @@ gt_check "every node has a tunnel key" [ -n "$key1" ] && [ -n "$key3" ]
 routes() { ip -n "${GT_HOST_NS[$1]}" route show proto 152 | awk '{print $1, $2, $3}' | sort | tr '\n' ','; }
 routed() { [ "$(routes "$1")" = "$2" ]; }
 tun() { echo "gw$$-$1"; }
-gt_check "host 1 routes to node2 directly and to node3 through the tunnel" \
-    gt_wait_for "routes on host 1" 30 routed 1 "198.19.2.0/24 via 198.18.0.2,198.19.3.0/24 dev $(tun 1),"
-gt_check "host 3 routes to both nodes of the other cloud through the tunnel" \
-    gt_wait_for "routes on host 3" 30 routed 3 "198.19.1.0/24 dev $(tun 3),198.19.2.0/24 dev $(tun 3),"
+gt_check "host 1 routes to node2 directly, node3 through the tunnel, node4 through the overlay" \
+    gt_wait_for "routes on host 1" 30 routed 1 "198.19.2.0/24 via 198.18.0.2,198.19.3.0/24 dev $(tun 1),198.19.4.0/24 via 198.19.4.0,"
+gt_check "host 3 routes to the three nodes of the other cloud through the tunnel" \
+    gt_wait_for "routes on host 3" 30 routed 3 "198.19.1.0/24 dev $(tun 3),198.19.2.0/24 dev $(tun 3),198.19.4.0/24 dev $(tun 3),"
+gt_check "host 4 routes to nodes 1 and 2 through the overlay" \
+    gt_wait_for "routes on host 4" 30 routed 4 "198.19.1.0/24 via 198.19.1.0,198.19.2.0/24 via 198.19.2.0,198.19.3.0/24 dev $(tun 4),"
+gt_check "the overlay routes go out of the VXLAN interface" bash -c \
+    "ip -n ${GT_HOST_NS[1]} route show proto 152 | grep -q '198.19.4.0/24 via 198.19.4.0 dev gantry-vx onlink'"
 
 cat >"$GT_TMP/ping.json" <<'EOF'
-{"name": "pinger", "image": "busybox", "command": ["sleep", "3600"], "replicas": 3,
+{"name": "pinger", "image": "busybox", "command": ["sleep", "3600"], "replicas": 4,
  "resources": {"cpu": "50m", "memory": "16Mi"}, "stop_grace": "1s"}
 EOF
 gt_api 1 /v1/apply -X POST --data-binary "@$GT_TMP/ping.json" >/dev/null
@@ -64,13 +70,13 @@ for r in sorted(json.load(sys.stdin)["items"], key=lambda r: r["node"]):
     if r["state"] == "running":
         print(r["node"], r["id"], r["address"])'
 }
-spread() { [ "$(replicas | awk '{print $1}' | tr '\n' ' ')" = "node1 node2 node3 " ]; }
-gt_check "the three replicas run, one per node" gt_wait_for "pinger spread" 90 spread
+spread() { [ "$(replicas | awk '{print $1}' | tr '\n' ' ')" = "node1 node2 node3 node4 " ]; }
+gt_check "the four replicas run, one per node" gt_wait_for "pinger spread" 90 spread
 
 all_reach() {
     local a b ok=0
     mapfile -t rs < <(replicas)
-    [ "${#rs[@]}" -eq 3 ] || return 1
+    [ "${#rs[@]}" -eq 4 ] || return 1
     for a in "${rs[@]}"; do
         read -r na ida _ <<<"$a"
         for b in "${rs[@]}"; do
@@ -85,7 +91,7 @@ all_reach() {
     done
     return $ok
 }
-gt_check "a replica on each node reaches the replicas on the other two, across clouds too" \
+gt_check "a replica on each node reaches the replicas on the other three, across clouds too" \
     gt_wait_for "pings across clouds" 30 all_reach
 
 # send FROM TO WHERE: replica of node FROM sends a marker over TCP to the replica of node
@@ -119,6 +125,11 @@ gt_check "and never in the clear" bash -c "! grep -q 'GANTRY-PLAINTEXT-MARKER' '
 send 1 2 switch >"$GT_TMP/within.txt"
 gt_check "within a cloud the same message is in the clear on the switch (the capture sees it)" \
     grep -q "GANTRY-PLAINTEXT-MARKER-12" "$GT_TMP/within.txt"
+send 1 4 router >"$GT_TMP/overlay.txt"
+gt_check "the message to node4 reaches its replica through the overlay" \
+    grep -q "GANTRY-PLAINTEXT-MARKER-14" "$GT_TMP/got-1-4"
+gt_check "as VXLAN packets (UDP 4789) on the router, not encrypted" bash -c \
+    "grep -q '4789: VXLAN' '$GT_TMP/overlay.txt' && grep -q 'GANTRY-PLAINTEXT-MARKER-14' '$GT_TMP/overlay.txt'"
 
 gt_gantry 1 rotate-key node3 >"$GT_TMP/rotate.out" 2>&1
 gt_check "rotate-key is accepted" grep -q "node/node3 rotating its tunnel key" "$GT_TMP/rotate.out"
