@@ -502,7 +502,7 @@ static void explain(struct sch_place_node *nodes, size_t n_nodes, const struct g
     }
     if (port_own > 0) {
         bool all[GY_SPEC_PORTS_MAX];
-        for (size_t p = 0; p < hreq->n; p++)
+        for (size_t p = 0; p < GY_SPEC_PORTS_MAX; p++)
             all[p] = true;
         char list[160];
         size_t listed = host_ports_list(hreq, all, list, sizeof(list));
