@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -28,6 +29,12 @@ extern char **environ;
 /* The most a plugin may print: a result is a few KiB. */
 #define PLUGIN_OUTPUT_MAX (1 << 20)
 #define CONFLIST_MAX      (1 << 20)
+
+/* One chain of plugins runs at a time in the agent: the reference plugins that make
+ * iptables chains (firewall, portmap) race when two run at once, and one of them fails
+ * with "CHAIN_USER_ADD failed (File exists)". The plugins are processes, mostly CPU bound;
+ * running them one after another costs a start little on a small machine. */
+static pthread_mutex_t chain_lock = PTHREAD_MUTEX_INITIALIZER;
 
 struct agent_cni {
     char *path;
@@ -573,8 +580,9 @@ static int result_address(json_t *result, struct agent_cni_result *res, struct g
 
 /* Runs plugins[from..to) of list for inv in order (ADD, with prevResult chained) or in
  * reverse (DEL, CHECK, with prev given to each). *n_done counts the ones that succeeded. */
-static int list_run(struct agent_cni *cni, json_t *list, const struct invocation *inv, json_t *caps,
-                    json_t *prev, bool add, json_t **result, size_t *n_done, struct gy_error *err)
+static int list_run_locked(struct agent_cni *cni, json_t *list, const struct invocation *inv,
+                           json_t *caps, json_t *prev, bool add, json_t **result, size_t *n_done,
+                           struct gy_error *err)
 {
     json_t *plugins = json_object_get(list, "plugins");
     size_t n = json_array_size(plugins);
@@ -620,6 +628,15 @@ static int list_run(struct agent_cni *cni, json_t *list, const struct invocation
     else
         json_decref(chain);
     return 0;
+}
+
+static int list_run(struct agent_cni *cni, json_t *list, const struct invocation *inv, json_t *caps,
+                    json_t *prev, bool add, json_t **result, size_t *n_done, struct gy_error *err)
+{
+    pthread_mutex_lock(&chain_lock);
+    int rc = list_run_locked(cni, list, inv, caps, prev, add, result, n_done, err);
+    pthread_mutex_unlock(&chain_lock);
+    return rc;
 }
 
 int agent_cni_add(struct agent_cni *cni, const char *container_id, const char *netns,
@@ -711,6 +728,7 @@ int agent_cni_check(struct agent_cni *cni, const char *container_id, const char 
     }
     struct invocation inv = {"CHECK", container_id, netns, ifname};
     json_t *plugins = json_object_get(list, "plugins");
+    pthread_mutex_lock(&chain_lock);
     for (size_t k = 0; k < json_array_size(plugins) && rc == 0; k++) {
         json_t *plugin = json_array_get(plugins, k);
         if (plugin_idle(plugin, caps))
@@ -720,6 +738,7 @@ int agent_cni_check(struct agent_cni *cni, const char *container_id, const char 
                         err);
         json_decref(conf);
     }
+    pthread_mutex_unlock(&chain_lock);
     json_decref(cache);
     return rc;
 }
@@ -801,6 +820,7 @@ int agent_cni_gc(struct agent_cni *cni, const char *const *valid, size_t n, cons
     struct invocation inv = {"GC", "", "", ""};
     json_t *plugins = json_object_get(list, "plugins");
     int rc = 0;
+    pthread_mutex_lock(&chain_lock);
     for (size_t k = 0; k < json_array_size(plugins) && rc == 0; k++) {
         json_t *conf = plugin_config(list, json_array_get(plugins, k), caps, NULL);
         json_object_set(conf, "cni.dev/valid-attachments", attachments);
@@ -808,6 +828,7 @@ int agent_cni_gc(struct agent_cni *cni, const char *const *valid, size_t n, cons
                         &inv, conf, NULL, err);
         json_decref(conf);
     }
+    pthread_mutex_unlock(&chain_lock);
     json_decref(caps);
     json_decref(attachments);
     json_decref(list);

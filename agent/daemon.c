@@ -335,8 +335,9 @@ struct start_job {
  * Replica networks off the event loop: detaches, and the warm pool (replica_net.h) */
 
 /* Refills begin this long after the last start or detach, so that they take no CPU from
- * a burst of starts. */
-#define POOL_QUIET_MS 1000
+ * a burst of starts and removals; the first fill a second after the agent starts. */
+#define POOL_QUIET_MS 5000
+#define POOL_FIRST_MS 1000
 /* The VXLAN overlay to the nodes of this cloud that no direct route reaches. */
 #define AGENT_VXLAN_INTERFACE "gantry-vx"
 #define AGENT_PORTS_MAX       64
@@ -465,10 +466,15 @@ static void on_pool_timer(uv_timer_t *t)
         net_job_queue(a, NULL, false);
 }
 
-static void pool_refill_later(struct agent *a)
+static void pool_refill_in(struct agent *a, uint64_t ms)
 {
     if (!a->stopping && a->rnet != NULL && agent_rnet_pool_missing(a->rnet) > 0)
-        uv_timer_start(&a->pool_timer, on_pool_timer, POOL_QUIET_MS, 0);
+        uv_timer_start(&a->pool_timer, on_pool_timer, ms, 0);
+}
+
+static void pool_refill_later(struct agent *a)
+{
+    pool_refill_in(a, POOL_QUIET_MS);
 }
 
 static void on_pull_progress(void *arg, int64_t done, int64_t total)
@@ -1517,7 +1523,7 @@ static int net_adopt(struct agent *a, const char *subnet, struct gy_error *err)
         return rc;
     a->net = net;
     a->net_ready = true;
-    pool_refill_later(a);
+    pool_refill_in(a, POOL_FIRST_MS);
     return 0;
 }
 
@@ -2028,7 +2034,7 @@ static void net_collect(struct agent *a)
     if (removed > 0)
         gy_log_info("replica networks collected", "removed=%zu", removed);
     free(live);
-    pool_refill_later(a);
+    pool_refill_in(a, POOL_FIRST_MS);
 }
 
 int agent_daemon_run(const struct agent_config *cfg, struct gy_error *err)

@@ -297,6 +297,17 @@ int agent_rnet_attach(struct agent_rnet *rn, const char *id, const struct agent_
     return 0;
 }
 
+/* Whether a replica's attachment may go back to the pool: up to twice its size, so that
+ * the removals of a burst, which often precede the next burst's starts, cost no DEL while
+ * refills wait for a quiet moment. */
+static bool pool_room(struct agent_rnet *rn)
+{
+    pthread_mutex_lock(&rn->lock);
+    bool room = rn->n_pool < 2 * rn->pool_target && rn->n_pool < POOL_MAX;
+    pthread_mutex_unlock(&rn->lock);
+    return room;
+}
+
 /* Gives attachment, of the namespace at ns, back to the pool when it came from there, can
  * serve another replica, and the pool has room: the namespace goes back to its pool name. */
 static bool recycle(struct agent_rnet *rn, struct agent_cni *cni, const char *attachment,
@@ -306,13 +317,13 @@ static bool recycle(struct agent_rnet *rn, struct agent_cni *cni, const char *at
     struct gy_error e;
     char to[PATH_LEN];
     if (strncmp(attachment, POOL_MARK, strlen(POOL_MARK)) != 0 ||
-        strlen(attachment) >= sizeof(rn->pool[0].id) || agent_rnet_pool_missing(rn) == 0 ||
+        strlen(attachment) >= sizeof(rn->pool[0].id) || !pool_room(rn) ||
         !exists(ns) || !agent_cni_cached_reusable(cni, attachment, IFNAME) ||
         agent_cni_cached(cni, attachment, IFNAME, &res, &e) < 0 ||
         ns_path(rn, attachment, to, sizeof(to), &e) < 0 || ns_rename(ns, to, &e) < 0)
         return false;
     pthread_mutex_lock(&rn->lock);
-    bool kept = rn->n_pool < rn->pool_target;
+    bool kept = rn->n_pool < 2 * rn->pool_target && rn->n_pool < POOL_MAX;
     if (kept) {
         snprintf(rn->pool[rn->n_pool].id, sizeof(rn->pool[0].id), "%s", attachment);
         rn->pool[rn->n_pool++].addr = res.address;

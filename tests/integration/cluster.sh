@@ -107,6 +107,16 @@ gt_leader_of() {
     gt_api "$1" /v1/cluster | python3 -c 'import json,sys; print(json.load(sys.stdin)["leader"])' 2>/dev/null
 }
 
+# gt_pools_warm N [SIZE]: true when the agents of hosts 1..N hold SIZE (4, the agents'
+# default --cni-pool) replica networks ready each: what a node that has been up a while
+# has, and what benchmarks of start times measure from.
+gt_pools_warm() {
+    local i
+    for ((i = 1; i <= $1; i++)); do
+        [ "$(ip netns list | grep -c "^$GT_NS_PREFIX$i-pool\.")" -ge "${2:-4}" ] || return 1
+    done
+}
+
 # gt_nodes_ready HOST N: true when N nodes are ready.
 gt_nodes_ready() {
     [ "$(gt_api "$1" /v1/nodes | grep -o '"state":"ready"' | wc -l)" = "$2" ]

@@ -15,6 +15,7 @@ for ((i = 1; i <= N; i++)); do
 done
 for ((i = 1; i <= N; i++)); do gt_agent_start "$i"; done
 gt_wait_for "3 nodes" 30 gt_nodes_ready 1 3 || exit 1
+gt_wait_for "warm pools of replica networks" 60 gt_pools_warm 3 || exit 1
 echo "== apply -> all running, ${GT_BENCH_REPLICAS:-10} replicas on 3 nodes, 3 servers"
 gt_host_exec 1 python3 "$GANTRY_SOURCE_DIR/tests/bench/fleet/apply_latency.py" \
     http://198.18.0.1:7700 "${GT_BENCH_REPLICAS:-10}" "${GT_BENCH_RUNS:-5}"

@@ -36,6 +36,7 @@ for ((i = 1; i <= N; i++)); do
 done
 for ((i = 1; i <= N; i++)); do gt_agent_start "$i" --registries "$GT_TMP/registries.json"; done
 gt_wait_for "3 nodes" 30 gt_nodes_ready 1 3 || exit 1
+gt_wait_for "warm pools of replica networks" 60 gt_pools_warm 3 || exit 1
 replicas=${GT_BENCH_REPLICAS:-10}
 runs=${GT_BENCH_RUNS:-5}
 lat=$GANTRY_SOURCE_DIR/tests/bench/fleet/apply_latency.py
