@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <malloc.h>
@@ -423,6 +424,27 @@ int main(int argc, char **argv)
                "then add the others with --join.\n",
                cfg.node.data_dir, cfg.node.id, cfg.node.raft_addr);
         return 0;
+    }
+    /* A new cluster's network must not cover a network this host already routes to (a
+     * podman or Docker bridge, a VPN): replicas there would be unreachable. Checked only
+     * for a new cluster (no Raft data yet): later, the host's own gantry bridges carry
+     * subnets of it. */
+    if (cfg.node.bootstrap != NULL && cfg.node.restore_path == NULL) {
+        char raft_dir[4096], found[128];
+        struct stat st;
+        snprintf(raft_dir, sizeof(raft_dir), "%s/raft", cfg.node.data_dir);
+        const char *network = cfg.node.cluster_network != NULL ? cfg.node.cluster_network
+                                                               : SCH_CLUSTER_NETWORK_DEFAULT;
+        uint32_t net;
+        int len;
+        if (stat(raft_dir, &st) < 0 && gy_cidr_parse(network, 8, 28, &net, &len) &&
+            gy_cidr_route_overlap(net, len, NULL, true, found, sizeof(found))) {
+            fprintf(stderr,
+                    "gantry-scheduler: cluster network %s overlaps the host's route %s; choose "
+                    "another with --cluster-network\n",
+                    network, found);
+            return 1;
+        }
     }
     if (cfg.node.heartbeat_ms * 2 > cfg.node.election_ms) {
         fprintf(stderr,

@@ -9,7 +9,8 @@
 # the first free subnet of the cluster network (--cluster-network) from the leader, keeps
 # it across a restart, and its replica reaches the others; an agent restart keeps every
 # replica reachable; a node that is down is removed (one that is up is not) and the others
-# drop their route to it; a removed workload leaves no namespace behind.
+# drop their route to it; a new cluster whose network covers a route of its server's host
+# is refused; a removed workload leaves no namespace behind.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/netns.sh"
 source "$(dirname "$0")/cluster.sh"
@@ -158,6 +159,18 @@ gt_check "host 2 drops its route to node4's subnet" gt_wait_for "node4's route g
     "198.19.1.0/24 via 198.18.0.1,198.19.3.0/24 via 198.18.0.3,198.20.0.0/24 via 198.18.0.4,"
 gt_check "the event names the subnet released" bash -c \
     "nsenter --net=/run/netns/${GT_HOST_NS[1]} curl -s http://198.18.0.1:7700/v1/events | grep -q 'subnet released: 198.19.44.0/24'"
+
+# A new cluster whose network covers a network of its server's host is refused at start,
+# naming both, and nothing is made: host 2 routes 198.19.2.0/24 to its bridge (and the
+# other nodes' subnets through them; the message names the first route it finds).
+rc=0
+gt_host_exec 2 timeout 20 "$SCHED" --id 9 --data-dir "$GT_TMP/fresh" --raft-addr 198.18.0.2:17701 \
+    --api-addr 198.18.0.2:17700 --agent-addr 198.18.0.2:17702 --bootstrap 9=198.18.0.2:17701 \
+    --cluster-network 198.19.0.0/16 >"$GT_TMP/fresh.out" 2>&1 || rc=$?
+gt_check "a new cluster's network over a route of the host is refused (exit 1)" [ "$rc" = 1 ]
+gt_log "refused with: $(cat "$GT_TMP/fresh.out")"
+gt_check "naming both" grep -Eq "cluster network 198.19.0.0/16 overlaps the host's route 198.19.[0-9]+.0/24 dev (gybr0|eth0)" "$GT_TMP/fresh.out"
+gt_check "and nothing is made" [ ! -e "$GT_TMP/fresh" ]
 
 gt_api 1 /v1/workloads/pinger -X DELETE >/dev/null
 # A replica's network goes with it; the warm pool of each node (--cni-pool, 4 by default)
