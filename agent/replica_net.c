@@ -317,8 +317,8 @@ static bool recycle(struct agent_rnet *rn, struct agent_cni *cni, const char *at
     struct gy_error e;
     char to[PATH_LEN];
     if (strncmp(attachment, POOL_MARK, strlen(POOL_MARK)) != 0 ||
-        strlen(attachment) >= sizeof(rn->pool[0].id) || !pool_room(rn) ||
-        !exists(ns) || !agent_cni_cached_reusable(cni, attachment, IFNAME) ||
+        strlen(attachment) >= sizeof(rn->pool[0].id) || !pool_room(rn) || !exists(ns) ||
+        !agent_cni_cached_reusable(cni, attachment, IFNAME) ||
         agent_cni_cached(cni, attachment, IFNAME, &res, &e) < 0 ||
         ns_path(rn, attachment, to, sizeof(to), &e) < 0 || ns_rename(ns, to, &e) < 0)
         return false;

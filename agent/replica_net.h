@@ -55,8 +55,8 @@ int agent_rnet_attach(struct agent_rnet *rn, const char *id, const struct agent_
 
 /* Detaches replica id and removes its namespace. Absent is not an error. With reuse (the
  * replica's processes are all gone), an attachment it took from the pool goes back to the
- * pool instead while the pool holds fewer than twice its size: a replica holds no capability that could change its
- * namespace (CAP_NET_ADMIN), so what it leaves is the namespace the pool made. */
+ * pool instead while the pool holds fewer than twice its size: a replica holds no capability that
+ * could change its namespace (CAP_NET_ADMIN), so what it leaves is the namespace the pool made. */
 int agent_rnet_detach(struct agent_rnet *rn, const char *id, bool reuse, struct gy_error *err);
 
 /* CNI CHECK of replica id's attachment (lists of version 0.4.0 and later): whether its
