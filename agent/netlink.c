@@ -9,7 +9,6 @@
 #include <linux/if_link.h>
 #include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
-#include <linux/veth.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -165,16 +164,6 @@ int agent_nl_link_set(struct agent_nl *nl, int index, bool up, const uint8_t mac
     return talk(nl, h, NULL, NULL, what, err);
 }
 
-int agent_nl_link_del(struct agent_nl *nl, const char *name, struct gy_error *err)
-{
-    char buf[256], what[64];
-    struct ifinfomsg *ifi;
-    struct nlmsghdr *h = link_msg(buf, RTM_DELLINK, 0, 0, &ifi);
-    mnl_attr_put_strz(h, IFLA_IFNAME, name);
-    snprintf(what, sizeof(what), "remove interface %s", name);
-    return talk(nl, h, NULL, NULL, what, err);
-}
-
 int agent_nl_bridge_add(struct agent_nl *nl, const char *name, struct gy_error *err)
 {
     char buf[256], what[64];
@@ -247,32 +236,6 @@ int agent_nl_fdb_replace(struct agent_nl *nl, int index, const uint8_t mac[6], u
     return talk(nl, h, NULL, NULL, what, err);
 }
 
-int agent_nl_veth_add(struct agent_nl *nl, const char *name, int master, const char *peer,
-                      int peer_ns_fd, struct gy_error *err)
-{
-    char buf[512], what[96];
-    struct ifinfomsg *ifi;
-    struct nlmsghdr *h = link_msg(buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0, &ifi);
-    ifi->ifi_change = IFF_UP;
-    ifi->ifi_flags = IFF_UP;
-    mnl_attr_put_strz(h, IFLA_IFNAME, name);
-    if (master > 0)
-        mnl_attr_put_u32(h, IFLA_MASTER, (uint32_t)master);
-    struct nlattr *info = mnl_attr_nest_start(h, IFLA_LINKINFO);
-    mnl_attr_put_strz(h, IFLA_INFO_KIND, "veth");
-    struct nlattr *data = mnl_attr_nest_start(h, IFLA_INFO_DATA);
-    struct nlattr *peer_attr = mnl_attr_nest_start(h, VETH_INFO_PEER);
-    struct ifinfomsg *peer_ifi = mnl_nlmsg_put_extra_header(h, sizeof(*peer_ifi));
-    peer_ifi->ifi_family = AF_UNSPEC;
-    mnl_attr_put_strz(h, IFLA_IFNAME, peer);
-    mnl_attr_put_u32(h, IFLA_NET_NS_FD, (uint32_t)peer_ns_fd);
-    mnl_attr_nest_end(h, peer_attr);
-    mnl_attr_nest_end(h, data);
-    mnl_attr_nest_end(h, info);
-    snprintf(what, sizeof(what), "create veth pair %s/%s", name, peer);
-    return talk(nl, h, NULL, NULL, what, err);
-}
-
 int agent_nl_addr_add(struct agent_nl *nl, int index, uint32_t addr, int prefix_len, bool replace,
                       struct gy_error *err)
 {
@@ -342,25 +305,6 @@ int agent_nl_addr_list(struct agent_nl *nl, int index, agent_nl_addr_fn cb, void
     ifa->ifa_family = AF_INET;
     struct addr_walk w = {.index = index, .cb = cb, .data = data};
     return talk(nl, h, addr_list_cb, &w, "list addresses", err);
-}
-
-int agent_nl_route_default(struct agent_nl *nl, uint32_t gateway, struct gy_error *err)
-{
-    char buf[256], what[96], text[INET_ADDRSTRLEN];
-    struct nlmsghdr *h = mnl_nlmsg_put_header(buf);
-    h->nlmsg_type = RTM_NEWROUTE;
-    h->nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
-    struct rtmsg *rtm = mnl_nlmsg_put_extra_header(h, sizeof(*rtm));
-    rtm->rtm_family = AF_INET;
-    rtm->rtm_table = RT_TABLE_MAIN;
-    rtm->rtm_protocol = RTPROT_BOOT;
-    rtm->rtm_scope = RT_SCOPE_UNIVERSE;
-    rtm->rtm_type = RTN_UNICAST;
-    uint32_t be = htonl(gateway);
-    mnl_attr_put_u32(h, RTA_GATEWAY, be);
-    snprintf(what, sizeof(what), "add default route via %s",
-             inet_ntop(AF_INET, &be, text, sizeof(text)));
-    return talk(nl, h, NULL, NULL, what, err);
 }
 
 static struct nlmsghdr *route_msg(char *buf, uint16_t type, uint16_t flags, uint32_t dst,
@@ -452,21 +396,6 @@ int agent_nl_route_list(struct agent_nl *nl, agent_nl_route_fn cb, void *data, s
     rtm->rtm_family = AF_INET;
     struct route_walk w = {.cb = cb, .data = data};
     return talk(nl, h, route_list_cb, &w, "list routes", err);
-}
-
-int agent_nl_neigh_del(struct agent_nl *nl, int index, uint32_t addr, struct gy_error *err)
-{
-    char buf[256], what[96], text[INET_ADDRSTRLEN];
-    struct nlmsghdr *h = mnl_nlmsg_put_header(buf);
-    h->nlmsg_type = RTM_DELNEIGH;
-    struct ndmsg *nd = mnl_nlmsg_put_extra_header(h, sizeof(*nd));
-    nd->ndm_family = AF_INET;
-    nd->ndm_ifindex = index;
-    uint32_t be = htonl(addr);
-    mnl_attr_put_u32(h, NDA_DST, be);
-    snprintf(what, sizeof(what), "forget neighbour %s on interface %d",
-             inet_ntop(AF_INET, &be, text, sizeof(text)), index);
-    return talk_gone_ok(nl, h, what, err);
 }
 
 /* NETNS_DIR as `ip netns add` leaves it: a mount point of its own with shared propagation,

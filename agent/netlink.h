@@ -1,7 +1,8 @@
-/* Route netlink requests the agent makes for replica networking (links, addresses, routes,
- * neighbours), built with libmnl, and network namespaces made and removed in-process: a
- * replica's network costs a few system calls instead of `ip` processes. Every request is
- * acknowledged by the kernel before the call returns; its error names what was asked. */
+/* Route netlink requests the agent makes for the node's side of replica networking (the
+ * bridge, routes between nodes, the VXLAN overlay's links, neighbours and forwarding
+ * entries), built with libmnl, and network namespaces made and removed in-process. Every
+ * request is acknowledged by the kernel before the call returns; its error names what was
+ * asked. */
 #ifndef GANTRY_AGENT_NETLINK_H
 #define GANTRY_AGENT_NETLINK_H
 
@@ -30,9 +31,6 @@ int agent_nl_link_index(struct agent_nl *nl, const char *name, int *index, struc
 int agent_nl_link_set(struct agent_nl *nl, int index, bool up, const uint8_t mac[6],
                       struct gy_error *err);
 
-/* Removes the interface called name; GY_ENOTFOUND when there is none. */
-int agent_nl_link_del(struct agent_nl *nl, const char *name, struct gy_error *err);
-
 /* Creates a bridge called name (down); GY_EEXISTS when the name is taken. */
 int agent_nl_bridge_add(struct agent_nl *nl, const char *name, struct gy_error *err);
 
@@ -50,11 +48,6 @@ int agent_nl_neigh_replace(struct agent_nl *nl, int index, uint32_t addr, const 
 int agent_nl_fdb_replace(struct agent_nl *nl, int index, const uint8_t mac[6], uint32_t dst,
                          struct gy_error *err);
 
-/* Creates a veth pair: name here, enslaved to the interface master (0: none) and up, and
- * its peer called peer in the network namespace open at peer_ns_fd. */
-int agent_nl_veth_add(struct agent_nl *nl, const char *name, int master, const char *peer,
-                      int peer_ns_fd, struct gy_error *err);
-
 /* Adds the IPv4 address addr/prefix_len (host byte order) to the interface; with replace,
  * an existing one is kept instead of refused. */
 int agent_nl_addr_add(struct agent_nl *nl, int index, uint32_t addr, int prefix_len, bool replace,
@@ -68,9 +61,6 @@ int agent_nl_addr_del(struct agent_nl *nl, int index, uint32_t addr, int prefix_
 typedef void (*agent_nl_addr_fn)(void *data, uint32_t addr, int prefix_len);
 int agent_nl_addr_list(struct agent_nl *nl, int index, agent_nl_addr_fn cb, void *data,
                        struct gy_error *err);
-
-/* Adds the IPv4 default route through gateway (host byte order) to the main table. */
-int agent_nl_route_default(struct agent_nl *nl, uint32_t gateway, struct gy_error *err);
 
 /* Routes of the main table made by the agent carry this protocol number, so that it finds
  * its own after a restart (and `ip route show proto 152` lists them). */
@@ -90,9 +80,6 @@ typedef void (*agent_nl_route_fn)(void *data, uint32_t dst, int prefix_len, uint
                                   int oif);
 int agent_nl_route_list(struct agent_nl *nl, agent_nl_route_fn cb, void *data,
                         struct gy_error *err);
-
-/* Forgets the neighbour entry for addr (host byte order) on the interface; none is fine. */
-int agent_nl_neigh_del(struct agent_nl *nl, int index, uint32_t addr, struct gy_error *err);
 
 /* Makes a new network namespace pinned at path (a bind mount, as `ip netns add` makes
  * them, so iproute2 sees it), with only its loopback interface, up. On success *ns_fd is
