@@ -48,6 +48,20 @@ gt_stop() {
     wait "$pid" 2>/dev/null || true
 }
 
+# gt_pool_namespaces_del DATA PREFIX: removes the namespaces of the warm pool of replica
+# networks that the agent with data directory DATA and --netns-prefix PREFIX left behind
+# (they outlive the agent, as replica namespaces do); found through its CNI cache, so that
+# another agent's are left alone.
+gt_pool_namespaces_del() {
+    local f id
+    for f in "$1"/cni/cache/*-pool.*-eth0.json; do
+        [ -f "$f" ] || continue
+        id=$(basename "$f" -eth0.json)
+        ip netns del "$2${id#*-}" 2>/dev/null
+    done
+    return 0
+}
+
 # gt_netns_add NAME: creates a network namespace owned by this test (removed at exit).
 gt_netns_add() {
     ip netns add "$1" || return 1

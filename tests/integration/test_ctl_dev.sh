@@ -14,7 +14,7 @@ for b in "$GANTRY" "$AGENT" "$RUNTIME" "$GT_BUILD/scheduler/gantry-scheduler"; d
 done
 gt_hosts_create 1 || exit 1
 DIR=$GT_TMP/dev
-gt_on_exit "for f in $DIR/agent.pid $DIR/scheduler.pid; do [ -f \$f ] && kill -KILL \$(cat \$f) 2>/dev/null; done; for id in \$($RUNTIME --root $DIR/runtime list -q 2>/dev/null); do $RUNTIME --root $DIR/runtime delete -f \$id >/dev/null 2>&1; done; for id in \$(sqlite3 $DIR/agent/agent.db 'SELECT id FROM replicas' 2>/dev/null); do ip netns del gantry-\$id 2>/dev/null; done"
+gt_on_exit "for f in $DIR/agent.pid $DIR/scheduler.pid; do [ -f \$f ] && kill -KILL \$(cat \$f) 2>/dev/null; done; for id in \$($RUNTIME --root $DIR/runtime list -q 2>/dev/null); do $RUNTIME --root $DIR/runtime delete -f \$id >/dev/null 2>&1; done; for id in \$(sqlite3 $DIR/agent/agent.db 'SELECT id FROM replicas' 2>/dev/null); do ip netns del gantry-\$id 2>/dev/null; done; gt_pool_namespaces_del $DIR/agent gantry-"
 
 gt_host_spawn dev 1 "$GANTRY" dev --data-dir "$DIR"
 DEV=$GT_LAST_PID

@@ -10,7 +10,7 @@ RUNTIME=$GT_BUILD/runtime/gantry-runtime
 [ -x "$GANTRY" ] && [ -x "$AGENT" ] || gt_skip "binaries not built"
 gt_hosts_create 1 || exit 1
 export GANTRY_CLUSTER_DIR=$GT_TMP/lc GANTRY_BUILD_DIR=$GT_BUILD
-gt_on_exit "gt_host_exec 1 $GT_SRC/deploy/local-cluster stop >/dev/null 2>&1; if [ -f $GT_TMP/lc/pids ]; then kill -9 \$(awk '{print \$1}' $GT_TMP/lc/pids) 2>/dev/null; fi; for i in 1 2; do for id in \$($RUNTIME --root $GT_TMP/lc/rt\$i list -q 2>/dev/null); do $RUNTIME --root $GT_TMP/lc/rt\$i delete -f \$id >/dev/null 2>&1; done; done"
+gt_on_exit "gt_host_exec 1 $GT_SRC/deploy/local-cluster stop >/dev/null 2>&1; if [ -f $GT_TMP/lc/pids ]; then kill -9 \$(awk '{print \$1}' $GT_TMP/lc/pids) 2>/dev/null; fi; for i in 1 2; do for id in \$($RUNTIME --root $GT_TMP/lc/rt\$i list -q 2>/dev/null); do $RUNTIME --root $GT_TMP/lc/rt\$i delete -f \$id >/dev/null 2>&1; done; gt_pool_namespaces_del $GT_TMP/lc/a\$i gantry-n\$i-; done"
 gt_check "start 3 servers and 2 nodes" gt_host_exec 1 "$GT_SRC/deploy/local-cluster" start 3 2
 rootfs=$GT_TMP/rootfs
 mkdir -p "$rootfs/bin"
