@@ -197,43 +197,38 @@ int agent_nl_vxlan_add(struct agent_nl *nl, const char *name, uint32_t vni, uint
     return talk(nl, h, NULL, NULL, what, err);
 }
 
-int agent_nl_neigh_replace(struct agent_nl *nl, int index, uint32_t addr, const uint8_t mac[6],
-                           struct gy_error *err)
+/* A permanent entry of family AF_INET (a neighbour) or AF_BRIDGE (a VXLAN forwarding
+ * entry) on the interface: mac and the IPv4 address addr. */
+static int neigh_put(struct agent_nl *nl, uint8_t family, int index, uint32_t addr,
+                     const uint8_t mac[6], const char *kind, struct gy_error *err)
 {
     char buf[256], what[96], text[INET_ADDRSTRLEN];
     struct nlmsghdr *h = mnl_nlmsg_put_header(buf);
     h->nlmsg_type = RTM_NEWNEIGH;
     h->nlmsg_flags = NLM_F_CREATE | NLM_F_REPLACE;
     struct ndmsg *nd = mnl_nlmsg_put_extra_header(h, sizeof(*nd));
-    nd->ndm_family = AF_INET;
+    nd->ndm_family = family;
     nd->ndm_ifindex = index;
     nd->ndm_state = NUD_PERMANENT;
+    nd->ndm_flags = family == AF_BRIDGE ? NTF_SELF : 0;
     uint32_t be = htonl(addr);
     mnl_attr_put_u32(h, NDA_DST, be);
     mnl_attr_put(h, NDA_LLADDR, 6, mac);
-    snprintf(what, sizeof(what), "neighbour %s on interface %d",
+    snprintf(what, sizeof(what), "%s %s on interface %d", kind,
              inet_ntop(AF_INET, &be, text, sizeof(text)), index);
     return talk(nl, h, NULL, NULL, what, err);
+}
+
+int agent_nl_neigh_replace(struct agent_nl *nl, int index, uint32_t addr, const uint8_t mac[6],
+                           struct gy_error *err)
+{
+    return neigh_put(nl, AF_INET, index, addr, mac, "neighbour", err);
 }
 
 int agent_nl_fdb_replace(struct agent_nl *nl, int index, const uint8_t mac[6], uint32_t dst,
                          struct gy_error *err)
 {
-    char buf[256], what[96], text[INET_ADDRSTRLEN];
-    struct nlmsghdr *h = mnl_nlmsg_put_header(buf);
-    h->nlmsg_type = RTM_NEWNEIGH;
-    h->nlmsg_flags = NLM_F_CREATE | NLM_F_REPLACE;
-    struct ndmsg *nd = mnl_nlmsg_put_extra_header(h, sizeof(*nd));
-    nd->ndm_family = AF_BRIDGE;
-    nd->ndm_ifindex = index;
-    nd->ndm_state = NUD_PERMANENT;
-    nd->ndm_flags = NTF_SELF;
-    uint32_t be = htonl(dst);
-    mnl_attr_put(h, NDA_LLADDR, 6, mac);
-    mnl_attr_put_u32(h, NDA_DST, be);
-    snprintf(what, sizeof(what), "forwarding entry to %s on interface %d",
-             inet_ntop(AF_INET, &be, text, sizeof(text)), index);
-    return talk(nl, h, NULL, NULL, what, err);
+    return neigh_put(nl, AF_BRIDGE, index, dst, mac, "forwarding entry to", err);
 }
 
 int agent_nl_addr_add(struct agent_nl *nl, int index, uint32_t addr, int prefix_len, bool replace,

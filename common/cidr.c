@@ -36,56 +36,77 @@ bool gy_cidr_overlap(uint32_t a, int alen, uint32_t b, int blen)
     return (a & mask) == (b & mask);
 }
 
-bool gy_cidr_route_overlap(uint32_t addr, int len, const char *skip_dev, bool with_gateway,
-                           char *found, size_t found_len)
+/* One IPv4 route of the main table as /proc/net/route lists it. */
+struct route_row {
+    char dev[64];
+    uint32_t dst;
+    int len;
+    bool gateway; /* through a gateway (RTF_GATEWAY) */
+};
+
+/* Calls match for each route other than a default route until it returns true; then
+ * copies that route into *hit and returns true. */
+static bool routes_find(bool (*match)(const struct route_row *r, const void *arg), const void *arg,
+                        struct route_row *hit)
 {
     FILE *f = fopen("/proc/net/route", "re");
     if (f == NULL)
         return false;
     char line[512];
-    bool hit = false;
+    bool found = false;
     /* Iface Destination Gateway Flags RefCnt Use Metric Mask ...: addresses in hex, in the
      * byte order of the kernel's memory (network order read as a host word). */
-    while (!hit && fgets(line, sizeof(line), f) != NULL) {
-        char dev[64];
+    while (!found && fgets(line, sizeof(line), f) != NULL) {
+        struct route_row r;
         unsigned dst, gw, flags, mask;
-        if (sscanf(line, "%63s %x %x %x %*d %*d %*d %x", dev, &dst, &gw, &flags, &mask) != 5)
+        if (sscanf(line, "%63s %x %x %x %*d %*d %*d %x", r.dev, &dst, &gw, &flags, &mask) != 5)
             continue;
-        uint32_t d = ntohl(dst), m = ntohl(mask);
-        int rlen = __builtin_popcount(m);
-        if (rlen == 0 || (skip_dev != NULL && strcmp(dev, skip_dev) == 0) ||
-            (!with_gateway && (flags & 0x2) != 0))
-            continue;
-        if (gy_cidr_overlap(addr, len, d, rlen)) {
-            snprintf(found, found_len, "%u.%u.%u.%u/%d dev %s", d >> 24, (d >> 16) & 0xff,
-                     (d >> 8) & 0xff, d & 0xff, rlen, dev);
-            hit = true;
+        r.dst = ntohl(dst);
+        r.len = __builtin_popcount(ntohl(mask));
+        r.gateway = (flags & 0x2) != 0;
+        if (r.len > 0 && match(&r, arg)) {
+            *hit = r;
+            found = true;
         }
     }
     fclose(f);
-    return hit;
+    return found;
+}
+
+struct overlap_query {
+    uint32_t addr;
+    int len;
+    const char *skip[2];
+    bool with_gateway;
+};
+
+static bool overlap_match(const struct route_row *r, const void *arg)
+{
+    const struct overlap_query *q = arg;
+    for (int i = 0; i < 2; i++)
+        if (q->skip[i] != NULL && strcmp(r->dev, q->skip[i]) == 0)
+            return false;
+    return (q->with_gateway || !r->gateway) && gy_cidr_overlap(q->addr, q->len, r->dst, r->len);
+}
+
+bool gy_cidr_route_overlap(uint32_t addr, int len, const char *skip_dev, bool with_gateway,
+                           char *found, size_t found_len)
+{
+    struct overlap_query q = {addr, len, {skip_dev, NULL}, with_gateway};
+    struct route_row r;
+    if (!routes_find(overlap_match, &q, &r))
+        return false;
+    snprintf(found, found_len, "%u.%u.%u.%u/%d dev %s", r.dst >> 24, (r.dst >> 16) & 0xff,
+             (r.dst >> 8) & 0xff, r.dst & 0xff, r.len, r.dev);
+    return true;
 }
 
 bool gy_cidr_onlink(uint32_t addr, const char *skip_a, const char *skip_b)
 {
-    FILE *f = fopen("/proc/net/route", "re");
-    if (f == NULL)
-        return false;
-    char line[512];
-    bool hit = false;
-    while (!hit && fgets(line, sizeof(line), f) != NULL) {
-        char dev[64];
-        unsigned dst, gw, flags, mask;
-        if (sscanf(line, "%63s %x %x %x %*d %*d %*d %x", dev, &dst, &gw, &flags, &mask) != 5)
-            continue;
-        uint32_t d = ntohl(dst), m = ntohl(mask);
-        if (m == 0 || (flags & 0x2) != 0 || (skip_a != NULL && strcmp(dev, skip_a) == 0) ||
-            (skip_b != NULL && strcmp(dev, skip_b) == 0))
-            continue;
-        hit = (addr & m) == (d & m);
-    }
-    fclose(f);
-    return hit;
+    /* A route of the link that covers the address: one without a gateway. */
+    struct overlap_query q = {addr, 32, {skip_a, skip_b}, false};
+    struct route_row r;
+    return routes_find(overlap_match, &q, &r);
 }
 
 bool gy_tunnel_key_valid(const char *text)

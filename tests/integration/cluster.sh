@@ -117,6 +117,41 @@ gt_pools_warm() {
     done
 }
 
+# gt_routes HOST: the agent's routes on HOST (proto 152), "DST via GW" or "DST dev IF" each,
+# sorted, ','-separated; gt_routed HOST WANT: whether they are WANT.
+gt_routes() { ip -n "${GT_HOST_NS[$1]}" route show proto 152 | awk '{print $1, $2, $3}' | sort | tr '\n' ','; }
+gt_routed() { [ "$(gt_routes "$1")" = "$2" ]; }
+
+# gt_running WORKLOAD: "NODE ID ADDRESS" of each running replica of WORKLOAD, by node.
+gt_running() {
+    gt_api 1 "/v1/replicas?workload=$1" | python3 -c '
+import json, sys
+for r in sorted(json.load(sys.stdin)["items"], key=lambda r: r["node"]):
+    if r["state"] == "running":
+        print(r["node"], r["id"], r["address"])'
+}
+
+# gt_all_reach WORKLOAD N: N replicas of WORKLOAD run, and each pings the replicas on the
+# other nodes once (2 s each at most), from its own network namespace.
+gt_all_reach() {
+    local a b na ida nb addrb ok=0 rs
+    mapfile -t rs < <(gt_running "$1")
+    [ "${#rs[@]}" -eq "$2" ] || return 1
+    for a in "${rs[@]}"; do
+        read -r na ida _ <<<"$a"
+        for b in "${rs[@]}"; do
+            read -r nb _ addrb <<<"$b"
+            [ "$na" = "$nb" ] && continue
+            if ! ip netns exec "$GT_NS_PREFIX${na#node}-$ida" busybox ping -c1 -W2 "$addrb" \
+                >/dev/null 2>&1; then
+                gt_log "$na ($ida) does not reach $nb at $addrb"
+                ok=1
+            fi
+        done
+    done
+    return $ok
+}
+
 # gt_nodes_ready HOST N: true when N nodes are ready.
 gt_nodes_ready() {
     [ "$(gt_api "$1" /v1/nodes | grep -o '"state":"ready"' | wc -l)" = "$2" ]

@@ -45,9 +45,7 @@ key1=$(key node1)
 gt_log "tunnel keys: node1 $key1, node3 $key3"
 gt_check "every node has a tunnel key" [ -n "$key1" ] && [ -n "$key3" ]
 
-# routes HOST: the agent's routes on HOST ("DST via GW" or "DST dev IF"), sorted.
-routes() { ip -n "${GT_HOST_NS[$1]}" route show proto 152 | awk '{print $1, $2, $3}' | sort | tr '\n' ','; }
-routed() { [ "$(routes "$1")" = "$2" ]; }
+routed() { gt_routed "$@"; }
 tun() { echo "gw$$-$1"; }
 gt_check "host 1 routes to node2 directly, node3 through the tunnel, node4 through the overlay" \
     gt_wait_for "routes on host 1" 30 routed 1 "198.19.2.0/24 via 198.18.0.2,198.19.3.0/24 dev $(tun 1),198.19.4.0/24 via 198.19.4.0,"
@@ -63,34 +61,11 @@ cat >"$GT_TMP/ping.json" <<'EOF'
  "resources": {"cpu": "50m", "memory": "16Mi"}, "stop_grace": "1s"}
 EOF
 gt_api 1 /v1/apply -X POST --data-binary "@$GT_TMP/ping.json" >/dev/null
-replicas() {
-    gt_api 1 "/v1/replicas?workload=pinger" | python3 -c '
-import json, sys
-for r in sorted(json.load(sys.stdin)["items"], key=lambda r: r["node"]):
-    if r["state"] == "running":
-        print(r["node"], r["id"], r["address"])'
-}
+replicas() { gt_running pinger; }
 spread() { [ "$(replicas | awk '{print $1}' | tr '\n' ' ')" = "node1 node2 node3 node4 " ]; }
 gt_check "the four replicas run, one per node" gt_wait_for "pinger spread" 90 spread
 
-all_reach() {
-    local a b ok=0
-    mapfile -t rs < <(replicas)
-    [ "${#rs[@]}" -eq 4 ] || return 1
-    for a in "${rs[@]}"; do
-        read -r na ida _ <<<"$a"
-        for b in "${rs[@]}"; do
-            read -r nb _ addrb <<<"$b"
-            [ "$na" = "$nb" ] && continue
-            if ! ip netns exec "$GT_NS_PREFIX${na#node}-$ida" busybox ping -c1 -W2 "$addrb" \
-                >/dev/null 2>&1; then
-                gt_log "$na ($ida) does not reach $nb at $addrb"
-                ok=1
-            fi
-        done
-    done
-    return $ok
-}
+all_reach() { gt_all_reach pinger "${1:-4}"; }
 gt_check "a replica on each node reaches the replicas on the other three, across clouds too" \
     gt_wait_for "pings across clouds" 30 all_reach
 

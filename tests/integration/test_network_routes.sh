@@ -33,9 +33,7 @@ gt_log "nodes: $(tr '\n' '|' <"$GT_TMP/nodes.out")"
 gt_check "get nodes -o wide shows node2's subnet and the address it connects from" \
     grep -Eq "^node2 .* 198\.18\.0\.2 +198\.19\.2\.0/24 " "$GT_TMP/nodes.out"
 
-# routes HOST: the agent's routes on HOST, "DST via GW" per line.
-routes() { ip -n "${GT_HOST_NS[$1]}" route show proto 152 | awk '{print $1, $2, $3}' | sort | tr '\n' ','; }
-routed() { [ "$(routes "$1")" = "$2" ]; }
+routed() { gt_routed "$@"; }
 gt_check "host 1 routes to the subnets of nodes 2 and 3" gt_wait_for "routes on host 1" 20 \
     routed 1 "198.19.2.0/24 via 198.18.0.2,198.19.3.0/24 via 198.18.0.3,"
 gt_check "host 3 routes to the subnets of nodes 1 and 2" gt_wait_for "routes on host 3" 20 \
@@ -46,37 +44,11 @@ cat >"$GT_TMP/ping.json" <<'EOF'
  "resources": {"cpu": "50m", "memory": "16Mi"}, "stop_grace": "1s"}
 EOF
 gt_api 1 /v1/apply -X POST --data-binary "@$GT_TMP/ping.json" >/dev/null
-# replicas: "NODE ID ADDRESS" of each running pinger replica, by node.
-replicas() {
-    gt_api 1 "/v1/replicas?workload=pinger" | python3 -c '
-import json, sys
-for r in sorted(json.load(sys.stdin)["items"], key=lambda r: r["node"]):
-    if r["state"] == "running":
-        print(r["node"], r["id"], r["address"])'
-}
+replicas() { gt_running pinger; }
 spread() { [ "$(replicas | awk '{print $1}' | tr '\n' ' ')" = "node1 node2 node3 " ]; }
 gt_check "the three replicas run, one per node" gt_wait_for "pinger spread" 90 spread
 
-# all_reach [N]: N (3) replicas run, and every one pings the replicas of the other nodes
-# once (2 s each at most).
-all_reach() {
-    local a b ok=0
-    mapfile -t rs < <(replicas)
-    [ "${#rs[@]}" -eq "${1:-3}" ] || return 1
-    for a in "${rs[@]}"; do
-        read -r na ida _ <<<"$a"
-        for b in "${rs[@]}"; do
-            read -r nb _ addrb <<<"$b"
-            [ "$na" = "$nb" ] && continue
-            if ! ip netns exec "$GT_NS_PREFIX${na#node}-$ida" busybox ping -c1 -W2 "$addrb" \
-                >/dev/null 2>&1; then
-                gt_log "$na ($ida) does not reach $nb at $addrb"
-                ok=1
-            fi
-        done
-    done
-    return $ok
-}
+all_reach() { gt_all_reach pinger "${1:-3}"; }
 gt_check "a replica on each node reaches the replicas on the other two by address" \
     gt_wait_for "pings across nodes" 20 all_reach
 
